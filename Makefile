@@ -1,0 +1,43 @@
+# The README's commands: `make run` and `make test`. Everything builds on `make install`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: install run test test-sqlite test-postgres bench lint screenshots clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+run: install
+	$(VENV)/bin/qistas demo
+	@echo ""
+	@echo "Open http://127.0.0.1:8000/ and sign in with an account above,"
+	@echo "or call the API with:  curl -H 'Authorization: Bearer TOKEN' http://127.0.0.1:8000/api/v1/projects"
+	$(VENV)/bin/qistas serve --host 127.0.0.1 --port 8000
+
+# The suite runs twice: on SQLite, then on PostgreSQL (QISTAS_TEST_POSTGRES_URL).
+test: install lint test-sqlite test-postgres
+
+test-sqlite: install
+	QISTAS_TEST_DB=sqlite $(PY) -m pytest $(PYTEST_ARGS)
+
+# Database-independent parts (the quality library, the browser) run once, in the SQLite pass.
+test-postgres: install
+	QISTAS_TEST_DB=postgresql $(PY) -m pytest -m "not sqlite_only" tests/domain tests/api tests/cli $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/mypy
+
+bench: install
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,63 @@
+"""The ASGI application: ``create_app(settings)``; nothing is built at import time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
+
+from qistas import __version__
+from qistas.api import errors
+from qistas.api.limits import BodyLimit
+from qistas.api.routes import accounts, projects, tasks, work
+from qistas.config import Settings, get_settings
+from qistas.db.engine import Database
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    db = database or Database.from_url(settings.sqlalchemy_url)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if database is None:  # we made it, we close it
+            db.dispose()
+
+    app = FastAPI(
+        title="Qistas",
+        version=__version__,
+        description="A self-hosted data engine for AI training data.",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.db = db
+    errors.install(app)
+    for module in (accounts, projects, tasks, work):
+        app.include_router(module.router, prefix=API_PREFIX)
+    app.add_middleware(BodyLimit, json_limit=settings.max_body_bytes, upload_limit=settings.max_upload_bytes)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/", include_in_schema=False, response_class=HTMLResponse)
+    def home() -> str:
+        return (
+            "<!doctype html><html lang='en'><meta charset='utf-8'><title>Qistas</title>"
+            "<h1>Qistas</h1><p>The API is at <a href='/api/v1/docs'>/api/v1/docs</a>.</p></html>"
+        )
+
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """Factory for ``uvicorn --factory`` (one per worker process)."""
+    return create_app(get_settings())

@@ -1,0 +1,89 @@
+"""Request dependencies: settings, database, the acting user, transactions."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Annotated, TypeVar
+
+from fastapi import Depends, Query, Request
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from qistas.config import Settings
+from qistas.db.dialect import is_retryable
+from qistas.db.engine import Database
+from qistas.db.models import User
+from qistas.domain.users import user_for_token
+from qistas.errors import Unauthorized
+
+T = TypeVar("T")
+RETRIES = 5
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_db(request: Request) -> Database:
+    return request.app.state.db
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return None
+
+
+def current_actor(request: Request, db: Annotated[Database, Depends(get_db)]) -> User:
+    """The user behind the bearer token (or the browser session); 401 without one."""
+    token = bearer_token(request)
+    user: User | None = None
+    if token is not None:
+        with db.reader() as session:
+            user = user_for_token(session, token)
+    else:
+        session_user = getattr(request.state, "session_user", None)
+        if session_user is not None:
+            user = session_user
+    if user is None:
+        raise Unauthorized("a valid bearer token is required" if token is None else "invalid or revoked token")
+    return user
+
+
+def page_limit(
+    settings: Annotated[Settings, Depends(get_settings)],
+    limit: Annotated[int | None, Query(ge=1, description="page size; capped at the server's maximum")] = None,
+) -> int:
+    if limit is None:
+        return settings.default_page_size
+    return min(limit, settings.max_page_size)
+
+
+def write(db: Database, work: Callable[[Session], T]) -> T:
+    """Run ``work`` in one write transaction: commit on success, roll back on any error.
+
+    A deadlock or serialization failure (PostgreSQL) runs the whole transaction again.
+    """
+    for attempt in range(RETRIES):
+        try:
+            with db.writer.begin() as session:
+                return work(session)
+        except DBAPIError as exc:
+            if not is_retryable(exc) or attempt == RETRIES - 1:
+                raise
+            time.sleep(0.01 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def read(db: Database, work: Callable[[Session], T]) -> T:
+    with db.reader() as session:
+        return work(session)
+
+
+Actor = Annotated[User, Depends(current_actor)]
+Db = Annotated[Database, Depends(get_db)]
+AppSettings = Annotated[Settings, Depends(get_settings)]
+Limit = Annotated[int, Depends(page_limit)]

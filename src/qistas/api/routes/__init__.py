@@ -1,0 +1,1 @@
+"""Thin routes: load, authorise (``qistas.policies``), delegate to ``qistas.domain``."""

@@ -1,0 +1,227 @@
+"""Importing, reading and exporting tasks and results."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from typing import IO, Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from starlette.datastructures import UploadFile
+
+from qistas.api.deps import Actor, AppSettings, Db, Limit, write
+from qistas.api.schemas.tasks import (
+    AnnotationRead,
+    ImportRead,
+    ResultPage,
+    ResultRead,
+    TaskPage,
+    TaskRead,
+)
+from qistas.db.models import Annotation, Assignment, Project, Task, User
+from qistas.domain import audit, imports, results
+from qistas.domain.security import pseudonym
+from qistas.errors import Invalid, NotFound, Unsupported
+from qistas.policies import ensure_customer_access
+
+router = APIRouter(tags=["tasks"])
+SPOOL_IN_MEMORY = 1 << 20
+MEDIA_FORMATS = {
+    "application/json": "json",
+    "application/jsonl": "jsonl",
+    "application/x-ndjson": "jsonl",
+    "application/jsonlines": "jsonl",
+    "application/x-jsonlines": "jsonl",
+    "text/csv": "csv",
+}
+IMPORT_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "A JSON list of tasks, a JSONL or CSV body, or a multipart upload "
+        "(field `file`; format from `format` or the file name).",
+        "content": {
+            "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+            "application/x-ndjson": {"schema": {"type": "string"}},
+            "text/csv": {"schema": {"type": "string"}},
+            "multipart/form-data": {
+                "schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}
+            },
+        },
+    }
+}
+
+
+def _format_of_name(name: str | None) -> str | None:
+    if not name:
+        return None
+    lowered = name.lower()
+    for ext, fmt in ((".jsonl", "jsonl"), (".ndjson", "jsonl"), (".csv", "csv"), (".json", "json")):
+        if lowered.endswith(ext):
+            return fmt
+    return None
+
+
+async def _spooled_body(request: Request) -> tuple[IO[bytes], str | None, Any]:
+    """The upload as a file (in memory up to 1 MB, then on disk) and its format if known."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media == "multipart/form-data":
+        form = await request.form(max_files=1, max_fields=10)
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise Invalid("the upload needs a file field named 'file'", details={"field": "file"})
+        fmt = form.get("format")
+        return upload.file, (fmt if isinstance(fmt, str) else None) or _format_of_name(upload.filename), form
+    if media not in MEDIA_FORMATS:
+        raise Unsupported(
+            "send JSON, JSONL (application/x-ndjson), CSV (text/csv) or a multipart upload",
+            details={"content_type": media or None},
+        )
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115 - closed by caller
+    async for chunk in request.stream():
+        spool.write(chunk)
+    spool.seek(0)
+    return spool, MEDIA_FORMATS[media], None
+
+
+@router.post("/projects/{project_id}/tasks", status_code=201, response_model=ImportRead,
+             openapi_extra=IMPORT_BODY)
+async def import_tasks(
+    project_id: int, request: Request, actor: Actor, db: Db, settings: AppSettings,
+    format: Annotated[str | None, Query(description="json, jsonl or csv; overrides the media type")] = None,
+) -> ImportRead:
+    # The whole body is received before the transaction opens: a client that disconnects
+    # mid-upload never reaches the database.
+    stream, detected, form = await _spooled_body(request)
+    fmt = format or detected
+    try:
+        if fmt not in imports.FORMATS:
+            raise Invalid("say the format: ?format=json|jsonl|csv", details={"field": "format"})
+
+        def work(session: Session) -> ImportRead:
+            project = ensure_customer_access(actor, session.get(Project, project_id))
+            stream.seek(0)
+            result = imports.import_tasks(
+                session, project=project, rows=imports.iter_rows(stream, fmt),
+                max_errors=settings.max_import_errors,
+            )
+            audit.record(session, actor=actor, action="tasks.import", object_type="project",
+                         object_id=project.id, org_id=project.org_id,
+                         details={"created": result.created, "duplicates": result.duplicates})
+            return ImportRead(created=result.created, duplicates=result.duplicates)
+
+        return await run_in_threadpool(write, db, work)
+    finally:
+        stream.close()
+        if form is not None:
+            await form.close()
+
+
+def _pseudonymizer(secret: str, org_id: int) -> Any:
+    return lambda user_id: pseudonym(secret, org_id, user_id)
+
+
+def task_read(task: Task, annotations: list[AnnotationRead] | None = None) -> TaskRead:
+    return TaskRead(
+        id=task.id, project_id=task.project_id, batch_id=task.batch_id, unique_id=task.unique_id,
+        data=task.data, metadata=task.meta, gold=task.gold, status=task.status, required=task.required,
+        n_annotations=task.n_annotations, response=task.response, confidence=task.confidence,
+        method=task.method, below_target=task.below_target, created_at=task.created_at,
+        completed_at=task.completed_at, annotations=annotations,
+    )
+
+
+@router.get("/projects/{project_id}/tasks", response_model=TaskPage)
+def list_tasks(
+    project_id: int, actor: Actor, db: Db, limit: Limit,
+    status: str | None = None, after: int | None = None,
+) -> TaskPage:
+    def work(session: Session) -> TaskPage:
+        project = ensure_customer_access(actor, session.get(Project, project_id))
+        page = results.task_page(session, project_id=project.id, status=status, after=after, limit=limit)
+        audit.record(session, actor=actor, action="tasks.read", object_type="project",
+                     object_id=project.id, org_id=project.org_id, details={"count": len(page)})
+        return TaskPage(items=[task_read(t) for t in page], next=page[-1].id if len(page) == limit else None)
+
+    return write(db, work)
+
+
+@router.get("/tasks/{task_id}", response_model=TaskRead | dict[str, Any])
+def get_task(task_id: int, actor: Actor, db: Db, settings: AppSettings) -> Any:
+    def work(session: Session) -> Any:
+        task = session.get(Task, task_id)
+        project = session.get(Project, task.project_id) if task else None
+        if task is None or project is None:
+            raise NotFound("task not found")
+        if actor.role == "annotator":
+            return _annotator_task(session, actor, task)
+        try:
+            ensure_customer_access(actor, project)
+        except NotFound:
+            raise NotFound("task not found") from None
+        name = _pseudonymizer(settings.secret_key or "", project.org_id)
+        annotations = [
+            AnnotationRead(id=a.id, task_id=a.task_id, annotator=name(a.annotator_id), answer=a.answer,
+                           seconds=a.seconds, created_at=a.created_at)
+            for a in session.scalars(select(Annotation).where(Annotation.task_id == task.id).order_by(Annotation.id))
+        ]
+        audit.record(session, actor=actor, action="task.read", object_type="task", object_id=task.id,
+                     org_id=project.org_id)
+        return task_read(task, annotations)
+
+    return write(db, work)
+
+
+def _annotator_task(session: Session, actor: User, task: Task) -> dict[str, Any]:
+    """Annotators may read a task they hold or held a lease on: its id and data only."""
+    held = session.scalar(
+        select(Assignment.id).where(Assignment.task_id == task.id, Assignment.annotator_id == actor.id)
+    )
+    if held is None:
+        raise NotFound("task not found")
+    return {"id": task.id, "data": task.data}
+
+
+@router.get("/projects/{project_id}/results", response_model=ResultPage)
+def list_results(project_id: int, actor: Actor, db: Db, limit: Limit, after: int | None = None) -> ResultPage:
+    def work(session: Session) -> ResultPage:
+        project = ensure_customer_access(actor, session.get(Project, project_id))
+        page = results.results_page(session, project_id=project.id, after=after, limit=limit)
+        audit.record(session, actor=actor, action="results.read", object_type="project",
+                     object_id=project.id, org_id=project.org_id, details={"count": len(page)})
+        items = [ResultRead(task_id=t.id, unique_id=t.unique_id, response=t.response,
+                            confidence=t.confidence, method=t.method) for t in page]
+        return ResultPage(items=items, next=page[-1].id if len(page) == limit else None)
+
+    return write(db, work)
+
+
+@router.get("/projects/{project_id}/export")
+def export(
+    project_id: int, actor: Actor, db: Db, settings: AppSettings,
+    format: Annotated[str, Query(description="jsonl or csv")] = "jsonl",
+) -> StreamingResponse:
+    if format not in results.EXPORT_FORMATS:
+        raise Invalid(f"format must be one of {', '.join(results.EXPORT_FORMATS)}", details={"field": "format"})
+
+    def authorise(session: Session) -> Project:
+        project = ensure_customer_access(actor, session.get(Project, project_id))
+        audit.record(session, actor=actor, action="export", object_type="project", object_id=project.id,
+                     org_id=project.org_id, details={"format": format})
+        return project
+
+    project = write(db, authorise)
+    name = _pseudonymizer(settings.secret_key or "", project.org_id)
+
+    def body() -> Iterator[bytes]:
+        # Its own read session, held only while the response streams.
+        with db.reader() as session:
+            yield from results.export_stream(session, project=project, fmt=format, pseudonym=name)
+
+    media = "application/x-ndjson" if format == "jsonl" else "text/csv; charset=utf-8"
+    filename = f"project-{project.id}.{format}"
+    return StreamingResponse(body(), media_type=media,
+                             headers={"Content-Disposition": f'attachment; filename="{filename}"'})

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Redundancy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    min: int = 1
+    max: int | None = None
+    target: float | None = None
+
+
+class ProjectCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    task: dict[str, Any]
+    instructions: str = Field(default="", max_length=200_000)
+    redundancy: Redundancy = Field(default_factory=Redundancy)
+    gold: dict[str, Any] = Field(default_factory=dict)
+    priority: int = 0
+    pay_rate: float | None = None
+    workforce: str = Field(default="shared", description="'shared' or 'org'")
+    org: str | None = Field(default=None, description="organization slug; admins only")
+
+
+class ProjectRead(BaseModel):
+    id: int
+    org: str
+    name: str
+    task: dict[str, Any]
+    instructions: str
+    redundancy: dict[str, Any]
+    gold: dict[str, Any]
+    priority: int
+    pay_rate: float | None
+    workforce: str
+    created_at: datetime
+
+
+class ProjectWorkView(BaseModel):
+    """What an annotator sees of a project: no organization, no settings."""
+
+    id: int
+    name: str
+    task: dict[str, Any]
+    instructions: str
+
+
+class BatchCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    callback_url: str | None = Field(default=None, max_length=2048)
+
+
+class BatchRead(BaseModel):
+    id: int
+    project_id: int
+    name: str
+    status: str
+    callback_url: str | None
+    counts: dict[str, int]
+    created_at: datetime

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ImportRead(BaseModel):
+    created: int
+    duplicates: int
+
+
+class AnnotationRead(BaseModel):
+    id: int
+    task_id: int
+    annotator: str = Field(description="pseudonym, stable within an organization")
+    answer: Any
+    seconds: float | None
+    created_at: datetime
+
+
+class TaskRead(BaseModel):
+    id: int
+    project_id: int
+    batch_id: int | None
+    unique_id: str | None
+    data: dict[str, Any]
+    metadata: dict[str, Any] | None
+    gold: Any | None
+    status: str
+    required: int
+    n_annotations: int
+    response: Any | None
+    confidence: float | None
+    method: str | None
+    below_target: bool
+    created_at: datetime
+    completed_at: datetime | None
+    annotations: list[AnnotationRead] | None = None
+
+
+class TaskPage(BaseModel):
+    items: list[TaskRead]
+    next: int | None = Field(description="pass as `after` for the next page; null at the end")
+
+
+class TaskWorkView(BaseModel):
+    """A task as an annotator receives it: its data, nothing else."""
+
+    id: int
+    data: dict[str, Any]
+
+
+class AssignmentRead(BaseModel):
+    id: int
+    project_id: int
+    task: TaskWorkView
+    expires_at: datetime
+
+
+class SubmitCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    answer: Any
+    seconds: float | None = None
+
+
+class SubmittedRead(BaseModel):
+    id: int
+    assignment_id: int
+    task_id: int
+    answer: Any
+    seconds: float | None
+    created_at: datetime
+
+
+class ResultRead(BaseModel):
+    task_id: int
+    unique_id: str | None
+    response: Any
+    confidence: float | None
+    method: str | None
+
+
+class ResultPage(BaseModel):
+    items: list[ResultRead]
+    next: int | None

@@ -1,0 +1,180 @@
+"""The ``qistas`` command: thin wrappers over ``qistas.domain`` and the SDK."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from qistas.config import get_settings
+
+
+def _database():
+    from qistas.db.engine import Database
+
+    return Database.from_url(get_settings().sqlalchemy_url)
+
+
+@click.group()
+@click.version_option(package_name="qistas")
+def main() -> None:
+    """Qistas: a self-hosted data engine for AI training data."""
+
+
+@main.command()
+def migrate() -> None:
+    """Bring the database schema up to date."""
+    from qistas.db.migrate import upgrade
+
+    settings = get_settings()
+    upgrade(settings.sqlalchemy_url)
+    click.echo("database is up to date")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="server processes; all share the database")
+@click.option("--log-level", default="warning", show_default=True)
+def serve(host: str, port: int, workers: int, log_level: str) -> None:
+    """Migrate, then serve the API and the web UI."""
+    import uvicorn
+
+    from qistas.db.migrate import upgrade
+
+    settings = get_settings()
+    upgrade(settings.sqlalchemy_url)
+    # Worker processes rebuild settings from the environment: make sure they find the same home.
+    os.environ["QISTAS_HOME"] = str(settings.home)
+    click.echo(f"Qistas is serving on http://{host}:{port}/  (API: http://{host}:{port}/api/v1/docs)")
+    uvicorn.run("qistas.api.app:app_from_environment", factory=True, host=host, port=port,
+                workers=workers, log_level=log_level, access_log=False)
+
+
+@main.command()
+def demo() -> None:
+    """Seed a demo (when the database is empty) and print how to log in."""
+    from qistas.db.migrate import upgrade
+    from qistas.domain import demo as demo_data
+
+    settings = get_settings()
+    upgrade(settings.sqlalchemy_url)
+    credentials = settings.home / "demo-credentials.txt"
+    db = _database()
+    try:
+        with db.writer.begin() as session:
+            if demo_data.database_is_empty(session):
+                accounts = demo_data.seed(session)
+                lines = [f"{a.role:<10} {a.email:<32} password {a.password}  token {a.token}" for a in accounts]
+                fd = os.open(credentials, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w") as handle:
+                    handle.write("\n".join(lines) + "\n")
+                click.echo("Seeded the demo organization 'demo'.")
+            project_id = demo_data.demo_project_id(session)
+    finally:
+        db.dispose()
+    if credentials.exists():
+        click.echo(f"Demo accounts (kept in {credentials}):")
+        click.echo(credentials.read_text().rstrip())
+        if project_id is not None:
+            click.echo(f"Demo project id: {project_id}")
+    else:
+        click.echo("The database already has users; no demo was seeded.")
+
+
+@main.group()
+def users() -> None:
+    """Manage users."""
+
+
+@users.command("create")
+@click.argument("email")
+@click.option("--role", required=True, type=click.Choice(["admin", "owner", "member", "annotator"]))
+@click.option("--org", "org_slug", help="organization slug (created if missing)")
+@click.option("--password", help="for signing in to the web UI; prompted if --ask-password")
+@click.option("--ask-password", is_flag=True, help="prompt for the password")
+@click.option("--token", "with_token", is_flag=True, help="also issue an API token (printed last)")
+def users_create(email: str, role: str, org_slug: str | None, password: str | None,
+                 ask_password: bool, with_token: bool) -> None:
+    """Create a user; with --token the token is the last line printed."""
+    from qistas.db.migrate import upgrade
+    from qistas.domain import users as domain_users
+    from qistas.errors import NotFound, QistasError
+
+    if ask_password:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    upgrade(get_settings().sqlalchemy_url)
+    db = _database()
+    try:
+        with db.writer.begin() as session:
+            org_id = None
+            if org_slug:
+                try:
+                    org_id = domain_users.get_org_by_slug(session, org_slug).id
+                except NotFound:
+                    org_id = domain_users.create_org(session, name=org_slug, slug=org_slug).id
+            user = domain_users.create_user(session, email=email, role=role, org_id=org_id, password=password)
+            token = domain_users.create_token(session, user=user, name="cli") if with_token else None
+    except QistasError as exc:
+        raise click.ClickException(exc.message) from None
+    finally:
+        db.dispose()
+    click.echo(f"created {role} {user.email} (id {user.id})")
+    if token:
+        click.echo(token)
+
+
+def _client(url: str, token: str):
+    from qistas.client import Client
+
+    return Client(url, token)
+
+
+url_option = click.option("--url", envvar="QISTAS_URL", default="http://127.0.0.1:8000", show_default=True)
+token_option = click.option("--token", envvar="QISTAS_TOKEN", required=True, help="API token (or QISTAS_TOKEN)")
+
+
+@main.command("import")
+@click.argument("project_id", type=int)
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["json", "jsonl", "csv"]))
+@url_option
+@token_option
+def import_(project_id: int, path: Path, fmt: str | None, url: str, token: str) -> None:
+    """Import tasks from a JSONL, CSV or JSON file (all or nothing)."""
+    from qistas.client import ApiError
+
+    with _client(url, token) as client:
+        try:
+            result = client.projects.get(project_id).tasks.upload(path, format=fmt)
+        except ApiError as exc:
+            click.echo(f"error: {exc.message}", err=True)
+            for row in (exc.details or {}).get("rows", []) if isinstance(exc.details, dict) else []:
+                click.echo(f"  row {row['row']}: {row['message']}", err=True)
+            sys.exit(1)
+    click.echo(f"created {result['created']}, duplicates {result['duplicates']}")
+
+
+@main.command("export")
+@click.argument("project_id", type=int)
+@click.option("--format", "fmt", default="jsonl", show_default=True, type=click.Choice(["jsonl", "csv"]))
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@url_option
+@token_option
+def export(project_id: int, fmt: str, output: Path, url: str, token: str) -> None:
+    """Export every task with its result and annotations."""
+    from qistas.client import ApiError
+
+    with _client(url, token) as client:
+        try:
+            client.projects.get(project_id).export(format=fmt, path=output)
+        except ApiError as exc:
+            raise click.ClickException(exc.message) from None
+    click.echo(f"wrote {output}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,70 @@
+"""Errors raised by the SDK, one per server error code.
+
+    ApiError            any error answer; .status, .code, .message, .details
+    ├── Unauthorized    401 unauthorized
+    ├── Forbidden       403 forbidden
+    ├── NotFound        404 not_found
+    ├── Conflict        409 conflict
+    ├── TooLarge        413 too_large
+    └── Invalid         422 invalid
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+
+
+class Unauthorized(ApiError):
+    pass
+
+
+class Forbidden(ApiError):
+    pass
+
+
+class NotFound(ApiError):
+    pass
+
+
+class Conflict(ApiError):
+    pass
+
+
+class TooLarge(ApiError):
+    pass
+
+
+class Invalid(ApiError):
+    pass
+
+
+BY_CODE: dict[str, type[ApiError]] = {
+    "unauthorized": Unauthorized,
+    "forbidden": Forbidden,
+    "not_found": NotFound,
+    "conflict": Conflict,
+    "too_large": TooLarge,
+    "invalid": Invalid,
+}
+
+
+def raise_for_error(response: httpx.Response) -> None:
+    if response.status_code < 400:
+        return
+    try:
+        error = response.json()["error"]
+        code, message, details = error["code"], error["message"], error.get("details")
+    except (ValueError, KeyError, TypeError):
+        code, message, details = "error", response.text[:500], None
+    raise BY_CODE.get(code, ApiError)(response.status_code, code, message, details)

@@ -1,0 +1,39 @@
+"""Alembic environment: online migrations only, one transaction, one migrator at a time.
+
+Several ``qistas serve`` processes may start together on one database. On PostgreSQL a
+transaction-scoped advisory lock serialises them; on SQLite ``BEGIN IMMEDIATE`` does. The
+second process then finds the schema at head and does nothing.
+"""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import text
+
+from qistas.db.engine import make_engine
+from qistas.db.models import Base
+
+MIGRATION_LOCK_KEY = 7_460_117_001  # any constant shared by every Qistas process
+
+
+def run_migrations_online() -> None:
+    url = context.config.get_main_option("sqlalchemy.url")
+    assert url is not None
+    engine = make_engine(url)
+    if engine.dialect.name == "sqlite":
+        engine = engine.execution_options(sqlite_begin="IMMEDIATE")
+    with engine.connect() as connection:
+        context.configure(
+            connection=connection,
+            target_metadata=Base.metadata,
+            render_as_batch=connection.dialect.name == "sqlite",
+            compare_type=True,
+        )
+        with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
+            context.run_migrations()
+    engine.dispose()
+
+
+run_migrations_online()

@@ -1,0 +1,172 @@
+"""Tables. Mapped classes only: behaviour lives in ``qistas.domain``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from qistas.db.types import JSONType, UTCDateTime, utcnow
+
+# BIGINT on PostgreSQL, INTEGER (the rowid alias) on SQLite.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Organization(Base):
+    __tablename__ = "organizations"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    role: Mapped[str] = mapped_column(String(16))  # admin | owner | member | annotator
+    org_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"), index=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    is_reviewer: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    # SHA-256 of the token: tokens are 256 random bits, so a fast hash is enough here
+    # (argon2 is for low-entropy passwords) and lookups stay one indexed read.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Project(Base):
+    __tablename__ = "projects"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    task_spec: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    instructions: Mapped[str] = mapped_column(Text, default="")
+    redundancy_min: Mapped[int] = mapped_column(Integer, default=1)
+    redundancy_max: Mapped[int] = mapped_column(Integer, default=1)
+    redundancy_target: Mapped[float | None] = mapped_column(Float)
+    gold_policy: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    pay_rate: Mapped[float | None] = mapped_column(Float)
+    # "shared": the shared workforce and the organization's own annotators; "org": only the latter.
+    workforce: Mapped[str] = mapped_column(String(16), default="shared")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Batch(Base):
+    __tablename__ = "batches"
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # staging | in_progress | paused | completed | canceled
+    status: Mapped[str] = mapped_column(String(16), default="staging")
+    callback_url: Mapped[str | None] = mapped_column(String(2048))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Task(Base):
+    __tablename__ = "tasks"
+    __table_args__ = (
+        UniqueConstraint("project_id", "unique_id"),
+        # Serves "next task" queries: open tasks of a project, unstarted ones in import order.
+        Index("ix_tasks_claim", "project_id", "status", "n_claimed", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"), index=True)
+    unique_id: Mapped[str | None] = mapped_column(String(255))
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONType)
+    gold: Mapped[Any | None] = mapped_column(JSONType)
+    is_gold: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|completed|canceled
+    # Annotations the task needs now: starts at redundancy.min, grows up to max.
+    required: Mapped[int] = mapped_column(Integer)
+    # Submitted annotations plus live leases: never above `required` (invariant 1).
+    n_claimed: Mapped[int] = mapped_column(Integer, default=0)
+    n_annotations: Mapped[int] = mapped_column(Integer, default=0)
+    response: Mapped[Any | None] = mapped_column(JSONType)
+    confidence: Mapped[float | None] = mapped_column(Float)
+    method: Mapped[str | None] = mapped_column(String(32))
+    below_target: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Assignment(Base):
+    __tablename__ = "assignments"
+    __table_args__ = (
+        # An annotator never gets the same task twice (invariant 2), enforced by the database.
+        UniqueConstraint("task_id", "annotator_id"),
+        Index("ix_assignments_live", "project_id", "status", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"))
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    annotator_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active|submitted|skipped|expired
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Annotation(Base):
+    __tablename__ = "annotations"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    # One annotation per lease (invariant 4), enforced by the database.
+    assignment_id: Mapped[int] = mapped_column(ForeignKey("assignments.id"), unique=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"), index=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    annotator_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    answer: Mapped[Any] = mapped_column(JSONType)
+    seconds: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AuditEvent(Base):
+    """Append-only: who read or changed what."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    org_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"), index=True)
+    action: Mapped[str] = mapped_column(String(64))
+    object_type: Mapped[str] = mapped_column(String(32))
+    object_id: Mapped[int | None] = mapped_column(BigId)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSONType)

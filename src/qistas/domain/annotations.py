@@ -1,0 +1,112 @@
+"""Submitting an answer: validate, store once, and complete the task when it has enough.
+
+Invariant 4: a repeated submit of the same lease returns the stored annotation and stores
+nothing new (the assignment row is locked, and a unique constraint on assignment_id backs it
+up). Invariant 5: a lease that expired, was skipped or belongs to someone else answers 409
+(or 404) and stores nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from qistas.db.models import Annotation, Batch, Project, Task, User
+from qistas.domain.aggregation import aggregate, decide
+from qistas.domain.assignments import get_own_assignment
+from qistas.domain.jsonsafe import check_storable
+from qistas.domain.projects import complete_batch_if_done
+from qistas.domain.tasktypes import parse_spec, validate_answer
+from qistas.errors import Conflict, Invalid
+
+MAX_SECONDS = 7 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class Submitted:
+    annotation: Annotation
+    created: bool  # False when this was a repeat of an earlier submit
+
+
+def submit(
+    session: Session,
+    *,
+    assignment_id: int,
+    annotator: User,
+    answer: Any,
+    seconds: float | None,
+    now: datetime,
+) -> Submitted:
+    assignment = get_own_assignment(session, assignment_id=assignment_id, annotator=annotator, lock=True)
+    if assignment.status == "submitted":
+        stored = session.scalar(select(Annotation).where(Annotation.assignment_id == assignment.id))
+        assert stored is not None
+        return Submitted(stored, created=False)
+    if assignment.status != "active" or assignment.expires_at <= now:
+        state = "expired" if assignment.status == "active" else assignment.status
+        raise Conflict(f"this lease is no longer valid ({state}); take a new task")
+    if seconds is not None and not 0 <= seconds <= MAX_SECONDS:
+        raise Invalid(f"seconds must be between 0 and {MAX_SECONDS}", details={"field": "seconds"})
+    # Lock order everywhere: assignment, then task.
+    task = session.scalar(select(Task).where(Task.id == assignment.task_id).with_for_update())
+    project = session.get(Project, assignment.project_id)
+    assert task is not None and project is not None
+    if task.status != "pending":
+        raise Conflict(f"this task is {task.status}; take a new task")
+    check_storable(answer, "answer")
+    normalised = validate_answer(parse_spec(project.task_spec), task.data, answer)
+
+    annotation = Annotation(
+        assignment_id=assignment.id,
+        task_id=task.id,
+        project_id=project.id,
+        annotator_id=annotator.id,
+        answer=normalised,
+        seconds=seconds,
+        created_at=now,
+    )
+    session.add(annotation)
+    assignment.status = "submitted"
+    assignment.ended_at = now
+    task.n_annotations += 1  # the lease's slot in n_claimed now holds this annotation
+    session.flush()
+    _settle(session, task=task, project=project, now=now)
+    return Submitted(annotation, created=True)
+
+
+def _settle(session: Session, *, task: Task, project: Project, now: datetime) -> None:
+    """Complete the task, or raise how many annotations it needs, after a new one."""
+    if task.n_annotations < task.required:
+        return
+    answers = list(
+        session.scalars(
+            select(Annotation.answer).where(Annotation.task_id == task.id).order_by(Annotation.id)
+        )
+    )
+    consensus = aggregate(answers)
+    decision = decide(
+        n_annotations=task.n_annotations,
+        required=task.required,
+        lo=project.redundancy_min,
+        hi=project.redundancy_max,
+        target=project.redundancy_target,
+        confidence=consensus.confidence,
+    )
+    task.required = decision.required
+    if not decision.complete:
+        return
+    task.status = "completed"
+    task.response = consensus.response
+    task.confidence = consensus.confidence
+    task.method = consensus.method
+    task.below_target = decision.below_target
+    task.completed_at = now
+    session.flush()
+    if task.batch_id is not None:
+        batch = session.get(Batch, task.batch_id)
+        if batch is not None:
+            complete_batch_if_done(session, batch=batch)

@@ -1,0 +1,172 @@
+"""The assignment engine: leasing tasks to annotators.
+
+Invariants (DESIGN.md), and what keeps each one:
+
+1. ``n_claimed`` (annotations + live leases) never exceeds ``required``: a claim increments
+   it only with the guard ``n_claimed < required`` in the same UPDATE.
+2. An annotator never gets the same task twice: the claim query excludes tasks they have an
+   assignment for, and a unique (task, annotator) constraint backs it up.
+3. Leases expire: every claim first sweeps the project's expired leases, freeing their slots.
+4. & 5. live in ``annotations.submit``.
+
+Concurrency: on SQLite claims run in ``BEGIN IMMEDIATE`` transactions, one at a time; on
+PostgreSQL the picked task row is locked with ``FOR UPDATE SKIP LOCKED`` so concurrent claims
+take different rows instead of queueing on one.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import CursorResult, Select, and_, exists, or_, select, update
+from sqlalchemy.orm import Session
+
+from qistas.db.dialect import claim_lock
+from qistas.db.models import Assignment, Batch, Project, Task, User
+from qistas.errors import Conflict, NotFound
+
+
+def expire_leases(session: Session, *, project_id: int, now: datetime) -> int:
+    """Mark the project's expired leases and give their slots back to their tasks."""
+    stale = claim_lock(
+        session,
+        select(Assignment.id, Assignment.task_id).where(
+            Assignment.project_id == project_id,
+            Assignment.status == "active",
+            Assignment.expires_at <= now,
+        ),
+    )
+    rows = session.execute(stale).all()
+    if not rows:
+        return 0
+    session.execute(
+        update(Assignment)
+        .where(Assignment.id.in_([r.id for r in rows]), Assignment.status == "active")
+        .values(status="expired", ended_at=now)
+    )
+    _release_slots(session, Counter(r.task_id for r in rows))
+    return len(rows)
+
+
+def _release_slots(session: Session, per_task: Counter[int]) -> None:
+    # Sorted, so two transactions always lock tasks in the same order (no deadlock).
+    for task_id in sorted(per_task):
+        session.execute(
+            update(Task)
+            .where(Task.id == task_id)
+            .values(n_claimed=Task.n_claimed - per_task[task_id])
+        )
+
+
+def _candidates(project: Project, annotator: User) -> Select[Task]:
+    served_batch = or_(
+        Task.batch_id.is_(None),
+        Task.batch_id.in_(
+            select(Batch.id).where(Batch.project_id == project.id, Batch.status == "in_progress")
+        ),
+    )
+    seen = exists().where(Assignment.task_id == Task.id, Assignment.annotator_id == annotator.id)
+    return select(Task).where(
+        Task.project_id == project.id,
+        Task.status == "pending",
+        Task.n_claimed < Task.required,
+        served_batch,
+        ~seen,
+    )
+
+
+def active_lease(session: Session, *, project_id: int, annotator_id: int, now: datetime) -> Assignment | None:
+    return session.scalar(
+        select(Assignment).where(
+            Assignment.project_id == project_id,
+            Assignment.annotator_id == annotator_id,
+            Assignment.status == "active",
+            Assignment.expires_at > now,
+        ).limit(1)
+    )
+
+
+def claim(
+    session: Session, *, project: Project, annotator: User, now: datetime, lease_seconds: int
+) -> tuple[Assignment, Task] | None:
+    """Lease the next task to the annotator, or return None when nothing is left for them.
+
+    An annotator holding a live lease in the project gets that lease back (a reload or a
+    retried request must not hoard a second task). Order: tasks already started first
+    (finish what is open), then import order.
+    """
+    expire_leases(session, project_id=project.id, now=now)
+    held = active_lease(session, project_id=project.id, annotator_id=annotator.id, now=now)
+    if held is not None:
+        task = session.get(Task, held.task_id)
+        assert task is not None
+        return held, task
+    base = _candidates(project, annotator)
+    for started in (Task.n_claimed > 0, Task.n_claimed == 0):
+        query = claim_lock(session, base.where(started).order_by(Task.id).limit(1))
+        task = session.scalar(query)
+        if task is None:
+            continue
+        taken: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+            update(Task)
+            .where(and_(Task.id == task.id, Task.n_claimed < Task.required, Task.status == "pending"))
+            .values(n_claimed=Task.n_claimed + 1)
+            .execution_options(synchronize_session=False)
+        )
+        if taken.rowcount != 1:  # pragma: no cover - the row lock or BEGIN IMMEDIATE prevents it
+            continue
+        assignment = Assignment(
+            task_id=task.id,
+            project_id=project.id,
+            annotator_id=annotator.id,
+            status="active",
+            created_at=now,
+            expires_at=now + timedelta(seconds=lease_seconds),
+        )
+        session.add(assignment)
+        session.flush()
+        return assignment, task
+    return None
+
+
+def get_own_assignment(
+    session: Session, *, assignment_id: int, annotator: User, lock: bool = False
+) -> Assignment:
+    """An annotator's own assignment; anyone else's is 404."""
+    query = select(Assignment).where(Assignment.id == assignment_id)
+    if lock:
+        query = query.with_for_update()
+    assignment = session.scalar(query)
+    if assignment is None or assignment.annotator_id != annotator.id:
+        raise NotFound("assignment not found")
+    return assignment
+
+
+def skip(session: Session, *, assignment_id: int, annotator: User, now: datetime) -> None:
+    assignment = get_own_assignment(session, assignment_id=assignment_id, annotator=annotator, lock=True)
+    if assignment.status == "skipped":
+        return  # a repeated skip is harmless
+    if assignment.status != "active" or assignment.expires_at <= now:
+        raise Conflict(f"this lease is no longer valid ({_state(assignment, now)})")
+    assignment.status = "skipped"
+    assignment.ended_at = now
+    _release_slots(session, Counter({assignment.task_id: 1}))
+    session.flush()
+
+
+def renew(session: Session, *, assignment_id: int, annotator: User, now: datetime, lease_seconds: int) -> Assignment:
+    """Extend a live lease while the annotator is still working on it."""
+    assignment = get_own_assignment(session, assignment_id=assignment_id, annotator=annotator, lock=True)
+    if assignment.status != "active" or assignment.expires_at <= now:
+        raise Conflict(f"this lease is no longer valid ({_state(assignment, now)})")
+    assignment.expires_at = now + timedelta(seconds=lease_seconds)
+    session.flush()
+    return assignment
+
+
+def _state(assignment: Assignment, now: datetime) -> str:
+    if assignment.status == "active" and assignment.expires_at <= now:
+        return "expired"
+    return assignment.status

@@ -1,0 +1,311 @@
+"""Importing tasks: parse JSON / JSONL / CSV rows, validate, insert — all or nothing.
+
+Rows stream from a file and are inserted in chunks inside the caller's transaction, so an
+import of any size runs in constant memory. On the first invalid row insertion stops, the
+remaining rows are still checked (so the client learns every problem at once), and
+``Invalid`` is raised listing them: the caller rolls back and nothing is written.
+A ``unique_id`` that exists (or repeats within the file) counts as a duplicate and is
+skipped by ``ON CONFLICT DO NOTHING``, which also keeps two concurrent imports from
+creating the same task twice.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from qistas.db.dialect import insert_skipping_conflicts
+from qistas.db.models import Batch, Project, Task
+from qistas.db.types import utcnow
+from qistas.domain.jsonsafe import check_storable
+from qistas.domain.tasktypes import ClassificationSpec, parse_spec, validate_answer, validate_data
+from qistas.errors import Invalid, QistasError
+
+CHUNK = 1000
+ROW_KEYS = {"data", "unique_id", "batch", "gold", "metadata"}
+CSV_RESERVED = ("unique_id", "batch", "gold", "metadata")
+FORMATS = ("json", "jsonl", "csv")
+
+
+@dataclass
+class ImportResult:
+    created: int = 0
+    duplicates: int = 0
+
+
+# --- parsing ------------------------------------------------------------------------------
+
+
+class RowError(Exception):
+    """A row that could not even be parsed; carries the row number."""
+
+    def __init__(self, row: int, message: str) -> None:
+        super().__init__(message)
+        self.row = row
+        self.message = message
+
+
+def _text(stream: IO[bytes]) -> Iterator[str]:
+    """Decode UTF-8 (with or without BOM) in chunks; invalid bytes are a clear error."""
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    offset = 0
+    while True:
+        chunk = stream.read(1 << 16)
+        try:
+            text = decoder.decode(chunk, final=not chunk)
+        except UnicodeDecodeError as exc:
+            raise Invalid(
+                f"the file is not valid UTF-8 (byte {offset + exc.start})",
+                details={"field": "file"},
+            ) from None
+        offset += len(chunk)
+        if text:
+            yield text
+        if not chunk:
+            return
+
+
+def _lines(stream: IO[bytes]) -> Iterator[str]:
+    pending = ""
+    for text in _text(stream):
+        pending += text
+        *complete, pending = pending.split("\n")
+        yield from complete
+    if pending:
+        yield pending
+
+
+def iter_jsonl(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
+    for number, line in enumerate(_lines(stream), start=1):
+        if not line.strip():
+            continue
+        try:
+            yield number, json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield number, RowError(number, f"not valid JSON: {exc.msg} at column {exc.colno}")
+
+
+def iter_json_array(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
+    """Stream the elements of a top-level JSON array, one at a time."""
+    decoder = json.JSONDecoder()
+    chunks = _text(stream)
+    buffer, position, row = "", 0, 0
+    expect = "["
+
+    def fill() -> bool:
+        nonlocal buffer, position
+        more = next(chunks, None)
+        if more is None:
+            return False
+        buffer, position = buffer[position:] + more, 0
+        return True
+
+    while True:
+        while position < len(buffer) and buffer[position] in " \t\r\n":
+            position += 1
+        if position >= len(buffer):
+            if not fill():
+                raise Invalid("the JSON array is not closed" if expect != "[" else "empty body",
+                              details={"field": "file"})
+            continue
+        char = buffer[position]
+        if expect == "[":
+            if char != "[":
+                raise Invalid("expected a JSON array of tasks", details={"field": "file"})
+            position, expect = position + 1, "value-or-]"
+        elif char == "]" and expect in ("value-or-]", ",-or-]"):
+            return
+        elif char == "," and expect == ",-or-]":
+            position, expect = position + 1, "value"
+        elif expect in ("value", "value-or-]"):
+            while True:
+                try:
+                    value, end = decoder.raw_decode(buffer, position)
+                except json.JSONDecodeError as exc:
+                    if fill():
+                        continue
+                    raise Invalid(f"row {row + 1}: not valid JSON: {exc.msg}",
+                                  details={"row": row + 1}) from None
+                # A number at the very end of the buffer may continue in the next chunk.
+                if end == len(buffer) and fill():
+                    continue
+                break
+            row += 1
+            position, expect = end, ",-or-]"
+            yield row, value
+        else:
+            raise Invalid(f"after row {row}: expected ',' or ']'", details={"row": row})
+
+
+def iter_csv(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
+    """Columns become ``data`` fields, except unique_id, batch, gold and metadata."""
+    reader = csv.DictReader(_LineReader(_text(stream)))
+    if reader.fieldnames is None:
+        return
+    for name in reader.fieldnames:
+        if not name:
+            raise Invalid("the CSV header has an empty column name", details={"field": "file"})
+    for number, record in enumerate(reader, start=1):
+        if None in record:
+            yield number, RowError(number, "more cells than header columns")
+            continue
+        row: dict[str, Any] = {"data": {}}
+        for key, value in record.items():
+            if key in CSV_RESERVED:
+                if value not in ("", None):
+                    row[key] = value
+            else:
+                row["data"][key] = value if value is not None else ""
+        for key in ("gold", "metadata"):
+            if key in row:
+                try:
+                    row[key] = json.loads(row[key])
+                except json.JSONDecodeError:
+                    if key == "metadata":
+                        yield number, RowError(number, "metadata must be a JSON object")
+                        break
+                    row[key] = _BareGold(row[key])
+        else:
+            yield number, row
+
+
+class _BareGold(str):
+    """A CSV gold cell that is not JSON, e.g. ``positive`` for a classification task."""
+
+
+class _LineReader(io.TextIOBase):
+    """Feed csv.reader text chunks as lines, keeping newlines inside quoted cells."""
+
+    def __init__(self, chunks: Iterator[str]) -> None:
+        self._chunks = chunks
+        self._pending = ""
+
+    def __iter__(self) -> Iterator[str]:  # type: ignore[override]
+        for text in self._chunks:
+            self._pending += text
+            *complete, self._pending = self._pending.split("\n")
+            for line in complete:
+                yield line + "\n"
+        if self._pending:
+            yield self._pending
+
+
+def iter_rows(stream: IO[bytes], fmt: str) -> Iterator[tuple[int, Any]]:
+    if fmt == "jsonl":
+        return iter_jsonl(stream)
+    if fmt == "csv":
+        return iter_csv(stream)
+    if fmt == "json":
+        return iter_json_array(stream)
+    raise Invalid(f"format must be one of {', '.join(FORMATS)}", details={"field": "format"})
+
+
+# --- validation and insertion -------------------------------------------------------------
+
+
+def _row_values(
+    raw: Any, *, spec: Any, project: Project, batches: dict[str, Batch]
+) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise Invalid("a task must be a JSON object")
+    unknown = raw.keys() - ROW_KEYS
+    if unknown:
+        raise Invalid(f"unknown field {sorted(unknown)[0]!r}")
+    data = raw.get("data")
+    validate_data(spec, data)
+    assert isinstance(data, dict)
+    check_storable(data, "data")
+    unique_id = raw.get("unique_id")
+    if unique_id is not None:
+        if isinstance(unique_id, int) and not isinstance(unique_id, bool):
+            unique_id = str(unique_id)
+        if not isinstance(unique_id, str) or not 1 <= len(unique_id) <= 255:
+            raise Invalid("unique_id must be a string of 1 to 255 characters")
+        check_storable(unique_id, "unique_id")
+    metadata = raw.get("metadata")
+    if metadata is not None:
+        if not isinstance(metadata, dict):
+            raise Invalid("metadata must be a JSON object")
+        check_storable(metadata, "metadata")
+    gold = raw.get("gold")
+    if isinstance(gold, _BareGold):
+        gold = {"label": str(gold)} if isinstance(spec, ClassificationSpec) else str(gold)
+    if gold is not None:
+        gold = validate_answer(spec, data, gold)
+    batch_id = None
+    if raw.get("batch") is not None:
+        batch = batches.get(str(raw["batch"]))
+        if batch is None:
+            raise Invalid(f"unknown batch {raw['batch']!r}")
+        if batch.status in ("completed", "canceled"):
+            raise Invalid(f"batch {batch.name!r} is {batch.status}")
+        batch_id = batch.id
+    return {
+        "project_id": project.id,
+        "batch_id": batch_id,
+        "unique_id": unique_id,
+        "data": data,
+        "metadata": metadata,
+        "gold": gold,
+        "is_gold": gold is not None,
+        "status": "pending",
+        "required": project.redundancy_min,
+        "n_claimed": 0,
+        "n_annotations": 0,
+        "below_target": False,
+        "created_at": utcnow(),
+    }
+
+
+def import_tasks(
+    session: Session, *, project: Project, rows: Iterable[tuple[int, Any]], max_errors: int = 100
+) -> ImportResult:
+    spec = parse_spec(project.task_spec)
+    batches = {b.name: b for b in session.scalars(select(Batch).where(Batch.project_id == project.id))}
+    insert = insert_skipping_conflicts(session, Task.__table__, ["project_id", "unique_id"])
+    result = ImportResult()
+    errors: list[dict[str, Any]] = []
+    n_errors = 0
+    chunk: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        if chunk and not n_errors:
+            inserted = session.execute(insert.returning(Task.__table__.c.id), chunk).all()
+            result.created += len(inserted)
+            result.duplicates += len(chunk) - len(inserted)
+        chunk.clear()
+
+    total = 0
+    for number, raw in rows:
+        total += 1
+        try:
+            if isinstance(raw, RowError):
+                raise Invalid(raw.message)
+            values = _row_values(raw, spec=spec, project=project, batches=batches)
+        except QistasError as exc:
+            n_errors += 1
+            if len(errors) < max_errors:
+                errors.append({"row": number, "message": exc.message})
+            chunk.clear()
+            continue
+        if not n_errors:
+            chunk.append(values)
+            if len(chunk) >= CHUNK:
+                flush()
+    if n_errors:
+        raise Invalid(
+            f"{n_errors} invalid row(s); nothing was imported",
+            details={"rows": errors, "invalid": n_errors, "total": total},
+        )
+    flush()
+    if total == 0:
+        raise Invalid("no tasks to import", details={"field": "file"})
+    return result

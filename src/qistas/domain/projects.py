@@ -1,0 +1,163 @@
+"""Projects and batches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from qistas.db.models import Batch, Project, Task, User
+from qistas.domain import audit
+from qistas.domain.tasktypes import parse_spec, spec_dict
+from qistas.errors import Conflict, Invalid, NotFound
+from qistas.policies import ensure_customer_access
+
+MAX_REDUNDANCY = 100
+BATCH_TRANSITIONS: dict[str, dict[str, str]] = {
+    # action: {from status: to status}
+    "finalize": {"staging": "in_progress"},
+    "pause": {"in_progress": "paused"},
+    "resume": {"paused": "in_progress"},
+    "cancel": {"staging": "canceled", "in_progress": "canceled", "paused": "canceled"},
+}
+
+
+def _redundancy(raw: dict[str, Any] | None) -> tuple[int, int, float | None]:
+    raw = raw or {}
+    lo = raw.get("min", 1)
+    hi = raw.get("max", lo)
+    target = raw.get("target")
+    for name, value in (("min", lo), ("max", hi)):
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_REDUNDANCY:
+            raise Invalid(
+                f"redundancy.{name} must be an integer from 1 to {MAX_REDUNDANCY}",
+                details={"field": f"redundancy.{name}"},
+            )
+    if hi < lo:
+        raise Invalid("redundancy.max must be at least min", details={"field": "redundancy.max"})
+    if target is not None and (
+        not isinstance(target, int | float) or isinstance(target, bool) or not 0 < target <= 1
+    ):
+        raise Invalid("redundancy.target must be in (0, 1]", details={"field": "redundancy.target"})
+    return lo, hi, None if target is None else float(target)
+
+
+def create_project(
+    session: Session,
+    *,
+    org_id: int,
+    actor: User,
+    name: str,
+    task: dict[str, Any],
+    instructions: str = "",
+    redundancy: dict[str, Any] | None = None,
+    gold: dict[str, Any] | None = None,
+    priority: int = 0,
+    pay_rate: float | None = None,
+    workforce: str = "shared",
+) -> Project:
+    spec = parse_spec(task)
+    lo, hi, target = _redundancy(redundancy)
+    if workforce not in ("shared", "org"):
+        raise Invalid("workforce must be 'shared' or 'org'", details={"field": "workforce"})
+    project = Project(
+        org_id=org_id,
+        name=name,
+        task_spec=spec_dict(spec),
+        instructions=instructions,
+        redundancy_min=lo,
+        redundancy_max=hi,
+        redundancy_target=target,
+        gold_policy=gold or {},
+        priority=priority,
+        pay_rate=pay_rate,
+        workforce=workforce,
+    )
+    session.add(project)
+    session.flush()
+    audit.record(session, actor=actor, action="project.create", object_type="project",
+                 object_id=project.id, org_id=org_id)
+    return project
+
+
+def get_project_for_customer(session: Session, *, project_id: int, actor: User) -> Project:
+    return ensure_customer_access(actor, session.get(Project, project_id))
+
+
+def list_projects(session: Session, *, actor: User) -> list[Project]:
+    query = select(Project).order_by(Project.id)
+    if actor.role in ("owner", "member"):
+        query = query.where(Project.org_id == actor.org_id)
+    elif actor.role == "annotator":
+        if actor.org_id is not None:
+            query = query.where(Project.org_id == actor.org_id)
+        else:
+            query = query.where(Project.workforce == "shared")
+    return list(session.scalars(query))
+
+
+def create_batch(
+    session: Session, *, project: Project, name: str, callback_url: str | None = None
+) -> Batch:
+    if not name.strip():
+        raise Invalid("name must not be empty", details={"field": "name"})
+    exists = session.scalar(
+        select(Batch.id).where(Batch.project_id == project.id, Batch.name == name)
+    )
+    if exists is not None:
+        raise Conflict(f"a batch named {name!r} exists in this project", details={"field": "name"})
+    batch = Batch(project_id=project.id, name=name, callback_url=callback_url)
+    session.add(batch)
+    session.flush()
+    return batch
+
+
+def get_batch(session: Session, *, batch_id: int, actor: User) -> tuple[Batch, Project]:
+    batch = session.get(Batch, batch_id)
+    if batch is None:
+        raise NotFound("batch not found")
+    try:
+        project = ensure_customer_access(actor, session.get(Project, batch.project_id))
+    except NotFound:
+        raise NotFound("batch not found") from None
+    return batch, project
+
+
+def batch_counts(session: Session, *, batch_id: int) -> dict[str, int]:
+    rows = session.execute(
+        select(Task.status, func.count()).where(Task.batch_id == batch_id).group_by(Task.status)
+    )
+    return {status: count for status, count in rows}
+
+
+def change_batch(session: Session, *, batch: Batch, action: str) -> Batch:
+    moves = BATCH_TRANSITIONS.get(action)
+    if moves is None:
+        raise NotFound(f"unknown batch action {action!r}")
+    if batch.status not in moves:
+        raise Conflict(f"cannot {action} a batch that is {batch.status}")
+    batch.status = moves[batch.status]
+    if batch.status == "canceled":
+        session.execute(
+            update(Task)
+            .where(Task.batch_id == batch.id, Task.status == "pending")
+            .values(status="canceled")
+        )
+    elif batch.status == "in_progress":
+        complete_batch_if_done(session, batch=batch)
+    session.flush()
+    return batch
+
+
+def complete_batch_if_done(session: Session, *, batch: Batch) -> bool:
+    if batch.status != "in_progress":
+        return False
+    open_task = session.scalar(
+        select(Task.id).where(Task.batch_id == batch.id, Task.status == "pending").limit(1)
+    )
+    has_tasks = session.scalar(select(Task.id).where(Task.batch_id == batch.id).limit(1))
+    if open_task is None and has_tasks is not None:
+        batch.status = "completed"
+        return True
+    return False

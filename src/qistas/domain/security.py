@@ -1,0 +1,41 @@
+"""Passwords (argon2), API tokens (random, stored as SHA-256) and pseudonyms."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+_hasher = PasswordHasher()
+TOKEN_PREFIX = "qst_"
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def pseudonym(secret: str, org_id: int | None, user_id: int) -> str:
+    """A stable name for an annotator as one organization sees it.
+
+    Keyed by organization, so two customers cannot match up the workers they share.
+    """
+    digest = hmac.new(secret.encode(), f"{org_id}:{user_id}".encode(), hashlib.sha256)
+    return "annotator-" + digest.hexdigest()[:10]

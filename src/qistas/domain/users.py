@@ -1,0 +1,95 @@
+"""Organizations, users and their API tokens."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from qistas.db.models import ApiToken, Organization, User
+from qistas.domain.security import hash_password, hash_token, new_token, verify_password
+from qistas.errors import Conflict, Invalid, NotFound
+from qistas.policies import ROLES
+
+SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+
+
+def create_org(session: Session, *, name: str, slug: str) -> Organization:
+    if not SLUG.match(slug):
+        raise Invalid("slug must be lowercase letters, digits and dashes", details={"field": "slug"})
+    if session.scalar(select(Organization.id).where(Organization.slug == slug)) is not None:
+        raise Conflict(f"an organization with slug {slug!r} exists", details={"field": "slug"})
+    org = Organization(name=name, slug=slug)
+    session.add(org)
+    session.flush()
+    return org
+
+
+def get_org_by_slug(session: Session, slug: str) -> Organization:
+    org = session.scalar(select(Organization).where(Organization.slug == slug))
+    if org is None:
+        raise NotFound(f"organization {slug!r} not found")
+    return org
+
+
+def create_user(
+    session: Session,
+    *,
+    email: str,
+    role: str,
+    org_id: int | None = None,
+    password: str | None = None,
+    is_reviewer: bool = False,
+) -> User:
+    email = email.strip().lower()
+    if not EMAIL.match(email):
+        raise Invalid("not an email address", details={"field": "email"})
+    if role not in ROLES:
+        raise Invalid(f"role must be one of {', '.join(ROLES)}", details={"field": "role"})
+    if role in ("owner", "member") and org_id is None:
+        raise Invalid(f"a {role} belongs to an organization", details={"field": "org"})
+    if role == "admin" and org_id is not None:
+        raise Invalid("an admin belongs to no organization", details={"field": "org"})
+    if password is not None and len(password) < 8:
+        raise Invalid("password must have at least 8 characters", details={"field": "password"})
+    if session.scalar(select(User.id).where(User.email == email)) is not None:
+        raise Conflict("a user with this email exists", details={"field": "email"})
+    user = User(
+        email=email,
+        role=role,
+        org_id=org_id,
+        password_hash=hash_password(password) if password else None,
+        is_reviewer=is_reviewer,
+    )
+    session.add(user)
+    session.flush()
+    return user
+
+
+def create_token(session: Session, *, user: User, name: str = "") -> str:
+    """Issue a token; the clear text is returned once and only its hash is kept."""
+    token = new_token()
+    session.add(ApiToken(user_id=user.id, token_hash=hash_token(token), name=name))
+    session.flush()
+    return token
+
+
+def user_for_token(session: Session, token: str) -> User | None:
+    return session.scalar(
+        select(User)
+        .join(ApiToken, ApiToken.user_id == User.id)
+        .where(
+            ApiToken.token_hash == hash_token(token),
+            ApiToken.revoked_at.is_(None),
+            User.is_active.is_(True),
+        )
+    )
+
+
+def user_for_password(session: Session, *, email: str, password: str) -> User | None:
+    user = session.scalar(select(User).where(User.email == email.strip().lower()))
+    if user is None or user.password_hash is None or not user.is_active:
+        return None
+    return user if verify_password(user.password_hash, password) else None

@@ -1,0 +1,59 @@
+"""Domain errors. Each has a stable ``code``; only ``qistas.api.errors`` maps them to HTTP.
+
+    QistasError
+    ├── ConfigError        bad settings (never reaches a client)
+    ├── Unauthorized       unauthenticated          (401)
+    ├── Forbidden          wrong role, same tenant  (403)
+    ├── NotFound           missing, or another tenant's object (404)
+    ├── Conflict           state forbids it, e.g. a stale lease (409)
+    ├── TooLarge           body or upload over its limit (413)
+    ├── Unsupported        media type not accepted (415)
+    └── Invalid            input that fails validation (422)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class QistasError(Exception):
+    code = "error"
+
+    def __init__(self, message: str, *, details: Any = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+        if code is not None:
+            self.code = code
+
+
+class ConfigError(QistasError):
+    code = "config_error"
+
+
+class Unauthorized(QistasError):
+    code = "unauthorized"
+
+
+class Forbidden(QistasError):
+    code = "forbidden"
+
+
+class NotFound(QistasError):
+    code = "not_found"
+
+
+class Conflict(QistasError):
+    code = "conflict"
+
+
+class TooLarge(QistasError):
+    code = "too_large"
+
+
+class Unsupported(QistasError):
+    code = "unsupported_media_type"
+
+
+class Invalid(QistasError):
+    code = "invalid"

@@ -1,0 +1,92 @@
+"""Who may do what: the only home of role and tenant rules.
+
+Two answers to "no": an object outside the actor's reach raises ``NotFound`` (another
+tenant's project looks exactly like a missing one), while a visible object that the actor's
+role may not touch raises ``Forbidden``.
+"""
+
+from __future__ import annotations
+
+from qistas.db.models import Project, User
+from qistas.errors import Forbidden, NotFound
+
+ROLES = ("admin", "owner", "member", "annotator")
+STAFF_ROLES = ("owner", "member")
+
+
+def is_admin(actor: User) -> bool:
+    return actor.role == "admin"
+
+
+def require_admin(actor: User) -> None:
+    if not is_admin(actor):
+        raise Forbidden("only an admin may do this")
+
+
+def may_work_on(actor: User, project: Project) -> bool:
+    """Whether the project's tasks may be served to this annotator."""
+    if actor.role != "annotator":
+        return False
+    if actor.org_id is not None:
+        return actor.org_id == project.org_id
+    return project.workforce == "shared"
+
+
+def project_visible(actor: User, project: Project) -> bool:
+    if is_admin(actor):
+        return True
+    if actor.role in STAFF_ROLES:
+        return actor.org_id == project.org_id
+    return may_work_on(actor, project)
+
+
+def ensure_project_visible(actor: User, project: Project | None) -> Project:
+    if project is None or not project_visible(actor, project):
+        raise NotFound("project not found")
+    return project
+
+
+def ensure_customer_access(actor: User, project: Project | None) -> Project:
+    """Reading or changing a project's data, results and settings: its org's staff, admins."""
+    project = ensure_project_visible(actor, project)
+    if actor.role not in (*STAFF_ROLES, "admin"):
+        raise Forbidden("annotators may only take and submit tasks")
+    return project
+
+
+def ensure_annotator_access(actor: User, project: Project | None) -> Project:
+    project = ensure_project_visible(actor, project)
+    if not may_work_on(actor, project):
+        raise Forbidden("only annotators may take tasks")
+    return project
+
+
+def ensure_may_create_project(actor: User) -> int:
+    """The organization a new project belongs to."""
+    if actor.role not in STAFF_ROLES or actor.org_id is None:
+        raise Forbidden("only an organization's owners and members may create projects")
+    return actor.org_id
+
+
+def ensure_may_create_user(actor: User, *, role: str, org_id: int | None) -> None:
+    if is_admin(actor):
+        return
+    if actor.role != "owner":
+        raise Forbidden("only admins and owners may create users")
+    if role == "admin":
+        raise Forbidden("owners may not create admins")
+    if org_id != actor.org_id:
+        raise Forbidden("owners may only create users in their own organization")
+
+
+def ensure_may_manage_tokens(actor: User, target: User | None) -> User:
+    """Admins: anyone; owners: their organization's users; everyone: themselves."""
+    if target is None:
+        raise NotFound("user not found")
+    if is_admin(actor) or target.id == actor.id:
+        return target
+    if actor.role == "owner" and target.org_id == actor.org_id:
+        return target
+    if actor.org_id is not None and target.org_id == actor.org_id:
+        raise Forbidden("only owners may manage other users' tokens")
+    raise NotFound("user not found")

@@ -1,0 +1,81 @@
+"""Test data built through domain functions, and HTTP clients that act as each person."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from qistas.db.engine import Database
+from qistas.db.models import User
+from qistas.domain import users
+
+CLASSIFICATION = {"type": "classification", "labels": ["positive", "negative", "mixed"], "text_field": "text"}
+
+
+def client_for(base_url: str, token: str) -> httpx.Client:
+    return httpx.Client(base_url=base_url + "/api/v1", headers={"Authorization": f"Bearer {token}"},
+                        timeout=30)
+
+
+def new_user(database: Database, *, email: str, role: str, org_id: int | None = None,
+             password: str | None = None) -> tuple[User, str]:
+    with database.writer.begin() as session:
+        user = users.create_user(session, email=email, role=role, org_id=org_id, password=password)
+        return user, users.create_token(session, user=user)
+
+
+@contextmanager
+def make_admin(database: Database, base_url: str) -> Iterator[httpx.Client]:
+    _, token = new_user(database, email="admin@instance.test", role="admin")
+    with client_for(base_url, token) as client:
+        yield client
+
+
+@dataclass
+class Tenant:
+    """One customer organization with its people, each an authenticated HTTP client."""
+
+    slug: str
+    org_id: int
+    base_url: str
+    owner: httpx.Client
+    member: httpx.Client
+    inhouse: httpx.Client  # an annotator employed by this organization
+    annotators: list[httpx.Client] = field(default_factory=list)  # the shared workforce
+    annotator_ids: list[int] = field(default_factory=list)
+
+    def project(self, task: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
+        body = {"name": f"{self.slug} project", "task": task or CLASSIFICATION, **fields}
+        response = self.owner.post("/projects", json=body)
+        assert response.status_code == 201, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    def add_tasks(self, project_id: int, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        response = self.owner.post(f"/projects/{project_id}/tasks", json=rows)
+        assert response.status_code == 201, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+
+@contextmanager
+def make_tenant(database: Database, base_url: str, slug: str, n_annotators: int = 3) -> Iterator[Tenant]:
+    with database.writer.begin() as session:
+        org_id = users.create_org(session, name=slug.title(), slug=slug).id
+    _, owner = new_user(database, email=f"owner@{slug}.test", role="owner", org_id=org_id)
+    _, member = new_user(database, email=f"member@{slug}.test", role="member", org_id=org_id)
+    _, inhouse = new_user(database, email=f"inhouse@{slug}.test", role="annotator", org_id=org_id)
+    with ExitStack() as stack:
+        tenant = Tenant(
+            slug=slug, org_id=org_id, base_url=base_url,
+            owner=stack.enter_context(client_for(base_url, owner)),
+            member=stack.enter_context(client_for(base_url, member)),
+            inhouse=stack.enter_context(client_for(base_url, inhouse)),
+        )
+        for n in range(n_annotators):
+            user, token = new_user(database, email=f"worker{n}-{slug}@crowd.test", role="annotator")
+            tenant.annotators.append(stack.enter_context(client_for(base_url, token)))
+            tenant.annotator_ids.append(user.id)
+        yield tenant
