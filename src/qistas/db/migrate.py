@@ -1,4 +1,8 @@
-"""Run Alembic migrations from code (``qistas migrate``, ``qistas serve``, tests)."""
+"""Run Alembic migrations from code (``qistas migrate``, ``qistas serve``, tests).
+
+Features add their tables in revisions that branch from the initial schema; upgrading to
+"heads" applies every branch, so independent revisions never need a merge to be usable.
+"""
 
 from __future__ import annotations
 
@@ -18,5 +22,5 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-def upgrade(url: str, revision: str = "head") -> None:
+def upgrade(url: str, revision: str = "heads") -> None:
     command.upgrade(alembic_config(url), revision)
