@@ -128,9 +128,7 @@ class GLAD(EMClassifier):
             grad -= self.beta_precision * self._log_betas
             curv = np.bincount(d.tasks, sig * (1 - sig) * s**2, minlength=d.n_tasks)
             curv += self.beta_precision
-            self._log_betas = self._log_betas + np.clip(
-                grad / np.maximum(curv, 1e-12), -1.0, 1.0
-            )
+            self._log_betas = self._log_betas + np.clip(grad / np.maximum(curv, 1e-12), -1.0, 1.0)
         self.priors_ = class_priors(
             probas_t, self._answered, self.alpha_prior, self.prior_shrinkage
         )
