@@ -155,7 +155,8 @@ def run_real(data_dir: Path, names: list[str], crowdkit: bool) -> dict:
             f"{d['tasks'].size} answers, {k} classes, {int((d['gold'] >= 0).sum())} gold, "
             f"{d['repeated']} repeated (worker, item) answers kept"
         )
-        print(f"{'method':22s} {'qistas acc':>10s} {'fit s':>8s}  {'crowd-kit acc':>13s} {'fit s':>8s}")
+        head = f"{'qistas acc':>10s} {'fit s':>8s}  {'crowd-kit acc':>13s} {'fit s':>8s}"
+        print(f"{'method':22s} {head}")
         res: dict = {"ours": {}, "crowdkit": {}}
         for m in sorted(set(OURS) | (set(CK_METHODS) if crowdkit else set()), key=_order):
             ours = ck = "", ""
@@ -259,7 +260,9 @@ def run_synthetic(crowdkit: bool, ck_glad_iter: int, python_ck: str) -> dict:
         for m in ("DawidSkene", "OneCoinDawidSkene", "GLAD", "MACE", "MajorityVote"):
             a, b = results["ours"].get(m), results["crowdkit"].get(m)
             if a and b:
-                extra = f" (crowd-kit limited to {ck_glad_iter} iteration(s))" if m == "GLAD" else ""
+                extra = ""
+                if m == "GLAD":
+                    extra = f" (crowd-kit limited to {ck_glad_iter} iteration(s))"
                 print(f"  {m:20s} {b['seconds'] / a['seconds']:7.1f}x faster, "
                       f"peak {a['peak_rss_mb']:.0f} MB vs {b['peak_rss_mb']:.0f} MB{extra}")
     return results
