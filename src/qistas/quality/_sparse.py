@@ -39,9 +39,11 @@ class AnswerMatrix:
         self.B.sum_duplicates()
         self.answered = np.diff(self.B.indptr) > 0
         # answers per (worker, label): row sums of B^T
-        self.worker_label_counts = np.bincount(cols, minlength=data.n_workers * k).reshape(
-            data.n_workers, k
-        ).astype(np.float64)
+        self.worker_label_counts = (
+            np.bincount(cols, minlength=data.n_workers * k)
+            .reshape(data.n_workers, k)
+            .astype(np.float64)
+        )
 
     def loglik(self, log_conf: np.ndarray) -> np.ndarray:
         """(K, T) sum of log pi[w, k, l] over each task's answers; log_conf is (W, K, K)."""

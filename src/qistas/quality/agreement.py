@@ -47,8 +47,9 @@ def cohen_kappa(
     return 1.0 - float(np.sum(disagree * table)) / d_exp
 
 
-def rating_table(tasks: object, labels: object, *, n_labels: int | None = None,
-                 n_tasks: int | None = None) -> np.ndarray:
+def rating_table(
+    tasks: object, labels: object, *, n_labels: int | None = None, n_tasks: int | None = None
+) -> np.ndarray:
     """(n_tasks, n_labels) counts of how many annotators gave each label to each task."""
     t, lab = as_index_array(tasks, "tasks"), as_index_array(labels, "labels")
     if t.shape != lab.shape:
@@ -144,8 +145,12 @@ def krippendorff_alpha(data: object, *, level: str = "nominal") -> float:
 
 
 def answers_to_reliability_data(
-    tasks: object, workers: object, values: object,
-    *, n_tasks: int | None = None, n_workers: int | None = None,
+    tasks: object,
+    workers: object,
+    values: object,
+    *,
+    n_tasks: int | None = None,
+    n_workers: int | None = None,
 ) -> np.ndarray:
     """(n_workers, n_tasks) float array with NaN where a worker did not answer a task.
 

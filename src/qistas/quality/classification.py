@@ -93,7 +93,9 @@ class DawidSkene(EMClassifier):
     smooth, mildly-better-than-chance matrix instead of a degenerate one made of zeros and
     ones. ``priors_`` get ``alpha_prior`` pseudo-tasks per class.
 
-    Tasks given in ``gold`` are clamped to their known class at every E-step. Tasks with
+    Tasks given in ``gold`` are clamped to their known class at every E-step, and the
+    first M-step uses the gold tasks only, so a worker's confusions start from what gold
+    shows of them rather than from the majority vote. Tasks with
     no answer get the class prior ``priors_`` as their posterior and label -1.
 
     Dawid, A. P. and Skene, A. M. (1979). Maximum likelihood estimation of observer
@@ -126,7 +128,13 @@ class DawidSkene(EMClassifier):
         self._answers = AnswerMatrix(data)
         k = data.n_labels
         self._pseudo = np.full((k, k), float(self.alpha)) + float(self.alpha_diag) * np.eye(k)
-        probas = self._run_em(data, gold, uniform_init(data))
+        init = uniform_init(data)
+        if gold is not None and np.any(gold >= 0):
+            # first M-step from the gold tasks alone: workers seen on gold start from their
+            # measured confusions (even when the crowd's majority is systematically
+            # wrong), the others from the smoothing prior
+            init[:, gold < 0] = 0.0
+        probas = self._run_em(data, gold, init)
         del self._answers
         return probas
 
@@ -135,9 +143,7 @@ class DawidSkene(EMClassifier):
         counts = ans.expected_counts(probas_t) + self._pseudo
         # rows are P(answer | true class): normalise over the last axis
         self.confusions_ = counts / counts.sum(axis=2, keepdims=True)
-        self.priors_ = class_priors(
-            probas_t, ans.answered, self.alpha_prior, self.prior_shrinkage
-        )
+        self.priors_ = class_priors(probas_t, ans.answered, self.alpha_prior, self.prior_shrinkage)
 
     def _e_step(self) -> tuple[np.ndarray, float]:
         # log-space: products of many small probabilities become sums
@@ -215,9 +221,7 @@ class OneCoinDawidSkene(EMClassifier):
         self.skills_ = (correct + self.a) / (total + self.a + self.b)
         if self.floor_at_chance:
             self.skills_ = np.maximum(self.skills_, 1.0 / ans.n_labels)
-        self.priors_ = class_priors(
-            probas_t, ans.answered, self.alpha_prior, self.prior_shrinkage
-        )
+        self.priors_ = class_priors(probas_t, ans.answered, self.alpha_prior, self.prior_shrinkage)
 
     @property
     def confusions_(self) -> np.ndarray:

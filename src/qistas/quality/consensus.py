@@ -142,12 +142,16 @@ def span_consensus(
     """
     if match not in ("exact", "overlap"):
         raise ValueError("match must be 'exact' or 'overlap'")
-    sets = [sorted({_as_span(s) for s in ann}, key=lambda s: (s[0], s[1], str(s[2])))
-            for ann in annotations]
+    sets = [
+        sorted({_as_span(s) for s in ann}, key=lambda s: (s[0], s[1], str(s[2])))
+        for ann in annotations
+    ]
     n = len(sets)
     if match == "exact":
+
         def sim(a: Span, b: Span) -> float:
             return 1.0 if a == b else 0.0
+
         threshold = 1.0
     else:
         sim, threshold = span_overlap, float(min_overlap)

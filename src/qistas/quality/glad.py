@@ -30,7 +30,9 @@ class GLAD(EMClassifier):
     Gaussian priors: ``alpha ~ N(alpha_mean, 1 / alpha_precision)``,
     ``log beta ~ N(0, 1 / beta_precision)``.
 
-    EM from the soft majority vote; the M-step takes ``m_step_iter`` damped Newton
+    Class priors are uniform by default (``prior_shrinkage=1``), as in the paper: learned
+    priors let the majority class absorb ambiguous tasks on sparse, skewed data. EM starts
+    from the soft majority vote; the M-step takes ``m_step_iter`` damped Newton
     steps on the alphas, then on the log-betas (each is a set of independent 1-d concave
     problems, solved for all workers or tasks at once with ``np.bincount``).
 
@@ -44,11 +46,11 @@ class GLAD(EMClassifier):
         n_iter: int = 100,
         tol: float = 1e-6,
         alpha_mean: float = 1.0,
-        alpha_precision: float = 1.0,
-        beta_precision: float = 1.0,
+        alpha_precision: float = 4.0,
+        beta_precision: float = 4.0,
         m_step_iter: int = 2,
         alpha_prior: float = 1.0,
-        prior_shrinkage: float = 0.0,
+        prior_shrinkage: float = 1.0,
     ) -> None:
         self.n_iter = n_iter
         self.tol = tol
@@ -128,9 +130,7 @@ class GLAD(EMClassifier):
             grad -= self.beta_precision * self._log_betas
             curv = np.bincount(d.tasks, sig * (1 - sig) * s**2, minlength=d.n_tasks)
             curv += self.beta_precision
-            self._log_betas = self._log_betas + np.clip(
-                grad / np.maximum(curv, 1e-12), -1.0, 1.0
-            )
+            self._log_betas = self._log_betas + np.clip(grad / np.maximum(curv, 1e-12), -1.0, 1.0)
         self.priors_ = class_priors(
             probas_t, self._answered, self.alpha_prior, self.prior_shrinkage
         )

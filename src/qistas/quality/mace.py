@@ -84,8 +84,15 @@ class MACE(EMClassifier):
         self.priors_ = np.full(data.n_labels, 1.0 / data.n_labels)
 
     def _state(self) -> dict:
-        keys = ("competences_", "spam_dists_", "priors_", "converged_", "n_iter_",
-                "history_", "log_likelihood_")
+        keys = (
+            "competences_",
+            "spam_dists_",
+            "priors_",
+            "converged_",
+            "n_iter_",
+            "history_",
+            "log_likelihood_",
+        )
         return {k: getattr(self, k) for k in keys}
 
     def _restore(self, state: dict) -> None:

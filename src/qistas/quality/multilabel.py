@@ -52,8 +52,13 @@ class MultiLabel(BaseEstimator):
         for j in range(y.shape[1]):
             est = clone(base)
             est.fit(  # type: ignore[attr-defined]
-                t, workers, y[:, j].astype(np.int64), n_labels=2, n_tasks=n_t,
-                n_workers=n_workers, gold=None if g is None else g[:, j].astype(np.int64),
+                t,
+                workers,
+                y[:, j].astype(np.int64),
+                n_labels=2,
+                n_tasks=n_t,
+                n_workers=n_workers,
+                gold=None if g is None else g[:, j].astype(np.int64),
             )
             self.estimators_.append(est)
             probas.append(est.probas_[:, 1])  # type: ignore[attr-defined]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+from scipy.optimize import minimize
 
 from ._base import BaseEstimator
 from ._validation import ConvergenceWarning, as_index_array, check_n_iter, check_positive
@@ -37,31 +38,55 @@ def _check_comparisons(
     return ia, ib, yy, int(n_items)
 
 
-def _mm_step(
-    p: np.ndarray, ia: np.ndarray, ib: np.ndarray, y: np.ndarray, weight: np.ndarray, prior: float
-) -> np.ndarray:
-    """One minorise-maximise update of Bradley-Terry strengths (Hunter 2004).
+def _log_sigmoid(x: np.ndarray) -> np.ndarray:
+    return -np.logaddexp(0.0, -x)
 
-    Every item also plays ``prior`` virtual games against a virtual item of strength 1 and
+
+def _fit_scores(
+    ia: np.ndarray,
+    ib: np.ndarray,
+    y: np.ndarray,
+    n: int,
+    prior: float,
+    start: np.ndarray,
+    tol: float,
+    max_iter: int,
+) -> tuple[np.ndarray, bool, int]:
+    """Penalised Bradley-Terry maximum likelihood in log-strengths ``s`` (L-BFGS).
+
+    Every item also plays ``prior`` virtual games against a virtual item of score 0 and
     wins half of them: items that won (or lost) everything keep a finite score.
     """
-    n = p.shape[0]
-    wins = np.bincount(ia, weight * y, minlength=n) + np.bincount(ib, weight * (1 - y), minlength=n)
-    inv = weight / (p[ia] + p[ib])
-    denom = np.bincount(ia, inv, minlength=n) + np.bincount(ib, inv, minlength=n)
-    return (wins + prior / 2.0) / (denom + prior / (p + 1.0))
+
+    def objective(s: np.ndarray) -> tuple[float, np.ndarray]:
+        d = s[ia] - s[ib]
+        # log-sigmoid via logaddexp: no overflow for large score gaps
+        nll = -np.sum(y * _log_sigmoid(d) + (1 - y) * _log_sigmoid(-d))
+        nll -= 0.5 * prior * np.sum(_log_sigmoid(s) + _log_sigmoid(-s))
+        g_pair = y - 1.0 / (1.0 + np.exp(-d))  # d(loglik)/d(d)
+        grad = -(np.bincount(ia, g_pair, minlength=n) - np.bincount(ib, g_pair, minlength=n))
+        grad -= 0.5 * prior * (1.0 - 2.0 / (1.0 + np.exp(-s)))
+        return float(nll), grad
+
+    res = minimize(
+        objective,
+        start,
+        jac=True,
+        method="L-BFGS-B",
+        options={"maxiter": max_iter, "gtol": tol, "ftol": 1e-15},
+    )
+    return res.x, bool(res.success), int(res.nit)
 
 
 class BradleyTerry(BaseEstimator):
-    """Bradley-Terry: ``P(i preferred to j) = p_i / (p_i + p_j)``, fitted by MM.
+    """Bradley-Terry: ``P(i preferred to j) = p_i / (p_i + p_j)``, fitted by L-BFGS.
 
     ``scores_`` are ``log p`` centred to mean 0 (higher = better); ``ranking_`` lists the
     items best first. Ties count as half a win for each side. ``prior`` virtual games
     against an average item regularise items with few comparisons.
 
     Bradley, R. A. and Terry, M. E. (1952). Rank analysis of incomplete block designs.
-    Biometrika 39; Hunter, D. R. (2004). MM algorithms for generalized Bradley-Terry
-    models. Annals of Statistics 32(1).
+    Biometrika 39.
     """
 
     def __init__(self, n_iter: int = 1000, tol: float = 1e-8, prior: float = 1.0) -> None:
@@ -73,27 +98,17 @@ class BradleyTerry(BaseEstimator):
         check_n_iter(self.n_iter)
         check_positive(self.prior, "prior")
         ia, ib, yy, n = _check_comparisons(a, b, y, n_items)
-        self._fit(ia, ib, yy, np.ones_like(yy), n)
-        return self
-
-    def _fit(
-        self, ia: np.ndarray, ib: np.ndarray, y: np.ndarray, weight: np.ndarray, n: int
-    ) -> None:
-        p = np.ones(n)
-        self.converged_ = False
-        for it in range(1, self.n_iter + 1):
-            new = _mm_step(p, ia, ib, y, weight, self.prior)
-            delta = np.max(np.abs(np.log(new) - np.log(p)))
-            p = new
-            self.n_iter_ = it
-            if delta <= self.tol:
-                self.converged_ = True
-                break
+        s, self.converged_, self.n_iter_ = _fit_scores(
+            ia, ib, yy, n, self.prior, np.zeros(n), self.tol, self.n_iter
+        )
         if not self.converged_:
             warnings.warn(
-                f"{type(self).__name__} did not converge", ConvergenceWarning, stacklevel=3
+                f"{type(self).__name__} did not converge", ConvergenceWarning, stacklevel=2
             )
-        s = np.log(p)
+        self._set_scores(s)
+        return self
+
+    def _set_scores(self, s: np.ndarray) -> None:
         self.scores_ = s - s.mean()
         self.ranking_ = np.argsort(-self.scores_, kind="stable")
 
@@ -110,8 +125,9 @@ class CrowdBradleyTerry(BradleyTerry):
     the opposite one otherwise: ``P(report a > b) = eta_w q + (1 - eta_w)(1 - q)`` with
     ``q = p_a / (p_a + p_b)``. EM: the E-step gives each comparison the posterior ``r``
     that it was reported truthfully; the M-step fits Bradley-Terry to outcomes weighted
-    by ``r`` (one MM step) and sets ``eta_w`` to the Beta(``a``, ``b``)-smoothed mean of
-    ``r``. ``reliabilities_`` holds ``eta`` (near 0: systematically reversed).
+    by ``r`` (warm-started from the previous scores) and sets ``eta_w`` to the
+    Beta(``a``, ``b``)-smoothed mean of ``r``. ``reliabilities_`` holds ``eta`` (near 0:
+    systematically reversed).
 
     Chen, X., Bennett, P. N., Collins-Thompson, K. and Horvitz, E. (2013). Pairwise
     ranking aggregation in a crowdsourced setting. WSDM.
@@ -119,8 +135,8 @@ class CrowdBradleyTerry(BradleyTerry):
 
     def __init__(
         self,
-        n_iter: int = 1000,
-        tol: float = 1e-8,
+        n_iter: int = 200,
+        tol: float = 1e-6,
         prior: float = 1.0,
         a: float = 4.0,
         b: float = 1.0,
@@ -148,10 +164,10 @@ class CrowdBradleyTerry(BradleyTerry):
         n_w = int(w.max()) + 1 if n_workers is None else int(n_workers)
         counts = np.bincount(w, minlength=n_w)
         eta = np.full(n_w, self.a / (self.a + self.b))
-        p = np.ones(n)
+        scores = np.zeros(n)
         self.converged_ = False
         for it in range(1, self.n_iter + 1):
-            q = p[ia] / (p[ia] + p[ib])
+            q = 1.0 / (1.0 + np.exp(scores[ib] - scores[ia]))
             # likelihood of the report if truthful / if reversed (a tie is neutral)
             truthful = q**yy * (1 - q) ** (1 - yy)
             reversed_ = (1 - q) ** yy * q ** (1 - yy)
@@ -159,17 +175,15 @@ class CrowdBradleyTerry(BradleyTerry):
             r = num / (num + (1 - eta[w]) * reversed_)
             eta = (np.bincount(w, r, minlength=n_w) + self.a) / (counts + self.a + self.b)
             y_eff = r * yy + (1 - r) * (1 - yy)
-            new = _mm_step(p, ia, ib, y_eff, np.ones_like(yy), self.prior)
-            delta = np.max(np.abs(np.log(new) - np.log(p)))
-            p = new
+            new, _, _ = _fit_scores(ia, ib, y_eff, n, self.prior, scores, 1e-10, 200)
+            delta = np.max(np.abs(new - scores))
+            scores = new
             self.n_iter_ = it
             if delta <= self.tol:
                 self.converged_ = True
                 break
         if not self.converged_:
             warnings.warn("CrowdBradleyTerry did not converge", ConvergenceWarning, stacklevel=2)
-        s = np.log(p)
-        self.scores_ = s - s.mean()
-        self.ranking_ = np.argsort(-self.scores_, kind="stable")
+        self._set_scores(scores)
         self.reliabilities_ = eta
         return self

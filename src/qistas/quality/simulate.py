@@ -44,9 +44,7 @@ def _confusions(kinds: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarr
     for c in range(k):
         others = [j for j in range(k) if j != c]
         off[:, c, others] = err[:, c, : len(others)]
-    acc = np.where(
-        kinds == 0, rng.uniform(0.75, 0.95, w), rng.uniform(0.45, 0.7, w)
-    )[:, None, None]
+    acc = np.where(kinds == 0, rng.uniform(0.75, 0.95, w), rng.uniform(0.45, 0.7, w))[:, None, None]
     conf[:] = acc * eye + (1 - acc) * off
     # spammers: half answer uniformly at random, half always the same label
     spam = np.flatnonzero(kinds == 2)
