@@ -1,0 +1,84 @@
+"""Browser fixtures: one Chromium for the whole run (Debian's, never a downloaded one), a fresh
+context per test, and people who sign in with a password."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+
+from qistas.db.engine import Database
+from qistas.domain import users
+from tests.conftest import LiveServer
+from tests.factories import client_for, new_user
+
+CHROMIUM = os.environ.get("QISTAS_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package")
+        pytest.skip(f"{CHROMIUM} is missing")
+    with sync_playwright() as playwright:
+        found = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield found
+        found.close()
+
+
+@pytest.fixture
+def context(browser: Browser, server: LiveServer) -> Iterator[BrowserContext]:
+    ctx = browser.new_context(base_url=server.url, viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    ctx.set_default_timeout(10_000)
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Page:
+    found = context.new_page()
+    errors: list[str] = []
+    found.on("pageerror", lambda exc: errors.append(str(exc)))
+    found.page_errors = errors  # type: ignore[attr-defined]
+    return found
+
+
+@dataclass
+class People:
+    """One customer organization with an owner (an API client too) and annotators who use the browser."""
+
+    org_id: int
+    owner_email: str
+    owner: httpx.Client
+    annotator_email: str
+    admin_email: str
+
+
+@pytest.fixture
+def people(server: LiveServer, database: Database) -> Iterator[People]:
+    with database.writer.begin() as session:
+        org_id = users.create_org(session, name="Acme Data", slug="acme").id
+    _, token = new_user(database, email="owner@acme.test", role="owner", org_id=org_id, password=PASSWORD)
+    new_user(database, email="ana@crowd.test", role="annotator", password=PASSWORD)
+    new_user(database, email="root@instance.test", role="admin", password=PASSWORD)
+    with client_for(server.url, token) as owner:
+        yield People(org_id=org_id, owner_email="owner@acme.test", owner=owner, annotator_email="ana@crowd.test",
+                     admin_email="root@instance.test")
+
+
+def sign_in(page: Page, email: str, password: str = PASSWORD, next_path: str = "") -> None:
+    page.goto("/login" + (f"?next={next_path}" if next_path else ""))
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_load_state("domcontentloaded")
+    assert "/login" not in page.url, page.content()
