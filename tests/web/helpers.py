@@ -17,7 +17,9 @@ SVG = (
 IMAGE = "data:image/svg+xml;base64," + base64.b64encode(SVG.encode()).decode()
 
 
-def project_with_tasks(owner: httpx.Client, task: dict[str, Any], rows: list[dict[str, Any]], **fields: Any) -> tuple[int, list[int]]:
+def project_with_tasks(
+    owner: httpx.Client, task: dict[str, Any], rows: list[dict[str, Any]], **fields: Any
+) -> tuple[int, list[int]]:
     body = {"name": f"{task['type']} project", "task": task, **fields}
     created = owner.post("/projects", json=body)
     assert created.status_code == 201, created.text
