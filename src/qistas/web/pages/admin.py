@@ -27,7 +27,7 @@ def admin_home(user: PageUser) -> RedirectResponse:
 def _orgs_page(request: Request, db: Db, error: str | None = None, status: int = 200,
                values: dict[str, str] | None = None) -> HTMLResponse:
     def work(session: Session) -> list[dict[str, Any]]:
-        people = dict(session.execute(select(User.org_id, func.count()).group_by(User.org_id)).tuples().all())
+        people = dict(session.execute(select(User.org_id, func.count()).group_by(User.org_id)).all())
         return [{"id": o.id, "name": o.name, "slug": o.slug, "users": people.get(o.id, 0), "created_at": o.created_at}
                 for o in session.scalars(select(Organization).order_by(Organization.id))]
 
@@ -68,7 +68,7 @@ def _users_page(request: Request, user: User, db: Db, error: str | None = None, 
             query = query.where(User.org_id == user.org_id)
         tokens = dict(session.execute(
             select(ApiToken.user_id, func.count()).where(ApiToken.revoked_at.is_(None)).group_by(ApiToken.user_id)
-        ).tuples().all())
+        ).all())
         people = [{"id": u.id, "email": u.email, "role": u.role, "org": slug, "tokens": tokens.get(u.id, 0),
                    "active": u.is_active} for u, slug in session.execute(query.order_by(User.id))]
         orgs = []
