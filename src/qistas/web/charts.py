@@ -88,13 +88,14 @@ def heatmap(categories: list[str], matrix: list[list[int]], *, label: str, chart
         for j, value in enumerate(matrix[i]):
             shade = value / peak
             fill = "#1f6feb" if i == j else "#f04438"
+            ink = ' fill="#fff"' if shade > 0.5 else ""  # dark cells get light digits
             body.append(
                 f'<rect class="cell" x="{left + j * cell}" y="{y}" width="{cell - 2}" height="{cell - 2}" '
                 f'fill="{fill}" '
                 f'fill-opacity="{0.08 + 0.85 * shade:.2f}"><title>{escape(name)} → {escape(categories[j])}: '
                 f'{value}</title></rect>'
-                f'<text x="{left + j * cell + cell / 2 - 1:.0f}" y="{y + cell / 2 + 3:.0f}" text-anchor="middle">'
-                f'{value}</text>'
+                f'<text x="{left + j * cell + cell / 2 - 1:.0f}" y="{y + cell / 2 + 3:.0f}" text-anchor="middle"'
+                f'{ink}>{value}</text>'
             )
     return _svg(width, height, label, body, chart_id)
 

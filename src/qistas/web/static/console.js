@@ -45,7 +45,9 @@ if (form) {
         return;
       }
       const error = data?.error;
-      out.append(h("p", { class: "error", id: "upload-error", text: fill(strings.rejected, { message: error?.message ?? xhr.statusText }) }));
+      // The server's message is its own language and direction: isolated from the sentence around it.
+      out.append(h("p", { class: "error", id: "upload-error" }, strings.rejected, " ",
+        h("bdi", { dir: "auto", text: error?.message ?? xhr.statusText })));
       const rows = error?.details?.rows;
       if (Array.isArray(rows) && rows.length) {
         out.append(h("table", { id: "upload-rows" },

@@ -15,7 +15,8 @@ export default {
       s.order.splice(to, 0, item);
     });
     const list = h("ol", { class: "ranking", "aria-label": t("ws.ranking") });
-    ctx.root.append(h("div", { class: "content" }, field(data, spec.prompt_field, "prompt")), list);
+    ctx.root.append(h("div", { class: "content" }, field(data, spec.prompt_field, "prompt")),
+      h("h3", { class: "small muted", text: t("ws.ranking") }), list);
     const view = {
       render(state) {
         while (list.firstChild) list.removeChild(list.firstChild);
