@@ -3,9 +3,18 @@ stored answer read back through the API."""
 
 from __future__ import annotations
 
-import pytest
-from playwright.sync_api import Page
+import time
+from datetime import datetime
 
+import pytest
+from playwright.sync_api import Browser, Page
+from sqlalchemy import select, update
+
+from qistas.config import Settings
+from qistas.db.engine import Database
+from qistas.db.models import Assignment
+from qistas.db.types import utcnow
+from tests.conftest import LiveServer
 from tests.web.conftest import People, sign_in
 from tests.web.helpers import IMAGE, answers, project_with_tasks, wait_empty, wait_task
 
@@ -59,33 +68,52 @@ def test_spans_on_arabic_text_with_emoji(page: Page, people: People) -> None:
     project_id, (first, second) = project_with_tasks(people.owner, spec, [{"text": ARABIC}, {"text": ARABIC}])
     open_workspace(page, people, project_id)
     wait_task(page, first)
-    # Keyboard: the cursor starts at the first letter; "قال " is 4 graphemes, "محمد" the next 4.
+    # Keyboard. The cursor starts at the first letter and moves a grapheme at a time; in
+    # right-to-left text the left arrow goes forward. "قال " is 4 graphemes, "محمد" the next 4.
     page.focus(".spans-text")
     for _ in range(4):
-        page.keyboard.press("ArrowLeft")  # right-to-left text: the left arrow goes forward
+        page.keyboard.press("ArrowLeft")
     for _ in range(4):
         page.keyboard.press("Shift+ArrowLeft")
     page.keyboard.press("1")
-    start = ARABIC.index("Acme")
     assert page.text_content(".chip .chip-text") == "محمد"
+    # The emoji with its skin tone: one grapheme, two code points.
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("Shift+ArrowLeft")
+    page.keyboard.press("3")
+    # "إنّ": the shadda is a combining mark, so two graphemes hold three code points.
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("Shift+ArrowLeft")
+    page.keyboard.press("Shift+ArrowLeft")
+    page.keyboard.press("2")
     page.keyboard.press("Enter")
     wait_task(page, second)
-    # Mouse: double-click a word, pick its label; drag across "الدوحة" too.
+    # Mouse: double-click a word or drag across one, then pick the label; remove one with ×.
     double_click_word(page, "Acme")
     page.click(".label-btn[data-index='1']")
     drag_select(page, "الدوحة")
     page.click(".label-btn[data-index='2']")
+    double_click_word(page, "شركة")
+    page.click(".label-btn[data-index='0']")
+    assert page.locator(".chip").count() == 3
+    page.click(".chip[data-label='PER'] .remove")
+    assert page.locator(".chip").count() == 2
     page.click("#btn-submit")
     wait_empty(page)
-    name = ARABIC.index("محمد")
-    assert answers(people.owner, first) == [{"spans": [{"start": name, "end": name + 4, "label": "PER"}]}]
-    place = ARABIC.index("الدوحة")
+
+    emoji = ARABIC.index("👋🏽")
+    assert ARABIC[emoji:emoji + 2] == "👋🏽"  # code points, as Python counts them
+    assert answers(people.owner, first) == [{"spans": [
+        {"start": 4, "end": 8, "label": "PER"},
+        {"start": emoji, "end": emoji + 2, "label": "LOC"},
+        {"start": emoji + 3, "end": emoji + 6, "label": "ORG"},
+    ]}]
+    assert ARABIC[emoji + 3:emoji + 6] == "إنّ"
+    acme, place = ARABIC.index("Acme"), ARABIC.index("الدوحة")
     assert answers(people.owner, second) == [{"spans": [
-        {"start": start, "end": start + 4, "label": "ORG"},
+        {"start": acme, "end": acme + 4, "label": "ORG"},
         {"start": place, "end": place + len("الدوحة"), "label": "LOC"},
     ]}]
-    # Offsets are code points: the emoji (2 code points) and the combining mark before them count.
-    assert ARABIC[place:place + 6] == "الدوحة"
 
 
 def _word_points(page: Page, word: str) -> dict[str, float]:
@@ -248,12 +276,7 @@ def test_rating_and_text(page: Page, people: People) -> None:
     assert answers(people.owner, t2) == [{"text": "the cat"}]
 
 
-def test_skip_instructions_and_expired_lease(page: Page, people: People, database: object) -> None:
-    from sqlalchemy import update
-
-    from qistas.db.models import Assignment
-    from qistas.db.types import utcnow
-
+def test_skip_instructions_and_expired_lease(page: Page, people: People, database: Database) -> None:
     spec = {"type": "classification", "labels": LABELS, "text_field": "text"}
     project_id, (first, second, third) = project_with_tasks(
         people.owner, spec, [{"text": "a"}, {"text": "b"}, {"text": "c"}],
@@ -270,7 +293,7 @@ def test_skip_instructions_and_expired_lease(page: Page, people: People, databas
     wait_task(page, second)
     page.keyboard.press("1")
     # The lease runs out behind the annotator's back: submitting keeps the answer and says so.
-    with database.writer.begin() as session:  # type: ignore[attr-defined]
+    with database.writer.begin() as session:
         session.execute(update(Assignment).where(Assignment.task_id == second).values(expires_at=utcnow()))
     page.keyboard.press("Enter")
     page.wait_for_selector("#btn-new-task")
@@ -279,3 +302,33 @@ def test_skip_instructions_and_expired_lease(page: Page, people: People, databas
     page.click("#btn-new-task")
     wait_task(page, third)
     assert answers(people.owner, second) == []
+
+
+def test_lease_is_renewed_while_working(browser: Browser, people: People, settings: Settings,
+                                        database: Database) -> None:
+    spec = {"type": "text"}
+    project_id, (task_id,) = project_with_tasks(people.owner, spec, [{"prompt": "write"}])
+    with LiveServer(settings.model_copy(update={"lease_seconds": 10}), database) as live:
+        ctx = browser.new_context(base_url=live.url)
+        try:
+            page = ctx.new_page()
+            sign_in(page, people.annotator_email, next_path=f"/work/{project_id}")
+            wait_task(page, task_id)
+
+            def expiry() -> datetime:
+                with database.reader() as session:
+                    found = session.scalar(select(Assignment.expires_at).where(Assignment.task_id == task_id))
+                    assert found is not None
+                    return found
+
+            first = expiry()
+            deadline = time.monotonic() + 12
+            renewed = first
+            while renewed == first and time.monotonic() < deadline:
+                page.keyboard.type("a")  # the annotator keeps typing
+                page.wait_for_timeout(500)
+                renewed = expiry()
+            assert renewed > first
+            assert page.locator("#btn-new-task").count() == 0  # no expiry notice
+        finally:
+            ctx.close()
