@@ -44,12 +44,15 @@ def context(browser: Browser, server: LiveServer) -> Iterator[BrowserContext]:
 
 
 @pytest.fixture
-def page(context: BrowserContext) -> Page:
+def page(context: BrowserContext) -> Iterator[Page]:
+    """A page that fails its test on any uncaught script error or content-security-policy report."""
     found = context.new_page()
     errors: list[str] = []
     found.on("pageerror", lambda exc: errors.append(str(exc)))
+    found.on("console", lambda msg: errors.append(msg.text) if "Content Security Policy" in msg.text else None)
     found.page_errors = errors  # type: ignore[attr-defined]
-    return found
+    yield found
+    assert errors == []
 
 
 @dataclass
