@@ -174,6 +174,14 @@ def test_boxes_drawn_by_mouse_and_keyboard(page: Page, people: People) -> None:
     page.mouse.move(img["x"] + 110 * k, img["y"] + 90 * k, steps=5)
     page.mouse.up()
     page.click(".label-btn[data-index='1']")  # label the selected box "dog"
+    # Resize it by its bottom-right corner: 20 wider, 10 taller.
+    handle = page.locator(".box .handle.se").bounding_box()
+    assert handle is not None
+    hx, hy = handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2
+    page.mouse.move(hx, hy)
+    page.mouse.down()
+    page.mouse.move(hx + 20 * k, hy + 10 * k, steps=4)
+    page.mouse.up()
     # A second box drawn and then deleted with the keyboard.
     page.mouse.move(img["x"] + 300 * k, img["y"] + 200 * k)
     page.mouse.down()
@@ -194,7 +202,7 @@ def test_boxes_drawn_by_mouse_and_keyboard(page: Page, people: People) -> None:
     [got] = answers(people.owner, first)
     [box] = got["boxes"]
     assert box["label"] == "dog"
-    for key, expected in (("x", 60), ("y", 40), ("w", 100), ("h", 100)):
+    for key, expected in (("x", 60), ("y", 40), ("w", 120), ("h", 110)):
         assert abs(box[key] - expected) <= 2, (key, box)
     assert answers(people.owner, second) == [{"boxes": [{"x": 160, "y": 112.5, "w": 100, "h": 76, "label": "dog"}]}]
 
