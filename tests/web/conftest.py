@@ -78,10 +78,15 @@ def people(server: LiveServer, database: Database) -> Iterator[People]:
                      admin_email="root@instance.test")
 
 
+def click_and_wait(page: Page, selector: str) -> None:
+    """Click something that loads a new page, and wait for that page (never read the old one)."""
+    with page.expect_navigation():
+        page.click(selector)
+
+
 def sign_in(page: Page, email: str, password: str = PASSWORD, next_path: str = "") -> None:
     page.goto("/login" + (f"?next={next_path}" if next_path else ""))
     page.fill("input[name=email]", email)
     page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
-    page.wait_for_load_state("domcontentloaded")
+    click_and_wait(page, "button[type=submit]")
     assert "/login" not in page.url, page.content()

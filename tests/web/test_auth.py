@@ -10,7 +10,7 @@ from qistas.config import Settings
 from qistas.db.engine import Database
 from tests.conftest import LiveServer
 from tests.factories import new_user
-from tests.web.conftest import PASSWORD, People, sign_in
+from tests.web.conftest import PASSWORD, People, click_and_wait, sign_in
 
 pytestmark = pytest.mark.sqlite_only
 
@@ -20,13 +20,13 @@ def test_wrong_password_then_sign_in_and_out(page: Page, people: People, context
     assert "/login" in page.url  # pages need a session
     page.fill("input[name=email]", people.annotator_email)
     page.fill("input[name=password]", "not the password")
-    page.click("button[type=submit]")
+    click_and_wait(page, "button[type=submit]")
     assert page.locator("#login-error").is_visible()
     sign_in(page, people.annotator_email)
     assert page.url.endswith("/work")
     cookie = next(c for c in context.cookies() if c["name"] == "qistas_session")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
-    page.click("text=Sign out")
+    click_and_wait(page, "text=Sign out")
     assert "/login" in page.url
     page.goto("/work")
     assert "/login" in page.url  # the session is gone on the server too
@@ -92,12 +92,12 @@ def test_secure_cookie_when_configured(database: Database, settings: Settings) -
 
 def test_arabic_mirrors_the_page(page: Page, people: People) -> None:
     sign_in(page, people.owner_email)
-    page.click("#lang-switch")
+    click_and_wait(page, "#lang-switch")
     assert page.get_attribute("html", "lang") == "ar"
     assert page.get_attribute("html", "dir") == "rtl"
     assert page.text_content("h1") == "المشاريع"
     assert page.evaluate("getComputedStyle(document.querySelector('main')).direction") == "rtl"
-    page.click("#lang-switch")
+    click_and_wait(page, "#lang-switch")
     assert page.get_attribute("html", "dir") == "ltr"
 
 

@@ -12,7 +12,7 @@ from playwright.sync_api import Page
 from qistas.db.engine import Database
 from tests.conftest import LiveServer
 from tests.factories import client_for, new_user
-from tests.web.conftest import People, sign_in
+from tests.web.conftest import People, click_and_wait, sign_in
 
 pytestmark = pytest.mark.sqlite_only
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.sqlite_only
 def test_owner_creates_uploads_watches_and_exports(page: Page, people: People, server: LiveServer,
                                                    database: Database, tmp_path: Path) -> None:
     sign_in(page, people.owner_email)
-    page.click("#new-project")
+    click_and_wait(page, "#new-project")
     page.fill("input[name=name]", "Sentiment مشاعر")
     page.select_option("#task-type", "classification")
     assert page.locator("input[name=image_field]").is_hidden()  # fields of other types are hidden
@@ -28,7 +28,7 @@ def test_owner_creates_uploads_watches_and_exports(page: Page, people: People, s
     page.fill("input[name=redundancy_min]", "2")
     page.fill("input[name=redundancy_max]", "2")
     page.fill("textarea[name=instructions]", "# Read\nPick **one**.")
-    page.click("button[type=submit].primary")
+    click_and_wait(page, "button[type=submit].primary")
     page.wait_for_url("**/console/projects/*")
     project_id = int(page.url.rsplit("/", 1)[1])
     spec = people.owner.get(f"/projects/{project_id}").json()
@@ -76,14 +76,20 @@ def test_owner_creates_uploads_watches_and_exports(page: Page, people: People, s
     assert len(names) == 2 and all(n.startswith("annotator-") for n in names)
     assert "crowd.test" not in page.content()  # pseudonyms only
 
-    page.click("#browse-tasks")
+    click_and_wait(page, "#browse-tasks")
     assert page.locator("#task-table tbody tr").count() == 4
     page.select_option("select[name=status]", "pending")
-    page.click("#task-filters button")
+    click_and_wait(page, "#task-filters button")
     assert page.locator("#task-table tbody tr td.muted").count() == 1  # "no tasks match"
+    page.select_option("select[name=status]", "")
+    page.fill("input[name=unique_id]", "u2")
+    click_and_wait(page, "#task-filters button")
+    assert page.locator("#task-table tbody tr").all_text_contents()[0].count("نص 2") == 1
+    assert page.locator("#task-table tbody tr").count() == 1
+    page.fill("input[name=unique_id]", "")
     page.select_option("select[name=status]", "completed")
-    page.click("#task-filters button")
-    page.click("#task-table tbody tr:first-child a")
+    click_and_wait(page, "#task-filters button")
+    click_and_wait(page, "#task-table tbody tr:first-child a")
     assert page.locator("#task-annotations tbody tr").count() == 2
     assert "نص 0" in page.text_content("#task-data")
 
@@ -99,11 +105,11 @@ def test_admin_pages_make_orgs_users_and_tokens(page: Page, people: People, serv
     sign_in(page, people.admin_email)
     page.fill("#org-form input[name=name]", "Globex")
     page.fill("#org-form input[name=slug]", "globex")
-    page.click("#org-form button")
+    click_and_wait(page, "#org-form button")
     assert "globex" in page.text_content("#orgs")
     page.fill("#org-form input[name=slug]", "globex")
     page.fill("#org-form input[name=name]", "again")
-    page.click("#org-form button")
+    click_and_wait(page, "#org-form button")
     assert page.locator("#form-error").is_visible()  # the slug is taken
 
     page.goto("/admin/users")
@@ -111,10 +117,11 @@ def test_admin_pages_make_orgs_users_and_tokens(page: Page, people: People, serv
     page.select_option("#user-form select[name=role]", "owner")
     page.select_option("#user-form select[name=org]", "globex")
     page.fill("#user-form input[name=password]", "long enough pw")
-    page.click("#user-form button")
+    click_and_wait(page, "#user-form button")
     row = page.locator("#users tr", has_text="boss@globex.test")
     assert row.count() == 1
-    row.locator("button").click()
+    with page.expect_navigation():
+        row.locator("button").click()
     token = page.text_content("#token-value")
     assert token and token.startswith("qst_")
     with httpx.Client(base_url=server.url + "/api/v1", headers={"Authorization": f"Bearer {token}"}) as client:

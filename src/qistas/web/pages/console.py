@@ -162,6 +162,7 @@ def project_page(project_id: int, request: Request, user: PageUser, db: Db, sett
 def task_browser(project_id: int, request: Request, user: PageUser, db: Db, settings: AppSettings) -> HTMLResponse:
     status = request.query_params.get("status") or None
     below = request.query_params.get("below_target") == "on"
+    unique_id = request.query_params.get("unique_id", "").strip() or None
     after_raw = request.query_params.get("after", "")
     after = int(after_raw) if after_raw.isdigit() else None
     limit = 50
@@ -175,6 +176,8 @@ def task_browser(project_id: int, request: Request, user: PageUser, db: Db, sett
             query = query.where(Task.status == status)
         if below:
             query = query.where(Task.below_target.is_(True))
+        if unique_id:
+            query = query.where(Task.unique_id == unique_id)
         if after is not None:
             query = query.where(Task.id > after)
         page = list(session.scalars(query.order_by(Task.id).limit(limit)))
@@ -187,7 +190,7 @@ def task_browser(project_id: int, request: Request, user: PageUser, db: Db, sett
              "required": task.required, "confidence": task.confidence, "preview": _preview(task.data),
              "response": _preview(task.response) if task.response is not None else ""} for task in page]
     return render(request, "console_tasks.html", title=project.name, project=project, rows=rows, status_filter=status,
-                  below=below, next_after=page[-1].id if len(page) == limit else None,
+                  below=below, unique_id=unique_id or "", next_after=page[-1].id if len(page) == limit else None,
                   statuses=results.TASK_STATUSES)
 
 
