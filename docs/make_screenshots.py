@@ -17,11 +17,14 @@ from typing import Any
 import httpx
 import uvicorn
 from playwright.sync_api import Page, sync_playwright
+from sqlalchemy import update
 
 from qistas.api.app import create_app
 from qistas.config import Settings
 from qistas.db.engine import Database
 from qistas.db.migrate import upgrade
+from qistas.db.models import Assignment
+from qistas.db.types import utcnow
 from qistas.domain import users
 
 OUT = Path(__file__).resolve().parent / "screenshots"
@@ -171,6 +174,10 @@ def seed(database: Database, url: str) -> dict[str, int]:
             "task": {"type": "classification", "labels": ["billing", "bug", "other"], "text_field": "text"},
             "redundancy": {"min": 3, "max": 3},
         }
+        for lang in ("en", "ar"):  # one short project per language, for the expired and empty states
+            state = {"name": "Quick check", "task": PROJECTS[0]["task"]}
+            sid = ids[f"states_{lang}"] = api.post("/projects", json=state).json()["id"]
+            api.post(f"/projects/{sid}/tasks", json=[{"data": PROJECTS[0]["rows"][0]}])
         pid = ids["console"] = api.post("/projects", json=body).json()["id"]
         api.post(
             f"/projects/{pid}/tasks", json=[{"data": {"text": f"Ticket {i}: my invoice is wrong"}} for i in range(24)]
@@ -206,7 +213,7 @@ def widgets(page: Page, url: str, ids: dict[str, int], lang: str) -> None:
     sign_in(page, url, "ana@crowd.test", lang)
     shot(page, "work-projects", lang)
     for key, pid in ids.items():
-        if key == "console":
+        if key == "console" or key.startswith("states_"):
             continue
         page.goto(f"{url}/work/{pid}")
         page.wait_for_selector(".widget")
@@ -259,6 +266,24 @@ def widgets(page: Page, url: str, ids: dict[str, int], lang: str) -> None:
     shot(page, "workspace-instructions", lang, full=False)
 
 
+def states(page: Page, url: str, ids: dict[str, int], lang: str, database: Database) -> None:
+    """The lease ran out under the annotator's answer; then nothing is left to do."""
+    page.goto(f"{url}/work/{ids[f'states_{lang}']}")
+    page.wait_for_selector(".widget")
+    page.keyboard.press("3")
+    with database.writer.begin() as session:
+        session.execute(
+            update(Assignment).where(Assignment.project_id == ids[f"states_{lang}"]).values(expires_at=utcnow())
+        )
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#btn-new-task")
+    page.click("#notice details summary")
+    shot(page, "workspace-expired", lang)
+    page.click("#btn-new-task")
+    page.wait_for_selector("#btn-again")
+    shot(page, "workspace-empty", lang)
+
+
 def console(page: Page, url: str, ids: dict[str, int], lang: str, tmp: Path) -> None:
     sign_in(page, url, "owner@acme.test", lang)
     shot(page, "console-projects", lang)
@@ -304,6 +329,7 @@ def main() -> int:
                 page = browser.new_page(viewport={"width": 1280, "height": 860})
                 for lang in ("en", "ar"):
                     widgets(page, url, ids, lang)
+                    states(page, url, ids, lang, database)
                     console(page, url, ids, lang, home)
                 browser.close()
         finally:

@@ -90,7 +90,7 @@ function ctxFor(task) {
 function showEmpty() {
   current = null;
   actionsEl.hidden = true;
-  clear(taskEl).append(h("div", { class: "empty card" },
+  clear(taskEl).append(h("div", { class: "empty" },
     h("p", { text: t("ws.empty") }),
     h("button", { type: "button", class: "primary", id: "btn-again", onclick: () => next() }, t("ws.check_again")),
     " ", h("a", { href: "/work" }, t("ws.back"))));

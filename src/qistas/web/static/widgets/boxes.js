@@ -114,7 +114,9 @@ export default {
     };
     stage.addEventListener("pointerup", finish);
     stage.addEventListener("pointercancel", finish);
-    window.addEventListener("resize", () => { if (stage.isConnected) view.render(ctx.get()); });
+    // Boxes follow the picture when the window (and so the picture) changes size. An observer,
+    // not a window listener: it goes away with the task's elements.
+    new ResizeObserver(() => { if (size && stage.isConnected) view.render(ctx.get()); }).observe(img);
 
     const view = {
       render(state) {
