@@ -62,6 +62,7 @@ class People:
     org_id: int
     owner_email: str
     owner: httpx.Client
+    admin: httpx.Client
     annotator_email: str
     admin_email: str
 
@@ -72,10 +73,10 @@ def people(server: LiveServer, database: Database) -> Iterator[People]:
         org_id = users.create_org(session, name="Acme Data", slug="acme").id
     _, token = new_user(database, email="owner@acme.test", role="owner", org_id=org_id, password=PASSWORD)
     new_user(database, email="ana@crowd.test", role="annotator", password=PASSWORD)
-    new_user(database, email="root@instance.test", role="admin", password=PASSWORD)
-    with client_for(server.url, token) as owner:
-        yield People(org_id=org_id, owner_email="owner@acme.test", owner=owner, annotator_email="ana@crowd.test",
-                     admin_email="root@instance.test")
+    _, admin_token = new_user(database, email="root@instance.test", role="admin", password=PASSWORD)
+    with client_for(server.url, token) as owner, client_for(server.url, admin_token) as admin:
+        yield People(org_id=org_id, owner_email="owner@acme.test", owner=owner, admin=admin,
+                     annotator_email="ana@crowd.test", admin_email="root@instance.test")
 
 
 def click_and_wait(page: Page, selector: str) -> None:

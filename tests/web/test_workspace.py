@@ -33,6 +33,7 @@ def test_classification_single_by_keyboard_and_mouse(page: Page, people: People)
     project_id, (first, second) = project_with_tasks(people.owner, spec, [{"text": "great"}, {"text": "awful"}])
     open_workspace(page, people, project_id)
     wait_task(page, first)
+    assert "acme" not in page.content().lower()  # whose project it is stays unknown
     page.keyboard.press("2")
     assert page.get_attribute(".label-btn[data-index='1']", "aria-pressed") == "true"
     page.keyboard.press("Enter")

@@ -88,3 +88,16 @@ def test_hostile_data_is_inert_everywhere(page: Page, people: People) -> None:
     page.goto("/console")
     assert_inert(page, dialogs)
     assert "<script>alert(1)</script>" in page.text_content("#projects")
+
+    # Admin pages: organization names and email addresses come from outside too.
+    org = people.admin.post("/orgs", json={"name": EVIL, "slug": "evil"})
+    assert org.status_code == 201, org.text
+    user = people.admin.post("/users", json={"email": "<svg/onload=alert(10)>@evil.test", "role": "owner",
+                                             "org": "evil"})
+    assert user.status_code == 201, user.text
+    page.context.clear_cookies()
+    sign_in(page, people.admin_email)
+    for path in ("/console", "/admin/orgs", "/admin/users"):
+        page.goto(path)
+        assert_inert(page, dialogs)
+    assert "<svg/onload=alert(10)>@evil.test" in page.text_content("#users")
