@@ -14,8 +14,9 @@ from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from qistas.db.engine import Database
 from qistas.domain import users
+from qistas.domain.security import hash_password
 from tests.conftest import LiveServer
-from tests.factories import client_for, new_user
+from tests.factories import client_for
 
 CHROMIUM = os.environ.get("QISTAS_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -67,13 +68,27 @@ class People:
     admin_email: str
 
 
+@pytest.fixture(scope="session")
+def password_hash() -> str:
+    # argon2 is slow on purpose (half a second here): hash the shared test password once.
+    return hash_password(PASSWORD)
+
+
+def person(database: Database, password_hash: str, *, email: str, role: str, org_id: int | None = None) -> str:
+    """A user who signs in with PASSWORD; returns their API token."""
+    with database.writer.begin() as session:
+        user = users.create_user(session, email=email, role=role, org_id=org_id)
+        user.password_hash = password_hash
+        return users.create_token(session, user=user)
+
+
 @pytest.fixture
-def people(server: LiveServer, database: Database) -> Iterator[People]:
+def people(server: LiveServer, database: Database, password_hash: str) -> Iterator[People]:
     with database.writer.begin() as session:
         org_id = users.create_org(session, name="Acme Data", slug="acme").id
-    _, token = new_user(database, email="owner@acme.test", role="owner", org_id=org_id, password=PASSWORD)
-    new_user(database, email="ana@crowd.test", role="annotator", password=PASSWORD)
-    _, admin_token = new_user(database, email="root@instance.test", role="admin", password=PASSWORD)
+    token = person(database, password_hash, email="owner@acme.test", role="owner", org_id=org_id)
+    person(database, password_hash, email="ana@crowd.test", role="annotator")
+    admin_token = person(database, password_hash, email="root@instance.test", role="admin")
     with client_for(server.url, token) as owner, client_for(server.url, admin_token) as admin:
         yield People(org_id=org_id, owner_email="owner@acme.test", owner=owner, admin=admin,
                      annotator_email="ana@crowd.test", admin_email="root@instance.test")
