@@ -67,7 +67,9 @@ def test_csrf_is_required_for_cookie_posts(server: LiveServer, people: People) -
         refused = client.post("/api/v1/projects/1/assignments")
         assert refused.status_code == 403 and refused.json()["error"]["code"] == "csrf_failed"
         allowed = client.post("/api/v1/projects/999/assignments", headers={"X-CSRF-Token": token})
-        assert allowed.status_code == 404
+        assert allowed.status_code == 404 and allowed.json()["error"]["code"] == "not_found"  # the API's shape
+        page = client.get("/work/999")  # a page answers with a page
+        assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
         assert client.post("/logout", data={"csrf": token}).status_code == 303
         assert client.get("/api/v1/me").status_code == 401
     finally:

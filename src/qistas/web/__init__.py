@@ -36,9 +36,8 @@ def install(app: FastAPI, database: Database) -> None:
     # Pages answer errors with a page; the API keeps its one JSON shape.
     @app.exception_handler(errors.QistasError)
     async def _domain(request: Request, exc: errors.QistasError) -> Response:
-        status = api_errors.status_for(exc)
         if request.url.path.startswith("/api/"):
-            headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, errors.Unauthorized) else None
-            return api_errors.error_response(status, exc.code, exc.message, exc.details, headers)
-        return render(request, "error.html", status=status, title=translator(request)("error.title"),
-                      heading=translator(request)("error.title"), message=exc.message)
+            return api_errors.domain_response(exc)
+        heading = translator(request)("error.title")
+        return render(request, "error.html", status=api_errors.status_for(exc), title=heading, heading=heading,
+                      message=exc.message)
