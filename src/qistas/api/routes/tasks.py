@@ -81,8 +81,13 @@ async def _spooled_body(request: Request) -> tuple[IO[bytes], str | None, Any]:
             details={"content_type": media or None},
         )
     spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115 - closed by caller
-    async for chunk in request.stream():
-        spool.write(chunk)
+    try:
+        async for chunk in request.stream():
+            spool.write(chunk)
+    except BaseException:
+        # Over the limit or the client went away: the caller never gets the spool to close.
+        spool.close()
+        raise
     spool.seek(0)
     return spool, MEDIA_FORMATS[media], None
 
