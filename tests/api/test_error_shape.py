@@ -1,0 +1,99 @@
+"""Every error, whatever raised it, answers ``{"error": {"code", "message", "details"}}``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.api.conftest import World
+from tests.api.helpers import error_of
+from tests.factories import CLASSIFICATION
+
+
+def test_401_without_or_with_a_bad_token(world: World) -> None:
+    with httpx.Client(base_url=world.api) as anonymous:
+        error = error_of(anonymous.get("/me"), 401)
+        assert error["code"] == "unauthorized"
+        bad = anonymous.get("/me", headers={"Authorization": "Bearer qst_not-a-token"})
+        assert error_of(bad, 401)["code"] == "unauthorized"
+        assert bad.headers["www-authenticate"] == "Bearer"
+
+
+def test_403_wrong_role(world: World) -> None:
+    response = world.tenant.member.post("/users", json={"email": "x@acme.test", "role": "member"})
+    assert error_of(response, 403)["code"] == "forbidden"
+
+
+def test_404_missing_object_and_unknown_route(world: World) -> None:
+    assert error_of(world.tenant.owner.get("/projects/987654"), 404)["code"] == "not_found"
+    assert error_of(world.tenant.owner.get("/no/such/route"), 404)["code"] == "not_found"
+    with httpx.Client(base_url=world.url) as anonymous:
+        assert error_of(anonymous.get("/api/v1/nothing-here"), 404)["code"] == "not_found"
+        assert error_of(anonymous.get("/nothing-here"), 404)["code"] == "not_found"
+
+
+def test_405_method_not_allowed(world: World) -> None:
+    response = world.tenant.owner.delete("/projects")
+    assert error_of(response, 405)["code"] == "method_not_allowed"
+
+
+def test_409_conflict(world: World) -> None:
+    assert world.admin.post("/orgs", json={"name": "Twice", "slug": "twice"}).status_code == 201
+    response = world.admin.post("/orgs", json={"name": "Twice", "slug": "twice"})
+    error = error_of(response, 409)
+    assert error["code"] == "conflict"
+    assert error["details"] == {"field": "slug"}
+
+
+def test_415_unsupported_media_type(world: World) -> None:
+    project = world.tenant.project()
+    response = world.tenant.owner.post(f"/projects/{project['id']}/tasks", content=b"hello",
+                                       headers={"content-type": "text/plain"})
+    assert error_of(response, 415)["code"] == "unsupported_media_type"
+
+
+def test_422_validation_names_the_field(world: World) -> None:
+    response = world.tenant.owner.post("/projects", json={"task": CLASSIFICATION})
+    error = error_of(response, 422)
+    assert error["code"] == "invalid"
+    assert error["details"]["fields"][0]["field"] == "name"
+    not_json = world.tenant.owner.post("/projects", content=b"{not json", headers={"content-type": "application/json"})
+    assert error_of(not_json, 422)["code"] == "invalid"
+    bad_query = world.tenant.owner.get("/projects/1/tasks", params={"limit": "many"})
+    assert error_of(bad_query, 422)["details"]["fields"][0]["field"] == "limit"
+    bad_path = world.tenant.owner.get("/projects/abc")
+    assert error_of(bad_path, 422)["details"]["fields"][0]["field"] == "project_id"
+
+
+def test_413_declared_body_over_the_limit(tight: World) -> None:
+    body = {"name": "x" * 2000, "task": CLASSIFICATION}
+    error = error_of(tight.tenant.owner.post("/projects", json=body), 413)
+    assert error["code"] == "too_large"
+    assert error["details"] == {"limit": 1024}
+
+
+def _chunks(payload: bytes, size: int = 256) -> Iterator[bytes]:
+    for start in range(0, len(payload), size):
+        yield payload[start:start + size]
+
+
+def test_413_streamed_body_over_the_limit(tight: World) -> None:
+    """A chunked body (no Content-Length) is counted as it arrives."""
+    payload = b'{"name": "' + b"x" * 3000 + b'", "task": {"type": "text"}}'
+    response = tight.tenant.owner.post("/projects", content=_chunks(payload),
+                                       headers={"content-type": "application/json"})
+    assert error_of(response, 413)["code"] == "too_large"
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_413_import_over_the_upload_limit(tight: World, streamed: bool) -> None:
+    project = tight.tenant.project()
+    rows = b"".join(b'{"data": {"text": "%d"}}\n' % i for i in range(400))
+    assert len(rows) > tight.settings.max_upload_bytes
+    content = _chunks(rows) if streamed else rows
+    response = tight.tenant.owner.post(f"/projects/{project['id']}/tasks", content=content,
+                                       headers={"content-type": "application/x-ndjson"})
+    assert error_of(response, 413)["code"] == "too_large"
+    assert tight.tenant.owner.get(f"/projects/{project['id']}/stats").json()["tasks_total"] == 0
