@@ -33,6 +33,7 @@ CHUNK = 1000
 ROW_KEYS = {"data", "unique_id", "batch", "gold", "metadata"}
 CSV_RESERVED = ("unique_id", "batch", "gold", "metadata")
 FORMATS = ("json", "jsonl", "csv")
+CSV_MAX_CELL = 2**31 - 1
 
 
 @dataclass
@@ -147,6 +148,16 @@ def iter_json_array(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
 
 def iter_csv(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
     """Columns become ``data`` fields, except unique_id, batch, gold and metadata."""
+    # The csv module refuses cells over 128 KiB by default, and long documents are normal
+    # task data; the upload limit already bounds a cell. Set per call: it is process-wide.
+    csv.field_size_limit(CSV_MAX_CELL)
+    try:
+        yield from _csv_rows(stream)
+    except csv.Error as exc:
+        raise Invalid(f"the CSV file cannot be read: {exc}", details={"field": "file"}) from None
+
+
+def _csv_rows(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
     reader = csv.DictReader(_LineReader(_text(stream)))
     if reader.fieldnames is None:
         return
@@ -239,6 +250,7 @@ def _row_values(
     if isinstance(gold, _BareGold):
         gold = {"label": str(gold)} if isinstance(spec, ClassificationSpec) else str(gold)
     if gold is not None:
+        check_storable(gold, "gold")
         gold = validate_answer(spec, data, gold)
     batch_id = None
     if raw.get("batch") is not None:
