@@ -72,6 +72,7 @@ async def _spooled_body(request: Request) -> tuple[IO[bytes], str | None, Any]:
         form = await request.form(max_files=1, max_fields=10)
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
+            await form.close()  # other fields may hold files: close them, the caller never sees the form
             raise Invalid("the upload needs a file field named 'file'", details={"field": "file"})
         fmt = form.get("format")
         return upload.file, (fmt if isinstance(fmt, str) else None) or _format_of_name(upload.filename), form
