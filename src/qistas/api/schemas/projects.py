@@ -3,18 +3,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from qistas.api.schemas import Incoming
 
 
-class Redundancy(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Redundancy(Incoming):
     min: int = 1
     max: int | None = None
     target: float | None = None
 
 
-class ProjectCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ProjectCreate(Incoming):
     name: str = Field(min_length=1, max_length=200)
     task: dict[str, Any]
     instructions: str = Field(default="", max_length=200_000)
@@ -49,8 +49,7 @@ class ProjectWorkView(BaseModel):
     instructions: str
 
 
-class BatchCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class BatchCreate(Incoming):
     name: str = Field(min_length=1, max_length=200)
     callback_url: str | None = Field(default=None, max_length=2048)
 
