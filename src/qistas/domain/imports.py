@@ -34,6 +34,7 @@ ROW_KEYS = {"data", "unique_id", "batch", "gold", "metadata"}
 CSV_RESERVED = ("unique_id", "batch", "gold", "metadata")
 FORMATS = ("json", "jsonl", "csv")
 CSV_MAX_CELL = 2**31 - 1
+NUMBER_TAIL = frozenset(".eE+-0123456789")
 
 
 @dataclass
@@ -123,6 +124,12 @@ def iter_json_array(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
                 raise Invalid("expected a JSON array of tasks", details={"field": "file"})
             position, expect = position + 1, "value-or-]"
         elif char == "]" and expect in ("value-or-]", ",-or-]"):
+            # Only whitespace may follow the array: "[...] [...]" is not one JSON document.
+            tail: str | None = buffer[position + 1 :]
+            while tail is not None:
+                if tail.strip(" \t\r\n"):
+                    raise Invalid(f"after row {row}: unexpected text after the array", details={"row": row})
+                tail = next(chunks, None)
             return
         elif char == "," and expect == ",-or-]":
             position, expect = position + 1, "value"
@@ -135,8 +142,9 @@ def iter_json_array(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
                         continue
                     raise Invalid(f"row {row + 1}: not valid JSON: {exc.msg}",
                                   details={"row": row + 1}) from None
-                # A number at the very end of the buffer may continue in the next chunk.
-                if end == len(buffer) and fill():
+                # A number at the very end of the buffer may continue in the next chunk, and so
+                # may one cut inside its fraction or exponent: "6." + "75" decodes "6." as 6.
+                if (end == len(buffer) or buffer[end] in NUMBER_TAIL) and fill():
                     continue
                 break
             row += 1
