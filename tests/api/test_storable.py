@@ -7,6 +7,7 @@ reaches a column must be checked.
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from tests.api.conftest import World
@@ -16,7 +17,7 @@ BAD_VALUES = ['"nul \\u0000 here"', '"half \\ud800 pair"']
 BAD_NUMBERS = ["NaN", "Infinity", "-Infinity"]
 
 
-def _post_raw(client, path: str, body: str):  # type: ignore[no-untyped-def]
+def _post_raw(client: httpx.Client, path: str, body: str) -> httpx.Response:
     return client.post(path, content=body.encode(), headers={"content-type": "application/json"})
 
 
@@ -46,8 +47,8 @@ def test_text_fields_of_every_create(world: World, bad: str) -> None:
 @pytest.mark.parametrize("number", BAD_NUMBERS)
 def test_non_finite_numbers_in_json_columns(world: World, number: str) -> None:
     tenant = world.tenant
-    gold = _post_raw(tenant.owner, "/projects", '{"name": "p", "task": {"type": "text"}, "gold": {"share": %s}}'
-                     % number)
+    body = '{"name": "p", "task": {"type": "text"}, "gold": {"share": NUMBER}}'
+    gold = _post_raw(tenant.owner, "/projects", body.replace("NUMBER", number))
     assert error_of(gold, 422)["details"]["field"] == "gold.share"
 
     pid = tenant.project(task={"type": "boxes", "labels": ["car"]})["id"]
@@ -59,7 +60,7 @@ def test_non_finite_numbers_in_json_columns(world: World, number: str) -> None:
 
     tenant.add_tasks(pid, [{"data": {"image": "i.png"}}])
     taken = take(tenant.annotators[0], pid)
-    box = '{"answer": {"boxes": [{"x": 0, "y": 0, "w": %s, "h": 1, "label": "car"}]}}' % number
+    box = '{"answer": {"boxes": [{"x": 0, "y": 0, "w": NUMBER, "h": 1, "label": "car"}]}}'.replace("NUMBER", number)
     response = _post_raw(tenant.annotators[0], f"/assignments/{taken['id']}/submit", box)
     assert error_of(response, 422)["details"]["field"].startswith("answer.boxes.0")
     assert count_annotations(world.database, pid) == 0
