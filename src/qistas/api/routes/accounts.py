@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from qistas.api.deps import Actor, Db, write
+from qistas.api.deps import Actor, Db, Id, write
 from qistas.api.schemas.accounts import (
     OrgCreate,
     OrgRead,
@@ -86,7 +86,7 @@ def list_users(actor: Actor, db: Db) -> list[UserRead]:
 
 
 @router.post("/users/{user_id}/tokens", status_code=201, response_model=TokenRead)
-def create_token(user_id: int, actor: Actor, db: Db, body: TokenCreate | None = None) -> TokenRead:
+def create_token(user_id: Id, actor: Actor, db: Db, body: TokenCreate | None = None) -> TokenRead:
     def work(session: Session) -> TokenRead:
         target = ensure_may_manage_tokens(actor, session.get(User, user_id))
         token = users.create_token(session, user=target, name=body.name if body else "")
