@@ -97,3 +97,31 @@ def test_413_import_over_the_upload_limit(tight: World, streamed: bool) -> None:
                                        headers={"content-type": "application/x-ndjson"})
     assert error_of(response, 413)["code"] == "too_large"
     assert tight.tenant.owner.get(f"/projects/{project['id']}/stats").json()["tasks_total"] == 0
+
+
+HUGE = "9" * 23
+
+
+def test_ids_beyond_64_bits_are_422_not_500(world: World) -> None:
+    owner, worker = world.tenant.owner, world.tenant.annotators[0]
+    pid = world.tenant.project()["id"]
+    for path in (f"/projects/{HUGE}", f"/projects/{HUGE}/stats", f"/tasks/{HUGE}", f"/batches/{HUGE}",
+                 f"/projects/{HUGE}/export"):
+        assert error_of(owner.get(path), 422)["details"]["fields"][0]["field"].endswith("_id"), path
+    for path in (f"/projects/{pid}/tasks", f"/projects/{pid}/results"):
+        assert error_of(owner.get(path, params={"after": HUGE}), 422)["details"]["fields"][0]["field"] == "after"
+    for action in ("submit", "skip", "renew"):
+        response = worker.post(f"/assignments/{HUGE}/{action}", json={"answer": {"label": "positive"}})
+        assert error_of(response, 422)["details"]["fields"][0]["field"] == "assignment_id"
+    error_of(owner.post(f"/users/{HUGE}/tokens"), 422)
+    # The largest id that fits is simply missing.
+    assert error_of(owner.get(f"/projects/{2**63 - 1}"), 404)["message"] == "project not found"
+    assert owner.get(f"/projects/{pid}/tasks", params={"after": 2**63 - 1}).json() == {"items": [], "next": None}
+
+
+def test_an_admin_creating_a_project_names_the_org(world: World) -> None:
+    response = world.admin.post("/projects", json={"name": "p", "task": {"type": "text"}})
+    assert error_of(response, 422)["details"] == {"field": "org"}
+    error_of(world.admin.post("/projects", json={"name": "p", "task": {"type": "text"}, "org": "nope"}), 404)
+    created = world.admin.post("/projects", json={"name": "p", "task": {"type": "text"}, "org": "globex"})
+    assert created.status_code == 201 and created.json()["org"] == "globex"
