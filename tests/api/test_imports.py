@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import socket
 import time
 from typing import Any
@@ -302,7 +303,8 @@ def test_another_projects_batch_is_unknown(world: World, project: int) -> None:
     assert problems == [{"row": 1, "message": "unknown batch 'theirs'"}]
 
 
-def test_a_client_that_disconnects_mid_import_leaves_nothing(world: World, project: int) -> None:
+def test_a_client_that_disconnects_mid_import_leaves_nothing(world: World, project: int,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
     lines = b"".join(b'{"data": {"text": "row %d"}}\n' % i for i in range(2000))
     half = lines[: len(lines) // 2]
     half = half[: half.rfind(b"\n") + 1]  # only whole rows: a server that imported what came would write
@@ -321,6 +323,8 @@ def test_a_client_that_disconnects_mid_import_leaves_nothing(world: World, proje
         time.sleep(0.05)
     # The server still serves, and the same rows import normally.
     assert _created(_post(world.tenant, project, lines, "application/x-ndjson"))["created"] == 2000
+    # A client going away is not a server error: nothing is logged as one.
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 def test_json_array_over_many_read_chunks(world: World, project: int) -> None:
