@@ -102,7 +102,13 @@ def claim(
     if held is not None:
         task = session.get(Task, held.task_id)
         assert task is not None
-        return held, task
+        if task.status == "pending":
+            return held, task
+        # Its batch was canceled under the lease: handing it back would leave the annotator
+        # stuck on a task they cannot submit until the lease runs out. End it, serve another.
+        held.status = "expired"
+        held.ended_at = now
+        _release_slots(session, Counter({task.id: 1}))
     base = _candidates(project, annotator)
     for started in (Task.n_claimed > 0, Task.n_claimed == 0):
         query = claim_lock(session, base.where(started).order_by(Task.id).limit(1))
