@@ -259,7 +259,11 @@ def _row_values(
         gold = {"label": str(gold)} if isinstance(spec, ClassificationSpec) else str(gold)
     if gold is not None:
         check_storable(gold, "gold")
-        gold = validate_answer(spec, data, gold)
+        try:
+            gold = validate_answer(spec, data, gold)
+        except Invalid as exc:
+            # The answer validator names fields "answer...": here the client wrote "gold".
+            raise Invalid("gold" + exc.message.removeprefix("answer")) from None
     batch_id = None
     if raw.get("batch") is not None:
         batch = batches.get(str(raw["batch"]))
