@@ -87,9 +87,9 @@ def world(template: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[W
         yield found
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def tight(template: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    """A server with small limits: bodies, uploads and pages."""
+    """A server with small limits: bodies, uploads and pages (shared by every module using it)."""
     with make_world(
         template, tmp_path_factory.mktemp("tight"),
         max_body_bytes=1024, max_upload_bytes=4096, max_page_size=5, default_page_size=3,

@@ -143,3 +143,16 @@ def test_a_batch_finished_while_paused_completes_on_resume(world: World, project
     _act(tenant, batch["id"], "pause")
     submit(worker, held["id"], {"label": "positive"})
     assert _act(tenant, batch["id"], "resume")["status"] == "completed"
+
+
+def test_a_lease_on_a_canceled_task_is_not_handed_back(world: World, project: int) -> None:
+    tenant, worker = world.tenant, world.tenant.annotators[0]
+    batch = _batch(tenant, project, "b")
+    tenant.add_tasks(project, [{"data": {"text": "batched"}, "batch": "b"}])
+    _act(tenant, batch["id"], "finalize")
+    held = take(worker, project)
+    _act(tenant, batch["id"], "cancel")
+    error_of(worker.post(f"/assignments/{held['id']}/submit", json={"answer": {"label": "positive"}}), 409)
+    tenant.add_tasks(project, [{"data": {"text": "free"}}])
+    # Asking for work must not return the dead lease again and again.
+    assert take(worker, project)["task"]["data"] == {"text": "free"}

@@ -176,3 +176,18 @@ def test_reads_of_customer_data_are_audited(world: World) -> None:
         exports = session.scalars(select(AuditEvent).where(AuditEvent.action == "export",
                                                            AuditEvent.object_id == pid)).all()
     assert len(exports) == 2
+
+
+def test_export_walks_past_its_internal_chunks(world: World) -> None:
+    tenant = world.tenant
+    pid = tenant.project()["id"]
+    n = 1234  # more than two export chunks of 500
+    body = "".join(json.dumps({"data": {"text": f"t{i}"}, "unique_id": str(i)}) + "\n" for i in range(n))
+    response = tenant.owner.post(f"/projects/{pid}/tasks", content=body.encode(),
+                                 headers={"content-type": "application/x-ndjson"})
+    assert response.status_code == 201, response.text
+    records = _jsonl(world, pid)
+    assert [r["unique_id"] for r in records] == [str(i) for i in range(n)]
+    assert len({r["task_id"] for r in records}) == n
+    _, rows = _csv(world, pid)
+    assert [r["unique_id"] for r in rows] == [str(i) for i in range(n)]
