@@ -144,3 +144,19 @@ def test_a_completed_task_is_not_served_and_an_annotator_gets_each_task_once(wor
     assert count_annotations(world.database, pid) == 6
     assert stats(tenant.owner, pid)["tasks"]["completed"] == 3
     assert nothing_left(tenant.inhouse, pid)
+
+
+def test_started_tasks_are_finished_first_then_import_order(world: World) -> None:
+    tenant = world.tenant
+    pid = tenant.project(redundancy={"min": 2, "max": 2})["id"]
+    tenant.add_tasks(pid, [{"data": {"text": str(i)}} for i in range(4)])
+    a, b, c = tenant.annotators
+    order = []
+    for _ in range(2):
+        taken = take(a, pid)
+        order.append(taken["task"]["data"]["text"])
+        submit(a, taken["id"], POSITIVE)
+    assert order == ["0", "1"]
+    assert take(b, pid)["task"]["data"] == {"text": "0"}
+    assert take(c, pid)["task"]["data"] == {"text": "1"}
+    assert take(tenant.inhouse, pid)["task"]["data"] == {"text": "2"}
