@@ -1,9 +1,11 @@
-"""Servers shared by the tests of one module.
+"""Servers shared by the API tests.
 
-Starting a server and building two tenants costs more than most API tests themselves, so
-the tests of a module share one ``world``: a fresh database, a live server, an admin and the
-two competing tenants. Each test creates its own projects, which keeps the tests independent
-(a project is the unit that every count, page and lease is scoped to).
+Starting a server and building two tenants (a fresh PostgreSQL database, above all) costs
+more than most API tests themselves, so the API tests share one ``world``: a database, a
+live server, an admin and the two competing tenants. Each test creates its own projects,
+and whatever else it creates has names no other test uses, which keeps the tests
+independent: a project is the unit that every count, page and lease is scoped to.
+Tests that need a database of their own use the function-scoped fixtures of tests/conftest.py.
 """
 
 from __future__ import annotations
@@ -80,9 +82,9 @@ def make_world(template: str, folder: Path, **overrides: Any) -> Iterator[World]
         )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def world(template: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    """One server for the whole module, with default settings."""
+    """One server with default settings for every API test of the run."""
     with make_world(template, tmp_path_factory.mktemp("world")) as found:
         yield found
 

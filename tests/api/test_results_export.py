@@ -181,7 +181,7 @@ def test_reads_of_customer_data_are_audited(world: World) -> None:
 def test_export_walks_past_its_internal_chunks(world: World) -> None:
     tenant = world.tenant
     pid = tenant.project()["id"]
-    n = 1234  # more than two export chunks of 500
+    n = 1001  # more than two export chunks of 500
     body = "".join(json.dumps({"data": {"text": f"t{i}"}, "unique_id": str(i)}) + "\n" for i in range(n))
     response = tenant.owner.post(f"/projects/{pid}/tasks", content=body.encode(),
                                  headers={"content-type": "application/x-ndjson"})
