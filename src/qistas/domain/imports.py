@@ -35,6 +35,7 @@ CSV_RESERVED = ("unique_id", "batch", "gold", "metadata")
 FORMATS = ("json", "jsonl", "csv")
 CSV_MAX_CELL = 2**31 - 1
 NUMBER_TAIL = frozenset(".eE+-0123456789")
+TOO_DEEP = "nested too deeply to read"
 
 
 @dataclass
@@ -90,9 +91,12 @@ def iter_jsonl(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
         if not line.strip():
             continue
         try:
-            yield number, json.loads(line)
+            value = json.loads(line)
         except json.JSONDecodeError as exc:
-            yield number, RowError(number, f"not valid JSON: {exc.msg} at column {exc.colno}")
+            value = RowError(number, f"not valid JSON: {exc.msg} at column {exc.colno}")
+        except RecursionError:  # the json module recurses per nesting level
+            value = RowError(number, TOO_DEEP)
+        yield number, value
 
 
 def iter_json_array(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
@@ -142,6 +146,8 @@ def iter_json_array(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
                         continue
                     raise Invalid(f"row {row + 1}: not valid JSON: {exc.msg}",
                                   details={"row": row + 1}) from None
+                except RecursionError:
+                    raise Invalid(f"row {row + 1}: {TOO_DEEP}", details={"row": row + 1}) from None
                 # A number at the very end of the buffer may continue in the next chunk, and so
                 # may one cut inside its fraction or exponent: "6." + "75" decodes "6." as 6.
                 if (end == len(buffer) or buffer[end] in NUMBER_TAIL) and fill():
