@@ -341,3 +341,19 @@ def test_upload_streams_from_a_file_object(world: World, project: int) -> None:
     handle = io.BytesIO(b"".join(b"text\n" if i == 0 else b"r%d\n" % i for i in range(5001)))
     response = world.tenant.owner.post(f"/projects/{project}/tasks", files={"file": ("big.csv", handle)})
     assert _created(response)["created"] == 5000
+
+
+def test_nesting_too_deep_for_the_json_module_is_a_row_error(world: World, project: int) -> None:
+    deep = '{"data": {"text": "x", "d": ' + "[" * 100_000 + "]" * 100_000 + "}}"
+    rows = _rows(_post(world.tenant, project, '{"data": {"text": "ok"}}\n' + deep, "application/x-ndjson"))
+    assert rows == [{"row": 2, "message": "nested too deeply to read"}]
+    error = error_of(_post(world.tenant, project, f'[{{"data": {{"text": "ok"}}}}, {deep}]', "application/json"),
+                     422)
+    assert error["message"] == "row 2: nested too deeply to read"
+    # Deep but readable nesting is refused by the storage check, naming the field.
+    nested = '{"data": {"text": "x", "d": ' + "[" * 70 + "]" * 70 + "}}"
+    rows = _rows(_post(world.tenant, project, nested, "application/x-ndjson"))
+    assert "nested deeper than 64 levels" in rows[0]["message"]
+    assert count_tasks(world.database, project) == 0
+    body = ('{"name": "deep", "task": {"type": "text"}, "gold": ' + "[" * 100_000 + "]" * 100_000 + "}").encode()
+    error_of(world.tenant.owner.post("/projects", content=body, headers={"content-type": "application/json"}), 400)
