@@ -193,7 +193,7 @@ def _csv_rows(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
             if key in row:
                 try:
                     row[key] = json.loads(row[key])
-                except json.JSONDecodeError:
+                except (json.JSONDecodeError, RecursionError):  # deep nesting: too deep to read
                     if key == "metadata":
                         yield number, RowError(number, "metadata must be a JSON object")
                         break
