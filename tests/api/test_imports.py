@@ -357,3 +357,12 @@ def test_nesting_too_deep_for_the_json_module_is_a_row_error(world: World, proje
     assert count_tasks(world.database, project) == 0
     body = ('{"name": "deep", "task": {"type": "text"}, "gold": ' + "[" * 100_000 + "]" * 100_000 + "}").encode()
     error_of(world.tenant.owner.post("/projects", content=body, headers={"content-type": "application/json"}), 400)
+
+
+def test_csv_json_cells_nested_too_deep(world: World, project: int) -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    rows = _rows(_post(world.tenant, project, f"text,metadata,gold\na,{deep},\nb,,{deep}\n", "text/csv"))
+    assert [r["row"] for r in rows] == [1, 2]
+    assert rows[0]["message"] == "metadata must be a JSON object"
+    assert rows[1]["message"].startswith("gold.label: unknown label")
+    assert count_tasks(world.database, project) == 0
