@@ -20,7 +20,8 @@ class ProjectCreate(Incoming):
     instructions: str = Field(default="", max_length=200_000)
     redundancy: Redundancy = Field(default_factory=Redundancy)
     gold: dict[str, Any] = Field(default_factory=dict)
-    priority: int = 0
+    # The column is a 32-bit INTEGER: a larger number would be a 500 from the driver.
+    priority: int = Field(default=0, ge=-(2**31), le=2**31 - 1)
     pay_rate: float | None = None
     workforce: str = Field(default="shared", description="'shared' or 'org'")
     org: str | None = Field(default=None, description="organization slug; admins only")
