@@ -115,3 +115,11 @@ def test_project_read_shows_the_policy(world: World) -> None:
     assert world.tenant.project(redundancy={"min": 2})["redundancy"] == {"min": 2, "max": 2, "target": None}
     assert field_of(world.tenant.owner.post("/projects", json={"name": "w", "task": {"type": "text"},
                                                                "workforce": "crowd"})) == "workforce"
+
+
+@pytest.mark.parametrize("priority", [2**31, -(2**31) - 1, 2**70])
+def test_priority_beyond_the_column_is_422(world: World, priority: int) -> None:
+    response = world.tenant.owner.post("/projects", json={"name": "p", "task": {"type": "text"},
+                                                          "priority": priority})
+    assert field_of(response) == "priority"
+    assert world.tenant.project(priority=2**31 - 1)["priority"] == 2**31 - 1
