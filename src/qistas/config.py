@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     max_import_errors: int = Field(
         default=100, ge=1, description="Row errors listed in a rejected import (all are counted)."
     )
+    refit_interval_seconds: float = Field(
+        default=60.0, ge=0, description="How often the worker models are refitted in the background; 0 turns it off."
+    )
     cookie_secure: bool = Field(
         default=False,
         description="Mark session cookies Secure; turn on behind HTTPS.",

@@ -59,12 +59,15 @@ def test_jsonl_export_has_every_task_with_results_and_annotations(world: World, 
     assert [r["unique_id"] for r in records] == [r["unique_id"] for r in exported["rows"]]
     assert [r["data"] for r in records] == [r["data"] for r in exported["rows"]]
     assert records[0]["data"]["text"] == ARABIC and records[0]["metadata"] == {"source": "تطبيق"}
+    results = {r["task_id"]: r for r in world.tenant.owner.get(f"/projects/{exported['pid']}/results").json()["items"]}
     names = set()
     for record in records[:-1]:
         assert set(record) == {"task_id", "unique_id", "batch", "status", "data", "metadata", "response",
                                "confidence", "method", "annotations"}
+        result = results[record["task_id"]]
         assert (record["status"], record["response"], record["confidence"], record["method"]) == \
-            ("completed", {"label": "positive"}, 1.0, "majority_vote")
+            ("completed", {"label": "positive"}, result["confidence"], result["method"])
+        assert 0.5 < record["confidence"] <= 1.0
         assert [(a["answer"], a["seconds"]) for a in record["annotations"]] == \
             [({"label": "positive"}, 3.0), ({"label": "positive"}, 7.5)]
         assert all(set(a) == {"annotator", "answer", "seconds", "created_at"} for a in record["annotations"])
@@ -106,8 +109,10 @@ def test_csv_export_is_spreadsheet_safe_and_keeps_arabic(world: World, exported:
         for cell in row.values():
             assert not cell or cell[0] not in "=+-@", row
     completed = rows[1]
-    assert (json.loads(completed["response"]), completed["confidence"], completed["status"]) == \
-        ({"label": "positive"}, "1.0", "completed")
+    result = world.tenant.owner.get(f"/projects/{exported['pid']}/results").json()["items"][1]
+    assert result["task_id"] == int(completed["task_id"])
+    assert (json.loads(completed["response"]), float(completed["confidence"]), completed["method"],
+            completed["status"]) == ({"label": "positive"}, result["confidence"], result["method"], "completed")
     annotations = json.loads(completed["annotations"])
     assert [(a["answer"], a["seconds"]) for a in annotations] == [({"label": "positive"}, 3.0),
                                                                   ({"label": "positive"}, 7.5)]

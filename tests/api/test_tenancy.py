@@ -27,6 +27,7 @@ def owned(world: World) -> dict[str, Any]:
         {"data": {"text": "one"}, "unique_id": "u1", "metadata": SECRET_META, "gold": {"label": "positive"}},
         {"data": {"text": "two"}, "unique_id": "u2", "metadata": SECRET_META},
         {"data": {"text": "three"}, "unique_id": "u3", "batch": "b1"},
+        {"data": {"text": "four"}, "unique_id": "u4"},
     ])
     done = take(tenant.annotators[0], pid)
     assert tenant.annotators[0].post(f"/assignments/{done['id']}/submit",
@@ -64,7 +65,7 @@ def test_another_tenants_project_is_404_like_a_missing_one(world: World, owned: 
                                                            strict=True):
         _same_as_missing(client.request(method, path, **kwargs), client.request(method, missing_path, **kwargs))
     _same_as_missing(client.post(f"/projects/{pid}/assignments"), client.post(f"/projects/{MISSING}/assignments"))
-    assert world.tenant.owner.get(f"/projects/{pid}/stats").json()["tasks_total"] == 3  # nothing imported
+    assert world.tenant.owner.get(f"/projects/{pid}/stats").json()["tasks_total"] == 4  # nothing imported
 
 
 @pytest.mark.parametrize("who", ["owner", "member", "inhouse"])
@@ -112,9 +113,12 @@ def _no_customer_secrets(payload: Any, tenant: Tenant) -> None:
 
 def test_annotators_never_see_the_customer(world: World) -> None:
     tenant = world.tenant
-    project = tenant.project(name="Sentiment", instructions="Pick one.", redundancy={"min": 2, "max": 2})
+    # Gold is served (almost) every time: whichever task comes, it must look the same.
+    project = tenant.project(name="Sentiment", instructions="Pick one.", redundancy={"min": 2, "max": 2},
+                             gold={"share": 0.99})
     pid = project["id"]
-    tenant.add_tasks(pid, [{"data": {"text": "hello"}, "metadata": SECRET_META, "gold": {"label": "positive"}}])
+    tenant.add_tasks(pid, [{"data": {"text": "hello"}, "metadata": SECRET_META, "gold": {"label": "positive"}},
+                           {"data": {"text": "hello"}, "metadata": SECRET_META}])
     for annotator in (tenant.annotators[0], tenant.inhouse):
         taken = take(annotator, pid)
         assert set(taken) == {"id", "project_id", "task", "expires_at"}

@@ -154,7 +154,37 @@ class Annotation(Base):
     annotator_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     answer: Mapped[Any] = mapped_column(JSONType)
     seconds: Mapped[float | None] = mapped_column(Float)
+    # On gold tasks only: whether the answer matched the gold answer.
+    gold_correct: Mapped[bool | None] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WorkerStats(Base):
+    """Per project and annotator: counts kept up to date at each submit."""
+
+    __tablename__ = "worker_stats"
+
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), primary_key=True)
+    annotator_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    n_annotations: Mapped[int] = mapped_column(Integer, default=0)
+    seconds_total: Mapped[float] = mapped_column(Float, default=0.0)
+    n_gold: Mapped[int] = mapped_column(Integer, default=0)
+    n_gold_correct: Mapped[int] = mapped_column(Integer, default=0)
+    # Set when gold accuracy falls under the project's threshold: no more of its tasks.
+    blocked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class QualityModel(Base):
+    """The last fit of a project's worker model, used to score each new answer online."""
+
+    __tablename__ = "quality_models"
+
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), primary_key=True)
+    method: Mapped[str] = mapped_column(String(32))
+    fitted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    n_annotations: Mapped[int] = mapped_column(Integer)
+    # {"workers": [annotator ids], "priors": [K], "confusions": [W][K][K]}
+    params: Mapped[dict[str, Any]] = mapped_column(JSONType)
 
 
 class AuditEvent(Base):

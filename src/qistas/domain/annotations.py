@@ -16,6 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from qistas.db.models import Annotation, Batch, Project, Task, User
+from qistas.domain import gold as gold_rules
+from qistas.domain import quality
 from qistas.domain.aggregation import aggregate, decide
 from qistas.domain.assignments import get_own_assignment
 from qistas.domain.jsonsafe import check_storable
@@ -30,6 +32,7 @@ MAX_SECONDS = 7 * 24 * 3600
 class Submitted:
     annotation: Annotation
     created: bool  # False when this was a repeat of an earlier submit
+    feedback: dict[str, Any] | None = None  # on gold tasks of training projects only
 
 
 def submit(
@@ -58,7 +61,9 @@ def submit(
     if task.status != "pending":
         raise Conflict(f"this task is {task.status}; take a new task")
     check_storable(answer, "answer")
-    normalised = validate_answer(parse_spec(project.task_spec), task.data, answer)
+    spec = parse_spec(project.task_spec)
+    normalised = validate_answer(spec, task.data, answer)
+    gold_correct = gold_rules.matches(spec, normalised, task.gold) if task.is_gold else None
 
     annotation = Annotation(
         assignment_id=assignment.id,
@@ -67,6 +72,7 @@ def submit(
         annotator_id=annotator.id,
         answer=normalised,
         seconds=seconds,
+        gold_correct=gold_correct,
         created_at=now,
     )
     session.add(annotation)
@@ -74,11 +80,17 @@ def submit(
     assignment.ended_at = now
     task.n_annotations += 1  # the lease's slot in n_claimed now holds this annotation
     session.flush()
-    _settle(session, task=task, project=project, now=now)
-    return Submitted(annotation, created=True)
+    gold_rules.record_answer(session, project=project, annotator_id=annotator.id, seconds=seconds,
+                             gold_correct=gold_correct)
+    if not task.is_gold:  # gold tasks never complete: they keep measuring annotators
+        _settle(session, task=task, project=project, spec=spec, now=now)
+    feedback = None
+    if gold_correct is not None and gold_rules.parse_policy(project.gold_policy).feedback:
+        feedback = {"correct": gold_correct, "expected": task.gold}
+    return Submitted(annotation, created=True, feedback=feedback)
 
 
-def _settle(session: Session, *, task: Task, project: Project, now: datetime) -> None:
+def _settle(session: Session, *, task: Task, project: Project, spec: Any, now: datetime) -> None:
     """Complete the task, or raise how many annotations it needs, after a new one."""
     if task.n_annotations < task.required:
         return
@@ -87,14 +99,17 @@ def _settle(session: Session, *, task: Task, project: Project, now: datetime) ->
             select(Annotation.answer).where(Annotation.task_id == task.id).order_by(Annotation.id)
         )
     )
-    consensus = aggregate(answers)
+    majority = aggregate(answers)
+    consensus = quality.task_consensus(session, project=project, spec=spec, task_id=task.id) \
+        if quality.is_scored(spec) else majority
     decision = decide(
         n_annotations=task.n_annotations,
         required=task.required,
         lo=project.redundancy_min,
         hi=project.redundancy_max,
         target=project.redundancy_target,
-        confidence=consensus.confidence,
+        # Without a target, "agreement" is unanimity of the votes, not a posterior.
+        confidence=consensus.confidence if project.redundancy_target is not None else majority.confidence,
     )
     task.required = decision.required
     if not decision.complete:

@@ -25,7 +25,8 @@ from sqlalchemy.orm import Session
 
 from qistas.db.dialect import claim_lock
 from qistas.db.models import Assignment, Batch, Project, Task, User
-from qistas.errors import Conflict, NotFound
+from qistas.domain import gold as gold_rules
+from qistas.errors import Conflict, Forbidden, NotFound
 
 
 def expire_leases(session: Session, *, project_id: int, now: datetime) -> int:
@@ -71,7 +72,6 @@ def _candidates(project: Project, annotator: User) -> Select[Task]:
     return select(Task).where(
         Task.project_id == project.id,
         Task.status == "pending",
-        Task.n_claimed < Task.required,
         served_batch,
         ~seen,
     )
@@ -109,10 +109,23 @@ def claim(
         held.status = "expired"
         held.ended_at = now
         _release_slots(session, Counter({task.id: 1}))
+    if gold_rules.is_blocked(session, project_id=project.id, annotator_id=annotator.id):
+        raise Forbidden("your answers to this project's quality checks are below its threshold")
     base = _candidates(project, annotator)
+    if gold_rules.serve_gold_now(gold_rules.parse_policy(project.gold_policy)):
+        # A gold task takes any number of annotators, once each: its requirement grows with them.
+        task = session.scalar(claim_lock(session, base.where(Task.is_gold.is_(True)).order_by(Task.id).limit(1)))
+        if task is not None:
+            session.execute(
+                update(Task).where(Task.id == task.id)
+                .values(n_claimed=Task.n_claimed + 1, required=Task.n_claimed + 1)
+                .execution_options(synchronize_session=False)
+            )
+            return _lease(session, task=task, project=project, annotator=annotator, now=now,
+                          lease_seconds=lease_seconds)
+    regular = base.where(Task.is_gold.is_(False), Task.n_claimed < Task.required)
     for started in (Task.n_claimed > 0, Task.n_claimed == 0):
-        query = claim_lock(session, base.where(started).order_by(Task.id).limit(1))
-        task = session.scalar(query)
+        task = session.scalar(claim_lock(session, regular.where(started).order_by(Task.id).limit(1)))
         if task is None:
             continue
         taken: CursorResult[Any] = session.execute(  # type: ignore[assignment]
@@ -123,18 +136,25 @@ def claim(
         )
         if taken.rowcount != 1:  # pragma: no cover - the row lock or BEGIN IMMEDIATE prevents it
             continue
-        assignment = Assignment(
-            task_id=task.id,
-            project_id=project.id,
-            annotator_id=annotator.id,
-            status="active",
-            created_at=now,
-            expires_at=now + timedelta(seconds=lease_seconds),
-        )
-        session.add(assignment)
-        session.flush()
-        return assignment, task
+        return _lease(session, task=task, project=project, annotator=annotator, now=now,
+                      lease_seconds=lease_seconds)
     return None
+
+
+def _lease(
+    session: Session, *, task: Task, project: Project, annotator: User, now: datetime, lease_seconds: int
+) -> tuple[Assignment, Task]:
+    assignment = Assignment(
+        task_id=task.id,
+        project_id=project.id,
+        annotator_id=annotator.id,
+        status="active",
+        created_at=now,
+        expires_at=now + timedelta(seconds=lease_seconds),
+    )
+    session.add(assignment)
+    session.flush()
+    return assignment, task
 
 
 def get_own_assignment(

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from qistas.db.models import Batch, Project, Task, User
 from qistas.domain import audit
+from qistas.domain.gold import parse_policy
 from qistas.domain.tasktypes import parse_spec, spec_dict
 from qistas.errors import Conflict, Invalid, NotFound
 from qistas.policies import ensure_customer_access
@@ -59,6 +60,7 @@ def create_project(
 ) -> Project:
     spec = parse_spec(task)
     lo, hi, target = _redundancy(redundancy)
+    parse_policy(gold)
     if workforce not in ("shared", "org"):
         raise Invalid("workforce must be 'shared' or 'org'", details={"field": "workforce"})
     project = Project(

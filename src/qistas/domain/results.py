@@ -61,7 +61,7 @@ def iter_export_records(
     session: Session, *, project: Project, pseudonym: Callable[[int], str]
 ) -> Iterator[dict[str, Any]]:
     batch_query = select(Batch.id, Batch.name).where(Batch.project_id == project.id)
-    batch_names: dict[int, str] = {batch_id: name for batch_id, name in session.execute(batch_query)}
+    batch_names = dict(session.execute(batch_query).all())
     after = 0
     names: dict[int, str] = {}
     while True:
@@ -145,12 +145,11 @@ def export_stream(
 
 
 def project_stats(session: Session, *, project_id: int, now: datetime) -> dict[str, Any]:
-    by_status: dict[str, int] = {
-        status: count
-        for status, count in session.execute(
+    by_status = dict(
+        session.execute(
             select(Task.status, func.count()).where(Task.project_id == project_id).group_by(Task.status)
-        )
-    }
+        ).all()
+    )
     annotations = select(func.count()).select_from(Annotation).where(Annotation.project_id == project_id)
     last_hour = session.scalar(annotations.where(Annotation.created_at > now - timedelta(hours=1))) or 0
     return {

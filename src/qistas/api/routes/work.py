@@ -41,7 +41,7 @@ def submit(assignment_id: Id, body: SubmitCreate, actor: Actor, db: Db, response
                                   answer=body.answer, seconds=body.seconds, now=utcnow())
         a = done.annotation
         return SubmittedRead(id=a.id, assignment_id=a.assignment_id, task_id=a.task_id, answer=a.answer,
-                             seconds=a.seconds, created_at=a.created_at), done.created
+                             seconds=a.seconds, created_at=a.created_at, feedback=done.feedback), done.created
 
     read, created = write(db, work)
     if not created:

@@ -73,6 +73,7 @@ class SubmittedRead(BaseModel):
     answer: Any
     seconds: float | None
     created_at: datetime
+    feedback: dict[str, Any] | None = Field(default=None, description="training projects: whether a check was right")
 
 
 class ResultRead(BaseModel):

@@ -1,0 +1,58 @@
+"""Quality: the project report, refits, and an annotator's record for admins."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from sqlalchemy.orm import Session
+
+from qistas.api.deps import Actor, AppSettings, Db, write
+from qistas.db.models import Project, User
+from qistas.domain import audit, quality, quality_report
+from qistas.domain.security import pseudonym
+from qistas.errors import NotFound
+from qistas.policies import ensure_customer_access, require_admin
+
+router = APIRouter(tags=["quality"])
+
+
+@router.get("/projects/{project_id}/quality")
+def project_quality(project_id: int, actor: Actor, db: Db, settings: AppSettings) -> dict[str, Any]:
+    """Annotators (pseudonymous) with gold accuracy and modelled skill, agreement per label,
+    the confusion matrix, and tasks that ended below the confidence target."""
+
+    def work(session: Session) -> dict[str, Any]:
+        project = ensure_customer_access(actor, session.get(Project, project_id))
+        audit.record(session, actor=actor, action="quality.read", object_type="project",
+                     object_id=project.id, org_id=project.org_id)
+        secret = settings.secret_key or ""
+        return quality_report.project_quality(
+            session, project=project, pseudonym=lambda user_id: pseudonym(secret, project.org_id, user_id)
+        )
+
+    return write(db, work)
+
+
+@router.post("/projects/{project_id}/quality/refit")
+def refit(project_id: int, actor: Actor, db: Db) -> dict[str, Any]:
+    """Fit the worker model now and re-score completed tasks; returns what changed."""
+    with db.reader() as session:
+        ensure_customer_access(actor, session.get(Project, project_id))
+    result = quality.refit(db, project_id=project_id)
+    if result is None:
+        return {"method": None, "answers": 0, "workers": 0, "changed": 0, "changed_task_ids": []}
+    return {"method": result.method, "answers": result.n_answers, "workers": result.n_workers,
+            "changed": len(result.changed), "changed_task_ids": result.changed[:1000]}
+
+
+@router.get("/annotators/{user_id}/quality")
+def annotator_quality(user_id: int, actor: Actor, db: Db) -> dict[str, Any]:
+    """An annotator's record across projects (admins only: it spans organizations)."""
+    require_admin(actor)
+    with db.reader() as session:
+        user = session.get(User, user_id)
+        if user is None or user.role != "annotator":
+            raise NotFound("annotator not found")
+        return {"annotator_id": user.id, "email": user.email,
+                "projects": quality_report.annotator_quality(session, annotator_id=user.id)}

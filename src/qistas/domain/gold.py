@@ -1,0 +1,124 @@
+"""Gold tasks (honeypots): the policy, serving a share of them, scoring answers against them.
+
+A gold task looks exactly like any other to the annotator: same shape, same endpoint, same
+order logic. It never completes and is never counted as a customer result; each annotator
+answers it at most once, and ``required`` follows the number of annotators served so the
+engine's invariant (annotations + leases <= required) holds for gold tasks too.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from qistas.db.models import Project, WorkerStats
+from qistas.domain.tasktypes import BoxesSpec, SpansSpec, TextSpec, answer_key
+from qistas.errors import Invalid
+from qistas.quality import box_iou
+
+# Beta prior on gold accuracy: mean 0.7, worth ten answers, so two early mistakes do not
+# block anyone and two lucky answers prove nothing.
+PRIOR_CORRECT = 7.0
+PRIOR_WRONG = 3.0
+BOX_IOU_MATCH = 0.5
+_rng = random.SystemRandom()  # unpredictable: annotators must not learn when gold comes
+
+
+@dataclass(frozen=True)
+class GoldPolicy:
+    share: float = 0.0  # share of served tasks that are gold
+    min_answers: int = 5  # gold answers before the threshold applies
+    min_accuracy: float = 0.0  # below it (Beta posterior mean) an annotator is blocked
+    feedback: bool = False  # tell the annotator at once whether a gold answer was right
+
+
+def parse_policy(raw: dict[str, Any] | None) -> GoldPolicy:
+    raw = dict(raw or {})
+    unknown = raw.keys() - GoldPolicy.__dataclass_fields__.keys()
+    if unknown:
+        name = sorted(unknown)[0]
+        raise Invalid(f"gold.{name} is not a known field", details={"field": f"gold.{name}"})
+    policy = GoldPolicy(**raw)
+    checks = (
+        ("share", isinstance(policy.share, int | float) and 0 <= policy.share < 1, "a number in [0, 1)"),
+        ("min_answers", isinstance(policy.min_answers, int) and policy.min_answers >= 1, "an integer >= 1"),
+        ("min_accuracy", isinstance(policy.min_accuracy, int | float) and 0 <= policy.min_accuracy <= 1,
+         "a number in [0, 1]"),
+        ("feedback", isinstance(policy.feedback, bool), "true or false"),
+    )
+    for name, ok, what in checks:
+        if not ok:
+            raise Invalid(f"gold.{name} must be {what}", details={"field": f"gold.{name}"})
+    return policy
+
+
+def serve_gold_now(policy: GoldPolicy) -> bool:
+    return policy.share > 0 and _rng.random() < policy.share
+
+
+def accuracy(stats: WorkerStats | None) -> float:
+    """Gold accuracy as the Beta posterior mean."""
+    correct = stats.n_gold_correct if stats else 0
+    total = stats.n_gold if stats else 0
+    return (correct + PRIOR_CORRECT) / (total + PRIOR_CORRECT + PRIOR_WRONG)
+
+
+def is_blocked(session: Session, *, project_id: int, annotator_id: int) -> bool:
+    return bool(
+        session.scalar(
+            select(WorkerStats.blocked).where(
+                WorkerStats.project_id == project_id, WorkerStats.annotator_id == annotator_id
+            )
+        )
+    )
+
+
+def matches(spec: Any, answer: Any, gold: Any) -> bool:
+    """Whether a (normalised) answer agrees with the gold answer."""
+    if isinstance(spec, BoxesSpec):
+        given, unmatched = [_box(b) for b in answer["boxes"]], [_box(b) for b in gold["boxes"]]
+        if len(given) != len(unmatched):
+            return False
+        for box in given:  # each box must overlap a gold box of its label well enough
+            best = max(unmatched, key=lambda g: box_iou(box, g))
+            if box_iou(box, best) < BOX_IOU_MATCH:
+                return False
+            unmatched.remove(best)
+        return True
+    if isinstance(spec, TextSpec):
+        return " ".join(answer["text"].split()) == " ".join(gold["text"].split())
+    if isinstance(spec, SpansSpec):
+        return answer_key(answer["spans"]) == answer_key(gold["spans"])
+    return answer_key(answer) == answer_key(gold)
+
+
+def _box(box: dict[str, Any]) -> tuple[float, float, float, float, str]:
+    return (box["x"], box["y"], box["w"], box["h"], box["label"])
+
+
+def record_answer(
+    session: Session, *, project: Project, annotator_id: int, seconds: float | None, gold_correct: bool | None
+) -> WorkerStats:
+    """Update the annotator's counts after a submit; block them if gold accuracy is too low."""
+    stats = session.scalar(
+        select(WorkerStats)
+        .where(WorkerStats.project_id == project.id, WorkerStats.annotator_id == annotator_id)
+        .with_for_update()
+    )
+    if stats is None:
+        stats = WorkerStats(project_id=project.id, annotator_id=annotator_id, n_annotations=0,
+                            seconds_total=0.0, n_gold=0, n_gold_correct=0, blocked=False)
+        session.add(stats)
+    stats.n_annotations += 1
+    stats.seconds_total += seconds or 0.0
+    if gold_correct is not None:
+        stats.n_gold += 1
+        stats.n_gold_correct += int(gold_correct)
+        policy = parse_policy(project.gold_policy)
+        stats.blocked = stats.n_gold >= policy.min_answers and accuracy(stats) < policy.min_accuracy
+    session.flush()
+    return stats

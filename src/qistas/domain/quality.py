@@ -1,0 +1,248 @@
+"""The bridge between the database and ``qistas.quality``: rows in, fitted models and labels out.
+
+Online: after each answer to a single-label classification task, the task's posterior is
+computed from the project's last fitted worker model (or, before the first fit, from each
+annotator's gold accuracy), in O(answers × labels). Offline: ``refit`` fits the default
+estimator on every answer of the project (gold tasks clamped to their gold label), stores the
+worker model, and re-scores completed tasks; it reads in one transaction, fits with no
+transaction open, and writes in a short one, so annotators are never held up by a fit.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from qistas.db.engine import Database
+from qistas.db.models import Annotation, Project, QualityModel, Task, WorkerStats
+from qistas.db.types import utcnow
+from qistas.domain import gold as gold_rules
+from qistas.domain.aggregation import Consensus
+from qistas.domain.tasktypes import ClassificationSpec, parse_spec
+from qistas.quality import WorkerModel, default_classifier, posterior_for_task
+
+log = logging.getLogger("qistas.quality")
+GOLD_METHOD = "gold_weighted"
+MIN_ANSWERS_TO_FIT = 50
+REFIT_GROWTH = 0.2  # refit once the project has 20% more answers than at the last fit
+
+
+@dataclass(frozen=True)
+class FittedModel:
+    fitted_at: datetime
+    method: str
+    rows: dict[int, int]  # annotator id -> row of the confusion array
+    model: WorkerModel
+
+
+_cache: dict[int, FittedModel] = {}
+_cache_lock = threading.Lock()
+
+
+def is_scored(spec: Any) -> bool:
+    """Projects whose answers are scored with a posterior (the others use exact-match votes)."""
+    return isinstance(spec, ClassificationSpec) and not spec.multi
+
+
+def load_model(session: Session, project_id: int) -> FittedModel | None:
+    """The project's fitted model; parsed once per fit and cached in the process."""
+    fitted_at = session.scalar(select(QualityModel.fitted_at).where(QualityModel.project_id == project_id))
+    if fitted_at is None:
+        return None
+    cached = _cache.get(project_id)
+    if cached is not None and cached.fitted_at == fitted_at:
+        return cached
+    row = session.get(QualityModel, project_id)
+    assert row is not None
+    params = row.params
+    fitted = FittedModel(
+        fitted_at=row.fitted_at,
+        method=row.method,
+        rows={int(a): i for i, a in enumerate(params["workers"])},
+        model=WorkerModel(np.asarray(params["confusions"], dtype=np.float64),
+                          np.asarray(params["priors"], dtype=np.float64)),
+    )
+    with _cache_lock:
+        _cache[project_id] = fitted
+    return fitted
+
+
+def _one_coin(accuracy: float, k: int) -> np.ndarray:
+    matrix = np.full((k, k), (1.0 - accuracy) / (k - 1))
+    np.fill_diagonal(matrix, accuracy)
+    return matrix
+
+
+def task_consensus(session: Session, *, project: Project, spec: ClassificationSpec, task_id: int) -> Consensus:
+    """The posterior consensus of one task from its answers so far."""
+    rows = session.execute(
+        select(Annotation.annotator_id, Annotation.answer).where(Annotation.task_id == task_id).order_by(Annotation.id)
+    ).all()
+    index = {label: i for i, label in enumerate(spec.labels)}
+    annotators = [r.annotator_id for r in rows]
+    labels = np.array([index[r.answer["label"]] for r in rows], dtype=np.int64)
+    k = len(spec.labels)
+    fitted = load_model(session, project.id)
+    if fitted is not None:
+        workers = np.array([fitted.rows.get(a, -1) for a in annotators], dtype=np.int64)
+        posterior = fitted.model.posterior(workers, labels)
+        method = fitted.method
+    else:
+        # Before the first fit: each annotator is a one-coin worker with their gold accuracy.
+        found = session.scalars(
+            select(WorkerStats).where(WorkerStats.project_id == project.id, WorkerStats.annotator_id.in_(annotators))
+        )
+        stats = {s.annotator_id: s for s in found}
+        confusions = np.stack([_one_coin(gold_rules.accuracy(stats.get(a)), k) for a in annotators]) if k > 1 else None
+        if confusions is None:
+            posterior = np.ones(1)
+        else:
+            posterior = posterior_for_task(np.arange(len(annotators)), labels, confusions, np.full(k, 1.0 / k))
+        method = GOLD_METHOD
+    best = int(np.argmax(posterior))
+    return Consensus({"label": spec.labels[best]}, float(posterior[best]), method)
+
+
+# --- refits -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RefitResult:
+    method: str
+    n_answers: int
+    n_workers: int
+    changed: list[int]  # completed tasks whose label changed
+
+
+def _load_answers(session: Session, project: Project, spec: ClassificationSpec) -> dict[str, Any]:
+    index = {label: i for i, label in enumerate(spec.labels)}
+    rows = session.execute(
+        select(Annotation.task_id, Annotation.annotator_id, Annotation.answer)
+        .where(Annotation.project_id == project.id)
+        .order_by(Annotation.id)
+    ).all()
+    golds = session.execute(
+        select(Task.id, Task.gold).where(Task.project_id == project.id, Task.is_gold.is_(True))
+    ).all()
+    return {"rows": rows, "golds": golds, "index": index}
+
+
+def _fit(loaded: dict[str, Any], k: int) -> tuple[Any, list[int], list[int]]:
+    rows, index = loaded["rows"], loaded["index"]
+    task_ids = sorted({r.task_id for r in rows})
+    worker_ids = sorted({r.annotator_id for r in rows})
+    t_pos = {t: i for i, t in enumerate(task_ids)}
+    w_pos = {w: i for i, w in enumerate(worker_ids)}
+    tasks = np.fromiter((t_pos[r.task_id] for r in rows), dtype=np.int64, count=len(rows))
+    workers = np.fromiter((w_pos[r.annotator_id] for r in rows), dtype=np.int64, count=len(rows))
+    labels = np.fromiter((index[r.answer["label"]] for r in rows), dtype=np.int64, count=len(rows))
+    gold = np.full(len(task_ids), -1, dtype=np.int64)
+    for task_id, answer in loaded["golds"]:
+        if task_id in t_pos and answer and answer.get("label") in index:
+            gold[t_pos[task_id]] = index[answer["label"]]
+    estimator = default_classifier().fit(tasks, workers, labels, n_labels=k, gold=gold)
+    return estimator, task_ids, worker_ids
+
+
+def refit(db: Database, *, project_id: int) -> RefitResult | None:
+    """Fit the project's worker model and re-score its completed tasks.
+
+    Returns None for projects that are not scored (not single-label classification) or
+    have no answers yet.
+    """
+    with db.reader() as session:
+        project = session.get(Project, project_id)
+        if project is None:
+            return None
+        spec = parse_spec(project.task_spec)
+        if not is_scored(spec):
+            return None
+        loaded = _load_answers(session, project, spec)
+    if not loaded["rows"] or len(spec.labels) < 2:
+        return None
+    estimator, task_ids, worker_ids = _fit(loaded, len(spec.labels))
+    method = type(estimator).__name__.lower()
+    labels, probas = estimator.labels_, estimator.probas_
+    params = {
+        "workers": worker_ids,
+        "priors": estimator.priors_.tolist(),
+        "confusions": np.round(estimator.confusions_, 6).tolist(),
+    }
+    changed: list[int] = []
+    with db.writer.begin() as session:
+        model = session.get(QualityModel, project_id)
+        if model is None:
+            model = QualityModel(project_id=project_id, method=method, n_annotations=0, params={})
+            session.add(model)
+        model.method, model.params, model.fitted_at = method, params, utcnow()
+        model.n_annotations = len(loaded["rows"])
+        position = {t: i for i, t in enumerate(task_ids)}
+        completed = session.execute(
+            select(Task.id, Task.response).where(
+                Task.project_id == project_id, Task.status == "completed", Task.is_gold.is_(False)
+            )
+        ).all()
+        updates = []
+        for task_id, response in completed:
+            i = position.get(task_id)
+            if i is None:
+                continue
+            label = spec.labels[int(labels[i])]
+            if not response or response.get("label") != label:
+                changed.append(task_id)
+            updates.append({"id": task_id, "response": {"label": label},
+                            "confidence": float(probas[i, labels[i]]), "method": method})
+        if updates:
+            session.execute(update(Task), updates)  # ORM bulk update by primary key
+    return RefitResult(method=method, n_answers=len(loaded["rows"]), n_workers=len(worker_ids), changed=changed)
+
+
+def projects_due_for_refit(db: Database) -> list[int]:
+    """Scored projects whose answers grew enough since their last fit."""
+    with db.reader() as session:
+        counts = session.execute(
+            select(Annotation.project_id, func.count()).group_by(Annotation.project_id)
+        ).all()
+        fitted = dict(session.execute(select(QualityModel.project_id, QualityModel.n_annotations)).all())
+        due = []
+        for project_id, count in counts:
+            last = fitted.get(project_id)
+            if count >= MIN_ANSWERS_TO_FIT and (last is None or count >= last * (1 + REFIT_GROWTH)):
+                project = session.get(Project, project_id)
+                if project is not None and is_scored(parse_spec(project.task_spec)):
+                    due.append(project_id)
+        return due
+
+
+class RefitLoop:
+    """A daemon thread that refits projects in the background every ``interval`` seconds."""
+
+    def __init__(self, db: Database, interval: float) -> None:
+        self.db = db
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="qistas-refit", daemon=True)
+
+    def start(self) -> None:
+        if self.interval > 0:
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                for project_id in projects_due_for_refit(self.db):
+                    refit(self.db, project_id=project_id)
+            except Exception:  # noqa: BLE001 - a failed refit must not end the loop
+                log.exception("background refit failed")

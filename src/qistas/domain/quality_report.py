@@ -1,0 +1,129 @@
+"""What an owner sees of a project's quality: annotators, agreement, confusion, weak tasks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from qistas.db.models import Annotation, Project, QualityModel, Task, WorkerStats
+from qistas.domain import gold as gold_rules
+from qistas.domain.quality import is_scored, load_model
+from qistas.domain.tasktypes import parse_spec
+from qistas.quality import fleiss_kappa, rating_table
+
+BELOW_TARGET_LISTED = 100
+
+
+def _label_rows(session: Session, project: Project, labels: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(task position, annotator id, label index) of every classification answer."""
+    index = {label: i for i, label in enumerate(labels)}
+    rows = session.execute(
+        select(Annotation.task_id, Annotation.annotator_id, Annotation.answer).where(
+            Annotation.project_id == project.id
+        )
+    ).all()
+    task_ids = {t: i for i, t in enumerate(sorted({r.task_id for r in rows}))}
+    tasks = np.fromiter((task_ids[r.task_id] for r in rows), dtype=np.int64, count=len(rows))
+    workers = np.fromiter((r.annotator_id for r in rows), dtype=np.int64, count=len(rows))
+    values = np.fromiter((index[r.answer["label"]] for r in rows), dtype=np.int64, count=len(rows))
+    return tasks, workers, values
+
+
+def _specific_agreement(table: np.ndarray) -> np.ndarray:
+    """Per label: of all pairs of answers on a task involving the label, the share that agree."""
+    n = table.sum(axis=1, keepdims=True)
+    pairable = (n >= 2).ravel()
+    t, n = table[pairable], n[pairable]
+    agree = (t * (t - 1)).sum(axis=0)
+    involved = (t * (n - 1)).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(involved > 0, agree / np.maximum(involved, 1), np.nan)
+
+
+def _classification_section(session: Session, project: Project, labels: list[str]) -> dict[str, Any]:
+    tasks, _, values = _label_rows(session, project, labels)
+    k = len(labels)
+    table = rating_table(tasks, values, n_labels=k) if values.size else np.zeros((0, k), dtype=np.int64)
+    specific = _specific_agreement(table) if table.size else np.full(k, np.nan)
+    kappa = fleiss_kappa(table) if (table.sum(axis=1) >= 2).any() else None
+    # Confusion: consensus label of completed tasks (rows) against each answer given (columns).
+    consensus: dict[int, Any] = dict(
+        session.execute(
+            select(Task.id, Task.response).where(Task.project_id == project.id, Task.status == "completed")
+        ).all()
+    )
+    index = {label: i for i, label in enumerate(labels)}
+    confusion = np.zeros((k, k), dtype=np.int64)
+    for task_id, answer in session.execute(
+        select(Annotation.task_id, Annotation.answer).where(Annotation.project_id == project.id)
+    ):
+        response = consensus.get(task_id)
+        if response and response.get("label") in index:
+            confusion[index[response["label"]], index[answer["label"]]] += 1
+    return {
+        "fleiss_kappa": None if kappa is None or np.isnan(kappa) else round(float(kappa), 4),
+        "labels": [
+            {"label": label, "answers": int(table[:, i].sum()),
+             "agreement": None if np.isnan(specific[i]) else round(float(specific[i]), 4)}
+            for i, label in enumerate(labels)
+        ],
+        "confusion": {"labels": labels, "rows": "consensus", "columns": "answer", "matrix": confusion.tolist()},
+    }
+
+
+def project_quality(session: Session, *, project: Project, pseudonym: Callable[[int], str]) -> dict[str, Any]:
+    spec = parse_spec(project.task_spec)
+    fitted = load_model(session, project.id) if is_scored(spec) else None
+    skills: dict[int, float] = {}
+    if fitted is not None:
+        # P(correct answer) of each modelled annotator: the prior-weighted diagonal.
+        diagonal = np.einsum("wkk->wk", fitted.model.confusions) @ fitted.model.priors
+        skills = {annotator: float(diagonal[row]) for annotator, row in fitted.rows.items()}
+    annotators = []
+    for stats in session.scalars(
+        select(WorkerStats).where(WorkerStats.project_id == project.id).order_by(WorkerStats.annotator_id)
+    ):
+        annotators.append({
+            "annotator": pseudonym(stats.annotator_id),
+            "annotations": stats.n_annotations,
+            "gold_answers": stats.n_gold,
+            "gold_correct": stats.n_gold_correct,
+            "gold_accuracy": round(gold_rules.accuracy(stats), 4),
+            "skill": round(skills[stats.annotator_id], 4) if stats.annotator_id in skills else None,
+            "seconds_per_task": round(stats.seconds_total / stats.n_annotations, 2) if stats.n_annotations else None,
+            "blocked": stats.blocked,
+        })
+    below = list(session.scalars(
+        select(Task.id).where(Task.project_id == project.id, Task.below_target.is_(True))
+        .order_by(Task.id).limit(BELOW_TARGET_LISTED)
+    ))
+    model = session.get(QualityModel, project.id)
+    report: dict[str, Any] = {
+        "project_id": project.id,
+        "method": model.method if model else None,
+        "fitted_at": model.fitted_at.isoformat() if model else None,
+        "annotators": annotators,
+        "below_target": {"task_ids": below, "listed_up_to": BELOW_TARGET_LISTED},
+    }
+    if is_scored(spec):
+        report.update(_classification_section(session, project, spec.labels))
+    return report
+
+
+def annotator_quality(session: Session, *, annotator_id: int) -> list[dict[str, Any]]:
+    """Per project, an annotator's counts and accuracy (for admins)."""
+    return [
+        {
+            "project_id": s.project_id,
+            "annotations": s.n_annotations,
+            "gold_answers": s.n_gold,
+            "gold_correct": s.n_gold_correct,
+            "gold_accuracy": round(gold_rules.accuracy(s), 4),
+            "blocked": s.blocked,
+        }
+        for s in session.scalars(select(WorkerStats).where(WorkerStats.annotator_id == annotator_id))
+    ]

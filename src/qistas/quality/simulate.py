@@ -1,0 +1,156 @@
+"""Seeded generators of synthetic crowd answers with known truth and worker models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+WORKER_KINDS = ("good", "mediocre", "spammer", "adversarial")
+
+
+@dataclass(frozen=True)
+class SimulatedAnswers:
+    """Answers with the truth behind them.
+
+    ``confusions[w, k, l]`` = P(worker w answers l | true class k); ``kinds[w]`` indexes
+    :data:`WORKER_KINDS`.
+    """
+
+    tasks: np.ndarray
+    workers: np.ndarray
+    labels: np.ndarray
+    truth: np.ndarray
+    confusions: np.ndarray
+    kinds: np.ndarray
+    n_labels: int
+
+    @property
+    def n_tasks(self) -> int:
+        return int(self.truth.shape[0])
+
+    @property
+    def n_workers(self) -> int:
+        return int(self.confusions.shape[0])
+
+
+def _confusions(kinds: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    w = kinds.shape[0]
+    conf = np.empty((w, k, k))
+    eye = np.eye(k)
+    # errors of honest workers fall on other classes with Dirichlet-random shares
+    err = rng.dirichlet(np.ones(max(k - 1, 1)), size=(w, k))
+    off = np.zeros((w, k, k))
+    for c in range(k):
+        others = [j for j in range(k) if j != c]
+        off[:, c, others] = err[:, c, : len(others)]
+    acc = np.where(kinds == 0, rng.uniform(0.75, 0.95, w), rng.uniform(0.45, 0.7, w))[:, None, None]
+    conf[:] = acc * eye + (1 - acc) * off
+    # spammers: half answer uniformly at random, half always the same label
+    spam = np.flatnonzero(kinds == 2)
+    rand = spam[rng.random(spam.size) < 0.5]
+    fixed = np.setdiff1d(spam, rand)
+    conf[rand] = 1.0 / k
+    fav = rng.integers(0, k, fixed.size)
+    conf[fixed] = 0.0
+    conf[fixed[:, None], np.arange(k)[None, :], fav[:, None]] = 1.0
+    # adversarial: mostly answer a fixed wrong class (a shifted label), 70% of the time
+    adv = np.flatnonzero(kinds == 3)
+    if k > 1 and adv.size:
+        shift = np.roll(eye, 1, axis=1)
+        conf[adv] = 0.7 * shift + 0.3 / k
+    return conf
+
+
+def simulate_classification(
+    n_tasks: int = 1000,
+    n_workers: int = 50,
+    n_labels: int = 4,
+    answers_per_task: int = 5,
+    *,
+    mix: tuple[float, float, float, float] = (0.4, 0.3, 0.2, 0.1),
+    class_priors: np.ndarray | None = None,
+    activity_sigma: float = 1.0,
+    random_state: int | None = 0,
+) -> SimulatedAnswers:
+    """Answers of a mix of good, mediocre, spammer and adversarial workers.
+
+    Each task gets ``answers_per_task`` answers from distinct workers, drawn with
+    log-normal activity (``activity_sigma`` = 0: every worker equally busy).
+    ``mix`` gives the shares of the four :data:`WORKER_KINDS`. Fully determined by
+    ``random_state``.
+    """
+    if answers_per_task > n_workers:
+        raise ValueError("answers_per_task cannot exceed n_workers")
+    rng = np.random.default_rng(random_state)
+    k = int(n_labels)
+    pri = np.full(k, 1.0 / k) if class_priors is None else np.asarray(class_priors, float)
+    truth = rng.choice(k, size=n_tasks, p=pri / pri.sum())
+    mix_arr = np.asarray(mix, dtype=np.float64)
+    kinds = rng.choice(4, size=n_workers, p=mix_arr / mix_arr.sum())
+    conf = _confusions(kinds, k, rng)
+    activity = rng.lognormal(0.0, activity_sigma, n_workers)
+    activity /= activity.sum()
+    r = answers_per_task
+    chosen = rng.choice(n_workers, size=(n_tasks, r), p=activity)
+    # redraw rows where a worker appears twice until every task has distinct workers
+    while True:
+        s = np.sort(chosen, axis=1)
+        bad = np.flatnonzero(np.any(s[:, 1:] == s[:, :-1], axis=1)) if r > 1 else []
+        if len(bad) == 0:
+            break
+        chosen[bad] = rng.choice(n_workers, size=(len(bad), r), p=activity)
+    tasks = np.repeat(np.arange(n_tasks), r)
+    workers = chosen.ravel()
+    # inverse-CDF sampling of each answer from its worker's confusion row
+    cum = np.cumsum(conf[workers, truth[tasks]], axis=1)
+    u = rng.random(tasks.size)[:, None]
+    labels = np.minimum((u > cum).sum(axis=1), k - 1)
+    return SimulatedAnswers(tasks, workers, labels.astype(np.int64), truth, conf, kinds, k)
+
+
+def simulate_pairwise(
+    n_items: int = 20,
+    n_workers: int = 10,
+    n_comparisons: int = 2000,
+    *,
+    reversed_share: float = 0.0,
+    random_state: int | None = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Bradley-Terry comparisons: returns ``a, b, y, workers, true_scores, reversed``.
+
+    A share ``reversed_share`` of the workers reports the opposite preference.
+    """
+    rng = np.random.default_rng(random_state)
+    scores = rng.normal(0.0, 1.5, n_items)
+    a = rng.integers(0, n_items, n_comparisons)
+    b = (a + rng.integers(1, n_items, n_comparisons)) % n_items
+    workers = rng.integers(0, n_workers, n_comparisons)
+    rev = rng.random(n_workers) < reversed_share
+    p = 1.0 / (1.0 + np.exp(scores[b] - scores[a]))
+    y = (rng.random(n_comparisons) < p).astype(float)
+    y = np.where(rev[workers], 1.0 - y, y)
+    return a, b, y, workers, scores, rev
+
+
+def simulate_ratings(
+    n_tasks: int = 300,
+    n_workers: int = 20,
+    ratings_per_task: int = 5,
+    *,
+    random_state: int | None = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Ratings ``bias + scale * score + noise``: returns ``tasks, workers, ratings,
+    true_scores, biases, scales``."""
+    rng = np.random.default_rng(random_state)
+    score = rng.normal(4.0, 1.0, n_tasks)
+    bias = rng.normal(0.0, 0.8, n_workers)
+    bias -= bias.mean()
+    scale = rng.uniform(0.5, 1.5, n_workers)
+    scale /= scale.mean()
+    sigma = rng.uniform(0.2, 0.6, n_workers)
+    chosen = np.argsort(rng.random((n_tasks, n_workers)), axis=1)[:, :ratings_per_task]
+    tasks = np.repeat(np.arange(n_tasks), ratings_per_task)
+    workers = chosen.ravel()
+    ratings = bias[workers] + scale[workers] * score[tasks] + rng.normal(0, sigma[workers])
+    return tasks, workers, ratings, score, bias, scale
