@@ -106,7 +106,7 @@ def test_ids_beyond_64_bits_are_422_not_500(world: World) -> None:
     owner, worker = world.tenant.owner, world.tenant.annotators[0]
     pid = world.tenant.project()["id"]
     for path in (f"/projects/{HUGE}", f"/projects/{HUGE}/stats", f"/tasks/{HUGE}", f"/batches/{HUGE}",
-                 f"/projects/{HUGE}/export"):
+                 f"/projects/{HUGE}/export", f"/projects/{HUGE}/quality"):
         assert error_of(owner.get(path), 422)["details"]["fields"][0]["field"].endswith("_id"), path
     for path in (f"/projects/{pid}/tasks", f"/projects/{pid}/results"):
         assert error_of(owner.get(path, params={"after": HUGE}), 422)["details"]["fields"][0]["field"] == "after"
@@ -114,6 +114,8 @@ def test_ids_beyond_64_bits_are_422_not_500(world: World) -> None:
         response = worker.post(f"/assignments/{HUGE}/{action}", json={"answer": {"label": "positive"}})
         assert error_of(response, 422)["details"]["fields"][0]["field"] == "assignment_id"
     error_of(owner.post(f"/users/{HUGE}/tokens"), 422)
+    error_of(owner.post(f"/projects/{HUGE}/quality/refit"), 422)
+    error_of(world.admin.get(f"/annotators/{HUGE}/quality"), 422)
     # The largest id that fits is simply missing.
     assert error_of(owner.get(f"/projects/{2**63 - 1}"), 404)["message"] == "project not found"
     assert owner.get(f"/projects/{pid}/tasks", params={"after": 2**63 - 1}).json() == {"items": [], "next": None}

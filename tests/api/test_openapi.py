@@ -25,6 +25,9 @@ STABLE = {
     "/api/v1/projects/{project_id}/results": {"get"},
     "/api/v1/projects/{project_id}/export": {"get"},
     "/api/v1/projects/{project_id}/stats": {"get"},
+    "/api/v1/projects/{project_id}/quality": {"get"},
+    "/api/v1/projects/{project_id}/quality/refit": {"post"},
+    "/api/v1/annotators/{user_id}/quality": {"get"},
 }
 
 

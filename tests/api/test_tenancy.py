@@ -54,6 +54,8 @@ def _project_routes(pid: int) -> list[tuple[str, str, dict[str, Any]]]:
         ("GET", f"/projects/{pid}/stats", {}),
         ("GET", f"/projects/{pid}/batches", {}),
         ("POST", f"/projects/{pid}/batches", {"json": {"name": "mine"}}),
+        ("GET", f"/projects/{pid}/quality", {}),
+        ("POST", f"/projects/{pid}/quality/refit", {}),
     ]
 
 
