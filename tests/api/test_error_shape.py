@@ -7,8 +7,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from qistas.config import Settings
+from qistas.db.engine import Database
 from tests.api.conftest import World
 from tests.api.helpers import error_of
+from tests.conftest import LiveServer
 from tests.factories import CLASSIFICATION
 
 
@@ -127,3 +130,19 @@ def test_an_admin_creating_a_project_names_the_org(world: World) -> None:
     error_of(world.admin.post("/projects", json={"name": "p", "task": {"type": "text"}, "org": "nope"}), 404)
     created = world.admin.post("/projects", json={"name": "p", "task": {"type": "text"}, "org": "globex"})
     assert created.status_code == 201 and created.json()["org"] == "globex"
+
+
+def test_500_unexpected_errors_keep_the_shape_and_hide_the_cause(settings: Settings, database: Database,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    live = LiveServer(settings, database)
+
+    @live.app.get("/api/v1/broken")
+    def broken() -> None:
+        raise RuntimeError("secret internals")
+
+    with live, httpx.Client(base_url=live.url) as anonymous:
+        response = anonymous.get("/api/v1/broken")
+    error = error_of(response, 500)
+    assert error == {"code": "internal_error", "message": "an unexpected error occurred", "details": None}
+    assert "secret internals" not in response.text
+    assert any(r.name == "qistas.api" and r.exc_info for r in caplog.records)
