@@ -33,11 +33,15 @@ test-postgres: install
 	QISTAS_TEST_DB=postgresql $(PY) -m pytest -m "not sqlite_only" tests/domain tests/api tests/cli $(PYTEST_ARGS)
 
 lint: install
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks docs
 	$(VENV)/bin/mypy
 
 bench: install
 	$(PY) benchmarks/run_all.py
+
+# PNGs of every page and widget, in English and Arabic, into docs/screenshots/.
+screenshots: install
+	$(PY) docs/make_screenshots.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -6,9 +6,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import HTMLResponse
 
-from qistas import __version__
+from qistas import __version__, web
 from qistas.api import errors
 from qistas.api.limits import BodyLimit
 from qistas.api.routes import accounts, projects, quality, tasks, work
@@ -52,12 +51,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/", include_in_schema=False, response_class=HTMLResponse)
-    def home() -> str:
-        return (
-            "<!doctype html><html lang='en'><meta charset='utf-8'><title>Qistas</title>"
-            "<h1>Qistas</h1><p>The API is at <a href='/api/v1/docs'>/api/v1/docs</a>.</p></html>"
-        )
+    web.install(app, db)
 
     return app
 

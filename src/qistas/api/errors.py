@@ -57,11 +57,15 @@ def _field(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or str(loc[0] if loc else "")
 
 
+def domain_response(exc: errors.QistasError) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, errors.Unauthorized) else None
+    return error_response(status_for(exc), exc.code, exc.message, exc.details, headers)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(errors.QistasError)
     async def _domain(_request: Request, exc: errors.QistasError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, errors.Unauthorized) else None
-        return error_response(status_for(exc), exc.code, exc.message, exc.details, headers)
+        return domain_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -200,3 +200,16 @@ class AuditEvent(Base):
     object_type: Mapped[str] = mapped_column(String(32))
     object_id: Mapped[int | None] = mapped_column(BigId)
     details: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+
+
+class WebSession(Base):
+    """A browser session. Only a hash of the cookie's value is kept, as for API tokens."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    session_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

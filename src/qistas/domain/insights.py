@@ -1,0 +1,138 @@
+"""What the owner console shows about a project: progress, throughput, annotators, agreement.
+
+Read-only. Agreement here is the simple kind — the share of pairs of annotations of one task
+that agree exactly, and each annotator's agreement with the aggregated response — computed
+over the most recent annotations (``SAMPLE``) so a page stays fast on a big project.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from qistas.db.models import Annotation, Project, Task
+from qistas.domain.tasktypes import answer_key
+
+SAMPLE = 20_000
+# The one categorical value of an answer, for the confusion matrix: (answer key, categories).
+CATEGORICAL = {"classification": "label", "pairwise": "choice", "rating": "rating"}
+
+
+@dataclass
+class AnnotatorRow:
+    annotator_id: int
+    annotations: int = 0
+    seconds: list[float] = field(default_factory=list)
+    scored: int = 0
+    agreed: int = 0
+
+    @property
+    def median_seconds(self) -> float | None:
+        if not self.seconds:
+            return None
+        ordered = sorted(self.seconds)
+        mid = len(ordered) // 2
+        return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+    @property
+    def agreement(self) -> float | None:
+        return self.agreed / self.scored if self.scored else None
+
+
+@dataclass
+class Insights:
+    annotators: list[AnnotatorRow]
+    pair_agreement: float | None
+    pairs: int
+    categories: list[str]
+    confusion: list[list[int]]  # rows: an annotator's answer; columns: the aggregated response
+    sampled: int
+
+
+def status_counts(session: Session, *, project_ids: list[int]) -> dict[int, dict[str, int]]:
+    counts: dict[int, dict[str, int]] = defaultdict(dict)
+    if not project_ids:
+        return counts
+    rows = session.execute(
+        select(Task.project_id, Task.status, func.count()).where(Task.project_id.in_(project_ids))
+        .group_by(Task.project_id, Task.status)
+    )
+    for project_id, status, n in rows:
+        counts[project_id][status] = n
+    return counts
+
+
+def hourly_throughput(
+    session: Session, *, project_id: int, now: datetime, hours: int = 24
+) -> list[tuple[datetime, int]]:
+    """Annotations per hour over the last ``hours`` hours, oldest first."""
+    end = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    start = end - timedelta(hours=hours)
+    stamps = session.scalars(
+        select(Annotation.created_at).where(Annotation.project_id == project_id, Annotation.created_at >= start)
+    )
+    buckets = Counter(int((s - start).total_seconds() // 3600) for s in stamps)
+    return [(start + timedelta(hours=i), buckets.get(i, 0)) for i in range(hours)]
+
+
+def _category(project: Project, answer: Any) -> str | None:
+    key = CATEGORICAL.get(project.task_spec.get("type", ""))
+    if key is None or project.task_spec.get("multi") or not isinstance(answer, dict) or key not in answer:
+        return None
+    return str(answer[key])
+
+
+def categories_of(project: Project) -> list[str]:
+    spec = project.task_spec
+    kind = spec.get("type")
+    if kind == "classification" and not spec.get("multi"):
+        return list(spec["labels"])
+    if kind == "pairwise":
+        return ["a", "b", "tie"] if spec.get("allow_tie", True) else ["a", "b"]
+    if kind == "rating":
+        return [str(v) for v in range(spec["min"], spec["max"] + 1)]
+    return []
+
+
+def project_insights(session: Session, *, project: Project) -> Insights:
+    rows = session.execute(
+        select(Annotation.annotator_id, Annotation.task_id, Annotation.answer, Annotation.seconds, Task.response)
+        .join(Task, Task.id == Annotation.task_id)
+        .where(Annotation.project_id == project.id)
+        .order_by(Annotation.id.desc())
+        .limit(SAMPLE)
+    ).all()
+    people: dict[int, AnnotatorRow] = {}
+    by_task: dict[int, list[str]] = defaultdict(list)
+    categories = categories_of(project)
+    index = {c: i for i, c in enumerate(categories)}
+    confusion = [[0] * len(categories) for _ in categories]
+    for annotator_id, task_id, answer, seconds, response in rows:
+        row = people.setdefault(annotator_id, AnnotatorRow(annotator_id))
+        row.annotations += 1
+        if seconds is not None:
+            row.seconds.append(seconds)
+        key = answer_key(answer)
+        by_task[task_id].append(key)
+        if response is not None:
+            row.scored += 1
+            row.agreed += key == answer_key(response)
+            given, final = _category(project, answer), _category(project, response)
+            if given in index and final in index:
+                confusion[index[given]][index[final]] += 1
+    pairs = agreeing = 0
+    for keys in by_task.values():
+        counts = Counter(keys)
+        n = len(keys)
+        pairs += n * (n - 1) // 2
+        agreeing += sum(c * (c - 1) // 2 for c in counts.values())
+    return Insights(
+        annotators=sorted(people.values(), key=lambda r: -r.annotations),
+        pair_agreement=agreeing / pairs if pairs else None,
+        pairs=pairs, categories=categories, confusion=confusion, sampled=len(rows),
+    )

@@ -1,0 +1,1 @@
+"""Page routes of the browser UI, one module per audience."""

@@ -1,0 +1,78 @@
+"""What every page needs: the signed-in user, the CSRF check, rendering with the catalogue."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.datastructures import FormData
+
+from qistas.db.models import User
+from qistas.errors import Forbidden
+from qistas.web.i18n import Translator, language_of
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "svg"]),
+                  trim_blocks=True, lstrip_blocks=True)
+# JSON for people to read, escaped like any other text (``tojson`` is for script data blocks).
+env.filters["pretty"] = lambda value: json.dumps(value, indent=2, ensure_ascii=False)
+
+
+class LoginRequired(Exception):
+    """A page needs a signed-in user; answered with a redirect to the sign-in page."""
+
+    def __init__(self, next_path: str) -> None:
+        self.next_path = next_path
+
+
+def translator(request: Request) -> Translator:
+    return Translator(language_of(request))
+
+
+def page_user(request: Request) -> User:
+    user: User | None = getattr(request.state, "session_user", None)
+    if user is None:
+        raise LoginRequired(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+    return user
+
+
+async def csrf_form(request: Request) -> FormData:
+    """The posted form, once its CSRF token has been checked against the session's."""
+    form = await request.form()
+    expected = getattr(request.state, "csrf_token", None)
+    given = form.get("csrf")
+    if not expected or not isinstance(given, str) or not hmac.compare_digest(given, expected):
+        raise Forbidden("the form's CSRF token is missing or wrong; reload the page and try again",
+                        details={"field": "csrf"})
+    return form
+
+
+def safe_next(value: str | None, default: str = "/") -> str:
+    """Only a path on this site: never ``//elsewhere`` or ``https://elsewhere``."""
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return default
+
+
+def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    t = translator(request)
+    user = getattr(request.state, "session_user", None)
+    html = env.get_template(template).render(
+        t=t, user=user, csrf=getattr(request.state, "csrf_token", ""), path=request.url.path,
+        query=request.url.query, **context,
+    )
+    return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
+
+
+PageUser = Annotated[User, Depends(page_user)]
+CheckedForm = Annotated[FormData, Depends(csrf_form)]
+
+
+def form_str(form: FormData, name: str, default: str = "") -> str:
+    value = form.get(name)
+    return value.strip() if isinstance(value, str) else default

@@ -1,0 +1,222 @@
+"""The owner console: projects with their progress, a project's page, its tasks, a new project."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from qistas.api.deps import AppSettings, Db, read, write
+from qistas.db.models import Annotation, Project, Task
+from qistas.db.types import utcnow
+from qistas.domain import audit, insights, projects, results
+from qistas.domain.security import pseudonym
+from qistas.domain.tasktypes import TASK_TYPES
+from qistas.errors import Forbidden, Invalid, NotFound
+from qistas.policies import STAFF_ROLES, ensure_customer_access, ensure_may_create_project
+from qistas.web import charts
+from qistas.web.pages.common import CheckedForm, PageUser, form_str, render, translator
+
+router = APIRouter(include_in_schema=False)
+PREVIEW_CHARS = 120
+
+
+def _require_staff(user: Any) -> None:
+    if user.role not in (*STAFF_ROLES, "admin"):
+        raise Forbidden("the console is for an organization's people")
+
+
+@router.get("/console", response_class=HTMLResponse)
+def console_home(request: Request, user: PageUser, db: Db) -> HTMLResponse:
+    _require_staff(user)
+
+    def work(session: Session) -> list[dict[str, Any]]:
+        found = projects.list_projects(session, actor=user)
+        counts = insights.status_counts(session, project_ids=[p.id for p in found])
+        items = []
+        for p in found:
+            c = counts.get(p.id, {})
+            total = sum(c.values())
+            items.append({"id": p.id, "name": p.name, "type": p.task_spec.get("type"), "total": total,
+                          "completed": c.get("completed", 0), "pending": c.get("pending", 0)})
+        return items
+
+    return render(request, "console_home.html", title=translator(request)("console.title"), projects=read(db, work))
+
+
+# --- a new project ---------------------------------------------------------------------------
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _int(form: Any, name: str, default: int | None = None) -> int | None:
+    raw = form_str(form, name)
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise Invalid(f"{name} must be a whole number", details={"field": name}) from None
+
+
+def spec_from_form(form: Any) -> dict[str, Any]:
+    """The task spec the form describes, with only the keys its type knows."""
+    kind = form_str(form, "type")
+    if kind not in TASK_TYPES:
+        raise Invalid("choose a task type", details={"field": "type"})
+    spec: dict[str, Any] = {"type": kind}
+    if kind in ("classification", "spans", "boxes"):
+        spec["labels"] = _lines(form_str(form, "labels"))
+    if kind == "classification":
+        spec["multi"] = form.get("multi") == "on"
+    names = {"classification": ["text_field"], "spans": ["text_field"], "boxes": ["image_field"],
+             "pairwise": ["prompt_field", "a_field", "b_field"], "ranking": ["prompt_field", "responses_field"],
+             "rating": ["prompt_field"], "text": ["prompt_field"]}[kind]
+    for name in names:
+        if form_str(form, name):
+            spec[name] = form_str(form, name)
+    if kind == "pairwise":
+        spec["allow_tie"] = form.get("allow_tie") == "on"
+        spec["criteria"] = _lines(form_str(form, "criteria"))
+    if kind == "rating":
+        spec["min"], spec["max"] = _int(form, "rating_min", 1), _int(form, "rating_max", 5)
+    return spec
+
+
+def _new_form(request: Request, values: dict[str, Any], error: str | None = None, status: int = 200) -> HTMLResponse:
+    return render(request, "console_new.html", status=status, title=translator(request)("new.title"),
+                  types=TASK_TYPES, values=values, error=error)
+
+
+@router.get("/console/projects/new", response_class=HTMLResponse)
+def new_project_form(request: Request, user: PageUser) -> HTMLResponse:
+    ensure_may_create_project(user)
+    return _new_form(request, {"type": "classification", "allow_tie": "on", "redundancy_min": "1",
+                               "redundancy_max": "1", "rating_min": "1", "rating_max": "5", "workforce": "shared"})
+
+
+@router.post("/console/projects/new", response_class=HTMLResponse)
+def create_project(request: Request, user: PageUser, form: CheckedForm, db: Db) -> Response:
+    org_id = ensure_may_create_project(user)
+    values = {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf"}
+    try:
+        lo = _int(form, "redundancy_min", 1)
+        target_raw = form_str(form, "redundancy_target")
+        redundancy: dict[str, Any] = {"min": lo, "max": _int(form, "redundancy_max", lo)}
+        if target_raw:
+            try:
+                redundancy["target"] = float(target_raw)
+            except ValueError:
+                raise Invalid("redundancy.target must be a number", details={"field": "redundancy.target"}) from None
+        name = form_str(form, "name")
+        if not name:
+            raise Invalid("name the project", details={"field": "name"})
+        spec = spec_from_form(form)
+        project = write(db, lambda session: projects.create_project(
+            session, org_id=org_id, actor=user, name=name, task=spec, instructions=form_str(form, "instructions"),
+            redundancy=redundancy, workforce=form_str(form, "workforce") or "shared"))
+    except Invalid as exc:
+        return _new_form(request, values, error=exc.message, status=422)
+    return RedirectResponse(f"/console/projects/{project.id}", status_code=303)
+
+
+# --- a project ---------------------------------------------------------------------------------
+
+@router.get("/console/projects/{project_id}", response_class=HTMLResponse)
+def project_page(project_id: int, request: Request, user: PageUser, db: Db, settings: AppSettings) -> HTMLResponse:
+    t = translator(request)
+    now = utcnow()
+
+    def work(session: Session) -> dict[str, Any]:
+        project = ensure_customer_access(user, session.get(Project, project_id))
+        stats = results.project_stats(session, project_id=project.id, now=now)
+        found = insights.project_insights(session, project=project)
+        hourly = insights.hourly_throughput(session, project_id=project.id, now=now)
+        return {"project": project, "stats": stats, "insights": found, "hourly": hourly}
+
+    data = read(db, work)
+    project, stats, found = data["project"], data["stats"], data["insights"]
+    secret = settings.secret_key or ""
+    people = [{"name": pseudonym(secret, project.org_id, r.annotator_id), "annotations": r.annotations,
+               "median_seconds": r.median_seconds, "agreement": r.agreement} for r in found.annotators]
+    status_names = {s: t("status." + s) for s in results.TASK_STATUSES}
+    svg = {
+        "status": charts.status_bar(stats["tasks"], label=t("project.by_status"), names=status_names,
+                                    chart_id="chart-status"),
+        "throughput": charts.bar_chart([(f"{when:%H}h", n) for when, n in data["hourly"]],
+                                       label=t("project.throughput"), chart_id="chart-throughput", every=3),
+        "agreement": charts.meter(found.pair_agreement, label=t("project.agreement"), chart_id="chart-agreement"),
+        "confusion": charts.heatmap(found.categories, found.confusion, label=t("project.confusion"),
+                                    chart_id="chart-confusion", row_title=t("project.confusion_rows"),
+                                    col_title=t("project.confusion_cols")) if found.categories else None,
+    }
+    return render(request, "console_project.html", title=project.name, project=project, stats=stats,
+                  insights=found, people=people, svg=svg)
+
+
+@router.get("/console/projects/{project_id}/tasks", response_class=HTMLResponse)
+def task_browser(project_id: int, request: Request, user: PageUser, db: Db, settings: AppSettings) -> HTMLResponse:
+    status = request.query_params.get("status") or None
+    below = request.query_params.get("below_target") == "on"
+    unique_id = request.query_params.get("unique_id", "").strip() or None
+    after_raw = request.query_params.get("after", "")
+    after = int(after_raw) if after_raw.isdigit() else None
+    limit = 50
+
+    def work(session: Session) -> tuple[Project, list[Task]]:
+        project = ensure_customer_access(user, session.get(Project, project_id))
+        if status is not None and status not in results.TASK_STATUSES:
+            raise Invalid("unknown status", details={"field": "status"})
+        query = select(Task).where(Task.project_id == project.id)
+        if status:
+            query = query.where(Task.status == status)
+        if below:
+            query = query.where(Task.below_target.is_(True))
+        if unique_id:
+            query = query.where(Task.unique_id == unique_id)
+        if after is not None:
+            query = query.where(Task.id > after)
+        page = list(session.scalars(query.order_by(Task.id).limit(limit)))
+        audit.record(session, actor=user, action="tasks.read", object_type="project", object_id=project.id,
+                     org_id=project.org_id, details={"count": len(page), "via": "console"})
+        return project, page
+
+    project, page = write(db, work)
+    rows = [{"id": task.id, "unique_id": task.unique_id, "status": task.status, "n": task.n_annotations,
+             "required": task.required, "confidence": task.confidence, "preview": _preview(task.data),
+             "response": _preview(task.response) if task.response is not None else ""} for task in page]
+    return render(request, "console_tasks.html", title=project.name, project=project, rows=rows, status_filter=status,
+                  below=below, unique_id=unique_id or "", next_after=page[-1].id if len(page) == limit else None,
+                  statuses=results.TASK_STATUSES)
+
+
+def _preview(value: Any) -> str:
+    text = " · ".join(f"{k}: {v}" for k, v in value.items()) if isinstance(value, dict) else str(value)
+    return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
+
+
+@router.get("/console/tasks/{task_id}", response_class=HTMLResponse)
+def task_page(task_id: int, request: Request, user: PageUser, db: Db, settings: AppSettings) -> HTMLResponse:
+    def work(session: Session) -> tuple[Project, Task, list[Annotation]]:
+        task = session.get(Task, task_id)
+        try:
+            project = ensure_customer_access(user, session.get(Project, task.project_id) if task else None)
+        except NotFound:
+            raise NotFound("task not found") from None
+        assert task is not None
+        found = list(session.scalars(select(Annotation).where(Annotation.task_id == task.id).order_by(Annotation.id)))
+        audit.record(session, actor=user, action="task.read", object_type="task", object_id=task.id,
+                     org_id=project.org_id, details={"via": "console"})
+        return project, task, found
+
+    project, task, found = write(db, work)
+    secret = settings.secret_key or ""
+    annotations = [{"annotator": pseudonym(secret, project.org_id, a.annotator_id), "answer": a.answer,
+                    "seconds": a.seconds, "created_at": a.created_at} for a in found]
+    return render(request, "console_task.html", title=project.name, project=project, task=task,
+                  annotations=annotations)
+

@@ -1,0 +1,235 @@
+// The annotator workspace: take a task, show its widget, submit / skip / undo, keep the lease
+// alive while the annotator works, and never lose an answer silently.
+import { clear, h, kbd } from "./dom.js";
+import boxes from "./widgets/boxes.js";
+import classification from "./widgets/classification.js";
+import pairwise from "./widgets/pairwise.js";
+import ranking from "./widgets/ranking.js";
+import rating from "./widgets/rating.js";
+import spans from "./widgets/spans.js";
+import text from "./widgets/text.js";
+
+const WIDGETS = { boxes, classification, pairwise, ranking, rating, spans, text };
+const boot = JSON.parse(document.getElementById("boot").textContent);
+const csrf = document.querySelector('meta[name="csrf-token"]').content;
+const spec = boot.spec;
+const widget = WIDGETS[spec.type];
+const $ = (id) => document.getElementById(id);
+const taskEl = $("task");
+const noticeEl = $("notice");
+const actionsEl = $("actions");
+const help = $("help");
+
+function t(key, n) {
+  const s = boot.strings[key] ?? key;
+  return n === undefined ? s : s.replace("{n}", String(n));
+}
+
+let current = null; // {assignment, state, history, view, started, deadline, lastRenew, expired}
+let busy = false;
+let lastActivity = Date.now();
+let done = 0;
+
+async function api(method, path, body) {
+  let response;
+  try {
+    response = await fetch("/api/v1" + path, {
+      method, credentials: "same-origin",
+      headers: { "X-CSRF-Token": csrf, "Content-Type": "application/json", Accept: "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    return { status: 0, data: null, date: null };
+  }
+  let data = null;
+  if (response.status !== 204) { try { data = await response.json(); } catch { data = null; } }
+  if (response.status === 401) window.location.assign("/login?next=" + encodeURIComponent(location.pathname));
+  return { status: response.status, data, date: response.headers.get("Date") };
+}
+
+function notice(message, kind = "info", extra = null) {
+  clear(noticeEl);
+  if (!message) { noticeEl.hidden = true; return; }
+  noticeEl.className = "ws-notice " + kind;
+  noticeEl.append(h("span", { text: message }), extra);
+  noticeEl.hidden = false;
+}
+
+function deadlineOf(expiresAt, dateHeader) {
+  // The server's clock decides; measure the time left against its Date header.
+  const expires = Date.parse(expiresAt);
+  const serverNow = dateHeader ? Date.parse(dateHeader) : NaN;
+  const left = Number.isFinite(serverNow) ? expires - serverNow : boot.leaseSeconds * 1000;
+  return Date.now() + Math.max(0, left);
+}
+
+function render() {
+  current.view.render(current.state);
+  $("btn-undo").disabled = current.history.length === 0;
+}
+
+function ctxFor(task) {
+  return {
+    root: null, spec, data: task.data, t,
+    get: () => current.state,
+    snapshot: () => structuredClone(current.state),
+    update(mutate) {
+      const next = structuredClone(current.state);
+      mutate(next);
+      current.history.push(current.state);
+      current.state = next;
+      render();
+    },
+    set(state) { current.state = state; }, // no undo step (typing has the text area's own undo)
+    preview(state) { current.state = state; current.view.render(state); },
+    commit(before, after) { current.history.push(before); current.state = after; render(); },
+    notice: (message) => notice(message, "warn"),
+  };
+}
+
+function showEmpty() {
+  current = null;
+  actionsEl.hidden = true;
+  clear(taskEl).append(h("div", { class: "empty" },
+    h("p", { text: t("ws.empty") }),
+    h("button", { type: "button", class: "primary", id: "btn-again", onclick: () => next() }, t("ws.check_again")),
+    " ", h("a", { href: "/work" }, t("ws.back"))));
+}
+
+async function next() {
+  if (busy) return;
+  busy = true;
+  notice(null);
+  clear(taskEl).append(h("p", { class: "muted", text: t("ws.loading") }));
+  const { status, data, date } = await api("POST", `/projects/${boot.project}/assignments`);
+  busy = false;
+  if (status === 201) start(data, date);
+  else if (status === 204) showEmpty();
+  else if (status !== 401) {
+    clear(taskEl);
+    notice(status === 0 ? t("ws.offline") : data?.error?.message ?? t("ws.error"), "error",
+      h("button", { type: "button", class: "ghost", onclick: () => next() }, t("ws.retry")));
+  }
+}
+
+function start(assignment, date) {
+  const ctx = ctxFor(assignment.task);
+  current = {
+    assignment, history: [], state: widget.init(spec, assignment.task.data), view: null,
+    started: Date.now(), deadline: deadlineOf(assignment.expires_at, date), lastRenew: Date.now(), expired: false,
+  };
+  const root = h("div", { class: "widget widget-" + spec.type, dataset: { task: assignment.task.id, assignment: assignment.id } });
+  ctx.root = root;
+  clear(taskEl).append(root);
+  current.view = widget.mount(ctx);
+  actionsEl.hidden = false;
+  $("btn-submit").disabled = false;
+  render();
+  tick();
+}
+
+function expired() {
+  if (!current || current.expired) return;
+  current.expired = true;
+  $("btn-submit").disabled = true;
+  // The answer stays on screen (and in a copyable form) for the annotator to keep.
+  const answer = widget.answer(spec, current.state);
+  const kept = answer ? h("details", { class: "kept" }, h("summary", { text: t("ws.kept_answer") }),
+    h("pre", { dir: "ltr", text: JSON.stringify(answer, null, 2) })) : null;
+  notice(t("ws.expired"), "warn", h("span", {}, kept,
+    h("button", { type: "button", class: "primary", id: "btn-new-task", onclick: () => next() }, t("ws.take_new"))));
+}
+
+async function submit() {
+  if (!current || busy) return;
+  if (current.expired) { expired(); return; }
+  const answer = widget.answer(spec, current.state);
+  if (!answer) { notice(t("ws.incomplete"), "warn"); return; }
+  busy = true;
+  $("btn-submit").disabled = true;
+  const seconds = Math.round((Date.now() - current.started) / 100) / 10;
+  const { status, data } = await api("POST", `/assignments/${current.assignment.id}/submit`, { answer, seconds });
+  busy = false;
+  if (status === 201 || status === 200) {
+    done += 1;
+    $("done-count").textContent = String(done);
+    await next();
+  } else if (status === 409) {
+    expired();
+  } else if (status !== 401) {
+    $("btn-submit").disabled = false;
+    notice(status === 0 ? t("ws.offline") : data?.error?.message ?? t("ws.error"), "error");
+  }
+}
+
+async function skip() {
+  if (!current || busy) return;
+  if (current.expired) { await next(); return; }
+  busy = true;
+  const { status, data } = await api("POST", `/assignments/${current.assignment.id}/skip`);
+  busy = false;
+  if (status === 204 || status === 409) await next();
+  else if (status !== 401) notice(status === 0 ? t("ws.offline") : data?.error?.message ?? t("ws.error"), "error");
+}
+
+function undo() {
+  if (!current || current.history.length === 0) return;
+  current.state = current.history.pop();
+  render();
+}
+
+async function renew() {
+  const c = current;
+  c.lastRenew = Date.now();
+  const { status, data, date } = await api("POST", `/assignments/${c.assignment.id}/renew`);
+  if (c !== current) return;
+  if (status === 200) c.deadline = deadlineOf(data.expires_at, date);
+  else if (status === 409 || status === 404) expired();
+}
+
+function tick() {
+  if (!current) return;
+  const secs = Math.floor((Date.now() - current.started) / 1000);
+  $("timer").textContent = `${Math.floor(secs / 60)}:${String(secs % 60).padStart(2, "0")}`;
+  if (current.expired) return;
+  const left = current.deadline - Date.now();
+  if (left <= 0) { expired(); return; }
+  // Renew while the annotator is at work: past half the lease, and active since the last renewal.
+  if (left < (boot.leaseSeconds * 1000) / 2 && lastActivity > current.lastRenew) renew();
+}
+
+function isTyping(el) {
+  return el && (el.tagName === "TEXTAREA" || (el.tagName === "INPUT" && el.type !== "checkbox") || el.isContentEditable);
+}
+
+function keyHelp() {
+  const rows = [["?", t("ws.key_help")], ["↵", t("ws.submit")], ["⇧S", t("ws.skip")], ["Z / Ctrl+Z", t("ws.undo")],
+    ...widget.help(spec, t)];
+  clear($("keys-help")).append(h("table", { class: "keys" }, rows.map(([k, d]) => h("tr", {}, h("td", {}, kbd(k)), h("td", { text: d })))));
+}
+
+document.addEventListener("keydown", (ev) => {
+  lastActivity = Date.now();
+  if (help.open) return; // the dialog handles Escape itself
+  if (ev.key === "?" && !isTyping(ev.target)) { ev.preventDefault(); help.showModal(); return; }
+  if (!current) return;
+  if (isTyping(ev.target)) {
+    if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) { ev.preventDefault(); submit(); }
+    else if (ev.key === "Escape") ev.target.blur();
+    return;
+  }
+  if (ev.key === "Enter" && !ev.shiftKey) { ev.preventDefault(); submit(); return; }
+  if (ev.code === "KeyS" && ev.shiftKey && !ev.ctrlKey && !ev.metaKey && !ev.altKey) { ev.preventDefault(); skip(); return; }
+  if (ev.code === "KeyZ" && !ev.shiftKey && !ev.altKey) { ev.preventDefault(); undo(); return; }
+  if (current.expired) return;
+  if (current.view.key(ev, current.state)) ev.preventDefault();
+});
+for (const type of ["mousedown", "input", "wheel"]) document.addEventListener(type, () => { lastActivity = Date.now(); }, { passive: true });
+
+$("btn-submit").addEventListener("click", submit);
+$("btn-skip").addEventListener("click", skip);
+$("btn-undo").addEventListener("click", undo);
+$("btn-help").addEventListener("click", () => help.showModal());
+keyHelp();
+setInterval(tick, 1000);
+next();
