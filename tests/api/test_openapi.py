@@ -49,5 +49,6 @@ def test_openapi_document(world: World) -> None:
 def test_health_and_home(world: World) -> None:
     with httpx.Client(base_url=world.url) as anonymous:
         assert anonymous.get("/healthz").json() == {"status": "ok"}
-        assert "/api/v1/docs" in anonymous.get("/").text
+        home = anonymous.get("/", follow_redirects=True)
+        assert home.status_code == 200 and home.headers["content-type"].startswith("text/html")
         assert anonymous.get("/api/v1/docs").status_code == 200
