@@ -7,7 +7,7 @@ role may not touch raises ``Forbidden``.
 
 from __future__ import annotations
 
-from qistas.db.models import Project, User
+from qistas.db.models import Organization, Project, User
 from qistas.errors import Forbidden, NotFound
 
 ROLES = ("admin", "owner", "member", "annotator")
@@ -66,6 +66,14 @@ def ensure_may_create_project(actor: User) -> int:
     if actor.role not in STAFF_ROLES or actor.org_id is None:
         raise Forbidden("only an organization's owners and members may create projects")
     return actor.org_id
+
+
+def ensure_org_reachable(actor: User, org: Organization | None, slug: str) -> Organization:
+    """An organization named by its slug: admins reach any; others only their own, and
+    another one answers exactly like a slug that does not exist."""
+    if org is None or (not is_admin(actor) and org.id != actor.org_id):
+        raise NotFound(f"organization {slug!r} not found")
+    return org
 
 
 def ensure_may_create_user(actor: User, *, role: str, org_id: int | None) -> None:

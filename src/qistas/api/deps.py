@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import Annotated, TypeVar
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Path, Query, Request
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -19,6 +19,9 @@ from qistas.errors import Unauthorized
 
 T = TypeVar("T")
 RETRIES = 5
+# Ids are 64-bit integers on both databases: a larger number in a URL is refused here, since
+# the drivers cannot even bind it (a 500 from SQLite's OverflowError or PostgreSQL's range check).
+MAX_ID = 2**63 - 1
 
 
 def get_settings(request: Request) -> Settings:
@@ -87,3 +90,5 @@ Actor = Annotated[User, Depends(current_actor)]
 Db = Annotated[Database, Depends(get_db)]
 AppSettings = Annotated[Settings, Depends(get_settings)]
 Limit = Annotated[int, Depends(page_limit)]
+Id = Annotated[int, Path(ge=1, le=MAX_ID)]
+After = Annotated[int | None, Query(ge=0, le=MAX_ID, description="the previous page's `next`")]

@@ -102,7 +102,13 @@ def claim(
     if held is not None:
         task = session.get(Task, held.task_id)
         assert task is not None
-        return held, task
+        if task.status == "pending":
+            return held, task
+        # Its batch was canceled under the lease: handing it back would leave the annotator
+        # stuck on a task they cannot submit until the lease runs out. End it, serve another.
+        held.status = "expired"
+        held.ended_at = now
+        _release_slots(session, Counter({task.id: 1}))
     if gold_rules.is_blocked(session, project_id=project.id, annotator_id=annotator.id):
         raise Forbidden("your answers to this project's quality checks are below its threshold")
     base = _candidates(project, annotator)

@@ -33,6 +33,9 @@ CHUNK = 1000
 ROW_KEYS = {"data", "unique_id", "batch", "gold", "metadata"}
 CSV_RESERVED = ("unique_id", "batch", "gold", "metadata")
 FORMATS = ("json", "jsonl", "csv")
+CSV_MAX_CELL = 2**31 - 1
+NUMBER_TAIL = frozenset(".eE+-0123456789")
+TOO_DEEP = "nested too deeply to read"
 
 
 @dataclass
@@ -88,9 +91,12 @@ def iter_jsonl(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
         if not line.strip():
             continue
         try:
-            yield number, json.loads(line)
+            value = json.loads(line)
         except json.JSONDecodeError as exc:
-            yield number, RowError(number, f"not valid JSON: {exc.msg} at column {exc.colno}")
+            value = RowError(number, f"not valid JSON: {exc.msg} at column {exc.colno}")
+        except RecursionError:  # the json module recurses per nesting level
+            value = RowError(number, TOO_DEEP)
+        yield number, value
 
 
 def iter_json_array(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
@@ -122,6 +128,12 @@ def iter_json_array(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
                 raise Invalid("expected a JSON array of tasks", details={"field": "file"})
             position, expect = position + 1, "value-or-]"
         elif char == "]" and expect in ("value-or-]", ",-or-]"):
+            # Only whitespace may follow the array: "[...] [...]" is not one JSON document.
+            tail: str | None = buffer[position + 1 :]
+            while tail is not None:
+                if tail.strip(" \t\r\n"):
+                    raise Invalid(f"after row {row}: unexpected text after the array", details={"row": row})
+                tail = next(chunks, None)
             return
         elif char == "," and expect == ",-or-]":
             position, expect = position + 1, "value"
@@ -134,8 +146,11 @@ def iter_json_array(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
                         continue
                     raise Invalid(f"row {row + 1}: not valid JSON: {exc.msg}",
                                   details={"row": row + 1}) from None
-                # A number at the very end of the buffer may continue in the next chunk.
-                if end == len(buffer) and fill():
+                except RecursionError:
+                    raise Invalid(f"row {row + 1}: {TOO_DEEP}", details={"row": row + 1}) from None
+                # A number at the very end of the buffer may continue in the next chunk, and so
+                # may one cut inside its fraction or exponent: "6." + "75" decodes "6." as 6.
+                if (end == len(buffer) or buffer[end] in NUMBER_TAIL) and fill():
                     continue
                 break
             row += 1
@@ -147,6 +162,16 @@ def iter_json_array(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
 
 def iter_csv(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
     """Columns become ``data`` fields, except unique_id, batch, gold and metadata."""
+    # The csv module refuses cells over 128 KiB by default, and long documents are normal
+    # task data; the upload limit already bounds a cell. Set per call: it is process-wide.
+    csv.field_size_limit(CSV_MAX_CELL)
+    try:
+        yield from _csv_rows(stream)
+    except csv.Error as exc:
+        raise Invalid(f"the CSV file cannot be read: {exc}", details={"field": "file"}) from None
+
+
+def _csv_rows(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
     reader = csv.DictReader(_LineReader(_text(stream)))
     if reader.fieldnames is None:
         return
@@ -168,7 +193,7 @@ def iter_csv(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
             if key in row:
                 try:
                     row[key] = json.loads(row[key])
-                except json.JSONDecodeError:
+                except (json.JSONDecodeError, RecursionError):  # deep nesting: too deep to read
                     if key == "metadata":
                         yield number, RowError(number, "metadata must be a JSON object")
                         break
@@ -239,7 +264,12 @@ def _row_values(
     if isinstance(gold, _BareGold):
         gold = {"label": str(gold)} if isinstance(spec, ClassificationSpec) else str(gold)
     if gold is not None:
-        gold = validate_answer(spec, data, gold)
+        check_storable(gold, "gold")
+        try:
+            gold = validate_answer(spec, data, gold)
+        except Invalid as exc:
+            # The answer validator names fields "answer...": here the client wrote "gold".
+            raise Invalid("gold" + exc.message.removeprefix("answer")) from None
     batch_id = None
     if raw.get("batch") is not None:
         batch = batches.get(str(raw["batch"]))

@@ -1,12 +1,13 @@
 """Reject JSON values that a database cannot store faithfully.
 
-PostgreSQL refuses U+0000 in text and JSONB, and no database can encode a lone UTF-16
-surrogate (which ``json.loads`` happily produces from ``"\\ud800"``). Checking up front turns
-what would be a 500 mid-transaction into a 422 naming the field.
+PostgreSQL refuses U+0000 in text and JSONB (and NaN or infinities in JSONB), and no database
+can encode a lone UTF-16 surrogate (which ``json.loads`` happily produces from ``"\\ud800"``).
+Checking up front turns what would be a 500 mid-transaction into a 422 naming the field.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from qistas.errors import Invalid
@@ -40,5 +41,7 @@ def check_storable(value: Any, field: str, _depth: int = 0) -> None:
     elif isinstance(value, list):
         for i, item in enumerate(value):
             check_storable(item, f"{field}.{i}", _depth + 1)
-    elif isinstance(value, float) and value != value:
-        raise Invalid(f"{field}: NaN is not valid JSON", details={"field": field})
+    elif isinstance(value, float) and not math.isfinite(value):
+        # json.loads accepts NaN and Infinity; PostgreSQL's JSONB refuses them, and SQLite's
+        # JSON would store them as null.
+        raise Invalid(f"{field}: NaN and infinities are not valid JSON", details={"field": field})

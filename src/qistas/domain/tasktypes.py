@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo, field_validator
 
 from qistas.errors import Invalid
 
@@ -26,11 +26,12 @@ class _Spec(BaseModel):
 class _Labelled(_Spec):
     labels: list[Label] = Field(min_length=1, max_length=1000)
 
-    @model_validator(mode="after")
-    def _unique_labels(self) -> _Labelled:
-        if len(set(self.labels)) != len(self.labels):
+    @field_validator("labels")
+    @classmethod
+    def _unique_labels(cls, labels: list[str]) -> list[str]:
+        if len(set(labels)) != len(labels):
             raise ValueError("labels must be unique")
-        return self
+        return labels
 
 
 class ClassificationSpec(_Labelled):
@@ -70,11 +71,12 @@ class RatingSpec(_Spec):
     max: int = 5
     prompt_field: FieldName | None = None
 
-    @model_validator(mode="after")
-    def _ordered(self) -> RatingSpec:
-        if self.min >= self.max:
-            raise ValueError("min must be below max")
-        return self
+    @field_validator("max")
+    @classmethod
+    def _ordered(cls, value: int, info: ValidationInfo) -> int:
+        if "min" in info.data and info.data["min"] >= value:
+            raise ValueError("max must be above min")
+        return value
 
 
 class TextSpec(_Spec):
@@ -96,8 +98,19 @@ def parse_spec(raw: Any) -> Any:
         return _spec_adapter.validate_python(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
-        path = ".".join(str(p) for p in ("task", *first["loc"]))
+        path = _spec_path(first["type"], list(first["loc"]))
         raise Invalid(f"{path}: {first['msg']}", details={"field": path}) from None
+
+
+def _spec_path(error_type: str, loc: list[Any]) -> str:
+    """The field a spec error is about, as the client wrote it (``task.labels``)."""
+    if error_type in ("union_tag_invalid", "union_tag_not_found"):
+        return "task.type"
+    # A discriminated union puts the tag first (``classification.labels``): the client
+    # never wrote it, so drop it.
+    if loc and loc[0] in TASK_TYPES:
+        loc = loc[1:]
+    return ".".join(str(p) for p in ("task", *loc))
 
 
 def spec_dict(spec: Any) -> dict[str, Any]:

@@ -27,8 +27,12 @@ def create_org(session: Session, *, name: str, slug: str) -> Organization:
     return org
 
 
+def find_org(session: Session, slug: str) -> Organization | None:
+    return session.scalar(select(Organization).where(Organization.slug == slug))
+
+
 def get_org_by_slug(session: Session, slug: str) -> Organization:
-    org = session.scalar(select(Organization).where(Organization.slug == slug))
+    org = find_org(session, slug)
     if org is None:
         raise NotFound(f"organization {slug!r} not found")
     return org

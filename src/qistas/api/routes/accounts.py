@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from qistas.api.deps import Actor, Db, write
+from qistas.api.deps import Actor, Db, Id, write
 from qistas.api.schemas.accounts import (
     OrgCreate,
     OrgRead,
@@ -17,7 +17,12 @@ from qistas.api.schemas.accounts import (
 )
 from qistas.db.models import Organization, User
 from qistas.domain import audit, users
-from qistas.policies import ensure_may_create_user, ensure_may_manage_tokens, require_admin
+from qistas.policies import (
+    ensure_may_create_user,
+    ensure_may_manage_tokens,
+    ensure_org_reachable,
+    require_admin,
+)
 
 router = APIRouter(tags=["accounts"])
 
@@ -58,7 +63,7 @@ def me(actor: Actor, db: Db) -> UserRead:
 def create_user(body: UserCreate, actor: Actor, db: Db) -> UserRead:
     def work(session: Session) -> UserRead:
         if body.org is not None:
-            org_id: int | None = users.get_org_by_slug(session, body.org).id
+            org_id: int | None = ensure_org_reachable(actor, users.find_org(session, body.org), body.org).id
         else:
             org_id = actor.org_id if actor.role == "owner" else None
         ensure_may_create_user(actor, role=body.role, org_id=org_id)
@@ -81,7 +86,7 @@ def list_users(actor: Actor, db: Db) -> list[UserRead]:
 
 
 @router.post("/users/{user_id}/tokens", status_code=201, response_model=TokenRead)
-def create_token(user_id: int, actor: Actor, db: Db, body: TokenCreate | None = None) -> TokenRead:
+def create_token(user_id: Id, actor: Actor, db: Db, body: TokenCreate | None = None) -> TokenRead:
     def work(session: Session) -> TokenRead:
         target = ensure_may_manage_tokens(actor, session.get(User, user_id))
         token = users.create_token(session, user=target, name=body.name if body else "")

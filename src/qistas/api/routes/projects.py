@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from qistas.api.deps import Actor, Db, write
+from qistas.api.deps import Actor, Db, Id, write
 from qistas.api.schemas.projects import (
     BatchCreate,
     BatchRead,
@@ -19,7 +19,7 @@ from qistas.api.schemas.projects import (
 from qistas.db.models import Batch, Organization, Project, User
 from qistas.db.types import utcnow
 from qistas.domain import projects, results, users
-from qistas.errors import Forbidden
+from qistas.errors import Invalid
 from qistas.policies import (
     ensure_customer_access,
     ensure_may_create_project,
@@ -60,7 +60,7 @@ def create_project(body: ProjectCreate, actor: Actor, db: Db) -> ProjectRead:
     def work(session: Session) -> ProjectRead:
         if actor.role == "admin":
             if body.org is None:
-                raise Forbidden("an admin creating a project names its organization (org)")
+                raise Invalid("an admin creating a project names its organization (org)", details={"field": "org"})
             org_id = users.get_org_by_slug(session, body.org).id
         else:
             org_id = ensure_may_create_project(actor)
@@ -82,14 +82,14 @@ def list_projects(actor: Actor, db: Db) -> list[ProjectRead | ProjectWorkView]:
 
 
 @router.get("/projects/{project_id}", response_model=ProjectRead | ProjectWorkView)
-def get_project(project_id: int, actor: Actor, db: Db) -> ProjectRead | ProjectWorkView:
+def get_project(project_id: Id, actor: Actor, db: Db) -> ProjectRead | ProjectWorkView:
     with db.reader() as session:
         project = ensure_project_visible(actor, session.get(Project, project_id))
         return project_view(session, actor, project)
 
 
 @router.post("/projects/{project_id}/batches", status_code=201, response_model=BatchRead)
-def create_batch(project_id: int, body: BatchCreate, actor: Actor, db: Db) -> BatchRead:
+def create_batch(project_id: Id, body: BatchCreate, actor: Actor, db: Db) -> BatchRead:
     def work(session: Session) -> BatchRead:
         project = ensure_customer_access(actor, session.get(Project, project_id))
         batch = projects.create_batch(session, project=project, name=body.name, callback_url=body.callback_url)
@@ -99,7 +99,7 @@ def create_batch(project_id: int, body: BatchCreate, actor: Actor, db: Db) -> Ba
 
 
 @router.get("/projects/{project_id}/batches", response_model=list[BatchRead])
-def list_batches(project_id: int, actor: Actor, db: Db) -> list[BatchRead]:
+def list_batches(project_id: Id, actor: Actor, db: Db) -> list[BatchRead]:
     with db.reader() as session:
         project = ensure_customer_access(actor, session.get(Project, project_id))
         found = session.scalars(select(Batch).where(Batch.project_id == project.id).order_by(Batch.id))
@@ -107,14 +107,14 @@ def list_batches(project_id: int, actor: Actor, db: Db) -> list[BatchRead]:
 
 
 @router.get("/batches/{batch_id}", response_model=BatchRead)
-def get_batch(batch_id: int, actor: Actor, db: Db) -> BatchRead:
+def get_batch(batch_id: Id, actor: Actor, db: Db) -> BatchRead:
     with db.reader() as session:
         batch, _ = projects.get_batch(session, batch_id=batch_id, actor=actor)
         return batch_read(session, batch)
 
 
 @router.post("/batches/{batch_id}/{action}", response_model=BatchRead)
-def change_batch(batch_id: int, action: str, actor: Actor, db: Db) -> BatchRead:
+def change_batch(batch_id: Id, action: str, actor: Actor, db: Db) -> BatchRead:
     """Move a batch: ``finalize`` (staging → in_progress), ``pause``, ``resume``, ``cancel``."""
 
     def work(session: Session) -> BatchRead:
@@ -126,7 +126,7 @@ def change_batch(batch_id: int, action: str, actor: Actor, db: Db) -> BatchRead:
 
 
 @router.get("/projects/{project_id}/stats")
-def stats(project_id: int, actor: Actor, db: Db) -> dict[str, Any]:
+def stats(project_id: Id, actor: Actor, db: Db) -> dict[str, Any]:
     with db.reader() as session:
         project = ensure_customer_access(actor, session.get(Project, project_id))
         return results.project_stats(session, project_id=project.id, now=utcnow())

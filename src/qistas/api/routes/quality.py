@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 from sqlalchemy.orm import Session
 
-from qistas.api.deps import Actor, AppSettings, Db, write
+from qistas.api.deps import Actor, AppSettings, Db, Id, write
 from qistas.db.models import Project, User
 from qistas.domain import audit, quality, quality_report
 from qistas.domain.security import pseudonym
@@ -18,7 +18,7 @@ router = APIRouter(tags=["quality"])
 
 
 @router.get("/projects/{project_id}/quality")
-def project_quality(project_id: int, actor: Actor, db: Db, settings: AppSettings) -> dict[str, Any]:
+def project_quality(project_id: Id, actor: Actor, db: Db, settings: AppSettings) -> dict[str, Any]:
     """Annotators (pseudonymous) with gold accuracy and modelled skill, agreement per label,
     the confusion matrix, and tasks that ended below the confidence target."""
 
@@ -35,7 +35,7 @@ def project_quality(project_id: int, actor: Actor, db: Db, settings: AppSettings
 
 
 @router.post("/projects/{project_id}/quality/refit")
-def refit(project_id: int, actor: Actor, db: Db) -> dict[str, Any]:
+def refit(project_id: Id, actor: Actor, db: Db) -> dict[str, Any]:
     """Fit the worker model now and re-score completed tasks; returns what changed."""
     with db.reader() as session:
         ensure_customer_access(actor, session.get(Project, project_id))
@@ -47,7 +47,7 @@ def refit(project_id: int, actor: Actor, db: Db) -> dict[str, Any]:
 
 
 @router.get("/annotators/{user_id}/quality")
-def annotator_quality(user_id: int, actor: Actor, db: Db) -> dict[str, Any]:
+def annotator_quality(user_id: Id, actor: Actor, db: Db) -> dict[str, Any]:
     """An annotator's record across projects (admins only: it spans organizations)."""
     require_admin(actor)
     with db.reader() as session:

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 
-from qistas.api.deps import Actor, AppSettings, Db, Limit, write
+from qistas.api.deps import Actor, After, AppSettings, Db, Id, Limit, write
 from qistas.api.schemas.tasks import (
     AnnotationRead,
     ImportRead,
@@ -72,6 +72,7 @@ async def _spooled_body(request: Request) -> tuple[IO[bytes], str | None, Any]:
         form = await request.form(max_files=1, max_fields=10)
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
+            await form.close()  # other fields may hold files: close them, the caller never sees the form
             raise Invalid("the upload needs a file field named 'file'", details={"field": "file"})
         fmt = form.get("format")
         return upload.file, (fmt if isinstance(fmt, str) else None) or _format_of_name(upload.filename), form
@@ -81,8 +82,13 @@ async def _spooled_body(request: Request) -> tuple[IO[bytes], str | None, Any]:
             details={"content_type": media or None},
         )
     spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115 - closed by caller
-    async for chunk in request.stream():
-        spool.write(chunk)
+    try:
+        async for chunk in request.stream():
+            spool.write(chunk)
+    except BaseException:
+        # Over the limit or the client went away: the caller never gets the spool to close.
+        spool.close()
+        raise
     spool.seek(0)
     return spool, MEDIA_FORMATS[media], None
 
@@ -90,7 +96,7 @@ async def _spooled_body(request: Request) -> tuple[IO[bytes], str | None, Any]:
 @router.post("/projects/{project_id}/tasks", status_code=201, response_model=ImportRead,
              openapi_extra=IMPORT_BODY)
 async def import_tasks(
-    project_id: int, request: Request, actor: Actor, db: Db, settings: AppSettings,
+    project_id: Id, request: Request, actor: Actor, db: Db, settings: AppSettings,
     format: Annotated[str | None, Query(description="json, jsonl or csv; overrides the media type")] = None,
 ) -> ImportRead:
     # The whole body is received before the transaction opens: a client that disconnects
@@ -136,8 +142,8 @@ def task_read(task: Task, annotations: list[AnnotationRead] | None = None) -> Ta
 
 @router.get("/projects/{project_id}/tasks", response_model=TaskPage)
 def list_tasks(
-    project_id: int, actor: Actor, db: Db, limit: Limit,
-    status: str | None = None, after: int | None = None,
+    project_id: Id, actor: Actor, db: Db, limit: Limit,
+    status: str | None = None, after: After = None,
 ) -> TaskPage:
     def work(session: Session) -> TaskPage:
         project = ensure_customer_access(actor, session.get(Project, project_id))
@@ -150,7 +156,7 @@ def list_tasks(
 
 
 @router.get("/tasks/{task_id}", response_model=TaskRead | dict[str, Any])
-def get_task(task_id: int, actor: Actor, db: Db, settings: AppSettings) -> Any:
+def get_task(task_id: Id, actor: Actor, db: Db, settings: AppSettings) -> Any:
     def work(session: Session) -> Any:
         task = session.get(Task, task_id)
         project = session.get(Project, task.project_id) if task else None
@@ -186,7 +192,7 @@ def _annotator_task(session: Session, actor: User, task: Task) -> dict[str, Any]
 
 
 @router.get("/projects/{project_id}/results", response_model=ResultPage)
-def list_results(project_id: int, actor: Actor, db: Db, limit: Limit, after: int | None = None) -> ResultPage:
+def list_results(project_id: Id, actor: Actor, db: Db, limit: Limit, after: After = None) -> ResultPage:
     def work(session: Session) -> ResultPage:
         project = ensure_customer_access(actor, session.get(Project, project_id))
         page = results.results_page(session, project_id=project.id, after=after, limit=limit)
@@ -201,7 +207,7 @@ def list_results(project_id: int, actor: Actor, db: Db, limit: Limit, after: int
 
 @router.get("/projects/{project_id}/export")
 def export(
-    project_id: int, actor: Actor, db: Db, settings: AppSettings,
+    project_id: Id, actor: Actor, db: Db, settings: AppSettings,
     format: Annotated[str, Query(description="jsonl or csv")] = "jsonl",
 ) -> StreamingResponse:
     if format not in results.EXPORT_FORMATS:

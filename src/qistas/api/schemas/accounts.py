@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from qistas.api.schemas import Incoming
 
 
-class OrgCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class OrgCreate(Incoming):
     name: str = Field(min_length=1, max_length=200)
     slug: str = Field(min_length=1, max_length=64)
 
@@ -18,8 +19,7 @@ class OrgRead(BaseModel):
     created_at: datetime
 
 
-class UserCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class UserCreate(Incoming):
     email: str = Field(min_length=3, max_length=320)
     role: str
     org: str | None = Field(default=None, description="organization slug")
@@ -35,8 +35,7 @@ class UserRead(BaseModel):
     is_reviewer: bool
 
 
-class TokenCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class TokenCreate(Incoming):
     name: str = Field(default="", max_length=100)
 
 

@@ -3,24 +3,25 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from qistas.api.schemas import Incoming
 
 
-class Redundancy(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Redundancy(Incoming):
     min: int = 1
     max: int | None = None
     target: float | None = None
 
 
-class ProjectCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ProjectCreate(Incoming):
     name: str = Field(min_length=1, max_length=200)
     task: dict[str, Any]
     instructions: str = Field(default="", max_length=200_000)
     redundancy: Redundancy = Field(default_factory=Redundancy)
     gold: dict[str, Any] = Field(default_factory=dict)
-    priority: int = 0
+    # The column is a 32-bit INTEGER: a larger number would be a 500 from the driver.
+    priority: int = Field(default=0, ge=-(2**31), le=2**31 - 1)
     pay_rate: float | None = None
     workforce: str = Field(default="shared", description="'shared' or 'org'")
     org: str | None = Field(default=None, description="organization slug; admins only")
@@ -49,8 +50,7 @@ class ProjectWorkView(BaseModel):
     instructions: str
 
 
-class BatchCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class BatchCreate(Incoming):
     name: str = Field(min_length=1, max_length=200)
     callback_url: str | None = Field(default=None, max_length=2048)
 

@@ -3,7 +3,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from qistas.api.schemas import Incoming
 
 
 class ImportRead(BaseModel):
@@ -59,8 +61,7 @@ class AssignmentRead(BaseModel):
     expires_at: datetime
 
 
-class SubmitCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class SubmitCreate(Incoming):
     answer: Any
     seconds: float | None = None
 

@@ -1,0 +1,87 @@
+"""Small steps the API tests repeat: take, submit, count, check the error shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from sqlalchemy import func, select
+
+from qistas.db.engine import Database
+from qistas.db.models import Annotation, Task
+
+
+def error_of(response: httpx.Response, status: int) -> dict[str, Any]:
+    """Assert the one error shape with this status; return the inner error."""
+    assert response.status_code == status, (response.status_code, response.text)
+    body = response.json()
+    assert list(body) == ["error"], body
+    assert set(body["error"]) == {"code", "message", "details"}, body
+    assert isinstance(body["error"]["code"], str) and body["error"]["code"]
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+    return body["error"]  # type: ignore[no-any-return]
+
+
+def field_of(response: httpx.Response) -> str:
+    """The field a 422 names."""
+    error = error_of(response, 422)
+    details = error["details"] or {}
+    if "field" in details:
+        return str(details["field"])
+    return str(details["fields"][0]["field"])
+
+
+def take(client: httpx.Client, project_id: int) -> dict[str, Any]:
+    response = client.post(f"/projects/{project_id}/assignments")
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def nothing_left(client: httpx.Client, project_id: int) -> bool:
+    response = client.post(f"/projects/{project_id}/assignments")
+    assert response.status_code in (201, 204), response.text
+    return response.status_code == 204
+
+
+def submit(client: httpx.Client, assignment_id: int, answer: Any, status: int = 201, **extra: Any) -> httpx.Response:
+    response = client.post(f"/assignments/{assignment_id}/submit", json={"answer": answer, **extra})
+    assert response.status_code == status, response.text
+    return response
+
+
+def annotate(client: httpx.Client, project_id: int, answer: Any) -> dict[str, Any]:
+    """Take the next task and answer it; return the taken assignment."""
+    taken = take(client, project_id)
+    submit(client, taken["id"], answer)
+    return taken
+
+
+def stats(client: httpx.Client, project_id: int) -> dict[str, Any]:
+    response = client.get(f"/projects/{project_id}/stats")
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def count_tasks(database: Database, project_id: int) -> int:
+    with database.reader() as session:
+        return session.scalar(select(func.count()).select_from(Task).where(Task.project_id == project_id)) or 0
+
+
+def count_annotations(database: Database, project_id: int) -> int:
+    with database.reader() as session:
+        query = select(func.count()).select_from(Annotation).where(Annotation.project_id == project_id)
+        return session.scalar(query) or 0
+
+
+def all_tasks(client: httpx.Client, project_id: int, **params: Any) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    after = None
+    while True:
+        query = {**params, **({"after": after} if after is not None else {})}
+        page = client.get(f"/projects/{project_id}/tasks", params=query)
+        assert page.status_code == 200, page.text
+        body = page.json()
+        items.extend(body["items"])
+        if body["next"] is None:
+            return items
+        after = body["next"]

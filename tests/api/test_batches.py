@@ -1,0 +1,158 @@
+"""Batches: staging → in_progress → completed, paused, canceled; what each means for serving."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.api.conftest import World
+from tests.api.helpers import error_of, nothing_left, stats, submit, take
+from tests.factories import Tenant
+
+
+def _batch(tenant: Tenant, pid: int, name: str, **fields: Any) -> dict[str, Any]:
+    response = tenant.owner.post(f"/projects/{pid}/batches", json={"name": name, **fields})
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def _act(tenant: Tenant, batch_id: int, action: str, status: int = 200) -> dict[str, Any]:
+    response = tenant.owner.post(f"/batches/{batch_id}/{action}")
+    assert response.status_code == status, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def project(world: World) -> int:
+    return int(world.tenant.project(redundancy={"min": 1, "max": 1})["id"])
+
+
+def test_create_read_and_list(world: World, project: int) -> None:
+    tenant = world.tenant
+    batch = _batch(tenant, project, "week 1", callback_url="https://hooks.acme.test/qistas")
+    assert batch == {"id": batch["id"], "project_id": project, "name": "week 1", "status": "staging",
+                     "callback_url": "https://hooks.acme.test/qistas", "counts": {},
+                     "created_at": batch["created_at"]}
+    assert tenant.member.get(f"/batches/{batch['id']}").json() == batch
+    assert tenant.owner.get(f"/projects/{project}/batches").json() == [batch]
+    duplicate = tenant.owner.post(f"/projects/{project}/batches", json={"name": "week 1"})
+    assert error_of(duplicate, 409)["details"] == {"field": "name"}
+    error_of(tenant.owner.post(f"/projects/{project}/batches", json={"name": ""}), 422)
+    error_of(tenant.owner.post(f"/projects/{project}/batches", json={"name": "   "}), 422)
+    error_of(tenant.owner.post(f"/batches/{batch['id']}/explode"), 404)
+
+
+def test_staging_tasks_are_served_only_after_finalize(world: World, project: int) -> None:
+    tenant, worker = world.tenant, world.tenant.annotators[0]
+    batch = _batch(tenant, project, "staged")
+    tenant.add_tasks(project, [{"data": {"text": "later"}, "batch": "staged"}])
+    assert nothing_left(worker, project)
+    assert _act(tenant, batch["id"], "finalize")["status"] == "in_progress"
+    assert take(worker, project)["task"]["data"] == {"text": "later"}
+    _act(tenant, batch["id"], "finalize", 409)
+
+
+def test_unbatched_tasks_are_served_whatever_the_batches_do(world: World, project: int) -> None:
+    tenant = world.tenant
+    _batch(tenant, project, "staged")
+    tenant.add_tasks(project, [{"data": {"text": "staged"}, "batch": "staged"}, {"data": {"text": "free"}}])
+    assert take(tenant.annotators[0], project)["task"]["data"] == {"text": "free"}
+    assert nothing_left(tenant.annotators[1], project)
+
+
+def test_paused_batches_are_not_served(world: World, project: int) -> None:
+    tenant, workers = world.tenant, world.tenant.annotators
+    batch = _batch(tenant, project, "b")
+    tenant.add_tasks(project, [{"data": {"text": "1"}, "batch": "b"}, {"data": {"text": "2"}, "batch": "b"}])
+    _act(tenant, batch["id"], "finalize")
+    held = take(workers[0], project)
+    assert _act(tenant, batch["id"], "pause")["status"] == "paused"
+    assert nothing_left(workers[1], project)
+    _act(tenant, batch["id"], "pause", 409)
+    # A lease taken before the pause may still be finished.
+    submit(workers[0], held["id"], {"label": "positive"})
+    assert tenant.owner.get(f"/batches/{batch['id']}").json()["status"] == "paused"
+    assert _act(tenant, batch["id"], "resume")["status"] == "in_progress"
+    assert take(workers[1], project)["task"]["data"] == {"text": "2"}
+    _act(tenant, batch["id"], "resume", 409)
+
+
+def test_cancel_cancels_pending_tasks_only(world: World, project: int) -> None:
+    tenant, worker = world.tenant, world.tenant.annotators[0]
+    batch = _batch(tenant, project, "b")
+    tenant.add_tasks(project, [{"data": {"text": str(i)}, "batch": "b"} for i in range(3)])
+    _act(tenant, batch["id"], "finalize")
+    taken = take(worker, project)
+    submit(worker, taken["id"], {"label": "negative"})
+    canceled = _act(tenant, batch["id"], "cancel")
+    assert canceled["status"] == "canceled"
+    assert canceled["counts"] == {"completed": 1, "canceled": 2}
+    assert stats(tenant.owner, project)["tasks"] == {"pending": 0, "completed": 1, "canceled": 2}
+    assert nothing_left(world.tenant.annotators[1], project)
+    for action in ("cancel", "finalize", "pause", "resume"):
+        _act(tenant, batch["id"], action, 409)
+
+
+def test_cancel_from_staging_and_paused(world: World, project: int) -> None:
+    tenant = world.tenant
+    staged = _batch(tenant, project, "s")
+    paused = _batch(tenant, project, "p")
+    tenant.add_tasks(project, [{"data": {"text": "s"}, "batch": "s"}, {"data": {"text": "p"}, "batch": "p"}])
+    _act(tenant, paused["id"], "finalize")
+    _act(tenant, paused["id"], "pause")
+    assert _act(tenant, staged["id"], "cancel")["counts"] == {"canceled": 1}
+    assert _act(tenant, paused["id"], "cancel")["counts"] == {"canceled": 1}
+
+
+def test_a_batch_completes_when_its_tasks_complete(world: World, project: int) -> None:
+    tenant, workers = world.tenant, world.tenant.annotators
+    batch = _batch(tenant, project, "b")
+    other = _batch(tenant, project, "other")
+    tenant.add_tasks(project, [{"data": {"text": str(i)}, "batch": "b"} for i in range(2)])
+    tenant.add_tasks(project, [{"data": {"text": "o"}, "batch": "other"}])
+    _act(tenant, batch["id"], "finalize")
+    first = take(workers[0], project)
+    submit(workers[0], first["id"], {"label": "positive"})
+    assert tenant.owner.get(f"/batches/{batch['id']}").json()["status"] == "in_progress"
+    second = take(workers[1], project)
+    submit(workers[1], second["id"], {"label": "mixed"})
+    done = tenant.owner.get(f"/batches/{batch['id']}").json()
+    assert done["status"] == "completed" and done["counts"] == {"completed": 2}
+    assert tenant.owner.get(f"/batches/{other['id']}").json()["status"] == "staging"
+    for action in ("finalize", "pause", "resume", "cancel"):
+        _act(tenant, batch["id"], action, 409)
+
+
+def test_an_empty_batch_does_not_complete_on_finalize(world: World, project: int) -> None:
+    tenant = world.tenant
+    batch = _batch(tenant, project, "empty")
+    assert _act(tenant, batch["id"], "finalize")["status"] == "in_progress"
+    tenant.add_tasks(project, [{"data": {"text": "late"}, "batch": "empty"}])
+    taken = take(tenant.annotators[0], project)
+    submit(tenant.annotators[0], taken["id"], {"label": "positive"})
+    assert tenant.owner.get(f"/batches/{batch['id']}").json()["status"] == "completed"
+
+
+def test_a_batch_finished_while_paused_completes_on_resume(world: World, project: int) -> None:
+    tenant, worker = world.tenant, world.tenant.annotators[0]
+    batch = _batch(tenant, project, "b")
+    tenant.add_tasks(project, [{"data": {"text": "only"}, "batch": "b"}])
+    _act(tenant, batch["id"], "finalize")
+    held = take(worker, project)
+    _act(tenant, batch["id"], "pause")
+    submit(worker, held["id"], {"label": "positive"})
+    assert _act(tenant, batch["id"], "resume")["status"] == "completed"
+
+
+def test_a_lease_on_a_canceled_task_is_not_handed_back(world: World, project: int) -> None:
+    tenant, worker = world.tenant, world.tenant.annotators[0]
+    batch = _batch(tenant, project, "b")
+    tenant.add_tasks(project, [{"data": {"text": "batched"}, "batch": "b"}])
+    _act(tenant, batch["id"], "finalize")
+    held = take(worker, project)
+    _act(tenant, batch["id"], "cancel")
+    error_of(worker.post(f"/assignments/{held['id']}/submit", json={"answer": {"label": "positive"}}), 409)
+    tenant.add_tasks(project, [{"data": {"text": "free"}}])
+    # Asking for work must not return the dead lease again and again.
+    assert take(worker, project)["task"]["data"] == {"text": "free"}

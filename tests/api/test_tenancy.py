@@ -1,0 +1,179 @@
+"""Neutrality: another tenant's objects look missing, roles are enforced, annotators learn nothing."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.api.conftest import World
+from tests.api.helpers import error_of, take
+from tests.factories import CLASSIFICATION, Tenant
+
+MISSING = 987_654_321
+SECRET_META = {"customer_ref": "ACME-INTERNAL-7731"}
+
+
+@pytest.fixture(scope="module")
+def owned(world: World) -> dict[str, Any]:
+    """A tenant project with a batch, a gold task with metadata, a lease and a result."""
+    tenant = world.tenant
+    project = tenant.project(name="Sentiment", redundancy={"min": 1, "max": 1})
+    pid = project["id"]
+    batch = tenant.owner.post(f"/projects/{pid}/batches", json={"name": "b1"}).json()
+    tenant.add_tasks(pid, [
+        {"data": {"text": "one"}, "unique_id": "u1", "metadata": SECRET_META, "gold": {"label": "positive"}},
+        {"data": {"text": "two"}, "unique_id": "u2", "metadata": SECRET_META},
+        {"data": {"text": "three"}, "unique_id": "u3", "batch": "b1"},
+        {"data": {"text": "four"}, "unique_id": "u4"},
+    ])
+    done = take(tenant.annotators[0], pid)
+    assert tenant.annotators[0].post(f"/assignments/{done['id']}/submit",
+                                     json={"answer": {"label": "positive"}}).status_code == 201
+    held = take(tenant.annotators[1], pid)
+    return {"project": project, "batch": batch, "done": done, "held": held}
+
+
+def _same_as_missing(response: httpx.Response, missing: httpx.Response) -> None:
+    assert response.status_code == 404, response.text
+    assert missing.status_code == 404, missing.text
+    assert response.json() == missing.json()
+    error_of(response, 404)
+
+
+def _project_routes(pid: int) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        ("GET", f"/projects/{pid}", {}),
+        ("GET", f"/projects/{pid}/tasks", {}),
+        ("POST", f"/projects/{pid}/tasks", {"json": [{"data": {"text": "x"}}]}),
+        ("GET", f"/projects/{pid}/results", {}),
+        ("GET", f"/projects/{pid}/export", {}),
+        ("GET", f"/projects/{pid}/export", {"params": {"format": "csv"}}),
+        ("GET", f"/projects/{pid}/stats", {}),
+        ("GET", f"/projects/{pid}/batches", {}),
+        ("POST", f"/projects/{pid}/batches", {"json": {"name": "mine"}}),
+        ("GET", f"/projects/{pid}/quality", {}),
+        ("POST", f"/projects/{pid}/quality/refit", {}),
+    ]
+
+
+@pytest.mark.parametrize("who", ["owner", "member", "inhouse"])
+def test_another_tenants_project_is_404_like_a_missing_one(world: World, owned: dict[str, Any], who: str) -> None:
+    client: httpx.Client = getattr(world.rival, who)
+    pid = owned["project"]["id"]
+    for (method, path, kwargs), (_, missing_path, _) in zip(_project_routes(pid), _project_routes(MISSING),
+                                                           strict=True):
+        _same_as_missing(client.request(method, path, **kwargs), client.request(method, missing_path, **kwargs))
+    _same_as_missing(client.post(f"/projects/{pid}/assignments"), client.post(f"/projects/{MISSING}/assignments"))
+    assert world.tenant.owner.get(f"/projects/{pid}/stats").json()["tasks_total"] == 4  # nothing imported
+
+
+@pytest.mark.parametrize("who", ["owner", "member", "inhouse"])
+def test_another_tenants_task_and_batch_are_404(world: World, owned: dict[str, Any], who: str) -> None:
+    client: httpx.Client = getattr(world.rival, who)
+    task_id = owned["done"]["task"]["id"]
+    _same_as_missing(client.get(f"/tasks/{task_id}"), client.get(f"/tasks/{MISSING}"))
+    bid = owned["batch"]["id"]
+    _same_as_missing(client.get(f"/batches/{bid}"), client.get(f"/batches/{MISSING}"))
+    for action in ("finalize", "pause", "resume", "cancel"):
+        _same_as_missing(client.post(f"/batches/{bid}/{action}"), client.post(f"/batches/{MISSING}/{action}"))
+    assert world.tenant.owner.get(f"/batches/{bid}").json()["status"] == "staging"
+
+
+def test_someone_elses_assignment_is_404(world: World, owned: dict[str, Any]) -> None:
+    held = owned["held"]["id"]
+    for client in (world.rival.annotators[0], world.tenant.annotators[2], world.tenant.inhouse, world.rival.inhouse):
+        for action, kwargs in (("submit", {"json": {"answer": {"label": "negative"}}}), ("skip", {}), ("renew", {})):
+            _same_as_missing(client.post(f"/assignments/{held}/{action}", **kwargs),
+                             client.post(f"/assignments/{MISSING}/{action}", **kwargs))
+    # The holder's lease is untouched.
+    renewed = world.tenant.annotators[1].post(f"/assignments/{held}/renew")
+    assert renewed.status_code == 200, renewed.text
+
+
+def test_customers_staff_may_not_work_and_annotators_may_not_read(world: World, owned: dict[str, Any]) -> None:
+    tenant, pid = world.tenant, owned["project"]["id"]
+    for annotator in (tenant.inhouse, tenant.annotators[0]):
+        for method, path, kwargs in _project_routes(pid)[1:]:
+            error_of(annotator.request(method, path, **kwargs), 403)
+        error_of(annotator.post("/projects", json={"name": "mine", "task": CLASSIFICATION}), 403)
+        error_of(annotator.get(f"/batches/{owned['batch']['id']}"), 403)
+        error_of(annotator.post(f"/batches/{owned['batch']['id']}/pause"), 403)
+    for staff in (tenant.owner, tenant.member, world.admin):
+        error_of(staff.post(f"/projects/{pid}/assignments"), 403)
+    assert tenant.member.get(f"/projects/{pid}/export").status_code == 200
+    assert world.admin.get(f"/projects/{pid}/stats").status_code == 200
+
+
+def _no_customer_secrets(payload: Any, tenant: Tenant) -> None:
+    text = json.dumps(payload, ensure_ascii=False).lower()
+    for secret in (tenant.slug, "acme-internal", "customer_ref", "gold", "metadata", "positive\"}"):
+        assert secret not in text, (secret, payload)
+
+
+def test_annotators_never_see_the_customer(world: World) -> None:
+    tenant = world.tenant
+    # Gold is served (almost) every time: whichever task comes, it must look the same.
+    project = tenant.project(name="Sentiment", instructions="Pick one.", redundancy={"min": 2, "max": 2},
+                             gold={"share": 0.99})
+    pid = project["id"]
+    tenant.add_tasks(pid, [{"data": {"text": "hello"}, "metadata": SECRET_META, "gold": {"label": "positive"}},
+                           {"data": {"text": "hello"}, "metadata": SECRET_META}])
+    for annotator in (tenant.annotators[0], tenant.inhouse):
+        taken = take(annotator, pid)
+        assert set(taken) == {"id", "project_id", "task", "expires_at"}
+        assert taken["task"] == {"id": taken["task"]["id"], "data": {"text": "hello"}}
+        _no_customer_secrets(taken, tenant)
+
+        seen = annotator.get(f"/projects/{pid}")
+        assert seen.status_code == 200
+        assert seen.json() == {"id": pid, "name": "Sentiment", "task": project["task"], "instructions": "Pick one."}
+
+        task = annotator.get(f"/tasks/{taken['task']['id']}")
+        assert task.status_code == 200
+        assert task.json() == taken["task"]
+
+        listed = annotator.get("/projects")
+        assert listed.status_code == 200
+        mine = [p for p in listed.json() if p["id"] == pid]
+        assert mine == [seen.json()]
+        for other in listed.json():
+            assert set(other) == {"id", "name", "task", "instructions"}
+    # An annotator who never held the task cannot read it.
+    _same_as_missing(tenant.annotators[1].get(f"/tasks/{taken['task']['id']}"),
+                     tenant.annotators[1].get(f"/tasks/{MISSING}"))
+
+
+def test_org_workforce_projects_are_not_served_to_the_shared_workforce(world: World) -> None:
+    tenant, rival = world.tenant, world.rival
+    project = tenant.project(name="Internal", workforce="org")
+    pid = project["id"]
+    tenant.add_tasks(pid, [{"data": {"text": "private"}}])
+    for outsider in (tenant.annotators[0], rival.annotators[0], rival.inhouse):
+        _same_as_missing(outsider.post(f"/projects/{pid}/assignments"),
+                         outsider.post(f"/projects/{MISSING}/assignments"))
+        _same_as_missing(outsider.get(f"/projects/{pid}"), outsider.get(f"/projects/{MISSING}"))
+        assert pid not in [p["id"] for p in outsider.get("/projects").json()]
+    assert take(tenant.inhouse, pid)["task"]["data"] == {"text": "private"}
+
+
+def test_inhouse_annotators_of_another_org_get_404_on_shared_projects(world: World) -> None:
+    project = world.tenant.project(name="Shared one")
+    pid = project["id"]
+    world.tenant.add_tasks(pid, [{"data": {"text": "x"}}])
+    _same_as_missing(world.rival.inhouse.post(f"/projects/{pid}/assignments"),
+                     world.rival.inhouse.post(f"/projects/{MISSING}/assignments"))
+    assert pid not in [p["id"] for p in world.rival.inhouse.get("/projects").json()]
+    assert pid in [p["id"] for p in world.rival.annotators[0].get("/projects").json()]
+
+
+def test_staff_list_only_their_own_projects(world: World) -> None:
+    mine = world.tenant.project(name="Listed")["id"]
+    theirs = world.rival.project(name="Theirs")["id"]
+    for client in (world.tenant.owner, world.tenant.member):
+        ids = [p["id"] for p in client.get("/projects").json()]
+        assert mine in ids and theirs not in ids
+        assert {p["org"] for p in client.get("/projects").json()} == {"acme"}
+    assert {mine, theirs} <= {p["id"] for p in world.admin.get("/projects").json()}

@@ -1,0 +1,118 @@
+"""Task type validation as a table: spec, data, answers, and the field each error names."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from qistas.domain.tasktypes import TASK_TYPES, answer_key, parse_spec, validate_answer, validate_data
+from qistas.errors import Invalid
+
+TEXT = "أهلاً 👩🏽‍💻 naïve\u0308!"  # Arabic with shadda-free alef, a ZWJ emoji sequence, a combining mark
+N = len(TEXT)
+
+VALID: list[tuple[dict[str, Any], dict[str, Any], Any, Any]] = [
+    ({"type": "classification", "labels": ["a", "b"]}, {}, {"label": "b"}, {"label": "b"}),
+    ({"type": "classification", "labels": ["a", "b", "c"], "multi": True}, {}, {"labels": ["c", "a"]},
+     {"labels": ["a", "c"]}),
+    ({"type": "classification", "labels": ["a"], "multi": True}, {}, {"labels": []}, {"labels": []}),
+    ({"type": "spans", "labels": ["X"]}, {"text": TEXT}, {"spans": [{"start": 0, "end": N, "label": "X"}]},
+     {"spans": [{"start": 0, "end": N, "label": "X"}]}),
+    ({"type": "spans", "labels": ["X"]}, {"text": TEXT}, {"spans": []}, {"spans": []}),
+    ({"type": "boxes", "labels": ["c"]}, {"image": "i"}, {"boxes": [{"x": 0, "y": 0.5, "w": 1e4, "h": 2,
+                                                                     "label": "c"}]},
+     {"boxes": [{"x": 0.0, "y": 0.5, "w": 1e4, "h": 2.0, "label": "c"}]}),
+    ({"type": "pairwise"}, {"prompt": "p", "a": "a", "b": "b"}, {"choice": "tie"}, {"choice": "tie"}),
+    ({"type": "pairwise", "criteria": ["h"]}, {"prompt": "p", "a": "a", "b": "b"},
+     {"criteria": {"h": "b"}, "choice": "a"}, {"choice": "a", "criteria": {"h": "b"}}),
+    ({"type": "ranking"}, {"prompt": "p", "responses": ["x", "y"]}, {"order": [1, 0]}, {"order": [1, 0]}),
+    ({"type": "rating", "min": -2, "max": 2}, {}, {"rating": -2}, {"rating": -2}),
+    ({"type": "text"}, {"prompt": "p"}, {"text": " x "}, {"text": " x "}),
+]
+
+
+@pytest.mark.parametrize(("spec", "data", "answer", "normalised"), VALID)
+def test_valid_answers_are_normalised(spec: dict[str, Any], data: dict[str, Any], answer: Any,
+                                      normalised: Any) -> None:
+    parsed = parse_spec(spec)
+    validate_data(parsed, data)
+    assert validate_answer(parsed, data, answer) == normalised
+
+
+INVALID: list[tuple[dict[str, Any], dict[str, Any], Any, str]] = [
+    ({"type": "classification", "labels": ["a"]}, {}, None, "answer"),
+    ({"type": "classification", "labels": ["a"]}, {}, {"label": "A"}, "answer.label"),
+    ({"type": "classification", "labels": ["a"]}, {}, {"label": ["a"]}, "answer.label"),
+    ({"type": "classification", "labels": ["a"], "multi": True}, {}, {"labels": [1]}, "answer.labels.0"),
+    ({"type": "spans", "labels": ["X"]}, {"text": TEXT}, {"spans": [{"start": 0, "end": N + 1, "label": "X"}]},
+     "answer.spans.0.end"),
+    ({"type": "spans", "labels": ["X"]}, {"text": TEXT},
+     {"spans": [{"start": 0, "end": len(TEXT.encode("utf-16-le")) // 2, "label": "X"}]}, "answer.spans.0.end"),
+    ({"type": "spans", "labels": ["X"]}, {"text": TEXT}, {"spans": [{"start": 1.0, "end": 2, "label": "X"}]},
+     "answer.spans.0.start"),
+    ({"type": "spans", "labels": ["X"]}, {"text": TEXT}, {"spans": [{"start": 0, "end": True, "label": "X"}]},
+     "answer.spans.0.end"),
+    ({"type": "spans", "labels": ["X"]}, {"text": TEXT}, {"spans": [None]}, "answer.spans.0"),
+    ({"type": "boxes", "labels": ["c"]}, {"image": "i"}, {"boxes": [{"x": 0, "y": 0, "w": 1, "h": float("nan"),
+                                                                     "label": "c"}]}, "answer.boxes.0.h"),
+    ({"type": "boxes", "labels": ["c"]}, {"image": "i", "height": 10}, {"boxes": [{"x": 0, "y": 5, "w": 1, "h": 6,
+                                                                                   "label": "c"}]},
+     "answer.boxes.0.h"),
+    ({"type": "pairwise", "allow_tie": False}, {}, {"choice": "tie"}, "answer.choice"),
+    ({"type": "pairwise", "criteria": ["h"], "allow_tie": False}, {}, {"choice": "a", "criteria": {"h": "tie"}},
+     "answer.criteria.h"),
+    ({"type": "ranking"}, {"responses": ["x", "y", "z"]}, {"order": [2, 1, -1]}, "answer.order"),
+    ({"type": "ranking"}, {"responses": ["x", "y", "z"]}, {"order": None}, "answer.order"),
+    ({"type": "rating"}, {}, {"rating": 6}, "answer.rating"),
+    ({"type": "rating"}, {}, {"rating": 5.0}, "answer.rating"),
+    ({"type": "text"}, {}, {"text": "x" * 100_001}, "answer.text"),
+    ({"type": "text"}, {}, {"text": None}, "answer.text"),
+]
+
+
+@pytest.mark.parametrize(("spec", "data", "answer", "field"), INVALID)
+def test_invalid_answers_name_the_field(spec: dict[str, Any], data: dict[str, Any], answer: Any,
+                                        field: str) -> None:
+    with pytest.raises(Invalid) as raised:
+        validate_answer(parse_spec(spec), data, answer)
+    assert raised.value.details == {"field": field}
+    assert raised.value.message.startswith(field + ":")
+
+
+def test_spec_defaults_round_trip() -> None:
+    for kind in TASK_TYPES:
+        raw = {"type": kind, **({"labels": ["a"]} if kind in ("classification", "spans", "boxes") else {})}
+        spec = parse_spec(raw)
+        assert parse_spec(spec.model_dump()) == spec
+
+
+@pytest.mark.parametrize(("spec", "field"), [
+    ({"type": "rating", "max": 1}, "task.max"),  # min defaults to 1
+    ({"type": "rating", "min": 3, "max": 2}, "task.max"),
+    ({"type": "classification", "labels": ["a" * 201]}, "task.labels.0"),
+    ({"type": "pairwise", "criteria": ["c"] * 51}, "task.criteria"),
+    ({"type": "Classification", "labels": ["a"]}, "task.type"),
+    (["classification"], "task"),
+])
+def test_bad_specs(spec: Any, field: str) -> None:
+    with pytest.raises(Invalid) as raised:
+        parse_spec(spec)
+    assert raised.value.details == {"field": field}
+
+
+def test_ranking_data_bounds() -> None:
+    spec = parse_spec({"type": "ranking"})
+    validate_data(spec, {"prompt": "p", "responses": list(range(50))})
+    with pytest.raises(Invalid):
+        validate_data(spec, {"prompt": "p", "responses": list(range(51))})
+
+
+def test_data_must_be_an_object() -> None:
+    with pytest.raises(Invalid) as raised:
+        validate_data(parse_spec({"type": "text"}), ["prompt"])
+    assert raised.value.details == {"field": "data"}
+
+
+def test_answer_key_is_canonical() -> None:
+    assert answer_key({"b": 1, "a": "م"}) == answer_key({"a": "م", "b": 1}) == '{"a":"م","b":1}'
