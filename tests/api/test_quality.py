@@ -60,20 +60,29 @@ def test_gold_tasks_look_like_any_other_and_block_a_careless_annotator(tenant: T
     assert tenant.owner.get(f"/projects/{project['id']}/results").json()["items"] == []
 
 
+def _answer_until_gold(tenant: Tenant, worker: httpx.Client, project_id: int) -> list[dict[str, Any]]:
+    """Answer "positive" to every task served until the gold one came; return the submits."""
+    done = []
+    while True:
+        lease = take(worker, project_id)
+        assert lease is not None
+        done.append(answer(worker, lease, "positive").json())
+        if lease["task"]["data"]["text"] == "g":
+            return done
+
+
 def test_gold_feedback_only_when_the_project_asks_for_it(tenant: Tenant) -> None:
+    rows = [{"data": {"text": "g"}, "gold": {"label": "mixed"}}] + [{"data": {"text": f"t{i}"}} for i in range(5)]
     training = tenant.project(gold={"share": 0.99, "feedback": True})
-    tenant.add_tasks(training["id"], [{"data": {"text": "g"}, "gold": {"label": "mixed"}}])
+    tenant.add_tasks(training["id"], rows)
     worker = tenant.annotators[0]
-    lease = take(worker, training["id"])
-    assert lease is not None
-    done = answer(worker, lease, "positive").json()
-    assert done["feedback"] == {"correct": False, "expected": {"label": "mixed"}}
+    *regular, checked = _answer_until_gold(tenant, worker, training["id"])
+    assert checked["feedback"] == {"correct": False, "expected": {"label": "mixed"}}
+    assert all(r["feedback"] is None for r in regular)
 
     plain = tenant.project(gold={"share": 0.99})
-    tenant.add_tasks(plain["id"], [{"data": {"text": "g"}, "gold": {"label": "mixed"}}])
-    lease = take(worker, plain["id"])
-    assert lease is not None
-    assert answer(worker, lease, "positive").json()["feedback"] is None
+    tenant.add_tasks(plain["id"], rows)
+    assert all(r["feedback"] is None for r in _answer_until_gold(tenant, worker, plain["id"]))
 
 
 def test_adaptive_redundancy_stops_early_on_agreement_and_asks_more_on_disagreement(tenant: Tenant) -> None:
