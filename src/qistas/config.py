@@ -55,6 +55,36 @@ class Settings(BaseSettings):
         default=False,
         description="Mark session cookies Secure; turn on behind HTTPS.",
     )
+    # --- delivery: webhooks, callbacks, export jobs (docs/delivery.md) ---
+    background_workers: bool = Field(
+        default=True,
+        description="Run the webhook dispatcher and the export worker in each server process.",
+    )
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="Let webhooks and callbacks reach loopback, private, link-local and other "
+        "non-public addresses. Only for trusted, single-tenant setups.",
+    )
+    webhook_allowed_networks: str = Field(
+        default="",
+        description="Comma-separated networks (CIDR) webhooks may reach although they are not "
+        "public, e.g. `10.20.0.0/16,fd00:1::/64`.",
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=120, description="Timeout of one webhook or callback delivery."
+    )
+    webhook_retry_base_seconds: float = Field(
+        default=30.0, gt=0, description="Delay before the first retry; doubles after each failure."
+    )
+    webhook_retry_max_delay_seconds: float = Field(
+        default=3600.0, gt=0, description="Longest delay between two attempts."
+    )
+    webhook_retry_hours: float = Field(
+        default=26.0, gt=0, description="How long a delivery is retried before it is marked failed."
+    )
+    worker_poll_seconds: float = Field(
+        default=1.0, gt=0, le=60, description="How often the background workers look for work."
+    )
 
     @field_validator("home")
     @classmethod

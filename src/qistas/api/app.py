@@ -11,9 +11,10 @@ from fastapi.responses import HTMLResponse
 from qistas import __version__
 from qistas.api import errors
 from qistas.api.limits import BodyLimit
-from qistas.api.routes import accounts, projects, tasks, work
+from qistas.api.routes import accounts, exports, projects, tasks, webhooks, work
 from qistas.config import Settings, get_settings
 from qistas.db.engine import Database
+from qistas.workers import start_workers
 
 API_PREFIX = "/api/v1"
 
@@ -24,7 +25,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        workers = start_workers(settings, db)
         yield
+        workers.stop()
         if database is None:  # we made it, we close it
             db.dispose()
 
@@ -40,7 +43,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.settings = settings
     app.state.db = db
     errors.install(app)
-    for module in (accounts, projects, tasks, work):
+    for module in (accounts, projects, tasks, work, webhooks, exports):
         app.include_router(module.router, prefix=API_PREFIX)
     app.add_middleware(BodyLimit, json_limit=settings.max_body_bytes, upload_limit=settings.max_upload_bytes)
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 
 from qistas.api.deps import Actor, AppSettings, Db, Limit, write
+from qistas.api.routes.webhooks import destination_policy
 from qistas.api.schemas.tasks import (
     AnnotationRead,
     ImportRead,
@@ -22,8 +24,10 @@ from qistas.api.schemas.tasks import (
     TaskPage,
     TaskRead,
 )
+from qistas.config import Settings
 from qistas.db.models import Annotation, Assignment, Project, Task, User
 from qistas.domain import audit, imports, results
+from qistas.domain.destinations import check_syntax, resolve
 from qistas.domain.security import pseudonym
 from qistas.errors import Invalid, NotFound, Unsupported
 from qistas.policies import ensure_customer_access
@@ -106,7 +110,7 @@ async def import_tasks(
             stream.seek(0)
             result = imports.import_tasks(
                 session, project=project, rows=imports.iter_rows(stream, fmt),
-                max_errors=settings.max_import_errors,
+                max_errors=settings.max_import_errors, check_url=callback_checker(settings),
             )
             audit.record(session, actor=actor, action="tasks.import", object_type="project",
                          object_id=project.id, org_id=project.org_id,
@@ -118,6 +122,28 @@ async def import_tasks(
         stream.close()
         if form is not None:
             await form.close()
+
+
+def callback_checker(settings: Settings) -> Callable[[str], None]:
+    """Vet task callback URLs, resolving each host once per import."""
+    policy = destination_policy(settings)
+    seen: dict[tuple[str | None, int | None], str | None] = {}
+
+    def check(url: str) -> None:
+        check_syntax(url, field_name="callback_url")
+        parts = urlsplit(url)
+        key = (parts.hostname, parts.port)
+        if key not in seen:
+            try:
+                resolve(url, policy, field_name="callback_url")
+                seen[key] = None
+            except Invalid as exc:
+                seen[key] = exc.message
+        problem = seen[key]
+        if problem is not None:
+            raise Invalid(problem)
+
+    return check
 
 
 def _pseudonymizer(secret: str, org_id: int) -> Any:

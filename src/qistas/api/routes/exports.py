@@ -1,0 +1,4 @@
+"""Export jobs (filled in below)."""
+from fastapi import APIRouter
+
+router = APIRouter(tags=["exports"])
