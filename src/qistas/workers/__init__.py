@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from qistas.config import Settings
 from qistas.db.engine import Database
 from qistas.workers.dispatcher import Dispatcher
+from qistas.workers.exporter import Exporter
 from qistas.workers.loop import Loop
 
 
@@ -32,6 +33,8 @@ def start_workers(settings: Settings, db: Database) -> Workers:
         return workers
     workers.dispatcher = Dispatcher(settings, db)
     workers.loops.append(Loop("qistas-dispatcher", workers.dispatcher.step, settings.worker_poll_seconds))
+    exporter = Exporter(settings, db)
+    workers.loops.append(Loop("qistas-exporter", exporter.step, settings.worker_poll_seconds))
     for loop in workers.loops:
         loop.start()
     return workers

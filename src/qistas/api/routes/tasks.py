@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import IO, Annotated, Any
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
@@ -211,43 +210,27 @@ def _annotator_task(session: Session, actor: User, task: Task) -> dict[str, Any]
     return {"id": task.id, "data": task.data}
 
 
+def result_read(task: Task) -> ResultRead:
+    return ResultRead(task_id=task.id, unique_id=task.unique_id, response=task.response,
+                      confidence=task.confidence, method=task.method)
+
+
 @router.get("/projects/{project_id}/results", response_model=ResultPage)
-def list_results(project_id: int, actor: Actor, db: Db, limit: Limit, after: int | None = None) -> ResultPage:
+def list_results(
+    project_id: int, actor: Actor, db: Db, limit: Limit, after: int | None = None,
+    since: Annotated[str | None, Query(description="a cursor: results completed after it, in completion "
+                                       "order; `next` is then a cursor too")] = None,
+) -> ResultPage:
     def work(session: Session) -> ResultPage:
         project = ensure_customer_access(actor, session.get(Project, project_id))
+        if since is not None:
+            page, cursor = results.results_since(session, project_id=project.id, since=since, limit=limit)
+            audit.record(session, actor=actor, action="results.read", object_type="project",
+                         object_id=project.id, org_id=project.org_id, details={"count": len(page)})
+            return ResultPage(items=[result_read(t) for t in page], next=cursor)
         page = results.results_page(session, project_id=project.id, after=after, limit=limit)
         audit.record(session, actor=actor, action="results.read", object_type="project",
                      object_id=project.id, org_id=project.org_id, details={"count": len(page)})
-        items = [ResultRead(task_id=t.id, unique_id=t.unique_id, response=t.response,
-                            confidence=t.confidence, method=t.method) for t in page]
-        return ResultPage(items=items, next=page[-1].id if len(page) == limit else None)
+        return ResultPage(items=[result_read(t) for t in page], next=page[-1].id if len(page) == limit else None)
 
     return write(db, work)
-
-
-@router.get("/projects/{project_id}/export")
-def export(
-    project_id: int, actor: Actor, db: Db, settings: AppSettings,
-    format: Annotated[str, Query(description="jsonl or csv")] = "jsonl",
-) -> StreamingResponse:
-    if format not in results.EXPORT_FORMATS:
-        raise Invalid(f"format must be one of {', '.join(results.EXPORT_FORMATS)}", details={"field": "format"})
-
-    def authorise(session: Session) -> Project:
-        project = ensure_customer_access(actor, session.get(Project, project_id))
-        audit.record(session, actor=actor, action="export", object_type="project", object_id=project.id,
-                     org_id=project.org_id, details={"format": format})
-        return project
-
-    project = write(db, authorise)
-    name = _pseudonymizer(settings.secret_key or "", project.org_id)
-
-    def body() -> Iterator[bytes]:
-        # Its own read session, held only while the response streams.
-        with db.reader() as session:
-            yield from results.export_stream(session, project=project, fmt=format, pseudonym=name)
-
-    media = "application/x-ndjson" if format == "jsonl" else "text/csv; charset=utf-8"
-    filename = f"project-{project.id}.{format}"
-    return StreamingResponse(body(), media_type=media,
-                             headers={"Content-Disposition": f'attachment; filename="{filename}"'})
