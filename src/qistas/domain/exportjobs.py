@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from qistas.db.dialect import claim_lock
 from qistas.db.models import ExportJob, Project, User
 from qistas.domain.exportformats import check_format
-from qistas.domain.results import ExportOptions
+from qistas.domain.results import ExportOptions, filters
 from qistas.domain.tasktypes import parse_spec
 from qistas.errors import NotFound
 from qistas.policies import ensure_customer_access
@@ -27,6 +27,7 @@ LEASE = timedelta(seconds=60)
 
 def create_job(session: Session, *, project: Project, actor: User, fmt: str, options: ExportOptions) -> ExportJob:
     options = check_format(fmt, parse_spec(project.task_spec), options.validate())
+    filters(session, project, options)  # an unknown batch is refused now, not when the job runs
     job = ExportJob(project_id=project.id, requested_by=actor.id, format=fmt, options=options.as_dict(),
                     status="queued", attempts=0, rows_done=0)
     session.add(job)

@@ -113,7 +113,7 @@ class ExportOptions:
                 "since": self.since}
 
 
-def _filters(session: Session, project: Project, options: ExportOptions) -> list[Any]:
+def filters(session: Session, project: Project, options: ExportOptions) -> list[Any]:
     where: list[Any] = [Task.project_id == project.id]
     if options.completed or options.since is not None or options.min_confidence is not None:
         where.append(Task.status == "completed")
@@ -140,7 +140,7 @@ class Selection:
 
 def select_export(session: Session, *, project: Project, options: ExportOptions) -> Selection:
     options.validate()
-    where = _filters(session, project, options)
+    where = filters(session, project, options)
     last = session.execute(
         select(Task.completed_at, Task.id)
         .where(*where, Task.completed_at.is_not(None))
