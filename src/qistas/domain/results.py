@@ -17,7 +17,6 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from qistas.db.models import Annotation, Assignment, Batch, Project, Task
-from qistas.domain.tasktypes import answer_key
 from qistas.errors import Invalid
 
 EXPORT_CHUNK = 500
@@ -40,16 +39,6 @@ def task_page(
 
 def results_page(session: Session, *, project_id: int, after: int | None, limit: int) -> list[Task]:
     return task_page(session, project_id=project_id, status="completed", after=after, limit=limit)
-
-
-def _annotations_by_task(session: Session, task_ids: list[int]) -> dict[int, list[Annotation]]:
-    grouped: dict[int, list[Annotation]] = defaultdict(list)
-    rows = session.scalars(
-        select(Annotation).where(Annotation.task_id.in_(task_ids)).order_by(Annotation.id)
-    )
-    for annotation in rows:
-        grouped[annotation.task_id].append(annotation)
-    return grouped
 
 
 # --- cursors: completion order ----------------------------------------------------------
@@ -158,21 +147,31 @@ def select_export(session: Session, *, project: Project, options: ExportOptions)
     return Selection(project=project, options=options, where=tuple(where), cursor=cursor, total=total)
 
 
-def _provenance(task: Task, annotations: list[Annotation]) -> dict[str, Any]:
+def _provenance(response: Any, confidence: float | None, method: str | None,
+                annotations: list[Any]) -> dict[str, Any]:
     """What training code weighs or filters by: how many labelled it, how much they agreed."""
     agreement = None
-    if task.response is not None and annotations:
-        key = answer_key(task.response)
-        agreement = sum(answer_key(a.answer) == key for a in annotations) / len(annotations)
+    if response is not None and annotations:
+        # Answers are stored normalised, so equal answers are equal values.
+        agreement = sum(a.answer == response for a in annotations) / len(annotations)
     return {"annotators": len({a.annotator_id for a in annotations}), "agreement": agreement,
-            "confidence": task.confidence, "method": task.method}
+            "confidence": confidence, "method": method}
+
+
+_TASK_COLUMNS = (Task.id, Task.unique_id, Task.batch_id, Task.status, Task.data, Task.meta, Task.response,
+                 Task.confidence, Task.method, Task.completed_at)
+_ANNOTATION_COLUMNS = (Annotation.task_id, Annotation.annotator_id, Annotation.answer, Annotation.seconds,
+                       Annotation.created_at)
 
 
 def iter_export_records(
     session: Session, *, selection: Selection, pseudonym: Callable[[int], str],
     progress: Callable[[int], None] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """The selected tasks in keyset chunks (completion order with ``since``, else id order)."""
+    """The selected tasks in keyset chunks (completion order with ``since``, else id order).
+
+    Plain rows, not ORM objects: an export reads every row once and changes none.
+    """
     project = selection.project
     batch_query = select(Batch.id, Batch.name).where(Batch.project_id == project.id)
     batch_names = {batch_id: name for batch_id, name in session.execute(batch_query)}
@@ -182,15 +181,19 @@ def iter_export_records(
     names: dict[int, str] = {}
     done = 0
     while True:
-        query = select(Task).where(*selection.where)
+        query = select(*_TASK_COLUMNS).where(*selection.where)
         if position is not None:
             query = query.where(_after(position) if by_completion else Task.id > position)
-        tasks = list(session.scalars(query.order_by(*order).limit(EXPORT_CHUNK)))
+        tasks = session.execute(query.order_by(*order).limit(EXPORT_CHUNK)).all()
         if not tasks:
             return
-        annotations = _annotations_by_task(session, [t.id for t in tasks])
+        grouped: dict[int, list[Any]] = defaultdict(list)
+        found = session.execute(select(*_ANNOTATION_COLUMNS).where(Annotation.task_id.in_([t.id for t in tasks]))
+                                .order_by(Annotation.id))
+        for annotation in found:
+            grouped[annotation.task_id].append(annotation)
         for task in tasks:
-            mine = annotations.get(task.id, [])
+            mine = grouped.get(task.id, [])
             yield {
                 "task_id": task.id,
                 "unique_id": task.unique_id,
@@ -202,10 +205,11 @@ def iter_export_records(
                 "confidence": task.confidence,
                 "method": task.method,
                 "completed_at": task.completed_at.isoformat() if task.completed_at else None,
-                "provenance": _provenance(task, mine),
+                "provenance": _provenance(task.response, task.confidence, task.method, mine),
                 "annotations": [
                     {
-                        "annotator": names.setdefault(a.annotator_id, pseudonym(a.annotator_id)),
+                        "annotator": names[a.annotator_id] if a.annotator_id in names
+                        else names.setdefault(a.annotator_id, pseudonym(a.annotator_id)),
                         "answer": a.answer,
                         "seconds": a.seconds,
                         "created_at": a.created_at.isoformat(),
@@ -218,7 +222,6 @@ def iter_export_records(
         done += len(tasks)
         if progress is not None:
             progress(done)
-        session.expunge_all()  # keep the identity map from growing with the export
 
 
 def project_stats(session: Session, *, project_id: int, now: datetime) -> dict[str, Any]:
