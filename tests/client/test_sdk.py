@@ -99,8 +99,7 @@ def test_errors_mirror_the_server(sdk: Client, tenant: Tenant, rival: Tenant, se
     assert invalid.value.details["rows"][0]["row"] == 2
     with pytest.raises(Invalid):
         sdk.webhooks.create(project.id, "http://10.0.0.1/x", ["no.such.event"])
-    dead = Client("http://127.0.0.1:9", "t", retries=1, backoff=0.01)
-    with pytest.raises(TransportError):
+    with Client("http://127.0.0.1:9", "t", retries=1, backoff=0.01) as dead, pytest.raises(TransportError):
         dead.projects.list()
 
 
