@@ -7,6 +7,7 @@ generated once and kept in ``QISTAS_HOME/secret_key`` (mode 0600).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -90,6 +91,17 @@ class Settings(BaseSettings):
     @classmethod
     def _expand_home(cls, value: Path) -> Path:
         return value.expanduser()
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for raw in value.split(","):
+            if raw.strip():
+                try:
+                    ipaddress.ip_network(raw.strip(), strict=False)
+                except ValueError:
+                    raise ValueError(f"QISTAS_WEBHOOK_ALLOWED_NETWORKS: {raw.strip()!r} is not a network") from None
+        return value
 
     @field_validator("secret_key")
     @classmethod

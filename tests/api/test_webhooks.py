@@ -139,3 +139,14 @@ def test_webhooks_belong_to_their_tenant(tenant: Tenant, rival: Tenant) -> None:
     assert tenant.annotators[0].get(f"/projects/{pid}/webhooks").status_code == 403
     bad = tenant.owner.post(f"/projects/{pid}/webhooks", json={"url": "http://127.0.0.1:9/", "events": ["task.done"]})
     assert bad.status_code == 422 and bad.json()["error"]["details"] == {"field": "events.0"}
+
+
+def test_a_host_name_is_resolved_checked_and_named_in_the_host_header(tenant: Tenant) -> None:
+    with receiver() as rx:
+        pid = tenant.project()["id"]
+        url = rx.url.replace("127.0.0.1", "localhost") + "/named"
+        assert tenant.owner.post(f"/projects/{pid}/webhooks", json={"url": url, "events": DONE}).status_code == 201
+        tenant.add_tasks(pid, [{"data": {"text": "x"}}])
+        _label_all(tenant, pid, 1)
+        rx.wait_for(lambda r: len(r.at("/named")) == 1)
+        assert rx.at("/named")[0].headers["host"] == url.split("/")[2]

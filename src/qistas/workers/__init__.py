@@ -19,8 +19,11 @@ from qistas.workers.loop import Loop
 class Workers:
     loops: list[Loop] = field(default_factory=list)
     dispatcher: Dispatcher | None = None
+    exporter: Exporter | None = None
 
     def stop(self) -> None:
+        if self.exporter is not None:
+            self.exporter.stopping.set()
         for loop in self.loops:
             loop.stop()
         if self.dispatcher is not None:
@@ -33,8 +36,8 @@ def start_workers(settings: Settings, db: Database) -> Workers:
         return workers
     workers.dispatcher = Dispatcher(settings, db)
     workers.loops.append(Loop("qistas-dispatcher", workers.dispatcher.step, settings.worker_poll_seconds))
-    exporter = Exporter(settings, db)
-    workers.loops.append(Loop("qistas-exporter", exporter.step, settings.worker_poll_seconds))
+    workers.exporter = Exporter(settings, db)
+    workers.loops.append(Loop("qistas-exporter", workers.exporter.step, settings.worker_poll_seconds))
     for loop in workers.loops:
         loop.start()
     return workers

@@ -89,8 +89,10 @@ class Dispatcher:
         self.db = db
         self.policy = Policy.from_settings(allow_private=settings.webhook_allow_private,
                                            allowed_networks=settings.webhook_allowed_networks)
+        # No pooled connections: the pool is keyed by the address we connect to, so a TLS
+        # connection opened for one host name could otherwise carry a request for another.
         self.client = httpx.Client(timeout=settings.webhook_timeout_seconds, follow_redirects=False,
-                                   trust_env=False)
+                                   trust_env=False, limits=httpx.Limits(max_keepalive_connections=0))
 
     def close(self) -> None:
         self.client.close()

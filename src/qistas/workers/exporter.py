@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import threading
 import time
 from collections.abc import Iterator
 from functools import partial as partial_call
@@ -37,6 +38,9 @@ class Exporter:
     def __init__(self, settings: Settings, db: Database) -> None:
         self.settings = settings
         self.db = db
+        # Set when the server shuts down: a running job stops at its next chunk and keeps its
+        # lease, which runs out, so a live process (or this one restarted) takes it over.
+        self.stopping = threading.Event()
 
     def step(self) -> bool:
         now = utcnow()
@@ -86,6 +90,8 @@ class Exporter:
 
             def progress(done: int) -> None:
                 nonlocal last
+                if self.stopping.is_set():
+                    raise Abandoned
                 if time.monotonic() - last >= PROGRESS_EVERY:
                     write(self.db, lambda s: self._progress(s, job_id, attempt, done, selection.total))
                     last = time.monotonic()
