@@ -4,7 +4,8 @@ Tokens split on whitespace and on punctuation and symbols (Unicode categories P*
 the Arabic comma ، and question mark ؟ are punctuation like their Latin cousins), and at
 every span boundary, so a span always covers whole tokens. Letters, numbers, combining
 marks (Arabic harakat, category Mn), the tatweel (Lm) and format characters such as the
-zero-width non-joiner (Cf) stay inside their word. Offsets are code points, like span offsets.
+zero-width non-joiner (Cf) stay inside their word; a mark or an emoji modifier after a
+symbol stays with it. Offsets are code points, like span offsets.
 """
 
 from __future__ import annotations
@@ -17,7 +18,11 @@ from typing import Any
 def _kind(char: str) -> str:
     if char.isspace():
         return "space"
-    if unicodedata.category(char)[0] in "PS":
+    category = unicodedata.category(char)
+    # Marks, format characters (ZWJ, ZWNJ) and emoji skin-tone modifiers belong to what precedes.
+    if category[0] == "M" or category == "Cf" or 0x1F3FB <= ord(char) <= 0x1F3FF:
+        return "join"
+    if category[0] in "PS":
         return "punct"
     return "word"
 
@@ -29,12 +34,14 @@ def tokenize(text: str, cuts: Iterable[int] = ()) -> list[tuple[int, int]]:
     start: int | None = None
     for i, char in enumerate(text):
         kind = _kind(char)
-        if start is not None and (kind != "word" or i in cut):
+        if start is not None and (kind in ("space", "punct") or i in cut):
             tokens.append((start, i))
             start = None
-        if kind == "punct":
+        if kind == "join" and start is None and tokens and tokens[-1][1] == i and i not in cut:
+            tokens[-1] = (tokens[-1][0], i + 1)  # e.g. a mark or modifier after punctuation or a symbol
+        elif kind == "punct":
             tokens.append((i, i + 1))
-        elif kind == "word" and start is None:
+        elif kind in ("word", "join") and start is None:
             start = i
     if start is not None:
         tokens.append((start, len(text)))
