@@ -11,8 +11,8 @@
     project.export(format="parquet", path="labels.parquet", completed=True)
     hook = client.webhooks.create(project.id, "https://example.com/hook", ["task.completed"])
 
-Pass any httpx transport (``transport=``) to route requests elsewhere, e.g. through a proxy
-or to an in-process app in tests.
+Pass any sync httpx transport (``transport=``) to route requests elsewhere: a proxy, a
+custom network stack, or a transport that simulates failures (the SDK's tests do).
 """
 
 from qistas.client.client import Client, Project, ResultStream
