@@ -92,3 +92,23 @@ def test_backoff_doubles_to_a_ceiling_and_gives_up_after_the_window(database: Da
         young, old = session.scalars(select(Delivery).order_by(Delivery.id)).all()
     assert young.status == "pending" and young.attempts == 1 and young.next_attempt_at > utcnow()
     assert old.status == "failed" and old.last_status_code == 503
+
+
+def test_a_changed_result_is_announced_once_it_differs(database: Database) -> None:
+    from qistas.domain import results
+
+    _, task_id = _project(database)
+    with database.writer.begin() as session:
+        task = session.get(Task, task_id)
+        assert task is not None
+        task.status, task.response, task.confidence = "completed", {"label": "x"}, 0.6
+        assert results.change_result(session, task=task, response={"label": "x"}, confidence=0.9,
+                                     method="dawid_skene") is False
+        assert results.change_result(session, task=task, response={"label": "y"}, confidence=0.8,
+                                     method="dawid_skene") is True
+    with database.reader() as session:
+        (row,) = session.scalars(select(Delivery)).all()
+        task = session.get(Task, task_id)
+    assert row.event == "result.changed" and row.url == "https://example.com/changed"
+    assert row.payload["previous"] == {"label": "x"} and row.payload["task"]["response"] == {"label": "y"}
+    assert task is not None and task.confidence == 0.8 and task.method == "dawid_skene"

@@ -17,6 +17,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from qistas.db.models import Annotation, Assignment, Batch, Project, Task
+from qistas.domain import outbox
 from qistas.errors import Invalid
 
 EXPORT_CHUNK = 500
@@ -66,6 +67,22 @@ def _after(position: tuple[datetime, int]) -> Any:
 def _up_to(position: tuple[datetime, int]) -> Any:
     at, task_id = position
     return or_(Task.completed_at < at, and_(Task.completed_at == at, Task.id <= task_id))
+
+
+def change_result(session: Session, *, task: Task, response: Any, confidence: float | None,
+                  method: str | None) -> bool:
+    """Replace a completed task's result (e.g. after a refit of the quality model).
+
+    Announces ``result.changed`` (with the previous response) when the answer itself
+    changed; a new confidence alone changes the record but sends nothing. Only flushes.
+    """
+    previous = task.response
+    task.response, task.confidence, task.method = response, confidence, method
+    session.flush()
+    if task.status != "completed" or previous == response:
+        return False
+    outbox.enqueue(session, event="result.changed", task=task, previous=previous)
+    return True
 
 
 def results_since(session: Session, *, project_id: int, since: str, limit: int) -> tuple[list[Task], str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
@@ -31,6 +32,7 @@ from qistas.domain import signing
 from qistas.domain.destinations import Blocked, Policy, Target, resolve
 
 CLAIM = 10
+SENDERS = 8  # deliveries sent at once by one process
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,10 @@ class Dispatcher:
         self.client = httpx.Client(timeout=settings.webhook_timeout_seconds, follow_redirects=False,
                                    trust_env=False, limits=httpx.Limits(max_keepalive_connections=0))
 
+        self.pool = ThreadPoolExecutor(max_workers=SENDERS, thread_name_prefix="qistas-send")
+
     def close(self) -> None:
+        self.pool.shutdown(wait=True)
         self.client.close()
 
     def step(self) -> bool:
@@ -104,8 +109,9 @@ class Dispatcher:
         with self.db.reader() as session:
             if session.scalar(select(Delivery.id).where(*due).limit(1)) is None:
                 return False
-        for outgoing in write(self.db, self._claim):
-            outcome = self.send(outgoing)
+        claimed = write(self.db, self._claim)
+        # In parallel, so one slow receiver does not hold up the others' deliveries.
+        for outgoing, outcome in zip(claimed, self.pool.map(self.send, claimed), strict=True):
             write(self.db, partial(self._record, outgoing=outgoing, outcome=outcome))
         return True
 
@@ -117,7 +123,7 @@ class Dispatcher:
             .order_by(Delivery.next_attempt_at, Delivery.id)
             .limit(CLAIM)
         )
-        lease = timedelta(seconds=self.settings.webhook_timeout_seconds * CLAIM + 30)
+        lease = timedelta(seconds=self.settings.webhook_timeout_seconds * 4 + 60)
         claimed = []
         for delivery in session.scalars(claim_lock(session, query)):
             delivery.next_attempt_at = now + lease
