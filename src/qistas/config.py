@@ -83,6 +83,12 @@ class Settings(BaseSettings):
     webhook_retry_hours: float = Field(
         default=26.0, gt=0, description="How long a delivery is retried before it is marked failed."
     )
+    export_keep_hours: float = Field(
+        default=168.0, gt=0, description="How long a finished export job's file is kept before it is deleted."
+    )
+    webhook_log_days: float = Field(
+        default=30.0, gt=0, description="How long sent and failed deliveries stay in the delivery log."
+    )
     worker_poll_seconds: float = Field(
         default=1.0, gt=0, le=60, description="How often the background workers look for work."
     )

@@ -119,3 +119,20 @@ def test_jobs_belong_to_their_tenant_and_validate(tenant: Tenant, rival: Tenant,
         answer = tenant.owner.post(f"/projects/{pid}/exports", json=body)
         assert answer.status_code == 422, (body, answer.text)
         assert field in json.dumps(answer.json()["error"]["details"])
+
+
+def test_old_export_files_expire(tenant: Tenant, database: Database, settings: Settings) -> None:
+    from qistas.workers.exporter import Exporter
+
+    pid = _project(tenant, n=1)
+    job_id = tenant.owner.post(f"/projects/{pid}/exports", json={"format": "jsonl"}).json()["id"]
+    job = _wait(tenant.owner, job_id)
+    assert tenant.owner.get(f"/exports/{job_id}/file").status_code == 200
+    exporter = Exporter(settings, database)
+    assert exporter.purge(now=utcnow()) == 0
+    assert exporter.purge(now=utcnow() + timedelta(hours=settings.export_keep_hours + 1)) == 1
+    assert list((settings.home / "exports").iterdir()) == []
+    assert tenant.owner.get(f"/exports/{job_id}").json()["status"] == "expired"
+    gone = tenant.owner.get(f"/exports/{job_id}/file")
+    assert gone.status_code == 409 and gone.json()["error"]["details"] == {"status": "expired"}
+    assert job["size_bytes"] > 0

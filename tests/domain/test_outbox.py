@@ -112,3 +112,21 @@ def test_a_changed_result_is_announced_once_it_differs(database: Database) -> No
     assert row.event == "result.changed" and row.url == "https://example.com/changed"
     assert row.payload["previous"] == {"label": "x"} and row.payload["task"]["response"] == {"label": "y"}
     assert task is not None and task.confidence == 0.8 and task.method == "dawid_skene"
+
+
+def test_old_log_entries_are_purged(database: Database, settings: Settings) -> None:
+    _, task_id = _project(database)
+    with database.writer.begin() as session:
+        task = session.get(Task, task_id)
+        assert task is not None
+        outbox.enqueue(session, event="task.completed", task=task)
+        old, pending = session.scalars(select(Delivery).order_by(Delivery.id)).all()
+        old.status = "delivered"
+        old.created_at = pending.created_at = utcnow() - timedelta(days=settings.webhook_log_days + 1)
+    dispatcher = Dispatcher(settings, database)
+    try:
+        assert dispatcher.purge(now=utcnow()) == 1
+    finally:
+        dispatcher.close()
+    with database.reader() as session:
+        assert session.scalars(select(Delivery.status)).all() == ["pending"]  # still to be sent: kept

@@ -14,11 +14,11 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from qistas import __version__
@@ -32,6 +32,7 @@ from qistas.domain import signing
 from qistas.domain.destinations import Blocked, Policy, Target, resolve
 
 CLAIM = 10
+PURGE_EVERY = timedelta(minutes=10)
 SENDERS = 8  # deliveries sent at once by one process
 
 
@@ -96,15 +97,26 @@ class Dispatcher:
         self.client = httpx.Client(timeout=settings.webhook_timeout_seconds, follow_redirects=False,
                                    trust_env=False, limits=httpx.Limits(max_keepalive_connections=0))
 
+        self._next_purge: datetime | None = None
         self.pool = ThreadPoolExecutor(max_workers=SENDERS, thread_name_prefix="qistas-send")
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
         self.client.close()
 
+    def purge(self, *, now: datetime) -> int:
+        """Drop delivered and failed deliveries older than ``webhook_log_days`` from the log."""
+        cutoff = now - timedelta(days=self.settings.webhook_log_days)
+        done = Delivery.status.in_(("delivered", "failed"))
+        query = delete(Delivery).where(done, Delivery.created_at < cutoff).returning(Delivery.id)
+        return write(self.db, lambda session: len(session.execute(query).all()))
+
     def step(self) -> bool:
         """Send one claim of due deliveries; False when nothing was due."""
         now = utcnow()
+        if self._next_purge is None or now >= self._next_purge:
+            self._next_purge = now + PURGE_EVERY
+            self.purge(now=now)
         due = Delivery.status == "pending", Delivery.next_attempt_at <= now
         with self.db.reader() as session:
             if session.scalar(select(Delivery.id).where(*due).limit(1)) is None:

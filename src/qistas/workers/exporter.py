@@ -7,6 +7,7 @@ import secrets
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from functools import partial as partial_call
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from qistas.domain import exportformats, exportjobs, results
 from qistas.domain.security import pseudonym
 from qistas.domain.tasktypes import parse_spec
 
+PURGE_EVERY = timedelta(minutes=10)
 PROGRESS_EVERY = 1.0  # seconds between progress writes (they also renew the lease)
 
 
@@ -41,9 +43,31 @@ class Exporter:
         # Set when the server shuts down: a running job stops at its next chunk and keeps its
         # lease, which runs out, so a live process (or this one restarted) takes it over.
         self.stopping = threading.Event()
+        self._next_purge: datetime | None = None
+
+    def purge(self, *, now: datetime) -> int:
+        """Delete the files of jobs finished more than ``export_keep_hours`` ago; mark them expired."""
+        cutoff = now - timedelta(hours=self.settings.export_keep_hours)
+
+        def work(session: Session) -> list[str]:
+            old = session.scalars(select(ExportJob).where(ExportJob.status == "done", ExportJob.finished_at < cutoff))
+            names = []
+            for job in old:
+                if job.file_name:
+                    names.append(job.file_name)
+                job.status, job.file_name = "expired", None
+            return names
+
+        names = write(self.db, work)
+        for name in names:
+            (export_dir(self.settings) / name).unlink(missing_ok=True)
+        return len(names)
 
     def step(self) -> bool:
         now = utcnow()
+        if self._next_purge is None or now >= self._next_purge:
+            self._next_purge = now + PURGE_EVERY
+            self.purge(now=now)
         with self.db.reader() as session:
             waiting = session.scalar(select(ExportJob.id).where(or_(
                 ExportJob.status == "queued", (ExportJob.status == "running") & (ExportJob.lease_until < now),

@@ -19,7 +19,7 @@ class ExportRead(BaseModel):
     project_id: int
     format: str
     options: dict[str, object]
-    status: str = Field(description="queued, running, done or failed")
+    status: str = Field(description="queued, running, done, failed or expired (its file was deleted)")
     rows_done: int
     rows_total: int | None
     progress: float | None = Field(description="rows_done / rows_total, 0 to 1")
