@@ -15,9 +15,13 @@ from __future__ import annotations
 import ipaddress
 import socket
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from qistas.errors import Invalid
+
+if TYPE_CHECKING:
+    from qistas.config import Settings
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -36,12 +40,10 @@ class Policy:
     allowed_networks: tuple[IPNetwork, ...] = field(default_factory=tuple)
 
     @classmethod
-    def from_settings(cls, *, allow_private: bool, allowed_networks: str) -> Policy:
-        networks = []
-        for raw in allowed_networks.split(","):
-            if raw.strip():
-                networks.append(ipaddress.ip_network(raw.strip(), strict=False))
-        return cls(allow_private=allow_private, allowed_networks=tuple(networks))
+    def from_settings(cls, settings: Settings) -> Policy:
+        networks = [ipaddress.ip_network(raw.strip(), strict=False)
+                     for raw in settings.webhook_allowed_networks.split(",") if raw.strip()]
+        return cls(allow_private=settings.webhook_allow_private, allowed_networks=tuple(networks))
 
     def permits(self, address: IPAddress) -> bool:
         if self.allow_private:

@@ -90,8 +90,7 @@ class Dispatcher:
     def __init__(self, settings: Settings, db: Database) -> None:
         self.settings = settings
         self.db = db
-        self.policy = Policy.from_settings(allow_private=settings.webhook_allow_private,
-                                           allowed_networks=settings.webhook_allowed_networks)
+        self.policy = Policy.from_settings(settings)
         # No pooled connections: the pool is keyed by the address we connect to, so a TLS
         # connection opened for one host name could otherwise carry a request for another.
         self.client = httpx.Client(timeout=settings.webhook_timeout_seconds, follow_redirects=False,

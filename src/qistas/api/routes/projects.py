@@ -9,7 +9,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from qistas.api.deps import Actor, AppSettings, Db, write
-from qistas.api.routes.webhooks import destination_policy
 from qistas.api.schemas.projects import (
     BatchCreate,
     BatchRead,
@@ -20,7 +19,7 @@ from qistas.api.schemas.projects import (
 from qistas.db.models import Batch, Organization, Project, User
 from qistas.db.types import utcnow
 from qistas.domain import projects, results, users
-from qistas.domain.destinations import resolve
+from qistas.domain.destinations import Policy, resolve
 from qistas.errors import Forbidden
 from qistas.policies import (
     ensure_customer_access,
@@ -95,7 +94,7 @@ def create_batch(project_id: int, body: BatchCreate, actor: Actor, db: Db, setti
     def work(session: Session) -> BatchRead:
         project = ensure_customer_access(actor, session.get(Project, project_id))
         if body.callback_url is not None:
-            resolve(body.callback_url, destination_policy(settings), field_name="callback_url")
+            resolve(body.callback_url, Policy.from_settings(settings), field_name="callback_url")
         batch = projects.create_batch(session, project=project, name=body.name, callback_url=body.callback_url)
         return batch_read(session, batch)
 

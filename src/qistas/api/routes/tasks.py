@@ -14,7 +14,6 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 
 from qistas.api.deps import Actor, AppSettings, Db, Limit, write
-from qistas.api.routes.webhooks import destination_policy
 from qistas.api.schemas.tasks import (
     AnnotationRead,
     ImportRead,
@@ -26,7 +25,7 @@ from qistas.api.schemas.tasks import (
 from qistas.config import Settings
 from qistas.db.models import Annotation, Assignment, Project, Task, User
 from qistas.domain import audit, imports, results
-from qistas.domain.destinations import check_syntax, resolve
+from qistas.domain.destinations import Policy, check_syntax, resolve
 from qistas.domain.security import pseudonym
 from qistas.errors import Invalid, NotFound, Unsupported
 from qistas.policies import ensure_customer_access
@@ -125,7 +124,7 @@ async def import_tasks(
 
 def callback_checker(settings: Settings) -> Callable[[str], None]:
     """Vet task callback URLs, resolving each host once per import."""
-    policy = destination_policy(settings)
+    policy = Policy.from_settings(settings)
     seen: dict[tuple[str | None, int | None], str | None] = {}
 
     def check(url: str) -> None:

@@ -7,18 +7,12 @@ from sqlalchemy.orm import Session
 
 from qistas.api.deps import Actor, AppSettings, Db, Limit, write
 from qistas.api.schemas.webhooks import CallbackSecret, DeliveryPage, DeliveryRead, WebhookCreate, WebhookRead
-from qistas.config import Settings
 from qistas.db.models import Delivery, Project, Webhook
 from qistas.domain import audit, outbox, signing, webhooks
 from qistas.domain.destinations import Policy
 from qistas.policies import ensure_customer_access
 
 router = APIRouter(tags=["webhooks"])
-
-
-def destination_policy(settings: Settings) -> Policy:
-    return Policy.from_settings(allow_private=settings.webhook_allow_private,
-                                allowed_networks=settings.webhook_allowed_networks)
 
 
 def webhook_read(hook: Webhook, *, with_secret: bool = False) -> WebhookRead:
@@ -42,7 +36,7 @@ def create_webhook(project_id: int, body: WebhookCreate, actor: Actor, db: Db, s
     def work(session: Session) -> WebhookRead:
         project = ensure_customer_access(actor, session.get(Project, project_id))
         hook = webhooks.create_webhook(session, project=project, url=body.url, events=body.events,
-                                       policy=destination_policy(settings))
+                                       policy=Policy.from_settings(settings))
         audit.record(session, actor=actor, action="webhook.create", object_type="webhook", object_id=hook.id,
                      org_id=project.org_id, details={"url": hook.url, "events": hook.events})
         return webhook_read(hook, with_secret=True)
