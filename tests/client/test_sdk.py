@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -83,6 +84,8 @@ def test_projects_tasks_and_results(sdk: Client, tenant: Tenant) -> None:
     assert all(isinstance(r, Result) for r in results)
     assert sorted(r.unique_id or "" for r in results) == [f"u{i}" for i in range(5)]
     assert list(project.results(since=stream.cursor)) == []
+    assert len(list(project.results(since=datetime(2000, 1, 1, tzinfo=UTC)))) == 5
+    assert list(project.results(since=datetime.now(UTC) + timedelta(hours=1))) == []
     assert len(list(project.results())) == 5
     assert project.stats()["tasks"]["completed"] == 5
     assert project.batches()[0].status == "completed"

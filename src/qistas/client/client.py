@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from qistas.client.webhooks import Webhooks
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 IMPORT_CHUNK = 5000
 RETRIES = 4
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 Progress = Callable[[int], None]
 
 
@@ -134,10 +136,16 @@ class Project:
         """staging → in_progress: its tasks are served to annotators."""
         return parse(Batch, self._client.request("POST", f"/batches/{batch_id}/finalize").json())
 
-    def results(self, *, since: str | None = None, after: int | None = None,
+    def results(self, *, since: str | datetime | None = None, after: int | None = None,
                 page_size: int = 1000) -> Iterable[Result]:
-        """Completed results. With ``since`` (a cursor, ``"0.0"`` for the beginning) they come in
-        completion order and the returned stream's ``cursor`` says where to continue."""
+        """Completed results. With ``since`` (a cursor, ``"0.0"`` for the beginning, or an aware
+        datetime) they come in completion order and the returned stream's ``cursor`` says where
+        to continue."""
+        if isinstance(since, datetime):
+            if since.tzinfo is None:
+                raise ValueError("since must be an aware datetime (with a time zone)")
+            # A cursor is microseconds since the epoch, then a task id (0: every task at that time).
+            since = f"{(since - EPOCH) // timedelta(microseconds=1)}.0"
         if since is not None:
             return ResultStream(self._client, self.id, since, page_size)
         return self._results_by_id(after, page_size)
