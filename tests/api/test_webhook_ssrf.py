@@ -25,6 +25,10 @@ REFUSED = [
     "http://192.168.1.1/",
     "http://100.100.100.200/",  # a cloud metadata address in shared space
     "http://[fd00:ec2::254]/",
+    "http://2130706433/",  # 127.0.0.1 spelled as one number
+    "http://0x7f.0.0.1/",
+    "http://127.1/",
+    "http://[::]/",
     "ftp://example.com/",
     "file:///etc/passwd",
 ]
