@@ -42,6 +42,11 @@ class Receiver:
         raise AssertionError(f"the receiver did not get what was expected; got {self.received!r}")
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # senders deliver in parallel: keep every connection in the backlog
+    daemon_threads = True
+
+
 @contextmanager
 def receiver(script: dict[str, list[int]] | None = None) -> Iterator[Receiver]:
     state: dict[str, Any] = {}
@@ -63,7 +68,7 @@ def receiver(script: dict[str, list[int]] | None = None) -> Iterator[Receiver]:
         def log_message(self, *_args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = _Server(("127.0.0.1", 0), Handler)
     found = Receiver(url=f"http://127.0.0.1:{server.server_address[1]}", script=dict(script or {}))
     state["receiver"] = found
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -18,6 +18,7 @@ from qistas.config import Settings
 from qistas.db.engine import Database
 from qistas.db.models import ExportJob
 from qistas.db.types import utcnow
+from qistas.domain.results import ExportOptions
 from tests.factories import Tenant, label_everything
 
 
@@ -73,12 +74,13 @@ def test_a_crashed_job_is_taken_over_and_never_served_half_written(
     pid = _project(tenant, n=5)
     job_id = tenant.owner.post(f"/projects/{pid}/exports", json={"format": "csv"}).json()["id"]
     _wait(tenant.owner, job_id)
-    # Pretend another process took the next job, wrote half a file and died.
-    crashed = tenant.owner.post(f"/projects/{pid}/exports", json={"format": "jsonl"}).json()["id"]
+    # Another process took this job, wrote half a file and died (its lease is still running).
     with database.writer.begin() as session:
-        job = session.get(ExportJob, crashed)
-        assert job is not None
-        job.status, job.attempts, job.lease_until = "running", 1, utcnow() + timedelta(hours=1)
+        job = ExportJob(project_id=pid, format="jsonl", options=ExportOptions().as_dict(), status="running",
+                        attempts=1, rows_done=0, lease_until=utcnow() + timedelta(hours=1))
+        session.add(job)
+        session.flush()
+        crashed = job.id
     (settings.home / "exports" / f".{crashed}-dead.partial").write_text('{"half": ')
     time.sleep(0.3)
     refused = tenant.owner.get(f"/exports/{crashed}/file")
@@ -90,6 +92,7 @@ def test_a_crashed_job_is_taken_over_and_never_served_half_written(
     done = _wait(tenant.owner, crashed)
     rows = [json.loads(x) for x in tenant.owner.get(f"/exports/{crashed}/file").text.splitlines()]
     assert len(rows) == 6 and done["rows_done"] == 6
+    assert not list((settings.home / "exports").glob("*.partial"))  # the dead attempt's half file is gone
 
 
 def test_a_job_that_keeps_crashing_fails(tenant: Tenant, database: Database) -> None:

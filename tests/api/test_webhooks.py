@@ -58,15 +58,18 @@ def test_signed_webhooks_and_callbacks_with_a_retry(tenant: Tenant) -> None:
         assert tenant.owner.post(f"/batches/{batch.json()['id']}/finalize").status_code == 200
         _label_all(tenant, pid, 1)
 
-        # The first task.completed delivery gets a 500 and is retried; then all four arrive.
+        # The first delivery to /hook gets a 500 and is retried; then all four arrive. (Deliveries
+        # go out in parallel, so which event met the 500 is not fixed.)
         rx.wait_for(lambda r: len(r.at("/hook")) >= 3 and r.at("/task") and r.at("/batch"))
         hooks = [_verified(secret, got) for got in rx.at("/hook")]
         events = [h["event"] for h in hooks]
-        assert events.count("task.completed") == 2 and events.count("batch.completed") == 1
-        first, retry = (h for h in hooks if h["event"] == "task.completed")
+        assert sorted(set(events)) == ["batch.completed", "task.completed"] and len(events) == 3
+        (retried,) = (e for e in set(events) if events.count(e) == 2)
+        first, retry = (h for h in hooks if h["event"] == retried)
         assert first == retry  # the same event, same id: receivers can deduplicate
-        assert first["task"]["unique_id"] == "u1" and first["task"]["response"] == {"label": "positive"}
-        assert rx.at("/hook")[0].headers["qistas-event"] == "task.completed"
+        task_event = next(h for h in hooks if h["event"] == "task.completed")
+        assert task_event["task"]["unique_id"] == "u1" and task_event["task"]["response"] == {"label": "positive"}
+        assert {got.headers["qistas-event"] for got in rx.at("/hook")} == {"task.completed", "batch.completed"}
 
         callback_key = tenant.owner.get(f"/projects/{pid}/callback-secret").json()["secret"]
         assert _verified(callback_key, rx.at("/task")[0])["task"]["confidence"] == 1.0
@@ -77,10 +80,9 @@ def test_signed_webhooks_and_callbacks_with_a_retry(tenant: Tenant) -> None:
 
         log = tenant.owner.get(f"/projects/{pid}/webhooks/{hook.json()['id']}/deliveries").json()["items"]
         by_event = {d["event"]: d for d in log}
-        assert by_event["task.completed"]["status"] == "delivered"
-        assert by_event["task.completed"]["attempts"] == 2
-        assert by_event["task.completed"]["last_status_code"] == 200
-        assert by_event["batch.completed"]["attempts"] == 1
+        assert {d["status"] for d in log} == {"delivered"}
+        assert by_event[retried]["attempts"] == 2 and by_event[retried]["last_status_code"] == 200
+        assert sum(d["attempts"] for d in log) == 3
         everything = tenant.owner.get(f"/projects/{pid}/deliveries").json()["items"]
         assert sorted(d["kind"] for d in everything) == ["batch_callback", "task_callback", "webhook", "webhook"]
 

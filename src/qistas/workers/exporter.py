@@ -89,6 +89,8 @@ class Exporter:
     def run(self, job_id: int, attempt: int) -> None:
         folder = export_dir(self.settings)
         folder.mkdir(parents=True, exist_ok=True)
+        for left in folder.glob(f".{job_id}-*.partial"):
+            left.unlink(missing_ok=True)  # an earlier attempt's, whose process died: this one owns the job now
         partial = folder / f".{job_id}-{secrets.token_hex(6)}.partial"
         try:
             name, size, cursor = self._write(job_id, attempt, partial)
