@@ -102,7 +102,8 @@ def run_one(url: str, project_id: int, fmt: str, out: str) -> None:
         project = session.get(Project, project_id)
         assert project is not None
         spec = parse_spec(project.task_spec)
-        selection = results.select_export(session, project=project, options=results.ExportOptions())
+        selection = results.select_export(session, project=project, options=results.ExportOptions(),
+                                          settled_before=datetime.now(UTC))
 
         def records():  # type: ignore[no-untyped-def]
             nonlocal rows

@@ -83,6 +83,10 @@ class Settings(BaseSettings):
     webhook_retry_hours: float = Field(
         default=26.0, gt=0, description="How long a delivery is retried before it is marked failed."
     )
+    cursor_settle_seconds: float = Field(
+        default=30.0, ge=0, description="Age a completion must reach before a `since` cursor covers it, so one "
+        "whose transaction commits late is never skipped.",
+    )
     export_keep_hours: float = Field(
         default=168.0, gt=0, description="How long a finished export job's file is kept before it is deleted."
     )

@@ -24,7 +24,7 @@ from tests.factories import Tenant, label_everything
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"worker_poll_seconds": 0.05})
+    return settings.model_copy(update={"worker_poll_seconds": 0.05, "cursor_settle_seconds": 0})
 
 
 def _wait(client: httpx.Client, job_id: int, status: str = "done", timeout: float = 20) -> dict[str, Any]:

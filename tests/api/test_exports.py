@@ -12,9 +12,15 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
+from qistas.config import Settings
 from tests.factories import Tenant, label_everything
 
 ARABIC = "وصل محمّد إلى القاهرة، ثم سافر؟"
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"cursor_settle_seconds": 0})  # cursors cover completions at once
 
 
 def _export(tenant: Tenant, pid: int, **params: Any) -> Any:

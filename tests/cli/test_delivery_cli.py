@@ -17,7 +17,7 @@ from tests.factories import Tenant, label_everything
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"worker_poll_seconds": 0.05})
+    return settings.model_copy(update={"worker_poll_seconds": 0.05, "cursor_settle_seconds": 0})
 
 
 def test_import_export_status(server: LiveServer, tenant: Tenant, tmp_path: Path) -> None:

@@ -30,7 +30,8 @@ from tests.receiver import receiver
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"webhook_allow_private": True, "worker_poll_seconds": 0.05})
+    return settings.model_copy(update={"webhook_allow_private": True, "worker_poll_seconds": 0.05,
+                                        "cursor_settle_seconds": 0})
 
 
 def token_of(client: httpx.Client) -> str:

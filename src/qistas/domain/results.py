@@ -64,11 +64,6 @@ def _after(position: tuple[datetime, int]) -> Any:
     return or_(Task.completed_at > at, and_(Task.completed_at == at, Task.id > task_id))
 
 
-def _up_to(position: tuple[datetime, int]) -> Any:
-    at, task_id = position
-    return or_(Task.completed_at < at, and_(Task.completed_at == at, Task.id <= task_id))
-
-
 def change_result(session: Session, *, task: Task, response: Any, confidence: float | None,
                   method: str | None) -> bool:
     """Replace a completed task's result (e.g. after a refit of the quality model).
@@ -85,10 +80,14 @@ def change_result(session: Session, *, task: Task, response: Any, confidence: fl
     return True
 
 
-def results_since(session: Session, *, project_id: int, since: str, limit: int) -> tuple[list[Task], str]:
-    """Completed tasks after the cursor, in completion order, and the cursor to continue from."""
+def results_since(session: Session, *, project_id: int, since: str, limit: int,
+                  settled_before: datetime) -> tuple[list[Task], str]:
+    """Completed tasks after the cursor, in completion order, and the cursor to continue from.
+
+    Only completions stamped before ``settled_before`` are handed out (see ``select_export``).
+    """
     query = select(Task).where(Task.project_id == project_id, Task.status == "completed",
-                               _after(parse_cursor(since)))
+                               _after(parse_cursor(since)), Task.completed_at <= settled_before)
     page = list(session.scalars(query.order_by(Task.completed_at, Task.id).limit(limit)))
     if not page or page[-1].completed_at is None:
         return page, since
@@ -144,22 +143,31 @@ class Selection:
     total: int
 
 
-def select_export(session: Session, *, project: Project, options: ExportOptions) -> Selection:
+def select_export(session: Session, *, project: Project, options: ExportOptions,
+                  settled_before: datetime) -> Selection:
+    """Fix what an export holds and the cursor it hands out.
+
+    A completion is stamped when its transaction starts, and a transaction that waited for a
+    lock may commit after a later-stamped one. So the cursor only covers completions stamped
+    before ``settled_before`` (the server passes now minus ``cursor_settle_seconds``): a
+    completion that commits late is picked up by the next ``since`` export, never skipped.
+    """
     options.validate()
     where = filters(session, project, options)
     last = session.execute(
         select(Task.completed_at, Task.id)
-        .where(*where, Task.completed_at.is_not(None))
+        .where(*where, Task.completed_at.is_not(None), Task.completed_at <= settled_before)
         .order_by(Task.completed_at.desc(), Task.id.desc())
         .limit(1)
     ).first()
     newest = (last[0], last[1]) if last is not None and last[0] is not None else None
     cursor = make_cursor(*newest) if newest is not None else options.since
     if options.since is not None:
-        where.append(_after(parse_cursor(options.since)))
-        if newest is not None:
-            # Bounded by the cursor handed out, so the next export starts exactly after it.
-            where.append(_up_to(newest))
+        start = parse_cursor(options.since)
+        if newest is None or newest <= start:
+            cursor = options.since  # nothing new: the cursor never moves back
+        # Bounded by the cursor handed out, so the next export starts exactly after it.
+        where += [_after(start), Task.completed_at <= settled_before]
     total = session.scalar(select(func.count()).select_from(Task).where(*where)) or 0
     return Selection(project=project, options=options, where=tuple(where), cursor=cursor, total=total)
 

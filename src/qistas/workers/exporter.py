@@ -110,7 +110,8 @@ class Exporter:
             assert job is not None and project is not None
             spec = parse_spec(project.task_spec)
             options = results.ExportOptions(**job.options)
-            selection = results.select_export(session, project=project, options=options)
+            settled = utcnow() - timedelta(seconds=self.settings.cursor_settle_seconds)
+            selection = results.select_export(session, project=project, options=options, settled_before=settled)
             write(self.db, lambda s: self._progress(s, job_id, attempt, 0, selection.total))
             last = time.monotonic()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -13,6 +14,7 @@ from qistas.api.deps import Actor, AppSettings, Db, Limit, write
 from qistas.api.schemas.exports import ExportCreate, ExportRead
 from qistas.config import Settings
 from qistas.db.models import ExportJob, Project
+from qistas.db.types import utcnow
 from qistas.domain import audit, exportformats, exportjobs, results
 from qistas.domain.security import pseudonym
 from qistas.domain.tasktypes import parse_spec
@@ -22,6 +24,10 @@ from qistas.workers.exporter import export_dir
 
 router = APIRouter(tags=["exports"])
 API = "/api/v1"
+
+
+def settled_before(settings: Settings) -> datetime:
+    return utcnow() - timedelta(seconds=settings.cursor_settle_seconds)
 
 
 def export_read(job: ExportJob) -> ExportRead:
@@ -54,7 +60,8 @@ def export(
         project = ensure_customer_access(actor, session.get(Project, project_id))
         spec = parse_spec(project.task_spec)
         checked = exportformats.check_format(format, spec, options.validate())
-        selection = results.select_export(session, project=project, options=checked)
+        selection = results.select_export(session, project=project, options=checked,
+                                          settled_before=settled_before(settings))
         audit.record(session, actor=actor, action="export", object_type="project", object_id=project.id,
                      org_id=project.org_id, details={"format": format, **checked.as_dict()})
         return project, spec, selection

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
+from datetime import timedelta
 from typing import IO, Annotated, Any
 from urllib.parse import urlsplit
 
@@ -24,6 +25,7 @@ from qistas.api.schemas.tasks import (
 )
 from qistas.config import Settings
 from qistas.db.models import Annotation, Assignment, Project, Task, User
+from qistas.db.types import utcnow
 from qistas.domain import audit, imports, results
 from qistas.domain.destinations import Policy, check_syntax, resolve
 from qistas.domain.security import pseudonym
@@ -216,14 +218,16 @@ def result_read(task: Task) -> ResultRead:
 
 @router.get("/projects/{project_id}/results", response_model=ResultPage)
 def list_results(
-    project_id: int, actor: Actor, db: Db, limit: Limit, after: int | None = None,
+    project_id: int, actor: Actor, db: Db, limit: Limit, settings: AppSettings, after: int | None = None,
     since: Annotated[str | None, Query(description="a cursor: results completed after it, in completion "
                                        "order; `next` is then a cursor too")] = None,
 ) -> ResultPage:
     def work(session: Session) -> ResultPage:
         project = ensure_customer_access(actor, session.get(Project, project_id))
         if since is not None:
-            page, cursor = results.results_since(session, project_id=project.id, since=since, limit=limit)
+            settled = utcnow() - timedelta(seconds=settings.cursor_settle_seconds)
+            page, cursor = results.results_since(session, project_id=project.id, since=since, limit=limit,
+                                                 settled_before=settled)
             audit.record(session, actor=actor, action="results.read", object_type="project",
                          object_id=project.id, org_id=project.org_id, details={"count": len(page)})
             return ResultPage(items=[result_read(t) for t in page], next=cursor)
