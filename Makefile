@@ -30,7 +30,7 @@ test-sqlite: install
 
 # Database-independent parts (the quality library, the browser) run once, in the SQLite pass.
 test-postgres: install
-	QISTAS_TEST_DB=postgresql $(PY) -m pytest -m "not sqlite_only" tests/domain tests/api tests/cli $(PYTEST_ARGS)
+	QISTAS_TEST_DB=postgresql $(PY) -m pytest -m "not sqlite_only" tests/domain tests/api tests/cli tests/client $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks docs

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -137,6 +138,22 @@ url_option = click.option("--url", envvar="QISTAS_URL", default="http://127.0.0.
 token_option = click.option("--token", envvar="QISTAS_TOKEN", required=True, help="API token (or QISTAS_TOKEN)")
 
 
+FORMATS = ["jsonl", "csv", "parquet", "hf", "conll", "coco", "preference", "chat"]
+
+
+class _Counting:
+    """A file whose reads advance a progress bar (httpx reads the upload through it)."""
+
+    def __init__(self, handle: Any, bar: Any) -> None:
+        self._handle = handle
+        self._bar = bar
+
+    def read(self, size: int = -1) -> bytes:
+        data: bytes = self._handle.read(size)
+        self._bar.update(len(data))
+        return data
+
+
 @main.command("import")
 @click.argument("project_id", type=int)
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -149,31 +166,99 @@ def import_(project_id: int, path: Path, fmt: str | None, url: str, token: str) 
 
     with _client(url, token) as client:
         try:
-            result = client.projects.get(project_id).tasks.upload(path, format=fmt)
+            with path.open("rb") as handle, click.progressbar(
+                length=path.stat().st_size, label=f"uploading {path.name}", file=sys.stderr
+            ) as bar:
+                files = {"file": (path.name, _Counting(handle, bar), "application/octet-stream")}
+                answer = client.request("POST", f"/projects/{project_id}/tasks", files=files,
+                                        data={"format": fmt} if fmt else None).json()
         except ApiError as exc:
             click.echo(f"error: {exc.message}", err=True)
             for row in (exc.details or {}).get("rows", []) if isinstance(exc.details, dict) else []:
                 click.echo(f"  row {row['row']}: {row['message']}", err=True)
             sys.exit(1)
-    click.echo(f"created {result['created']}, duplicates {result['duplicates']}")
+    click.echo(f"created {answer['created']}, duplicates {answer['duplicates']}")
 
 
 @main.command("export")
 @click.argument("project_id", type=int)
-@click.option("--format", "fmt", default="jsonl", show_default=True, type=click.Choice(["jsonl", "csv"]))
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--format", "fmt", default="jsonl", show_default=True, type=click.Choice(FORMATS))
+@click.option("--output", "-o", type=click.Path(path_type=Path), required=True,
+              help="a file; a folder for --format hf")
+@click.option("--completed", is_flag=True, help="only completed tasks")
+@click.option("--min-confidence", type=click.FloatRange(0, 1), help="only results at least this confident")
+@click.option("--batch", help="only this batch (by name)")
+@click.option("--since", help="only results completed after this cursor (printed by the last export)")
+@click.option("--stream", is_flag=True, help="stream directly instead of running a server-side export job")
 @url_option
 @token_option
-def export(project_id: int, fmt: str, output: Path, url: str, token: str) -> None:
-    """Export every task with its result and annotations."""
+def export(project_id: int, fmt: str, output: Path, completed: bool, min_confidence: float | None,
+           batch: str | None, since: str | None, stream: bool, url: str, token: str) -> None:
+    """Export tasks with their results, annotations and provenance.
+
+    By default the server runs an export job (progress is shown) and the file is then
+    downloaded; --stream streams it in one request instead.
+    """
+    from qistas.client import ApiError
+
+    options: dict[str, Any] = {"completed": completed, "min_confidence": min_confidence, "batch": batch,
+                               "since": since}
+    with _client(url, token) as client:
+        try:
+            from qistas.client.client import Project
+
+            handle = Project(client, {"id": project_id})  # no request needed to know its id
+            if stream:
+                with click.progressbar(length=0, label="downloading", file=sys.stderr,
+                                       show_percent=False, show_pos=True) as bar:
+                    info = handle.export(format=fmt, path=output, on_progress=bar.update, **options)
+            else:
+                job = handle.export_job(format=fmt, **options)
+                with click.progressbar(length=1000, label=f"export {job.id}", file=sys.stderr) as bar:
+                    shown = 0
+
+                    def advance(current: Any) -> None:
+                        nonlocal shown
+                        step = int((current.progress or 0) * 1000) - shown
+                        if step > 0:
+                            bar.update(step)
+                            shown += step
+
+                    job.wait(poll=0.5, on_progress=advance)
+                    bar.update(1000 - shown)
+                info = job.download(output)
+        except ApiError as exc:
+            raise click.ClickException(exc.message) from None
+    click.echo(f"wrote {output}")
+    if info.cursor:
+        click.echo(f"cursor {info.cursor}  (pass --since {info.cursor} to export only what completes later)")
+
+
+@main.command("status")
+@click.argument("project_id", type=int)
+@url_option
+@token_option
+def status(project_id: int, url: str, token: str) -> None:
+    """Show a project's progress: tasks by status, annotations, throughput, recent exports."""
     from qistas.client import ApiError
 
     with _client(url, token) as client:
         try:
-            client.projects.get(project_id).export(format=fmt, path=output)
+            project = client.projects.get(project_id)
+            stats = project.stats()
+            jobs = client.exports.list(project_id)[:5]
         except ApiError as exc:
             raise click.ClickException(exc.message) from None
-    click.echo(f"wrote {output}")
+    tasks = stats["tasks"]
+    total = stats["tasks_total"] or 1
+    click.echo(f"project {project.id}: {project.name}")
+    click.echo(f"tasks      {stats['tasks_total']}  (completed {tasks['completed']}, pending {tasks['pending']}, "
+               f"canceled {tasks['canceled']}; {100 * tasks['completed'] / total:.1f}% done)")
+    click.echo(f"annotations {stats['annotations']} by {stats['annotators']} annotators; "
+               f"{stats['throughput']['annotations_last_hour']} in the last hour")
+    for job in jobs:
+        progress = f"{100 * job.progress:.0f}%" if job.progress is not None else "-"
+        click.echo(f"export {job.id}  {job.format:<10} {job.status:<8} {progress}")
 
 
 if __name__ == "__main__":  # pragma: no cover

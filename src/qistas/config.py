@@ -7,6 +7,7 @@ generated once and kept in ``QISTAS_HOME/secret_key`` (mode 0600).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -58,11 +59,62 @@ class Settings(BaseSettings):
         default=False,
         description="Mark session cookies Secure; turn on behind HTTPS.",
     )
+    # --- delivery: webhooks, callbacks, export jobs (docs/delivery.md) ---
+    background_workers: bool = Field(
+        default=True,
+        description="Run the webhook dispatcher and the export worker in each server process.",
+    )
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="Let webhooks and callbacks reach loopback, private, link-local and other "
+        "non-public addresses. Only for trusted, single-tenant setups.",
+    )
+    webhook_allowed_networks: str = Field(
+        default="",
+        description="Comma-separated networks (CIDR) webhooks may reach although they are not "
+        "public, e.g. `10.20.0.0/16,fd00:1::/64`.",
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=120, description="Timeout of one webhook or callback delivery."
+    )
+    webhook_retry_base_seconds: float = Field(
+        default=30.0, gt=0, description="Delay before the first retry; doubles after each failure."
+    )
+    webhook_retry_max_delay_seconds: float = Field(
+        default=3600.0, gt=0, description="Longest delay between two attempts."
+    )
+    webhook_retry_hours: float = Field(
+        default=26.0, gt=0, description="How long a delivery is retried before it is marked failed."
+    )
+    cursor_settle_seconds: float = Field(
+        default=30.0, ge=0, description="Age a completion must reach before a `since` cursor covers it, so one "
+        "whose transaction commits late is never skipped.",
+    )
+    export_keep_hours: float = Field(
+        default=168.0, gt=0, description="How long a finished export job's file is kept before it is deleted."
+    )
+    webhook_log_days: float = Field(
+        default=30.0, gt=0, description="How long sent and failed deliveries stay in the delivery log."
+    )
+    worker_poll_seconds: float = Field(
+        default=1.0, gt=0, le=60, description="How often the background workers look for work."
+    )
 
     @field_validator("home")
     @classmethod
     def _expand_home(cls, value: Path) -> Path:
         return value.expanduser()
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for raw in value.split(","):
+            if raw.strip():
+                try:
+                    ipaddress.ip_network(raw.strip(), strict=False)
+                except ValueError:
+                    raise ValueError(f"QISTAS_WEBHOOK_ALLOWED_NETWORKS: {raw.strip()!r} is not a network") from None
+        return value
 
     @field_validator("secret_key")
     @classmethod

@@ -63,7 +63,7 @@ def test_jsonl_export_has_every_task_with_results_and_annotations(world: World, 
     names = set()
     for record in records[:-1]:
         assert set(record) == {"task_id", "unique_id", "batch", "status", "data", "metadata", "response",
-                               "confidence", "method", "annotations"}
+                               "confidence", "method", "annotations", "provenance", "completed_at"}
         result = results[record["task_id"]]
         assert (record["status"], record["response"], record["confidence"], record["method"]) == \
             ("completed", {"label": "positive"}, result["confidence"], result["method"])
@@ -97,7 +97,7 @@ def test_pseudonyms_differ_between_customers(world: World, exported: dict[str, A
 def test_csv_export_is_spreadsheet_safe_and_keeps_arabic(world: World, exported: dict[str, Any]) -> None:
     columns, rows = _csv(world, exported["pid"])
     assert columns == ["task_id", "unique_id", "batch", "status", "data", "metadata", "response", "confidence",
-                       "method", "annotations"]
+                       "method", "annotations", "annotators", "agreement", "completed_at"]
     assert len(rows) == len(exported["rows"])
     assert json.loads(rows[0]["data"]) == {"text": ARABIC, "n": 1}
     assert ARABIC in rows[0]["data"]
@@ -128,7 +128,8 @@ def test_empty_project_exports(world: World) -> None:
     pid = world.tenant.project()["id"]
     assert world.tenant.owner.get(f"/projects/{pid}/export").content == b""
     assert world.tenant.owner.get(f"/projects/{pid}/export", params={"format": "csv"}).text.splitlines() == \
-        ["task_id,unique_id,batch,status,data,metadata,response,confidence,method,annotations"]
+        ["task_id,unique_id,batch,status,data,metadata,response,confidence,method,annotations,annotators,"
+         "agreement,completed_at"]
 
 
 def test_results_and_task_reads(world: World, exported: dict[str, Any]) -> None:
@@ -149,6 +150,9 @@ def test_stats(world: World, exported: dict[str, Any]) -> None:
         "annotations": 10, "annotators": 2, "active_leases": 0,
         "throughput": {"annotations_last_hour": 10, "annotations_last_day": 10},
     }
+
+
+NO_FILTERS = {"completed": False, "min_confidence": None, "batch": None, "since": None}
 
 
 def test_reads_of_customer_data_are_audited(world: World) -> None:
@@ -172,8 +176,8 @@ def test_reads_of_customer_data_are_audited(world: World) -> None:
         (member_id, "tasks.read", "project", pid, {"count": 1}),
         (member_id, "task.read", "task", task_id, None),
         (member_id, "results.read", "project", pid, {"count": 0}),
-        (member_id, "export", "project", pid, {"format": "csv"}),
-        (admin_id, "export", "project", pid, {"format": "jsonl"}),
+        (member_id, "export", "project", pid, {"format": "csv", **NO_FILTERS}),
+        (admin_id, "export", "project", pid, {"format": "jsonl", **NO_FILTERS}),
     ]
     # A refused read is not recorded as a read.
     error_of(world.rival.owner.get(f"/projects/{pid}/export"), 404)

@@ -10,10 +10,10 @@ from fastapi import FastAPI
 from qistas import __version__, web
 from qistas.api import errors
 from qistas.api.limits import BodyLimit
-from qistas.api.routes import accounts, projects, quality, tasks, work
+from qistas.api.routes import accounts, exports, projects, quality, tasks, webhooks, work
 from qistas.config import Settings, get_settings
 from qistas.db.engine import Database
-from qistas.domain.quality import RefitLoop
+from qistas.workers import start_workers
 
 API_PREFIX = "/api/v1"
 
@@ -24,10 +24,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        refits = RefitLoop(db, settings.refit_interval_seconds)
-        refits.start()
+        workers = start_workers(settings, db)
         yield
-        refits.stop()
+        workers.stop()
         if database is None:  # we made it, we close it
             db.dispose()
 
@@ -43,7 +42,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.settings = settings
     app.state.db = db
     errors.install(app)
-    for module in (accounts, projects, tasks, work, quality):
+    for module in (accounts, projects, tasks, work, quality, webhooks, exports):
         app.include_router(module.router, prefix=API_PREFIX)
     app.add_middleware(BodyLimit, json_limit=settings.max_body_bytes, upload_limit=settings.max_upload_bytes)
 

@@ -3,25 +3,37 @@
     from qistas.client import Client
     client = Client("http://127.0.0.1:8000", token)
     project = client.projects.create(name="Sentiment", task={"type": "classification", "labels": ["pos", "neg"]})
-    project.tasks.add([{"data": {"text": "..."}, "unique_id": "r1"}])
-    for result in project.results():
+    project.tasks.add([{"data": {"text": "..."}, "unique_id": "r1"}], batch="first")
+    stream = project.results(since="0.0")
+    for result in stream:
         ...
+    cursor = stream.cursor                     # where the next results(since=...) begins
+    project.export(format="parquet", path="labels.parquet", completed=True)
+    hook = client.webhooks.create(project.id, "https://example.com/hook", ["task.completed"])
 
-Pass ``transport=httpx.ASGITransport(app)`` (or any httpx transport) to talk to an app in
-the same process.
+Pass any sync httpx transport (``transport=``) to route requests elsewhere: a proxy, a
+custom network stack, or a transport that simulates failures (the SDK's tests do).
 """
 
-from qistas.client.client import Client, Project
+from qistas.client.client import Client, Project, ResultStream
 from qistas.client.errors import (
     ApiError,
     Conflict,
     Forbidden,
     Invalid,
     NotFound,
+    ServerError,
     TooLarge,
+    TransportError,
     Unauthorized,
+    Unsupported,
 )
+from qistas.client.exports import ExportJob
+from qistas.client.models import Batch, Delivery, ExportInfo, ImportResult, Result, Webhook
+from qistas.client.webhooks import verify_signature
 
 __all__ = [
-    "ApiError", "Client", "Conflict", "Forbidden", "Invalid", "NotFound", "Project", "TooLarge", "Unauthorized",
+    "ApiError", "Batch", "Client", "Conflict", "Delivery", "ExportInfo", "ExportJob", "Forbidden", "ImportResult",
+    "Invalid", "NotFound", "Project", "Result", "ResultStream", "ServerError", "TooLarge", "TransportError",
+    "Unauthorized", "Unsupported", "Webhook", "verify_signature",
 ]

@@ -1,35 +1,67 @@
-"""Resources of the SDK."""
+"""The client and its resources: projects, tasks, results, exports, webhooks."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
 
-from qistas.client.errors import raise_for_error
+from qistas.client.errors import ServerError, TransportError, raise_for_error
+from qistas.client.exports import ExportJob, Exports, stream_export
+from qistas.client.models import Batch, ExportInfo, ImportResult, Result, parse
+from qistas.client.webhooks import Webhooks
 
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 IMPORT_CHUNK = 5000
+RETRIES = 4
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+Progress = Callable[[int], None]
 
 
 class Client:
+    """``Client(url, token)``; ``transport`` may be any httpx transport (tests, proxies)."""
+
     def __init__(self, url: str, token: str, *, transport: httpx.BaseTransport | None = None,
-                 timeout: httpx.Timeout | float = DEFAULT_TIMEOUT) -> None:
+                 timeout: httpx.Timeout | float = DEFAULT_TIMEOUT, retries: int = RETRIES,
+                 backoff: float = 0.5) -> None:
         self.http = httpx.Client(
             base_url=url.rstrip("/") + "/api/v1",
             headers={"Authorization": f"Bearer {token}"},
             transport=transport,
             timeout=timeout,
         )
+        self.retries = retries
+        self.backoff = backoff
         self.projects = Projects(self)
+        self.webhooks = Webhooks(self)
+        self.exports = Exports(self)
 
-    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        response = self.http.request(method, path, **kwargs)
-        raise_for_error(response)
-        return response
+    def request(self, method: str, path: str, *, retry: bool | None = None, **kwargs: Any) -> httpx.Response:
+        """Send a request; safe ones (GET, or ``retry=True``) are retried on 5xx and lost connections."""
+        if retry is None:
+            retry = method.upper() == "GET"
+        attempts = self.retries + 1 if retry else 1
+        for attempt in range(attempts):
+            last = attempt == attempts - 1
+            try:
+                response = self.http.request(method, path, **kwargs)
+            except httpx.TransportError as exc:
+                if last:
+                    raise TransportError(f"{method} {path}: {exc}") from exc
+            else:
+                try:
+                    raise_for_error(response)
+                    return response
+                except ServerError:
+                    if last:
+                        raise
+            time.sleep(self.backoff * 2**attempt)
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         self.http.close()
@@ -58,54 +90,93 @@ class Projects:
         return [Project(self._client, p) for p in self._client.request("GET", "/projects").json()]
 
 
+class ResultStream:
+    """Results in completion order; ``cursor`` is where the next ``results(since=...)`` starts."""
+
+    def __init__(self, client: Client, project_id: int, since: str, page_size: int) -> None:
+        self._client = client
+        self._path = f"/projects/{project_id}/results"
+        self.cursor = since
+        self._page_size = page_size
+
+    def __iter__(self) -> Iterator[Result]:
+        while True:
+            page = self._client.request("GET", self._path,
+                                        params={"since": self.cursor, "limit": self._page_size}).json()
+            for item in page["items"]:
+                yield parse(Result, item)
+            self.cursor = page["next"]
+            if len(page["items"]) < self._page_size:
+                return
+
+
 class Project:
     def __init__(self, client: Client, data: dict[str, Any]) -> None:
         self._client = client
         self.data = data
         self.id: int = data["id"]
+        self.name: str = data.get("name", "")
+        self.task: dict[str, Any] = data.get("task", {})
         self.tasks = Tasks(client, self.id)
 
     def __repr__(self) -> str:
-        return f"Project(id={self.id}, name={self.data.get('name')!r})"
+        return f"Project(id={self.id}, name={self.name!r})"
 
     def stats(self) -> dict[str, Any]:
         return self._client.request("GET", f"/projects/{self.id}/stats").json()
 
-    def create_batch(self, name: str, callback_url: str | None = None) -> dict[str, Any]:
+    def create_batch(self, name: str, callback_url: str | None = None) -> Batch:
         body = {"name": name, "callback_url": callback_url}
-        return self._client.request("POST", f"/projects/{self.id}/batches", json=body).json()
+        return parse(Batch, self._client.request("POST", f"/projects/{self.id}/batches", json=body).json())
 
-    def results(self, *, after: int | None = None, page_size: int = 1000) -> Iterator[dict[str, Any]]:
+    def batches(self) -> list[Batch]:
+        return [parse(Batch, b) for b in self._client.request("GET", f"/projects/{self.id}/batches").json()]
+
+    def finalize_batch(self, batch_id: int) -> Batch:
+        """staging → in_progress: its tasks are served to annotators."""
+        return parse(Batch, self._client.request("POST", f"/batches/{batch_id}/finalize").json())
+
+    def results(self, *, since: str | datetime | None = None, after: int | None = None,
+                page_size: int = 1000) -> Iterable[Result]:
+        """Completed results. With ``since`` (a cursor, ``"0.0"`` for the beginning, or an aware
+        datetime) they come in completion order and the returned stream's ``cursor`` says where
+        to continue."""
+        if isinstance(since, datetime):
+            if since.tzinfo is None:
+                raise ValueError("since must be an aware datetime (with a time zone)")
+            # A cursor is microseconds since the epoch, then a task id (0: every task at that time).
+            since = f"{(since - EPOCH) // timedelta(microseconds=1)}.0"
+        if since is not None:
+            return ResultStream(self._client, self.id, since, page_size)
+        return self._results_by_id(after, page_size)
+
+    def _results_by_id(self, after: int | None, page_size: int) -> Iterator[Result]:
         while True:
             params: dict[str, Any] = {"limit": page_size}
             if after is not None:
                 params["after"] = after
             page = self._client.request("GET", f"/projects/{self.id}/results", params=params).json()
-            yield from page["items"]
+            for item in page["items"]:
+                yield parse(Result, item)
             if page["next"] is None:
                 return
             after = page["next"]
 
-    def export(self, *, format: str = "jsonl", path: str | Path | None = None,
-               out: IO[bytes] | None = None) -> None:
-        """Stream an export into ``path`` (written whole, then renamed) or a binary file."""
-        target = Path(path) if path is not None else None
-        partial = target.with_name(target.name + ".partial") if target else None
-        handle = open(partial, "wb") if partial else out  # noqa: SIM115 - closed below
-        if handle is None:
-            raise ValueError("give path or out")
-        try:
-            with self._client.http.stream("GET", f"/projects/{self.id}/export", params={"format": format}) as r:
-                if r.status_code >= 400:
-                    r.read()
-                    raise_for_error(r)
-                for chunk in r.iter_bytes():
-                    handle.write(chunk)
-        finally:
-            if partial:
-                handle.close()
-        if partial and target:
-            partial.replace(target)
+    def export(self, *, format: str = "jsonl", path: str | Path, completed: bool = False,
+               min_confidence: float | None = None, batch: str | None = None, since: str | None = None,
+               on_progress: Progress | None = None) -> ExportInfo:
+        """Stream an export into ``path`` (a folder for ``hf``); written whole, then renamed."""
+        params = _options(completed=completed, min_confidence=min_confidence, batch=batch, since=since)
+        params["format"] = format
+        return stream_export(self._client, f"/projects/{self.id}/export", Path(path), params=params,
+                             folder=format == "hf", on_progress=on_progress)
+
+    def export_job(self, *, format: str = "jsonl", completed: bool = False, min_confidence: float | None = None,
+                   batch: str | None = None, since: str | None = None) -> ExportJob:
+        """Queue a background export; ``.wait()`` then ``.download(path)``."""
+        body = {"format": format, **_options(completed=completed, min_confidence=min_confidence, batch=batch,
+                                             since=since)}
+        return ExportJob(self._client, self._client.request("POST", f"/projects/{self.id}/exports", json=body).json())
 
     # -- annotator side ---------------------------------------------------------------------
 
@@ -115,10 +186,16 @@ class Project:
 
     def submit(self, assignment_id: int, answer: Any, seconds: float | None = None) -> dict[str, Any]:
         body = {"answer": answer, "seconds": seconds}
-        return self._client.request("POST", f"/assignments/{assignment_id}/submit", json=body).json()
+        # Submitting the same lease twice stores one annotation, so a retry is safe.
+        return self._client.request(
+            "POST", f"/assignments/{assignment_id}/submit", json=body, retry=True).json()
 
     def skip(self, assignment_id: int) -> None:
         self._client.request("POST", f"/assignments/{assignment_id}/skip")
+
+
+def _options(**options: Any) -> dict[str, Any]:
+    return {k: v for k, v in options.items() if v is not None and v is not False}
 
 
 class Tasks:
@@ -126,20 +203,28 @@ class Tasks:
         self._client = client
         self._project_id = project_id
 
-    def add(self, tasks: Iterable[dict[str, Any]], *, batch: str | None = None,
-            chunk_size: int = IMPORT_CHUNK) -> dict[str, int]:
-        """Import tasks in chunks; give them ``unique_id``s so a retried chunk is not doubled."""
-        total = {"created": 0, "duplicates": 0}
+    def add(self, tasks: Iterable[dict[str, Any]], *, batch: str | None = None, chunk_size: int = IMPORT_CHUNK,
+            on_progress: Progress | None = None) -> ImportResult:
+        """Import tasks in chunks, each all or nothing.
+
+        A chunk whose tasks all have a ``unique_id`` is retried after a 5xx or a lost
+        connection: tasks the server already stored come back as duplicates, never twice.
+        """
+        created = duplicates = 0
         chunk: list[dict[str, Any]] = []
 
         def send() -> None:
+            nonlocal created, duplicates
             body = "\n".join(json.dumps(t, ensure_ascii=False) for t in chunk).encode()
+            idempotent = all(t.get("unique_id") is not None for t in chunk)
             result = self._client.request(
-                "POST", f"/projects/{self._project_id}/tasks", content=body,
+                "POST", f"/projects/{self._project_id}/tasks", content=body, retry=idempotent,
                 headers={"content-type": "application/x-ndjson"},
             ).json()
-            total["created"] += result["created"]
-            total["duplicates"] += result["duplicates"]
+            created += result["created"]
+            duplicates += result["duplicates"]
+            if on_progress is not None:
+                on_progress(len(chunk))
             chunk.clear()
 
         for task in tasks:
@@ -148,17 +233,19 @@ class Tasks:
                 send()
         if chunk:
             send()
-        return total
+        return ImportResult(created=created, duplicates=duplicates)
 
-    def upload(self, path: str | Path, *, format: str | None = None) -> dict[str, int]:
+    def upload(self, path: str | Path, *, format: str | None = None) -> ImportResult:
         """Send a JSONL / CSV / JSON file as it is, in one all-or-nothing import."""
         path = Path(path)
         with path.open("rb") as handle:
             files = {"file": (path.name, handle, "application/octet-stream")}
             data = {"format": format} if format else None
-            return self._client.request(
-                "POST", f"/projects/{self._project_id}/tasks", files=files, data=data
-            ).json()
+            answer = self._client.request("POST", f"/projects/{self._project_id}/tasks", files=files, data=data)
+        return parse(ImportResult, answer.json())
+
+    def get(self, task_id: int) -> dict[str, Any]:
+        return self._client.request("GET", f"/tasks/{task_id}").json()
 
     def list(self, *, status: str | None = None, page_size: int = 1000) -> Iterator[dict[str, Any]]:
         after: int | None = None

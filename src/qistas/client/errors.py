@@ -1,12 +1,15 @@
 """Errors raised by the SDK, one per server error code.
 
-    ApiError            any error answer; .status, .code, .message, .details
-    ├── Unauthorized    401 unauthorized
-    ├── Forbidden       403 forbidden
-    ├── NotFound        404 not_found
-    ├── Conflict        409 conflict
-    ├── TooLarge        413 too_large
-    └── Invalid         422 invalid
+    ApiError              any error answer; .status, .code, .message, .details
+    ├── Unauthorized      401 unauthorized
+    ├── Forbidden         403 forbidden
+    ├── NotFound          404 not_found
+    ├── Conflict          409 conflict
+    ├── TooLarge          413 too_large
+    ├── Unsupported       415 unsupported_media_type
+    ├── Invalid           422 invalid
+    └── ServerError       5xx internal_error (retried for safe requests before it is raised)
+    TransportError        the server could not be reached (after retries)
 """
 
 from __future__ import annotations
@@ -45,8 +48,20 @@ class TooLarge(ApiError):
     pass
 
 
+class Unsupported(ApiError):
+    pass
+
+
 class Invalid(ApiError):
     pass
+
+
+class ServerError(ApiError):
+    pass
+
+
+class TransportError(Exception):
+    """No answer from the server: connection refused, reset or timed out."""
 
 
 BY_CODE: dict[str, type[ApiError]] = {
@@ -55,7 +70,9 @@ BY_CODE: dict[str, type[ApiError]] = {
     "not_found": NotFound,
     "conflict": Conflict,
     "too_large": TooLarge,
+    "unsupported_media_type": Unsupported,
     "invalid": Invalid,
+    "internal_error": ServerError,
 }
 
 
@@ -67,4 +84,5 @@ def raise_for_error(response: httpx.Response) -> None:
         code, message, details = error["code"], error["message"], error.get("details")
     except (ValueError, KeyError, TypeError):
         code, message, details = "error", response.text[:500], None
-    raise BY_CODE.get(code, ApiError)(response.status_code, code, message, details)
+    cls = BY_CODE.get(code, ServerError if response.status_code >= 500 else ApiError)
+    raise cls(response.status_code, code, message, details)

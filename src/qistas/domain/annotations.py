@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from qistas.db.models import Annotation, Batch, Project, Task, User
 from qistas.domain import gold as gold_rules
-from qistas.domain import quality
+from qistas.domain import outbox, quality
 from qistas.domain.aggregation import aggregate, decide
 from qistas.domain.assignments import get_own_assignment
 from qistas.domain.jsonsafe import check_storable
@@ -121,6 +121,7 @@ def _settle(session: Session, *, task: Task, project: Project, spec: Any, now: d
     task.below_target = decision.below_target
     task.completed_at = now
     session.flush()
+    outbox.enqueue(session, event="task.completed", task=task)
     if task.batch_id is not None:
         batch = session.get(Batch, task.batch_id)
         if batch is not None:

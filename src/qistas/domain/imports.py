@@ -15,7 +15,7 @@ import codecs
 import csv
 import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -30,8 +30,8 @@ from qistas.domain.tasktypes import ClassificationSpec, parse_spec, validate_ans
 from qistas.errors import Invalid, QistasError
 
 CHUNK = 1000
-ROW_KEYS = {"data", "unique_id", "batch", "gold", "metadata"}
-CSV_RESERVED = ("unique_id", "batch", "gold", "metadata")
+ROW_KEYS = {"data", "unique_id", "batch", "gold", "metadata", "callback_url"}
+CSV_RESERVED = ("unique_id", "batch", "gold", "metadata", "callback_url")
 FORMATS = ("json", "jsonl", "csv")
 CSV_MAX_CELL = 2**31 - 1
 NUMBER_TAIL = frozenset(".eE+-0123456789")
@@ -237,7 +237,8 @@ def iter_rows(stream: IO[bytes], fmt: str) -> Iterator[tuple[int, Any]]:
 
 
 def _row_values(
-    raw: Any, *, spec: Any, project: Project, batches: dict[str, Batch]
+    raw: Any, *, spec: Any, project: Project, batches: dict[str, Batch],
+    check_url: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise Invalid("a task must be a JSON object")
@@ -270,6 +271,12 @@ def _row_values(
         except Invalid as exc:
             # The answer validator names fields "answer...": here the client wrote "gold".
             raise Invalid("gold" + exc.message.removeprefix("answer")) from None
+    callback_url = raw.get("callback_url")
+    if callback_url is not None:
+        if not isinstance(callback_url, str):
+            raise Invalid("callback_url must be a URL")
+        if check_url is not None:
+            check_url(callback_url)
     batch_id = None
     if raw.get("batch") is not None:
         batch = batches.get(str(raw["batch"]))
@@ -292,12 +299,15 @@ def _row_values(
         "n_annotations": 0,
         "below_target": False,
         "created_at": utcnow(),
+        "callback_url": callback_url,
     }
 
 
 def import_tasks(
-    session: Session, *, project: Project, rows: Iterable[tuple[int, Any]], max_errors: int = 100
+    session: Session, *, project: Project, rows: Iterable[tuple[int, Any]], max_errors: int = 100,
+    check_url: Callable[[str], None] | None = None,
 ) -> ImportResult:
+    """``check_url`` vets each row's ``callback_url`` (raising ``Invalid``)."""
     spec = parse_spec(project.task_spec)
     batches = {b.name: b for b in session.scalars(select(Batch).where(Batch.project_id == project.id))}
     insert = insert_skipping_conflicts(session, Task.__table__, ["project_id", "unique_id"])
@@ -319,7 +329,7 @@ def import_tasks(
         try:
             if isinstance(raw, RowError):
                 raise Invalid(raw.message)
-            values = _row_values(raw, spec=spec, project=project, batches=batches)
+            values = _row_values(raw, spec=spec, project=project, batches=batches, check_url=check_url)
         except QistasError as exc:
             n_errors += 1
             if len(errors) < max_errors:

@@ -8,7 +8,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from qistas.db.models import Batch, Project, Task, User
-from qistas.domain import audit
+from qistas.domain import audit, outbox
 from qistas.domain.gold import parse_policy
 from qistas.domain.tasktypes import parse_spec, spec_dict
 from qistas.errors import Conflict, Invalid, NotFound
@@ -161,5 +161,6 @@ def complete_batch_if_done(session: Session, *, batch: Batch) -> bool:
     has_tasks = session.scalar(select(Task.id).where(Task.batch_id == batch.id).limit(1))
     if open_task is None and has_tasks is not None:
         batch.status = "completed"
+        outbox.enqueue(session, event="batch.completed", batch=batch)
         return True
     return False

@@ -10,25 +10,24 @@ transaction open, and writes in a short one, so annotators are never held up by 
 
 from __future__ import annotations
 
-import logging
 import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from qistas.db.engine import Database
 from qistas.db.models import Annotation, Project, QualityModel, Task, WorkerStats
 from qistas.db.types import utcnow
 from qistas.domain import gold as gold_rules
+from qistas.domain import results
 from qistas.domain.aggregation import Consensus
 from qistas.domain.tasktypes import ClassificationSpec, parse_spec
 from qistas.quality import WorkerModel, default_classifier, posterior_for_task
 
-log = logging.getLogger("qistas.quality")
 GOLD_METHOD = "gold_weighted"
 MIN_ANSWERS_TO_FIT = 50
 REFIT_GROWTH = 0.2  # refit once the project has 20% more answers than at the last fit
@@ -176,6 +175,7 @@ def refit(db: Database, *, project_id: int) -> RefitResult | None:
         "confusions": np.round(estimator.confusions_, 6).tolist(),
     }
     changed: list[int] = []
+    position = {t: i for i, t in enumerate(task_ids)}
     with db.writer.begin() as session:
         model = session.get(QualityModel, project_id)
         if model is None:
@@ -183,24 +183,18 @@ def refit(db: Database, *, project_id: int) -> RefitResult | None:
             session.add(model)
         model.method, model.params, model.fitted_at = method, params, utcnow()
         model.n_annotations = len(loaded["rows"])
-        position = {t: i for i, t in enumerate(task_ids)}
-        completed = session.execute(
-            select(Task.id, Task.response).where(
-                Task.project_id == project_id, Task.status == "completed", Task.is_gold.is_(False)
-            )
-        ).all()
-        updates = []
-        for task_id, response in completed:
-            i = position.get(task_id)
+        completed = session.scalars(
+            select(Task).where(Task.project_id == project_id, Task.status == "completed", Task.is_gold.is_(False))
+        )
+        for task in completed:
+            i = position.get(task.id)
             if i is None:
                 continue
             label = spec.labels[int(labels[i])]
-            if not response or response.get("label") != label:
-                changed.append(task_id)
-            updates.append({"id": task_id, "response": {"label": label},
-                            "confidence": float(probas[i, labels[i]]), "method": method})
-        if updates:
-            session.execute(update(Task), updates)  # ORM bulk update by primary key
+            # A changed answer is announced (result.changed) in this same transaction.
+            if results.change_result(session, task=task, response={"label": label},
+                                     confidence=float(probas[i, labels[i]]), method=method):
+                changed.append(task.id)
     return RefitResult(method=method, n_answers=len(loaded["rows"]), n_workers=len(worker_ids), changed=changed)
 
 
@@ -221,28 +215,8 @@ def projects_due_for_refit(db: Database) -> list[int]:
         return due
 
 
-class RefitLoop:
-    """A daemon thread that refits projects in the background every ``interval`` seconds."""
-
-    def __init__(self, db: Database, interval: float) -> None:
-        self.db = db
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="qistas-refit", daemon=True)
-
-    def start(self) -> None:
-        if self.interval > 0:
-            self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                for project_id in projects_due_for_refit(self.db):
-                    refit(self.db, project_id=project_id)
-            except Exception:  # noqa: BLE001 - a failed refit must not end the loop
-                log.exception("background refit failed")
+def refit_step(db: Database) -> bool:
+    """One pass of the background refit loop: refit every project that is due."""
+    for project_id in projects_due_for_refit(db):
+        refit(db, project_id=project_id)
+    return False  # then sleep for the interval

@@ -1,4 +1,4 @@
-"""Reading a project's tasks and results: keyset pages, streamed exports, stats.
+"""Reading a project's tasks and results: keyset pages, export selections, stats.
 
 Exports walk the tasks in keyset chunks and fetch the chunk's annotations in one query, so
 memory stays flat whatever the project's size, and the database does a bounded amount of
@@ -7,27 +7,22 @@ work per chunk.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from qistas.db.models import Annotation, Assignment, Batch, Project, Task
+from qistas.domain import outbox
 from qistas.errors import Invalid
 
 EXPORT_CHUNK = 500
 TASK_STATUSES = ("pending", "completed", "canceled")
-EXPORT_FORMATS = ("jsonl", "csv")
-CSV_COLUMNS = (
-    "task_id", "unique_id", "batch", "status", "data", "metadata",
-    "response", "confidence", "method", "annotations",
-)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def task_page(
@@ -47,36 +42,183 @@ def results_page(session: Session, *, project_id: int, after: int | None, limit:
     return task_page(session, project_id=project_id, status="completed", after=after, limit=limit)
 
 
-def _annotations_by_task(session: Session, task_ids: list[int]) -> dict[int, list[Annotation]]:
-    grouped: dict[int, list[Annotation]] = defaultdict(list)
-    rows = session.scalars(
-        select(Annotation).where(Annotation.task_id.in_(task_ids)).order_by(Annotation.id)
-    )
-    for annotation in rows:
-        grouped[annotation.task_id].append(annotation)
-    return grouped
+# --- cursors: completion order ----------------------------------------------------------
+
+
+def make_cursor(completed_at: datetime, task_id: int) -> str:
+    """An opaque position in completion order: microseconds since the epoch, then the task id."""
+    micros = (completed_at - EPOCH) // timedelta(microseconds=1)
+    return f"{micros}.{task_id}"
+
+
+def parse_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        micros, task_id = cursor.split(".")
+        return EPOCH + timedelta(microseconds=int(micros)), int(task_id)
+    except ValueError:
+        raise Invalid("since is not a cursor this server gave out", details={"field": "since"}) from None
+
+
+def _after(position: tuple[datetime, int]) -> Any:
+    at, task_id = position
+    return or_(Task.completed_at > at, and_(Task.completed_at == at, Task.id > task_id))
+
+
+def change_result(session: Session, *, task: Task, response: Any, confidence: float | None,
+                  method: str | None) -> bool:
+    """Replace a completed task's result (e.g. after a refit of the quality model).
+
+    Announces ``result.changed`` (with the previous response) when the answer itself
+    changed; a new confidence alone changes the record but sends nothing. Only flushes.
+    """
+    previous = task.response
+    task.response, task.confidence, task.method = response, confidence, method
+    session.flush()
+    if task.status != "completed" or previous == response:
+        return False
+    outbox.enqueue(session, event="result.changed", task=task, previous=previous)
+    return True
+
+
+def results_since(session: Session, *, project_id: int, since: str, limit: int,
+                  settled_before: datetime) -> tuple[list[Task], str]:
+    """Completed tasks after the cursor, in completion order, and the cursor to continue from.
+
+    Only completions stamped before ``settled_before`` are handed out (see ``select_export``).
+    """
+    query = select(Task).where(Task.project_id == project_id, Task.status == "completed",
+                               _after(parse_cursor(since)), Task.completed_at <= settled_before)
+    page = list(session.scalars(query.order_by(Task.completed_at, Task.id).limit(limit)))
+    if not page or page[-1].completed_at is None:
+        return page, since
+    return page, make_cursor(page[-1].completed_at, page[-1].id)
+
+
+# --- what an export holds ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """Which tasks an export holds. ``since`` (a cursor) implies completed tasks only."""
+
+    completed: bool = False
+    min_confidence: float | None = None
+    batch: str | None = None
+    since: str | None = None
+
+    def validate(self) -> ExportOptions:
+        if self.min_confidence is not None and not 0 <= self.min_confidence <= 1:
+            raise Invalid("min_confidence must be between 0 and 1", details={"field": "min_confidence"})
+        if self.since is not None:
+            parse_cursor(self.since)
+        return self
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"completed": self.completed, "min_confidence": self.min_confidence, "batch": self.batch,
+                "since": self.since}
+
+
+def filters(session: Session, project: Project, options: ExportOptions) -> list[Any]:
+    where: list[Any] = [Task.project_id == project.id]
+    if options.completed or options.since is not None or options.min_confidence is not None:
+        where.append(Task.status == "completed")
+    if options.min_confidence is not None:
+        where.append(Task.confidence >= options.min_confidence)
+    if options.batch is not None:
+        batch_id = session.scalar(select(Batch.id).where(Batch.project_id == project.id, Batch.name == options.batch))
+        if batch_id is None:
+            raise Invalid(f"unknown batch {options.batch!r}", details={"field": "batch"})
+        where.append(Task.batch_id == batch_id)
+    return where
+
+
+@dataclass(frozen=True)
+class Selection:
+    """An export's tasks, fixed when it starts: ``cursor`` is where the next ``since`` begins."""
+
+    project: Project
+    options: ExportOptions
+    where: tuple[Any, ...]
+    cursor: str | None
+    total: int
+
+
+def select_export(session: Session, *, project: Project, options: ExportOptions,
+                  settled_before: datetime) -> Selection:
+    """Fix what an export holds and the cursor it hands out.
+
+    A completion is stamped when its transaction starts, and a transaction that waited for a
+    lock may commit after a later-stamped one. So the cursor only covers completions stamped
+    before ``settled_before`` (the server passes now minus ``cursor_settle_seconds``): a
+    completion that commits late is picked up by the next ``since`` export, never skipped.
+    """
+    options.validate()
+    where = filters(session, project, options)
+    last = session.execute(
+        select(Task.completed_at, Task.id)
+        .where(*where, Task.completed_at.is_not(None), Task.completed_at <= settled_before)
+        .order_by(Task.completed_at.desc(), Task.id.desc())
+        .limit(1)
+    ).first()
+    newest = (last[0], last[1]) if last is not None and last[0] is not None else None
+    cursor = make_cursor(*newest) if newest is not None else options.since
+    if options.since is not None:
+        start = parse_cursor(options.since)
+        if newest is None or newest <= start:
+            cursor = options.since  # nothing new: the cursor never moves back
+        # Bounded by the cursor handed out, so the next export starts exactly after it.
+        where += [_after(start), Task.completed_at <= settled_before]
+    total = session.scalar(select(func.count()).select_from(Task).where(*where)) or 0
+    return Selection(project=project, options=options, where=tuple(where), cursor=cursor, total=total)
+
+
+def _provenance(response: Any, confidence: float | None, method: str | None,
+                annotations: list[Any]) -> dict[str, Any]:
+    """What training code weighs or filters by: how many labelled it, how much they agreed."""
+    agreement = None
+    if response is not None and annotations:
+        # Answers are stored normalised, so equal answers are equal values.
+        agreement = sum(a.answer == response for a in annotations) / len(annotations)
+    return {"annotators": len({a.annotator_id for a in annotations}), "agreement": agreement,
+            "confidence": confidence, "method": method}
+
+
+_TASK_COLUMNS = (Task.id, Task.unique_id, Task.batch_id, Task.status, Task.data, Task.meta, Task.response,
+                 Task.confidence, Task.method, Task.completed_at)
+_ANNOTATION_COLUMNS = (Annotation.task_id, Annotation.annotator_id, Annotation.answer, Annotation.seconds,
+                       Annotation.created_at)
 
 
 def iter_export_records(
-    session: Session, *, project: Project, pseudonym: Callable[[int], str]
+    session: Session, *, selection: Selection, pseudonym: Callable[[int], str],
+    progress: Callable[[int], None] | None = None,
 ) -> Iterator[dict[str, Any]]:
+    """The selected tasks in keyset chunks (completion order with ``since``, else id order).
+
+    Plain rows, not ORM objects: an export reads every row once and changes none.
+    """
+    project = selection.project
     batch_query = select(Batch.id, Batch.name).where(Batch.project_id == project.id)
-    batch_names = dict(session.execute(batch_query).all())
-    after = 0
+    batch_names = {batch_id: name for batch_id, name in session.execute(batch_query)}
+    by_completion = selection.options.since is not None
+    order = (Task.completed_at, Task.id) if by_completion else (Task.id,)
+    position: Any = None
     names: dict[int, str] = {}
+    done = 0
     while True:
-        tasks = list(
-            session.scalars(
-                select(Task)
-                .where(Task.project_id == project.id, Task.id > after)
-                .order_by(Task.id)
-                .limit(EXPORT_CHUNK)
-            )
-        )
+        query = select(*_TASK_COLUMNS).where(*selection.where)
+        if position is not None:
+            query = query.where(_after(position) if by_completion else Task.id > position)
+        tasks = session.execute(query.order_by(*order).limit(EXPORT_CHUNK)).all()
         if not tasks:
             return
-        annotations = _annotations_by_task(session, [t.id for t in tasks])
+        grouped: dict[int, list[Any]] = defaultdict(list)
+        found = session.execute(select(*_ANNOTATION_COLUMNS).where(Annotation.task_id.in_([t.id for t in tasks]))
+                                .order_by(Annotation.id))
+        for annotation in found:
+            grouped[annotation.task_id].append(annotation)
         for task in tasks:
+            mine = grouped.get(task.id, [])
             yield {
                 "task_id": task.id,
                 "unique_id": task.unique_id,
@@ -87,69 +229,29 @@ def iter_export_records(
                 "response": task.response,
                 "confidence": task.confidence,
                 "method": task.method,
+                "completed_at": task.completed_at.isoformat() if task.completed_at else None,
+                "provenance": _provenance(task.response, task.confidence, task.method, mine),
                 "annotations": [
                     {
-                        "annotator": names.setdefault(a.annotator_id, pseudonym(a.annotator_id)),
+                        "annotator": names[a.annotator_id] if a.annotator_id in names
+                        else names.setdefault(a.annotator_id, pseudonym(a.annotator_id)),
                         "answer": a.answer,
                         "seconds": a.seconds,
                         "created_at": a.created_at.isoformat(),
                     }
-                    for a in annotations.get(task.id, [])
+                    for a in mine
                 ],
             }
-        after = tasks[-1].id
-        session.expunge_all()  # keep the identity map from growing with the export
-
-
-def _jsonl(records: Iterator[dict[str, Any]]) -> Iterator[bytes]:
-    for record in records:
-        yield (json.dumps(record, ensure_ascii=False) + "\n").encode()
-
-
-def spreadsheet_safe(cell: str) -> str:
-    """Keep spreadsheets from running a cell as a formula (CSV injection)."""
-    if cell and cell[0] in "=+-@\t\r":
-        return "'" + cell
-    return cell
-
-
-def _csv(records: Iterator[dict[str, Any]]) -> Iterator[bytes]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
-    for record in records:
-        cells = []
-        for column in CSV_COLUMNS:
-            value = record[column]
-            if value is None:
-                cells.append("")
-            elif isinstance(value, dict | list):
-                cells.append(spreadsheet_safe(json.dumps(value, ensure_ascii=False)))
-            else:
-                cells.append(spreadsheet_safe(str(value)))
-        writer.writerow(cells)
-        yield buffer.getvalue().encode()
-        buffer.seek(0)
-        buffer.truncate()
-    if buffer.tell():
-        yield buffer.getvalue().encode()
-
-
-def export_stream(
-    session: Session, *, project: Project, fmt: str, pseudonym: Callable[[int], str]
-) -> Iterator[bytes]:
-    if fmt not in EXPORT_FORMATS:
-        raise Invalid(f"format must be one of {', '.join(EXPORT_FORMATS)}", details={"field": "format"})
-    records = iter_export_records(session, project=project, pseudonym=pseudonym)
-    return _jsonl(records) if fmt == "jsonl" else _csv(records)
+        last = tasks[-1]
+        position = (last.completed_at, last.id) if by_completion else last.id
+        done += len(tasks)
+        if progress is not None:
+            progress(done)
 
 
 def project_stats(session: Session, *, project_id: int, now: datetime) -> dict[str, Any]:
-    by_status = dict(
-        session.execute(
-            select(Task.status, func.count()).where(Task.project_id == project_id).group_by(Task.status)
-        ).all()
-    )
+    rows = session.execute(select(Task.status, func.count()).where(Task.project_id == project_id).group_by(Task.status))
+    by_status = {status: count for status, count in rows}
     annotations = select(func.count()).select_from(Annotation).where(Annotation.project_id == project_id)
     last_hour = session.scalar(annotations.where(Annotation.created_at > now - timedelta(hours=1))) or 0
     return {

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from qistas.api.deps import Actor, Db, Id, write
+from qistas.api.deps import Actor, AppSettings, Db, Id, write
 from qistas.api.schemas.projects import (
     BatchCreate,
     BatchRead,
@@ -19,6 +19,7 @@ from qistas.api.schemas.projects import (
 from qistas.db.models import Batch, Organization, Project, User
 from qistas.db.types import utcnow
 from qistas.domain import projects, results, users
+from qistas.domain.destinations import Policy, resolve
 from qistas.errors import Invalid
 from qistas.policies import (
     ensure_customer_access,
@@ -89,9 +90,11 @@ def get_project(project_id: Id, actor: Actor, db: Db) -> ProjectRead | ProjectWo
 
 
 @router.post("/projects/{project_id}/batches", status_code=201, response_model=BatchRead)
-def create_batch(project_id: Id, body: BatchCreate, actor: Actor, db: Db) -> BatchRead:
+def create_batch(project_id: Id, body: BatchCreate, actor: Actor, db: Db, settings: AppSettings) -> BatchRead:
     def work(session: Session) -> BatchRead:
         project = ensure_customer_access(actor, session.get(Project, project_id))
+        if body.callback_url is not None:
+            resolve(body.callback_url, Policy.from_settings(settings), field_name="callback_url")
         batch = projects.create_batch(session, project=project, name=body.name, callback_url=body.callback_url)
         return batch_read(session, batch)
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable
+from datetime import timedelta
 from typing import IO, Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
@@ -22,8 +23,11 @@ from qistas.api.schemas.tasks import (
     TaskPage,
     TaskRead,
 )
+from qistas.config import Settings
 from qistas.db.models import Annotation, Assignment, Project, Task, User
+from qistas.db.types import utcnow
 from qistas.domain import audit, imports, results
+from qistas.domain.destinations import Policy, check_syntax, resolve
 from qistas.domain.security import pseudonym
 from qistas.errors import Invalid, NotFound, Unsupported
 from qistas.policies import ensure_customer_access
@@ -112,7 +116,7 @@ async def import_tasks(
             stream.seek(0)
             result = imports.import_tasks(
                 session, project=project, rows=imports.iter_rows(stream, fmt),
-                max_errors=settings.max_import_errors,
+                max_errors=settings.max_import_errors, check_url=callback_checker(settings),
             )
             audit.record(session, actor=actor, action="tasks.import", object_type="project",
                          object_id=project.id, org_id=project.org_id,
@@ -124,6 +128,28 @@ async def import_tasks(
         stream.close()
         if form is not None:
             await form.close()
+
+
+def callback_checker(settings: Settings) -> Callable[[str], None]:
+    """Vet task callback URLs, resolving each host once per import."""
+    policy = Policy.from_settings(settings)
+    seen: dict[tuple[str | None, int | None], str | None] = {}
+
+    def check(url: str) -> None:
+        check_syntax(url, field_name="callback_url")
+        parts = urlsplit(url)
+        key = (parts.hostname, parts.port)
+        if key not in seen:
+            try:
+                resolve(url, policy, field_name="callback_url")
+                seen[key] = None
+            except Invalid as exc:
+                seen[key] = exc.message
+        problem = seen[key]
+        if problem is not None:
+            raise Invalid(problem)
+
+    return check
 
 
 def _pseudonymizer(secret: str, org_id: int) -> Any:
@@ -191,43 +217,29 @@ def _annotator_task(session: Session, actor: User, task: Task) -> dict[str, Any]
     return {"id": task.id, "data": task.data}
 
 
+def result_read(task: Task) -> ResultRead:
+    return ResultRead(task_id=task.id, unique_id=task.unique_id, response=task.response,
+                      confidence=task.confidence, method=task.method)
+
+
 @router.get("/projects/{project_id}/results", response_model=ResultPage)
-def list_results(project_id: Id, actor: Actor, db: Db, limit: Limit, after: After = None) -> ResultPage:
+def list_results(
+    project_id: Id, actor: Actor, db: Db, limit: Limit, settings: AppSettings, after: After = None,
+    since: Annotated[str | None, Query(description="a cursor: results completed after it, in completion "
+                                       "order; `next` is then a cursor too")] = None,
+) -> ResultPage:
     def work(session: Session) -> ResultPage:
         project = ensure_customer_access(actor, session.get(Project, project_id))
+        if since is not None:
+            settled = utcnow() - timedelta(seconds=settings.cursor_settle_seconds)
+            page, cursor = results.results_since(session, project_id=project.id, since=since, limit=limit,
+                                                 settled_before=settled)
+            audit.record(session, actor=actor, action="results.read", object_type="project",
+                         object_id=project.id, org_id=project.org_id, details={"count": len(page)})
+            return ResultPage(items=[result_read(t) for t in page], next=cursor)
         page = results.results_page(session, project_id=project.id, after=after, limit=limit)
         audit.record(session, actor=actor, action="results.read", object_type="project",
                      object_id=project.id, org_id=project.org_id, details={"count": len(page)})
-        items = [ResultRead(task_id=t.id, unique_id=t.unique_id, response=t.response,
-                            confidence=t.confidence, method=t.method) for t in page]
-        return ResultPage(items=items, next=page[-1].id if len(page) == limit else None)
+        return ResultPage(items=[result_read(t) for t in page], next=page[-1].id if len(page) == limit else None)
 
     return write(db, work)
-
-
-@router.get("/projects/{project_id}/export")
-def export(
-    project_id: Id, actor: Actor, db: Db, settings: AppSettings,
-    format: Annotated[str, Query(description="jsonl or csv")] = "jsonl",
-) -> StreamingResponse:
-    if format not in results.EXPORT_FORMATS:
-        raise Invalid(f"format must be one of {', '.join(results.EXPORT_FORMATS)}", details={"field": "format"})
-
-    def authorise(session: Session) -> Project:
-        project = ensure_customer_access(actor, session.get(Project, project_id))
-        audit.record(session, actor=actor, action="export", object_type="project", object_id=project.id,
-                     org_id=project.org_id, details={"format": format})
-        return project
-
-    project = write(db, authorise)
-    name = _pseudonymizer(settings.secret_key or "", project.org_id)
-
-    def body() -> Iterator[bytes]:
-        # Its own read session, held only while the response streams.
-        with db.reader() as session:
-            yield from results.export_stream(session, project=project, fmt=format, pseudonym=name)
-
-    media = "application/x-ndjson" if format == "jsonl" else "text/csv; charset=utf-8"
-    filename = f"project-{project.id}.{format}"
-    return StreamingResponse(body(), media_type=media,
-                             headers={"Content-Disposition": f'attachment; filename="{filename}"'})

@@ -86,4 +86,6 @@ class ResultRead(BaseModel):
 
 class ResultPage(BaseModel):
     items: list[ResultRead]
-    next: int | None
+    # `after` pages: the next task id, None at the end. `since` pages: always a cursor to
+    # continue from (the same one when nothing new was completed).
+    next: int | str | None

@@ -1,0 +1,195 @@
+"""Export benchmark: 1M annotations (250k tasks x 4) in jsonl, csv and parquet.
+
+Builds a throw-away SQLite database (or uses --database-url, e.g. PostgreSQL), inserts the
+data with Core bulk inserts, then runs each export in a fresh process and reports its wall
+time and peak memory (maximum RSS of that process). ``--quick`` uses 25k tasks.
+
+    python benchmarks/export.py [--quick] [--tasks N] [--formats jsonl,csv,parquet] [--write-docs]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DOCS = HERE.parent / "docs" / "benchmarks.md"
+LABELS = ["positive", "negative", "mixed"]
+CHUNK = 20_000
+
+
+def build(url: str, n_tasks: int, per_task: int) -> int:
+    from sqlalchemy import insert
+
+    from qistas.db.engine import Database
+    from qistas.db.migrate import upgrade
+    from qistas.db.models import Annotation, Assignment, Task
+    from qistas.domain import projects, users
+
+    upgrade(url)
+    db = Database.from_url(url)
+    rng = random.Random(7)
+    with db.writer.begin() as session:
+        org = users.create_org(session, name="Bench", slug="bench")
+        owner = users.create_user(session, email="owner@bench.test", role="owner", org_id=org.id)
+        workers = [users.create_user(session, email=f"w{i}@bench.test", role="annotator").id for i in range(per_task)]
+        project = projects.create_project(
+            session, org_id=org.id, actor=owner, name="bench", redundancy={"min": per_task, "max": per_task},
+            task={"type": "classification", "labels": LABELS, "text_field": "text"})
+        project_id = project.id
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    next_annotation = 1
+    for first in range(1, n_tasks + 1, CHUNK):
+        ids = range(first, min(first + CHUNK, n_tasks + 1))
+        tasks, leases, answers = [], [], []
+        for task_id in ids:
+            at = start + timedelta(seconds=task_id)
+            votes = [rng.choice(LABELS) for _ in range(per_task)]
+            winner = max(LABELS, key=votes.count)
+            tasks.append({
+                "id": task_id, "project_id": project_id, "unique_id": f"row-{task_id}",
+                "data": {"text": f"review number {task_id}: the product was fine, delivery slow"},
+                "metadata": {"source": "bench"}, "is_gold": False, "status": "completed", "required": per_task,
+                "n_claimed": per_task, "n_annotations": per_task, "response": {"label": winner},
+                "confidence": votes.count(winner) / per_task, "method": "majority_vote", "below_target": False,
+                "created_at": at, "completed_at": at,
+            })
+            for worker, vote in zip(workers, votes, strict=True):
+                leases.append({"id": next_annotation, "task_id": task_id, "project_id": project_id,
+                               "annotator_id": worker, "status": "submitted", "created_at": at,
+                               "expires_at": at + timedelta(minutes=10), "ended_at": at})
+                answers.append({"id": next_annotation, "assignment_id": next_annotation, "task_id": task_id,
+                                "project_id": project_id, "annotator_id": worker, "answer": {"label": vote},
+                                "seconds": 4.5, "created_at": at})
+                next_annotation += 1
+        with db.engine.begin() as conn:
+            conn.execute(insert(Task.__table__), tasks)
+            conn.execute(insert(Assignment.__table__), leases)
+            conn.execute(insert(Annotation.__table__), answers)
+    db.dispose()
+    return project_id
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS (VmHWM; unlike ru_maxrss it does not carry over an exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_one(url: str, project_id: int, fmt: str, out: str) -> None:
+    """In a child process: export to ``out``; print time, size and peak RSS as JSON."""
+    from qistas.db.engine import Database
+    from qistas.db.models import Project
+    from qistas.domain import exportformats, results
+    from qistas.domain.tasktypes import parse_spec
+
+    baseline = peak_rss_mb()
+    db = Database.from_url(url)
+    began = time.perf_counter()
+    rows = 0
+    with db.reader() as session, open(out, "wb") as handle:
+        project = session.get(Project, project_id)
+        assert project is not None
+        spec = parse_spec(project.task_spec)
+        selection = results.select_export(session, project=project, options=results.ExportOptions(),
+                                          settled_before=datetime.now(UTC))
+
+        def records():  # type: ignore[no-untyped-def]
+            nonlocal rows
+            for record in results.iter_export_records(session, selection=selection, pseudonym=lambda u: f"a{u}"):
+                rows += 1
+                yield record
+
+        for chunk in exportformats.render(fmt, records, spec=spec, workdir=Path(out).parent, name="bench"):
+            handle.write(chunk)
+    seconds = time.perf_counter() - began
+    print(json.dumps({"format": fmt, "seconds": seconds, "rows": rows, "bytes": os.path.getsize(out),
+                      "peak_rss_mb": peak_rss_mb(), "baseline_rss_mb": baseline}))
+
+
+def table(found: list[dict[str, float]], n_tasks: int, per_task: int, backend: str) -> str:
+    lines = [
+        "## Exports",
+        "",
+        f"`python benchmarks/export.py` ({'`--quick`, ' if n_tasks < 250_000 else ''}{n_tasks:,} tasks x {per_task} "
+        f"annotations = {n_tasks * per_task:,} annotations, {backend}, each export in a fresh process; "
+        "peak memory is that process's maximum RSS, VmHWM).",
+        "",
+        "| format | time (s) | tasks/s | annotations/s | file (MB) | peak RSS (MB) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in found:
+        lines.append(f"| {r['format']} | {r['seconds']:.1f} | {r['rows'] / r['seconds']:,.0f} | "
+                     f"{r['rows'] * per_task / r['seconds']:,.0f} | {r['bytes'] / 1e6:.0f} | {r['peak_rss_mb']:.0f} |")
+    lines += ["", f"Measured {datetime.now(UTC):%Y-%m-%d} on {os.cpu_count()} CPUs, Python "
+                  f"{sys.version.split()[0]}. Memory does not grow with the export's size (compare a run with "
+                  "`--quick`): exports walk the tasks in keyset chunks of 500 and parquet writes one row group "
+                  "per chunk; most of parquet's peak is pyarrow's own memory pool.", ""]
+    return "\n".join(lines)
+
+
+def write_docs(section: str) -> None:
+    """Replace (or add) the self-contained "## Exports" section of docs/benchmarks.md."""
+    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n\n`make bench` runs every script in `benchmarks/`.\n"
+    start = text.find("## Exports")
+    if start == -1:
+        text = text.rstrip("\n") + "\n\n" + section
+    else:
+        end = text.find("\n## ", start + 1)
+        text = text[:start] + section + (text[end + 1:] if end != -1 else "")
+    DOCS.parent.mkdir(parents=True, exist_ok=True)
+    DOCS.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="25k tasks instead of 250k")
+    parser.add_argument("--tasks", type=int, help="number of tasks")
+    parser.add_argument("--per-task", type=int, default=4, help="annotations per task")
+    parser.add_argument("--formats", default="jsonl,csv,parquet")
+    parser.add_argument("--database-url", help="an empty database to fill (default: a temporary SQLite file)")
+    parser.add_argument("--write-docs", action="store_true", help="update the Exports section of docs/benchmarks.md")
+    parser.add_argument("--run-one", nargs=4, metavar=("URL", "PROJECT", "FORMAT", "OUT"), help=argparse.SUPPRESS)
+    args, _unknown = parser.parse_known_args()  # make bench passes its own arguments to every script
+    if args.run_one:
+        url, project, fmt, out = args.run_one
+        run_one(url, int(project), fmt, out)
+        return
+    n_tasks = args.tasks or (25_000 if args.quick else 250_000)
+    with tempfile.TemporaryDirectory(prefix="qistas-bench-") as tmp:
+        url = args.database_url or f"sqlite:///{tmp}/bench.db"
+        began = time.perf_counter()
+        project_id = build(url, n_tasks, args.per_task)
+        print(f"inserted {n_tasks:,} tasks and {n_tasks * args.per_task:,} annotations "
+              f"in {time.perf_counter() - began:.1f}s", flush=True)
+        found = []
+        for fmt in args.formats.split(","):
+            out = f"{tmp}/export.{fmt}"
+            child = subprocess.run([sys.executable, __file__, "--run-one", url, str(project_id), fmt, out],
+                                   check=True, capture_output=True, text=True)
+            result = json.loads(child.stdout.strip().splitlines()[-1])
+            found.append(result)
+            print(f"{fmt:8} {result['seconds']:7.1f}s  {result['rows']:,} tasks  {result['bytes'] / 1e6:7.1f} MB  "
+                  f"peak RSS {result['peak_rss_mb']:.0f} MB (baseline {result['baseline_rss_mb']:.0f} MB)", flush=True)
+            os.unlink(out)
+    backend = "PostgreSQL" if url.startswith("postgres") else "SQLite"
+    section = table(found, n_tasks, args.per_task, backend)
+    print()
+    print(section)
+    if args.write_docs:
+        write_docs(section)
+
+
+if __name__ == "__main__":
+    main()

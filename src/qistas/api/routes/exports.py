@@ -1,0 +1,135 @@
+"""Exports: streamed (``GET .../export``) and as background jobs (``POST .../exports``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import FileResponse, StreamingResponse
+from sqlalchemy.orm import Session
+
+from qistas.api.deps import Actor, AppSettings, Db, Id, Limit, write
+from qistas.api.schemas.exports import ExportCreate, ExportRead
+from qistas.config import Settings
+from qistas.db.models import ExportJob, Project
+from qistas.db.types import utcnow
+from qistas.domain import audit, exportformats, exportjobs, results
+from qistas.domain.security import pseudonym
+from qistas.domain.tasktypes import parse_spec
+from qistas.errors import Conflict
+from qistas.policies import ensure_customer_access
+from qistas.workers.exporter import export_dir
+
+router = APIRouter(tags=["exports"])
+API = "/api/v1"
+
+
+def settled_before(settings: Settings) -> datetime:
+    return utcnow() - timedelta(seconds=settings.cursor_settle_seconds)
+
+
+def export_read(job: ExportJob) -> ExportRead:
+    progress = None
+    if job.rows_total:
+        progress = min(job.rows_done / job.rows_total, 1.0)
+    elif job.status == "done":
+        progress = 1.0
+    return ExportRead(
+        id=job.id, project_id=job.project_id, format=job.format, options=job.options, status=job.status,
+        rows_done=job.rows_done, rows_total=job.rows_total, progress=progress, size_bytes=job.size_bytes,
+        cursor=job.cursor, error=job.error, created_at=job.created_at, started_at=job.started_at,
+        finished_at=job.finished_at, file=f"{API}/exports/{job.id}/file" if job.status == "done" else None,
+    )
+
+
+@router.get("/projects/{project_id}/export")
+def export(
+    project_id: Id, actor: Actor, db: Db, settings: AppSettings,
+    format: Annotated[str, Query(description=", ".join(exportformats.FORMATS))] = "jsonl",
+    completed: Annotated[bool, Query(description="only completed tasks")] = False,
+    min_confidence: Annotated[float | None, Query(ge=0, le=1, description="only results this confident")] = None,
+    batch: Annotated[str | None, Query(description="only this batch (by name)")] = None,
+    since: Annotated[str | None, Query(description="only results completed after this cursor")] = None,
+) -> StreamingResponse:
+    """Stream an export. The ``Qistas-Cursor`` header is the ``since`` of the next export."""
+    options = results.ExportOptions(completed=completed, min_confidence=min_confidence, batch=batch, since=since)
+
+    def authorise(session: Session) -> tuple[Project, Any, results.Selection]:
+        project = ensure_customer_access(actor, session.get(Project, project_id))
+        spec = parse_spec(project.task_spec)
+        checked = exportformats.check_format(format, spec, options.validate())
+        selection = results.select_export(session, project=project, options=checked,
+                                          settled_before=settled_before(settings))
+        audit.record(session, actor=actor, action="export", object_type="project", object_id=project.id,
+                     org_id=project.org_id, details={"format": format, **checked.as_dict()})
+        return project, spec, selection
+
+    project, spec, selection = write(db, authorise)
+    body = _stream(db, settings, project, spec, selection, format)
+    filename = f"project-{project.id}.{exportformats.EXTENSION[format]}"
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"', "Qistas-Total": str(selection.total)}
+    if selection.cursor is not None:
+        headers["Qistas-Cursor"] = selection.cursor
+    return StreamingResponse(body, media_type=exportformats.MEDIA[format], headers=headers)
+
+
+def _stream(db: Db, settings: Settings, project: Project, spec: Any, selection: results.Selection,
+            fmt: str) -> Iterator[bytes]:
+    secret = settings.secret_key or ""
+    # Its own read session, held only while the response streams.
+    with db.reader() as session:
+        def records() -> Iterator[dict[str, Any]]:
+            return results.iter_export_records(
+                session, selection=selection, pseudonym=lambda user_id: pseudonym(secret, project.org_id, user_id))
+
+        yield from exportformats.render(fmt, records, spec=spec, workdir=export_dir(settings),
+                                        name=f"project-{project.id}")
+
+
+@router.post("/projects/{project_id}/exports", status_code=202, response_model=ExportRead)
+def create_export(project_id: Id, body: ExportCreate, actor: Actor, db: Db) -> ExportRead:
+    """Queue an export job; follow it at ``GET /exports/{id}``, download from its ``file``."""
+    options = results.ExportOptions(completed=body.completed, min_confidence=body.min_confidence,
+                                    batch=body.batch, since=body.since)
+
+    def work(session: Session) -> ExportRead:
+        project = ensure_customer_access(actor, session.get(Project, project_id))
+        job = exportjobs.create_job(session, project=project, actor=actor, fmt=body.format, options=options)
+        audit.record(session, actor=actor, action="export.create", object_type="export", object_id=job.id,
+                     org_id=project.org_id, details={"format": body.format, **job.options})
+        return export_read(job)
+
+    return write(db, work)
+
+
+@router.get("/projects/{project_id}/exports", response_model=list[ExportRead])
+def list_exports(project_id: Id, actor: Actor, db: Db, limit: Limit) -> list[ExportRead]:
+    with db.reader() as session:
+        project = ensure_customer_access(actor, session.get(Project, project_id))
+        return [export_read(j) for j in exportjobs.list_jobs(session, project=project, limit=limit)]
+
+
+@router.get("/exports/{job_id}", response_model=ExportRead)
+def get_export(job_id: Id, actor: Actor, db: Db) -> ExportRead:
+    with db.reader() as session:
+        job, _ = exportjobs.get_job(session, job_id=job_id, actor=actor)
+        return export_read(job)
+
+
+@router.get("/exports/{job_id}/file", response_class=FileResponse)
+def download(job_id: Id, actor: Actor, db: Db, settings: AppSettings) -> FileResponse:
+    def work(session: Session) -> ExportJob:
+        job, project = exportjobs.get_job(session, job_id=job_id, actor=actor)
+        if job.status != "done" or job.file_name is None:
+            raise Conflict(f"the export is {job.status}; download it once it is done",
+                           details={"status": job.status})
+        audit.record(session, actor=actor, action="export.download", object_type="export", object_id=job.id,
+                     org_id=project.org_id)
+        return job
+
+    job = write(db, work)
+    assert job.file_name is not None
+    return FileResponse(export_dir(settings) / job.file_name, media_type=exportformats.MEDIA[job.format],
+                        filename=job.file_name)

@@ -1,0 +1,85 @@
+"""Export jobs: large exports written in the background, claimed from the database.
+
+A job is ``queued``, then ``running`` under a lease that the worker renews as it goes; a
+running job whose lease ran out was left by a process that died, and is claimed again from
+the start (up to ``MAX_ATTEMPTS``). The file is written under a temporary name and renamed
+when complete, so a crash never leaves a truncated file served as a finished export.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from qistas.db.dialect import claim_lock
+from qistas.db.models import ExportJob, Project, User
+from qistas.domain.exportformats import check_format
+from qistas.domain.results import ExportOptions, filters
+from qistas.domain.tasktypes import parse_spec
+from qistas.errors import NotFound
+from qistas.policies import ensure_customer_access
+
+MAX_ATTEMPTS = 3
+LEASE = timedelta(seconds=60)
+
+
+def create_job(session: Session, *, project: Project, actor: User, fmt: str, options: ExportOptions) -> ExportJob:
+    options = check_format(fmt, parse_spec(project.task_spec), options.validate())
+    filters(session, project, options)  # an unknown batch is refused now, not when the job runs
+    job = ExportJob(project_id=project.id, requested_by=actor.id, format=fmt, options=options.as_dict(),
+                    status="queued", attempts=0, rows_done=0)
+    session.add(job)
+    session.flush()
+    return job
+
+
+def get_job(session: Session, *, job_id: int, actor: User) -> tuple[ExportJob, Project]:
+    job = session.get(ExportJob, job_id)
+    if job is None:
+        raise NotFound("export not found")
+    try:
+        project = ensure_customer_access(actor, session.get(Project, job.project_id))
+    except NotFound:
+        raise NotFound("export not found") from None
+    return job, project
+
+
+def list_jobs(session: Session, *, project: Project, limit: int) -> list[ExportJob]:
+    query = select(ExportJob).where(ExportJob.project_id == project.id).order_by(ExportJob.id.desc())
+    return list(session.scalars(query.limit(limit)))
+
+
+def claim_job(session: Session, *, now: datetime) -> ExportJob | None:
+    """Take the oldest queued job, or a running one whose worker stopped renewing its lease."""
+    query = (
+        select(ExportJob)
+        .where(or_(ExportJob.status == "queued",
+                   (ExportJob.status == "running") & (ExportJob.lease_until < now)))
+        .order_by(ExportJob.id)
+        .limit(1)
+    )
+    job = session.scalar(claim_lock(session, query))
+    if job is None:
+        return None
+    if job.attempts >= MAX_ATTEMPTS:
+        job.status = "failed"
+        job.error = f"gave up after {job.attempts} attempts"
+        job.finished_at = now
+        return job
+    job.status = "running"
+    job.attempts += 1
+    job.lease_until = now + LEASE
+    job.started_at = now
+    job.rows_done = 0
+    session.flush()
+    return job
+
+
+def still_mine(session: Session, *, job_id: int, attempt: int) -> ExportJob | None:
+    """The job, if this attempt still holds it (another worker may have taken it over)."""
+    job = session.get(ExportJob, job_id, with_for_update=True)
+    if job is None or job.status != "running" or job.attempts != attempt:
+        return None
+    return job

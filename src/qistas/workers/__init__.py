@@ -1,0 +1,46 @@
+"""Background work of a server process: the webhook dispatcher, the export worker, refits.
+
+Each ``qistas serve`` process runs both; they claim work from the database, so any number
+of processes cooperate and a job left by a crashed one is picked up again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from qistas.config import Settings
+from qistas.db.engine import Database
+from qistas.domain.quality import refit_step
+from qistas.workers.dispatcher import Dispatcher
+from qistas.workers.exporter import Exporter
+from qistas.workers.loop import Loop
+
+
+@dataclass
+class Workers:
+    loops: list[Loop] = field(default_factory=list)
+    dispatcher: Dispatcher | None = None
+    exporter: Exporter | None = None
+
+    def stop(self) -> None:
+        if self.exporter is not None:
+            self.exporter.stopping.set()
+        for loop in self.loops:
+            loop.stop()
+        if self.dispatcher is not None:
+            self.dispatcher.close()
+
+
+def start_workers(settings: Settings, db: Database) -> Workers:
+    workers = Workers()
+    if not settings.background_workers:
+        return workers
+    workers.dispatcher = Dispatcher(settings, db)
+    workers.loops.append(Loop("qistas-dispatcher", workers.dispatcher.step, settings.worker_poll_seconds))
+    workers.exporter = Exporter(settings, db)
+    workers.loops.append(Loop("qistas-exporter", workers.exporter.step, settings.worker_poll_seconds))
+    if settings.refit_interval_seconds > 0:
+        workers.loops.append(Loop("qistas-refit", lambda: refit_step(db), settings.refit_interval_seconds))
+    for loop in workers.loops:
+        loop.start()
+    return workers

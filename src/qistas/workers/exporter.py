@@ -1,0 +1,172 @@
+"""Runs export jobs: claim one, write its file under QISTAS_HOME/exports, rename when done."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from functools import partial as partial_call
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from qistas.api.deps import write
+from qistas.config import Settings
+from qistas.db.engine import Database
+from qistas.db.models import ExportJob, Project
+from qistas.db.types import utcnow
+from qistas.domain import exportformats, exportjobs, results
+from qistas.domain.security import pseudonym
+from qistas.domain.tasktypes import parse_spec
+
+PURGE_EVERY = timedelta(minutes=10)
+PROGRESS_EVERY = 1.0  # seconds between progress writes (they also renew the lease)
+
+
+class Abandoned(Exception):
+    """Another worker took the job over; this attempt stops without touching it."""
+
+
+def export_dir(settings: Settings) -> Path:
+    return settings.home / "exports"
+
+
+class Exporter:
+    def __init__(self, settings: Settings, db: Database) -> None:
+        self.settings = settings
+        self.db = db
+        # Set when the server shuts down: a running job stops at its next chunk and keeps its
+        # lease, which runs out, so a live process (or this one restarted) takes it over.
+        self.stopping = threading.Event()
+        self._next_purge: datetime | None = None
+
+    def purge(self, *, now: datetime) -> int:
+        """Delete the files of jobs finished more than ``export_keep_hours`` ago; mark them expired."""
+        cutoff = now - timedelta(hours=self.settings.export_keep_hours)
+
+        def work(session: Session) -> list[str]:
+            old = session.scalars(select(ExportJob).where(ExportJob.status == "done", ExportJob.finished_at < cutoff))
+            names = []
+            for job in old:
+                if job.file_name:
+                    names.append(job.file_name)
+                job.status, job.file_name = "expired", None
+            return names
+
+        names = write(self.db, work)
+        for name in names:
+            (export_dir(self.settings) / name).unlink(missing_ok=True)
+        return len(names)
+
+    def step(self) -> bool:
+        now = utcnow()
+        if self._next_purge is None or now >= self._next_purge:
+            self._next_purge = now + PURGE_EVERY
+            self.purge(now=now)
+        with self.db.reader() as session:
+            waiting = session.scalar(select(ExportJob.id).where(or_(
+                ExportJob.status == "queued", (ExportJob.status == "running") & (ExportJob.lease_until < now),
+            )).limit(1))
+        if waiting is None:
+            return False
+        claimed = write(self.db, lambda session: self._claim(session))
+        if claimed is None:
+            return False
+        self.run(*claimed)
+        return True
+
+    def _claim(self, session: Session) -> tuple[int, int] | None:
+        job = exportjobs.claim_job(session, now=utcnow())
+        if job is None or job.status != "running":
+            return None
+        return job.id, job.attempts
+
+    def run(self, job_id: int, attempt: int) -> None:
+        folder = export_dir(self.settings)
+        folder.mkdir(parents=True, exist_ok=True)
+        for left in folder.glob(f".{job_id}-*.partial"):
+            left.unlink(missing_ok=True)  # an earlier attempt's, whose process died: this one owns the job now
+        partial = folder / f".{job_id}-{secrets.token_hex(6)}.partial"
+        try:
+            name, size, cursor = self._write(job_id, attempt, partial)
+        except Abandoned:
+            partial.unlink(missing_ok=True)
+            return
+        except Exception as exc:
+            partial.unlink(missing_ok=True)
+            write(self.db, partial_call(self._fail, job_id=job_id, attempt=attempt, exc=exc))
+            raise
+        write(self.db, lambda session: self._finish(session, job_id, attempt, name, size, cursor))
+
+    def _write(self, job_id: int, attempt: int, partial: Path) -> tuple[str, int, str | None]:
+        with self.db.reader() as session:
+            job = session.get(ExportJob, job_id)
+            project = session.get(Project, job.project_id) if job else None
+            assert job is not None and project is not None
+            spec = parse_spec(project.task_spec)
+            options = results.ExportOptions(**job.options)
+            settled = utcnow() - timedelta(seconds=self.settings.cursor_settle_seconds)
+            selection = results.select_export(session, project=project, options=options, settled_before=settled)
+            write(self.db, lambda s: self._progress(s, job_id, attempt, 0, selection.total))
+            last = time.monotonic()
+
+            def progress(done: int) -> None:
+                nonlocal last
+                if self.stopping.is_set():
+                    raise Abandoned
+                if time.monotonic() - last >= PROGRESS_EVERY:
+                    write(self.db, lambda s: self._progress(s, job_id, attempt, done, selection.total))
+                    last = time.monotonic()
+
+            secret, org_id = self.settings.secret_key or "", project.org_id
+
+            def records() -> Iterator[dict[str, Any]]:
+                return results.iter_export_records(session, selection=selection, progress=progress,
+                                                   pseudonym=lambda user_id: pseudonym(secret, org_id, user_id))
+
+            ext = exportformats.EXTENSION[job.format]
+            name = f"project-{project.id}-export-{job_id}.{ext}"
+            body = exportformats.render(job.format, records, spec=spec,
+                                        workdir=partial.parent, name=f"project-{project.id}")
+            with partial.open("wb") as handle:
+                for chunk in body:
+                    handle.write(chunk)
+                handle.flush()
+                os.fsync(handle.fileno())
+        final = partial.parent / name
+        os.replace(partial, final)  # atomic: the name only ever points at a whole file
+        return name, final.stat().st_size, selection.cursor
+
+    def _progress(self, session: Session, job_id: int, attempt: int, done: int, total: int) -> None:
+        job = exportjobs.still_mine(session, job_id=job_id, attempt=attempt)
+        if job is None:
+            raise Abandoned
+        job.rows_done = done
+        job.rows_total = total
+        job.lease_until = utcnow() + exportjobs.LEASE
+
+    def _finish(self, session: Session, job_id: int, attempt: int, name: str, size: int, cursor: str | None) -> None:
+        job = exportjobs.still_mine(session, job_id=job_id, attempt=attempt)
+        if job is None:
+            return
+        job.status = "done"
+        job.file_name = name
+        job.size_bytes = size
+        job.cursor = cursor
+        job.rows_done = job.rows_total or job.rows_done
+        job.finished_at = utcnow()
+        job.lease_until = None
+
+    def _fail(self, session: Session, *, job_id: int, attempt: int, exc: Exception) -> None:
+        job = exportjobs.still_mine(session, job_id=job_id, attempt=attempt)
+        if job is None:
+            return
+        job.status = "failed"
+        job.error = f"{type(exc).__name__}: {exc}"[:500]
+        job.finished_at = utcnow()
+

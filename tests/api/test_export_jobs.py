@@ -1,0 +1,141 @@
+"""Export jobs: queued, run by the server's background worker, downloaded when done; a job
+left by a crashed worker is taken over and never served half-written."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pyarrow.parquet as pq
+import pytest
+
+from qistas.config import Settings
+from qistas.db.engine import Database
+from qistas.db.models import ExportJob
+from qistas.db.types import utcnow
+from qistas.domain.results import ExportOptions
+from tests.factories import Tenant, label_everything
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"worker_poll_seconds": 0.05, "cursor_settle_seconds": 0})
+
+
+def _wait(client: httpx.Client, job_id: int, status: str = "done", timeout: float = 20) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/exports/{job_id}").json()
+        if job["status"] == status:
+            return job  # type: ignore[no-any-return]
+        time.sleep(0.05)
+    raise AssertionError(f"export {job_id} is {job['status']}, not {status}: {job}")
+
+
+def _project(tenant: Tenant, n: int = 30) -> int:
+    pid = tenant.project()["id"]
+    tenant.add_tasks(pid, [{"data": {"text": f"t{i}"}, "unique_id": f"u{i}"} for i in range(n)])
+    label_everything(tenant, pid, {"label": "positive"})
+    tenant.add_tasks(pid, [{"data": {"text": "pending"}}])
+    return pid
+
+
+def test_a_job_runs_in_the_background_and_downloads(tenant: Tenant, settings: Settings) -> None:
+    pid = _project(tenant)
+    created = tenant.owner.post(f"/projects/{pid}/exports", json={"format": "parquet", "completed": True})
+    assert created.status_code == 202, created.text
+    assert created.json()["status"] == "queued" and created.json()["file"] is None
+    job = _wait(tenant.owner, created.json()["id"])
+    assert job["rows_done"] == job["rows_total"] == 30 and job["progress"] == 1.0
+    assert job["cursor"] and job["file"] == f"/api/v1/exports/{job['id']}/file"
+    download = tenant.owner.get(f"/exports/{job['id']}/file")
+    assert download.status_code == 200 and len(download.content) == job["size_bytes"]
+    table = pq.read_table(io.BytesIO(download.content)).to_pylist()
+    assert sorted(r["unique_id"] for r in table) == sorted(f"u{i}" for i in range(30))
+    files = [p.name for p in (settings.home / "exports").iterdir()]
+    assert files == [f"project-{pid}-export-{job['id']}.parquet"]  # nothing partial left behind
+    listed = tenant.owner.get(f"/projects/{pid}/exports").json()
+    assert [j["id"] for j in listed] == [job["id"]]
+
+    # The cursor of a job continues where it ended.
+    later = tenant.owner.post(f"/projects/{pid}/exports", json={"format": "jsonl", "since": job["cursor"]}).json()
+    assert _wait(tenant.owner, later["id"])["rows_total"] == 0
+    assert tenant.owner.get(f"/exports/{later['id']}/file").content == b""
+
+
+def test_a_crashed_job_is_taken_over_and_never_served_half_written(
+    tenant: Tenant, database: Database, settings: Settings
+) -> None:
+    pid = _project(tenant, n=5)
+    job_id = tenant.owner.post(f"/projects/{pid}/exports", json={"format": "csv"}).json()["id"]
+    _wait(tenant.owner, job_id)
+    # Another process took this job, wrote half a file and died (its lease is still running).
+    with database.writer.begin() as session:
+        job = ExportJob(project_id=pid, format="jsonl", options=ExportOptions().as_dict(), status="running",
+                        attempts=1, rows_done=0, lease_until=utcnow() + timedelta(hours=1))
+        session.add(job)
+        session.flush()
+        crashed = job.id
+    (settings.home / "exports" / f".{crashed}-dead.partial").write_text('{"half": ')
+    time.sleep(0.3)
+    refused = tenant.owner.get(f"/exports/{crashed}/file")
+    assert refused.status_code == 409 and refused.json()["error"]["details"] == {"status": "running"}
+    with database.writer.begin() as session:
+        job = session.get(ExportJob, crashed)
+        assert job is not None
+        job.lease_until = utcnow() - timedelta(seconds=1)  # its lease ran out: the worker is gone
+    done = _wait(tenant.owner, crashed)
+    rows = [json.loads(x) for x in tenant.owner.get(f"/exports/{crashed}/file").text.splitlines()]
+    assert len(rows) == 6 and done["rows_done"] == 6
+    assert not list((settings.home / "exports").glob("*.partial"))  # the dead attempt's half file is gone
+
+
+def test_a_job_that_keeps_crashing_fails(tenant: Tenant, database: Database) -> None:
+    pid = _project(tenant, n=1)
+    job_id = tenant.owner.post(f"/projects/{pid}/exports", json={"format": "jsonl"}).json()["id"]
+    _wait(tenant.owner, job_id)
+    with database.writer.begin() as session:
+        job = session.get(ExportJob, job_id)
+        assert job is not None
+        job.status, job.attempts, job.lease_until = "running", 3, utcnow() - timedelta(seconds=1)
+    failed = _wait(tenant.owner, job_id, status="failed")
+    assert "gave up" in failed["error"]
+    assert tenant.owner.get(f"/exports/{job_id}/file").status_code == 409
+
+
+def test_jobs_belong_to_their_tenant_and_validate(tenant: Tenant, rival: Tenant, tmp_path: Path) -> None:
+    pid = _project(tenant, n=1)
+    job_id = tenant.owner.post(f"/projects/{pid}/exports", json={"format": "jsonl"}).json()["id"]
+    _wait(tenant.owner, job_id)
+    for path in (f"/exports/{job_id}", f"/exports/{job_id}/file", f"/projects/{pid}/exports"):
+        answer = rival.owner.get(path)
+        assert answer.status_code == 404 and answer.json()["error"]["code"] == "not_found", path
+    assert rival.owner.post(f"/projects/{pid}/exports", json={}).status_code == 404
+    for body, field in (({"format": "coco"}, "format"), ({"format": "zip"}, "format"),
+                        ({"since": "x"}, "since"), ({"min_confidence": 3}, "min_confidence"),
+                        ({"batch": "missing"}, "batch")):
+        answer = tenant.owner.post(f"/projects/{pid}/exports", json=body)
+        assert answer.status_code == 422, (body, answer.text)
+        assert field in json.dumps(answer.json()["error"]["details"])
+
+
+def test_old_export_files_expire(tenant: Tenant, database: Database, settings: Settings) -> None:
+    from qistas.workers.exporter import Exporter
+
+    pid = _project(tenant, n=1)
+    job_id = tenant.owner.post(f"/projects/{pid}/exports", json={"format": "jsonl"}).json()["id"]
+    job = _wait(tenant.owner, job_id)
+    assert tenant.owner.get(f"/exports/{job_id}/file").status_code == 200
+    exporter = Exporter(settings, database)
+    assert exporter.purge(now=utcnow()) == 0
+    assert exporter.purge(now=utcnow() + timedelta(hours=settings.export_keep_hours + 1)) == 1
+    assert list((settings.home / "exports").iterdir()) == []
+    assert tenant.owner.get(f"/exports/{job_id}").json()["status"] == "expired"
+    gone = tenant.owner.get(f"/exports/{job_id}/file")
+    assert gone.status_code == 409 and gone.json()["error"]["details"] == {"status": "expired"}
+    assert job["size_bytes"] > 0

@@ -1,0 +1,80 @@
+"""Destinations that are not public are refused when registered and again at connect time
+(the default: QISTAS_WEBHOOK_ALLOW_PRIVATE is off). No traffic leaves the loopback."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from qistas.config import Settings
+from qistas.db.engine import Database
+from qistas.db.models import Delivery, Task, Webhook
+from qistas.domain import outbox
+from qistas.workers.dispatcher import Dispatcher
+from tests.factories import Tenant
+from tests.receiver import receiver
+
+REFUSED = [
+    "http://127.0.0.1:8000/hook",
+    "http://10.1.2.3/hook",
+    "http://169.254.169.254/latest/meta-data/",
+    "http://[::1]:8000/hook",
+    "http://localhost:8000/hook",
+    "http://[::ffff:127.0.0.1]/hook",
+    "http://0.0.0.0/",
+    "http://192.168.1.1/",
+    "http://100.100.100.200/",  # a cloud metadata address in shared space
+    "http://[fd00:ec2::254]/",
+    "http://2130706433/",  # 127.0.0.1 spelled as one number
+    "http://0x7f.0.0.1/",
+    "http://127.1/",
+    "http://[::]/",
+    "ftp://example.com/",
+    "file:///etc/passwd",
+]
+
+
+@pytest.mark.parametrize("url", REFUSED)
+def test_non_public_webhook_destinations_are_refused(tenant: Tenant, url: str) -> None:
+    pid = tenant.project()["id"]
+    answer = tenant.owner.post(f"/projects/{pid}/webhooks", json={"url": url, "events": ["task.completed"]})
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"]["details"] == {"field": "url"}
+    assert tenant.owner.get(f"/projects/{pid}/webhooks").json() == []
+
+
+def test_callbacks_are_checked_too(tenant: Tenant) -> None:
+    pid = tenant.project()["id"]
+    batch = tenant.owner.post(f"/projects/{pid}/batches", json={"name": "b", "callback_url": "http://10.0.0.7/cb"})
+    assert batch.status_code == 422
+    assert batch.json()["error"]["details"] == {"field": "callback_url"}
+    rows = [{"data": {"text": "a"}, "callback_url": "http://localhost/cb"},
+            {"data": {"text": "b"}, "callback_url": "http://169.254.169.254/"}]
+    answer = tenant.owner.post(f"/projects/{pid}/tasks", json=rows)
+    assert answer.status_code == 422
+    assert [r["row"] for r in answer.json()["error"]["details"]["rows"]] == [1, 2]
+    assert tenant.owner.get(f"/projects/{pid}/tasks").json()["items"] == []
+
+
+def test_connect_time_check_refuses_what_became_private(tenant: Tenant, database: Database,
+                                                        settings: Settings) -> None:
+    """A destination allowed once (or a name that now resolves to loopback) is checked again."""
+    pid = tenant.project()["id"]
+    tenant.add_tasks(pid, [{"data": {"text": "x"}}])
+    with receiver() as rx:
+        with database.writer.begin() as session:
+            session.add(Webhook(project_id=pid, url=rx.url + "/hook", events=["task.completed"], secret="s" * 20,
+                                is_active=True))
+            session.flush()
+            task = session.scalars(select(Task).where(Task.project_id == pid)).one()
+            assert outbox.enqueue(session, event="task.completed", task=task) == 1
+        dispatcher = Dispatcher(settings, database)
+        try:
+            assert dispatcher.step() is True
+        finally:
+            dispatcher.close()
+        assert rx.received == []
+    with database.reader() as session:
+        delivery = session.scalars(select(Delivery)).one()
+    assert delivery.status == "pending" and delivery.attempts == 1
+    assert delivery.last_error is not None and "non-public" in delivery.last_error

@@ -1,0 +1,81 @@
+"""A webhook receiver for tests: an HTTP server on 127.0.0.1 that records what it gets.
+
+``script`` maps a path to the statuses to answer in turn (the last one repeats); a 3xx
+answer carries a Location header pointing at ``/redirected``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Receiver:
+    url: str
+    script: dict[str, list[int]] = field(default_factory=dict)
+    received: list[Received] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def at(self, path: str) -> list[Received]:
+        with self.lock:
+            return [r for r in self.received if r.path == path]
+
+    def wait_for(self, check: Callable[[Receiver], bool], timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if check(self):
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"the receiver did not get what was expected; got {self.received!r}")
+
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # senders deliver in parallel: keep every connection in the backlog
+    daemon_threads = True
+
+
+@contextmanager
+def receiver(script: dict[str, list[int]] | None = None) -> Iterator[Receiver]:
+    state: dict[str, Any] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the http.server protocol
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            found: Receiver = state["receiver"]
+            with found.lock:
+                found.received.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+                statuses = found.script.get(self.path, [200])
+                status = statuses.pop(0) if len(statuses) > 1 else statuses[0]
+            self.send_response(status)
+            if 300 <= status < 400:
+                self.send_header("Location", "/redirected")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *_args: Any) -> None:
+            pass
+
+    server = _Server(("127.0.0.1", 0), Handler)
+    found = Receiver(url=f"http://127.0.0.1:{server.server_address[1]}", script=dict(script or {}))
+    state["receiver"] = found
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield found
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
