@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     # --- delivery: webhooks, callbacks, export jobs (docs/delivery.md) ---
     background_workers: bool = Field(
         default=True,
-        description="Run the webhook dispatcher and the export worker in each server process.",
+        description="Run the webhook dispatcher, the export worker and background refits in each server process.",
     )
     webhook_allow_private: bool = Field(
         default=False,
