@@ -122,6 +122,7 @@ async def load(url: str, project_id: int, tokens: list[str], seconds: float) -> 
     conns = [Connection(parsed.host, parsed.port or 80, token) for token in tokens]
     await asyncio.gather(*[annotator(c, project_id, start + seconds, n * 7, out) for n, c in enumerate(conns)])
     out["elapsed"] = time.perf_counter() - start
+    out["cpu"] = time.process_time()
     return out
 
 
@@ -158,6 +159,19 @@ def process_tree(root: int) -> list[int]:
         found.append(pid)
         todo += children.get(pid, [])
     return found
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes so far."""
+    ticks = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pids: list[int]) -> float:
@@ -343,10 +357,12 @@ class LoopResult:
     errors: dict[str, int]
     violations: int
     peak_rss_mb: float
+    server_cpu_ms: float  # server CPU time per annotation: the cost, whatever else runs on the machine
+    client_cpu_ms: float
 
 
 def annotate_loop(backend: str, admin_url: str | None, k: int, n_tasks: int, seconds: float,
-                  workers: int) -> LoopResult:
+                  workers: int, profile: str | None = None) -> LoopResult:
     with fresh_database(backend, admin_url) as db_url, serve(db_url, workers) as server:
         owner, project_id, tokens = new_project(server, k)
         with closing(owner):
@@ -354,11 +370,22 @@ def annotate_loop(backend: str, admin_url: str | None, k: int, n_tasks: int, sec
                              headers={"Content-Type": "application/x-ndjson"}))
         server.sample_rss()
         sampler = RssSampler(server)
+        spy = None
+        if profile:  # sample the server's processes while the clients run (py-spy must be installed)
+            spy = subprocess.Popen(["py-spy", "record", "--pid", str(server.proc.pid), "--subprocesses",
+                                    "--duration", str(int(seconds)), "--format", "raw", "--gil",
+                                    "--output", f"{profile}-{backend}-{k}.txt"], stdout=subprocess.DEVNULL)
+        cpu_before = cpu_seconds(process_tree(server.proc.pid))
         with sampler:
             out = run_clients(server.url, project_id, tokens, seconds)
+        server_cpu = cpu_seconds(process_tree(server.proc.pid)) - cpu_before
+        if spy is not None:
+            spy.wait()
         bad = violations(db_url or f"sqlite:///{server.home}/qistas.db", project_id, 3)
     return LoopResult(backend, k, out["annotations"], out["annotations"] / out["elapsed"], triple(out["cycle"]),
-                      triple(out["take"]), triple(out["submit"]), out["errors"], bad, server.peak_rss_mb)
+                      triple(out["take"]), triple(out["submit"]), out["errors"], bad, server.peak_rss_mb,
+                      1000 * server_cpu / max(1, out["annotations"]),
+                      1000 * out["cpu"] / max(1, out["annotations"]))
 
 
 @dataclass
@@ -429,13 +456,13 @@ def print_loop_table(rows: list[LoopResult], n_tasks: int, seconds: float, worke
     print(f"\nAnnotation loop: {n_tasks} tasks, redundancy 3, {seconds:.0f} s per run, "
           f"qistas serve --workers {workers}")
     print("| database | K | annotations | ann/s | cycle p50/p95/p99 ms | take p50/p95/p99 ms | "
-          "submit p50/p95/p99 ms | errors | violations | peak RSS MB |")
-    print("|---|---:|---:|---:|---|---|---|---:|---:|---:|")
+          "submit p50/p95/p99 ms | errors | violations | peak RSS MB | CPU ms/ann server+client |")
+    print("|---|---:|---:|---:|---|---|---|---:|---:|---:|---:|")
     for r in rows:
         errors = sum(r.errors.values())
         print(f"| {r.backend} | {r.k} | {r.annotations} | {r.rate:.0f} | {ms(r.cycle)} | {ms(r.take)} | "
               f"{ms(r.submit)} | {errors}{' ' + json.dumps(r.errors) if errors else ''} | {r.violations} | "
-              f"{r.peak_rss_mb:.0f} |")
+              f"{r.peak_rss_mb:.0f} | {r.server_cpu_ms:.1f}+{r.client_cpu_ms:.1f} |")
 
 
 def print_bulk_table(rows: list[BulkResult]) -> None:
@@ -459,6 +486,7 @@ def main() -> int:
                         help="PostgreSQL server URL (a fresh database is made on it); 'none' to skip")
     parser.add_argument("--only", choices=["sqlite", "postgresql"], help="run one database only")
     parser.add_argument("--skip-bulk", action="store_true", help="skip the import/export timings")
+    parser.add_argument("--profile", metavar="PREFIX", help="record a py-spy profile of the server per run")
     parser.add_argument("--client-run", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client_run:
@@ -481,7 +509,7 @@ def main() -> int:
     bulks: list[BulkResult] = []
     for backend in backends:
         for k in ks:
-            loops.append(annotate_loop(backend, args.postgres, k, args.tasks, args.seconds, args.workers))
+            loops.append(annotate_loop(backend, args.postgres, k, args.tasks, args.seconds, args.workers, args.profile))
             print_loop_table(loops[-1:], args.tasks, args.seconds, args.workers)
         if not args.skip_bulk and sizes:
             bulks += bulk(backend, args.postgres, sizes, args.workers)

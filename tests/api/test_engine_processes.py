@@ -254,3 +254,20 @@ def tab_loop(project_id: int, tab: httpx.Client, tally: Tally) -> None:
         # 200: another tab was handed the same lease back and submitted it first
         if done.status_code not in (200, 201):
             tally.fail(f"submit: {done.status_code} {done.text[:200]}")
+
+
+def test_loop_routes_refuse_missing_and_bad_tokens(crowd: Tenant, server: LiveServer) -> None:
+    """take/submit/skip/renew look the token up inside their own transaction: still 401."""
+    project = crowd.project()
+    crowd.add_tasks(project["id"], [{"data": {"text": "x"}}])
+    paths = [f"/projects/{project['id']}/assignments", "/assignments/1/submit", "/assignments/1/skip",
+             "/assignments/1/renew"]
+    with httpx.Client(base_url=server.url + "/api/v1") as anonymous, \
+            httpx.Client(base_url=server.url + "/api/v1", headers={"Authorization": "Bearer qst_nope"}) as forged:
+        for client in (anonymous, forged):
+            for path in paths:
+                response = client.post(path, json={"answer": {"label": "mixed"}})
+                assert response.status_code == 401, (path, response.text)
+                assert response.json()["error"]["code"] == "unauthorized"
+        assert anonymous.post(paths[1], json={"wrong": 1}).status_code == 401  # before any body check
+    assert crowd.annotators[0].post(paths[0]).status_code == 201

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from anyio import to_thread
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
@@ -13,9 +14,10 @@ from qistas.api import errors
 from qistas.api.limits import BodyLimit
 from qistas.api.routes import accounts, projects, tasks, work
 from qistas.config import Settings, get_settings
-from qistas.db.engine import Database
+from qistas.db.engine import Database, is_sqlite
 
 API_PREFIX = "/api/v1"
+SQLITE_THREADS = 4
 
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
@@ -24,6 +26,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if is_sqlite(db.engine):
+            # SQLite writes one transaction at a time: a few threads keep it busy, and requests
+            # beyond them wait on the event loop (cheap) instead of in threads fighting over
+            # the write lock and the GIL (measured: a third less CPU per annotation than 40).
+            to_thread.current_default_thread_limiter().total_tokens = SQLITE_THREADS
         yield
         if database is None:  # we made it, we close it
             db.dispose()
