@@ -14,14 +14,17 @@ def insert_skipping_conflicts(session: Session, table: Any, conflict_columns: li
     return module.insert(table).on_conflict_do_nothing(index_elements=conflict_columns)
 
 
-def claim_lock(session: Session, query: Any) -> Any:
-    """Lock the row a claim picks, skipping rows another claim holds (PostgreSQL).
+def locks_claimed_rows(session: Session) -> bool:
+    """Whether claims lock the rows they pick, skipping rows another claim holds (PostgreSQL).
 
-    SQLite needs nothing here: claims run in ``BEGIN IMMEDIATE`` transactions, one at a time.
+    SQLite needs no row locks: claims run in ``BEGIN IMMEDIATE`` transactions, one at a time.
     """
-    if session.get_bind().dialect.name == "postgresql":
-        return query.with_for_update(skip_locked=True)
-    return query
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def claim_lock(session: Session, query: Any) -> Any:
+    """``query`` with the claim row lock where the database has one (see above)."""
+    return query.with_for_update(skip_locked=True) if locks_claimed_rows(session) else query
 
 
 def is_retryable(exc: BaseException) -> bool:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from qistas.db.models import Annotation, Batch, Project, Task, User
@@ -24,6 +24,9 @@ from qistas.domain.tasktypes import parse_spec, validate_answer
 from qistas.errors import Conflict, Invalid
 
 MAX_SECONDS = 7 * 24 * 3600
+# Built once: statement construction costs more CPU than running it (see assignments.py).
+_TASK_LOCKED = select(Task).where(Task.id == bindparam("task_id")).with_for_update()
+_ANSWERS = select(Annotation.answer).where(Annotation.task_id == bindparam("task_id")).order_by(Annotation.id)
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,7 @@ def submit(
     if seconds is not None and not 0 <= seconds <= MAX_SECONDS:
         raise Invalid(f"seconds must be between 0 and {MAX_SECONDS}", details={"field": "seconds"})
     # Lock order everywhere: assignment, then task.
-    task = session.scalar(select(Task).where(Task.id == assignment.task_id).with_for_update())
+    task = session.scalar(_TASK_LOCKED, {"task_id": assignment.task_id})
     project = session.get(Project, assignment.project_id)
     assert task is not None and project is not None
     if task.status != "pending":
@@ -82,11 +85,7 @@ def _settle(session: Session, *, task: Task, project: Project, now: datetime) ->
     """Complete the task, or raise how many annotations it needs, after a new one."""
     if task.n_annotations < task.required:
         return
-    answers = list(
-        session.scalars(
-            select(Annotation.answer).where(Annotation.task_id == task.id).order_by(Annotation.id)
-        )
-    )
+    answers = list(session.scalars(_ANSWERS, {"task_id": task.id}))
     consensus = aggregate(answers)
     decision = decide(
         n_annotations=task.n_annotations,
