@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
-from qistas.db.models import Annotation, Batch, Project, Task, User
+from qistas.db.models import Annotation, Assignment, Batch, Project, Task, User
 from qistas.domain.aggregation import aggregate, decide
-from qistas.domain.assignments import get_own_assignment
+from qistas.domain.assignments import get_own_assignment, insert_row, table
 from qistas.domain.jsonsafe import check_storable
 from qistas.domain.projects import complete_batch_if_done
 from qistas.domain.tasktypes import parse_spec, validate_answer
@@ -26,6 +27,17 @@ from qistas.errors import Conflict, Invalid
 MAX_SECONDS = 7 * 24 * 3600
 # Built once: statement construction costs more CPU than running it (see assignments.py).
 _TASK_LOCKED = select(Task).where(Task.id == bindparam("task_id")).with_for_update()
+_NEW_ANNOTATION = insert(table(Annotation)).returning(table(Annotation).c.id)
+_CLOSE_LEASE = (
+    update(table(Assignment))
+    .where(table(Assignment).c.id == bindparam("assignment_id"))
+    .values(status="submitted", ended_at=bindparam("now"))
+)
+_COUNT_ANSWER = (
+    update(table(Task))
+    .where(table(Task).c.id == bindparam("task_id"))
+    .values(n_annotations=table(Task).c.n_annotations + 1)
+)
 _ANSWERS = select(Annotation.answer).where(Annotation.task_id == bindparam("task_id")).order_by(Annotation.id)
 
 
@@ -63,20 +75,16 @@ def submit(
     check_storable(answer, "answer")
     normalised = validate_answer(parse_spec(project.task_spec), task.data, answer)
 
-    annotation = Annotation(
-        assignment_id=assignment.id,
-        task_id=task.id,
-        project_id=project.id,
-        annotator_id=annotator.id,
-        answer=normalised,
-        seconds=seconds,
-        created_at=now,
-    )
-    session.add(annotation)
-    assignment.status = "submitted"
-    assignment.ended_at = now
-    task.n_annotations += 1  # the lease's slot in n_claimed now holds this annotation
-    session.flush()
+    values = {"assignment_id": assignment.id, "task_id": task.id, "project_id": project.id,
+              "annotator_id": annotator.id, "answer": normalised, "seconds": seconds, "created_at": now}
+    annotation = insert_row(session, Annotation, _NEW_ANNOTATION, values)
+    # Both rows are locked by this transaction: plain UPDATEs, mirrored on the loaded objects.
+    session.execute(_CLOSE_LEASE, {"assignment_id": assignment.id, "now": now})
+    set_committed_value(assignment, "status", "submitted")
+    set_committed_value(assignment, "ended_at", now)
+    # The lease's slot in n_claimed now holds this annotation.
+    session.execute(_COUNT_ANSWER, {"task_id": task.id})
+    set_committed_value(task, "n_annotations", task.n_annotations + 1)
     _settle(session, task=task, project=project, now=now)
     return Submitted(annotation, created=True)
 

@@ -22,14 +22,20 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import CursorResult, Select, and_, bindparam, exists, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import CursorResult, Select, Table, and_, bindparam, exists, insert, or_, select, update
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from qistas.db.dialect import locks_claimed_rows
-from qistas.db.models import Assignment, Batch, Project, Task, User
+from qistas.db.models import Assignment, Base, Batch, Project, Task, User
 from qistas.errors import Conflict, NotFound
+
+T = TypeVar("T", bound=Base)
+
+
+def table(entity: type[Base]) -> Table:
+    return cast(Table, entity.__table__)
 
 
 def _locked_variants(query: Any) -> dict[bool, Any]:
@@ -54,12 +60,25 @@ _HELD = (
     )
     .limit(1)
 )
+_NEW_LEASE = insert(table(Assignment)).returning(table(Assignment).c.id)
 _TAKE_SLOT = (
     update(Task)
     .where(and_(Task.id == bindparam("task_id"), Task.n_claimed < Task.required, Task.status == "pending"))
     .values(n_claimed=Task.n_claimed + 1)
     .execution_options(synchronize_session=False)
 )
+
+
+def insert_row(session: Session, entity: type[T], statement: Any, values: dict[str, Any]) -> T:
+    """INSERT one row with a prepared statement; return it as a persistent object of the session.
+
+    The same result as ``session.add`` + ``flush``, without the unit of work's bookkeeping,
+    which cost a sixth of the server's CPU in the annotation loop.
+    """
+    row = entity(id=session.execute(statement, values).scalar_one(), **values)
+    make_transient_to_detached(row)  # every column is set: nothing to load back
+    session.add(row)
+    return row
 
 
 def expire_leases(session: Session, *, project_id: int, now: datetime) -> int:
@@ -139,16 +158,9 @@ def claim(
         taken: CursorResult[Any] = session.execute(_TAKE_SLOT, {"task_id": task.id})  # type: ignore[assignment]
         if taken.rowcount != 1:  # pragma: no cover - the row lock or BEGIN IMMEDIATE prevents it
             continue
-        assignment = Assignment(
-            task_id=task.id,
-            project_id=project.id,
-            annotator_id=annotator.id,
-            status="active",
-            created_at=now,
-            expires_at=now + timedelta(seconds=lease_seconds),
-        )
-        session.add(assignment)
-        session.flush()
+        values = {"task_id": task.id, "project_id": project.id, "annotator_id": annotator.id, "status": "active",
+                  "created_at": now, "expires_at": now + timedelta(seconds=lease_seconds), "ended_at": None}
+        assignment = insert_row(session, Assignment, _NEW_LEASE, values)
         return assignment, task
     return None
 
