@@ -102,10 +102,10 @@ def racing_submit(tally: Tally, lease: int, client: httpx.Client, other: httpx.C
         barrier.wait()
         answers.append(request(tally, c, f"/assignments/{lease}/submit", json=answer))
 
-    helper = threading.Thread(target=go, args=(other,))
-    helper.start()
+    second_tab = threading.Thread(target=go, args=(other,))
+    second_tab.start()
     go(client)
-    helper.join(timeout=30)
+    second_tab.join(timeout=30)
     codes = sorted(r.status_code for r in answers)
     if codes != [200, 201] or len({r.json()["id"] for r in answers}) != 1:
         tally.fail(f"racing submits of {lease}: {codes}")

@@ -1,7 +1,7 @@
 """Many annotators at once against the assignment engine, through the domain functions.
 
-Each thread is one annotator with its own sessions; every transaction goes through the
-same ``write`` helper the routes use (one transaction, retried on deadlock). Afterwards
+Each thread is one annotator with its own database sessions; every transaction goes through the
+same ``write`` function the routes use (one transaction, retried on deadlock). Afterwards
 the database itself is checked against the invariants of DESIGN.md.
 """
 
