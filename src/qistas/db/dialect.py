@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -14,14 +17,50 @@ def insert_skipping_conflicts(session: Session, table: Any, conflict_columns: li
     return module.insert(table).on_conflict_do_nothing(index_elements=conflict_columns)
 
 
-def claim_lock(session: Session, query: Any) -> Any:
-    """Lock the row a claim picks, skipping rows another claim holds (PostgreSQL).
+def insert_many_skipping_conflicts(
+    session: Session, table: Any, rows: list[dict[str, Any]], conflict_columns: list[str]
+) -> int:
+    """Insert ``rows`` (dicts with the same keys), skipping those that collide; return how many went in.
 
-    SQLite needs nothing here: claims run in ``BEGIN IMMEDIATE`` transactions, one at a time.
+    On PostgreSQL the rows travel as one JSON parameter unpacked by ``jsonb_to_recordset``:
+    a multi-row VALUES statement has a placeholder per cell, and the driver's parsing of
+    those placeholders cost more than the insert itself (a 100k-task import: 16 s vs 4 s).
     """
-    if session.get_bind().dialect.name == "postgresql":
-        return query.with_for_update(skip_locked=True)
-    return query
+    if not rows:
+        return 0
+    dialect = session.get_bind().dialect
+    if dialect.name != "postgresql":
+        insert = insert_skipping_conflicts(session, table, conflict_columns)
+        return len(session.execute(insert.returning(table.c.id), rows).all())
+    names = list(rows[0])
+    record = ", ".join(f'"{name}" {table.c[name].type.compile(dialect=dialect)}' for name in names)
+    columns = ", ".join(f'"{name}"' for name in names)
+    statement = text(
+        f'INSERT INTO "{table.name}" ({columns}) SELECT {columns} '
+        f"FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r({record}) "
+        f"ON CONFLICT ({', '.join(conflict_columns)}) DO NOTHING RETURNING id"
+    )
+    return len(session.execute(statement, {"rows": json.dumps(rows, default=_naive_utc)}).all())
+
+
+def _naive_utc(value: Any) -> str:
+    # Timestamps are stored as naive UTC (see db/types.py).
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def locks_claimed_rows(session: Session) -> bool:
+    """Whether claims lock the rows they pick, skipping rows another claim holds (PostgreSQL).
+
+    SQLite needs no row locks: claims run in ``BEGIN IMMEDIATE`` transactions, one at a time.
+    """
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def claim_lock(session: Session, query: Any) -> Any:
+    """``query`` with the claim row lock where the database has one (see above)."""
+    return query.with_for_update(skip_locked=True) if locks_claimed_rows(session) else query
 
 
 def is_retryable(exc: BaseException) -> bool:

@@ -4,10 +4,19 @@ SQLite gets foreign keys, WAL and a busy timeout on every connection. pysqlite's
 transaction handling is switched off so that we emit BEGIN ourselves: sessions made by
 ``writer`` start with ``BEGIN IMMEDIATE``, taking the write lock up front, so two requests
 claiming work never both read "free" and then fight over the upgrade to a write lock.
+
+Writers also queue on a lock of our own before ``BEGIN IMMEDIATE`` (a thread lock within
+the process, ``flock`` on a file next to the database across processes). SQLite's busy
+handler polls with sleeps of up to 100 ms, so under load a waiting writer sleeps long after
+the lock is free; a blocking lock wakes the next writer the moment the last one finishes.
+SQLite's own lock still guards every write; ours only orders the waiting.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +24,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+_WRITE_LOCK = "qistas.write_lock"  # key in a pooled connection's info: the lock it holds
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -34,10 +44,53 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.close()
 
+    queue = _WriterQueue(engine.url.database)
+
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+        if mode == "IMMEDIATE":
+            queue.acquire(connection.connection.info)
         connection.exec_driver_sql(f"BEGIN {mode}")
+
+    # Returned to the pool: the transaction is over (committed or rolled back).
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        queue.release(record.info)
+
+
+class _WriterQueue:
+    """Writers of one SQLite file, one at a time, woken in turn (see the module docstring)."""
+
+    def __init__(self, database: str | None) -> None:
+        self._thread_lock = threading.Lock()
+        in_memory = not database or database == ":memory:" or database.startswith("file::memory:")
+        self._path = None if in_memory else f"{database}-writelock"
+
+    def acquire(self, info: dict[str, Any]) -> None:
+        if _WRITE_LOCK in info:
+            return  # this connection already holds it
+        # Bounded like SQLite's busy timeout, so a stuck writer fails instead of hanging.
+        if not self._thread_lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
+            return  # fall back to SQLite's busy handler, which raises "database is locked"
+        fd = None
+        try:
+            if self._path is not None:
+                fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+                fcntl.flock(fd, fcntl.LOCK_EX)  # only one thread per process waits here
+        except OSError:
+            if fd is not None:
+                os.close(fd)
+            fd = None
+        info[_WRITE_LOCK] = fd
+
+    def release(self, info: dict[str, Any]) -> None:
+        if _WRITE_LOCK not in info:
+            return
+        fd = info.pop(_WRITE_LOCK)
+        if fd is not None:
+            os.close(fd)  # closing the descriptor drops the flock
+        self._thread_lock.release()
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:

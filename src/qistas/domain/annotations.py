@@ -12,20 +12,35 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
-from qistas.db.models import Annotation, Batch, Project, Task, User
+from qistas.db.models import Annotation, Assignment, Batch, Project, Task, User
 from qistas.domain import gold as gold_rules
 from qistas.domain import outbox, quality
 from qistas.domain.aggregation import aggregate, decide
-from qistas.domain.assignments import get_own_assignment
+from qistas.domain.assignments import get_own_assignment, insert_row, table
 from qistas.domain.jsonsafe import check_storable
 from qistas.domain.projects import complete_batch_if_done
 from qistas.domain.tasktypes import parse_spec, validate_answer
 from qistas.errors import Conflict, Invalid
 
 MAX_SECONDS = 7 * 24 * 3600
+# Built once: statement construction costs more CPU than running it (see assignments.py).
+_TASK_LOCKED = select(Task).where(Task.id == bindparam("task_id")).with_for_update()
+_NEW_ANNOTATION = insert(table(Annotation)).returning(table(Annotation).c.id)
+_CLOSE_LEASE = (
+    update(table(Assignment))
+    .where(table(Assignment).c.id == bindparam("assignment_id"))
+    .values(status="submitted", ended_at=bindparam("now"))
+)
+_COUNT_ANSWER = (
+    update(table(Task))
+    .where(table(Task).c.id == bindparam("task_id"))
+    .values(n_annotations=table(Task).c.n_annotations + 1)
+)
+_ANSWERS = select(Annotation.answer).where(Annotation.task_id == bindparam("task_id")).order_by(Annotation.id)
 
 
 @dataclass(frozen=True)
@@ -55,7 +70,7 @@ def submit(
     if seconds is not None and not 0 <= seconds <= MAX_SECONDS:
         raise Invalid(f"seconds must be between 0 and {MAX_SECONDS}", details={"field": "seconds"})
     # Lock order everywhere: assignment, then task.
-    task = session.scalar(select(Task).where(Task.id == assignment.task_id).with_for_update())
+    task = session.scalar(_TASK_LOCKED, {"task_id": assignment.task_id})
     project = session.get(Project, assignment.project_id)
     assert task is not None and project is not None
     if task.status != "pending":
@@ -65,21 +80,17 @@ def submit(
     normalised = validate_answer(spec, task.data, answer)
     gold_correct = gold_rules.matches(spec, normalised, task.gold) if task.is_gold else None
 
-    annotation = Annotation(
-        assignment_id=assignment.id,
-        task_id=task.id,
-        project_id=project.id,
-        annotator_id=annotator.id,
-        answer=normalised,
-        seconds=seconds,
-        gold_correct=gold_correct,
-        created_at=now,
-    )
-    session.add(annotation)
-    assignment.status = "submitted"
-    assignment.ended_at = now
-    task.n_annotations += 1  # the lease's slot in n_claimed now holds this annotation
-    session.flush()
+    values = {"assignment_id": assignment.id, "task_id": task.id, "project_id": project.id,
+              "annotator_id": annotator.id, "answer": normalised, "seconds": seconds,
+              "gold_correct": gold_correct, "created_at": now}
+    annotation = insert_row(session, Annotation, _NEW_ANNOTATION, values)
+    # Both rows are locked by this transaction: plain UPDATEs, mirrored on the loaded objects.
+    session.execute(_CLOSE_LEASE, {"assignment_id": assignment.id, "now": now})
+    set_committed_value(assignment, "status", "submitted")
+    set_committed_value(assignment, "ended_at", now)
+    # The lease's slot in n_claimed now holds this annotation.
+    session.execute(_COUNT_ANSWER, {"task_id": task.id})
+    set_committed_value(task, "n_annotations", task.n_annotations + 1)
     gold_rules.record_answer(session, project=project, annotator_id=annotator.id, seconds=seconds,
                              gold_correct=gold_correct)
     if not task.is_gold:  # gold tasks never complete: they keep measuring annotators
@@ -94,11 +105,7 @@ def _settle(session: Session, *, task: Task, project: Project, spec: Any, now: d
     """Complete the task, or raise how many annotations it needs, after a new one."""
     if task.n_annotations < task.required:
         return
-    answers = list(
-        session.scalars(
-            select(Annotation.answer).where(Annotation.task_id == task.id).order_by(Annotation.id)
-        )
-    )
+    answers = list(session.scalars(_ANSWERS, {"task_id": task.id}))
     majority = aggregate(answers)
     consensus = quality.task_consensus(session, project=project, spec=spec, task_id=task.id) \
         if quality.is_scored(spec) else majority

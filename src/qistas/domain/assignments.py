@@ -12,34 +12,90 @@ Invariants (DESIGN.md), and what keeps each one:
 Concurrency: on SQLite claims run in ``BEGIN IMMEDIATE`` transactions, one at a time; on
 PostgreSQL the picked task row is locked with ``FOR UPDATE SKIP LOCKED`` so concurrent claims
 take different rows instead of queueing on one.
+
+Speed: the statements of a claim are built once, with bound parameters, and reused. Building
+a SQLAlchemy statement and its cache key costs more CPU than SQLite takes to run it, and the
+claim is the hottest path of the server.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import CursorResult, Select, and_, exists, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import CursorResult, Select, Table, and_, bindparam, exists, insert, or_, select, update
+from sqlalchemy.orm import Session, make_transient_to_detached
 
-from qistas.db.dialect import claim_lock
-from qistas.db.models import Assignment, Batch, Project, Task, User
+from qistas.db.dialect import locks_claimed_rows
+from qistas.db.models import Assignment, Base, Batch, Project, Task, User
 from qistas.domain import gold as gold_rules
 from qistas.errors import Conflict, Forbidden, NotFound
+
+T = TypeVar("T", bound=Base)
+
+
+def table(entity: type[Base]) -> Table:
+    return cast(Table, entity.__table__)
+
+
+def _locked_variants(query: Any) -> dict[bool, Any]:
+    """The statement as is, and with the claim row lock (for PostgreSQL)."""
+    return {False: query, True: query.with_for_update(skip_locked=True)}
+
+
+_STALE = _locked_variants(
+    select(Assignment.id, Assignment.task_id).where(
+        Assignment.project_id == bindparam("project_id"),
+        Assignment.status == "active",
+        Assignment.expires_at <= bindparam("now"),
+    )
+)
+# Locked: a lease being submitted in another transaction right now must not be handed back
+# (PostgreSQL re-checks the row once that transaction commits, and skips it if submitted).
+_HELD = (
+    select(Assignment)
+    .where(
+        Assignment.project_id == bindparam("project_id"),
+        Assignment.annotator_id == bindparam("annotator_id"),
+        Assignment.status == "active",
+        Assignment.expires_at > bindparam("now"),
+    )
+    .limit(1)
+    .with_for_update()
+)
+_NEW_LEASE = insert(table(Assignment)).returning(table(Assignment).c.id)
+_TAKE_SLOT = (
+    update(Task)
+    .where(and_(Task.id == bindparam("task_id"), Task.n_claimed < Task.required, Task.status == "pending"))
+    .values(n_claimed=Task.n_claimed + 1)
+    .execution_options(synchronize_session=False)
+)
+# A gold task takes any number of annotators, once each: its requirement grows with them.
+_TAKE_GOLD_SLOT = (
+    update(Task)
+    .where(and_(Task.id == bindparam("task_id"), Task.status == "pending"))
+    .values(n_claimed=Task.n_claimed + 1, required=Task.n_claimed + 1)
+    .execution_options(synchronize_session=False)
+)
+
+
+def insert_row(session: Session, entity: type[T], statement: Any, values: dict[str, Any]) -> T:
+    """INSERT one row with a prepared statement; return it as a persistent object of the session.
+
+    The same result as ``session.add`` + ``flush``, without the unit of work's bookkeeping,
+    which cost a sixth of the server's CPU in the annotation loop.
+    """
+    row = entity(id=session.execute(statement, values).scalar_one(), **values)
+    make_transient_to_detached(row)  # every column is set: nothing to load back
+    session.add(row)
+    return row
 
 
 def expire_leases(session: Session, *, project_id: int, now: datetime) -> int:
     """Mark the project's expired leases and give their slots back to their tasks."""
-    stale = claim_lock(
-        session,
-        select(Assignment.id, Assignment.task_id).where(
-            Assignment.project_id == project_id,
-            Assignment.status == "active",
-            Assignment.expires_at <= now,
-        ),
-    )
-    rows = session.execute(stale).all()
+    stale = _STALE[locks_claimed_rows(session)]
+    rows = session.execute(stale, {"project_id": project_id, "now": now}).all()
     if not rows:
         return 0
     session.execute(
@@ -61,31 +117,37 @@ def _release_slots(session: Session, per_task: Counter[int]) -> None:
         )
 
 
-def _candidates(project: Project, annotator: User) -> Select[Task]:
+def _candidates() -> Select[Task]:
+    """Open tasks of ``:project_id`` that ``:annotator_id`` never had."""
     served_batch = or_(
         Task.batch_id.is_(None),
         Task.batch_id.in_(
-            select(Batch.id).where(Batch.project_id == project.id, Batch.status == "in_progress")
+            select(Batch.id).where(Batch.project_id == bindparam("project_id"), Batch.status == "in_progress")
         ),
     )
-    seen = exists().where(Assignment.task_id == Task.id, Assignment.annotator_id == annotator.id)
+    seen = exists().where(Assignment.task_id == Task.id, Assignment.annotator_id == bindparam("annotator_id"))
     return select(Task).where(
-        Task.project_id == project.id,
+        Task.project_id == bindparam("project_id"),
         Task.status == "pending",
         served_batch,
         ~seen,
     )
 
 
-def active_lease(session: Session, *, project_id: int, annotator_id: int, now: datetime) -> Assignment | None:
-    return session.scalar(
-        select(Assignment).where(
-            Assignment.project_id == project_id,
-            Assignment.annotator_id == annotator_id,
-            Assignment.status == "active",
-            Assignment.expires_at > now,
-        ).limit(1)
+# Finish what is open: regular tasks with a free slot, already started first, then the rest,
+# each in import order.
+_NEXT = [
+    _locked_variants(
+        _candidates().where(Task.is_gold.is_(False), Task.n_claimed < Task.required, started)
+        .order_by(Task.id).limit(1)
     )
+    for started in (Task.n_claimed > 0, Task.n_claimed == 0)
+]
+_NEXT_GOLD = _locked_variants(_candidates().where(Task.is_gold.is_(True)).order_by(Task.id).limit(1))
+
+
+def active_lease(session: Session, *, project_id: int, annotator_id: int, now: datetime) -> Assignment | None:
+    return session.scalar(_HELD, {"project_id": project_id, "annotator_id": annotator_id, "now": now})
 
 
 def claim(
@@ -111,60 +173,39 @@ def claim(
         _release_slots(session, Counter({task.id: 1}))
     if gold_rules.is_blocked(session, project_id=project.id, annotator_id=annotator.id):
         raise Forbidden("your answers to this project's quality checks are below its threshold")
-    base = _candidates(project, annotator)
+    locked = locks_claimed_rows(session)
+    params = {"project_id": project.id, "annotator_id": annotator.id}
     if gold_rules.serve_gold_now(gold_rules.parse_policy(project.gold_policy)):
-        # A gold task takes any number of annotators, once each: its requirement grows with them.
-        task = session.scalar(claim_lock(session, base.where(Task.is_gold.is_(True)).order_by(Task.id).limit(1)))
+        task = session.scalar(_NEXT_GOLD[locked], params)
         if task is not None:
-            session.execute(
-                update(Task).where(Task.id == task.id)
-                .values(n_claimed=Task.n_claimed + 1, required=Task.n_claimed + 1)
-                .execution_options(synchronize_session=False)
-            )
-            return _lease(session, task=task, project=project, annotator=annotator, now=now,
-                          lease_seconds=lease_seconds)
-    regular = base.where(Task.is_gold.is_(False), Task.n_claimed < Task.required)
-    for started in (Task.n_claimed > 0, Task.n_claimed == 0):
-        task = session.scalar(claim_lock(session, regular.where(started).order_by(Task.id).limit(1)))
+            session.execute(_TAKE_GOLD_SLOT, {"task_id": task.id})
+            return _lease(session, task=task, annotator=annotator, now=now, lease_seconds=lease_seconds), task
+    for variants in _NEXT:
+        task = session.scalar(variants[locked], params)
         if task is None:
             continue
-        taken: CursorResult[Any] = session.execute(  # type: ignore[assignment]
-            update(Task)
-            .where(and_(Task.id == task.id, Task.n_claimed < Task.required, Task.status == "pending"))
-            .values(n_claimed=Task.n_claimed + 1)
-            .execution_options(synchronize_session=False)
-        )
+        taken: CursorResult[Any] = session.execute(_TAKE_SLOT, {"task_id": task.id})  # type: ignore[assignment]
         if taken.rowcount != 1:  # pragma: no cover - the row lock or BEGIN IMMEDIATE prevents it
             continue
-        return _lease(session, task=task, project=project, annotator=annotator, now=now,
-                      lease_seconds=lease_seconds)
+        return _lease(session, task=task, annotator=annotator, now=now, lease_seconds=lease_seconds), task
     return None
 
 
-def _lease(
-    session: Session, *, task: Task, project: Project, annotator: User, now: datetime, lease_seconds: int
-) -> tuple[Assignment, Task]:
-    assignment = Assignment(
-        task_id=task.id,
-        project_id=project.id,
-        annotator_id=annotator.id,
-        status="active",
-        created_at=now,
-        expires_at=now + timedelta(seconds=lease_seconds),
-    )
-    session.add(assignment)
-    session.flush()
-    return assignment, task
+def _lease(session: Session, *, task: Task, annotator: User, now: datetime, lease_seconds: int) -> Assignment:
+    values = {"task_id": task.id, "project_id": task.project_id, "annotator_id": annotator.id, "status": "active",
+              "created_at": now, "expires_at": now + timedelta(seconds=lease_seconds), "ended_at": None}
+    return insert_row(session, Assignment, _NEW_LEASE, values)
+
+
+_OWN = {False: select(Assignment).where(Assignment.id == bindparam("assignment_id"))}
+_OWN[True] = _OWN[False].with_for_update()
 
 
 def get_own_assignment(
     session: Session, *, assignment_id: int, annotator: User, lock: bool = False
 ) -> Assignment:
     """An annotator's own assignment; anyone else's is 404."""
-    query = select(Assignment).where(Assignment.id == assignment_id)
-    if lock:
-        query = query.with_for_update()
-    assignment = session.scalar(query)
+    assignment = session.scalar(_OWN[lock], {"assignment_id": assignment_id})
     if assignment is None or assignment.annotator_id != annotator.id:
         raise NotFound("assignment not found")
     return assignment

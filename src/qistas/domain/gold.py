@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from qistas.db.dialect import insert_skipping_conflicts
 from qistas.db.models import Project, WorkerStats
 from qistas.domain.tasktypes import BoxesSpec, SpansSpec, TextSpec, answer_key
 from qistas.errors import Invalid
@@ -104,15 +105,19 @@ def record_answer(
     session: Session, *, project: Project, annotator_id: int, seconds: float | None, gold_correct: bool | None
 ) -> WorkerStats:
     """Update the annotator's counts after a submit; block them if gold accuracy is too low."""
-    stats = session.scalar(
+    query = (
         select(WorkerStats)
         .where(WorkerStats.project_id == project.id, WorkerStats.annotator_id == annotator_id)
         .with_for_update()
     )
+    stats = session.scalar(query)
     if stats is None:
-        stats = WorkerStats(project_id=project.id, annotator_id=annotator_id, n_annotations=0,
-                            seconds_total=0.0, n_gold=0, n_gold_correct=0, blocked=False)
-        session.add(stats)
+        # Two first submits of one annotator (two tabs) in parallel must not both insert it.
+        first = {"project_id": project.id, "annotator_id": annotator_id, "n_annotations": 0, "seconds_total": 0.0,
+                 "n_gold": 0, "n_gold_correct": 0, "blocked": False}
+        session.execute(insert_skipping_conflicts(session, WorkerStats.__table__, ["project_id", "annotator_id"]),
+                        first)
+        stats = session.scalars(query).one()
     stats.n_annotations += 1
     stats.seconds_total += seconds or 0.0
     if gold_correct is not None:

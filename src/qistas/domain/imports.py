@@ -22,7 +22,7 @@ from typing import IO, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from qistas.db.dialect import insert_skipping_conflicts
+from qistas.db.dialect import insert_many_skipping_conflicts
 from qistas.db.models import Batch, Project, Task
 from qistas.db.types import utcnow
 from qistas.domain.jsonsafe import check_storable
@@ -310,7 +310,6 @@ def import_tasks(
     """``check_url`` vets each row's ``callback_url`` (raising ``Invalid``)."""
     spec = parse_spec(project.task_spec)
     batches = {b.name: b for b in session.scalars(select(Batch).where(Batch.project_id == project.id))}
-    insert = insert_skipping_conflicts(session, Task.__table__, ["project_id", "unique_id"])
     result = ImportResult()
     errors: list[dict[str, Any]] = []
     n_errors = 0
@@ -318,9 +317,9 @@ def import_tasks(
 
     def flush() -> None:
         if chunk and not n_errors:
-            inserted = session.execute(insert.returning(Task.__table__.c.id), chunk).all()
-            result.created += len(inserted)
-            result.duplicates += len(chunk) - len(inserted)
+            inserted = insert_many_skipping_conflicts(session, Task.__table__, chunk, ["project_id", "unique_id"])
+            result.created += inserted
+            result.duplicates += len(chunk) - inserted
         chunk.clear()
 
     total = 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from qistas.db.models import ApiToken, Organization, User
@@ -80,16 +80,20 @@ def create_token(session: Session, *, user: User, name: str = "") -> str:
     return token
 
 
-def user_for_token(session: Session, token: str) -> User | None:
-    return session.scalar(
-        select(User)
-        .join(ApiToken, ApiToken.user_id == User.id)
-        .where(
-            ApiToken.token_hash == hash_token(token),
-            ApiToken.revoked_at.is_(None),
-            User.is_active.is_(True),
-        )
+# Every API request runs this: built once, not per call.
+_BY_TOKEN = (
+    select(User)
+    .join(ApiToken, ApiToken.user_id == User.id)
+    .where(
+        ApiToken.token_hash == bindparam("token_hash"),
+        ApiToken.revoked_at.is_(None),
+        User.is_active.is_(True),
     )
+)
+
+
+def user_for_token(session: Session, token: str) -> User | None:
+    return session.scalar(_BY_TOKEN, {"token_hash": hash_token(token)})
 
 
 def user_for_password(session: Session, *, email: str, password: str) -> User | None:

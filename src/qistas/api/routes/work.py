@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from sqlalchemy.orm import Session
 
-from qistas.api.deps import Actor, AppSettings, Db, Id, write
+from qistas.api.deps import AppSettings, Credentials, Db, Id, actor_in, write
 from qistas.api.schemas.tasks import AssignmentRead, SubmitCreate, SubmittedRead, TaskWorkView
 from qistas.db.models import Assignment, Project, Task
 from qistas.db.types import utcnow
@@ -23,8 +23,9 @@ def assignment_read(assignment: Assignment, task: Task) -> AssignmentRead:
 
 @router.post("/projects/{project_id}/assignments", status_code=201, response_model=AssignmentRead,
              responses={204: {"description": "nothing is left for this annotator"}})
-def take(project_id: Id, actor: Actor, db: Db, settings: AppSettings) -> AssignmentRead | Response:
+def take(project_id: Id, request: Credentials, db: Db, settings: AppSettings) -> AssignmentRead | Response:
     def work(session: Session) -> AssignmentRead | None:
+        actor = actor_in(session, request)
         project = ensure_annotator_access(actor, session.get(Project, project_id))
         claimed = assignments.claim(session, project=project, annotator=actor, now=utcnow(),
                                     lease_seconds=settings.lease_seconds)
@@ -35,9 +36,9 @@ def take(project_id: Id, actor: Actor, db: Db, settings: AppSettings) -> Assignm
 
 
 @router.post("/assignments/{assignment_id}/submit", status_code=201, response_model=SubmittedRead)
-def submit(assignment_id: Id, body: SubmitCreate, actor: Actor, db: Db, response: Response) -> SubmittedRead:
+def submit(assignment_id: Id, body: SubmitCreate, request: Credentials, db: Db, response: Response) -> SubmittedRead:
     def work(session: Session) -> tuple[SubmittedRead, bool]:
-        done = store_answer(session, assignment_id=assignment_id, annotator=actor,
+        done = store_answer(session, assignment_id=assignment_id, annotator=actor_in(session, request),
                                   answer=body.answer, seconds=body.seconds, now=utcnow())
         a = done.annotation
         return SubmittedRead(id=a.id, assignment_id=a.assignment_id, task_id=a.task_id, answer=a.answer,
@@ -50,16 +51,18 @@ def submit(assignment_id: Id, body: SubmitCreate, actor: Actor, db: Db, response
 
 
 @router.post("/assignments/{assignment_id}/skip", status_code=204)
-def skip(assignment_id: Id, actor: Actor, db: Db) -> Response:
-    write(db, lambda session: assignments.skip(session, assignment_id=assignment_id, annotator=actor, now=utcnow()))
+def skip(assignment_id: Id, request: Credentials, db: Db) -> Response:
+    write(db, lambda session: assignments.skip(session, assignment_id=assignment_id,
+                                               annotator=actor_in(session, request), now=utcnow()))
     return Response(status_code=204)
 
 
 @router.post("/assignments/{assignment_id}/renew", response_model=AssignmentRead)
-def renew(assignment_id: Id, actor: Actor, db: Db, settings: AppSettings) -> AssignmentRead:
+def renew(assignment_id: Id, request: Credentials, db: Db, settings: AppSettings) -> AssignmentRead:
     """Extend the lease while the annotator is still working (the browser calls this)."""
 
     def work(session: Session) -> AssignmentRead:
+        actor = actor_in(session, request)
         assignment = assignments.renew(session, assignment_id=assignment_id, annotator=actor, now=utcnow(),
                                        lease_seconds=settings.lease_seconds)
         task = session.get(Task, assignment.task_id)

@@ -1,0 +1,532 @@
+"""The annotation loop under load: K annotators doing take -> submit against a real server.
+
+For each database (SQLite under a temporary QISTAS_HOME; PostgreSQL on a fresh database
+when one is reachable) and each K, a fresh ``qistas serve --workers N`` is started, N tasks
+are imported (redundancy min = max = 3) and K annotator clients loop take -> submit for a
+fixed time. Printed: annotations per second, p50/p95/p99 latency of a cycle and of each
+request, errors (any status other than 2xx), invariant violations found in the database
+afterwards, and the server's peak memory (all its processes). The same harness times
+importing 10k and 100k tasks (JSONL upload) and exporting them (JSONL and CSV).
+
+The clients run in a separate process on asyncio with a minimal HTTP/1.1 client (one
+keep-alive connection per annotator), so that the load generator costs little CPU on a
+small machine and the figures measure the server, not the client.
+
+    python benchmarks/annotate_loop.py                 # the full table (a few minutes)
+    python benchmarks/annotate_loop.py --quick         # a short run
+    python benchmarks/annotate_loop.py --postgres postgresql://user:pw@host:5432/postgres
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+
+DEFAULT_POSTGRES = "postgresql://qistas:qistas@127.0.0.1:5432/postgres"
+LABELS = ["positive", "negative", "mixed"]
+SPEC = {"type": "classification", "labels": LABELS, "text_field": "text"}
+# Measured on 2 cores: one SQLite server process beats two (writers are serialised anyway, and
+# handing the write lock between processes costs CPU); PostgreSQL gains from a second one.
+DEFAULT_WORKERS = {"sqlite": 1, "postgresql": 2}
+QISTAS = [sys.executable, "-c", "from qistas.cli import main; main()"]
+
+
+# --- the load generator (runs in its own process) -----------------------------------------
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection: just enough protocol for JSON requests."""
+
+    def __init__(self, host: str, port: int, token: str) -> None:
+        self.host, self.port = host, port
+        self.auth = f"Authorization: Bearer {token}\r\n".encode()
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, body: bytes = b"") -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        head = (f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n").encode()
+        self.writer.write(head + self.auth + b"\r\n" + body)
+        status_line = await self.reader.readline()
+        status = int(status_line.split()[1])
+        length, close = 0, False
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"connection" and value.strip().lower() == b"close":
+                close = True
+        payload = await self.reader.readexactly(length) if length else b""
+        if close:
+            await self.close()
+        return status, payload
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+async def annotator(conn: Connection, project_id: int, deadline: float, seed: int, out: dict[str, Any]) -> None:
+    take_path = f"/api/v1/projects/{project_id}/assignments"
+    n = seed
+    while time.perf_counter() < deadline:
+        t0 = time.perf_counter()
+        status, payload = await conn.post(take_path)
+        t1 = time.perf_counter()
+        out["take"].append(t1 - t0)
+        if status == 204:
+            break
+        if status != 201:
+            out["errors"][f"take {status}"] = out["errors"].get(f"take {status}", 0) + 1
+            await asyncio.sleep(0.01)
+            continue
+        lease = json.loads(payload)["id"]
+        n += 1
+        answer = json.dumps({"answer": {"label": LABELS[n % 3]}, "seconds": 1.0}).encode()
+        status, payload = await conn.post(f"/api/v1/assignments/{lease}/submit", answer)
+        t2 = time.perf_counter()
+        out["submit"].append(t2 - t1)
+        if status != 201:
+            out["errors"][f"submit {status}"] = out["errors"].get(f"submit {status}", 0) + 1
+            continue
+        out["cycle"].append(t2 - t0)
+        out["annotations"] += 1
+    await conn.close()
+
+
+async def load(url: str, project_id: int, tokens: list[str], seconds: float) -> dict[str, Any]:
+    parsed = httpx.URL(url)
+    out: dict[str, Any] = {"take": [], "submit": [], "cycle": [], "errors": {}, "annotations": 0}
+    start = time.perf_counter()
+    conns = [Connection(parsed.host, parsed.port or 80, token) for token in tokens]
+    await asyncio.gather(*[annotator(c, project_id, start + seconds, n * 7, out) for n, c in enumerate(conns)])
+    out["elapsed"] = time.perf_counter() - start
+    out["cpu"] = time.process_time()
+    return out
+
+
+def run_clients(url: str, project_id: int, tokens: list[str], seconds: float) -> dict[str, Any]:
+    """The clients in a child process; their measurements come back as JSON."""
+    job = json.dumps({"url": url, "project_id": project_id, "tokens": tokens, "seconds": seconds})
+    done = subprocess.run([sys.executable, __file__, "--client-run"], input=job, capture_output=True,
+                          text=True, check=True)
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
+# --- the server and its database ----------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def process_tree(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as handle:
+                    ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo += children.get(pid, [])
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes so far."""
+    ticks = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as handle:
+                for line in handle:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
+
+
+@dataclass
+class Server:
+    url: str
+    home: str
+    proc: subprocess.Popen[bytes]
+    admin_token: str
+    peak_rss_mb: float = 0.0
+
+    def sample_rss(self) -> None:
+        self.peak_rss_mb = max(self.peak_rss_mb, rss_mb(process_tree(self.proc.pid)))
+
+
+@contextmanager
+def serve(db_url: str | None, workers: int) -> Iterator[Server]:
+    with tempfile.TemporaryDirectory(prefix="qistas-bench-") as home:
+        env = {**os.environ, "QISTAS_HOME": home, "QISTAS_SECRET_KEY": secrets.token_urlsafe(40)}
+        if db_url:
+            env["QISTAS_DATABASE_URL"] = db_url
+        made = subprocess.run([*QISTAS, "users", "create", "admin@bench.test", "--role", "admin", "--token"],
+                              env=env, capture_output=True, text=True, check=True)
+        token = made.stdout.strip().splitlines()[-1]
+        port = free_port()
+        log = open(Path(home) / "server.log", "wb")  # noqa: SIM115 - closed below
+        proc = subprocess.Popen([*QISTAS, "serve", "--port", str(port), "--workers", str(workers)],
+                                env=env, stdout=log, stderr=subprocess.STDOUT)
+        server = Server(f"http://127.0.0.1:{port}", home, proc, token)
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the server did not start:\n" + (Path(home) / "server.log").read_text())
+                try:
+                    if httpx.get(server.url + "/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            if workers > 1:
+                time.sleep(1.5)  # let every worker finish starting, so none is measured warming up
+            yield server
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            log.close()
+
+
+@contextmanager
+def fresh_database(backend: str, admin_url: str | None) -> Iterator[str | None]:
+    """None for SQLite (the server's default file under its home), else a new PostgreSQL database."""
+    if backend == "sqlite":
+        yield None
+        return
+    assert admin_url is not None
+    name = f"qistas_bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(sqlalchemy_url(admin_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(sqlalchemy_url(admin_url)).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def sqlalchemy_url(url: str) -> str:
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain):
+            return "postgresql+psycopg://" + url[len(plain):]
+    return url
+
+
+def postgres_reachable(url: str) -> bool:
+    engine = create_engine(sqlalchemy_url(url))
+    try:
+        engine.connect().close()
+        return True
+    except OperationalError:
+        return False
+    finally:
+        engine.dispose()
+
+
+# --- one measured scenario ----------------------------------------------------------------
+
+
+def api(server: Server, token: str | None = None) -> httpx.Client:
+    return httpx.Client(base_url=server.url + "/api/v1", timeout=600,
+                        headers={"Authorization": f"Bearer {token or server.admin_token}"})
+
+
+def check(response: httpx.Response, status: int = 201) -> Any:
+    if response.status_code != status:
+        raise RuntimeError(f"{response.request.method} {response.request.url}: {response.status_code} "
+                           f"{response.text[:500]}")
+    return response.json()
+
+
+def jsonl(n_tasks: int) -> bytes:
+    return b"".join(
+        json.dumps({"data": {"text": f"item {n}: the service was fine, the food less so"},
+                    "unique_id": f"u{n}"}).encode() + b"\n"
+        for n in range(n_tasks)
+    )
+
+
+def new_project(server: Server, n_annotators: int) -> tuple[httpx.Client, int, list[str]]:
+    with api(server) as admin:
+        slug = f"org{uuid.uuid4().hex[:6]}"
+        check(admin.post("/orgs", json={"name": "Bench", "slug": slug}))
+        owner = check(admin.post("/users", json={"email": f"owner@{slug}.test", "role": "owner", "org": slug}))
+        owner_token = check(admin.post(f"/users/{owner['id']}/tokens"))["token"]
+        tokens = []
+        for n in range(n_annotators):
+            user = check(admin.post("/users", json={"email": f"w{n}@{slug}.test", "role": "annotator"}))
+            tokens.append(check(admin.post(f"/users/{user['id']}/tokens"))["token"])
+    owner_client = api(server, owner_token)
+    project = check(owner_client.post("/projects", json={"name": "bench", "task": SPEC,
+                                                          "redundancy": {"min": 3, "max": 3}}))
+    return owner_client, project["id"], tokens
+
+
+def violations(db_url: str, project_id: int, redundancy: int) -> int:
+    engine = create_engine(sqlalchemy_url(db_url))
+    try:
+        with engine.connect() as conn:
+            over = conn.execute(text(
+                "SELECT count(*) FROM (SELECT task_id FROM annotations WHERE project_id = :p "
+                "GROUP BY task_id HAVING count(*) > :r) AS t"), {"p": project_id, "r": redundancy}).scalar_one()
+            twice = conn.execute(text(
+                "SELECT count(*) FROM (SELECT task_id, annotator_id FROM annotations WHERE project_id = :p "
+                "GROUP BY task_id, annotator_id HAVING count(*) > 1) AS t"), {"p": project_id}).scalar_one()
+            counters = conn.execute(text(
+                "SELECT count(*) FROM tasks t WHERE t.project_id = :p AND t.n_annotations <> "
+                "(SELECT count(*) FROM annotations a WHERE a.task_id = t.id)"), {"p": project_id}).scalar_one()
+            return int(over) + int(twice) + int(counters)
+    finally:
+        engine.dispose()
+
+
+def triple(values: list[float]) -> tuple[float, float, float]:
+    return percentile(values, 0.5), percentile(values, 0.95), percentile(values, 0.99)
+
+
+def ms(values: tuple[float, ...]) -> str:
+    return "/".join(f"{v:.0f}" if v >= 10 else f"{v:.1f}" for v in values)
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+@dataclass
+class LoopResult:
+    backend: str
+    workers: int
+    k: int
+    annotations: int
+    rate: float
+    cycle: tuple[float, float, float]
+    take: tuple[float, float, float]
+    submit: tuple[float, float, float]
+    errors: dict[str, int]
+    violations: int
+    peak_rss_mb: float
+    server_cpu_ms: float  # server CPU time per annotation: the cost, whatever else runs on the machine
+    client_cpu_ms: float
+
+
+def annotate_loop(backend: str, admin_url: str | None, k: int, n_tasks: int, seconds: float,
+                  workers: int, profile: str | None = None) -> LoopResult:
+    with fresh_database(backend, admin_url) as db_url, serve(db_url, workers) as server:
+        owner, project_id, tokens = new_project(server, k)
+        with closing(owner):
+            check(owner.post(f"/projects/{project_id}/tasks", content=jsonl(n_tasks),
+                             headers={"Content-Type": "application/x-ndjson"}))
+        server.sample_rss()
+        sampler = RssSampler(server)
+        spy = None
+        if profile:  # sample the server's processes while the clients run (py-spy must be installed)
+            spy = subprocess.Popen(["py-spy", "record", "--pid", str(server.proc.pid), "--subprocesses",
+                                    "--duration", str(int(seconds)), "--format", "raw", "--gil",
+                                    "--output", f"{profile}-{backend}-{k}.txt"], stdout=subprocess.DEVNULL)
+        cpu_before = cpu_seconds(process_tree(server.proc.pid))
+        with sampler:
+            out = run_clients(server.url, project_id, tokens, seconds)
+        server_cpu = cpu_seconds(process_tree(server.proc.pid)) - cpu_before
+        if spy is not None:
+            spy.wait()
+        bad = violations(db_url or f"sqlite:///{server.home}/qistas.db", project_id, 3)
+    return LoopResult(backend, workers, k, out["annotations"], out["annotations"] / out["elapsed"],
+                      triple(out["cycle"]), triple(out["take"]), triple(out["submit"]), out["errors"], bad,
+                      server.peak_rss_mb,
+                      1000 * server_cpu / max(1, out["annotations"]),
+                      1000 * out["cpu"] / max(1, out["annotations"]))
+
+
+@dataclass
+class RssSampler:
+    server: Server
+    task: Any = None
+    running: bool = field(default=False)
+
+    def __enter__(self) -> RssSampler:
+        import threading
+
+        self.running = True
+
+        def loop() -> None:
+            while self.running:
+                self.server.sample_rss()
+                time.sleep(0.25)
+
+        self.task = threading.Thread(target=loop, daemon=True)
+        self.task.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.running = False
+        self.task.join()
+
+
+@dataclass
+class BulkResult:
+    backend: str
+    n_tasks: int
+    import_s: float
+    export_jsonl_s: float
+    export_csv_s: float
+    export_mb: float
+    peak_rss_mb: float
+
+
+def bulk(backend: str, admin_url: str | None, sizes: list[int], workers: int) -> list[BulkResult]:
+    results = []
+    with fresh_database(backend, admin_url) as db_url, serve(db_url, workers) as server, RssSampler(server):
+        for size in sizes:
+            owner, project_id, _ = new_project(server, 0)
+            body = jsonl(size)
+            with closing(owner):
+                t0 = time.perf_counter()
+                created = check(owner.post(f"/projects/{project_id}/tasks", content=body,
+                                           headers={"Content-Type": "application/x-ndjson"}))
+                import_s = time.perf_counter() - t0
+                assert created["created"] == size, created
+                timings, total = {}, 0
+                for fmt in ("jsonl", "csv"):
+                    t0 = time.perf_counter()
+                    with owner.stream("GET", f"/projects/{project_id}/export", params={"format": fmt}) as r:
+                        if r.status_code != 200:
+                            raise RuntimeError(f"export: {r.status_code}")
+                        total = sum(len(chunk) for chunk in r.iter_raw())
+                    timings[fmt] = time.perf_counter() - t0
+            results.append(BulkResult(backend, size, import_s, timings["jsonl"], timings["csv"], total / 1e6,
+                                      server.peak_rss_mb))
+    return results
+
+
+# --- the report ---------------------------------------------------------------------------
+
+
+def print_loop_table(rows: list[LoopResult], n_tasks: int, seconds: float) -> None:
+    print(f"\nAnnotation loop: {n_tasks} tasks, redundancy 3, at most {seconds:.0f} s per run")
+    print("| database | workers | K | annotations | ann/s | cycle p50/p95/p99 ms | take p50/p95/p99 ms | "
+          "submit p50/p95/p99 ms | errors | violations | peak RSS MB | CPU ms/ann server+client |")
+    print("|---|---:|---:|---:|---:|---|---|---|---:|---:|---:|---:|")
+    for r in rows:
+        errors = sum(r.errors.values())
+        print(f"| {r.backend} | {r.workers} | {r.k} | {r.annotations} | {r.rate:.0f} | {ms(r.cycle)} | {ms(r.take)} | "
+              f"{ms(r.submit)} | {errors}{' ' + json.dumps(r.errors) if errors else ''} | {r.violations} | "
+              f"{r.peak_rss_mb:.0f} | {r.server_cpu_ms:.1f}+{r.client_cpu_ms:.1f} |")
+
+
+def print_bulk_table(rows: list[BulkResult]) -> None:
+    print("\nImport (JSONL upload) and export")
+    print("| database | tasks | import s | tasks/s | export jsonl s | export csv s | csv MB | peak RSS MB |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r.backend} | {r.n_tasks} | {r.import_s:.2f} | {r.n_tasks / r.import_s:.0f} | "
+              f"{r.export_jsonl_s:.2f} | {r.export_csv_s:.2f} | {r.export_mb:.1f} | {r.peak_rss_mb:.0f} |")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a short run: fewer tasks, K, seconds and sizes")
+    parser.add_argument("--workers", type=int, help="server processes (qistas serve --workers); default: "
+                        f"{DEFAULT_WORKERS['sqlite']} on SQLite, {DEFAULT_WORKERS['postgresql']} on PostgreSQL")
+    parser.add_argument("--tasks", type=int, default=2000, help="tasks per annotation-loop run")
+    parser.add_argument("--clients", default="1,8,32", help="comma-separated K values")
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of each annotation-loop run")
+    parser.add_argument("--import-sizes", default="10000,100000", help="comma-separated import sizes")
+    parser.add_argument("--postgres", default=os.environ.get("QISTAS_BENCH_POSTGRES_URL", DEFAULT_POSTGRES),
+                        help="PostgreSQL server URL (a fresh database is made on it); 'none' to skip")
+    parser.add_argument("--only", choices=["sqlite", "postgresql"], help="run one database only")
+    parser.add_argument("--skip-bulk", action="store_true", help="skip the import/export timings")
+    parser.add_argument("--profile", metavar="PREFIX", help="record a py-spy profile of the server per run")
+    parser.add_argument("--client-run", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.client_run:
+        job = json.loads(sys.stdin.read())
+        print(json.dumps(asyncio.run(load(job["url"], job["project_id"], job["tokens"], job["seconds"]))))
+        return 0
+    if args.quick:
+        args.tasks, args.seconds, args.clients, args.import_sizes = 300, 4.0, "1,8", "10000"
+    ks = [int(k) for k in args.clients.split(",")]
+    sizes = [int(s) for s in args.import_sizes.split(",") if s]
+    backends = ["sqlite"]
+    if args.postgres != "none" and postgres_reachable(args.postgres):
+        backends.append("postgresql")
+    else:
+        print(f"PostgreSQL not reachable at {args.postgres}: SQLite only")
+    if args.only:
+        backends = [b for b in backends if b == args.only]
+    print(f"machine: {os.cpu_count()} cores; python {sys.version.split()[0]}", flush=True)
+    loops: list[LoopResult] = []
+    bulks: list[BulkResult] = []
+    for backend in backends:
+        workers = args.workers or DEFAULT_WORKERS[backend]
+        for k in ks:
+            loops.append(annotate_loop(backend, args.postgres, k, args.tasks, args.seconds, workers, args.profile))
+            print_loop_table(loops[-1:], args.tasks, args.seconds)
+        if not args.skip_bulk and sizes:
+            bulks += bulk(backend, args.postgres, sizes, workers)
+    print_loop_table(loops, args.tasks, args.seconds)
+    if bulks:
+        print_bulk_table(bulks)
+    bad = sum(r.violations for r in loops)
+    errors = sum(sum(r.errors.values()) for r in loops)
+    print(f"\ninvariant violations: {bad}; errors: {errors}")
+    return 1 if bad or errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
