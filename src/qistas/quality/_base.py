@@ -62,9 +62,8 @@ def uniform_init(data: Answers) -> np.ndarray:
     k, t = data.n_labels, data.n_tasks
     votes = np.bincount(data.labels * t + data.tasks, minlength=k * t).reshape(k, t)
     total = votes.sum(axis=0)
-    out = np.full((k, t), 1.0 / k)
-    answered = total > 0
-    out[:, answered] = votes[:, answered] / total[answered]
+    out = votes / np.maximum(total, 1)
+    out[:, total == 0] = 1.0 / k
     return out
 
 
