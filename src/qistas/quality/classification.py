@@ -105,7 +105,7 @@ class DawidSkene(EMClassifier):
     def __init__(
         self,
         n_iter: int = 100,
-        tol: float = 1e-6,
+        tol: float = 1e-5,
         alpha: float = 0.01,
         alpha_diag: float = 1.0,
         alpha_prior: float = 1.0,
@@ -186,7 +186,7 @@ class OneCoinDawidSkene(EMClassifier):
     def __init__(
         self,
         n_iter: int = 100,
-        tol: float = 1e-6,
+        tol: float = 1e-5,
         a: float = 2.0,
         b: float = 1.0,
         floor_at_chance: bool = True,

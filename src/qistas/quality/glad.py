@@ -44,7 +44,7 @@ class GLAD(EMClassifier):
     def __init__(
         self,
         n_iter: int = 100,
-        tol: float = 1e-6,
+        tol: float = 1e-5,
         alpha_mean: float = 1.0,
         alpha_precision: float = 4.0,
         beta_precision: float = 4.0,
