@@ -16,6 +16,8 @@ several times faster than reducing the short last axis of a (T, K) array.
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -30,20 +32,27 @@ class AnswerMatrix:
         self.n_tasks, self.n_workers, self.n_labels = data.n_tasks, data.n_workers, k
         self.n_answers = data.n_answers
         cols = data.workers * k + data.labels
-        # Duplicate (task, worker, label) rows are summed by the CSR constructor: a repeated
-        # answer counts as repeated evidence.
-        self.B = sp.csr_matrix(
-            (np.ones(data.n_answers), (data.tasks, cols)),
-            shape=(data.n_tasks, data.n_workers * k),
-        )
-        self.B.sum_duplicates()
+        shape = (data.n_tasks, data.n_workers * k)
+        ones = np.ones(data.n_answers)
+        if np.all(data.tasks[1:] >= data.tasks[:-1]):
+            # answers already grouped by task (as a query ordered by task returns them):
+            # the CSR rows are the input itself, no sort needed. A repeated answer stays
+            # a repeated entry, which sparse products add up.
+            indptr = np.zeros(data.n_tasks + 1, dtype=np.int64)
+            np.cumsum(np.bincount(data.tasks, minlength=data.n_tasks), out=indptr[1:])
+            self.B = sp.csr_matrix((ones, cols, indptr), shape=shape)
+        else:
+            # COO -> CSR sorts by task and sums repeated (task, worker, label) entries:
+            # a repeated answer counts as repeated evidence
+            self.B = sp.csr_matrix((ones, (data.tasks, cols)), shape=shape)
         self.answered = np.diff(self.B.indptr) > 0
-        # answers per (worker, label): row sums of B^T
-        self.worker_label_counts = (
-            np.bincount(cols, minlength=data.n_workers * k)
-            .reshape(data.n_workers, k)
-            .astype(np.float64)
-        )
+        self._cols = cols
+
+    @cached_property
+    def worker_label_counts(self) -> np.ndarray:
+        """(W, K) number of answers of each label by each worker."""
+        w, k = self.n_workers, self.n_labels
+        return np.bincount(self._cols, minlength=w * k).reshape(w, k).astype(np.float64)
 
     def loglik(self, log_conf: np.ndarray) -> np.ndarray:
         """(K, T) sum of log pi[w, k, l] over each task's answers; log_conf is (W, K, K)."""

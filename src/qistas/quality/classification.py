@@ -90,8 +90,10 @@ class DawidSkene(EMClassifier):
 
     Each confusion row has a Dirichlet prior adding ``alpha`` pseudo-answers to every cell
     and ``alpha_diag`` more on the diagonal, so a worker with a handful of answers gets a
-    smooth, mildly-better-than-chance matrix instead of a degenerate one made of zeros and
-    ones. ``priors_`` get ``alpha_prior`` pseudo-tasks per class.
+    smooth, mildly-better-than-chance matrix (a row with no evidence: 0.75 on the diagonal
+    for two classes, 0.6 for four) instead of a degenerate one made of zeros and ones
+    that would let a newcomer's single answer outweigh an experienced worker.
+    ``priors_`` get ``alpha_prior`` pseudo-tasks per class.
 
     Tasks given in ``gold`` are clamped to their known class at every E-step, and the
     first M-step uses the gold tasks only, so a worker's confusions start from what gold
@@ -105,8 +107,8 @@ class DawidSkene(EMClassifier):
     def __init__(
         self,
         n_iter: int = 100,
-        tol: float = 1e-6,
-        alpha: float = 0.01,
+        tol: float = 1e-5,
+        alpha: float = 0.5,
         alpha_diag: float = 1.0,
         alpha_prior: float = 1.0,
         prior_shrinkage: float = 0.0,
@@ -186,7 +188,7 @@ class OneCoinDawidSkene(EMClassifier):
     def __init__(
         self,
         n_iter: int = 100,
-        tol: float = 1e-6,
+        tol: float = 1e-5,
         a: float = 2.0,
         b: float = 1.0,
         floor_at_chance: bool = True,

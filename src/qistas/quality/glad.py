@@ -44,7 +44,7 @@ class GLAD(EMClassifier):
     def __init__(
         self,
         n_iter: int = 100,
-        tol: float = 1e-6,
+        tol: float = 1e-5,
         alpha_mean: float = 1.0,
         alpha_precision: float = 4.0,
         beta_precision: float = 4.0,
@@ -111,14 +111,16 @@ class GLAD(EMClassifier):
     def _m_step(self, probas_t: np.ndarray) -> None:
         d = self._data
         p_right = probas_t.ravel()[self._cell]  # P(answer is the true class)
+        grad: np.ndarray
+        curv: np.ndarray
         for _ in range(int(self.m_step_iter)):
             # ability: d/d alpha of log-lik is (p - sigmoid(s)) * beta; concave in alpha
             beta = np.exp(self._log_betas[d.tasks])
             sig = _sigmoid(self.alphas_[d.workers] * beta)
             grad = np.bincount(d.workers, (p_right - sig) * beta, minlength=d.n_workers)
-            grad -= self.alpha_precision * (self.alphas_ - self.alpha_mean)
+            grad = grad - self.alpha_precision * (self.alphas_ - self.alpha_mean)
             curv = np.bincount(d.workers, sig * (1 - sig) * beta**2, minlength=d.n_workers)
-            curv += self.alpha_precision
+            curv = curv + self.alpha_precision
             # damped Newton: a step of at most 1 keeps the update inside the region where
             # the quadratic approximation holds when sigmoid saturates
             self.alphas_ = self.alphas_ + np.clip(grad / np.maximum(curv, 1e-12), -1.0, 1.0)
@@ -127,9 +129,9 @@ class GLAD(EMClassifier):
             s = a * beta
             sig = _sigmoid(s)
             grad = np.bincount(d.tasks, (p_right - sig) * s, minlength=d.n_tasks)
-            grad -= self.beta_precision * self._log_betas
+            grad = grad - self.beta_precision * self._log_betas
             curv = np.bincount(d.tasks, sig * (1 - sig) * s**2, minlength=d.n_tasks)
-            curv += self.beta_precision
+            curv = curv + self.beta_precision
             self._log_betas = self._log_betas + np.clip(grad / np.maximum(curv, 1e-12), -1.0, 1.0)
         self.priors_ = class_priors(
             probas_t, self._answered, self.alpha_prior, self.prior_shrinkage

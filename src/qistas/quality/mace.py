@@ -33,7 +33,7 @@ class MACE(EMClassifier):
     def __init__(
         self,
         n_iter: int = 100,
-        tol: float = 1e-6,
+        tol: float = 1e-5,
         a: float = 1.0,
         b: float = 1.0,
         smoothing: float = 1.0,

@@ -94,10 +94,10 @@ def simulate_classification(
     r = answers_per_task
     chosen = rng.choice(n_workers, size=(n_tasks, r), p=activity)
     # redraw rows where a worker appears twice until every task has distinct workers
-    while True:
+    while r > 1:
         s = np.sort(chosen, axis=1)
-        bad = np.flatnonzero(np.any(s[:, 1:] == s[:, :-1], axis=1)) if r > 1 else []
-        if len(bad) == 0:
+        bad = np.flatnonzero(np.any(s[:, 1:] == s[:, :-1], axis=1))
+        if bad.size == 0:
             break
         chosen[bad] = rng.choice(n_workers, size=(len(bad), r), p=activity)
     tasks = np.repeat(np.arange(n_tasks), r)
