@@ -65,7 +65,7 @@ class MACE(EMClassifier):
         rng = np.random.default_rng(self.random_state)
         best = None
         for run in range(int(self.n_restarts) + 1):
-            if run == 0:
+            if run == 0:  # noqa: SIM108 - the first start and the random restarts read better apart
                 init = uniform_init(data)
             else:
                 init = rng.dirichlet(np.ones(data.n_labels), size=data.n_tasks).T.copy()
