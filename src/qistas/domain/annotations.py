@@ -40,7 +40,11 @@ _COUNT_ANSWER = (
     .where(table(Task).c.id == bindparam("task_id"))
     .values(n_annotations=table(Task).c.n_annotations + 1)
 )
-_ANSWERS = select(Annotation.answer).where(Annotation.task_id == bindparam("task_id")).order_by(Annotation.id)
+_ANSWERS = (
+    select(Annotation.annotator_id, Annotation.answer)
+    .where(Annotation.task_id == bindparam("task_id"))
+    .order_by(Annotation.id)
+)
 
 
 @dataclass(frozen=True)
@@ -105,9 +109,9 @@ def _settle(session: Session, *, task: Task, project: Project, spec: Any, now: d
     """Complete the task, or raise how many annotations it needs, after a new one."""
     if task.n_annotations < task.required:
         return
-    answers = list(session.scalars(_ANSWERS, {"task_id": task.id}))
-    majority = aggregate(answers)
-    consensus = quality.task_consensus(session, project=project, spec=spec, task_id=task.id) \
+    rows = session.execute(_ANSWERS, {"task_id": task.id}).all()
+    majority = aggregate([answer for _, answer in rows])
+    consensus = quality.task_consensus(session, project=project, spec=spec, answers=rows) \
         if quality.is_scored(spec) else majority
     decision = decide(
         n_annotations=task.n_annotations,

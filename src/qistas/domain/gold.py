@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from qistas.db.dialect import insert_skipping_conflicts
@@ -61,11 +61,13 @@ def serve_gold_now(policy: GoldPolicy) -> bool:
     return policy.share > 0 and _rng.random() < policy.share
 
 
-def accuracy(stats: WorkerStats | None) -> float:
+def accuracy_of(correct: int, total: int) -> float:
     """Gold accuracy as the Beta posterior mean."""
-    correct = stats.n_gold_correct if stats else 0
-    total = stats.n_gold if stats else 0
     return (correct + PRIOR_CORRECT) / (total + PRIOR_CORRECT + PRIOR_WRONG)
+
+
+def accuracy(stats: WorkerStats | None) -> float:
+    return accuracy_of(stats.n_gold_correct, stats.n_gold) if stats else accuracy_of(0, 0)
 
 
 def is_blocked(session: Session, *, project_id: int, annotator_id: int) -> bool:
@@ -101,29 +103,41 @@ def _box(box: dict[str, Any]) -> tuple[float, float, float, float, str]:
     return (box["x"], box["y"], box["w"], box["h"], box["label"])
 
 
+_stats = WorkerStats.__table__.c
+# One statement in the common case: count the answer and read back what the threshold needs.
+_COUNT_ANSWER = (
+    update(WorkerStats)
+    .where(_stats.project_id == bindparam("b_project"), _stats.annotator_id == bindparam("b_annotator"))
+    .values(
+        n_annotations=_stats.n_annotations + 1,
+        seconds_total=_stats.seconds_total + bindparam("seconds"),
+        n_gold=_stats.n_gold + bindparam("gold"),
+        n_gold_correct=_stats.n_gold_correct + bindparam("correct"),
+    )
+    .returning(_stats.n_gold, _stats.n_gold_correct, _stats.blocked)
+    .execution_options(synchronize_session=False)
+)
+
+
 def record_answer(
     session: Session, *, project: Project, annotator_id: int, seconds: float | None, gold_correct: bool | None
-) -> WorkerStats:
+) -> None:
     """Update the annotator's counts after a submit; block them if gold accuracy is too low."""
-    query = (
-        select(WorkerStats)
-        .where(WorkerStats.project_id == project.id, WorkerStats.annotator_id == annotator_id)
-        .with_for_update()
-    )
-    stats = session.scalar(query)
-    if stats is None:
-        # Two first submits of one annotator (two tabs) in parallel must not both insert it.
-        first = {"project_id": project.id, "annotator_id": annotator_id, "n_annotations": 0, "seconds_total": 0.0,
-                 "n_gold": 0, "n_gold_correct": 0, "blocked": False}
+    values = {"b_project": project.id, "b_annotator": annotator_id, "seconds": seconds or 0.0,
+              "gold": int(gold_correct is not None), "correct": int(bool(gold_correct))}
+    counted = session.execute(_COUNT_ANSWER, values).one_or_none()
+    if counted is None:
+        # The annotator's first answer here. Two in parallel (two tabs) must not both insert.
+        first = {"project_id": project.id, "annotator_id": annotator_id, "n_annotations": 0,
+                 "seconds_total": 0.0, "n_gold": 0, "n_gold_correct": 0, "blocked": False}
         session.execute(insert_skipping_conflicts(session, WorkerStats.__table__, ["project_id", "annotator_id"]),
                         first)
-        stats = session.scalars(query).one()
-    stats.n_annotations += 1
-    stats.seconds_total += seconds or 0.0
-    if gold_correct is not None:
-        stats.n_gold += 1
-        stats.n_gold_correct += int(gold_correct)
-        policy = parse_policy(project.gold_policy)
-        stats.blocked = stats.n_gold >= policy.min_answers and accuracy(stats) < policy.min_accuracy
-    session.flush()
-    return stats
+        counted = session.execute(_COUNT_ANSWER, values).one()
+    if gold_correct is None:
+        return
+    policy = parse_policy(project.gold_policy)
+    blocked = counted.n_gold >= policy.min_answers and accuracy_of(counted.n_gold_correct, counted.n_gold) < \
+        policy.min_accuracy
+    if blocked != counted.blocked:
+        session.execute(update(WorkerStats).where(_stats.project_id == project.id, _stats.annotator_id == annotator_id)
+                        .values(blocked=blocked).execution_options(synchronize_session=False))

@@ -11,6 +11,7 @@ transaction open, and writes in a short one, so annotators are never held up by 
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -79,14 +80,13 @@ def _one_coin(accuracy: float, k: int) -> np.ndarray:
     return matrix
 
 
-def task_consensus(session: Session, *, project: Project, spec: ClassificationSpec, task_id: int) -> Consensus:
-    """The posterior consensus of one task from its answers so far."""
-    rows = session.execute(
-        select(Annotation.annotator_id, Annotation.answer).where(Annotation.task_id == task_id).order_by(Annotation.id)
-    ).all()
+def task_consensus(
+    session: Session, *, project: Project, spec: ClassificationSpec, answers: Sequence[tuple[int, Any]]
+) -> Consensus:
+    """The posterior consensus of one task from its answers so far: (annotator id, answer) pairs."""
     index = {label: i for i, label in enumerate(spec.labels)}
-    annotators = [r.annotator_id for r in rows]
-    labels = np.array([index[r.answer["label"]] for r in rows], dtype=np.int64)
+    annotators = [annotator for annotator, _ in answers]
+    labels = np.array([index[answer["label"]] for _, answer in answers], dtype=np.int64)
     k = len(spec.labels)
     fitted = load_model(session, project.id)
     if fitted is not None:
