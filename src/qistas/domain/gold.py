@@ -70,14 +70,14 @@ def accuracy(stats: WorkerStats | None) -> float:
     return accuracy_of(stats.n_gold_correct, stats.n_gold) if stats else accuracy_of(0, 0)
 
 
+# Built once, like the engine's other per-request statements (see assignments.py).
+_BLOCKED = select(WorkerStats.blocked).where(
+    WorkerStats.project_id == bindparam("project_id"), WorkerStats.annotator_id == bindparam("annotator_id")
+)
+
+
 def is_blocked(session: Session, *, project_id: int, annotator_id: int) -> bool:
-    return bool(
-        session.scalar(
-            select(WorkerStats.blocked).where(
-                WorkerStats.project_id == project_id, WorkerStats.annotator_id == annotator_id
-            )
-        )
-    )
+    return bool(session.scalar(_BLOCKED, {"project_id": project_id, "annotator_id": annotator_id}))
 
 
 def matches(spec: Any, answer: Any, gold: Any) -> bool:

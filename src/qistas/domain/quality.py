@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from qistas.db.engine import Database
@@ -51,9 +51,17 @@ def is_scored(spec: Any) -> bool:
     return isinstance(spec, ClassificationSpec) and not spec.multi
 
 
+# Built once: these run after every answer (see assignments.py on statement construction).
+_FITTED_AT = select(QualityModel.fitted_at).where(QualityModel.project_id == bindparam("project_id"))
+_STATS_OF = select(WorkerStats).where(
+    WorkerStats.project_id == bindparam("project_id"),
+    WorkerStats.annotator_id.in_(bindparam("annotators", expanding=True)),
+)
+
+
 def load_model(session: Session, project_id: int) -> FittedModel | None:
     """The project's fitted model; parsed once per fit and cached in the process."""
-    fitted_at = session.scalar(select(QualityModel.fitted_at).where(QualityModel.project_id == project_id))
+    fitted_at = session.scalar(_FITTED_AT, {"project_id": project_id})
     if fitted_at is None:
         return None
     cached = _cache.get(project_id)
@@ -95,9 +103,7 @@ def task_consensus(
         method = fitted.method
     else:
         # Before the first fit: each annotator is a one-coin worker with their gold accuracy.
-        found = session.scalars(
-            select(WorkerStats).where(WorkerStats.project_id == project.id, WorkerStats.annotator_id.in_(annotators))
-        )
+        found = session.scalars(_STATS_OF, {"project_id": project.id, "annotators": annotators})
         stats = {s.annotator_id: s for s in found}
         confusions = np.stack([_one_coin(gold_rules.accuracy(stats.get(a)), k) for a in annotators]) if k > 1 else None
         if confusions is None:
