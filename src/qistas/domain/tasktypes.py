@@ -7,7 +7,6 @@ what Python's ``str`` indexes: Arabic, emoji and combining marks count one per c
 
 from __future__ import annotations
 
-import functools
 import json
 from typing import Annotated, Any, Literal
 
@@ -21,7 +20,7 @@ MAX_TEXT_ANSWER = 100_000
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid")
 
 
 class _Labelled(_Spec):
@@ -94,23 +93,7 @@ _spec_adapter: TypeAdapter[Any] = TypeAdapter(TaskSpec)
 
 
 def parse_spec(raw: Any) -> Any:
-    """Validate a project's task spec; return the typed spec (immutable, so it is cached)."""
-    try:
-        key = json.dumps(raw, sort_keys=True)
-    except (TypeError, ValueError):
-        key = None
-    if key is not None:
-        return _parse_spec_text(key)
-    return _parse_spec(raw)
-
-
-@functools.lru_cache(maxsize=1024)
-def _parse_spec_text(text: str) -> Any:
-    # Every submit validates against its project's spec: parse each distinct spec once.
-    return _parse_spec(json.loads(text))
-
-
-def _parse_spec(raw: Any) -> Any:
+    """Validate a project's task spec; return the typed spec."""
     try:
         return _spec_adapter.validate_python(raw)
     except ValidationError as exc:
