@@ -10,8 +10,6 @@ Tests that need a database of their own use the function-scoped fixtures of test
 
 from __future__ import annotations
 
-import shutil
-import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -20,32 +18,11 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
 
 from qistas.config import Settings
 from qistas.db.engine import Database
-from tests.conftest import BACKEND, PG_ADMIN_URL, SECRET, LiveServer, _pg_url
+from tests.conftest import SECRET, LiveServer, fresh_database
 from tests.factories import Tenant, make_admin, make_tenant
-
-
-@contextmanager
-def fresh_db_url(template: str, folder: Path) -> Iterator[str]:
-    """A migrated database copied from the session's template, dropped afterwards."""
-    if BACKEND == "sqlite":
-        path = folder / f"{uuid.uuid4().hex[:8]}.db"
-        shutil.copyfile(template, path)
-        yield f"sqlite:///{path}"
-        return
-    name = f"qistas_m_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-    try:
-        yield _pg_url(name)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @dataclass
@@ -69,7 +46,7 @@ class World:
 @contextmanager
 def make_world(template: str, folder: Path, **overrides: Any) -> Iterator[World]:
     with ExitStack() as stack:
-        url = stack.enter_context(fresh_db_url(template, folder))
+        url = stack.enter_context(fresh_database(folder, template))
         settings = Settings(home=folder, database_url=url, secret_key=SECRET, **overrides)
         database = Database.from_url(url)
         stack.callback(database.dispose)

@@ -5,37 +5,27 @@ from __future__ import annotations
 import csv
 import io
 import json
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from click.testing import CliRunner, Result
-from sqlalchemy import create_engine, func, inspect, select, text
+from sqlalchemy import create_engine, func, inspect, select
 
 from qistas.cli import main
 from qistas.config import Settings
 from qistas.db.engine import Database
 from qistas.db.models import Project, Task, User
-from tests.conftest import BACKEND, PG_ADMIN_URL, SECRET, LiveServer, _pg_url
+from tests.conftest import SECRET, LiveServer, fresh_database
 from tests.factories import Tenant, client_for
 
 
 @pytest.fixture
 def empty_db_url(tmp_path: Path) -> Iterator[str]:
     """A database with no schema at all."""
-    if BACKEND == "sqlite":
-        yield f"sqlite:///{tmp_path / 'empty.db'}"
-        return
-    name = f"qistas_e_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield _pg_url(name)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with fresh_database(tmp_path, None) as url:
+        yield url
 
 
 def run(args: list[str], home: Path, db_url: str, **env: str) -> Result:
