@@ -54,6 +54,15 @@ def ensure_customer_access(actor: User, project: Project | None) -> Project:
     return project
 
 
+def ensure_customer_access_to(actor: User, project: Project | None, *, what: str) -> Project:
+    """Like ``ensure_customer_access``, for an object of a project (a batch, an export job):
+    outside the actor's reach, it is the object that is "not found"."""
+    try:
+        return ensure_customer_access(actor, project)
+    except NotFound:
+        raise NotFound(f"{what} not found") from None
+
+
 def ensure_annotator_access(actor: User, project: Project | None) -> Project:
     project = ensure_project_visible(actor, project)
     if not may_work_on(actor, project):

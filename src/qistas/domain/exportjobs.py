@@ -19,7 +19,7 @@ from qistas.domain.exportformats import check_format
 from qistas.domain.results import ExportOptions, filters
 from qistas.domain.tasktypes import parse_spec
 from qistas.errors import NotFound
-from qistas.policies import ensure_customer_access
+from qistas.policies import ensure_customer_access_to
 
 MAX_ATTEMPTS = 3
 LEASE = timedelta(seconds=60)
@@ -39,11 +39,7 @@ def get_job(session: Session, *, job_id: int, actor: User) -> tuple[ExportJob, P
     job = session.get(ExportJob, job_id)
     if job is None:
         raise NotFound("export not found")
-    try:
-        project = ensure_customer_access(actor, session.get(Project, job.project_id))
-    except NotFound:
-        raise NotFound("export not found") from None
-    return job, project
+    return job, ensure_customer_access_to(actor, session.get(Project, job.project_id), what="export")
 
 
 def list_jobs(session: Session, *, project: Project, limit: int) -> list[ExportJob]:

@@ -12,7 +12,7 @@ from qistas.domain import audit, outbox
 from qistas.domain.gold import parse_policy
 from qistas.domain.tasktypes import parse_spec, spec_dict
 from qistas.errors import Conflict, Invalid, NotFound
-from qistas.policies import ensure_customer_access
+from qistas.policies import ensure_customer_access, ensure_customer_access_to
 
 MAX_REDUNDANCY = 100
 BATCH_TRANSITIONS: dict[str, dict[str, str]] = {
@@ -119,11 +119,7 @@ def get_batch(session: Session, *, batch_id: int, actor: User) -> tuple[Batch, P
     batch = session.get(Batch, batch_id)
     if batch is None:
         raise NotFound("batch not found")
-    try:
-        project = ensure_customer_access(actor, session.get(Project, batch.project_id))
-    except NotFound:
-        raise NotFound("batch not found") from None
-    return batch, project
+    return batch, ensure_customer_access_to(actor, session.get(Project, batch.project_id), what="batch")
 
 
 def batch_counts(session: Session, *, batch_id: int) -> dict[str, int]:

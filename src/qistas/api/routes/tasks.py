@@ -30,7 +30,7 @@ from qistas.domain import audit, imports, results
 from qistas.domain.destinations import Policy, check_syntax, resolve
 from qistas.domain.security import pseudonym
 from qistas.errors import Invalid, NotFound, Unsupported
-from qistas.policies import ensure_customer_access
+from qistas.policies import ensure_customer_access, ensure_customer_access_to
 
 router = APIRouter(tags=["tasks"])
 SPOOL_IN_MEMORY = 1 << 20
@@ -190,10 +190,7 @@ def get_task(task_id: Id, actor: Actor, db: Db, settings: AppSettings) -> Any:
             raise NotFound("task not found")
         if actor.role == "annotator":
             return _annotator_task(session, actor, task)
-        try:
-            ensure_customer_access(actor, project)
-        except NotFound:
-            raise NotFound("task not found") from None
+        ensure_customer_access_to(actor, project, what="task")
         name = _pseudonymizer(settings.secret_key or "", project.org_id)
         annotations = [
             AnnotationRead(id=a.id, task_id=a.task_id, annotator=name(a.annotator_id), answer=a.answer,
