@@ -1,9 +1,18 @@
-"""The annotator's loop: take a task, submit or skip it, keep the lease alive."""
+"""The annotator's loop: take a task, submit or skip it, keep the lease alive.
+
+These routes are the hottest of the server, so they are ``async def`` and make exactly one
+trip to the thread pool each: the transaction and the JSON of the answer both happen there.
+A plain ``def`` route costs two trips (FastAPI validates a returned model in the pool too),
+and every trip is a hand-over of the GIL between threads. The response models stay declared
+for the OpenAPI document; the bytes sent are those models' own JSON.
+"""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from qistas.api.deps import AppSettings, Credentials, Db, Id, actor_in, write
 from qistas.api.schemas.tasks import AssignmentRead, SubmitCreate, SubmittedRead, TaskWorkView
@@ -16,6 +25,10 @@ from qistas.policies import ensure_annotator_access
 router = APIRouter(tags=["work"])
 
 
+def json_response(model: BaseModel, status_code: int) -> Response:
+    return Response(model.model_dump_json().encode(), status_code=status_code, media_type="application/json")
+
+
 def assignment_read(assignment: Assignment, task: Task) -> AssignmentRead:
     return AssignmentRead(id=assignment.id, project_id=assignment.project_id,
                           task=TaskWorkView(id=task.id, data=task.data), expires_at=assignment.expires_at)
@@ -23,50 +36,50 @@ def assignment_read(assignment: Assignment, task: Task) -> AssignmentRead:
 
 @router.post("/projects/{project_id}/assignments", status_code=201, response_model=AssignmentRead,
              responses={204: {"description": "nothing is left for this annotator"}})
-def take(project_id: Id, request: Credentials, db: Db, settings: AppSettings) -> AssignmentRead | Response:
-    def work(session: Session) -> AssignmentRead | None:
+async def take(project_id: Id, request: Credentials, db: Db, settings: AppSettings) -> Response:
+    def work(session: Session) -> Response:
         actor = actor_in(session, request)
         project = ensure_annotator_access(actor, session.get(Project, project_id))
         claimed = assignments.claim(session, project=project, annotator=actor, now=utcnow(),
                                     lease_seconds=settings.lease_seconds)
-        return assignment_read(*claimed) if claimed else None
+        return json_response(assignment_read(*claimed), 201) if claimed else Response(status_code=204)
 
-    result = write(db, work)
-    return result if result is not None else Response(status_code=204)
+    return await run_in_threadpool(write, db, work)
 
 
 @router.post("/assignments/{assignment_id}/submit", status_code=201, response_model=SubmittedRead)
-def submit(assignment_id: Id, body: SubmitCreate, request: Credentials, db: Db, response: Response) -> SubmittedRead:
-    def work(session: Session) -> tuple[SubmittedRead, bool]:
+async def submit(assignment_id: Id, body: SubmitCreate, request: Credentials, db: Db) -> Response:
+    def work(session: Session) -> Response:
         done = store_answer(session, assignment_id=assignment_id, annotator=actor_in(session, request),
-                                  answer=body.answer, seconds=body.seconds, now=utcnow())
+                            answer=body.answer, seconds=body.seconds, now=utcnow())
         a = done.annotation
-        return SubmittedRead(id=a.id, assignment_id=a.assignment_id, task_id=a.task_id, answer=a.answer,
-                             seconds=a.seconds, created_at=a.created_at, feedback=done.feedback), done.created
+        stored = SubmittedRead(id=a.id, assignment_id=a.assignment_id, task_id=a.task_id, answer=a.answer,
+                               seconds=a.seconds, created_at=a.created_at, feedback=done.feedback)
+        # 200 for a repeat: the annotation stored the first time, nothing new.
+        return json_response(stored, 201 if done.created else 200)
 
-    read, created = write(db, work)
-    if not created:
-        response.status_code = 200  # a repeat: the annotation stored the first time
-    return read
+    return await run_in_threadpool(write, db, work)
 
 
 @router.post("/assignments/{assignment_id}/skip", status_code=204)
-def skip(assignment_id: Id, request: Credentials, db: Db) -> Response:
-    write(db, lambda session: assignments.skip(session, assignment_id=assignment_id,
-                                               annotator=actor_in(session, request), now=utcnow()))
-    return Response(status_code=204)
+async def skip(assignment_id: Id, request: Credentials, db: Db) -> Response:
+    def work(session: Session) -> Response:
+        assignments.skip(session, assignment_id=assignment_id, annotator=actor_in(session, request), now=utcnow())
+        return Response(status_code=204)
+
+    return await run_in_threadpool(write, db, work)
 
 
-@router.post("/assignments/{assignment_id}/renew", response_model=AssignmentRead)
-def renew(assignment_id: Id, request: Credentials, db: Db, settings: AppSettings) -> AssignmentRead:
+@router.post("/assignments/{assignment_id}/renew", status_code=200, response_model=AssignmentRead)
+async def renew(assignment_id: Id, request: Credentials, db: Db, settings: AppSettings) -> Response:
     """Extend the lease while the annotator is still working (the browser calls this)."""
 
-    def work(session: Session) -> AssignmentRead:
+    def work(session: Session) -> Response:
         actor = actor_in(session, request)
         assignment = assignments.renew(session, assignment_id=assignment_id, annotator=actor, now=utcnow(),
                                        lease_seconds=settings.lease_seconds)
         task = session.get(Task, assignment.task_id)
         assert task is not None
-        return assignment_read(assignment, task)
+        return json_response(assignment_read(assignment, task), 200)
 
-    return write(db, work)
+    return await run_in_threadpool(write, db, work)
