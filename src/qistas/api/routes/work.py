@@ -1,10 +1,11 @@
 """The annotator's loop: take a task, submit or skip it, keep the lease alive.
 
-These routes are the hottest of the server, so they are ``async def`` and make exactly one
-trip to the thread pool each: the transaction and the JSON of the answer both happen there.
-A plain ``def`` route costs two trips (FastAPI validates a returned model in the pool too),
-and every trip is a hand-over of the GIL between threads. The response models stay declared
-for the OpenAPI document; the bytes sent are those models' own JSON.
+These routes are the hottest of the server, so they are ``async def`` and run their one
+transaction through ``write_now`` (on the event loop when SQLite's write lock is free, else in
+one trip to the thread pool), building the JSON of the answer there too. A plain ``def`` route
+costs two trips (FastAPI validates a returned model in the pool as well), and every trip is a
+hand-over of the GIL between threads. The response models stay declared for the OpenAPI
+document; the bytes sent are those models' own JSON.
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
-from qistas.api.deps import AppSettings, Credentials, Db, Id, actor_in, write
+from qistas.api.deps import AppSettings, Credentials, Db, Id, actor_in, write_now
 from qistas.api.schemas.tasks import AssignmentRead, SubmitCreate, SubmittedRead, TaskWorkView
 from qistas.db.models import Assignment, Project, Task
 from qistas.db.types import utcnow
@@ -44,7 +44,7 @@ async def take(project_id: Id, request: Credentials, db: Db, settings: AppSettin
                                     lease_seconds=settings.lease_seconds)
         return json_response(assignment_read(*claimed), 201) if claimed else Response(status_code=204)
 
-    return await run_in_threadpool(write, db, work)
+    return await write_now(db, work)
 
 
 @router.post("/assignments/{assignment_id}/submit", status_code=201, response_model=SubmittedRead)
@@ -58,7 +58,7 @@ async def submit(assignment_id: Id, body: SubmitCreate, request: Credentials, db
         # 200 for a repeat: the annotation stored the first time, nothing new.
         return json_response(stored, 201 if done.created else 200)
 
-    return await run_in_threadpool(write, db, work)
+    return await write_now(db, work)
 
 
 @router.post("/assignments/{assignment_id}/skip", status_code=204)
@@ -67,7 +67,7 @@ async def skip(assignment_id: Id, request: Credentials, db: Db) -> Response:
         assignments.skip(session, assignment_id=assignment_id, annotator=actor_in(session, request), now=utcnow())
         return Response(status_code=204)
 
-    return await run_in_threadpool(write, db, work)
+    return await write_now(db, work)
 
 
 @router.post("/assignments/{assignment_id}/renew", status_code=200, response_model=AssignmentRead)
@@ -82,4 +82,4 @@ async def renew(assignment_id: Id, request: Credentials, db: Db, settings: AppSe
         assert task is not None
         return json_response(assignment_read(assignment, task), 200)
 
-    return await run_in_threadpool(write, db, work)
+    return await write_now(db, work)
