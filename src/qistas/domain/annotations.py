@@ -16,18 +16,25 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from qistas.db.models import Annotation, Assignment, Batch, Project, Task, User
+from qistas.db.models import Annotation, Assignment, Batch, Project, Task, User, table
 from qistas.domain import gold as gold_rules
 from qistas.domain import outbox, quality
 from qistas.domain.aggregation import aggregate, decide
-from qistas.domain.assignments import get_own_assignment, insert_row, table
+from qistas.domain.assignments import insert_row
 from qistas.domain.jsonsafe import check_storable
 from qistas.domain.projects import complete_batch_if_done
 from qistas.domain.tasktypes import parse_spec, validate_answer
-from qistas.errors import Conflict, Invalid
+from qistas.errors import Conflict, Invalid, NotFound
 
 MAX_SECONDS = 7 * 24 * 3600
 # Built once: statement construction costs more CPU than running it (see assignments.py).
+_leases = table(Assignment).c
+# The lease as values: submit reads it and ends it with an UPDATE, it needs no object.
+_LEASE_LOCKED = (
+    select(_leases.id, _leases.task_id, _leases.project_id, _leases.annotator_id, _leases.status, _leases.expires_at)
+    .where(_leases.id == bindparam("assignment_id"))
+    .with_for_update()
+)
 _TASK_LOCKED = select(Task).where(Task.id == bindparam("task_id")).with_for_update()
 _NEW_ANNOTATION = insert(table(Annotation)).returning(table(Annotation).c.id)
 _CLOSE_LEASE = (
@@ -40,10 +47,19 @@ _COUNT_ANSWER = (
     .where(table(Task).c.id == bindparam("task_id"))
     .values(n_annotations=table(Task).c.n_annotations + 1)
 )
+_answers = table(Annotation).c
 _ANSWERS = (
-    select(Annotation.annotator_id, Annotation.answer)
-    .where(Annotation.task_id == bindparam("task_id"))
-    .order_by(Annotation.id)
+    select(_answers.annotator_id, _answers.answer)
+    .where(_answers.task_id == bindparam("task_id"))
+    .order_by(_answers.id)
+)
+_tasks = table(Task).c
+_SETTLE = (
+    update(table(Task))
+    .where(_tasks.id == bindparam("task_id"))
+    .values(required=bindparam("required"), status=bindparam("status"), response=bindparam("response"),
+            confidence=bindparam("confidence"), method=bindparam("method"),
+            below_target=bindparam("below_target"), completed_at=bindparam("completed_at"))
 )
 
 
@@ -63,7 +79,9 @@ def submit(
     seconds: float | None,
     now: datetime,
 ) -> Submitted:
-    assignment = get_own_assignment(session, assignment_id=assignment_id, annotator=annotator, lock=True)
+    assignment = session.execute(_LEASE_LOCKED, {"assignment_id": assignment_id}).one_or_none()
+    if assignment is None or assignment.annotator_id != annotator.id:
+        raise NotFound("assignment not found")
     if assignment.status == "submitted":
         stored = session.scalar(select(Annotation).where(Annotation.assignment_id == assignment.id))
         assert stored is not None
@@ -88,10 +106,8 @@ def submit(
               "annotator_id": annotator.id, "answer": normalised, "seconds": seconds,
               "gold_correct": gold_correct, "created_at": now}
     annotation = insert_row(session, Annotation, _NEW_ANNOTATION, values)
-    # Both rows are locked by this transaction: plain UPDATEs, mirrored on the loaded objects.
+    # Both rows are locked by this transaction: plain UPDATEs (the task's mirrored on its object).
     session.execute(_CLOSE_LEASE, {"assignment_id": assignment.id, "now": now})
-    set_committed_value(assignment, "status", "submitted")
-    set_committed_value(assignment, "ended_at", now)
     # The lease's slot in n_claimed now holds this annotation.
     session.execute(_COUNT_ANSWER, {"task_id": task.id})
     set_committed_value(task, "n_annotations", task.n_annotations + 1)
@@ -122,16 +138,18 @@ def _settle(session: Session, *, task: Task, project: Project, spec: Any, now: d
         # Without a target, "agreement" is unanimity of the votes, not a posterior.
         confidence=consensus.confidence if project.redundancy_target is not None else majority.confidence,
     )
-    task.required = decision.required
     if not decision.complete:
+        if decision.required != task.required:
+            task.required = decision.required
+            session.flush()
         return
-    task.status = "completed"
-    task.response = consensus.response
-    task.confidence = consensus.confidence
-    task.method = consensus.method
-    task.below_target = decision.below_target
-    task.completed_at = now
-    session.flush()
+    # One UPDATE of the locked row, mirrored on the object (cheaper than the unit of work).
+    values = {"required": decision.required, "status": "completed", "response": consensus.response,
+              "confidence": consensus.confidence, "method": consensus.method,
+              "below_target": decision.below_target, "completed_at": now}
+    session.execute(_SETTLE, {"task_id": task.id, **values})
+    for name, value in values.items():
+        set_committed_value(task, name, value)
     outbox.enqueue(session, event="task.completed", task=task)
     if task.batch_id is not None:
         batch = session.get(Batch, task.batch_id)

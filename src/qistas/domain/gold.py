@@ -16,7 +16,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from qistas.db.dialect import insert_skipping_conflicts
-from qistas.db.models import Project, WorkerStats
+from qistas.db.models import Project, WorkerStats, table
 from qistas.domain.tasktypes import BoxesSpec, SpansSpec, TextSpec, answer_key
 from qistas.errors import Invalid
 from qistas.quality import box_iou
@@ -71,8 +71,9 @@ def accuracy(stats: WorkerStats | None) -> float:
 
 
 # Built once, like the engine's other per-request statements (see assignments.py).
-_BLOCKED = select(WorkerStats.blocked).where(
-    WorkerStats.project_id == bindparam("project_id"), WorkerStats.annotator_id == bindparam("annotator_id")
+_stats = table(WorkerStats).c
+_BLOCKED = select(_stats.blocked).where(
+    _stats.project_id == bindparam("project_id"), _stats.annotator_id == bindparam("annotator_id")
 )
 
 
@@ -103,10 +104,9 @@ def _box(box: dict[str, Any]) -> tuple[float, float, float, float, str]:
     return (box["x"], box["y"], box["w"], box["h"], box["label"])
 
 
-_stats = WorkerStats.__table__.c
 # One statement in the common case: count the answer and read back what the threshold needs.
 _COUNT_ANSWER = (
-    update(WorkerStats)
+    update(table(WorkerStats))
     .where(_stats.project_id == bindparam("b_project"), _stats.annotator_id == bindparam("b_annotator"))
     .values(
         n_annotations=_stats.n_annotations + 1,
@@ -115,7 +115,6 @@ _COUNT_ANSWER = (
         n_gold_correct=_stats.n_gold_correct + bindparam("correct"),
     )
     .returning(_stats.n_gold, _stats.n_gold_correct, _stats.blocked)
-    .execution_options(synchronize_session=False)
 )
 
 

@@ -14,13 +14,18 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
-from qistas.db.models import Batch, Delivery, Task, Webhook
+from qistas.db.models import Batch, Delivery, Task, Webhook, table
 from qistas.db.types import utcnow
 
 EVENTS = ("task.completed", "batch.completed", "result.changed")
+_hooks = table(Webhook).c
+# Runs at every completion (see assignments.py on statements built once).
+_ACTIVE_HOOKS = select(_hooks.id, _hooks.url, _hooks.events).where(
+    _hooks.project_id == bindparam("project_id"), _hooks.is_active.is_(True)
+)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -59,37 +64,40 @@ def enqueue(
     """Write the deliveries of one event; return how many. Only flushes."""
     if event not in EVENTS:
         raise ValueError(f"unknown event {event!r}")
-    now = utcnow()
-    event_id = uuid.uuid4().hex
     if batch is not None:
         project_id = batch.project_id
-        subject: dict[str, Any] = {"batch": _batch_body(session, batch)}
         callback = batch.callback_url
     elif task is not None:
         project_id = task.project_id
-        subject = {"task": task_body(task)}
-        if event == "result.changed":
-            subject["previous"] = previous
         callback = task.callback_url if event == "task.completed" else None
     else:
         raise ValueError("enqueue needs a task or a batch")
-    payload = {"id": event_id, "event": event, "created_at": now.isoformat(), "project_id": project_id, **subject}
     destinations: list[tuple[str, int | None, str]] = [
         ("webhook", hook.id, hook.url)
-        for hook in session.scalars(
-            select(Webhook).where(Webhook.project_id == project_id, Webhook.is_active.is_(True))
-        )
+        for hook in session.execute(_ACTIVE_HOOKS, {"project_id": project_id})
         if event in hook.events
     ]
     if callback:
         destinations.append(("batch_callback" if batch is not None else "task_callback", None, callback))
+    if not destinations:
+        return 0  # most completions: nobody listens, so no body is built
+    now = utcnow()
+    event_id = uuid.uuid4().hex
+    subject: dict[str, Any]
+    if batch is not None:
+        subject = {"batch": _batch_body(session, batch)}
+    else:
+        assert task is not None
+        subject = {"task": task_body(task)}
+        if event == "result.changed":
+            subject["previous"] = previous
+    payload = {"id": event_id, "event": event, "created_at": now.isoformat(), "project_id": project_id, **subject}
     for kind, webhook_id, url in destinations:
         session.add(Delivery(
             event_id=event_id, project_id=project_id, webhook_id=webhook_id, kind=kind, url=url,
             event=event, payload=payload, status="pending", attempts=0, next_attempt_at=now, created_at=now,
         ))
-    if destinations:
-        session.flush()
+    session.flush()
     return len(destinations)
 
 

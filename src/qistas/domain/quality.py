@@ -21,7 +21,7 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from qistas.db.engine import Database
-from qistas.db.models import Annotation, Project, QualityModel, Task, WorkerStats
+from qistas.db.models import Annotation, Project, QualityModel, Task, WorkerStats, table
 from qistas.db.types import utcnow
 from qistas.domain import gold as gold_rules
 from qistas.domain import results
@@ -52,10 +52,12 @@ def is_scored(spec: Any) -> bool:
 
 
 # Built once: these run after every answer (see assignments.py on statement construction).
-_FITTED_AT = select(QualityModel.fitted_at).where(QualityModel.project_id == bindparam("project_id"))
-_STATS_OF = select(WorkerStats).where(
-    WorkerStats.project_id == bindparam("project_id"),
-    WorkerStats.annotator_id.in_(bindparam("annotators", expanding=True)),
+_models = table(QualityModel).c
+_stats = table(WorkerStats).c
+_FITTED_AT = select(_models.fitted_at).where(_models.project_id == bindparam("project_id"))
+_GOLD_COUNTS_OF = select(_stats.annotator_id, _stats.n_gold, _stats.n_gold_correct).where(
+    _stats.project_id == bindparam("project_id"),
+    _stats.annotator_id.in_(bindparam("annotators", expanding=True)),
 )
 
 
@@ -103,9 +105,10 @@ def task_consensus(
         method = fitted.method
     else:
         # Before the first fit: each annotator is a one-coin worker with their gold accuracy.
-        found = session.scalars(_STATS_OF, {"project_id": project.id, "annotators": annotators})
-        stats = {s.annotator_id: s for s in found}
-        confusions = np.stack([_one_coin(gold_rules.accuracy(stats.get(a)), k) for a in annotators]) if k > 1 else None
+        found = session.execute(_GOLD_COUNTS_OF, {"project_id": project.id, "annotators": annotators})
+        accuracy = {row.annotator_id: gold_rules.accuracy_of(row.n_gold_correct, row.n_gold) for row in found}
+        prior = gold_rules.accuracy_of(0, 0)
+        confusions = np.stack([_one_coin(accuracy.get(a, prior), k) for a in annotators]) if k > 1 else None
         if confusions is None:
             posterior = np.ones(1)
         else:
