@@ -12,7 +12,9 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from sqlalchemy import text
 
+from qistas.db.dialect import ANALYZE_AFTER_ROWS
 from tests.api.conftest import World
 from tests.api.helpers import all_tasks, count_tasks, error_of, field_of
 from tests.factories import Tenant
@@ -366,3 +368,26 @@ def test_csv_json_cells_nested_too_deep(world: World, project: int) -> None:
     assert rows[0]["message"] == "metadata must be a JSON object"
     assert rows[1]["message"].startswith("gold.label: unknown label")
     assert count_tasks(world.database, project) == 0
+
+
+def _manual_analyzes_of_tasks(world: World) -> int:
+    with world.database.engine.connect() as connection:
+        return int(connection.execute(text(
+            "SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 'tasks'")).scalar_one())
+
+
+def test_a_large_import_refreshes_postgresqls_statistics_and_a_small_one_does_not(
+    world: World, project: int
+) -> None:
+    if world.database.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite keeps no planner statistics to refresh")
+    before = _manual_analyzes_of_tasks(world)
+    _created(world.tenant.owner.post(f"/projects/{project}/tasks", json=[{"data": {"text": "one"}}]))
+    time.sleep(1.5)  # statistics reach pg_stat_* within a second
+    assert _manual_analyzes_of_tasks(world) == before
+    rows = [{"data": {"text": f"row {n}"}} for n in range(ANALYZE_AFTER_ROWS)]
+    _created(world.tenant.owner.post(f"/projects/{project}/tasks", json=rows))
+    deadline = time.monotonic() + 10
+    while _manual_analyzes_of_tasks(world) == before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _manual_analyzes_of_tasks(world) == before + 1

@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -67,3 +67,21 @@ def is_retryable(exc: BaseException) -> bool:
     """A deadlock or serialization failure: the whole transaction may simply run again."""
     code = getattr(getattr(exc, "orig", None), "sqlstate", None)
     return code in ("40001", "40P01")
+
+
+# Imports of at least this many rows refresh the planner's statistics at once.
+ANALYZE_AFTER_ROWS = 1000
+
+
+def refresh_statistics(engine: Engine, table_name: str, *, rows_added: int) -> None:
+    """After a large import, let PostgreSQL's planner see the table as it now is.
+
+    Autovacuum would analyze it within a minute or so; until then the claim query is planned
+    for an empty table, and a lone annotator's take slows as their answered tasks grow. One
+    sampled ANALYZE costs tens of milliseconds. SQLite plans from its indexes and needs none.
+    """
+    if engine.dialect.name != "postgresql" or rows_added < ANALYZE_AFTER_ROWS:
+        return
+    with engine.connect() as connection:
+        connection.execute(text(f"ANALYZE {table_name}"))
+        connection.commit()

@@ -24,6 +24,7 @@ from qistas.api.schemas.tasks import (
     TaskRead,
 )
 from qistas.config import Settings
+from qistas.db.dialect import refresh_statistics
 from qistas.db.models import Annotation, Assignment, Project, Task, User
 from qistas.db.types import utcnow
 from qistas.domain import audit, imports, results
@@ -123,7 +124,9 @@ async def import_tasks(
                          details={"created": result.created, "duplicates": result.duplicates})
             return ImportRead(created=result.created, duplicates=result.duplicates)
 
-        return await run_in_threadpool(write, db, work)
+        done = await run_in_threadpool(write, db, work)
+        await run_in_threadpool(refresh_statistics, db.engine, "tasks", rows_added=done.created)
+        return done
     finally:
         stream.close()
         if form is not None:
