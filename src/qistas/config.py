@@ -99,6 +99,10 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = Field(
         default=1.0, gt=0, le=60, description="How often the background workers look for work."
     )
+    token_cache_seconds: float = Field(
+        default=5.0, ge=0, le=300, description="How long a server process remembers the user behind an API token; "
+        "a revoked token or deactivated user is refused at most this long after the change (0: look up every time).",
+    )
 
     @field_validator("home")
     @classmethod

@@ -14,6 +14,7 @@ from qistas.api.limits import BodyLimit
 from qistas.api.routes import accounts, exports, projects, quality, tasks, webhooks, work
 from qistas.config import Settings, get_settings
 from qistas.db.engine import Database, is_sqlite
+from qistas.domain.users import TokenCache
 from qistas.workers import start_workers
 
 API_PREFIX = "/api/v1"
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     )
     app.state.settings = settings
     app.state.db = db
+    app.state.tokens = TokenCache(settings.token_cache_seconds)
     errors.install(app)
     for module in (accounts, projects, tasks, work, quality, webhooks, exports):
         app.include_router(module.router, prefix=API_PREFIX)

@@ -15,7 +15,7 @@ from qistas.config import Settings
 from qistas.db.dialect import is_retryable
 from qistas.db.engine import Database, WriterBusy
 from qistas.db.models import User
-from qistas.domain.users import user_for_token
+from qistas.domain.users import TokenCache
 from qistas.errors import Unauthorized
 
 T = TypeVar("T")
@@ -71,7 +71,8 @@ def actor_in(session: Session | None, request: Request) -> User:
     user: User | None = None
     if token is not None:
         if session is not None:
-            user = user_for_token(session, token)
+            tokens: TokenCache = request.app.state.tokens
+            user = tokens.user(session, token)
     else:
         session_user = getattr(request.state, "session_user", None)
         if session_user is not None:

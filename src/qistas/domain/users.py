@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+import threading
+import time
+from typing import Any
 
-from sqlalchemy import bindparam, select
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, inspect, select
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from qistas.db.models import ApiToken, Organization, User
 from qistas.domain.security import hash_password, hash_token, new_token, verify_password
@@ -94,6 +97,47 @@ _BY_TOKEN = (
 
 def user_for_token(session: Session, token: str) -> User | None:
     return session.scalar(_BY_TOKEN, {"token_hash": hash_token(token)})
+
+
+class TokenCache:
+    """The users behind recently seen tokens, remembered for a few seconds by one process.
+
+    Every API request names its user by token, and looking it up was the most expensive
+    statement of the annotation loop. Remembered, a revoked token or a deactivated user is
+    still accepted for at most ``seconds`` (``QISTAS_TOKEN_CACHE_SECONDS``; 0 turns this off).
+    The user comes back as a detached copy made from the remembered columns: the same values
+    a lookup would give, shared with no session.
+    """
+
+    def __init__(self, seconds: float, capacity: int = 10_000) -> None:
+        self._seconds = seconds
+        self._capacity = capacity
+        self._known: dict[str, tuple[float, dict[str, Any]]] = {}  # token hash -> (until, columns)
+        self._lock = threading.Lock()
+
+    def user(self, session: Session, token: str) -> User | None:
+        digest = hash_token(token)
+        now = time.monotonic()
+        known = self._known.get(digest)
+        if known is not None and known[0] > now:
+            remembered = User(**known[1])
+            make_transient_to_detached(remembered)  # every column is set: nothing to load
+            return remembered
+        user = session.scalar(_BY_TOKEN, {"token_hash": digest})
+        if user is not None and self._seconds > 0:
+            columns = {name: getattr(user, name) for name in _USER_COLUMNS}
+            with self._lock:
+                if len(self._known) >= self._capacity:
+                    self._known.clear()  # rare: the next requests look their users up again
+                self._known[digest] = (now + self._seconds, columns)
+        return user
+
+    def forget(self) -> None:
+        with self._lock:
+            self._known.clear()
+
+
+_USER_COLUMNS = tuple(attribute.key for attribute in inspect(User).column_attrs)
 
 
 def user_for_password(session: Session, *, email: str, password: str) -> User | None:
