@@ -51,13 +51,17 @@ def current_actor(request: Request, db: Annotated[Database, Depends(get_db)]) ->
         return actor_in(session, request)
 
 
+def ensure_credentials(request: Request) -> None:
+    if bearer_token(request) is None and getattr(request.state, "session_user", None) is None:
+        raise Unauthorized("a valid bearer token is required")
+
+
 async def credentials(request: Request) -> Request:
     """The request, once it carries credentials: a missing token is 401 before any body check.
 
     For routes that resolve the actor inside their own transaction (``actor_in``).
     """
-    if bearer_token(request) is None and getattr(request.state, "session_user", None) is None:
-        raise Unauthorized("a valid bearer token is required")
+    ensure_credentials(request)
     return request
 
 

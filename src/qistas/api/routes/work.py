@@ -10,12 +10,14 @@ document; the bytes sent are those models' own JSON.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from qistas.api.deps import AppSettings, Credentials, Db, Id, actor_in, write_now
+from qistas.api.deps import Credentials, Id, actor_in, ensure_credentials, write_now
 from qistas.api.schemas.tasks import AssignmentRead, SubmitCreate, SubmittedRead, TaskWorkView
+from qistas.config import Settings
+from qistas.db.engine import Database
 from qistas.db.models import Assignment, Project, Task
 from qistas.db.types import utcnow
 from qistas.domain import assignments
@@ -23,6 +25,13 @@ from qistas.domain.annotations import submit as store_answer
 from qistas.policies import ensure_annotator_access
 
 router = APIRouter(tags=["work"])
+
+
+def loop_context(request: Request) -> tuple[Database, Settings]:
+    """What the loop's routes need from the app, read directly: each FastAPI dependency costs
+    a resolution per request, a measurable share of these short ones."""
+    ensure_credentials(request)
+    return request.app.state.db, request.app.state.settings
 
 
 def json_response(model: BaseModel, status_code: int) -> Response:
@@ -36,7 +45,9 @@ def assignment_read(assignment: Assignment, task: Task) -> AssignmentRead:
 
 @router.post("/projects/{project_id}/assignments", status_code=201, response_model=AssignmentRead,
              responses={204: {"description": "nothing is left for this annotator"}})
-async def take(project_id: Id, request: Credentials, db: Db, settings: AppSettings) -> Response:
+async def take(project_id: Id, request: Request) -> Response:
+    db, settings = loop_context(request)
+
     def work(session: Session) -> Response:
         actor = actor_in(session, request)
         project = ensure_annotator_access(actor, session.get(Project, project_id))
@@ -48,7 +59,10 @@ async def take(project_id: Id, request: Credentials, db: Db, settings: AppSettin
 
 
 @router.post("/assignments/{assignment_id}/submit", status_code=201, response_model=SubmittedRead)
-async def submit(assignment_id: Id, body: SubmitCreate, request: Credentials, db: Db) -> Response:
+async def submit(assignment_id: Id, body: SubmitCreate, request: Credentials) -> Response:
+    # Credentials as a dependency: a missing token answers 401 before the body is checked.
+    db, _ = loop_context(request)
+
     def work(session: Session) -> Response:
         done = store_answer(session, assignment_id=assignment_id, annotator=actor_in(session, request),
                             answer=body.answer, seconds=body.seconds, now=utcnow())
@@ -62,7 +76,9 @@ async def submit(assignment_id: Id, body: SubmitCreate, request: Credentials, db
 
 
 @router.post("/assignments/{assignment_id}/skip", status_code=204)
-async def skip(assignment_id: Id, request: Credentials, db: Db) -> Response:
+async def skip(assignment_id: Id, request: Request) -> Response:
+    db, _ = loop_context(request)
+
     def work(session: Session) -> Response:
         assignments.skip(session, assignment_id=assignment_id, annotator=actor_in(session, request), now=utcnow())
         return Response(status_code=204)
@@ -71,8 +87,9 @@ async def skip(assignment_id: Id, request: Credentials, db: Db) -> Response:
 
 
 @router.post("/assignments/{assignment_id}/renew", status_code=200, response_model=AssignmentRead)
-async def renew(assignment_id: Id, request: Credentials, db: Db, settings: AppSettings) -> Response:
+async def renew(assignment_id: Id, request: Request) -> Response:
     """Extend the lease while the annotator is still working (the browser calls this)."""
+    db, settings = loop_context(request)
 
     def work(session: Session) -> Response:
         actor = actor_in(session, request)
