@@ -53,7 +53,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.db = db
     app.state.tokens = TokenCache(settings.token_cache_seconds)
     errors.install(app)
-    for module in (accounts, projects, tasks, work, quality, webhooks, exports):
+    # The annotation loop's router first: a request is matched against routes in order, and
+    # its paths overlap no other router's.
+    for module in (work, accounts, projects, tasks, quality, webhooks, exports):
         app.include_router(module.router, prefix=API_PREFIX)
     app.add_middleware(BodyLimit, json_limit=settings.max_body_bytes, upload_limit=settings.max_upload_bytes)
 
