@@ -16,6 +16,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -101,12 +102,20 @@ class Batch(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+# A partial index's condition; queries that want the index spell it with the same literals
+# (a bound parameter would not prove they match).
+TASK_IN_FLIGHT = text("status = 'pending' AND n_claimed > 0")
+
+
 class Task(Base):
     __tablename__ = "tasks"
     __table_args__ = (
         UniqueConstraint("project_id", "unique_id"),
         # Serves "next task" queries: open tasks of a project, unstarted ones in import order.
         Index("ix_tasks_claim", "project_id", "status", "n_claimed", "id"),
+        # The tasks in flight (started, still open), in import order: the claim looks there
+        # first, and must not walk past every completed task to find them.
+        Index("ix_tasks_in_flight", "project_id", "id", postgresql_where=TASK_IN_FLIGHT, sqlite_where=TASK_IN_FLIGHT),
         # Serves exports of "changes since a cursor": completion order.
         Index("ix_tasks_completed", "project_id", "completed_at", "id"),
     )

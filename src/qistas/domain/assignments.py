@@ -30,7 +30,7 @@ from sqlalchemy import CursorResult, Select, and_, bindparam, exists, insert, or
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from qistas.db.dialect import locks_claimed_rows
-from qistas.db.models import Assignment, Base, Batch, Project, Task, User, table
+from qistas.db.models import TASK_IN_FLIGHT, Assignment, Base, Batch, Project, Task, User, table
 from qistas.domain import gold as gold_rules
 from qistas.errors import Conflict, Forbidden, NotFound
 
@@ -133,13 +133,14 @@ def _candidates() -> Select[Task]:
 
 
 # Finish what is open: regular tasks with a free slot, already started first, then the rest,
-# each in import order.
+# each in import order. The started ones are found through their partial index (its condition
+# written as literals), the rest through ix_tasks_claim.
 _NEXT = [
     _locked_variants(
         _candidates().where(Task.is_gold.is_(False), Task.n_claimed < Task.required, started)
         .order_by(Task.id).limit(1)
     )
-    for started in (Task.n_claimed > 0, Task.n_claimed == 0)
+    for started in (TASK_IN_FLIGHT, Task.n_claimed == 0)
 ]
 _NEXT_GOLD = _locked_variants(_candidates().where(Task.is_gold.is_(True)).order_by(Task.id).limit(1))
 
