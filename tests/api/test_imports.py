@@ -101,6 +101,13 @@ def test_csv_row_with_too_many_cells_and_bad_metadata(world: World, project: int
     assert count_tasks(world.database, project) == 0
 
 
+def test_csv_header_naming_a_column_twice_is_refused(world: World, project: int) -> None:
+    response = _post(world.tenant, project, "text,note,text\nfirst,n,second\n", "text/csv")
+    error = error_of(response, 422)
+    assert "'text' twice" in error["message"] and error["details"] == {"field": "file"}
+    assert count_tasks(world.database, project) == 0
+
+
 @pytest.mark.parametrize(("name", "content", "form"), [
     ("tasks.jsonl", b'{"data": {"text": "j1"}}\n{"data": {"text": "j2"}}\n', None),
     ("tasks.ndjson", b'{"data": {"text": "j1"}}\n{"data": {"text": "j2"}}\n', None),

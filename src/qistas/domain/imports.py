@@ -175,9 +175,13 @@ def _csv_rows(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
     reader = csv.DictReader(_LineReader(_text(stream)))
     if reader.fieldnames is None:
         return
+    seen: set[str] = set()
     for name in reader.fieldnames:
         if not name:
             raise Invalid("the CSV header has an empty column name", details={"field": "file"})
+        if name in seen:  # one of the two columns would silently overwrite the other
+            raise Invalid(f"the CSV header names the column {name!r} twice", details={"field": "file"})
+        seen.add(name)
     for number, record in enumerate(reader, start=1):
         if None in record:
             yield number, RowError(number, "more cells than header columns")
