@@ -177,3 +177,15 @@ def test_staff_list_only_their_own_projects(world: World) -> None:
         assert mine in ids and theirs not in ids
         assert {p["org"] for p in client.get("/projects").json()} == {"acme"}
     assert {mine, theirs} <= {p["id"] for p in world.admin.get("/projects").json()}
+
+
+def test_staff_naming_another_organization_for_a_new_project_get_404_and_nothing_is_made(world: World) -> None:
+    before = {p["id"] for p in world.tenant.owner.get("/projects").json()}
+    body = {"name": "Misplaced", "task": CLASSIFICATION}
+    for slug in (world.rival.slug, "no-such-org"):
+        refused = world.tenant.owner.post("/projects", json={**body, "org": slug})
+        assert error_of(refused, 404)["message"] == f"organization {slug!r} not found"
+    assert {p["id"] for p in world.tenant.owner.get("/projects").json()} == before
+    assert {p["name"] for p in world.rival.owner.get("/projects").json()}.isdisjoint({"Misplaced"})
+    own = world.tenant.owner.post("/projects", json={**body, "org": world.tenant.slug})
+    assert own.status_code == 201 and own.json()["org"] == world.tenant.slug

@@ -24,6 +24,7 @@ from qistas.errors import Invalid
 from qistas.policies import (
     ensure_customer_access,
     ensure_may_create_project,
+    ensure_org_reachable,
     ensure_project_visible,
 )
 
@@ -65,6 +66,8 @@ def create_project(body: ProjectCreate, actor: Actor, db: Db) -> ProjectRead:
             org_id = users.get_org_by_slug(session, body.org).id
         else:
             org_id = ensure_may_create_project(actor)
+            if body.org is not None:  # may only name their own: another answers like a missing one
+                ensure_org_reachable(actor, users.find_org(session, body.org), body.org)
         redundancy = body.redundancy.model_dump(exclude_none=True)
         project = projects.create_project(
             session, org_id=org_id, actor=actor, name=body.name, task=body.task,
