@@ -1,10 +1,10 @@
-"""SQLite's inline writer: it never waits, never jumps the queue, and its requests fall back.
+"""SQLite's inline writer: it never waits, never jumps the queue, and its requests still get served.
 
 The annotation loop's routes run their transaction on the event loop when the write lock is
 free (``api.deps.write_now``). These tests hold the lock from elsewhere (another thread, or
 another ``Database`` on the same file, as a second server process would) and check that the
-inline writer refuses before doing anything, and that a request arriving then still
-completes, once the lock is free, through the thread pool.
+inline writer refuses before doing anything, and that a request arriving then waits without
+blocking the event loop and completes once the lock is free.
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ def test_a_take_arriving_while_the_lock_is_held_waits_and_succeeds(
         asking = threading.Thread(target=lambda: answers.append(worker.post(f"/projects/{project['id']}/assignments")))
         asking.start()
         time.sleep(0.3)
-        assert answers == []  # queued behind the lock, in a worker thread
+        assert answers == []  # waiting for the lock, without holding up the event loop
         # The event loop is not blocked meanwhile: a read is answered at once.
         assert httpx.get(server.url + "/healthz", timeout=5).status_code == 200
     asking.join(10)
