@@ -28,6 +28,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -365,8 +366,36 @@ class LoopResult:
     client_cpu_ms: float
 
 
+@contextmanager
+def other_writer(db_url: str, every: float | None) -> Iterator[None]:
+    """Another writer of the database, as background jobs and imports are: every ``every``
+    seconds it holds a write transaction for 20 ms (on SQLite, the write lock)."""
+    if not every:
+        yield
+        return
+    from qistas.db.engine import Database
+
+    db = Database.from_url(sqlalchemy_url(db_url))
+    stop = threading.Event()
+
+    def write_now_and_then() -> None:
+        while not stop.wait(every):
+            with db.writer.begin() as session:
+                session.execute(text("SELECT 1"))
+                time.sleep(0.02)
+
+    writer = threading.Thread(target=write_now_and_then, daemon=True)
+    writer.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        writer.join()
+        db.dispose()
+
+
 def annotate_loop(backend: str, admin_url: str | None, k: int, n_tasks: int, seconds: float,
-                  workers: int, profile: str | None = None) -> LoopResult:
+                  workers: int, profile: str | None = None, writer_every: float | None = None) -> LoopResult:
     with fresh_database(backend, admin_url) as db_url, serve(db_url, workers) as server:
         owner, project_id, tokens = new_project(server, k)
         with closing(owner):
@@ -379,13 +408,14 @@ def annotate_loop(backend: str, admin_url: str | None, k: int, n_tasks: int, sec
             spy = subprocess.Popen(["py-spy", "record", "--pid", str(server.proc.pid), "--subprocesses",
                                     "--duration", str(int(seconds)), "--format", "raw", "--gil",
                                     "--output", f"{profile}-{backend}-{k}.txt"], stdout=subprocess.DEVNULL)
+        url = db_url or f"sqlite:///{server.home}/qistas.db"
         cpu_before = cpu_seconds(process_tree(server.proc.pid))
-        with sampler:
+        with sampler, other_writer(url, writer_every):
             out = run_clients(server.url, project_id, tokens, seconds)
         server_cpu = cpu_seconds(process_tree(server.proc.pid)) - cpu_before
         if spy is not None:
             spy.wait()
-        bad = violations(db_url or f"sqlite:///{server.home}/qistas.db", project_id, 3)
+        bad = violations(url, project_id, 3)
     return LoopResult(backend, workers, k, out["annotations"], out["annotations"] / out["elapsed"],
                       triple(out["cycle"]), triple(out["take"]), triple(out["submit"]), out["errors"], bad,
                       server.peak_rss_mb,
@@ -492,6 +522,8 @@ def main() -> int:
     parser.add_argument("--only", choices=["sqlite", "postgresql"], help="run one database only")
     parser.add_argument("--skip-bulk", action="store_true", help="skip the import/export timings")
     parser.add_argument("--profile", metavar="PREFIX", help="record a py-spy profile of the server per run")
+    parser.add_argument("--other-writer", type=float, metavar="SECONDS",
+                        help="another process writes every SECONDS, holding the write lock 20 ms each time")
     parser.add_argument("--client-run", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client_run:
@@ -515,7 +547,8 @@ def main() -> int:
     for backend in backends:
         workers = args.workers or DEFAULT_WORKERS[backend]
         for k in ks:
-            loops.append(annotate_loop(backend, args.postgres, k, args.tasks, args.seconds, workers, args.profile))
+            loops.append(annotate_loop(backend, args.postgres, k, args.tasks, args.seconds, workers, args.profile,
+                                       args.other_writer))
             print_loop_table(loops[-1:], args.tasks, args.seconds)
         if not args.skip_bulk and sizes:
             bulks += bulk(backend, args.postgres, sizes, workers)
