@@ -79,7 +79,7 @@ def cycle(url: str, rounds: int) -> float:
         db.dispose()
 
 
-def claim_far_along(url: str, repeats: int = 200) -> float:
+def claim_far_along(url: str, repeats: int = 200, *, in_flight_index: bool = True) -> float:
     upgrade(url)
     db = Database.from_url(url)
     try:
@@ -91,6 +91,9 @@ def claim_far_along(url: str, repeats: int = 200) -> float:
                                     "WHERE project_id = :p AND id < :cut"), {"p": project_id, "cut": first + 60_000})
             connection.execute(text("UPDATE tasks SET n_claimed = 1 WHERE project_id = :p AND id >= :cut "
                                     "AND id < :end"), {"p": project_id, "cut": first + 60_000, "end": first + 60_020})
+        if not in_flight_index:  # as before migration 0003, to compare
+            with db.engine.begin() as connection:
+                connection.execute(text("DROP INDEX ix_tasks_in_flight"))
         if db.engine.dialect.name == "postgresql":
             with db.engine.connect() as connection:
                 connection.execute(text("ANALYZE tasks"))
@@ -124,6 +127,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3000, help="annotations in the cycle measurement")
     parser.add_argument("--postgres", default=os.environ.get("QISTAS_BENCH_POSTGRES_URL", DEFAULT_POSTGRES),
                         help="PostgreSQL server URL (a fresh database is made on it); 'none' to skip")
+    parser.add_argument("--without-in-flight-index", action="store_true",
+                        help="time the claim without the partial index of tasks in flight (as before it existed)")
     args = parser.parse_args()
     backends = ["sqlite"]
     if args.postgres != "none" and postgres_reachable(args.postgres):
@@ -136,7 +141,8 @@ def main() -> int:
             cpu = cycle(pg_url or f"sqlite:///{Path(home) / 'cycle.db'}", args.rounds)
         with tempfile.TemporaryDirectory(prefix="qistas-engine-") as home, \
                 fresh_database(backend, args.postgres) as pg_url:
-            claim = claim_far_along(pg_url or f"sqlite:///{Path(home) / 'claim.db'}")
+            claim = claim_far_along(pg_url or f"sqlite:///{Path(home) / 'claim.db'}",
+                                    in_flight_index=not args.without_in_flight_index)
         print(f"| {backend} | {cpu:.2f} | {claim:.2f} |", flush=True)
     return 0
 
