@@ -105,7 +105,7 @@ def claim_far_along(url: str, repeats: int = 200, *, in_flight_index: bool = Tru
             if db.engine.dialect.name == "postgresql":
                 # The plan PostgreSQL makes for these values (as for a statement's first runs),
                 # timed by the server itself.
-                query = assignments._NEXT[0][True]
+                query = assignments._NEXT[0][True].statement
                 compiled = query.compile(dialect=db.engine.dialect)
                 explained = session.connection().exec_driver_sql(
                     "EXPLAIN (ANALYZE, FORMAT JSON) " + str(compiled),
@@ -115,7 +115,7 @@ def claim_far_along(url: str, repeats: int = 200, *, in_flight_index: bool = Tru
             times = []
             for _ in range(repeats):
                 start = time.perf_counter()
-                assert session.scalar(assignments._NEXT[0][False], params) is not None
+                assert assignments._NEXT[0][False].first(session, **params) is not None
                 times.append(time.perf_counter() - start)
             return 1000 * statistics.median(times)
     finally:

@@ -23,7 +23,7 @@ def test_postgresql_plans_the_started_first_query_on_the_in_flight_index(databas
     started_first = assignments._NEXT[0][True]
     with database.engine.connect() as connection:
         plan = "\n".join(row[0] for row in connection.exec_driver_sql(
-            "EXPLAIN " + str(started_first.compile(dialect=connection.dialect)),
+            "EXPLAIN " + str(started_first.statement.compile(dialect=connection.dialect)),
             {"project_id": setup.project_id, "annotator_id": setup.annotator_ids[0], "status_1": "pending",
              "status_2": "in_progress", "param_1": 1}))
     assert "ix_tasks_in_flight" in plan, plan

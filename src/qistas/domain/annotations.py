@@ -10,62 +10,99 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from qistas.db.models import Annotation, Assignment, Batch, Project, Task, User, table
+from qistas.db.prepared import Prepared, Rowcount, insert_of, select_entity
 from qistas.domain import gold as gold_rules
 from qistas.domain import outbox, quality
 from qistas.domain.aggregation import aggregate, decide
-from qistas.domain.assignments import insert_row
+from qistas.domain.assignments import get_own_assignment
 from qistas.domain.jsonsafe import check_storable
 from qistas.domain.projects import complete_batch_if_done
 from qistas.domain.tasktypes import parse_spec, validate_answer
-from qistas.errors import Conflict, Invalid, NotFound
+from qistas.errors import Conflict, Invalid
 
 MAX_SECONDS = 7 * 24 * 3600
-# Built once: statement construction costs more CPU than running it (see assignments.py).
+
+
+class StoredAnswer(NamedTuple):
+    """An annotation, as submit returns it."""
+
+    id: int
+    assignment_id: int
+    task_id: int
+    answer: Any
+    seconds: float | None
+    created_at: datetime
+
+
+class _Id(NamedTuple):
+    id: int
+
+
+class _Answer(NamedTuple):
+    annotator_id: int
+    answer: Any
+
+
+# The hot path's statements, run as ``Prepared`` (see assignments.py and db/prepared.py).
+_annotations = table(Annotation)
+_answers = _annotations.c
 _leases = table(Assignment).c
-# The lease as values: submit reads it and ends it with an UPDATE, it needs no object.
-_LEASE_LOCKED = (
-    select(_leases.id, _leases.task_id, _leases.project_id, _leases.annotator_id, _leases.status, _leases.expires_at)
-    .where(_leases.id == bindparam("assignment_id"))
-    .with_for_update()
-)
-_TASK_LOCKED = select(Task).where(Task.id == bindparam("task_id")).with_for_update()
-_NEW_ANNOTATION = insert(table(Annotation)).returning(table(Annotation).c.id)
-_CLOSE_LEASE = (
-    update(table(Assignment))
-    .where(table(Assignment).c.id == bindparam("assignment_id"))
-    .values(status="submitted", ended_at=bindparam("now"))
-)
-_COUNT_ANSWER = (
-    update(table(Task))
-    .where(table(Task).c.id == bindparam("task_id"))
-    .values(n_annotations=table(Task).c.n_annotations + 1)
-)
-_answers = table(Annotation).c
-_ANSWERS = (
-    select(_answers.annotator_id, _answers.answer)
-    .where(_answers.task_id == bindparam("task_id"))
-    .order_by(_answers.id)
-)
 _tasks = table(Task).c
-_SETTLE = (
+_TASK_LOCKED = select_entity(Task, _tasks.id == bindparam("task_id"), lock=True)
+_PROJECT = select_entity(Project, table(Project).c.id == bindparam("project_id"))
+_STORED = Prepared(
+    select(_answers.id, _answers.assignment_id, _answers.task_id, _answers.answer, _answers.seconds,
+           _answers.created_at).where(_answers.assignment_id == bindparam("assignment_id")),
+    StoredAnswer,
+)
+_NEW_ANNOTATION = Prepared(
+    insert_of(_annotations, ["assignment_id", "task_id", "project_id", "annotator_id", "answer", "seconds",
+                             "gold_correct", "created_at"], returning=["id"]),
+    _Id,
+)
+_CLOSE_LEASE = Prepared(
+    update(table(Assignment)).where(_leases.id == bindparam("assignment_id"))
+    .values(status="submitted", ended_at=bindparam("now")),
+    Rowcount,
+)
+_COUNT_ANSWER = Prepared(
+    update(table(Task)).where(_tasks.id == bindparam("task_id")).values(n_annotations=_tasks.n_annotations + 1),
+    Rowcount,
+)
+_ANSWERS = Prepared(
+    select(_answers.annotator_id, _answers.answer).where(_answers.task_id == bindparam("task_id"))
+    .order_by(_answers.id),
+    _Answer,
+)
+_SET_REQUIRED = Prepared(
+    update(table(Task)).where(_tasks.id == bindparam("task_id")).values(required=bindparam("required")),
+    Rowcount,
+)
+_SETTLE = Prepared(
     update(table(Task))
     .where(_tasks.id == bindparam("task_id"))
     .values(required=bindparam("required"), status=bindparam("status"), response=bindparam("response"),
             confidence=bindparam("confidence"), method=bindparam("method"),
-            below_target=bindparam("below_target"), completed_at=bindparam("completed_at"))
+            below_target=bindparam("below_target"), completed_at=bindparam("completed_at")),
+    Rowcount,
 )
+
+
+def load_project(session: Session, project_id: int) -> Project | None:
+    """The project, read with one prepared statement: a detached object, complete."""
+    return _PROJECT.first(session, project_id=project_id)
 
 
 @dataclass(frozen=True)
 class Submitted:
-    annotation: Annotation
+    annotation: StoredAnswer
     created: bool  # False when this was a repeat of an earlier submit
     feedback: dict[str, Any] | None = None  # on gold tasks of training projects only
 
@@ -79,11 +116,9 @@ def submit(
     seconds: float | None,
     now: datetime,
 ) -> Submitted:
-    assignment = session.execute(_LEASE_LOCKED, {"assignment_id": assignment_id}).one_or_none()
-    if assignment is None or assignment.annotator_id != annotator.id:
-        raise NotFound("assignment not found")
+    assignment = get_own_assignment(session, assignment_id=assignment_id, annotator=annotator, lock=True)
     if assignment.status == "submitted":
-        stored = session.scalar(select(Annotation).where(Annotation.assignment_id == assignment.id))
+        stored = _STORED.first(session, assignment_id=assignment.id)
         assert stored is not None
         return Submitted(stored, created=False)
     if assignment.status != "active" or assignment.expires_at <= now:
@@ -92,8 +127,8 @@ def submit(
     if seconds is not None and not 0 <= seconds <= MAX_SECONDS:
         raise Invalid(f"seconds must be between 0 and {MAX_SECONDS}", details={"field": "seconds"})
     # Lock order everywhere: assignment, then task.
-    task = session.scalar(_TASK_LOCKED, {"task_id": assignment.task_id})
-    project = session.get(Project, assignment.project_id)
+    task = _TASK_LOCKED.first(session, task_id=assignment.task_id)
+    project = load_project(session, assignment.project_id)
     assert task is not None and project is not None
     if task.status != "pending":
         raise Conflict(f"this task is {task.status}; take a new task")
@@ -105,11 +140,13 @@ def submit(
     values = {"assignment_id": assignment.id, "task_id": task.id, "project_id": project.id,
               "annotator_id": annotator.id, "answer": normalised, "seconds": seconds,
               "gold_correct": gold_correct, "created_at": now}
-    annotation = insert_row(session, Annotation, _NEW_ANNOTATION, values)
+    made = _NEW_ANNOTATION.first(session, **values)
+    assert made is not None
+    annotation = StoredAnswer(made.id, assignment.id, task.id, normalised, seconds, now)
     # Both rows are locked by this transaction: plain UPDATEs (the task's mirrored on its object).
-    session.execute(_CLOSE_LEASE, {"assignment_id": assignment.id, "now": now})
+    _CLOSE_LEASE.run(session, assignment_id=assignment.id, now=now)
     # The lease's slot in n_claimed now holds this annotation.
-    session.execute(_COUNT_ANSWER, {"task_id": task.id})
+    _COUNT_ANSWER.run(session, task_id=task.id)
     set_committed_value(task, "n_annotations", task.n_annotations + 1)
     gold_rules.record_answer(session, project=project, annotator_id=annotator.id, seconds=seconds,
                              gold_correct=gold_correct)
@@ -125,9 +162,9 @@ def _settle(session: Session, *, task: Task, project: Project, spec: Any, now: d
     """Complete the task, or raise how many annotations it needs, after a new one."""
     if task.n_annotations < task.required:
         return
-    rows = session.execute(_ANSWERS, {"task_id": task.id}).all()
+    rows = _ANSWERS.all(session, task_id=task.id)
     majority = aggregate([answer for _, answer in rows])
-    consensus = quality.task_consensus(session, project=project, spec=spec, answers=rows) \
+    consensus = quality.task_consensus(session, project=project, spec=spec, task_id=task.id, answers=rows) \
         if quality.is_scored(spec) else majority
     decision = decide(
         n_annotations=task.n_annotations,
@@ -140,14 +177,14 @@ def _settle(session: Session, *, task: Task, project: Project, spec: Any, now: d
     )
     if not decision.complete:
         if decision.required != task.required:
-            task.required = decision.required
-            session.flush()
+            _SET_REQUIRED.run(session, task_id=task.id, required=decision.required)
+            set_committed_value(task, "required", decision.required)
         return
     # One UPDATE of the locked row, mirrored on the object (cheaper than the unit of work).
     values = {"required": decision.required, "status": "completed", "response": consensus.response,
               "confidence": consensus.confidence, "method": consensus.method,
               "below_target": decision.below_target, "completed_at": now}
-    session.execute(_SETTLE, {"task_id": task.id, **values})
+    _SETTLE.run(session, task_id=task.id, **values)
     for name, value in values.items():
         set_committed_value(task, name, value)
     outbox.enqueue(session, event="task.completed", task=task)

@@ -13,48 +13,82 @@ Concurrency: on SQLite claims run in ``BEGIN IMMEDIATE`` transactions, one at a 
 PostgreSQL the picked task row is locked with ``FOR UPDATE SKIP LOCKED`` so concurrent claims
 take different rows instead of queueing on one.
 
-Speed: the statements of a claim are built once, with bound parameters, and reused. Building
-a SQLAlchemy statement and its cache key costs more CPU than SQLite takes to run it, and the
-claim is the hottest path of the server. Statements that only read values or write rows are
-written against the tables (``table(Task).c``), not the mapped classes: the ORM's execution
-path costs about twice as much per statement, and is only worth it where an object is needed.
+Speed: the claim is the hottest path of the server, and building or executing a statement
+through SQLAlchemy costs far more CPU than SQLite takes to run it. Its statements are written
+once against the tables and run as ``Prepared`` statements (``db/prepared.py``): compiled once
+per dialect, executed on the driver's cursor, rows returned as small named tuples.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, NamedTuple
 
-from sqlalchemy import CursorResult, Select, and_, bindparam, exists, insert, or_, select, update
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy import and_, bindparam, exists, or_, select, update
+from sqlalchemy.orm import Session
 
 from qistas.db.dialect import locks_claimed_rows
-from qistas.db.models import TASK_IN_FLIGHT, Assignment, Base, Batch, Project, Task, User, table
+from qistas.db.models import TASK_IN_FLIGHT, Assignment, Batch, Project, Task, User, table
+from qistas.db.prepared import Prepared, Rowcount, insert_of
 from qistas.domain import gold as gold_rules
 from qistas.errors import Conflict, Forbidden, NotFound
 
-T = TypeVar("T", bound=Base)
+
+class Lease(NamedTuple):
+    """An assignment, as the loop reads it."""
+
+    id: int
+    task_id: int
+    project_id: int
+    annotator_id: int
+    status: str
+    expires_at: datetime
 
 
-def _locked_variants(query: Any) -> dict[bool, Any]:
-    """The statement as is, and with the claim row lock (for PostgreSQL)."""
-    return {False: query, True: query.with_for_update(skip_locked=True)}
+class WorkTask(NamedTuple):
+    """A task, as it is served to an annotator."""
+
+    id: int
+    project_id: int
+    status: str
+    data: dict[str, Any]
 
 
-_leases = table(Assignment).c
+class _Ids(NamedTuple):
+    id: int
+    task_id: int
+
+
+class _Id(NamedTuple):
+    id: int
+
+
+_assignments = table(Assignment)
+_leases = _assignments.c
 _tasks = table(Task).c
-_STALE = _locked_variants(
+_batches = table(Batch).c
+_LEASE_COLUMNS = (_leases.id, _leases.task_id, _leases.project_id, _leases.annotator_id, _leases.status,
+                  _leases.expires_at)
+
+
+def _locked_variants(statement: Any, row: Any) -> dict[bool, Prepared[Any]]:
+    """The statement as is, and with the claim row lock (for PostgreSQL)."""
+    return {False: Prepared(statement, row), True: Prepared(statement.with_for_update(skip_locked=True), row)}
+
+
+_STALE: dict[bool, Prepared[_Ids]] = _locked_variants(
     select(_leases.id, _leases.task_id).where(
         _leases.project_id == bindparam("project_id"),
         _leases.status == "active",
         _leases.expires_at <= bindparam("now"),
-    )
+    ),
+    _Ids,
 )
 # Locked: a lease being submitted in another transaction right now must not be handed back
 # (PostgreSQL re-checks the row once that transaction commits, and skips it if submitted).
-_HELD = (
-    select(_leases.id)
+_HELD = Prepared(
+    select(*_LEASE_COLUMNS)
     .where(
         _leases.project_id == bindparam("project_id"),
         _leases.annotator_id == bindparam("annotator_id"),
@@ -62,38 +96,50 @@ _HELD = (
         _leases.expires_at > bindparam("now"),
     )
     .limit(1)
-    .with_for_update()
+    .with_for_update(),
+    Lease,
 )
-_NEW_LEASE = insert(table(Assignment)).returning(_leases.id)
-_TAKE_SLOT = (
+_WORK_TASK = Prepared(
+    select(_tasks.id, _tasks.project_id, _tasks.status, _tasks.data).where(_tasks.id == bindparam("task_id")),
+    WorkTask,
+)
+_NEW_LEASE = Prepared(
+    insert_of(_assignments, ["task_id", "project_id", "annotator_id", "status", "created_at", "expires_at"],
+              returning=["id"]),
+    _Id,
+)
+_END_LEASE = Prepared(
+    update(_assignments).where(_leases.id == bindparam("lease_id"))
+    .values(status=bindparam("status"), ended_at=bindparam("now")),
+    Rowcount,
+)
+_EXTEND_LEASE = Prepared(
+    update(_assignments).where(_leases.id == bindparam("lease_id")).values(expires_at=bindparam("expires_at")),
+    Rowcount,
+)
+_TAKE_SLOT = Prepared(
     update(table(Task))
     .where(and_(_tasks.id == bindparam("task_id"), _tasks.n_claimed < _tasks.required, _tasks.status == "pending"))
-    .values(n_claimed=_tasks.n_claimed + 1)
+    .values(n_claimed=_tasks.n_claimed + 1),
+    Rowcount,
 )
 # A gold task takes any number of annotators, once each: its requirement grows with them.
-_TAKE_GOLD_SLOT = (
+_TAKE_GOLD_SLOT = Prepared(
     update(table(Task))
     .where(and_(_tasks.id == bindparam("task_id"), _tasks.status == "pending"))
-    .values(n_claimed=_tasks.n_claimed + 1, required=_tasks.n_claimed + 1)
+    .values(n_claimed=_tasks.n_claimed + 1, required=_tasks.n_claimed + 1),
+    Rowcount,
 )
-
-
-def insert_row(session: Session, entity: type[T], statement: Any, values: dict[str, Any]) -> T:
-    """INSERT one row with a prepared statement; return it as a persistent object of the session.
-
-    The same result as ``session.add`` + ``flush``, without the unit of work's bookkeeping,
-    which cost a sixth of the server's CPU in the annotation loop.
-    """
-    row = entity(id=session.execute(statement, values).scalar_one(), **values)
-    make_transient_to_detached(row)  # every column is set: nothing to load back
-    session.add(row)
-    return row
+_GIVE_BACK_SLOTS = Prepared(
+    update(table(Task)).where(_tasks.id == bindparam("task_id"))
+    .values(n_claimed=_tasks.n_claimed - bindparam("slots")),
+    Rowcount,
+)
 
 
 def expire_leases(session: Session, *, project_id: int, now: datetime) -> int:
     """Mark the project's expired leases and give their slots back to their tasks."""
-    stale = _STALE[locks_claimed_rows(session)]
-    rows = session.execute(stale, {"project_id": project_id, "now": now}).all()
+    rows = _STALE[locks_claimed_rows(session)].all(session, project_id=project_id, now=now)
     if not rows:
         return 0
     session.execute(
@@ -108,25 +154,22 @@ def expire_leases(session: Session, *, project_id: int, now: datetime) -> int:
 def _release_slots(session: Session, per_task: Counter[int]) -> None:
     # Sorted, so two transactions always lock tasks in the same order (no deadlock).
     for task_id in sorted(per_task):
-        session.execute(
-            update(Task)
-            .where(Task.id == task_id)
-            .values(n_claimed=Task.n_claimed - per_task[task_id])
-        )
+        _GIVE_BACK_SLOTS.run(session, task_id=task_id, slots=per_task[task_id])
 
 
-def _candidates() -> Select[Task]:
+def _candidates() -> Any:
     """Open tasks of ``:project_id`` that ``:annotator_id`` never had."""
     served_batch = or_(
-        Task.batch_id.is_(None),
-        Task.batch_id.in_(
-            select(Batch.id).where(Batch.project_id == bindparam("project_id"), Batch.status == "in_progress")
+        _tasks.batch_id.is_(None),
+        _tasks.batch_id.in_(
+            select(_batches.id).where(_batches.project_id == bindparam("project_id"),
+                                      _batches.status == "in_progress")
         ),
     )
-    seen = exists().where(Assignment.task_id == Task.id, Assignment.annotator_id == bindparam("annotator_id"))
-    return select(Task).where(
-        Task.project_id == bindparam("project_id"),
-        Task.status == "pending",
+    seen = exists().where(_leases.task_id == _tasks.id, _leases.annotator_id == bindparam("annotator_id"))
+    return select(_tasks.id, _tasks.project_id, _tasks.status, _tasks.data).where(
+        _tasks.project_id == bindparam("project_id"),
+        _tasks.status == "pending",
         served_batch,
         ~seen,
     )
@@ -137,23 +180,22 @@ def _candidates() -> Select[Task]:
 # written as literals), the rest through ix_tasks_claim.
 _NEXT = [
     _locked_variants(
-        _candidates().where(Task.is_gold.is_(False), Task.n_claimed < Task.required, started)
-        .order_by(Task.id).limit(1)
+        _candidates().where(_tasks.is_gold.is_(False), _tasks.n_claimed < _tasks.required, started)
+        .order_by(_tasks.id).limit(1),
+        WorkTask,
     )
-    for started in (TASK_IN_FLIGHT, Task.n_claimed == 0)
+    for started in (TASK_IN_FLIGHT, _tasks.n_claimed == 0)
 ]
-_NEXT_GOLD = _locked_variants(_candidates().where(Task.is_gold.is_(True)).order_by(Task.id).limit(1))
+_NEXT_GOLD = _locked_variants(_candidates().where(_tasks.is_gold.is_(True)).order_by(_tasks.id).limit(1), WorkTask)
 
 
-def active_lease(session: Session, *, project_id: int, annotator_id: int, now: datetime) -> Assignment | None:
-    # Usually there is none: ask for the id alone, load the object only when there is one.
-    held = session.scalar(_HELD, {"project_id": project_id, "annotator_id": annotator_id, "now": now})
-    return session.get(Assignment, held) if held is not None else None
+def active_lease(session: Session, *, project_id: int, annotator_id: int, now: datetime) -> Lease | None:
+    return _HELD.first(session, project_id=project_id, annotator_id=annotator_id, now=now)
 
 
 def claim(
     session: Session, *, project: Project, annotator: User, now: datetime, lease_seconds: int
-) -> tuple[Assignment, Task] | None:
+) -> tuple[Lease, WorkTask] | None:
     """Lease the next task to the annotator, or return None when nothing is left for them.
 
     An annotator holding a live lease in the project gets that lease back (a reload or a
@@ -163,78 +205,80 @@ def claim(
     expire_leases(session, project_id=project.id, now=now)
     held = active_lease(session, project_id=project.id, annotator_id=annotator.id, now=now)
     if held is not None:
-        task = session.get(Task, held.task_id)
+        task = _WORK_TASK.first(session, task_id=held.task_id)
         assert task is not None
         if task.status == "pending":
             return held, task
         # Its batch was canceled under the lease: handing it back would leave the annotator
         # stuck on a task they cannot submit until the lease runs out. End it, serve another.
-        held.status = "expired"
-        held.ended_at = now
+        _END_LEASE.run(session, lease_id=held.id, status="expired", now=now)
         _release_slots(session, Counter({task.id: 1}))
     if gold_rules.is_blocked(session, project_id=project.id, annotator_id=annotator.id):
         raise Forbidden("your answers to this project's quality checks are below its threshold")
     locked = locks_claimed_rows(session)
     params = {"project_id": project.id, "annotator_id": annotator.id}
     if gold_rules.serve_gold_now(gold_rules.parse_policy(project.gold_policy)):
-        task = session.scalar(_NEXT_GOLD[locked], params)
+        task = _NEXT_GOLD[locked].first(session, **params)
         if task is not None:
-            session.execute(_TAKE_GOLD_SLOT, {"task_id": task.id})
+            _TAKE_GOLD_SLOT.run(session, task_id=task.id)
             return _lease(session, task=task, annotator=annotator, now=now, lease_seconds=lease_seconds), task
     for variants in _NEXT:
-        task = session.scalar(variants[locked], params)
+        task = variants[locked].first(session, **params)
         if task is None:
             continue
-        taken: CursorResult[Any] = session.execute(_TAKE_SLOT, {"task_id": task.id})  # type: ignore[assignment]
-        if taken.rowcount != 1:  # pragma: no cover - the row lock or BEGIN IMMEDIATE prevents it
-            continue
+        if _TAKE_SLOT.run(session, task_id=task.id) != 1:  # pragma: no cover
+            continue  # the row lock (PostgreSQL) or BEGIN IMMEDIATE (SQLite) prevents it
         return _lease(session, task=task, annotator=annotator, now=now, lease_seconds=lease_seconds), task
     return None
 
 
-def _lease(session: Session, *, task: Task, annotator: User, now: datetime, lease_seconds: int) -> Assignment:
-    values = {"task_id": task.id, "project_id": task.project_id, "annotator_id": annotator.id, "status": "active",
-              "created_at": now, "expires_at": now + timedelta(seconds=lease_seconds), "ended_at": None}
-    return insert_row(session, Assignment, _NEW_LEASE, values)
+def _lease(session: Session, *, task: WorkTask, annotator: User, now: datetime, lease_seconds: int) -> Lease:
+    expires_at = now + timedelta(seconds=lease_seconds)
+    made = _NEW_LEASE.first(session, task_id=task.id, project_id=task.project_id, annotator_id=annotator.id,
+                            status="active", created_at=now, expires_at=expires_at)
+    assert made is not None
+    return Lease(made.id, task.id, task.project_id, annotator.id, "active", expires_at)
 
 
-_OWN = {False: select(Assignment).where(Assignment.id == bindparam("assignment_id"))}
-_OWN[True] = _OWN[False].with_for_update()
+_OWN_QUERY = select(*_LEASE_COLUMNS).where(_leases.id == bindparam("assignment_id"))
+_OWN = {False: Prepared(_OWN_QUERY, Lease), True: Prepared(_OWN_QUERY.with_for_update(), Lease)}
 
 
-def get_own_assignment(
-    session: Session, *, assignment_id: int, annotator: User, lock: bool = False
-) -> Assignment:
+def get_own_assignment(session: Session, *, assignment_id: int, annotator: User, lock: bool = False) -> Lease:
     """An annotator's own assignment; anyone else's is 404."""
-    assignment = session.scalar(_OWN[lock], {"assignment_id": assignment_id})
-    if assignment is None or assignment.annotator_id != annotator.id:
+    lease = _OWN[lock].first(session, assignment_id=assignment_id)
+    if lease is None or lease.annotator_id != annotator.id:
         raise NotFound("assignment not found")
-    return assignment
+    return lease
+
+
+def work_task(session: Session, task_id: int) -> WorkTask:
+    task = _WORK_TASK.first(session, task_id=task_id)
+    assert task is not None  # tasks are never deleted
+    return task
 
 
 def skip(session: Session, *, assignment_id: int, annotator: User, now: datetime) -> None:
-    assignment = get_own_assignment(session, assignment_id=assignment_id, annotator=annotator, lock=True)
-    if assignment.status == "skipped":
+    lease = get_own_assignment(session, assignment_id=assignment_id, annotator=annotator, lock=True)
+    if lease.status == "skipped":
         return  # a repeated skip is harmless
-    if assignment.status != "active" or assignment.expires_at <= now:
-        raise Conflict(f"this lease is no longer valid ({_state(assignment, now)})")
-    assignment.status = "skipped"
-    assignment.ended_at = now
-    _release_slots(session, Counter({assignment.task_id: 1}))
-    session.flush()
+    if lease.status != "active" or lease.expires_at <= now:
+        raise Conflict(f"this lease is no longer valid ({_state(lease, now)})")
+    _END_LEASE.run(session, lease_id=lease.id, status="skipped", now=now)
+    _release_slots(session, Counter({lease.task_id: 1}))
 
 
-def renew(session: Session, *, assignment_id: int, annotator: User, now: datetime, lease_seconds: int) -> Assignment:
+def renew(session: Session, *, assignment_id: int, annotator: User, now: datetime, lease_seconds: int) -> Lease:
     """Extend a live lease while the annotator is still working on it."""
-    assignment = get_own_assignment(session, assignment_id=assignment_id, annotator=annotator, lock=True)
-    if assignment.status != "active" or assignment.expires_at <= now:
-        raise Conflict(f"this lease is no longer valid ({_state(assignment, now)})")
-    assignment.expires_at = now + timedelta(seconds=lease_seconds)
-    session.flush()
-    return assignment
+    lease = get_own_assignment(session, assignment_id=assignment_id, annotator=annotator, lock=True)
+    if lease.status != "active" or lease.expires_at <= now:
+        raise Conflict(f"this lease is no longer valid ({_state(lease, now)})")
+    expires_at = now + timedelta(seconds=lease_seconds)
+    _EXTEND_LEASE.run(session, lease_id=lease.id, expires_at=expires_at)
+    return lease._replace(expires_at=expires_at)
 
 
-def _state(assignment: Assignment, now: datetime) -> str:
-    if assignment.status == "active" and assignment.expires_at <= now:
+def _state(lease: Lease, now: datetime) -> str:
+    if lease.status == "active" and lease.expires_at <= now:
         return "expired"
-    return assignment.status
+    return lease.status

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from qistas.db.dialect import insert_skipping_conflicts
 from qistas.db.models import Project, WorkerStats, table
+from qistas.db.prepared import Prepared
 from qistas.domain.tasktypes import BoxesSpec, SpansSpec, TextSpec, answer_key
 from qistas.errors import Invalid
 from qistas.quality import box_iou
@@ -72,13 +73,20 @@ def accuracy(stats: WorkerStats | None) -> float:
 
 # Built once, like the engine's other per-request statements (see assignments.py).
 _stats = table(WorkerStats).c
-_BLOCKED = select(_stats.blocked).where(
-    _stats.project_id == bindparam("project_id"), _stats.annotator_id == bindparam("annotator_id")
+class _Blocked(NamedTuple):
+    blocked: bool
+
+
+_BLOCKED = Prepared(
+    select(_stats.blocked).where(_stats.project_id == bindparam("project_id"),
+                                 _stats.annotator_id == bindparam("annotator_id")),
+    _Blocked,
 )
 
 
 def is_blocked(session: Session, *, project_id: int, annotator_id: int) -> bool:
-    return bool(session.scalar(_BLOCKED, {"project_id": project_id, "annotator_id": annotator_id}))
+    found = _BLOCKED.first(session, project_id=project_id, annotator_id=annotator_id)
+    return found is not None and found.blocked
 
 
 def matches(spec: Any, answer: Any, gold: Any) -> bool:
@@ -104,8 +112,14 @@ def _box(box: dict[str, Any]) -> tuple[float, float, float, float, str]:
     return (box["x"], box["y"], box["w"], box["h"], box["label"])
 
 
+class _Counted(NamedTuple):
+    n_gold: int
+    n_gold_correct: int
+    blocked: bool
+
+
 # One statement in the common case: count the answer and read back what the threshold needs.
-_COUNT_ANSWER = (
+_COUNT_ANSWER = Prepared(
     update(table(WorkerStats))
     .where(_stats.project_id == bindparam("b_project"), _stats.annotator_id == bindparam("b_annotator"))
     .values(
@@ -114,7 +128,8 @@ _COUNT_ANSWER = (
         n_gold=_stats.n_gold + bindparam("gold"),
         n_gold_correct=_stats.n_gold_correct + bindparam("correct"),
     )
-    .returning(_stats.n_gold, _stats.n_gold_correct, _stats.blocked)
+    .returning(_stats.n_gold, _stats.n_gold_correct, _stats.blocked),
+    _Counted,
 )
 
 
@@ -124,14 +139,15 @@ def record_answer(
     """Update the annotator's counts after a submit; block them if gold accuracy is too low."""
     values = {"b_project": project.id, "b_annotator": annotator_id, "seconds": seconds or 0.0,
               "gold": int(gold_correct is not None), "correct": int(bool(gold_correct))}
-    counted = session.execute(_COUNT_ANSWER, values).one_or_none()
+    counted = _COUNT_ANSWER.first(session, **values)
     if counted is None:
         # The annotator's first answer here. Two in parallel (two tabs) must not both insert.
         first = {"project_id": project.id, "annotator_id": annotator_id, "n_annotations": 0,
                  "seconds_total": 0.0, "n_gold": 0, "n_gold_correct": 0, "blocked": False}
         session.execute(insert_skipping_conflicts(session, WorkerStats.__table__, ["project_id", "annotator_id"]),
                         first)
-        counted = session.execute(_COUNT_ANSWER, values).one()
+        counted = _COUNT_ANSWER.first(session, **values)
+        assert counted is not None
     if gold_correct is None:
         return
     policy = parse_policy(project.gold_policy)

@@ -12,19 +12,31 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from qistas.db.models import Batch, Delivery, Task, Webhook, table
+from qistas.db.prepared import Prepared
 from qistas.db.types import utcnow
 
 EVENTS = ("task.completed", "batch.completed", "result.changed")
 _hooks = table(Webhook).c
-# Runs at every completion (see assignments.py on statements built once).
-_ACTIVE_HOOKS = select(_hooks.id, _hooks.url, _hooks.events).where(
-    _hooks.project_id == bindparam("project_id"), _hooks.is_active.is_(True)
+
+
+class _Hook(NamedTuple):
+    id: int
+    url: str
+    events: list[str]
+
+
+# Runs at every completion: prepared (see assignments.py and db/prepared.py).
+_ACTIVE_HOOKS = Prepared(
+    select(_hooks.id, _hooks.url, _hooks.events).where(
+        _hooks.project_id == bindparam("project_id"), _hooks.is_active.is_(True)
+    ),
+    _Hook,
 )
 
 
@@ -74,7 +86,7 @@ def enqueue(
         raise ValueError("enqueue needs a task or a batch")
     destinations: list[tuple[str, int | None, str]] = [
         ("webhook", hook.id, hook.url)
-        for hook in session.execute(_ACTIVE_HOOKS, {"project_id": project_id})
+        for hook in _ACTIVE_HOOKS.all(session, project_id=project_id)
         if event in hook.events
     ]
     if callback:

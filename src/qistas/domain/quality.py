@@ -14,7 +14,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from sqlalchemy import bindparam, func, select
@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from qistas.db.engine import Database
 from qistas.db.models import Annotation, Project, QualityModel, Task, WorkerStats, table
+from qistas.db.prepared import Prepared
 from qistas.db.types import utcnow
 from qistas.domain import gold as gold_rules
 from qistas.domain import results
@@ -51,21 +52,37 @@ def is_scored(spec: Any) -> bool:
     return isinstance(spec, ClassificationSpec) and not spec.multi
 
 
-# Built once: these run after every answer (see assignments.py on statement construction).
+class _FittedAt(NamedTuple):
+    fitted_at: datetime
+
+
+class _GoldCounts(NamedTuple):
+    annotator_id: int
+    n_gold: int
+    n_gold_correct: int
+
+
+# Prepared: these run after every answer (see assignments.py and db/prepared.py).
 _models = table(QualityModel).c
 _stats = table(WorkerStats).c
-_FITTED_AT = select(_models.fitted_at).where(_models.project_id == bindparam("project_id"))
-_GOLD_COUNTS_OF = select(_stats.annotator_id, _stats.n_gold, _stats.n_gold_correct).where(
-    _stats.project_id == bindparam("project_id"),
-    _stats.annotator_id.in_(bindparam("annotators", expanding=True)),
+_answers = table(Annotation).c
+_FITTED_AT = Prepared(select(_models.fitted_at).where(_models.project_id == bindparam("project_id")), _FittedAt)
+# The gold counts of everyone who answered the task.
+_GOLD_COUNTS_OF = Prepared(
+    select(_stats.annotator_id, _stats.n_gold, _stats.n_gold_correct).where(
+        _stats.project_id == bindparam("project_id"),
+        _stats.annotator_id.in_(select(_answers.annotator_id).where(_answers.task_id == bindparam("task_id"))),
+    ),
+    _GoldCounts,
 )
 
 
 def load_model(session: Session, project_id: int) -> FittedModel | None:
     """The project's fitted model; parsed once per fit and cached in the process."""
-    fitted_at = session.scalar(_FITTED_AT, {"project_id": project_id})
-    if fitted_at is None:
+    found = _FITTED_AT.first(session, project_id=project_id)
+    if found is None:
         return None
+    fitted_at = found.fitted_at
     cached = _cache.get(project_id)
     if cached is not None and cached.fitted_at == fitted_at:
         return cached
@@ -91,7 +108,8 @@ def _one_coin(accuracy: float, k: int) -> np.ndarray:
 
 
 def task_consensus(
-    session: Session, *, project: Project, spec: ClassificationSpec, answers: Sequence[tuple[int, Any]]
+    session: Session, *, project: Project, spec: ClassificationSpec, task_id: int,
+    answers: Sequence[tuple[int, Any]],
 ) -> Consensus:
     """The posterior consensus of one task from its answers so far: (annotator id, answer) pairs."""
     index = {label: i for i, label in enumerate(spec.labels)}
@@ -105,7 +123,7 @@ def task_consensus(
         method = fitted.method
     else:
         # Before the first fit: each annotator is a one-coin worker with their gold accuracy.
-        found = session.execute(_GOLD_COUNTS_OF, {"project_id": project.id, "annotators": annotators})
+        found = _GOLD_COUNTS_OF.all(session, project_id=project.id, task_id=task_id)
         accuracy = {row.annotator_id: gold_rules.accuracy_of(row.n_gold_correct, row.n_gold) for row in found}
         prior = gold_rules.accuracy_of(0, 0)
         confusions = np.stack([_one_coin(accuracy.get(a, prior), k) for a in annotators]) if k > 1 else None

@@ -18,10 +18,11 @@ from qistas.api.deps import Credentials, Id, actor_in, ensure_credentials, write
 from qistas.api.schemas.tasks import AssignmentRead, SubmitCreate, SubmittedRead, TaskWorkView
 from qistas.config import Settings
 from qistas.db.engine import Database
-from qistas.db.models import Assignment, Project, Task
 from qistas.db.types import utcnow
 from qistas.domain import assignments
+from qistas.domain.annotations import load_project
 from qistas.domain.annotations import submit as store_answer
+from qistas.domain.assignments import Lease, WorkTask
 from qistas.policies import ensure_annotator_access
 
 router = APIRouter(tags=["work"])
@@ -38,7 +39,7 @@ def json_response(model: BaseModel, status_code: int) -> Response:
     return Response(model.model_dump_json().encode(), status_code=status_code, media_type="application/json")
 
 
-def assignment_read(assignment: Assignment, task: Task) -> AssignmentRead:
+def assignment_read(assignment: Lease, task: WorkTask) -> AssignmentRead:
     return AssignmentRead(id=assignment.id, project_id=assignment.project_id,
                           task=TaskWorkView(id=task.id, data=task.data), expires_at=assignment.expires_at)
 
@@ -50,7 +51,7 @@ async def take(project_id: Id, request: Request) -> Response:
 
     def work(session: Session) -> Response:
         actor = actor_in(session, request)
-        project = ensure_annotator_access(actor, session.get(Project, project_id))
+        project = ensure_annotator_access(actor, load_project(session, project_id))
         claimed = assignments.claim(session, project=project, annotator=actor, now=utcnow(),
                                     lease_seconds=settings.lease_seconds)
         return json_response(assignment_read(*claimed), 201) if claimed else Response(status_code=204)
@@ -95,8 +96,6 @@ async def renew(assignment_id: Id, request: Request) -> Response:
         actor = actor_in(session, request)
         assignment = assignments.renew(session, assignment_id=assignment_id, annotator=actor, now=utcnow(),
                                        lease_seconds=settings.lease_seconds)
-        task = session.get(Task, assignment.task_id)
-        assert task is not None
-        return json_response(assignment_read(assignment, task), 200)
+        return json_response(assignment_read(assignment, assignments.work_task(session, assignment.task_id)), 200)
 
     return await write_now(db, work)
