@@ -66,6 +66,9 @@ class Prepared(Generic[R]):
         fields = getattr(row, "_fields", None)
         if fields is not None and list(fields) != columns:
             raise TypeError(f"{row} has fields {list(fields)}, the statement returns {columns}")
+        expanding = [bind.key for bind in statement.compile().binds.values() if bind.expanding]  # type: ignore[attr-defined]
+        if expanding:
+            raise TypeError(f"expanding parameters are not supported: {expanding}")
         self.statement = statement
         self._row = row
         self._compiled: dict[str, _Compiled] = {}
@@ -76,8 +79,6 @@ class Prepared(Generic[R]):
             raise TypeError("parameter names that need escaping are not supported")
         literals, binders = {}, {}
         for bind, name in compiled.bind_names.items():
-            if bind.expanding:
-                raise TypeError(f"expanding parameter {name!r} is not supported")
             process = bind.type.dialect_impl(dialect).bind_processor(dialect)
             if bind.required:
                 if process is not None:
