@@ -8,9 +8,9 @@ import time
 from typing import Any
 
 from sqlalchemy import bindparam, inspect, select
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session
 
-from qistas.db.models import ApiToken, Organization, User
+from qistas.db.models import ApiToken, Organization, User, detached
 from qistas.domain.security import hash_password, hash_token, new_token, verify_password
 from qistas.errors import Conflict, Invalid, NotFound
 from qistas.policies import ROLES
@@ -112,7 +112,7 @@ class TokenCache:
     def __init__(self, seconds: float, capacity: int = 10_000) -> None:
         self._seconds = seconds
         self._capacity = capacity
-        self._known: dict[str, tuple[float, dict[str, Any]]] = {}  # token hash -> (until, columns)
+        self._known: dict[str, tuple[float, tuple[Any, ...]]] = {}  # token hash -> (until, columns)
         self._lock = threading.Lock()
 
     def user(self, session: Session, token: str) -> User | None:
@@ -120,12 +120,10 @@ class TokenCache:
         now = time.monotonic()
         known = self._known.get(digest)
         if known is not None and known[0] > now:
-            remembered = User(**known[1])
-            make_transient_to_detached(remembered)  # every column is set: nothing to load
-            return remembered
+            return detached(User, known[1])
         user = session.scalar(_BY_TOKEN, {"token_hash": digest})
         if user is not None and self._seconds > 0:
-            columns = {name: getattr(user, name) for name in _USER_COLUMNS}
+            columns = tuple(getattr(user, name) for name in _USER_COLUMNS)
             with self._lock:
                 if len(self._known) >= self._capacity:
                     self._known.clear()  # rare: the next requests look their users up again
