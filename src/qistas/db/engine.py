@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sqlite3
 import threading
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -63,7 +65,13 @@ def _configure_sqlite(engine: Engine) -> None:
                 raise WriterBusy()
         elif mode == "IMMEDIATE":
             queue.acquire(connection.connection.info)
-        connection.exec_driver_sql(f"BEGIN {mode}")
+        # On the driver itself: this runs for every transaction, and SQLAlchemy's execution
+        # path cost ten times what SQLite takes to begin one.
+        statement = f"BEGIN {mode}"
+        try:
+            connection.connection.driver_connection.execute(statement)
+        except sqlite3.Error as exc:
+            raise DBAPIError.instance(statement, None, exc, sqlite3.Error) from exc
 
     # Returned to the pool: the transaction is over (committed or rolled back).
     @event.listens_for(engine, "checkin")
