@@ -135,7 +135,6 @@ async def write_now(db: Database, work: Callable[[Session], T]) -> T:
         while True:
             try:
                 with db.inline_writer.begin() as session:
-                    session.connection()  # BEGIN: a busy lock refuses here, before any of the work
                     return work(session)
             except WriterBusy:
                 if time.monotonic() >= deadline:

@@ -22,10 +22,12 @@ import fcntl
 import os
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -41,7 +43,7 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine) -> _WriterQueue:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, below
@@ -77,6 +79,8 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "checkin")
     def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
         queue.release(record.info)
+
+    return queue
 
 
 class _WriterQueue:
@@ -145,16 +149,70 @@ class _WriterQueue:
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
+    return _make_engine(url, **kwargs)[0]
+
+
+def _make_engine(url: str, **kwargs: Any) -> tuple[Engine, _WriterQueue | None]:
     if url.startswith("sqlite"):
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
         )
-        _configure_sqlite(engine)
-        return engine
+        return engine, _configure_sqlite(engine)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(url, **kwargs)
+    return create_engine(url, **kwargs), None
+
+
+class InlineWriter:
+    """Write transactions that never wait (SQLite), each on a connection its thread keeps.
+
+    ``begin()`` gives a session in a ``BEGIN IMMEDIATE`` transaction, committed at the end
+    of the block (rolled back on an error), or raises ``WriterBusy`` before doing anything.
+    The server runs them on its event loop, one at a time, for the annotation loop's short
+    requests; there, a session per request from the pool (check out, begin, commit, check
+    in) cost more CPU than the request's own statements, and keeping the connection halves
+    it. The write lock taken at BEGIN is given back right after the commit or rollback,
+    which for pooled connections happens when they return to the pool.
+    """
+
+    def __init__(self, engine: Engine, queue: _WriterQueue) -> None:
+        self._engine = engine.execution_options(sqlite_begin="IMMEDIATE", sqlite_nowait=True)
+        self._queue = queue
+        self._local = threading.local()
+        self._kept: list[Connection] = []  # every thread's connection, closed by ``close``
+        self._kept_lock = threading.Lock()
+
+    def _connection(self) -> Connection:
+        connection: Connection | None = getattr(self._local, "connection", None)
+        if connection is None or connection.closed or connection.invalidated:
+            if connection is not None:
+                connection.close()
+            connection = self._local.connection = self._engine.connect()
+            with self._kept_lock:
+                self._kept.append(connection)
+        return connection
+
+    @contextmanager
+    def begin(self) -> Iterator[Session]:
+        connection = self._connection()
+        session = Session(bind=connection, expire_on_commit=False)
+        try:
+            session.connection()  # BEGIN: a busy lock refuses here, before any work
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+            self._queue.release(connection.connection.info)
+
+    def close(self) -> None:
+        with self._kept_lock:
+            kept, self._kept = self._kept, []
+        for connection in kept:
+            connection.close()
 
 
 @dataclass(frozen=True)
@@ -164,17 +222,16 @@ class Database:
     engine: Engine
     reader: sessionmaker[Session]
     writer: sessionmaker[Session]
-    inline_writer: sessionmaker[Session] | None = None
+    inline_writer: InlineWriter | None = None
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> Database:
-        engine = make_engine(url, **kwargs)
+        engine, queue = _make_engine(url, **kwargs)
         write_bind: Engine = engine
         inline_writer = None
-        if is_sqlite(engine):
+        if queue is not None:
             write_bind = engine.execution_options(sqlite_begin="IMMEDIATE")
-            inline_writer = sessionmaker(bind=write_bind.execution_options(sqlite_nowait=True),
-                                         expire_on_commit=False)
+            inline_writer = InlineWriter(engine, queue)
         return cls(
             engine=engine,
             reader=sessionmaker(bind=engine, expire_on_commit=False),
@@ -183,4 +240,6 @@ class Database:
         )
 
     def dispose(self) -> None:
+        if self.inline_writer is not None:
+            self.inline_writer.close()
         self.engine.dispose()
