@@ -78,6 +78,39 @@ def test_the_inline_writer_refuses_while_another_process_writes(db_url: str, dat
         other.dispose()
 
 
+def writes_from_another_thread_within(database: Database, seconds: float) -> bool:
+    """Whether a plain writer in another thread gets the write lock within ``seconds``."""
+    done = threading.Event()
+
+    def write() -> None:
+        with database.writer.begin() as session:
+            session.execute(text("SELECT 1"))
+        done.set()
+
+    threading.Thread(target=write, daemon=True).start()
+    return done.wait(seconds)
+
+
+def test_the_inline_writer_keeps_its_connection_and_lets_go_of_the_lock_after_each_transaction(
+    database: Database,
+) -> None:
+    assert database.inline_writer is not None
+    seen = set()
+    for n in range(3):
+        with database.inline_writer.begin() as session:
+            seen.add(id(session.connection().connection.driver_connection))
+            session.add(Organization(name=f"kept{n}", slug=f"kept{n}"))
+        assert writes_from_another_thread_within(database, 5)  # committed, and the lock is free
+    assert len(seen) == 1
+    before = org_count(database)
+    with pytest.raises(RuntimeError), database.inline_writer.begin() as session:
+        session.add(Organization(name="lost", slug="lost"))
+        session.flush()
+        raise RuntimeError("the request failed half-way")
+    assert org_count(database) == before  # rolled back
+    assert writes_from_another_thread_within(database, 5)  # and the lock was given back
+
+
 def test_the_inline_writer_does_not_jump_ahead_of_a_waiting_thread(database: Database) -> None:
     """The moment a writer lets go, a thread already waiting goes first, not an inline write."""
     order: list[str] = []
