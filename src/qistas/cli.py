@@ -42,20 +42,15 @@ def migrate() -> None:
 @click.option("--log-level", default="warning", show_default=True)
 def serve(host: str, port: int, workers: int, log_level: str) -> None:
     """Migrate, then serve the API and the web UI."""
-    import uvicorn
-
     from qistas.db.migrate import upgrade
+    from qistas.serving import serve as run_server
 
     settings = get_settings()
     upgrade(settings.sqlalchemy_url)
     # Worker processes rebuild settings from the environment: make sure they find the same home.
     os.environ["QISTAS_HOME"] = str(settings.home)
     click.echo(f"Qistas is serving on http://{host}:{port}/  (API: http://{host}:{port}/api/v1/docs)")
-    # The standard library's event loop, not uvloop: under load uvloop kept reading a few
-    # keep-alive connections one pass late, every time (with 32 annotators, 2 of them waited
-    # twice as long as the other 30 on every request), for no gain in throughput.
-    uvicorn.run("qistas.api.app:app_from_environment", factory=True, host=host, port=port,
-                workers=workers, log_level=log_level, access_log=False, loop="asyncio")
+    run_server(host=host, port=port, workers=workers, log_level=log_level)
 
 
 @main.command()
