@@ -27,3 +27,33 @@ def test_postgresql_plans_the_started_first_query_on_the_in_flight_index(databas
             {"project_id": setup.project_id, "annotator_id": setup.annotator_ids[0], "status_1": "pending",
              "status_2": "in_progress", "param_1": 1}))
     assert "ix_tasks_in_flight" in plan, plan
+
+
+def test_postgresql_checks_what_the_annotator_saw_with_one_index_probe_per_task(database: Database) -> None:
+    """A new project's lone annotator: statistics from before any answer say they have none,
+    and an anti-join planned on that compared every task in flight with every assignment of
+    theirs (24 ms per take at 600 answers). The check must stay a probe of the unique
+    (task, annotator) index per task, whatever the statistics say."""
+    if database.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite plans the subquery as a probe of the same unique index")
+    setup = make_project(database, n_tasks=1000, n_annotators=1, redundancy={"min": 3, "max": 3})
+    annotator = setup.annotator_ids[0]
+    with database.engine.begin() as connection:
+        connection.execute(text("ANALYZE tasks"))
+        connection.execute(text("ANALYZE assignments"))  # empty: the statistics of a fresh project
+        # Since then the annotator answered 600 tasks, each now in flight (1 of 3 answers).
+        connection.execute(text(
+            "INSERT INTO assignments (task_id, project_id, annotator_id, status, created_at, expires_at) "
+            "SELECT id, project_id, :a, 'submitted', now(), now() FROM tasks WHERE project_id = :p "
+            "ORDER BY id LIMIT 600"), {"a": annotator, "p": setup.project_id})
+        connection.execute(text(
+            "UPDATE tasks SET n_claimed = 1, n_annotations = 1 WHERE id IN "
+            "(SELECT task_id FROM assignments WHERE annotator_id = :a)"), {"a": annotator})
+    started_first = assignments._NEXT[0][True].statement
+    with database.engine.connect() as connection:
+        compiled = started_first.compile(dialect=connection.dialect)
+        plan = "\n".join(row[0] for row in connection.exec_driver_sql(
+            "EXPLAIN " + str(compiled),
+            {**compiled.params, "project_id": setup.project_id, "annotator_id": annotator}))
+    assert "Anti Join" not in plan, plan
+    assert "assignments_task_id_annotator_id_key" in plan, plan
