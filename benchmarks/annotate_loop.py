@@ -513,7 +513,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="a short run: fewer tasks, K, seconds and sizes")
     parser.add_argument("--workers", type=int, help="server processes (qistas serve --workers); default: "
                         f"{DEFAULT_WORKERS['sqlite']} on SQLite, {DEFAULT_WORKERS['postgresql']} on PostgreSQL")
-    parser.add_argument("--tasks", type=int, default=4000, help="tasks per annotation-loop run")
+    parser.add_argument("--tasks", type=int, default=10000, help="tasks per annotation-loop run")
     parser.add_argument("--clients", default="1,8,32", help="comma-separated K values")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each annotation-loop run")
     parser.add_argument("--import-sizes", default="10000,100000", help="comma-separated import sizes")
