@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
-from functools import cache
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
-    Column,
     Float,
     ForeignKey,
     Index,
@@ -19,11 +16,9 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    inspect,
     text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, make_transient_to_detached, mapped_column
-from sqlalchemy.orm.instrumentation import manager_of_class
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from qistas.db.types import JSONType, UTCDateTime, utcnow
 
@@ -38,33 +33,6 @@ class Base(DeclarativeBase):
 def table(entity: type[Base]) -> Table:
     """The mapped class's table, for statements that need values, not objects."""
     return cast(Table, entity.__table__)
-
-
-B = TypeVar("B", bound=Base)
-
-
-def mapped_columns(entity: type[Base]) -> list[Column[Any]]:
-    """Every column of the mapped class, in the order ``detached`` takes their values."""
-    return [cast(Column[Any], attribute.columns[0]) for attribute in inspect(entity).column_attrs]
-
-
-@cache
-def _attribute_keys(entity: type[Base]) -> tuple[str, ...]:
-    return tuple(attribute.key for attribute in inspect(entity).column_attrs)
-
-
-def detached(entity: type[B], values: Sequence[Any]) -> B:
-    """An object made from the values of all its columns (``mapped_columns`` order), in no session.
-
-    What a query through the ORM would give, without its cost; every attribute is loaded, so
-    reading it never goes back to the database.
-    """
-    # As the ORM's own loader does: a bare instance, its attributes set in its dict. Calling the
-    # class would run the constructor's events and attribute bookkeeping (four times the CPU).
-    made: B = manager_of_class(entity).new_instance()
-    made.__dict__.update(zip(_attribute_keys(entity), values, strict=True))
-    make_transient_to_detached(made)
-    return made
 
 
 class Organization(Base):

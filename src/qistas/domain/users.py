@@ -10,7 +10,8 @@ from typing import Any
 from sqlalchemy import bindparam, inspect, select
 from sqlalchemy.orm import Session
 
-from qistas.db.models import ApiToken, Organization, User, detached
+from qistas.db.models import ApiToken, Organization, User
+from qistas.db.prepared import detached
 from qistas.domain.security import hash_password, hash_token, new_token, verify_password
 from qistas.errors import Conflict, Invalid, NotFound
 from qistas.policies import ROLES
