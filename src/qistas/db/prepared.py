@@ -14,6 +14,9 @@ What it gives up, and why that is fine for the statements that use it:
   objects (``select_entity``), complete but in no session.
 - No Python-side column defaults: an INSERT binds exactly the columns it names (``insert_of``
   refuses to leave out a column that has one), as the loop always sets every value anyway.
+- No autoflush: changes made to objects of the session and not yet flushed are not seen by
+  a prepared statement (the loop writes through prepared statements, and the few ORM writes
+  on its rarer paths flush themselves).
 - No engine events around the statement: the transaction is still the session's own (begun
   through it, with SQLite's ``BEGIN IMMEDIATE`` and the writer queue), and driver errors are
   raised as SQLAlchemy's ``DBAPIError`` subclasses, so retries and integrity checks see what
