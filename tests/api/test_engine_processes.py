@@ -174,8 +174,8 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_processes(db_url: str, home: Path, count: int) -> Iterator[list[str]]:
-    """``qistas serve`` processes on free ports, all on the same database."""
+def serve_processes(db_url: str, home: Path, count: int, *options: str) -> Iterator[list[str]]:
+    """``qistas serve`` processes on free ports, all on the same database (``options`` added)."""
     env = {**os.environ, "QISTAS_DATABASE_URL": db_url, "QISTAS_HOME": str(home), "QISTAS_SECRET_KEY": SECRET}
     urls: list[str] = []
     procs: list[subprocess.Popen[bytes]] = []
@@ -184,7 +184,8 @@ def serve_processes(db_url: str, home: Path, count: int) -> Iterator[list[str]]:
             port = free_port()
             with open(home / f"server-{n}.log", "wb") as log:
                 procs.append(subprocess.Popen(
-                    [sys.executable, "-c", "from qistas.cli import main; main()", "serve", "--port", str(port)],
+                    [sys.executable, "-c", "from qistas.cli import main; main()", "serve", "--port", str(port),
+                     *options],
                     env=env, stdout=log, stderr=subprocess.STDOUT,
                 ))
             urls.append(f"http://127.0.0.1:{port}")
