@@ -4,8 +4,9 @@ For each database (SQLite under a temporary QISTAS_HOME; PostgreSQL on a fresh d
 when one is reachable) and each K, a fresh ``qistas serve --workers N`` is started, N tasks
 are imported (redundancy min = max = 3) and K annotator clients loop take -> submit for a
 fixed time. Printed: annotations per second, p50/p95/p99 latency of a cycle and of each
-request, errors (any status other than 2xx), invariant violations found in the database
-afterwards, and the server's peak memory (all its processes). The same harness times
+request, the fastest and slowest annotator's mean cycle, errors (any status other than
+2xx), invariant violations found in the database afterwards, and the server's peak memory
+(all its processes). The same harness times
 importing 10k and 100k tasks (JSONL upload) and exporting them (JSONL and CSV).
 
 The clients run in a separate process on asyncio with a minimal HTTP/1.1 client (one
@@ -94,6 +95,7 @@ class Connection:
 async def annotator(conn: Connection, project_id: int, deadline: float, seed: int, out: dict[str, Any]) -> None:
     take_path = f"/api/v1/projects/{project_id}/assignments"
     n = seed
+    mine: list[float] = []  # this annotator's cycles: is every connection served alike?
     while time.perf_counter() < deadline:
         t0 = time.perf_counter()
         status, payload = await conn.post(take_path)
@@ -115,13 +117,16 @@ async def annotator(conn: Connection, project_id: int, deadline: float, seed: in
             out["errors"][f"submit {status}"] = out["errors"].get(f"submit {status}", 0) + 1
             continue
         out["cycle"].append(t2 - t0)
+        mine.append(t2 - t0)
         out["annotations"] += 1
+    if mine:
+        out["means"].append(sum(mine) / len(mine))
     await conn.close()
 
 
 async def load(url: str, project_id: int, tokens: list[str], seconds: float) -> dict[str, Any]:
     parsed = httpx.URL(url)
-    out: dict[str, Any] = {"take": [], "submit": [], "cycle": [], "errors": {}, "annotations": 0}
+    out: dict[str, Any] = {"take": [], "submit": [], "cycle": [], "means": [], "errors": {}, "annotations": 0}
     start = time.perf_counter()
     conns = [Connection(parsed.host, parsed.port or 80, token) for token in tokens]
     await asyncio.gather(*[annotator(c, project_id, start + seconds, n * 7, out) for n, c in enumerate(conns)])
@@ -364,6 +369,9 @@ class LoopResult:
     peak_rss_mb: float
     server_cpu_ms: float  # server CPU time per annotation: the cost, whatever else runs on the machine
     client_cpu_ms: float
+    # The fastest and slowest annotator's mean cycle, ms: a server that serves some
+    # connections late every time shows it here before it shows in the p99.
+    fairness: tuple[float, float]
 
 
 @contextmanager
@@ -420,7 +428,8 @@ def annotate_loop(backend: str, admin_url: str | None, k: int, n_tasks: int, sec
                       triple(out["cycle"]), triple(out["take"]), triple(out["submit"]), out["errors"], bad,
                       server.peak_rss_mb,
                       1000 * server_cpu / max(1, out["annotations"]),
-                      1000 * out["cpu"] / max(1, out["annotations"]))
+                      1000 * out["cpu"] / max(1, out["annotations"]),
+                      (1000 * min(out["means"], default=0.0), 1000 * max(out["means"], default=0.0)))
 
 
 @dataclass
@@ -497,6 +506,8 @@ def print_loop_table(rows: list[LoopResult], n_tasks: int, seconds: float) -> No
         print(f"| {r.backend} | {r.workers} | {r.k} | {r.annotations} | {r.rate:.0f} | {ms(r.cycle)} | {ms(r.take)} | "
               f"{ms(r.submit)} | {errors}{' ' + json.dumps(r.errors) if errors else ''} | {r.violations} | "
               f"{r.peak_rss_mb:.0f} | {r.server_cpu_ms:.1f}+{r.client_cpu_ms:.1f} |")
+    print("\nEach annotator's mean cycle, fastest to slowest (ms): "
+          + "; ".join(f"{r.backend} K={r.k} {ms(r.fairness).replace('/', '–')}" for r in rows))
 
 
 def print_bulk_table(rows: list[BulkResult]) -> None:
