@@ -47,6 +47,12 @@ class Rowcount(NamedTuple):
     """The row type of a statement that returns no rows: ``Prepared.run`` gives the rowcount."""
 
 
+class NewId(NamedTuple):
+    """The row of an ``insert_of(..., returning=["id"])``."""
+
+    id: int
+
+
 @dataclass
 class _Compiled:
     dialect: Dialect

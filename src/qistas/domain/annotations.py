@@ -17,11 +17,11 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from qistas.db.models import Annotation, Assignment, Batch, Project, Task, User, table
-from qistas.db.prepared import Prepared, Rowcount, insert_of, select_entity
+from qistas.db.prepared import NewId, Prepared, Rowcount, insert_of, select_entity
 from qistas.domain import gold as gold_rules
 from qistas.domain import outbox, quality
 from qistas.domain.aggregation import aggregate, decide
-from qistas.domain.assignments import get_own_assignment
+from qistas.domain.assignments import get_own_assignment, load_project
 from qistas.domain.jsonsafe import check_storable
 from qistas.domain.projects import complete_batch_if_done
 from qistas.domain.tasktypes import parse_spec, validate_answer
@@ -41,10 +41,6 @@ class StoredAnswer(NamedTuple):
     created_at: datetime
 
 
-class _Id(NamedTuple):
-    id: int
-
-
 class _Answer(NamedTuple):
     annotator_id: int
     answer: Any
@@ -56,7 +52,6 @@ _answers = _annotations.c
 _leases = table(Assignment).c
 _tasks = table(Task).c
 _TASK_LOCKED = select_entity(Task, _tasks.id == bindparam("task_id"), lock=True)
-_PROJECT = select_entity(Project, table(Project).c.id == bindparam("project_id"))
 _STORED = Prepared(
     select(_answers.id, _answers.assignment_id, _answers.task_id, _answers.answer, _answers.seconds,
            _answers.created_at).where(_answers.assignment_id == bindparam("assignment_id")),
@@ -65,7 +60,7 @@ _STORED = Prepared(
 _NEW_ANNOTATION = Prepared(
     insert_of(_annotations, ["assignment_id", "task_id", "project_id", "annotator_id", "answer", "seconds",
                              "gold_correct", "created_at"], returning=["id"]),
-    _Id,
+    NewId,
 )
 _CLOSE_LEASE = Prepared(
     update(table(Assignment)).where(_leases.id == bindparam("assignment_id"))
@@ -93,11 +88,6 @@ _SETTLE = Prepared(
             below_target=bindparam("below_target"), completed_at=bindparam("completed_at")),
     Rowcount,
 )
-
-
-def load_project(session: Session, project_id: int) -> Project | None:
-    """The project, read with one prepared statement: a detached object, complete."""
-    return _PROJECT.first(session, project_id=project_id)
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from qistas.db.dialect import locks_claimed_rows
 from qistas.db.models import TASK_IN_FLIGHT, Assignment, Batch, Project, Task, User, table
-from qistas.db.prepared import Prepared, Rowcount, insert_of
+from qistas.db.prepared import NewId, Prepared, Rowcount, insert_of, select_entity
 from qistas.domain import gold as gold_rules
 from qistas.errors import Conflict, Forbidden, NotFound
 
@@ -58,10 +58,6 @@ class WorkTask(NamedTuple):
 class _Ids(NamedTuple):
     id: int
     task_id: int
-
-
-class _Id(NamedTuple):
-    id: int
 
 
 _assignments = table(Assignment)
@@ -99,6 +95,7 @@ _HELD = Prepared(
     .with_for_update(),
     Lease,
 )
+_PROJECT = select_entity(Project, table(Project).c.id == bindparam("project_id"))
 _WORK_TASK = Prepared(
     select(_tasks.id, _tasks.project_id, _tasks.status, _tasks.data).where(_tasks.id == bindparam("task_id")),
     WorkTask,
@@ -106,7 +103,7 @@ _WORK_TASK = Prepared(
 _NEW_LEASE = Prepared(
     insert_of(_assignments, ["task_id", "project_id", "annotator_id", "status", "created_at", "expires_at"],
               returning=["id"]),
-    _Id,
+    NewId,
 )
 _END_LEASE = Prepared(
     update(_assignments).where(_leases.id == bindparam("lease_id"))
@@ -199,6 +196,11 @@ _NEXT = [
 _NEXT_GOLD = _locked_variants(_candidates().where(_tasks.is_gold.is_(True)).order_by(_tasks.id).limit(1), WorkTask)
 
 
+def load_project(session: Session, project_id: int) -> Project | None:
+    """The project, read with one prepared statement: a detached object, complete."""
+    return _PROJECT.first(session, project_id=project_id)
+
+
 def active_lease(session: Session, *, project_id: int, annotator_id: int, now: datetime) -> Lease | None:
     return _HELD.first(session, project_id=project_id, annotator_id=annotator_id, now=now)
 
@@ -215,14 +217,13 @@ def claim(
     expire_leases(session, project_id=project.id, now=now)
     held = active_lease(session, project_id=project.id, annotator_id=annotator.id, now=now)
     if held is not None:
-        task = _WORK_TASK.first(session, task_id=held.task_id)
-        assert task is not None
-        if task.status == "pending":
-            return held, task
+        held_task = work_task(session, held.task_id)
+        if held_task.status == "pending":
+            return held, held_task
         # Its batch was canceled under the lease: handing it back would leave the annotator
         # stuck on a task they cannot submit until the lease runs out. End it, serve another.
         _END_LEASE.run(session, lease_id=held.id, status="expired", now=now)
-        _release_slots(session, Counter({task.id: 1}))
+        _release_slots(session, Counter({held_task.id: 1}))
     if gold_rules.is_blocked(session, project_id=project.id, annotator_id=annotator.id):
         raise Forbidden("your answers to this project's quality checks are below its threshold")
     locked = locks_claimed_rows(session)

@@ -20,9 +20,8 @@ from qistas.config import Settings
 from qistas.db.engine import Database
 from qistas.db.types import utcnow
 from qistas.domain import assignments
-from qistas.domain.annotations import load_project
 from qistas.domain.annotations import submit as store_answer
-from qistas.domain.assignments import Lease, WorkTask
+from qistas.domain.assignments import Lease, WorkTask, load_project
 from qistas.policies import ensure_annotator_access
 
 router = APIRouter(tags=["work"])
@@ -67,9 +66,7 @@ async def submit(assignment_id: Id, body: SubmitCreate, request: Credentials) ->
     def work(session: Session) -> Response:
         done = store_answer(session, assignment_id=assignment_id, annotator=actor_in(session, request),
                             answer=body.answer, seconds=body.seconds, now=utcnow())
-        a = done.annotation
-        stored = SubmittedRead(id=a.id, assignment_id=a.assignment_id, task_id=a.task_id, answer=a.answer,
-                               seconds=a.seconds, created_at=a.created_at, feedback=done.feedback)
+        stored = SubmittedRead(**done.annotation._asdict(), feedback=done.feedback)
         # 200 for a repeat: the annotation stored the first time, nothing new.
         return json_response(stored, 201 if done.created else 200)
 
