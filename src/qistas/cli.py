@@ -136,7 +136,6 @@ url_option = click.option("--url", envvar="QISTAS_URL", default="http://127.0.0.
 token_option = click.option("--token", envvar="QISTAS_TOKEN", required=True, help="API token (or QISTAS_TOKEN)")
 
 
-FORMATS = ["jsonl", "csv", "parquet", "hf", "conll", "coco", "preference", "chat"]
 
 
 class _Counting:
@@ -180,7 +179,8 @@ def import_(project_id: int, path: Path, fmt: str | None, url: str, token: str) 
 
 @main.command("export")
 @click.argument("project_id", type=int)
-@click.option("--format", "fmt", default="jsonl", show_default=True, type=click.Choice(FORMATS))
+@click.option("--format", "fmt", default="jsonl", show_default=True,
+              help="jsonl, csv, parquet, hf, or a format of the project's task type (conll, coco, preference, chat)")
 @click.option("--output", "-o", type=click.Path(path_type=Path), required=True,
               help="a file; a folder for --format hf")
 @click.option("--completed", is_flag=True, help="only completed tasks")

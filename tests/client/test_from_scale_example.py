@@ -37,7 +37,7 @@ def test_the_from_scale_example_runs(server: LiveServer, tenant: Tenant, tmp_pat
 
 def test_delivery_docs_name_every_setting_format_and_event() -> None:
     from qistas.config import Settings
-    from qistas.domain.exportformats import FORMATS
+    from qistas.domain.exportformats import formats
     from qistas.domain.outbox import EVENTS
 
     text = (DOCS / "delivery.md").read_text()
@@ -46,7 +46,7 @@ def test_delivery_docs_name_every_setting_format_and_event() -> None:
     assert len(delivery_settings) == 11
     for name in delivery_settings:
         assert f"QISTAS_{name.upper()}" in text, name
-    for fmt in FORMATS:
+    for fmt in formats():
         assert f"| `{fmt}` |" in text, fmt
     for event in EVENTS:
         assert f"`{event}`" in text, event

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from qistas.domain.aggregation import Decision, aggregate, decide
+from qistas.domain.aggregation import Decision, decide
 
 
 @pytest.mark.parametrize(("n", "required", "lo", "hi", "target", "confidence", "expected"), [
@@ -45,25 +45,3 @@ def test_decide_never_asks_beyond_max() -> None:
             if decision.complete:
                 break
         assert n == hi
-
-
-def test_majority_vote() -> None:
-    consensus = aggregate([{"label": "a"}, {"label": "b"}, {"label": "b"}])
-    assert (consensus.response, consensus.method) == ({"label": "b"}, "majority_vote")
-    assert consensus.confidence == pytest.approx(2 / 3)
-
-
-def test_ties_go_to_the_answer_given_first() -> None:
-    assert aggregate([{"label": "b"}, {"label": "a"}]).response == {"label": "b"}
-    assert aggregate([{"label": "a"}, {"label": "b"}, {"label": "b"}, {"label": "a"}]).response == {"label": "a"}
-
-
-def test_equal_answers_vote_together_whatever_their_key_order() -> None:
-    consensus = aggregate([{"choice": "a", "criteria": {"x": "a", "y": "b"}},
-                           {"criteria": {"y": "b", "x": "a"}, "choice": "a"}, {"choice": "b", "criteria": {}}])
-    assert consensus.confidence == pytest.approx(2 / 3)
-    assert consensus.response == {"choice": "a", "criteria": {"x": "a", "y": "b"}}
-
-
-def test_unicode_answers() -> None:
-    assert aggregate([{"text": "مرحبا"}, {"text": "مرحبا"}]).confidence == 1.0

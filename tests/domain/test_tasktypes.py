@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from qistas.domain.tasktypes import TASK_TYPES, answer_key, parse_spec, validate_answer, validate_data
+from qistas.domain.tasktypes import answer_key, type_names, parse_spec, validate_answer, validate_data
 from qistas.errors import Invalid
 
 TEXT = "أهلاً 👩🏽‍💻 naïve\u0308!"  # Arabic with shadda-free alef, a ZWJ emoji sequence, a combining mark
@@ -81,7 +81,7 @@ def test_invalid_answers_name_the_field(spec: dict[str, Any], data: dict[str, An
 
 
 def test_spec_defaults_round_trip() -> None:
-    for kind in TASK_TYPES:
+    for kind in type_names():
         raw = {"type": kind, **({"labels": ["a"]} if kind in ("classification", "spans", "boxes") else {})}
         spec = parse_spec(raw)
         assert parse_spec(spec.model_dump()) == spec

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -49,11 +50,13 @@ class User(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
-    role: Mapped[str] = mapped_column(String(16))  # admin | owner | member | annotator
+    role: Mapped[str] = mapped_column(String(16))  # admin | owner | member | annotator | external
     org_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"), index=True)
     password_hash: Mapped[str | None] = mapped_column(String(255))
     is_reviewer: Mapped[bool] = mapped_column(Boolean, default=False)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # An annotator of another tool, known by its id there (role "external"; never signs in).
+    external_id: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -138,6 +141,10 @@ class Task(Base):
     confidence: Mapped[float | None] = mapped_column(Float)
     method: Mapped[str | None] = mapped_column(String(32))
     below_target: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The aggregator's verdict: the answers disagree beyond what the task type tolerates.
+    needs_review: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # What the task type adds to a result: an interval, per-label confidences, scores.
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     callback_url: Mapped[str | None] = mapped_column(String(2048))

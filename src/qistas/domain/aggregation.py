@@ -1,16 +1,13 @@
-"""Turning a task's annotations into a response with a confidence.
+"""Turning a task's annotations into a response with a confidence, and when to stop asking.
 
-This is the seam the quality engine plugs into: ``aggregate`` gets the task's answers and
-returns the consensus; ``decide`` applies the project's redundancy policy.
+``Consensus`` is what a task's type decided (see ``domain/quality.py``, which asks the type's
+aggregator); ``decide`` applies the project's redundancy policy to it.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
-
-from qistas.domain.tasktypes import answer_key
 
 
 @dataclass(frozen=True)
@@ -18,6 +15,10 @@ class Consensus:
     response: Any
     confidence: float
     method: str
+    needs_review: bool = False
+    details: dict[str, Any] = field(default_factory=dict)
+    # The share of answers that match the response within the type's tolerance (its gold rule).
+    agreement: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -25,17 +26,6 @@ class Decision:
     complete: bool
     required: int
     below_target: bool = False
-
-
-def aggregate(answers: list[Any]) -> Consensus:
-    """Majority vote over exact answers; confidence is the winner's share of the votes.
-
-    Ties go to the answer given first, so the result is deterministic.
-    """
-    keys = [answer_key(a) for a in answers]
-    counts = Counter(keys)
-    best = max(counts, key=lambda k: (counts[k], -keys.index(k)))
-    return Consensus(answers[keys.index(best)], counts[best] / len(answers), "majority_vote")
 
 
 def decide(

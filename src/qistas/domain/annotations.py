@@ -20,7 +20,7 @@ from qistas.db.models import Annotation, Assignment, Batch, Project, Task, User,
 from qistas.db.prepared import NewId, Prepared, Rowcount, insert_of, select_entity
 from qistas.domain import gold as gold_rules
 from qistas.domain import outbox, quality
-from qistas.domain.aggregation import aggregate, decide
+from qistas.domain.aggregation import decide
 from qistas.domain.assignments import get_own_assignment, load_project
 from qistas.domain.jsonsafe import check_storable
 from qistas.domain.projects import complete_batch_if_done
@@ -85,7 +85,8 @@ _SETTLE = Prepared(
     .where(_tasks.id == bindparam("task_id"))
     .values(required=bindparam("required"), status=bindparam("status"), response=bindparam("response"),
             confidence=bindparam("confidence"), method=bindparam("method"),
-            below_target=bindparam("below_target"), completed_at=bindparam("completed_at")),
+            below_target=bindparam("below_target"), needs_review=bindparam("needs_review"),
+            details=bindparam("details"), completed_at=bindparam("completed_at")),
     Rowcount,
 )
 
@@ -153,17 +154,17 @@ def _settle(session: Session, *, task: Task, project: Project, spec: Any, now: d
     if task.n_annotations < task.required:
         return
     rows = _ANSWERS.all(session, task_id=task.id)
-    majority = aggregate([answer for _, answer in rows])
-    consensus = quality.task_consensus(session, project=project, spec=spec, task_id=task.id, answers=rows) \
-        if quality.is_scored(spec) else majority
+    consensus = quality.task_consensus(session, project=project, spec=spec, task_id=task.id, data=task.data,
+                                       answers=rows)
     decision = decide(
         n_annotations=task.n_annotations,
         required=task.required,
         lo=project.redundancy_min,
         hi=project.redundancy_max,
         target=project.redundancy_target,
-        # Without a target, "agreement" is unanimity of the votes, not a posterior.
-        confidence=consensus.confidence if project.redundancy_target is not None else majority.confidence,
+        # Without a target, "agreement" is every answer matching the response within the
+        # type's tolerance, not a posterior.
+        confidence=consensus.confidence if project.redundancy_target is not None else consensus.agreement,
     )
     if not decision.complete:
         if decision.required != task.required:
@@ -173,7 +174,8 @@ def _settle(session: Session, *, task: Task, project: Project, spec: Any, now: d
     # One UPDATE of the locked row, mirrored on the object (cheaper than the unit of work).
     values = {"required": decision.required, "status": "completed", "response": consensus.response,
               "confidence": consensus.confidence, "method": consensus.method,
-              "below_target": decision.below_target, "completed_at": now}
+              "below_target": decision.below_target, "needs_review": consensus.needs_review,
+              "details": consensus.details or None, "completed_at": now}
     _SETTLE.run(session, task_id=task.id, **values)
     for name, value in values.items():
         set_committed_value(task, name, value)

@@ -15,28 +15,23 @@ import json
 import secrets
 import tarfile
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
-from itertools import combinations, islice
 from pathlib import Path
 from typing import Any
 
-from qistas.domain.results import EXPORT_CHUNK, ExportOptions
-from qistas.domain.tasktypes import BoxesSpec, PairwiseSpec, RankingSpec, SpansSpec, TextSpec
-from qistas.domain.tokens import iob
+from qistas.domain.exportrecords import chunks as _chunks
+from qistas.domain.exportrecords import to_json as _json
+from qistas.domain.results import ExportOptions
+from qistas.domain.tasktypes import Spec, all_types, type_of
 from qistas.errors import Invalid
 
 Records = Callable[[], Iterator[dict[str, Any]]]
 
-FORMATS = ("jsonl", "csv", "parquet", "hf", "conll", "coco", "preference", "chat")
-TYPED = {"conll": ("spans",), "coco": ("boxes",), "preference": ("pairwise", "ranking"), "chat": ("text",)}
-MEDIA = {
-    "jsonl": "application/x-ndjson", "csv": "text/csv; charset=utf-8", "parquet": "application/vnd.apache.parquet",
-    "hf": "application/x-tar", "conll": "text/plain; charset=utf-8", "coco": "application/json",
-    "preference": "application/x-ndjson", "chat": "application/x-ndjson",
-}
-EXTENSION = {"jsonl": "jsonl", "csv": "csv", "parquet": "parquet", "hf": "tar", "conll": "conll",
-             "coco": "json", "preference": "jsonl", "chat": "jsonl"}
+GENERAL = ("jsonl", "csv", "parquet", "hf")
+MEDIA = {"jsonl": "application/x-ndjson", "csv": "text/csv; charset=utf-8",
+         "parquet": "application/vnd.apache.parquet", "hf": "application/x-tar"}
+EXTENSION = {"jsonl": "jsonl", "csv": "csv", "parquet": "parquet", "hf": "tar"}
 CSV_COLUMNS = (
     "task_id", "unique_id", "batch", "status", "data", "metadata",
     "response", "confidence", "method", "annotations", "annotators", "agreement", "completed_at",
@@ -50,14 +45,35 @@ FLAT_COLUMNS = (
 )
 
 
-def check_format(fmt: str, spec: Any, options: ExportOptions) -> ExportOptions:
+def typed_formats() -> dict[str, list[str]]:
+    """Each task type's own formats: format name -> the types that have it."""
+    found: dict[str, list[str]] = {}
+    for name, task_type in all_types().items():
+        for fmt in task_type.export_formats:
+            found.setdefault(fmt, []).append(name)
+    return found
+
+
+def formats() -> tuple[str, ...]:
+    return GENERAL + tuple(sorted(typed_formats()))
+
+
+def media_type(fmt: str, spec: Spec) -> str:
+    return MEDIA.get(fmt) or type_of(spec).export_formats[fmt].media_type
+
+
+def extension(fmt: str, spec: Spec) -> str:
+    return EXTENSION.get(fmt) or type_of(spec).export_formats[fmt].extension
+
+
+def check_format(fmt: str, spec: Spec, options: ExportOptions) -> ExportOptions:
     """Refuse a format the project's task type has no meaning for; typed formats hold results only."""
-    if fmt not in FORMATS:
-        raise Invalid(f"format must be one of {', '.join(FORMATS)}", details={"field": "format"})
-    if fmt in TYPED:
-        if spec.type not in TYPED[fmt]:
-            raise Invalid(f"format {fmt} is for {' and '.join(TYPED[fmt])} projects, this one is {spec.type}",
-                          details={"field": "format"})
+    if fmt not in formats():
+        raise Invalid(f"format must be one of {', '.join(formats())}", details={"field": "format"})
+    if fmt not in GENERAL:
+        if fmt not in type_of(spec).export_formats:
+            raise Invalid(f"format {fmt} is for {' and '.join(typed_formats()[fmt])} projects, this one is "
+                          f"{spec.type}", details={"field": "format"})
         return replace(options, completed=True)
     if fmt in ("parquet", "hf"):
         _pyarrow()
@@ -71,16 +87,6 @@ def _pyarrow() -> Any:
         raise Invalid("this server cannot write parquet or hf: install qistas[parquet]",
                       details={"field": "format"}) from None
     return pyarrow
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)
-
-
-def _chunks(records: Iterable[dict[str, Any]], size: int = EXPORT_CHUNK) -> Iterator[list[dict[str, Any]]]:
-    iterator = iter(records)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
 
 
 # --- general formats ----------------------------------------------------------------------
@@ -219,96 +225,6 @@ def hf(records: Records, workdir: Path, prefix: str) -> Iterator[bytes]:
 # --- per task type ------------------------------------------------------------------------
 
 
-def _meta(record: dict[str, Any]) -> dict[str, Any]:
-    return {"task_id": record["task_id"], "unique_id": record["unique_id"], **record["provenance"]}
-
-
-def conll(records: Records, spec: SpansSpec) -> Iterator[bytes]:
-    """``token<TAB>start<TAB>end<TAB>tag`` lines, a ``# task_id = N`` line before each text,
-    a blank line after it. The tag is the last column, as CoNLL readers expect."""
-    for chunk in _chunks(records()):
-        out: list[str] = []
-        for record in chunk:
-            text = record["data"].get(spec.text_field, "")
-            out.append(f"# task_id = {record['task_id']}\n")
-            if record["unique_id"] is not None:
-                out.append(f"# unique_id = {' '.join(str(record['unique_id']).split())}\n")
-            for token, start, end, tag in iob(text, record["response"]["spans"]):
-                out.append(f"{token}\t{start}\t{end}\t{tag}\n")
-            out.append("\n")
-        yield "".join(out).encode()
-
-
-def coco(records: Records, spec: BoxesSpec) -> Iterator[bytes]:
-    """One COCO object. Images come first, then annotations: two passes over the tasks."""
-    categories = [{"id": i + 1, "name": label, "supercategory": ""} for i, label in enumerate(spec.labels)]
-    category_of = {c["name"]: c["id"] for c in categories}
-    head = {"info": {"description": "Exported by Qistas", "version": "1.0"}, "licenses": [], "categories": categories}
-    yield (_json(head)[:-1] + ', "images": [').encode()
-    first = True
-    for chunk in _chunks(records()):
-        parts = []
-        for record in chunk:
-            data = record["data"]
-            image = {"id": record["task_id"], "file_name": data.get(spec.image_field),
-                     "width": data.get("width"), "height": data.get("height"), "qistas": _meta(record)}
-            parts.append(("" if first else ",") + _json(image))
-            first = False
-        yield "".join(parts).encode()
-    yield b'], "annotations": ['
-    next_id = 1
-    for chunk in _chunks(records()):
-        parts = []
-        for record in chunk:
-            for box in record["response"]["boxes"]:
-                item = {"id": next_id, "image_id": record["task_id"], "category_id": category_of[box["label"]],
-                        "bbox": [box["x"], box["y"], box["w"], box["h"]], "area": box["w"] * box["h"], "iscrowd": 0}
-                parts.append(("" if next_id == 1 else ",") + _json(item))
-                next_id += 1
-        yield "".join(parts).encode()
-    yield b"]}\n"
-
-
-def _pairs(record: dict[str, Any], spec: PairwiseSpec | RankingSpec) -> Iterator[tuple[Any, Any]]:
-    data, response = record["data"], record["response"]
-    if isinstance(spec, PairwiseSpec):
-        a, b = data[spec.a_field], data[spec.b_field]
-        if response["choice"] == "a":
-            yield a, b
-        elif response["choice"] == "b":
-            yield b, a
-        return  # a tie prefers neither
-    responses = data[spec.responses_field]
-    for better, worse in combinations(response["order"], 2):  # the order lists the best first
-        yield responses[better], responses[worse]
-
-
-def preference(records: Records, spec: PairwiseSpec | RankingSpec) -> Iterator[bytes]:
-    """``{"prompt", "chosen", "rejected", ...}`` per pair, as DPO and reward-model trainers read."""
-    for chunk in _chunks(records()):
-        lines = []
-        for record in chunk:
-            prompt = record["data"][spec.prompt_field]
-            for chosen, rejected in _pairs(record, spec):
-                lines.append(_json({"prompt": prompt, "chosen": chosen, "rejected": rejected, **_meta(record)}) + "\n")
-        yield "".join(lines).encode()
-
-
-def chat(records: Records, spec: TextSpec) -> Iterator[bytes]:
-    """``{"messages": [user..., {"role": "assistant", "content": answer}]}`` per task."""
-    for chunk in _chunks(records()):
-        lines = []
-        for record in chunk:
-            prompt = record["data"][spec.prompt_field]
-            if isinstance(prompt, list):
-                messages = list(prompt)  # already a conversation
-            else:
-                messages = [{"role": "user", "content": prompt if isinstance(prompt, str) else _json(prompt)}]
-            messages.append({"role": "assistant", "content": record["response"]["text"]})
-            lines.append(_json({"messages": messages, **_meta(record)}) + "\n")
-        yield "".join(lines).encode()
-
-
 def render(fmt: str, records: Records, *, spec: Any, workdir: Path, name: str) -> Iterator[bytes]:
     """The bytes of an export; ``name`` is the folder name inside an ``hf`` tar."""
     if fmt == "jsonl":
@@ -319,12 +235,7 @@ def render(fmt: str, records: Records, *, spec: Any, workdir: Path, name: str) -
         return parquet(records)
     if fmt == "hf":
         return hf(records, workdir, name)
-    if fmt == "conll":
-        return conll(records, spec)
-    if fmt == "coco":
-        return coco(records, spec)
-    if fmt == "preference":
-        return preference(records, spec)
-    if fmt == "chat":
-        return chat(records, spec)
-    raise Invalid(f"format must be one of {', '.join(FORMATS)}", details={"field": "format"})
+    task_type = type_of(spec)
+    if fmt in task_type.export_formats:
+        return task_type.export_formats[fmt].render(records, spec)
+    raise Invalid(f"format must be one of {', '.join(formats())}", details={"field": "format"})

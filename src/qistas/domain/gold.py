@@ -18,15 +18,13 @@ from sqlalchemy.orm import Session
 from qistas.db.dialect import insert_skipping_conflicts
 from qistas.db.models import Project, WorkerStats, table
 from qistas.db.prepared import Prepared
-from qistas.domain.tasktypes import BoxesSpec, SpansSpec, TextSpec, answer_key
+from qistas.domain.tasktypes import Spec, type_of
 from qistas.errors import Invalid
-from qistas.quality import box_iou
 
 # Beta prior on gold accuracy: mean 0.7, worth ten answers, so two early mistakes do not
 # block anyone and two lucky answers prove nothing.
 PRIOR_CORRECT = 7.0
 PRIOR_WRONG = 3.0
-BOX_IOU_MATCH = 0.5
 _rng = random.SystemRandom()  # unpredictable: annotators must not learn when gold comes
 
 
@@ -89,27 +87,9 @@ def is_blocked(session: Session, *, project_id: int, annotator_id: int) -> bool:
     return found is not None and found.blocked
 
 
-def matches(spec: Any, answer: Any, gold: Any) -> bool:
-    """Whether a (normalised) answer agrees with the gold answer."""
-    if isinstance(spec, BoxesSpec):
-        given, unmatched = [_box(b) for b in answer["boxes"]], [_box(b) for b in gold["boxes"]]
-        if len(given) != len(unmatched):
-            return False
-        for box in given:  # each box must overlap a gold box of its label well enough
-            best = max(unmatched, key=lambda g: box_iou(box, g))
-            if box_iou(box, best) < BOX_IOU_MATCH:
-                return False
-            unmatched.remove(best)
-        return True
-    if isinstance(spec, TextSpec):
-        return " ".join(answer["text"].split()) == " ".join(gold["text"].split())
-    if isinstance(spec, SpansSpec):
-        return answer_key(answer["spans"]) == answer_key(gold["spans"])
-    return answer_key(answer) == answer_key(gold)
-
-
-def _box(box: dict[str, Any]) -> tuple[float, float, float, float, str]:
-    return (box["x"], box["y"], box["w"], box["h"], box["label"])
+def matches(spec: Spec, answer: Any, gold: Any) -> bool:
+    """Whether a (normalised) answer agrees with the gold answer, within the type's tolerance."""
+    return type_of(spec).gold_matches(spec, answer, gold)
 
 
 class _Counted(NamedTuple):

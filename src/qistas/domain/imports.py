@@ -26,7 +26,7 @@ from qistas.db.dialect import insert_many_skipping_conflicts
 from qistas.db.models import Batch, Project, Task
 from qistas.db.types import utcnow
 from qistas.domain.jsonsafe import check_storable
-from qistas.domain.tasktypes import ClassificationSpec, parse_spec, validate_answer, validate_data
+from qistas.domain.tasktypes import parse_spec, type_of, validate_answer, validate_data
 from qistas.errors import Invalid, QistasError
 
 CHUNK = 1000
@@ -267,7 +267,7 @@ def _row_values(
         check_storable(metadata, "metadata")
     gold = raw.get("gold")
     if isinstance(gold, _BareGold):
-        gold = {"label": str(gold)} if isinstance(spec, ClassificationSpec) else str(gold)
+        gold = type_of(spec).gold_from_text(spec, str(gold))
     if gold is not None:
         check_storable(gold, "gold")
         try:

@@ -10,17 +10,14 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from qistas.db.models import Annotation, Project, Task
-from qistas.domain.tasktypes import answer_key
+from qistas.domain.tasktypes import answer_key, parse_spec, type_of
 
 SAMPLE = 20_000
-# The one categorical value of an answer, for the confusion matrix: (answer key, categories).
-CATEGORICAL = {"classification": "label", "pairwise": "choice", "rating": "rating"}
 
 
 @dataclass
@@ -29,7 +26,7 @@ class AnnotatorRow:
     annotations: int = 0
     seconds: list[float] = field(default_factory=list)
     scored: int = 0
-    agreed: int = 0
+    agreed: float = 0.0  # the sum of the task type's per-answer scores against the response
 
     @property
     def median_seconds(self) -> float | None:
@@ -80,23 +77,10 @@ def hourly_throughput(
     return [(start + timedelta(hours=i), buckets.get(i, 0)) for i in range(hours)]
 
 
-def _category(project: Project, answer: Any) -> str | None:
-    key = CATEGORICAL.get(project.task_spec.get("type", ""))
-    if key is None or project.task_spec.get("multi") or not isinstance(answer, dict) or key not in answer:
-        return None
-    return str(answer[key])
-
-
 def categories_of(project: Project) -> list[str]:
-    spec = project.task_spec
-    kind = spec.get("type")
-    if kind == "classification" and not spec.get("multi"):
-        return list(spec["labels"])
-    if kind == "pairwise":
-        return ["a", "b", "tie"] if spec.get("allow_tie", True) else ["a", "b"]
-    if kind == "rating":
-        return [str(v) for v in range(spec["min"], spec["max"] + 1)]
-    return []
+    """The categories of the confusion matrix: the task type's (empty when it has none)."""
+    spec = parse_spec(project.task_spec)
+    return type_of(spec).categories(spec)
 
 
 def project_insights(session: Session, *, project: Project) -> Insights:
@@ -109,7 +93,9 @@ def project_insights(session: Session, *, project: Project) -> Insights:
     ).all()
     people: dict[int, AnnotatorRow] = {}
     by_task: dict[int, list[str]] = defaultdict(list)
-    categories = categories_of(project)
+    spec = parse_spec(project.task_spec)
+    task_type = type_of(spec)
+    categories = task_type.categories(spec)
     index = {c: i for i, c in enumerate(categories)}
     confusion = [[0] * len(categories) for _ in categories]
     for annotator_id, task_id, answer, seconds, response in rows:
@@ -121,8 +107,8 @@ def project_insights(session: Session, *, project: Project) -> Insights:
         by_task[task_id].append(key)
         if response is not None:
             row.scored += 1
-            row.agreed += key == answer_key(response)
-            given, final = _category(project, answer), _category(project, response)
+            row.agreed += task_type.answer_score(spec, {}, answer, response)
+            given, final = task_type.category(spec, answer), task_type.category(spec, response)
             if given in index and final in index:
                 confusion[index[given]][index[final]] += 1
     pairs = agreeing = 0

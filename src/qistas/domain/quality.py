@@ -1,22 +1,24 @@
 """The bridge between the database and ``qistas.quality``: rows in, fitted models and labels out.
 
-Online: after each answer to a single-label classification task, the task's posterior is
-computed from the project's last fitted worker model (or, before the first fit, from each
-annotator's gold accuracy), in O(answers × labels). Offline: ``refit`` fits the default
-estimator on every answer of the project (gold tasks clamped to their gold label), stores the
-worker model, and re-scores completed tasks; it reads in one transaction, fits with no
-transaction open, and writes in a short one, so annotators are never held up by a fit.
+Every task type decides its tasks through its own aggregator (``TaskType.aggregator``).
+Online: after each answer, the task's consensus comes from the project's last fitted worker
+model (or, before the first fit, from each annotator's gold accuracy where the type can use
+it), at a cost of the task's answers only. Offline: ``refit`` fits the type's aggregator on
+every answer of the project, stores the worker model, and re-scores completed tasks; it reads
+in one transaction, fits with no transaction open, and writes in a short one, so annotators
+are never held up by a fit.
 """
 
 from __future__ import annotations
 
+import re
 import threading
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-import numpy as np
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
@@ -27,8 +29,8 @@ from qistas.db.types import utcnow
 from qistas.domain import gold as gold_rules
 from qistas.domain import results
 from qistas.domain.aggregation import Consensus
-from qistas.domain.tasktypes import ClassificationSpec, parse_spec
-from qistas.quality import WorkerModel, default_classifier, posterior_for_task
+from qistas.domain.tasktypes import Spec, parse_spec, plain_response, type_of
+from qistas.quality.structured import TaskResult
 
 GOLD_METHOD = "gold_weighted"
 MIN_ANSWERS_TO_FIT = 50
@@ -39,17 +41,20 @@ REFIT_GROWTH = 0.2  # refit once the project has 20% more answers than at the la
 class FittedModel:
     fitted_at: datetime
     method: str
-    rows: dict[int, int]  # annotator id -> row of the confusion array
-    model: WorkerModel
+    rows: dict[int, int]  # annotator id -> the worker's index in the model
+    params: dict[str, Any]  # the aggregator's ``params_``
 
 
 _cache: dict[int, FittedModel] = {}
 _cache_lock = threading.Lock()
 
 
-def is_scored(spec: Any) -> bool:
-    """Projects whose answers are scored with a posterior (the others use exact-match votes)."""
-    return isinstance(spec, ClassificationSpec) and not spec.multi
+def method_name(estimator: Any) -> str:
+    """A result's ``method``: the estimator's own name for what it chose, else its class."""
+    chosen = getattr(estimator, "method_", None)
+    if isinstance(chosen, str):
+        return chosen[:32]
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(estimator).__name__).lower()[:32]
 
 
 class _FittedAt(NamedTuple):
@@ -82,58 +87,62 @@ def load_model(session: Session, project_id: int) -> FittedModel | None:
     found = _FITTED_AT.first(session, project_id=project_id)
     if found is None:
         return None
-    fitted_at = found.fitted_at
     cached = _cache.get(project_id)
-    if cached is not None and cached.fitted_at == fitted_at:
+    if cached is not None and cached.fitted_at == found.fitted_at:
         return cached
     row = session.get(QualityModel, project_id)
     assert row is not None
-    params = row.params
-    fitted = FittedModel(
-        fitted_at=row.fitted_at,
-        method=row.method,
-        rows={int(a): i for i, a in enumerate(params["workers"])},
-        model=WorkerModel(np.asarray(params["confusions"], dtype=np.float64),
-                          np.asarray(params["priors"], dtype=np.float64)),
-    )
+    stored = row.params
+    # Models stored before every type had one hold the classifier's arrays at the top level.
+    params = stored.get("model", {k: v for k, v in stored.items() if k != "workers"})
+    fitted = FittedModel(fitted_at=row.fitted_at, method=row.method,
+                         rows={int(a): i for i, a in enumerate(stored.get("workers", []))}, params=params)
     with _cache_lock:
         _cache[project_id] = fitted
     return fitted
 
 
-def _one_coin(accuracy: float, k: int) -> np.ndarray:
-    matrix = np.full((k, k), (1.0 - accuracy) / (k - 1))
-    np.fill_diagonal(matrix, accuracy)
-    return matrix
+def _consensus(result: TaskResult, method: str, agreement: float) -> Consensus:
+    return Consensus(result.response, float(result.confidence), method, needs_review=result.needs_review,
+                     details=dict(result.extra), agreement=agreement)
+
+
+def agreement(spec: Spec, answers: Sequence[Any], response: Any) -> float:
+    """The share of answers that match the response within the type's tolerance."""
+    if not answers:
+        return 0.0
+    task_type, plain = type_of(spec), plain_response(response)
+    return sum(task_type.gold_matches(spec, a, plain) for a in answers) / len(answers)
 
 
 def task_consensus(
-    session: Session, *, project: Project, spec: ClassificationSpec, task_id: int,
+    session: Session, *, project: Project, spec: Spec, task_id: int, data: dict[str, Any],
     answers: Sequence[tuple[int, Any]],
 ) -> Consensus:
-    """The posterior consensus of one task from its answers so far: (annotator id, answer) pairs."""
-    index = {label: i for i, label in enumerate(spec.labels)}
+    """The consensus of one task from its answers so far: (annotator id, answer) pairs."""
+    task_type = type_of(spec)
     annotators = [annotator for annotator, _ in answers]
-    labels = np.array([index[answer["label"]] for _, answer in answers], dtype=np.int64)
-    k = len(spec.labels)
     fitted = load_model(session, project.id)
     if fitted is not None:
-        workers = np.array([fitted.rows.get(a, -1) for a in annotators], dtype=np.int64)
-        posterior = fitted.model.posterior(workers, labels)
+        workers = [fitted.rows.get(a, -1) for a in annotators]
+        params: dict[str, Any] | None = fitted.params
         method = fitted.method
     else:
-        # Before the first fit: each annotator is a one-coin worker with their gold accuracy.
+        # Before the first fit: what the type makes of each annotator's gold accuracy.
+        workers, params, method = [-1] * len(answers), None, ""
         found = _GOLD_COUNTS_OF.all(session, project_id=project.id, task_id=task_id)
         accuracy = {row.annotator_id: gold_rules.accuracy_of(row.n_gold_correct, row.n_gold) for row in found}
         prior = gold_rules.accuracy_of(0, 0)
-        confusions = np.stack([_one_coin(accuracy.get(a, prior), k) for a in annotators]) if k > 1 else None
-        if confusions is None:
-            posterior = np.ones(1)
-        else:
-            posterior = posterior_for_task(np.arange(len(annotators)), labels, confusions, np.full(k, 1.0 / k))
-        method = GOLD_METHOD
-    best = int(np.argmax(posterior))
-    return Consensus({"label": spec.labels[best]}, float(posterior[best]), method)
+        params = task_type.prior_params(spec, [accuracy.get(a, prior) for a in annotators])
+        if params is not None:
+            workers, method = list(range(len(answers))), GOLD_METHOD
+    estimator = task_type.aggregator(spec)
+    if params is not None:
+        estimator.load_params(params)
+    result: TaskResult = estimator.aggregate(list(zip(workers, (a for _, a in answers), strict=True)),
+                                             task_type.context(spec, data, None))
+    share = agreement(spec, [a for _, a in answers], result.response)
+    return _consensus(result, method or method_name(estimator), share)
 
 
 # --- refits -------------------------------------------------------------------------------
@@ -144,72 +153,71 @@ class RefitResult:
     method: str
     n_answers: int
     n_workers: int
-    changed: list[int]  # completed tasks whose label changed
+    changed: list[int]  # completed tasks whose answer changed
 
 
-def _load_answers(session: Session, project: Project, spec: ClassificationSpec) -> dict[str, Any]:
-    index = {label: i for i, label in enumerate(spec.labels)}
-    rows = session.execute(
+@dataclass(frozen=True)
+class _Loaded:
+    task_ids: list[int]
+    worker_ids: list[int]
+    items: list[list[tuple[int, Any]]]
+    contexts: list[Any]
+    n_answers: int
+
+
+def _load_answers(session: Session, project: Project, spec: Spec) -> _Loaded:
+    task_type = type_of(spec)
+    by_task: dict[int, list[tuple[int, Any]]] = defaultdict(list)
+    n_answers = 0
+    for task_id, annotator_id, answer in session.execute(
         select(Annotation.task_id, Annotation.annotator_id, Annotation.answer)
-        .where(Annotation.project_id == project.id)
-        .order_by(Annotation.id)
-    ).all()
-    golds = session.execute(
-        select(Task.id, Task.gold).where(Task.project_id == project.id, Task.is_gold.is_(True))
-    ).all()
-    return {"rows": rows, "golds": golds, "index": index}
-
-
-def _fit(loaded: dict[str, Any], k: int) -> tuple[Any, list[int], list[int]]:
-    rows, index = loaded["rows"], loaded["index"]
-    task_ids = sorted({r.task_id for r in rows})
-    worker_ids = sorted({r.annotator_id for r in rows})
-    t_pos = {t: i for i, t in enumerate(task_ids)}
+        .where(Annotation.project_id == project.id).order_by(Annotation.id)
+    ):
+        by_task[task_id].append((annotator_id, answer))
+        n_answers += 1
+    task_ids = sorted(by_task)
+    worker_ids = sorted({a for answers in by_task.values() for a, _ in answers})
     w_pos = {w: i for i, w in enumerate(worker_ids)}
-    tasks = np.fromiter((t_pos[r.task_id] for r in rows), dtype=np.int64, count=len(rows))
-    workers = np.fromiter((w_pos[r.annotator_id] for r in rows), dtype=np.int64, count=len(rows))
-    labels = np.fromiter((index[r.answer["label"]] for r in rows), dtype=np.int64, count=len(rows))
-    gold = np.full(len(task_ids), -1, dtype=np.int64)
-    for task_id, answer in loaded["golds"]:
-        if task_id in t_pos and answer and answer.get("label") in index:
-            gold[t_pos[task_id]] = index[answer["label"]]
-    estimator = default_classifier().fit(tasks, workers, labels, n_labels=k, gold=gold)
-    return estimator, task_ids, worker_ids
+    contexts: dict[int, Any] = {}
+    for start in range(0, len(task_ids), 1000):
+        chunk = task_ids[start:start + 1000]
+        for task_id, data, gold in session.execute(select(Task.id, Task.data, Task.gold).where(Task.id.in_(chunk))):
+            contexts[task_id] = task_type.context(spec, data, gold)
+    return _Loaded(
+        task_ids=task_ids, worker_ids=worker_ids,
+        items=[[(w_pos[a], answer) for a, answer in by_task[t]] for t in task_ids],
+        contexts=[contexts.get(t) for t in task_ids], n_answers=n_answers,
+    )
 
 
 def refit(db: Database, *, project_id: int) -> RefitResult | None:
     """Fit the project's worker model and re-score its completed tasks.
 
-    Returns None for projects that are not scored (not single-label classification) or
-    have no answers yet.
+    Returns None for a project with no answers yet.
     """
     with db.reader() as session:
         project = session.get(Project, project_id)
         if project is None:
             return None
         spec = parse_spec(project.task_spec)
-        if not is_scored(spec):
-            return None
         loaded = _load_answers(session, project, spec)
-    if not loaded["rows"] or len(spec.labels) < 2:
+    if not loaded.items:
         return None
-    estimator, task_ids, worker_ids = _fit(loaded, len(spec.labels))
-    method = type(estimator).__name__.lower()
-    labels, probas = estimator.labels_, estimator.probas_
-    params = {
-        "workers": worker_ids,
-        "priors": estimator.priors_.tolist(),
-        "confusions": np.round(estimator.confusions_, 6).tolist(),
-    }
+    task_type = type_of(spec)
+    estimator = task_type.aggregator(spec).fit(loaded.items, n_workers=len(loaded.worker_ids),
+                                               contexts=loaded.contexts)
+    method = method_name(estimator)
+    results_: list[TaskResult] = estimator.results_
+    params = {"workers": loaded.worker_ids, "model": estimator.params_}
+    position = {t: i for i, t in enumerate(loaded.task_ids)}
     changed: list[int] = []
-    position = {t: i for i, t in enumerate(task_ids)}
     with db.writer.begin() as session:
         model = session.get(QualityModel, project_id)
         if model is None:
             model = QualityModel(project_id=project_id, method=method, n_annotations=0, params={})
             session.add(model)
         model.method, model.params, model.fitted_at = method, params, utcnow()
-        model.n_annotations = len(loaded["rows"])
+        model.n_annotations = loaded.n_answers
         completed = session.scalars(
             select(Task).where(Task.project_id == project_id, Task.status == "completed", Task.is_gold.is_(False))
         )
@@ -217,29 +225,25 @@ def refit(db: Database, *, project_id: int) -> RefitResult | None:
             i = position.get(task.id)
             if i is None:
                 continue
-            label = spec.labels[int(labels[i])]
+            result = results_[i]
+            task.needs_review, task.details = result.needs_review, dict(result.extra) or None
             # A changed answer is announced (result.changed) in this same transaction.
-            if results.change_result(session, task=task, response={"label": label},
-                                     confidence=float(probas[i, labels[i]]), method=method):
+            if results.change_result(session, task=task, response=result.response,
+                                     confidence=float(result.confidence), method=method):
                 changed.append(task.id)
-    return RefitResult(method=method, n_answers=len(loaded["rows"]), n_workers=len(worker_ids), changed=changed)
+    return RefitResult(method=method, n_answers=loaded.n_answers, n_workers=len(loaded.worker_ids), changed=changed)
 
 
 def projects_due_for_refit(db: Database) -> list[int]:
-    """Scored projects whose answers grew enough since their last fit."""
+    """Projects whose answers grew enough since their last fit."""
     with db.reader() as session:
         counts = session.execute(
             select(Annotation.project_id, func.count()).group_by(Annotation.project_id)
         ).all()
         fitted = dict(session.execute(select(QualityModel.project_id, QualityModel.n_annotations)).all())
-        due = []
-        for project_id, count in counts:
-            last = fitted.get(project_id)
-            if count >= MIN_ANSWERS_TO_FIT and (last is None or count >= last * (1 + REFIT_GROWTH)):
-                project = session.get(Project, project_id)
-                if project is not None and is_scored(parse_spec(project.task_spec)):
-                    due.append(project_id)
-        return due
+        return [project_id for project_id, count in counts
+                if count >= MIN_ANSWERS_TO_FIT and (fitted.get(project_id) is None
+                                                    or count >= fitted[project_id] * (1 + REFIT_GROWTH))]
 
 
 def refit_step(db: Database) -> bool:

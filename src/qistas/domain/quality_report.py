@@ -11,26 +11,30 @@ from sqlalchemy.orm import Session
 
 from qistas.db.models import Annotation, Project, QualityModel, Task, WorkerStats
 from qistas.domain import gold as gold_rules
-from qistas.domain.quality import is_scored, load_model
-from qistas.domain.tasktypes import parse_spec
+from qistas.domain.quality import load_model
+from qistas.domain.tasktypes import Spec, TaskType, parse_spec, type_of
 from qistas.quality import fleiss_kappa, rating_table
 
 BELOW_TARGET_LISTED = 100
 
 
-def _label_rows(session: Session, project: Project, labels: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(task position, annotator id, label index) of every classification answer."""
-    index = {label: i for i, label in enumerate(labels)}
-    rows = session.execute(
+def _answers(session: Session, project: Project) -> list[Any]:
+    return list(session.execute(
         select(Annotation.task_id, Annotation.annotator_id, Annotation.answer).where(
             Annotation.project_id == project.id
         )
-    ).all()
-    task_ids = {t: i for i, t in enumerate(sorted({r.task_id for r in rows}))}
-    tasks = np.fromiter((task_ids[r.task_id] for r in rows), dtype=np.int64, count=len(rows))
-    workers = np.fromiter((r.annotator_id for r in rows), dtype=np.int64, count=len(rows))
-    values = np.fromiter((index[r.answer["label"]] for r in rows), dtype=np.int64, count=len(rows))
-    return tasks, workers, values
+    ).all())
+
+
+def _category_rows(rows: list[Any], spec: Spec, task_type: TaskType[Any],
+                   categories: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(task position, category index) of every answer that has a category."""
+    index = {c: i for i, c in enumerate(categories)}
+    kept = [(r.task_id, index[c]) for r in rows if (c := task_type.category(spec, r.answer)) in index]
+    task_ids = {t: i for i, t in enumerate(sorted({t for t, _ in kept}))}
+    tasks = np.fromiter((task_ids[t] for t, _ in kept), dtype=np.int64, count=len(kept))
+    values = np.fromiter((v for _, v in kept), dtype=np.int64, count=len(kept))
+    return tasks, values
 
 
 def _specific_agreement(table: np.ndarray) -> np.ndarray:
@@ -44,26 +48,22 @@ def _specific_agreement(table: np.ndarray) -> np.ndarray:
         return np.where(involved > 0, agree / np.maximum(involved, 1), np.nan)
 
 
-def _classification_section(session: Session, project: Project, labels: list[str]) -> dict[str, Any]:
-    tasks, _, values = _label_rows(session, project, labels)
+def _category_section(rows: list[Any], responses: dict[int, Any], spec: Spec,
+                      task_type: TaskType[Any]) -> dict[str, Any]:
+    """Agreement per category, Fleiss' kappa and the confusion matrix, for types with categories."""
+    labels = task_type.categories(spec)
+    tasks, values = _category_rows(rows, spec, task_type, labels)
     k = len(labels)
     table = rating_table(tasks, values, n_labels=k) if values.size else np.zeros((0, k), dtype=np.int64)
     specific = _specific_agreement(table) if table.size else np.full(k, np.nan)
     kappa = fleiss_kappa(table) if (table.sum(axis=1) >= 2).any() else None
-    # Confusion: consensus label of completed tasks (rows) against each answer given (columns).
-    consensus: dict[int, Any] = dict(
-        session.execute(
-            select(Task.id, Task.response).where(Task.project_id == project.id, Task.status == "completed")
-        ).all()
-    )
+    # Confusion: consensus category of completed tasks (rows) against each answer given (columns).
     index = {label: i for i, label in enumerate(labels)}
     confusion = np.zeros((k, k), dtype=np.int64)
-    for task_id, answer in session.execute(
-        select(Annotation.task_id, Annotation.answer).where(Annotation.project_id == project.id)
-    ):
-        response = consensus.get(task_id)
-        if response and response.get("label") in index:
-            confusion[index[response["label"]], index[answer["label"]]] += 1
+    for row in rows:
+        final, given = task_type.category(spec, responses.get(row.task_id)), task_type.category(spec, row.answer)
+        if final in index and given in index:
+            confusion[index[final], index[given]] += 1
     return {
         "fleiss_kappa": None if kappa is None or np.isnan(kappa) else round(float(kappa), 4),
         "labels": [
@@ -75,14 +75,31 @@ def _classification_section(session: Session, project: Project, labels: list[str
     }
 
 
+def _agreement_with_results(rows: list[Any], responses: dict[int, Any], spec: Spec,
+                            task_type: TaskType[Any]) -> dict[int, float]:
+    """Each annotator's mean per-answer score (the task type's) against the completed results."""
+    totals: dict[int, list[float]] = {}
+    for row in rows:
+        response = responses.get(row.task_id)
+        if response is not None:
+            totals.setdefault(row.annotator_id, []).append(task_type.answer_score(spec, {}, row.answer, response))
+    return {a: sum(v) / len(v) for a, v in totals.items()}
+
+
 def project_quality(session: Session, *, project: Project, pseudonym: Callable[[int], str]) -> dict[str, Any]:
     spec = parse_spec(project.task_spec)
-    fitted = load_model(session, project.id) if is_scored(spec) else None
+    task_type = type_of(spec)
+    fitted = load_model(session, project.id)
     skills: dict[int, float] = {}
-    if fitted is not None:
+    if fitted is not None and "confusions" in fitted.params and "priors" in fitted.params:
         # P(correct answer) of each modelled annotator: the prior-weighted diagonal.
-        diagonal = np.einsum("wkk->wk", fitted.model.confusions) @ fitted.model.priors
+        diagonal = np.einsum("wkk->wk", np.asarray(fitted.params["confusions"])) @ np.asarray(fitted.params["priors"])
         skills = {annotator: float(diagonal[row]) for annotator, row in fitted.rows.items()}
+    rows = _answers(session, project)
+    responses: dict[int, Any] = dict(session.execute(
+        select(Task.id, Task.response).where(Task.project_id == project.id, Task.status == "completed")
+    ).all())
+    agreement = _agreement_with_results(rows, responses, spec, task_type)
     annotators = []
     for stats in session.scalars(
         select(WorkerStats).where(WorkerStats.project_id == project.id).order_by(WorkerStats.annotator_id)
@@ -94,6 +111,7 @@ def project_quality(session: Session, *, project: Project, pseudonym: Callable[[
             "gold_correct": stats.n_gold_correct,
             "gold_accuracy": round(gold_rules.accuracy(stats), 4),
             "skill": round(skills[stats.annotator_id], 4) if stats.annotator_id in skills else None,
+            "agreement": round(agreement[stats.annotator_id], 4) if stats.annotator_id in agreement else None,
             "seconds_per_task": round(stats.seconds_total / stats.n_annotations, 2) if stats.n_annotations else None,
             "blocked": stats.blocked,
         })
@@ -109,8 +127,8 @@ def project_quality(session: Session, *, project: Project, pseudonym: Callable[[
         "annotators": annotators,
         "below_target": {"task_ids": below, "listed_up_to": BELOW_TARGET_LISTED},
     }
-    if is_scored(spec):
-        report.update(_classification_section(session, project, spec.labels))
+    if task_type.categories(spec):
+        report.update(_category_section(rows, responses, spec, task_type))
     return report
 
 

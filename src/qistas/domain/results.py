@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from qistas.db.models import Annotation, Assignment, Batch, Project, Task
 from qistas.domain import outbox
+from qistas.domain.tasktypes import plain_response
 from qistas.errors import Invalid
 
 EXPORT_CHUNK = 500
@@ -74,7 +75,7 @@ def change_result(session: Session, *, task: Task, response: Any, confidence: fl
     previous = task.response
     task.response, task.confidence, task.method = response, confidence, method
     session.flush()
-    if task.status != "completed" or previous == response:
+    if task.status != "completed" or plain_response(previous) == plain_response(response):
         return False
     outbox.enqueue(session, event="result.changed", task=task, previous=previous)
     return True

@@ -26,6 +26,8 @@ each type documents its own.
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,3 +64,44 @@ def check_items(items: Sequence[Sequence[WorkerAnswer]], n_workers: int,
         for worker, _ in answers:
             if not -1 <= worker < n_workers:
                 raise ValueError(f"task {i}: worker {worker} is outside 0..{n_workers - 1}")
+
+
+def canonical(answer: Any) -> str:
+    """A canonical text of an answer, so equal answers compare equal."""
+    return json.dumps(answer, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+class ExactMatchVote:
+    """Majority vote over whole answers, for a type with no model of its own.
+
+    Equal answers (as canonical JSON) vote together; every worker weighs the same. The
+    response is the answer with the most votes; a tie goes to the one given first (the
+    earliest answer in the task's list), never to float rounding. ``confidence`` is the
+    winner's share of the votes; ``needs_review`` when no answer has a strict majority.
+    The worker model is empty: ``params_`` is ``{}``.
+    """
+
+    def fit(self, items: Sequence[Sequence[WorkerAnswer]], *, n_workers: int,
+            contexts: Sequence[Any] | None = None) -> ExactMatchVote:
+        check_items(items, n_workers, contexts)
+        self.results_ = [self.aggregate(answers) for answers in items]
+        self.params_: dict[str, Any] = {}
+        return self
+
+    def load_params(self, params: dict[str, Any]) -> ExactMatchVote:
+        self.params_ = dict(params)
+        return self
+
+    def aggregate(self, answers: Sequence[WorkerAnswer], context: Any = None) -> TaskResult:
+        if not answers:
+            raise ValueError("a task needs at least one answer to aggregate")
+        keys = [canonical(answer) for _, answer in answers]
+        counts = Counter(keys)
+        best = max(counts.items(), key=lambda kv: (kv[1], -keys.index(kv[0])))[0]
+        votes = counts[best]
+        return TaskResult(answers[keys.index(best)][1], votes / len(keys), needs_review=2 * votes <= len(keys))
+
+
+def exact_match_score(answer: Any, response: Any, context: Any = None) -> float:
+    """1.0 when the answer is the response, else 0.0."""
+    return float(canonical(answer) == canonical(response))

@@ -129,7 +129,7 @@ class Exporter:
                 return results.iter_export_records(session, selection=selection, progress=progress,
                                                    pseudonym=lambda user_id: pseudonym(secret, org_id, user_id))
 
-            ext = exportformats.EXTENSION[job.format]
+            ext = exportformats.extension(job.format, spec)
             name = f"project-{project.id}-export-{job_id}.{ext}"
             body = exportformats.render(job.format, records, spec=spec,
                                         workdir=partial.parent, name=f"project-{project.id}")

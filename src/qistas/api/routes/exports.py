@@ -47,7 +47,7 @@ def export_read(job: ExportJob) -> ExportRead:
 @router.get("/projects/{project_id}/export")
 def export(
     project_id: Id, actor: Actor, db: Db, settings: AppSettings,
-    format: Annotated[str, Query(description=", ".join(exportformats.FORMATS))] = "jsonl",
+    format: Annotated[str, Query(description=", ".join(exportformats.formats()))] = "jsonl",
     completed: Annotated[bool, Query(description="only completed tasks")] = False,
     min_confidence: Annotated[float | None, Query(ge=0, le=1, description="only results this confident")] = None,
     batch: Annotated[str | None, Query(description="only this batch (by name)")] = None,
@@ -68,11 +68,11 @@ def export(
 
     project, spec, selection = write(db, authorise)
     body = _stream(db, settings, project, spec, selection, format)
-    filename = f"project-{project.id}.{exportformats.EXTENSION[format]}"
+    filename = f"project-{project.id}.{exportformats.extension(format, spec)}"
     headers = {"Content-Disposition": f'attachment; filename="{filename}"', "Qistas-Total": str(selection.total)}
     if selection.cursor is not None:
         headers["Qistas-Cursor"] = selection.cursor
-    return StreamingResponse(body, media_type=exportformats.MEDIA[format], headers=headers)
+    return StreamingResponse(body, media_type=exportformats.media_type(format, spec), headers=headers)
 
 
 def _stream(db: Db, settings: Settings, project: Project, spec: Any, selection: results.Selection,
@@ -120,16 +120,16 @@ def get_export(job_id: Id, actor: Actor, db: Db) -> ExportRead:
 
 @router.get("/exports/{job_id}/file", response_class=FileResponse)
 def download(job_id: Id, actor: Actor, db: Db, settings: AppSettings) -> FileResponse:
-    def work(session: Session) -> ExportJob:
+    def work(session: Session) -> tuple[ExportJob, str]:
         job, project = exportjobs.get_job(session, job_id=job_id, actor=actor)
         if job.status != "done" or job.file_name is None:
             raise Conflict(f"the export is {job.status}; download it once it is done",
                            details={"status": job.status})
         audit.record(session, actor=actor, action="export.download", object_type="export", object_id=job.id,
                      org_id=project.org_id)
-        return job
+        return job, exportformats.media_type(job.format, parse_spec(project.task_spec))
 
-    job = write(db, work)
+    job, media = write(db, work)
     assert job.file_name is not None
-    return FileResponse(export_dir(settings) / job.file_name, media_type=exportformats.MEDIA[job.format],
+    return FileResponse(export_dir(settings) / job.file_name, media_type=media,
                         filename=job.file_name)

@@ -14,7 +14,7 @@ from qistas.db.models import Annotation, Project, Task
 from qistas.db.types import utcnow
 from qistas.domain import audit, insights, projects, results
 from qistas.domain.security import pseudonym
-from qistas.domain.tasktypes import TASK_TYPES
+from qistas.domain.tasktypes import all_types, type_names
 from qistas.errors import Forbidden, Invalid, NotFound
 from qistas.policies import STAFF_ROLES, ensure_customer_access, ensure_may_create_project
 from qistas.web import charts
@@ -63,40 +63,48 @@ def _int(form: Any, name: str, default: int | None = None) -> int | None:
         raise Invalid(f"{name} must be a whole number", details={"field": name}) from None
 
 
+def form_fields() -> list[dict[str, Any]]:
+    """The inputs of the new-project form: each spec key once, with the types that have it."""
+    found: dict[str, dict[str, Any]] = {}
+    for name in type_names():
+        for f in all_types()[name].form_fields:
+            entry = found.setdefault(f.key, {"key": f.key, "kind": f.kind, "label": f.label, "types": []})
+            entry["types"].append(name)
+    return list(found.values())
+
+
 def spec_from_form(form: Any) -> dict[str, Any]:
     """The task spec the form describes, with only the keys its type knows."""
     kind = form_str(form, "type")
-    if kind not in TASK_TYPES:
+    if kind not in all_types():
         raise Invalid("choose a task type", details={"field": "type"})
     spec: dict[str, Any] = {"type": kind}
-    if kind in ("classification", "spans", "boxes"):
-        spec["labels"] = _lines(form_str(form, "labels"))
-    if kind == "classification":
-        spec["multi"] = form.get("multi") == "on"
-    names = {"classification": ["text_field"], "spans": ["text_field"], "boxes": ["image_field"],
-             "pairwise": ["prompt_field", "a_field", "b_field"], "ranking": ["prompt_field", "responses_field"],
-             "rating": ["prompt_field"], "text": ["prompt_field"]}[kind]
-    for name in names:
-        if form_str(form, name):
-            spec[name] = form_str(form, name)
-    if kind == "pairwise":
-        spec["allow_tie"] = form.get("allow_tie") == "on"
-        spec["criteria"] = _lines(form_str(form, "criteria"))
-    if kind == "rating":
-        spec["min"], spec["max"] = _int(form, "rating_min", 1), _int(form, "rating_max", 5)
+    for f in all_types()[kind].form_fields:
+        if f.kind == "bool":
+            spec[f.key] = form.get(f.key) == "on"
+        elif f.kind == "lines":
+            spec[f.key] = _lines(form_str(form, f.key))
+        elif f.kind == "int":
+            spec[f.key] = _int(form, f.key, f.default)
+        elif form_str(form, f.key):
+            spec[f.key] = form_str(form, f.key)
     return spec
 
 
 def _new_form(request: Request, values: dict[str, Any], error: str | None = None, status: int = 200) -> HTMLResponse:
     return render(request, "console_new.html", status=status, title=translator(request)("new.title"),
-                  types=TASK_TYPES, values=values, error=error)
+                  types=type_names(), fields=form_fields(), values=values, error=error)
 
 
 @router.get("/console/projects/new", response_class=HTMLResponse)
 def new_project_form(request: Request, user: PageUser) -> HTMLResponse:
     ensure_may_create_project(user)
-    return _new_form(request, {"type": "classification", "allow_tie": "on", "redundancy_min": "1",
-                               "redundancy_max": "1", "rating_min": "1", "rating_max": "5", "workforce": "shared"})
+    values = {"type": "classification", "redundancy_min": "1", "redundancy_max": "1", "workforce": "shared"}
+    for task_type in all_types().values():
+        for f in task_type.form_fields:
+            if f.default is not None and f.key not in values:
+                values[f.key] = ("on" if f.default else "") if f.kind == "bool" else str(f.default)
+    return _new_form(request, values)
 
 
 @router.post("/console/projects/new", response_class=HTMLResponse)

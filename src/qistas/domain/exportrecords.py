@@ -1,0 +1,25 @@
+"""Helpers every export format shares: records in chunks, JSON text, a record's provenance."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from itertools import islice
+from typing import Any
+
+from qistas.domain.results import EXPORT_CHUNK
+
+
+def to_json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def chunks(records: Iterable[dict[str, Any]], size: int = EXPORT_CHUNK) -> Iterator[list[dict[str, Any]]]:
+    iterator = iter(records)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def provenance(record: dict[str, Any]) -> dict[str, Any]:
+    """Which task a line of a typed export came from, and how its answer was decided."""
+    return {"task_id": record["task_id"], "unique_id": record["unique_id"], **record["provenance"]}

@@ -1,0 +1,125 @@
+"""Boxes: ``{"boxes": [{"x", "y", "w", "h", "label"}]}`` in pixels of the task's image.
+
+When the task's data gives ``width`` and ``height``, a box past the image is refused.
+Gold matching pairs boxes one to one by label with IoU at least the spec's ``gold_iou``.
+Exported to COCO.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Literal
+
+from pydantic import Field
+
+from qistas.domain.exportrecords import chunks, provenance, to_json
+from qistas.domain.tasktypes.base import (
+    ExportFormat,
+    FieldName,
+    FormField,
+    LabelledSpec,
+    Records,
+    TaskType,
+    fail,
+    items,
+    label,
+    need,
+    number,
+    obj,
+)
+from qistas.quality import box_iou
+from qistas.quality.structured import ExactMatchVote
+
+
+class BoxesSpec(LabelledSpec):
+    type: Literal["boxes"]
+    image_field: FieldName = "image"
+    #: Gold matching: each box must overlap a gold box of its label with at least this IoU.
+    gold_iou: float = Field(0.5, gt=0, le=1)
+
+
+def coco(records: Records, spec: BoxesSpec) -> Iterator[bytes]:
+    """One COCO object. Images come first, then annotations: two passes over the tasks."""
+    categories = [{"id": i + 1, "name": name, "supercategory": ""} for i, name in enumerate(spec.labels)]
+    category_of = {c["name"]: c["id"] for c in categories}
+    head = {"info": {"description": "Exported by Qistas", "version": "1.0"}, "licenses": [], "categories": categories}
+    yield (to_json(head)[:-1] + ', "images": [').encode()
+    first = True
+    for chunk in chunks(records()):
+        parts = []
+        for record in chunk:
+            data = record["data"]
+            image = {"id": record["task_id"], "file_name": data.get(spec.image_field),
+                     "width": data.get("width"), "height": data.get("height"), "qistas": provenance(record)}
+            parts.append(("" if first else ",") + to_json(image))
+            first = False
+        yield "".join(parts).encode()
+    yield b'], "annotations": ['
+    next_id = 1
+    for chunk in chunks(records()):
+        parts = []
+        for record in chunk:
+            for box in record["response"]["boxes"]:
+                item = {"id": next_id, "image_id": record["task_id"], "category_id": category_of[box["label"]],
+                        "bbox": [box["x"], box["y"], box["w"], box["h"]], "area": box["w"] * box["h"], "iscrowd": 0}
+                if "confidence" in box:
+                    item["score"] = box["confidence"]
+                parts.append(("" if next_id == 1 else ",") + to_json(item))
+                next_id += 1
+        yield "".join(parts).encode()
+    yield b"]}\n"
+
+
+def _box(box: dict[str, Any]) -> tuple[float, float, float, float, str]:
+    return (box["x"], box["y"], box["w"], box["h"], box["label"])
+
+
+class Boxes(TaskType[BoxesSpec]):
+    name = "boxes"
+    spec_model = BoxesSpec
+    confidence = "the lowest confidence of the task's boxes (reliability-weighted support times agreement)"
+    form_fields = (FormField("labels", "lines", "new.labels"), FormField("image_field", "text", "new.image_field"))
+    export_formats = {"coco": ExportFormat("application/json", "json", coco)}
+
+    def validate_data(self, spec: BoxesSpec, data: dict[str, Any]) -> None:
+        need(data, spec.image_field, str, "an image URL or path")
+
+    def validate_answer(self, spec: BoxesSpec, data: dict[str, Any], answer: Any) -> dict[str, Any]:
+        width, height = data.get("width"), data.get("height")
+        boxes = []
+        for i, raw in enumerate(items(obj(answer, "answer", {"boxes"})["boxes"], "answer.boxes")):
+            f = f"answer.boxes.{i}"
+            box = obj(raw, f, {"x", "y", "w", "h", "label"})
+            x, y = number(box["x"], f"{f}.x"), number(box["y"], f"{f}.y")
+            w, h = number(box["w"], f"{f}.w"), number(box["h"], f"{f}.h")
+            if x < 0 or y < 0 or w <= 0 or h <= 0:
+                raise fail(f, "needs x, y >= 0 and w, h > 0")
+            if isinstance(width, int | float) and x + w > width:
+                raise fail(f"{f}.w", f"goes past the image width ({width})")
+            if isinstance(height, int | float) and y + h > height:
+                raise fail(f"{f}.h", f"goes past the image height ({height})")
+            boxes.append({"x": x, "y": y, "w": w, "h": h, "label": label(box["label"], f"{f}.label", spec.labels)})
+        return {"boxes": boxes}
+
+    def gold_matches(self, spec: BoxesSpec, answer: dict[str, Any], gold: dict[str, Any]) -> bool:
+        given, unmatched = [_box(b) for b in answer["boxes"]], [_box(b) for b in gold["boxes"]]
+        if len(given) != len(unmatched):
+            return False
+        for box in given:  # each box must overlap a gold box of its label well enough
+            best = max(unmatched, key=lambda g: box_iou(box, g))
+            if box_iou(box, best) < spec.gold_iou:
+                return False
+            unmatched.remove(best)
+        return True
+
+    def aggregator(self, spec: BoxesSpec) -> Any:
+        return ExactMatchVote()
+
+    def context(self, spec: BoxesSpec, data: dict[str, Any], gold: Any | None) -> Any:
+        width, height = data.get("width"), data.get("height")
+        if isinstance(width, int | float) and isinstance(height, int | float):
+            return {"width": width, "height": height}
+        return None
+
+
+TASK_TYPE = Boxes()

@@ -1,0 +1,86 @@
+"""Classification: one label (``{"label": x}``) or, with ``multi``, several (``{"labels": [..]}``).
+
+Single label: Dawid–Skene-family posteriors (the default classifier, chosen per project) with
+gold tasks clamped; before the first fit, each annotator is a one-coin worker with their
+gold accuracy. Multi-label: each label is its own yes/no question.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+
+from qistas.domain.tasktypes.base import FieldName, FormField, LabelledSpec, TaskType, fail, items, label, need, obj
+from qistas.quality import single_label
+from qistas.quality.structured import ExactMatchVote
+
+
+class ClassificationSpec(LabelledSpec):
+    type: Literal["classification"]
+    multi: bool = False
+    text_field: FieldName | None = None
+
+
+class Classification(TaskType[ClassificationSpec]):
+    name = "classification"
+    spec_model = ClassificationSpec
+    confidence = ("single label: the posterior probability of the chosen label; multi-label: the lowest "
+                  "posterior probability that a label's yes/no decision is right")
+    form_fields = (
+        FormField("labels", "lines", "new.labels"),
+        FormField("multi", "bool", "new.multi", False),
+        FormField("text_field", "text", "new.text_field"),
+    )
+
+    def validate_data(self, spec: ClassificationSpec, data: dict[str, Any]) -> None:
+        if spec.text_field:
+            need(data, spec.text_field, str, "a string")
+
+    def validate_answer(self, spec: ClassificationSpec, data: dict[str, Any], answer: Any) -> dict[str, Any]:
+        if spec.multi:
+            chosen = [label(v, f"answer.labels.{i}", spec.labels)
+                      for i, v in enumerate(items(obj(answer, "answer", {"labels"})["labels"], "answer.labels"))]
+            if len(set(chosen)) != len(chosen):
+                raise fail("answer.labels", "labels repeat")
+            return {"labels": sorted(chosen, key=spec.labels.index)}
+        return {"label": label(obj(answer, "answer", {"label"})["label"], "answer.label", spec.labels)}
+
+    def gold_from_text(self, spec: ClassificationSpec, value: str) -> Any:
+        return {"labels": [v for v in value.split("|") if v]} if spec.multi else {"label": value}
+
+    def aggregator(self, spec: ClassificationSpec) -> Any:
+        if spec.multi:
+            return ExactMatchVote()
+        return single_label.SingleLabelAggregator(spec.labels)
+
+    def context(self, spec: ClassificationSpec, data: dict[str, Any], gold: Any | None) -> Any:
+        if not spec.multi and isinstance(gold, dict):
+            return gold.get("label")
+        return None
+
+    def prior_params(self, spec: ClassificationSpec, accuracies: Sequence[float]) -> dict[str, Any] | None:
+        if spec.multi:
+            return None
+        k = len(spec.labels)
+        return {"priors": [1.0 / k] * k,
+                "confusions": np.stack([single_label.one_coin(a, k) for a in accuracies]).tolist()}
+
+    def answer_score(self, spec: ClassificationSpec, data: dict[str, Any], answer: Any, response: Any) -> float:
+        if spec.multi:
+            given, final = set(answer["labels"]), set(response["labels"])
+            return len(given & final) / len(given | final) if given | final else 1.0
+        return single_label.answer_score(answer, response)
+
+    def categories(self, spec: ClassificationSpec) -> list[str]:
+        return [] if spec.multi else list(spec.labels)
+
+    def category(self, spec: ClassificationSpec, answer: Any) -> str | None:
+        if spec.multi or not isinstance(answer, dict):
+            return None
+        value = answer.get("label")
+        return value if isinstance(value, str) else None
+
+
+TASK_TYPE = Classification()

@@ -1,0 +1,109 @@
+"""Pairwise preference (RLHF): which of two responses is better, overall and per criterion.
+
+``{"choice": "a" | "b" | "tie"}``, with ``criteria`` ``{"choice", "criteria": {name: choice}}``.
+Exported as preference pairs (prompt / chosen / rejected); a tie prefers neither.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from typing import Any, Literal
+
+from pydantic import Field
+
+from qistas.domain.exportrecords import chunks, provenance, to_json
+from qistas.domain.tasktypes.base import (
+    ExportFormat,
+    FieldName,
+    FormField,
+    Label,
+    Records,
+    Spec,
+    TaskType,
+    fail,
+    need,
+    obj,
+)
+from qistas.quality.structured import ExactMatchVote
+
+
+class PairwiseSpec(Spec):
+    type: Literal["pairwise"]
+    prompt_field: FieldName = "prompt"
+    a_field: FieldName = "a"
+    b_field: FieldName = "b"
+    allow_tie: bool = True
+    criteria: list[Label] = Field(default_factory=list, max_length=50)
+
+
+def response_key(value: Any) -> str:
+    """A stable identity of a response, so one that recurs across tasks is scored once."""
+    text = value if isinstance(value, str) else to_json(value)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def preference(records: Records, spec: PairwiseSpec) -> Iterator[bytes]:
+    """``{"prompt", "chosen", "rejected", ...}`` per pair, as DPO and reward-model trainers read."""
+    for chunk in chunks(records()):
+        lines = []
+        for record in chunk:
+            data, choice = record["data"], record["response"]["choice"]
+            if choice == "tie":
+                continue  # a tie prefers neither
+            a, b = data[spec.a_field], data[spec.b_field]
+            chosen, rejected = (a, b) if choice == "a" else (b, a)
+            line = {"prompt": data[spec.prompt_field], "chosen": chosen, "rejected": rejected,
+                    **provenance(record)}
+            lines.append(to_json(line) + "\n")
+        yield "".join(lines).encode()
+
+
+def _choice(value: Any, field: str, allow_tie: bool) -> str:
+    allowed = ("a", "b", "tie") if allow_tie else ("a", "b")
+    if value not in allowed:
+        raise fail(field, f"must be one of {', '.join(allowed)}")
+    return str(value)
+
+
+class Pairwise(TaskType[PairwiseSpec]):
+    name = "pairwise"
+    spec_model = PairwiseSpec
+    confidence = "the posterior probability of the chosen overall choice"
+    form_fields = (
+        FormField("prompt_field", "text", "new.prompt_field"),
+        FormField("a_field", "text", "new.a_field"),
+        FormField("b_field", "text", "new.b_field"),
+        FormField("allow_tie", "bool", "new.allow_tie", True),
+        FormField("criteria", "lines", "new.criteria"),
+    )
+    export_formats = {"preference": ExportFormat("application/x-ndjson", "jsonl", preference)}
+
+    def validate_data(self, spec: PairwiseSpec, data: dict[str, Any]) -> None:
+        for name in (spec.prompt_field, spec.a_field, spec.b_field):
+            need(data, name, (str, list, dict), "text or a chat")
+
+    def validate_answer(self, spec: PairwiseSpec, data: dict[str, Any], answer: Any) -> dict[str, Any]:
+        if spec.criteria:
+            given = obj(answer, "answer", {"choice", "criteria"})
+            per = obj(given["criteria"], "answer.criteria", set(spec.criteria))
+            return {
+                "choice": _choice(given["choice"], "answer.choice", spec.allow_tie),
+                "criteria": {c: _choice(per[c], f"answer.criteria.{c}", spec.allow_tie) for c in spec.criteria},
+            }
+        return {"choice": _choice(obj(answer, "answer", {"choice"})["choice"], "answer.choice", spec.allow_tie)}
+
+    def aggregator(self, spec: PairwiseSpec) -> Any:
+        return ExactMatchVote()
+
+    def context(self, spec: PairwiseSpec, data: dict[str, Any], gold: Any | None) -> Any:
+        return {"a": response_key(data.get(spec.a_field)), "b": response_key(data.get(spec.b_field))}
+
+    def categories(self, spec: PairwiseSpec) -> list[str]:
+        return ["a", "b", "tie"] if spec.allow_tie else ["a", "b"]
+
+    def category(self, spec: PairwiseSpec, answer: Any) -> str | None:
+        return answer.get("choice") if isinstance(answer, dict) else None
+
+
+TASK_TYPE = Pairwise()
