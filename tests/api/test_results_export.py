@@ -63,7 +63,8 @@ def test_jsonl_export_has_every_task_with_results_and_annotations(world: World, 
     names = set()
     for record in records[:-1]:
         assert set(record) == {"task_id", "unique_id", "batch", "status", "data", "metadata", "response",
-                               "confidence", "method", "annotations", "provenance", "completed_at"}
+                               "confidence", "method", "needs_review", "details", "annotations", "provenance",
+                                   "completed_at"}
         result = results[record["task_id"]]
         assert (record["status"], record["response"], record["confidence"], record["method"]) == \
             ("completed", {"label": "positive"}, result["confidence"], result["method"])

@@ -173,19 +173,19 @@ def select_export(session: Session, *, project: Project, options: ExportOptions,
     return Selection(project=project, options=options, where=tuple(where), cursor=cursor, total=total)
 
 
-def _provenance(response: Any, confidence: float | None, method: str | None,
-                annotations: list[Any]) -> dict[str, Any]:
+def _provenance(task: Any, annotations: list[Any]) -> dict[str, Any]:
     """What training code weighs or filters by: how many labelled it, how much they agreed."""
     agreement = None
-    if response is not None and annotations:
+    if task.response is not None and annotations:
         # Answers are stored normalised, so equal answers are equal values.
-        agreement = sum(a.answer == response for a in annotations) / len(annotations)
+        plain = plain_response(task.response)
+        agreement = sum(a.answer == plain for a in annotations) / len(annotations)
     return {"annotators": len({a.annotator_id for a in annotations}), "agreement": agreement,
-            "confidence": confidence, "method": method}
+            "confidence": task.confidence, "method": task.method, "needs_review": task.needs_review}
 
 
 _TASK_COLUMNS = (Task.id, Task.unique_id, Task.batch_id, Task.status, Task.data, Task.meta, Task.response,
-                 Task.confidence, Task.method, Task.completed_at)
+                 Task.confidence, Task.method, Task.needs_review, Task.details, Task.completed_at)
 _ANNOTATION_COLUMNS = (Annotation.task_id, Annotation.annotator_id, Annotation.answer, Annotation.seconds,
                        Annotation.created_at)
 
@@ -230,8 +230,10 @@ def iter_export_records(
                 "response": task.response,
                 "confidence": task.confidence,
                 "method": task.method,
+                "needs_review": task.needs_review,
+                "details": task.details,
                 "completed_at": task.completed_at.isoformat() if task.completed_at else None,
-                "provenance": _provenance(task.response, task.confidence, task.method, mine),
+                "provenance": _provenance(task, mine),
                 "annotations": [
                     {
                         "annotator": names[a.annotator_id] if a.annotator_id in names

@@ -164,7 +164,8 @@ def task_read(task: Task, annotations: list[AnnotationRead] | None = None) -> Ta
         id=task.id, project_id=task.project_id, batch_id=task.batch_id, unique_id=task.unique_id,
         data=task.data, metadata=task.meta, gold=task.gold, status=task.status, required=task.required,
         n_annotations=task.n_annotations, response=task.response, confidence=task.confidence,
-        method=task.method, below_target=task.below_target, created_at=task.created_at,
+        method=task.method, below_target=task.below_target, needs_review=task.needs_review,
+        details=task.details, created_at=task.created_at,
         completed_at=task.completed_at, annotations=annotations,
     )
 
@@ -219,7 +220,8 @@ def _annotator_task(session: Session, actor: User, task: Task) -> dict[str, Any]
 
 def result_read(task: Task) -> ResultRead:
     return ResultRead(task_id=task.id, unique_id=task.unique_id, response=task.response,
-                      confidence=task.confidence, method=task.method)
+                      confidence=task.confidence, method=task.method, needs_review=task.needs_review,
+                      details=task.details)
 
 
 @router.get("/projects/{project_id}/results", response_model=ResultPage)

@@ -37,6 +37,9 @@ class TaskRead(BaseModel):
     confidence: float | None
     method: str | None
     below_target: bool
+    needs_review: bool = Field(description="the answers disagree beyond what the task type tolerates")
+    details: dict[str, Any] | None = Field(description="what the task type adds: an interval, per-label "
+                                           "confidences, scores")
     created_at: datetime
     completed_at: datetime | None
     annotations: list[AnnotationRead] | None = None
@@ -82,6 +85,8 @@ class ResultRead(BaseModel):
     response: Any
     confidence: float | None
     method: str | None
+    needs_review: bool
+    details: dict[str, Any] | None
 
 
 class ResultPage(BaseModel):
