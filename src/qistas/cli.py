@@ -151,14 +151,8 @@ class _Counting:
         return data
 
 
-@main.command("import")
-@click.argument("project_id", type=int)
-@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["json", "jsonl", "csv"]))
-@url_option
-@token_option
-def import_(project_id: int, path: Path, fmt: str | None, url: str, token: str) -> None:
-    """Import tasks from a JSONL, CSV or JSON file (all or nothing)."""
+def _upload(project_id: int, path: Path, fmt: str | None, url: str, token: str, what: str) -> dict[str, Any]:
+    """Send a file to ``/projects/{id}/{what}`` with a progress bar; print the rows refused and exit 1."""
     from qistas.client import ApiError
 
     with _client(url, token) as client:
@@ -167,14 +161,38 @@ def import_(project_id: int, path: Path, fmt: str | None, url: str, token: str) 
                 length=path.stat().st_size, label=f"uploading {path.name}", file=sys.stderr
             ) as bar:
                 files = {"file": (path.name, _Counting(handle, bar), "application/octet-stream")}
-                answer = client.request("POST", f"/projects/{project_id}/tasks", files=files,
-                                        data={"format": fmt} if fmt else None).json()
+                answer: dict[str, Any] = client.request("POST", f"/projects/{project_id}/{what}", files=files,
+                                                        data={"format": fmt} if fmt else None).json()
+                return answer
         except ApiError as exc:
             click.echo(f"error: {exc.message}", err=True)
             for row in (exc.details or {}).get("rows", []) if isinstance(exc.details, dict) else []:
                 click.echo(f"  row {row['row']}: {row['message']}", err=True)
             sys.exit(1)
+
+
+@main.command("import")
+@click.argument("project_id", type=int)
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["json", "jsonl", "csv"]))
+@url_option
+@token_option
+def import_(project_id: int, path: Path, fmt: str | None, url: str, token: str) -> None:
+    """Import tasks from a JSONL, CSV or JSON file (all or nothing)."""
+    answer = _upload(project_id, path, fmt, url, token, "tasks")
     click.echo(f"created {answer['created']}, duplicates {answer['duplicates']}")
+
+
+@main.command("import-annotations")
+@click.argument("project_id", type=int)
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["json", "jsonl"]))
+@url_option
+@token_option
+def import_annotations(project_id: int, path: Path, fmt: str | None, url: str, token: str) -> None:
+    """Import answers made in another tool (JSONL or JSON: task, annotator, answer; all or nothing)."""
+    answer = _upload(project_id, path, fmt, url, token, "annotations")
+    click.echo(f"created {answer['created']}")
 
 
 @main.command("export")

@@ -247,6 +247,35 @@ class Tasks:
     def get(self, task_id: int) -> dict[str, Any]:
         return self._client.request("GET", f"/tasks/{task_id}").json()
 
+    def add_annotations(self, annotations: Iterable[dict[str, Any]], *, chunk_size: int = IMPORT_CHUNK,
+                        on_progress: Progress | None = None) -> int:
+        """Import answers made elsewhere: ``{"task": unique_id, "annotator": their id, "answer"}``.
+
+        Sent in chunks, each all or nothing; returns how many were stored. A chunk is not
+        retried on its own (a repeat would answer that the annotator already answered).
+        """
+        created = 0
+        chunk: list[dict[str, Any]] = []
+
+        def send() -> None:
+            nonlocal created
+            body = "\n".join(json.dumps(a, ensure_ascii=False) for a in chunk).encode()
+            created += self._client.request(
+                "POST", f"/projects/{self._project_id}/annotations", content=body, retry=False,
+                headers={"content-type": "application/x-ndjson"},
+            ).json()["created"]
+            if on_progress is not None:
+                on_progress(len(chunk))
+            chunk.clear()
+
+        for annotation in annotations:
+            chunk.append(annotation)
+            if len(chunk) >= chunk_size:
+                send()
+        if chunk:
+            send()
+        return created
+
     def list(self, *, status: str | None = None, page_size: int = 1000) -> Iterator[dict[str, Any]]:
         after: int | None = None
         while True:

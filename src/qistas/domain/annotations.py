@@ -142,14 +142,14 @@ def submit(
     gold_rules.record_answer(session, project=project, annotator_id=annotator.id, seconds=seconds,
                              gold_correct=gold_correct)
     if not task.is_gold:  # gold tasks never complete: they keep measuring annotators
-        _settle(session, task=task, project=project, spec=spec, now=now)
+        settle(session, task=task, project=project, spec=spec, now=now)
     feedback = None
     if gold_correct is not None and gold_rules.parse_policy(project.gold_policy).feedback:
         feedback = {"correct": gold_correct, "expected": task.gold}
     return Submitted(annotation, created=True, feedback=feedback)
 
 
-def _settle(session: Session, *, task: Task, project: Project, spec: Any, now: datetime) -> None:
+def settle(session: Session, *, task: Task, project: Project, spec: Any, now: datetime) -> None:
     """Complete the task, or raise how many annotations it needs, after a new one."""
     if task.n_annotations < task.required:
         return

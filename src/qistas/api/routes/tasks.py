@@ -16,6 +16,7 @@ from starlette.datastructures import UploadFile
 
 from qistas.api.deps import Actor, After, AppSettings, Db, Id, Limit, write
 from qistas.api.schemas.tasks import (
+    AnnotationImportRead,
     AnnotationRead,
     ImportRead,
     ResultPage,
@@ -27,7 +28,7 @@ from qistas.config import Settings
 from qistas.db.dialect import refresh_statistics
 from qistas.db.models import Annotation, Assignment, Project, Task, User
 from qistas.db.types import utcnow
-from qistas.domain import audit, imports, results
+from qistas.domain import annotation_imports, audit, imports, results
 from qistas.domain.destinations import Policy, check_syntax, resolve
 from qistas.domain.security import pseudonym
 from qistas.errors import Invalid, NotFound, Unsupported
@@ -127,6 +128,53 @@ async def import_tasks(
         done = await run_in_threadpool(write, db, work)
         await run_in_threadpool(refresh_statistics, db.engine, "tasks", rows_added=done.created)
         return done
+    finally:
+        stream.close()
+        if form is not None:
+            await form.close()
+
+
+ANNOTATIONS_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "A JSON list of `{\"task\": unique_id, \"annotator\": external id, \"answer\": {...}, "
+        "\"seconds\"?}`, a JSONL body, or a multipart upload (field `file`).",
+        "content": {
+            "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+            "application/x-ndjson": {"schema": {"type": "string"}},
+            "multipart/form-data": {
+                "schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}
+            },
+        },
+    }
+}
+
+
+@router.post("/projects/{project_id}/annotations", status_code=201, response_model=AnnotationImportRead,
+             openapi_extra=ANNOTATIONS_BODY)
+async def import_annotations(
+    project_id: Id, request: Request, actor: Actor, db: Db, settings: AppSettings,
+    format: Annotated[str | None, Query(description="json or jsonl; overrides the media type")] = None,
+) -> AnnotationImportRead:
+    """Answers made elsewhere: every one validated by the task type, all or nothing."""
+    stream, detected, form = await _spooled_body(request)
+    fmt = format or detected
+    try:
+        if fmt not in ("json", "jsonl"):
+            raise Invalid("send the annotations as JSON or JSONL (?format=json or ?format=jsonl)",
+                          details={"field": "format"})
+
+        def work(session: Session) -> AnnotationImportRead:
+            project = ensure_customer_access(actor, session.get(Project, project_id))
+            stream.seek(0)
+            created = annotation_imports.import_annotations(
+                session, project=project, rows=imports.iter_rows(stream, fmt), now=utcnow(),
+                max_errors=settings.max_import_errors)
+            audit.record(session, actor=actor, action="annotations.import", object_type="project",
+                         object_id=project.id, org_id=project.org_id, details={"created": created})
+            return AnnotationImportRead(created=created)
+
+        return await run_in_threadpool(write, db, work)
     finally:
         stream.close()
         if form is not None:

@@ -22,6 +22,10 @@ class AnnotationRead(BaseModel):
     created_at: datetime
 
 
+class AnnotationImportRead(BaseModel):
+    created: int
+
+
 class TaskRead(BaseModel):
     id: int
     project_id: int
