@@ -14,6 +14,7 @@ from .agreement import (
     krippendorff_alpha,
     rating_table,
 )
+from .boxes import BoxAggregator, boxes_match
 from .classification import (
     DawidSkene,
     MajorityVote,
@@ -29,7 +30,7 @@ from .multilabel import MultiLabel
 from .online import WorkerModel, posterior_for_task
 from .pairwise import BradleyTerry, CrowdBradleyTerry
 from .ranking import Borda, borda_scores
-from .ratings import RatingAggregator
+from .ratings import RatingAggregator, RatingConsensus
 from .redundancy import Decision, decide
 from .simulate import (
     SimulatedAnswers,
@@ -43,6 +44,7 @@ __all__ = [
     "GLAD",
     "MACE",
     "BaseEstimator",
+    "BoxAggregator",
     "Borda",
     "BradleyTerry",
     "Consensus",
@@ -54,6 +56,7 @@ __all__ = [
     "MultiLabel",
     "OneCoinDawidSkene",
     "RatingAggregator",
+    "RatingConsensus",
     "SimulatedAnswers",
     "WeightedMajorityVote",
     "WorkerModel",
@@ -61,6 +64,7 @@ __all__ = [
     "borda_scores",
     "box_consensus",
     "box_iou",
+    "boxes_match",
     "clone",
     "cohen_kappa",
     "decide",
