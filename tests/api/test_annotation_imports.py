@@ -54,7 +54,7 @@ def test_imported_answers_complete_tasks_through_the_type_aggregator(world: Worl
 def test_imports_are_not_limited_by_max_and_keep_invariant_one(world: World) -> None:
     pid = _project(world, redundancy={"min": 1, "max": 1})
     world.tenant.add_tasks(pid, [{"unique_id": "t", "data": {"text": "x"}}])
-    _import(world, pid, [{"task": "t", "annotator": f"w{i}", "answer": {"label": "a"}} for i in range(4)])
+    _import(world, pid, [{"task": "t", "annotator": f"w{i}", "answer": {"label": "positive"}} for i in range(4)])
     task = _task(world, pid, "t")
     assert task["n_annotations"] == 4 and task["required"] >= 4 and task["status"] == "completed"
 
@@ -85,24 +85,24 @@ def test_any_invalid_row_refuses_the_import_and_names_every_row(world: World) ->
     assert count_annotations(world.database, pid) == 1
 
 
-def test_jsonl_upload_and_another_tenant_gets_404(world: World) -> None:
+def test_jsonl_upload_another_tenant_gets_404_and_annotators_403(world: World) -> None:
     pid = _project(world)
     world.tenant.add_tasks(pid, [{"unique_id": "u1", "data": {"text": "x"}}])
-    body = "\n".join(json.dumps({"task": "u1", "annotator": f"p{i}", "answer": {"label": "a"}}) for i in range(2))
+    body = "\n".join(json.dumps({"task": "u1", "annotator": f"p{i}", "answer": {"label": "positive"}}) for i in range(2))
     response = world.tenant.owner.post(f"/projects/{pid}/annotations", content=body.encode(),
                                        headers={"content-type": "application/x-ndjson"})
     assert response.status_code == 201 and response.json() == {"created": 2}
     error_of(world.rival.owner.post(f"/projects/{pid}/annotations", json=[]), 404)
-    error_of(world.tenant.annotators[0].post(f"/projects/{pid}/annotations", json=[]), 404)
+    error_of(world.tenant.annotators[0].post(f"/projects/{pid}/annotations", json=[]), 403)
 
 
 def test_an_imported_answer_and_a_live_lease_share_the_task(world: World) -> None:
     pid = _project(world, redundancy={"min": 2, "max": 2})
     world.tenant.add_tasks(pid, [{"unique_id": "t", "data": {"text": "x"}}])
     held = take(world.tenant.annotators[0], pid)
-    _import(world, pid, [{"task": "t", "annotator": "old", "answer": {"label": "a"}}])
+    _import(world, pid, [{"task": "t", "annotator": "old", "answer": {"label": "positive"}}])
     assert _task(world, pid, "t")["status"] == "pending"
-    submitted = world.tenant.annotators[0].post(f"/assignments/{held['id']}/submit", json={"answer": {"label": "a"}})
+    submitted = world.tenant.annotators[0].post(f"/assignments/{held['id']}/submit", json={"answer": {"label": "positive"}})
     assert submitted.status_code == 201, submitted.text
     task = _task(world, pid, "t")
     assert task["status"] == "completed" and task["n_annotations"] == 2

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from qistas.domain.tasktypes import plain_response
 from tests.api.conftest import World
 from tests.api.helpers import count_annotations, field_of, stats, submit, take
 
@@ -136,7 +137,8 @@ def test_answers_are_validated_and_nothing_invalid_is_stored(world: World, name:
     assert stored["answer"] == case.stored
     assert count_annotations(world.database, pid) == 1
     result = tenant.owner.get(f"/projects/{pid}/results").json()["items"]
-    assert [r["response"] for r in result] == [case.stored]
+    # The response is the answer, with each part's confidence where the type has parts.
+    assert [plain_response(r["response"]) for r in result] == [case.stored]
 
 
 def test_answer_with_lone_surrogate_is_refused(world: World) -> None:

@@ -1,7 +1,8 @@
 """Boxes: ``{"boxes": [{"x", "y", "w", "h", "label"}]}`` in pixels of the task's image.
 
 When the task's data gives ``width`` and ``height``, a box past the image is refused.
-Gold matching pairs boxes one to one by label with IoU at least the spec's ``gold_iou``.
+Gold matching pairs boxes one to one by label (Hungarian matching) with IoU at least the
+spec's ``gold_iou``.
 Exported to COCO.
 """
 
@@ -27,8 +28,7 @@ from qistas.domain.tasktypes.base import (
     number,
     obj,
 )
-from qistas.quality import box_iou
-from qistas.quality.structured import ExactMatchVote
+from qistas.quality import boxes as box_quality
 
 
 class BoxesSpec(LabelledSpec):
@@ -70,14 +70,11 @@ def coco(records: Records, spec: BoxesSpec) -> Iterator[bytes]:
     yield b"]}\n"
 
 
-def _box(box: dict[str, Any]) -> tuple[float, float, float, float, str]:
-    return (box["x"], box["y"], box["w"], box["h"], box["label"])
-
-
 class Boxes(TaskType[BoxesSpec]):
     name = "boxes"
     spec_model = BoxesSpec
-    confidence = "the lowest confidence of the task's boxes (reliability-weighted support times agreement)"
+    confidence = ("the lowest confidence of the task's boxes (reliability-weighted support times agreement "
+                  "in IoU), and lower when annotators drew a box the consensus left out")
     form_fields = (FormField("labels", "lines", "new.labels"), FormField("image_field", "text", "new.image_field"))
     export_formats = {"coco": ExportFormat("application/json", "json", coco)}
 
@@ -102,18 +99,13 @@ class Boxes(TaskType[BoxesSpec]):
         return {"boxes": boxes}
 
     def gold_matches(self, spec: BoxesSpec, answer: dict[str, Any], gold: dict[str, Any]) -> bool:
-        given, unmatched = [_box(b) for b in answer["boxes"]], [_box(b) for b in gold["boxes"]]
-        if len(given) != len(unmatched):
-            return False
-        for box in given:  # each box must overlap a gold box of its label well enough
-            best = max(unmatched, key=lambda g: box_iou(box, g))
-            if box_iou(box, best) < spec.gold_iou:
-                return False
-            unmatched.remove(best)
-        return True
+        return box_quality.boxes_match(answer, gold, min_iou=spec.gold_iou)
 
     def aggregator(self, spec: BoxesSpec) -> Any:
-        return ExactMatchVote()
+        return box_quality.BoxAggregator(spec.labels)
+
+    def answer_score(self, spec: BoxesSpec, data: dict[str, Any], answer: Any, response: Any) -> float:
+        return box_quality.answer_score(answer, response)
 
     def context(self, spec: BoxesSpec, data: dict[str, Any], gold: Any | None) -> Any:
         width, height = data.get("width"), data.get("height")

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationInfo, field_validator
 
 from qistas.domain.tasktypes.base import FieldName, FormField, Spec, TaskType, fail, integer, need, obj
-from qistas.quality.structured import ExactMatchVote
+from qistas.quality import ratings as rating_quality
 
 #: The widest scale: every point is a button in the workspace.
 MAX_POINTS = 1001
@@ -37,8 +37,8 @@ class RatingSpec(Spec):
 class Rating(TaskType[RatingSpec]):
     name = "rating"
     spec_model = RatingSpec
-    confidence = ("the probability that the true score lies within half a point of the reported rating, "
-                  "from the annotator-bias-corrected estimate and its interval")
+    confidence = ("one minus the width of the estimate's 90% interval over the width of the scale; the "
+                  "estimate (noise-weighted per annotator) and its interval are in the result's details")
     form_fields = (
         FormField("min", "int", "new.rating_min", 1),
         FormField("max", "int", "new.rating_max", 5),
@@ -65,13 +65,13 @@ class Rating(TaskType[RatingSpec]):
         return abs(answer["rating"] - gold["rating"]) <= spec.gold_tolerance
 
     def aggregator(self, spec: RatingSpec) -> Any:
-        return ExactMatchVote()
+        return rating_quality.RatingConsensus()
 
     def context(self, spec: RatingSpec, data: dict[str, Any], gold: Any | None) -> Any:
         return {"min": spec.min, "max": spec.max}
 
     def answer_score(self, spec: RatingSpec, data: dict[str, Any], answer: Any, response: Any) -> float:
-        return 1.0 - abs(answer["rating"] - response["rating"]) / (spec.max - spec.min)
+        return rating_quality.answer_score(answer, response, {"min": spec.min, "max": spec.max})
 
     def categories(self, spec: RatingSpec) -> list[str]:
         return [str(v) for v in range(spec.min, spec.max + 1)]
