@@ -1,19 +1,12 @@
 // The annotator workspace: take a task, show its widget, submit / skip / undo, keep the lease
 // alive while the annotator works, and never lose an answer silently.
 import { clear, h, kbd } from "./dom.js";
-import boxes from "./widgets/boxes.js";
-import classification from "./widgets/classification.js";
-import pairwise from "./widgets/pairwise.js";
-import ranking from "./widgets/ranking.js";
-import rating from "./widgets/rating.js";
-import spans from "./widgets/spans.js";
-import text from "./widgets/text.js";
 
-const WIDGETS = { boxes, classification, pairwise, ranking, rating, spans, text };
 const boot = JSON.parse(document.getElementById("boot").textContent);
 const csrf = document.querySelector('meta[name="csrf-token"]').content;
 const spec = boot.spec;
-const widget = WIDGETS[spec.type];
+// One widget module per task type, named for it (the server checked the name against its registry).
+const widget = (await import(`./widgets/${encodeURIComponent(spec.type)}.js`)).default;
 const $ = (id) => document.getElementById(id);
 const taskEl = $("task");
 const noticeEl = $("notice");
