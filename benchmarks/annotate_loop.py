@@ -45,7 +45,24 @@ from sqlalchemy.exc import OperationalError
 
 DEFAULT_POSTGRES = "postgresql://qistas:qistas@127.0.0.1:5432/postgres"
 LABELS = ["positive", "negative", "mixed"]
-SPEC = {"type": "classification", "labels": LABELS, "text_field": "text"}
+TEXT = "item {n}: the service was fine, the food less so"
+# The task types the loop can run: the project's spec and the n-th answer an annotator gives
+# (three answers per task, which mostly agree, as real ones do).
+SPECS = {
+    "classification": {"type": "classification", "labels": LABELS, "text_field": "text"},
+    "spans": {"type": "spans", "labels": ["PER", "ORG", "LOC"], "text_field": "text"},
+    "boxes": {"type": "boxes", "labels": ["car", "person"], "image_field": "image"},
+}
+
+
+def answer_of(kind: str, n: int) -> dict[str, Any]:
+    if kind == "spans":
+        spans = [{"start": 0, "end": 4, "label": "ORG"}, {"start": 12, "end": 19, "label": "PER"}]
+        return {"spans": spans[: 1 + n % 2]}
+    if kind == "boxes":
+        return {"boxes": [{"x": 10 + n % 3, "y": 10, "w": 100, "h": 50, "label": "car"},
+                          {"x": 200, "y": 40 + n % 2, "w": 30, "h": 80, "label": "person"}]}
+    return {"label": LABELS[n % 3]}
 # Measured on 2 cores: one SQLite server process beats two (writers are serialised anyway, and
 # handing the write lock between processes costs CPU); PostgreSQL gains from a second one.
 DEFAULT_WORKERS = {"sqlite": 1, "postgresql": 2}
@@ -92,7 +109,8 @@ class Connection:
             self.writer = None
 
 
-async def annotator(conn: Connection, project_id: int, deadline: float, seed: int, out: dict[str, Any]) -> None:
+async def annotator(conn: Connection, project_id: int, deadline: float, seed: int, out: dict[str, Any],
+                    kind: str) -> None:
     take_path = f"/api/v1/projects/{project_id}/assignments"
     n = seed
     mine: list[float] = []  # this annotator's cycles: is every connection served alike?
@@ -109,7 +127,7 @@ async def annotator(conn: Connection, project_id: int, deadline: float, seed: in
             continue
         lease = json.loads(payload)["id"]
         n += 1
-        answer = json.dumps({"answer": {"label": LABELS[n % 3]}, "seconds": 1.0}).encode()
+        answer = json.dumps({"answer": answer_of(kind, n), "seconds": 1.0}).encode()
         status, payload = await conn.post(f"/api/v1/assignments/{lease}/submit", answer)
         t2 = time.perf_counter()
         out["submit"].append(t2 - t1)
@@ -124,20 +142,21 @@ async def annotator(conn: Connection, project_id: int, deadline: float, seed: in
     await conn.close()
 
 
-async def load(url: str, project_id: int, tokens: list[str], seconds: float) -> dict[str, Any]:
+async def load(url: str, project_id: int, tokens: list[str], seconds: float, kind: str) -> dict[str, Any]:
     parsed = httpx.URL(url)
     out: dict[str, Any] = {"take": [], "submit": [], "cycle": [], "means": [], "errors": {}, "annotations": 0}
     start = time.perf_counter()
     conns = [Connection(parsed.host, parsed.port or 80, token) for token in tokens]
-    await asyncio.gather(*[annotator(c, project_id, start + seconds, n * 7, out) for n, c in enumerate(conns)])
+    await asyncio.gather(*[annotator(c, project_id, start + seconds, n * 7, out, kind)
+                           for n, c in enumerate(conns)])
     out["elapsed"] = time.perf_counter() - start
     out["cpu"] = time.process_time()
     return out
 
 
-def run_clients(url: str, project_id: int, tokens: list[str], seconds: float) -> dict[str, Any]:
+def run_clients(url: str, project_id: int, tokens: list[str], seconds: float, kind: str) -> dict[str, Any]:
     """The clients in a child process; their measurements come back as JSON."""
-    job = json.dumps({"url": url, "project_id": project_id, "tokens": tokens, "seconds": seconds})
+    job = json.dumps({"url": url, "project_id": project_id, "tokens": tokens, "seconds": seconds, "kind": kind})
     done = subprocess.run([sys.executable, __file__, "--client-run"], input=job, capture_output=True,
                           text=True, check=True)
     return json.loads(done.stdout)  # type: ignore[no-any-return]
@@ -297,15 +316,16 @@ def check(response: httpx.Response, status: int = 201) -> Any:
     return response.json()
 
 
-def jsonl(n_tasks: int) -> bytes:
-    return b"".join(
-        json.dumps({"data": {"text": f"item {n}: the service was fine, the food less so"},
-                    "unique_id": f"u{n}"}).encode() + b"\n"
-        for n in range(n_tasks)
-    )
+def jsonl(n_tasks: int, kind: str = "classification") -> bytes:
+    def data(n: int) -> dict[str, Any]:
+        if kind == "boxes":
+            return {"image": f"images/{n}.jpg", "width": 640, "height": 480}
+        return {"text": TEXT.format(n=n)}
+
+    return b"".join(json.dumps({"data": data(n), "unique_id": f"u{n}"}).encode() + b"\n" for n in range(n_tasks))
 
 
-def new_project(server: Server, n_annotators: int) -> tuple[httpx.Client, int, list[str]]:
+def new_project(server: Server, n_annotators: int, kind: str = "classification") -> tuple[httpx.Client, int, list[str]]:
     with api(server) as admin:
         slug = f"org{uuid.uuid4().hex[:6]}"
         check(admin.post("/orgs", json={"name": "Bench", "slug": slug}))
@@ -316,7 +336,7 @@ def new_project(server: Server, n_annotators: int) -> tuple[httpx.Client, int, l
             user = check(admin.post("/users", json={"email": f"w{n}@{slug}.test", "role": "annotator"}))
             tokens.append(check(admin.post(f"/users/{user['id']}/tokens"))["token"])
     owner_client = api(server, owner_token)
-    project = check(owner_client.post("/projects", json={"name": "bench", "task": SPEC,
+    project = check(owner_client.post("/projects", json={"name": "bench", "task": SPECS[kind],
                                                           "redundancy": {"min": 3, "max": 3}}))
     return owner_client, project["id"], tokens
 
@@ -372,6 +392,7 @@ class LoopResult:
     # The fastest and slowest annotator's mean cycle, ms: a server that serves some
     # connections late every time shows it here before it shows in the p99.
     fairness: tuple[float, float]
+    kind: str = "classification"
 
 
 @contextmanager
@@ -403,11 +424,12 @@ def other_writer(db_url: str, every: float | None) -> Iterator[None]:
 
 
 def annotate_loop(backend: str, admin_url: str | None, k: int, n_tasks: int, seconds: float,
-                  workers: int, profile: str | None = None, writer_every: float | None = None) -> LoopResult:
+                  workers: int, profile: str | None = None, writer_every: float | None = None,
+                  kind: str = "classification") -> LoopResult:
     with fresh_database(backend, admin_url) as db_url, serve(db_url, workers) as server:
-        owner, project_id, tokens = new_project(server, k)
+        owner, project_id, tokens = new_project(server, k, kind)
         with closing(owner):
-            check(owner.post(f"/projects/{project_id}/tasks", content=jsonl(n_tasks),
+            check(owner.post(f"/projects/{project_id}/tasks", content=jsonl(n_tasks, kind),
                              headers={"Content-Type": "application/x-ndjson"}))
         server.sample_rss()
         sampler = RssSampler(server)
@@ -419,7 +441,7 @@ def annotate_loop(backend: str, admin_url: str | None, k: int, n_tasks: int, sec
         url = db_url or f"sqlite:///{server.home}/qistas.db"
         cpu_before = cpu_seconds(process_tree(server.proc.pid))
         with sampler, other_writer(url, writer_every):
-            out = run_clients(server.url, project_id, tokens, seconds)
+            out = run_clients(server.url, project_id, tokens, seconds, kind)
         server_cpu = cpu_seconds(process_tree(server.proc.pid)) - cpu_before
         if spy is not None:
             spy.wait()
@@ -429,7 +451,7 @@ def annotate_loop(backend: str, admin_url: str | None, k: int, n_tasks: int, sec
                       server.peak_rss_mb,
                       1000 * server_cpu / max(1, out["annotations"]),
                       1000 * out["cpu"] / max(1, out["annotations"]),
-                      (1000 * min(out["means"], default=0.0), 1000 * max(out["means"], default=0.0)))
+                      (1000 * min(out["means"], default=0.0), 1000 * max(out["means"], default=0.0)), kind)
 
 
 @dataclass
@@ -498,12 +520,13 @@ def bulk(backend: str, admin_url: str | None, sizes: list[int], workers: int) ->
 
 def print_loop_table(rows: list[LoopResult], n_tasks: int, seconds: float) -> None:
     print(f"\nAnnotation loop: {n_tasks} tasks, redundancy 3, at most {seconds:.0f} s per run")
-    print("| database | workers | K | annotations | ann/s | cycle p50/p95/p99 ms | take p50/p95/p99 ms | "
+    print("| database | type | workers | K | annotations | ann/s | cycle p50/p95/p99 ms | take p50/p95/p99 ms | "
           "submit p50/p95/p99 ms | errors | violations | peak RSS MB | CPU ms/ann server+client |")
-    print("|---|---:|---:|---:|---:|---|---|---|---:|---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---:|---|---|---|---:|---:|---:|---:|")
     for r in rows:
         errors = sum(r.errors.values())
-        print(f"| {r.backend} | {r.workers} | {r.k} | {r.annotations} | {r.rate:.0f} | {ms(r.cycle)} | {ms(r.take)} | "
+        print(f"| {r.backend} | {r.kind} | {r.workers} | {r.k} | {r.annotations} | {r.rate:.0f} | {ms(r.cycle)} | "
+              f"{ms(r.take)} | "
               f"{ms(r.submit)} | {errors}{' ' + json.dumps(r.errors) if errors else ''} | {r.violations} | "
               f"{r.peak_rss_mb:.0f} | {r.server_cpu_ms:.1f}+{r.client_cpu_ms:.1f} |")
     print("\nEach annotator's mean cycle, fastest to slowest (ms): "
@@ -526,6 +549,9 @@ def main() -> int:
                         f"{DEFAULT_WORKERS['sqlite']} on SQLite, {DEFAULT_WORKERS['postgresql']} on PostgreSQL")
     parser.add_argument("--tasks", type=int, default=10000, help="tasks per annotation-loop run")
     parser.add_argument("--clients", default="1,8,32", help="comma-separated K values")
+    parser.add_argument("--types", default="classification,spans,boxes",
+                        help="comma-separated task types of the loop (the first at every K, the others at the "
+                        "largest K only)")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each annotation-loop run")
     parser.add_argument("--import-sizes", default="10000,100000", help="comma-separated import sizes")
     parser.add_argument("--postgres", default=os.environ.get("QISTAS_BENCH_POSTGRES_URL", DEFAULT_POSTGRES),
@@ -539,7 +565,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.client_run:
         job = json.loads(sys.stdin.read())
-        print(json.dumps(asyncio.run(load(job["url"], job["project_id"], job["tokens"], job["seconds"]))))
+        print(json.dumps(asyncio.run(load(job["url"], job["project_id"], job["tokens"], job["seconds"],
+                                          job["kind"]))))
         return 0
     if args.quick:
         args.tasks, args.seconds, args.clients, args.import_sizes = 300, 4.0, "1,8", "10000"
@@ -557,9 +584,11 @@ def main() -> int:
     bulks: list[BulkResult] = []
     for backend in backends:
         workers = args.workers or DEFAULT_WORKERS[backend]
-        for k in ks:
+        kinds = args.types.split(",")
+        runs = [(kinds[0], k) for k in ks] + [(kind, max(ks)) for kind in kinds[1:]]
+        for kind, k in runs:
             loops.append(annotate_loop(backend, args.postgres, k, args.tasks, args.seconds, workers, args.profile,
-                                       args.other_writer))
+                                       args.other_writer, kind))
             print_loop_table(loops[-1:], args.tasks, args.seconds)
         if not args.skip_bulk and sizes:
             bulks += bulk(backend, args.postgres, sizes, workers)
