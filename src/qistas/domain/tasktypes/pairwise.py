@@ -37,10 +37,10 @@ class PairwiseSpec(Spec):
     criteria: list[Label] = Field(default_factory=list, max_length=50)
 
 
-def response_key(value: Any) -> str:
-    """A stable identity of a response, so one that recurs across tasks is scored once."""
-    text = value if isinstance(value, str) else to_json(value)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+def response_key(prompt: Any, response: Any) -> str:
+    """A stable identity of a response to a prompt, so one that recurs across tasks is scored once
+    (a response is better or worse for its prompt: the same text under another prompt is another item)."""
+    return hashlib.sha256(to_json([prompt, response]).encode()).hexdigest()[:16]
 
 
 def preference(records: Records, spec: PairwiseSpec) -> Iterator[bytes]:
@@ -97,7 +97,8 @@ class Pairwise(TaskType[PairwiseSpec]):
         return ExactMatchVote()
 
     def context(self, spec: PairwiseSpec, data: dict[str, Any], gold: Any | None) -> Any:
-        return {"a": response_key(data.get(spec.a_field)), "b": response_key(data.get(spec.b_field))}
+        prompt = data.get(spec.prompt_field)
+        return {"a": response_key(prompt, data.get(spec.a_field)), "b": response_key(prompt, data.get(spec.b_field))}
 
     def categories(self, spec: PairwiseSpec) -> list[str]:
         return ["a", "b", "tie"] if spec.allow_tie else ["a", "b"]
