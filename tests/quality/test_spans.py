@@ -1,3 +1,4 @@
+import itertools
 import json
 import time
 from pathlib import Path
@@ -6,6 +7,7 @@ import numpy as np
 import pytest
 
 from qistas.quality import SpanAggregator
+from qistas.quality._hmm import Chains, bio_chain, bio_transitions, forward_backward, viterbi
 from qistas.quality.spans import answer_score, tokenize
 
 LABELS = ["PER", "LOC", "ORG"]
@@ -156,12 +158,19 @@ def simulate(seed, n_tasks=80):
 
 def test_fit_learns_who_to_trust():
     text, items, truth = simulate(0)
-    agg = SpanAggregator(LABELS).fit(items, n_workers=5, contexts=[text] * len(items))
+    items[0] = items[0] + [(5, items[0][0][1])]  # a newcomer with one answer
+    agg = SpanAggregator(LABELS).fit(items, n_workers=6, contexts=[text] * len(items))
     assert agg.converged_
+    # the newcomer keeps the prior's rows (alpha 0.5 a cell, 1 more on the diagonal) for
+    # the tags their one sentence did not show
+    label = LABELS.index(truth[0][0][2])
+    unseen = [t for t in range(1, 7) if (t - 1) // 2 != label]
+    prior = (0.5 + np.eye(7)) / 4.5
+    np.testing.assert_allclose(agg.confusions_[5, unseen], prior[unseen], atol=0.01)
     accuracy = np.mean([triples(r) == t for r, t in zip(agg.results_, truth, strict=True)])
     assert accuracy >= 0.95
     skill = np.diagonal(agg.confusions_, axis1=1, axis2=2)[:, 1:].mean(axis=1)
-    assert skill[:3].min() > skill[3:].max() + 0.3
+    assert skill[:3].min() > skill[3:5].max() + 0.3
     # one good worker against the two spammers agreeing on another span: the good one wins
     spam = ans((0, 2, "ORG"))
     r = agg.aggregate([(0, ans((3, 8, "PER"))), (3, spam), (4, spam)], text)
@@ -187,6 +196,13 @@ def test_fit_results_match_aggregate_and_params_round_trip():
     np.testing.assert_allclose(agg.default_confusion_.sum(axis=1), 1.0)
     with pytest.raises(ValueError, match="labels"):
         SpanAggregator(["PER"]).load_params(params)
+
+
+def test_fit_on_nothing():
+    agg = SpanAggregator(LABELS).fit([[], []], n_workers=2, contexts=["a b", ""])
+    assert [r.confidence for r in agg.results_] == [0.0, 0.0]
+    assert np.asarray(agg.params_["confusions"]).shape == (2, 7, 7)
+    assert triples(agg.aggregate([(1, ans((0, 1, "PER")))] * 2, "a b")) == [(0, 1, "PER")]
 
 
 def test_random_answers_always_give_valid_sorted_spans():
@@ -239,3 +255,46 @@ def test_conll2003_mturk_exact_span_f1():
     # measured 0.731; crowd-kit's Dawid-Skene per token 0.715, exact-span majority 0.567
     assert 2 * tp / (n_pred + n_true) >= 0.72
     assert elapsed < 20
+
+
+# -- the chain ------------------------------------------------------------------------
+
+
+def test_chain_passes_match_brute_force_over_all_sequences():
+    rng = np.random.default_rng(3)
+    k, lengths = 3, np.array([3, 1, 4, 2])
+    trans, start = rng.dirichlet(np.ones(k), k), rng.dirichlet(np.ones(k))
+    chains = Chains(lengths)
+    loglik = rng.normal(size=(chains.n_states, k)) * 2
+    marginals, evidence = forward_backward(chains, loglik, trans, start)
+    states = viterbi(chains, loglik, np.log(trans), np.log(start))
+    total = 0.0
+    for c, n in enumerate(lengths):
+        rows = chains.rows(c)
+        probs = {}
+        for seq in itertools.product(range(k), repeat=int(n)):
+            p = start[seq[0]] * np.prod([trans[a, b] for a, b in itertools.pairwise(seq)])
+            probs[seq] = p * np.exp(sum(loglik[r, z] for r, z in zip(rows, seq, strict=True)))
+        z = sum(probs.values())
+        total += np.log(z)
+        for t in range(int(n)):
+            brute = [sum(p for seq, p in probs.items() if seq[t] == j) / z for j in range(k)]
+            np.testing.assert_allclose(marginals[rows[t]], brute)
+        assert tuple(states[rows]) == max(probs, key=probs.get)
+    assert evidence == pytest.approx(total)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_one_sentence_bio_chain_matches_the_batched_passes(seed):
+    rng = np.random.default_rng(seed)
+    k, n = 2 * int(rng.integers(1, 4)) + 1, int(rng.integers(1, 9))
+    priors, loglik = rng.dirichlet(np.ones(k)), rng.normal(size=(n, k)) * 3
+    trans, start = bio_transitions(priors)
+    chain = Chains(np.array([n]))
+    marginals, _ = forward_backward(chain, loglik, trans, start)
+    with np.errstate(divide="ignore"):
+        states = viterbi(chain, loglik, np.log(trans), np.log(start))
+    fast_states, sure = bio_chain(loglik, priors)
+    assert fast_states == states.tolist()
+    np.testing.assert_allclose(sure, marginals[np.arange(n), states])
+    assert all(s % 2 or s == 0 or p in (s - 1, s) for p, s in itertools.pairwise([0, *fast_states]))
