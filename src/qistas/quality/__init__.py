@@ -38,6 +38,7 @@ from .simulate import (
     simulate_pairwise,
     simulate_ratings,
 )
+from .spans import SpanAggregator
 
 __all__ = [
     "DEFAULT_CLASSIFIER",
@@ -58,6 +59,7 @@ __all__ = [
     "RatingAggregator",
     "RatingConsensus",
     "SimulatedAnswers",
+    "SpanAggregator",
     "WeightedMajorityVote",
     "WorkerModel",
     "answers_to_reliability_data",
