@@ -28,8 +28,8 @@ from qistas.domain.tasktypes.base import (
 )
 from qistas.domain.tokens import iob
 from qistas.graphemes import is_boundary
+from qistas.quality import spans as span_quality
 from qistas.quality.consensus import span_overlap
-from qistas.quality.structured import ExactMatchVote
 
 
 class SpansSpec(LabelledSpec):
@@ -99,10 +99,13 @@ class Spans(TaskType[SpansSpec]):
         return True
 
     def aggregator(self, spec: SpansSpec) -> Any:
-        return ExactMatchVote()
+        return span_quality.SpanAggregator(spec.labels)
 
     def context(self, spec: SpansSpec, data: dict[str, Any], gold: Any | None) -> Any:
         return data.get(spec.text_field, "")
+
+    def answer_score(self, spec: SpansSpec, data: dict[str, Any], answer: Any, response: Any) -> float:
+        return span_quality.answer_score(answer, response)
 
 
 TASK_TYPE = Spans()
