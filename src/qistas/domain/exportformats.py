@@ -21,9 +21,9 @@ from itertools import combinations, islice
 from pathlib import Path
 from typing import Any
 
+from qistas.domain.conll_tokens import iob
 from qistas.domain.results import EXPORT_CHUNK, ExportOptions
 from qistas.domain.tasktypes import BoxesSpec, PairwiseSpec, RankingSpec, SpansSpec, TextSpec
-from qistas.domain.tokens import iob
 from qistas.errors import Invalid
 
 Records = Callable[[], Iterator[dict[str, Any]]]
