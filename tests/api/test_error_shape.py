@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import httpx
@@ -168,3 +169,22 @@ def test_500_unexpected_errors_keep_the_shape_and_hide_the_cause(settings: Setti
     assert error == {"code": "internal_error", "message": "an unexpected error occurred", "details": None}
     assert "secret internals" not in response.text
     assert any(r.name == "qistas.api" and r.exc_info for r in caplog.records)
+
+
+def test_every_get_refuses_an_unknown_query_parameter(world: World) -> None:
+    """One rule for all GET paths of the API: a misspelt filter is refused, never ignored."""
+    owner = world.tenant.owner
+    with httpx.Client(base_url=world.url) as anonymous:
+        document = anonymous.get("/api/v1/openapi.json").json()
+    paths = [path for path, methods in document["paths"].items() if "get" in methods]
+    assert len(paths) >= 20
+    for path in paths:
+        url = re.sub(r"\{[^}]+\}", "1", path.removeprefix("/api/v1"))
+        error = error_of(owner.get(url, params={"sort": "id"}), 422)
+        assert error["details"]["field"] == "sort", path
+        assert error["message"].startswith("unknown query parameter 'sort'"), path
+    # Credentials are still checked first.
+    with httpx.Client(base_url=world.api) as anonymous:
+        assert error_of(anonymous.get("/projects", params={"sort": "id"}), 401)["code"] == "unauthorized"
+    # Other methods are not concerned; declared parameters are fine.
+    assert owner.get("/projects/1/tasks", params={"limit": 1}).status_code in (200, 404)
