@@ -23,12 +23,9 @@ def error_of(response: httpx.Response, status: int) -> dict[str, Any]:
 
 
 def field_of(response: httpx.Response) -> str:
-    """The field a 422 names."""
+    """The field a 422 names: always ``details.field``, whoever refused the request."""
     error = error_of(response, 422)
-    details = error["details"] or {}
-    if "field" in details:
-        return str(details["field"])
-    return str(details["fields"][0]["field"])
+    return str(error["details"]["field"])
 
 
 def take(client: httpx.Client, project_id: int) -> dict[str, Any]:

@@ -88,7 +88,8 @@ def test_any_invalid_row_refuses_the_import_and_names_every_row(world: World) ->
 def test_jsonl_upload_another_tenant_gets_404_and_annotators_403(world: World) -> None:
     pid = _project(world)
     world.tenant.add_tasks(pid, [{"unique_id": "u1", "data": {"text": "x"}}])
-    body = "\n".join(json.dumps({"task": "u1", "annotator": f"p{i}", "answer": {"label": "positive"}}) for i in range(2))
+    rows = [{"task": "u1", "annotator": f"p{i}", "answer": {"label": "positive"}} for i in range(2)]
+    body = "\n".join(json.dumps(row) for row in rows)
     response = world.tenant.owner.post(f"/projects/{pid}/annotations", content=body.encode(),
                                        headers={"content-type": "application/x-ndjson"})
     assert response.status_code == 201 and response.json() == {"created": 2}
@@ -102,7 +103,8 @@ def test_an_imported_answer_and_a_live_lease_share_the_task(world: World) -> Non
     held = take(world.tenant.annotators[0], pid)
     _import(world, pid, [{"task": "t", "annotator": "old", "answer": {"label": "positive"}}])
     assert _task(world, pid, "t")["status"] == "pending"
-    submitted = world.tenant.annotators[0].post(f"/assignments/{held['id']}/submit", json={"answer": {"label": "positive"}})
+    submitted = world.tenant.annotators[0].post(f"/assignments/{held['id']}/submit",
+                                                json={"answer": {"label": "positive"}})
     assert submitted.status_code == 201, submitted.text
     task = _task(world, pid, "t")
     assert task["status"] == "completed" and task["n_annotations"] == 2

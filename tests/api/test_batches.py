@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
+from qistas.domain.imports import CHUNK
 from tests.api.conftest import World
-from tests.api.helpers import error_of, nothing_left, stats, submit, take
+from tests.api.helpers import count_tasks, error_of, nothing_left, stats, submit, take
 from tests.factories import Tenant
 
 
@@ -156,3 +158,72 @@ def test_a_lease_on_a_canceled_task_is_not_handed_back(world: World, project: in
     tenant.add_tasks(project, [{"data": {"text": "free"}}])
     # Asking for work must not return the dead lease again and again.
     assert take(worker, project)["task"]["data"] == {"text": "free"}
+
+
+def _close(tenant: Tenant, project: int, batch: dict[str, Any], final: str) -> None:
+    """Bring a batch of one task to ``completed`` (its task answered) or ``canceled``."""
+    _act(tenant, batch["id"], "finalize")
+    if final == "completed":
+        submit(tenant.annotators[0], take(tenant.annotators[0], project)["id"], {"label": "positive"})
+    else:
+        _act(tenant, batch["id"], "cancel")
+    assert tenant.owner.get(f"/batches/{batch['id']}").json()["status"] == final
+
+
+@pytest.mark.parametrize("final", ["completed", "canceled"])
+def test_no_task_is_added_to_a_completed_or_canceled_batch(world: World, project: int, final: str) -> None:
+    tenant = world.tenant
+    batch = _batch(tenant, project, "week 1")
+    tenant.add_tasks(project, [{"data": {"text": "first"}, "batch": "week 1"}])
+    _close(tenant, project, batch, final)
+    before = count_tasks(world.database, project)
+    rows = [{"data": {"text": "free"}}, {"data": {"text": "late"}, "batch": "week 1"},
+            {"data": {"text": "later"}, "batch": "week 1", "unique_id": "later"}]
+    error = error_of(tenant.owner.post(f"/projects/{project}/tasks", json=rows), 409)
+    assert error["code"] == "conflict"
+    assert error["message"] == (f"batch 'week 1' is {final}: no task can be added to a completed or canceled "
+                                "batch; nothing was imported")
+    refused = f"batch 'week 1' is {final}"
+    assert error["details"] == {"field": "batch", "batch": "week 1", "status": final, "invalid": 2, "total": 3,
+                                "rows": [{"row": 2, "message": refused}, {"row": 3, "message": refused}]}
+    csv = tenant.owner.post(f"/projects/{project}/tasks", content="text,batch\nlate,week 1\n",
+                            headers={"content-type": "text/csv"})
+    assert error_of(csv, 409)["details"]["rows"] == [{"row": 1, "message": refused}]
+    assert count_tasks(world.database, project) == before
+    assert tenant.owner.get(f"/batches/{batch['id']}").json()["status"] == final
+
+
+def test_nothing_is_written_when_the_closed_batch_comes_after_a_full_chunk(world: World, project: int) -> None:
+    tenant = world.tenant
+    batch = _batch(tenant, project, "done")
+    tenant.add_tasks(project, [{"data": {"text": "only"}, "batch": "done"}])
+    _close(tenant, project, batch, "canceled")
+    before = count_tasks(world.database, project)
+    lines = [json.dumps({"data": {"text": f"row {i}"}}) for i in range(CHUNK + 5)]
+    lines.append(json.dumps({"data": {"text": "late"}, "batch": "done"}))
+    response = tenant.owner.post(f"/projects/{project}/tasks", content="\n".join(lines),
+                                 headers={"content-type": "application/x-ndjson"})
+    assert error_of(response, 409)["details"]["rows"] == [{"row": CHUNK + 6, "message": "batch 'done' is canceled"}]
+    assert count_tasks(world.database, project) == before
+
+
+def test_an_invalid_row_beside_a_closed_batch_is_422_listing_both(world: World, project: int) -> None:
+    """The import is refused as invalid while any row is; the closed batch is one of the rows listed."""
+    tenant = world.tenant
+    batch = _batch(tenant, project, "done")
+    tenant.add_tasks(project, [{"data": {"text": "only"}, "batch": "done"}])
+    _close(tenant, project, batch, "completed")
+    rows = [{"data": {"text": "late"}, "batch": "done"}, {"data": {"txt": "typo"}}]
+    error = error_of(tenant.owner.post(f"/projects/{project}/tasks", json=rows), 422)
+    assert [r["row"] for r in error["details"]["rows"]] == [1, 2]
+    assert error["details"]["rows"][0]["message"] == "batch 'done' is completed"
+
+
+def test_staging_in_progress_and_paused_batches_take_tasks(world: World, project: int) -> None:
+    tenant = world.tenant
+    for name, moves in (("staged", ()), ("running", ("finalize",)), ("held", ("finalize", "pause"))):
+        batch = _batch(tenant, project, name)
+        for move in moves:
+            _act(tenant, batch["id"], move)
+        assert tenant.add_tasks(project, [{"data": {"text": name}, "batch": name}])["created"] == 1
+        assert tenant.owner.get(f"/batches/{batch['id']}").json()["counts"] == {"pending": 1}

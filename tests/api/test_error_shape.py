@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import httpx
@@ -57,17 +58,39 @@ def test_415_unsupported_media_type(world: World) -> None:
     assert error_of(response, 415)["code"] == "unsupported_media_type"
 
 
-def test_422_validation_names_the_field(world: World) -> None:
-    response = world.tenant.owner.post("/projects", json={"task": CLASSIFICATION})
+def field_named(response: httpx.Response) -> str:
+    """The one 422 shape: ``details.field`` names the field, whoever refused it."""
     error = error_of(response, 422)
     assert error["code"] == "invalid"
-    assert error["details"]["fields"][0]["field"] == "name"
-    not_json = world.tenant.owner.post("/projects", content=b"{not json", headers={"content-type": "application/json"})
-    assert error_of(not_json, 422)["code"] == "invalid"
-    bad_query = world.tenant.owner.get("/projects/1/tasks", params={"limit": "many"})
-    assert error_of(bad_query, 422)["details"]["fields"][0]["field"] == "limit"
-    bad_path = world.tenant.owner.get("/projects/abc")
-    assert error_of(bad_path, 422)["details"]["fields"][0]["field"] == "project_id"
+    assert isinstance(error["details"], dict) and isinstance(error["details"]["field"], str), error
+    return error["details"]["field"]
+
+
+def test_422_validation_names_the_field(world: World) -> None:
+    owner = world.tenant.owner
+    pid = world.tenant.project()["id"]
+    assert field_named(owner.post("/projects", json={"task": CLASSIFICATION})) == "name"
+    not_json = owner.post("/projects", content=b"{not json", headers={"content-type": "application/json"})
+    assert field_named(not_json) == "body"
+    assert field_named(owner.get(f"/projects/{pid}/tasks", params={"limit": "many"})) == "limit"
+    assert field_named(owner.get(f"/projects/{pid}/tasks", params={"limit": 0})) == "limit"
+    assert field_named(owner.get("/projects/abc")) == "project_id"
+    # Refused by the framework or by the domain, the same shape.
+    assert field_named(owner.get(f"/projects/{pid}/tasks", params={"status": "done"})) == "status"
+    assert field_named(owner.post("/projects", json={"name": "p", "task": CLASSIFICATION,
+                                                     "redundancy": {"min": 0}})) == "redundancy.min"
+
+
+def test_422_with_several_fields_names_the_first_and_lists_all(world: World) -> None:
+    """Path, then query, then body; in the body, in the order of the schema. All in ``fields``."""
+    owner = world.tenant.owner
+    error = error_of(owner.get("/projects/abc/tasks", params={"limit": 0, "after": "x"}), 422)
+    assert error["details"]["field"] == "project_id"
+    assert [f["field"] for f in error["details"]["fields"]] == ["project_id", "limit", "after"]
+    assert all(isinstance(f["message"], str) and f["message"] for f in error["details"]["fields"])
+    assert error["message"].startswith("project_id: ")
+    body = error_of(owner.post("/projects", json={"instructions": 3}), 422)["details"]
+    assert body["field"] == body["fields"][0]["field"] and len(body["fields"]) >= 2
 
 
 def test_413_declared_body_over_the_limit(tight: World) -> None:
@@ -110,12 +133,12 @@ def test_ids_beyond_64_bits_are_422_not_500(world: World) -> None:
     pid = world.tenant.project()["id"]
     for path in (f"/projects/{HUGE}", f"/projects/{HUGE}/stats", f"/tasks/{HUGE}", f"/batches/{HUGE}",
                  f"/projects/{HUGE}/export", f"/projects/{HUGE}/quality"):
-        assert error_of(owner.get(path), 422)["details"]["fields"][0]["field"].endswith("_id"), path
+        assert field_named(owner.get(path)).endswith("_id"), path
     for path in (f"/projects/{pid}/tasks", f"/projects/{pid}/results"):
-        assert error_of(owner.get(path, params={"after": HUGE}), 422)["details"]["fields"][0]["field"] == "after"
+        assert field_named(owner.get(path, params={"after": HUGE})) == "after"
     for action in ("submit", "skip", "renew"):
         response = worker.post(f"/assignments/{HUGE}/{action}", json={"answer": {"label": "positive"}})
-        assert error_of(response, 422)["details"]["fields"][0]["field"] == "assignment_id"
+        assert field_named(response) == "assignment_id"
     error_of(owner.post(f"/users/{HUGE}/tokens"), 422)
     error_of(owner.post(f"/projects/{HUGE}/quality/refit"), 422)
     error_of(world.admin.get(f"/annotators/{HUGE}/quality"), 422)
@@ -146,3 +169,22 @@ def test_500_unexpected_errors_keep_the_shape_and_hide_the_cause(settings: Setti
     assert error == {"code": "internal_error", "message": "an unexpected error occurred", "details": None}
     assert "secret internals" not in response.text
     assert any(r.name == "qistas.api" and r.exc_info for r in caplog.records)
+
+
+def test_every_get_refuses_an_unknown_query_parameter(world: World) -> None:
+    """One rule for all GET paths of the API: a misspelt filter is refused, never ignored."""
+    owner = world.tenant.owner
+    with httpx.Client(base_url=world.url) as anonymous:
+        document = anonymous.get("/api/v1/openapi.json").json()
+    paths = [path for path, methods in document["paths"].items() if "get" in methods]
+    assert len(paths) >= 20
+    for path in paths:
+        url = re.sub(r"\{[^}]+\}", "1", path.removeprefix("/api/v1"))
+        error = error_of(owner.get(url, params={"sort": "id"}), 422)
+        assert error["details"]["field"] == "sort", path
+        assert error["message"].startswith("unknown query parameter 'sort'"), path
+    # Credentials are still checked first.
+    with httpx.Client(base_url=world.api) as anonymous:
+        assert error_of(anonymous.get("/projects", params={"sort": "id"}), 401)["code"] == "unauthorized"
+    # Other methods are not concerned; declared parameters are fine.
+    assert owner.get("/projects/1/tasks", params={"limit": 1}).status_code in (200, 404)

@@ -141,6 +141,19 @@ def test_conll_keeps_arabic_tokens_and_code_point_offsets(tenant: Tenant) -> Non
     assert documents[0].splitlines()[:2] == [f"# task_id = {first_id}", "# unique_id = ar"]
 
 
+def test_conll_never_splits_an_emoji_sequence_or_a_flag(tenant: Tenant) -> None:
+    text = "زار 👩\u200d👩\u200d👧 الأردن 🇯🇴 أمس"
+    pid = tenant.project({"type": "spans", "labels": ["LOC"], "text_field": "text"})["id"]
+    place = text.index("الأردن")
+    tenant.add_tasks(pid, [{"data": {"text": text}, "unique_id": "family"}])
+    label_everything(tenant, pid, {"spans": [{"start": place, "end": place + len("الأردن"), "label": "LOC"}]})
+    lines = [line.split("\t") for line in _export(tenant, pid, format="conll").text.splitlines()
+             if line and not line.startswith("#")]
+    assert [(t, tag) for t, _s, _e, tag in lines] == [
+        ("زار", "O"), ("👩\u200d👩\u200d👧", "O"), ("الأردن", "B-LOC"), ("🇯🇴", "O"), ("أمس", "O")]
+    for token, start, end, _tag in lines:
+        assert text[int(start):int(end)] == token
+
 def test_coco(tenant: Tenant) -> None:
     pid = tenant.project({"type": "boxes", "labels": ["cat", "dog"], "image_field": "image"})["id"]
     tenant.add_tasks(pid, [{"data": {"image": f"img{i}.jpg", "width": 100, "height": 80}} for i in range(3)])

@@ -89,3 +89,38 @@ def test_results_pages_walk_completed_tasks_once(tight: World, paged: dict[str, 
     assert field_of(owner.get(f"/projects/{pid}/results", params={"limit": 0})) == "limit"
     beyond = owner.get(f"/projects/{pid}/results", params={"after": ids[-1]}).json()
     assert beyond == {"items": [], "next": None}
+
+
+def test_lookup_by_unique_id(tight: World, paged: dict[str, Any]) -> None:
+    owner, pid = tight.tenant.owner, paged["pid"]
+    found = owner.get(f"/projects/{pid}/tasks", params={"unique_id": "u01"}).json()
+    assert [t["unique_id"] for t in found["items"]] == ["u01"] and found["next"] is None
+    assert owner.get(f"/projects/{pid}/tasks", params={"unique_id": "u1"}).json() == {"items": [], "next": None}
+    assert owner.get(f"/projects/{pid}/tasks", params={"unique_id": "U01"}).json()["items"] == []  # exact
+    # With the other filters: all must hold.
+    status = found["items"][0]["status"]
+    other = "pending" if status == "completed" else "completed"
+    assert len(owner.get(f"/projects/{pid}/tasks", params={"unique_id": "u01", "status": status}).json()["items"]) == 1
+    assert owner.get(f"/projects/{pid}/tasks", params={"unique_id": "u01", "status": other}).json()["items"] == []
+    after = found["items"][0]["id"]
+    assert owner.get(f"/projects/{pid}/tasks", params={"unique_id": "u01", "after": after}).json()["items"] == []
+    assert field_of(owner.get(f"/projects/{pid}/tasks", params={"unique_id": ""})) == "unique_id"
+    assert field_of(owner.get(f"/projects/{pid}/tasks", params={"unique_id": "x" * 256})) == "unique_id"
+
+
+def test_another_projects_unique_id_is_not_found(tight: World, paged: dict[str, Any]) -> None:
+    other = tight.tenant.project(name="other")["id"]
+    tight.tenant.add_tasks(other, [{"data": {"text": "elsewhere"}, "unique_id": "only-here"}])
+    owner = tight.tenant.owner
+    assert owner.get(f"/projects/{paged['pid']}/tasks", params={"unique_id": "only-here"}).json()["items"] == []
+    assert len(owner.get(f"/projects/{other}/tasks", params={"unique_id": "only-here"}).json()["items"]) == 1
+
+
+@pytest.mark.parametrize("params", [{"uniqueid": "u01"}, {"unique_id": "u01", "statuss": "pending"},
+                                    {"page": "2"}, {"LIMIT": "2"}])
+def test_unknown_query_parameters_are_422_naming_them(tight: World, paged: dict[str, Any],
+                                                       params: dict[str, Any]) -> None:
+    response = tight.tenant.owner.get(f"/projects/{paged['pid']}/tasks", params=params)
+    unknown = next(name for name in params if name not in ("unique_id", "status", "after", "limit"))
+    assert field_of(response) == unknown
+    assert repr(unknown) in response.json()["error"]["message"]

@@ -163,3 +163,23 @@ def test_admin_sees_an_annotators_record_across_projects(tenant: Tenant, admin: 
     assert record["projects"][0]["annotations"] == 1
     assert tenant.owner.get(f"/annotators/{me['id']}/quality").status_code == 403
 
+
+
+def test_time_per_task_counts_only_timed_answers(tenant: Tenant) -> None:
+    """No timing sent is no figure (null), not 0 seconds; untimed answers do not dilute the mean."""
+    project = tenant.project()
+    tenant.add_tasks(project["id"], [{"data": {"text": f"t{i}"}} for i in range(4)])
+    silent, timed = tenant.annotators[0], tenant.annotators[1]
+    lease = take(silent, project["id"])
+    assert lease is not None
+    assert silent.post(f"/assignments/{lease['id']}/submit", json={"answer": {"label": "positive"}}).status_code == 201
+    for seconds in (None, 2, 5):
+        lease = take(timed, project["id"])
+        assert lease is not None
+        body: dict[str, Any] = {"answer": {"label": "positive"}}
+        if seconds is not None:
+            body["seconds"] = seconds
+        assert timed.post(f"/assignments/{lease['id']}/submit", json=body).status_code == 201
+    report = tenant.owner.get(f"/projects/{project['id']}/quality").json()
+    per_task = {a["annotations"]: a["seconds_per_task"] for a in report["annotators"]}
+    assert per_task == {1: None, 3: 3.5}

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from qistas.domain.tasktypes import answer_key, type_names, parse_spec, validate_answer, validate_data
+from qistas.domain.tasktypes import answer_key, parse_spec, type_names, validate_answer, validate_data
 from qistas.errors import Invalid
 
 TEXT = "أهلاً 👩🏽‍💻 naïve\u0308!"  # Arabic with shadda-free alef, a ZWJ emoji sequence, a combining mark

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from qistas import __version__, web
 from qistas.api import errors
+from qistas.api.deps import KnownQuery
 from qistas.api.limits import BodyLimit
 from qistas.api.routes import accounts, exports, projects, quality, tasks, webhooks, work
 from qistas.config import Settings, get_settings
@@ -60,9 +61,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.tokens = TokenCache(settings.token_cache_seconds)
     errors.install(app)
     # The annotation loop's router first: a request is matched against routes in order, and
-    # its paths overlap no other router's.
+    # its paths overlap no other router's. Every GET of the API refuses a query parameter it
+    # does not read (KnownQuery returns at once for other methods).
     for module in (work, accounts, projects, tasks, quality, webhooks, exports):
-        app.include_router(module.router, prefix=API_PREFIX)
+        app.include_router(module.router, prefix=API_PREFIX, dependencies=[KnownQuery])
     app.add_middleware(BodyLimit, json_limit=settings.max_body_bytes, upload_limit=settings.max_upload_bytes)
 
     @app.get("/healthz", include_in_schema=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Path, Query, Request
 from sqlalchemy.exc import DBAPIError
@@ -17,7 +17,7 @@ from qistas.db.dialect import is_retryable
 from qistas.db.engine import Database, WriterBusy
 from qistas.db.models import User
 from qistas.domain.users import TokenCache
-from qistas.errors import Unauthorized
+from qistas.errors import Invalid, Unauthorized
 
 T = TypeVar("T")
 RETRIES = 5
@@ -89,6 +89,45 @@ def actor_in(session: Session | None, request: Request) -> User:
     return user
 
 
+_QUERY_NAMES: dict[int, tuple[Any, frozenset[str]]] = {}
+
+
+def declared_query(route: Any) -> frozenset[str]:
+    """The query parameters a route reads, its dependencies' included (cached per route)."""
+    cached = _QUERY_NAMES.get(id(route))
+    if cached is not None and cached[0] is route:
+        return cached[1]
+    names: set[str] = set()
+    pending = [route.dependant]
+    while pending:
+        dependant = pending.pop()
+        names.update(field.alias for field in dependant.query_params)
+        pending.extend(dependant.dependencies)
+    found = frozenset(names)
+    _QUERY_NAMES[id(route)] = (route, found)
+    return found
+
+
+async def known_query(request: Request) -> None:
+    """A GET of the API refuses a query parameter its path does not read (422 naming it).
+
+    A misspelt filter (``?uniqueid=``, ``?statuss=``) would otherwise be ignored and the
+    answer would look like a real, unfiltered one. Installed once for every API router
+    (``create_app``); credentials are still checked first.
+    """
+    if request.method != "GET" or not request.query_params:
+        return
+    route = request.scope.get("route")
+    if getattr(route, "dependant", None) is None:
+        return
+    allowed = declared_query(route)
+    for name in request.query_params:
+        if name not in allowed:
+            ensure_credentials(request)
+            takes = ", ".join(sorted(allowed)) or "no query parameters"
+            raise Invalid(f"unknown query parameter {name!r}; this path takes {takes}", details={"field": name})
+
+
 async def page_limit(
     settings: Annotated[Settings, Depends(get_settings)],
     limit: Annotated[int | None, Query(ge=1, description="page size; capped at the server's maximum")] = None,
@@ -151,6 +190,7 @@ def read(db: Database, work: Callable[[Session], T]) -> T:
 
 Actor = Annotated[User, Depends(current_actor)]
 Credentials = Annotated[Request, Depends(credentials)]
+KnownQuery = Depends(known_query)
 Db = Annotated[Database, Depends(get_db)]
 AppSettings = Annotated[Settings, Depends(get_settings)]
 Limit = Annotated[int, Depends(page_limit)]

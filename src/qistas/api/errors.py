@@ -8,6 +8,7 @@ Every error, whatever raised it, answers::
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -54,7 +55,33 @@ def status_for(exc: errors.QistasError) -> int:
 
 def _field(loc: tuple[Any, ...]) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
-    return ".".join(parts) or str(loc[0] if loc else "")
+    return ".".join(parts) or str(loc[0] if loc else "body")
+
+
+def validation_response(problems: Sequence[Any]) -> JSONResponse:
+    """A 422 from request validation, in the shape of every other 422.
+
+    ``details.field`` names the first field that failed, as a domain 422 names its field;
+    ``details.fields`` lists every failure ``{"field", "message"}``, in this order: path
+    parameters, query parameters, headers, then the body (each in the order the framework
+    checked them: the body in the order of its schema). Sorted here, since the framework
+    checks parameters read by shared dependencies (``limit``) before the route's own.
+    """
+    ordered = sorted(problems, key=lambda p: _PART_ORDER.get(str((tuple(p.get("loc", ())) or ("",))[0]), 4))
+    listed = [{"field": _problem_field(p), "message": p.get("msg", "invalid")} for p in ordered]
+    first = listed[0] if listed else {"field": "body", "message": "invalid request"}
+    message = f"{first['field']}: {first['message']}"
+    return error_response(422, "invalid", message, {"field": first["field"], "fields": listed})
+
+
+_PART_ORDER = {"path": 0, "query": 1, "header": 2, "cookie": 2, "body": 3}
+
+
+def _problem_field(problem: dict[str, Any]) -> str:
+    loc = tuple(problem.get("loc", ()))
+    if problem.get("type") == "json_invalid":
+        return "body"  # the rest of the location is a character position, not a field
+    return _field(loc)
 
 
 def domain_response(exc: errors.QistasError) -> JSONResponse:
@@ -69,13 +96,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [
-            {"field": _field(tuple(e.get("loc", ()))), "message": e.get("msg", "invalid")}
-            for e in exc.errors()
-        ]
-        first = problems[0] if problems else {"field": "", "message": "invalid request"}
-        message = f"{first['field']}: {first['message']}" if first["field"] else first["message"]
-        return error_response(422, "invalid", message, {"fields": problems})
+        return validation_response(exc.errors())
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:

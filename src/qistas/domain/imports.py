@@ -7,6 +7,10 @@ remaining rows are still checked (so the client learns every problem at once), a
 A ``unique_id`` that exists (or repeats within the file) counts as a duplicate and is
 skipped by ``ON CONFLICT DO NOTHING``, which also keeps two concurrent imports from
 creating the same task twice.
+
+A row naming a completed or canceled batch is refused too. When such rows are the only
+problem, ``Conflict`` (409) is raised instead: the rows are fine, the batch's state forbids
+them. Listed like invalid rows, so a client reads both the same way.
 """
 
 from __future__ import annotations
@@ -26,8 +30,9 @@ from qistas.db.dialect import insert_many_skipping_conflicts
 from qistas.db.models import Batch, Project, Task
 from qistas.db.types import utcnow
 from qistas.domain.jsonsafe import check_storable
+from qistas.domain.projects import FINAL_BATCH_STATUSES
 from qistas.domain.tasktypes import parse_spec, type_of, validate_answer, validate_data
-from qistas.errors import Invalid, QistasError
+from qistas.errors import Conflict, Invalid, QistasError
 
 CHUNK = 1000
 ROW_KEYS = {"data", "unique_id", "batch", "gold", "metadata", "callback_url"}
@@ -206,6 +211,14 @@ def _csv_rows(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
             yield number, row
 
 
+class _ClosedBatch(Conflict):
+    """A row naming a batch in a final status."""
+
+    def __init__(self, batch: Batch) -> None:
+        super().__init__(f"batch {batch.name!r} is {batch.status}")
+        self.batch = batch
+
+
 class _BareGold(str):
     """A CSV gold cell that is not JSON, e.g. ``positive`` for a classification task."""
 
@@ -286,8 +299,8 @@ def _row_values(
         batch = batches.get(str(raw["batch"]))
         if batch is None:
             raise Invalid(f"unknown batch {raw['batch']!r}")
-        if batch.status in ("completed", "canceled"):
-            raise Invalid(f"batch {batch.name!r} is {batch.status}")
+        if batch.status in FINAL_BATCH_STATUSES:
+            raise _ClosedBatch(batch)
         batch_id = batch.id
     return {
         "project_id": project.id,
@@ -317,6 +330,7 @@ def import_tasks(
     result = ImportResult()
     errors: list[dict[str, Any]] = []
     n_errors = 0
+    closed: list[Batch] = []  # the batch of each row refused only for its batch's status
     chunk: list[dict[str, Any]] = []
 
     def flush() -> None:
@@ -335,6 +349,8 @@ def import_tasks(
             values = _row_values(raw, spec=spec, project=project, batches=batches, check_url=check_url)
         except QistasError as exc:
             n_errors += 1
+            if isinstance(exc, _ClosedBatch):
+                closed.append(exc.batch)
             if len(errors) < max_errors:
                 errors.append({"row": number, "message": exc.message})
             chunk.clear()
@@ -343,6 +359,14 @@ def import_tasks(
             chunk.append(values)
             if len(chunk) >= CHUNK:
                 flush()
+    if n_errors and len(closed) == n_errors:
+        first = closed[0]
+        raise Conflict(
+            f"batch {first.name!r} is {first.status}: no task can be added to a completed or canceled batch; "
+            "nothing was imported",
+            details={"field": "batch", "batch": first.name, "status": first.status, "rows": errors,
+                     "invalid": n_errors, "total": total},
+        )
     if n_errors:
         raise Invalid(
             f"{n_errors} invalid row(s); nothing was imported",

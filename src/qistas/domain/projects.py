@@ -22,6 +22,9 @@ BATCH_TRANSITIONS: dict[str, dict[str, str]] = {
     "resume": {"paused": "in_progress"},
     "cancel": {"staging": "canceled", "in_progress": "canceled", "paused": "canceled"},
 }
+# No move leaves these (an in-progress batch completes by itself once its tasks are done):
+# no task may be added to a batch in them.
+FINAL_BATCH_STATUSES = frozenset({"completed", "canceled"})
 
 
 def _redundancy(raw: dict[str, Any] | None) -> tuple[int, int, float | None]:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from qistas.db.models import Annotation, Project, QualityModel, Task, WorkerStats
@@ -86,6 +86,20 @@ def _agreement_with_results(rows: list[Any], responses: dict[int, Any], spec: Sp
     return {a: sum(v) / len(v) for a, v in totals.items()}
 
 
+def _seconds_per_task(session: Session, project: Project) -> dict[int, float]:
+    """Per annotator, the mean time of the answers that were timed; absent when none was.
+
+    ``WorkerStats.seconds_total`` counts an untimed answer as 0 seconds, so dividing it by
+    all answers would say 0.0 for an annotator who never sent a time.
+    """
+    rows = session.execute(
+        select(Annotation.annotator_id, func.avg(Annotation.seconds))
+        .where(Annotation.project_id == project.id, Annotation.seconds.is_not(None))
+        .group_by(Annotation.annotator_id)
+    )
+    return {annotator: float(mean) for annotator, mean in rows if mean is not None}
+
+
 def project_quality(session: Session, *, project: Project, pseudonym: Callable[[int], str]) -> dict[str, Any]:
     spec = parse_spec(project.task_spec)
     task_type = type_of(spec)
@@ -100,6 +114,7 @@ def project_quality(session: Session, *, project: Project, pseudonym: Callable[[
         select(Task.id, Task.response).where(Task.project_id == project.id, Task.status == "completed")
     ).all())
     agreement = _agreement_with_results(rows, responses, spec, task_type)
+    seconds = _seconds_per_task(session, project)
     annotators = []
     for stats in session.scalars(
         select(WorkerStats).where(WorkerStats.project_id == project.id).order_by(WorkerStats.annotator_id)
@@ -112,7 +127,7 @@ def project_quality(session: Session, *, project: Project, pseudonym: Callable[[
             "gold_accuracy": round(gold_rules.accuracy(stats), 4),
             "skill": round(skills[stats.annotator_id], 4) if stats.annotator_id in skills else None,
             "agreement": round(agreement[stats.annotator_id], 4) if stats.annotator_id in agreement else None,
-            "seconds_per_task": round(stats.seconds_total / stats.n_annotations, 2) if stats.n_annotations else None,
+            "seconds_per_task": round(seconds[stats.annotator_id], 2) if stats.annotator_id in seconds else None,
             "blocked": stats.blocked,
         })
     below = list(session.scalars(

@@ -27,9 +27,13 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def task_page(
-    session: Session, *, project_id: int, status: str | None, after: int | None, limit: int
+    session: Session, *, project_id: int, status: str | None, after: int | None, limit: int,
+    unique_id: str | None = None,
 ) -> list[Task]:
+    """A keyset page of the project's tasks in id order; every filter given must hold."""
     query = select(Task).where(Task.project_id == project_id)
+    if unique_id is not None:
+        query = query.where(Task.unique_id == unique_id)  # exact: the (project_id, unique_id) index
     if status is not None:
         if status not in TASK_STATUSES:
             raise Invalid(f"status must be one of {', '.join(TASK_STATUSES)}", details={"field": "status"})

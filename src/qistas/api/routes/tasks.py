@@ -222,10 +222,13 @@ def task_read(task: Task, annotations: list[AnnotationRead] | None = None) -> Ta
 def list_tasks(
     project_id: Id, actor: Actor, db: Db, limit: Limit,
     status: str | None = None, after: After = None,
+    unique_id: Annotated[str | None, Query(min_length=1, max_length=255,
+                                           description="only the task with this unique_id (exact)")] = None,
 ) -> TaskPage:
     def work(session: Session) -> TaskPage:
         project = ensure_customer_access(actor, session.get(Project, project_id))
-        page = results.task_page(session, project_id=project.id, status=status, after=after, limit=limit)
+        page = results.task_page(session, project_id=project.id, status=status, after=after, limit=limit,
+                                 unique_id=unique_id)
         audit.record(session, actor=actor, action="tasks.read", object_type="project",
                      object_id=project.id, org_id=project.org_id, details={"count": len(page)})
         return TaskPage(items=[task_read(t) for t in page], next=page[-1].id if len(page) == limit else None)

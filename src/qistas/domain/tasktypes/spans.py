@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from qistas.domain.conll_tokens import iob
 from qistas.domain.exportrecords import chunks
 from qistas.domain.tasktypes.base import (
     ExportFormat,
@@ -26,7 +27,6 @@ from qistas.domain.tasktypes.base import (
     need,
     obj,
 )
-from qistas.domain.tokens import iob
 from qistas.graphemes import is_boundary
 from qistas.quality import spans as span_quality
 from qistas.quality.consensus import span_overlap
