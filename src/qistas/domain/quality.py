@@ -28,7 +28,7 @@ from qistas.domain import gold as gold_rules
 from qistas.domain import results
 from qistas.domain.aggregation import Consensus
 from qistas.domain.tasktypes import ClassificationSpec, parse_spec
-from qistas.quality import WorkerModel, default_classifier, posterior_for_task
+from qistas.quality import WorkerModel, best_label, default_classifier, posterior_for_task
 
 GOLD_METHOD = "gold_weighted"
 MIN_ANSWERS_TO_FIT = 50
@@ -132,7 +132,7 @@ def task_consensus(
         else:
             posterior = posterior_for_task(np.arange(len(annotators)), labels, confusions, np.full(k, 1.0 / k))
         method = GOLD_METHOD
-    best = int(np.argmax(posterior))
+    best = best_label(posterior)  # equal posteriors (within 1e-9): the spec's first label
     return Consensus({"label": spec.labels[best]}, float(posterior[best]), method)
 
 

@@ -5,7 +5,7 @@ Classification answers are three equal-length integer arrays ``tasks``, ``worker
 ``fit`` returns self, fitted attributes end in ``_``). Nothing here touches a database.
 """
 
-from ._base import BaseEstimator, clone
+from ._base import BaseEstimator, best_label, clone
 from ._validation import ConvergenceWarning
 from .agreement import (
     answers_to_reliability_data,
@@ -31,9 +31,12 @@ from .pairwise import BradleyTerry, CrowdBradleyTerry
 from .ranking import Borda, borda_scores
 from .ratings import RatingAggregator
 from .redundancy import Decision, decide
+from .selection import AutoClassifier
 from .simulate import (
     SimulatedAnswers,
+    SimulatedMultiLabel,
     simulate_classification,
+    simulate_multilabel,
     simulate_pairwise,
     simulate_ratings,
 )
@@ -42,6 +45,7 @@ __all__ = [
     "DEFAULT_CLASSIFIER",
     "GLAD",
     "MACE",
+    "AutoClassifier",
     "BaseEstimator",
     "Borda",
     "BradleyTerry",
@@ -55,9 +59,11 @@ __all__ = [
     "OneCoinDawidSkene",
     "RatingAggregator",
     "SimulatedAnswers",
+    "SimulatedMultiLabel",
     "WeightedMajorityVote",
     "WorkerModel",
     "answers_to_reliability_data",
+    "best_label",
     "borda_scores",
     "box_consensus",
     "box_iou",
@@ -71,6 +77,7 @@ __all__ = [
     "posterior_for_task",
     "rating_table",
     "simulate_classification",
+    "simulate_multilabel",
     "simulate_pairwise",
     "simulate_ratings",
     "span_consensus",
