@@ -56,10 +56,10 @@ def test_drop_in_attributes_and_online_posterior_match():
     assert auto.probas_.shape == (600, 3) and auto.labels_.shape == (600,)
     np.testing.assert_allclose(auto.confusions_.sum(axis=2), 1.0)
     model = WorkerModel.from_estimator(auto)
-    for t in range(5):
+    for t in range(5):  # to 5e-3: the last E-step precedes the last M-step
         rows = sim.tasks == t
         np.testing.assert_allclose(
-            model.posterior(sim.workers[rows], sim.labels[rows]), auto.probas_[t], atol=5e-3  # the last E-step precedes the last M-step
+            model.posterior(sim.workers[rows], sim.labels[rows]), auto.probas_[t], atol=5e-3
         )
     assert set(auto.scores_) == {"MajorityVote", "OneCoinDawidSkene", "MACE", "DawidSkene"}
     assert isinstance(default_classifier(), AutoClassifier)

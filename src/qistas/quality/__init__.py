@@ -25,7 +25,7 @@ from .consensus import Consensus, box_consensus, box_iou, span_consensus, span_o
 from .defaults import DEFAULT_CLASSIFIER, default_classifier
 from .glad import GLAD
 from .mace import MACE
-from .multilabel import MultiLabel
+from .multilabel import MultiLabel, MultiLabelAggregator
 from .online import WorkerModel, posterior_for_task
 from .pairwise import BradleyTerry, CrowdBradleyTerry
 from .ranking import Borda, borda_scores
@@ -56,6 +56,7 @@ __all__ = [
     "Decision",
     "MajorityVote",
     "MultiLabel",
+    "MultiLabelAggregator",
     "OneCoinDawidSkene",
     "RatingAggregator",
     "SimulatedAnswers",
