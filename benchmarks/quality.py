@@ -51,6 +51,7 @@ OURS = {
     "OneCoinDawidSkene": lambda: q.OneCoinDawidSkene(),
     "GLAD": lambda: q.GLAD(),
     "MACE": lambda: q.MACE(),
+    "AutoClassifier": lambda: q.AutoClassifier(),
 }
 CK_METHODS = [
     "MajorityVote",
@@ -181,7 +182,7 @@ def run_real(data_dir: Path, names: list[str], crowdkit: bool) -> dict:
 
 def _order(m: str) -> int:
     order = ["MajorityVote", "WeightedMajorityVote", "Wawa", "ZeroBasedSkill", "DawidSkene",
-             "OneCoinDawidSkene", "GLAD", "MACE"]
+             "OneCoinDawidSkene", "GLAD", "MACE", "AutoClassifier"]
     return order.index(m) if m in order else len(order)
 
 

@@ -31,7 +31,17 @@ def load(name):
 @pytest.mark.skipif(not DATA.exists(), reason="crowd datasets not available")
 @pytest.mark.parametrize(
     "name, default_min, ds_min",
-    [("rte", 0.925, 0.92), ("temp", 0.94, 0.94), ("sentiment", 0.955, 0.955)],
+    [
+        # default (AutoClassifier) measured: rte .929, temp .942, sentiment .960, web .813,
+        # music .796, adult .766, relevance .613 (docs/benchmarks-quality.md)
+        ("rte", 0.925, 0.92),
+        ("temp", 0.94, 0.94),
+        ("sentiment", 0.955, 0.955),
+        ("web", 0.80, 0.80),
+        ("music", 0.785, 0.77),
+        ("adult", 0.755, 0.75),
+        ("relevance", 0.60, 0.60),
+    ],
 )
 def test_accuracy_on_gold(name, default_min, ds_min):
     t, w, lab, k, gold = load(name)

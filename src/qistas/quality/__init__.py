@@ -5,7 +5,7 @@ Classification answers are three equal-length integer arrays ``tasks``, ``worker
 ``fit`` returns self, fitted attributes end in ``_``). Nothing here touches a database.
 """
 
-from ._base import BaseEstimator, clone
+from ._base import BaseEstimator, best_label, clone
 from ._validation import ConvergenceWarning
 from .agreement import (
     answers_to_reliability_data,
@@ -26,15 +26,18 @@ from .consensus import Consensus, box_consensus, box_iou, span_consensus, span_o
 from .defaults import DEFAULT_CLASSIFIER, default_classifier
 from .glad import GLAD
 from .mace import MACE
-from .multilabel import MultiLabel
+from .multilabel import MultiLabel, MultiLabelAggregator
 from .online import WorkerModel, posterior_for_task
 from .pairwise import BradleyTerry, CrowdBradleyTerry
 from .ranking import Borda, borda_scores
 from .ratings import RatingAggregator, RatingConsensus
 from .redundancy import Decision, decide
+from .selection import AutoClassifier
 from .simulate import (
     SimulatedAnswers,
+    SimulatedMultiLabel,
     simulate_classification,
+    simulate_multilabel,
     simulate_pairwise,
     simulate_ratings,
 )
@@ -44,6 +47,7 @@ __all__ = [
     "DEFAULT_CLASSIFIER",
     "GLAD",
     "MACE",
+    "AutoClassifier",
     "BaseEstimator",
     "BoxAggregator",
     "Borda",
@@ -55,14 +59,17 @@ __all__ = [
     "Decision",
     "MajorityVote",
     "MultiLabel",
+    "MultiLabelAggregator",
     "OneCoinDawidSkene",
     "RatingAggregator",
     "RatingConsensus",
     "SimulatedAnswers",
+    "SimulatedMultiLabel",
     "SpanAggregator",
     "WeightedMajorityVote",
     "WorkerModel",
     "answers_to_reliability_data",
+    "best_label",
     "borda_scores",
     "box_consensus",
     "box_iou",
@@ -77,6 +84,7 @@ __all__ = [
     "posterior_for_task",
     "rating_table",
     "simulate_classification",
+    "simulate_multilabel",
     "simulate_pairwise",
     "simulate_ratings",
     "span_consensus",

@@ -47,12 +47,38 @@ def clone(estimator: BaseEstimator) -> BaseEstimator:
     return type(estimator)(**estimator.get_params())
 
 
+#: Posteriors within this relative distance of a task's maximum count as tied with it.
+#: Posteriors of tied classes are sums of the same log terms in a different order, so
+#: they can differ in the last bits (a 1/1/1 vote gives 0.33333333333333354 for one of
+#: the three); 1e-9 is far above that rounding and far below any real difference.
+TIE_RTOL = 1e-9
+
+
+def best_labels(probas_t: np.ndarray, rtol: float = TIE_RTOL) -> np.ndarray:
+    """Index of the most likely class of each column of (K, T) posteriors.
+
+    Tie rule: every class whose posterior is within ``rtol`` (relative) of the column's
+    maximum is tied, and the lowest index among them wins -- the first label in the
+    project's label order. So a tie is never decided by float rounding.
+    """
+    p = np.asarray(probas_t, dtype=np.float64)
+    top = p.max(axis=0)
+    # argmax of a boolean array is the first True: the lowest tied index
+    return np.argmax(p >= top * (1.0 - rtol), axis=0).astype(np.int64)
+
+
+def best_label(posterior: np.ndarray, rtol: float = TIE_RTOL) -> int:
+    """Most likely class of one task's posterior (K,), ties to the lowest index."""
+    return int(best_labels(np.asarray(posterior, dtype=np.float64)[:, None], rtol)[0])
+
+
 def labels_from_probas(probas_t: np.ndarray, answered: np.ndarray) -> np.ndarray:
-    """Most likely label per task from (K, T) posteriors; ties go to the lowest index.
+    """Most likely label per task from (K, T) posteriors, by the tie rule of
+    :func:`best_labels` (posteriors equal within a relative 1e-9 go to the lowest index).
 
     Tasks without any answer get -1.
     """
-    labels = np.argmax(probas_t, axis=0).astype(np.int64)
+    labels = best_labels(probas_t)
     labels[~answered] = -1
     return labels
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._base import best_label
 from .online import WorkerModel
 
 
@@ -47,7 +48,7 @@ def decide(
     w = np.asarray(workers, dtype=np.int64).reshape(-1)
     posterior = model.posterior(w, labels)
     n = w.size
-    label = int(np.argmax(posterior)) if n else -1
+    label = best_label(posterior) if n else -1  # ties: lowest label index
     confidence = float(posterior[label]) if n else 0.0
     done = n >= max_answers or (n >= min_answers and confidence >= target)
     return Decision(done=done, label=label, confidence=confidence, posterior=posterior)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-WORKER_KINDS = ("good", "mediocre", "spammer", "adversarial")
+WORKER_KINDS = ("good", "mediocre", "spammer", "adversarial", "biased")
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,14 @@ def _confusions(kinds: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarr
     if k > 1 and adv.size:
         shift = np.roll(eye, 1, axis=1)
         conf[adv] = 0.7 * shift + 0.3 / k
+    # biased: accurate on one favoured class, often answer it when the truth is another
+    # (drawn last, and only when there are some, so older seeds give the same answers)
+    bia = np.flatnonzero(kinds == 4)
+    if bia.size:
+        fav = rng.integers(0, k, bia.size)
+        hit = rng.uniform(0.4, 0.7, bia.size)[:, None]
+        conf[bia] = (1.0 - hit)[:, :, None] * eye + hit[:, :, None] * np.eye(k)[fav][:, None, :]
+        conf[bia, fav, :] = eye[fav]
     return conf
 
 
@@ -68,7 +76,7 @@ def simulate_classification(
     n_labels: int = 4,
     answers_per_task: int = 5,
     *,
-    mix: tuple[float, float, float, float] = (0.4, 0.3, 0.2, 0.1),
+    mix: tuple[float, ...] = (0.4, 0.3, 0.2, 0.1),
     class_priors: np.ndarray | None = None,
     activity_sigma: float = 1.0,
     random_state: int | None = 0,
@@ -77,7 +85,9 @@ def simulate_classification(
 
     Each task gets ``answers_per_task`` answers from distinct workers, drawn with
     log-normal activity (``activity_sigma`` = 0: every worker equally busy).
-    ``mix`` gives the shares of the four :data:`WORKER_KINDS`. Fully determined by
+    ``mix`` gives the shares of the first four :data:`WORKER_KINDS`, or of all five
+    (a fifth share of "biased" workers: right on their favoured class, and answering it
+    instead of the truth 40-70% of the time otherwise). Fully determined by
     ``random_state``.
     """
     if answers_per_task > n_workers:
@@ -87,7 +97,9 @@ def simulate_classification(
     pri = np.full(k, 1.0 / k) if class_priors is None else np.asarray(class_priors, float)
     truth = rng.choice(k, size=n_tasks, p=pri / pri.sum())
     mix_arr = np.asarray(mix, dtype=np.float64)
-    kinds = rng.choice(4, size=n_workers, p=mix_arr / mix_arr.sum())
+    if mix_arr.shape not in ((4,), (5,)):
+        raise ValueError("mix must give 4 or 5 shares")
+    kinds = rng.choice(mix_arr.size, size=n_workers, p=mix_arr / mix_arr.sum())
     conf = _confusions(kinds, k, rng)
     activity = rng.lognormal(0.0, activity_sigma, n_workers)
     activity /= activity.sum()
@@ -154,3 +166,67 @@ def simulate_ratings(
     workers = chosen.ravel()
     ratings = bias[workers] + scale[workers] * score[tasks] + rng.normal(0, sigma[workers])
     return tasks, workers, ratings, score, bias, scale
+
+
+MULTILABEL_KINDS = ("good", "mediocre", "lazy", "spammer")
+
+
+@dataclass(frozen=True)
+class SimulatedMultiLabel:
+    """Multi-label answers with the truth behind them.
+
+    ``chosen[i]`` is the 0/1 row of labels worker ``workers[i]`` picked for
+    ``tasks[i]``; ``truth`` is (n_tasks, n_labels) 0/1; ``sensitivity`` and
+    ``specificity`` are (n_workers, n_labels) = P(picks j | j applies) and
+    P(leaves j out | j does not apply); ``kinds[w]`` indexes :data:`MULTILABEL_KINDS`.
+    """
+
+    tasks: np.ndarray
+    workers: np.ndarray
+    chosen: np.ndarray
+    truth: np.ndarray
+    sensitivity: np.ndarray
+    specificity: np.ndarray
+    kinds: np.ndarray
+
+
+def simulate_multilabel(
+    n_tasks: int = 1000,
+    n_workers: int = 30,
+    n_labels: int = 5,
+    answers_per_task: int = 3,
+    *,
+    label_rate: float = 0.3,
+    mix: tuple[float, float, float, float] = (0.4, 0.3, 0.2, 0.1),
+    random_state: int | None = 0,
+) -> SimulatedMultiLabel:
+    """Each label applies to a task with probability ``label_rate``, independently.
+
+    Workers (shares ``mix`` of :data:`MULTILABEL_KINDS`): good (sensitivity and
+    specificity 0.85-0.97 per label), mediocre (0.6-0.8), lazy (specificity 0.97 but
+    pick only 30-60% of the labels that apply) and spammers (pick each label with one
+    probability 0.1-0.6 whatever applies). Each task gets ``answers_per_task`` answers
+    from distinct workers, uniformly. Fully determined by ``random_state``.
+    """
+    if answers_per_task > n_workers:
+        raise ValueError("answers_per_task cannot exceed n_workers")
+    rng = np.random.default_rng(random_state)
+    w, lab = int(n_workers), int(n_labels)
+    mix_arr = np.asarray(mix, dtype=np.float64)
+    kinds = rng.choice(4, size=w, p=mix_arr / mix_arr.sum())
+    lo = np.array([0.85, 0.6, 0.3, 0.0])[kinds][:, None]
+    hi = np.array([0.97, 0.8, 0.6, 0.0])[kinds][:, None]
+    sens = lo + (hi - lo) * rng.random((w, lab))
+    spec = lo + (hi - lo) * rng.random((w, lab))
+    spec[kinds == 2] = 0.97
+    spam = np.flatnonzero(kinds == 3)
+    rate = rng.uniform(0.1, 0.6, spam.size)[:, None]
+    sens[spam], spec[spam] = rate, 1.0 - rate
+    truth = (rng.random((n_tasks, lab)) < label_rate).astype(np.int64)
+    r = answers_per_task
+    chosen_w = np.argsort(rng.random((n_tasks, w)), axis=1)[:, :r]
+    tasks = np.repeat(np.arange(n_tasks), r)
+    workers = chosen_w.ravel()
+    p_pick = np.where(truth[tasks] == 1, sens[workers], 1.0 - spec[workers])
+    chosen = (rng.random(p_pick.shape) < p_pick).astype(np.int64)
+    return SimulatedMultiLabel(tasks, workers, chosen, truth, sens, spec, kinds)

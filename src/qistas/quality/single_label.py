@@ -9,7 +9,7 @@ model after each answer as after a refit.
 
 ``confidence`` is the posterior probability of the chosen label. Labels whose posteriors are
 equal to within a relative 1e-9 are a tie, which goes to the label listed first in the
-spec, never to float rounding.
+spec, never to float rounding (``best_label``).
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from ._base import best_label
 from .defaults import default_classifier
 from .online import posterior_for_task
 from .structured import TaskResult, WorkerAnswer, check_items
 
-TIE_TOLERANCE = 1e-9
 #: A worker's accuracy when nothing is known of them (the gold prior's mean).
 PRIOR_ACCURACY = 0.7
 
@@ -35,12 +35,6 @@ def one_coin(accuracy: float, k: int) -> np.ndarray:
     matrix = np.full((k, k), (1.0 - accuracy) / (k - 1))
     np.fill_diagonal(matrix, accuracy)
     return matrix
-
-
-def first_best(posterior: np.ndarray) -> int:
-    """The most probable label; near-equal posteriors go to the lowest index."""
-    top = float(posterior.max())
-    return int(np.flatnonzero(posterior >= top * (1.0 - TIE_TOLERANCE))[0])
 
 
 class SingleLabelAggregator:
@@ -76,7 +70,7 @@ class SingleLabelAggregator:
             if not items[i]:
                 self.results_.append(TaskResult({"label": self.labels[0]}, 0.0, needs_review=True))
                 continue
-            best = int(gold[i]) if gold[i] >= 0 else first_best(probas[i])
+            best = int(gold[i]) if gold[i] >= 0 else best_label(probas[i])
             self.results_.append(TaskResult({"label": self.labels[best]}, float(probas[i, best])))
         return self
 
@@ -106,7 +100,7 @@ class SingleLabelAggregator:
                                            confusions[0])
         else:
             posterior = posterior_for_task(workers, labels, self._confusions, self._priors)
-        best = first_best(posterior)
+        best = best_label(posterior)
         return TaskResult({"label": self.labels[best]}, float(posterior[best]))
 
 

@@ -13,8 +13,7 @@ from typing import Any, Literal
 import numpy as np
 
 from qistas.domain.tasktypes.base import FieldName, FormField, LabelledSpec, TaskType, fail, items, label, need, obj
-from qistas.quality import single_label
-from qistas.quality.structured import ExactMatchVote
+from qistas.quality import multilabel, single_label
 
 
 class ClassificationSpec(LabelledSpec):
@@ -52,7 +51,7 @@ class Classification(TaskType[ClassificationSpec]):
 
     def aggregator(self, spec: ClassificationSpec) -> Any:
         if spec.multi:
-            return ExactMatchVote()
+            return multilabel.MultiLabelAggregator(spec.labels)
         return single_label.SingleLabelAggregator(spec.labels)
 
     def context(self, spec: ClassificationSpec, data: dict[str, Any], gold: Any | None) -> Any:
@@ -69,8 +68,7 @@ class Classification(TaskType[ClassificationSpec]):
 
     def answer_score(self, spec: ClassificationSpec, data: dict[str, Any], answer: Any, response: Any) -> float:
         if spec.multi:
-            given, final = set(answer["labels"]), set(response["labels"])
-            return len(given & final) / len(given | final) if given | final else 1.0
+            return multilabel.answer_score(answer, response)
         return single_label.answer_score(answer, response)
 
     def categories(self, spec: ClassificationSpec) -> list[str]:
