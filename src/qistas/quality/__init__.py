@@ -27,7 +27,7 @@ from .glad import GLAD
 from .mace import MACE
 from .multilabel import MultiLabel
 from .online import WorkerModel, posterior_for_task
-from .pairwise import BradleyTerry, CrowdBradleyTerry
+from .pairwise import BradleyTerry, CrowdBradleyTerry, PairwiseAggregator
 from .ranking import Borda, borda_scores
 from .ratings import RatingAggregator
 from .redundancy import Decision, decide
@@ -53,6 +53,7 @@ __all__ = [
     "MajorityVote",
     "MultiLabel",
     "OneCoinDawidSkene",
+    "PairwiseAggregator",
     "RatingAggregator",
     "SimulatedAnswers",
     "WeightedMajorityVote",
