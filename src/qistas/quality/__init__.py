@@ -28,13 +28,15 @@ from .mace import MACE
 from .multilabel import MultiLabel
 from .online import WorkerModel, posterior_for_task
 from .pairwise import BradleyTerry, CrowdBradleyTerry, PairwiseAggregator
-from .ranking import Borda, borda_scores
+from .ranking import Borda, RankingAggregator, borda_scores, kendall_tau
 from .ratings import RatingAggregator
 from .redundancy import Decision, decide
 from .simulate import (
     SimulatedAnswers,
+    SimulatedRankings,
     simulate_classification,
     simulate_pairwise,
+    simulate_rankings,
     simulate_ratings,
 )
 
@@ -54,8 +56,10 @@ __all__ = [
     "MultiLabel",
     "OneCoinDawidSkene",
     "PairwiseAggregator",
+    "RankingAggregator",
     "RatingAggregator",
     "SimulatedAnswers",
+    "SimulatedRankings",
     "WeightedMajorityVote",
     "WorkerModel",
     "answers_to_reliability_data",
@@ -67,12 +71,14 @@ __all__ = [
     "decide",
     "default_classifier",
     "fleiss_kappa",
+    "kendall_tau",
     "krippendorff_alpha",
     "majority_vote",
     "posterior_for_task",
     "rating_table",
     "simulate_classification",
     "simulate_pairwise",
+    "simulate_rankings",
     "simulate_ratings",
     "span_consensus",
     "span_overlap",
