@@ -400,7 +400,8 @@ class PairwiseAggregator(BaseEstimator):
     ``confidence`` = posterior of the chosen overall choice;
     ``extra = {"posterior": {c: p}, "criteria_confidence": {name: p}}``;
     ``needs_review`` when ``confidence < review_threshold``. Ties between posteriors
-    (equal within 1e-9): "tie" when allowed and among the best, else "a" before "b".
+    (equal within 1e-9): "tie" when allowed (nothing separates the two responses; its
+    posterior is then the confidence), else "a" before "b".
 
     Fitted: ``results_``, ``params_`` (``{"choices", "criteria", "channels":
     {"choice": {...}, name: {...}}}``, each channel with ``confusions`` (W x K x K,
@@ -529,7 +530,6 @@ class PairwiseAggregator(BaseEstimator):
         q /= q.sum(axis=1, keepdims=True)
         strengths = _Strengths(ia, ib, len(keys)) if keys else None
         d_loo = np.zeros(n_t)
-        d_fit = np.zeros(n_t)
         n_it = 0
         for _ in range(self.n_iter):
             n_it += 1
@@ -547,8 +547,8 @@ class PairwiseAggregator(BaseEstimator):
             q3[:, :k] = q
             if strengths is not None:
                 d_loo[keyed] = strengths.fit(q3[keyed], ch.order, ch.log_tie, self.ridge, 3)
-                d_fit[keyed] = strengths.s[ia] - strengths.s[ib]
-            ch.order, ch.log_tie = _fit_offsets(d_fit, q3, ch.order, ch.log_tie, k == 3)
+            # the offsets are those of the prior the E-step uses: on leave-one-out gaps
+            ch.order, ch.log_tie = _fit_offsets(d_loo, q3, ch.order, ch.log_tie, k == 3)
             # E-step in log space: products of many small probabilities become sums
             logp = ch.log_prior(d_loo)
             np.add.at(logp, t, np.log(ch.conf_of(w)[np.arange(w.size), :, lab]))
@@ -596,8 +596,8 @@ class PairwiseAggregator(BaseEstimator):
 
     def _decide(self, p: np.ndarray) -> int:
         best = np.flatnonzero(p >= p.max() * (1.0 - 1e-9))
-        if best.size > 1 and self.allow_tie and 2 in best:
-            return 2
+        if best.size > 1 and self.allow_tie:
+            return 2  # a and b (or either and tie) equally likely: nothing separates them
         return int(best[0])
 
     def _result(self, posts: dict[str | None, np.ndarray]) -> TaskResult:
