@@ -28,17 +28,19 @@ from .glad import GLAD
 from .mace import MACE
 from .multilabel import MultiLabel, MultiLabelAggregator
 from .online import WorkerModel, posterior_for_task
-from .pairwise import BradleyTerry, CrowdBradleyTerry
-from .ranking import Borda, borda_scores
+from .pairwise import BradleyTerry, CrowdBradleyTerry, PairwiseAggregator
+from .ranking import Borda, RankingAggregator, borda_scores, kendall_tau
 from .ratings import RatingAggregator, RatingConsensus
 from .redundancy import Decision, decide
 from .selection import AutoClassifier
 from .simulate import (
     SimulatedAnswers,
     SimulatedMultiLabel,
+    SimulatedRankings,
     simulate_classification,
     simulate_multilabel,
     simulate_pairwise,
+    simulate_rankings,
     simulate_ratings,
 )
 from .spans import SpanAggregator
@@ -61,10 +63,13 @@ __all__ = [
     "MultiLabel",
     "MultiLabelAggregator",
     "OneCoinDawidSkene",
+    "PairwiseAggregator",
+    "RankingAggregator",
     "RatingAggregator",
     "RatingConsensus",
     "SimulatedAnswers",
     "SimulatedMultiLabel",
+    "SimulatedRankings",
     "SpanAggregator",
     "WeightedMajorityVote",
     "WorkerModel",
@@ -79,6 +84,7 @@ __all__ = [
     "decide",
     "default_classifier",
     "fleiss_kappa",
+    "kendall_tau",
     "krippendorff_alpha",
     "majority_vote",
     "posterior_for_task",
@@ -86,6 +92,7 @@ __all__ = [
     "simulate_classification",
     "simulate_multilabel",
     "simulate_pairwise",
+    "simulate_rankings",
     "simulate_ratings",
     "span_consensus",
     "span_overlap",

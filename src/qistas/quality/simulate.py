@@ -230,3 +230,66 @@ def simulate_multilabel(
     p_pick = np.where(truth[tasks] == 1, sens[workers], 1.0 - spec[workers])
     chosen = (rng.random(p_pick.shape) < p_pick).astype(np.int64)
     return SimulatedMultiLabel(tasks, workers, chosen, truth, sens, spec, kinds)
+
+
+RANKER_KINDS = ("good", "noisy", "spammer")
+
+
+@dataclass(frozen=True)
+class SimulatedRankings:
+    """Ranking answers with the truth behind them.
+
+    ``items[t]`` lists ``(worker, {"order": [...]})`` of task ``t``; ``truth[t]`` is the
+    true order; ``thetas[w]`` the worker's Mallows dispersion (0 for a spammer);
+    ``kinds[w]`` indexes :data:`RANKER_KINDS`.
+    """
+
+    items: list[list[tuple[int, dict[str, list[int]]]]]
+    contexts: list[dict[str, int]]
+    truth: list[list[int]]
+    thetas: np.ndarray
+    kinds: np.ndarray
+
+
+def _mallows_sample(sigma: np.ndarray, theta: float, rng: np.random.Generator) -> list[int]:
+    """One draw of Mallows(sigma, theta) by repeated insertion: the i-th item of sigma
+    goes to position j (0-based, of i + 1) with probability proportional to
+    ``exp(-theta (i - j))`` (Doignon, Pekec and Regenwetter 2004)."""
+    out: list[int] = []
+    for i, item in enumerate(sigma.tolist()):
+        p = np.exp(-theta * (i - np.arange(i + 1)))
+        out.insert(int(rng.choice(i + 1, p=p / p.sum())), item)
+    return out
+
+
+def simulate_rankings(
+    n_tasks: int = 300,
+    n_workers: int = 30,
+    n_responses: int = 5,
+    answers_per_task: int = 5,
+    *,
+    mix: tuple[float, float, float] = (0.5, 0.3, 0.2),
+    random_state: int | None = 0,
+) -> SimulatedRankings:
+    """Orders of ``n_responses`` responses by good (Mallows theta in [1, 2]), noisy
+    ([0.2, 0.6]) and spammer (uniformly random orders) annotators, shares ``mix``.
+
+    Each task gets ``answers_per_task`` distinct workers drawn uniformly. Fully
+    determined by ``random_state``.
+    """
+    if answers_per_task > n_workers:
+        raise ValueError("answers_per_task cannot exceed n_workers")
+    rng = np.random.default_rng(random_state)
+    mix_arr = np.asarray(mix, dtype=np.float64)
+    kinds = rng.choice(3, size=n_workers, p=mix_arr / mix_arr.sum())
+    thetas = np.where(kinds == 0, rng.uniform(1.0, 2.0, n_workers),
+                      np.where(kinds == 1, rng.uniform(0.2, 0.6, n_workers), 0.0))
+    items, truth = [], []
+    for _ in range(n_tasks):
+        sigma = rng.permutation(n_responses)
+        chosen = rng.choice(n_workers, size=answers_per_task, replace=False)
+        items.append([(int(w), {"order": _mallows_sample(sigma, float(thetas[w]), rng)})
+                      for w in chosen])
+        truth.append(sigma.tolist())
+    contexts = [{"k": n_responses} for _ in range(n_tasks)]
+    return SimulatedRankings(items, contexts, truth, thetas, kinds)

@@ -25,7 +25,7 @@ from qistas.domain.tasktypes.base import (
     need,
     obj,
 )
-from qistas.quality.structured import ExactMatchVote
+from qistas.quality import pairwise as pairwise_quality
 
 
 class PairwiseSpec(Spec):
@@ -69,7 +69,8 @@ def _choice(value: Any, field: str, allow_tie: bool) -> str:
 class Pairwise(TaskType[PairwiseSpec]):
     name = "pairwise"
     spec_model = PairwiseSpec
-    confidence = "the posterior probability of the chosen overall choice"
+    confidence = ("the posterior probability of the chosen overall choice (Dawid-Skene over the choices, with a "
+                  "Bradley-Terry prior where the same responses recur); each criterion's in the details")
     form_fields = (
         FormField("prompt_field", "text", "new.prompt_field"),
         FormField("a_field", "text", "new.a_field"),
@@ -94,11 +95,14 @@ class Pairwise(TaskType[PairwiseSpec]):
         return {"choice": _choice(obj(answer, "answer", {"choice"})["choice"], "answer.choice", spec.allow_tie)}
 
     def aggregator(self, spec: PairwiseSpec) -> Any:
-        return ExactMatchVote()
+        return pairwise_quality.PairwiseAggregator(criteria=spec.criteria, allow_tie=spec.allow_tie)
 
     def context(self, spec: PairwiseSpec, data: dict[str, Any], gold: Any | None) -> Any:
         prompt = data.get(spec.prompt_field)
         return {"a": response_key(prompt, data.get(spec.a_field)), "b": response_key(prompt, data.get(spec.b_field))}
+
+    def answer_score(self, spec: PairwiseSpec, data: dict[str, Any], answer: Any, response: Any) -> float:
+        return pairwise_quality.answer_score(answer, response)
 
     def categories(self, spec: PairwiseSpec) -> list[str]:
         return ["a", "b", "tie"] if spec.allow_tie else ["a", "b"]

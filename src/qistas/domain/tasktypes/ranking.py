@@ -12,7 +12,7 @@ from typing import Any, Literal
 from qistas.domain.exportrecords import chunks, provenance, to_json
 from qistas.domain.tasktypes.base import ExportFormat, FieldName, FormField, Records, Spec, TaskType, fail, need, obj
 from qistas.errors import Invalid
-from qistas.quality.structured import ExactMatchVote
+from qistas.quality import ranking as ranking_quality
 
 MAX_RESPONSES = 50
 
@@ -39,7 +39,8 @@ def preference(records: Records, spec: RankingSpec) -> Iterator[bytes]:
 class Ranking(TaskType[RankingSpec]):
     name = "ranking"
     spec_model = RankingSpec
-    confidence = "agreement of the answers with the consensus order (reliability-weighted Kendall's tau, in [0, 1])"
+    confidence = ("the expected share of response pairs the consensus order puts right, from the "
+                  "reliability-weighted answers (each annotator a Mallows ranker)")
     form_fields = (FormField("prompt_field", "text", "new.prompt_field"),
                    FormField("responses_field", "text", "new.responses_field"))
     export_formats = {"preference": ExportFormat("application/x-ndjson", "jsonl", preference)}
@@ -61,10 +62,13 @@ class Ranking(TaskType[RankingSpec]):
         return {"order": list(order)}
 
     def aggregator(self, spec: RankingSpec) -> Any:
-        return ExactMatchVote()
+        return ranking_quality.RankingAggregator()
 
     def context(self, spec: RankingSpec, data: dict[str, Any], gold: Any | None) -> Any:
         return {"k": len(data.get(spec.responses_field, []))}
+
+    def answer_score(self, spec: RankingSpec, data: dict[str, Any], answer: Any, response: Any) -> float:
+        return ranking_quality.answer_score(answer, response)
 
 
 TASK_TYPE = Ranking()
