@@ -133,6 +133,9 @@ def test_recurring_responses_use_transitivity():
     assert s[0] > s[1] > s[2] > s[3] > s[4] > s[5]
     assert agg.aggregate([(0, ans("a")), (1, ans("b"))], {"a": 4, "b": 1}).response == {
         "choice": "b"}
+    # Each result carries its two responses' strengths, for export.
+    assert agg.results_[-1].extra["scores"] == {"a": s[4], "b": s[1]}
+    assert "scores" not in agg.aggregate([(0, ans("a"))], {"a": "new", "b": 1}).extra
 
 
 def test_aggregate_is_fast():

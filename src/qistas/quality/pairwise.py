@@ -398,7 +398,8 @@ class PairwiseAggregator(BaseEstimator):
 
     Result: ``response = {"choice": c}`` (plus ``"criteria": {name: c}``);
     ``confidence`` = posterior of the chosen overall choice;
-    ``extra = {"posterior": {c: p}, "criteria_confidence": {name: p}}``;
+    ``extra = {"posterior": {c: p}, "criteria_confidence": {name: p}, "scores": {"a": s, "b": s}}``
+    (``scores``: the two responses' Bradley-Terry strengths, when both recur in the fit);
     ``needs_review`` when ``confidence < review_threshold``. Ties between posteriors
     (equal within 1e-9): "tie" when allowed (nothing separates the two responses; its
     posterior is then the confidence), else "a" before "b".
@@ -508,7 +509,8 @@ class PairwiseAggregator(BaseEstimator):
             self.n_iter_ = max(self.n_iter_, n_it)
         self.scores_ = dict(self._channels[None].scores)
         self.criteria_scores_ = {c: dict(self._channels[c].scores) for c in self.criteria}
-        self.results_ = [self._result({n: p[i] for n, p in posts.items()}) for i in range(n_t)]
+        self.results_ = [self._result({n: p[i] for n, p in posts.items()}, None if contexts is None else contexts[i])
+                         for i in range(n_t)]
         self.params_ = {
             "choices": list(self._choices),
             "criteria": list(self.criteria),
@@ -592,7 +594,7 @@ class PairwiseAggregator(BaseEstimator):
                 logp = logp + np.log(ch.conf_of(w)[np.arange(w.size), :, lab]).sum(axis=0)
             p = np.exp(logp - logp.max())
             posts[name] = p / p.sum()
-        return self._result(posts)
+        return self._result(posts, context)
 
     def _decide(self, p: np.ndarray) -> int:
         best = np.flatnonzero(p >= p.max() * (1.0 - 1e-9))
@@ -600,7 +602,7 @@ class PairwiseAggregator(BaseEstimator):
             return 2  # a and b (or either and tie) equally likely: nothing separates them
         return int(best[0])
 
-    def _result(self, posts: dict[str | None, np.ndarray]) -> TaskResult:
+    def _result(self, posts: dict[str | None, np.ndarray], context: Any = None) -> TaskResult:
         choices = self._choices
         main = posts[None]
         top = self._decide(main)
@@ -611,6 +613,10 @@ class PairwiseAggregator(BaseEstimator):
             crit = {c: self._decide(posts[c]) for c in self.criteria}
             response["criteria"] = {c: choices[i] for c, i in crit.items()}
             extra["criteria_confidence"] = {c: float(posts[c][i]) for c, i in crit.items()}
+        scores = self._channels[None].scores
+        if context is not None and context.get("a") in scores and context.get("b") in scores:
+            # The two responses' Bradley-Terry strengths, where they recur across tasks.
+            extra["scores"] = {"a": float(scores[context["a"]]), "b": float(scores[context["b"]])}
         conf = float(main[top])
         return TaskResult(response, conf, conf < self.review_threshold, extra)
 
