@@ -67,8 +67,12 @@ def form_fields() -> list[dict[str, Any]]:
     """The inputs of the new-project form: each spec key once, with the types that have it."""
     found: dict[str, dict[str, Any]] = {}
     for name in type_names():
-        for f in all_types()[name].form_fields:
-            entry = found.setdefault(f.key, {"key": f.key, "kind": f.kind, "label": f.label, "types": []})
+        task_type = all_types()[name]
+        for f in task_type.form_fields:
+            spec_field = task_type.spec_model.model_fields.get(f.key)
+            shown = spec_field.default if spec_field is not None and isinstance(spec_field.default, str) else ""
+            entry = found.setdefault(f.key, {"key": f.key, "kind": f.kind, "label": f.label, "types": [],
+                                             "placeholder": shown})
             entry["types"].append(name)
     return list(found.values())
 
