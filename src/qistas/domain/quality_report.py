@@ -138,6 +138,7 @@ def project_quality(session: Session, *, project: Project, pseudonym: Callable[[
     report: dict[str, Any] = {
         "project_id": project.id,
         "method": model.method if model else None,
+        "confidence_means": task_type.confidence,
         "fitted_at": model.fitted_at.isoformat() if model else None,
         "annotators": annotators,
         "below_target": {"task_ids": below, "listed_up_to": BELOW_TARGET_LISTED},
