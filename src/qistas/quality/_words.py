@@ -121,17 +121,26 @@ def parse(text: str) -> tuple[list[str], list[str], list[bool]]:
 def word_distance(a: list[str], b: list[str]) -> int:
     """Levenshtein distance between two word sequences (unit costs).
 
-    Bit-parallel over the words of ``a`` (Myers 1999, in Hyyrö's 2003 formulation for
-    global distance): one row of the DP table is two bit-vectors (vertical +1 and -1
-    deltas), updated in a handful of integer operations per word of ``b``. Python's
-    integers have no width limit, so any length works; masking with ``full`` keeps
-    ``~`` from making them negative.
+    A common prefix and suffix are dropped first (exact for unit costs). Then bit-parallel
+    over the words of ``a`` (Myers 1999, in Hyyrö's 2003 formulation for global distance):
+    one column of the DP table is two bit-vectors (vertical +1 and -1 deltas), updated in
+    a handful of integer operations per word of ``b``. Python's integers have no width
+    limit, so any length works; ``full ^ x`` is ``~x`` kept non-negative.
     """
-    if len(a) < len(b):
-        a, b = b, a
+    if a == b:
+        return 0
+    short = min(len(a), len(b))
+    lo = 0
+    while lo < short and a[lo] == b[lo]:
+        lo += 1
+    hi = 0
+    while hi < short - lo and a[-1 - hi] == b[-1 - hi]:
+        hi += 1
+    if lo or hi:
+        a, b = a[lo:len(a) - hi], b[lo:len(b) - hi]
     m = len(a)
-    if not b:
-        return m
+    if not m or not b:
+        return m or len(b)
     peq: dict[str, int] = {}
     bit = 1
     for x in a:
@@ -140,17 +149,17 @@ def word_distance(a: list[str], b: list[str]) -> int:
     full = bit - 1
     last = bit >> 1
     vp, vn, dist = full, 0, m
+    get = peq.get
     for y in b:
-        x = peq.get(y, 0) | vn
+        x = get(y, 0) | vn
         d0 = (((x & vp) + vp) ^ vp) | x
-        hp = vn | (~(d0 | vp) & full)
+        hp = vn | (full ^ (d0 | vp))
         hn = d0 & vp
         if hp & last:
             dist += 1
         elif hn & last:
             dist -= 1
         hp = ((hp << 1) | 1) & full
-        hn = (hn << 1) & full
-        vp = hn | (~(d0 | hp) & full)
+        vp = ((hn << 1) & full) | (full ^ (d0 | hp))
         vn = hp & d0
     return dist
