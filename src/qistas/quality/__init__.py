@@ -37,6 +37,7 @@ from .simulate import (
     simulate_pairwise,
     simulate_ratings,
 )
+from .text import TextAggregator
 
 __all__ = [
     "DEFAULT_CLASSIFIER",
@@ -55,6 +56,7 @@ __all__ = [
     "OneCoinDawidSkene",
     "RatingAggregator",
     "SimulatedAnswers",
+    "TextAggregator",
     "WeightedMajorityVote",
     "WorkerModel",
     "answers_to_reliability_data",

@@ -143,8 +143,8 @@ def word_distance(a: list[str], b: list[str]) -> int:
         return m or len(b)
     peq: dict[str, int] = {}
     bit = 1
-    for x in a:
-        peq[x] = peq.get(x, 0) | bit
+    for word in a:
+        peq[word] = peq.get(word, 0) | bit
         bit <<= 1
     full = bit - 1
     last = bit >> 1

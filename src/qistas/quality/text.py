@@ -240,37 +240,53 @@ def _log_odds(wer: float) -> float:
 class TextAggregator(BaseEstimator):
     """Consensus text by ROVER with reliability-weighted votes, or the weighted medoid answer.
 
-    Words are compared after :func:`qistas.quality._words.normalise` (Unicode- and
-    Arabic-aware; for comparison only: the response keeps the answers' own spelling).
+    Answers are ``{"text": str}``; there is no context. Words are compared after
+    :func:`qistas.quality._words.normalise` (Unicode- and Arabic-aware, for comparison
+    only: the response keeps the answers' own spelling). Per task:
 
-    Per task (``aggregate``):
+    1. *Network* (ROVER, Fiscus 1997): the answers are aligned one by one into a word
+       transition network by dynamic programming (:func:`_align`), the answer closest to
+       all the others first (the medoid), then the next closest. Each slot of the
+       network holds, for every answer, the word it wrote there or "no word".
+    2. *Vote*: each slot elects the word (or no word) with the largest total vote weight
+       (a tie: the word of the answer aligned first). The response is the elected words,
+       each in its most common original spelling among its voters.
+    3. *Medoid*: the answer with the least weighted word edit distance to the others,
+       ``sum_j weight_j * d(i, j)`` (a tie: the larger own weight, then the earlier
+       answer), returned as written.
 
-    1. *Medoid*: the answer with the least weighted word edit distance to the others,
-       ``sum_j weight_j * d(i, j)`` (a tie: the larger own weight, then the earlier answer).
-    2. *ROVER* (Fiscus 1997): the medoid starts a word transition network; the other
-       answers are aligned into it by dynamic programming, closest to the others first;
-       each slot elects the word (or no word) with the largest total vote weight, a tie
-       going to the answer aligned first. Output words keep their most common original
-       spelling.
-    3. ``method="rover"`` / ``"medoid"`` use one; ``"auto"`` uses ROVER unless ...
+    ``method="rover"`` always votes, ``"medoid"`` always picks an answer, ``"auto"`` (the
+    default) votes unless the answers are not versions of one text: when their weighted
+    mean ``min(1, d(answer, medoid) / words of the medoid)`` exceeds ``splice_limit``
+    (free rewrites or SFT answers: a word-by-word vote would splice unrelated sentences),
+    it returns the medoid. On CrowdSpeech dev-clean (2,703 recordings, 7 transcripts each)
+    the vote beats the medoid in every band of confidence (5.82 % WER against 6.06 %),
+    so there is no "ROVER when confident" switch; ``"auto"`` sends 10 tasks to the
+    medoid there (5.83 %).
 
     Worker model (``fit``): each worker's word error rate (WER) against the consensus,
-    ``(errors + prior_strength * pooled_wer) / (words + prior_strength)`` -- a beta-like
-    prior of ``prior_strength`` words at the pooled WER of all answers, so a worker with a
-    few answers stays near the crowd. The vote weight is ``log((1 - wer) / wer)``, 0 at or
-    above a WER of 0.5. Consensus and WERs alternate ``n_iter`` times (an EM-like loop
-    started from equal weights; it stops early when no consensus changes). Unknown
-    workers (``-1`` or unseen) get the prior WER (``prior_wer`` before any fit).
+    ``(errors + prior_strength * pooled) / (words + prior_strength)``: ``prior_strength``
+    pseudo-words at the pooled WER of all answers, so a worker with few answers stays
+    near the crowd. The vote weight is ``log((1 - wer) / wer)`` (the optimal weight of a
+    vote between two alternatives, Nitzan and Paroush 1982; 0 from a WER of 0.5 up).
+    Consensus (``_e_step``) and WERs (``_m_step``) alternate, from equal weights, at most
+    ``n_iter`` times: an EM-like loop that stops when no consensus changes. A worker the
+    model does not know (``-1`` or unseen) gets the pooled WER (``prior_wer`` before any
+    fit, when every worker is equal).
 
-    ``confidence``: the mean over the network's slots of the posterior probability that
-    the response's choice in the slot (a word or no word) is right, the weighted vote read
-    as a log-linear model with one unseen alternative (see :func:`_posterior`): about the
-    expected share of the response's word positions that are right. One answer gives
-    ``1 - wer`` of its worker; agreeing answers push it towards 1, so it can drive
-    adaptive redundancy. ``needs_review``: ``disagreement > review_threshold``, where
-    ``disagreement`` is the weighted mean over answers of ``min(1, WER against the
-    response)``. ``extra``: ``method`` (``"rover"`` or ``"medoid"``), ``disagreement``.
-    ``params_``: ``{"wer": [per worker], "n_words": [per worker], "prior_wer": float}``.
+    ``TaskResult``: ``response`` ``{"text": str}``; ``confidence`` (:func:`_confidence`)
+    the mean over slots of the posterior probability that the response's choice is right,
+    the weighted vote read as a log-linear model with one unseen alternative: about the
+    expected share of right word positions. A lone answer gives ``1 - wer`` of its
+    worker; each agreeing answer raises it, so it can drive adaptive redundancy. It ranks
+    tasks well but is optimistic (workers err together on hard words): on the real set
+    its mean is 0.98 for a word accuracy of 0.94, Spearman -0.59 with the task's WER.
+    ``needs_review``: ``disagreement > review_threshold``, ``disagreement`` being the
+    weighted mean over answers of ``min(1, WER against the response)`` (0.3 flags 3.5 %
+    of the real set's tasks, whose WER is 29 % against 5 % for the rest). ``extra``:
+    ``method`` (``"rover"``, ``"medoid"``, or ``"none"`` without answers) and
+    ``disagreement``. ``params_``: ``{"wer": [...], "n_words": [...], "prior_wer": float}``
+    (per worker: WER and words of consensus seen; the pooled WER).
     """
 
     def __init__(
@@ -298,6 +314,8 @@ class TextAggregator(BaseEstimator):
         check_positive(self.prior_strength, "prior_strength", strict=False)
         if not 0.0 < self.prior_wer < 1.0:
             raise ValueError(f"prior_wer must be in (0, 1), got {self.prior_wer}")
+        check_positive(self.review_threshold, "review_threshold", strict=False)
+        check_positive(self.splice_limit, "splice_limit", strict=False)
 
     def _weights(self, workers: list[int]) -> list[float]:
         wer: list[float] = getattr(self, "wer_", [])
@@ -318,7 +336,7 @@ class TextAggregator(BaseEstimator):
         """Each slot's choice (a word or "") and the answer taken whole (-1: ROVER's)."""
         n = len(t.words)
         vw = weight if math.fsum(weight) > 0 else [1.0] * n  # all weights 0: count answers
-        if self.method == "rover":
+        if self.method == "rover" or n == 0:
             return _vote(t, vw), -1
         cost = [math.fsum([vw[j] * t.dist[i][j] for j in range(n)]) for i in range(n)]
         medoid = min(range(n), key=lambda i: (cost[i], -vw[i], i))
