@@ -44,6 +44,7 @@ from .simulate import (
     simulate_ratings,
 )
 from .spans import SpanAggregator
+from .text import TextAggregator
 
 __all__ = [
     "DEFAULT_CLASSIFIER",
@@ -71,6 +72,7 @@ __all__ = [
     "SimulatedMultiLabel",
     "SimulatedRankings",
     "SpanAggregator",
+    "TextAggregator",
     "WeightedMajorityVote",
     "WorkerModel",
     "answers_to_reliability_data",

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from qistas.domain.exportrecords import chunks, provenance, to_json
 from qistas.domain.tasktypes.base import ExportFormat, FieldName, FormField, Records, Spec, TaskType, fail, need, obj
-from qistas.quality.structured import ExactMatchVote
+from qistas.quality import text as text_quality
 
 MAX_TEXT_ANSWER = 100_000
 
@@ -38,7 +38,8 @@ def chat(records: Records, spec: TextSpec) -> Iterator[bytes]:
 class Text(TaskType[TextSpec]):
     name = "text"
     spec_model = TextSpec
-    confidence = "one minus the reliability-weighted mean word error rate of the answers against the consensus"
+    confidence = ("the mean, over the aligned word positions, of the probability that the consensus word is "
+                  "right (reliability-weighted vote); needs_review when the answers disagree")
     form_fields = (FormField("prompt_field", "text", "new.prompt_field"),)
     export_formats = {"chat": ExportFormat("application/x-ndjson", "jsonl", chat)}
 
@@ -60,7 +61,10 @@ class Text(TaskType[TextSpec]):
         return " ".join(answer["text"].split()) == " ".join(gold["text"].split())
 
     def aggregator(self, spec: TextSpec) -> Any:
-        return ExactMatchVote()
+        return text_quality.TextAggregator()
+
+    def answer_score(self, spec: TextSpec, data: dict[str, Any], answer: Any, response: Any) -> float:
+        return text_quality.answer_score(answer, response)
 
 
 TASK_TYPE = Text()
