@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from qistas.api.deps import Actor, Db, Id, write
+from qistas.api.deps import Actor, Db, Id
 from qistas.api.schemas.accounts import (
     OrgCreate,
     OrgRead,
@@ -16,6 +16,7 @@ from qistas.api.schemas.accounts import (
     UserRead,
 )
 from qistas.db.models import Organization, User
+from qistas.db.unit_of_work import write
 from qistas.domain import audit, users
 from qistas.policies import (
     ensure_may_create_user,

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from qistas.api.deps import Actor, AppSettings, Db, Id, write
+from qistas.api.deps import Actor, AppSettings, Db, Id
 from qistas.api.schemas.projects import (
     BatchCreate,
     BatchRead,
@@ -18,6 +18,7 @@ from qistas.api.schemas.projects import (
 )
 from qistas.db.models import Batch, Organization, Project, User
 from qistas.db.types import utcnow
+from qistas.db.unit_of_work import write
 from qistas.domain import projects, results, users
 from qistas.domain.destinations import Policy, resolve
 from qistas.errors import Invalid

@@ -7,8 +7,9 @@ from typing import Any
 from fastapi import APIRouter
 from sqlalchemy.orm import Session
 
-from qistas.api.deps import Actor, AppSettings, Db, Id, write
+from qistas.api.deps import Actor, AppSettings, Db, Id
 from qistas.db.models import Project, User
+from qistas.db.unit_of_work import write
 from qistas.domain import audit, quality, quality_report
 from qistas.domain.security import pseudonym
 from qistas.errors import NotFound

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 
-from qistas.api.deps import Actor, After, AppSettings, Db, Id, Limit, write
+from qistas.api.deps import Actor, After, AppSettings, Db, Id, Limit
 from qistas.api.schemas.tasks import (
     AnnotationImportRead,
     AnnotationRead,
@@ -28,6 +28,7 @@ from qistas.config import Settings
 from qistas.db.dialect import refresh_statistics
 from qistas.db.models import Annotation, Assignment, Project, Task, User
 from qistas.db.types import utcnow
+from qistas.db.unit_of_work import write
 from qistas.domain import annotation_imports, audit, imports, results
 from qistas.domain.destinations import Policy, check_syntax, resolve
 from qistas.domain.security import pseudonym

@@ -9,8 +9,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from qistas.api.deps import Db, read, write
+from qistas.api.deps import Db
 from qistas.db.models import ApiToken, Organization, User
+from qistas.db.unit_of_work import read, write
 from qistas.domain import audit, users
 from qistas.errors import QistasError
 from qistas.policies import ROLES, ensure_may_create_user, ensure_may_manage_tokens, require_admin

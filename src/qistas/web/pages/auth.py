@@ -9,8 +9,9 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from qistas.api.deps import AppSettings, Db, read, write
+from qistas.api.deps import AppSettings, Db
 from qistas.db.types import utcnow
+from qistas.db.unit_of_work import read, write
 from qistas.domain.users import user_for_password
 from qistas.domain.web_sessions import SESSION_HOURS, close_session, open_session
 from qistas.web.i18n import LANG_COOKIE, LANGUAGES

@@ -9,9 +9,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from qistas.api.deps import AppSettings, Db, read, write
+from qistas.api.deps import AppSettings, Db
 from qistas.db.models import Annotation, Project, Task
 from qistas.db.types import utcnow
+from qistas.db.unit_of_work import read, write
 from qistas.domain import audit, insights, projects, results
 from qistas.domain.security import pseudonym
 from qistas.domain.tasktypes import all_types, type_names

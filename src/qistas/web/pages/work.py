@@ -10,8 +10,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from qistas.api.deps import AppSettings, Db, read
+from qistas.api.deps import AppSettings, Db
 from qistas.db.models import Project
+from qistas.db.unit_of_work import read
 from qistas.domain import projects
 from qistas.errors import Forbidden
 from qistas.policies import ensure_annotator_access, may_work_on
