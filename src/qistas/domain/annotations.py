@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from qistas.db.enums import LeaseStatus, TaskStatus
 from qistas.db.models import Batch, Project, Task, User
 from qistas.db.queries import annotations as queries
 from qistas.db.queries.annotations import StoredAnswer
@@ -47,12 +48,12 @@ def submit(
     now: datetime,
 ) -> Submitted:
     assignment = get_own_assignment(session, assignment_id=assignment_id, annotator=annotator, lock=True)
-    if assignment.status == "submitted":
+    if assignment.status == LeaseStatus.SUBMITTED:
         stored = queries.STORED.first(session, assignment_id=assignment.id)
         assert stored is not None
         return Submitted(stored, created=False)
-    if assignment.status != "active" or assignment.expires_at <= now:
-        state = "expired" if assignment.status == "active" else assignment.status
+    if assignment.status != LeaseStatus.ACTIVE or assignment.expires_at <= now:
+        state = LeaseStatus.EXPIRED if assignment.status == LeaseStatus.ACTIVE else assignment.status
         raise Conflict(f"this lease is no longer valid ({state}); take a new task")
     if seconds is not None and not 0 <= seconds <= MAX_SECONDS:
         raise Invalid(f"seconds must be between 0 and {MAX_SECONDS}", details={"field": "seconds"})
@@ -60,7 +61,7 @@ def submit(
     task = queries.TASK_LOCKED.first(session, task_id=assignment.task_id)
     project = load_project(session, assignment.project_id)
     assert task is not None and project is not None
-    if task.status != "pending":
+    if task.status != TaskStatus.PENDING:
         raise Conflict(f"this task is {task.status}; take a new task")
     check_storable(answer, "answer")
     spec = parse_spec(project.task_spec)
@@ -111,7 +112,7 @@ def settle(session: Session, *, task: Task, project: Project, spec: Any, now: da
             set_committed_value(task, "required", decision.required)
         return
     # One UPDATE of the locked row, mirrored on the object (cheaper than the unit of work).
-    values = {"required": decision.required, "status": "completed", "response": consensus.response,
+    values = {"required": decision.required, "status": TaskStatus.COMPLETED, "response": consensus.response,
               "confidence": consensus.confidence, "method": consensus.method,
               "below_target": decision.below_target, "needs_review": consensus.needs_review,
               "details": consensus.details or None, "completed_at": now}

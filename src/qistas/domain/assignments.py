@@ -29,6 +29,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from qistas.db.dialect import locks_claimed_rows
+from qistas.db.enums import LeaseStatus, TaskStatus
 from qistas.db.models import Assignment, Project, User
 from qistas.db.queries import assignments as queries
 from qistas.db.queries.assignments import Lease, WorkTask
@@ -43,8 +44,8 @@ def expire_leases(session: Session, *, project_id: int, now: datetime) -> int:
         return 0
     session.execute(
         update(Assignment)
-        .where(Assignment.id.in_([r.id for r in rows]), Assignment.status == "active")
-        .values(status="expired", ended_at=now)
+        .where(Assignment.id.in_([r.id for r in rows]), Assignment.status == LeaseStatus.ACTIVE)
+        .values(status=LeaseStatus.EXPIRED, ended_at=now)
     )
     _release_slots(session, Counter(r.task_id for r in rows))
     return len(rows)
@@ -78,11 +79,11 @@ def claim(
     held = active_lease(session, project_id=project.id, annotator_id=annotator.id, now=now)
     if held is not None:
         held_task = work_task(session, held.task_id)
-        if held_task.status == "pending":
+        if held_task.status == TaskStatus.PENDING:
             return held, held_task
         # Its batch was canceled under the lease: handing it back would leave the annotator
         # stuck on a task they cannot submit until the lease runs out. End it, serve another.
-        queries.END_LEASE.run(session, lease_id=held.id, status="expired", now=now)
+        queries.END_LEASE.run(session, lease_id=held.id, status=LeaseStatus.EXPIRED, now=now)
         _release_slots(session, Counter({held_task.id: 1}))
     if gold_rules.is_blocked(session, project_id=project.id, annotator_id=annotator.id):
         raise Forbidden("your answers to this project's quality checks are below its threshold")
@@ -105,10 +106,10 @@ def claim(
 
 def _lease(session: Session, *, task: WorkTask, annotator: User, now: datetime, lease_seconds: int) -> Lease:
     expires_at = now + timedelta(seconds=lease_seconds)
-    made = queries.NEW_LEASE.first(session, task_id=task.id, project_id=task.project_id,
-                                   annotator_id=annotator.id, status="active", created_at=now, expires_at=expires_at)
+    made = queries.NEW_LEASE.first(session, task_id=task.id, project_id=task.project_id, annotator_id=annotator.id,
+                                   status=LeaseStatus.ACTIVE, created_at=now, expires_at=expires_at)
     assert made is not None
-    return Lease(made.id, task.id, task.project_id, annotator.id, "active", expires_at)
+    return Lease(made.id, task.id, task.project_id, annotator.id, LeaseStatus.ACTIVE, expires_at)
 
 
 def get_own_assignment(session: Session, *, assignment_id: int, annotator: User, lock: bool = False) -> Lease:
@@ -127,18 +128,18 @@ def work_task(session: Session, task_id: int) -> WorkTask:
 
 def skip(session: Session, *, assignment_id: int, annotator: User, now: datetime) -> None:
     lease = get_own_assignment(session, assignment_id=assignment_id, annotator=annotator, lock=True)
-    if lease.status == "skipped":
+    if lease.status == LeaseStatus.SKIPPED:
         return  # a repeated skip is harmless
-    if lease.status != "active" or lease.expires_at <= now:
+    if lease.status != LeaseStatus.ACTIVE or lease.expires_at <= now:
         raise Conflict(f"this lease is no longer valid ({_state(lease, now)})")
-    queries.END_LEASE.run(session, lease_id=lease.id, status="skipped", now=now)
+    queries.END_LEASE.run(session, lease_id=lease.id, status=LeaseStatus.SKIPPED, now=now)
     _release_slots(session, Counter({lease.task_id: 1}))
 
 
 def renew(session: Session, *, assignment_id: int, annotator: User, now: datetime, lease_seconds: int) -> Lease:
     """Extend a live lease while the annotator is still working on it."""
     lease = get_own_assignment(session, assignment_id=assignment_id, annotator=annotator, lock=True)
-    if lease.status != "active" or lease.expires_at <= now:
+    if lease.status != LeaseStatus.ACTIVE or lease.expires_at <= now:
         raise Conflict(f"this lease is no longer valid ({_state(lease, now)})")
     expires_at = now + timedelta(seconds=lease_seconds)
     queries.EXTEND_LEASE.run(session, lease_id=lease.id, expires_at=expires_at)
@@ -146,6 +147,6 @@ def renew(session: Session, *, assignment_id: int, annotator: User, now: datetim
 
 
 def _state(lease: Lease, now: datetime) -> str:
-    if lease.status == "active" and lease.expires_at <= now:
-        return "expired"
+    if lease.status == LeaseStatus.ACTIVE and lease.expires_at <= now:
+        return LeaseStatus.EXPIRED
     return lease.status

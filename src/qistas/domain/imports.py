@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from qistas.db.dialect import insert_many_skipping_conflicts
+from qistas.db.enums import BatchStatus, TaskStatus
 from qistas.db.models import Batch, Project, Task
 from qistas.db.types import utcnow
 from qistas.domain.jsonsafe import check_storable
@@ -286,7 +287,7 @@ def _row_values(
         batch = batches.get(str(raw["batch"]))
         if batch is None:
             raise Invalid(f"unknown batch {raw['batch']!r}")
-        if batch.status in ("completed", "canceled"):
+        if batch.status in (BatchStatus.COMPLETED, BatchStatus.CANCELED):
             raise Invalid(f"batch {batch.name!r} is {batch.status}")
         batch_id = batch.id
     return {
@@ -297,7 +298,7 @@ def _row_values(
         "metadata": metadata,
         "gold": gold,
         "is_gold": gold is not None,
-        "status": "pending",
+        "status": TaskStatus.PENDING,
         "required": project.redundancy_min,
         "n_claimed": 0,
         "n_annotations": 0,

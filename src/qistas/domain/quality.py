@@ -23,6 +23,7 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from qistas.db.engine import Database
+from qistas.db.enums import TaskStatus
 from qistas.db.models import Annotation, Project, QualityModel, Task, WorkerStats, table
 from qistas.db.prepared import Prepared
 from qistas.db.types import utcnow
@@ -219,7 +220,8 @@ def refit(db: Database, *, project_id: int) -> RefitResult | None:
         model.method, model.params, model.fitted_at = method, params, utcnow()
         model.n_annotations = loaded.n_answers
         completed = session.scalars(
-            select(Task).where(Task.project_id == project_id, Task.status == "completed", Task.is_gold.is_(False))
+            select(Task).where(Task.project_id == project_id, Task.status == TaskStatus.COMPLETED,
+                               Task.is_gold.is_(False))
         )
         for task in completed:
             i = position.get(task.id)

@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, select, update
 
+from qistas.db.enums import LeaseStatus
 from qistas.db.models import Annotation, Assignment, Task, table
 from qistas.db.prepared import NewId, Prepared, Rowcount, insert_of, select_entity
 
@@ -47,7 +48,7 @@ NEW_ANNOTATION = Prepared(
 )
 CLOSE_LEASE = Prepared(
     update(table(Assignment)).where(_leases.id == bindparam("assignment_id"))
-    .values(status="submitted", ended_at=bindparam("now")),
+    .values(status=LeaseStatus.SUBMITTED, ended_at=bindparam("now")),
     Rowcount,
 )
 COUNT_ANSWER = Prepared(

@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import and_, bindparam, literal_column, or_, select, update
 
+from qistas.db.enums import BatchStatus, LeaseStatus, TaskStatus
 from qistas.db.models import TASK_IN_FLIGHT, Assignment, Batch, Project, Task, table
 from qistas.db.prepared import NewId, Prepared, Rowcount, insert_of, select_entity
 
@@ -55,7 +56,7 @@ def locked_variants(statement: Any, row: Any) -> dict[bool, Prepared[Any]]:
 STALE: dict[bool, Prepared[_Ids]] = locked_variants(
     select(_leases.id, _leases.task_id).where(
         _leases.project_id == bindparam("project_id"),
-        _leases.status == "active",
+        _leases.status == LeaseStatus.ACTIVE,
         _leases.expires_at <= bindparam("now"),
     ),
     _Ids,
@@ -67,7 +68,7 @@ HELD = Prepared(
     .where(
         _leases.project_id == bindparam("project_id"),
         _leases.annotator_id == bindparam("annotator_id"),
-        _leases.status == "active",
+        _leases.status == LeaseStatus.ACTIVE,
         _leases.expires_at > bindparam("now"),
     )
     .limit(1)
@@ -95,14 +96,15 @@ EXTEND_LEASE = Prepared(
 )
 TAKE_SLOT = Prepared(
     update(table(Task))
-    .where(and_(_tasks.id == bindparam("task_id"), _tasks.n_claimed < _tasks.required, _tasks.status == "pending"))
+    .where(and_(_tasks.id == bindparam("task_id"), _tasks.n_claimed < _tasks.required,
+                _tasks.status == TaskStatus.PENDING))
     .values(n_claimed=_tasks.n_claimed + 1),
     Rowcount,
 )
 # A gold task takes any number of annotators, once each: its requirement grows with them.
 TAKE_GOLD_SLOT = Prepared(
     update(table(Task))
-    .where(and_(_tasks.id == bindparam("task_id"), _tasks.status == "pending"))
+    .where(and_(_tasks.id == bindparam("task_id"), _tasks.status == TaskStatus.PENDING))
     .values(n_claimed=_tasks.n_claimed + 1, required=_tasks.n_claimed + 1),
     Rowcount,
 )
@@ -119,7 +121,7 @@ def _candidates() -> Any:
         _tasks.batch_id.is_(None),
         _tasks.batch_id.in_(
             select(_batches.id).where(_batches.project_id == bindparam("project_id"),
-                                      _batches.status == "in_progress")
+                                      _batches.status == BatchStatus.IN_PROGRESS)
         ),
     )
     # OFFSET 0 keeps PostgreSQL from turning NOT EXISTS into an anti-join. Planned on stale
@@ -135,7 +137,7 @@ def _candidates() -> Any:
     )
     return select(_tasks.id, _tasks.project_id, _tasks.status, _tasks.data).where(
         _tasks.project_id == bindparam("project_id"),
-        _tasks.status == "pending",
+        _tasks.status == TaskStatus.PENDING,
         served_batch,
         ~seen,
     )
