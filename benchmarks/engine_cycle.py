@@ -30,6 +30,7 @@ from sqlalchemy import text
 from qistas.db.engine import Database
 from qistas.db.migrate import upgrade
 from qistas.db.models import Project
+from qistas.db.queries import assignments as claim_queries
 from qistas.db.types import utcnow
 from qistas.domain import annotations, assignments, imports, projects, users
 
@@ -133,7 +134,7 @@ def started_first_claim_ms(db: Database, project_id: int, token: str, repeats: i
         assert annotator is not None
         params = {"project_id": project_id, "annotator_id": annotator.id}
         if db.engine.dialect.name == "postgresql":
-            query = assignments._NEXT[0][True].statement
+            query = claim_queries.NEXT[0][True].statement
             compiled = query.compile(dialect=db.engine.dialect)
             explained = session.connection().exec_driver_sql(
                 "EXPLAIN (ANALYZE, FORMAT JSON) " + str(compiled),
@@ -143,7 +144,7 @@ def started_first_claim_ms(db: Database, project_id: int, token: str, repeats: i
         times = []
         for _ in range(repeats):
             start = time.perf_counter()
-            assignments._NEXT[0][False].first(session, **params)
+            claim_queries.NEXT[0][False].first(session, **params)
             times.append(time.perf_counter() - start)
         return 1000 * statistics.median(times)
 

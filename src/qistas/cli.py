@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from qistas.config import get_settings
+from qistas.policies import ACCOUNT_ROLES
 
 
 def _database():
@@ -91,7 +92,7 @@ def users() -> None:
 
 @users.command("create")
 @click.argument("email")
-@click.option("--role", required=True, type=click.Choice(["admin", "owner", "member", "annotator"]))
+@click.option("--role", required=True, type=click.Choice([role.value for role in ACCOUNT_ROLES]))
 @click.option("--org", "org_slug", help="organization slug (created if missing)")
 @click.option("--password", help="for signing in to the web UI; prompted if --ask-password")
 @click.option("--ask-password", is_flag=True, help="prompt for the password")

@@ -7,15 +7,21 @@ role may not touch raises ``Forbidden``.
 
 from __future__ import annotations
 
-from qistas.db.models import Organization, Project, User
+from typing import TYPE_CHECKING
+
+from qistas.db.enums import Role
 from qistas.errors import Forbidden, NotFound
 
-ROLES = ("admin", "owner", "member", "annotator")
-STAFF_ROLES = ("owner", "member")
+if TYPE_CHECKING:  # the tables only annotate here; the CLI reads ACCOUNT_ROLES without loading them
+    from qistas.db.models import Organization, Project, User
+
+# The roles a user may be created with: an external annotator comes only with imported answers.
+ACCOUNT_ROLES = (Role.ADMIN, Role.OWNER, Role.MEMBER, Role.ANNOTATOR)
+STAFF_ROLES = (Role.OWNER, Role.MEMBER)
 
 
 def is_admin(actor: User) -> bool:
-    return actor.role == "admin"
+    return actor.role == Role.ADMIN
 
 
 def require_admin(actor: User) -> None:
@@ -25,7 +31,7 @@ def require_admin(actor: User) -> None:
 
 def may_work_on(actor: User, project: Project) -> bool:
     """Whether the project's tasks may be served to this annotator."""
-    if actor.role != "annotator":
+    if actor.role != Role.ANNOTATOR:
         return False
     if actor.org_id is not None:
         return actor.org_id == project.org_id
@@ -49,7 +55,7 @@ def ensure_project_visible(actor: User, project: Project | None) -> Project:
 def ensure_customer_access(actor: User, project: Project | None) -> Project:
     """Reading or changing a project's data, results and settings: its org's staff, admins."""
     project = ensure_project_visible(actor, project)
-    if actor.role not in (*STAFF_ROLES, "admin"):
+    if actor.role not in (*STAFF_ROLES, Role.ADMIN):
         raise Forbidden("annotators may only take and submit tasks")
     return project
 
@@ -88,9 +94,9 @@ def ensure_org_reachable(actor: User, org: Organization | None, slug: str) -> Or
 def ensure_may_create_user(actor: User, *, role: str, org_id: int | None) -> None:
     if is_admin(actor):
         return
-    if actor.role != "owner":
+    if actor.role != Role.OWNER:
         raise Forbidden("only admins and owners may create users")
-    if role == "admin":
+    if role == Role.ADMIN:
         raise Forbidden("owners may not create admins")
     if org_id != actor.org_id:
         raise Forbidden("owners may only create users in their own organization")
@@ -102,7 +108,7 @@ def ensure_may_manage_tokens(actor: User, target: User | None) -> User:
         raise NotFound("user not found")
     if is_admin(actor) or target.id == actor.id:
         return target
-    if actor.role == "owner" and target.org_id == actor.org_id:
+    if actor.role == Role.OWNER and target.org_id == actor.org_id:
         return target
     if actor.org_id is not None and target.org_id == actor.org_id:
         raise Forbidden("only owners may manage other users' tokens")

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import text
 
 from qistas.db.engine import Database
-from qistas.domain import assignments
+from qistas.db.queries import assignments as queries
 from tests.domain.test_engine_concurrency import make_project
 
 
@@ -20,7 +20,7 @@ def test_postgresql_plans_the_started_first_query_on_the_in_flight_index(databas
         connection.execute(text("UPDATE tasks SET status = 'completed', n_claimed = 3, n_annotations = 3 "
                                 "WHERE project_id = :p AND id < :cut"), {"p": setup.project_id, "cut": first + 2900})
         connection.execute(text("ANALYZE tasks"))
-    started_first = assignments._NEXT[0][True]
+    started_first = queries.NEXT[0][True]
     with database.engine.connect() as connection:
         plan = "\n".join(row[0] for row in connection.exec_driver_sql(
             "EXPLAIN " + str(started_first.statement.compile(dialect=connection.dialect)),
@@ -49,7 +49,7 @@ def test_postgresql_checks_what_the_annotator_saw_with_one_index_probe_per_task(
         connection.execute(text(
             "UPDATE tasks SET n_claimed = 1, n_annotations = 1 WHERE id IN "
             "(SELECT task_id FROM assignments WHERE annotator_id = :a)"), {"a": annotator})
-    started_first = assignments._NEXT[0][True].statement
+    started_first = queries.NEXT[0][True].statement
     with database.engine.connect() as connection:
         compiled = started_first.compile(dialect=connection.dialect)
         plan = "\n".join(row[0] for row in connection.exec_driver_sql(

@@ -15,10 +15,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from qistas.api.deps import write
 from qistas.db.engine import Database
 from qistas.db.models import Assignment, Project, Task, User
 from qistas.db.types import utcnow
+from qistas.db.unit_of_work import write
 from qistas.domain import annotations, assignments, imports, projects, users
 from qistas.errors import Conflict
 from tests.engine_checks import Tally, annotation_count, check, expire, run_threads, status_counts

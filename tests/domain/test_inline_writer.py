@@ -1,7 +1,7 @@
 """SQLite's inline writer: it never waits, never jumps the queue, and its requests still get served.
 
 The annotation loop's routes run their transaction on the event loop when the write lock is
-free (``api.deps.write_now``). These tests hold the lock from elsewhere (another thread, or
+free (``db.unit_of_work.write_now``). These tests hold the lock from elsewhere (another thread, or
 another ``Database`` on the same file, as a second server process would) and check that the
 inline writer refuses before doing anything, and that a request arriving then waits without
 blocking the event loop and completes once the lock is free.

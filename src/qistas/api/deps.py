@@ -1,31 +1,24 @@
-"""Request dependencies: settings, database, the acting user, transactions."""
+"""Request dependencies: settings, database, the acting user, paging and path parameters.
+
+Transactions are the database layer's unit of work (``qistas.db.unit_of_work``).
+"""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query, Request
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from qistas.config import Settings
-from qistas.db.dialect import is_retryable
-from qistas.db.engine import Database, WriterBusy
+from qistas.db.engine import Database
 from qistas.db.models import User
 from qistas.domain.users import TokenCache
 from qistas.errors import Invalid, Unauthorized
 
-T = TypeVar("T")
-RETRIES = 5
 # Ids are 64-bit integers on both databases: a larger number in a URL is refused here, since
 # the drivers cannot even bind it (a 500 from SQLite's OverflowError or PostgreSQL's range check).
 MAX_ID = 2**63 - 1
-# How long a loop request polls a busy SQLite write lock before queueing in the thread pool.
-INLINE_PATIENCE_SECONDS = 10.0
 
 
 # Dependencies that do no I/O are ``async def``: FastAPI runs a plain ``def`` dependency in
@@ -135,57 +128,6 @@ async def page_limit(
     if limit is None:
         return settings.default_page_size
     return min(limit, settings.max_page_size)
-
-
-def write(db: Database, work: Callable[[Session], T]) -> T:
-    """Run ``work`` in one write transaction: commit on success, roll back on any error.
-
-    A deadlock or serialization failure (PostgreSQL) runs the whole transaction again.
-    """
-    for attempt in range(RETRIES):
-        try:
-            with db.writer.begin() as session:
-                return work(session)
-        except DBAPIError as exc:
-            if not is_retryable(exc) or attempt == RETRIES - 1:
-                raise
-            time.sleep(0.01 * (attempt + 1))
-    raise AssertionError("unreachable")
-
-
-async def write_now(db: Database, work: Callable[[Session], T]) -> T:
-    """``write`` for the short transactions of the annotation loop, on the event loop if it can.
-
-    On SQLite the transaction runs right here, on the event loop, once no other writer holds
-    or awaits the write lock: it cannot wait on a lock then, and SQLite answers in
-    microseconds. Run in a worker thread instead, the same transaction costs about twice the
-    CPU, because the thread and the event loop hand the GIL back and forth around every SQLite
-    call. While the lock is taken (an import, a background job, another process), the request
-    waits here without blocking the loop, trying again after a pause that doubles up to 20 ms.
-    It does not queue in the thread pool: requests arriving behind it would find that queue
-    and follow it, and the loop would stay on the slow path long after the writer left
-    (measured: a background writer holding the lock 20 ms a second took 32 annotators from
-    285 to 166 annotations/s that way). On PostgreSQL, where every statement is a network
-    round trip and row locks may wait, it runs in the thread pool like any other transaction.
-    """
-    if db.inline_writer is not None:
-        deadline = time.monotonic() + INLINE_PATIENCE_SECONDS
-        pause = 0.0005
-        while True:
-            try:
-                with db.inline_writer.begin() as session:
-                    return work(session)
-            except WriterBusy:
-                if time.monotonic() >= deadline:
-                    break  # a writer that long: queue for the lock in a thread like everyone else
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 0.02)
-    return await run_in_threadpool(write, db, work)
-
-
-def read(db: Database, work: Callable[[Session], T]) -> T:
-    with db.reader() as session:
-        return work(session)
 
 
 Actor = Annotated[User, Depends(current_actor)]

@@ -13,7 +13,7 @@ SQLite's own lock still guards every write; ours only orders the waiting.
 
 ``inline_writer`` sessions never wait: when another writer holds the lock, or one is already
 waiting for it, their BEGIN raises ``WriterBusy`` before anything is done. The server uses
-them to run short transactions on the event loop itself (see ``api.deps.write_now``).
+them to run short transactions on the event loop itself (see ``db.unit_of_work.write_now``).
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from qistas.db.enums import BatchStatus, LeaseStatus, TaskStatus
 from qistas.db.types import JSONType, UTCDateTime, utcnow
 
 # BIGINT on PostgreSQL, INTEGER (the rowid alias) on SQLite.
@@ -50,7 +51,7 @@ class User(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
-    role: Mapped[str] = mapped_column(String(16))  # admin | owner | member | annotator | external
+    role: Mapped[str] = mapped_column(String(16))  # a Role: admin | owner | member | annotator | external
     org_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"), index=True)
     password_hash: Mapped[str | None] = mapped_column(String(255))
     is_reviewer: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -99,8 +100,8 @@ class Batch(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
     name: Mapped[str] = mapped_column(String(200))
-    # staging | in_progress | paused | completed | canceled
-    status: Mapped[str] = mapped_column(String(16), default="staging")
+    # a BatchStatus: staging | in_progress | paused | completed | canceled
+    status: Mapped[str] = mapped_column(String(16), default=BatchStatus.STAGING)
     callback_url: Mapped[str | None] = mapped_column(String(2048))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -131,7 +132,7 @@ class Task(Base):
     meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONType)
     gold: Mapped[Any | None] = mapped_column(JSONType)
     is_gold: Mapped[bool] = mapped_column(Boolean, default=False)
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|completed|canceled
+    status: Mapped[str] = mapped_column(String(16), default=TaskStatus.PENDING)  # a TaskStatus
     # Annotations the task needs now: starts at redundancy.min, grows up to max.
     required: Mapped[int] = mapped_column(Integer)
     # Submitted annotations plus live leases: never above `required` (invariant 1).
@@ -162,7 +163,7 @@ class Assignment(Base):
     task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"))
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
     annotator_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
-    status: Mapped[str] = mapped_column(String(16), default="active")  # active|submitted|skipped|expired
+    status: Mapped[str] = mapped_column(String(16), default=LeaseStatus.ACTIVE)  # a LeaseStatus
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

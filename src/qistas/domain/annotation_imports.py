@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from qistas.db.enums import LeaseStatus, Role, TaskStatus
 from qistas.db.models import Annotation, Assignment, Project, Task, User
 from qistas.domain import annotations as answering
 from qistas.domain import gold as gold_rules
@@ -35,7 +36,6 @@ from qistas.errors import Invalid, QistasError
 
 CHUNK = 1000
 ROW_KEYS = {"task", "annotator", "answer", "seconds"}
-EXTERNAL_ROLE = "external"
 
 
 @dataclass
@@ -85,11 +85,11 @@ def external_email(org_id: int, external_id: str) -> str:
 def _externals(session: Session, *, org_id: int, external_ids: set[str], now: datetime) -> dict[str, int]:
     """The user id of each outside annotator, made on first sight."""
     found = dict(session.execute(
-        select(User.external_id, User.id).where(User.org_id == org_id, User.role == EXTERNAL_ROLE,
+        select(User.external_id, User.id).where(User.org_id == org_id, User.role == Role.EXTERNAL,
                                                 User.external_id.in_(external_ids))
     ).all())
     for external_id in sorted(external_ids - found.keys()):
-        user = User(email=external_email(org_id, external_id), role=EXTERNAL_ROLE, org_id=org_id,
+        user = User(email=external_email(org_id, external_id), role=Role.EXTERNAL, org_id=org_id,
                     password_hash=None, is_reviewer=False, is_active=False, external_id=external_id,
                     created_at=now)
         session.add(user)
@@ -115,7 +115,7 @@ class _Import:
             .with_for_update()
         )}
         externals = dict(self.session.execute(
-            select(User.external_id, User.id).where(User.org_id == self.project.org_id, User.role == EXTERNAL_ROLE,
+            select(User.external_id, User.id).where(User.org_id == self.project.org_id, User.role == Role.EXTERNAL,
                                                     User.external_id.in_({r.annotator for r in rows}))
         ).all())
         answered = set(self.session.execute(
@@ -129,7 +129,7 @@ class _Import:
                 task = tasks.get(row.task)
                 if task is None:
                     raise Invalid(f"unknown task {row.task!r}")
-                if task.status == "canceled":
+                if task.status == TaskStatus.CANCELED:
                     raise Invalid(f"task {row.task!r} is canceled")
                 if (row.task, row.annotator) in self.seen or (task.id, externals.get(row.annotator)) in answered:
                     raise Invalid(f"annotator {row.annotator!r} already answered task {row.task!r}")
@@ -143,7 +143,7 @@ class _Import:
         people = _externals(self.session, org_id=self.project.org_id, external_ids={r.annotator for r, _, _ in good},
                             now=self.now)
         leases = [{"task_id": task.id, "project_id": self.project.id, "annotator_id": people[row.annotator],
-                   "status": "imported", "created_at": self.now, "expires_at": self.now, "ended_at": self.now}
+                   "status": LeaseStatus.IMPORTED, "created_at": self.now, "expires_at": self.now, "ended_at": self.now}
                   for row, task, _ in good]
         ids = self.session.scalars(insert(Assignment).returning(Assignment.id, sort_by_parameter_order=True),
                                    leases).all()
@@ -169,7 +169,7 @@ class _Import:
                 task.n_claimed += n
                 task.required = max(task.required, task.n_claimed)
                 self.session.flush()
-                if task.status == "pending" and not task.is_gold:
+                if task.status == TaskStatus.PENDING and not task.is_gold:
                     answering.settle(self.session, task=task, project=self.project, spec=self.spec, now=self.now)
 
 

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
-from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from qistas.db.models import Annotation, Assignment, Batch, Project, Task, User, table
-from qistas.db.prepared import NewId, Prepared, Rowcount, insert_of, select_entity
+from qistas.db.enums import LeaseStatus, TaskStatus
+from qistas.db.models import Batch, Project, Task, User
+from qistas.db.queries import annotations as queries
+from qistas.db.queries.annotations import StoredAnswer
 from qistas.domain import gold as gold_rules
 from qistas.domain import outbox, quality
 from qistas.domain.aggregation import decide
@@ -28,67 +29,6 @@ from qistas.domain.tasktypes import parse_spec, validate_answer
 from qistas.errors import Conflict, Invalid
 
 MAX_SECONDS = 7 * 24 * 3600
-
-
-class StoredAnswer(NamedTuple):
-    """An annotation, as submit returns it."""
-
-    id: int
-    assignment_id: int
-    task_id: int
-    answer: Any
-    seconds: float | None
-    created_at: datetime
-
-
-class _Answer(NamedTuple):
-    annotator_id: int
-    answer: Any
-
-
-# The hot path's statements, run as ``Prepared`` (see assignments.py and db/prepared.py).
-_annotations = table(Annotation)
-_answers = _annotations.c
-_leases = table(Assignment).c
-_tasks = table(Task).c
-_TASK_LOCKED = select_entity(Task, _tasks.id == bindparam("task_id"), lock=True)
-_STORED = Prepared(
-    select(_answers.id, _answers.assignment_id, _answers.task_id, _answers.answer, _answers.seconds,
-           _answers.created_at).where(_answers.assignment_id == bindparam("assignment_id")),
-    StoredAnswer,
-)
-_NEW_ANNOTATION = Prepared(
-    insert_of(_annotations, ["assignment_id", "task_id", "project_id", "annotator_id", "answer", "seconds",
-                             "gold_correct", "created_at"], returning=["id"]),
-    NewId,
-)
-_CLOSE_LEASE = Prepared(
-    update(table(Assignment)).where(_leases.id == bindparam("assignment_id"))
-    .values(status="submitted", ended_at=bindparam("now")),
-    Rowcount,
-)
-_COUNT_ANSWER = Prepared(
-    update(table(Task)).where(_tasks.id == bindparam("task_id")).values(n_annotations=_tasks.n_annotations + 1),
-    Rowcount,
-)
-_ANSWERS = Prepared(
-    select(_answers.annotator_id, _answers.answer).where(_answers.task_id == bindparam("task_id"))
-    .order_by(_answers.id),
-    _Answer,
-)
-_SET_REQUIRED = Prepared(
-    update(table(Task)).where(_tasks.id == bindparam("task_id")).values(required=bindparam("required")),
-    Rowcount,
-)
-_SETTLE = Prepared(
-    update(table(Task))
-    .where(_tasks.id == bindparam("task_id"))
-    .values(required=bindparam("required"), status=bindparam("status"), response=bindparam("response"),
-            confidence=bindparam("confidence"), method=bindparam("method"),
-            below_target=bindparam("below_target"), needs_review=bindparam("needs_review"),
-            details=bindparam("details"), completed_at=bindparam("completed_at")),
-    Rowcount,
-)
 
 
 @dataclass(frozen=True)
@@ -108,20 +48,20 @@ def submit(
     now: datetime,
 ) -> Submitted:
     assignment = get_own_assignment(session, assignment_id=assignment_id, annotator=annotator, lock=True)
-    if assignment.status == "submitted":
-        stored = _STORED.first(session, assignment_id=assignment.id)
+    if assignment.status == LeaseStatus.SUBMITTED:
+        stored = queries.STORED.first(session, assignment_id=assignment.id)
         assert stored is not None
         return Submitted(stored, created=False)
-    if assignment.status != "active" or assignment.expires_at <= now:
-        state = "expired" if assignment.status == "active" else assignment.status
+    if assignment.status != LeaseStatus.ACTIVE or assignment.expires_at <= now:
+        state = LeaseStatus.EXPIRED if assignment.status == LeaseStatus.ACTIVE else assignment.status
         raise Conflict(f"this lease is no longer valid ({state}); take a new task")
     if seconds is not None and not 0 <= seconds <= MAX_SECONDS:
         raise Invalid(f"seconds must be between 0 and {MAX_SECONDS}", details={"field": "seconds"})
     # Lock order everywhere: assignment, then task.
-    task = _TASK_LOCKED.first(session, task_id=assignment.task_id)
+    task = queries.TASK_LOCKED.first(session, task_id=assignment.task_id)
     project = load_project(session, assignment.project_id)
     assert task is not None and project is not None
-    if task.status != "pending":
+    if task.status != TaskStatus.PENDING:
         raise Conflict(f"this task is {task.status}; take a new task")
     check_storable(answer, "answer")
     spec = parse_spec(project.task_spec)
@@ -131,13 +71,13 @@ def submit(
     values = {"assignment_id": assignment.id, "task_id": task.id, "project_id": project.id,
               "annotator_id": annotator.id, "answer": normalised, "seconds": seconds,
               "gold_correct": gold_correct, "created_at": now}
-    made = _NEW_ANNOTATION.first(session, **values)
+    made = queries.NEW_ANNOTATION.first(session, **values)
     assert made is not None
     annotation = StoredAnswer(made.id, assignment.id, task.id, normalised, seconds, now)
     # Both rows are locked by this transaction: plain UPDATEs (the task's mirrored on its object).
-    _CLOSE_LEASE.run(session, assignment_id=assignment.id, now=now)
+    queries.CLOSE_LEASE.run(session, assignment_id=assignment.id, now=now)
     # The lease's slot in n_claimed now holds this annotation.
-    _COUNT_ANSWER.run(session, task_id=task.id)
+    queries.COUNT_ANSWER.run(session, task_id=task.id)
     set_committed_value(task, "n_annotations", task.n_annotations + 1)
     gold_rules.record_answer(session, project=project, annotator_id=annotator.id, seconds=seconds,
                              gold_correct=gold_correct)
@@ -153,7 +93,7 @@ def settle(session: Session, *, task: Task, project: Project, spec: Any, now: da
     """Complete the task, or raise how many annotations it needs, after a new one."""
     if task.n_annotations < task.required:
         return
-    rows = _ANSWERS.all(session, task_id=task.id)
+    rows = queries.ANSWERS.all(session, task_id=task.id)
     consensus = quality.task_consensus(session, project=project, spec=spec, task_id=task.id, data=task.data,
                                        answers=rows)
     decision = decide(
@@ -168,15 +108,15 @@ def settle(session: Session, *, task: Task, project: Project, spec: Any, now: da
     )
     if not decision.complete:
         if decision.required != task.required:
-            _SET_REQUIRED.run(session, task_id=task.id, required=decision.required)
+            queries.SET_REQUIRED.run(session, task_id=task.id, required=decision.required)
             set_committed_value(task, "required", decision.required)
         return
     # One UPDATE of the locked row, mirrored on the object (cheaper than the unit of work).
-    values = {"required": decision.required, "status": "completed", "response": consensus.response,
+    values = {"required": decision.required, "status": TaskStatus.COMPLETED, "response": consensus.response,
               "confidence": consensus.confidence, "method": consensus.method,
               "below_target": decision.below_target, "needs_review": consensus.needs_review,
               "details": consensus.details or None, "completed_at": now}
-    _SETTLE.run(session, task_id=task.id, **values)
+    queries.SETTLE.run(session, task_id=task.id, **values)
     for name, value in values.items():
         set_committed_value(task, name, value)
     outbox.enqueue(session, event="task.completed", task=task)

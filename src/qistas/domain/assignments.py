@@ -15,134 +15,37 @@ take different rows instead of queueing on one.
 
 Speed: the claim is the hottest path of the server, and building or executing a statement
 through SQLAlchemy costs far more CPU than SQLite takes to run it. Its statements are written
-once against the tables and run as ``Prepared`` statements (``db/prepared.py``): compiled once
-per dialect, executed on the driver's cursor, rows returned as small named tuples.
+once against the tables (``db/queries/assignments.py``) and run as ``Prepared`` statements
+(``db/prepared.py``): compiled once per dialect, executed on the driver's cursor, rows
+returned as small named tuples.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
 
-from sqlalchemy import and_, bindparam, literal_column, or_, select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from qistas.db.dialect import locks_claimed_rows
-from qistas.db.models import TASK_IN_FLIGHT, Assignment, Batch, Project, Task, User, table
-from qistas.db.prepared import NewId, Prepared, Rowcount, insert_of, select_entity
+from qistas.db.enums import LeaseStatus, TaskStatus
+from qistas.db.models import Assignment, Project, User
+from qistas.db.queries import assignments as queries
+from qistas.db.queries.assignments import Lease, WorkTask
 from qistas.domain import gold as gold_rules
 from qistas.errors import Conflict, Forbidden, NotFound
 
 
-class Lease(NamedTuple):
-    """An assignment, as the loop reads it."""
-
-    id: int
-    task_id: int
-    project_id: int
-    annotator_id: int
-    status: str
-    expires_at: datetime
-
-
-class WorkTask(NamedTuple):
-    """A task, as it is served to an annotator."""
-
-    id: int
-    project_id: int
-    status: str
-    data: dict[str, Any]
-
-
-class _Ids(NamedTuple):
-    id: int
-    task_id: int
-
-
-_assignments = table(Assignment)
-_leases = _assignments.c
-_tasks = table(Task).c
-_batches = table(Batch).c
-_LEASE_COLUMNS = (_leases.id, _leases.task_id, _leases.project_id, _leases.annotator_id, _leases.status,
-                  _leases.expires_at)
-
-
-def _locked_variants(statement: Any, row: Any) -> dict[bool, Prepared[Any]]:
-    """The statement as is, and with the claim row lock (for PostgreSQL)."""
-    return {False: Prepared(statement, row), True: Prepared(statement.with_for_update(skip_locked=True), row)}
-
-
-_STALE: dict[bool, Prepared[_Ids]] = _locked_variants(
-    select(_leases.id, _leases.task_id).where(
-        _leases.project_id == bindparam("project_id"),
-        _leases.status == "active",
-        _leases.expires_at <= bindparam("now"),
-    ),
-    _Ids,
-)
-# Locked: a lease being submitted in another transaction right now must not be handed back
-# (PostgreSQL re-checks the row once that transaction commits, and skips it if submitted).
-_HELD = Prepared(
-    select(*_LEASE_COLUMNS)
-    .where(
-        _leases.project_id == bindparam("project_id"),
-        _leases.annotator_id == bindparam("annotator_id"),
-        _leases.status == "active",
-        _leases.expires_at > bindparam("now"),
-    )
-    .limit(1)
-    .with_for_update(),
-    Lease,
-)
-_PROJECT = select_entity(Project, table(Project).c.id == bindparam("project_id"))
-_WORK_TASK = Prepared(
-    select(_tasks.id, _tasks.project_id, _tasks.status, _tasks.data).where(_tasks.id == bindparam("task_id")),
-    WorkTask,
-)
-_NEW_LEASE = Prepared(
-    insert_of(_assignments, ["task_id", "project_id", "annotator_id", "status", "created_at", "expires_at"],
-              returning=["id"]),
-    NewId,
-)
-_END_LEASE = Prepared(
-    update(_assignments).where(_leases.id == bindparam("lease_id"))
-    .values(status=bindparam("status"), ended_at=bindparam("now")),
-    Rowcount,
-)
-_EXTEND_LEASE = Prepared(
-    update(_assignments).where(_leases.id == bindparam("lease_id")).values(expires_at=bindparam("expires_at")),
-    Rowcount,
-)
-_TAKE_SLOT = Prepared(
-    update(table(Task))
-    .where(and_(_tasks.id == bindparam("task_id"), _tasks.n_claimed < _tasks.required, _tasks.status == "pending"))
-    .values(n_claimed=_tasks.n_claimed + 1),
-    Rowcount,
-)
-# A gold task takes any number of annotators, once each: its requirement grows with them.
-_TAKE_GOLD_SLOT = Prepared(
-    update(table(Task))
-    .where(and_(_tasks.id == bindparam("task_id"), _tasks.status == "pending"))
-    .values(n_claimed=_tasks.n_claimed + 1, required=_tasks.n_claimed + 1),
-    Rowcount,
-)
-_GIVE_BACK_SLOTS = Prepared(
-    update(table(Task)).where(_tasks.id == bindparam("task_id"))
-    .values(n_claimed=_tasks.n_claimed - bindparam("slots")),
-    Rowcount,
-)
-
-
 def expire_leases(session: Session, *, project_id: int, now: datetime) -> int:
     """Mark the project's expired leases and give their slots back to their tasks."""
-    rows = _STALE[locks_claimed_rows(session)].all(session, project_id=project_id, now=now)
+    rows = queries.STALE[locks_claimed_rows(session)].all(session, project_id=project_id, now=now)
     if not rows:
         return 0
     session.execute(
         update(Assignment)
-        .where(Assignment.id.in_([r.id for r in rows]), Assignment.status == "active")
-        .values(status="expired", ended_at=now)
+        .where(Assignment.id.in_([r.id for r in rows]), Assignment.status == LeaseStatus.ACTIVE)
+        .values(status=LeaseStatus.EXPIRED, ended_at=now)
     )
     _release_slots(session, Counter(r.task_id for r in rows))
     return len(rows)
@@ -151,58 +54,16 @@ def expire_leases(session: Session, *, project_id: int, now: datetime) -> int:
 def _release_slots(session: Session, per_task: Counter[int]) -> None:
     # Sorted, so two transactions always lock tasks in the same order (no deadlock).
     for task_id in sorted(per_task):
-        _GIVE_BACK_SLOTS.run(session, task_id=task_id, slots=per_task[task_id])
-
-
-def _candidates() -> Any:
-    """Open tasks of ``:project_id`` that ``:annotator_id`` never had."""
-    served_batch = or_(
-        _tasks.batch_id.is_(None),
-        _tasks.batch_id.in_(
-            select(_batches.id).where(_batches.project_id == bindparam("project_id"),
-                                      _batches.status == "in_progress")
-        ),
-    )
-    # OFFSET 0 keeps PostgreSQL from turning NOT EXISTS into an anti-join. Planned on stale
-    # statistics (a new project, an annotator with many more answers than the average), that
-    # join compared each candidate with every assignment of the annotator: a lone annotator's
-    # take cost 24 ms at 600 answers. As a subquery it is one probe of the unique
-    # (task, annotator) index per candidate, whatever the statistics say.
-    seen = (
-        select(_leases.id)
-        .where(_leases.task_id == _tasks.id, _leases.annotator_id == bindparam("annotator_id"))
-        .offset(literal_column("0"))
-        .exists()
-    )
-    return select(_tasks.id, _tasks.project_id, _tasks.status, _tasks.data).where(
-        _tasks.project_id == bindparam("project_id"),
-        _tasks.status == "pending",
-        served_batch,
-        ~seen,
-    )
-
-
-# Finish what is open: regular tasks with a free slot, already started first, then the rest,
-# each in import order. The started ones are found through their partial index (its condition
-# written as literals), the rest through ix_tasks_claim.
-_NEXT = [
-    _locked_variants(
-        _candidates().where(_tasks.is_gold.is_(False), _tasks.n_claimed < _tasks.required, started)
-        .order_by(_tasks.id).limit(1),
-        WorkTask,
-    )
-    for started in (TASK_IN_FLIGHT, _tasks.n_claimed == 0)
-]
-_NEXT_GOLD = _locked_variants(_candidates().where(_tasks.is_gold.is_(True)).order_by(_tasks.id).limit(1), WorkTask)
+        queries.GIVE_BACK_SLOTS.run(session, task_id=task_id, slots=per_task[task_id])
 
 
 def load_project(session: Session, project_id: int) -> Project | None:
     """The project, read with one prepared statement: a detached object, complete."""
-    return _PROJECT.first(session, project_id=project_id)
+    return queries.PROJECT.first(session, project_id=project_id)
 
 
 def active_lease(session: Session, *, project_id: int, annotator_id: int, now: datetime) -> Lease | None:
-    return _HELD.first(session, project_id=project_id, annotator_id=annotator_id, now=now)
+    return queries.HELD.first(session, project_id=project_id, annotator_id=annotator_id, now=now)
 
 
 def claim(
@@ -218,26 +79,26 @@ def claim(
     held = active_lease(session, project_id=project.id, annotator_id=annotator.id, now=now)
     if held is not None:
         held_task = work_task(session, held.task_id)
-        if held_task.status == "pending":
+        if held_task.status == TaskStatus.PENDING:
             return held, held_task
         # Its batch was canceled under the lease: handing it back would leave the annotator
         # stuck on a task they cannot submit until the lease runs out. End it, serve another.
-        _END_LEASE.run(session, lease_id=held.id, status="expired", now=now)
+        queries.END_LEASE.run(session, lease_id=held.id, status=LeaseStatus.EXPIRED, now=now)
         _release_slots(session, Counter({held_task.id: 1}))
     if gold_rules.is_blocked(session, project_id=project.id, annotator_id=annotator.id):
         raise Forbidden("your answers to this project's quality checks are below its threshold")
     locked = locks_claimed_rows(session)
     params = {"project_id": project.id, "annotator_id": annotator.id}
     if gold_rules.serve_gold_now(gold_rules.parse_policy(project.gold_policy)):
-        task = _NEXT_GOLD[locked].first(session, **params)
+        task = queries.NEXT_GOLD[locked].first(session, **params)
         if task is not None:
-            _TAKE_GOLD_SLOT.run(session, task_id=task.id)
+            queries.TAKE_GOLD_SLOT.run(session, task_id=task.id)
             return _lease(session, task=task, annotator=annotator, now=now, lease_seconds=lease_seconds), task
-    for variants in _NEXT:
+    for variants in queries.NEXT:
         task = variants[locked].first(session, **params)
         if task is None:
             continue
-        if _TAKE_SLOT.run(session, task_id=task.id) != 1:  # pragma: no cover
+        if queries.TAKE_SLOT.run(session, task_id=task.id) != 1:  # pragma: no cover
             continue  # the row lock (PostgreSQL) or BEGIN IMMEDIATE (SQLite) prevents it
         return _lease(session, task=task, annotator=annotator, now=now, lease_seconds=lease_seconds), task
     return None
@@ -245,51 +106,47 @@ def claim(
 
 def _lease(session: Session, *, task: WorkTask, annotator: User, now: datetime, lease_seconds: int) -> Lease:
     expires_at = now + timedelta(seconds=lease_seconds)
-    made = _NEW_LEASE.first(session, task_id=task.id, project_id=task.project_id, annotator_id=annotator.id,
-                            status="active", created_at=now, expires_at=expires_at)
+    made = queries.NEW_LEASE.first(session, task_id=task.id, project_id=task.project_id, annotator_id=annotator.id,
+                                   status=LeaseStatus.ACTIVE, created_at=now, expires_at=expires_at)
     assert made is not None
-    return Lease(made.id, task.id, task.project_id, annotator.id, "active", expires_at)
-
-
-_OWN_QUERY = select(*_LEASE_COLUMNS).where(_leases.id == bindparam("assignment_id"))
-_OWN = {False: Prepared(_OWN_QUERY, Lease), True: Prepared(_OWN_QUERY.with_for_update(), Lease)}
+    return Lease(made.id, task.id, task.project_id, annotator.id, LeaseStatus.ACTIVE, expires_at)
 
 
 def get_own_assignment(session: Session, *, assignment_id: int, annotator: User, lock: bool = False) -> Lease:
     """An annotator's own assignment; anyone else's is 404."""
-    lease = _OWN[lock].first(session, assignment_id=assignment_id)
+    lease = queries.OWN[lock].first(session, assignment_id=assignment_id)
     if lease is None or lease.annotator_id != annotator.id:
         raise NotFound("assignment not found")
     return lease
 
 
 def work_task(session: Session, task_id: int) -> WorkTask:
-    task = _WORK_TASK.first(session, task_id=task_id)
+    task = queries.WORK_TASK.first(session, task_id=task_id)
     assert task is not None  # tasks are never deleted
     return task
 
 
 def skip(session: Session, *, assignment_id: int, annotator: User, now: datetime) -> None:
     lease = get_own_assignment(session, assignment_id=assignment_id, annotator=annotator, lock=True)
-    if lease.status == "skipped":
+    if lease.status == LeaseStatus.SKIPPED:
         return  # a repeated skip is harmless
-    if lease.status != "active" or lease.expires_at <= now:
+    if lease.status != LeaseStatus.ACTIVE or lease.expires_at <= now:
         raise Conflict(f"this lease is no longer valid ({_state(lease, now)})")
-    _END_LEASE.run(session, lease_id=lease.id, status="skipped", now=now)
+    queries.END_LEASE.run(session, lease_id=lease.id, status=LeaseStatus.SKIPPED, now=now)
     _release_slots(session, Counter({lease.task_id: 1}))
 
 
 def renew(session: Session, *, assignment_id: int, annotator: User, now: datetime, lease_seconds: int) -> Lease:
     """Extend a live lease while the annotator is still working on it."""
     lease = get_own_assignment(session, assignment_id=assignment_id, annotator=annotator, lock=True)
-    if lease.status != "active" or lease.expires_at <= now:
+    if lease.status != LeaseStatus.ACTIVE or lease.expires_at <= now:
         raise Conflict(f"this lease is no longer valid ({_state(lease, now)})")
     expires_at = now + timedelta(seconds=lease_seconds)
-    _EXTEND_LEASE.run(session, lease_id=lease.id, expires_at=expires_at)
+    queries.EXTEND_LEASE.run(session, lease_id=lease.id, expires_at=expires_at)
     return lease._replace(expires_at=expires_at)
 
 
 def _state(lease: Lease, now: datetime) -> str:
-    if lease.status == "active" and lease.expires_at <= now:
-        return "expired"
+    if lease.status == LeaseStatus.ACTIVE and lease.expires_at <= now:
+        return LeaseStatus.EXPIRED
     return lease.status

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from qistas.db.enums import Role
 from qistas.db.models import Organization, Project, User
 from qistas.domain import imports, projects, users
 
@@ -105,10 +106,10 @@ def seed(session: Session) -> list[DemoAccount]:
         accounts.append(DemoAccount(email, role, password, users.create_token(session, user=user, name="demo")))
         return user
 
-    account("admin@demo.qistas.local", "admin", None)
-    owner = account("owner@demo.qistas.local", "owner", org.id)
+    account("admin@demo.qistas.local", Role.ADMIN, None)
+    owner = account("owner@demo.qistas.local", Role.OWNER, org.id)
     for n in (1, 2, 3):
-        account(f"annotator{n}@demo.qistas.local", "annotator", None)
+        account(f"annotator{n}@demo.qistas.local", Role.ANNOTATOR, None)
     project = projects.create_project(
         session, org_id=org.id, actor=owner, name="Review sentiment (English / العربية)",
         task={"type": "classification", "labels": ["positive", "negative", "mixed"], "text_field": "text"},

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from qistas.db.dialect import insert_skipping_conflicts
 from qistas.db.models import Project, WorkerStats, table
-from qistas.db.prepared import Prepared
+from qistas.db.queries import gold as queries
 from qistas.domain.tasktypes import Spec, type_of
 from qistas.errors import Invalid
 
@@ -69,21 +69,8 @@ def accuracy(stats: WorkerStats | None) -> float:
     return accuracy_of(stats.n_gold_correct, stats.n_gold) if stats else accuracy_of(0, 0)
 
 
-# Built once, like the engine's other per-request statements (see assignments.py).
-_stats = table(WorkerStats).c
-class _Blocked(NamedTuple):
-    blocked: bool
-
-
-_BLOCKED = Prepared(
-    select(_stats.blocked).where(_stats.project_id == bindparam("project_id"),
-                                 _stats.annotator_id == bindparam("annotator_id")),
-    _Blocked,
-)
-
-
 def is_blocked(session: Session, *, project_id: int, annotator_id: int) -> bool:
-    found = _BLOCKED.first(session, project_id=project_id, annotator_id=annotator_id)
+    found = queries.BLOCKED.first(session, project_id=project_id, annotator_id=annotator_id)
     return found is not None and found.blocked
 
 
@@ -92,25 +79,7 @@ def matches(spec: Spec, answer: Any, gold: Any) -> bool:
     return type_of(spec).gold_matches(spec, answer, gold)
 
 
-class _Counted(NamedTuple):
-    n_gold: int
-    n_gold_correct: int
-    blocked: bool
-
-
-# One statement in the common case: count the answer and read back what the threshold needs.
-_COUNT_ANSWER = Prepared(
-    update(table(WorkerStats))
-    .where(_stats.project_id == bindparam("b_project"), _stats.annotator_id == bindparam("b_annotator"))
-    .values(
-        n_annotations=_stats.n_annotations + 1,
-        seconds_total=_stats.seconds_total + bindparam("seconds"),
-        n_gold=_stats.n_gold + bindparam("gold"),
-        n_gold_correct=_stats.n_gold_correct + bindparam("correct"),
-    )
-    .returning(_stats.n_gold, _stats.n_gold_correct, _stats.blocked),
-    _Counted,
-)
+_stats = table(WorkerStats).c
 
 
 def record_answer(
@@ -119,14 +88,14 @@ def record_answer(
     """Update the annotator's counts after a submit; block them if gold accuracy is too low."""
     values = {"b_project": project.id, "b_annotator": annotator_id, "seconds": seconds or 0.0,
               "gold": int(gold_correct is not None), "correct": int(bool(gold_correct))}
-    counted = _COUNT_ANSWER.first(session, **values)
+    counted = queries.COUNT_ANSWER.first(session, **values)
     if counted is None:
         # The annotator's first answer here. Two in parallel (two tabs) must not both insert.
         first = {"project_id": project.id, "annotator_id": annotator_id, "n_annotations": 0,
                  "seconds_total": 0.0, "n_gold": 0, "n_gold_correct": 0, "blocked": False}
         session.execute(insert_skipping_conflicts(session, WorkerStats.__table__, ["project_id", "annotator_id"]),
                         first)
-        counted = _COUNT_ANSWER.first(session, **values)
+        counted = queries.COUNT_ANSWER.first(session, **values)
         assert counted is not None
     if gold_correct is None:
         return

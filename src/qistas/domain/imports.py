@@ -27,6 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from qistas.db.dialect import insert_many_skipping_conflicts
+from qistas.db.enums import TaskStatus
 from qistas.db.models import Batch, Project, Task
 from qistas.db.types import utcnow
 from qistas.domain.jsonsafe import check_storable
@@ -310,7 +311,7 @@ def _row_values(
         "metadata": metadata,
         "gold": gold,
         "is_gold": gold is not None,
-        "status": "pending",
+        "status": TaskStatus.PENDING,
         "required": project.redundancy_min,
         "n_claimed": 0,
         "n_annotations": 0,

@@ -12,32 +12,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from qistas.db.models import Batch, Delivery, Task, Webhook, table
-from qistas.db.prepared import Prepared
+from qistas.db.models import Batch, Delivery, Task
+from qistas.db.queries import outbox as queries
 from qistas.db.types import utcnow
 
 EVENTS = ("task.completed", "batch.completed", "result.changed")
-_hooks = table(Webhook).c
-
-
-class _Hook(NamedTuple):
-    id: int
-    url: str
-    events: list[str]
-
-
-# Runs at every completion: prepared (see assignments.py and db/prepared.py).
-_ACTIVE_HOOKS = Prepared(
-    select(_hooks.id, _hooks.url, _hooks.events).where(
-        _hooks.project_id == bindparam("project_id"), _hooks.is_active.is_(True)
-    ),
-    _Hook,
-)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -86,7 +70,7 @@ def enqueue(
         raise ValueError("enqueue needs a task or a batch")
     destinations: list[tuple[str, int | None, str]] = [
         ("webhook", hook.id, hook.url)
-        for hook in _ACTIVE_HOOKS.all(session, project_id=project_id)
+        for hook in queries.ACTIVE_HOOKS.all(session, project_id=project_id)
         if event in hook.events
     ]
     if callback:

@@ -7,24 +7,26 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from qistas.db.enums import BatchStatus, Role, TaskStatus
 from qistas.db.models import Batch, Project, Task, User
 from qistas.domain import audit, outbox
 from qistas.domain.gold import parse_policy
 from qistas.domain.tasktypes import parse_spec, spec_dict
 from qistas.errors import Conflict, Invalid, NotFound
-from qistas.policies import ensure_customer_access, ensure_customer_access_to
+from qistas.policies import STAFF_ROLES, ensure_customer_access, ensure_customer_access_to
 
 MAX_REDUNDANCY = 100
-BATCH_TRANSITIONS: dict[str, dict[str, str]] = {
+BATCH_TRANSITIONS: dict[str, dict[str, BatchStatus]] = {
     # action: {from status: to status}
-    "finalize": {"staging": "in_progress"},
-    "pause": {"in_progress": "paused"},
-    "resume": {"paused": "in_progress"},
-    "cancel": {"staging": "canceled", "in_progress": "canceled", "paused": "canceled"},
+    "finalize": {BatchStatus.STAGING: BatchStatus.IN_PROGRESS},
+    "pause": {BatchStatus.IN_PROGRESS: BatchStatus.PAUSED},
+    "resume": {BatchStatus.PAUSED: BatchStatus.IN_PROGRESS},
+    "cancel": {BatchStatus.STAGING: BatchStatus.CANCELED, BatchStatus.IN_PROGRESS: BatchStatus.CANCELED,
+               BatchStatus.PAUSED: BatchStatus.CANCELED},
 }
 # No move leaves these (an in-progress batch completes by itself once its tasks are done):
 # no task may be added to a batch in them.
-FINAL_BATCH_STATUSES = frozenset({"completed", "canceled"})
+FINAL_BATCH_STATUSES = frozenset({BatchStatus.COMPLETED, BatchStatus.CANCELED})
 
 
 def _redundancy(raw: dict[str, Any] | None) -> tuple[int, int, float | None]:
@@ -92,9 +94,9 @@ def get_project_for_customer(session: Session, *, project_id: int, actor: User) 
 
 def list_projects(session: Session, *, actor: User) -> list[Project]:
     query = select(Project).order_by(Project.id)
-    if actor.role in ("owner", "member"):
+    if actor.role in STAFF_ROLES:
         query = query.where(Project.org_id == actor.org_id)
-    elif actor.role == "annotator":
+    elif actor.role == Role.ANNOTATOR:
         if actor.org_id is not None:
             query = query.where(Project.org_id == actor.org_id)
         else:
@@ -139,27 +141,27 @@ def change_batch(session: Session, *, batch: Batch, action: str) -> Batch:
     if batch.status not in moves:
         raise Conflict(f"cannot {action} a batch that is {batch.status}")
     batch.status = moves[batch.status]
-    if batch.status == "canceled":
+    if batch.status == BatchStatus.CANCELED:
         session.execute(
             update(Task)
-            .where(Task.batch_id == batch.id, Task.status == "pending")
-            .values(status="canceled")
+            .where(Task.batch_id == batch.id, Task.status == TaskStatus.PENDING)
+            .values(status=TaskStatus.CANCELED)
         )
-    elif batch.status == "in_progress":
+    elif batch.status == BatchStatus.IN_PROGRESS:
         complete_batch_if_done(session, batch=batch)
     session.flush()
     return batch
 
 
 def complete_batch_if_done(session: Session, *, batch: Batch) -> bool:
-    if batch.status != "in_progress":
+    if batch.status != BatchStatus.IN_PROGRESS:
         return False
     open_task = session.scalar(
-        select(Task.id).where(Task.batch_id == batch.id, Task.status == "pending").limit(1)
+        select(Task.id).where(Task.batch_id == batch.id, Task.status == TaskStatus.PENDING).limit(1)
     )
     has_tasks = session.scalar(select(Task.id).where(Task.batch_id == batch.id).limit(1))
     if open_task is None and has_tasks is not None:
-        batch.status = "completed"
+        batch.status = BatchStatus.COMPLETED
         outbox.enqueue(session, event="batch.completed", batch=batch)
         return True
     return False

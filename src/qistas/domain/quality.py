@@ -17,14 +17,15 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from qistas.db.engine import Database
-from qistas.db.models import Annotation, Project, QualityModel, Task, WorkerStats, table
-from qistas.db.prepared import Prepared
+from qistas.db.enums import TaskStatus
+from qistas.db.models import Annotation, Project, QualityModel, Task
+from qistas.db.queries import quality as queries
 from qistas.db.types import utcnow
 from qistas.domain import gold as gold_rules
 from qistas.domain import results
@@ -57,34 +58,9 @@ def method_name(estimator: Any) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", type(estimator).__name__).lower()[:32]
 
 
-class _FittedAt(NamedTuple):
-    fitted_at: datetime
-
-
-class _GoldCounts(NamedTuple):
-    annotator_id: int
-    n_gold: int
-    n_gold_correct: int
-
-
-# Prepared: these run after every answer (see assignments.py and db/prepared.py).
-_models = table(QualityModel).c
-_stats = table(WorkerStats).c
-_answers = table(Annotation).c
-_FITTED_AT = Prepared(select(_models.fitted_at).where(_models.project_id == bindparam("project_id")), _FittedAt)
-# The gold counts of everyone who answered the task.
-_GOLD_COUNTS_OF = Prepared(
-    select(_stats.annotator_id, _stats.n_gold, _stats.n_gold_correct).where(
-        _stats.project_id == bindparam("project_id"),
-        _stats.annotator_id.in_(select(_answers.annotator_id).where(_answers.task_id == bindparam("task_id"))),
-    ),
-    _GoldCounts,
-)
-
-
 def load_model(session: Session, project_id: int) -> FittedModel | None:
     """The project's fitted model; parsed once per fit and cached in the process."""
-    found = _FITTED_AT.first(session, project_id=project_id)
+    found = queries.FITTED_AT.first(session, project_id=project_id)
     if found is None:
         return None
     cached = _cache.get(project_id)
@@ -130,7 +106,7 @@ def task_consensus(
     else:
         # Before the first fit: what the type makes of each annotator's gold accuracy.
         workers, params, method = [-1] * len(answers), None, ""
-        found = _GOLD_COUNTS_OF.all(session, project_id=project.id, task_id=task_id)
+        found = queries.GOLD_COUNTS_OF.all(session, project_id=project.id, task_id=task_id)
         accuracy = {row.annotator_id: gold_rules.accuracy_of(row.n_gold_correct, row.n_gold) for row in found}
         prior = gold_rules.accuracy_of(0, 0)
         params = task_type.prior_params(spec, [accuracy.get(a, prior) for a in annotators])
@@ -219,7 +195,8 @@ def refit(db: Database, *, project_id: int) -> RefitResult | None:
         model.method, model.params, model.fitted_at = method, params, utcnow()
         model.n_annotations = loaded.n_answers
         completed = session.scalars(
-            select(Task).where(Task.project_id == project_id, Task.status == "completed", Task.is_gold.is_(False))
+            select(Task).where(Task.project_id == project_id, Task.status == TaskStatus.COMPLETED,
+                               Task.is_gold.is_(False))
         )
         for task in completed:
             i = position.get(task.id)

@@ -9,6 +9,7 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from qistas.db.enums import TaskStatus
 from qistas.db.models import Annotation, Project, QualityModel, Task, WorkerStats
 from qistas.domain import gold as gold_rules
 from qistas.domain.quality import load_model
@@ -111,7 +112,7 @@ def project_quality(session: Session, *, project: Project, pseudonym: Callable[[
         skills = {annotator: float(diagonal[row]) for annotator, row in fitted.rows.items()}
     rows = _answers(session, project)
     responses: dict[int, Any] = dict(session.execute(
-        select(Task.id, Task.response).where(Task.project_id == project.id, Task.status == "completed")
+        select(Task.id, Task.response).where(Task.project_id == project.id, Task.status == TaskStatus.COMPLETED)
     ).all())
     agreement = _agreement_with_results(rows, responses, spec, task_type)
     seconds = _seconds_per_task(session, project)

@@ -16,13 +16,13 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from qistas.db.enums import LeaseStatus, TaskStatus
 from qistas.db.models import Annotation, Assignment, Batch, Project, Task
 from qistas.domain import outbox
 from qistas.domain.tasktypes import plain_response
 from qistas.errors import Invalid
 
 EXPORT_CHUNK = 500
-TASK_STATUSES = ("pending", "completed", "canceled")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -35,8 +35,8 @@ def task_page(
     if unique_id is not None:
         query = query.where(Task.unique_id == unique_id)  # exact: the (project_id, unique_id) index
     if status is not None:
-        if status not in TASK_STATUSES:
-            raise Invalid(f"status must be one of {', '.join(TASK_STATUSES)}", details={"field": "status"})
+        if status not in list(TaskStatus):
+            raise Invalid(f"status must be one of {', '.join(TaskStatus)}", details={"field": "status"})
         query = query.where(Task.status == status)
     if after is not None:
         query = query.where(Task.id > after)
@@ -44,7 +44,7 @@ def task_page(
 
 
 def results_page(session: Session, *, project_id: int, after: int | None, limit: int) -> list[Task]:
-    return task_page(session, project_id=project_id, status="completed", after=after, limit=limit)
+    return task_page(session, project_id=project_id, status=TaskStatus.COMPLETED, after=after, limit=limit)
 
 
 # --- cursors: completion order ----------------------------------------------------------
@@ -79,7 +79,7 @@ def change_result(session: Session, *, task: Task, response: Any, confidence: fl
     previous = task.response
     task.response, task.confidence, task.method = response, confidence, method
     session.flush()
-    if task.status != "completed" or plain_response(previous) == plain_response(response):
+    if task.status != TaskStatus.COMPLETED or plain_response(previous) == plain_response(response):
         return False
     outbox.enqueue(session, event="result.changed", task=task, previous=previous)
     return True
@@ -91,7 +91,7 @@ def results_since(session: Session, *, project_id: int, since: str, limit: int,
 
     Only completions stamped before ``settled_before`` are handed out (see ``select_export``).
     """
-    query = select(Task).where(Task.project_id == project_id, Task.status == "completed",
+    query = select(Task).where(Task.project_id == project_id, Task.status == TaskStatus.COMPLETED,
                                _after(parse_cursor(since)), Task.completed_at <= settled_before)
     page = list(session.scalars(query.order_by(Task.completed_at, Task.id).limit(limit)))
     if not page or page[-1].completed_at is None:
@@ -126,7 +126,7 @@ class ExportOptions:
 def filters(session: Session, project: Project, options: ExportOptions) -> list[Any]:
     where: list[Any] = [Task.project_id == project.id]
     if options.completed or options.since is not None or options.min_confidence is not None:
-        where.append(Task.status == "completed")
+        where.append(Task.status == TaskStatus.COMPLETED)
     if options.min_confidence is not None:
         where.append(Task.confidence >= options.min_confidence)
     if options.batch is not None:
@@ -262,7 +262,7 @@ def project_stats(session: Session, *, project_id: int, now: datetime) -> dict[s
     annotations = select(func.count()).select_from(Annotation).where(Annotation.project_id == project_id)
     last_hour = session.scalar(annotations.where(Annotation.created_at > now - timedelta(hours=1))) or 0
     return {
-        "tasks": {status: by_status.get(status, 0) for status in TASK_STATUSES},
+        "tasks": {status: by_status.get(status, 0) for status in TaskStatus},
         "tasks_total": sum(by_status.values()),
         "below_target": session.scalar(
             select(func.count()).select_from(Task).where(Task.project_id == project_id, Task.below_target.is_(True))
@@ -273,7 +273,8 @@ def project_stats(session: Session, *, project_id: int, now: datetime) -> dict[s
         ) or 0,
         "active_leases": session.scalar(
             select(func.count()).select_from(Assignment).where(
-                Assignment.project_id == project_id, Assignment.status == "active", Assignment.expires_at > now
+                Assignment.project_id == project_id, Assignment.status == LeaseStatus.ACTIVE,
+                Assignment.expires_at > now,
             )
         ) or 0,
         "throughput": {

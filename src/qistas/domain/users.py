@@ -10,11 +10,12 @@ from typing import Any
 from sqlalchemy import bindparam, inspect, select
 from sqlalchemy.orm import Session
 
+from qistas.db.enums import Role
 from qistas.db.models import ApiToken, Organization, User
 from qistas.db.prepared import detached
 from qistas.domain.security import hash_password, hash_token, new_token, verify_password
 from qistas.errors import Conflict, Invalid, NotFound
-from qistas.policies import ROLES
+from qistas.policies import ACCOUNT_ROLES, STAFF_ROLES
 
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
@@ -54,11 +55,11 @@ def create_user(
     email = email.strip().lower()
     if not EMAIL.match(email):
         raise Invalid("not an email address", details={"field": "email"})
-    if role not in ROLES:
-        raise Invalid(f"role must be one of {', '.join(ROLES)}", details={"field": "role"})
-    if role in ("owner", "member") and org_id is None:
+    if role not in ACCOUNT_ROLES:
+        raise Invalid(f"role must be one of {', '.join(ACCOUNT_ROLES)}", details={"field": "role"})
+    if role in STAFF_ROLES and org_id is None:
         raise Invalid(f"a {role} belongs to an organization", details={"field": "org"})
-    if role == "admin" and org_id is not None:
+    if role == Role.ADMIN and org_id is not None:
         raise Invalid("an admin belongs to no organization", details={"field": "org"})
     if password is not None and len(password) < 8:
         raise Invalid("password must have at least 8 characters", details={"field": "password"})

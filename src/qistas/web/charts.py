@@ -10,8 +10,10 @@ from collections.abc import Sequence
 
 from markupsafe import Markup, escape
 
+from qistas.db.enums import TaskStatus
+
 PALETTE = ("#1f6feb", "#12b76a", "#f79009", "#9e77ed", "#f04438", "#0ba5ec", "#ee46bc", "#667085")
-STATUS_COLOURS = {"pending": "#f79009", "completed": "#12b76a", "canceled": "#98a2b3"}
+STATUS_COLOURS = {TaskStatus.PENDING: "#f79009", TaskStatus.COMPLETED: "#12b76a", TaskStatus.CANCELED: "#98a2b3"}
 
 
 def _svg(width: int, height: int, label: str, body: list[str], chart_id: str) -> Markup:

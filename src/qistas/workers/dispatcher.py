@@ -22,12 +22,12 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from qistas import __version__
-from qistas.api.deps import write
 from qistas.config import Settings
 from qistas.db.dialect import claim_lock
 from qistas.db.engine import Database
 from qistas.db.models import Delivery, Webhook
 from qistas.db.types import utcnow
+from qistas.db.unit_of_work import write
 from qistas.domain import signing
 from qistas.domain.destinations import Blocked, Policy, Target, resolve
 

@@ -15,11 +15,11 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from qistas.api.deps import write
 from qistas.config import Settings
 from qistas.db.engine import Database
 from qistas.db.models import ExportJob, Project
 from qistas.db.types import utcnow
+from qistas.db.unit_of_work import write
 from qistas.domain import exportformats, exportjobs, results
 from qistas.domain.security import pseudonym
 from qistas.domain.tasktypes import parse_spec

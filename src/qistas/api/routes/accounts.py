@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from qistas.api.deps import Actor, Db, Id, write
+from qistas.api.deps import Actor, Db, Id
 from qistas.api.schemas.accounts import (
     OrgCreate,
     OrgRead,
@@ -15,7 +15,9 @@ from qistas.api.schemas.accounts import (
     UserCreate,
     UserRead,
 )
+from qistas.db.enums import Role
 from qistas.db.models import Organization, User
+from qistas.db.unit_of_work import write
 from qistas.domain import audit, users
 from qistas.policies import (
     ensure_may_create_user,
@@ -65,7 +67,7 @@ def create_user(body: UserCreate, actor: Actor, db: Db) -> UserRead:
         if body.org is not None:
             org_id: int | None = ensure_org_reachable(actor, users.find_org(session, body.org), body.org).id
         else:
-            org_id = actor.org_id if actor.role == "owner" else None
+            org_id = actor.org_id if actor.role == Role.OWNER else None
         ensure_may_create_user(actor, role=body.role, org_id=org_id)
         user = users.create_user(session, email=body.email, role=body.role, org_id=org_id,
                                  password=body.password, is_reviewer=body.is_reviewer)
@@ -79,8 +81,8 @@ def create_user(body: UserCreate, actor: Actor, db: Db) -> UserRead:
 def list_users(actor: Actor, db: Db) -> list[UserRead]:
     with db.reader() as session:
         query = select(User).order_by(User.id)
-        if actor.role != "admin":
-            ensure_may_create_user(actor, role="member", org_id=actor.org_id)
+        if actor.role != Role.ADMIN:
+            ensure_may_create_user(actor, role=Role.MEMBER, org_id=actor.org_id)
             query = query.where(User.org_id == actor.org_id)
         return [user_read(session, u) for u in session.scalars(query)]
 

@@ -10,11 +10,12 @@ from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, StreamingResponse
 from sqlalchemy.orm import Session
 
-from qistas.api.deps import Actor, AppSettings, Db, Id, Limit, write
+from qistas.api.deps import Actor, AppSettings, Db, Id, Limit
 from qistas.api.schemas.exports import ExportCreate, ExportRead
 from qistas.config import Settings
 from qistas.db.models import ExportJob, Project
 from qistas.db.types import utcnow
+from qistas.db.unit_of_work import write
 from qistas.domain import audit, exportformats, exportjobs, results
 from qistas.domain.security import pseudonym
 from qistas.domain.tasktypes import parse_spec

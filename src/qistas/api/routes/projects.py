@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from qistas.api.deps import Actor, AppSettings, Db, Id, write
+from qistas.api.deps import Actor, AppSettings, Db, Id
 from qistas.api.schemas.projects import (
     BatchCreate,
     BatchRead,
@@ -16,8 +16,10 @@ from qistas.api.schemas.projects import (
     ProjectRead,
     ProjectWorkView,
 )
+from qistas.db.enums import Role
 from qistas.db.models import Batch, Organization, Project, User
 from qistas.db.types import utcnow
+from qistas.db.unit_of_work import write
 from qistas.domain import projects, results, users
 from qistas.domain.destinations import Policy, resolve
 from qistas.errors import Invalid
@@ -45,7 +47,7 @@ def project_read(session: Session, project: Project) -> ProjectRead:
 
 
 def project_view(session: Session, actor: User, project: Project) -> ProjectRead | ProjectWorkView:
-    if actor.role == "annotator":
+    if actor.role == Role.ANNOTATOR:
         return ProjectWorkView(id=project.id, name=project.name, task=project.task_spec,
                                instructions=project.instructions)
     return project_read(session, project)
@@ -60,7 +62,7 @@ def batch_read(session: Session, batch: Batch) -> BatchRead:
 @router.post("/projects", status_code=201, response_model=ProjectRead)
 def create_project(body: ProjectCreate, actor: Actor, db: Db) -> ProjectRead:
     def work(session: Session) -> ProjectRead:
-        if actor.role == "admin":
+        if actor.role == Role.ADMIN:
             if body.org is None:
                 raise Invalid("an admin creating a project names its organization (org)", details={"field": "org"})
             org_id = users.get_org_by_slug(session, body.org).id

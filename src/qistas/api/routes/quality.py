@@ -7,8 +7,10 @@ from typing import Any
 from fastapi import APIRouter
 from sqlalchemy.orm import Session
 
-from qistas.api.deps import Actor, AppSettings, Db, Id, write
+from qistas.api.deps import Actor, AppSettings, Db, Id
+from qistas.db.enums import Role
 from qistas.db.models import Project, User
+from qistas.db.unit_of_work import write
 from qistas.domain import audit, quality, quality_report
 from qistas.domain.security import pseudonym
 from qistas.errors import NotFound
@@ -52,7 +54,7 @@ def annotator_quality(user_id: Id, actor: Actor, db: Db) -> dict[str, Any]:
     require_admin(actor)
     with db.reader() as session:
         user = session.get(User, user_id)
-        if user is None or user.role != "annotator":
+        if user is None or user.role != Role.ANNOTATOR:
             raise NotFound("annotator not found")
         return {"annotator_id": user.id, "email": user.email,
                 "projects": quality_report.annotator_quality(session, annotator_id=user.id)}

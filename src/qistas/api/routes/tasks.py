@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 
-from qistas.api.deps import Actor, After, AppSettings, Db, Id, Limit, write
+from qistas.api.deps import Actor, After, AppSettings, Db, Id, Limit
 from qistas.api.schemas.tasks import (
     AnnotationImportRead,
     AnnotationRead,
@@ -26,8 +26,10 @@ from qistas.api.schemas.tasks import (
 )
 from qistas.config import Settings
 from qistas.db.dialect import refresh_statistics
+from qistas.db.enums import Role
 from qistas.db.models import Annotation, Assignment, Project, Task, User
 from qistas.db.types import utcnow
+from qistas.db.unit_of_work import write
 from qistas.domain import annotation_imports, audit, imports, results
 from qistas.domain.destinations import Policy, check_syntax, resolve
 from qistas.domain.security import pseudonym
@@ -243,7 +245,7 @@ def get_task(task_id: Id, actor: Actor, db: Db, settings: AppSettings) -> Any:
         project = session.get(Project, task.project_id) if task else None
         if task is None or project is None:
             raise NotFound("task not found")
-        if actor.role == "annotator":
+        if actor.role == Role.ANNOTATOR:
             return _annotator_task(session, actor, task)
         ensure_customer_access_to(actor, project, what="task")
         name = _pseudonymizer(settings.secret_key or "", project.org_id)

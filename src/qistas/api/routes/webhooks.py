@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from sqlalchemy.orm import Session
 
-from qistas.api.deps import Actor, AppSettings, Db, Id, Limit, write
+from qistas.api.deps import Actor, AppSettings, Db, Id, Limit
 from qistas.api.schemas.webhooks import CallbackSecret, DeliveryPage, DeliveryRead, WebhookCreate, WebhookRead
 from qistas.db.models import Delivery, Project, Webhook
+from qistas.db.unit_of_work import write
 from qistas.domain import audit, outbox, signing, webhooks
 from qistas.domain.destinations import Policy
 from qistas.policies import ensure_customer_access

@@ -14,11 +14,12 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from qistas.api.deps import Credentials, Id, actor_in, ensure_credentials, write_now
+from qistas.api.deps import Credentials, Id, actor_in, ensure_credentials
 from qistas.api.schemas.tasks import AssignmentRead, SubmitCreate, SubmittedRead, TaskWorkView
 from qistas.config import Settings
 from qistas.db.engine import Database
 from qistas.db.types import utcnow
+from qistas.db.unit_of_work import write_now
 from qistas.domain import assignments
 from qistas.domain.annotations import submit as store_answer
 from qistas.domain.assignments import Lease, WorkTask, load_project

@@ -9,11 +9,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from qistas.api.deps import Db, read, write
+from qistas.api.deps import Db
+from qistas.db.enums import Role
 from qistas.db.models import ApiToken, Organization, User
+from qistas.db.unit_of_work import read, write
 from qistas.domain import audit, users
 from qistas.errors import QistasError
-from qistas.policies import ROLES, ensure_may_create_user, ensure_may_manage_tokens, require_admin
+from qistas.policies import ACCOUNT_ROLES, ensure_may_create_user, ensure_may_manage_tokens, require_admin
 from qistas.web.pages.common import CheckedForm, PageUser, form_str, render, translator
 
 router = APIRouter(include_in_schema=False)
@@ -21,7 +23,7 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/admin")
 def admin_home(user: PageUser) -> RedirectResponse:
-    return RedirectResponse("/admin/orgs" if user.role == "admin" else "/admin/users", status_code=303)
+    return RedirectResponse("/admin/orgs" if user.role == Role.ADMIN else "/admin/users", status_code=303)
 
 
 def _orgs_page(request: Request, db: Db, error: str | None = None, status: int = 200,
@@ -59,12 +61,12 @@ def create_org(request: Request, user: PageUser, form: CheckedForm, db: Db) -> R
 
 def _users_page(request: Request, user: User, db: Db, error: str | None = None, status: int = 200,
                 token: dict[str, Any] | None = None, values: dict[str, str] | None = None) -> HTMLResponse:
-    if user.role != "admin":
-        ensure_may_create_user(user, role="member", org_id=user.org_id)
+    if user.role != Role.ADMIN:
+        ensure_may_create_user(user, role=Role.MEMBER, org_id=user.org_id)
 
     def work(session: Session) -> dict[str, Any]:
         query = select(User, Organization.slug).outerjoin(Organization, Organization.id == User.org_id)
-        if user.role != "admin":
+        if user.role != Role.ADMIN:
             query = query.where(User.org_id == user.org_id)
         tokens = dict(session.execute(
             select(ApiToken.user_id, func.count()).where(ApiToken.revoked_at.is_(None)).group_by(ApiToken.user_id)
@@ -72,15 +74,15 @@ def _users_page(request: Request, user: User, db: Db, error: str | None = None, 
         people = [{"id": u.id, "email": u.email, "role": u.role, "org": slug, "tokens": tokens.get(u.id, 0),
                    "active": u.is_active} for u, slug in session.execute(query.order_by(User.id))]
         orgs = []
-        if user.role == "admin":
+        if user.role == Role.ADMIN:
             orgs = list(session.scalars(select(Organization.slug).order_by(Organization.slug)))
         return {"people": people, "orgs": orgs}
 
     found = read(db, work)
-    roles = ROLES if user.role == "admin" else ("owner", "member", "annotator")
+    roles = ACCOUNT_ROLES if user.role == Role.ADMIN else (Role.OWNER, Role.MEMBER, Role.ANNOTATOR)
     return render(request, "admin_users.html", status=status, title=translator(request)("users.title"),
                   people=found["people"], orgs=found["orgs"], roles=roles, error=error, token=token,
-                  values=values or {"role": "annotator"})
+                  values=values or {"role": Role.ANNOTATOR})
 
 
 @router.get("/admin/users", response_class=HTMLResponse)
@@ -94,7 +96,7 @@ def create_user(request: Request, user: PageUser, form: CheckedForm, db: Db) -> 
 
     def work(session: Session) -> None:
         slug = values["org"]
-        org_id = (users.get_org_by_slug(session, slug).id if slug else None) if user.role == "admin" else user.org_id
+        org_id = (users.get_org_by_slug(session, slug).id if slug else None) if user.role == Role.ADMIN else user.org_id
         ensure_may_create_user(user, role=values["role"], org_id=org_id)
         created = users.create_user(session, email=values["email"], role=values["role"], org_id=org_id,
                                     password=form_str(form, "password") or None)

@@ -9,8 +9,10 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from qistas.api.deps import AppSettings, Db, read, write
+from qistas.api.deps import AppSettings, Db
+from qistas.db.enums import Role
 from qistas.db.types import utcnow
+from qistas.db.unit_of_work import read, write
 from qistas.domain.users import user_for_password
 from qistas.domain.web_sessions import SESSION_HOURS, close_session, open_session
 from qistas.web.i18n import LANG_COOKIE, LANGUAGES
@@ -21,7 +23,8 @@ router = APIRouter(include_in_schema=False)
 # Before sign-in there is no session to hold a CSRF token: the form and a cookie carry the
 # same random value (double submit), so another site cannot sign a victim in as someone else.
 LOGIN_CSRF_COOKIE = "qistas_login"
-HOME_BY_ROLE = {"annotator": "/work", "owner": "/console", "member": "/console", "admin": "/admin"}
+HOME_BY_ROLE: dict[str, str] = {Role.ANNOTATOR: "/work", Role.OWNER: "/console", Role.MEMBER: "/console",
+                                Role.ADMIN: "/admin"}
 
 
 @router.get("/")

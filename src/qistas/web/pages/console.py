@@ -9,9 +9,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from qistas.api.deps import AppSettings, Db, read, write
+from qistas.api.deps import AppSettings, Db
+from qistas.db.enums import Role, TaskStatus
 from qistas.db.models import Annotation, Project, Task
 from qistas.db.types import utcnow
+from qistas.db.unit_of_work import read, write
 from qistas.domain import audit, insights, projects, results
 from qistas.domain.security import pseudonym
 from qistas.domain.tasktypes import all_types, type_names
@@ -25,7 +27,7 @@ PREVIEW_CHARS = 120
 
 
 def _require_staff(user: Any) -> None:
-    if user.role not in (*STAFF_ROLES, "admin"):
+    if user.role not in (*STAFF_ROLES, Role.ADMIN):
         raise Forbidden("the console is for an organization's people")
 
 
@@ -41,7 +43,7 @@ def console_home(request: Request, user: PageUser, db: Db) -> HTMLResponse:
             c = counts.get(p.id, {})
             total = sum(c.values())
             items.append({"id": p.id, "name": p.name, "type": p.task_spec.get("type"), "total": total,
-                          "completed": c.get("completed", 0), "pending": c.get("pending", 0)})
+                          "completed": c.get(TaskStatus.COMPLETED, 0), "pending": c.get(TaskStatus.PENDING, 0)})
         return items
 
     return render(request, "console_home.html", title=translator(request)("console.title"), projects=read(db, work))
@@ -155,7 +157,7 @@ def project_page(project_id: int, request: Request, user: PageUser, db: Db, sett
     secret = settings.secret_key or ""
     people = [{"name": pseudonym(secret, project.org_id, r.annotator_id), "annotations": r.annotations,
                "median_seconds": r.median_seconds, "agreement": r.agreement} for r in found.annotators]
-    status_names = {s: t("status." + s) for s in results.TASK_STATUSES}
+    status_names: dict[str, str] = {s: t("status." + s) for s in TaskStatus}
     svg = {
         "status": charts.status_bar(stats["tasks"], label=t("project.by_status"), names=status_names,
                                     chart_id="chart-status"),
@@ -181,7 +183,7 @@ def task_browser(project_id: int, request: Request, user: PageUser, db: Db, sett
 
     def work(session: Session) -> tuple[Project, list[Task]]:
         project = ensure_customer_access(user, session.get(Project, project_id))
-        if status is not None and status not in results.TASK_STATUSES:
+        if status is not None and status not in list(TaskStatus):
             raise Invalid("unknown status", details={"field": "status"})
         query = select(Task).where(Task.project_id == project.id)
         if status:
@@ -203,7 +205,7 @@ def task_browser(project_id: int, request: Request, user: PageUser, db: Db, sett
              "response": _preview(task.response) if task.response is not None else ""} for task in page]
     return render(request, "console_tasks.html", title=project.name, project=project, rows=rows, status_filter=status,
                   below=below, unique_id=unique_id or "", next_after=page[-1].id if len(page) == limit else None,
-                  statuses=results.TASK_STATUSES)
+                  statuses=tuple(TaskStatus))
 
 
 def _preview(value: Any) -> str:

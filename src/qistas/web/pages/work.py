@@ -10,8 +10,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from qistas.api.deps import AppSettings, Db, read
+from qistas.api.deps import AppSettings, Db
+from qistas.db.enums import Role
 from qistas.db.models import Project
+from qistas.db.unit_of_work import read
 from qistas.domain import projects
 from qistas.errors import Forbidden
 from qistas.policies import ensure_annotator_access, may_work_on
@@ -23,7 +25,7 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/work", response_class=HTMLResponse)
 def work_home(request: Request, user: PageUser, db: Db) -> HTMLResponse:
-    if user.role != "annotator":
+    if user.role != Role.ANNOTATOR:
         raise Forbidden("only annotators take tasks")
     # Name and task type only: an annotator never learns whose project it is.
     found = read(db, lambda s: [p for p in projects.list_projects(s, actor=user) if may_work_on(user, p)])

@@ -1,0 +1,50 @@
+"""The fixed vocabularies stored in the database: roles and the statuses of tasks, leases, batches.
+
+Each is a ``StrEnum`` whose values are the strings stored in the columns and spoken by the API:
+a member equals its string (``Role.ADMIN == "admin"``), hashes like it and is bound to the
+database as it, so columns stay plain strings and rows read back compare equal to members.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    """What a user is (``users.role``); what each may do lives in ``qistas.policies``."""
+
+    ADMIN = "admin"  # the operator of the instance
+    OWNER = "owner"  # a customer organization's manager
+    MEMBER = "member"  # a customer organization's staff
+    ANNOTATOR = "annotator"  # a worker: the shared workforce, or in-house in one organization
+    # An annotator of another tool, imported with their answers under a pseudonymous id;
+    # never signs in.
+    EXTERNAL = "external"
+
+
+class TaskStatus(StrEnum):
+    """``tasks.status``."""
+
+    PENDING = "pending"
+    COMPLETED = "completed"
+    CANCELED = "canceled"
+
+
+class LeaseStatus(StrEnum):
+    """``assignments.status``: a lease of a task to an annotator, and how it ended."""
+
+    ACTIVE = "active"
+    SUBMITTED = "submitted"
+    SKIPPED = "skipped"
+    EXPIRED = "expired"
+    IMPORTED = "imported"  # the stand-in lease of an answer imported from elsewhere
+
+
+class BatchStatus(StrEnum):
+    """``batches.status``: ``staging -> in_progress -> completed``, also ``paused``, ``canceled``."""
+
+    STAGING = "staging"
+    IN_PROGRESS = "in_progress"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    CANCELED = "canceled"
