@@ -11,8 +11,8 @@ from tests.api.conftest import World
 from tests.api.helpers import annotate, count_annotations, field_of, nothing_left, stats
 
 POS, NEG = {"label": "positive"}, {"label": "negative"}
-# Text answers are aggregated by exact-match votes, so confidences are plain vote shares
-# (single-label classification is scored with a posterior instead: see test_agreement...).
+# Text answers are decided by a reliability-weighted word vote; with annotators the model
+# knows nothing of, one-word answers give: yes/no 0.44, yes/no/yes 0.76, yes/no/yes/yes 0.93.
 TEXT = {"type": "text"}
 YES, NO = {"text": "yes"}, {"text": "no"}
 
@@ -58,16 +58,17 @@ def test_agreement_completes_at_min(world: World) -> None:
 
 
 def test_disagreement_asks_for_one_more_until_target(world: World) -> None:
-    pid = _project(world, TEXT, min=2, max=4, target=0.7)
+    pid = _project(world, TEXT, min=2, max=4, target=0.9)
     a, b, c, d = _workers(world)
     annotate(a, pid, YES)
     annotate(b, pid, NO)
     assert (_task(world, pid)["status"], _task(world, pid)["required"]) == ("pending", 3)
-    annotate(c, pid, YES)  # 2/3 < 0.7
+    annotate(c, pid, YES)  # 0.76 < 0.9
     assert (_task(world, pid)["status"], _task(world, pid)["required"]) == ("pending", 4)
-    annotate(d, pid, YES)  # 3/4 >= 0.7
+    annotate(d, pid, YES)  # 0.93 >= 0.9
     task = _task(world, pid)
-    assert task["status"] == "completed" and task["response"] == YES and task["confidence"] == 0.75
+    assert task["status"] == "completed" and task["response"] == YES
+    assert task["confidence"] == pytest.approx(0.9275, abs=1e-3)
     assert task["below_target"] is False
     assert stats(world.tenant.owner, pid)["below_target"] == 0
 
@@ -81,7 +82,7 @@ def test_at_max_below_target_is_flagged(world: World) -> None:
     task = _task(world, pid)
     assert task["status"] == "completed" and task["n_annotations"] == 3
     assert task["response"] == NO and task["below_target"] is True
-    assert task["confidence"] == pytest.approx(2 / 3)
+    assert task["confidence"] == pytest.approx(0.7619, abs=1e-3) and task["needs_review"] is True
     assert nothing_left(d, pid)
     assert stats(world.tenant.owner, pid)["below_target"] == 1
     results = world.tenant.owner.get(f"/projects/{pid}/results").json()["items"]
