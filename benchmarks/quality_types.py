@@ -291,17 +291,27 @@ def simulated_types(platform: Platform, quick: bool, seed: int = 7) -> list[dict
 
 
 def adaptive(platform: Platform, quick: bool, seed: int = 11) -> list[dict[str, Any]]:
-    """Labels needed by adaptive redundancy against a fixed five, annotators working through the API."""
+    """Labels needed by adaptive redundancy against a fixed five, annotators working through the API.
+
+    The annotators are ``quality.simulate``'s (good, mediocre, spammers, adversarial, biased:
+    each a confusion matrix); each answers from their own matrix's row for the true label.
+    """
+    from qistas.quality import simulate_classification
+
     rng = random.Random(seed)
-    n_tasks, n_workers = (120, 12) if quick else (400, 20)
-    skills = simulated_workers(rng, n_workers)
+    n_tasks, n_workers = (150, 16) if quick else (400, 24)
     labels = ["x", "y", "z"]
-    truth = [rng.choice(labels) for _ in range(n_tasks)]
+    confusions = simulate_classification(1, n_workers, len(labels), 1, mix=(0.5, 0.25, 0.1, 0.05, 0.1),
+                                         random_state=seed).confusions
+    truth = [rng.randrange(len(labels)) for _ in range(n_tasks)]
     spec = {"type": "classification", "labels": labels, "text_field": "text"}
     out = []
     for name, redundancy in (("fixed 5", {"min": 5, "max": 5}),
                              ("adaptive 2..5, target 0.9", {"min": 2, "max": 5, "target": 0.9}),
-                             ("adaptive 2..5, target 0.95", {"min": 2, "max": 5, "target": 0.95})):
+                             ("adaptive 2..5, target 0.95", {"min": 2, "max": 5, "target": 0.95}),
+                             ("adaptive 2..5, target 0.99", {"min": 2, "max": 5, "target": 0.99}),
+                             ("adaptive 1..5, target 0.95", {"min": 1, "max": 5, "target": 0.95})):
+        answerer = random.Random(seed + 1)  # every policy meets the same annotators' coins
         pid = platform.project(spec, redundancy)
         platform.upload(f"/projects/{pid}/tasks", [{"unique_id": f"t{i}", "data": {"text": f"t{i}"}}
                                                     for i in range(n_tasks)])
@@ -317,8 +327,7 @@ def adaptive(platform: Platform, quick: bool, seed: int = 11) -> list[dict[str, 
                     continue
                 lease = check(taken)
                 i = int(lease["task"]["data"]["text"][1:])
-                right = rng.random() < skills[w]
-                label = truth[i] if right else rng.choice([x for x in labels if x != truth[i]])
+                label = labels[answerer.choices(range(len(labels)), weights=confusions[w, truth[i]])[0]]
                 check(client.post(f"/assignments/{lease['id']}/submit", json={"answer": {"label": label}}))
                 answers += 1
                 if answers >= MIN_ANSWERS_TO_FIT and answers >= fitted_at * (1 + REFIT_GROWTH):
@@ -327,7 +336,7 @@ def adaptive(platform: Platform, quick: bool, seed: int = 11) -> list[dict[str, 
                     fitted_at = answers
         check(platform.owner.post(f"/projects/{pid}/quality/refit"), 200)
         results = platform.results(pid)
-        accuracy = sum(results[f"t{i}"]["response"]["label"] == truth[i] for i in range(n_tasks)
+        accuracy = sum(results[f"t{i}"]["response"]["label"] == labels[truth[i]] for i in range(n_tasks)
                        if f"t{i}" in results) / n_tasks
         out.append({"policy": name, "answers": answers, "per_task": answers / n_tasks, "accuracy": accuracy})
     return out
