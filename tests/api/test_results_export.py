@@ -98,7 +98,8 @@ def test_pseudonyms_differ_between_customers(world: World, exported: dict[str, A
 def test_csv_export_is_spreadsheet_safe_and_keeps_arabic(world: World, exported: dict[str, Any]) -> None:
     columns, rows = _csv(world, exported["pid"])
     assert columns == ["task_id", "unique_id", "batch", "status", "data", "metadata", "response", "confidence",
-                       "method", "annotations", "annotators", "agreement", "completed_at"]
+                       "method", "needs_review", "details", "annotations", "annotators", "agreement",
+                       "completed_at"]
     assert len(rows) == len(exported["rows"])
     assert json.loads(rows[0]["data"]) == {"text": ARABIC, "n": 1}
     assert ARABIC in rows[0]["data"]
@@ -129,8 +130,8 @@ def test_empty_project_exports(world: World) -> None:
     pid = world.tenant.project()["id"]
     assert world.tenant.owner.get(f"/projects/{pid}/export").content == b""
     assert world.tenant.owner.get(f"/projects/{pid}/export", params={"format": "csv"}).text.splitlines() == \
-        ["task_id,unique_id,batch,status,data,metadata,response,confidence,method,annotations,annotators,"
-         "agreement,completed_at"]
+        ["task_id,unique_id,batch,status,data,metadata,response,confidence,method,needs_review,details,annotations,"
+         "annotators,agreement,completed_at"]
 
 
 def test_results_and_task_reads(world: World, exported: dict[str, Any]) -> None:

@@ -34,14 +34,15 @@ MEDIA = {"jsonl": "application/x-ndjson", "csv": "text/csv; charset=utf-8",
 EXTENSION = {"jsonl": "jsonl", "csv": "csv", "parquet": "parquet", "hf": "tar"}
 CSV_COLUMNS = (
     "task_id", "unique_id", "batch", "status", "data", "metadata",
-    "response", "confidence", "method", "annotations", "annotators", "agreement", "completed_at",
+    "response", "confidence", "method", "needs_review", "details", "annotations", "annotators", "agreement",
+    "completed_at",
 )
 # The flat table of parquet and hf: JSON values are JSON text, so every project fits one schema.
 FLAT_COLUMNS = (
     ("task_id", "int64"), ("unique_id", "string"), ("batch", "string"), ("status", "string"),
     ("data", "string"), ("metadata", "string"), ("response", "string"), ("confidence", "float64"),
     ("method", "string"), ("completed_at", "string"), ("annotators", "int64"), ("agreement", "float64"),
-    ("annotations", "string"),
+    ("annotations", "string"), ("needs_review", "bool_"), ("details", "string"),
 )
 
 
@@ -107,7 +108,9 @@ def spreadsheet_safe(cell: str) -> str:
 def _flat(record: dict[str, Any]) -> dict[str, Any]:
     provenance = record["provenance"]
     return {
-        **{k: record[k] for k in ("task_id", "unique_id", "batch", "status", "confidence", "method", "completed_at")},
+        **{k: record[k] for k in ("task_id", "unique_id", "batch", "status", "confidence", "method", "needs_review",
+                                  "completed_at")},
+        "details": None if record["details"] is None else _json(record["details"]),
         "data": _json(record["data"]),
         "metadata": None if record["metadata"] is None else _json(record["metadata"]),
         "response": None if record["response"] is None else _json(record["response"]),
