@@ -169,6 +169,14 @@ def test_import_and_export_against_a_live_server(server: LiveServer, tenant: Ten
     assert "row 2: data.text is missing" in refused.stderr and "row 3:" in refused.stderr
     assert tenant.owner.get(f"/projects/{pid}/stats").json()["tasks_total"] == 3
 
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text('{"task": "c", "annotator": "vendor-1", "answer": {"label": "negative"}}\n', encoding="utf-8")
+    imported = run(["import-annotations", pid, str(answers), *connect], tmp_path, "sqlite://")
+    assert imported.exit_code == 0, imported.output
+    assert imported.output.strip().splitlines()[-1] == "created 1"
+    again = run(["import-annotations", pid, str(answers), *connect], tmp_path, "sqlite://")
+    assert again.exit_code == 1 and "row 1: annotator 'vendor-1' already answered task 'c'" in again.stderr
+
     worker = tenant.annotators[0]
     taken = worker.post(f"/projects/{pid}/assignments").json()
     assert worker.post(f"/assignments/{taken['id']}/submit", json={"answer": {"label": "mixed"}}).status_code == 201

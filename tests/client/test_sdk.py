@@ -170,3 +170,17 @@ def test_webhooks_from_the_sdk(sdk: Client, tenant: Tenant) -> None:
         sdk.webhooks.delete(project.id, hook.id)
         assert sdk.webhooks.list(project.id) == []
         assert sdk.webhooks.callback_secret(project.id).startswith("cbsec_")
+
+
+def test_existing_annotations_from_the_sdk(sdk: Client, tenant: Tenant) -> None:
+    project = sdk.projects.create(name="moved", task=CLASSIFICATION, redundancy={"min": 2, "max": 2})
+    project.tasks.add([{"data": {"text": f"t{i}"}, "unique_id": f"u{i}"} for i in range(3)])
+    seen: list[int] = []
+    rows = ({"task": f"u{i}", "annotator": f"vendor-{w}", "answer": {"label": "negative"}}
+            for i in range(3) for w in range(2))
+    assert project.tasks.add_annotations(rows, chunk_size=4, on_progress=seen.append) == 6
+    assert seen == [4, 2]
+    assert sorted(r.unique_id or "" for r in project.results()) == ["u0", "u1", "u2"]
+    with pytest.raises(Invalid) as refused:
+        project.tasks.add_annotations([{"task": "u0", "annotator": "vendor-0", "answer": {"label": "negative"}}])
+    assert "already answered" in str(refused.value.details)
