@@ -17,8 +17,6 @@ class Consensus:
     method: str
     needs_review: bool = False
     details: dict[str, Any] = field(default_factory=dict)
-    # The share of answers that match the response within the type's tolerance (its gold rule).
-    agreement: float = 1.0
 
 
 @dataclass(frozen=True)

@@ -96,15 +96,18 @@ def settle(session: Session, *, task: Task, project: Project, spec: Any, now: da
     rows = queries.ANSWERS.all(session, task_id=task.id)
     consensus = quality.task_consensus(session, project=project, spec=spec, task_id=task.id, data=task.data,
                                        answers=rows)
+    confidence = consensus.confidence
+    if project.redundancy_target is None and project.redundancy_max > project.redundancy_min:
+        # Without a target, "agreement" is every answer matching the response within the
+        # type's tolerance, not a posterior (a fixed overlap needs neither).
+        confidence = quality.agreement(spec, [answer for _, answer in rows], consensus.response)
     decision = decide(
         n_annotations=task.n_annotations,
         required=task.required,
         lo=project.redundancy_min,
         hi=project.redundancy_max,
         target=project.redundancy_target,
-        # Without a target, "agreement" is every answer matching the response within the
-        # type's tolerance, not a posterior.
-        confidence=consensus.confidence if project.redundancy_target is not None else consensus.agreement,
+        confidence=confidence,
     )
     if not decision.complete:
         if decision.required != task.required:

@@ -78,9 +78,9 @@ def load_model(session: Session, project_id: int) -> FittedModel | None:
     return fitted
 
 
-def _consensus(result: TaskResult, method: str, agreement: float) -> Consensus:
+def _consensus(result: TaskResult, method: str) -> Consensus:
     return Consensus(result.response, float(result.confidence), method, needs_review=result.needs_review,
-                     details=dict(result.extra), agreement=agreement)
+                     details=dict(result.extra))
 
 
 def agreement(spec: Spec, answers: Sequence[Any], response: Any) -> float:
@@ -117,8 +117,7 @@ def task_consensus(
         estimator.load_params(params)
     result: TaskResult = estimator.aggregate(list(zip(workers, (a for _, a in answers), strict=True)),
                                              task_type.context(spec, data, None))
-    share = agreement(spec, [a for _, a in answers], result.response)
-    return _consensus(result, method or method_name(estimator), share)
+    return _consensus(result, method or method_name(estimator))
 
 
 # --- refits -------------------------------------------------------------------------------

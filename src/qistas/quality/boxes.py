@@ -29,15 +29,26 @@ def _boxes(answer: Any) -> list[Box]:
 
 def _match(a: list[Box], b: list[Box], min_iou: float) -> list[tuple[int, int, float]]:
     """Maximum-IoU one-to-one matching of same-label boxes (Hungarian algorithm); pairs
-    below ``min_iou`` never match. Returns ``(i, j, iou)`` triples."""
-    if not a or not b:
-        return []
-    iou = np.array([[box_iou(x, y) for y in b] for x in a])
-    # pairs under the threshold get a gain of 0 so the assignment never prefers them
-    gain = np.where(iou >= min_iou, iou + 1.0, 0.0)
-    rows, cols = linear_sum_assignment(gain, maximize=True)
-    return [(int(i), int(j), float(iou[i, j])) for i, j in zip(rows, cols, strict=True)
-            if iou[i, j] >= min_iou]
+    below ``min_iou`` never match. Returns ``(i, j, iou)`` triples.
+
+    Boxes of different labels never match (IoU 0), so each label is matched on its own;
+    a label with one box on a side needs no assignment problem (equal IoUs go to the
+    first pair in order)."""
+    out: list[tuple[int, int, float]] = []
+    for label in {box[4] for box in a} & {box[4] for box in b}:
+        ia = [i for i, box in enumerate(a) if box[4] == label]
+        ib = [j for j, box in enumerate(b) if box[4] == label]
+        if len(ia) == 1 or len(ib) == 1:
+            i, j, best = max(((i, j, box_iou(a[i], b[j])) for i in ia for j in ib), key=lambda p: p[2])
+            if best >= min_iou:
+                out.append((i, j, best))
+            continue
+        iou = np.array([[box_iou(a[i], b[j]) for j in ib] for i in ia])
+        # pairs under the threshold get a gain of 0 so the assignment never prefers them
+        gain = np.where(iou >= min_iou, iou + 1.0, 0.0)
+        rows, cols = linear_sum_assignment(gain, maximize=True)
+        out += [(ia[r], ib[c], float(iou[r, c])) for r, c in zip(rows, cols, strict=True) if iou[r, c] >= min_iou]
+    return sorted(out)
 
 
 def boxes_match(answer: Any, gold: Any, *, min_iou: float = 0.5) -> bool:
@@ -61,16 +72,21 @@ def answer_score(answer: Any, response: Any, context: Any = None) -> float:
     return 2.0 * sum(m[2] for m in _match(a, r, 0.5)) / (len(a) + len(r))
 
 
-def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
+def _weighted_median(values: Sequence[float], weights: Sequence[float]) -> float:
     """Weighted median; when the cumulative weight hits exactly half (within ``_EPS``),
-    the midpoint of the two middle values, so equal weights give the ordinary median."""
-    order = np.argsort(values, kind="stable")
-    v, cw = values[order], np.cumsum(weights[order])
-    half = cw[-1] / 2.0
-    k = int(np.searchsorted(cw, half - _EPS * cw[-1]))
-    if abs(cw[k] - half) <= _EPS * cw[-1] and k + 1 < len(v):
-        return float((v[k] + v[k + 1]) / 2.0)
-    return float(v[k])
+    the midpoint of the two middle values, so equal weights give the ordinary median.
+    (Plain Python: a cluster holds a handful of boxes, where numpy's overhead dominates.)"""
+    pairs = sorted(zip(values, weights, strict=True), key=lambda p: p[0])  # stable
+    total = sum(w for _, w in pairs)
+    half, tol = total / 2.0, _EPS * total
+    running = 0.0
+    for k, (v, w) in enumerate(pairs):
+        running += w
+        if running >= half - tol:
+            if abs(running - half) <= tol and k + 1 < len(pairs):
+                return float((v + pairs[k + 1][0]) / 2.0)
+            return float(v)
+    return float(pairs[-1][0])
 
 
 class BoxAggregator(BaseEstimator):
@@ -172,9 +188,10 @@ class BoxAggregator(BaseEstimator):
                 missed = max(missed, support)
                 continue
             box = self._median_box(members, weight, context)
-            ws = np.array([weight[i] for i, _ in members])
-            ious = np.array([box_iou(b, box) for _, b in members])
-            agreement = float(ws @ ious / ws.sum()) if ws.sum() > 0 else float(ious.mean())
+            ws = [weight[i] for i, _ in members]
+            ious = [box_iou(b, box) for _, b in members]
+            agreement = (sum(w * v for w, v in zip(ws, ious, strict=True)) / sum(ws) if sum(ws) > 0
+                         else sum(ious) / len(ious))
             x, y, w, h, label = box
             boxes.append({"x": x, "y": y, "w": w, "h": h, "label": label,
                           "confidence": support * agreement})
@@ -182,7 +199,7 @@ class BoxAggregator(BaseEstimator):
         confidence = min([1.0 - missed, *(b["confidence"] for b in boxes)])
         response = {"boxes": boxes}
         scores = [answer_score(bs, response) for _, bs in parsed]
-        extra = {"agreement": float(np.mean(scores))}
+        extra = {"agreement": sum(scores) / len(scores)}
         return TaskResult(response, float(confidence), confidence < self.review_below, extra)
 
     def _cluster(self, parsed: list[tuple[int, list[Box]]], order: list[int]
@@ -207,11 +224,11 @@ class BoxAggregator(BaseEstimator):
     @staticmethod
     def _median_box(members: list[tuple[int, Box]], weight: dict[int, float],
                     context: Any) -> Box:
-        ws = np.array([weight[i] for i, _ in members])
-        if ws.sum() <= 0:
-            ws = np.ones(len(members))
-        edges = np.array([[b[0], b[1], b[0] + b[2], b[1] + b[3]] for _, b in members])
-        x1, y1, x2, y2 = (_weighted_median(edges[:, k], ws) for k in range(4))
+        ws = [weight[i] for i, _ in members]
+        if sum(ws) <= 0:
+            ws = [1.0] * len(members)
+        edges = [(b[0], b[1], b[0] + b[2], b[1] + b[3]) for _, b in members]
+        x1, y1, x2, y2 = (_weighted_median([e[k] for e in edges], ws) for k in range(4))
         if isinstance(context, dict) and "width" in context and "height" in context:
             wd, ht = float(context["width"]), float(context["height"])
             x1, x2 = min(max(x1, 0.0), wd), min(max(x2, 0.0), wd)
