@@ -50,6 +50,10 @@ CASES: dict[str, Case] = {
         {"spans": [{"start": 0, "end": 3, "label": "PER"}, {"start": 20, "end": 23, "label": "LOC"}]},
         [({"spans": [{"start": 20, "end": 24, "label": "LOC"}]}, "answer.spans.0.end"),
          ({"spans": [{"start": 22, "end": 25, "label": "LOC"}]}, "answer.spans.0.end"),  # UTF-16 length
+         # A span may not cut a grapheme cluster: the emoji and its skin tone, é and its accent.
+         ({"spans": [{"start": 11, "end": 12, "label": "PER"}]}, "answer.spans.0.end"),
+         ({"spans": [{"start": 12, "end": 13, "label": "PER"}]}, "answer.spans.0.start"),
+         ({"spans": [{"start": 14, "end": 18, "label": "PER"}]}, "answer.spans.0.end"),
          ({"spans": [{"start": 0, "end": 3, "label": "ORG"}]}, "answer.spans.0.label"),
          ({"spans": [{"start": 3, "end": 3, "label": "PER"}]}, "answer.spans.0"),
          ({"spans": [{"start": -1, "end": 3, "label": "PER"}]}, "answer.spans.0"),

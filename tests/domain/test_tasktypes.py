@@ -116,3 +116,15 @@ def test_data_must_be_an_object() -> None:
 
 def test_answer_key_is_canonical() -> None:
     assert answer_key({"b": 1, "a": "م"}) == answer_key({"a": "م", "b": 1}) == '{"a":"م","b":1}'
+
+
+def test_a_span_may_not_cut_a_flag_in_two() -> None:
+    text = "زار 👩‍👩‍👧 الأردن 🇯🇴 أمس"
+    spec = parse_spec({"type": "spans", "labels": ["LOC"]})
+    flag = text.index("🇯🇴")
+    with pytest.raises(Invalid) as refused:
+        validate_answer(spec, {"text": text}, {"spans": [{"start": flag, "end": flag + 1, "label": "LOC"}]})
+    assert refused.value.details == {"field": "answer.spans.0.end"}
+    assert "grapheme" in refused.value.message
+    whole = {"spans": [{"start": flag, "end": flag + 2, "label": "LOC"}]}
+    assert validate_answer(spec, {"text": text}, whole) == whole
