@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import IO, Annotated, Any
 from urllib.parse import urlsplit
@@ -101,19 +102,33 @@ async def _spooled_body(request: Request) -> tuple[IO[bytes], str | None, Any]:
     return spool, MEDIA_FORMATS[media], None
 
 
+@asynccontextmanager
+async def _upload(request: Request, format: str | None, formats: tuple[str, ...],
+                  hint: str) -> AsyncIterator[tuple[IO[bytes], str]]:
+    """The received upload and its format; the spool and the form are closed afterwards.
+
+    The whole body is received before any transaction opens: a client that disconnects
+    mid-upload never reaches the database.
+    """
+    stream, detected, form = await _spooled_body(request)
+    try:
+        fmt = format or detected
+        if fmt not in formats:
+            raise Invalid(hint, details={"field": "format"})
+        yield stream, fmt
+    finally:
+        stream.close()
+        if form is not None:
+            await form.close()
+
+
 @router.post("/projects/{project_id}/tasks", status_code=201, response_model=ImportRead,
              openapi_extra=IMPORT_BODY)
 async def import_tasks(
     project_id: Id, request: Request, actor: Actor, db: Db, settings: AppSettings,
     format: Annotated[str | None, Query(description="json, jsonl or csv; overrides the media type")] = None,
 ) -> ImportRead:
-    # The whole body is received before the transaction opens: a client that disconnects
-    # mid-upload never reaches the database.
-    stream, detected, form = await _spooled_body(request)
-    fmt = format or detected
-    try:
-        if fmt not in imports.FORMATS:
-            raise Invalid("say the format: ?format=json|jsonl|csv", details={"field": "format"})
+    async with _upload(request, format, imports.FORMATS, "say the format: ?format=json|jsonl|csv") as (stream, fmt):
 
         def work(session: Session) -> ImportRead:
             project = ensure_customer_access(actor, session.get(Project, project_id))
@@ -128,12 +143,8 @@ async def import_tasks(
             return ImportRead(created=result.created, duplicates=result.duplicates)
 
         done = await run_in_threadpool(write, db, work)
-        await run_in_threadpool(refresh_statistics, db.engine, "tasks", rows_added=done.created)
-        return done
-    finally:
-        stream.close()
-        if form is not None:
-            await form.close()
+    await run_in_threadpool(refresh_statistics, db.engine, "tasks", rows_added=done.created)
+    return done
 
 
 ANNOTATIONS_BODY = {
@@ -159,12 +170,8 @@ async def import_annotations(
     format: Annotated[str | None, Query(description="json or jsonl; overrides the media type")] = None,
 ) -> AnnotationImportRead:
     """Answers made elsewhere: every one validated by the task type, all or nothing."""
-    stream, detected, form = await _spooled_body(request)
-    fmt = format or detected
-    try:
-        if fmt not in ("json", "jsonl"):
-            raise Invalid("send the annotations as JSON or JSONL (?format=json or ?format=jsonl)",
-                          details={"field": "format"})
+    hint = "send the annotations as JSON or JSONL (?format=json or ?format=jsonl)"
+    async with _upload(request, format, ("json", "jsonl"), hint) as (stream, fmt):
 
         def work(session: Session) -> AnnotationImportRead:
             project = ensure_customer_access(actor, session.get(Project, project_id))
@@ -177,10 +184,6 @@ async def import_annotations(
             return AnnotationImportRead(created=created)
 
         return await run_in_threadpool(write, db, work)
-    finally:
-        stream.close()
-        if form is not None:
-            await form.close()
 
 
 def callback_checker(settings: Settings) -> Callable[[str], None]:
