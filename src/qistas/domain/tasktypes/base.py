@@ -122,7 +122,7 @@ class TaskType(Generic[S]):
 
     def answer_score(self, spec: S, data: dict[str, Any], answer: Any, response: Any) -> float:
         """How well one answer agrees with the task's response, in [0, 1] (reliability reports)."""
-        return float(answer_key(answer) == answer_key(_plain(response)))
+        return float(answer_key(answer) == answer_key(plain_response(response)))
 
     # --- reports -------------------------------------------------------------------------
 
@@ -140,16 +140,13 @@ def answer_key(answer: Any) -> str:
     return json.dumps(answer, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
-def _plain(response: Any) -> Any:
+def plain_response(response: Any) -> Any:
     """A response without the per-part confidences aggregation adds (to compare with answers)."""
     if isinstance(response, dict):
-        return {k: _plain(v) for k, v in response.items() if k != "confidence"}
+        return {k: plain_response(v) for k, v in response.items() if k != "confidence"}
     if isinstance(response, list):
-        return [_plain(v) for v in response]
+        return [plain_response(v) for v in response]
     return response
-
-
-plain_response = _plain
 
 
 # --- checks shared by the validators ---------------------------------------------------------
