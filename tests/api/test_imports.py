@@ -101,6 +101,13 @@ def test_csv_row_with_too_many_cells_and_bad_metadata(world: World, project: int
     assert count_tasks(world.database, project) == 0
 
 
+def test_csv_row_with_an_empty_required_cell_is_refused(world: World, project: int) -> None:
+    body = "unique_id,text,shop\ncsvb-1,fine,shop\ncsvb-2,,shop\n"
+    rows = _rows(_post(world.tenant, project, body, "text/csv"))
+    assert rows == [{"row": 2, "message": "data.text is empty"}]
+    assert count_tasks(world.database, project) == 0
+
+
 def test_csv_header_naming_a_column_twice_is_refused(world: World, project: int) -> None:
     response = _post(world.tenant, project, "text,note,text\nfirst,n,second\n", "text/csv")
     error = error_of(response, 422)
@@ -337,7 +344,7 @@ def test_a_client_that_disconnects_mid_import_leaves_nothing(world: World, proje
 
 
 def test_json_array_over_many_read_chunks(world: World, project: int) -> None:
-    rows = [{"data": {"text": ARABIC * (i % 7), "n": 10 ** (i % 12)}} for i in range(3000)]
+    rows = [{"data": {"text": ARABIC * (1 + i % 7), "n": 10 ** (i % 12)}} for i in range(3000)]
     body = json.dumps(rows, ensure_ascii=False, indent=1).encode()
     assert len(body) > 4 * 65536
     assert _created(_post(world.tenant, project, body, "application/json"))["created"] == 3000

@@ -128,3 +128,16 @@ def test_a_span_may_not_cut_a_flag_in_two() -> None:
     assert "grapheme" in refused.value.message
     whole = {"spans": [{"start": flag, "end": flag + 2, "label": "LOC"}]}
     assert validate_answer(spec, {"text": text}, whole) == whole
+
+
+@pytest.mark.parametrize("raw, data, field", [
+    ({"type": "classification", "labels": ["a"], "text_field": "text"}, {"text": "  "}, "data.text"),
+    ({"type": "spans", "labels": ["a"]}, {"text": ""}, "data.text"),
+    ({"type": "boxes", "labels": ["a"]}, {"image": ""}, "data.image"),
+    ({"type": "text"}, {"prompt": []}, "data.prompt"),
+    ({"type": "pairwise"}, {"prompt": "p", "a": "x", "b": "\n"}, "data.b"),
+])
+def test_an_empty_required_field_is_refused(raw: dict[str, Any], data: dict[str, Any], field: str) -> None:
+    with pytest.raises(Invalid) as refused:
+        validate_data(parse_spec(raw), data)
+    assert refused.value.details == {"field": field} and "is empty" in refused.value.message

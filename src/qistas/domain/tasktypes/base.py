@@ -162,6 +162,9 @@ def need(data: dict[str, Any], name: str, kind: type | tuple[type, ...], what: s
     value = data[name]
     if not isinstance(value, kind) or isinstance(value, bool):
         raise Invalid(f"data.{name} must be {what}", details={"field": f"data.{name}"})
+    if (isinstance(value, str) and not value.strip()) or (isinstance(value, list | dict) and not value):
+        # An empty cell of a CSV would otherwise be served as a blank task.
+        raise Invalid(f"data.{name} is empty", details={"field": f"data.{name}"})
     return value
 
 
