@@ -19,9 +19,31 @@ def _database():
     return Database.from_url(get_settings().sqlalchemy_url)
 
 
-@click.group()
+class _Commands(click.Group):
+    """Commands that talk to a server end with one line on an error, never a traceback
+    (``--debug`` shows it)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from qistas.client import ApiError, TransportError
+
+        try:
+            return super().invoke(ctx)
+        except TransportError as exc:
+            if ctx.params.get("debug"):
+                raise
+            click.echo(f"error: no answer from the server ({exc}); is `qistas serve` running at --url "
+                       "(or QISTAS_URL)?", err=True)
+        except ApiError as exc:
+            if ctx.params.get("debug"):
+                raise
+            click.echo(f"error: {exc.message}", err=True)
+        ctx.exit(1)
+
+
+@click.group(cls=_Commands)
 @click.version_option(package_name="qistas")
-def main() -> None:
+@click.option("--debug", is_flag=True, help="show the traceback of an error")
+def main(debug: bool) -> None:
     """Qistas: a self-hosted data engine for AI training data."""
 
 
@@ -130,6 +152,9 @@ def users_create(email: str, role: str, org_slug: str | None, password: str | No
 def _client(url: str, token: str):
     from qistas.client import Client
 
+    if not url.startswith(("http://", "https://")):
+        raise click.BadParameter(f"{url!r} is not a server address: give it with http:// or https://",
+                                 param_hint="--url")
     return Client(url, token)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -199,3 +200,22 @@ def test_import_and_export_against_a_live_server(server: LiveServer, tenant: Ten
     assert denied.exit_code == 1 and not (tmp_path / "no.jsonl").exists()
     unknown = run(["export", "987654", "-o", str(tmp_path / "no.jsonl"), *connect], tmp_path, "sqlite://")
     assert unknown.exit_code == 1 and "project not found" in unknown.output
+
+
+def test_a_server_that_is_down_or_a_url_without_scheme_is_one_line(tmp_path: Path) -> None:
+    source = tmp_path / "tasks.jsonl"
+    source.write_text('{"data": {"text": "x"}}\n', encoding="utf-8")
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    down = run(["import", "1", str(source), "--url", f"http://127.0.0.1:{port}", "--token", "t"], tmp_path,
+               "sqlite://")
+    assert down.exit_code == 1 and "Traceback" not in down.output
+    # The progress bar's label, then one line that says what to check.
+    assert down.stderr.splitlines()[-1].startswith("error: no answer from the server")
+    assert sum(line.startswith("error") for line in down.stderr.splitlines()) == 1
+    bare = run(["import", "1", str(source), "--url", "127.0.0.1:8000", "--token", "t"], tmp_path, "sqlite://")
+    assert bare.exit_code == 2 and "http:// or https://" in bare.stderr and "Traceback" not in bare.output
+    with pytest.raises(Exception, match="no answer|Connection refused|connect"):
+        run(["--debug", "import", "1", str(source), "--url", f"http://127.0.0.1:{port}", "--token", "t"],
+            tmp_path, "sqlite://")
