@@ -10,7 +10,7 @@ from anyio import to_thread
 from fastapi import FastAPI
 
 from qistas import __version__, web
-from qistas.api import errors
+from qistas.api import docs, errors
 from qistas.api.deps import KnownQuery
 from qistas.api.limits import BodyLimit
 from qistas.api.routes import accounts, exports, projects, quality, tasks, webhooks, work
@@ -52,7 +52,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         version=__version__,
         description="A self-hosted data engine for AI training data.",
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        docs_url=None,  # served from the package, see api/docs.py
         redoc_url=None,
         lifespan=lifespan,
     )
@@ -66,6 +66,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     for module in (work, accounts, projects, tasks, quality, webhooks, exports):
         app.include_router(module.router, prefix=API_PREFIX, dependencies=[KnownQuery])
     app.add_middleware(BodyLimit, json_limit=settings.max_body_bytes, upload_limit=settings.max_upload_bytes)
+
+    docs.install(app, API_PREFIX)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
