@@ -4,6 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+PORT ?= 8000
 
 .PHONY: install run test test-sqlite test-postgres bench lint screenshots clean
 
@@ -18,9 +19,9 @@ $(STAMP): pyproject.toml
 run: install
 	$(VENV)/bin/qistas demo
 	@echo ""
-	@echo "Open http://127.0.0.1:8000/ and sign in with an account above,"
-	@echo "or call the API with:  curl -H 'Authorization: Bearer TOKEN' http://127.0.0.1:8000/api/v1/projects"
-	$(VENV)/bin/qistas serve --host 127.0.0.1 --port 8000
+	@echo "Open http://127.0.0.1:$(PORT)/ and sign in with an account above,"
+	@echo "or call the API with:  curl -H 'Authorization: Bearer TOKEN' http://127.0.0.1:$(PORT)/api/v1/projects"
+	$(VENV)/bin/qistas serve --host 127.0.0.1 --port $(PORT)
 
 # The suite runs twice: on SQLite, then on PostgreSQL (QISTAS_TEST_POSTGRES_URL).
 test: install lint test-sqlite test-postgres

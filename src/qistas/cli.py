@@ -67,7 +67,12 @@ def serve(host: str, port: int, workers: int, log_level: str) -> None:
     """Migrate, then serve the API and the web UI."""
     from qistas.db.migrate import upgrade
     from qistas.serving import serve as run_server
+    from qistas.serving import unavailable
 
+    problem = unavailable(host, port)
+    if problem is not None:
+        click.echo(f"error: cannot serve on {host}:{port}: {problem}; choose another with --port", err=True)
+        sys.exit(1)
     settings = get_settings()
     upgrade(settings.sqlalchemy_url)
     # Worker processes rebuild settings from the environment: make sure they find the same home.

@@ -28,6 +28,23 @@ class HttpProtocol(HttpToolsProtocol):
         super().connection_made(transport)
 
 
+def unavailable(host: str, port: int) -> str | None:
+    """Why the address cannot be served (taken, not this machine's), or None when it can.
+
+    Binds and closes a socket the way uvicorn will (SO_REUSEADDR, so a port in TIME_WAIT
+    after a restart is not "taken"), so a taken port is one line, not a traceback after
+    "serving on".
+    """
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
+
+
 def serve(*, host: str, port: int, workers: int, log_level: str) -> None:
     # The standard library's event loop, not uvloop: under load uvloop kept reading a few
     # keep-alive connections one pass late, every time (with 32 annotators, 2 of them waited

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -26,3 +30,16 @@ def test_several_worker_processes_answer_without_a_delayed_ack_wait(db_url: str,
             times.append(time.perf_counter() - start)
     # Linux delays an ACK by at least 40 ms; a healthy answer takes a millisecond or two.
     assert statistics.median(times) < 0.030, times
+
+
+def test_a_taken_port_is_one_line_and_nothing_says_serving(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "-c", "from qistas.cli import main; main()", "serve", "--port",
+                               str(port)], capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "QISTAS_HOME": str(tmp_path), "QISTAS_SECRET_KEY": "s" * 40})
+    assert done.returncode == 1 and "serving" not in done.stdout
+    assert done.stderr.strip().splitlines() == [
+        f"error: cannot serve on 127.0.0.1:{port}: Address already in use; choose another with --port"]
