@@ -120,17 +120,20 @@ def users() -> None:
 @users.command("create")
 @click.argument("email")
 @click.option("--role", required=True, type=click.Choice([role.value for role in ACCOUNT_ROLES]))
-@click.option("--org", "org_slug", help="organization slug (created if missing)")
+@click.option("--org", "org_slug", help="the slug of an existing organization")
+@click.option("--new-org", "new_org", help="create this organization (slug) for the user")
 @click.option("--password", help="for signing in to the web UI; prompted if --ask-password")
 @click.option("--ask-password", is_flag=True, help="prompt for the password")
 @click.option("--token", "with_token", is_flag=True, help="also issue an API token (printed last)")
-def users_create(email: str, role: str, org_slug: str | None, password: str | None,
+def users_create(email: str, role: str, org_slug: str | None, new_org: str | None, password: str | None,
                  ask_password: bool, with_token: bool) -> None:
     """Create a user; with --token the token is the last line printed."""
     from qistas.db.migrate import upgrade
     from qistas.domain import users as domain_users
     from qistas.errors import NotFound, QistasError
 
+    if org_slug and new_org:
+        raise click.UsageError("give --org (an existing organization) or --new-org (a new one), not both")
     if ask_password:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     upgrade(get_settings().sqlalchemy_url)
@@ -138,11 +141,16 @@ def users_create(email: str, role: str, org_slug: str | None, password: str | No
     try:
         with db.writer.begin() as session:
             org_id = None
-            if org_slug:
+            if new_org:
+                org_id = domain_users.create_org(session, name=new_org, slug=new_org).id
+            elif org_slug:
                 try:
                     org_id = domain_users.get_org_by_slug(session, org_slug).id
                 except NotFound:
-                    org_id = domain_users.create_org(session, name=org_slug, slug=org_slug).id
+                    # A typo must not make an organization: say which exist.
+                    known = ", ".join(domain_users.org_slugs(session)) or "none yet"
+                    raise click.ClickException(f"no organization {org_slug!r} (organizations: {known}); "
+                                               "--new-org creates one") from None
             user = domain_users.create_user(session, email=email, role=role, org_id=org_id, password=password)
             token = domain_users.create_token(session, user=user, name="cli") if with_token else None
     except QistasError as exc:

@@ -104,7 +104,10 @@ def test_demo_does_not_seed_a_database_that_has_users(tmp_path: Path, empty_db_u
 
 
 def test_users_create_with_a_token_that_works(server: LiveServer, db_url: str, tmp_path: Path) -> None:
-    result = run(["users", "create", "Boss@X.test", "--role", "owner", "--org", "x", "--token"], tmp_path, db_url)
+    typo = run(["users", "create", "Boss@X.test", "--role", "owner", "--org", "x", "--token"], tmp_path, db_url)
+    assert typo.exit_code == 1 and "no organization 'x'" in typo.output and "--new-org" in typo.output
+    result = run(["users", "create", "Boss@X.test", "--role", "owner", "--new-org", "x", "--token"], tmp_path,
+                 db_url)
     assert result.exit_code == 0, result.output
     lines = result.output.strip().splitlines()
     assert lines[0].startswith("created owner boss@x.test (id ")

@@ -62,7 +62,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 
 def test_sdk_against_a_server_process(served: tuple[str, Path], tmp_path: Path) -> None:
     url, home = served
-    token = _cli(home, "users", "create", "owner@acme.test", "--role", "owner", "--org", "acme",
+    token = _cli(home, "users", "create", "owner@acme.test", "--role", "owner", "--new-org", "acme",
                  "--token").splitlines()[-1]
     with Client(url, token) as client:
         project = client.projects.create(name="p", task=CLASSIFICATION)

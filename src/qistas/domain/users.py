@@ -36,6 +36,11 @@ def find_org(session: Session, slug: str) -> Organization | None:
     return session.scalar(select(Organization).where(Organization.slug == slug))
 
 
+def org_slugs(session: Session, *, limit: int = 20) -> list[str]:
+    """The first organizations' slugs, in order (for an operator's hint)."""
+    return list(session.scalars(select(Organization.slug).order_by(Organization.slug).limit(limit)))
+
+
 def get_org_by_slug(session: Session, slug: str) -> Organization:
     org = find_org(session, slug)
     if org is None:
