@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 PORT ?= 8000
 
-.PHONY: install run test test-sqlite test-postgres bench lint screenshots clean
+.PHONY: install run test system-packages test-sqlite test-postgres bench lint screenshots clean
 
 install: $(STAMP)
 
@@ -23,15 +23,20 @@ run: install
 	@echo "or call the API with:  curl -H 'Authorization: Bearer TOKEN' http://127.0.0.1:$(PORT)/api/v1/projects"
 	$(VENV)/bin/qistas serve --host 127.0.0.1 --port $(PORT)
 
-# The suite runs twice: on SQLite, then on PostgreSQL (QISTAS_TEST_POSTGRES_URL).
-test: install lint test-sqlite test-postgres
+# The suite runs twice: on SQLite, then on PostgreSQL: a throwaway cluster of its own, or the
+# server QISTAS_TEST_POSTGRES_URL names. What the system lacks is installed first when it can be.
+test: install system-packages lint test-sqlite test-postgres
+
+system-packages:
+	bash tests/system_packages.sh
 
 test-sqlite: install
 	QISTAS_TEST_DB=sqlite $(PY) -m pytest $(PYTEST_ARGS)
 
 # Database-independent parts (the quality library, the browser) run once, in the SQLite pass.
 test-postgres: install
-	QISTAS_TEST_DB=postgresql $(PY) -m pytest -m "not sqlite_only" tests/domain tests/api tests/cli tests/client $(PYTEST_ARGS)
+	QISTAS_TEST_DB=postgresql $(PY) -m tests.throwaway_postgres \
+	  $(PY) -m pytest -m "not sqlite_only" tests/domain tests/api tests/cli tests/client $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks docs

@@ -1,0 +1,74 @@
+"""A PostgreSQL server of the test run's own: a temporary cluster on a free port, removed after.
+
+    python -m tests.throwaway_postgres COMMAND ...
+
+runs COMMAND with ``QISTAS_TEST_POSTGRES_URL`` pointing at a fresh cluster (``initdb`` in a
+temporary folder, ``fsync`` off, listening on 127.0.0.1 only), then stops the cluster and
+deletes the folder, whatever COMMAND did. With ``QISTAS_TEST_POSTGRES_URL`` already set,
+COMMAND runs against that server instead. PostgreSQL refuses to run as root: as root, the
+cluster belongs to the ``postgres`` user that Debian's package creates.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+URL_VARIABLE = "QISTAS_TEST_POSTGRES_URL"
+
+
+def binaries() -> Path | None:
+    """The folder of the newest installed ``initdb`` and ``pg_ctl``."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3])
+                   if p.parts[-3].isdigit() else 0)
+    if found:
+        return found[-1].parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb else None
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def main(command: list[str]) -> int:
+    if not command:
+        print(__doc__, file=sys.stderr)
+        return 2
+    if os.environ.get(URL_VARIABLE):
+        return subprocess.call(command)
+    bindir = binaries()
+    if bindir is None:
+        print(f"PostgreSQL is not installed: `apt-get install postgresql` (Debian), or set {URL_VARIABLE} "
+              "to a server the tests may create databases on", file=sys.stderr)
+        return 1
+    folder = Path(tempfile.mkdtemp(prefix="qistas-pg-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        as_user = ["runuser", "-u", "postgres", "--"]
+        shutil.chown(folder, "postgres")
+    data, port = folder / "data", free_port()
+    pg_ctl = [*as_user, str(bindir / "pg_ctl"), "-D", str(data)]
+    try:
+        subprocess.run([*as_user, str(bindir / "initdb"), "-D", str(data), "-U", "qistas", "--auth=trust",
+                        "-E", "UTF8", "--no-sync"], check=True, stdout=subprocess.DEVNULL)
+        options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+        subprocess.run([*pg_ctl, "-o", options, "-l", str(folder / "server.log"), "-w", "start"], check=True,
+                       stdout=subprocess.DEVNULL)
+        url = f"postgresql://qistas@127.0.0.1:{port}/postgres"
+        print(f"throwaway PostgreSQL ({bindir.parent.name}) at {url}", file=sys.stderr, flush=True)
+        return subprocess.call(command, env={**os.environ, URL_VARIABLE: url})
+    finally:
+        subprocess.run([*pg_ctl, "-m", "immediate", "stop"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
