@@ -18,6 +18,7 @@ pytestmark = pytest.mark.sqlite_only
 def test_wrong_password_then_sign_in_and_out(page: Page, people: People, context: BrowserContext) -> None:
     page.goto("/work")
     assert "/login" in page.url  # pages need a session
+    assert page.title() == "Sign in · Qistas"
     page.fill("input[name=email]", people.annotator_email)
     page.fill("input[name=password]", "not the password")
     click_and_wait(page, "button[type=submit]")

@@ -16,7 +16,7 @@ from qistas.db.unit_of_work import read, write
 from qistas.domain.users import user_for_password
 from qistas.domain.web_sessions import SESSION_HOURS, close_session, open_session
 from qistas.web.i18n import LANG_COOKIE, LANGUAGES
-from qistas.web.pages.common import CheckedForm, PageUser, form_str, render, safe_next
+from qistas.web.pages.common import CheckedForm, PageUser, form_str, render, safe_next, translator
 from qistas.web.session import COOKIE
 
 router = APIRouter(include_in_schema=False)
@@ -35,8 +35,8 @@ def home(user: PageUser) -> RedirectResponse:
 def _login_page(request: Request, settings: AppSettings, error: str | None = None, status: int = 200,
                 email: str = "") -> HTMLResponse:
     token = secrets.token_urlsafe(24)
-    response = render(request, "login.html", status=status, login_csrf=token, error=error, email=email,
-                      next=safe_next(request.query_params.get("next"), ""))
+    response = render(request, "login.html", status=status, title=translator(request)("login.title"),
+                      login_csrf=token, error=error, email=email, next=safe_next(request.query_params.get("next"), ""))
     response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=settings.cookie_secure,
                         path="/login")
     return response
