@@ -98,6 +98,8 @@ def test_owner_creates_uploads_watches_and_exports(page: Page, people: People, s
         page.click("#export-jsonl")
     lines = Path(download.value.path()).read_text(encoding="utf-8").splitlines()
     assert len(lines) == 4 and json.loads(lines[0])["data"]["text"] == "نص 0"
+    page.goto("/console")  # progress counts answers too, before a task is done
+    assert "4 of 4 done · 8 answers" in page.text_content("table")
     assert page.page_errors == []  # type: ignore[attr-defined]
 
 

@@ -64,6 +64,17 @@ def status_counts(session: Session, *, project_ids: list[int]) -> dict[int, dict
     return counts
 
 
+def answer_counts(session: Session, *, project_ids: list[int]) -> dict[int, int]:
+    """Annotations per project: progress people can see before any task completes."""
+    if not project_ids:
+        return {}
+    rows = session.execute(
+        select(Annotation.project_id, func.count()).where(Annotation.project_id.in_(project_ids))
+        .group_by(Annotation.project_id)
+    )
+    return {project_id: n for project_id, n in rows}
+
+
 def hourly_throughput(
     session: Session, *, project_id: int, now: datetime, hours: int = 24
 ) -> list[tuple[datetime, int]]:

@@ -38,12 +38,14 @@ def console_home(request: Request, user: PageUser, db: Db) -> HTMLResponse:
     def work(session: Session) -> list[dict[str, Any]]:
         found = projects.list_projects(session, actor=user)
         counts = insights.status_counts(session, project_ids=[p.id for p in found])
+        answers = insights.answer_counts(session, project_ids=[p.id for p in found])
         items = []
         for p in found:
             c = counts.get(p.id, {})
             total = sum(c.values())
             items.append({"id": p.id, "name": p.name, "type": p.task_spec.get("type"), "total": total,
-                          "completed": c.get(TaskStatus.COMPLETED, 0), "pending": c.get(TaskStatus.PENDING, 0)})
+                          "completed": c.get(TaskStatus.COMPLETED, 0), "pending": c.get(TaskStatus.PENDING, 0),
+                          "answers": answers.get(p.id, 0)})
         return items
 
     return render(request, "console_home.html", title=translator(request)("console.title"), projects=read(db, work))
