@@ -33,7 +33,8 @@ from qistas.domain.aggregation import Consensus
 from qistas.domain.tasktypes import Spec, parse_spec, plain_response, type_of
 from qistas.quality.structured import TaskResult
 
-GOLD_METHOD = "gold_weighted"
+GOLD_METHOD = "gold_weighted"  # before the first fit, annotators weighted by their gold accuracy
+PRIOR_METHOD = "equal_weights"  # ... and when none of them has answered a gold task yet
 MIN_ANSWERS_TO_FIT = 50
 REFIT_GROWTH = 0.2  # refit once the project has 20% more answers than at the last fit
 
@@ -111,7 +112,8 @@ def task_consensus(
         prior = gold_rules.accuracy_of(0, 0)
         params = task_type.prior_params(spec, [accuracy.get(a, prior) for a in annotators])
         if params is not None:
-            workers, method = list(range(len(answers))), GOLD_METHOD
+            graded = any(row.n_gold > 0 for row in found)
+            workers, method = list(range(len(answers))), GOLD_METHOD if graded else PRIOR_METHOD
     estimator = task_type.aggregator(spec)
     if params is not None:
         estimator.load_params(params)
