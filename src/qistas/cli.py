@@ -82,6 +82,38 @@ def serve(host: str, port: int, workers: int, log_level: str) -> None:
 
 
 @main.command()
+@click.argument("destination", type=click.Path(dir_okay=False, path_type=Path))
+def backup(destination: Path) -> None:
+    """Write a consistent copy of the SQLite database to a new file (safe while serving)."""
+    from qistas.db import backup as backups
+    from qistas.errors import QistasError
+
+    try:
+        size = backups.backup(get_settings().sqlalchemy_url, destination)
+    except QistasError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"backed up to {destination} ({size} bytes)")
+
+
+@main.command()
+@click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--yes", is_flag=True, help="replace the database without asking")
+def restore(source: Path, yes: bool) -> None:
+    """Replace the SQLite database with a backup; stop every server using it first."""
+    from qistas.db import backup as backups
+    from qistas.errors import QistasError
+
+    url = get_settings().sqlalchemy_url
+    if not yes:
+        click.confirm(f"Replace the database at {url} with {source}? Stop every server using it first", abort=True)
+    try:
+        backups.restore(source, url)
+    except QistasError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"restored {source}")
+
+
+@main.command()
 def demo() -> None:
     """Seed a demo (when the database is empty) and print how to log in."""
     from qistas.db.migrate import upgrade
