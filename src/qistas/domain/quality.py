@@ -104,16 +104,16 @@ def task_consensus(
         workers = [fitted.rows.get(a, -1) for a in annotators]
         params: dict[str, Any] | None = fitted.params
         method = fitted.method
-    else:
-        # Before the first fit: what the type makes of each annotator's gold accuracy.
+    elif not task_type.weighs_gold(spec):
         workers, params, method = [-1] * len(answers), None, ""
+    else:
+        # Before the first fit: each annotator weighed by their gold accuracy.
         found = queries.GOLD_COUNTS_OF.all(session, project_id=project.id, task_id=task_id)
         accuracy = {row.annotator_id: gold_rules.accuracy_of(row.n_gold_correct, row.n_gold) for row in found}
         prior = gold_rules.accuracy_of(0, 0)
         params = task_type.prior_params(spec, [accuracy.get(a, prior) for a in annotators])
-        if params is not None:
-            graded = any(row.n_gold > 0 for row in found)
-            workers, method = list(range(len(answers))), GOLD_METHOD if graded else PRIOR_METHOD
+        graded = any(row.n_gold > 0 for row in found)
+        workers, method = list(range(len(answers))), GOLD_METHOD if graded else PRIOR_METHOD
     estimator = task_type.aggregator(spec)
     if params is not None:
         estimator.load_params(params)

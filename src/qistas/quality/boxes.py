@@ -15,7 +15,7 @@ from scipy.optimize import linear_sum_assignment
 
 from ._base import BaseEstimator
 from ._validation import check_n_iter, check_positive
-from .consensus import Box, _as_box, box_iou
+from .consensus import Box, _as_box, _cluster, box_iou
 from .structured import TaskResult, WorkerAnswer, check_items
 
 _EPS = 1e-12  # weight sums closer than this count as equal (ties are rules, not rounding)
@@ -204,22 +204,10 @@ class BoxAggregator(BaseEstimator):
 
     def _cluster(self, parsed: list[tuple[int, list[Box]]], order: list[int]
                  ) -> list[list[tuple[int, Box]]]:
-        """Greedy IoU clustering; each cluster's seed is its most reliable member's box."""
-        clusters: list[list[tuple[int, Box]]] = []
-        for i in order:
-            for box in parsed[i][1]:
-                best, best_iou = None, self.min_iou
-                for c in clusters:
-                    if any(j == i for j, _ in c):
-                        continue
-                    s = box_iou(c[0][1], box)
-                    if s >= best_iou and (best is None or s > best_iou):
-                        best, best_iou = c, s
-                if best is None:
-                    clusters.append([(i, box)])
-                else:
-                    best.append((i, box))
-        return clusters
+        """Greedy IoU clustering (``consensus._cluster``), the most reliable answers first, so
+        each cluster's seed is its most reliable member's box."""
+        clusters = _cluster([parsed[i][1] for i in order], box_iou, self.min_iou)
+        return [[(order[position], box) for position, box in members] for members in clusters]
 
     @staticmethod
     def _median_box(members: list[tuple[int, Box]], weight: dict[int, float],

@@ -47,21 +47,21 @@ MEDIA_FORMATS = {
     "application/x-jsonlines": "jsonl",
     "text/csv": "csv",
 }
-IMPORT_BODY = {
-    "requestBody": {
-        "required": True,
-        "description": "A JSON list of tasks, a JSONL or CSV body, or a multipart upload "
-        "(field `file`; format from `format` or the file name).",
-        "content": {
-            "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
-            "application/x-ndjson": {"schema": {"type": "string"}},
-            "text/csv": {"schema": {"type": "string"}},
-            "multipart/form-data": {
-                "schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}
-            },
-        },
+def _upload_body(description: str, text_types: tuple[str, ...]) -> dict[str, Any]:
+    """The OpenAPI request body of an import: a JSON list, text formats, or a multipart file."""
+    content: dict[str, Any] = {"application/json": {"schema": {"type": "array", "items": {"type": "object"}}}}
+    content.update({media: {"schema": {"type": "string"}} for media in text_types})
+    content["multipart/form-data"] = {
+        "schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}
     }
-}
+    return {"requestBody": {"required": True, "description": description, "content": content}}
+
+
+IMPORT_BODY = _upload_body("A JSON list of tasks, a JSONL or CSV body, or a multipart upload (field `file`; format "
+                           "from `format` or the file name).", ("application/x-ndjson", "text/csv"))
+ANNOTATIONS_BODY = _upload_body("A JSON list of `{\"task\": unique_id, \"annotator\": external id, \"answer\": {...}, "
+                                "\"seconds\"?}`, a JSONL body, or a multipart upload (field `file`).",
+                                ("application/x-ndjson",))
 
 
 def _format_of_name(name: str | None) -> str | None:
@@ -145,22 +145,6 @@ async def import_tasks(
         done = await run_in_threadpool(write, db, work)
     await run_in_threadpool(refresh_statistics, db.engine, "tasks", rows_added=done.created)
     return done
-
-
-ANNOTATIONS_BODY = {
-    "requestBody": {
-        "required": True,
-        "description": "A JSON list of `{\"task\": unique_id, \"annotator\": external id, \"answer\": {...}, "
-        "\"seconds\"?}`, a JSONL body, or a multipart upload (field `file`).",
-        "content": {
-            "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
-            "application/x-ndjson": {"schema": {"type": "string"}},
-            "multipart/form-data": {
-                "schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}
-            },
-        },
-    }
-}
 
 
 @router.post("/projects/{project_id}/annotations", status_code=201, response_model=AnnotationImportRead,

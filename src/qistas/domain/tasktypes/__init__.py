@@ -15,8 +15,9 @@ from typing import Annotated, Any, Union
 
 from pydantic import Field, TypeAdapter, ValidationError
 
-from qistas.domain.tasktypes.base import Spec, TaskType, answer_key, plain_response
+from qistas.domain.tasktypes.base import Spec, TaskType, plain_response
 from qistas.errors import Invalid
+from qistas.quality.structured import canonical as answer_key  # equal answers, equal keys
 
 __all__ = [
     "Spec", "TaskType", "all_types", "answer_key", "parse_spec", "plain_response", "spec_dict", "type_names",

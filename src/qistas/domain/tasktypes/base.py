@@ -12,7 +12,6 @@ Every check raises ``Invalid`` naming the field (``details.field``, a dotted pat
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
@@ -20,7 +19,7 @@ from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from qistas.errors import Invalid
-from qistas.quality.structured import TaskResult
+from qistas.quality.structured import TaskResult, exact_match_score
 
 Label = Annotated[str, Field(min_length=1, max_length=200)]
 FieldName = Annotated[str, Field(min_length=1, max_length=100)]
@@ -96,7 +95,7 @@ class TaskType(Generic[S]):
 
     def gold_matches(self, spec: S, answer: dict[str, Any], gold: dict[str, Any]) -> bool:
         """Whether a normalised answer agrees with the gold answer (exact by default)."""
-        return answer_key(answer) == answer_key(gold)
+        return bool(exact_match_score(answer, gold))
 
     # --- aggregation ---------------------------------------------------------------------
 
@@ -108,9 +107,14 @@ class TaskType(Generic[S]):
         """What the aggregator needs of one task besides its answers (None by default)."""
         return None
 
-    def prior_params(self, spec: S, accuracies: Sequence[float]) -> dict[str, Any] | None:
-        """A worker model from gold accuracies alone, used before the first fit (None: none)."""
-        return None
+    def weighs_gold(self, spec: S) -> bool:
+        """Whether, before the first fit, annotators are weighed by their gold accuracy
+        (``prior_params``); the gold counts are then read after each answer."""
+        return False
+
+    def prior_params(self, spec: S, accuracies: Sequence[float]) -> dict[str, Any]:
+        """A worker model from each annotator's gold accuracy (for types that ``weighs_gold``)."""
+        raise NotImplementedError
 
     def aggregate(self, spec: S, data: dict[str, Any], answers: Sequence[tuple[int, Any]],
                   params: dict[str, Any] | None) -> TaskResult:
@@ -122,7 +126,7 @@ class TaskType(Generic[S]):
 
     def answer_score(self, spec: S, data: dict[str, Any], answer: Any, response: Any) -> float:
         """How well one answer agrees with the task's response, in [0, 1] (reliability reports)."""
-        return float(answer_key(answer) == answer_key(plain_response(response)))
+        return exact_match_score(answer, plain_response(response))
 
     # --- reports -------------------------------------------------------------------------
 
@@ -133,11 +137,6 @@ class TaskType(Generic[S]):
     def category(self, spec: S, answer: Any) -> str | None:
         """The category of one answer or response, if the type has categories."""
         return None
-
-
-def answer_key(answer: Any) -> str:
-    """A canonical text of an answer, so equal answers vote together."""
-    return json.dumps(answer, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
 def plain_response(response: Any) -> Any:

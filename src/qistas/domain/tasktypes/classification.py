@@ -59,9 +59,10 @@ class Classification(TaskType[ClassificationSpec]):
             return gold.get("label")
         return None
 
-    def prior_params(self, spec: ClassificationSpec, accuracies: Sequence[float]) -> dict[str, Any] | None:
-        if spec.multi:
-            return None
+    def weighs_gold(self, spec: ClassificationSpec) -> bool:
+        return not spec.multi
+
+    def prior_params(self, spec: ClassificationSpec, accuracies: Sequence[float]) -> dict[str, Any]:
         k = len(spec.labels)
         return {"priors": [1.0 / k] * k,
                 "confusions": np.stack([single_label.one_coin(a, k) for a in accuracies]).tolist()}
