@@ -62,9 +62,9 @@ class Ranking(TaskType[RankingSpec]):
         return {"order": list(order)}
 
     def aggregator(self, spec: RankingSpec) -> Any:
-        # The reliability-weighted Borda order: on Mallows annotators local Kemenization
-        # gains about a point of Kendall's tau, on annotators who swap neighbouring
-        # responses it loses seven (benchmarks/quality_types.py); Borda holds on both.
+        # The reliability-weighted Borda order: on annotators who swap neighbouring responses,
+        # local Kemenization loses seven points of Kendall's tau to it
+        # (benchmarks/quality_types.py prints both).
         return ranking_quality.RankingAggregator(method="borda")
 
     def context(self, spec: RankingSpec, data: dict[str, Any], gold: Any | None) -> Any:
