@@ -49,6 +49,19 @@ class FittedModel:
 
 _cache: dict[int, FittedModel] = {}
 _cache_lock = threading.Lock()
+# The aggregator with the fitted model loaded, per project: built once per fit (loading turns
+# the stored lists into arrays), not after every answer.
+_loaded: dict[int, tuple[datetime, Spec, Any]] = {}
+
+
+def _fitted_aggregator(project_id: int, fitted: FittedModel, spec: Spec) -> Any:
+    found = _loaded.get(project_id)
+    if found is not None and found[0] == fitted.fitted_at and found[1] == spec:
+        return found[2]
+    estimator = type_of(spec).aggregator(spec).load_params(fitted.params)
+    with _cache_lock:
+        _loaded[project_id] = (fitted.fitted_at, spec, estimator)
+    return estimator
 
 
 def method_name(estimator: Any) -> str:
@@ -102,10 +115,11 @@ def task_consensus(
     fitted = load_model(session, project.id)
     if fitted is not None:
         workers = [fitted.rows.get(a, -1) for a in annotators]
-        params: dict[str, Any] | None = fitted.params
+        estimator = _fitted_aggregator(project.id, fitted, spec)
         method = fitted.method
     elif not task_type.weighs_gold(spec):
-        workers, params, method = [-1] * len(answers), None, ""
+        workers, method = [-1] * len(answers), ""
+        estimator = task_type.aggregator(spec)
     else:
         # Before the first fit: each annotator weighed by their gold accuracy.
         found = queries.GOLD_COUNTS_OF.all(session, project_id=project.id, task_id=task_id)
@@ -114,9 +128,7 @@ def task_consensus(
         params = task_type.prior_params(spec, [accuracy.get(a, prior) for a in annotators])
         graded = any(row.n_gold > 0 for row in found)
         workers, method = list(range(len(answers))), GOLD_METHOD if graded else PRIOR_METHOD
-    estimator = task_type.aggregator(spec)
-    if params is not None:
-        estimator.load_params(params)
+        estimator = task_type.aggregator(spec).load_params(params)
     result: TaskResult = estimator.aggregate(list(zip(workers, (a for _, a in answers), strict=True)),
                                              task_type.context(spec, data, None))
     return _consensus(result, method or method_name(estimator))

@@ -64,8 +64,9 @@ class Classification(TaskType[ClassificationSpec]):
 
     def prior_params(self, spec: ClassificationSpec, accuracies: Sequence[float]) -> dict[str, Any]:
         k = len(spec.labels)
-        return {"priors": [1.0 / k] * k,
-                "confusions": np.stack([single_label.one_coin(a, k) for a in accuracies]).tolist()}
+        # Arrays, not lists: these params are loaded at once and never stored.
+        return {"priors": np.full(k, 1.0 / k),
+                "confusions": np.stack([single_label.one_coin(a, k) for a in accuracies])}
 
     def answer_score(self, spec: ClassificationSpec, data: dict[str, Any], answer: Any, response: Any) -> float:
         if spec.multi:
