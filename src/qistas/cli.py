@@ -78,7 +78,8 @@ def serve(host: str, port: int, workers: int, log_level: str) -> None:
     # Worker processes rebuild settings from the environment: make sure they find the same home.
     os.environ["QISTAS_HOME"] = str(settings.home)
     click.echo(f"Qistas is serving on http://{host}:{port}/  (API: http://{host}:{port}/api/v1/docs)")
-    run_server(host=host, port=port, workers=workers, log_level=log_level)
+    run_server(host=host, port=port, workers=workers, log_level=log_level,
+               forwarded_allow_ips=settings.forwarded_allow_ips)
 
 
 @main.command()

@@ -59,6 +59,11 @@ class Settings(BaseSettings):
         default=False,
         description="Mark session cookies Secure; turn on behind HTTPS.",
     )
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1",
+        description="Comma-separated addresses (or `*`) of the reverse proxies whose X-Forwarded-For and "
+        "X-Forwarded-Proto headers are believed; from any other peer they are ignored.",
+    )
     # --- delivery: webhooks, callbacks, export jobs (docs/delivery.md) ---
     background_workers: bool = Field(
         default=True,
@@ -118,6 +123,18 @@ class Settings(BaseSettings):
                     ipaddress.ip_network(raw.strip(), strict=False)
                 except ValueError:
                     raise ValueError(f"QISTAS_WEBHOOK_ALLOWED_NETWORKS: {raw.strip()!r} is not a network") from None
+        return value
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxies(cls, value: str) -> str:
+        for raw in value.split(","):
+            entry = raw.strip()
+            if entry and entry != "*":
+                try:
+                    ipaddress.ip_network(entry, strict=False)
+                except ValueError:
+                    raise ValueError(f"QISTAS_FORWARDED_ALLOW_IPS: {entry!r} is not an address or network") from None
         return value
 
     @field_validator("secret_key")

@@ -45,9 +45,12 @@ def unavailable(host: str, port: int) -> str | None:
     return None
 
 
-def serve(*, host: str, port: int, workers: int, log_level: str) -> None:
+def serve(*, host: str, port: int, workers: int, log_level: str, forwarded_allow_ips: str) -> None:
     # The standard library's event loop, not uvloop: under load uvloop kept reading a few
     # keep-alive connections one pass late, every time (with 32 annotators, 2 of them waited
     # twice as long as the other 30 on every request), for no gain in throughput.
     uvicorn.run(APP_FACTORY, factory=True, host=host, port=port, workers=workers, log_level=log_level,
-                access_log=False, loop="asyncio", http=HttpProtocol)
+                access_log=False, loop="asyncio", http=HttpProtocol,
+                # The client's address and scheme come from X-Forwarded-* only when the peer is
+                # one of these proxies; anyone else could claim any address with them.
+                proxy_headers=True, forwarded_allow_ips=forwarded_allow_ips)
