@@ -209,6 +209,34 @@ def test_one_annotator_taking_from_many_tabs_gets_distinct_tasks(database: Datab
     assert len(tasks) == len(set(tasks)) == 10
 
 
+def test_parallel_takes_by_one_annotator_hold_one_lease(database: Database) -> None:
+    """Eight takes at once by one annotator: all get the same lease. Without a lock on the
+    annotator's claim, each PostgreSQL transaction saw no live lease (its snapshot predates
+    the others' commits) and SKIP LOCKED handed each a different task: 2 to 4 leases at once."""
+    setup = make_project(database, n_tasks=40, n_annotators=1, redundancy={"min": 1, "max": 1})
+    annotator = setup.annotator_ids[0]
+    for _round in range(5):
+        barrier = threading.Barrier(8)
+        tally = Tally()
+        taken: list[tuple[int, int] | None] = []
+
+        def tab(barrier: threading.Barrier = barrier, taken: list[Any] = taken, tally: Tally = tally) -> None:
+            try:
+                barrier.wait()
+                taken.append(take(database, setup.project_id, annotator))
+            except Exception as exc:
+                tally.fail(f"{type(exc).__name__}: {exc}")
+
+        run_threads([tab] * 8)
+        assert tally.errors == []
+        assert len(set(taken)) == 1 and None not in taken, taken
+        lease_id = taken[0][0]  # type: ignore[index]
+        submit(database, lease_id, annotator, LABELS[0])
+    with database.reader() as session:
+        leases = session.scalars(select(Assignment.id).where(Assignment.annotator_id == annotator)).all()
+    assert len(leases) == 5
+
+
 def test_concurrent_double_submit_stores_one_annotation(database: Database) -> None:
     setup = make_project(database, n_tasks=1, n_annotators=1, redundancy={"min": 1, "max": 1})
     annotator = setup.annotator_ids[0]

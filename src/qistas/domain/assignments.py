@@ -11,7 +11,9 @@ Invariants (DESIGN.md), and what keeps each one:
 
 Concurrency: on SQLite claims run in ``BEGIN IMMEDIATE`` transactions, one at a time; on
 PostgreSQL the picked task row is locked with ``FOR UPDATE SKIP LOCKED`` so concurrent claims
-take different rows instead of queueing on one.
+take different rows instead of queueing on one, and one annotator's claims in one project
+queue on a transaction-scoped advisory lock: the second sees the first's lease and gets it back
+instead of a second task (the rule of one live lease per annotator and project).
 
 Speed: the claim is the hottest path of the server, and building or executing a statement
 through SQLAlchemy costs far more CPU than SQLite takes to run it. Its statements are written
@@ -75,6 +77,8 @@ def claim(
     retried request must not hoard a second task). Order: tasks already started first
     (finish what is open), then import order.
     """
+    if locks_claimed_rows(session):
+        queries.CLAIMER_LOCK.first(session, annotator_key=_int4(annotator.id), project_key=_int4(project.id))
     expire_leases(session, project_id=project.id, now=now)
     held = active_lease(session, project_id=project.id, annotator_id=annotator.id, now=now)
     if held is not None:
@@ -102,6 +106,10 @@ def claim(
             continue  # the row lock (PostgreSQL) or BEGIN IMMEDIATE (SQLite) prevents it
         return _lease(session, task=task, annotator=annotator, now=now, lease_seconds=lease_seconds), task
     return None
+
+
+def _int4(value: int) -> int:
+    return (value + 2**31) % 2**32 - 2**31
 
 
 def _lease(session: Session, *, task: WorkTask, annotator: User, now: datetime, lease_seconds: int) -> Lease:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, bindparam, literal_column, or_, select, update
+from sqlalchemy import and_, bindparam, func, literal_column, or_, select, update
 
 from qistas.db.enums import BatchStatus, LeaseStatus, TaskStatus
 from qistas.db.models import TASK_IN_FLIGHT, Assignment, Batch, Project, Task, table
@@ -52,6 +52,17 @@ def locked_variants(statement: Any, row: Any) -> dict[bool, Prepared[Any]]:
     """The statement as is, and with the claim row lock (for PostgreSQL)."""
     return {False: Prepared(statement, row), True: Prepared(statement.with_for_update(skip_locked=True), row)}
 
+
+class _Locked(NamedTuple):
+    done: Any
+
+
+# PostgreSQL: one claim at a time per (annotator, project). Two int4 keys, a lock space of
+# their own (the migrations' one-key lock never meets them); ids beyond int4 wrap, which at
+# worst makes two annotators' claims wait for each other.
+CLAIMER_LOCK: Prepared[_Locked] = Prepared(
+    select(func.pg_advisory_xact_lock(bindparam("annotator_key"), bindparam("project_key")).label("done")), _Locked
+)
 
 STALE: dict[bool, Prepared[_Ids]] = locked_variants(
     select(_leases.id, _leases.task_id).where(
