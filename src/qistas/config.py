@@ -7,9 +7,11 @@ generated once and kept in ``QISTAS_HOME/secret_key`` (mode 0600).
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import secrets
+import tempfile
 from pathlib import Path
 
 from pydantic import Field, field_validator
@@ -156,19 +158,23 @@ class Settings(BaseSettings):
 
 def _load_or_create_secret(home: Path) -> str:
     path = home / "secret_key"
-    if path.exists():
-        value = path.read_text().strip()
-        if len(value) < _MIN_SECRET_LENGTH:
-            raise ConfigError(f"{path} holds a secret key shorter than {_MIN_SECRET_LENGTH}")
-        return value
-    value = secrets.token_urlsafe(48)
-    # O_EXCL: two processes starting together never overwrite each other's key.
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return _load_or_create_secret(home)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(value)
+    if not path.exists():
+        # Written whole under a name of its own, then linked into place: link() fails when the
+        # key exists, so of processes starting together one key wins, and none ever reads a
+        # file another is still writing.
+        fd, draft = tempfile.mkstemp(dir=home, prefix=".secret_key.")  # mode 0600
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(48))
+                handle.flush()
+                os.fsync(handle.fileno())
+            with contextlib.suppress(FileExistsError):
+                os.link(draft, path)
+        finally:
+            os.unlink(draft)
+    value = path.read_text().strip()
+    if len(value) < _MIN_SECRET_LENGTH:
+        raise ConfigError(f"{path} holds a secret key shorter than {_MIN_SECRET_LENGTH}")
     return value
 
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -222,3 +225,21 @@ def test_a_server_that_is_down_or_a_url_without_scheme_is_one_line(tmp_path: Pat
     with pytest.raises(Exception, match="no answer|Connection refused|connect"):
         run(["--debug", "import", "1", str(source), "--url", f"http://127.0.0.1:{port}", "--token", "t"],
             tmp_path, "sqlite://")
+
+
+def test_processes_starting_together_settle_on_one_secret_key(tmp_path: Path) -> None:
+    """The first start of several servers at once: each reads the key one of them wrote,
+    never a file another is still writing (that was "holds a secret key shorter than 32")."""
+    script = ("import sys; from qistas.config import get_settings; "
+              "sys.stdout.write(get_settings().secret_key)")
+    for round_ in range(6):
+        home = tmp_path / f"home{round_}"
+        env = {**os.environ, "QISTAS_HOME": str(home)}
+        env.pop("QISTAS_SECRET_KEY", None)
+        started = [subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True) for _ in range(6)]
+        outcomes = [process.communicate(timeout=60) for process in started]
+        assert [err for _out, err in outcomes if err] == []
+        keys = {out for out, _err in outcomes}
+        assert keys == {(home / "secret_key").read_text()} and len(keys.pop()) >= 32
+        assert sorted(p.name for p in home.iterdir()) == ["secret_key"]
