@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -82,6 +85,7 @@ def test_a_crashed_job_is_taken_over_and_never_served_half_written(
         session.flush()
         crashed = job.id
     (settings.home / "exports" / f".{crashed}-dead.partial").write_text('{"half": ')
+    (settings.home / "exports" / f".{crashed}-dead.work" / "hf-x").mkdir(parents=True)  # an hf export's folder
     time.sleep(0.3)
     refused = tenant.owner.get(f"/exports/{crashed}/file")
     assert refused.status_code == 409 and refused.json()["error"]["details"] == {"status": "running"}
@@ -92,7 +96,7 @@ def test_a_crashed_job_is_taken_over_and_never_served_half_written(
     done = _wait(tenant.owner, crashed)
     rows = [json.loads(x) for x in tenant.owner.get(f"/exports/{crashed}/file").text.splitlines()]
     assert len(rows) == 6 and done["rows_done"] == 6
-    assert not list((settings.home / "exports").glob("*.partial"))  # the dead attempt's half file is gone
+    assert not list((settings.home / "exports").glob(".*"))  # the dead attempt's half file and folder are gone
 
 
 def test_a_job_that_keeps_crashing_fails(tenant: Tenant, database: Database) -> None:
@@ -139,3 +143,35 @@ def test_old_export_files_expire(tenant: Tenant, database: Database, settings: S
     gone = tenant.owner.get(f"/exports/{job_id}/file")
     assert gone.status_code == 409 and gone.json()["error"]["details"] == {"status": "expired"}
     assert job["size_bytes"] > 0
+
+
+def test_a_process_killed_in_an_hf_export_leaves_nothing_behind_for_long(
+    database: Database, settings: Settings
+) -> None:
+    """A process killed while it streams an ``hf`` export (its rows written to a folder, the
+    tar not yet sent) leaves that folder; the purge deletes it once nothing has written to it
+    for a day, and leaves a live one alone."""
+    from qistas.workers.exporter import ORPHAN_AGE, Exporter
+
+    folder = settings.home / "exports"
+    script = (
+        "import os, signal, sys; from pathlib import Path; from qistas.domain import exportformats\n"
+        "rows = lambda: iter([])\n"
+        "stream = exportformats.hf(rows, Path(sys.argv[1]), 'project-1')\n"
+        "next(stream)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(folder)], capture_output=True, timeout=120)
+    assert done.returncode == -9, done.stderr.decode()
+    left = [p.name for p in folder.iterdir()]
+    assert len(left) == 1 and left[0].startswith("hf-")
+    (folder / ".7-live.work").mkdir()  # a job running right now
+    exporter = Exporter(settings, database)
+    exporter.purge(now=utcnow())
+    assert len(list(folder.iterdir())) == 2  # young: perhaps still streaming
+    dead = folder / left[0]
+    then = time.time() - (ORPHAN_AGE + timedelta(minutes=1)).total_seconds()
+    for path in [dead, *dead.iterdir()]:
+        os.utime(path, (then, then))
+    exporter.purge(now=utcnow())
+    assert [p.name for p in folder.iterdir()] == [".7-live.work"]
