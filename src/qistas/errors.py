@@ -57,3 +57,9 @@ class Unsupported(QistasError):
 
 class Invalid(QistasError):
     code = "invalid"
+
+
+class Unavailable(QistasError):
+    """The database cannot be reached (or, on SQLite, stayed locked): try again shortly."""
+
+    code = "unavailable"

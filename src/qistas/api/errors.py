@@ -7,17 +7,20 @@ Every error, whatever raised it, answers::
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from qistas import errors
+from qistas.db.engine import is_unreachable
 
 log = logging.getLogger("qistas.api")
 
@@ -29,11 +32,13 @@ STATUS: dict[type[errors.QistasError], int] = {
     errors.TooLarge: 413,
     errors.Unsupported: 415,
     errors.Invalid: 422,
+    errors.Unavailable: 503,
 }
+RETRY_AFTER_UNAVAILABLE = "2"  # seconds; a restarted database or a released lock
 HTTP_CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
     405: "method_not_allowed", 409: "conflict", 413: "too_large", 415: "unsupported_media_type",
-    422: "invalid", 429: "too_many_requests",
+    422: "invalid", 429: "too_many_requests", 503: "unavailable",
 }
 
 
@@ -84,8 +89,15 @@ def _problem_field(problem: dict[str, Any]) -> str:
     return _field(loc)
 
 
+DATABASE_UNAVAILABLE = "the database cannot be reached right now; try again in a moment"
+
+
 def domain_response(exc: errors.QistasError) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, errors.Unauthorized) else None
+    headers = None
+    if isinstance(exc, errors.Unauthorized):
+        headers = {"WWW-Authenticate": "Bearer"}
+    elif isinstance(exc, errors.Unavailable):
+        headers = {"Retry-After": RETRY_AFTER_UNAVAILABLE}
     return error_response(status_for(exc), exc.code, exc.message, exc.details, headers)
 
 
@@ -109,6 +121,16 @@ def install(app: FastAPI) -> None:
         # The client closed the connection mid-body (nothing was written: bodies are read
         # whole before any transaction). Not a server error; the answer reaches no one.
         return error_response(400, "bad_request", "the client disconnected before sending the whole body")
+
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError) -> Response:
+        if not is_unreachable(exc):
+            log.exception("unhandled database error", exc_info=exc)
+            return error_response(500, "internal_error", "an unexpected error occurred")
+        log.warning("database unavailable: %s", exc.orig)
+        # Through whichever handler answers domain errors (the pages render theirs as a page).
+        answer = app.exception_handlers[errors.QistasError](request, errors.Unavailable(DATABASE_UNAVAILABLE))
+        return await answer if inspect.isawaitable(answer) else answer
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -37,6 +37,14 @@ _WRITE_LOCK = "qistas.write_lock"  # key in a pooled connection's info: the lock
 
 class WriterBusy(Exception):
     """An ``inline_writer`` transaction found the write lock taken (or wanted): nothing was done."""
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """Whether a database error means the database cannot be used right now (the server is
+    down or dropped the connection, SQLite stayed locked), not that the statement was wrong."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
 
 
 def is_sqlite(engine: Engine) -> bool:

@@ -18,10 +18,11 @@ from http.cookies import SimpleCookie
 from typing import Any
 
 import anyio.to_thread
+from sqlalchemy.exc import DBAPIError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from qistas.api.errors import error_body
-from qistas.db.engine import Database
+from qistas.api.errors import DATABASE_UNAVAILABLE, RETRY_AFTER_UNAVAILABLE, error_body
+from qistas.db.engine import Database, is_unreachable
 from qistas.db.types import utcnow
 from qistas.domain.web_sessions import resolve
 
@@ -81,7 +82,15 @@ class SessionMiddleware:
         headers = dict(scope.get("headers") or [])
         cookie = None if path.startswith("/static/") else cookie_value(headers, COOKIE)
         if cookie:
-            found = await anyio.to_thread.run_sync(self._resolve, cookie)
+            try:
+                found = await anyio.to_thread.run_sync(self._resolve, cookie)
+            except DBAPIError as exc:
+                if not is_unreachable(exc):
+                    raise
+                # Outside the routes' exception handlers: answered here, in the one shape.
+                await _refuse(send_with_headers, 503, "unavailable", DATABASE_UNAVAILABLE,
+                              [(b"retry-after", RETRY_AFTER_UNAVAILABLE.encode())])
+                return
             if found is not None:
                 user, csrf = found
                 bearer = headers.get(b"authorization", b"").lower().startswith(b"bearer ")
@@ -99,7 +108,13 @@ class SessionMiddleware:
 
 
 async def _refuse_csrf(send: Send) -> None:
-    body = json.dumps(error_body("csrf_failed", "the X-CSRF-Token header is missing or wrong")).encode()
-    await send({"type": "http.response.start", "status": 403,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await _refuse(send, 403, "csrf_failed", "the X-CSRF-Token header is missing or wrong")
+
+
+async def _refuse(send: Send, status: int, code: str, message: str,
+                  headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    body = json.dumps(error_body(code, message)).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *(headers or [])]})
     await send({"type": "http.response.body", "body": body})
