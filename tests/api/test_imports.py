@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import socket
+import threading
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,7 +18,7 @@ from sqlalchemy import text
 from qistas.db.dialect import ANALYZE_AFTER_ROWS
 from tests.api.conftest import World
 from tests.api.helpers import all_tasks, count_tasks, error_of, field_of
-from tests.factories import Tenant
+from tests.factories import CLASSIFICATION, Tenant
 
 TEXT_SPEC = {"type": "text"}
 ARABIC = "مرحبا بالعالم 👋🏽"
@@ -405,3 +406,30 @@ def test_a_large_import_refreshes_postgresqls_statistics_and_a_small_one_does_no
     while _manual_analyzes_of_tasks(world) == before and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _manual_analyzes_of_tasks(world) == before + 1
+
+
+def test_parsing_an_import_holds_no_write_lock(tenant: Tenant, rival: Tenant) -> None:
+    """Rows are parsed and validated before the write transaction opens. A large file used to
+    be parsed inside it: on SQLite every other tenant's write waited for the whole parse (a
+    200 MB one-line file: 78 s, then `database is locked`)."""
+    pid = tenant.project()["id"]
+    body = "\n".join(json.dumps({"data": {"title": f"row {n}"}}) for n in range(150_000)).encode()
+    outcome: dict[str, Any] = {}
+
+    def big_import() -> None:
+        start = time.perf_counter()
+        outcome["response"] = _post(tenant, pid, body, "application/x-ndjson")
+        outcome["seconds"] = time.perf_counter() - start
+
+    importer = threading.Thread(target=big_import)
+    waits = []
+    importer.start()
+    while importer.is_alive():
+        start = time.perf_counter()
+        assert rival.owner.post("/projects", json={"name": "meanwhile", "task": CLASSIFICATION}).status_code == 201
+        waits.append(time.perf_counter() - start)
+        time.sleep(0.02)
+    importer.join()
+    assert outcome["response"].status_code == 422  # every row lacks data.text: nothing to write
+    assert outcome["seconds"] > 1.0, outcome  # long enough for the waits to tell
+    assert len(waits) >= 3 and max(waits) < outcome["seconds"] / 3, (max(waits), outcome["seconds"])

@@ -6,6 +6,7 @@ import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from functools import partial
 from typing import IO, Annotated, Any
 from urllib.parse import urlsplit
 
@@ -30,7 +31,7 @@ from qistas.db.dialect import refresh_statistics
 from qistas.db.enums import Role
 from qistas.db.models import Annotation, Assignment, Project, Task, User
 from qistas.db.types import utcnow
-from qistas.db.unit_of_work import write
+from qistas.db.unit_of_work import read, write
 from qistas.domain import annotation_imports, audit, imports, results
 from qistas.domain.destinations import Policy, check_syntax, resolve
 from qistas.domain.security import pseudonym
@@ -129,20 +130,24 @@ async def import_tasks(
     format: Annotated[str | None, Query(description="json, jsonl or csv; overrides the media type")] = None,
 ) -> ImportRead:
     async with _upload(request, format, imports.FORMATS, "say the format: ?format=json|jsonl|csv") as (stream, fmt):
+        plan = await run_in_threadpool(
+            read, db, lambda session: imports.plan_import(
+                session, project=ensure_customer_access(actor, session.get(Project, project_id))))
+        # Parsed and validated with no transaction open: other writers go on meanwhile.
+        checked = await run_in_threadpool(
+            partial(imports.check_rows, plan, imports.iter_rows(stream, fmt), max_errors=settings.max_import_errors,
+                    check_url=callback_checker(settings)))
+        with checked:
 
-        def work(session: Session) -> ImportRead:
-            project = ensure_customer_access(actor, session.get(Project, project_id))
-            stream.seek(0)
-            result = imports.import_tasks(
-                session, project=project, rows=imports.iter_rows(stream, fmt),
-                max_errors=settings.max_import_errors, check_url=callback_checker(settings),
-            )
-            audit.record(session, actor=actor, action="tasks.import", object_type="project",
-                         object_id=project.id, org_id=project.org_id,
-                         details={"created": result.created, "duplicates": result.duplicates})
-            return ImportRead(created=result.created, duplicates=result.duplicates)
+            def work(session: Session) -> ImportRead:
+                project = ensure_customer_access(actor, session.get(Project, project_id))
+                result = imports.insert_rows(session, checked=checked)
+                audit.record(session, actor=actor, action="tasks.import", object_type="project",
+                             object_id=project.id, org_id=project.org_id,
+                             details={"created": result.created, "duplicates": result.duplicates})
+                return ImportRead(created=result.created, duplicates=result.duplicates)
 
-        done = await run_in_threadpool(write, db, work)
+            done = await run_in_threadpool(write, db, work)
     await run_in_threadpool(refresh_statistics, db.engine, "tasks", rows_added=done.created)
     return done
 
