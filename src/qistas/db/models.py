@@ -283,6 +283,46 @@ class Delivery(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class TaskImport(Base):
+    """An import whose checked rows are being written: staged in chunks, then moved into
+    ``tasks`` in chunks, so no transaction of it holds the write lock for long.
+
+    ``staging``: rows go into ``staged_tasks``; if the process dies now, the recovery deletes
+    them (nothing was imported). ``committed``: every row is staged and the import will
+    complete; the recovery finishes moving them. The row is deleted when the import is done.
+    """
+
+    __tablename__ = "task_imports"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    state: Mapped[str] = mapped_column(String(16), default="staging")  # staging | committed
+    rows: Mapped[int] = mapped_column(Integer, default=0)
+    created: Mapped[int] = mapped_column(Integer, default=0)
+    duplicates: Mapped[int] = mapped_column(Integer, default=0)
+    # Written by each chunk: an import untouched for long was left by a process that died.
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class StagedTask(Base):
+    """A checked row of a ``TaskImport``, not yet a task (``seq``: its place in the file)."""
+
+    __tablename__ = "staged_tasks"
+
+    import_id: Mapped[int] = mapped_column(ForeignKey("task_imports.id"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    batch_id: Mapped[int | None] = mapped_column(BigInteger)
+    unique_id: Mapped[str | None] = mapped_column(String(255))
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONType)
+    gold: Mapped[Any | None] = mapped_column(JSONType)
+    is_gold: Mapped[bool] = mapped_column(Boolean, default=False)
+    required: Mapped[int] = mapped_column(Integer)
+    callback_url: Mapped[str | None] = mapped_column(String(2048))
+
+
 class ExportJob(Base):
     """A large export written in the background to a file under QISTAS_HOME."""
 

@@ -415,7 +415,7 @@ def check_rows(
                     chunk.clear()
         total = checked.total
         if n_errors and len(closed) == n_errors:
-            raise _closed_batch_conflict(closed[0], details={"rows": errors, "invalid": n_errors, "total": total})
+            raise closed_batch_conflict(closed[0], details={"rows": errors, "invalid": n_errors, "total": total})
         if n_errors:
             raise Invalid(
                 f"{n_errors} invalid row(s); nothing was imported",
@@ -431,7 +431,7 @@ def check_rows(
     return checked
 
 
-def _closed_batch_conflict(batch: BatchRef, *, details: dict[str, Any]) -> Conflict:
+def closed_batch_conflict(batch: BatchRef, *, details: dict[str, Any]) -> Conflict:
     return Conflict(
         f"batch {batch.name!r} is {batch.status}: no task can be added to a completed or canceled batch; "
         "nothing was imported",
@@ -447,7 +447,7 @@ def insert_rows(session: Session, *, checked: CheckedRows) -> ImportResult:
     if checked.batch_ids:
         for batch in session.scalars(select(Batch).where(Batch.id.in_(checked.batch_ids)).order_by(Batch.id)):
             if batch.status in FINAL_BATCH_STATUSES:
-                raise _closed_batch_conflict(BatchRef(batch.id, batch.name, batch.status),
+                raise closed_batch_conflict(BatchRef(batch.id, batch.name, batch.status),
                                              details={"total": checked.total})
     result = ImportResult()
     now = utcnow()

@@ -8,7 +8,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from qistas.db.enums import BatchStatus, Role, TaskStatus
-from qistas.db.models import Batch, Project, Task, User
+from qistas.db.models import Batch, Project, Task, TaskImport, User
 from qistas.domain import audit, outbox
 from qistas.domain.gold import parse_policy
 from qistas.domain.tasktypes import parse_spec, spec_dict
@@ -161,7 +161,15 @@ def complete_batch_if_done(session: Session, *, batch: Batch) -> bool:
     )
     has_tasks = session.scalar(select(Task.id).where(Task.batch_id == batch.id).limit(1))
     if open_task is None and has_tasks is not None:
+        if _import_moving(session, project_id=batch.project_id):
+            return False  # more tasks are on their way; the import completes the batch when done
         batch.status = BatchStatus.COMPLETED
         outbox.enqueue(session, event="batch.completed", batch=batch)
         return True
     return False
+
+
+def _import_moving(session: Session, *, project_id: int) -> bool:
+    """Whether a committed import is still adding tasks to the project (domain/staged_imports.py)."""
+    return session.scalar(select(TaskImport.id).where(TaskImport.project_id == project_id,
+                                                      TaskImport.state == "committed").limit(1)) is not None

@@ -1,4 +1,5 @@
-"""Background work of a server process: the webhook dispatcher, the export worker, refits.
+"""Background work of a server process: the webhook dispatcher, the export worker, refits,
+and finishing the imports of processes that died.
 
 Each ``qistas serve`` process runs both; they claim work from the database, so any number
 of processes cooperate and a job left by a crashed one is picked up again.
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 
 from qistas.config import Settings
 from qistas.db.engine import Database
+from qistas.domain import staged_imports
 from qistas.domain.quality import refit_step
 from qistas.workers.dispatcher import Dispatcher
 from qistas.workers.exporter import Exporter
@@ -39,6 +41,7 @@ def start_workers(settings: Settings, db: Database) -> Workers:
     workers.loops.append(Loop("qistas-dispatcher", workers.dispatcher.step, settings.worker_poll_seconds))
     workers.exporter = Exporter(settings, db)
     workers.loops.append(Loop("qistas-exporter", workers.exporter.step, settings.worker_poll_seconds))
+    workers.loops.append(Loop("qistas-imports", lambda: staged_imports.recover(db) > 0, settings.worker_poll_seconds))
     if settings.refit_interval_seconds > 0:
         workers.loops.append(Loop("qistas-refit", lambda: refit_step(db), settings.refit_interval_seconds))
     for loop in workers.loops:
