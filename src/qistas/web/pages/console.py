@@ -20,7 +20,7 @@ from qistas.domain.tasktypes import all_types, type_names
 from qistas.errors import Forbidden, Invalid, NotFound
 from qistas.policies import STAFF_ROLES, ensure_customer_access, ensure_may_create_project
 from qistas.web import charts
-from qistas.web.messages import describe, script_strings
+from qistas.web.messages import describe, isolate, script_strings
 from qistas.web.pages.common import CheckedForm, PageUser, form_str, render, translator
 
 router = APIRouter(include_in_schema=False)
@@ -166,14 +166,14 @@ def project_page(project_id: int, request: Request, user: PageUser, db: Db, sett
     svg = {
         "status": charts.status_bar(stats["tasks"], label=t("project.by_status"), names=status_names,
                                     chart_id="chart-status"),
-        "throughput": charts.bar_chart([(f"{when:%H}h", n) for when, n in data["hourly"]],
+        "throughput": charts.bar_chart([(t("project.hour", hour=f"{when:%H}"), n) for when, n in data["hourly"]],
                                        label=t("project.throughput"), chart_id="chart-throughput", every=3),
         "agreement": charts.meter(found.pair_agreement, label=t("project.agreement"), chart_id="chart-agreement"),
         "confusion": charts.heatmap(found.categories, found.confusion, label=t("project.confusion"),
                                     chart_id="chart-confusion", row_title=t("project.confusion_rows"),
                                     col_title=t("project.confusion_cols")) if found.categories else None,
     }
-    return render(request, "console_project.html", title=project.name, project=project, stats=stats,
+    return render(request, "console_project.html", title=isolate(project.name), project=project, stats=stats,
                   insights=found, people=people, svg=svg, error_strings=script_strings(t))
 
 
@@ -209,9 +209,9 @@ def task_browser(project_id: int, request: Request, user: PageUser, db: Db, sett
              "required": task.required, "confidence": task.confidence, "method": task.method,
              "preview": _preview(task.data),
              "response": _preview(task.response) if task.response is not None else ""} for task in page]
-    return render(request, "console_tasks.html", title=project.name, project=project, rows=rows, status_filter=status,
-                  below=below, unique_id=unique_id or "", next_after=page[-1].id if len(page) == limit else None,
-                  statuses=tuple(TaskStatus))
+    return render(request, "console_tasks.html", title=isolate(project.name), project=project, rows=rows,
+                  status_filter=status, below=below, unique_id=unique_id or "",
+                  next_after=page[-1].id if len(page) == limit else None, statuses=tuple(TaskStatus))
 
 
 def _preview(value: Any) -> str:
@@ -237,6 +237,6 @@ def task_page(task_id: int, request: Request, user: PageUser, db: Db, settings: 
     secret = settings.secret_key or ""
     annotations = [{"annotator": pseudonym(secret, project.org_id, a.annotator_id), "answer": a.answer,
                     "seconds": a.seconds, "created_at": a.created_at} for a in found]
-    return render(request, "console_task.html", title=project.name, project=project, task=task,
+    return render(request, "console_task.html", title=isolate(project.name), project=project, task=task,
                   annotations=annotations)
 
