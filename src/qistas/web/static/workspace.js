@@ -45,7 +45,8 @@ function notice(message, kind = "info", extra = null) {
   clear(noticeEl);
   if (!message) { noticeEl.hidden = true; return; }
   noticeEl.className = "ws-notice " + kind;
-  noticeEl.append(h("span", { text: message }), extra);
+  noticeEl.append(h("span", { text: message }));
+  if (extra) noticeEl.append(extra); // append(null) would show the word "null"
   noticeEl.hidden = false;
 }
 
