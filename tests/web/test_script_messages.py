@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Page, expect
 
 from qistas.domain.tasktypes.text import MAX_TEXT_ANSWER
 from qistas.web.i18n import Translator
@@ -64,6 +64,5 @@ def test_a_rejected_upload_is_explained_in_words(lang: str, page: Page, people: 
     empty.write_text("", encoding="utf-8")
     page.set_input_files("#upload-file", str(empty))
     page.click("#upload-form button")
-    page.wait_for_function("document.getElementById('upload-rows') === null && "
-                           "document.getElementById('upload-error') !== null")
-    assert page.text_content("#upload-error") == f"{t('upload.rejected')} {t('err.invalid.file')}"
+    expect(page.locator("#upload-error")).to_have_text(f"{t('upload.rejected')} {t('err.invalid.file')}")
+    assert page.locator("#upload-rows").count() == 0
