@@ -195,7 +195,8 @@ def test_no_page_shows_a_key_or_a_foreign_sentence(lang: str, people: People,
     assert isolate(t("field.task.labels")) in labels and isolate(200) in labels
     redundancy = owner.post("/console/projects/new", {**base, "redundancy_min": "two"}, 422)
     assert isolate(t("field.redundancy.min")) in redundancy
-    owner.post("/console/projects/new", base, 403, csrf="stale")
+    stale = owner.post("/console/projects/new", base, 403, csrf="stale")
+    assert t("err.forbidden.csrf") in seen_text(stale)
 
     # Error pages.
     owner.page(f"/console/projects/{project_id}/tasks?status=bogus", 422)
