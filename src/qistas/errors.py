@@ -19,12 +19,17 @@ from typing import Any
 class QistasError(Exception):
     code = "error"
 
-    def __init__(self, message: str, *, details: Any = None, code: str | None = None) -> None:
+    def __init__(self, message: str, *, details: Any = None, code: str | None = None, reason: str | None = None,
+                 params: dict[str, str | int | float] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.details = details
         if code is not None:
             self.code = code
+        # Why, for people: the browser UI phrases the error from ``reason`` (with ``params``) in
+        # the reader's language. The API's answer carries neither: it keeps code, message, details.
+        self.reason = reason
+        self.params = params or {}
 
 
 class ConfigError(QistasError):

@@ -101,6 +101,12 @@ def domain_response(exc: errors.QistasError) -> JSONResponse:
     return error_response(status_for(exc), exc.code, exc.message, exc.details, headers)
 
 
+def http_response(exc: StarletteHTTPException) -> JSONResponse:
+    code = HTTP_CODES.get(exc.status_code, "error")
+    message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+    return error_response(exc.status_code, code, message, None, getattr(exc, "headers", None))
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(errors.QistasError)
     async def _domain(_request: Request, exc: errors.QistasError) -> JSONResponse:
@@ -112,9 +118,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = HTTP_CODES.get(exc.status_code, "error")
-        message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
-        return error_response(exc.status_code, code, message, None, getattr(exc, "headers", None))
+        return http_response(exc)
 
     @app.exception_handler(ClientDisconnect)
     async def _gone(_request: Request, _exc: ClientDisconnect) -> JSONResponse:

@@ -38,14 +38,16 @@ def _redundancy(raw: dict[str, Any] | None) -> tuple[int, int, float | None]:
         if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_REDUNDANCY:
             raise Invalid(
                 f"redundancy.{name} must be an integer from 1 to {MAX_REDUNDANCY}",
-                details={"field": f"redundancy.{name}"},
+                details={"field": f"redundancy.{name}"}, reason="int_range", params={"lo": 1, "hi": MAX_REDUNDANCY},
             )
     if hi < lo:
-        raise Invalid("redundancy.max must be at least min", details={"field": "redundancy.max"})
+        raise Invalid("redundancy.max must be at least min", details={"field": "redundancy.max"},
+                      reason="redundancy_order")
     if target is not None and (
         not isinstance(target, int | float) or isinstance(target, bool) or not 0 < target <= 1
     ):
-        raise Invalid("redundancy.target must be in (0, 1]", details={"field": "redundancy.target"})
+        raise Invalid("redundancy.target must be in (0, 1]", details={"field": "redundancy.target"},
+                      reason="target_range")
     return lo, hi, None if target is None else float(target)
 
 

@@ -47,6 +47,14 @@ class Translator:
         text = self._strings.get(key) or self._fallback.get(key) or key
         return text.format(**values) if values else text
 
+    def has(self, key: str) -> bool:
+        return key in self._fallback
+
+    def word(self, kind: str, identifier: str) -> str:
+        """An identifier (``method``, ``status`` ...) in words; the identifier itself if it has none."""
+        key = f"{kind}.{identifier}"
+        return self(key) if self.has(key) else identifier
+
     def subset(self, prefix: str) -> dict[str, str]:
         """The strings a script needs, e.g. every ``ws.`` key for the workspace."""
         keys = [k for k in self._fallback if k.startswith(prefix)]

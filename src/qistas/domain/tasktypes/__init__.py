@@ -70,8 +70,14 @@ def parse_spec(raw: Any) -> Spec:
     except ValidationError as exc:
         first = exc.errors()[0]
         path = _spec_path(first["type"], list(first["loc"]))
-        raise Invalid(f"{path}: {first['msg']}", details={"field": path}) from None
+        raise Invalid(f"{path}: {first['msg']}", details={"field": path}, reason=first["type"],
+                      params=_plain_context(first.get("ctx"))) from None
     return spec
+
+
+def _plain_context(ctx: dict[str, Any] | None) -> dict[str, str | int | float]:
+    """The numbers and words of a validation error's context (``min_length``, ``le`` ...), without objects."""
+    return {k: v for k, v in (ctx or {}).items() if isinstance(v, str | int | float) and not isinstance(v, bool)}
 
 
 def _spec_path(error_type: str, loc: list[Any]) -> str:

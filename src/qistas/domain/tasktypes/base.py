@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from qistas.errors import Invalid
 from qistas.quality.structured import TaskResult, exact_match_score
@@ -40,7 +41,7 @@ class LabelledSpec(Spec):
     @classmethod
     def _unique_labels(cls, labels: list[str]) -> list[str]:
         if len(set(labels)) != len(labels):
-            raise ValueError("labels must be unique")
+            raise PydanticCustomError("labels_not_unique", "labels must be unique")
         return labels
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from qistas.domain.tasktypes.base import FieldName, FormField, Spec, TaskType, fail, integer, need, obj
 from qistas.quality import ratings as rating_quality
@@ -28,9 +29,10 @@ class RatingSpec(Spec):
     def _ordered(cls, value: int, info: ValidationInfo) -> int:
         if "min" in info.data:
             if info.data["min"] >= value:
-                raise ValueError("max must be above min")
+                raise PydanticCustomError("scale_order", "max must be above min")
             if value - info.data["min"] + 1 > MAX_POINTS:
-                raise ValueError(f"a scale has at most {MAX_POINTS} points")
+                raise PydanticCustomError("scale_too_long", "a scale has at most {points} points",
+                                          {"points": MAX_POINTS})
         return value
 
 

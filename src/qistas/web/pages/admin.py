@@ -16,6 +16,7 @@ from qistas.db.unit_of_work import read, write
 from qistas.domain import audit, users
 from qistas.errors import QistasError
 from qistas.policies import ACCOUNT_ROLES, ensure_may_create_user, ensure_may_manage_tokens, require_admin
+from qistas.web.messages import describe
 from qistas.web.pages.common import CheckedForm, PageUser, form_str, render, translator
 
 router = APIRouter(include_in_schema=False)
@@ -55,7 +56,8 @@ def create_org(request: Request, user: PageUser, form: CheckedForm, db: Db) -> R
     try:
         write(db, work)
     except QistasError as exc:
-        return _orgs_page(request, db, error=exc.message, status=422, values={"name": name, "slug": slug})
+        return _orgs_page(request, db, error=describe(translator(request), exc), status=422,
+                          values={"name": name, "slug": slug})
     return RedirectResponse("/admin/orgs", status_code=303)
 
 
@@ -106,7 +108,7 @@ def create_user(request: Request, user: PageUser, form: CheckedForm, db: Db) -> 
     try:
         write(db, work)
     except QistasError as exc:
-        return _users_page(request, user, db, error=exc.message, status=422, values=values)
+        return _users_page(request, user, db, error=describe(translator(request), exc), status=422, values=values)
     return RedirectResponse("/admin/users", status_code=303)
 
 

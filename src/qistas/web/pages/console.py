@@ -20,6 +20,7 @@ from qistas.domain.tasktypes import all_types, type_names
 from qistas.errors import Forbidden, Invalid, NotFound
 from qistas.policies import STAFF_ROLES, ensure_customer_access, ensure_may_create_project
 from qistas.web import charts
+from qistas.web.messages import describe, isolate, script_strings
 from qistas.web.pages.common import CheckedForm, PageUser, form_str, render, translator
 
 router = APIRouter(include_in_schema=False)
@@ -57,14 +58,15 @@ def _lines(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def _int(form: Any, name: str, default: int | None = None) -> int | None:
+def _int(form: Any, name: str, default: int | None = None, *, field: str) -> int | None:
+    """The whole number in input ``name``; ``field`` names it as the API would (``redundancy.min``)."""
     raw = form_str(form, name)
     if not raw:
         return default
     try:
         return int(raw)
     except ValueError:
-        raise Invalid(f"{name} must be a whole number", details={"field": name}) from None
+        raise Invalid(f"{field} must be a whole number", details={"field": field}, reason="int_parsing") from None
 
 
 def form_fields() -> list[dict[str, Any]]:
@@ -85,7 +87,7 @@ def spec_from_form(form: Any) -> dict[str, Any]:
     """The task spec the form describes, with only the keys its type knows."""
     kind = form_str(form, "type")
     if kind not in all_types():
-        raise Invalid("choose a task type", details={"field": "type"})
+        raise Invalid("choose a task type", details={"field": "task.type"}, reason="union_tag_invalid")
     spec: dict[str, Any] = {"type": kind}
     for f in all_types()[kind].form_fields:
         if f.kind == "bool":
@@ -93,7 +95,7 @@ def spec_from_form(form: Any) -> dict[str, Any]:
         elif f.kind == "lines":
             spec[f.key] = _lines(form_str(form, f.key))
         elif f.kind == "int":
-            spec[f.key] = _int(form, f.key, f.default)
+            spec[f.key] = _int(form, f.key, f.default, field=f"task.{f.key}")
         elif form_str(form, f.key):
             spec[f.key] = form_str(form, f.key)
     return spec
@@ -120,23 +122,24 @@ def create_project(request: Request, user: PageUser, form: CheckedForm, db: Db) 
     org_id = ensure_may_create_project(user)
     values = {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf"}
     try:
-        lo = _int(form, "redundancy_min", 1)
+        lo = _int(form, "redundancy_min", 1, field="redundancy.min")
         target_raw = form_str(form, "redundancy_target")
-        redundancy: dict[str, Any] = {"min": lo, "max": _int(form, "redundancy_max", lo)}
+        redundancy: dict[str, Any] = {"min": lo, "max": _int(form, "redundancy_max", lo, field="redundancy.max")}
         if target_raw:
             try:
                 redundancy["target"] = float(target_raw)
             except ValueError:
-                raise Invalid("redundancy.target must be a number", details={"field": "redundancy.target"}) from None
+                raise Invalid("redundancy.target must be a number", details={"field": "redundancy.target"},
+                              reason="float_parsing") from None
         name = form_str(form, "name")
         if not name:
-            raise Invalid("name the project", details={"field": "name"})
+            raise Invalid("name the project", details={"field": "name"}, reason="missing")
         spec = spec_from_form(form)
         project = write(db, lambda session: projects.create_project(
             session, org_id=org_id, actor=user, name=name, task=spec, instructions=form_str(form, "instructions"),
             redundancy=redundancy, workforce=form_str(form, "workforce") or "shared"))
     except Invalid as exc:
-        return _new_form(request, values, error=exc.message, status=422)
+        return _new_form(request, values, error=describe(translator(request), exc), status=422)
     return RedirectResponse(f"/console/projects/{project.id}", status_code=303)
 
 
@@ -163,15 +166,15 @@ def project_page(project_id: int, request: Request, user: PageUser, db: Db, sett
     svg = {
         "status": charts.status_bar(stats["tasks"], label=t("project.by_status"), names=status_names,
                                     chart_id="chart-status"),
-        "throughput": charts.bar_chart([(f"{when:%H}h", n) for when, n in data["hourly"]],
+        "throughput": charts.bar_chart([(t("project.hour", hour=f"{when:%H}"), n) for when, n in data["hourly"]],
                                        label=t("project.throughput"), chart_id="chart-throughput", every=3),
         "agreement": charts.meter(found.pair_agreement, label=t("project.agreement"), chart_id="chart-agreement"),
         "confusion": charts.heatmap(found.categories, found.confusion, label=t("project.confusion"),
                                     chart_id="chart-confusion", row_title=t("project.confusion_rows"),
                                     col_title=t("project.confusion_cols")) if found.categories else None,
     }
-    return render(request, "console_project.html", title=project.name, project=project, stats=stats,
-                  insights=found, people=people, svg=svg)
+    return render(request, "console_project.html", title=isolate(project.name), project=project, stats=stats,
+                  insights=found, people=people, svg=svg, error_strings=script_strings(t))
 
 
 @router.get("/console/projects/{project_id}/tasks", response_class=HTMLResponse)
@@ -203,11 +206,12 @@ def task_browser(project_id: int, request: Request, user: PageUser, db: Db, sett
 
     project, page = write(db, work)
     rows = [{"id": task.id, "unique_id": task.unique_id, "status": task.status, "n": task.n_annotations,
-             "required": task.required, "confidence": task.confidence, "preview": _preview(task.data),
+             "required": task.required, "confidence": task.confidence, "method": task.method,
+             "preview": _preview(task.data),
              "response": _preview(task.response) if task.response is not None else ""} for task in page]
-    return render(request, "console_tasks.html", title=project.name, project=project, rows=rows, status_filter=status,
-                  below=below, unique_id=unique_id or "", next_after=page[-1].id if len(page) == limit else None,
-                  statuses=tuple(TaskStatus))
+    return render(request, "console_tasks.html", title=isolate(project.name), project=project, rows=rows,
+                  status_filter=status, below=below, unique_id=unique_id or "",
+                  next_after=page[-1].id if len(page) == limit else None, statuses=tuple(TaskStatus))
 
 
 def _preview(value: Any) -> str:
@@ -233,6 +237,6 @@ def task_page(task_id: int, request: Request, user: PageUser, db: Db, settings: 
     secret = settings.secret_key or ""
     annotations = [{"annotator": pseudonym(secret, project.org_id, a.annotator_id), "answer": a.answer,
                     "seconds": a.seconds, "created_at": a.created_at} for a in found]
-    return render(request, "console_task.html", title=project.name, project=project, task=task,
+    return render(request, "console_task.html", title=isolate(project.name), project=project, task=task,
                   annotations=annotations)
 

@@ -18,6 +18,7 @@ from qistas.domain import projects
 from qistas.errors import Forbidden
 from qistas.policies import ensure_annotator_access, may_work_on
 from qistas.web.markdown import render as markdown
+from qistas.web.messages import isolate, script_strings
 from qistas.web.pages.common import PageUser, render, translator
 
 router = APIRouter(include_in_schema=False)
@@ -41,7 +42,7 @@ def workspace(project_id: int, request: Request, user: PageUser, db: Db, setting
         "project": project.id,
         "spec": project.task_spec,
         "leaseSeconds": settings.lease_seconds,
-        "strings": t.subset("ws."),
+        "strings": {**t.subset("ws."), **script_strings(t)},
     }
-    return render(request, "workspace.html", title=project.name, project=project, boot=boot,
+    return render(request, "workspace.html", title=isolate(project.name), project=project, boot=boot,
                   instructions=markdown(project.instructions or ""))

@@ -1,5 +1,8 @@
 // Owner console: show the fields of the chosen task type; upload files with a progress bar.
 import { clear, h } from "./dom.js";
+import { describeError, fill } from "./messages.js";
+
+const HTTP_CODES = { 413: "too_large", 415: "unsupported_media_type", 429: "too_many_requests" };
 
 const csrf = document.querySelector('meta[name="csrf-token"]').content;
 
@@ -19,7 +22,6 @@ if (form) {
   const strings = JSON.parse(document.getElementById("upload-strings").textContent);
   const bar = document.getElementById("upload-progress");
   const out = document.getElementById("upload-result");
-  const fill = (template, values) => template.replace(/\{(\w+)\}/g, (_, k) => String(values[k] ?? ""));
 
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
@@ -44,16 +46,17 @@ if (form) {
         out.append(h("p", { class: "ok", id: "upload-ok", text: fill(strings.created, data) }));
         return;
       }
-      const error = data?.error;
-      // The server's message is its own language and direction: isolated from the sentence around it.
+      // The API's error in the reader's words; a row's own message (the parser's, in English)
+      // follows as a technical detail, marked as English and isolated from the sentence.
       out.append(h("p", { class: "error", id: "upload-error" }, strings.rejected, " ",
-        h("bdi", { dir: "auto", text: error?.message ?? xhr.statusText })));
-      const rows = error?.details?.rows;
+        describeError(strings.errors, data?.error ?? { code: HTTP_CODES[xhr.status] ?? "error" })));
+      const rows = data?.error?.details?.rows;
       if (Array.isArray(rows) && rows.length) {
         out.append(h("table", { id: "upload-rows" },
           h("thead", {}, h("tr", {}, h("th", { text: strings.row }), h("th", { text: strings.message }))),
           h("tbody", {}, rows.map((r) => h("tr", {}, h("td", { class: "num", text: String(r.row) }),
-            h("td", {}, h("bdi", { dir: "auto", text: String(r.message) })))))));
+            h("td", {}, strings.errors["err.row"], " ",
+              h("code", { class: "detail", lang: "en", dir: "ltr", text: String(r.message) })))))));
       }
     });
     xhr.addEventListener("error", () => { clear(out).append(h("p", { class: "error", text: strings.failed })); });

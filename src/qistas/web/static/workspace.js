@@ -1,6 +1,7 @@
 // The annotator workspace: take a task, show its widget, submit / skip / undo, keep the lease
 // alive while the annotator works, and never lose an answer silently.
 import { clear, h, kbd } from "./dom.js";
+import { describeError } from "./messages.js";
 
 const boot = JSON.parse(document.getElementById("boot").textContent);
 const csrf = document.querySelector('meta[name="csrf-token"]').content;
@@ -44,7 +45,8 @@ function notice(message, kind = "info", extra = null) {
   clear(noticeEl);
   if (!message) { noticeEl.hidden = true; return; }
   noticeEl.className = "ws-notice " + kind;
-  noticeEl.append(h("span", { text: message }), extra);
+  noticeEl.append(h("span", { text: message }));
+  if (extra) noticeEl.append(extra); // append(null) would show the word "null"
   noticeEl.hidden = false;
 }
 
@@ -100,7 +102,7 @@ async function next() {
   else if (status === 204) showEmpty();
   else if (status !== 401) {
     clear(taskEl);
-    notice(status === 0 ? t("ws.offline") : data?.error?.message ?? t("ws.error"), "error",
+    notice(status === 0 ? t("ws.offline") : describeError(boot.strings, data?.error), "error",
       h("button", { type: "button", class: "ghost", onclick: () => next() }, t("ws.retry")));
   }
 }
@@ -151,7 +153,7 @@ async function submit() {
     expired();
   } else if (status !== 401) {
     $("btn-submit").disabled = false;
-    notice(status === 0 ? t("ws.offline") : data?.error?.message ?? t("ws.error"), "error");
+    notice(status === 0 ? t("ws.offline") : describeError(boot.strings, data?.error), "error");
   }
 }
 
@@ -162,7 +164,7 @@ async function skip() {
   const { status, data } = await api("POST", `/assignments/${current.assignment.id}/skip`);
   busy = false;
   if (status === 204 || status === 409) await next();
-  else if (status !== 401) notice(status === 0 ? t("ws.offline") : data?.error?.message ?? t("ws.error"), "error");
+  else if (status !== 401) notice(status === 0 ? t("ws.offline") : describeError(boot.strings, data?.error), "error");
 }
 
 function undo() {
