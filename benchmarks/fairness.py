@@ -1,0 +1,208 @@
+"""One tenant's annotation loop while another tenant pushes: is A slowed by B?
+
+Tenant A runs the annotation loop (K annotators, take -> submit, as in annotate_loop.py)
+against a real ``qistas serve``, first alone, then while tenant B, on the same server:
+
+  import    imports large JSONL files, one after another, for the whole run
+  exports   starts 10 export jobs of a 100,000-task project
+  clients   sends 16 clients at full speed (reads of its own tasks, and imports of 100 rows)
+  logins    has 8 anonymous clients post wrong passwords to the sign-in page
+
+Printed for each: A's annotations per second and its share of A alone, A's cycle
+p50/p95/p99, A's errors, and what B got done. The aim (docs/benchmarks.md): A keeps at least
+80% of its throughput and a p99 under 200 ms in every case, with no error.
+
+    python benchmarks/fairness.py                  # SQLite and, when reachable, PostgreSQL
+    python benchmarks/fairness.py --quick
+    python benchmarks/fairness.py --only sqlite --scenarios alone,import
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from contextlib import closing
+from dataclasses import dataclass, field
+
+import httpx
+from annotate_loop import (
+    DEFAULT_POSTGRES,
+    DEFAULT_WORKERS,
+    Server,
+    api,
+    check,
+    fresh_database,
+    jsonl,
+    ms,
+    new_project,
+    postgres_reachable,
+    run_clients,
+    serve,
+    triple,
+)
+
+SCENARIOS = ("alone", "import", "exports", "clients", "logins")
+
+
+@dataclass
+class Pressure:
+    """Tenant B's side: work done and refused while A ran."""
+
+    done: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, status: int | str, ok: bool) -> None:
+        with self.lock:
+            if ok:
+                self.done += 1
+            else:
+                self.errors[str(status)] = self.errors.get(str(status), 0) + 1
+
+
+def _repeat(stop: threading.Event, n_threads: int, step: Callable[[int], None]) -> list[threading.Thread]:
+    def run(n: int) -> None:
+        while not stop.is_set():
+            step(n)
+
+    threads = [threading.Thread(target=run, args=(n,), daemon=True) for n in range(n_threads)]
+    for thread in threads:
+        thread.start()
+    return threads
+
+
+def start_pressure(kind: str, server: Server, stop: threading.Event, pressure: Pressure,
+                   import_rows: int) -> list[threading.Thread]:
+    if kind == "alone":
+        return []
+    owner, project_id, _ = new_project(server, 0)
+    if kind == "import":
+        def one_import(_n: int) -> None:
+            body = jsonl(import_rows).replace(b'"unique_id": "u', f'"unique_id": "{uuid.uuid4().hex[:8]}-'.encode())
+            response = owner.post(f"/projects/{project_id}/tasks", content=body,
+                                  headers={"Content-Type": "application/x-ndjson"})
+            pressure.add(response.status_code, response.status_code == 201)
+
+        return _repeat(stop, 1, one_import)
+    if kind == "exports":
+        check(owner.post(f"/projects/{project_id}/tasks", content=jsonl(100_000),
+                         headers={"Content-Type": "application/x-ndjson"}))
+        for _ in range(10):
+            check(owner.post(f"/projects/{project_id}/exports", json={"format": "jsonl"}), 202)
+        pressure.done = 10
+        return []
+    if kind == "clients":
+        check(owner.post(f"/projects/{project_id}/tasks", content=jsonl(1000),
+                         headers={"Content-Type": "application/x-ndjson"}))
+        clients = [api(server, owner.headers["Authorization"].split()[1]) for _ in range(16)]
+
+        def hammer(n: int) -> None:
+            client = clients[n]
+            if n % 4 == 0:
+                body = jsonl(100).replace(b'"unique_id": "u', f'"unique_id": "{uuid.uuid4().hex[:8]}-'.encode())
+                response = client.post(f"/projects/{project_id}/tasks", content=body,
+                                       headers={"Content-Type": "application/x-ndjson"})
+            else:
+                response = client.get(f"/projects/{project_id}/tasks", params={"limit": 100})
+            pressure.add(response.status_code, response.status_code < 300)
+
+        return _repeat(stop, 16, hammer)
+    if kind == "logins":
+        def guess(_n: int) -> None:
+            with httpx.Client(base_url=server.url, timeout=60) as anonymous:
+                page = anonymous.get("/login")
+                token = re.search(r'name="csrf" value="([^"]+)"', page.text)
+                response = anonymous.post("/login", data={"csrf": token.group(1) if token else "",
+                                                          "email": "owner@nowhere.test", "password": "wrong"})
+                pressure.add(response.status_code, response.status_code in (401, 429))
+
+        return _repeat(stop, 8, guess)
+    raise ValueError(kind)
+
+
+@dataclass
+class Row:
+    backend: str
+    scenario: str
+    rate: float
+    cycle: tuple[float, float, float]
+    errors: dict[str, int]
+    b_done: int
+    b_errors: dict[str, int]
+
+
+def measure(backend: str, admin_url: str | None, scenario: str, k: int, n_tasks: int, seconds: float,
+            workers: int, import_rows: int) -> Row:
+    with fresh_database(backend, admin_url) as db_url, serve(db_url, workers) as server:
+        owner, project_id, tokens = new_project(server, k)
+        with closing(owner):
+            check(owner.post(f"/projects/{project_id}/tasks", content=jsonl(n_tasks),
+                             headers={"Content-Type": "application/x-ndjson"}))
+        stop, pressure = threading.Event(), Pressure()
+        threads = start_pressure(scenario, server, stop, pressure, import_rows)
+        time.sleep(0.5 if threads or scenario == "exports" else 0)  # B is under way when A starts
+        out = run_clients(server.url, project_id, tokens, seconds, "classification")
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=300)
+    return Row(backend, scenario, out["annotations"] / out["elapsed"], triple(out["cycle"]), out["errors"],
+               pressure.done, pressure.errors)
+
+
+def print_table(rows: list[Row], k: int, seconds: float) -> None:
+    print(f"\nTenant A: {k} annotators for {seconds:.0f} s; tenant B as the scenario says")
+    print("| database | B does | A ann/s | A vs alone | A cycle p50/p95/p99 ms | A errors | B done | B refused |")
+    print("|---|---|---:|---:|---|---:|---:|---|")
+    alone = {r.backend: r.rate for r in rows if r.scenario == "alone"}
+    for r in rows:
+        share = f"{100 * r.rate / alone[r.backend]:.0f}%" if alone.get(r.backend) else "–"
+        errors = sum(r.errors.values())
+        print(f"| {r.backend} | {r.scenario} | {r.rate:.0f} | {share} | {ms(r.cycle)} | "
+              f"{errors}{' ' + json.dumps(r.errors) if errors else ''} | {r.b_done} | "
+              f"{json.dumps(r.b_errors) if r.b_errors else '–'} |")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a short run")
+    parser.add_argument("--clients", type=int, default=32, help="tenant A's annotators")
+    parser.add_argument("--tasks", type=int, default=10_000, help="tenant A's tasks")
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of each run")
+    parser.add_argument("--import-rows", type=int, default=150_000, help="rows of each of B's imports")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated: " + ", ".join(SCENARIOS))
+    parser.add_argument("--postgres", default=os.environ.get("QISTAS_BENCH_POSTGRES_URL", DEFAULT_POSTGRES),
+                        help="PostgreSQL server URL (a fresh database is made on it); 'none' to skip")
+    parser.add_argument("--only", choices=["sqlite", "postgresql"], help="run one database only")
+    args = parser.parse_args()
+    if args.quick:
+        args.tasks, args.seconds, args.import_rows = 2000, 6.0, 30_000
+    scenarios = [s for s in args.scenarios.split(",") if s]
+    if "alone" not in scenarios:
+        scenarios.insert(0, "alone")
+    backends = ["sqlite"]
+    if args.postgres != "none" and postgres_reachable(args.postgres):
+        backends.append("postgresql")
+    else:
+        print(f"PostgreSQL not reachable at {args.postgres}: SQLite only")
+    if args.only:
+        backends = [b for b in backends if b == args.only]
+    print(f"machine: {os.cpu_count()} cores; python {sys.version.split()[0]}", flush=True)
+    rows: list[Row] = []
+    for backend in backends:
+        for scenario in scenarios:
+            rows.append(measure(backend, args.postgres, scenario, args.clients, args.tasks, args.seconds,
+                                DEFAULT_WORKERS[backend], args.import_rows))
+            print_table(rows[-1:], args.clients, args.seconds)
+    print_table(rows, args.clients, args.seconds)
+    return 1 if any(sum(r.errors.values()) for r in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
