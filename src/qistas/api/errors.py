@@ -28,6 +28,7 @@ STATUS: dict[type[errors.QistasError], int] = {
     errors.Conflict: 409,
     errors.TooLarge: 413,
     errors.Unsupported: 415,
+    errors.TooManyAttempts: 429,
     errors.Invalid: 422,
 }
 HTTP_CODES = {
@@ -86,6 +87,8 @@ def _problem_field(problem: dict[str, Any]) -> str:
 
 def domain_response(exc: errors.QistasError) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, errors.Unauthorized) else None
+    if isinstance(exc, errors.TooManyAttempts):
+        headers = {"Retry-After": str(exc.retry_after)}
     return error_response(status_for(exc), exc.code, exc.message, exc.details, headers)
 
 
