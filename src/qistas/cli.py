@@ -219,14 +219,15 @@ def _account_work(work: Any) -> Any:
 
 @users.command("deactivate")
 @click.argument("email")
-def users_deactivate(email: str) -> None:
+@click.option("--org", "org_slug", help="the organization, when several use this email")
+def users_deactivate(email: str, org_slug: str | None) -> None:
     """Deactivate a user: tokens revoked, sessions ended, their tasks back in the queue."""
     from qistas.db.types import utcnow
     from qistas.domain import audit
     from qistas.domain import users as domain_users
 
     def work(session: Any) -> int:
-        user = domain_users.get_user_by_email(session, email=email)
+        user = domain_users.get_user_by_email(session, email=email, org_slug=org_slug)
         released = domain_users.deactivate(session, user=user, now=utcnow())
         audit.record(session, actor=None, action="user.deactivate", object_type="user", object_id=user.id,
                      org_id=user.org_id)
@@ -238,13 +239,14 @@ def users_deactivate(email: str) -> None:
 
 @users.command("reactivate")
 @click.argument("email")
-def users_reactivate(email: str) -> None:
+@click.option("--org", "org_slug", help="the organization, when several use this email")
+def users_reactivate(email: str, org_slug: str | None) -> None:
     """Let a deactivated user sign in again (their old tokens stay revoked)."""
     from qistas.domain import audit
     from qistas.domain import users as domain_users
 
     def work(session: Any) -> None:
-        user = domain_users.get_user_by_email(session, email=email)
+        user = domain_users.get_user_by_email(session, email=email, org_slug=org_slug)
         domain_users.reactivate(session, user=user)
         audit.record(session, actor=None, action="user.reactivate", object_type="user", object_id=user.id,
                      org_id=user.org_id)
@@ -255,8 +257,9 @@ def users_reactivate(email: str) -> None:
 
 @users.command("password")
 @click.argument("email")
+@click.option("--org", "org_slug", help="the organization, when several use this email")
 @click.option("--password", help="the new password; prompted when not given")
-def users_password(email: str, password: str | None) -> None:
+def users_password(email: str, org_slug: str | None, password: str | None) -> None:
     """Set a user's password and end their browser sessions."""
     from qistas.domain import audit
     from qistas.domain import users as domain_users
@@ -273,7 +276,7 @@ def users_password(email: str, password: str | None) -> None:
     password_hash = hash_password(password)
 
     def work(session: Any) -> None:
-        user = domain_users.get_user_by_email(session, email=email)
+        user = domain_users.get_user_by_email(session, email=email, org_slug=org_slug)
         domain_users.set_password_hash(session, user=user, password_hash=password_hash)
         audit.record(session, actor=None, action="user.password_reset", object_type="user", object_id=user.id,
                      org_id=user.org_id)
@@ -289,13 +292,14 @@ def tokens() -> None:
 
 @tokens.command("list")
 @click.argument("email")
-def tokens_list(email: str) -> None:
+@click.option("--org", "org_slug", help="the organization, when several use this email")
+def tokens_list(email: str, org_slug: str | None) -> None:
     """A user's tokens (never their secrets): id, scope, state, created, last used, name."""
     from qistas.db.types import utcnow
     from qistas.domain import users as domain_users
 
     def work(session: Any) -> list[str]:
-        user = domain_users.get_user_by_email(session, email=email)
+        user = domain_users.get_user_by_email(session, email=email, org_slug=org_slug)
         now, lines = utcnow(), []
         for t in domain_users.list_tokens(session, user=user):
             state = ("revoked" if t.revoked_at else

@@ -164,3 +164,25 @@ def test_an_account_made_without_a_password_signs_in_once_by_its_link(world: Wor
         again = other.post(link, data={"password": "hijacked-pass", "password_again": "hijacked-pass"})
         assert again.status_code == 404
         assert sign_in(other, "linked@acme.test", PASSWORD).status_code == 303
+
+
+# --- emails are unique per organization -----------------------------------------------------
+
+
+def test_creating_a_user_reveals_nothing_about_another_organizations_people(world: World) -> None:
+    assert world.rival.owner.post("/users", json={"email": "shared@people.test", "role": "member",
+                                                  "password": "globex-password"}).status_code == 201
+    # The same email in another organization: created, exactly as for an unused one.
+    mine = world.tenant.owner.post("/users", json={"email": "shared@people.test", "role": "member",
+                                                   "password": "acme-password"})
+    assert mine.status_code == 201, mine.text
+    assert mine.json()["org"] == "acme"
+    # Within one's own organization an email is still taken (409 naming the field).
+    again = error_of(world.tenant.owner.post("/users", json={"email": "shared@people.test", "role": "member"}), 409)
+    assert again["details"] == {"field": "email"} and "this organization" in again["message"]
+    with httpx.Client(base_url=world.url) as browser:  # each password opens its own account
+        assert sign_in(browser, "shared@people.test", "acme-password").status_code == 303
+        assert browser.get("/api/v1/me").json()["org"] == "acme"
+    with httpx.Client(base_url=world.url) as browser:
+        assert sign_in(browser, "shared@people.test", "globex-password").status_code == 303
+        assert browser.get("/api/v1/me").json()["org"] == "globex"

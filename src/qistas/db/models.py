@@ -48,9 +48,17 @@ class Organization(Base):
 
 class User(Base):
     __tablename__ = "users"
+    # An email is unique within an organization, and among the accounts of no organization
+    # (admins, the shared workforce); never across organizations, so that creating a user
+    # tells no one about another tenant's people (docs/security.md).
+    __table_args__ = (
+        Index("uq_users_org_email", "org_id", "email", unique=True),
+        Index("uq_users_email_no_org", "email", unique=True, sqlite_where=text("org_id IS NULL"),
+              postgresql_where=text("org_id IS NULL")),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    email: Mapped[str] = mapped_column(String(320), unique=True)
+    email: Mapped[str] = mapped_column(String(320), index=True)
     role: Mapped[str] = mapped_column(String(16))  # a Role: admin | owner | member | annotator | external
     org_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"), index=True)
     password_hash: Mapped[str | None] = mapped_column(String(255))

@@ -75,10 +75,15 @@ def forget_failures(session: Session, *, email: str) -> None:
     session.execute(delete(SignInFailure).where(SignInFailure.key == account_key(email)))
 
 
-def account_by_email(session: Session, *, email: str) -> User | None:
-    """The active account that may sign in with this email, if any."""
-    user = session.scalar(select(User).where(User.email == email.strip().lower()))
-    return user if user is not None and user.is_active else None
+def accounts_by_email(session: Session, *, email: str) -> list[User]:
+    """The active accounts that may sign in with this email, oldest first.
+
+    Emails are unique per organization, so one person may hold accounts in several; a
+    sign-in opens the first whose password matches.
+    """
+    query = select(User).where(User.email == email.strip().lower(), User.is_active.is_(True),
+                               User.password_hash.is_not(None)).order_by(User.id)
+    return list(session.scalars(query))
 
 
 @cache
@@ -109,6 +114,19 @@ class PasswordGate:
             await anyio.to_thread.run_sync(verify_password, _dummy_hash(), password, limiter=self._gate())
             return False
         return await anyio.to_thread.run_sync(verify_password, password_hash, password, limiter=self._gate())
+
+    async def first_match(self, accounts: list[User], password: str) -> User | None:
+        """The first account whose password this is. Every account is checked, match or not, and an
+        email with none is checked against the dummy hash: the time depends only on how many
+        accounts share the email, never on which password matched or whether the email is known."""
+        if not accounts:
+            await self.verify(None, password)
+            return None
+        found = None
+        for account in accounts:
+            if await self.verify(account.password_hash, password) and found is None:
+                found = account
+        return found
 
     async def hash(self, password: str) -> str:
         return await anyio.to_thread.run_sync(hash_password, password, limiter=self._gate())

@@ -76,8 +76,11 @@ def create_user(
         raise Invalid("an admin belongs to no organization", details={"field": "org"})
     if password is not None:
         check_new_password(password)
-    if session.scalar(select(User.id).where(User.email == email)) is not None:
-        raise Conflict("a user with this email exists", details={"field": "email"})
+    # Unique within the organization only: another tenant's people are never revealed here.
+    same_org = User.org_id == org_id if org_id is not None else User.org_id.is_(None)
+    if session.scalar(select(User.id).where(User.email == email, same_org)) is not None:
+        where = "in this organization" if org_id is not None else "among accounts of no organization"
+        raise Conflict(f"a user with this email exists {where}", details={"field": "email"})
     user = User(
         email=email,
         role=role,
@@ -285,8 +288,15 @@ def release_leases(session: Session, *, annotator_id: int, now: datetime) -> int
     return assignments.release_all(session, annotator_id=annotator_id, now=now)
 
 
-def get_user_by_email(session: Session, *, email: str) -> User:
-    user = session.scalar(select(User).where(User.email == email.strip().lower()))
-    if user is None:
-        raise NotFound(f"no user {email.strip().lower()!r}")
-    return user
+def get_user_by_email(session: Session, *, email: str, org_slug: str | None = None) -> User:
+    """The account with this email (in this organization, when several organizations use it)."""
+    email = email.strip().lower()
+    query = select(User).where(User.email == email).order_by(User.id)
+    if org_slug is not None:
+        query = query.join(Organization, Organization.id == User.org_id).where(Organization.slug == org_slug)
+    found = list(session.scalars(query))
+    if not found:
+        raise NotFound(f"no user {email!r}" + (f" in {org_slug!r}" if org_slug else ""))
+    if len(found) > 1:
+        raise Invalid(f"several accounts use {email!r}; name the organization with --org", details={"field": "org"})
+    return found[0]

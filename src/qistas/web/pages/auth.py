@@ -65,18 +65,19 @@ async def login(request: Request, db: Db, settings: AppSettings) -> Response:
                             per_address=settings.sign_in_failures_per_address,
                             window_seconds=settings.sign_in_window_seconds)
 
-    def account(session: Session) -> User | None:
+    def accounts(session: Session) -> list[User]:
         sign_in.ensure_not_throttled(session, email=email, address=address, limits=limits, now=utcnow())
-        return sign_in.account_by_email(session, email=email)
+        return sign_in.accounts_by_email(session, email=email)
 
     try:
-        user = await run_in_threadpool(read, db, account)
+        candidates = await run_in_threadpool(read, db, accounts)
     except TooManyAttempts as exc:
         response = _login_page(request, settings, error="login.throttled", status=429, email=email)
         response.headers["Retry-After"] = str(exc.retry_after)
         return response
     # Unknown emails are checked against a dummy hash: the answer takes as long either way.
-    if not await request.app.state.passwords.verify(user.password_hash if user else None, password) or user is None:
+    user = await request.app.state.passwords.first_match(candidates, password)
+    if user is None:
         await run_in_threadpool(write, db, lambda session: sign_in.record_failure(
             session, email=email, address=address, now=utcnow(), window_seconds=limits.window_seconds))
         return _login_page(request, settings, error="login.failed", status=401, email=email)

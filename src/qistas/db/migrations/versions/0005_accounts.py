@@ -1,4 +1,5 @@
-"""accounts: token scope, expiry and last use; one-time sign-in links; failed sign-ins
+"""accounts: token scope, expiry and last use; one-time sign-in links; failed sign-ins; emails
+unique per organization (and among accounts of no organization), no longer across the instance
 
 Revision ID: 0005_accounts
 Revises: 0004_task_decision
@@ -20,7 +21,17 @@ BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 UTC = UTCDateTime()
 
 
+NO_ORG = sa.text("org_id IS NULL")
+
+
 def upgrade() -> None:
+    # The unnamed UNIQUE (email) of 0001 gets a name here, so that SQLite's batch copy can drop it.
+    with op.batch_alter_table("users", naming_convention={"uq": "%(table_name)s_%(column_0_name)s_key"}) as batch:
+        batch.drop_constraint("users_email_key", type_="unique")
+    op.create_index("uq_users_org_email", "users", ["org_id", "email"], unique=True)
+    op.create_index("uq_users_email_no_org", "users", ["email"], unique=True, sqlite_where=NO_ORG,
+                    postgresql_where=NO_ORG)
+    op.create_index("ix_users_email", "users", ["email"])
     with op.batch_alter_table("api_tokens") as batch:
         batch.add_column(sa.Column("scope", sa.String(16), nullable=False, server_default="admin"))
         batch.add_column(sa.Column("expires_at", UTC, nullable=True))
@@ -46,6 +57,11 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_users_email", table_name="users")
+    op.drop_index("uq_users_email_no_org", table_name="users")
+    op.drop_index("uq_users_org_email", table_name="users")
+    with op.batch_alter_table("users") as batch:
+        batch.create_unique_constraint("users_email_key", ["email"])
     op.drop_table("sign_in_failures")
     op.drop_table("sign_in_links")
     with op.batch_alter_table("api_tokens") as batch:
