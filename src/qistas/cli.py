@@ -228,7 +228,7 @@ def users_deactivate(email: str, org_slug: str | None) -> None:
 
     def work(session: Any) -> int:
         user = domain_users.get_user_by_email(session, email=email, org_slug=org_slug)
-        released = domain_users.deactivate(session, user=user, now=utcnow())
+        released = domain_users.deactivate(session, user=user, now=utcnow(), may_stop_last_owner=True)
         audit.record(session, actor=None, action="user.deactivate", object_type="user", object_id=user.id,
                      org_id=user.org_id)
         return released

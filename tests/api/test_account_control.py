@@ -207,6 +207,13 @@ def test_the_last_owner_cannot_deactivate_themselves(world: World) -> None:
     assert world.rival.owner.get("/me").status_code == 200
 
 
+def test_an_admin_may_deactivate_an_organizations_last_owner_but_not_the_last_admin(world: World) -> None:
+    world.admin.post("/orgs", json={"name": "Closing", "slug": "closing"})
+    made = world.admin.post("/users", json={"email": "owner@closing.test", "role": "owner", "org": "closing"})
+    assert world.admin.post(f"/users/{made.json()['id']}/deactivate").status_code == 200
+    assert error_of(world.admin.post(f"/users/{me_id(world.admin)}/deactivate"), 409)["code"] == "last_owner"
+
+
 # --- passwords ------------------------------------------------------------------------------
 
 

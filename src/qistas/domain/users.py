@@ -142,22 +142,22 @@ def end_sessions(session: Session, *, user_id: int, keep_cookie: str | None = No
     session.execute(query)
 
 
-def deactivate(session: Session, *, user: User, now: datetime) -> int:
+def deactivate(session: Session, *, user: User, now: datetime, may_stop_last_owner: bool = False) -> int:
     """Stop a user: tokens revoked, browser sessions closed, active leases given back to the queue.
 
-    The last active owner of an organization, and the last active admin, cannot be
-    deactivated. Returns how many leases were released.
+    The last active admin cannot be deactivated, nor the last active owner of an organization
+    unless ``may_stop_last_owner`` (an admin, or the operator's command line, closing an
+    organization's access). Returns how many leases were released.
     """
     if not user.is_active:
         return 0
-    if user.role in (Role.OWNER, Role.ADMIN):
+    if user.role == Role.ADMIN or (user.role == Role.OWNER and not may_stop_last_owner):
         peers = select(func.count()).select_from(User).where(
             User.role == user.role, User.is_active.is_(True), User.id != user.id,
             User.org_id == user.org_id if user.org_id is not None else User.org_id.is_(None))
         if not session.scalar(peers):
             where = "its organization" if user.role == Role.OWNER else "the instance"
-            raise Conflict(f"the last active {user.role} of {where} cannot be deactivated",
-                           details={"field": "user"}, code="last_owner")
+            raise Conflict(f"the last active {user.role} of {where} cannot be deactivated", code="last_owner")
     user.is_active = False
     _revoke_all(session, user_id=user.id, now=now)
     end_sessions(session, user_id=user.id)

@@ -34,6 +34,7 @@ from qistas.policies import (
     ensure_may_manage_user,
     ensure_org_reachable,
     ensure_token_reachable,
+    is_admin,
     require_admin,
 )
 
@@ -154,7 +155,7 @@ def deactivate_user(user_id: Id, actor: Actor, db: Db) -> Deactivated:
     """Tokens revoked, sessions closed, active leases back in the queue; at most a second on every process."""
     def work(session: Session) -> Deactivated:
         target = ensure_may_manage_user(actor, session.get(User, user_id))
-        released = users.deactivate(session, user=target, now=utcnow())
+        released = users.deactivate(session, user=target, now=utcnow(), may_stop_last_owner=is_admin(actor))
         audit.record(session, actor=actor, action="user.deactivate", object_type="user", object_id=target.id,
                      org_id=target.org_id)
         return Deactivated(id=target.id, is_active=False, released_leases=released)

@@ -23,6 +23,7 @@ from qistas.policies import (
     ensure_may_manage_tokens,
     ensure_may_manage_user,
     ensure_token_reachable,
+    is_admin,
     require_admin,
 )
 from qistas.web.pages.common import CheckedForm, PageUser, form_str, render, translator
@@ -190,7 +191,7 @@ def _user_action(request: Request, user: User, db: Db, user_id: int, work: Any, 
 def deactivate(user_id: int, request: Request, user: PageUser, _form: CheckedForm, db: Db) -> Response:
     def work(session: Session) -> None:
         target = ensure_may_manage_user(user, session.get(User, user_id))
-        users.deactivate(session, user=target, now=utcnow())
+        users.deactivate(session, user=target, now=utcnow(), may_stop_last_owner=is_admin(user))
         audit.record(session, actor=user, action="user.deactivate", object_type="user", object_id=target.id,
                      org_id=target.org_id)
 
