@@ -141,6 +141,10 @@ async def link_sign_in(token: str, request: Request, db: Db, settings: AppSettin
         return _link_page(request, token, error="link.short", status=422)
     if password != again:
         return _link_page(request, token, error="link.mismatch", status=422)
+    try:  # a made-up link costs no argon2 hash
+        await run_in_threadpool(read, db, lambda session: sign_in.link_user(session, token=token, now=utcnow()))
+    except NotFound:
+        return _link_page(request, "", error="link.invalid", status=404)
     password_hash = await request.app.state.passwords.hash(password)
 
     def work(session: Session) -> tuple[Opened, str]:
