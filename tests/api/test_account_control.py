@@ -200,18 +200,34 @@ def test_who_may_deactivate_whom(world: World) -> None:
     assert world.tenant.owner.post(f"/users/{colleague.id}/reactivate").status_code == 200
 
 
+def owner_of_new_org(world: World, slug: str) -> tuple[int, str]:
+    assert world.admin.post("/orgs", json={"name": slug.title(), "slug": slug}).status_code == 201
+    made = world.admin.post("/users", json={"email": f"owner@{slug}.test", "role": "owner", "org": slug})
+    user_id = made.json()["id"]
+    return user_id, issue(world.admin, user_id)
+
+
 def test_the_last_owner_cannot_deactivate_themselves(world: World) -> None:
-    owner_id = me_id(world.rival.owner)
-    refused = error_of(world.rival.owner.post(f"/users/{owner_id}/deactivate"), 409)
-    assert refused["code"] == "last_owner"
-    assert world.rival.owner.get("/me").status_code == 200
+    owner_id, token = owner_of_new_org(world, "solo")
+    with client_for(world.url, token) as owner:
+        assert error_of(owner.post(f"/users/{owner_id}/deactivate"), 409)["code"] == "last_owner"
+        assert owner.get("/me").json()["is_active"] is True
+        second = owner.post("/users", json={"email": "second@solo.test", "role": "owner", "password": "x" * 10})
+        assert owner.post(f"/users/{owner_id}/deactivate").status_code == 200  # another owner remains
+    second_id = second.json()["id"]
+    with client_for(world.url, issue(world.admin, second_id)) as remaining:
+        assert error_of(remaining.post(f"/users/{second_id}/deactivate"), 409)["code"] == "last_owner"
 
 
-def test_an_admin_may_deactivate_an_organizations_last_owner_but_not_the_last_admin(world: World) -> None:
-    world.admin.post("/orgs", json={"name": "Closing", "slug": "closing"})
-    made = world.admin.post("/users", json={"email": "owner@closing.test", "role": "owner", "org": "closing"})
-    assert world.admin.post(f"/users/{made.json()['id']}/deactivate").status_code == 200
-    assert error_of(world.admin.post(f"/users/{me_id(world.admin)}/deactivate"), 409)["code"] == "last_owner"
+def test_an_admin_may_deactivate_an_organizations_last_owner(world: World) -> None:
+    owner_id, _ = owner_of_new_org(world, "closing")
+    assert world.admin.post(f"/users/{owner_id}/deactivate").status_code == 200
+
+
+def test_the_last_admin_is_not_deactivated(admin: httpx.Client) -> None:
+    admin_id = me_id(admin)
+    assert error_of(admin.post(f"/users/{admin_id}/deactivate"), 409)["code"] == "last_owner"
+    assert admin.get("/me").status_code == 200
 
 
 # --- passwords ------------------------------------------------------------------------------
