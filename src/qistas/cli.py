@@ -162,6 +162,8 @@ def users_create(email: str, role: str, org_slug: str | None, new_org: str | Non
                  ask_password: bool, with_token: bool) -> None:
     """Create a user; with --token the token is the last line printed."""
     from qistas.db.migrate import upgrade
+    from qistas.db.types import utcnow
+    from qistas.domain import sign_in
     from qistas.domain import users as domain_users
     from qistas.errors import NotFound, QistasError
 
@@ -185,14 +187,153 @@ def users_create(email: str, role: str, org_slug: str | None, new_org: str | Non
                     raise click.ClickException(f"no organization {org_slug!r} (organizations: {known}); "
                                                "--new-org creates one") from None
             user = domain_users.create_user(session, email=email, role=role, org_id=org_id, password=password)
+            # Without a password the account could never sign in: its person gets a one-time link.
+            link = None if password else sign_in.create_link(session, user=user, now=utcnow())
             token = domain_users.create_token(session, user=user, name="cli") if with_token else None
     except QistasError as exc:
         raise click.ClickException(exc.message) from None
     finally:
         db.dispose()
     click.echo(f"created {role} {user.email} (id {user.id})")
+    if link:
+        click.echo(f"one-time sign-in link (the server's address, then this path; valid {sign_in.LINK_HOURS} "
+                   f"hours, shown once): {link}")
     if token:
         click.echo(token)
+
+
+def _account_work(work: Any) -> Any:
+    """Run ``work(session)`` in one transaction of the local database; a domain error is one line."""
+    from qistas.db.migrate import upgrade
+    from qistas.errors import QistasError
+
+    upgrade(get_settings().sqlalchemy_url)
+    db = _database()
+    try:
+        with db.writer.begin() as session:
+            return work(session)
+    except QistasError as exc:
+        raise click.ClickException(exc.message) from None
+    finally:
+        db.dispose()
+
+
+@users.command("deactivate")
+@click.argument("email")
+@click.option("--org", "org_slug", help="the organization, when several use this email")
+def users_deactivate(email: str, org_slug: str | None) -> None:
+    """Deactivate a user: tokens revoked, sessions ended, their tasks back in the queue."""
+    from qistas.db.types import utcnow
+    from qistas.domain import audit
+    from qistas.domain import users as domain_users
+
+    def work(session: Any) -> int:
+        user = domain_users.get_user_by_email(session, email=email, org_slug=org_slug)
+        released = domain_users.deactivate(session, user=user, now=utcnow(), may_stop_last_owner=True)
+        audit.record(session, actor=None, action="user.deactivate", object_type="user", object_id=user.id,
+                     org_id=user.org_id)
+        return released
+
+    released = _account_work(work)
+    click.echo(f"deactivated {email.strip().lower()}; {released} active lease(s) released")
+
+
+@users.command("reactivate")
+@click.argument("email")
+@click.option("--org", "org_slug", help="the organization, when several use this email")
+def users_reactivate(email: str, org_slug: str | None) -> None:
+    """Let a deactivated user sign in again (their old tokens stay revoked)."""
+    from qistas.domain import audit
+    from qistas.domain import users as domain_users
+
+    def work(session: Any) -> None:
+        user = domain_users.get_user_by_email(session, email=email, org_slug=org_slug)
+        domain_users.reactivate(session, user=user)
+        audit.record(session, actor=None, action="user.reactivate", object_type="user", object_id=user.id,
+                     org_id=user.org_id)
+
+    _account_work(work)
+    click.echo(f"reactivated {email.strip().lower()}")
+
+
+@users.command("password")
+@click.argument("email")
+@click.option("--org", "org_slug", help="the organization, when several use this email")
+@click.option("--password", help="the new password; prompted when not given")
+def users_password(email: str, org_slug: str | None, password: str | None) -> None:
+    """Set a user's password and end their browser sessions."""
+    from qistas.domain import audit
+    from qistas.domain import users as domain_users
+    from qistas.domain.security import hash_password
+    from qistas.errors import Invalid
+
+    if password is None:
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    assert password is not None
+    try:
+        domain_users.check_new_password(password)
+    except Invalid as exc:
+        raise click.ClickException(exc.message) from None
+    password_hash = hash_password(password)
+
+    def work(session: Any) -> None:
+        user = domain_users.get_user_by_email(session, email=email, org_slug=org_slug)
+        domain_users.set_password_hash(session, user=user, password_hash=password_hash)
+        audit.record(session, actor=None, action="user.password_reset", object_type="user", object_id=user.id,
+                     org_id=user.org_id)
+
+    _account_work(work)
+    click.echo(f"password set for {email.strip().lower()}; their sessions are ended")
+
+
+@main.group()
+def tokens() -> None:
+    """List and revoke API tokens."""
+
+
+@tokens.command("list")
+@click.argument("email")
+@click.option("--org", "org_slug", help="the organization, when several use this email")
+def tokens_list(email: str, org_slug: str | None) -> None:
+    """A user's tokens (never their secrets): id, scope, state, created, last used, name."""
+    from qistas.db.types import utcnow
+    from qistas.domain import users as domain_users
+
+    def work(session: Any) -> list[str]:
+        user = domain_users.get_user_by_email(session, email=email, org_slug=org_slug)
+        now, lines = utcnow(), []
+        for t in domain_users.list_tokens(session, user=user):
+            state = ("revoked" if t.revoked_at else
+                     "expired" if t.expires_at is not None and t.expires_at <= now else "active")
+            used = t.last_used_at.isoformat(timespec="minutes") if t.last_used_at else "never"
+            lines.append(f"{t.id:>6}  {t.scope:<8} {state:<8} created {t.created_at.isoformat(timespec='minutes')}"
+                         f"  used {used}  {t.name}")
+        return lines
+
+    lines = _account_work(work)
+    click.echo("\n".join(lines) if lines else "no tokens")
+
+
+@tokens.command("revoke")
+@click.argument("token_id", type=int)
+def tokens_revoke(token_id: int) -> None:
+    """Revoke a token by its id (from `qistas tokens list`); every server refuses it within a second."""
+    from qistas.db.types import utcnow
+    from qistas.domain import audit
+    from qistas.domain import users as domain_users
+    from qistas.errors import NotFound
+
+    def work(session: Any) -> None:
+        found = domain_users.get_token(session, token_id=token_id)
+        if found is None:
+            raise NotFound(f"no token {token_id}")
+        token, owner = found
+        domain_users.revoke_token(session, token=token, now=utcnow())
+        audit.record(session, actor=None, action="token.revoke", object_type="user", object_id=owner.id,
+                     org_id=owner.org_id)
+
+    _account_work(work)
+    click.echo(f"revoked token {token_id}")
 
 
 def _client(url: str, token: str):

@@ -107,8 +107,20 @@ class Settings(BaseSettings):
         default=1.0, gt=0, le=60, description="How often the background workers look for work."
     )
     token_cache_seconds: float = Field(
-        default=5.0, ge=0, le=300, description="How long a server process remembers the user behind an API token; "
-        "a revoked token or deactivated user is refused at most this long after the change (0: look up every time).",
+        default=0.5, ge=0, le=1, description="How long a server process remembers the user behind an API token; "
+        "a revoked token or deactivated user is refused at most this long after the change, on every process "
+        "(at most 1; 0: look up every time).",
+    )
+    sign_in_failures_per_account: int = Field(
+        default=5, ge=1, description="Failed password checks for one email within the window before further "
+        "attempts are refused (429).",
+    )
+    sign_in_failures_per_address: int = Field(
+        default=30, ge=1, description="Failed password checks from one client address within the window before "
+        "further attempts from it are refused (429).",
+    )
+    sign_in_window_seconds: float = Field(
+        default=900.0, gt=0, le=86_400, description="The window over which failed password checks are counted.",
     )
 
     @field_validator("home")

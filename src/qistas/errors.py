@@ -8,6 +8,7 @@
     ├── Conflict           state forbids it, e.g. a stale lease (409)
     ├── TooLarge           body or upload over its limit (413)
     ├── Unsupported        media type not accepted (415)
+    ├── TooManyAttempts    too many failed sign-ins; retry after a delay (429)
     └── Invalid            input that fails validation (422)
 """
 
@@ -58,6 +59,14 @@ class TooLarge(QistasError):
 
 class Unsupported(QistasError):
     code = "unsupported_media_type"
+
+
+class TooManyAttempts(QistasError):
+    code = "too_many_attempts"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, details={"retry_after": retry_after})
+        self.retry_after = retry_after
 
 
 class Invalid(QistasError):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from qistas.db.enums import Role
+from qistas.db.enums import Role, TokenScope
 from qistas.errors import Forbidden, NotFound
 
 if TYPE_CHECKING:  # the tables only annotate here; the CLI reads ACCOUNT_ROLES without loading them
@@ -113,3 +113,45 @@ def ensure_may_manage_tokens(actor: User, target: User | None) -> User:
     if actor.org_id is not None and target.org_id == actor.org_id:
         raise Forbidden("only owners may manage other users' tokens")
     raise NotFound("user not found")
+
+
+def ensure_may_manage_user(actor: User, target: User | None) -> User:
+    """Deactivating, reactivating, resetting a password: admins anyone (but no one manages an
+    admin except an admin); owners their organization's users. Someone outside the actor's
+    reach is "not found"; a colleague the actor's role may not manage is forbidden."""
+    if target is None:
+        raise NotFound("user not found")
+    if is_admin(actor):
+        return target
+    if actor.org_id is None or target.org_id != actor.org_id:
+        raise NotFound("user not found")
+    if actor.role != Role.OWNER:
+        raise Forbidden("only owners may manage their organization's users")
+    return target
+
+
+def ensure_token_reachable(actor: User, owner: User | None) -> User:
+    """A token, through the user it belongs to: outside reach it is the token that is not found."""
+    try:
+        return ensure_may_manage_tokens(actor, owner)
+    except NotFound:
+        raise NotFound("token not found") from None
+
+
+def scope_permits(scope: str, *, method: str, loop: bool) -> bool:
+    """Whether an API token of this scope may make the request.
+
+    ``read``: GET (and HEAD) only. ``annotate``: those and the annotation loop's requests
+    (take, submit, skip, renew). ``admin``: everything its user may do. The answer never
+    depends on the object asked for, so a refusal says nothing about another tenant's objects.
+    """
+    if scope == TokenScope.ADMIN:
+        return True
+    if method in ("GET", "HEAD"):
+        return scope in (TokenScope.READ, TokenScope.ANNOTATE)
+    return scope == TokenScope.ANNOTATE and loop
+
+
+def ensure_scope_permits(scope: str, *, method: str, loop: bool) -> None:
+    if not scope_permits(scope, method=method, loop=loop):
+        raise Forbidden(f"this token's scope ({scope}) does not allow this request", code="token_scope")

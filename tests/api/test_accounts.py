@@ -36,7 +36,7 @@ def test_me(world: World) -> None:
     me = world.tenant.owner.get("/me")
     assert me.status_code == 200
     assert me.json() == {"id": me.json()["id"], "email": "owner@acme.test", "role": "owner", "org": "acme",
-                         "is_reviewer": False}
+                         "is_reviewer": False, "is_active": True}
     worker = world.tenant.annotators[0].get("/me").json()
     assert worker["role"] == "annotator" and worker["org"] is None
 

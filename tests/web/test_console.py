@@ -128,7 +128,8 @@ def test_admin_pages_make_orgs_users_and_tokens(page: Page, people: People, serv
     assert token and token.startswith("qst_")
     with httpx.Client(base_url=server.url + "/api/v1", headers={"Authorization": f"Bearer {token}"}) as client:
         assert client.get("/me").json() == {"id": client.get("/me").json()["id"], "email": "boss@globex.test",
-                                             "role": "owner", "org": "globex", "is_reviewer": False}
+                                             "role": "owner", "org": "globex", "is_reviewer": False,
+                                             "is_active": True}
 
     # The new owner signs in and sees their own organization's people only.
     page.context.clear_cookies()

@@ -16,6 +16,7 @@ from qistas.api.limits import BodyLimit
 from qistas.api.routes import accounts, exports, projects, quality, tasks, webhooks, work
 from qistas.config import Settings, get_settings
 from qistas.db.engine import Database, is_sqlite
+from qistas.domain.sign_in import PasswordGate
 from qistas.domain.users import TokenCache
 from qistas.workers import start_workers
 
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.settings = settings
     app.state.db = db
     app.state.tokens = TokenCache(settings.token_cache_seconds)
+    app.state.passwords = PasswordGate()
     errors.install(app)
     # The annotation loop's router first: a request is matched against routes in order, and
     # its paths overlap no other router's. It has no GET, so it goes without KnownQuery (one

@@ -13,8 +13,11 @@ from sqlalchemy.orm import Session
 from qistas.config import Settings
 from qistas.db.engine import Database
 from qistas.db.models import User
-from qistas.domain.users import TokenCache
+from qistas.db.types import utcnow
+from qistas.db.unit_of_work import write
+from qistas.domain.users import TokenCache, touch_token
 from qistas.errors import Invalid, Unauthorized
+from qistas.policies import ensure_scope_permits
 
 # Ids are 64-bit integers on both databases: a larger number in a URL is refused here, since
 # the drivers cannot even bind it (a 500 from SQLite's OverflowError or PostgreSQL's range check).
@@ -40,11 +43,20 @@ def bearer_token(request: Request) -> str | None:
 
 
 def current_actor(request: Request, db: Annotated[Database, Depends(get_db)]) -> User:
-    """The user behind the bearer token (or the browser session); 401 without one."""
+    """The user behind the bearer token (or the browser session); 401 without one.
+
+    A token whose last use is due to be written (at most once a minute) is written in a
+    transaction of its own, after the read.
+    """
     if bearer_token(request) is None:
         return actor_in(None, request)
+    touch: list[int] = []
     with db.reader() as session:
-        return actor_in(session, request)
+        actor = actor_in(session, request, due=touch)
+    if touch:
+        now = utcnow()
+        write(db, lambda session: touch_token(session, token_id=touch[0], now=now))
+    return actor
 
 
 def ensure_credentials(request: Request) -> None:
@@ -61,18 +73,30 @@ async def credentials(request: Request) -> Request:
     return request
 
 
-def actor_in(session: Session | None, request: Request) -> User:
+def actor_in(session: Session | None, request: Request, *, loop: bool = False,
+             due: list[int] | None = None) -> User:
     """The acting user, looked up in the caller's own transaction.
 
-    The annotation loop's routes call this inside their write transaction, so a request
-    costs one transaction and one trip to the thread pool instead of two.
+    The annotation loop's routes call this inside their write transaction (``loop=True``), so a
+    request costs one transaction and one trip to the thread pool instead of two; a token's
+    last use, when due, is written in that same transaction. Other callers pass ``due``, a
+    list that receives the token's id when its last use is to be written. A token whose scope
+    does not allow the request is refused with 403 (``policies.scope_permits``).
     """
     token = bearer_token(request)
     user: User | None = None
     if token is not None:
         if session is not None:
             tokens: TokenCache = request.app.state.tokens
-            user = tokens.user(session, token)
+            grant = tokens.grant(session, token)
+            if grant is not None:
+                ensure_scope_permits(grant.scope, method=request.method, loop=loop)
+                user = grant.user
+                if grant.touch:
+                    if due is not None:
+                        due.append(grant.token_id)
+                    elif loop:
+                        touch_token(session, token_id=grant.token_id, now=utcnow())
     else:
         session_user = getattr(request.state, "session_user", None)
         if session_user is not None:

@@ -31,6 +31,7 @@ STATUS: dict[type[errors.QistasError], int] = {
     errors.Conflict: 409,
     errors.TooLarge: 413,
     errors.Unsupported: 415,
+    errors.TooManyAttempts: 429,
     errors.Invalid: 422,
     errors.Unavailable: 503,
 }
@@ -98,6 +99,8 @@ def domain_response(exc: errors.QistasError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"}
     elif isinstance(exc, errors.Unavailable):
         headers = {"Retry-After": RETRY_AFTER_UNAVAILABLE}
+    elif isinstance(exc, errors.TooManyAttempts):
+        headers = {"Retry-After": str(exc.retry_after)}
     return error_response(status_for(exc), exc.code, exc.message, exc.details, headers)
 
 

@@ -38,6 +38,7 @@ class LeaseStatus(StrEnum):
     SKIPPED = "skipped"
     EXPIRED = "expired"
     IMPORTED = "imported"  # the stand-in lease of an answer imported from elsewhere
+    RELEASED = "released"  # given back when its annotator was deactivated
 
 
 class BatchStatus(StrEnum):
@@ -48,3 +49,11 @@ class BatchStatus(StrEnum):
     PAUSED = "paused"
     COMPLETED = "completed"
     CANCELED = "canceled"
+
+
+class TokenScope(StrEnum):
+    """``api_tokens.scope``: what requests an API token may make (``qistas.policies``)."""
+
+    READ = "read"  # GET requests only
+    ANNOTATE = "annotate"  # the annotation loop (take, submit, skip, renew) and GET requests
+    ADMIN = "admin"  # everything its user may do

@@ -21,7 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from qistas.db.enums import BatchStatus, LeaseStatus, TaskStatus
+from qistas.db.enums import BatchStatus, LeaseStatus, TaskStatus, TokenScope
 from qistas.db.types import JSONType, UTCDateTime, utcnow
 
 # BIGINT on PostgreSQL, INTEGER (the rowid alias) on SQLite.
@@ -48,9 +48,17 @@ class Organization(Base):
 
 class User(Base):
     __tablename__ = "users"
+    # An email is unique within an organization, and among the accounts of no organization
+    # (admins, the shared workforce); never across organizations, so that creating a user
+    # tells no one about another tenant's people (docs/security.md).
+    __table_args__ = (
+        Index("uq_users_org_email", "org_id", "email", unique=True),
+        Index("uq_users_email_no_org", "email", unique=True, sqlite_where=text("org_id IS NULL"),
+              postgresql_where=text("org_id IS NULL")),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    email: Mapped[str] = mapped_column(String(320), unique=True)
+    email: Mapped[str] = mapped_column(String(320), index=True)
     role: Mapped[str] = mapped_column(String(16))  # a Role: admin | owner | member | annotator | external
     org_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"), index=True)
     password_hash: Mapped[str | None] = mapped_column(String(255))
@@ -72,6 +80,34 @@ class ApiToken(Base):
     name: Mapped[str] = mapped_column(String(100), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    scope: Mapped[str] = mapped_column(String(16), default=TokenScope.ADMIN)  # a TokenScope
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Written at most once a minute per token (domain.users.TokenCache), never per request.
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SignInLink(Base):
+    """A one-time sign-in link for an account made without a password; only its hash is kept."""
+
+    __tablename__ = "sign_in_links"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SignInFailure(Base):
+    """A failed password check, counted by ``key`` (an account or a client address) to throttle guessing."""
+
+    __tablename__ = "sign_in_failures"
+    __table_args__ = (Index("ix_sign_in_failures_key", "key", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    key: Mapped[str] = mapped_column(String(400))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
 class Project(Base):

@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from qistas.db.dialect import locks_claimed_rows
@@ -51,6 +51,29 @@ def expire_leases(session: Session, *, project_id: int, now: datetime) -> int:
     )
     _release_slots(session, Counter(r.task_id for r in rows))
     return len(rows)
+
+
+def release_all(session: Session, *, annotator_id: int, now: datetime) -> int:
+    """End every active lease of an annotator (deactivated) and give their slots back.
+
+    Each lease is ended by a guarded UPDATE, so a lease that a concurrent sweep expired
+    first is not given back twice.
+    """
+    leases = session.execute(
+        select(Assignment.id, Assignment.task_id)
+        .where(Assignment.annotator_id == annotator_id, Assignment.status == LeaseStatus.ACTIVE)
+        .order_by(Assignment.task_id)
+    ).all()
+    per_task: Counter[int] = Counter()
+    for lease_id, task_id in leases:
+        ended = session.execute(
+            update(Assignment).where(Assignment.id == lease_id, Assignment.status == LeaseStatus.ACTIVE)
+            .values(status=LeaseStatus.RELEASED, ended_at=now)
+        )
+        if ended.rowcount:  # type: ignore[attr-defined]
+            per_task[task_id] += 1
+    _release_slots(session, per_task)
+    return sum(per_task.values())
 
 
 def _release_slots(session: Session, per_task: Counter[int]) -> None:

@@ -5,17 +5,25 @@ from __future__ import annotations
 import re
 import threading
 import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, inspect, select
+from sqlalchemy import bindparam, delete, func, inspect, select, update
 from sqlalchemy.orm import Session
 
-from qistas.db.enums import Role
-from qistas.db.models import ApiToken, Organization, User
+from qistas.db.enums import Role, TokenScope
+from qistas.db.models import ApiToken, Organization, User, WebSession
 from qistas.db.prepared import detached
-from qistas.domain.security import hash_password, hash_token, new_token, verify_password
+from qistas.db.types import utcnow
+from qistas.domain import assignments
+from qistas.domain.security import hash_password, hash_token, new_token
 from qistas.errors import Conflict, Invalid, NotFound
 from qistas.policies import ACCOUNT_ROLES, STAFF_ROLES
+
+TOKEN_SCOPES = tuple(TokenScope)
+MAX_TOKEN_DAYS = 3650
+MIN_PASSWORD = 8
 
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
@@ -66,10 +74,13 @@ def create_user(
         raise Invalid(f"a {role} belongs to an organization", details={"field": "org"})
     if role == Role.ADMIN and org_id is not None:
         raise Invalid("an admin belongs to no organization", details={"field": "org"})
-    if password is not None and len(password) < 8:
-        raise Invalid("password must have at least 8 characters", details={"field": "password"})
-    if session.scalar(select(User.id).where(User.email == email)) is not None:
-        raise Conflict("a user with this email exists", details={"field": "email"})
+    if password is not None:
+        check_new_password(password)
+    # Unique within the organization only: another tenant's people are never revealed here.
+    same_org = User.org_id == org_id if org_id is not None else User.org_id.is_(None)
+    if session.scalar(select(User.id).where(User.email == email, same_org)) is not None:
+        where = "in this organization" if org_id is not None else "among accounts of no organization"
+        raise Conflict(f"a user with this email exists {where}", details={"field": "email"})
     user = User(
         email=email,
         role=role,
@@ -82,17 +93,100 @@ def create_user(
     return user
 
 
-def create_token(session: Session, *, user: User, name: str = "") -> str:
+def create_token(session: Session, *, user: User, name: str = "", scope: str = TokenScope.ADMIN,
+                 expires_in_days: int | None = None, now: datetime | None = None) -> str:
     """Issue a token; the clear text is returned once and only its hash is kept."""
+    if scope not in TOKEN_SCOPES:
+        raise Invalid(f"scope must be one of {', '.join(TOKEN_SCOPES)}", details={"field": "scope"})
+    expires_at = None
+    if expires_in_days is not None:
+        if not 1 <= expires_in_days <= MAX_TOKEN_DAYS:
+            raise Invalid(f"expires_in_days must be between 1 and {MAX_TOKEN_DAYS}",
+                          details={"field": "expires_in_days"})
+        expires_at = (now or utcnow()) + timedelta(days=expires_in_days)
     token = new_token()
-    session.add(ApiToken(user_id=user.id, token_hash=hash_token(token), name=name))
+    session.add(ApiToken(user_id=user.id, token_hash=hash_token(token), name=name, scope=scope,
+                         expires_at=expires_at))
     session.flush()
     return token
 
 
+def list_tokens(session: Session, *, user: User) -> list[ApiToken]:
+    """The user's tokens that still work or were revoked, newest first (never their secrets)."""
+    query = select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id.desc())
+    return list(session.scalars(query))
+
+
+def get_token(session: Session, *, token_id: int) -> tuple[ApiToken, User] | None:
+    row = session.execute(select(ApiToken, User).join(User, User.id == ApiToken.user_id)
+                          .where(ApiToken.id == token_id)).first()
+    return (row[0], row[1]) if row else None
+
+
+def revoke_token(session: Session, *, token: ApiToken, now: datetime) -> None:
+    if token.revoked_at is None:
+        token.revoked_at = now
+        session.flush()
+
+
+def _revoke_all(session: Session, *, user_id: int, now: datetime) -> None:
+    session.execute(update(ApiToken).where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
+                    .values(revoked_at=now))
+
+
+def end_sessions(session: Session, *, user_id: int, keep_cookie: str | None = None) -> None:
+    """Close the user's browser sessions (all of them, or all but the one ``keep_cookie`` opened)."""
+    query = delete(WebSession).where(WebSession.user_id == user_id)
+    if keep_cookie is not None:
+        query = query.where(WebSession.session_hash != hash_token(keep_cookie))
+    session.execute(query)
+
+
+def deactivate(session: Session, *, user: User, now: datetime, may_stop_last_owner: bool = False) -> int:
+    """Stop a user: tokens revoked, browser sessions closed, active leases given back to the queue.
+
+    The last active admin cannot be deactivated, nor the last active owner of an organization
+    unless ``may_stop_last_owner`` (an admin, or the operator's command line, closing an
+    organization's access). Returns how many leases were released.
+    """
+    if not user.is_active:
+        return 0
+    if user.role == Role.ADMIN or (user.role == Role.OWNER and not may_stop_last_owner):
+        peers = select(func.count()).select_from(User).where(
+            User.role == user.role, User.is_active.is_(True), User.id != user.id,
+            User.org_id == user.org_id if user.org_id is not None else User.org_id.is_(None))
+        if not session.scalar(peers):
+            where = "its organization" if user.role == Role.OWNER else "the instance"
+            raise Conflict(f"the last active {user.role} of {where} cannot be deactivated", code="last_owner")
+    user.is_active = False
+    _revoke_all(session, user_id=user.id, now=now)
+    end_sessions(session, user_id=user.id)
+    released = release_leases(session, annotator_id=user.id, now=now)
+    session.flush()
+    return released
+
+
+def reactivate(session: Session, *, user: User) -> None:
+    """The account may sign in again; its old tokens stay revoked (issue new ones)."""
+    user.is_active = True
+    session.flush()
+
+
+def set_password_hash(session: Session, *, user: User, password_hash: str, keep_cookie: str | None = None) -> None:
+    """Store a new password (hashed beforehand, off the event loop) and close the user's other sessions."""
+    user.password_hash = password_hash
+    end_sessions(session, user_id=user.id, keep_cookie=keep_cookie)
+    session.flush()
+
+
+def check_new_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise Invalid(f"password must have at least {MIN_PASSWORD} characters", details={"field": "password"})
+
+
 # Every API request runs this: built once, not per call.
 _BY_TOKEN = (
-    select(User)
+    select(User, ApiToken.id, ApiToken.scope, ApiToken.expires_at, ApiToken.last_used_at)
     .join(ApiToken, ApiToken.user_id == User.id)
     .where(
         ApiToken.token_hash == bindparam("token_hash"),
@@ -100,42 +194,86 @@ _BY_TOKEN = (
         User.is_active.is_(True),
     )
 )
+# How often a token's ``last_used_at`` is written: at most once a minute, never per request.
+TOUCH_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What a bearer token grants: its user, its scope, and whether its last use is due to be written."""
+
+    user: User
+    token_id: int
+    scope: str
+    touch: bool
+
+
+def touch_token(session: Session, *, token_id: int, now: datetime) -> None:
+    session.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now))
 
 
 def user_for_token(session: Session, token: str) -> User | None:
-    return session.scalar(_BY_TOKEN, {"token_hash": hash_token(token)})
+    row = session.execute(_BY_TOKEN, {"token_hash": hash_token(token)}).first()
+    if row is None or (row.expires_at is not None and row.expires_at <= utcnow()):
+        return None
+    return row[0]
 
 
 class TokenCache:
-    """The users behind recently seen tokens, remembered for a few seconds by one process.
+    """The users behind recently seen tokens, remembered for a moment by one process.
 
     Every API request names its user by token, and looking it up was the most expensive
     statement of the annotation loop. Remembered, a revoked token or a deactivated user is
-    still accepted for at most ``seconds`` (``QISTAS_TOKEN_CACHE_SECONDS``; 0 turns this off).
-    The user comes back as a detached copy made from the remembered columns: the same values
-    a lookup would give, shared with no session.
+    still accepted for at most ``seconds`` (``QISTAS_TOKEN_CACHE_SECONDS``, at most one
+    second; 0 turns this off). An expired token is refused at once. The user comes back as a
+    detached copy made from the remembered columns: the same values a lookup would give,
+    shared with no session.
+
+    A token's last use is written at most once a minute: a lookup says so (``Grant.touch``)
+    when the stored time is older than that and this process has not written it since.
     """
 
     def __init__(self, seconds: float, capacity: int = 10_000) -> None:
         self._seconds = seconds
         self._capacity = capacity
-        self._known: dict[str, tuple[float, tuple[Any, ...]]] = {}  # token hash -> (until, columns)
+        # token hash -> (until, user columns, token id, scope, expires_at)
+        self._known: dict[str, tuple[float, tuple[Any, ...], int, str, datetime | None]] = {}
+        self._touched: dict[int, float] = {}  # token id -> when this process last wrote its last use
         self._lock = threading.Lock()
 
-    def user(self, session: Session, token: str) -> User | None:
+    def grant(self, session: Session, token: str) -> Grant | None:
         digest = hash_token(token)
         now = time.monotonic()
         known = self._known.get(digest)
         if known is not None and known[0] > now:
-            return detached(User, known[1])
-        user = session.scalar(_BY_TOKEN, {"token_hash": digest})
-        if user is not None and self._seconds > 0:
+            if known[4] is not None and known[4] <= utcnow():
+                return None
+            return Grant(detached(User, known[1]), known[2], known[3], touch=False)
+        row = session.execute(_BY_TOKEN, {"token_hash": digest}).first()
+        if row is None:
+            return None
+        user, token_id, scope, expires_at, last_used_at = row
+        wall = utcnow()
+        if expires_at is not None and expires_at <= wall:
+            return None
+        touch = False
+        if last_used_at is None or (wall - last_used_at).total_seconds() >= TOUCH_SECONDS:
+            with self._lock:
+                if now - self._touched.get(token_id, -TOUCH_SECONDS) >= TOUCH_SECONDS:
+                    self._touched[token_id] = now
+                    touch = True
+        if self._seconds > 0:
             columns = tuple(getattr(user, name) for name in _USER_COLUMNS)
             with self._lock:
                 if len(self._known) >= self._capacity:
                     self._known.clear()  # rare: the next requests look their users up again
-                self._known[digest] = (now + self._seconds, columns)
-        return user
+                    self._touched.clear()
+                self._known[digest] = (now + self._seconds, columns, token_id, scope, expires_at)
+        return Grant(user, token_id, scope, touch)
+
+    def user(self, session: Session, token: str) -> User | None:
+        found = self.grant(session, token)
+        return found.user if found else None
 
     def forget(self) -> None:
         with self._lock:
@@ -145,8 +283,20 @@ class TokenCache:
 _USER_COLUMNS = tuple(attribute.key for attribute in inspect(User).column_attrs)
 
 
-def user_for_password(session: Session, *, email: str, password: str) -> User | None:
-    user = session.scalar(select(User).where(User.email == email.strip().lower()))
-    if user is None or user.password_hash is None or not user.is_active:
-        return None
-    return user if verify_password(user.password_hash, password) else None
+def release_leases(session: Session, *, annotator_id: int, now: datetime) -> int:
+    """Give an annotator's active leases back: their tasks return to the queue."""
+    return assignments.release_all(session, annotator_id=annotator_id, now=now)
+
+
+def get_user_by_email(session: Session, *, email: str, org_slug: str | None = None) -> User:
+    """The account with this email (in this organization, when several organizations use it)."""
+    email = email.strip().lower()
+    query = select(User).where(User.email == email).order_by(User.id)
+    if org_slug is not None:
+        query = query.join(Organization, Organization.id == User.org_id).where(Organization.slug == org_slug)
+    found = list(session.scalars(query))
+    if not found:
+        raise NotFound(f"no user {email!r}" + (f" in {org_slug!r}" if org_slug else ""))
+    if len(found) > 1:
+        raise Invalid(f"several accounts use {email!r}; name the organization with --org", details={"field": "org"})
+    return found[0]

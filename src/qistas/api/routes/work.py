@@ -50,7 +50,7 @@ async def take(project_id: Id, request: Request) -> Response:
     db, settings = loop_context(request)
 
     def work(session: Session) -> Response:
-        actor = actor_in(session, request)
+        actor = actor_in(session, request, loop=True)
         project = ensure_annotator_access(actor, load_project(session, project_id))
         claimed = assignments.claim(session, project=project, annotator=actor, now=utcnow(),
                                     lease_seconds=settings.lease_seconds)
@@ -65,7 +65,7 @@ async def submit(assignment_id: Id, body: SubmitCreate, request: Credentials) ->
     db, _ = loop_context(request)
 
     def work(session: Session) -> Response:
-        done = store_answer(session, assignment_id=assignment_id, annotator=actor_in(session, request),
+        done = store_answer(session, assignment_id=assignment_id, annotator=actor_in(session, request, loop=True),
                             answer=body.answer, seconds=body.seconds, now=utcnow())
         stored = SubmittedRead(**done.annotation._asdict(), feedback=done.feedback)
         # 200 for a repeat: the annotation stored the first time, nothing new.
@@ -79,7 +79,8 @@ async def skip(assignment_id: Id, request: Request) -> Response:
     db, _ = loop_context(request)
 
     def work(session: Session) -> Response:
-        assignments.skip(session, assignment_id=assignment_id, annotator=actor_in(session, request), now=utcnow())
+        annotator = actor_in(session, request, loop=True)
+        assignments.skip(session, assignment_id=assignment_id, annotator=annotator, now=utcnow())
         return Response(status_code=204)
 
     return await write_now(db, work)
@@ -91,7 +92,7 @@ async def renew(assignment_id: Id, request: Request) -> Response:
     db, settings = loop_context(request)
 
     def work(session: Session) -> Response:
-        actor = actor_in(session, request)
+        actor = actor_in(session, request, loop=True)
         assignment = assignments.renew(session, assignment_id=assignment_id, annotator=actor, now=utcnow(),
                                        lease_seconds=settings.lease_seconds)
         return json_response(assignment_read(assignment, assignments.work_task(session, assignment.task_id)), 200)

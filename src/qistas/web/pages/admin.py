@@ -10,12 +10,22 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from qistas.api.deps import Db
-from qistas.db.enums import Role
+from qistas.db.enums import Role, TokenScope
 from qistas.db.models import ApiToken, Organization, User
+from qistas.db.types import utcnow
 from qistas.db.unit_of_work import read, write
-from qistas.domain import audit, users
-from qistas.errors import QistasError
-from qistas.policies import ACCOUNT_ROLES, ensure_may_create_user, ensure_may_manage_tokens, require_admin
+from qistas.domain import audit, sign_in, users
+from qistas.domain.security import hash_password
+from qistas.errors import Conflict, Forbidden, Invalid, QistasError
+from qistas.policies import (
+    ACCOUNT_ROLES,
+    ensure_may_create_user,
+    ensure_may_manage_tokens,
+    ensure_may_manage_user,
+    ensure_token_reachable,
+    is_admin,
+    require_admin,
+)
 from qistas.web.messages import describe
 from qistas.web.pages.common import CheckedForm, PageUser, form_str, render, translator
 
@@ -62,7 +72,8 @@ def create_org(request: Request, user: PageUser, form: CheckedForm, db: Db) -> R
 
 
 def _users_page(request: Request, user: User, db: Db, error: str | None = None, status: int = 200,
-                token: dict[str, Any] | None = None, values: dict[str, str] | None = None) -> HTMLResponse:
+                token: dict[str, Any] | None = None, values: dict[str, str] | None = None,
+                link: dict[str, Any] | None = None) -> HTMLResponse:
     if user.role != Role.ADMIN:
         ensure_may_create_user(user, role=Role.MEMBER, org_id=user.org_id)
 
@@ -84,7 +95,7 @@ def _users_page(request: Request, user: User, db: Db, error: str | None = None, 
     roles = ACCOUNT_ROLES if user.role == Role.ADMIN else (Role.OWNER, Role.MEMBER, Role.ANNOTATOR)
     return render(request, "admin_users.html", status=status, title=translator(request)("users.title"),
                   people=found["people"], orgs=found["orgs"], roles=roles, error=error, token=token,
-                  values=values or {"role": Role.ANNOTATOR})
+                  values=values or {"role": Role.ANNOTATOR}, link=link)
 
 
 @router.get("/admin/users", response_class=HTMLResponse)
@@ -96,30 +107,139 @@ def users_page(request: Request, user: PageUser, db: Db) -> HTMLResponse:
 def create_user(request: Request, user: PageUser, form: CheckedForm, db: Db) -> Response:
     values = {k: form_str(form, k) for k in ("email", "role", "org")}
 
-    def work(session: Session) -> None:
+    def work(session: Session) -> dict[str, Any] | None:
         slug = values["org"]
         org_id = (users.get_org_by_slug(session, slug).id if slug else None) if user.role == Role.ADMIN else user.org_id
         ensure_may_create_user(user, role=values["role"], org_id=org_id)
+        password = form_str(form, "password") or None
         created = users.create_user(session, email=values["email"], role=values["role"], org_id=org_id,
-                                    password=form_str(form, "password") or None)
+                                    password=password)
         audit.record(session, actor=user, action="user.create", object_type="user", object_id=created.id,
                      org_id=org_id)
+        if password:
+            return None
+        # Without a password, a one-time link with which its person chooses one (shown this once).
+        return {"email": created.email, "path": sign_in.create_link(session, user=created, now=utcnow())}
 
     try:
-        write(db, work)
+        link = write(db, work)
     except QistasError as exc:
         return _users_page(request, user, db, error=describe(translator(request), exc), status=422, values=values)
+    if link is not None:
+        link["url"] = str(request.base_url).rstrip("/") + link["path"]
+        return _users_page(request, user, db, link=link)
     return RedirectResponse("/admin/users", status_code=303)
 
 
 @router.post("/admin/users/{user_id}/tokens", response_class=HTMLResponse)
 def create_token(user_id: int, request: Request, user: PageUser, form: CheckedForm, db: Db) -> HTMLResponse:
+    days = form_str(form, "expires_in_days")
+
     def work(session: Session) -> dict[str, Any]:
         target = ensure_may_manage_tokens(user, session.get(User, user_id))
-        token = users.create_token(session, user=target, name=form_str(form, "name") or "console")
+        if days and not days.isdigit():
+            raise Invalid("expires_in_days must be a whole number of days", details={"field": "expires_in_days"})
+        token = users.create_token(session, user=target, name=form_str(form, "name") or "console",
+                                   scope=form_str(form, "scope") or TokenScope.ADMIN,
+                                   expires_in_days=int(days) if days else None, now=utcnow())
         audit.record(session, actor=user, action="token.create", object_type="user", object_id=target.id,
                      org_id=target.org_id)
         return {"email": target.email, "value": token}
 
+    try:
+        made = write(db, work)
+    except (Invalid, Forbidden) as exc:
+        return _user_page(request, user, db, user_id, error=describe(translator(request), exc), status=422)
     # The token is shown this once; only its hash is kept.
-    return _users_page(request, user, db, token=write(db, work))
+    return _users_page(request, user, db, token=made)
+
+
+def _user_page(request: Request, user: User, db: Db, user_id: int, error: str | None = None,
+               status: int = 200, notice: str | None = None) -> HTMLResponse:
+    def work(session: Session) -> dict[str, Any]:
+        target = ensure_may_manage_tokens(user, session.get(User, user_id))
+        org = session.get(Organization, target.org_id) if target.org_id else None
+        manageable = True
+        try:
+            ensure_may_manage_user(user, target)
+        except Forbidden:
+            manageable = False
+        return {"person": {"id": target.id, "email": target.email, "role": target.role,
+                           "org": org.slug if org else None, "active": target.is_active,
+                           "has_password": target.password_hash is not None},
+                "tokens": users.list_tokens(session, user=target), "manageable": manageable}
+
+    found = read(db, work)
+    return render(request, "admin_user.html", status=status, title=found["person"]["email"], error=error,
+                  notice=notice, scopes=list(TokenScope), now=utcnow(), **found)
+
+
+@router.get("/admin/users/{user_id}", response_class=HTMLResponse)
+def user_page(user_id: int, request: Request, user: PageUser, db: Db) -> HTMLResponse:
+    """One user: their tokens (revoke, issue), deactivate or reactivate, reset the password."""
+    return _user_page(request, user, db, user_id)
+
+
+def _user_action(request: Request, user: User, db: Db, user_id: int, work: Any, notice: str) -> Response:
+    try:
+        write(db, work)
+    except (Conflict, Invalid, Forbidden) as exc:
+        status = 409 if isinstance(exc, Conflict) else 422 if isinstance(exc, Invalid) else 403
+        return _user_page(request, user, db, user_id, error=describe(translator(request), exc), status=status)
+    return _user_page(request, user, db, user_id, notice=notice)
+
+
+@router.post("/admin/users/{user_id}/deactivate", response_class=HTMLResponse)
+def deactivate(user_id: int, request: Request, user: PageUser, _form: CheckedForm, db: Db) -> Response:
+    def work(session: Session) -> None:
+        target = ensure_may_manage_user(user, session.get(User, user_id))
+        users.deactivate(session, user=target, now=utcnow(), may_stop_last_owner=is_admin(user))
+        audit.record(session, actor=user, action="user.deactivate", object_type="user", object_id=target.id,
+                     org_id=target.org_id)
+
+    return _user_action(request, user, db, user_id, work, "users.deactivated")
+
+
+@router.post("/admin/users/{user_id}/reactivate", response_class=HTMLResponse)
+def reactivate(user_id: int, request: Request, user: PageUser, _form: CheckedForm, db: Db) -> Response:
+    def work(session: Session) -> None:
+        target = ensure_may_manage_user(user, session.get(User, user_id))
+        users.reactivate(session, user=target)
+        audit.record(session, actor=user, action="user.reactivate", object_type="user", object_id=target.id,
+                     org_id=target.org_id)
+
+    return _user_action(request, user, db, user_id, work, "users.reactivated")
+
+
+@router.post("/admin/users/{user_id}/password", response_class=HTMLResponse)
+def reset_password(user_id: int, request: Request, user: PageUser, form: CheckedForm, db: Db) -> Response:
+    password = form.get("password")
+    try:
+        users.check_new_password(password if isinstance(password, str) else "")
+    except Invalid as exc:
+        return _user_page(request, user, db, user_id, error=describe(translator(request), exc), status=422)
+    password_hash = hash_password(str(password))  # before the transaction: argon2 holds no write lock
+
+    def work(session: Session) -> None:
+        target = ensure_may_manage_user(user, session.get(User, user_id))
+        users.set_password_hash(session, user=target, password_hash=password_hash)
+        audit.record(session, actor=user, action="user.password_reset", object_type="user", object_id=target.id,
+                     org_id=target.org_id)
+
+    return _user_action(request, user, db, user_id, work, "users.password_set")
+
+
+@router.post("/admin/tokens/{token_id}/revoke", response_class=HTMLResponse)
+def revoke_token(token_id: int, request: Request, user: PageUser, _form: CheckedForm, db: Db) -> Response:
+    def work(session: Session) -> int:
+        found = users.get_token(session, token_id=token_id)
+        token, owner = found if found else (None, None)
+        ensure_token_reachable(user, owner)
+        assert token is not None
+        users.revoke_token(session, token=token, now=utcnow())
+        audit.record(session, actor=user, action="token.revoke", object_type="user", object_id=token.user_id,
+                     org_id=owner.org_id if owner else None)
+        return token.user_id
+
+    owner_id = write(db, work)
+    return _user_page(request, user, db, owner_id, notice="users.token_revoked")

@@ -8,13 +8,17 @@ import secrets
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
 
 from qistas.api.deps import AppSettings, Db
 from qistas.db.enums import Role
+from qistas.db.models import User
 from qistas.db.types import utcnow
 from qistas.db.unit_of_work import read, write
-from qistas.domain.users import user_for_password
-from qistas.domain.web_sessions import SESSION_HOURS, close_session, open_session
+from qistas.domain import audit, sign_in
+from qistas.domain.users import MIN_PASSWORD, set_password_hash
+from qistas.domain.web_sessions import SESSION_HOURS, Opened, close_session, open_session
+from qistas.errors import NotFound, TooManyAttempts
 from qistas.web.i18n import LANG_COOKIE, LANGUAGES
 from qistas.web.pages.common import CheckedForm, PageUser, form_str, render, safe_next, translator
 from qistas.web.session import COOKIE
@@ -56,13 +60,37 @@ async def login(request: Request, db: Db, settings: AppSettings) -> Response:
     email, password = form_str(form, "email"), form.get("password")
     if not isinstance(password, str) or not email:
         return _login_page(request, settings, error="login.failed", status=401, email=email)
-    user = await run_in_threadpool(
-        read, db, lambda session: user_for_password(session, email=email, password=password)
-    )
+    address = request.client.host if request.client else None
+    limits = sign_in.Limits(per_account=settings.sign_in_failures_per_account,
+                            per_address=settings.sign_in_failures_per_address,
+                            window_seconds=settings.sign_in_window_seconds)
+
+    def accounts(session: Session) -> list[User]:
+        sign_in.ensure_not_throttled(session, email=email, address=address, limits=limits, now=utcnow())
+        return sign_in.accounts_by_email(session, email=email)
+
+    try:
+        candidates = await run_in_threadpool(read, db, accounts)
+    except TooManyAttempts as exc:
+        response = _login_page(request, settings, error="login.throttled", status=429, email=email)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    # Unknown emails are checked against a dummy hash: the answer takes as long either way.
+    user = await request.app.state.passwords.first_match(candidates, password)
     if user is None:
+        await run_in_threadpool(write, db, lambda session: sign_in.record_failure(
+            session, email=email, address=address, now=utcnow(), window_seconds=limits.window_seconds))
         return _login_page(request, settings, error="login.failed", status=401, email=email)
-    opened = await run_in_threadpool(write, db, lambda session: open_session(session, user=user, now=utcnow()))
-    target = safe_next(form_str(form, "next"), HOME_BY_ROLE.get(user.role, "/"))
+
+    def open_for(session: Session) -> Opened:
+        sign_in.forget_failures(session, email=email)
+        return open_session(session, user=user, now=utcnow())
+
+    opened = await run_in_threadpool(write, db, open_for)
+    return _signed_in(settings, opened, safe_next(form_str(form, "next"), HOME_BY_ROLE.get(user.role, "/")))
+
+
+def _signed_in(settings: AppSettings, opened: Opened, target: str) -> RedirectResponse:
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(COOKIE, opened.cookie, max_age=SESSION_HOURS * 3600, httponly=True, samesite="lax",
                         secure=settings.cookie_secure, path="/")
@@ -87,3 +115,48 @@ def switch_language(code: str, request: Request, settings: AppSettings) -> Respo
     if code in LANGUAGES:
         response.set_cookie(LANG_COOKIE, code, max_age=365 * 86400, samesite="lax", secure=settings.cookie_secure)
     return response
+
+
+def _link_page(request: Request, token: str, error: str | None = None, status: int = 200) -> HTMLResponse:
+    return render(request, "signin_link.html", status=status, title=translator(request)("link.title"),
+                  token=token, error=error)
+
+
+@router.get("/signin/link/{token}", response_class=HTMLResponse)
+def link_form(token: str, request: Request, db: Db) -> HTMLResponse:
+    """A one-time sign-in link: the page asks its person to choose a password (the link is spent on that post)."""
+    try:
+        read(db, lambda session: sign_in.link_user(session, token=token, now=utcnow()))
+    except NotFound:
+        return _link_page(request, "", error="link.invalid", status=404)
+    return _link_page(request, token)
+
+
+@router.post("/signin/link/{token}", response_class=HTMLResponse)
+async def link_sign_in(token: str, request: Request, db: Db, settings: AppSettings) -> Response:
+    # No CSRF token: the link itself is the secret another site would need to post here.
+    form = await request.form()
+    password, again = form.get("password"), form.get("password_again")
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD:
+        return _link_page(request, token, error="link.short", status=422)
+    if password != again:
+        return _link_page(request, token, error="link.mismatch", status=422)
+    try:  # a made-up link costs no argon2 hash
+        await run_in_threadpool(read, db, lambda session: sign_in.link_user(session, token=token, now=utcnow()))
+    except NotFound:
+        return _link_page(request, "", error="link.invalid", status=404)
+    password_hash = await request.app.state.passwords.hash(password)
+
+    def work(session: Session) -> tuple[Opened, str]:
+        now = utcnow()
+        user = sign_in.use_link(session, token=token, now=now)
+        set_password_hash(session, user=user, password_hash=password_hash)
+        audit.record(session, actor=user, action="user.password_link", object_type="user", object_id=user.id,
+                     org_id=user.org_id)
+        return open_session(session, user=user, now=now), HOME_BY_ROLE.get(user.role, "/")
+
+    try:
+        opened, home_path = await run_in_threadpool(write, db, work)
+    except NotFound:
+        return _link_page(request, "", error="link.invalid", status=404)
+    return _signed_in(settings, opened, home_path)

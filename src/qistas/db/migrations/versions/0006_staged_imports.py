@@ -1,7 +1,7 @@
 """imports written in chunks: task_imports and the rows they stage
 
-Revision ID: 0005_staged_imports
-Revises: 0004_task_decision
+Revision ID: 0006_staged_imports
+Revises: 0005_accounts
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from sqlalchemy.dialects import postgresql
 
 from qistas.db.types import UTCDateTime
 
-revision = "0005_staged_imports"
-down_revision = "0004_task_decision"
+revision = "0006_staged_imports"
+down_revision = "0005_accounts"
 branch_labels = None
 depends_on = None
 
