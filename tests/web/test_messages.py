@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from qistas.db.enums import Role, TaskStatus
+from qistas.db.enums import Role, TaskStatus, TokenScope
 from qistas.domain.quality import GOLD_METHOD, PRIOR_METHOD, method_name
 from qistas.domain.tasktypes import all_types, parse_spec, type_names
 from qistas.errors import Invalid, NotFound, QistasError
@@ -63,9 +63,9 @@ def _methods() -> set[str]:
 
 def test_every_identifier_shown_in_a_page_has_words() -> None:
     families = {m[0] or m[1] + "." for path in _sources() for m in FAMILY.findall(path.read_text(encoding="utf-8"))}
-    assert families == {"type.", "status.", "role.", "method.", "ws.choice_"}
+    assert families == {"type.", "status.", "role.", "method.", "scope.", "ws.choice_"}
     values = {"type.": set(type_names()), "status.": set(TaskStatus), "role.": set(Role), "method.": _methods(),
-              "ws.choice_": {"a", "b", "tie"}}
+              "scope.": set(TokenScope), "ws.choice_": {"a", "b", "tie"}}
     assert {"gold_weighted", "dawidskene", "ranking_aggregator", "rating_consensus"} <= values["method."]
     for lang in ("en", "ar"):
         missing = [prefix + v for prefix, found in values.items() for v in found if prefix + v not in catalogue(lang)]
