@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from qistas.web import charts
@@ -64,3 +66,18 @@ def test_translator_falls_back_and_formats() -> None:
 ])
 def test_redirects_stay_on_site(value: str | None, expected: str) -> None:
     assert safe_next(value) == expected
+
+
+def test_markdown_renders_in_linear_time() -> None:
+    # Quadratic emphasis matching took minutes on this input (under the instructions limit).
+    source = " *a" * 66000
+    started = time.perf_counter()
+    html = str(render(source))
+    assert time.perf_counter() - started < 5.0
+    assert html.startswith('<p dir="auto">')
+
+
+def test_markdown_keeps_bidi_and_levels() -> None:
+    html = str(render("## قواعد\n\n> quoted\n\n    indented code\n\n1. first"))
+    assert '<h3 dir="auto">قواعد</h3>' in html and '<blockquote dir="auto">' in html
+    assert '<ol>' in html and '<pre dir="auto"><code>indented code' in html
