@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -27,10 +26,6 @@ from qistas.domain.tasktypes import parse_spec
 
 PURGE_EVERY = timedelta(minutes=10)
 PROGRESS_EVERY = 1.0  # seconds between progress writes (they also renew the lease)
-# Work files of a process that died mid-export (a streamed `hf` export's folder, an attempt's
-# partial file) untouched this long are deleted by the purge. Live ones are written to
-# continuously, and a job's own leftovers go as soon as the job is run again.
-ORPHAN_AGE = timedelta(hours=24)
 
 
 class Abandoned(Exception):
@@ -66,17 +61,7 @@ class Exporter:
         names = write(self.db, work)
         for name in names:
             (export_dir(self.settings) / name).unlink(missing_ok=True)
-        self._remove_orphans(now=now)
         return len(names)
-
-    def _remove_orphans(self, *, now: datetime) -> None:
-        folder = export_dir(self.settings)
-        if not folder.is_dir():
-            return
-        oldest = (now - ORPHAN_AGE).timestamp()
-        for entry in folder.iterdir():
-            if entry.name.startswith((".", "hf-")) and _last_written(entry) < oldest:
-                _remove(entry)
 
     def step(self) -> bool:
         now = utcnow()
@@ -104,12 +89,11 @@ class Exporter:
     def run(self, job_id: int, attempt: int) -> None:
         folder = export_dir(self.settings)
         folder.mkdir(parents=True, exist_ok=True)
-        for left in folder.glob(f".{job_id}-*"):
-            _remove(left)  # an earlier attempt's, whose process died: this one owns the job now
-        attempt_name = f".{job_id}-{secrets.token_hex(6)}"
-        partial, workdir = folder / f"{attempt_name}.partial", folder / f"{attempt_name}.work"
+        for left in folder.glob(f".{job_id}-*.partial"):
+            left.unlink(missing_ok=True)  # an earlier attempt's, whose process died: this one owns the job now
+        partial = folder / f".{job_id}-{secrets.token_hex(6)}.partial"
         try:
-            name, size, cursor = self._write(job_id, attempt, partial, workdir)
+            name, size, cursor = self._write(job_id, attempt, partial)
         except Abandoned:
             partial.unlink(missing_ok=True)
             return
@@ -117,11 +101,9 @@ class Exporter:
             partial.unlink(missing_ok=True)
             write(self.db, partial_call(self._fail, job_id=job_id, attempt=attempt, exc=exc))
             raise
-        finally:
-            _remove(workdir)
         write(self.db, lambda session: self._finish(session, job_id, attempt, name, size, cursor))
 
-    def _write(self, job_id: int, attempt: int, partial: Path, workdir: Path) -> tuple[str, int, str | None]:
+    def _write(self, job_id: int, attempt: int, partial: Path) -> tuple[str, int, str | None]:
         with self.db.reader() as session:
             job = session.get(ExportJob, job_id)
             project = session.get(Project, job.project_id) if job else None
@@ -150,7 +132,7 @@ class Exporter:
             ext = exportformats.extension(job.format, spec)
             name = f"project-{project.id}-export-{job_id}.{ext}"
             body = exportformats.render(job.format, records, spec=spec,
-                                        workdir=workdir, name=f"project-{project.id}")
+                                        workdir=partial.parent, name=f"project-{project.id}")
             with partial.open("wb") as handle:
                 for chunk in body:
                     handle.write(chunk)
@@ -188,20 +170,3 @@ class Exporter:
         job.error = f"{type(exc).__name__}: {exc}"[:500]
         job.finished_at = utcnow()
 
-
-def _last_written(entry: Path) -> float:
-    """When ``entry`` (or, for a folder, a file in it) was last written."""
-    try:
-        times = [entry.stat().st_mtime]
-        if entry.is_dir():
-            times.extend(child.stat().st_mtime for child in entry.iterdir())
-    except FileNotFoundError:  # removed meanwhile by its own process
-        return float("inf")
-    return max(times)
-
-
-def _remove(entry: Path) -> None:
-    if entry.is_dir():
-        shutil.rmtree(entry, ignore_errors=True)
-    else:
-        entry.unlink(missing_ok=True)

@@ -16,7 +16,7 @@ from qistas.db.unit_of_work import read, write
 from qistas.domain import audit, users
 from qistas.errors import QistasError
 from qistas.policies import ACCOUNT_ROLES, ensure_may_create_user, ensure_may_manage_tokens, require_admin
-from qistas.web.pages.common import CheckedForm, PageUser, form_str, render, translator
+from qistas.web.pages.common import CheckedForm, PageId, PageUser, form_str, render, translator
 
 router = APIRouter(include_in_schema=False)
 
@@ -111,7 +111,7 @@ def create_user(request: Request, user: PageUser, form: CheckedForm, db: Db) -> 
 
 
 @router.post("/admin/users/{user_id}/tokens", response_class=HTMLResponse)
-def create_token(user_id: int, request: Request, user: PageUser, form: CheckedForm, db: Db) -> HTMLResponse:
+def create_token(user_id: PageId, request: Request, user: PageUser, form: CheckedForm, db: Db) -> HTMLResponse:
     def work(session: Session) -> dict[str, Any]:
         target = ensure_may_manage_tokens(user, session.get(User, user_id))
         token = users.create_token(session, user=target, name=form_str(form, "name") or "console")
