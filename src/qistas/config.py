@@ -75,7 +75,9 @@ class Settings(BaseSettings):
         "public, e.g. `10.20.0.0/16,fd00:1::/64`.",
     )
     webhook_timeout_seconds: float = Field(
-        default=10.0, gt=0, le=120, description="Timeout of one webhook or callback delivery."
+        default=10.0, gt=0, le=120,
+        description="Total deadline of one webhook or callback delivery attempt (per address tried): "
+        "connect, send and answer, however slowly the receiver answers.",
     )
     webhook_retry_base_seconds: float = Field(
         default=30.0, gt=0, description="Delay before the first retry; doubles after each failure."
