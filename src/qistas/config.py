@@ -16,6 +16,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from qistas.errors import ConfigError
+from qistas.files import open_private, private_folder
 
 _MIN_SECRET_LENGTH = 32
 
@@ -149,7 +150,7 @@ def _load_or_create_secret(home: Path) -> str:
     value = secrets.token_urlsafe(48)
     # O_EXCL: two processes starting together never overwrite each other's key.
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = open_private(path)
     except FileExistsError:
         return _load_or_create_secret(home)
     with os.fdopen(fd, "w") as handle:
@@ -160,7 +161,7 @@ def _load_or_create_secret(home: Path) -> str:
 def get_settings(**overrides: object) -> Settings:
     """Build settings from the environment, create ``home`` and settle the secret key."""
     settings = Settings(**overrides)  # type: ignore[arg-type]
-    settings.home.mkdir(parents=True, exist_ok=True)
+    private_folder(settings.home)
     if settings.secret_key is None:
         settings.secret_key = _load_or_create_secret(settings.home)
     return settings
