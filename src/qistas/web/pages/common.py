@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,12 +16,13 @@ from qistas.api.deps import MAX_ID
 from qistas.db.models import User
 from qistas.errors import Forbidden, NotFound
 from qistas.web.i18n import Translator, language_of
+from qistas.web.jsonview import json_html
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "svg"]),
                   trim_blocks=True, lstrip_blocks=True)
-# JSON for people to read, escaped like any other text (``tojson`` is for script data blocks).
-env.filters["pretty"] = lambda value: json.dumps(value, indent=2, ensure_ascii=False)
+# JSON for people to read, escaped and bidi-safe (``tojson`` is for script data blocks).
+env.filters["pretty"] = json_html
 
 
 def _existing_id(value: int) -> int:
