@@ -162,3 +162,11 @@ def rival(server: LiveServer, database: Database) -> Iterator[Tenant]:
     """A second, competing customer on the same instance."""
     with make_tenant(database, server.url, "globex") as found:
         yield found
+
+
+@pytest.fixture
+def common_umask() -> Iterator[None]:
+    """The usual umask (022), under which files are world-readable unless created private."""
+    before = os.umask(0o022)
+    yield
+    os.umask(before)

@@ -18,6 +18,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from qistas.errors import ConfigError
+from qistas.files import private_folder
 
 _MIN_SECRET_LENGTH = 32
 
@@ -82,7 +83,9 @@ class Settings(BaseSettings):
         "public, e.g. `10.20.0.0/16,fd00:1::/64`.",
     )
     webhook_timeout_seconds: float = Field(
-        default=10.0, gt=0, le=120, description="Timeout of one webhook or callback delivery."
+        default=10.0, gt=0, le=120,
+        description="Total deadline of one webhook or callback delivery attempt (per address tried): "
+        "connect, send and answer, however slowly the receiver answers.",
     )
     webhook_retry_base_seconds: float = Field(
         default=30.0, gt=0, description="Delay before the first retry; doubles after each failure."
@@ -193,7 +196,7 @@ def _load_or_create_secret(home: Path) -> str:
 def get_settings(**overrides: object) -> Settings:
     """Build settings from the environment, create ``home`` and settle the secret key."""
     settings = Settings(**overrides)  # type: ignore[arg-type]
-    settings.home.mkdir(parents=True, exist_ok=True)
+    private_folder(settings.home)
     if settings.secret_key is None:
         settings.secret_key = _load_or_create_secret(settings.home)
     return settings

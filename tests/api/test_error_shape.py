@@ -142,6 +142,12 @@ def test_ids_beyond_64_bits_are_422_not_500(world: World) -> None:
     error_of(owner.post(f"/users/{HUGE}/tokens"), 422)
     error_of(owner.post(f"/projects/{HUGE}/quality/refit"), 422)
     error_of(world.admin.get(f"/annotators/{HUGE}/quality"), 422)
+    for since in (f"1.{HUGE}", f"{HUGE}.1", "1.-1"):
+        assert field_named(owner.get(f"/projects/{pid}/results", params={"since": since})) == "since"
+        assert field_named(owner.post(f"/projects/{pid}/exports", json={"format": "jsonl", "since": since})) \
+            == "since"
+    for path in (f"/projects/{pid}/deliveries", f"/projects/{pid}/webhooks/1/deliveries"):
+        assert field_named(owner.get(path, params={"before": HUGE})) == "before"
     # The largest id that fits is simply missing.
     assert error_of(owner.get(f"/projects/{2**63 - 1}"), 404)["message"] == "project not found"
     assert owner.get(f"/projects/{pid}/tasks", params={"after": 2**63 - 1}).json() == {"items": [], "next": None}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import stat
 import subprocess
 import sys
 import time
@@ -48,6 +49,7 @@ def _project(tenant: Tenant, n: int = 30) -> int:
     return pid
 
 
+@pytest.mark.usefixtures("common_umask")
 def test_a_job_runs_in_the_background_and_downloads(tenant: Tenant, settings: Settings) -> None:
     pid = _project(tenant)
     created = tenant.owner.post(f"/projects/{pid}/exports", json={"format": "parquet", "completed": True})
@@ -62,6 +64,8 @@ def test_a_job_runs_in_the_background_and_downloads(tenant: Tenant, settings: Se
     assert sorted(r["unique_id"] for r in table) == sorted(f"u{i}" for i in range(30))
     files = [p.name for p in (settings.home / "exports").iterdir()]
     assert files == [f"project-{pid}-export-{job['id']}.parquet"]  # nothing partial left behind
+    assert stat.S_IMODE((settings.home / "exports").stat().st_mode) == 0o700  # private: customer data
+    assert stat.S_IMODE((settings.home / "exports" / files[0]).stat().st_mode) == 0o600
     listed = tenant.owner.get(f"/projects/{pid}/exports").json()
     assert [j["id"] for j in listed] == [job["id"]]
 

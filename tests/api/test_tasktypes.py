@@ -69,7 +69,7 @@ CASES: dict[str, Case] = {
         {"boxes": [{"x": 10.0, "y": 5.0, "w": 90.0, "h": 45.0, "label": "car"}]},
         [({"boxes": [{"x": 10, "y": 5, "w": 91, "h": 4, "label": "car"}]}, "answer.boxes.0.w"),
          ({"boxes": [{"x": 0, "y": 5, "w": 9, "h": 46, "label": "car"}]}, "answer.boxes.0.h"),
-         ({"boxes": [{"x": -1, "y": 0, "w": 9, "h": 4, "label": "car"}]}, "answer.boxes.0"),
+         ({"boxes": [{"x": -1, "y": 0, "w": 9, "h": 4, "label": "car"}]}, "answer.boxes.0.x"),
          ({"boxes": [{"x": 0, "y": 0, "w": 0, "h": 4, "label": "car"}]}, "answer.boxes.0"),
          ({"boxes": [{"x": "0", "y": 0, "w": 9, "h": 4, "label": "car"}]}, "answer.boxes.0.x"),
          ({"boxes": [{"x": True, "y": 0, "w": 9, "h": 4, "label": "car"}]}, "answer.boxes.0.x"),

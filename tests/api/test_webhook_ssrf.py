@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
 from sqlalchemy import select
 
@@ -10,6 +12,7 @@ from qistas.config import Settings
 from qistas.db.engine import Database
 from qistas.db.models import Delivery, Task, Webhook
 from qistas.domain import outbox
+from qistas.domain.destinations import Policy
 from qistas.workers.dispatcher import Dispatcher
 from tests.factories import Tenant
 from tests.receiver import receiver
@@ -29,6 +32,17 @@ REFUSED = [
     "http://0x7f.0.0.1/",
     "http://127.1/",
     "http://[::]/",
+    # IPv6 forms that carry a private IPv4 address.
+    "http://[::ffff:10.0.0.1]/",  # IPv4-mapped
+    "http://[::10.0.0.1]/",  # IPv4-compatible
+    "http://[::ffff:0:10.0.0.1]/",  # IPv4-translated
+    "http://[64:ff9b::10.0.0.1]/",  # NAT64
+    "http://[64:ff9b::127.0.0.1]/",
+    "http://[64:ff9b:1::808:808]/",  # local-use NAT64: the IPv4 address sits where its operator chose
+    "http://[2002:a9fe:a9fe::1]/",  # 6to4 of 169.254.169.254
+    "http://[2002:7f00:1::]/",  # 6to4 of 127.0.0.1
+    "http://[2001:0:4136:e378:8000:63bf:f5ff:fffe]/",  # Teredo, client 10.0.0.1
+    "http://[2606:4700::5efe:a00:1]/",  # ISATAP interface id of 10.0.0.1
     "ftp://example.com/",
     "file:///etc/passwd",
 ]
@@ -41,6 +55,29 @@ def test_non_public_webhook_destinations_are_refused(tenant: Tenant, url: str) -
     assert answer.status_code == 422, answer.text
     assert answer.json()["error"]["details"] == {"field": "url"}
     assert tenant.owner.get(f"/projects/{pid}/webhooks").json() == []
+
+
+@pytest.mark.parametrize("url", ["http://localhost:8000/hook", "http://no-such-host.invalid/hook",
+                                 "http://[64:ff9b::a9fe:a9fe]/"])
+def test_a_refusal_does_not_say_what_a_name_resolves_to(tenant: Tenant, url: str) -> None:
+    pid = tenant.project()["id"]
+    answer = tenant.owner.post(f"/projects/{pid}/webhooks", json={"url": url, "events": ["task.completed"]})
+    message = answer.json()["error"]["message"]
+    assert answer.status_code == 422
+    assert message == "url: this destination is not allowed; webhooks and callbacks go to public addresses only"
+
+
+@pytest.mark.parametrize("address", ["8.8.8.8", "::ffff:8.8.8.8", "64:ff9b::8.8.8.8", "2002:808:808::1",
+                                     "2606:4700::1111"])
+def test_public_addresses_stay_allowed_in_every_form(address: str) -> None:
+    assert Policy().permits(ipaddress.ip_address(address))
+
+
+def test_allowed_networks_reach_the_embedded_address() -> None:
+    policy = Policy(allowed_networks=(ipaddress.ip_network("10.0.0.0/8"),))
+    assert policy.permits(ipaddress.ip_address("::ffff:10.1.2.3"))
+    assert policy.permits(ipaddress.ip_address("64:ff9b::10.1.2.3"))
+    assert not policy.permits(ipaddress.ip_address("64:ff9b::192.168.0.1"))
 
 
 def test_callbacks_are_checked_too(tenant: Tenant) -> None:
@@ -77,4 +114,5 @@ def test_connect_time_check_refuses_what_became_private(tenant: Tenant, database
     with database.reader() as session:
         delivery = session.scalars(select(Delivery)).one()
     assert delivery.status == "pending" and delivery.attempts == 1
-    assert delivery.last_error is not None and "non-public" in delivery.last_error
+    assert delivery.last_error is not None and "not allowed" in delivery.last_error
+    assert "127.0.0.1" not in delivery.last_error

@@ -109,3 +109,26 @@ def test_catalogues_have_the_same_keys() -> None:
 
     assert set(catalogue("en")) == set(catalogue("ar"))
     assert all(catalogue("ar").values())
+
+
+def test_ids_beyond_64_bits_are_missing_pages(server: LiveServer, people: People) -> None:
+    huge = "9" * 20
+    project = people.owner.post("/projects", json={"name": "ids", "task": {"type": "text"}}).json()
+    owner, _ = _session(server, people.owner_email)
+    annotator, _ = _session(server, people.annotator_email)
+    admin, admin_token = _session(server, people.admin_email)
+    try:
+        for client, path in ((owner, f"/console/projects/{huge}"), (owner, f"/console/projects/{huge}/tasks"),
+                             (owner, f"/console/tasks/{huge}"), (annotator, f"/work/{huge}"),
+                             (owner, "/console/projects/0")):
+            found = client.get(path)
+            assert found.status_code == 404 and found.headers["content-type"].startswith("text/html"), path
+        posted = admin.post(f"/admin/users/{huge}/tokens", data={"csrf": admin_token, "name": "x"})
+        assert posted.status_code == 404
+        # A cursor out of range is a bad request on the page, not a server error.
+        for after in (huge, "²"):
+            browsed = owner.get(f"/console/projects/{project['id']}/tasks", params={"after": after})
+            assert browsed.status_code == 422 and browsed.headers["content-type"].startswith("text/html")
+        assert owner.get(f"/console/projects/{project['id']}/tasks", params={"after": "3"}).status_code == 200
+    finally:
+        owner.close(), annotator.close(), admin.close()

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import re
+import time
+
 import pytest
 
 from qistas.web import charts
 from qistas.web.i18n import Translator
+from qistas.web.jsonview import json_html
 from qistas.web.markdown import render
 from qistas.web.pages.common import safe_next
 
@@ -64,3 +69,27 @@ def test_translator_falls_back_and_formats() -> None:
 ])
 def test_redirects_stay_on_site(value: str | None, expected: str) -> None:
     assert safe_next(value) == expected
+
+
+def test_markdown_renders_in_linear_time() -> None:
+    # Quadratic emphasis matching took minutes on this input (under the instructions limit).
+    source = " *a" * 66000
+    started = time.perf_counter()
+    html = str(render(source))
+    assert time.perf_counter() - started < 5.0
+    assert html.startswith('<p dir="auto">')
+
+
+def test_markdown_keeps_bidi_and_levels() -> None:
+    html = str(render("## قواعد\n\n> quoted\n\n    indented code\n\n1. first"))
+    assert '<h3 dir="auto">قواعد</h3>' in html and '<blockquote dir="auto">' in html
+    assert '<ol>' in html and '<pre dir="auto"><code>indented code' in html
+
+
+def test_customer_json_is_bidi_safe() -> None:
+    html = str(json_html({"ب": "\u202eevil", "n": [1, "<b>x</b>"], "q": 'a"\u2066b'}))
+    assert "\u202e" not in html and "\u2066" not in html
+    assert "<bdi>&#34;\\u202eevil&#34;</bdi>" in html and "<bdi>&#34;ب&#34;</bdi>" in html
+    assert "<bdi>&#34;&lt;b&gt;x&lt;/b&gt;&#34;</bdi>" in html and "<bdi>&#34;a\\&#34;\\u2066b&#34;</bdi>" in html
+    assert json.loads(re.sub(r"</?bdi>", "", html).replace("&lt;", "<").replace("&gt;", ">")
+                      .replace("&#34;", '"')) == {"ب": "\u202eevil", "n": [1, "<b>x</b>"], "q": 'a"\u2066b'}

@@ -85,6 +85,10 @@ def test_hostile_data_is_inert_everywhere(page: Page, people: People) -> None:
                      f"/console/tasks/{task_id}"):
             page.goto(path)
             assert_inert(page, dialogs)
+        # The task's JSON reads left to right: bidi controls in it are shown, not obeyed.
+        shown = page.text_content("#task-data") or ""
+        assert "\u202e" not in shown and ("\\u202e" in shown or "evil" not in shown)
+        assert page.locator("#task-data").get_attribute("dir") == "ltr"
     page.goto("/console")
     assert_inert(page, dialogs)
     assert "<script>alert(1)</script>" in page.text_content("#projects")

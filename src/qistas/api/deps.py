@@ -24,6 +24,18 @@ from qistas.policies import ensure_scope_permits
 MAX_ID = 2**63 - 1
 
 
+def cursor_from_text(raw: str | None, *, field: str) -> int | None:
+    """A keyset cursor given as text (the pages' query strings): absent, or an id that fits.
+
+    The API's cursors are ``After`` / ``Before`` below; this is the same rule for a page.
+    """
+    if raw is None or raw == "":
+        return None
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > MAX_ID:
+        raise Invalid(f"{field} must be an id between 0 and {MAX_ID}", details={"field": field})
+    return int(raw)
+
+
 # Dependencies that do no I/O are ``async def``: FastAPI runs a plain ``def`` dependency in
 # the thread pool, and a thread hop per dependency is a large share of a short request.
 async def get_settings(request: Request) -> Settings:
@@ -162,3 +174,4 @@ AppSettings = Annotated[Settings, Depends(get_settings)]
 Limit = Annotated[int, Depends(page_limit)]
 Id = Annotated[int, Path(ge=1, le=MAX_ID)]
 After = Annotated[int | None, Query(ge=0, le=MAX_ID, description="the previous page's `next`")]
+Before = Annotated[int | None, Query(ge=0, le=MAX_ID, description="the previous page's `next`")]

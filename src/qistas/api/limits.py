@@ -14,8 +14,10 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qistas.api.errors import error_body
+from qistas.domain.tasktypes.base import MAX_ANSWER_BYTES
 
 UPLOAD_PATH_SUFFIX = "/tasks"
+ANSWER_PATH_SUFFIX = "/submit"  # one annotator's answer: refused before it is parsed
 
 
 class BodyLimit:
@@ -26,6 +28,8 @@ class BodyLimit:
 
     def _limit(self, scope: Scope) -> int:
         path: str = scope.get("path", "")
+        if path.endswith(ANSWER_PATH_SUFFIX):
+            return min(self.json_limit, MAX_ANSWER_BYTES)
         return self.upload_limit if path.endswith(UPLOAD_PATH_SUFFIX) else self.json_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from qistas.errors import Invalid
+from qistas.files import private_file, private_folder
 
 PAGES_PER_STEP = 1024  # copy in steps, so writers get the database back between them
 
@@ -34,6 +35,7 @@ def backup(url: str, destination: Path) -> int:
         raise Invalid(f"there is no database at {source_path}", details={"field": "database_url"})
     if destination.exists():
         raise Invalid(f"{destination} exists: choose a new file", details={"field": "destination"})
+    private_file(destination)  # before SQLite creates it world-readable
     source = sqlite3.connect(source_path, timeout=30)
     target = sqlite3.connect(destination)
     try:
@@ -59,8 +61,8 @@ def restore(source: Path, url: str) -> None:
         if checked != ("ok",) or known is None:
             raise Invalid(f"{source} is not a Qistas backup (or it is damaged)", details={"field": "source"})
         target_path = sqlite_path(url)
-        target_path.parent.mkdir(parents=True, exist_ok=True)
-        target = sqlite3.connect(target_path)
+        private_folder(target_path.parent)
+        target = sqlite3.connect(private_file(target_path))
         try:
             backup_db.backup(target)
         finally:

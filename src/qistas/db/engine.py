@@ -25,11 +25,14 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
+from qistas.files import private_file
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _WRITE_LOCK = "qistas.write_lock"  # key in a pooled connection's info: the lock it holds
@@ -162,6 +165,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 def _make_engine(url: str, **kwargs: Any) -> tuple[Engine, _WriterQueue | None]:
     if url.startswith("sqlite"):
+        database = make_url(url).database
+        if database and database != ":memory:" and not database.startswith("file:") \
+                and Path(database).parent.is_dir():
+            private_file(Path(database))  # 0600 before SQLite makes it 0644; -wal and -shm follow it
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
         )

@@ -69,7 +69,12 @@ async def write_now(db: Database, work: Callable[[Session], T]) -> T:
                     break  # a writer that long: queue for the lock in a thread like everyone else
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 0.02)
-    # The thread pool the web framework runs its blocking work in (Starlette's ``run_in_threadpool``).
+    return await write_in_thread(db, work)
+
+
+async def write_in_thread(db: Database, work: Callable[[Session], T]) -> T:
+    """``write`` in the thread pool the web framework runs its blocking work in (Starlette's
+    ``run_in_threadpool``): for a transaction too long to run on the event loop."""
     return await anyio.to_thread.run_sync(partial(write, db, work))
 
 

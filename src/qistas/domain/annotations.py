@@ -63,9 +63,11 @@ def submit(
     assert task is not None and project is not None
     if task.status != TaskStatus.PENDING:
         raise Conflict(f"this task is {task.status}; take a new task")
-    check_storable(answer, "answer")
     spec = parse_spec(project.task_spec)
+    # The type's bounds first (element counts, then each element), so an oversized answer is
+    # refused before anything walks all of it; what is stored is the normalised answer.
     normalised = validate_answer(spec, task.data, answer)
+    check_storable(normalised, "answer")
     gold_correct = gold_rules.matches(spec, normalised, task.gold) if task.is_gold else None
 
     values = {"assignment_id": assignment.id, "task_id": task.id, "project_id": project.id,

@@ -3,7 +3,14 @@
 A destination is checked when it is registered and again at every connect. The hostname is
 resolved and *every* address must be public: no loopback, private, link-local (cloud
 metadata at 169.254.169.254 lives there), shared, multicast, reserved or unspecified
-address, IPv4 or IPv6, also when wrapped in an IPv4-mapped IPv6 address. The sender then
+address, IPv4 or IPv6. An IPv6 address that carries an IPv4 address (IPv4-mapped
+``::ffff:0:0/96``, IPv4-compatible ``::/96``, IPv4-translated ``::ffff:0:0:0/96``, NAT64
+``64:ff9b::/96``, 6to4 ``2002::/16``, Teredo ``2001::/32``, an ISATAP interface id) is
+allowed only if that IPv4 address is public too; the mapped, compatible and translated
+forms are the IPv4 address itself and are judged by it alone. The local-use NAT64 prefix
+``64:ff9b:1::/48`` places the IPv4 address where its operator chose, so it is refused.
+A refusal says only that the destination is not allowed: never what a name resolved to,
+which would map the internal network for the caller. The sender then
 connects to the address it checked, not to the name, so a DNS answer that changes between
 the check and the connect (DNS rebinding) cannot redirect it. Operators may allow
 non-public destinations explicitly: all of them (``QISTAS_WEBHOOK_ALLOW_PRIVATE``) or some
@@ -27,6 +34,34 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 MAX_URL = 2048
 
+# IPv6 forms that are an IPv4 address (judged by it alone) and tunnels that carry one.
+_AS_IPV4 = (ipaddress.IPv6Network("::/96"), ipaddress.IPv6Network("::ffff:0:0:0/96"))
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")
+_ISATAP_IDS = (0x00005EFE, 0x02005EFE)
+
+
+def _low32(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address:
+    return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+
+
+def ipv4_inside(address: ipaddress.IPv6Address) -> tuple[tuple[ipaddress.IPv4Address, ...], bool]:
+    """The IPv4 addresses an IPv6 address carries, and whether it *is* that IPv4 address
+    (mapped, compatible, translated) rather than a tunnel towards it (NAT64, 6to4, Teredo, ISATAP)."""
+    if address.ipv4_mapped is not None:
+        return (address.ipv4_mapped,), True
+    if any(address in network for network in _AS_IPV4):
+        return (_low32(address),), True
+    if address in _NAT64:
+        return (_low32(address),), False
+    if address.sixtofour is not None:
+        return (address.sixtofour,), False
+    if address.teredo is not None:
+        return address.teredo, False
+    if (int(address) >> 32) & 0xFFFFFFFF in _ISATAP_IDS:
+        return (_low32(address),), False
+    return (), False
+
 
 class Blocked(Invalid):
     """The destination is not allowed (or cannot be resolved)."""
@@ -46,12 +81,16 @@ class Policy:
         return cls(allow_private=settings.webhook_allow_private, allowed_networks=tuple(networks))
 
     def permits(self, address: IPAddress) -> bool:
-        if self.allow_private:
+        if self.allow_private or any(address in network for network in self.allowed_networks):
             return True
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        if any(address in network for network in self.allowed_networks):
-            return True
+        if isinstance(address, ipaddress.IPv6Address):
+            if address in _NAT64_LOCAL:
+                return False
+            inside, itself = ipv4_inside(address)
+            if inside and not all(self.permits(v4) for v4 in inside):
+                return False
+            if itself:
+                return True
         return address.is_global and not address.is_multicast
 
 
@@ -87,6 +126,12 @@ def check_syntax(url: str, *, field_name: str = "url") -> None:
     _parse(url, field_name)
 
 
+def _not_allowed(field_name: str) -> Blocked:
+    # One answer whether the name does not resolve or resolves to a refused address.
+    return Blocked(f"{field_name}: this destination is not allowed; webhooks and callbacks go to public "
+                   "addresses only", details={"field": field_name})
+
+
 def resolve(url: str, policy: Policy, *, field_name: str = "url") -> Target:
     """Resolve ``url``'s host and check every address; raise ``Blocked`` if any is refused."""
     scheme, host, port = _parse(url, field_name)
@@ -100,17 +145,9 @@ def resolve(url: str, policy: Policy, *, field_name: str = "url") -> Target:
         try:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except (socket.gaierror, UnicodeError):
-            message = f"{field_name}: the host {host!r} cannot be resolved"
-            raise Blocked(message, details={"field": field_name}) from None
+            raise _not_allowed(field_name) from None
         found = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
-    if not found:
-        raise Blocked(f"{field_name}: the host {host!r} has no address", details={"field": field_name})
-    for address in found:
-        if not policy.permits(address):
-            raise Blocked(
-                f"{field_name}: {host} resolves to {address}, a non-public address; "
-                "an admin may allow it with QISTAS_WEBHOOK_ALLOW_PRIVATE or QISTAS_WEBHOOK_ALLOWED_NETWORKS",
-                details={"field": field_name},
-            )
+    if not found or not all(policy.permits(address) for address in found):
+        raise _not_allowed(field_name)
     unique = tuple(dict.fromkeys(str(a) for a in found))
     return Target(url=url, scheme=scheme, host=host, port=port, addresses=unique)

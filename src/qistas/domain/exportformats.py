@@ -25,6 +25,7 @@ from qistas.domain.exportrecords import to_json as _json
 from qistas.domain.results import ExportOptions
 from qistas.domain.tasktypes import Spec, all_types, type_of
 from qistas.errors import Invalid
+from qistas.files import private_folder
 
 Records = Callable[[], Iterator[dict[str, Any]]]
 
@@ -219,7 +220,7 @@ def tar_stream(folder: Path, prefix: str) -> Iterator[bytes]:
 
 
 def hf(records: Records, workdir: Path, prefix: str) -> Iterator[bytes]:
-    workdir.mkdir(parents=True, exist_ok=True)
+    private_folder(workdir)
     with tempfile.TemporaryDirectory(dir=workdir, prefix="hf-") as tmp:
         write_hf_folder(records, Path(tmp))
         yield from tar_stream(Path(tmp), prefix)

@@ -59,8 +59,11 @@ def make_cursor(completed_at: datetime, task_id: int) -> str:
 def parse_cursor(cursor: str) -> tuple[datetime, int]:
     try:
         micros, task_id = cursor.split(".")
-        return EPOCH + timedelta(microseconds=int(micros)), int(task_id)
-    except ValueError:
+        position = EPOCH + timedelta(microseconds=int(micros)), int(task_id)
+        if not 0 <= position[1] < 2**63:  # ids are 64-bit: a larger one cannot even be bound
+            raise ValueError(task_id)
+        return position
+    except (ValueError, OverflowError):
         raise Invalid("since is not a cursor this server gave out", details={"field": "since"}) from None
 
 

@@ -5,7 +5,8 @@ Several server processes cooperate: a claim pushes ``next_attempt_at`` forward b
 dispatchers never send the same row at once, and a process that dies mid-send leaves rows
 that become due again when the lease runs out. A failed attempt is retried with exponential
 backoff until ``webhook_retry_hours`` have passed since the event. Redirects are not
-followed: a 3xx is a failed attempt.
+followed: a 3xx is a failed attempt. An attempt ends within ``webhook_timeout_seconds`` per
+address tried, and reads at most 64 KiB of the receiver's answer (``workers/outbound.py``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from qistas.db.types import utcnow
 from qistas.db.unit_of_work import write
 from qistas.domain import signing
 from qistas.domain.destinations import Blocked, Policy, Target, resolve
+from qistas.workers.outbound import deadline_client, status_of
 
 CLAIM = 10
 PURGE_EVERY = timedelta(minutes=10)
@@ -71,18 +73,18 @@ def post(client: httpx.Client, target: Target, body: bytes, headers: dict[str, s
     for address in target.addresses:
         url = httpx.URL(target.url).copy_with(host=address)
         try:
-            response = client.post(url, content=body, headers={**headers, "Host": host_header},
-                                   extensions=extensions)
+            status = status_of(client, url, content=body, headers={**headers, "Host": host_header},
+                               extensions=extensions)
         except httpx.ConnectError as exc:
             error = f"connect to {address} failed: {exc}"[:500]
             continue  # the next address of the host may answer
         except httpx.HTTPError as exc:
             return Outcome(None, f"{type(exc).__name__}: {exc}"[:500])
-        if 300 <= response.status_code < 400:
-            return Outcome(response.status_code, "redirects are not followed")
-        if response.status_code >= 400:
-            return Outcome(response.status_code, f"HTTP {response.status_code}")
-        return Outcome(response.status_code, None)
+        if 300 <= status < 400:
+            return Outcome(status, "redirects are not followed")
+        if status >= 400:
+            return Outcome(status, f"HTTP {status}")
+        return Outcome(status, None)
     return Outcome(None, error)
 
 
@@ -93,8 +95,8 @@ class Dispatcher:
         self.policy = Policy.from_settings(settings)
         # No pooled connections: the pool is keyed by the address we connect to, so a TLS
         # connection opened for one host name could otherwise carry a request for another.
-        self.client = httpx.Client(timeout=settings.webhook_timeout_seconds, follow_redirects=False,
-                                   trust_env=False, limits=httpx.Limits(max_keepalive_connections=0))
+        # Each connection ends within the timeout, however slowly the receiver answers.
+        self.client = deadline_client(settings.webhook_timeout_seconds)
 
         self._next_purge: datetime | None = None
         self.pool = ThreadPoolExecutor(max_workers=SENDERS, thread_name_prefix="qistas-send")

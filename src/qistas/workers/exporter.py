@@ -24,6 +24,7 @@ from qistas.db.unit_of_work import write
 from qistas.domain import exportformats, exportjobs, results
 from qistas.domain.security import pseudonym
 from qistas.domain.tasktypes import parse_spec
+from qistas.files import open_private, private_folder
 
 PURGE_EVERY = timedelta(minutes=10)
 PROGRESS_EVERY = 1.0  # seconds between progress writes (they also renew the lease)
@@ -102,8 +103,7 @@ class Exporter:
         return job.id, job.attempts
 
     def run(self, job_id: int, attempt: int) -> None:
-        folder = export_dir(self.settings)
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = private_folder(export_dir(self.settings))
         for left in folder.glob(f".{job_id}-*"):
             _remove(left)  # an earlier attempt's, whose process died: this one owns the job now
         attempt_name = f".{job_id}-{secrets.token_hex(6)}"
@@ -151,7 +151,7 @@ class Exporter:
             name = f"project-{project.id}-export-{job_id}.{ext}"
             body = exportformats.render(job.format, records, spec=spec,
                                         workdir=workdir, name=f"project-{project.id}")
-            with partial.open("wb") as handle:
+            with os.fdopen(open_private(partial), "wb") as handle:
                 for chunk in body:
                     handle.write(chunk)
                 handle.flush()

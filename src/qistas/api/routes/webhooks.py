@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from sqlalchemy.orm import Session
 
-from qistas.api.deps import Actor, AppSettings, Db, Id, Limit
+from qistas.api.deps import Actor, AppSettings, Before, Db, Id, Limit
 from qistas.api.schemas.webhooks import CallbackSecret, DeliveryPage, DeliveryRead, WebhookCreate, WebhookRead
 from qistas.db.models import Delivery, Project, Webhook
 from qistas.db.unit_of_work import write
@@ -72,7 +72,7 @@ def _page(session: Session, project: Project, webhook_id: int | None, before: in
 
 @router.get("/projects/{project_id}/webhooks/{webhook_id}/deliveries", response_model=DeliveryPage)
 def webhook_deliveries(project_id: Id, webhook_id: Id, actor: Actor, db: Db, limit: Limit,
-                       before: int | None = None) -> DeliveryPage:
+                       before: Before = None) -> DeliveryPage:
     """The delivery log of one webhook, newest first."""
     with db.reader() as session:
         project = ensure_customer_access(actor, session.get(Project, project_id))
@@ -82,7 +82,7 @@ def webhook_deliveries(project_id: Id, webhook_id: Id, actor: Actor, db: Db, lim
 
 @router.get("/projects/{project_id}/deliveries", response_model=DeliveryPage)
 def project_deliveries(project_id: Id, actor: Actor, db: Db, limit: Limit,
-                       before: int | None = None) -> DeliveryPage:
+                       before: Before = None) -> DeliveryPage:
     """Every delivery of the project, webhooks and batch / task callbacks, newest first."""
     with db.reader() as session:
         project = ensure_customer_access(actor, session.get(Project, project_id))

@@ -19,13 +19,20 @@ from qistas.api.schemas.tasks import AssignmentRead, SubmitCreate, SubmittedRead
 from qistas.config import Settings
 from qistas.db.engine import Database
 from qistas.db.types import utcnow
-from qistas.db.unit_of_work import write_now
+from qistas.db.unit_of_work import write_in_thread, write_now
 from qistas.domain import assignments
 from qistas.domain.annotations import submit as store_answer
 from qistas.domain.assignments import Lease, WorkTask, load_project
 from qistas.policies import ensure_annotator_access
 
 router = APIRouter(tags=["work"])
+
+# A submitted answer up to this size is validated and aggregated on the event loop; a larger
+# one (hundreds of boxes or spans, a long text) in the thread pool: aggregation grows faster
+# than the answer (box clustering with the square of the boxes), and /healthz and every
+# other annotator wait while the loop is busy. Answers have their own bounds
+# (``MAX_ANSWER_BYTES`` and each type's element limits).
+INLINE_ANSWER_BYTES = 4096
 
 
 def loop_context(request: Request) -> tuple[Database, Settings]:
@@ -71,7 +78,10 @@ async def submit(assignment_id: Id, body: SubmitCreate, request: Credentials) ->
         # 200 for a repeat: the annotation stored the first time, nothing new.
         return json_response(stored, 201 if done.created else 200)
 
-    return await write_now(db, work)
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) <= INLINE_ANSWER_BYTES:
+        return await write_now(db, work)
+    return await write_in_thread(db, work)
 
 
 @router.post("/assignments/{assignment_id}/skip", status_code=204)

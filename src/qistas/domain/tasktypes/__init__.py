@@ -15,7 +15,7 @@ from typing import Annotated, Any, Union
 
 from pydantic import Field, TypeAdapter, ValidationError
 
-from qistas.domain.tasktypes.base import Spec, TaskType, plain_response
+from qistas.domain.tasktypes.base import Spec, TaskType, bounded_data, plain_response
 from qistas.errors import Invalid
 from qistas.quality.structured import canonical as answer_key  # equal answers, equal keys
 
@@ -99,6 +99,7 @@ def validate_data(spec: Spec, data: Any) -> None:
     """Check that a task's data is an object with what its type needs."""
     if not isinstance(data, dict):
         raise Invalid("data must be a JSON object", details={"field": "data"})
+    bounded_data(data)
     type_of(spec).validate_data(spec, data)
 
 

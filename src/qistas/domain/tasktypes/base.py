@@ -12,15 +12,25 @@ Every check raises ``Invalid`` naming the field (``details.field``, a dotted pat
 
 from __future__ import annotations
 
+import math
+import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
+import regex
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from qistas.errors import Invalid
 from qistas.quality.structured import TaskResult, exact_match_score
+
+#: A string in a task's data, and all of a task's strings together, in characters: an
+#: annotator's browser lays the whole task out at once.
+MAX_DATA_STRING = 200_000
+MAX_DATA_TEXT = 1_000_000
+#: An answer's JSON body; each type bounds its elements too (MAX_BOXES, MAX_SPANS ...).
+MAX_ANSWER_BYTES = 1024 * 1024
 
 Label = Annotated[str, Field(min_length=1, max_length=200)]
 FieldName = Annotated[str, Field(min_length=1, max_length=100)]
@@ -34,15 +44,79 @@ class Spec(BaseModel):
     type: str
 
 
+# Scripts a label may mix with Latin (UTS #39 "moderately restrictive": Latin plus one other
+# script, except Cyrillic and Greek, whose letters pass for Latin ones); Han, Hiragana,
+# Katakana, Hangul and Bopomofo mix as Japanese, Chinese and Korean text does.
+_SCRIPT_LETTER = regex.compile(r"[\p{L}\p{M}\p{N}]")
+_CJK = frozenset({"Han", "Hiragana", "Katakana", "Hangul", "Bopomofo"})
+_LOOKALIKE = frozenset({"Cyrillic", "Greek"})
+_SCRIPTS = ("Latin", "Cyrillic", "Greek", "Arabic", "Hebrew", "Armenian", "Georgian", "Devanagari", "Bengali",
+            "Gurmukhi", "Gujarati", "Tamil", "Telugu", "Kannada", "Malayalam", "Sinhala", "Thai", "Lao", "Tibetan",
+            "Myanmar", "Khmer", "Ethiopic", "Syriac", "Thaana", "Mongolian", *sorted(_CJK))
+_SCRIPT_OF = [(name, regex.compile(rf"\p{{Script={name}}}")) for name in _SCRIPTS]
+
+
+# Cyrillic and Greek letters drawn like Latin ones (from UTS #39's confusables, the letters
+# whose glyphs are the same in common fonts): a whole-Cyrillic "рос" looks like "poc".
+_LATIN_LOOKALIKES = str.maketrans(
+    "аеорсуххіјѕԁԛԝһӏАВЕКМНОРСТУХЅІЈԜ" "οικνΑΒΕΖΗΙΚΜΝΟΡΤΥΧ",
+    "aeopcyxxijsdqwhlABEKMHOPCTYXSIJW" "oikvABEZHIKMNOPTYX",
+)
+
+
+def label_key(value: str) -> str:
+    """What a label looks like: NFKC, without format characters (zero-width spaces, joiners,
+    bidi controls), Cyrillic and Greek look-alikes read as the Latin letters they resemble.
+    Two labels with one key cannot be told apart on screen."""
+    visible = "".join(c for c in unicodedata.normalize("NFKC", value) if unicodedata.category(c) != "Cf")
+    return visible.translate(_LATIN_LOOKALIKES)
+
+
+def _scripts(value: str) -> set[str]:
+    found = set()
+    for char in _SCRIPT_LETTER.findall(value):
+        name = next((n for n, pattern in _SCRIPT_OF if pattern.match(char)), None)
+        if name is not None:
+            found.add(name)
+        elif regex.match(r"[\p{Script=Common}\p{Script=Inherited}]", char) is None:
+            found.add(f"U+{ord(char):04X}")  # a script not listed above: mixes with nothing
+    return found
+
+
+def _mixes_scripts(value: str) -> bool:
+    scripts = _scripts(value)
+    if len(scripts) <= 1 or scripts <= _CJK | {"Latin"}:
+        return False
+    others = scripts - {"Latin"}
+    return "Latin" not in scripts or len(others) > 1 or bool(others & _LOOKALIKE)
+
+
+def distinct_labels(labels: list[str]) -> list[str]:
+    """Labels people can tell apart: none mixes look-alike scripts, no two look the same."""
+    seen: dict[str, int] = {}
+    for i, value in enumerate(labels):
+        if _mixes_scripts(unicodedata.normalize("NFKC", value)):
+            raise PydanticCustomError(
+                "label_mixed_scripts", "'{label}' (item {item}) mixes scripts whose letters look alike; write each "
+                "label in one script (Latin may join one other, except Cyrillic or Greek)", {"label": value, "item": i})
+        key = label_key(value)
+        if key in seen:
+            raise PydanticCustomError(
+                "labels_not_unique", "items {first} and {item} ('{first_label}' and '{label}') look the same "
+                "(equal after NFKC normalisation, without invisible characters, with look-alike letters read as "
+                "Latin); labels must be unique",
+                {"first": seen[key], "item": i, "first_label": labels[seen[key]], "label": value})
+        seen[key] = i
+    return labels
+
+
 class LabelledSpec(Spec):
     labels: list[Label] = Field(min_length=1, max_length=1000)
 
     @field_validator("labels")
     @classmethod
     def _unique_labels(cls, labels: list[str]) -> list[str]:
-        if len(set(labels)) != len(labels):
-            raise PydanticCustomError("labels_not_unique", "labels must be unique")
-        return labels
+        return distinct_labels(labels)
 
 
 S = TypeVar("S", bound=Spec)
@@ -198,7 +272,41 @@ def integer(value: Any, field: str) -> int:
     return value
 
 
-def number(value: Any, field: str) -> float:
-    if not isinstance(value, int | float) or isinstance(value, bool) or value != value:
+def number(value: Any, field: str, *, low: float, high: float) -> float:
+    """A finite number within ``low..high`` (JSON allows neither NaN nor infinities; Python reads them)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
         raise fail(field, "must be a number")
+    if not (isinstance(value, int) or math.isfinite(value)) or not low <= value <= high:
+        raise fail(field, f"must be a finite number between {low:g} and {high:g}")
     return float(value)
+
+
+def at_most(values: list[Any], field: str, limit: int, what: str) -> list[Any]:
+    """``values``, unless there are more than ``limit`` of them (checked before any is looked at)."""
+    if len(values) > limit:
+        raise fail(field, f"has {len(values)} {what}; an answer holds at most {limit}")
+    return values
+
+
+def bounded_data(data: Any, field: str = "data") -> None:
+    """Every string of a task's data (keys too) within MAX_DATA_STRING, all within MAX_DATA_TEXT."""
+    total = 0
+    stack: list[tuple[Any, str]] = [(data, field)]
+    while stack:
+        value, where = stack.pop()
+        if isinstance(value, dict):
+            stack.extend((item, f"{where}.{key}") for key, item in value.items())
+            strings: list[tuple[str, str]] = [(key, where) for key in value]
+        elif isinstance(value, list):
+            stack.extend((item, f"{where}.{i}") for i, item in enumerate(value))
+            strings = []
+        elif isinstance(value, str):
+            strings = [(value, where)]
+        else:
+            strings = []
+        for text, at in strings:
+            if len(text) > MAX_DATA_STRING:
+                raise fail(at, f"is {len(text)} characters long; a string in a task holds at most {MAX_DATA_STRING}")
+            total += len(text)
+            if total > MAX_DATA_TEXT:
+                raise fail(field, f"holds more than {MAX_DATA_TEXT} characters of text")

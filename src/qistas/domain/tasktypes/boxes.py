@@ -1,6 +1,8 @@
 """Boxes: ``{"boxes": [{"x", "y", "w", "h", "label"}]}`` in pixels of the task's image.
 
-When the task's data gives ``width`` and ``height``, a box past the image is refused.
+Every coordinate is a finite number of pixels within 0..MAX_PIXELS, and an answer holds at
+most MAX_BOXES boxes. When the task's data gives ``width`` and ``height``, a box past the
+image is refused.
 Gold matching pairs boxes one to one by label (Hungarian matching) with IoU at least the
 spec's ``gold_iou``.
 Exported to COCO.
@@ -21,6 +23,7 @@ from qistas.domain.tasktypes.base import (
     LabelledSpec,
     Records,
     TaskType,
+    at_most,
     fail,
     items,
     label,
@@ -29,6 +32,12 @@ from qistas.domain.tasktypes.base import (
     obj,
 )
 from qistas.quality import boxes as box_quality
+
+#: Boxes of one answer. Clustering the answers of a task grows with the square of their
+#: boxes: 300 boxes from each of three annotators take about a second.
+MAX_BOXES = 300
+#: The largest coordinate, in pixels (whole-slide images reach about 200,000).
+MAX_PIXELS = 1_000_000
 
 
 class BoxesSpec(LabelledSpec):
@@ -84,13 +93,16 @@ class Boxes(TaskType[BoxesSpec]):
     def validate_answer(self, spec: BoxesSpec, data: dict[str, Any], answer: Any) -> dict[str, Any]:
         width, height = data.get("width"), data.get("height")
         boxes = []
-        for i, raw in enumerate(items(obj(answer, "answer", {"boxes"})["boxes"], "answer.boxes")):
+        given = at_most(items(obj(answer, "answer", {"boxes"})["boxes"], "answer.boxes"), "answer.boxes",
+                        MAX_BOXES, "boxes")
+        for i, raw in enumerate(given):
             f = f"answer.boxes.{i}"
             box = obj(raw, f, {"x", "y", "w", "h", "label"})
-            x, y = number(box["x"], f"{f}.x"), number(box["y"], f"{f}.y")
-            w, h = number(box["w"], f"{f}.w"), number(box["h"], f"{f}.h")
-            if x < 0 or y < 0 or w <= 0 or h <= 0:
-                raise fail(f, "needs x, y >= 0 and w, h > 0")
+            x, y, w, h = (number(box[k], f"{f}.{k}", low=0, high=MAX_PIXELS) for k in ("x", "y", "w", "h"))
+            if w <= 0 or h <= 0:
+                raise fail(f, "needs w, h > 0")
+            if x + w > MAX_PIXELS or y + h > MAX_PIXELS:
+                raise fail(f, f"goes past {MAX_PIXELS} pixels")
             if isinstance(width, int | float) and x + w > width:
                 raise fail(f"{f}.w", f"goes past the image width ({width})")
             if isinstance(height, int | float) and y + h > height:

@@ -12,7 +12,18 @@ from typing import Any, Literal
 
 import numpy as np
 
-from qistas.domain.tasktypes.base import FieldName, FormField, LabelledSpec, TaskType, fail, items, label, need, obj
+from qistas.domain.tasktypes.base import (
+    FieldName,
+    FormField,
+    LabelledSpec,
+    TaskType,
+    at_most,
+    fail,
+    items,
+    label,
+    need,
+    obj,
+)
 from qistas.quality import multilabel, single_label
 
 
@@ -39,8 +50,9 @@ class Classification(TaskType[ClassificationSpec]):
 
     def validate_answer(self, spec: ClassificationSpec, data: dict[str, Any], answer: Any) -> dict[str, Any]:
         if spec.multi:
-            chosen = [label(v, f"answer.labels.{i}", spec.labels)
-                      for i, v in enumerate(items(obj(answer, "answer", {"labels"})["labels"], "answer.labels"))]
+            given = at_most(items(obj(answer, "answer", {"labels"})["labels"], "answer.labels"), "answer.labels",
+                            len(spec.labels), "labels")
+            chosen = [label(v, f"answer.labels.{i}", spec.labels) for i, v in enumerate(given)]
             if len(set(chosen)) != len(chosen):
                 raise fail("answer.labels", "labels repeat")
             return {"labels": sorted(chosen, key=spec.labels.index)}

@@ -10,7 +10,7 @@ import hashlib
 from collections.abc import Iterator
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from qistas.domain.exportrecords import chunks, provenance, to_json
 from qistas.domain.tasktypes.base import (
@@ -21,6 +21,7 @@ from qistas.domain.tasktypes.base import (
     Records,
     Spec,
     TaskType,
+    distinct_labels,
     fail,
     need,
     obj,
@@ -35,6 +36,11 @@ class PairwiseSpec(Spec):
     b_field: FieldName = "b"
     allow_tie: bool = True
     criteria: list[Label] = Field(default_factory=list, max_length=50)
+
+    @field_validator("criteria")
+    @classmethod
+    def _distinct(cls, criteria: list[str]) -> list[str]:
+        return distinct_labels(criteria)
 
 
 def response_key(prompt: Any, response: Any) -> str:

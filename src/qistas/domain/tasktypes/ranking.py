@@ -55,6 +55,8 @@ class Ranking(TaskType[RankingSpec]):
     def validate_answer(self, spec: RankingSpec, data: dict[str, Any], answer: Any) -> dict[str, Any]:
         k = len(data[spec.responses_field])
         order = obj(answer, "answer", {"order"})["order"]
+        if isinstance(order, list) and len(order) > k:
+            raise fail("answer.order", f"must order each of the {k} responses exactly once (0..{k - 1})")
         if not isinstance(order, list) or any(not isinstance(i, int) or isinstance(i, bool) for i in order):
             raise fail("answer.order", "must be a list of response indexes")
         if sorted(order) != list(range(k)):

@@ -15,14 +15,16 @@ from qistas.quality import ratings as rating_quality
 
 #: The widest scale: every point is a button in the workspace.
 MAX_POINTS = 1001
+#: The ends of a scale lie within -MAX_END..MAX_END.
+MAX_END = 1_000_000_000
 
 
 class RatingSpec(Spec):
     type: Literal["rating"]
-    min: int = 1
-    max: int = 5
+    min: int = Field(1, ge=-MAX_END, le=MAX_END)
+    max: int = Field(5, ge=-MAX_END, le=MAX_END)
     prompt_field: FieldName | None = None
-    gold_tolerance: int = Field(0, ge=0)
+    gold_tolerance: int = Field(0, ge=0, le=MAX_POINTS)
 
     @field_validator("max")
     @classmethod

@@ -1,7 +1,8 @@
 """Spans (NER): ``{"spans": [{"start", "end", "label"}]}``, offsets in code points of the text.
 
 A span may not start or end inside a grapheme cluster (half of a flag, a family emoji, a
-letter and its combining marks): it is refused naming the span. Exported to CoNLL (IOB tags).
+letter and its combining marks): it is refused naming the span. An answer holds at most
+MAX_SPANS spans. Exported to CoNLL (IOB tags).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from qistas.domain.tasktypes.base import (
     LabelledSpec,
     Records,
     TaskType,
+    at_most,
     fail,
     integer,
     items,
@@ -30,6 +32,8 @@ from qistas.domain.tasktypes.base import (
 from qistas.graphemes import is_boundary
 from qistas.quality import spans as span_quality
 from qistas.quality.consensus import span_overlap
+
+MAX_SPANS = 2000
 
 
 class SpansSpec(LabelledSpec):
@@ -70,7 +74,9 @@ class Spans(TaskType[SpansSpec]):
     def validate_answer(self, spec: SpansSpec, data: dict[str, Any], answer: Any) -> dict[str, Any]:
         text = data[spec.text_field]
         spans = []
-        for i, raw in enumerate(items(obj(answer, "answer", {"spans"})["spans"], "answer.spans")):
+        given = at_most(items(obj(answer, "answer", {"spans"})["spans"], "answer.spans"), "answer.spans",
+                        MAX_SPANS, "spans")
+        for i, raw in enumerate(given):
             f = f"answer.spans.{i}"
             span = obj(raw, f, {"start", "end", "label"}, frozenset({"text"}))
             start, end = integer(span["start"], f"{f}.start"), integer(span["end"], f"{f}.end")

@@ -27,7 +27,7 @@ from qistas.policies import (
     require_admin,
 )
 from qistas.web.messages import describe
-from qistas.web.pages.common import CheckedForm, PageUser, form_str, render, translator
+from qistas.web.pages.common import CheckedForm, PageId, PageUser, form_str, render, translator
 
 router = APIRouter(include_in_schema=False)
 
@@ -132,7 +132,7 @@ def create_user(request: Request, user: PageUser, form: CheckedForm, db: Db) -> 
 
 
 @router.post("/admin/users/{user_id}/tokens", response_class=HTMLResponse)
-def create_token(user_id: int, request: Request, user: PageUser, form: CheckedForm, db: Db) -> HTMLResponse:
+def create_token(user_id: PageId, request: Request, user: PageUser, form: CheckedForm, db: Db) -> HTMLResponse:
     days = form_str(form, "expires_in_days")
 
     def work(session: Session) -> dict[str, Any]:
@@ -175,7 +175,7 @@ def _user_page(request: Request, user: User, db: Db, user_id: int, error: str | 
 
 
 @router.get("/admin/users/{user_id}", response_class=HTMLResponse)
-def user_page(user_id: int, request: Request, user: PageUser, db: Db) -> HTMLResponse:
+def user_page(user_id: PageId, request: Request, user: PageUser, db: Db) -> HTMLResponse:
     """One user: their tokens (revoke, issue), deactivate or reactivate, reset the password."""
     return _user_page(request, user, db, user_id)
 
@@ -190,7 +190,7 @@ def _user_action(request: Request, user: User, db: Db, user_id: int, work: Any, 
 
 
 @router.post("/admin/users/{user_id}/deactivate", response_class=HTMLResponse)
-def deactivate(user_id: int, request: Request, user: PageUser, _form: CheckedForm, db: Db) -> Response:
+def deactivate(user_id: PageId, request: Request, user: PageUser, _form: CheckedForm, db: Db) -> Response:
     def work(session: Session) -> None:
         target = ensure_may_manage_user(user, session.get(User, user_id))
         users.deactivate(session, user=target, now=utcnow(), may_stop_last_owner=is_admin(user))
@@ -201,7 +201,7 @@ def deactivate(user_id: int, request: Request, user: PageUser, _form: CheckedFor
 
 
 @router.post("/admin/users/{user_id}/reactivate", response_class=HTMLResponse)
-def reactivate(user_id: int, request: Request, user: PageUser, _form: CheckedForm, db: Db) -> Response:
+def reactivate(user_id: PageId, request: Request, user: PageUser, _form: CheckedForm, db: Db) -> Response:
     def work(session: Session) -> None:
         target = ensure_may_manage_user(user, session.get(User, user_id))
         users.reactivate(session, user=target)
@@ -212,7 +212,7 @@ def reactivate(user_id: int, request: Request, user: PageUser, _form: CheckedFor
 
 
 @router.post("/admin/users/{user_id}/password", response_class=HTMLResponse)
-def reset_password(user_id: int, request: Request, user: PageUser, form: CheckedForm, db: Db) -> Response:
+def reset_password(user_id: PageId, request: Request, user: PageUser, form: CheckedForm, db: Db) -> Response:
     password = form.get("password")
     try:
         users.check_new_password(password if isinstance(password, str) else "")
@@ -230,7 +230,7 @@ def reset_password(user_id: int, request: Request, user: PageUser, form: Checked
 
 
 @router.post("/admin/tokens/{token_id}/revoke", response_class=HTMLResponse)
-def revoke_token(token_id: int, request: Request, user: PageUser, _form: CheckedForm, db: Db) -> Response:
+def revoke_token(token_id: PageId, request: Request, user: PageUser, _form: CheckedForm, db: Db) -> Response:
     def work(session: Session) -> int:
         found = users.get_token(session, token_id=token_id)
         token, owner = found if found else (None, None)

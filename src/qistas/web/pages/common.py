@@ -3,24 +3,38 @@
 from __future__ import annotations
 
 import hmac
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from pydantic import AfterValidator
 from starlette.datastructures import FormData
 
+from qistas.api.deps import MAX_ID
 from qistas.db.models import User
-from qistas.errors import Forbidden
+from qistas.errors import Forbidden, NotFound
 from qistas.web.i18n import Translator, language_of
+from qistas.web.jsonview import json_html
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "svg"]),
                   trim_blocks=True, lstrip_blocks=True)
-# JSON for people to read, escaped like any other text (``tojson`` is for script data blocks).
-env.filters["pretty"] = lambda value: json.dumps(value, indent=2, ensure_ascii=False)
+# JSON for people to read, escaped and bidi-safe (``tojson`` is for script data blocks).
+env.filters["pretty"] = json_html
+
+
+def _existing_id(value: int) -> int:
+    # No row has an id outside 1..2**63-1 (the drivers could not even bind it): a page for
+    # such an id is a page for a missing object. NotFound is no ValueError, so it passes
+    # through validation to the pages' error handler.
+    if not 1 <= value <= MAX_ID:
+        raise NotFound("not found")
+    return value
+
+
+PageId = Annotated[int, AfterValidator(_existing_id)]
 
 
 class LoginRequired(Exception):

@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from qistas.api.deps import AppSettings, Db
+from qistas.api.deps import AppSettings, Db, cursor_from_text
 from qistas.db.enums import Role, TaskStatus
 from qistas.db.models import Annotation, Project, Task
 from qistas.db.types import utcnow
@@ -21,7 +21,7 @@ from qistas.errors import Forbidden, Invalid, NotFound
 from qistas.policies import STAFF_ROLES, ensure_customer_access, ensure_may_create_project
 from qistas.web import charts
 from qistas.web.messages import describe, isolate, script_strings
-from qistas.web.pages.common import CheckedForm, PageUser, form_str, render, translator
+from qistas.web.pages.common import CheckedForm, PageId, PageUser, form_str, render, translator
 
 router = APIRouter(include_in_schema=False)
 PREVIEW_CHARS = 120
@@ -146,7 +146,7 @@ def create_project(request: Request, user: PageUser, form: CheckedForm, db: Db) 
 # --- a project ---------------------------------------------------------------------------------
 
 @router.get("/console/projects/{project_id}", response_class=HTMLResponse)
-def project_page(project_id: int, request: Request, user: PageUser, db: Db, settings: AppSettings) -> HTMLResponse:
+def project_page(project_id: PageId, request: Request, user: PageUser, db: Db, settings: AppSettings) -> HTMLResponse:
     t = translator(request)
     now = utcnow()
 
@@ -178,12 +178,11 @@ def project_page(project_id: int, request: Request, user: PageUser, db: Db, sett
 
 
 @router.get("/console/projects/{project_id}/tasks", response_class=HTMLResponse)
-def task_browser(project_id: int, request: Request, user: PageUser, db: Db, settings: AppSettings) -> HTMLResponse:
+def task_browser(project_id: PageId, request: Request, user: PageUser, db: Db, settings: AppSettings) -> HTMLResponse:
     status = request.query_params.get("status") or None
     below = request.query_params.get("below_target") == "on"
     unique_id = request.query_params.get("unique_id", "").strip() or None
-    after_raw = request.query_params.get("after", "")
-    after = int(after_raw) if after_raw.isdigit() else None
+    after = cursor_from_text(request.query_params.get("after"), field="after")
     limit = 50
 
     def work(session: Session) -> tuple[Project, list[Task]]:
@@ -220,7 +219,7 @@ def _preview(value: Any) -> str:
 
 
 @router.get("/console/tasks/{task_id}", response_class=HTMLResponse)
-def task_page(task_id: int, request: Request, user: PageUser, db: Db, settings: AppSettings) -> HTMLResponse:
+def task_page(task_id: PageId, request: Request, user: PageUser, db: Db, settings: AppSettings) -> HTMLResponse:
     def work(session: Session) -> tuple[Project, Task, list[Annotation]]:
         task = session.get(Task, task_id)
         try:

@@ -19,7 +19,7 @@ from qistas.errors import Forbidden
 from qistas.policies import ensure_annotator_access, may_work_on
 from qistas.web.markdown import render as markdown
 from qistas.web.messages import isolate, script_strings
-from qistas.web.pages.common import PageUser, render, translator
+from qistas.web.pages.common import PageId, PageUser, render, translator
 
 router = APIRouter(include_in_schema=False)
 
@@ -35,7 +35,7 @@ def work_home(request: Request, user: PageUser, db: Db) -> HTMLResponse:
 
 
 @router.get("/work/{project_id}", response_class=HTMLResponse)
-def workspace(project_id: int, request: Request, user: PageUser, db: Db, settings: AppSettings) -> HTMLResponse:
+def workspace(project_id: PageId, request: Request, user: PageUser, db: Db, settings: AppSettings) -> HTMLResponse:
     project = read(db, lambda s: ensure_annotator_access(user, s.get(Project, project_id)))
     t = translator(request)
     boot = {
