@@ -26,14 +26,17 @@ RETRIES = 5
 INLINE_PATIENCE_SECONDS = 10.0
 
 
-def write(db: Database, work: Callable[[Session], T]) -> T:
+def write(db: Database, work: Callable[[Session], T], *, bulk: bool = False) -> T:
     """Run ``work`` in one write transaction: commit on success, roll back on any error.
 
     A deadlock or serialization failure (PostgreSQL) runs the whole transaction again.
+    ``bulk``: one of many transactions in a row (see ``Database.bulk_writer``); on SQLite it
+    lets the writers that want the lock now go first.
     """
+    sessions = db.bulk_writer if bulk else db.writer
     for attempt in range(RETRIES):
         try:
-            with db.writer.begin() as session:
+            with sessions.begin() as session:
                 return work(session)
         except DBAPIError as exc:
             if not is_retryable(exc) or attempt == RETRIES - 1:

@@ -177,13 +177,13 @@ def take_over(session: Session, *, import_id: int, now: datetime) -> str | None:
 def stage_all(db: Database, *, import_id: int, checked: CheckedRows) -> None:
     seq = 0
     for chunk in checked.chunks():
-        seq += write(db, partial(stage, import_id=import_id, first_seq=seq, rows=chunk, now=utcnow()))
+        seq += write(db, partial(stage, import_id=import_id, first_seq=seq, rows=chunk, now=utcnow()), bulk=True)
 
 
 def move_all(db: Database, *, import_id: int) -> ImportResult:
     """Move every staged row of a committed import; the last transaction records it done."""
     while True:
-        moved = write(db, partial(_move_and_record, import_id=import_id))
+        moved = write(db, partial(_move_and_record, import_id=import_id), bulk=True)
         if moved.done:
             return moved.result
 
@@ -201,7 +201,7 @@ def _move_and_record(session: Session, *, import_id: int) -> Moved:
 
 
 def abandon_all(db: Database, *, import_id: int) -> None:
-    while not write(db, partial(abandon, import_id=import_id)):
+    while not write(db, partial(abandon, import_id=import_id), bulk=True):
         pass
 
 
