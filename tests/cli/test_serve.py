@@ -43,3 +43,19 @@ def test_a_taken_port_is_one_line_and_nothing_says_serving(tmp_path: Path) -> No
     assert done.returncode == 1 and "serving" not in done.stdout
     assert done.stderr.strip().splitlines() == [
         f"error: cannot serve on 127.0.0.1:{port}: Address already in use; choose another with --port"]
+
+
+@pytest.mark.parametrize(("proxies", "believed"), [(None, True), ("10.9.9.9", False)])
+def test_forwarded_headers_are_believed_from_the_trusted_proxy_only(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, proxies: str | None, believed: bool
+) -> None:
+    """Behind a TLS proxy, cookies go out Secure when the proxy says the request came over
+    HTTPS; the same header from a peer that is not the proxy changes nothing."""
+    if proxies:
+        monkeypatch.setenv("QISTAS_FORWARDED_ALLOW_IPS", proxies)
+    with serve_processes(db_url, tmp_path, 1) as (url,):
+        plain = httpx.get(url + "/login")
+        proxied = httpx.get(url + "/login", headers={"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"})
+    assert plain.status_code == proxied.status_code == 200
+    assert "secure" not in plain.headers["set-cookie"].lower()
+    assert ("secure" in proxied.headers["set-cookie"].lower()) is believed

@@ -27,6 +27,12 @@ router = APIRouter(include_in_schema=False)
 # Before sign-in there is no session to hold a CSRF token: the form and a cookie carry the
 # same random value (double submit), so another site cannot sign a victim in as someone else.
 LOGIN_CSRF_COOKIE = "qistas_login"
+
+
+def secure_cookies(request: Request, settings: AppSettings) -> bool:
+    """Whether cookies go over HTTPS only: always with ``QISTAS_COOKIE_SECURE``, and whenever the
+    request came over HTTPS (directly, or through a proxy in ``QISTAS_FORWARDED_ALLOW_IPS``)."""
+    return settings.cookie_secure or request.url.scheme == "https"
 HOME_BY_ROLE: dict[str, str] = {Role.ANNOTATOR: "/work", Role.OWNER: "/console", Role.MEMBER: "/console",
                                 Role.ADMIN: "/admin"}
 
@@ -41,8 +47,8 @@ def _login_page(request: Request, settings: AppSettings, error: str | None = Non
     token = secrets.token_urlsafe(24)
     response = render(request, "login.html", status=status, title=translator(request)("login.title"),
                       login_csrf=token, error=error, email=email, next=safe_next(request.query_params.get("next"), ""))
-    response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=settings.cookie_secure,
-                        path="/login")
+    response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict",
+                        secure=secure_cookies(request, settings), path="/login")
     return response
 
 
@@ -87,13 +93,13 @@ async def login(request: Request, db: Db, settings: AppSettings) -> Response:
         return open_session(session, user=user, now=utcnow())
 
     opened = await run_in_threadpool(write, db, open_for)
-    return _signed_in(settings, opened, safe_next(form_str(form, "next"), HOME_BY_ROLE.get(user.role, "/")))
+    return _signed_in(request, settings, opened, safe_next(form_str(form, "next"), HOME_BY_ROLE.get(user.role, "/")))
 
 
-def _signed_in(settings: AppSettings, opened: Opened, target: str) -> RedirectResponse:
+def _signed_in(request: Request, settings: AppSettings, opened: Opened, target: str) -> RedirectResponse:
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(COOKIE, opened.cookie, max_age=SESSION_HOURS * 3600, httponly=True, samesite="lax",
-                        secure=settings.cookie_secure, path="/")
+                        secure=secure_cookies(request, settings), path="/")
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
     return response
 
@@ -103,7 +109,7 @@ def logout(request: Request, _user: PageUser, _form: CheckedForm, db: Db, settin
     cookie = request.state.session_cookie
     write(db, lambda session: close_session(session, cookie=cookie))
     response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(COOKIE, path="/", secure=settings.cookie_secure, httponly=True, samesite="lax")
+    response.delete_cookie(COOKIE, path="/", secure=secure_cookies(request, settings), httponly=True, samesite="lax")
     return response
 
 
@@ -113,7 +119,8 @@ def switch_language(code: str, request: Request, settings: AppSettings) -> Respo
     target = safe_next(request.query_params.get("next"), "/")
     response = RedirectResponse(target, status_code=303)
     if code in LANGUAGES:
-        response.set_cookie(LANG_COOKIE, code, max_age=365 * 86400, samesite="lax", secure=settings.cookie_secure)
+        response.set_cookie(LANG_COOKIE, code, max_age=365 * 86400, samesite="lax",
+                            secure=secure_cookies(request, settings))
     return response
 
 
@@ -159,4 +166,4 @@ async def link_sign_in(token: str, request: Request, db: Db, settings: AppSettin
         opened, home_path = await run_in_threadpool(write, db, work)
     except NotFound:
         return _link_page(request, "", error="link.invalid", status=404)
-    return _signed_in(settings, opened, home_path)
+    return _signed_in(request, settings, opened, home_path)
