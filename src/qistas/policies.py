@@ -43,7 +43,7 @@ def project_visible(actor: User, project: Project) -> bool:
         return True
     if actor.role in STAFF_ROLES:
         return actor.org_id == project.org_id
-    return may_work_on(actor, project)
+    return may_work_on(actor, project) and project.archived_at is None  # archived: hidden from annotators
 
 
 def ensure_project_visible(actor: User, project: Project | None) -> Project:

@@ -127,6 +127,9 @@ class Project(Base):
     # "shared": the shared workforce and the organization's own annotators; "org": only the latter.
     workforce: Mapped[str] = mapped_column(String(16), default="shared")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Archived: read-only for its organization, hidden from annotators (leases already out may
+    # still be submitted: no answer is lost).
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Batch(Base):
@@ -234,6 +237,9 @@ class WorkerStats(Base):
     n_gold_correct: Mapped[int] = mapped_column(Integer, default=0)
     # Set when gold accuracy falls under the project's threshold: no more of its tasks.
     blocked: Mapped[bool] = mapped_column(Boolean, default=False)
+    # After an unblock: gold answers counted afresh, and this many needed before the threshold
+    # applies again (at least the policy's min_answers).
+    probation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class QualityModel(Base):

@@ -9,17 +9,19 @@ engine's invariant (annotations + leases <= required) holds for gold tasks too.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from qistas.db.dialect import insert_skipping_conflicts
-from qistas.db.models import Project, WorkerStats, table
+from qistas.db.models import Project, User, WorkerStats, table
 from qistas.db.queries import gold as queries
+from qistas.domain import audit
 from qistas.domain.tasktypes import Spec, type_of
-from qistas.errors import Invalid
+from qistas.errors import Conflict, Invalid
 
 # Beta prior on gold accuracy: mean 0.7, worth ten answers, so two early mistakes do not
 # block anyone and two lucky answers prove nothing.
@@ -100,8 +102,37 @@ def record_answer(
     if gold_correct is None:
         return
     policy = parse_policy(project.gold_policy)
-    blocked = counted.n_gold >= policy.min_answers and accuracy_of(counted.n_gold_correct, counted.n_gold) < \
+    judged_after = max(policy.min_answers, counted.probation)
+    blocked = counted.n_gold >= judged_after and accuracy_of(counted.n_gold_correct, counted.n_gold) < \
         policy.min_accuracy
     if blocked != counted.blocked:
         session.execute(update(WorkerStats).where(_stats.project_id == project.id, _stats.annotator_id == annotator_id)
                         .values(blocked=blocked).execution_options(synchronize_session=False))
+
+
+MAX_PROBATION = 10_000
+
+
+def find_annotator(session: Session, *, project_id: int, named: Callable[[int], bool]) -> int | None:
+    """The annotator of the project (one who answered in it) whose id ``named`` accepts: the
+    caller matches the pseudonym it shows, so no annotator id crosses the customers' wall."""
+    for annotator_id in session.scalars(select(WorkerStats.annotator_id).where(WorkerStats.project_id == project_id)):
+        if named(annotator_id):
+            return int(annotator_id)
+    return None
+
+
+def unblock(session: Session, *, project: Project, annotator_id: int, probation: int, actor: User) -> WorkerStats:
+    """Let a blocked annotator work on the project again, on probation: their gold answers are
+    counted afresh, and the threshold applies again after ``probation`` of them (at least the
+    policy's ``min_answers``). What they answered before stays; only the gate is reset."""
+    if not isinstance(probation, int) or isinstance(probation, bool) or not 0 <= probation <= MAX_PROBATION:
+        raise Invalid(f"probation must be an integer from 0 to {MAX_PROBATION}", details={"field": "probation"})
+    stats = session.get(WorkerStats, (project.id, annotator_id))
+    if stats is None or not stats.blocked:
+        raise Conflict("this annotator is not blocked in this project", details={"field": "project"})
+    stats.blocked, stats.n_gold, stats.n_gold_correct, stats.probation = False, 0, 0, probation
+    session.flush()
+    audit.record(session, actor=actor, action="annotator.unblock", object_type="user", object_id=annotator_id,
+                 org_id=project.org_id, details={"project": project.id, "probation": probation})
+    return stats

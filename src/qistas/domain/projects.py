@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from qistas.db.enums import BatchStatus, Role, TaskStatus
-from qistas.db.models import Batch, Project, Task, TaskImport, User
+from qistas.db.enums import BatchStatus, LeaseStatus, Role, TaskStatus
+from qistas.db.models import Annotation, Assignment, Batch, Project, Task, TaskImport, User
 from qistas.domain import audit, outbox
 from qistas.domain.gold import parse_policy
 from qistas.domain.tasktypes import parse_spec, spec_dict
@@ -90,6 +91,77 @@ def create_project(
     return project
 
 
+# What PATCH may change; ``task`` only while no task of the project is answered.
+UPDATABLE = ("name", "instructions", "redundancy", "gold", "priority", "pay_rate", "workforce", "task", "archived")
+
+
+def update_project(session: Session, *, project: Project, actor: User, changes: dict[str, Any], now: datetime) -> None:
+    """Change a project's settings (the keys of ``changes``, a subset of ``UPDATABLE``).
+
+    An archived project takes no change but ``archived: false``. Raising ``redundancy.min``
+    raises the tasks still open to it; lowering it applies to tasks imported afterwards.
+    """
+    if project.archived_at is not None and set(changes) - {"archived"}:
+        raise Conflict("the project is archived: unarchive it first (archived: false)", details={"field": "archived"})
+    if "task" in changes:
+        answered = session.scalar(select(Annotation.id).where(Annotation.project_id == project.id).limit(1))
+        if answered is not None:
+            raise Conflict("the task spec can change only while no task of the project is answered",
+                           details={"field": "task"})
+        project.task_spec = spec_dict(parse_spec(changes["task"]))
+    if "redundancy" in changes:
+        lo, hi, target = _redundancy(changes["redundancy"])
+        if lo > project.redundancy_min:
+            session.execute(update(Task).where(Task.project_id == project.id, Task.status == TaskStatus.PENDING,
+                                               Task.required < lo).values(required=lo))
+        project.redundancy_min, project.redundancy_max, project.redundancy_target = lo, hi, target
+    if "gold" in changes:
+        parse_policy(changes["gold"])
+        project.gold_policy = changes["gold"] or {}
+    if "workforce" in changes:
+        if changes["workforce"] not in ("shared", "org"):
+            raise Invalid("workforce must be 'shared' or 'org'", details={"field": "workforce"})
+        project.workforce = changes["workforce"]
+    for name in ("name", "instructions", "priority", "pay_rate"):
+        if name in changes:
+            setattr(project, name, changes[name])
+    if "archived" in changes:
+        project.archived_at = (project.archived_at or now) if changes["archived"] else None
+    session.flush()
+    audit.record(session, actor=actor, action="project.update", object_type="project", object_id=project.id,
+                 org_id=project.org_id, details={"fields": sorted(changes)})
+
+
+def ensure_writable(project: Project) -> Project:
+    """An archived project is read-only: no import, batch or cancel."""
+    if project.archived_at is not None:
+        raise Conflict("the project is archived: it takes no new work (unarchive it with archived: false)",
+                       details={"field": "archived"})
+    return project
+
+
+def cancel_task(session: Session, *, task: Task, project: Project, actor: User, now: datetime) -> Task:
+    """Cancel a task not yet completed (Scale's cancel): it is served no more, leases on it end."""
+    ensure_writable(project)
+    if task.status != TaskStatus.PENDING:
+        raise Conflict(f"only a pending task can be canceled; this one is {task.status}",
+                       details={"status": task.status})
+    ended = session.execute(
+        update(Assignment).where(Assignment.task_id == task.id, Assignment.status == LeaseStatus.ACTIVE)
+        .values(status=LeaseStatus.RELEASED, ended_at=now)
+    ).rowcount  # type: ignore[attr-defined]
+    task.status = TaskStatus.CANCELED
+    task.n_claimed -= ended
+    session.flush()
+    if task.batch_id is not None:
+        batch = session.get(Batch, task.batch_id)
+        if batch is not None:
+            complete_batch_if_done(session, batch=batch)
+    audit.record(session, actor=actor, action="task.cancel", object_type="task", object_id=task.id,
+                 org_id=project.org_id)
+    return task
+
+
 def get_project_for_customer(session: Session, *, project_id: int, actor: User) -> Project:
     return ensure_customer_access(actor, session.get(Project, project_id))
 
@@ -99,6 +171,7 @@ def list_projects(session: Session, *, actor: User) -> list[Project]:
     if actor.role in STAFF_ROLES:
         query = query.where(Project.org_id == actor.org_id)
     elif actor.role == Role.ANNOTATOR:
+        query = query.where(Project.archived_at.is_(None))
         if actor.org_id is not None:
             query = query.where(Project.org_id == actor.org_id)
         else:

@@ -14,6 +14,7 @@ from qistas.api.schemas.projects import (
     BatchRead,
     ProjectCreate,
     ProjectRead,
+    ProjectUpdate,
     ProjectWorkView,
 )
 from qistas.db.enums import Role
@@ -42,7 +43,7 @@ def project_read(session: Session, project: Project) -> ProjectRead:
         redundancy={"min": project.redundancy_min, "max": project.redundancy_max,
                     "target": project.redundancy_target},
         gold=project.gold_policy, priority=project.priority, pay_rate=project.pay_rate,
-        workforce=project.workforce, created_at=project.created_at,
+        workforce=project.workforce, created_at=project.created_at, archived_at=project.archived_at,
     )
 
 
@@ -94,10 +95,28 @@ def get_project(project_id: Id, actor: Actor, db: Db) -> ProjectRead | ProjectWo
         return project_view(session, actor, project)
 
 
+@router.patch("/projects/{project_id}", response_model=ProjectRead)
+def update_project(project_id: Id, body: ProjectUpdate, actor: Actor, db: Db) -> ProjectRead:
+    """Change settings; ``task`` only while no task is answered; ``archived`` makes it read-only."""
+    changes = body.model_dump(exclude_unset=True)
+    for name, value in changes.items():
+        if value is None and name not in ("pay_rate",):
+            raise Invalid(f"{name} may not be null; leave it out to keep it", details={"field": name})
+    if "redundancy" in changes:
+        changes["redundancy"] = {k: v for k, v in changes["redundancy"].items() if v is not None}
+
+    def work(session: Session) -> ProjectRead:
+        project = ensure_customer_access(actor, session.get(Project, project_id))
+        projects.update_project(session, project=project, actor=actor, changes=changes, now=utcnow())
+        return project_read(session, project)
+
+    return write(db, work)
+
+
 @router.post("/projects/{project_id}/batches", status_code=201, response_model=BatchRead)
 def create_batch(project_id: Id, body: BatchCreate, actor: Actor, db: Db, settings: AppSettings) -> BatchRead:
     def work(session: Session) -> BatchRead:
-        project = ensure_customer_access(actor, session.get(Project, project_id))
+        project = projects.ensure_writable(ensure_customer_access(actor, session.get(Project, project_id)))
         if body.callback_url is not None:
             resolve(body.callback_url, Policy.from_settings(settings), field_name="callback_url")
         batch = projects.create_batch(session, project=project, name=body.name, callback_url=body.callback_url)

@@ -1,20 +1,22 @@
-"""Quality: the project report, refits, and an annotator's record for admins."""
+"""Quality: the project report, refits, unblocking an annotator, and an annotator's record for admins."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
+from pydantic import Field
 from sqlalchemy.orm import Session
 
-from qistas.api.deps import Actor, AppSettings, Db, Id
+from qistas.api.deps import MAX_ID, Actor, AppSettings, Db, Id
+from qistas.api.schemas import Incoming
 from qistas.db.enums import Role
 from qistas.db.models import Project, User
 from qistas.db.unit_of_work import write
-from qistas.domain import audit, quality, quality_report
+from qistas.domain import audit, gold, quality, quality_report
 from qistas.domain.security import pseudonym
 from qistas.errors import NotFound
-from qistas.policies import ensure_customer_access, require_admin
+from qistas.policies import ensure_customer_access, is_admin, require_admin
 
 router = APIRouter(tags=["quality"])
 
@@ -46,6 +48,34 @@ def refit(project_id: Id, actor: Actor, db: Db) -> dict[str, Any]:
         return {"method": None, "answers": 0, "workers": 0, "changed": 0, "changed_task_ids": []}
     return {"method": result.method, "answers": result.n_answers, "workers": result.n_workers,
             "changed": len(result.changed), "changed_task_ids": result.changed[:1000]}
+
+
+class Unblock(Incoming):
+    project: int = Field(ge=1, le=MAX_ID)
+    probation: int = Field(default=10, ge=0, le=gold.MAX_PROBATION,
+                           description="gold answers counted afresh before the threshold applies again")
+
+
+@router.post("/annotators/{annotator}/unblock")
+def unblock(annotator: Annotated[str, Path(max_length=64)], body: Unblock, actor: Actor, db: Db,
+            settings: AppSettings) -> dict[str, Any]:
+    """Let an annotator blocked by the gold threshold work on the project again, on probation.
+
+    ``annotator`` is the pseudonym the project's quality report shows; admins may also give a
+    user id. Customers never learn a shared annotator's id.
+    """
+
+    def work(session: Session) -> dict[str, Any]:
+        project = ensure_customer_access(actor, session.get(Project, body.project))
+        secret = settings.secret_key or ""
+        found = gold.find_annotator(session, project_id=project.id, named=lambda user_id: annotator in (
+            pseudonym(secret, project.org_id, user_id), *([str(user_id)] if is_admin(actor) else [])))
+        if found is None:
+            raise NotFound("annotator not found in this project")
+        done = gold.unblock(session, project=project, annotator_id=found, probation=body.probation, actor=actor)
+        return {"annotator": annotator, "project": project.id, "blocked": done.blocked, "probation": done.probation}
+
+    return write(db, work)
 
 
 @router.get("/annotators/{user_id}/quality")

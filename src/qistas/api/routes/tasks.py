@@ -32,7 +32,7 @@ from qistas.db.enums import Role
 from qistas.db.models import Annotation, Assignment, Project, Task, User
 from qistas.db.types import utcnow
 from qistas.db.unit_of_work import read, write
-from qistas.domain import annotation_imports, audit, imports, results, staged_imports
+from qistas.domain import annotation_imports, audit, imports, projects, results, staged_imports
 from qistas.domain.destinations import Policy, check_syntax, resolve
 from qistas.domain.security import pseudonym
 from qistas.errors import Invalid, NotFound, Unsupported
@@ -131,8 +131,8 @@ async def import_tasks(
 ) -> ImportRead:
     async with _upload(request, format, imports.FORMATS, "say the format: ?format=json|jsonl|csv") as (stream, fmt):
         plan = await run_in_threadpool(
-            read, db, lambda session: imports.plan_import(
-                session, project=ensure_customer_access(actor, session.get(Project, project_id))))
+            read, db, lambda session: imports.plan_import(session, project=projects.ensure_writable(
+                ensure_customer_access(actor, session.get(Project, project_id)))))
         # Parsed and validated with no transaction open: other writers go on meanwhile.
         checked = await run_in_threadpool(
             partial(imports.check_rows, plan, imports.iter_rows(stream, fmt), max_errors=settings.max_import_errors,
@@ -146,7 +146,7 @@ async def import_tasks(
                 await run_in_threadpool(partial(staged_imports.stage_all, db, import_id=import_id, checked=checked))
 
                 def commit(session: Session) -> None:
-                    ensure_customer_access(actor, session.get(Project, project_id))
+                    projects.ensure_writable(ensure_customer_access(actor, session.get(Project, project_id)))
                     staged_imports.commit(session, import_id=import_id, batch_ids=checked.batch_ids, now=utcnow())
 
                 await run_in_threadpool(write, db, commit)
@@ -170,7 +170,7 @@ async def import_annotations(
     async with _upload(request, format, ("json", "jsonl"), hint) as (stream, fmt):
 
         def work(session: Session) -> AnnotationImportRead:
-            project = ensure_customer_access(actor, session.get(Project, project_id))
+            project = projects.ensure_writable(ensure_customer_access(actor, session.get(Project, project_id)))
             stream.seek(0)
             created = annotation_imports.import_annotations(
                 session, project=project, rows=imports.iter_rows(stream, fmt), now=utcnow(),
@@ -256,6 +256,21 @@ def get_task(task_id: Id, actor: Actor, db: Db, settings: AppSettings) -> Any:
         audit.record(session, actor=actor, action="task.read", object_type="task", object_id=task.id,
                      org_id=project.org_id)
         return task_read(task, annotations)
+
+    return write(db, work)
+
+
+@router.post("/tasks/{task_id}/cancel", response_model=TaskRead)
+def cancel_task(task_id: Id, actor: Actor, db: Db) -> TaskRead:
+    """Cancel a task not yet completed: it is served no more, and leases on it end."""
+
+    def work(session: Session) -> TaskRead:
+        task = session.get(Task, task_id)
+        project = session.get(Project, task.project_id) if task else None
+        if task is None:
+            raise NotFound("task not found")
+        project = ensure_customer_access_to(actor, project, what="task")
+        return task_read(projects.cancel_task(session, task=task, project=project, actor=actor, now=utcnow()))
 
     return write(db, work)
 

@@ -27,6 +27,20 @@ class ProjectCreate(Incoming):
     org: str | None = Field(default=None, description="organization slug; admins only")
 
 
+class ProjectUpdate(Incoming):
+    """The fields to change; those left out stay as they are."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    task: dict[str, Any] | None = Field(default=None, description="only while no task of the project is answered")
+    instructions: str | None = Field(default=None, max_length=200_000)
+    redundancy: Redundancy | None = None
+    gold: dict[str, Any] | None = None
+    priority: int | None = Field(default=None, ge=-(2**31), le=2**31 - 1)
+    pay_rate: float | None = None
+    workforce: str | None = Field(default=None, description="'shared' or 'org'")
+    archived: bool | None = Field(default=None, description="true: read-only, hidden from annotators")
+
+
 class ProjectRead(BaseModel):
     id: int
     org: str
@@ -39,6 +53,7 @@ class ProjectRead(BaseModel):
     pay_rate: float | None
     workforce: str
     created_at: datetime
+    archived_at: datetime | None = None
 
 
 class ProjectWorkView(BaseModel):

@@ -27,6 +27,7 @@ class _Counted(NamedTuple):
     n_gold: int
     n_gold_correct: int
     blocked: bool
+    probation: int
 
 
 # One statement in the common case: count the answer and read back what the threshold needs.
@@ -39,6 +40,6 @@ COUNT_ANSWER = Prepared(
         n_gold=_stats.n_gold + bindparam("gold"),
         n_gold_correct=_stats.n_gold_correct + bindparam("correct"),
     )
-    .returning(_stats.n_gold, _stats.n_gold_correct, _stats.blocked),
+    .returning(_stats.n_gold, _stats.n_gold_correct, _stats.blocked, _stats.probation),
     _Counted,
 )
