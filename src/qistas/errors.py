@@ -8,7 +8,8 @@
     ├── Conflict           state forbids it, e.g. a stale lease (409)
     ├── TooLarge           body or upload over its limit (413)
     ├── Unsupported        media type not accepted (415)
-    └── Invalid            input that fails validation (422)
+    ├── Invalid            input that fails validation (422)
+    └── Unavailable        the server cannot serve now, e.g. its database is unreachable (503)
 """
 
 from __future__ import annotations

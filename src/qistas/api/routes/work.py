@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from qistas.api.deps import Credentials, Id, actor_in, ensure_credentials
+from qistas.api.metrics import Metrics
 from qistas.api.schemas.tasks import AssignmentRead, SubmitCreate, SubmittedRead, TaskWorkView
 from qistas.config import Settings
 from qistas.db.engine import Database
@@ -33,6 +34,11 @@ def loop_context(request: Request) -> tuple[Database, Settings]:
     a resolution per request, a measurable share of these short ones."""
     ensure_credentials(request)
     return request.app.state.db, request.app.state.settings
+
+
+def metrics_of(request: Request) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
+    return metrics
 
 
 def json_response(model: BaseModel, status_code: int) -> Response:
@@ -56,7 +62,10 @@ async def take(project_id: Id, request: Request) -> Response:
                                     lease_seconds=settings.lease_seconds)
         return json_response(assignment_read(*claimed), 201) if claimed else Response(status_code=204)
 
-    return await write_now(db, work)
+    response = await write_now(db, work)
+    if response.status_code == 201:  # counted once committed
+        metrics_of(request).taken.inc()
+    return response
 
 
 @router.post("/assignments/{assignment_id}/submit", status_code=201, response_model=SubmittedRead)
@@ -71,7 +80,10 @@ async def submit(assignment_id: Id, body: SubmitCreate, request: Credentials) ->
         # 200 for a repeat: the annotation stored the first time, nothing new.
         return json_response(stored, 201 if done.created else 200)
 
-    return await write_now(db, work)
+    response = await write_now(db, work)
+    if response.status_code == 201:  # a repeat (200) stored nothing new
+        metrics_of(request).submitted.inc()
+    return response
 
 
 @router.post("/assignments/{assignment_id}/skip", status_code=204)
@@ -82,7 +94,9 @@ async def skip(assignment_id: Id, request: Request) -> Response:
         assignments.skip(session, assignment_id=assignment_id, annotator=actor_in(session, request), now=utcnow())
         return Response(status_code=204)
 
-    return await write_now(db, work)
+    response = await write_now(db, work)
+    metrics_of(request).skipped.inc()
+    return response
 
 
 @router.post("/assignments/{assignment_id}/renew", status_code=200, response_model=AssignmentRead)
