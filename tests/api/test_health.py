@@ -50,6 +50,7 @@ def unreachable(response: httpx.Response) -> None:
     error = error_of(response, 503)
     assert error["code"] == "unavailable"
     assert error["details"] == {"database": "unreachable"}
+    assert response.headers["retry-after"].isdigit()
 
 
 def test_not_ready_while_the_database_is_unreachable(db_url: str, tmp_path: Path) -> None:

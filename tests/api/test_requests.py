@@ -12,6 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from qistas.config import Settings
 from qistas.db.engine import Database
@@ -126,3 +128,11 @@ def test_request_lines_name_the_user_and_hold_no_secret(world: World) -> None:
     assert " INFO qistas.request GET /api/v1/me 200 " in line
     assert f"user_id={me['id']}" in line and "duration_ms=" in line
     assert token not in text and "secret-task-name" not in text
+
+
+def test_a_failed_statement_is_reported_without_its_parameters(database: Database) -> None:
+    """What a 500's logged traceback would quote: the statement, never the values bound to it."""
+    with pytest.raises(DBAPIError) as failed, database.writer.begin() as session:
+        session.execute(text("INSERT INTO no_such_table (x) VALUES (:x)"), {"x": "private task text"})
+    assert "no_such_table" in str(failed.value)
+    assert "private task text" not in str(failed.value)

@@ -161,6 +161,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 
 def _make_engine(url: str, **kwargs: Any) -> tuple[Engine, _WriterQueue | None]:
+    # A failed statement's error message (and so a logged traceback) leaves out its bound
+    # parameters: they hold task data, answers and token hashes, which logs never carry.
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
