@@ -27,7 +27,7 @@ REQUEST_FIELDS = ("method", "path", "status", "duration_ms", "user_id")
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
     found: dict[str, Any] = {}
-    rid = getattr(record, "request_id", None) or request_id.get()
+    rid = request_id.get()  # formatted in the thread and context that wrote the record
     if rid is not None:
         found["request_id"] = rid
     for name in REQUEST_FIELDS:
@@ -82,5 +82,7 @@ def logging_config(*, log_format: str, level: str) -> dict[str, Any]:
         "handlers": {"default": handler},
         "loggers": {"qistas": own(), "uvicorn": own(), "uvicorn.error": {"level": level.upper()},
                     "uvicorn.access": own()},
-        "root": {"handlers": ["default"], "level": level.upper()},
+        # Other libraries' loggers write warnings and above whatever the level: at info, the
+        # HTTP client would log every webhook and callback URL it calls, query included.
+        "root": {"handlers": ["default"], "level": max(level.upper(), "WARNING", key=logging.getLevelName)},
     }

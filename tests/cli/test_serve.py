@@ -78,6 +78,16 @@ def test_json_logs_of_a_served_request_carry_its_id_and_no_secret(database: Data
     assert "user_id" not in requests["anon-8"]
 
 
+def test_at_info_other_libraries_still_log_warnings_only() -> None:
+    """At info the HTTP client would log each webhook URL it calls, query and all."""
+    probe = ("import logging, logging.config; from qistas.logs import logging_config; "
+             "logging.config.dictConfig(logging_config(log_format='json', level='info')); "
+             "print([logging.getLogger(n).isEnabledFor(logging.INFO) for n in ('qistas.request', 'uvicorn.error', "
+             "'httpx', 'sqlalchemy.engine.Engine')])")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "[True, True, False, False]"
+
+
 def _healthz_count(folder: Path) -> float:
     """The health checks counted in the metric files of ``folder``."""
     registry = CollectorRegistry()

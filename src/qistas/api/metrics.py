@@ -34,10 +34,10 @@ from qistas.db.types import utcnow
 from qistas.db.unit_of_work import read
 from qistas.domain.backlog import backlog
 from qistas.errors import Unauthorized
+from qistas.serving import MULTIPROCESS_DIR
 
 log = logging.getLogger("qistas.metrics")
 
-MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's own switch, read when it is imported
 # The annotation loop answers in milliseconds; exports and imports take seconds.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})

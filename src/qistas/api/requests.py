@@ -3,8 +3,8 @@
 The id is the caller's ``X-Request-ID`` when that is a short safe token (1 to 64 of
 ``A-Z a-z 0-9 . _ -``), so a proxy's or a client's id follows the request through; anything
 else is ignored and a new id made. The id goes back in the ``X-Request-ID`` response header
-(on errors too) and into the error body, and is set in ``logs.request_id`` for every log
-line written while the request is handled.
+(on errors too) and is set in ``logs.request_id`` for every log line written while the
+request is handled.
 
 When ``qistas.request`` logs at INFO, each request writes one line: method, route template
 (``/api/v1/projects/{project_id}``, never the raw path, which may hold ids or a token in a

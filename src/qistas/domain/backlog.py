@@ -1,7 +1,7 @@
 """The instance's work in flight and waiting, counted for the operator's metrics.
 
 Counts over every organization together: no tenant is named and no task data is read. One
-statement, each count served by an index that leads with (or holds) the status it filters on.
+statement of five counts, each over an index that holds the status it filters on.
 """
 
 from __future__ import annotations
