@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from qistas.config import get_settings
+from qistas.config import LOG_LEVELS, get_settings
 from qistas.policies import ACCOUNT_ROLES
 
 
@@ -62,24 +62,28 @@ def migrate() -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
               help="server processes; all share the database")
-@click.option("--log-level", default="warning", show_default=True)
-def serve(host: str, port: int, workers: int, log_level: str) -> None:
+@click.option("--log-level", type=click.Choice(LOG_LEVELS), default=None,
+              help="lowest level logged  [default: QISTAS_LOG_LEVEL, else warning]")
+def serve(host: str, port: int, workers: int, log_level: str | None) -> None:
     """Migrate, then serve the API and the web UI."""
-    from qistas.db.migrate import upgrade
-    from qistas.serving import serve as run_server
-    from qistas.serving import unavailable
+    from qistas.serving import prepare_metrics, unavailable
 
     problem = unavailable(host, port)
     if problem is not None:
         click.echo(f"error: cannot serve on {host}:{port}: {problem}; choose another with --port", err=True)
         sys.exit(1)
     settings = get_settings()
+    # Before anything imports prometheus-client: it reads the switch to multiprocess mode then.
+    prepare_metrics(settings.home, port)
+    from qistas.db.migrate import upgrade
+    from qistas.serving import serve as run_server
+
     upgrade(settings.sqlalchemy_url)
     # Worker processes rebuild settings from the environment: make sure they find the same home.
     os.environ["QISTAS_HOME"] = str(settings.home)
     click.echo(f"Qistas is serving on http://{host}:{port}/  (API: http://{host}:{port}/api/v1/docs)")
-    run_server(host=host, port=port, workers=workers, log_level=log_level,
-               forwarded_allow_ips=settings.forwarded_allow_ips)
+    run_server(host=host, port=port, workers=workers, log_level=log_level or settings.log_level,
+               log_format=settings.log_format, forwarded_allow_ips=settings.forwarded_allow_ips)
 
 
 @main.command()

@@ -13,6 +13,7 @@ import os
 import secrets
 import tempfile
 from pathlib import Path
+from typing import Literal, get_args
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -21,6 +22,9 @@ from qistas.errors import ConfigError
 from qistas.files import private_folder
 
 _MIN_SECRET_LENGTH = 32
+_MIN_METRICS_TOKEN_LENGTH = 16
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+LOG_LEVELS: tuple[str, ...] = get_args(LogLevel)
 
 
 class Settings(BaseSettings):
@@ -125,6 +129,18 @@ class Settings(BaseSettings):
     sign_in_window_seconds: float = Field(
         default=900.0, gt=0, le=86_400, description="The window over which failed password checks are counted.",
     )
+    # --- operations: logs, metrics (docs/operations.md) ---
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="`text`: one readable line per record; `json`: one JSON object per line."
+    )
+    log_level: LogLevel = Field(
+        default="warning", description="Lowest level logged by `qistas serve` (`--log-level` overrides it); "
+        "`info` adds one line per request.",
+    )
+    metrics_token: str | None = Field(
+        default=None, description="When set, `GET /metrics` requires `Authorization: Bearer` with this token; "
+        "unset, it is open to whoever reaches the server.",
+    )
 
     @field_validator("home")
     @classmethod
@@ -159,6 +175,13 @@ class Settings(BaseSettings):
     def _refuse_weak_secret(cls, value: str | None) -> str | None:
         if value is not None and len(value) < _MIN_SECRET_LENGTH:
             raise ValueError(f"QISTAS_SECRET_KEY must be at least {_MIN_SECRET_LENGTH} characters")
+        return value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _refuse_weak_metrics_token(cls, value: str | None) -> str | None:
+        if value is not None and len(value) < _MIN_METRICS_TOKEN_LENGTH:
+            raise ValueError(f"QISTAS_METRICS_TOKEN must be at least {_MIN_METRICS_TOKEN_LENGTH} characters")
         return value
 
     @property

@@ -9,7 +9,8 @@
     ├── TooLarge           body or upload over its limit (413)
     ├── Unsupported        media type not accepted (415)
     ├── TooManyAttempts    too many failed sign-ins; retry after a delay (429)
-    └── Invalid            input that fails validation (422)
+    ├── Invalid            input that fails validation (422)
+    └── Unavailable        the server cannot serve now, e.g. its database is unreachable (503)
 """
 
 from __future__ import annotations

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import socket
+from pathlib import Path
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from qistas.logs import logging_config
+
 APP_FACTORY = "qistas.api.app:app_from_environment"
+# prometheus-client's switch to multiprocess mode; read when it is first imported, so it is
+# set before the app (and its metrics) is: in this process and, inherited, in every worker.
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class HttpProtocol(HttpToolsProtocol):
@@ -45,11 +53,27 @@ def unavailable(host: str, port: int) -> str | None:
     return None
 
 
-def serve(*, host: str, port: int, workers: int, log_level: str, forwarded_allow_ips: str) -> None:
+def prepare_metrics(home: Path, port: int) -> Path:
+    """An empty folder for this server's metric files (one per port: several servers may share
+    a home), switched on for prometheus-client. Emptied, so counters start at zero like the
+    server; the files of worker processes that stopped while it ran are kept, so totals never
+    go down while it runs."""
+    folder = home / f"metrics-{port}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    os.environ[MULTIPROCESS_DIR] = str(folder)
+    return folder
+
+
+def serve(*, host: str, port: int, workers: int, log_level: str, log_format: str,
+          forwarded_allow_ips: str) -> None:
     # The standard library's event loop, not uvloop: under load uvloop kept reading a few
     # keep-alive connections one pass late, every time (with 32 annotators, 2 of them waited
     # twice as long as the other 30 on every request), for no gain in throughput.
+    # uvicorn's access log stays off: ``api.requests`` writes a request line with more in it
+    # (request id, route, duration) at level info.
     uvicorn.run(APP_FACTORY, factory=True, host=host, port=port, workers=workers, log_level=log_level,
+                log_config=logging_config(log_format=log_format, level=log_level),
                 access_log=False, loop="asyncio", http=HttpProtocol,
                 # The client's address and scheme come from X-Forwarded-* only when the peer is
                 # one of these proxies; anyone else could claim any address with them.

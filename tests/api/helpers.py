@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 
+from qistas.api.requests import SAFE_ID
 from qistas.db.engine import Database
 from qistas.db.models import Annotation, Task
 
@@ -17,6 +18,7 @@ def error_of(response: httpx.Response, status: int) -> dict[str, Any]:
     body = response.json()
     assert list(body) == ["error"], body
     assert set(body["error"]) == {"code", "message", "details"}, body
+    assert SAFE_ID.fullmatch(response.headers["x-request-id"].encode()), response.headers  # errors carry it too
     assert isinstance(body["error"]["code"], str) and body["error"]["code"]
     assert isinstance(body["error"]["message"], str) and body["error"]["message"]
     return body["error"]  # type: ignore[no-any-return]

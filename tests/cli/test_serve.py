@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client import CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.parser import text_string_to_metric_families
 
+from qistas.db.engine import Database
+from qistas.serving import MULTIPROCESS_DIR, prepare_metrics
 from tests.api.test_engine_processes import serve_processes
+from tests.factories import new_user
 
 
 @pytest.mark.slow
@@ -59,3 +68,88 @@ def test_forwarded_headers_are_believed_from_the_trusted_proxy_only(
     assert plain.status_code == proxied.status_code == 200
     assert "secure" not in plain.headers["set-cookie"].lower()
     assert ("secure" in proxied.headers["set-cookie"].lower()) is believed
+
+
+def test_json_logs_of_a_served_request_carry_its_id_and_no_secret(database: Database, db_url: str, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """``QISTAS_LOG_FORMAT=json``: uvicorn's lines and ours are JSON objects; the request line
+    has the caller's id, the route template, the status and the user, never the token."""
+    monkeypatch.setenv("QISTAS_LOG_FORMAT", "json")
+    user, token = new_user(database, email="logged@crowd.test", role="annotator")
+    with serve_processes(db_url, tmp_path, 1, "--log-level", "info") as (url,):
+        me = httpx.get(url + "/api/v1/me", headers={"Authorization": f"Bearer {token}", "X-Request-ID": "me-7"})
+        assert me.status_code == 200 and me.headers["x-request-id"] == "me-7"
+        assert httpx.get(url + "/api/v1/tasks/5", headers={"X-Request-ID": "anon-8"}).status_code == 401
+    text = (tmp_path / "server-0.log").read_text()
+    assert token not in text
+    lines = text.splitlines()
+    # Everything but the one line `qistas serve` prints for the person who started it.
+    records = [json.loads(line) for line in lines if not line.startswith("Qistas is serving on ")]
+    assert len(records) == len(lines) - 1
+    assert any(r["logger"] == "uvicorn.error" and "startup complete" in r["message"] for r in records)
+    requests = {r["request_id"]: r for r in records if r["logger"] == "qistas.request"}
+    assert {key: requests["me-7"][key] for key in ("method", "path", "status", "user_id", "level")} == {
+        "method": "GET", "path": "/api/v1/me", "status": 200, "user_id": user.id, "level": "info"}
+    assert requests["anon-8"]["path"] == "/api/v1/tasks/{task_id}" and requests["anon-8"]["status"] == 401
+    assert "user_id" not in requests["anon-8"]
+
+
+def test_at_info_other_libraries_still_log_warnings_only() -> None:
+    """At info the HTTP client would log each webhook URL it calls, query and all."""
+    probe = ("import logging, logging.config; from qistas.logs import logging_config; "
+             "logging.config.dictConfig(logging_config(log_format='json', level='info')); "
+             "print([logging.getLogger(n).isEnabledFor(logging.INFO) for n in ('qistas.request', 'uvicorn.error', "
+             "'httpx', 'sqlalchemy.engine.Engine')])")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "[True, True, False, False]"
+
+
+def _healthz_count(folder: Path) -> float:
+    """The health checks counted in the metric files of ``folder``."""
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, str(folder))
+    return sum(sample.value for family in registry.collect() for sample in family.samples
+               if sample.name == "qistas_http_requests_total" and sample.labels["route"] == "/healthz")
+
+
+@pytest.mark.slow
+def test_one_scrape_adds_up_every_worker_process(db_url: str, tmp_path: Path) -> None:
+    """``--workers 2``: whichever process answers the scrape reports both processes' requests."""
+    with serve_processes(db_url, tmp_path, 1, "--workers", "2") as (url,):
+        folder = tmp_path / f"metrics-{url.rsplit(':', 1)[1]}"
+        pids = {path.stem.rsplit("_", 1)[1] for path in folder.glob("*.db")}
+        assert len(pids) == 2, pids
+        sent = 0
+        per_process: dict[str, float] = {}
+        with ThreadPoolExecutor(16) as pool:
+            for _ in range(10):  # until each process has answered some (new connections spread over both)
+                assert all(pool.map(lambda _: httpx.get(url + "/healthz").status_code == 200, range(40)))
+                sent += 40
+                for pid in pids:
+                    alone = tmp_path / f"alone-{pid}"
+                    shutil.rmtree(alone, ignore_errors=True)
+                    alone.mkdir()
+                    for path in folder.glob(f"*_{pid}.db"):
+                        shutil.copy(path, alone)
+                    per_process[pid] = _healthz_count(alone)
+                if all(per_process.values()):
+                    break
+        assert all(per_process.values()), per_process
+        # Counted since start: the health checks `serve_processes` made while waiting, then ours.
+        total = sum(per_process.values())
+        assert total >= sent
+        for _ in range(6):  # on new connections: both processes answer some of the scrapes
+            scraped = {(s.name, s.labels.get("route"), s.labels.get("status")): s.value
+                       for family in text_string_to_metric_families(httpx.get(url + "/metrics").text)
+                       for s in family.samples}
+            assert scraped[("qistas_http_requests_total", "/healthz", "2xx")] == total
+
+
+def test_serve_starts_its_metric_files_afresh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(MULTIPROCESS_DIR, "")  # put back as it was after the test
+    stale = tmp_path / "metrics-8123" / "counter_4242.db"
+    stale.parent.mkdir()
+    stale.write_bytes(b"left by the last run")
+    folder = prepare_metrics(tmp_path, 8123)
+    assert folder == stale.parent and list(folder.iterdir()) == []
+    assert os.environ[MULTIPROCESS_DIR] == str(folder)

@@ -8,11 +8,14 @@ from contextlib import asynccontextmanager
 
 from anyio import to_thread
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from qistas import __version__, web
-from qistas.api import docs, errors
+from qistas.api import docs, errors, health, metrics
 from qistas.api.deps import KnownQuery
 from qistas.api.limits import BodyLimit
+from qistas.api.metrics import Metrics
+from qistas.api.requests import RequestContext
 from qistas.api.routes import accounts, exports, projects, quality, tasks, webhooks, work
 from qistas.config import Settings, get_settings
 from qistas.db.engine import Database, is_sqlite
@@ -23,6 +26,15 @@ from qistas.workers import start_workers
 API_PREFIX = "/api/v1"
 SQLITE_THREADS = 4  # SQLite writes one transaction at a time
 SERVER_THREADS = 8  # PostgreSQL: below the connection pool's 10
+
+
+class Qistas(FastAPI):
+    """FastAPI with ``RequestContext`` around everything, the error middleware included: a
+    500 carries the request id too, and is counted and logged like any other answer."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        # Built on the first request, once every route is in place.
+        return RequestContext(super().build_middleware_stack(), metrics=self.state.metrics, routes=self.routes)
 
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
@@ -48,7 +60,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         if database is None:  # we made it, we close it
             db.dispose()
 
-    app = FastAPI(
+    app = Qistas(
         title="Qistas",
         version=__version__,
         description="A self-hosted data engine for AI training data.",
@@ -61,6 +73,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.db = db
     app.state.tokens = TokenCache(settings.token_cache_seconds)
     app.state.passwords = PasswordGate()
+    app.state.metrics = Metrics()
     errors.install(app)
     # The annotation loop's router first: a request is matched against routes in order, and
     # its paths overlap no other router's. It has no GET, so it goes without KnownQuery (one
@@ -72,10 +85,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.add_middleware(BodyLimit, json_limit=settings.max_body_bytes, upload_limit=settings.max_upload_bytes)
 
     docs.install(app, API_PREFIX)
-
-    @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    health.install(app, db)
+    metrics.install(app, settings, db)
 
     web.install(app, db)
 

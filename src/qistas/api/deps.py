@@ -115,6 +115,7 @@ def actor_in(session: Session | None, request: Request, *, loop: bool = False,
             user = session_user
     if user is None:
         raise Unauthorized("a valid bearer token is required" if token is None else "invalid or revoked token")
+    request.state.user_id = user.id  # for the request's log line (api.requests)
     return user
 
 

@@ -3,6 +3,8 @@
 Every error, whatever raised it, answers::
 
     {"error": {"code": "not_found", "message": "project not found", "details": null}}
+
+with the request's id in the ``X-Request-ID`` header (``api.requests``), as on every answer.
 """
 
 from __future__ import annotations

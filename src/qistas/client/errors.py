@@ -1,6 +1,6 @@
 """Errors raised by the SDK, one per server error code.
 
-    ApiError              any error answer; .status, .code, .message, .details
+    ApiError              any error answer; .status, .code, .message, .details, .request_id
     ├── Unauthorized      401 unauthorized
     ├── Forbidden         403 forbidden
     ├── NotFound          404 not_found
@@ -20,12 +20,14 @@ import httpx
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
+    def __init__(self, status: int, code: str, message: str, details: Any = None,
+                 request_id: str | None = None) -> None:
         super().__init__(f"{status} {code}: {message}")
         self.status = status
         self.code = code
         self.message = message
         self.details = details
+        self.request_id = request_id  # quote it to the operator: their logs carry it
 
 
 class Unauthorized(ApiError):
@@ -85,4 +87,4 @@ def raise_for_error(response: httpx.Response) -> None:
     except (ValueError, KeyError, TypeError):
         code, message, details = "error", response.text[:500], None
     cls = BY_CODE.get(code, ServerError if response.status_code >= 500 else ApiError)
-    raise cls(response.status_code, code, message, details)
+    raise cls(response.status_code, code, message, details, response.headers.get("x-request-id"))

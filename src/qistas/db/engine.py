@@ -193,6 +193,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 
 def _make_engine(url: str, **kwargs: Any) -> tuple[Engine, _WriterQueue | None]:
+    # A failed statement's error message (and so a logged traceback) leaves out its bound
+    # parameters: they hold task data, answers and token hashes, which logs never carry.
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         database = make_url(url).database
         if database and database != ":memory:" and not database.startswith("file:") \

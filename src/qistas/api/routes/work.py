@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from qistas.api.deps import Credentials, Id, actor_in, ensure_credentials
+from qistas.api.metrics import Metrics
 from qistas.api.schemas.tasks import AssignmentRead, SubmitCreate, SubmittedRead, TaskWorkView
 from qistas.config import Settings
 from qistas.db.engine import Database
@@ -42,6 +43,11 @@ def loop_context(request: Request) -> tuple[Database, Settings]:
     return request.app.state.db, request.app.state.settings
 
 
+def metrics_of(request: Request) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
 def json_response(model: BaseModel, status_code: int) -> Response:
     return Response(model.model_dump_json().encode(), status_code=status_code, media_type="application/json")
 
@@ -63,7 +69,10 @@ async def take(project_id: Id, request: Request) -> Response:
                                     lease_seconds=settings.lease_seconds)
         return json_response(assignment_read(*claimed), 201) if claimed else Response(status_code=204)
 
-    return await write_now(db, work)
+    response = await write_now(db, work)
+    if response.status_code == 201:  # counted once committed
+        metrics_of(request).taken.inc()
+    return response
 
 
 @router.post("/assignments/{assignment_id}/submit", status_code=201, response_model=SubmittedRead)
@@ -80,8 +89,12 @@ async def submit(assignment_id: Id, body: SubmitCreate, request: Credentials) ->
 
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) <= INLINE_ANSWER_BYTES:
-        return await write_now(db, work)
-    return await write_in_thread(db, work)
+        response = await write_now(db, work)
+    else:
+        response = await write_in_thread(db, work)
+    if response.status_code == 201:  # a repeat (200) stored nothing new
+        metrics_of(request).submitted.inc()
+    return response
 
 
 @router.post("/assignments/{assignment_id}/skip", status_code=204)
@@ -93,7 +106,9 @@ async def skip(assignment_id: Id, request: Request) -> Response:
         assignments.skip(session, assignment_id=assignment_id, annotator=annotator, now=utcnow())
         return Response(status_code=204)
 
-    return await write_now(db, work)
+    response = await write_now(db, work)
+    metrics_of(request).skipped.inc()
+    return response
 
 
 @router.post("/assignments/{assignment_id}/renew", status_code=200, response_model=AssignmentRead)
