@@ -117,7 +117,13 @@ def test_one_scrape_adds_up_every_worker_process(db_url: str, tmp_path: Path) ->
     """``--workers 2``: whichever process answers the scrape reports both processes' requests."""
     with serve_processes(db_url, tmp_path, 1, "--workers", "2") as (url,):
         folder = tmp_path / f"metrics-{url.rsplit(':', 1)[1]}"
-        pids = {path.stem.rsplit("_", 1)[1] for path in folder.glob("*.db")}
+        deadline = time.monotonic() + 60
+        while True:  # the second worker process may still be starting on a loaded machine
+            pids = {path.stem.rsplit("_", 1)[1] for path in folder.glob("*.db")}
+            if len(pids) == 2 or time.monotonic() > deadline:
+                break
+            httpx.get(url + "/healthz")
+            time.sleep(0.2)
         assert len(pids) == 2, pids
         sent = 0
         per_process: dict[str, float] = {}
