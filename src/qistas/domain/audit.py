@@ -22,9 +22,11 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from qistas.db.dialect import insert_skipping_conflicts
+from qistas.db.engine import Database
 from qistas.db.enums import Role
 from qistas.db.models import AuditCheckpoint, AuditEvent, AuditHead, User, table
 from qistas.db.types import utcnow
+from qistas.db.unit_of_work import read, write
 from qistas.domain.audit_chain import (
     EXPORT_FORMAT,
     GENESIS,
@@ -127,6 +129,14 @@ def chains_due(session: Session, *, every: int = CHECKPOINT_EVERY) -> list[int |
         .where(_heads.c.seq - func.coalesce(last.c.seq, 0) >= every).order_by(_heads.c.chain_id)
     ).scalars()
     return [None if chain == INSTANCE_CHAIN else chain for chain in rows]
+
+
+def sign_due(db: Database, *, signer: Signer, every: int = CHECKPOINT_EVERY) -> bool:
+    """Checkpoint every chain that is due, each in its own transaction; whether any was."""
+    due = read(db, lambda session: chains_due(session, every=every))
+    for org_id in due:
+        write(db, lambda session, org_id=org_id: checkpoint(session, org_id=org_id, signer=signer))  # type: ignore[misc]
+    return bool(due)
 
 
 @dataclass(frozen=True)
