@@ -18,13 +18,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from qistas.db.dialect import insert_skipping_conflicts
 from qistas.db.engine import Database
 from qistas.db.enums import Role
 from qistas.db.models import AuditCheckpoint, AuditEvent, AuditHead, User, table
+from qistas.db.queries import audit as queries
 from qistas.db.types import utcnow
 from qistas.db.unit_of_work import read, write
 from qistas.domain.audit_chain import (
@@ -39,7 +40,6 @@ from qistas.domain.audit_chain import (
 CHECKPOINT_EVERY = 1000
 INSTANCE_CHAIN = 0  # the chain of events without an organization (the operator's actions)
 
-_events = table(AuditEvent)
 _heads = table(AuditHead)
 
 
@@ -78,22 +78,21 @@ def record(
     at = fields["at"]
     fields["at"] = time_text(at)
     digest = event_hash(fields)
-    session.execute(insert(_events), {
-        "at": at, "actor_id": actor.id if actor else None, "org_id": org_id, "action": action,
-        "object_type": object_type, "object_id": object_id, "details": fields["details"], "chain_id": chain,
-        "seq": seq + 1, "actor": fields["actor"], "prev_hash": prev_hash, "hash": digest,
-    })
-    session.execute(update(_heads).where(_heads.c.chain_id == chain), {"seq": seq + 1, "hash": digest})
+    queries.NEW_EVENT.run(
+        session, at=at, actor_id=actor.id if actor else None, org_id=org_id, action=action, object_type=object_type,
+        object_id=object_id, details=fields["details"], chain_id=chain, seq=seq + 1, actor=fields["actor"],
+        prev_hash=prev_hash, hash=digest)
+    queries.MOVE_HEAD.run(session, chain_id=chain, seq=seq + 1, hash=digest)
 
 
 def _lock_head(session: Session, chain: int) -> tuple[int, str]:
     """The chain's last seq and hash, its head row locked until the transaction ends."""
-    query = select(_heads.c.seq, _heads.c.hash).where(_heads.c.chain_id == chain).with_for_update()
-    head = session.execute(query).first()
+    head = queries.HEAD.first(session, chain_id=chain)
     if head is None:  # the chain's first event; a concurrent first writer may have won
         session.execute(insert_skipping_conflicts(session, _heads, ["chain_id"]),
                         {"chain_id": chain, "seq": 0, "hash": GENESIS})
-        head = session.execute(query).one()
+        head = queries.HEAD.first(session, chain_id=chain)
+        assert head is not None
     return head.seq, head.hash
 
 
