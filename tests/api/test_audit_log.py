@@ -39,6 +39,7 @@ def worked(world: World) -> dict[str, Any]:
                  f"/projects/{pid}/exports", f"/projects/{pid}/callback-secret"):
         response = tenant.member.get(path)
         assert response.status_code == 200, (path, response.text)
+    assert tenant.owner.post(f"/projects/{pid}/quality/refit").status_code == 200
     return {"project": pid, "batch": batch["id"], "lease": lease, "skipped": skipped}
 
 
@@ -52,7 +53,8 @@ def test_reads_and_the_loop_are_recorded(world: World, worked: dict[str, Any]) -
     pid = worked["project"]
     about_project = {e["action"] for e in _events(world, object_type="project", object_id=pid)}
     assert {"results.read", "stats.read", "batches.read", "deliveries.read", "tasks.read", "quality.read",
-            "export", "exports.read", "callback_secret.read", "tasks.import", "project.create"} <= about_project
+            "export", "exports.read", "callback_secret.read", "tasks.import", "project.create",
+            "quality.refit"} <= about_project
     assert [e["action"] for e in _events(world, object_type="batch", object_id=worked["batch"])] == [
         "batch.create", "batch.read"]
     task_id = worked["lease"]["task"]["id"]

@@ -28,11 +28,11 @@ def test_existing_events_become_verifiable_chains(tmp_path: Path) -> None:
                 run(text("INSERT INTO users (id, email, role, org_id, is_reviewer, is_active, created_at) "
                          "VALUES (1, 'w@crowd.test', 'annotator', NULL, false, true, '2026-01-01'), "
                          "(2, 'o@a.test', 'owner', 1, false, true, '2026-01-01')"))
-                run(text("INSERT INTO audit_events (id, at, actor_id, org_id, action, object_type, object_id, details) "
-                         "VALUES (1, '2026-01-01 10:00:00.123456', 2, 1, 'project.create', 'project', 7, NULL), "
-                         "(2, '2026-01-01 10:00:01', NULL, NULL, 'org.create', 'org', 1, NULL), "
-                         "(3, '2026-01-01 10:00:02', 1, 1, 'task.read', 'task', 9, NULL), "
-                         "(4, '2026-01-01 10:00:03', 2, 1, 'export', 'project', 7, "
+                run(text("INSERT INTO audit_events (at, actor_id, org_id, action, object_type, object_id, details) "
+                         "VALUES ('2026-01-01 10:00:00.123456', 2, 1, 'project.create', 'project', 7, NULL), "
+                         "('2026-01-01 10:00:01', NULL, NULL, 'org.create', 'org', 1, NULL), "
+                         "('2026-01-01 10:00:02', 1, 1, 'task.read', 'task', 9, NULL), "
+                         "('2026-01-01 10:00:03', 2, 1, 'export', 'project', 7, "
                          "'{\"format\": \"csv\", \"n\": 2.0}')"))
             database.dispose()
             upgrade(url)

@@ -78,7 +78,7 @@ def record(
     at = fields["at"]
     fields["at"] = time_text(at)
     digest = event_hash(fields)
-    queries.NEW_EVENT.run(
+    queries.NEW_EVENT.first(
         session, at=at, actor_id=actor.id if actor else None, org_id=org_id, action=action, object_type=object_type,
         object_id=object_id, details=fields["details"], chain_id=chain, seq=seq + 1, actor=fields["actor"],
         prev_hash=prev_hash, hash=digest)

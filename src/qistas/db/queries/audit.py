@@ -7,7 +7,7 @@ from typing import NamedTuple
 from sqlalchemy import bindparam, select, update
 
 from qistas.db.models import AuditEvent, AuditHead, table
-from qistas.db.prepared import Prepared, Rowcount, insert_of
+from qistas.db.prepared import NewId, Prepared, Rowcount, insert_of
 
 _heads = table(AuditHead)
 _events = table(AuditEvent)
@@ -26,8 +26,8 @@ HEAD = Prepared(
 
 NEW_EVENT = Prepared(
     insert_of(_events, ["at", "actor_id", "org_id", "action", "object_type", "object_id", "details", "chain_id",
-                        "seq", "actor", "prev_hash", "hash"]),
-    Rowcount,
+                        "seq", "actor", "prev_hash", "hash"], returning=["id"]),
+    NewId,
 )
 
 MOVE_HEAD = Prepared(
