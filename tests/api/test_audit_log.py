@@ -33,6 +33,9 @@ def worked(world: World) -> dict[str, Any]:
                                      json={"answer": {"label": "positive"}}).status_code == 201
     skipped = take(tenant.annotators[0], pid)
     assert tenant.annotators[0].post(f"/assignments/{skipped['id']}/skip").status_code == 204
+    # Refused in the loop: nothing was done, nothing is recorded.
+    assert tenant.annotators[0].post(f"/assignments/{skipped['id']}/submit",
+                                     json={"answer": {"label": "positive"}}).status_code == 409
     for path in (f"/projects/{pid}/results", f"/projects/{pid}/stats", f"/projects/{pid}/batches",
                  f"/batches/{batch['id']}", f"/projects/{pid}/deliveries", f"/projects/{pid}/tasks",
                  f"/tasks/{lease['task']['id']}", f"/projects/{pid}/quality", f"/projects/{pid}/export",
