@@ -68,15 +68,16 @@ def record(
     details: dict[str, Any] | None = None,
     pseudonym: Callable[[int], str] | None = None,
 ) -> None:
+    """Append an event to the organization's chain (``org_id`` None: the instance's chain), in
+    the caller's transaction. ``pseudonym`` names an annotator as the organization sees them."""
     chain = chain_of(org_id)
     seq, prev_hash = _lock_head(session, chain)
+    at = utcnow()  # taken under the head's lock: times never go back along a chain
     fields: dict[str, Any] = {
-        "org": org_id, "seq": seq + 1, "at": utcnow(), "actor": actor_name(actor, pseudonym), "action": action,
-        "object_type": object_type, "object_id": object_id, "details": normal_details(details),
+        "org": org_id, "seq": seq + 1, "at": time_text(at), "actor": actor_name(actor, pseudonym),
+        "action": action, "object_type": object_type, "object_id": object_id, "details": normal_details(details),
         "prev_hash": prev_hash,
     }
-    at = fields["at"]
-    fields["at"] = time_text(at)
     digest = event_hash(fields)
     queries.NEW_EVENT.first(
         session, at=at, actor_id=actor.id if actor else None, org_id=org_id, action=action, object_type=object_type,
