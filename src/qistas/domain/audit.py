@@ -72,7 +72,7 @@ def record(
     the caller's transaction. ``pseudonym`` names an annotator as the organization sees them."""
     chain = chain_of(org_id)
     seq, prev_hash = _lock_head(session, chain)
-    at = utcnow()  # taken under the head's lock: times never go back along a chain
+    at = utcnow()  # taken under the head's lock: along a chain, times follow seq (on one clock)
     fields: dict[str, Any] = {
         "org": org_id, "seq": seq + 1, "at": time_text(at), "actor": actor_name(actor, pseudonym),
         "action": action, "object_type": object_type, "object_id": object_id, "details": normal_details(details),
