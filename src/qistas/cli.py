@@ -490,10 +490,6 @@ def status(project_id: int, url: str, token: str) -> None:
         click.echo(f"export {job.id}  {job.format:<10} {job.status:<8} {progress}")
 
 
-if __name__ == "__main__":  # pragma: no cover
-    main()
-
-
 @main.group()
 def audit() -> None:
     """The audit log: checking an exported one."""
@@ -519,3 +515,7 @@ def audit_verify(file: Path, public_key: str | None) -> None:
         sys.exit(1)
     click.echo(f"ok: {verdict.events} events linked without a gap, {verdict.checkpoints} signed checkpoint(s) "
                "match")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
