@@ -23,7 +23,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_public_key
 
 GENESIS = "0" * 64
 EXPORT_FORMAT = "qistas-audit-log/1"
@@ -100,8 +100,6 @@ def key_id(public_key: str) -> str:
 
 def load_public_key(text: str) -> Ed25519PublicKey:
     """A public key as ``GET /api/v1/audit/public-key`` gives it: base64 of the raw 32 bytes, or PEM."""
-    from cryptography.hazmat.primitives.serialization import load_pem_public_key
-
     text = text.strip()
     if text.startswith("-----BEGIN"):
         key = load_pem_public_key(text.encode())
