@@ -494,5 +494,32 @@ def status(project_id: int, url: str, token: str) -> None:
         click.echo(f"export {job.id}  {job.format:<10} {job.status:<8} {progress}")
 
 
+@main.group()
+def audit() -> None:
+    """The audit log: checking an exported one."""
+
+
+@audit.command("verify")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--public-key", "public_key", default=None,
+              help="the instance's key (GET /api/v1/audit/public-key: its public_key or pem), or a file holding it")
+def audit_verify(file: Path, public_key: str | None) -> None:
+    """Check an exported audit log offline: hashes, links, sequence and checkpoint signatures."""
+    from qistas.domain.audit_chain import verify
+
+    if public_key is not None and Path(public_key).is_file():
+        public_key = Path(public_key).read_text()
+    with file.open(encoding="utf-8") as lines:
+        verdict = verify(lines, public_key=public_key)
+    for warning in verdict.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if not verdict.ok:
+        where = f"line {verdict.line}: " if verdict.line else ""
+        click.echo(f"TAMPERED: {where}{verdict.problem}", err=True)
+        sys.exit(1)
+    click.echo(f"ok: {verdict.events} events linked without a gap, {verdict.checkpoints} signed checkpoint(s) "
+               "match")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

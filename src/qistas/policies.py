@@ -155,3 +155,9 @@ def scope_permits(scope: str, *, method: str, loop: bool) -> bool:
 def ensure_scope_permits(scope: str, *, method: str, loop: bool) -> None:
     if not scope_permits(scope, method=method, loop=loop):
         raise Forbidden(f"this token's scope ({scope}) does not allow this request", code="token_scope")
+
+
+def ensure_audit_reader(actor: User) -> None:
+    """The audit log: owners read their organization's, admins any (and the instance's own)."""
+    if not is_admin(actor) and actor.role != Role.OWNER:
+        raise Forbidden("only an organization's owners may read its audit log")

@@ -16,7 +16,7 @@ from qistas.api.deps import KnownQuery
 from qistas.api.limits import BodyLimit
 from qistas.api.metrics import Metrics
 from qistas.api.requests import RequestContext
-from qistas.api.routes import accounts, exports, projects, quality, tasks, webhooks, work
+from qistas.api.routes import accounts, audit, exports, projects, quality, tasks, webhooks, work
 from qistas.config import Settings, get_settings
 from qistas.db.engine import Database, is_sqlite
 from qistas.domain.sign_in import PasswordGate
@@ -80,7 +80,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     # dependency less on every take and submit); every GET of the others refuses a query
     # parameter it does not read.
     app.include_router(work.router, prefix=API_PREFIX)
-    for module in (accounts, projects, tasks, quality, webhooks, exports):
+    for module in (accounts, projects, tasks, quality, webhooks, exports, audit):
         app.include_router(module.router, prefix=API_PREFIX, dependencies=[KnownQuery])
     app.add_middleware(BodyLimit, json_limit=settings.max_body_bytes, upload_limit=settings.max_upload_bytes)
 

@@ -256,9 +256,14 @@ class QualityModel(Base):
 
 
 class AuditEvent(Base):
-    """Append-only: who read or changed what."""
+    """Append-only: who read or changed what. Each organization's events form a hash chain
+    (``chain_id`` is the organization's id, 0 for events without one): ``seq`` counts from 1
+    without gaps and ``hash`` covers the event and the previous event's hash
+    (``qistas.domain.audit_chain``). ``actor`` is the name the hash covers (an annotator's is
+    a pseudonym); ``actor_id`` is for the operator and not part of the chain."""
 
     __tablename__ = "audit_events"
+    __table_args__ = (UniqueConstraint("chain_id", "seq", name="uq_audit_events_chain_seq"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
@@ -268,6 +273,37 @@ class AuditEvent(Base):
     object_type: Mapped[str] = mapped_column(String(32))
     object_id: Mapped[int | None] = mapped_column(BigId)
     details: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    actor: Mapped[str] = mapped_column(String(64))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """The last event of each audit chain: writers lock this row, so a chain stays linear."""
+
+    __tablename__ = "audit_heads"
+
+    chain_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditCheckpoint(Base):
+    """A signed statement that a chain's event ``seq`` had ``hash`` (Ed25519, the server's key)."""
+
+    __tablename__ = "audit_checkpoints"
+    __table_args__ = (Index("ix_audit_checkpoints_chain_seq", "chain_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    org_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    key_id: Mapped[str] = mapped_column(String(16))
+    signature: Mapped[str] = mapped_column(String(128))
 
 
 class WebSession(Base):

@@ -36,6 +36,7 @@ class Submitted:
     annotation: StoredAnswer
     created: bool  # False when this was a repeat of an earlier submit
     feedback: dict[str, Any] | None = None  # on gold tasks of training projects only
+    org_id: int | None = None  # the project's organization, for the audit log (new answers only)
 
 
 def submit(
@@ -88,7 +89,7 @@ def submit(
     feedback = None
     if gold_correct is not None and gold_rules.parse_policy(project.gold_policy).feedback:
         feedback = {"correct": gold_correct, "expected": task.gold}
-    return Submitted(annotation, created=True, feedback=feedback)
+    return Submitted(annotation, created=True, feedback=feedback, org_id=project.org_id)
 
 
 def settle(session: Session, *, task: Task, project: Project, spec: Any, now: datetime) -> None:

@@ -157,14 +157,16 @@ def work_task(session: Session, task_id: int) -> WorkTask:
     return task
 
 
-def skip(session: Session, *, assignment_id: int, annotator: User, now: datetime) -> None:
+def skip(session: Session, *, assignment_id: int, annotator: User, now: datetime) -> Lease | None:
+    """Give the lease back; the lease skipped (None when it had been already)."""
     lease = get_own_assignment(session, assignment_id=assignment_id, annotator=annotator, lock=True)
     if lease.status == LeaseStatus.SKIPPED:
-        return  # a repeated skip is harmless
+        return None  # a repeated skip is harmless
     if lease.status != LeaseStatus.ACTIVE or lease.expires_at <= now:
         raise Conflict(f"this lease is no longer valid ({_state(lease, now)})")
     queries.END_LEASE.run(session, lease_id=lease.id, status=LeaseStatus.SKIPPED, now=now)
     _release_slots(session, Counter({lease.task_id: 1}))
+    return lease
 
 
 def renew(session: Session, *, assignment_id: int, annotator: User, now: datetime, lease_seconds: int) -> Lease:

@@ -202,6 +202,10 @@ def get_batch(session: Session, *, batch_id: int, actor: User) -> tuple[Batch, P
     return batch, ensure_customer_access_to(actor, session.get(Project, batch.project_id), what="batch")
 
 
+def list_batches(session: Session, *, project: Project) -> list[Batch]:
+    return list(session.scalars(select(Batch).where(Batch.project_id == project.id).order_by(Batch.id)))
+
+
 def batch_counts(session: Session, *, batch_id: int) -> dict[str, int]:
     rows = session.execute(
         select(Task.status, func.count()).where(Task.batch_id == batch_id).group_by(Task.status)

@@ -1,5 +1,5 @@
 """Background work of a server process: the webhook dispatcher, the export worker, refits,
-and finishing the imports of processes that died.
+finishing the imports of processes that died, and the audit log's checkpoints.
 
 Each ``qistas serve`` process runs both; they claim work from the database, so any number
 of processes cooperate and a job left by a crashed one is picked up again.
@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 from qistas.config import Settings
 from qistas.db.engine import Database
-from qistas.domain import staged_imports
+from qistas.domain import audit, staged_imports
+from qistas.domain.audit_chain import Signer
 from qistas.domain.quality import refit_step
 from qistas.workers.dispatcher import Dispatcher
 from qistas.workers.exporter import Exporter
@@ -42,6 +43,8 @@ def start_workers(settings: Settings, db: Database) -> Workers:
     workers.exporter = Exporter(settings, db)
     workers.loops.append(Loop("qistas-exporter", workers.exporter.step, settings.worker_poll_seconds))
     workers.loops.append(Loop("qistas-imports", lambda: staged_imports.recover(db) > 0, settings.worker_poll_seconds))
+    signer = Signer.from_secret(settings.secret_key or "")
+    workers.loops.append(Loop("qistas-audit", lambda: audit.sign_due(db, signer=signer), settings.worker_poll_seconds))
     if settings.refit_interval_seconds > 0:
         workers.loops.append(Loop("qistas-refit", lambda: refit_step(db), settings.refit_interval_seconds))
     for loop in workers.loops:

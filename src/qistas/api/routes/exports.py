@@ -107,16 +107,24 @@ def create_export(project_id: Id, body: ExportCreate, actor: Actor, db: Db) -> E
 
 @router.get("/projects/{project_id}/exports", response_model=list[ExportRead])
 def list_exports(project_id: Id, actor: Actor, db: Db, limit: Limit) -> list[ExportRead]:
-    with db.reader() as session:
+    def work(session: Session) -> list[ExportRead]:
         project = ensure_customer_access(actor, session.get(Project, project_id))
+        audit.record(session, actor=actor, action="exports.read", object_type="project", object_id=project.id,
+                     org_id=project.org_id)
         return [export_read(j) for j in exportjobs.list_jobs(session, project=project, limit=limit)]
+
+    return write(db, work)
 
 
 @router.get("/exports/{job_id}", response_model=ExportRead)
 def get_export(job_id: Id, actor: Actor, db: Db) -> ExportRead:
-    with db.reader() as session:
-        job, _ = exportjobs.get_job(session, job_id=job_id, actor=actor)
+    def work(session: Session) -> ExportRead:
+        job, project = exportjobs.get_job(session, job_id=job_id, actor=actor)
+        audit.record(session, actor=actor, action="export.read", object_type="export", object_id=job.id,
+                     org_id=project.org_id)
         return export_read(job)
+
+    return write(db, work)
 
 
 @router.get("/exports/{job_id}/file", response_class=FileResponse)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from qistas.api.deps import Actor, AppSettings, Db, Id
@@ -21,7 +20,7 @@ from qistas.db.enums import Role
 from qistas.db.models import Batch, Organization, Project, User
 from qistas.db.types import utcnow
 from qistas.db.unit_of_work import write
-from qistas.domain import projects, results, users
+from qistas.domain import audit, projects, results, users
 from qistas.domain.destinations import Policy, resolve
 from qistas.errors import Invalid
 from qistas.policies import (
@@ -120,6 +119,8 @@ def create_batch(project_id: Id, body: BatchCreate, actor: Actor, db: Db, settin
         if body.callback_url is not None:
             resolve(body.callback_url, Policy.from_settings(settings), field_name="callback_url")
         batch = projects.create_batch(session, project=project, name=body.name, callback_url=body.callback_url)
+        audit.record(session, actor=actor, action="batch.create", object_type="batch", object_id=batch.id,
+                     org_id=project.org_id, details={"name": batch.name})
         return batch_read(session, batch)
 
     return write(db, work)
@@ -127,17 +128,25 @@ def create_batch(project_id: Id, body: BatchCreate, actor: Actor, db: Db, settin
 
 @router.get("/projects/{project_id}/batches", response_model=list[BatchRead])
 def list_batches(project_id: Id, actor: Actor, db: Db) -> list[BatchRead]:
-    with db.reader() as session:
+    def work(session: Session) -> list[BatchRead]:
         project = ensure_customer_access(actor, session.get(Project, project_id))
-        found = session.scalars(select(Batch).where(Batch.project_id == project.id).order_by(Batch.id))
-        return [batch_read(session, b) for b in found]
+        found = [batch_read(session, b) for b in projects.list_batches(session, project=project)]
+        audit.record(session, actor=actor, action="batches.read", object_type="project", object_id=project.id,
+                     org_id=project.org_id, details={"count": len(found)})
+        return found
+
+    return write(db, work)
 
 
 @router.get("/batches/{batch_id}", response_model=BatchRead)
 def get_batch(batch_id: Id, actor: Actor, db: Db) -> BatchRead:
-    with db.reader() as session:
-        batch, _ = projects.get_batch(session, batch_id=batch_id, actor=actor)
+    def work(session: Session) -> BatchRead:
+        batch, project = projects.get_batch(session, batch_id=batch_id, actor=actor)
+        audit.record(session, actor=actor, action="batch.read", object_type="batch", object_id=batch.id,
+                     org_id=project.org_id)
         return batch_read(session, batch)
+
+    return write(db, work)
 
 
 @router.post("/batches/{batch_id}/{action}", response_model=BatchRead)
@@ -145,8 +154,10 @@ def change_batch(batch_id: Id, action: str, actor: Actor, db: Db) -> BatchRead:
     """Move a batch: ``finalize`` (staging → in_progress), ``pause``, ``resume``, ``cancel``."""
 
     def work(session: Session) -> BatchRead:
-        batch, _ = projects.get_batch(session, batch_id=batch_id, actor=actor)
+        batch, project = projects.get_batch(session, batch_id=batch_id, actor=actor)
         projects.change_batch(session, batch=batch, action=action)
+        audit.record(session, actor=actor, action=f"batch.{action}", object_type="batch", object_id=batch.id,
+                     org_id=project.org_id)
         return batch_read(session, batch)
 
     return write(db, work)
@@ -154,6 +165,10 @@ def change_batch(batch_id: Id, action: str, actor: Actor, db: Db) -> BatchRead:
 
 @router.get("/projects/{project_id}/stats")
 def stats(project_id: Id, actor: Actor, db: Db) -> dict[str, Any]:
-    with db.reader() as session:
+    def work(session: Session) -> dict[str, Any]:
         project = ensure_customer_access(actor, session.get(Project, project_id))
+        audit.record(session, actor=actor, action="stats.read", object_type="project", object_id=project.id,
+                     org_id=project.org_id)
         return results.project_stats(session, project_id=project.id, now=utcnow())
+
+    return write(db, work)

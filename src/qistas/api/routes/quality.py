@@ -42,8 +42,11 @@ def project_quality(project_id: Id, actor: Actor, db: Db, settings: AppSettings)
 def refit(project_id: Id, actor: Actor, db: Db) -> dict[str, Any]:
     """Fit the worker model now and re-score completed tasks; returns what changed."""
     with db.reader() as session:
-        ensure_customer_access(actor, session.get(Project, project_id))
+        project = ensure_customer_access(actor, session.get(Project, project_id))
     result = quality.refit(db, project_id=project_id)
+    changed = len(result.changed) if result is not None else 0
+    write(db, lambda session: audit.record(session, actor=actor, action="quality.refit", object_type="project",
+                                           object_id=project.id, org_id=project.org_id, details={"changed": changed}))
     if result is None:
         return {"method": None, "answers": 0, "workers": 0, "changed": 0, "changed_task_ids": []}
     return {"method": result.method, "answers": result.n_answers, "workers": result.n_workers,

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from qistas.api.deps import Actor, AppSettings, Before, Db, Id, Limit
 from qistas.api.schemas.webhooks import CallbackSecret, DeliveryPage, DeliveryRead, WebhookCreate, WebhookRead
-from qistas.db.models import Delivery, Project, Webhook
+from qistas.db.models import Delivery, Project, User, Webhook
 from qistas.db.unit_of_work import write
 from qistas.domain import audit, outbox, signing, webhooks
 from qistas.domain.destinations import Policy
@@ -47,9 +47,13 @@ def create_webhook(project_id: Id, body: WebhookCreate, actor: Actor, db: Db, se
 
 @router.get("/projects/{project_id}/webhooks", response_model=list[WebhookRead])
 def list_webhooks(project_id: Id, actor: Actor, db: Db) -> list[WebhookRead]:
-    with db.reader() as session:
+    def work(session: Session) -> list[WebhookRead]:
         project = ensure_customer_access(actor, session.get(Project, project_id))
+        audit.record(session, actor=actor, action="webhooks.read", object_type="project", object_id=project.id,
+                     org_id=project.org_id)
         return [webhook_read(h) for h in webhooks.list_webhooks(session, project=project)]
+
+    return write(db, work)
 
 
 @router.delete("/projects/{project_id}/webhooks/{webhook_id}", status_code=204)
@@ -64,8 +68,11 @@ def delete_webhook(project_id: Id, webhook_id: Id, actor: Actor, db: Db) -> Resp
     return Response(status_code=204)
 
 
-def _page(session: Session, project: Project, webhook_id: int | None, before: int | None, limit: int) -> DeliveryPage:
+def _page(session: Session, actor: User, project: Project, webhook_id: int | None, before: int | None,
+          limit: int) -> DeliveryPage:
     found = webhooks.deliveries(session, project=project, webhook_id=webhook_id, before=before, limit=limit)
+    audit.record(session, actor=actor, action="deliveries.read", object_type="project", object_id=project.id,
+                 org_id=project.org_id, details={"webhook": webhook_id, "count": len(found)})
     return DeliveryPage(items=[delivery_read(d) for d in found],
                         next=found[-1].id if len(found) == limit else None)
 
@@ -74,19 +81,20 @@ def _page(session: Session, project: Project, webhook_id: int | None, before: in
 def webhook_deliveries(project_id: Id, webhook_id: Id, actor: Actor, db: Db, limit: Limit,
                        before: Before = None) -> DeliveryPage:
     """The delivery log of one webhook, newest first."""
-    with db.reader() as session:
+    def work(session: Session) -> DeliveryPage:
         project = ensure_customer_access(actor, session.get(Project, project_id))
         webhooks.get_webhook(session, project=project, webhook_id=webhook_id)
-        return _page(session, project, webhook_id, before, limit)
+        return _page(session, actor, project, webhook_id, before, limit)
+
+    return write(db, work)
 
 
 @router.get("/projects/{project_id}/deliveries", response_model=DeliveryPage)
 def project_deliveries(project_id: Id, actor: Actor, db: Db, limit: Limit,
                        before: Before = None) -> DeliveryPage:
     """Every delivery of the project, webhooks and batch / task callbacks, newest first."""
-    with db.reader() as session:
-        project = ensure_customer_access(actor, session.get(Project, project_id))
-        return _page(session, project, None, before, limit)
+    return write(db, lambda session: _page(session, actor, ensure_customer_access(
+        actor, session.get(Project, project_id)), None, before, limit))
 
 
 @router.post("/projects/{project_id}/deliveries/{delivery_id}/resend", status_code=202,
@@ -108,6 +116,11 @@ def resend(project_id: Id, delivery_id: Id, actor: Actor, db: Db) -> DeliveryRea
 @router.get("/projects/{project_id}/callback-secret", response_model=CallbackSecret)
 def callback_secret(project_id: Id, actor: Actor, db: Db, settings: AppSettings) -> CallbackSecret:
     """The key that signs batch and task ``callback_url`` deliveries of this project."""
-    with db.reader() as session:
+    def work(session: Session) -> Project:
         project = ensure_customer_access(actor, session.get(Project, project_id))
+        audit.record(session, actor=actor, action="callback_secret.read", object_type="project",
+                     object_id=project.id, org_id=project.org_id)
+        return project
+
+    project = write(db, work)
     return CallbackSecret(secret=signing.callback_secret(settings.secret_key or "", project.id))

@@ -10,6 +10,8 @@ document; the bytes sent are those models' own JSON.
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
@@ -19,11 +21,13 @@ from qistas.api.metrics import Metrics
 from qistas.api.schemas.tasks import AssignmentRead, SubmitCreate, SubmittedRead, TaskWorkView
 from qistas.config import Settings
 from qistas.db.engine import Database
+from qistas.db.models import User
 from qistas.db.types import utcnow
 from qistas.db.unit_of_work import write_in_thread, write_now
-from qistas.domain import assignments
+from qistas.domain import assignments, audit
 from qistas.domain.annotations import submit as store_answer
 from qistas.domain.assignments import Lease, WorkTask, load_project
+from qistas.domain.security import pseudonym
 from qistas.policies import ensure_annotator_access
 
 router = APIRouter(tags=["work"])
@@ -48,6 +52,16 @@ def metrics_of(request: Request) -> Metrics:
     return metrics
 
 
+def record(session: Session, settings: Settings, *, actor: User, action: str, object_type: str, object_id: int,
+           org_id: int, details: dict[str, Any] | None = None) -> None:
+    """An audit event of the loop, in the loop's transaction, the annotator under the
+    organization's pseudonym for them. Recorded last, so the chain's head is held only
+    until the commit."""
+    secret = settings.secret_key or ""
+    audit.record(session, actor=actor, action=action, object_type=object_type, object_id=object_id,
+                 org_id=org_id, details=details, pseudonym=lambda user_id: pseudonym(secret, org_id, user_id))
+
+
 def json_response(model: BaseModel, status_code: int) -> Response:
     return Response(model.model_dump_json().encode(), status_code=status_code, media_type="application/json")
 
@@ -67,7 +81,13 @@ async def take(project_id: Id, request: Request) -> Response:
         project = ensure_annotator_access(actor, load_project(session, project_id))
         claimed = assignments.claim(session, project=project, annotator=actor, now=utcnow(),
                                     lease_seconds=settings.lease_seconds)
-        return json_response(assignment_read(*claimed), 201) if claimed else Response(status_code=204)
+        if claimed is None:
+            return Response(status_code=204)
+        lease, task = claimed
+        # The answer carries the task's data: a read of customer data, one event per lease handed out.
+        record(session, settings, actor=actor, action="task.take", object_type="task", object_id=task.id,
+               org_id=project.org_id, details={"assignment": lease.id})
+        return json_response(assignment_read(lease, task), 201)
 
     response = await write_now(db, work)
     if response.status_code == 201:  # counted once committed
@@ -78,12 +98,16 @@ async def take(project_id: Id, request: Request) -> Response:
 @router.post("/assignments/{assignment_id}/submit", status_code=201, response_model=SubmittedRead)
 async def submit(assignment_id: Id, body: SubmitCreate, request: Credentials) -> Response:
     # Credentials as a dependency: a missing token answers 401 before the body is checked.
-    db, _ = loop_context(request)
+    db, settings = loop_context(request)
 
     def work(session: Session) -> Response:
-        done = store_answer(session, assignment_id=assignment_id, annotator=actor_in(session, request, loop=True),
+        actor = actor_in(session, request, loop=True)
+        done = store_answer(session, assignment_id=assignment_id, annotator=actor,
                             answer=body.answer, seconds=body.seconds, now=utcnow())
         stored = SubmittedRead(**done.annotation._asdict(), feedback=done.feedback)
+        if done.created and done.org_id is not None:  # a repeat changed nothing
+            record(session, settings, actor=actor, action="annotation.create", object_type="task",
+                   object_id=stored.task_id, org_id=done.org_id, details={"annotation": stored.id})
         # 200 for a repeat: the annotation stored the first time, nothing new.
         return json_response(stored, 201 if done.created else 200)
 
@@ -99,11 +123,15 @@ async def submit(assignment_id: Id, body: SubmitCreate, request: Credentials) ->
 
 @router.post("/assignments/{assignment_id}/skip", status_code=204)
 async def skip(assignment_id: Id, request: Request) -> Response:
-    db, _ = loop_context(request)
+    db, settings = loop_context(request)
 
     def work(session: Session) -> Response:
         annotator = actor_in(session, request, loop=True)
-        assignments.skip(session, assignment_id=assignment_id, annotator=annotator, now=utcnow())
+        lease = assignments.skip(session, assignment_id=assignment_id, annotator=annotator, now=utcnow())
+        project = load_project(session, lease.project_id) if lease is not None else None
+        if lease is not None and project is not None:
+            record(session, settings, actor=annotator, action="task.skip", object_type="task",
+                   object_id=lease.task_id, org_id=project.org_id, details={"assignment": lease.id})
         return Response(status_code=204)
 
     response = await write_now(db, work)
@@ -120,6 +148,10 @@ async def renew(assignment_id: Id, request: Request) -> Response:
         actor = actor_in(session, request, loop=True)
         assignment = assignments.renew(session, assignment_id=assignment_id, annotator=actor, now=utcnow(),
                                        lease_seconds=settings.lease_seconds)
+        project = load_project(session, assignment.project_id)
+        assert project is not None
+        record(session, settings, actor=actor, action="task.renew", object_type="task", object_id=assignment.task_id,
+               org_id=project.org_id, details={"assignment": assignment.id})
         return json_response(assignment_read(assignment, assignments.work_task(session, assignment.task_id)), 200)
 
     return await write_now(db, work)

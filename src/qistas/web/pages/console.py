@@ -155,9 +155,11 @@ def project_page(project_id: PageId, request: Request, user: PageUser, db: Db, s
         stats = results.project_stats(session, project_id=project.id, now=now)
         found = insights.project_insights(session, project=project)
         hourly = insights.hourly_throughput(session, project_id=project.id, now=now)
+        audit.record(session, actor=user, action="stats.read", object_type="project", object_id=project.id,
+                     org_id=project.org_id)
         return {"project": project, "stats": stats, "insights": found, "hourly": hourly}
 
-    data = read(db, work)
+    data = write(db, work)
     project, stats, found = data["project"], data["stats"], data["insights"]
     secret = settings.secret_key or ""
     people = [{"name": pseudonym(secret, project.org_id, r.annotator_id), "annotations": r.annotations,

@@ -1,0 +1,54 @@
+"""The audit chain migration on a database that already holds events: they are linked into
+their organization's chain in the order they were written, and the chain verifies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from sqlalchemy import text
+
+from qistas.db.engine import Database
+from qistas.db.migrate import alembic_config, upgrade
+from qistas.db.unit_of_work import write
+from qistas.domain import audit
+from qistas.domain.audit_chain import Signer, verify
+from tests.conftest import SECRET, fresh_database
+
+
+def test_existing_events_become_verifiable_chains(tmp_path: Path) -> None:
+    with fresh_database(tmp_path, None) as url:
+        upgrade(url)
+        command.downgrade(alembic_config(url), "0006_staged_imports")
+        database = Database.from_url(url)
+        try:
+            with database.writer.begin() as session:
+                run = session.execute
+                run(text("INSERT INTO organizations (id, name, slug, created_at) VALUES (1, 'A', 'a', '2026-01-01')"))
+                run(text("INSERT INTO users (id, email, role, org_id, is_reviewer, is_active, created_at) "
+                         "VALUES (1, 'w@crowd.test', 'annotator', NULL, false, true, '2026-01-01'), "
+                         "(2, 'o@a.test', 'owner', 1, false, true, '2026-01-01')"))
+                run(text("INSERT INTO audit_events (at, actor_id, org_id, action, object_type, object_id, details) "
+                         "VALUES ('2026-01-01 10:00:00.123456', 2, 1, 'project.create', 'project', 7, NULL), "
+                         "('2026-01-01 10:00:01', NULL, NULL, 'org.create', 'org', 1, NULL), "
+                         "('2026-01-01 10:00:02', 1, 1, 'task.read', 'task', 9, NULL), "
+                         "('2026-01-01 10:00:03', 2, 1, 'export', 'project', 7, "
+                         "'{\"format\": \"csv\", \"n\": 2.0}')"))
+            database.dispose()
+            upgrade(url)
+            database = Database.from_url(url)
+            signer = Signer.from_secret(SECRET)
+            write(database, lambda session: audit.record(session, actor=None, action="after.upgrade",
+                                                         object_type="org", object_id=1, org_id=1))
+            write(database, lambda session: audit.checkpoint(session, org_id=1, signer=signer))
+            with database.reader() as session:
+                lines = list(audit.export_lines(session, org_id=1, signer=signer))
+                instance = list(audit.export_lines(session, org_id=None, signer=signer))
+            verdict = verify(lines, public_key=signer.public_key)
+            assert verdict.ok, verdict.problem
+            assert verdict.events == 4 and verdict.checkpoints == 1
+            # The annotator's account is not in the chain customers read.
+            assert '"actor":"annotator"' in lines[2] and '"actor":"owner:2"' in lines[1]
+            assert verify(instance).events == 1
+        finally:
+            database.dispose()

@@ -1,0 +1,199 @@
+"""The audit log's hash chains: linear and gapless under concurrent writers, one per
+organization (and one for events without an organization), signed checkpoints, and an
+exported log that verifies untouched and names the first event edited, deleted or moved."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+from sqlalchemy import select
+
+from qistas.db.engine import Database
+from qistas.db.models import AuditEvent, AuditHead
+from qistas.db.unit_of_work import write
+from qistas.domain import audit, users
+from qistas.domain.audit_chain import GENESIS, Signer, event_hash, verify
+
+SIGNER = Signer.from_secret("test-secret-" + "x" * 40)
+
+
+def _org(database: Database, slug: str) -> int:
+    with database.writer.begin() as session:
+        return users.create_org(session, name=slug, slug=slug).id
+
+
+def _chain(database: Database, org_id: int | None) -> list[AuditEvent]:
+    with database.reader() as session:
+        return list(session.scalars(select(AuditEvent).where(AuditEvent.chain_id == audit.chain_of(org_id))
+                                    .order_by(AuditEvent.seq)))
+
+
+def _assert_linear(events: list[AuditEvent]) -> None:
+    previous = GENESIS
+    for number, event in enumerate(events, start=1):
+        assert event.seq == number
+        assert event.prev_hash == previous
+        assert event.hash == event_hash(audit.event_fields(event))
+        previous = event.hash
+
+
+def test_concurrent_writers_keep_each_chain_linear_and_gapless(database: Database) -> None:
+    orgs = [_org(database, "acme"), _org(database, "rival")]
+    errors: list[BaseException] = []
+
+    def writer(org_id: int | None, n: int) -> None:
+        try:
+            for i in range(n):
+                write(database, lambda session, i=i: audit.record(  # type: ignore[misc]
+                    session, actor=None, action="test.write", object_type="project", object_id=i,
+                    org_id=org_id, details={"i": i, "ratio": 0.5, "whole": 2.0}))
+        except BaseException as exc:  # reported below, on the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(org, 25)) for org in (*orgs, *orgs, *orgs, None)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    for org_id, expected in ((orgs[0], 75), (orgs[1], 75), (None, 25)):
+        events = _chain(database, org_id)
+        assert len(events) == expected
+        _assert_linear(events)
+        with database.reader() as session:
+            head = session.get_one(AuditHead, audit.chain_of(org_id))
+            assert (head.seq, head.hash) == (events[-1].seq, events[-1].hash)
+
+
+def test_two_records_in_one_transaction_and_a_rollback_leave_no_gap(database: Database) -> None:
+    org = _org(database, "acme")
+
+    def two(session: object) -> None:
+        for action in ("a.one", "a.two"):
+            audit.record(session, actor=None, action=action, object_type="org", object_id=org,  # type: ignore[arg-type]
+                         org_id=org)
+
+    write(database, two)
+
+    def failing(session: object) -> None:
+        two(session)
+        raise RuntimeError("the route failed")
+
+    with pytest.raises(RuntimeError):
+        write(database, failing)
+    write(database, two)
+    events = _chain(database, org)
+    assert [e.action for e in events] == ["a.one", "a.two", "a.one", "a.two"]
+    _assert_linear(events)
+
+
+def _export(database: Database, org_id: int) -> list[str]:
+    with database.reader() as session:
+        return list(audit.export_lines(session, org_id=org_id, signer=SIGNER))
+
+
+def _logged(database: Database, n: int = 6) -> tuple[int, list[str]]:
+    org = _org(database, "acme")
+    for i in range(n):
+        write(database, lambda session, i=i: audit.record(  # type: ignore[misc]
+            session, actor=None, action="results.read", object_type="project", object_id=i, org_id=org,
+            details={"count": i, "text": "نص عربي"}))
+        if i == 3:
+            write(database, lambda session: audit.checkpoint(session, org_id=org, signer=SIGNER))
+    write(database, lambda session: audit.checkpoint(session, org_id=org, signer=SIGNER))
+    return org, _export(database, org)
+
+
+def test_an_untouched_export_verifies_with_the_public_key(database: Database) -> None:
+    _, lines = _logged(database)
+    verdict = verify(lines, public_key=SIGNER.public_key)
+    assert verdict.ok, verdict.problem
+    assert (verdict.events, verdict.checkpoints, verdict.warnings) == (6, 2, [])
+
+
+def _events_of(lines: list[str]) -> list[int]:
+    return [i for i, line in enumerate(lines) if json.loads(line)["type"] == "event"]
+
+
+def test_an_edited_event_is_named(database: Database) -> None:
+    _, lines = _logged(database)
+    at = _events_of(lines)[2]  # event 3
+    row = json.loads(lines[at])
+    row["details"]["count"] = 99
+    lines[at] = json.dumps(row) + "\n"
+    verdict = verify(lines, public_key=SIGNER.public_key)
+    assert not verdict.ok and verdict.seq == 3 and verdict.line == at + 1
+    assert "changed" in (verdict.problem or "")
+
+
+def test_a_deleted_event_is_named(database: Database) -> None:
+    _, lines = _logged(database)
+    del lines[_events_of(lines)[1]]  # event 2
+    verdict = verify(lines, public_key=SIGNER.public_key)
+    assert not verdict.ok and verdict.seq == 3 and "missing" in (verdict.problem or "")
+
+
+def test_reordered_events_are_named(database: Database) -> None:
+    _, lines = _logged(database)
+    first, second = _events_of(lines)[3:5]
+    lines[first], lines[second] = lines[second], lines[first]
+    verdict = verify(lines, public_key=SIGNER.public_key)
+    assert not verdict.ok and verdict.seq == 5 and verdict.line == first + 1
+
+
+def test_a_rewritten_chain_is_caught_by_its_checkpoint(database: Database) -> None:
+    """Recomputing every hash after an edit keeps the links, but not the signed hash."""
+    _, lines = _logged(database)
+    previous = GENESIS
+    for at in _events_of(lines):
+        row = json.loads(lines[at])
+        if row["seq"] == 2:
+            row["action"] = "nothing.read"
+        row["prev_hash"] = previous
+        row["hash"] = previous = event_hash(row)
+        lines[at] = json.dumps(row) + "\n"
+    verdict = verify(lines, public_key=SIGNER.public_key)
+    assert not verdict.ok and verdict.seq == 4 and "checkpoint" in (verdict.problem or "")
+
+
+def test_a_truncated_log_and_a_foreign_key_are_refused(database: Database) -> None:
+    _, lines = _logged(database)
+    last_event = _events_of(lines)[-1]
+    verdict = verify(lines[:last_event] + lines[last_event + 1:], public_key=SIGNER.public_key)
+    assert not verdict.ok and verdict.seq == 6 and "end" in (verdict.problem or "")
+    other = Signer.from_secret("another instance's secret " + "y" * 30)
+    verdict = verify(lines, public_key=other.public_key)
+    assert not verdict.ok and "signature" in (verdict.problem or "")
+    # Without a key of one's own, the file's own key is used, and said so.
+    verdict = verify(lines)
+    assert verdict.ok and verdict.warnings
+
+
+def test_checkpoints_fall_due_every_n_events(database: Database) -> None:
+    org = _org(database, "acme")
+    for i in range(5):
+        write(database, lambda session, i=i: audit.record(  # type: ignore[misc]
+            session, actor=None, action="x", object_type="org", object_id=i, org_id=org))
+    with database.reader() as session:
+        assert audit.chains_due(session, every=5) == [org]
+        assert audit.chains_due(session, every=6) == []
+    assert audit.sign_due(database, signer=SIGNER, every=5) is True  # what the background worker runs
+    assert audit.sign_due(database, signer=SIGNER, every=5) is False
+    with database.reader() as session:
+        assert audit.chains_due(session, every=1) == []
+        assert [c.seq for c in audit.checkpoints(session, org_id=org)] == [5]
+
+
+def test_annotators_are_named_by_pseudonym_only(database: Database) -> None:
+    org = _org(database, "acme")
+    with database.writer.begin() as session:
+        worker = users.create_user(session, email="w@crowd.test", role="annotator")
+        owner = users.create_user(session, email="o@acme.test", role="owner", org_id=org)
+        audit.record(session, actor=worker, action="task.take", object_type="task", object_id=1, org_id=org,
+                     pseudonym=lambda user_id: f"annotator-{user_id * 7}")
+        audit.record(session, actor=worker, action="task.read", object_type="task", object_id=1, org_id=org)
+        audit.record(session, actor=owner, action="results.read", object_type="project", object_id=1, org_id=org)
+    assert [e.actor for e in _chain(database, org)] == [
+        f"annotator-{worker.id * 7}", "annotator", f"owner:{owner.id}"]
