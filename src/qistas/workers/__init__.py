@@ -1,5 +1,5 @@
 """Background work of a server process: the webhook dispatcher, the export worker, refits,
-and finishing the imports of processes that died.
+finishing the imports of processes that died, and forgetting expired idempotency keys.
 
 Each ``qistas serve`` process runs both; they claim work from the database, so any number
 of processes cooperate and a job left by a crashed one is picked up again.
@@ -8,14 +8,19 @@ of processes cooperate and a job left by a crashed one is picked up again.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from qistas.config import Settings
 from qistas.db.engine import Database
-from qistas.domain import staged_imports
+from qistas.db.types import utcnow
+from qistas.db.unit_of_work import write
+from qistas.domain import idempotency, staged_imports
 from qistas.domain.quality import refit_step
 from qistas.workers.dispatcher import Dispatcher
 from qistas.workers.exporter import Exporter
 from qistas.workers.loop import Loop
+
+PURGE_IDEMPOTENCY_SECONDS = 60.0
 
 
 @dataclass
@@ -42,6 +47,10 @@ def start_workers(settings: Settings, db: Database) -> Workers:
     workers.exporter = Exporter(settings, db)
     workers.loops.append(Loop("qistas-exporter", workers.exporter.step, settings.worker_poll_seconds))
     workers.loops.append(Loop("qistas-imports", lambda: staged_imports.recover(db) > 0, settings.worker_poll_seconds))
+    keep = timedelta(hours=settings.idempotency_key_hours)
+    workers.loops.append(Loop("qistas-idempotency", lambda: write(
+        db, lambda session: idempotency.purge(session, kept_since=utcnow() - keep)) == idempotency.PURGE_CHUNK,
+        PURGE_IDEMPOTENCY_SECONDS))
     if settings.refit_interval_seconds > 0:
         workers.loops.append(Loop("qistas-refit", lambda: refit_step(db), settings.refit_interval_seconds))
     for loop in workers.loops:
