@@ -39,7 +39,8 @@ class Settings(BaseSettings):
     )
     secret_key: str | None = Field(
         default=None,
-        description="Key for session cookies and pseudonyms; generated under home when unset.",
+        description="Key for session cookies, pseudonyms and the secrets sealed at rest; generated under home "
+        "when unset.",
     )
     previous_secret_keys: str = Field(
         default="",

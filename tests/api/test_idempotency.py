@@ -4,6 +4,7 @@ does nothing again; the same key with another request is refused; two at once ru
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -15,6 +16,7 @@ from qistas.db.models import IdempotentRequest, Project, User
 from qistas.db.types import utcnow
 from qistas.db.unit_of_work import write
 from qistas.domain import idempotency
+from qistas.workers import start_workers
 from tests.api.conftest import World
 from tests.api.helpers import count_tasks, error_of, field_of
 
@@ -155,15 +157,34 @@ def test_an_expired_key_runs_again_and_old_keys_are_purged(world: World) -> None
     again = _import(world.tenant.owner, pid, ROWS, key)
     assert again.status_code == 201 and "idempotent-replayed" not in again.headers
     assert count_tasks(world.database, pid) == 6
-    # The background step forgets keys past their time, and only those.
+    # Purging forgets keys past their time, and only those.
     old = _key()
     assert _import(world.tenant.owner, pid, [{"data": {"text": "x"}}], old).status_code == 201
-    with world.database.writer.begin() as session:
-        session.execute(update(IdempotentRequest).where(IdempotentRequest.key == old)
-                        .values(created_at=utcnow() - timedelta(hours=hours + 1)))
+    _age(world, old, timedelta(hours=hours + 1))
     kept_since = utcnow() - timedelta(hours=hours)
-    assert write(world.database, lambda session: idempotency.purge(session, kept_since=kept_since)) >= 1
+    write(world.database, lambda session: idempotency.purge(session, kept_since=kept_since))
     assert _row(world, old) is None and _row(world, key) is not None
+
+
+def test_the_background_workers_purge_expired_keys(world: World) -> None:
+    pid = world.tenant.project()["id"]
+    old = _key()
+    assert _import(world.tenant.owner, pid, ROWS, old).status_code == 201
+    _age(world, old, timedelta(hours=world.settings.idempotency_key_hours + 1))
+    workers = start_workers(world.settings, world.database)
+    try:
+        deadline = time.monotonic() + 10
+        while _row(world, old) is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        workers.stop()
+    assert _row(world, old) is None
+
+
+def _age(world: World, key: str, by: timedelta) -> None:
+    with world.database.writer.begin() as session:
+        session.execute(update(IdempotentRequest).where(IdempotentRequest.key == key)
+                        .values(created_at=utcnow() - by))
 
 
 def test_a_bad_key_is_refused_naming_the_header(world: World) -> None:
