@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 from sqlalchemy import select, update
 
+from qistas.db.engine import Database
 from qistas.db.models import IdempotentRequest, Project, User
 from qistas.db.types import utcnow
 from qistas.db.unit_of_work import write
@@ -19,6 +20,7 @@ from qistas.domain import idempotency
 from qistas.workers import start_workers
 from tests.api.conftest import World
 from tests.api.helpers import count_tasks, error_of, field_of
+from tests.conftest import LiveServer
 
 ROWS = [{"data": {"text": "one"}}, {"data": {"text": "two"}}, {"data": {"text": "three"}}]
 
@@ -92,23 +94,28 @@ def field_of_409(response: httpx.Response) -> str:
     return str(error_of(response, 409)["details"]["field"])
 
 
-def test_identical_requests_at_once_run_once(world: World) -> None:
+def test_identical_requests_at_once_run_once_across_servers(world: World) -> None:
+    """Six identical imports at once, on two servers (each its own app, pool and caches) of one database."""
     pid = world.tenant.project()["id"]
     key = _key()
     rows = [{"data": {"text": f"row {i}"}} for i in range(200)]
     answers: list[httpx.Response] = []
     start = threading.Barrier(6)
+    other_db = Database.from_url(world.settings.sqlalchemy_url)
+    with LiveServer(world.settings.model_copy(update={"background_workers": False}), other_db) as other:
 
-    def send() -> None:
-        with httpx.Client(base_url=world.api, headers=dict(world.tenant.owner.headers), timeout=60) as client:
-            start.wait()
-            answers.append(_import(client, pid, rows, key))
+        def send(base_url: str) -> None:
+            with httpx.Client(base_url=base_url + "/api/v1", headers=dict(world.tenant.owner.headers),
+                              timeout=60) as client:
+                start.wait()
+                answers.append(_import(client, pid, rows, key))
 
-    threads = [threading.Thread(target=send) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+        threads = [threading.Thread(target=send, args=(url,)) for url in [world.url, other.url] * 3]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    other_db.dispose()
     statuses = sorted(r.status_code for r in answers)
     assert set(statuses) <= {201, 409}, [r.text for r in answers]
     assert statuses.count(201) >= 1
