@@ -9,6 +9,7 @@ import json
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from alembic import command
 from click.testing import CliRunner
@@ -23,11 +24,13 @@ from qistas.domain import signing
 from qistas.domain.sealing import WEBHOOK_SECRET, Keyring
 from qistas.errors import ConfigError
 from qistas.workers.dispatcher import Dispatcher
-from tests.conftest import SECRET, fresh_database
+from tests.api.helpers import error_of
+from tests.conftest import SECRET, LiveServer, fresh_database
 from tests.factories import Tenant
 from tests.receiver import Receiver, receiver
 
 NEW_SECRET = "rotated-secret-" + "y" * 40
+KEY = {"Idempotency-Key": "rotate-me"}
 
 
 @pytest.fixture
@@ -77,7 +80,14 @@ def test_the_stored_secret_is_sealed_and_deliveries_verify(tenant: Tenant, datab
         assert json.loads(got.body)["event"] == "task.completed"
 
 
-def test_rotation_keeps_every_secret(tenant: Tenant, database: Database, settings: Settings,
+def _retry(settings: Settings, database: Database, admin: httpx.Client, org: dict[str, str]) -> httpx.Response:
+    """The org creation sent again, to a server that has only the new key."""
+    with LiveServer(settings.model_copy(update={"secret_key": NEW_SECRET}), database) as server, \
+            httpx.Client(base_url=server.url + "/api/v1", headers=dict(admin.headers)) as client:
+        return client.post("/orgs", json=org, headers=KEY)
+
+
+def test_rotation_keeps_every_secret(tenant: Tenant, admin: httpx.Client, database: Database, settings: Settings,
                                      db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with receiver() as rx:
         hook_id, secret = _hook_with_one_delivery(tenant, rx)
@@ -91,13 +101,22 @@ def test_rotation_keeps_every_secret(tenant: Tenant, database: Database, setting
         (got,) = rx.at("/hook")
         assert signing.verify(secret, got.body, got.headers["qistas-signature"], now=int(time.time()))
 
+        # A stored Idempotency-Key answer is sealed too: a server with the new key alone cannot replay it.
+        org = {"name": "Rotated", "slug": "rotated"}
+        made = admin.post("/orgs", json=org, headers=KEY)
+        assert made.status_code == 201, made.text
+        assert error_of(_retry(settings, database, admin, org), 500)["code"] == "internal_error"
+
         monkeypatch.setenv("QISTAS_HOME", str(tmp_path))
         monkeypatch.setenv("QISTAS_DATABASE_URL", db_url)
         monkeypatch.setenv("QISTAS_SECRET_KEY", NEW_SECRET)
         monkeypatch.setenv("QISTAS_PREVIOUS_SECRET_KEYS", SECRET)
         done = CliRunner().invoke(main, ["rotate-secrets"])
         assert done.exit_code == 0, done.output
-        assert "1 webhook secrets" in done.output
+        assert "1 webhook secrets, 1 stored answers" in done.output
+        replayed = _retry(settings, database, admin, org)
+        assert replayed.status_code == 201 and replayed.headers["idempotent-replayed"] == "true"
+        assert replayed.json() == made.json()
         sealed_after = _stored(database, hook_id)
         assert sealed_after != sealed_before and Keyring(NEW_SECRET).is_current(sealed_after)
         assert Keyring(NEW_SECRET).open(sealed_after, purpose=WEBHOOK_SECRET) == secret.encode()

@@ -38,14 +38,14 @@ from starlette.responses import Response
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from qistas.api.errors import domain_response, http_response
+from qistas.api.errors import domain_response, error_response, http_response
 from qistas.db.engine import Database
 from qistas.db.types import utcnow
 from qistas.db.unit_of_work import write
 from qistas.domain import idempotency
 from qistas.domain.idempotency import MAX_KEY_LENGTH, StoredResponse
 from qistas.domain.sealing import Keyring
-from qistas.errors import IdempotencyKeyInUse, QistasError
+from qistas.errors import ConfigError, IdempotencyKeyInUse, QistasError
 
 log = logging.getLogger("qistas.api")
 HEADER = b"idempotency-key"
@@ -101,6 +101,10 @@ class Idempotency:
             try:
                 claimed = await anyio.to_thread.run_sync(partial(
                     self._claim, user_id=user_id, key=key, fingerprint=fingerprint))
+            except ConfigError as exc:  # a stored answer sealed with a key this server lacks
+                log.error("Idempotency-Key answer not replayed: %s", exc.message)
+                await error_response(500, "internal_error", "an unexpected error occurred")(scope, receive, send)
+                return
             except QistasError as exc:
                 await domain_response(exc)(scope, receive, send)
                 return
