@@ -79,11 +79,11 @@ class Invalid(QistasError):
     code = "invalid"
 
 
+class IdempotencyKeyReused(Invalid):
+    code = "idempotency_key_reused"
+
+
 class Unavailable(QistasError):
     """The database cannot be reached (or, on SQLite, stayed locked): try again shortly."""
 
     code = "unavailable"
-
-
-class IdempotencyKeyReused(Invalid):
-    code = "idempotency_key_reused"

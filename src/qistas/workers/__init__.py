@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 
 from qistas.config import Settings
 from qistas.db.engine import Database
@@ -38,6 +39,12 @@ class Workers:
             self.dispatcher.close()
 
 
+def purge_idempotency_keys(db: Database, *, keep: timedelta) -> bool:
+    """Forget one chunk of expired idempotency keys; True while more may be left."""
+    kept_since = utcnow() - keep
+    return write(db, partial(idempotency.purge, kept_since=kept_since)) == idempotency.PURGE_CHUNK
+
+
 def start_workers(settings: Settings, db: Database) -> Workers:
     workers = Workers()
     if not settings.background_workers:
@@ -48,9 +55,8 @@ def start_workers(settings: Settings, db: Database) -> Workers:
     workers.loops.append(Loop("qistas-exporter", workers.exporter.step, settings.worker_poll_seconds))
     workers.loops.append(Loop("qistas-imports", lambda: staged_imports.recover(db) > 0, settings.worker_poll_seconds))
     keep = timedelta(hours=settings.idempotency_key_hours)
-    workers.loops.append(Loop("qistas-idempotency", lambda: write(
-        db, lambda session: idempotency.purge(session, kept_since=utcnow() - keep)) == idempotency.PURGE_CHUNK,
-        PURGE_IDEMPOTENCY_SECONDS))
+    workers.loops.append(Loop("qistas-idempotency", partial(purge_idempotency_keys, db, keep=keep),
+                              PURGE_IDEMPOTENCY_SECONDS))
     if settings.refit_interval_seconds > 0:
         workers.loops.append(Loop("qistas-refit", lambda: refit_step(db), settings.refit_interval_seconds))
     for loop in workers.loops:
