@@ -19,7 +19,7 @@ from qistas.db.unit_of_work import write
 from qistas.domain import idempotency
 from qistas.workers import start_workers
 from tests.api.conftest import World
-from tests.api.helpers import count_tasks, error_of, field_of
+from tests.api.helpers import count_annotations, count_tasks, error_of, field_of
 from tests.conftest import LiveServer
 
 ROWS = [{"data": {"text": "one"}}, {"data": {"text": "two"}}, {"data": {"text": "three"}}]
@@ -86,12 +86,8 @@ def test_a_retry_while_the_first_runs_is_409(world: World) -> None:
                         .values(status_code=None, body_sealed=None))
     running = _import(world.tenant.owner, pid, ROWS, key)
     assert error_of(running, 409)["code"] == "idempotency_key_in_use"
-    assert field_of_409(running) == "Idempotency-Key"
+    assert error_of(running, 409)["details"]["field"] == "Idempotency-Key"
     assert count_tasks(world.database, pid) == 3
-
-
-def field_of_409(response: httpx.Response) -> str:
-    return str(error_of(response, 409)["details"]["field"])
 
 
 def test_identical_requests_at_once_run_once_across_servers(world: World) -> None:
@@ -233,6 +229,14 @@ def test_other_creating_posts_take_the_key(world: World) -> None:
     batches = [owner.post(f"/projects/{pid}/batches", json={"name": "b"}, headers={"Idempotency-Key": batch_key})
                for _ in range(2)]
     assert batches[0].json() == batches[1].json() and len(owner.get(f"/projects/{pid}/batches").json()) == 1
+    world.tenant.add_tasks(pid, [{"data": {"prompt": "t"}, "unique_id": "t1"}])
+    answers_key = _key()
+    rows = [{"task": "t1", "annotator": "vendor-1", "answer": {"text": "done"}}]
+    imported = [owner.post(f"/projects/{pid}/annotations", json=rows, headers={"Idempotency-Key": answers_key})
+                for _ in range(2)]
+    assert [i.status_code for i in imported] == [201, 201] and imported[1].json() == {"created": 1}
+    assert imported[1].headers["idempotent-replayed"] == "true"
+    assert count_annotations(world.database, pid) == 1
 
 
 def test_a_replayed_token_is_stored_sealed(world: World) -> None:
