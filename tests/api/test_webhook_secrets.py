@@ -92,7 +92,7 @@ def test_rotation_keeps_every_secret(tenant: Tenant, admin: httpx.Client, databa
     with receiver() as rx:
         hook_id, secret = _hook_with_one_delivery(tenant, rx)
         sealed_before = _stored(database, hook_id)
-        # The new key alone cannot open what the old one sealed: the delivery is not signed with a wrong secret.
+        # The new key alone cannot open what the old one sealed.
         with pytest.raises(ConfigError):
             Keyring(NEW_SECRET).open(sealed_before, purpose=WEBHOOK_SECRET)
         # New key, the old one listed as previous: deliveries still sign with the right secret.
