@@ -12,8 +12,14 @@ import httpx
 from qistas.db.engine import Database
 from qistas.db.models import User
 from qistas.domain import users
+from qistas.domain.sealing import WEBHOOK_SECRET, Keyring
 
 CLASSIFICATION = {"type": "classification", "labels": ["positive", "negative", "mixed"], "text_field": "text"}
+
+
+def sealed_webhook_secret(secret_key: str, secret: str = "s" * 20) -> str:
+    """A webhook signing secret as it is stored: sealed with the server's key."""
+    return Keyring(secret_key).seal(secret.encode(), purpose=WEBHOOK_SECRET)
 
 
 def client_for(base_url: str, token: str) -> httpx.Client:

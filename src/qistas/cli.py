@@ -118,6 +118,29 @@ def restore(source: Path, yes: bool) -> None:
     click.echo(f"restored {source}")
 
 
+@main.command("rotate-secrets")
+def rotate_secrets() -> None:
+    """Seal every stored secret again with the current QISTAS_SECRET_KEY (after a key rotation)."""
+    from qistas.db.migrate import upgrade
+    from qistas.db.unit_of_work import write
+    from qistas.domain import idempotency, webhooks
+    from qistas.domain.sealing import Keyring
+    from qistas.errors import QistasError
+
+    settings = get_settings()
+    upgrade(settings.sqlalchemy_url)
+    keyring = Keyring.from_settings(settings)
+    db = _database()
+    try:
+        hooks, answers = write(db, lambda session: (webhooks.reseal_secrets(session, keyring=keyring),
+                                                    idempotency.reseal_responses(session, keyring=keyring)))
+    except QistasError as exc:
+        raise click.ClickException(exc.message) from None
+    finally:
+        db.dispose()
+    click.echo(f"sealed again with the current key: {hooks} webhook secrets, {answers} stored answers")
+
+
 @main.command()
 def demo() -> None:
     """Seed a demo (when the database is empty) and print how to log in."""

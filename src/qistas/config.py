@@ -43,7 +43,19 @@ class Settings(BaseSettings):
     )
     secret_key: str | None = Field(
         default=None,
-        description="Key for session cookies and pseudonyms; generated under home when unset.",
+        description="Key for session cookies, pseudonyms and the secrets sealed at rest; generated under home "
+        "when unset.",
+    )
+    previous_secret_keys: str = Field(
+        default="",
+        description="Comma-separated secret keys used before the current one: values sealed with them "
+        "(webhook signing secrets, stored responses) still open; `qistas rotate-secrets` seals them again "
+        "with the current key.",
+    )
+    idempotency_key_hours: float = Field(
+        default=24.0, gt=0, le=24 * 30,
+        description="How long the first answer to a request with an `Idempotency-Key` is kept and replayed "
+        "to its retries; older keys are purged.",
     )
     lease_seconds: int = Field(
         default=600, ge=10, le=86_400, description="How long an assignment lease lasts."
@@ -183,6 +195,19 @@ class Settings(BaseSettings):
         if value is not None and len(value) < _MIN_METRICS_TOKEN_LENGTH:
             raise ValueError(f"QISTAS_METRICS_TOKEN must be at least {_MIN_METRICS_TOKEN_LENGTH} characters")
         return value
+
+    @field_validator("previous_secret_keys")
+    @classmethod
+    def _previous_keys(cls, value: str) -> str:
+        for raw in value.split(","):
+            if raw.strip() and len(raw.strip()) < _MIN_SECRET_LENGTH:
+                raise ValueError(f"QISTAS_PREVIOUS_SECRET_KEYS: each key must be at least {_MIN_SECRET_LENGTH} "
+                                 "characters")
+        return value
+
+    @property
+    def previous_keys(self) -> list[str]:
+        return [raw.strip() for raw in self.previous_secret_keys.split(",") if raw.strip()]
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -6,10 +6,12 @@
     ├── Forbidden          wrong role, same tenant  (403)
     ├── NotFound           missing, or another tenant's object (404)
     ├── Conflict           state forbids it, e.g. a stale lease (409)
+    │   └── IdempotencyKeyInUse   the first request with this key is still running
     ├── TooLarge           body or upload over its limit (413)
     ├── Unsupported        media type not accepted (415)
     ├── TooManyAttempts    too many failed sign-ins; retry after a delay (429)
     ├── Invalid            input that fails validation (422)
+    │   └── IdempotencyKeyReused  the key was sent before with a different request
     └── Unavailable        the server cannot serve now, e.g. its database is unreachable (503)
 """
 
@@ -54,6 +56,10 @@ class Conflict(QistasError):
     code = "conflict"
 
 
+class IdempotencyKeyInUse(Conflict):
+    code = "idempotency_key_in_use"
+
+
 class TooLarge(QistasError):
     code = "too_large"
 
@@ -72,6 +78,10 @@ class TooManyAttempts(QistasError):
 
 class Invalid(QistasError):
     code = "invalid"
+
+
+class IdempotencyKeyReused(Invalid):
+    code = "idempotency_key_reused"
 
 
 class Unavailable(QistasError):

@@ -15,7 +15,9 @@ from qistas.db.models import Delivery, Task, Webhook
 from qistas.domain import outbox
 from qistas.workers.dispatcher import Dispatcher
 from qistas.workers.outbound import MAX_RESPONSE_BYTES
+from tests.conftest import SECRET
 from tests.factories import Tenant
+from tests.factories import sealed_webhook_secret as sealed
 from tests.receiver import Receiver, receiver
 
 TIMEOUT = 1.0
@@ -30,7 +32,8 @@ def _one_delivery(tenant: Tenant, database: Database, url: str) -> None:
     pid = tenant.project()["id"]
     tenant.add_tasks(pid, [{"data": {"text": "x"}}])
     with database.writer.begin() as session:
-        session.add(Webhook(project_id=pid, url=url, events=["task.completed"], secret="s" * 20, is_active=True))
+        session.add(Webhook(project_id=pid, url=url, events=["task.completed"],
+                            secret_sealed=sealed(SECRET), is_active=True))
         session.flush()
         task = session.scalars(select(Task).where(Task.project_id == pid)).one()
         assert outbox.enqueue(session, event="task.completed", task=task) == 1

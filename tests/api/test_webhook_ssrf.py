@@ -14,7 +14,9 @@ from qistas.db.models import Delivery, Task, Webhook
 from qistas.domain import outbox
 from qistas.domain.destinations import Policy
 from qistas.workers.dispatcher import Dispatcher
+from tests.conftest import SECRET
 from tests.factories import Tenant
+from tests.factories import sealed_webhook_secret as sealed
 from tests.receiver import receiver
 
 REFUSED = [
@@ -100,8 +102,8 @@ def test_connect_time_check_refuses_what_became_private(tenant: Tenant, database
     tenant.add_tasks(pid, [{"data": {"text": "x"}}])
     with receiver() as rx:
         with database.writer.begin() as session:
-            session.add(Webhook(project_id=pid, url=rx.url + "/hook", events=["task.completed"], secret="s" * 20,
-                                is_active=True))
+            session.add(Webhook(project_id=pid, url=rx.url + "/hook", events=["task.completed"],
+                                secret_sealed=sealed(SECRET), is_active=True))
             session.flush()
             task = session.scalars(select(Task).where(Task.project_id == pid)).one()
             assert outbox.enqueue(session, event="task.completed", task=task) == 1

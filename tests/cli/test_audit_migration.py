@@ -19,7 +19,7 @@ from tests.conftest import SECRET, fresh_database
 def test_existing_events_become_verifiable_chains(tmp_path: Path) -> None:
     with fresh_database(tmp_path, None) as url:
         upgrade(url)
-        command.downgrade(alembic_config(url), "0006_staged_imports")
+        command.downgrade(alembic_config(url), "0007_lifecycle")
         database = Database.from_url(url)
         try:
             with database.writer.begin() as session:

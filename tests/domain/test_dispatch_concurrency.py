@@ -13,6 +13,8 @@ from qistas.db.engine import Database
 from qistas.db.models import Delivery, Task, Webhook
 from qistas.domain import outbox, projects, users
 from qistas.workers.dispatcher import Dispatcher
+from tests.conftest import SECRET
+from tests.factories import sealed_webhook_secret as sealed
 from tests.receiver import receiver
 
 N_EVENTS = 40
@@ -27,7 +29,7 @@ def test_two_dispatchers_send_each_delivery_once(database: Database, settings: S
             project = projects.create_project(session, org_id=org.id, actor=owner, name="p",
                                               task={"type": "classification", "labels": ["x"]})
             session.add(Webhook(project_id=project.id, url=rx.url + "/hook", events=["task.completed"],
-                                secret="s" * 20, is_active=True))
+                                secret_sealed=sealed(SECRET), is_active=True))
             for i in range(N_EVENTS):
                 task = Task(project_id=project.id, data={"i": i}, required=1, unique_id=str(i))
                 session.add(task)

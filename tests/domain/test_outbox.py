@@ -12,6 +12,8 @@ from qistas.db.models import Delivery, Project, Task, Webhook
 from qistas.db.types import utcnow
 from qistas.domain import outbox, projects, users
 from qistas.workers.dispatcher import Dispatcher, Outcome, Outgoing, backoff
+from tests.conftest import SECRET
+from tests.factories import sealed_webhook_secret as sealed
 
 
 def _project(database: Database) -> tuple[int, int]:
@@ -23,9 +25,9 @@ def _project(database: Database) -> tuple[int, int]:
         task = Task(project_id=project.id, data={}, required=1, callback_url="https://example.com/cb")
         session.add(task)
         session.add(Webhook(project_id=project.id, url="https://example.com/changed", events=["result.changed"],
-                            secret="s" * 20, is_active=True))
+                            secret_sealed=sealed(SECRET), is_active=True))
         session.add(Webhook(project_id=project.id, url="https://example.com/done", events=["task.completed"],
-                            secret="s" * 20, is_active=True))
+                            secret_sealed=sealed(SECRET), is_active=True))
         session.flush()
         return project.id, task.id
 

@@ -13,12 +13,14 @@ from starlette.types import ASGIApp
 from qistas import __version__, web
 from qistas.api import docs, errors, health, metrics
 from qistas.api.deps import KnownQuery
+from qistas.api.idempotency import Idempotency, idempotent_paths
 from qistas.api.limits import BodyLimit
 from qistas.api.metrics import Metrics
 from qistas.api.requests import RequestContext
 from qistas.api.routes import accounts, audit, exports, projects, quality, tasks, webhooks, work
 from qistas.config import Settings, get_settings
 from qistas.db.engine import Database, is_sqlite
+from qistas.domain.sealing import Keyring
 from qistas.domain.sign_in import PasswordGate
 from qistas.domain.users import TokenCache
 from qistas.workers import start_workers
@@ -80,8 +82,12 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     # dependency less on every take and submit); every GET of the others refuses a query
     # parameter it does not read.
     app.include_router(work.router, prefix=API_PREFIX)
-    for module in (accounts, projects, tasks, quality, webhooks, exports, audit):
-        app.include_router(module.router, prefix=API_PREFIX, dependencies=[KnownQuery])
+    routers = [module.router for module in (accounts, projects, tasks, quality, webhooks, exports, audit)]
+    for router in routers:
+        app.include_router(router, prefix=API_PREFIX, dependencies=[KnownQuery])
+    # Inside the body limit and the browser session: it reads bodies already bounded, for a known user.
+    app.add_middleware(Idempotency, db=db, keyring=Keyring.from_settings(settings),
+                       keep_hours=settings.idempotency_key_hours, paths=idempotent_paths(routers, API_PREFIX))
     app.add_middleware(BodyLimit, json_limit=settings.max_body_bytes, upload_limit=settings.max_upload_bytes)
 
     docs.install(app, API_PREFIX)

@@ -328,10 +328,31 @@ class Webhook(Base):
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
     url: Mapped[str] = mapped_column(String(2048))
     events: Mapped[list[str]] = mapped_column(JSONType)
-    # Kept as is: the dispatcher needs it to sign every delivery.
-    secret: Mapped[str] = mapped_column(String(128))
+    # The signing secret, sealed (domain/sealing.py): the dispatcher opens it to sign a delivery.
+    secret_sealed: Mapped[str] = mapped_column(String(512))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class IdempotentRequest(Base):
+    """The first request a user sent with an ``Idempotency-Key``, and its answer once it has one.
+
+    Inserted before the work starts: the unique key lets one of two identical requests run.
+    ``status_code`` stays null while it runs; the answer's body is sealed (it may hold a new
+    token or a webhook's secret).
+    """
+
+    __tablename__ = "idempotent_requests"
+    __table_args__ = (UniqueConstraint("user_id", "key", name="uq_idempotent_requests_user_key"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(255))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    content_type: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    body_sealed: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
 class Delivery(Base):

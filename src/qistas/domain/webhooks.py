@@ -9,12 +9,15 @@ from qistas.db.models import Delivery, Project, Webhook
 from qistas.domain import signing
 from qistas.domain.destinations import Policy, resolve
 from qistas.domain.outbox import EVENTS
+from qistas.domain.sealing import WEBHOOK_SECRET, Keyring
 from qistas.errors import Invalid, NotFound
 
 MAX_WEBHOOKS = 20
 
 
-def create_webhook(session: Session, *, project: Project, url: str, events: list[str], policy: Policy) -> Webhook:
+def create_webhook(session: Session, *, project: Project, url: str, events: list[str], policy: Policy,
+                   keyring: Keyring) -> tuple[Webhook, str]:
+    """The new webhook and its signing secret: shown once, stored sealed."""
     if not events:
         raise Invalid("events must name at least one event", details={"field": "events"})
     for i, event in enumerate(events):
@@ -26,11 +29,28 @@ def create_webhook(session: Session, *, project: Project, url: str, events: list
     ).all()
     if len(active) >= MAX_WEBHOOKS:
         raise Invalid(f"a project has at most {MAX_WEBHOOKS} webhooks", details={"field": "url"})
+    secret = signing.new_secret()
     hook = Webhook(project_id=project.id, url=url, events=list(dict.fromkeys(events)),
-                   secret=signing.new_secret(), is_active=True)
+                   secret_sealed=keyring.seal(secret.encode(), purpose=WEBHOOK_SECRET), is_active=True)
     session.add(hook)
     session.flush()
-    return hook
+    return hook, secret
+
+
+def signing_secret(hook: Webhook, *, keyring: Keyring) -> str:
+    return keyring.open(hook.secret_sealed, purpose=WEBHOOK_SECRET).decode()
+
+
+def reseal_secrets(session: Session, *, keyring: Keyring) -> int:
+    """Seal again with the current key every secret sealed with a previous one; how many."""
+    changed = 0
+    for hook in session.scalars(select(Webhook).order_by(Webhook.id)):
+        if not keyring.is_current(hook.secret_sealed):
+            hook.secret_sealed = keyring.seal(keyring.open(hook.secret_sealed, purpose=WEBHOOK_SECRET),
+                                              purpose=WEBHOOK_SECRET)
+            changed += 1
+    session.flush()
+    return changed
 
 
 def list_webhooks(session: Session, *, project: Project) -> list[Webhook]:

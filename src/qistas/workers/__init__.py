@@ -1,22 +1,29 @@
 """Background work of a server process: the webhook dispatcher, the export worker, refits,
-finishing the imports of processes that died, and the audit log's checkpoints.
+finishing the imports of processes that died, the audit log's checkpoints, and forgetting expired
+idempotency keys.
 
-Each ``qistas serve`` process runs both; they claim work from the database, so any number
+Each ``qistas serve`` process runs them all; they claim work from the database, so any number
 of processes cooperate and a job left by a crashed one is picked up again.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import partial
 
 from qistas.config import Settings
 from qistas.db.engine import Database
-from qistas.domain import audit, staged_imports
+from qistas.db.types import utcnow
+from qistas.db.unit_of_work import write
+from qistas.domain import audit, idempotency, staged_imports
 from qistas.domain.audit_chain import Signer
 from qistas.domain.quality import refit_step
 from qistas.workers.dispatcher import Dispatcher
 from qistas.workers.exporter import Exporter
 from qistas.workers.loop import Loop
+
+PURGE_IDEMPOTENCY_SECONDS = 60.0
 
 
 @dataclass
@@ -34,6 +41,12 @@ class Workers:
             self.dispatcher.close()
 
 
+def purge_idempotency_keys(db: Database, *, keep: timedelta) -> bool:
+    """Forget one chunk of expired idempotency keys; True while more may be left."""
+    kept_since = utcnow() - keep
+    return write(db, partial(idempotency.purge, kept_since=kept_since)) == idempotency.PURGE_CHUNK
+
+
 def start_workers(settings: Settings, db: Database) -> Workers:
     workers = Workers()
     if not settings.background_workers:
@@ -45,6 +58,9 @@ def start_workers(settings: Settings, db: Database) -> Workers:
     workers.loops.append(Loop("qistas-imports", lambda: staged_imports.recover(db) > 0, settings.worker_poll_seconds))
     signer = Signer.from_secret(settings.secret_key or "")
     workers.loops.append(Loop("qistas-audit", lambda: audit.sign_due(db, signer=signer), settings.worker_poll_seconds))
+    keep = timedelta(hours=settings.idempotency_key_hours)
+    workers.loops.append(Loop("qistas-idempotency", partial(purge_idempotency_keys, db, keep=keep),
+                              PURGE_IDEMPOTENCY_SECONDS))
     if settings.refit_interval_seconds > 0:
         workers.loops.append(Loop("qistas-refit", lambda: refit_step(db), settings.refit_interval_seconds))
     for loop in workers.loops:

@@ -12,6 +12,7 @@ address tried, and reads at most 64 KiB of the receiver's answer (``workers/outb
 from __future__ import annotations
 
 import json
+import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,13 +30,17 @@ from qistas.db.engine import Database
 from qistas.db.models import Delivery, Webhook
 from qistas.db.types import utcnow
 from qistas.db.unit_of_work import write
-from qistas.domain import signing
+from qistas.domain import signing, webhooks
 from qistas.domain.destinations import Blocked, Policy, Target, resolve
+from qistas.domain.sealing import Keyring
+from qistas.errors import ConfigError
 from qistas.workers.outbound import deadline_client, status_of
 
 CLAIM = 10
 PURGE_EVERY = timedelta(minutes=10)
 SENDERS = 8  # deliveries sent at once by one process
+
+log = logging.getLogger("qistas.workers")
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,7 @@ class Dispatcher:
         self.settings = settings
         self.db = db
         self.policy = Policy.from_settings(settings)
+        self.keyring = Keyring.from_settings(settings)
         # No pooled connections: the pool is keyed by the address we connect to, so a TLS
         # connection opened for one host name could otherwise carry a request for another.
         # Each connection ends within the timeout, however slowly the receiver answers.
@@ -151,11 +157,17 @@ class Dispatcher:
         if delivery.webhook_id is None:
             return signing.callback_secret(self.settings.secret_key or "", delivery.project_id)
         hook = session.get(Webhook, delivery.webhook_id)
-        return hook.secret if hook is not None and hook.is_active else None
+        if hook is None or not hook.is_active:
+            return None
+        try:
+            return webhooks.signing_secret(hook, keyring=self.keyring)
+        except ConfigError as exc:  # sealed with a key this server lacks, or altered
+            log.error("webhook %s: %s", hook.id, exc.message)
+            return None
 
     def send(self, outgoing: Outgoing) -> Outcome:
         if outgoing.secret is None:
-            return Outcome(None, "the webhook was deleted")
+            return Outcome(None, "the webhook was deleted, or its secret cannot be opened (see the server log)")
         try:
             target = resolve(outgoing.url, self.policy)  # checked again at every connect
         except Blocked as exc:

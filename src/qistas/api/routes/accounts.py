@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from qistas.api.deps import Actor, AppSettings, Db, Id
+from qistas.api.idempotency import IDEMPOTENT
 from qistas.api.schemas.accounts import (
     Deactivated,
     OrgCreate,
@@ -52,7 +53,7 @@ def token_info(token: ApiToken) -> TokenInfo:
                      expires_at=token.expires_at, last_used_at=token.last_used_at, revoked_at=token.revoked_at)
 
 
-@router.post("/orgs", status_code=201, response_model=OrgRead)
+@router.post("/orgs", status_code=201, response_model=OrgRead, dependencies=[IDEMPOTENT])
 def create_org(body: OrgCreate, actor: Actor, db: Db) -> OrgRead:
     require_admin(actor)
 
@@ -78,7 +79,7 @@ def me(actor: Actor, db: Db) -> UserRead:
         return user_read(session, actor)
 
 
-@router.post("/users", status_code=201, response_model=UserCreated)
+@router.post("/users", status_code=201, response_model=UserCreated, dependencies=[IDEMPOTENT])
 def create_user(body: UserCreate, actor: Actor, db: Db) -> UserCreated:
     def work(session: Session) -> UserCreated:
         if body.org is not None:
@@ -119,7 +120,7 @@ def list_tokens(user_id: Id, actor: Actor, db: Db) -> list[TokenInfo]:
         return [token_info(t) for t in users.list_tokens(session, user=target)]
 
 
-@router.post("/users/{user_id}/tokens", status_code=201, response_model=TokenRead)
+@router.post("/users/{user_id}/tokens", status_code=201, response_model=TokenRead, dependencies=[IDEMPOTENT])
 def create_token(user_id: Id, actor: Actor, db: Db, body: TokenCreate | None = None) -> TokenRead:
     body = body or TokenCreate()
 

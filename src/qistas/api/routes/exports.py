@@ -11,6 +11,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 from sqlalchemy.orm import Session
 
 from qistas.api.deps import Actor, AppSettings, Db, Id, Limit
+from qistas.api.idempotency import IDEMPOTENT
 from qistas.api.schemas.exports import ExportCreate, ExportRead
 from qistas.config import Settings
 from qistas.db.models import ExportJob, Project
@@ -89,7 +90,7 @@ def _stream(db: Db, settings: Settings, project: Project, spec: Any, selection: 
                                         name=f"project-{project.id}")
 
 
-@router.post("/projects/{project_id}/exports", status_code=202, response_model=ExportRead)
+@router.post("/projects/{project_id}/exports", status_code=202, response_model=ExportRead, dependencies=[IDEMPOTENT])
 def create_export(project_id: Id, body: ExportCreate, actor: Actor, db: Db) -> ExportRead:
     """Queue an export job; follow it at ``GET /exports/{id}``, download from its ``file``."""
     options = results.ExportOptions(completed=body.completed, min_confidence=body.min_confidence,

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from sqlalchemy.orm import Session
 
 from qistas.api.deps import Actor, AppSettings, Db, Id
+from qistas.api.idempotency import IDEMPOTENT
 from qistas.api.schemas.projects import (
     BatchCreate,
     BatchRead,
@@ -59,7 +60,7 @@ def batch_read(session: Session, batch: Batch) -> BatchRead:
                      created_at=batch.created_at)
 
 
-@router.post("/projects", status_code=201, response_model=ProjectRead)
+@router.post("/projects", status_code=201, response_model=ProjectRead, dependencies=[IDEMPOTENT])
 def create_project(body: ProjectCreate, actor: Actor, db: Db) -> ProjectRead:
     def work(session: Session) -> ProjectRead:
         if actor.role == Role.ADMIN:
@@ -112,7 +113,7 @@ def update_project(project_id: Id, body: ProjectUpdate, actor: Actor, db: Db) ->
     return write(db, work)
 
 
-@router.post("/projects/{project_id}/batches", status_code=201, response_model=BatchRead)
+@router.post("/projects/{project_id}/batches", status_code=201, response_model=BatchRead, dependencies=[IDEMPOTENT])
 def create_batch(project_id: Id, body: BatchCreate, actor: Actor, db: Db, settings: AppSettings) -> BatchRead:
     def work(session: Session) -> BatchRead:
         project = projects.ensure_writable(ensure_customer_access(actor, session.get(Project, project_id)))

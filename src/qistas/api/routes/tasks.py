@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 
 from qistas.api.deps import Actor, After, AppSettings, Db, Id, Limit
+from qistas.api.idempotency import IDEMPOTENT
 from qistas.api.schemas.tasks import (
     AnnotationImportRead,
     AnnotationRead,
@@ -124,7 +125,7 @@ async def _upload(request: Request, format: str | None, formats: tuple[str, ...]
 
 
 @router.post("/projects/{project_id}/tasks", status_code=201, response_model=ImportRead,
-             openapi_extra=IMPORT_BODY)
+             openapi_extra=IMPORT_BODY, dependencies=[IDEMPOTENT])
 async def import_tasks(
     project_id: Id, request: Request, actor: Actor, db: Db, settings: AppSettings,
     format: Annotated[str | None, Query(description="json, jsonl or csv; overrides the media type")] = None,
@@ -160,7 +161,7 @@ async def import_tasks(
 
 
 @router.post("/projects/{project_id}/annotations", status_code=201, response_model=AnnotationImportRead,
-             openapi_extra=ANNOTATIONS_BODY)
+             openapi_extra=ANNOTATIONS_BODY, dependencies=[IDEMPOTENT])
 async def import_annotations(
     project_id: Id, request: Request, actor: Actor, db: Db, settings: AppSettings,
     format: Annotated[str | None, Query(description="json or jsonl; overrides the media type")] = None,

@@ -6,19 +6,21 @@ from fastapi import APIRouter, Response
 from sqlalchemy.orm import Session
 
 from qistas.api.deps import Actor, AppSettings, Before, Db, Id, Limit
+from qistas.api.idempotency import IDEMPOTENT
 from qistas.api.schemas.webhooks import CallbackSecret, DeliveryPage, DeliveryRead, WebhookCreate, WebhookRead
 from qistas.db.models import Delivery, Project, User, Webhook
 from qistas.db.unit_of_work import write
 from qistas.domain import audit, outbox, signing, webhooks
 from qistas.domain.destinations import Policy
+from qistas.domain.sealing import Keyring
 from qistas.policies import ensure_customer_access
 
 router = APIRouter(tags=["webhooks"])
 
 
-def webhook_read(hook: Webhook, *, with_secret: bool = False) -> WebhookRead:
+def webhook_read(hook: Webhook, *, secret: str | None = None) -> WebhookRead:
     return WebhookRead(id=hook.id, project_id=hook.project_id, url=hook.url, events=hook.events,
-                       created_at=hook.created_at, secret=hook.secret if with_secret else None)
+                       created_at=hook.created_at, secret=secret)
 
 
 def delivery_read(d: Delivery) -> DeliveryRead:
@@ -30,17 +32,18 @@ def delivery_read(d: Delivery) -> DeliveryRead:
     )
 
 
-@router.post("/projects/{project_id}/webhooks", status_code=201, response_model=WebhookRead)
+@router.post("/projects/{project_id}/webhooks", status_code=201, response_model=WebhookRead, dependencies=[IDEMPOTENT])
 def create_webhook(project_id: Id, body: WebhookCreate, actor: Actor, db: Db, settings: AppSettings) -> WebhookRead:
     """Subscribe a URL to events; the answer carries the signing secret, shown only here."""
 
     def work(session: Session) -> WebhookRead:
         project = ensure_customer_access(actor, session.get(Project, project_id))
-        hook = webhooks.create_webhook(session, project=project, url=body.url, events=body.events,
-                                       policy=Policy.from_settings(settings))
+        hook, secret = webhooks.create_webhook(session, project=project, url=body.url, events=body.events,
+                                               policy=Policy.from_settings(settings),
+                                               keyring=Keyring.from_settings(settings))
         audit.record(session, actor=actor, action="webhook.create", object_type="webhook", object_id=hook.id,
                      org_id=project.org_id, details={"url": hook.url, "events": hook.events})
-        return webhook_read(hook, with_secret=True)
+        return webhook_read(hook, secret=secret)
 
     return write(db, work)
 
