@@ -28,6 +28,7 @@ from qistas.api.schemas.tasks import (
 )
 from qistas.config import Settings
 from qistas.db.dialect import refresh_statistics
+from qistas.db.engine import Database
 from qistas.db.enums import Role
 from qistas.db.models import Annotation, Assignment, Project, Task, User
 from qistas.db.types import utcnow
@@ -103,13 +104,24 @@ async def _spooled_body(request: Request) -> tuple[IO[bytes], str | None, Any]:
     return spool, MEDIA_FORMATS[media], None
 
 
+async def _ensure_may_upload(db: Database, actor: User, project_id: int) -> None:
+    """Refuse an upload its sender may not make before a byte of it is received.
+
+    A short read transaction: someone without access to the project (another tenant's staff,
+    an annotator) is answered at once, and nothing of the body is read or spooled. The
+    write that follows checks the access again, in its own transaction.
+    """
+    await run_in_threadpool(read, db, lambda session: ensure_customer_access(actor, session.get(Project, project_id)))
+
+
 @asynccontextmanager
 async def _upload(request: Request, format: str | None, formats: tuple[str, ...],
                   hint: str) -> AsyncIterator[tuple[IO[bytes], str]]:
     """The received upload and its format; the spool and the form are closed afterwards.
 
     The whole body is received before any transaction opens: a client that disconnects
-    mid-upload never reaches the database.
+    mid-upload never reaches the database. Callers check the sender's access first
+    (``_ensure_may_upload``).
     """
     stream, detected, form = await _spooled_body(request)
     try:
@@ -129,6 +141,7 @@ async def import_tasks(
     project_id: Id, request: Request, actor: Actor, db: Db, settings: AppSettings,
     format: Annotated[str | None, Query(description="json, jsonl or csv; overrides the media type")] = None,
 ) -> ImportRead:
+    await _ensure_may_upload(db, actor, project_id)
     async with _upload(request, format, imports.FORMATS, "say the format: ?format=json|jsonl|csv") as (stream, fmt):
         plan = await run_in_threadpool(
             read, db, lambda session: imports.plan_import(
@@ -167,6 +180,7 @@ async def import_annotations(
 ) -> AnnotationImportRead:
     """Answers made elsewhere: every one validated by the task type, all or nothing."""
     hint = "send the annotations as JSON or JSONL (?format=json or ?format=jsonl)"
+    await _ensure_may_upload(db, actor, project_id)
     async with _upload(request, format, ("json", "jsonl"), hint) as (stream, fmt):
 
         def work(session: Session) -> AnnotationImportRead:
