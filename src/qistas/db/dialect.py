@@ -58,9 +58,13 @@ def locks_claimed_rows(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-def claim_lock(session: Session, query: Any) -> Any:
-    """``query`` with the claim row lock where the database has one (see above)."""
-    return query.with_for_update(skip_locked=True) if locks_claimed_rows(session) else query
+def claim_lock(session: Session, query: Any, *, of: Any = None) -> Any:
+    """``query`` with the claim row lock where the database has one (see above).
+
+    ``of``: the table whose rows are locked, when the query also reads others (a join, a
+    grouped subquery that cannot be locked).
+    """
+    return query.with_for_update(skip_locked=True, of=of) if locks_claimed_rows(session) else query
 
 
 def is_retryable(exc: BaseException) -> bool:
