@@ -125,6 +125,36 @@ class Settings(BaseSettings):
     sign_in_window_seconds: float = Field(
         default=900.0, gt=0, le=86_400, description="The window over which failed password checks are counted.",
     )
+    # --- request limits, per server process (docs/settings.md, "Request limits") ---
+    rate_limit_per_token: float = Field(
+        default=100.0, ge=0, description="Requests per second, on average, of one API token or one browser "
+        "session's user (0: no limit).",
+    )
+    rate_limit_per_token_burst: int = Field(
+        default=500, ge=1, description="Requests one token or browser session may make at once, above its rate.",
+    )
+    rate_limit_per_org: float = Field(
+        default=1000.0, ge=0, description="Requests per second, on average, of all tokens and browser sessions "
+        "of one organization, the annotation loop (take, submit, skip, renew) excepted (0: no limit).",
+    )
+    rate_limit_per_org_burst: int = Field(
+        default=5000, ge=1, description="Requests one organization may make at once, above its rate.",
+    )
+    rate_limit_per_address: float = Field(
+        default=50.0, ge=0, description="Requests per second, on average, from one client address without "
+        "credentials (sign-in, static files) or with an unknown token (0: no limit).",
+    )
+    rate_limit_per_address_burst: int = Field(
+        default=200, ge=1, description="Requests one client address may make at once without credentials.",
+    )
+    max_requests_in_flight_per_org: int = Field(
+        default=8, ge=0, description="Requests of one organization served at once; more wait their turn "
+        "(0: no cap).",
+    )
+    rate_limit_wait_seconds: float = Field(
+        default=10.0, ge=0, le=300, description="How long a request over its organization's in-flight cap "
+        "waits for its turn before it is refused (429).",
+    )
 
     @field_validator("home")
     @classmethod

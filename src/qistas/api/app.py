@@ -14,6 +14,7 @@ from qistas.api import docs, errors
 from qistas.api.deps import KnownQuery
 from qistas.api.limits import BodyLimit
 from qistas.api.routes import accounts, exports, projects, quality, tasks, webhooks, work
+from qistas.api.throttle import RequestLimits
 from qistas.config import Settings, get_settings
 from qistas.db.engine import Database, is_sqlite
 from qistas.domain.sign_in import PasswordGate
@@ -70,6 +71,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     for module in (accounts, projects, tasks, quality, webhooks, exports):
         app.include_router(module.router, prefix=API_PREFIX, dependencies=[KnownQuery])
     app.add_middleware(BodyLimit, json_limit=settings.max_body_bytes, upload_limit=settings.max_upload_bytes)
+    # Outside the body limit and the routes, inside the session middleware (web.install),
+    # which names a browser session's user: a request over a limit is refused before its body.
+    app.add_middleware(RequestLimits, settings=settings, database=db)
 
     docs.install(app, API_PREFIX)
 
