@@ -125,6 +125,14 @@ class Settings(BaseSettings):
     sign_in_window_seconds: float = Field(
         default=900.0, gt=0, le=86_400, description="The window over which failed password checks are counted.",
     )
+    max_task_bytes_per_org: int = Field(
+        default=0, ge=0, description="Most bytes of task data (the JSON text of tasks' `data`) one organization "
+        "may store; an import that would pass it is refused (413 `quota_exceeded`). 0: no quota.",
+    )
+    max_export_bytes_per_org: int = Field(
+        default=0, ge=0, description="Most bytes of export files one organization may keep on the server; "
+        "new export jobs are refused (413 `quota_exceeded`) while its files reach it. 0: no quota.",
+    )
     # --- request limits, per server process (docs/settings.md, "Request limits") ---
     rate_limit_per_token: float = Field(
         default=100.0, ge=0, description="Requests per second, on average, of one API token or one browser "

@@ -7,6 +7,7 @@
     ├── NotFound           missing, or another tenant's object (404)
     ├── Conflict           state forbids it, e.g. a stale lease (409)
     ├── TooLarge           body or upload over its limit (413)
+    │   └── QuotaExceeded  an organization's stored bytes would pass its quota (413)
     ├── Unsupported        media type not accepted (415)
     ├── TooManyAttempts    too many failed sign-ins; retry after a delay (429)
     └── Invalid            input that fails validation (422)
@@ -55,6 +56,10 @@ class Conflict(QistasError):
 
 class TooLarge(QistasError):
     code = "too_large"
+
+
+class QuotaExceeded(TooLarge):
+    code = "quota_exceeded"
 
 
 class Unsupported(QistasError):
