@@ -155,9 +155,9 @@ class Settings(BaseSettings):
     rate_limit_per_address_burst: int = Field(
         default=200, ge=1, description="Requests one client address may make at once without credentials.",
     )
-    max_requests_in_flight_per_org: int = Field(
-        default=8, ge=0, description="Requests of one organization served at once; more wait their turn "
-        "(0: no cap).",
+    max_requests_in_flight_per_org: int | None = Field(
+        default=None, ge=0, description="Requests of one organization a server process serves at once, the "
+        "annotation loop excepted; more wait their turn (unset: half the process's threads; 0: no cap).",
     )
     rate_limit_wait_seconds: float = Field(
         default=10.0, ge=0, le=300, description="How long a request over its organization's in-flight cap "

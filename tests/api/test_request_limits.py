@@ -122,9 +122,10 @@ def test_an_organization_over_its_in_flight_cap_waits_then_is_refused(limited: W
         started = time.monotonic()
         _refused(tenant.member.get("/projects"), "in_flight")
         assert time.monotonic() - started >= 0.5  # it waited its turn first
-        # Another tenant is served at once.
+        # Another tenant is served at once, and so is the organization's own annotation loop.
         started = time.monotonic()
         assert rival.owner.get("/projects").status_code == 200
+        assert tenant.inhouse.post(f"/projects/{project}/assignments").status_code == 204  # nothing to take
         assert time.monotonic() - started < 0.5
     finally:
         held.close()

@@ -73,7 +73,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.add_middleware(BodyLimit, json_limit=settings.max_body_bytes, upload_limit=settings.max_upload_bytes)
     # Outside the body limit and the routes, inside the session middleware (web.install),
     # which names a browser session's user: a request over a limit is refused before its body.
-    app.add_middleware(RequestLimits, settings=settings, database=db)
+    app.add_middleware(RequestLimits, settings=settings, database=db,
+                       threads=SQLITE_THREADS if is_sqlite(db.engine) else SERVER_THREADS)
 
     docs.install(app, API_PREFIX)
 

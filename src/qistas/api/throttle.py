@@ -9,10 +9,11 @@ request reaches a route (and before its body is read), so one tenant cannot take
   The annotation loop (take, submit, skip, renew) is paced by people, each under their own
   token's bucket, and does not draw on it: an organization's many annotators never use up
   the budget of its scripts, nor its scripts theirs.
-* A cap on an organization's requests in flight at once. Those beyond it wait their turn on
-  the event loop (cheap) for up to ``QISTAS_RATE_LIMIT_WAIT_SECONDS``; so a tenant with many
-  clients holds at most that many of the server's threads, and another tenant's request is
-  served next instead of after all of them.
+* A cap on an organization's requests in flight at once (by default half the process's
+  threads), the annotation loop's short requests excepted. Those beyond it wait their turn
+  on the event loop (cheap) for up to ``QISTAS_RATE_LIMIT_WAIT_SECONDS``; so a tenant's
+  heavy requests (listing, importing, exporting) hold at most that many of the server's
+  threads, and the other tenants' requests find threads free.
 
 Over a limit: 429 ``too_many_requests`` in the one error shape, with ``Retry-After`` and
 ``details.retry_after`` (seconds) and ``details.limit`` (``token``, ``organization``,
@@ -44,7 +45,8 @@ from qistas.db.engine import Database
 from qistas.domain.security import hash_token
 from qistas.domain.users import TokenHolder, token_holder
 
-# The annotation loop's paths (api/routes/work.py): exempt from the organization's bucket.
+# The annotation loop's paths (api/routes/work.py): exempt from the organization's bucket
+# and in-flight cap (each annotator's own token bucket paces them).
 LOOP_PATH = re.compile(r"^/api/v1/(?:projects/\d+/assignments|assignments/\d+/(?:submit|skip|renew))$")
 UNLIMITED_PATHS = ("/healthz",)
 HOLDER_SECONDS = 60.0  # how long the holder of a token is remembered
@@ -109,13 +111,14 @@ class RequestLimits:
     """The ASGI middleware; installed inside the session middleware, which names the user of a
     browser session (``state["session_user"]``), and outside the body limit and the routes."""
 
-    def __init__(self, app: ASGIApp, *, settings: Settings, database: Database) -> None:
+    def __init__(self, app: ASGIApp, *, settings: Settings, database: Database, threads: int) -> None:
         self.app = app
         self.db = database
         self.credentials = Buckets(settings.rate_limit_per_token, settings.rate_limit_per_token_burst)
         self.orgs = Buckets(settings.rate_limit_per_org, settings.rate_limit_per_org_burst)
         self.addresses = Buckets(settings.rate_limit_per_address, settings.rate_limit_per_address_burst)
-        self.in_flight = InFlight(settings.max_requests_in_flight_per_org, settings.rate_limit_wait_seconds)
+        cap = settings.max_requests_in_flight_per_org
+        self.in_flight = InFlight(max(1, threads // 2) if cap is None else cap, settings.rate_limit_wait_seconds)
         self._holders: dict[str, tuple[float, TokenHolder]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -124,12 +127,13 @@ class RequestLimits:
             return
         now = time.monotonic()
         org_id, refusal = await self._check(scope, now)
-        if refusal is None and org_id is not None and not LOOP_PATH.match(scope.get("path", "")):
+        loop = LOOP_PATH.match(scope.get("path", "")) is not None
+        if refusal is None and org_id is not None and not loop:
             refusal = _refusal("organization", self.orgs.take(org_id, now))
         if refusal is not None:
             await _refuse(send, refusal)
             return
-        gate = self.in_flight.gate(org_id) if org_id is not None else None
+        gate = self.in_flight.gate(org_id) if org_id is not None and not loop else None
         if gate is None:
             await self.app(scope, receive, send)
             return
