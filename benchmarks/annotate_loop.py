@@ -325,7 +325,10 @@ def jsonl(n_tasks: int, kind: str = "classification") -> bytes:
     return b"".join(json.dumps({"data": data(n), "unique_id": f"u{n}"}).encode() + b"\n" for n in range(n_tasks))
 
 
-def new_project(server: Server, n_annotators: int, kind: str = "classification") -> tuple[httpx.Client, int, list[str]]:
+def new_project(server: Server, n_annotators: int, kind: str = "classification",
+                inhouse: bool = False) -> tuple[httpx.Client, int, list[str]]:
+    """A new organization, its owner and a project; annotators of the shared workforce, or of
+    the organization itself (``inhouse``: their requests count against its request limits)."""
     with api(server) as admin:
         slug = f"org{uuid.uuid4().hex[:6]}"
         check(admin.post("/orgs", json={"name": "Bench", "slug": slug}))
@@ -333,7 +336,8 @@ def new_project(server: Server, n_annotators: int, kind: str = "classification")
         owner_token = check(admin.post(f"/users/{owner['id']}/tokens"))["token"]
         tokens = []
         for n in range(n_annotators):
-            user = check(admin.post("/users", json={"email": f"w{n}@{slug}.test", "role": "annotator"}))
+            user = check(admin.post("/users", json={"email": f"w{n}@{slug}.test", "role": "annotator",
+                                                    **({"org": slug} if inhouse else {})}))
             tokens.append(check(admin.post(f"/users/{user['id']}/tokens"))["token"])
     owner_client = api(server, owner_token)
     project = check(owner_client.post("/projects", json={"name": "bench", "task": SPECS[kind],
@@ -425,9 +429,9 @@ def other_writer(db_url: str, every: float | None) -> Iterator[None]:
 
 def annotate_loop(backend: str, admin_url: str | None, k: int, n_tasks: int, seconds: float,
                   workers: int, profile: str | None = None, writer_every: float | None = None,
-                  kind: str = "classification") -> LoopResult:
+                  kind: str = "classification", inhouse: bool = False) -> LoopResult:
     with fresh_database(backend, admin_url) as db_url, serve(db_url, workers) as server:
-        owner, project_id, tokens = new_project(server, k, kind)
+        owner, project_id, tokens = new_project(server, k, kind, inhouse)
         with closing(owner):
             check(owner.post(f"/projects/{project_id}/tasks", content=jsonl(n_tasks, kind),
                              headers={"Content-Type": "application/x-ndjson"}))
@@ -561,6 +565,8 @@ def main() -> int:
     parser.add_argument("--profile", metavar="PREFIX", help="record a py-spy profile of the server per run")
     parser.add_argument("--other-writer", type=float, metavar="SECONDS",
                         help="another process writes every SECONDS, holding the write lock 20 ms each time")
+    parser.add_argument("--inhouse", action="store_true",
+                        help="annotators of the project's own organization instead of the shared workforce")
     parser.add_argument("--client-run", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client_run:
@@ -588,7 +594,7 @@ def main() -> int:
         runs = [(kinds[0], k) for k in ks] + [(kind, max(ks)) for kind in kinds[1:]]
         for kind, k in runs:
             loops.append(annotate_loop(backend, args.postgres, k, args.tasks, args.seconds, workers, args.profile,
-                                       args.other_writer, kind))
+                                       args.other_writer, kind, args.inhouse))
             print_loop_table(loops[-1:], args.tasks, args.seconds)
         if not args.skip_bulk and sizes:
             bulks += bulk(backend, args.postgres, sizes, workers)

@@ -153,6 +153,44 @@ class Settings(BaseSettings):
         default=None, description="When set, `GET /metrics` requires `Authorization: Bearer` with this token; "
         "unset, it is open to whoever reaches the server.",
     )
+    max_task_bytes_per_org: int = Field(
+        default=0, ge=0, description="Most bytes of task data (the JSON text of tasks' `data`) one organization "
+        "may store; an import that would pass it is refused (413 `quota_exceeded`). 0: no quota.",
+    )
+    max_export_bytes_per_org: int = Field(
+        default=0, ge=0, description="Most bytes of export files one organization may keep on the server; "
+        "new export jobs are refused (413 `quota_exceeded`) while its files reach it. 0: no quota.",
+    )
+    # --- request limits, per server process (docs/settings.md, "Request limits") ---
+    rate_limit_per_token: float = Field(
+        default=100.0, ge=0, description="Requests per second, on average, of one API token or one browser "
+        "session's user (0: no limit).",
+    )
+    rate_limit_per_token_burst: int = Field(
+        default=500, ge=1, description="Requests one token or browser session may make at once, above its rate.",
+    )
+    rate_limit_per_org: float = Field(
+        default=1000.0, ge=0, description="Requests per second, on average, of all tokens and browser sessions "
+        "of one organization, the annotation loop (take, submit, skip, renew) excepted (0: no limit).",
+    )
+    rate_limit_per_org_burst: int = Field(
+        default=5000, ge=1, description="Requests one organization may make at once, above its rate.",
+    )
+    rate_limit_per_address: float = Field(
+        default=50.0, ge=0, description="Requests per second, on average, from one client address without "
+        "credentials (sign-in, static files) or with an unknown token (0: no limit).",
+    )
+    rate_limit_per_address_burst: int = Field(
+        default=200, ge=1, description="Requests one client address may make at once without credentials.",
+    )
+    max_requests_in_flight_per_org: int | None = Field(
+        default=None, ge=0, description="Requests of one organization a server process serves at once, the "
+        "annotation loop excepted; more wait their turn (unset: half the process's threads; 0: no cap).",
+    )
+    rate_limit_wait_seconds: float = Field(
+        default=10.0, ge=0, le=300, description="How long a request over its organization's in-flight cap "
+        "waits for its turn before it is refused (429).",
+    )
 
     @field_validator("home")
     @classmethod

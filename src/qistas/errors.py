@@ -8,6 +8,7 @@
     ├── Conflict           state forbids it, e.g. a stale lease (409)
     │   └── IdempotencyKeyInUse   the first request with this key is still running
     ├── TooLarge           body or upload over its limit (413)
+    │   └── QuotaExceeded  an organization's stored bytes would pass its quota (413)
     ├── Unsupported        media type not accepted (415)
     ├── TooManyAttempts    too many failed sign-ins; retry after a delay (429)
     ├── Invalid            input that fails validation (422)
@@ -62,6 +63,10 @@ class IdempotencyKeyInUse(Conflict):
 
 class TooLarge(QistasError):
     code = "too_large"
+
+
+class QuotaExceeded(TooLarge):
+    code = "quota_exceeded"
 
 
 class Unsupported(QistasError):

@@ -179,3 +179,22 @@ def test_a_process_killed_in_an_hf_export_leaves_nothing_behind_for_long(
         os.utime(path, (then, then))
     exporter.purge(now=utcnow())
     assert [p.name for p in folder.iterdir()] == [".7-live.work"]
+
+
+def test_one_tenants_many_jobs_do_not_hold_back_anothers(tenant: Tenant, rival: Tenant, database: Database) -> None:
+    """Ten large jobs of one tenant, then one small job of another: the small one is the
+    second to finish on a server with one export worker, not the eleventh."""
+    big = tenant.project()["id"]
+    tenant.add_tasks(big, [{"data": {"text": f"row {i} " * 20}} for i in range(3000)])
+    small = rival.project()["id"]
+    rival.add_tasks(small, [{"data": {"text": "one"}}])
+    queued = [tenant.owner.post(f"/projects/{big}/exports", json={"format": "jsonl"}).json()["id"]
+              for _ in range(10)]
+    single = rival.owner.post(f"/projects/{small}/exports", json={"format": "jsonl"}).json()["id"]
+    for job_id in queued:
+        _wait(tenant.owner, job_id, timeout=120)
+    _wait(rival.owner, single)
+    with database.reader() as session:
+        finished = {job_id: session.get(ExportJob, job_id).finished_at for job_id in [*queued, single]}
+    before = [job_id for job_id in queued if finished[job_id] < finished[single]]
+    assert len(before) <= 1, before

@@ -18,6 +18,7 @@ from qistas.api.limits import BodyLimit
 from qistas.api.metrics import Metrics
 from qistas.api.requests import RequestContext
 from qistas.api.routes import accounts, audit, exports, projects, quality, tasks, webhooks, work
+from qistas.api.throttle import RequestLimits
 from qistas.config import Settings, get_settings
 from qistas.db.engine import Database, is_sqlite
 from qistas.domain.sealing import Keyring
@@ -89,6 +90,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.add_middleware(Idempotency, db=db, keyring=Keyring.from_settings(settings),
                        keep_hours=settings.idempotency_key_hours, paths=idempotent_paths(routers, API_PREFIX))
     app.add_middleware(BodyLimit, json_limit=settings.max_body_bytes, upload_limit=settings.max_upload_bytes)
+    # Outside the body limit and the routes, inside the session middleware (web.install),
+    # which names a browser session's user: a request over a limit is refused before its body.
+    app.add_middleware(RequestLimits, settings=settings, database=db,
+                       threads=SQLITE_THREADS if is_sqlite(db.engine) else SERVER_THREADS)
 
     docs.install(app, API_PREFIX)
     health.install(app, db)

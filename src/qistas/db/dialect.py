@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, LargeBinary, Text, cast, func, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -58,9 +58,13 @@ def locks_claimed_rows(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-def claim_lock(session: Session, query: Any) -> Any:
-    """``query`` with the claim row lock where the database has one (see above)."""
-    return query.with_for_update(skip_locked=True) if locks_claimed_rows(session) else query
+def claim_lock(session: Session, query: Any, *, of: Any = None) -> Any:
+    """``query`` with the claim row lock where the database has one (see above).
+
+    ``of``: the table whose rows are locked, when the query also reads others (a join, a
+    grouped subquery that cannot be locked).
+    """
+    return query.with_for_update(skip_locked=True, of=of) if locks_claimed_rows(session) else query
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -85,3 +89,10 @@ def refresh_statistics(engine: Engine, table_name: str, *, rows_added: int) -> N
     with engine.connect() as connection:
         connection.execute(text(f"ANALYZE {table_name}"))
         connection.commit()
+
+
+def json_bytes(session: Session, column: Any) -> Any:
+    """The size in bytes of a JSON column's stored text, as an SQL expression."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.octet_length(cast(column, Text))
+    return func.length(cast(column, LargeBinary))  # SQLite: length() of a blob counts bytes

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session
 
 from qistas.db.dialect import claim_lock
@@ -48,15 +48,18 @@ def list_jobs(session: Session, *, project: Project, limit: int) -> list[ExportJ
 
 
 def claim_job(session: Session, *, now: datetime) -> ExportJob | None:
-    """Take the oldest queued job, or a running one whose worker stopped renewing its lease."""
-    query = (
-        select(ExportJob)
-        .where(or_(ExportJob.status == "queued",
-                   (ExportJob.status == "running") & (ExportJob.lease_until < now)))
-        .order_by(ExportJob.id)
-        .limit(1)
-    )
-    job = session.scalar(claim_lock(session, query))
+    """Take a running job whose worker stopped renewing its lease, else the next queued job.
+
+    The queue is fair between organizations: the next job is of the organization with the
+    fewest jobs running now, then of the one whose last job started longest ago (one that
+    never started any goes first), and within it the oldest. A tenant with ten large jobs
+    queued therefore delays another's single job by at most the one of its jobs already
+    running, on a server with one worker; every worker process follows the same order.
+    """
+    job = session.scalar(claim_lock(session, select(ExportJob).where(
+        ExportJob.status == "running", ExportJob.lease_until < now).order_by(ExportJob.id).limit(1)))
+    if job is None:
+        job = session.scalar(claim_lock(session, _fair_queue(), of=ExportJob))
     if job is None:
         return None
     if job.attempts >= MAX_ATTEMPTS:
@@ -71,6 +74,26 @@ def claim_job(session: Session, *, now: datetime) -> ExportJob | None:
     job.rows_done = 0
     session.flush()
     return job
+
+
+def _fair_queue() -> Select[ExportJob]:
+    """The next queued job, in the fair order of ``claim_job``."""
+    per_org = (
+        select(Project.org_id.label("org_id"),
+               func.count(case((ExportJob.status == "running", 1))).label("running"),
+               func.max(ExportJob.started_at).label("last_started"))
+        .join(Project, Project.id == ExportJob.project_id)
+        .group_by(Project.org_id)
+        .subquery()
+    )
+    return (
+        select(ExportJob)
+        .join(Project, Project.id == ExportJob.project_id)
+        .join(per_org, per_org.c.org_id == Project.org_id)
+        .where(ExportJob.status == "queued")
+        .order_by(per_org.c.running, per_org.c.last_started.is_not(None), per_org.c.last_started, ExportJob.id)
+        .limit(1)
+    )
 
 
 def still_mine(session: Session, *, job_id: int, attempt: int) -> ExportJob | None:

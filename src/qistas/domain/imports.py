@@ -284,6 +284,7 @@ class CheckedRows:
         self._spool = tempfile.TemporaryFile()  # noqa: SIM115 -- lives as long as this object; close()
         self.total = 0
         self.batch_ids: set[int] = set()
+        self.data_bytes = 0  # the rows' task data as JSON text (UTF-8): what storage quotas count
 
     def add_chunk(self, rows: list[dict[str, Any]]) -> None:
         pickle.dump(rows, self._spool, protocol=pickle.HIGHEST_PROTOCOL)
@@ -378,6 +379,12 @@ def _row_values(raw: Any, *, plan: ImportPlan, check_url: Callable[[str], None] 
     }
 
 
+def data_bytes(data: Any) -> int:
+    """A task's data as the storage quota counts it: its JSON text in UTF-8, about what the
+    database keeps (``quotas.task_bytes`` measures the stored text itself)."""
+    return len(json.dumps(data, ensure_ascii=False).encode())
+
+
 def check_rows(
     plan: ImportPlan, rows: Iterable[tuple[int, Any]], *, max_errors: int = 100,
     check_url: Callable[[str], None] | None = None,
@@ -408,6 +415,7 @@ def check_rows(
                 continue
             if not n_errors:
                 chunk.append(values)
+                checked.data_bytes += data_bytes(values["data"])
                 if values["batch_id"] is not None:
                     checked.batch_ids.add(values["batch_id"])
                 if len(chunk) >= CHUNK:

@@ -300,3 +300,24 @@ def get_user_by_email(session: Session, *, email: str, org_slug: str | None = No
     if len(found) > 1:
         raise Invalid(f"several accounts use {email!r}; name the organization with --org", details={"field": "org"})
     return found[0]
+
+
+@dataclass(frozen=True)
+class TokenHolder:
+    """Whose a bearer token is: the user and the organization their requests count against."""
+
+    user_id: int
+    org_id: int | None
+
+
+_HOLDER = (
+    select(ApiToken.user_id, User.org_id)
+    .join(User, User.id == ApiToken.user_id)
+    .where(ApiToken.token_hash == bindparam("token_hash"), ApiToken.revoked_at.is_(None), User.is_active.is_(True))
+)
+
+
+def token_holder(session: Session, *, token_hash: str) -> TokenHolder | None:
+    """The holder of an unrevoked token of an active user (for request limits; not a grant)."""
+    row = session.execute(_HOLDER, {"token_hash": token_hash}).first()
+    return None if row is None else TokenHolder(user_id=row[0], org_id=row[1])

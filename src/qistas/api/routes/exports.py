@@ -17,7 +17,7 @@ from qistas.config import Settings
 from qistas.db.models import ExportJob, Project
 from qistas.db.types import utcnow
 from qistas.db.unit_of_work import write
-from qistas.domain import audit, exportformats, exportjobs, results
+from qistas.domain import audit, exportformats, exportjobs, quotas, results
 from qistas.domain.security import pseudonym
 from qistas.domain.tasktypes import parse_spec
 from qistas.errors import Conflict
@@ -91,13 +91,14 @@ def _stream(db: Db, settings: Settings, project: Project, spec: Any, selection: 
 
 
 @router.post("/projects/{project_id}/exports", status_code=202, response_model=ExportRead, dependencies=[IDEMPOTENT])
-def create_export(project_id: Id, body: ExportCreate, actor: Actor, db: Db) -> ExportRead:
+def create_export(project_id: Id, body: ExportCreate, actor: Actor, db: Db, settings: AppSettings) -> ExportRead:
     """Queue an export job; follow it at ``GET /exports/{id}``, download from its ``file``."""
     options = results.ExportOptions(completed=body.completed, min_confidence=body.min_confidence,
                                     batch=body.batch, since=body.since)
 
     def work(session: Session) -> ExportRead:
         project = ensure_customer_access(actor, session.get(Project, project_id))
+        quotas.ensure_export_room(session, org_id=project.org_id, limit=settings.max_export_bytes_per_org)
         job = exportjobs.create_job(session, project=project, actor=actor, fmt=body.format, options=options)
         audit.record(session, actor=actor, action="export.create", object_type="export", object_id=job.id,
                      org_id=project.org_id, details={"format": body.format, **job.options})

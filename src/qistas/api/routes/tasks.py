@@ -29,11 +29,12 @@ from qistas.api.schemas.tasks import (
 )
 from qistas.config import Settings
 from qistas.db.dialect import refresh_statistics
+from qistas.db.engine import Database
 from qistas.db.enums import Role
 from qistas.db.models import Annotation, Assignment, Project, Task, User
 from qistas.db.types import utcnow
 from qistas.db.unit_of_work import read, write
-from qistas.domain import annotation_imports, audit, imports, projects, results, staged_imports
+from qistas.domain import annotation_imports, audit, imports, projects, quotas, results, staged_imports
 from qistas.domain.destinations import Policy, check_syntax, resolve
 from qistas.domain.security import pseudonym
 from qistas.errors import Invalid, NotFound, Unsupported
@@ -104,13 +105,31 @@ async def _spooled_body(request: Request) -> tuple[IO[bytes], str | None, Any]:
     return spool, MEDIA_FORMATS[media], None
 
 
+async def _ensure_may_upload(db: Database, actor: User, project_id: int, *, task_quota: int = 0) -> int:
+    """Refuse an upload its sender may not make before a byte of it is received; the
+    project's organization.
+
+    A short read transaction: someone without access to the project (another tenant's staff,
+    an annotator), an archived project, or an organization with no room left under
+    ``task_quota``, is answered at once, and nothing of the body is read or spooled. The write that follows checks the
+    access again, in its own transaction.
+    """
+    def check(session: Session) -> int:
+        project = projects.ensure_writable(ensure_customer_access(actor, session.get(Project, project_id)))
+        quotas.ensure_task_room(session, org_id=project.org_id, adding=0, limit=task_quota)
+        return project.org_id
+
+    return await run_in_threadpool(read, db, check)
+
+
 @asynccontextmanager
 async def _upload(request: Request, format: str | None, formats: tuple[str, ...],
                   hint: str) -> AsyncIterator[tuple[IO[bytes], str]]:
     """The received upload and its format; the spool and the form are closed afterwards.
 
     The whole body is received before any transaction opens: a client that disconnects
-    mid-upload never reaches the database.
+    mid-upload never reaches the database. Callers check the sender's access first
+    (``_ensure_may_upload``).
     """
     stream, detected, form = await _spooled_body(request)
     try:
@@ -130,6 +149,7 @@ async def import_tasks(
     project_id: Id, request: Request, actor: Actor, db: Db, settings: AppSettings,
     format: Annotated[str | None, Query(description="json, jsonl or csv; overrides the media type")] = None,
 ) -> ImportRead:
+    org_id = await _ensure_may_upload(db, actor, project_id, task_quota=settings.max_task_bytes_per_org)
     async with _upload(request, format, imports.FORMATS, "say the format: ?format=json|jsonl|csv") as (stream, fmt):
         plan = await run_in_threadpool(
             read, db, lambda session: imports.plan_import(session, project=projects.ensure_writable(
@@ -139,6 +159,8 @@ async def import_tasks(
             partial(imports.check_rows, plan, imports.iter_rows(stream, fmt), max_errors=settings.max_import_errors,
                     check_url=callback_checker(settings)))
         with checked:
+            await run_in_threadpool(read, db, partial(quotas.ensure_task_room, org_id=org_id,
+                                                      adding=checked.data_bytes, limit=settings.max_task_bytes_per_org))
             # Written in short transactions (see domain/staged_imports.py): other tenants'
             # writes go on between them, and a crash never leaves half an import.
             import_id = await run_in_threadpool(
@@ -168,6 +190,7 @@ async def import_annotations(
 ) -> AnnotationImportRead:
     """Answers made elsewhere: every one validated by the task type, all or nothing."""
     hint = "send the annotations as JSON or JSONL (?format=json or ?format=jsonl)"
+    await _ensure_may_upload(db, actor, project_id)
     async with _upload(request, format, ("json", "jsonl"), hint) as (stream, fmt):
 
         def work(session: Session) -> AnnotationImportRead:
