@@ -69,8 +69,11 @@ def _mine(session: Session, import_id: int, state: str) -> TaskImport:
         query = query.with_for_update()
     job = session.scalar(query)
     if job is None or job.state != state:
-        # Only a process given up for dead loses its import: the recovery undid it.
-        raise Conflict("the import was abandoned before it completed; nothing was imported, send it again")
+        # Only a process given up for dead loses its import: the recovery undid it (staging) or
+        # finished it (committed).
+        if state == "staging":
+            raise Conflict("the import was abandoned before it completed; nothing was imported, send it again")
+        raise Conflict("the import was finished by another server's recovery; list the tasks to see them")
     return job
 
 
