@@ -290,6 +290,20 @@ def sqlalchemy_url(url: str) -> str:
     return url
 
 
+def databases(postgres: str, only: str | None) -> list[str]:
+    """The databases a benchmark runs on: SQLite, PostgreSQL when reachable, or ``only`` one;
+    prints the machine it measures."""
+    found = ["sqlite"]
+    if postgres != "none" and postgres_reachable(postgres):
+        found.append("postgresql")
+    else:
+        print(f"PostgreSQL not reachable at {postgres}: SQLite only")
+    if only:
+        found = [b for b in found if b == only]
+    print(f"machine: {os.cpu_count()} cores; python {sys.version.split()[0]}", flush=True)
+    return found
+
+
 def postgres_reachable(url: str) -> bool:
     engine = create_engine(sqlalchemy_url(url))
     try:
@@ -578,14 +592,7 @@ def main() -> int:
         args.tasks, args.seconds, args.clients, args.import_sizes = 300, 4.0, "1,8", "10000"
     ks = [int(k) for k in args.clients.split(",")]
     sizes = [int(s) for s in args.import_sizes.split(",") if s]
-    backends = ["sqlite"]
-    if args.postgres != "none" and postgres_reachable(args.postgres):
-        backends.append("postgresql")
-    else:
-        print(f"PostgreSQL not reachable at {args.postgres}: SQLite only")
-    if args.only:
-        backends = [b for b in backends if b == args.only]
-    print(f"machine: {os.cpu_count()} cores; python {sys.version.split()[0]}", flush=True)
+    backends = databases(args.postgres, args.only)
     loops: list[LoopResult] = []
     bulks: list[BulkResult] = []
     for backend in backends:

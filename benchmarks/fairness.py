@@ -38,11 +38,11 @@ from annotate_loop import (
     Server,
     api,
     check,
+    databases,
     fresh_database,
     jsonl,
     ms,
     new_project,
-    postgres_reachable,
     run_clients,
     serve,
     triple,
@@ -186,14 +186,7 @@ def main() -> int:
     scenarios = [s for s in args.scenarios.split(",") if s]
     if "alone" not in scenarios:
         scenarios.insert(0, "alone")
-    backends = ["sqlite"]
-    if args.postgres != "none" and postgres_reachable(args.postgres):
-        backends.append("postgresql")
-    else:
-        print(f"PostgreSQL not reachable at {args.postgres}: SQLite only")
-    if args.only:
-        backends = [b for b in backends if b == args.only]
-    print(f"machine: {os.cpu_count()} cores; python {sys.version.split()[0]}", flush=True)
+    backends = databases(args.postgres, args.only)
     rows: list[Row] = []
     for backend in backends:
         for scenario in scenarios:

@@ -170,3 +170,15 @@ def common_umask() -> Iterator[None]:
     before = os.umask(0o022)
     yield
     os.umask(before)
+
+
+def database_at(url: str, revision: str) -> Database:
+    """The database at ``url`` migrated to ``revision`` (up to head, then down to it): for a
+    test that fills it as an older version would have, then upgrades."""
+    from alembic import command
+
+    from qistas.db.migrate import alembic_config
+
+    upgrade(url)
+    command.downgrade(alembic_config(url), revision)
+    return Database.from_url(url)

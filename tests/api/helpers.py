@@ -36,6 +36,20 @@ def take(client: httpx.Client, project_id: int) -> dict[str, Any]:
     return response.json()  # type: ignore[no-any-return]
 
 
+def take_if_any(client: httpx.Client, project_id: int) -> dict[str, Any] | None:
+    """A lease, or None when nothing is left for this annotator."""
+    response = client.post(f"/projects/{project_id}/assignments")
+    if response.status_code == 204:
+        return None
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def answer_label(client: httpx.Client, lease: dict[str, Any], label: str) -> httpx.Response:
+    """Submit a classification answer to a lease; the response, whatever its status."""
+    return client.post(f"/assignments/{lease['id']}/submit", json={"answer": {"label": label}, "seconds": 2})
+
+
 def nothing_left(client: httpx.Client, project_id: int) -> bool:
     response = client.post(f"/projects/{project_id}/assignments")
     assert response.status_code in (201, 204), response.text

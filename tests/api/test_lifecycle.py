@@ -5,29 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
-from tests.api.helpers import error_of, field_of
+from tests.api.helpers import answer_label, error_of, field_of, take_if_any
 from tests.factories import CLASSIFICATION, Tenant
-
-
-def _take(worker: httpx.Client, project_id: int) -> dict[str, Any] | None:
-    response = worker.post(f"/projects/{project_id}/assignments")
-    if response.status_code == 204:
-        return None
-    assert response.status_code == 201, response.text
-    return response.json()  # type: ignore[no-any-return]
-
-
-def _answer(worker: httpx.Client, lease: dict[str, Any], label: str) -> httpx.Response:
-    return worker.post(f"/assignments/{lease['id']}/submit", json={"answer": {"label": label}, "seconds": 2})
 
 
 def _rows(n: int, prefix: str = "t") -> list[dict[str, Any]]:
     return [{"data": {"text": f"{prefix} {i}"}, "unique_id": f"{prefix}{i}"} for i in range(n)]
 
 
-def test_settings_change_and_the_spec_only_before_the_first_answer(tenant: Tenant, rival: Tenant) -> None:
+def test_settings_change_and_the_spec_only_before_the_firstanswer_label(tenant: Tenant, rival: Tenant) -> None:
     project = tenant.project(redundancy={"min": 1, "max": 2})
     pid = project["id"]
     tenant.add_tasks(pid, _rows(3))
@@ -41,8 +27,8 @@ def test_settings_change_and_the_spec_only_before_the_first_answer(tenant: Tenan
     tasks = tenant.owner.get(f"/projects/{pid}/tasks").json()["items"]
     assert {t["required"] for t in tasks} == {2}  # open tasks raised to the new minimum
 
-    lease = _take(tenant.annotators[0], pid)
-    assert lease is not None and _answer(tenant.annotators[0], lease, "positive").status_code == 201
+    lease = take_if_any(tenant.annotators[0], pid)
+    assert lease is not None and answer_label(tenant.annotators[0], lease, "positive").status_code == 201
     refused = tenant.owner.patch(f"/projects/{pid}", json={"task": CLASSIFICATION})
     assert error_of(refused, 409)["details"]["field"] == "task"
     for body, field in (({"name": None}, "name"), ({"gold": {"min_accuracy": 3}}, "gold.min_accuracy"),
@@ -58,41 +44,41 @@ def test_an_archived_project_is_read_only_and_hidden_from_annotators(tenant: Ten
     pid = tenant.project()["id"]
     tenant.add_tasks(pid, _rows(4))
     worker = tenant.annotators[0]
-    lease = _take(worker, pid)
+    lease = take_if_any(worker, pid)
     assert lease is not None
     archived = tenant.owner.patch(f"/projects/{pid}", json={"archived": True})
     assert archived.status_code == 200 and archived.json()["archived_at"]
     assert pid not in [p["id"] for p in worker.get("/projects").json()]
     assert error_of(worker.post(f"/projects/{pid}/assignments"), 404)["code"] == "not_found"
-    assert _answer(worker, lease, "positive").status_code == 201  # a lease already out still lands
+    assert answer_label(worker, lease, "positive").status_code == 201  # a lease already out still lands
     for refused in (tenant.owner.post(f"/projects/{pid}/tasks", json=_rows(1, "late")),
                     tenant.owner.post(f"/projects/{pid}/batches", json={"name": "b"}),
                     tenant.owner.patch(f"/projects/{pid}", json={"name": "still"})):
         assert error_of(refused, 409)["details"]["field"] == "archived"
     assert tenant.owner.get(f"/projects/{pid}/results").status_code == 200  # still readable
     assert tenant.owner.patch(f"/projects/{pid}", json={"archived": False}).json()["archived_at"] is None
-    assert _take(worker, pid) is not None
+    assert take_if_any(worker, pid) is not None
 
 
 def test_a_pending_task_is_canceled_and_its_lease_ends(tenant: Tenant, rival: Tenant) -> None:
     pid = tenant.project(redundancy={"min": 1, "max": 1})["id"]
     tenant.add_tasks(pid, _rows(2))
     worker = tenant.annotators[0]
-    lease = _take(worker, pid)
+    lease = take_if_any(worker, pid)
     assert lease is not None
     task_id = lease["task"]["id"]
     assert error_of(rival.owner.post(f"/tasks/{task_id}/cancel"), 404)["code"] == "not_found"
     canceled = tenant.owner.post(f"/tasks/{task_id}/cancel")
     assert canceled.status_code == 200 and canceled.json()["status"] == "canceled"
     assert canceled.json()["n_annotations"] == 0
-    assert error_of(_answer(worker, lease, "positive"), 409)
+    assert error_of(answer_label(worker, lease, "positive"), 409)
     assert error_of(tenant.owner.post(f"/tasks/{task_id}/cancel"), 409)["details"] == {"status": "canceled"}
-    other = _take(worker, pid)
+    other = take_if_any(worker, pid)
     assert other is not None and other["task"]["id"] != task_id
-    assert _answer(worker, other, "negative").status_code == 201
+    assert answer_label(worker, other, "negative").status_code == 201
     done = tenant.owner.post(f"/tasks/{other['task']['id']}/cancel")
     assert error_of(done, 409)["details"] == {"status": "completed"}
-    assert _take(worker, pid) is None
+    assert take_if_any(worker, pid) is None
 
 
 def test_a_blocked_annotator_is_let_back_on_probation(tenant: Tenant, rival: Tenant) -> None:
@@ -105,10 +91,10 @@ def test_a_blocked_annotator_is_let_back_on_probation(tenant: Tenant, rival: Ten
     def wrong_gold_answers(n: int) -> None:
         seen = 0
         while seen < n:
-            lease = _take(worker, pid)
+            lease = take_if_any(worker, pid)
             assert lease is not None
             seen += lease["task"]["data"]["text"].startswith("gold")
-            assert _answer(worker, lease, "negative").status_code == 201
+            assert answer_label(worker, lease, "negative").status_code == 201
 
     wrong_gold_answers(2)
     assert error_of(worker.post(f"/projects/{pid}/assignments"), 403)["code"] == "forbidden"
@@ -124,6 +110,6 @@ def test_a_blocked_annotator_is_let_back_on_probation(tenant: Tenant, rival: Ten
     assert unblocked.json() == {"annotator": name, "project": pid, "blocked": False, "probation": 4}
     assert error_of(tenant.owner.post(f"/annotators/{name}/unblock", json={"project": pid}), 409)
     wrong_gold_answers(3)  # on probation: judged after 4 gold answers
-    assert _take(worker, pid) is not None
+    assert take_if_any(worker, pid) is not None
     wrong_gold_answers(1)
     assert error_of(worker.post(f"/projects/{pid}/assignments"), 403)["code"] == "forbidden"

@@ -6,19 +6,8 @@ from typing import Any
 
 import httpx
 
+from tests.api.helpers import answer_label, take_if_any
 from tests.factories import CLASSIFICATION, Tenant
-
-
-def take(worker: httpx.Client, project_id: int) -> dict[str, Any] | None:
-    response = worker.post(f"/projects/{project_id}/assignments")
-    if response.status_code == 204:
-        return None
-    assert response.status_code == 201, response.text
-    return response.json()  # type: ignore[no-any-return]
-
-
-def answer(worker: httpx.Client, assignment: dict[str, Any], label: str) -> httpx.Response:
-    return worker.post(f"/assignments/{assignment['id']}/submit", json={"answer": {"label": label}, "seconds": 3})
 
 
 def test_gold_tasks_look_like_any_other_and_block_a_careless_annotator(tenant: Tenant) -> None:
@@ -27,16 +16,16 @@ def test_gold_tasks_look_like_any_other_and_block_a_careless_annotator(tenant: T
     tenant.add_tasks(project["id"], gold_rows + [{"data": {"text": f"t{i}"}, "unique_id": f"t{i}"} for i in range(4)])
     careless, careful = tenant.annotators[0], tenant.annotators[1]
 
-    first = take(careless, project["id"])
+    first = take_if_any(careless, project["id"])
     assert first is not None and set(first) == {"id", "project_id", "task", "expires_at"}
     assert set(first["task"]) == {"id", "data"}  # no gold, no metadata
     served_gold, lease = 0, first
     while served_gold < 2:  # gold comes at random (share 0.99): answer until two checks are in
         assert lease is not None
         served_gold += lease["task"]["data"]["text"].startswith("gold")
-        assert answer(careless, lease, "negative").status_code == 201
+        assert answer_label(careless, lease, "negative").status_code == 201
         if served_gold < 2:
-            lease = take(careless, project["id"])
+            lease = take_if_any(careless, project["id"])
     # Two wrong gold answers: Beta(7, 3) posterior 7/12 < 0.6, so no more tasks.
     blocked = careless.post(f"/projects/{project['id']}/assignments")
     assert blocked.status_code == 403
@@ -44,11 +33,11 @@ def test_gold_tasks_look_like_any_other_and_block_a_careless_annotator(tenant: T
 
     careful_gold = 0
     while careful_gold < 2:  # gold comes at random (share 0.99): answer until two checks are in
-        lease = take(careful, project["id"])
+        lease = take_if_any(careful, project["id"])
         assert lease is not None
         careful_gold += lease["task"]["data"]["text"].startswith("gold")
-        assert answer(careful, lease, "positive").status_code == 201
-    assert take(careful, project["id"]) is not None  # still served
+        assert answer_label(careful, lease, "positive").status_code == 201
+    assert take_if_any(careful, project["id"]) is not None  # still served
 
     report = tenant.owner.get(f"/projects/{project['id']}/quality").json()
     by_accuracy = sorted(report["annotators"], key=lambda a: a["gold_accuracy"])
@@ -65,9 +54,9 @@ def _answer_until_gold(tenant: Tenant, worker: httpx.Client, project_id: int) ->
     """Answer "positive" to every task served until the gold one came; return the submits."""
     done = []
     while True:
-        lease = take(worker, project_id)
+        lease = take_if_any(worker, project_id)
         assert lease is not None
-        done.append(answer(worker, lease, "positive").json())
+        done.append(answer_label(worker, lease, "positive").json())
         if lease["task"]["data"]["text"] == "g":
             return done
 
@@ -91,20 +80,20 @@ def test_adaptive_redundancy_stops_early_on_agreement_and_asks_more_on_disagreem
     tenant.add_tasks(project["id"], [{"data": {"text": "agree"}, "unique_id": "a"}])
     w = tenant.annotators
     # One answer from an unknown annotator (gold-accuracy prior 0.7) is below 0.9: one more.
-    assert answer(w[0], take(w[0], project["id"]), "positive").status_code == 201  # type: ignore[arg-type]
+    assert answer_label(w[0], take_if_any(w[0], project["id"]), "positive").status_code == 201  # type: ignore[arg-type]
     task = tenant.owner.get(f"/projects/{project['id']}/tasks").json()["items"][0]
     assert (task["status"], task["required"]) == ("pending", 2)
     # A second agreeing answer: posterior 0.49 / (0.49 + 2 * 0.0225) = 0.916 >= 0.9.
-    assert answer(w[1], take(w[1], project["id"]), "positive").status_code == 201  # type: ignore[arg-type]
+    assert answer_label(w[1], take_if_any(w[1], project["id"]), "positive").status_code == 201  # type: ignore[arg-type]
     task = tenant.owner.get(f"/tasks/{task['id']}").json()
     assert task["status"] == "completed" and task["n_annotations"] == 2
     assert task["response"] == {"label": "positive"} and 0.9 <= task["confidence"] < 1
 
     tenant.add_tasks(project["id"], [{"data": {"text": "split"}, "unique_id": "s"}])
     for worker, label in zip(w, ["positive", "negative", "mixed"], strict=True):
-        lease = take(worker, project["id"])
+        lease = take_if_any(worker, project["id"])
         assert lease is not None and lease["task"]["data"]["text"] == "split"
-        assert answer(worker, lease, label).status_code == 201
+        assert answer_label(worker, lease, label).status_code == 201
     split = tenant.owner.get(f"/projects/{project['id']}/tasks?status=completed").json()["items"][-1]
     assert split["unique_id"] == "s" and split["n_annotations"] == 3 and split["below_target"] is True
     report = tenant.owner.get(f"/projects/{project['id']}/quality").json()
@@ -118,12 +107,12 @@ def test_refit_learns_worker_skill_and_reports_agreement(tenant: Tenant, rival: 
     workers = tenant.annotators
     for _ in range(12):
         for n, worker in enumerate(workers):
-            lease = take(worker, project["id"])
+            lease = take_if_any(worker, project["id"])
             assert lease is not None
             index = int(lease["task"]["data"]["text"][1:])
             # The third annotator always says "positive": a spammer the model should spot.
             label = "positive" if n == 2 else truth[index % 3]
-            assert answer(worker, lease, label).status_code == 201
+            assert answer_label(worker, lease, label).status_code == 201
     refit = tenant.owner.post(f"/projects/{project['id']}/quality/refit")
     assert refit.status_code == 200, refit.text
     body = refit.json()
@@ -157,7 +146,7 @@ def test_admin_sees_an_annotators_record_across_projects(tenant: Tenant, admin: 
     project = tenant.project()
     tenant.add_tasks(project["id"], [{"data": {"text": "x"}}])
     worker = tenant.annotators[0]
-    assert answer(worker, take(worker, project["id"]), "positive").status_code == 201  # type: ignore[arg-type]
+    assert answer_label(worker, take_if_any(worker, project["id"]), "positive").status_code == 201  # type: ignore[arg-type]
     me = worker.get("/me").json()
     record = admin.get(f"/annotators/{me['id']}/quality").json()
     assert record["projects"][0]["annotations"] == 1
@@ -170,11 +159,11 @@ def test_time_per_task_counts_only_timed_answers(tenant: Tenant) -> None:
     project = tenant.project()
     tenant.add_tasks(project["id"], [{"data": {"text": f"t{i}"}} for i in range(4)])
     silent, timed = tenant.annotators[0], tenant.annotators[1]
-    lease = take(silent, project["id"])
+    lease = take_if_any(silent, project["id"])
     assert lease is not None
     assert silent.post(f"/assignments/{lease['id']}/submit", json={"answer": {"label": "positive"}}).status_code == 201
     for seconds in (None, 2, 5):
-        lease = take(timed, project["id"])
+        lease = take_if_any(timed, project["id"])
         assert lease is not None
         body: dict[str, Any] = {"answer": {"label": "positive"}}
         if seconds is not None:

@@ -25,7 +25,7 @@ from qistas.domain.sealing import WEBHOOK_SECRET, Keyring
 from qistas.errors import ConfigError
 from qistas.workers.dispatcher import Dispatcher
 from tests.api.helpers import error_of
-from tests.conftest import SECRET, LiveServer, fresh_database
+from tests.conftest import SECRET, LiveServer, database_at, fresh_database
 from tests.factories import Tenant
 from tests.receiver import Receiver, receiver
 
@@ -151,9 +151,7 @@ def test_the_migration_seals_existing_secrets(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setenv("QISTAS_HOME", str(tmp_path))
     monkeypatch.setenv("QISTAS_SECRET_KEY", SECRET)
     with fresh_database(tmp_path, None) as url:
-        upgrade(url)
-        command.downgrade(alembic_config(url), "0008_audit_chain")
-        database = Database.from_url(url)
+        database = database_at(url, "0008_audit_chain")
         try:
             with database.writer.begin() as session:
                 run = session.execute

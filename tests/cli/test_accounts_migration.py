@@ -5,19 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from alembic import command
 from sqlalchemy import text
 
 from qistas.db.engine import Database
-from qistas.db.migrate import alembic_config, upgrade
-from tests.conftest import fresh_database
+from qistas.db.migrate import upgrade
+from tests.conftest import database_at, fresh_database
 
 
 def test_upgrading_keeps_every_user_token_session_and_lease(tmp_path: Path) -> None:
     with fresh_database(tmp_path, None) as url:
-        upgrade(url)
-        command.downgrade(alembic_config(url), "0004_task_decision")
-        database = Database.from_url(url)
+        database = database_at(url, "0004_task_decision")
         try:
             with database.writer.begin() as session:
                 run = session.execute

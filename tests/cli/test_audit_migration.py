@@ -5,22 +5,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from alembic import command
 from sqlalchemy import text
 
 from qistas.db.engine import Database
-from qistas.db.migrate import alembic_config, upgrade
+from qistas.db.migrate import upgrade
 from qistas.db.unit_of_work import write
 from qistas.domain import audit
 from qistas.domain.audit_chain import Signer, verify
-from tests.conftest import SECRET, fresh_database
+from tests.conftest import SECRET, database_at, fresh_database
 
 
 def test_existing_events_become_verifiable_chains(tmp_path: Path) -> None:
     with fresh_database(tmp_path, None) as url:
-        upgrade(url)
-        command.downgrade(alembic_config(url), "0007_lifecycle")
-        database = Database.from_url(url)
+        database = database_at(url, "0007_lifecycle")
         try:
             with database.writer.begin() as session:
                 run = session.execute
