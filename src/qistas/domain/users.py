@@ -16,10 +16,10 @@ from qistas.db.enums import Role, TokenScope
 from qistas.db.models import ApiToken, Organization, User, WebSession
 from qistas.db.prepared import detached
 from qistas.db.types import utcnow
-from qistas.domain import assignments
+from qistas.domain import assignments, audit
 from qistas.domain.security import hash_password, hash_token, new_token
 from qistas.errors import Conflict, Invalid, NotFound
-from qistas.policies import ACCOUNT_ROLES, STAFF_ROLES
+from qistas.policies import ACCOUNT_ROLES, STAFF_ROLES, ensure_token_reachable
 
 TOKEN_SCOPES = tuple(TokenScope)
 MAX_TOKEN_DAYS = 3650
@@ -127,6 +127,18 @@ def revoke_token(session: Session, *, token: ApiToken, now: datetime) -> None:
     if token.revoked_at is None:
         token.revoked_at = now
         session.flush()
+
+
+def revoke_token_for(session: Session, *, actor: User, token_id: int, now: datetime) -> ApiToken:
+    """Revoke a token the actor may manage (another organization's: 404), with its audit event."""
+    found = get_token(session, token_id=token_id)
+    token, owner = found if found else (None, None)
+    ensure_token_reachable(actor, owner)
+    assert token is not None and owner is not None
+    revoke_token(session, token=token, now=now)
+    audit.record(session, actor=actor, action="token.revoke", object_type="user", object_id=token.user_id,
+                 org_id=owner.org_id)
+    return token
 
 
 def _revoke_all(session: Session, *, user_id: int, now: datetime) -> None:

@@ -34,7 +34,6 @@ from qistas.policies import (
     ensure_may_manage_tokens,
     ensure_may_manage_user,
     ensure_org_reachable,
-    ensure_token_reachable,
     is_admin,
     require_admin,
 )
@@ -138,16 +137,7 @@ def create_token(user_id: Id, actor: Actor, db: Db, body: TokenCreate | None = N
 @router.delete("/tokens/{token_id}", status_code=204)
 def revoke_token(token_id: Id, actor: Actor, db: Db) -> Response:
     """Revoke a token: refused by every server process within a second."""
-    def work(session: Session) -> None:
-        found = users.get_token(session, token_id=token_id)
-        token, owner = found if found else (None, None)
-        ensure_token_reachable(actor, owner)
-        assert token is not None
-        users.revoke_token(session, token=token, now=utcnow())
-        audit.record(session, actor=actor, action="token.revoke", object_type="user", object_id=token.user_id,
-                     org_id=owner.org_id if owner else None)
-
-    write(db, work)
+    write(db, lambda session: users.revoke_token_for(session, actor=actor, token_id=token_id, now=utcnow()))
     return Response(status_code=204)
 
 

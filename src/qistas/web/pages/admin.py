@@ -22,7 +22,6 @@ from qistas.policies import (
     ensure_may_create_user,
     ensure_may_manage_tokens,
     ensure_may_manage_user,
-    ensure_token_reachable,
     is_admin,
     require_admin,
 )
@@ -231,15 +230,6 @@ def reset_password(user_id: PageId, request: Request, user: PageUser, form: Chec
 
 @router.post("/admin/tokens/{token_id}/revoke", response_class=HTMLResponse)
 def revoke_token(token_id: PageId, request: Request, user: PageUser, _form: CheckedForm, db: Db) -> Response:
-    def work(session: Session) -> int:
-        found = users.get_token(session, token_id=token_id)
-        token, owner = found if found else (None, None)
-        ensure_token_reachable(user, owner)
-        assert token is not None
-        users.revoke_token(session, token=token, now=utcnow())
-        audit.record(session, actor=user, action="token.revoke", object_type="user", object_id=token.user_id,
-                     org_id=owner.org_id if owner else None)
-        return token.user_id
-
-    owner_id = write(db, work)
+    owner_id = write(db, lambda session: users.revoke_token_for(session, actor=user, token_id=token_id,
+                                                                now=utcnow()).user_id)
     return _user_page(request, user, db, owner_id, notice="users.token_revoked")
