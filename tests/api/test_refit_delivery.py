@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from qistas.config import Settings
 from qistas.db.models import Delivery
-from tests.api.test_quality import answer, take
+from tests.api.helpers import answer_label, take_if_any
 from tests.factories import Tenant
 
 
@@ -36,11 +36,11 @@ def test_a_refit_that_changes_a_result_announces_it(tenant: Tenant, database: An
         for n, worker in enumerate(tenant.annotators):
             done = 0
             for _ in range(200):  # gold is drawn at random: a draw may find nothing to serve
-                lease = take(worker, pid)
+                lease = take_if_any(worker, pid)
                 if lease is None:
                     continue
                 text = lease["task"]["data"]["text"]
-                assert answer(worker, lease, truth[text] if n == 2 else "positive").status_code == 201
+                assert answer_label(worker, lease, truth[text] if n == 2 else "positive").status_code == 201
                 done += 1
                 if done == expected:
                     break
