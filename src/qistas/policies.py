@@ -38,6 +38,27 @@ def may_work_on(actor: User, project: Project) -> bool:
     return project.workforce == "shared"
 
 
+def may_review(actor: User, project: Project) -> bool:
+    """Whether the actor may review the project's tasks: a reviewer who may work on it (the
+    shared workforce or its organization's own annotators), or a reviewer of its organization's
+    staff."""
+    if not actor.is_reviewer or project.archived_at is not None:
+        return False
+    if actor.role in STAFF_ROLES:
+        return actor.org_id == project.org_id
+    return may_work_on(actor, project)
+
+
+def ensure_reviewer_access(actor: User, project: Project | None) -> Project:
+    """Taking a review: outside the reviewer's reach the project is not found; a visible
+    project to someone who is not a reviewer is forbidden."""
+    if project is None or not (project_visible(actor, project) or may_review(actor, project)):
+        raise NotFound("project not found")
+    if not may_review(actor, project):
+        raise Forbidden("only reviewers given this project may review its tasks")
+    return project
+
+
 def project_visible(actor: User, project: Project) -> bool:
     if is_admin(actor):
         return True

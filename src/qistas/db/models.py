@@ -21,7 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from qistas.db.enums import BatchStatus, LeaseStatus, TaskStatus, TokenScope
+from qistas.db.enums import AuditStatus, BatchStatus, LeaseStatus, ReviewStatus, TaskStatus, TokenScope
 from qistas.db.types import JSONType, UTCDateTime, utcnow
 
 # BIGINT on PostgreSQL, INTEGER (the rowid alias) on SQLite.
@@ -122,6 +122,8 @@ class Project(Base):
     redundancy_max: Mapped[int] = mapped_column(Integer, default=1)
     redundancy_target: Mapped[float | None] = mapped_column(Float)
     gold_policy: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    # Which settled tasks a reviewer checks before delivery (domain.review_policy).
+    review_policy: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, server_default="{}")
     priority: Mapped[int] = mapped_column(Integer, default=0)
     pay_rate: Mapped[float | None] = mapped_column(Float)
     # "shared": the shared workforce and the organization's own annotators; "org": only the latter.
@@ -188,6 +190,14 @@ class Task(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     callback_url: Mapped[str | None] = mapped_column(String(2048))
+    # The review stage (domain.reviews): its verdict, the customer's, and the round (one more
+    # each time a rejection sends the task back: one review per stage and round).
+    review_status: Mapped[str] = mapped_column(String(16), default=ReviewStatus.NONE, server_default="none")
+    audit_status: Mapped[str] = mapped_column(String(16), default=AuditStatus.NONE, server_default="none")
+    review_round: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # While a reviewer holds the task: until when. A claim sets it with a guarded UPDATE of
+    # the task row, so two reviewers never hold one task (as n_claimed does for annotators).
+    review_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Assignment(Base):
@@ -222,6 +232,36 @@ class Annotation(Base):
     # On gold tasks only: whether the answer matched the gold answer.
     gold_correct: Mapped[bool | None] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Rejected in review or at audit: it no longer counts towards the task's result.
+    rejected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    rejection_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class Review(Base):
+    """A review lease and its outcome (stage "review"), or a customer's audit (stage "audit")."""
+
+    __tablename__ = "reviews"
+    __table_args__ = (
+        # A task is reviewed at most once per stage and round, enforced by the database.
+        Index("uq_reviews_done", "task_id", "stage", "round", unique=True,
+              sqlite_where=text("status = 'submitted'"), postgresql_where=text("status = 'submitted'")),
+        Index("ix_reviews_project", "project_id", "stage", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"), index=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    reviewer_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    stage: Mapped[str] = mapped_column(String(8))  # a ReviewStage
+    round: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default=LeaseStatus.ACTIVE)  # a LeaseStatus
+    action: Mapped[str | None] = mapped_column(String(16))  # a ReviewAction, once submitted
+    answer: Mapped[Any | None] = mapped_column(JSONType)  # a correction
+    reason: Mapped[str | None] = mapped_column(Text)
+    annotation_id: Mapped[int | None] = mapped_column(ForeignKey("annotations.id"))  # the one rejected
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class WorkerStats(Base):
@@ -240,6 +280,9 @@ class WorkerStats(Base):
     # After an unblock: gold answers counted afresh, and this many needed before the threshold
     # applies again (at least the policy's min_answers).
     probation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Answers a reviewer or the customer judged, and of those the ones they rejected.
+    n_reviewed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    n_rejected: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class QualityModel(Base):

@@ -23,7 +23,7 @@ BELOW_TARGET_LISTED = 100
 def _answers(session: Session, project: Project) -> list[Any]:
     return list(session.execute(
         select(Annotation.task_id, Annotation.annotator_id, Annotation.answer).where(
-            Annotation.project_id == project.id
+            Annotation.project_id == project.id, Annotation.rejected_at.is_(None)
         ).order_by(Annotation.id.desc())
     ).all())
 

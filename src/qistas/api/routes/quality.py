@@ -13,7 +13,7 @@ from qistas.api.schemas import Incoming
 from qistas.db.enums import Role
 from qistas.db.models import Project, User
 from qistas.db.unit_of_work import write
-from qistas.domain import audit, gold, quality, quality_report
+from qistas.domain import audit, gold, quality, quality_report, reviews
 from qistas.domain.security import pseudonym
 from qistas.errors import NotFound
 from qistas.policies import ensure_customer_access, is_admin, require_admin
@@ -31,9 +31,13 @@ def project_quality(project_id: Id, actor: Actor, db: Db, settings: AppSettings)
         audit.record(session, actor=actor, action="quality.read", object_type="project",
                      object_id=project.id, org_id=project.org_id)
         secret = settings.secret_key or ""
-        return quality_report.project_quality(
-            session, project=project, pseudonym=lambda user_id: pseudonym(secret, project.org_id, user_id)
-        )
+
+        def name(user_id: int) -> str:
+            return pseudonym(secret, project.org_id, user_id)
+
+        report = quality_report.project_quality(session, project=project, pseudonym=name)
+        report["review"] = reviews.report(session, project=project, name=name)
+        return report
 
     return write(db, work)
 

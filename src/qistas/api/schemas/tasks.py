@@ -26,6 +26,11 @@ class AnnotationImportRead(BaseModel):
     created: int
 
 
+class ReviewState(BaseModel):
+    status: str = Field(description="none | pending | accepted | corrected | rejected: the review stage's verdict")
+    audit: str = Field(description="none | accepted | rejected: the customer's")
+
+
 class TaskRead(BaseModel):
     id: int
     project_id: int
@@ -46,6 +51,7 @@ class TaskRead(BaseModel):
                                            "confidences, scores")
     created_at: datetime
     completed_at: datetime | None
+    review: ReviewState
     annotations: list[AnnotationRead] | None = None
 
 
@@ -91,6 +97,7 @@ class ResultRead(BaseModel):
     method: str | None
     needs_review: bool
     details: dict[str, Any] | None
+    review: ReviewState
 
 
 class ResultPage(BaseModel):
