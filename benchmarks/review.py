@@ -18,8 +18,8 @@ item of the other half (non-gold items included: the project's other tasks), so 
 replayed answer was seen by the model that judges it.
 
 The review policy decides which tasks wait for a reviewer, by the server's own rule
-(``qistas.domain.review_policy.holds``). The task id is the item's position in the file
-(1, 2, ...), so the sampled share is the server's hash draw of consecutive ids. Policies:
+(``qistas.domain.review_policy.holds``). The task id is the item's order of first
+appearance in the file (1, 2, ...), so the sampled share is the server's hash draw of consecutive ids. Policies:
 no review; a 10% sample (``share=0.1``); every task below each confidence threshold
 (``below_confidence``, the same thresholds for every dataset: no tuning to a set);
 disagreement (``disagreement=true``) with the flag the server's aggregator sets (for single
@@ -42,7 +42,7 @@ tasks they review) and the figures averaged.
 
 Figures per dataset and policy, over gold items: the share of tasks reviewed and
 corrected, final accuracy, its gap to reviewing everything in points, the crowd's
-accuracy on the tasks left unreviewed, and the cost per task in annotation units:
+accuracy and mean confidence on the tasks left unreviewed, and the cost per task in annotation units:
 annotations + reviews, a review counted as one annotation and as two. The aim tested:
 "reviewing low-confidence tasks reaches the accuracy of reviewing everything with at most
 25% of the reviews" -- met for a threshold when it reviews at most 25% of the tasks and its
