@@ -22,10 +22,9 @@ The review policy decides which tasks wait for a reviewer, by the server's own r
 appearance in the file (1, 2, ...), so the sampled share is the server's hash draw of consecutive ids. Policies:
 no review; a 10% sample (``share=0.1``); every task below each confidence threshold
 (``below_confidence``, the same thresholds for every dataset: no tuning to a set);
-disagreement (``disagreement=true``) with the flag the server's aggregator sets (for single
-label classification it never sets ``needs_review`` on a scored task, so this row reviews
-nothing), and, for comparison only, with ``needs_review`` taken as "the answers are not
-unanimous" (not a rule the server has for this type); every task (``share=1``). Probation
+disagreement (``disagreement=true``): as the server reads it, the aggregator's
+``needs_review`` or any answer that differs from the result (for single-label
+classification: the answers are not unanimous); every task (``share=1``). Probation
 is not simulated (``on_probation`` is false throughout). One more row spends the money the
 other way: no reviewer, two more annotations per task (redundancy n + 2, scored the same
 way).
@@ -124,15 +123,10 @@ def score(d: dict, rows: list[np.ndarray], folds: np.ndarray) -> Scored:
                   int(sum(rows[t].size for t in items)), k, tuple(methods))
 
 
-def policies(thresholds: list[float]) -> list[tuple[str, ReviewPolicy, bool]]:
-    """(row name, policy, whether needs_review means "not unanimous" instead of the server's flag)."""
-    rows = [("no review", NO_REVIEW, False), ("sample 10%", ReviewPolicy(share=0.1), False)]
-    rows += [(f"confidence < {t:g}", ReviewPolicy(below_confidence=t), False) for t in thresholds]
-    rows += [
-        ("disagreement (server flag)", ReviewPolicy(disagreement=True), False),
-        ("not unanimous (comparison)", ReviewPolicy(disagreement=True), True),
-        ("review all", ReviewPolicy(share=1.0), False),
-    ]
+def policies(thresholds: list[float]) -> list[tuple[str, ReviewPolicy]]:
+    rows = [("no review", NO_REVIEW), ("sample 10%", ReviewPolicy(share=0.1))]
+    rows += [(f"confidence < {t:g}", ReviewPolicy(below_confidence=t)) for t in thresholds]
+    rows += [("disagreement", ReviewPolicy(disagreement=True)), ("review all", ReviewPolicy(share=1.0))]
     return rows
 
 
@@ -145,10 +139,9 @@ def judgments(s: Scored, accuracy: float, draws: int, rng: np.random.Generator) 
     return np.where(right, s.gold, other)
 
 
-def simulate(s: Scored, judged: np.ndarray, policy: ReviewPolicy, unanimity: bool) -> dict[str, float]:
+def simulate(s: Scored, judged: np.ndarray, policy: ReviewPolicy) -> dict[str, float]:
     held = np.array([
-        holds(policy, task_id=int(t) + 1, confidence=float(c),
-              needs_review=bool(not u if unanimity else nr), on_probation=False)
+        holds(policy, task_id=int(t) + 1, confidence=float(c), needs_review=bool(nr or not u), on_probation=False)
         for t, c, nr, u in zip(s.items, s.confidence, s.needs_review, s.unanimous, strict=True)
     ])
     final = np.where(held, judged, s.answer)
@@ -170,10 +163,10 @@ def run(d: dict, *, redundancy: int, accuracy: float, thresholds: list[float], s
     folds = np.random.default_rng(seed).integers(0, 2, len(orders))
     s = score(d, first_answers(orders, redundancy), folds)
     judged = judgments(s, accuracy, draws, np.random.default_rng([seed, 1]))
-    results = [(name, simulate(s, judged, p, u)) for name, p, u in policies(thresholds)]
+    results = [(name, simulate(s, judged, p)) for name, p in policies(thresholds)]
     # the other way to spend the money: two more annotations per task, no reviewer
     more = score(d, first_answers(orders, redundancy + 2), folds)
-    results.insert(1, (f"no review, redundancy {redundancy + 2}", simulate(more, judged, NO_REVIEW, False)))
+    results.insert(1, (f"no review, redundancy {redundancy + 2}", simulate(more, judged, NO_REVIEW)))
     return s, results
 
 
