@@ -99,6 +99,7 @@ def check_language(page: Page, lang: str, where: str, part: str = "body") -> Non
 def open_review(page: Page, project_id: int, waiting: int, t: Translator) -> None:
     """The reviewer signs in, finds the project among those to review, and opens it."""
     sign_in(page, REVIEWER)
+    check_language(page, t.lang, "the reviewer's work page")
     tile = page.locator(f'#review-projects a[data-project="{project_id}"]')
     expect(tile.locator(".waiting")).to_have_text(t("work.waiting", n=waiting))
     click_and_wait(page, f'#review-projects a[data-project="{project_id}"]')
@@ -186,6 +187,7 @@ def test_classification_reviewed_by_keyboard(lang: str, page: Page, people: Peop
     expect(page.locator("#sent-back summary")).to_have_text(t("work.sent_back", n=1))
     page.click("#sent-back summary")
     expect(page.locator("#sent-back .reason-text")).to_have_text(reason)
+    expect(page.locator("#sent-back .task-gist")).to_have_text(texts[2])  # which task it was
     assert page.get_attribute("#sent-back .reason-text", "dir") == "auto"
     check_language(page, lang, "the annotator's sent-back answers")
     shot(page, f"workspace-sent-back-{lang}")
@@ -293,6 +295,39 @@ def test_a_stale_review_says_so_and_moves_on(page: Page, people: People, crowd: 
     page.keyboard.press("a")
     page.wait_for_selector("#review-empty")
     assert task_of(people.owner, tasks[1])["review"]["status"] == "accepted"
+
+
+def test_who_may_open_the_review_page(page: Page, people: People, crowd: Crowd, server: LiveServer,
+                                      database: Database, password_hash: str) -> None:
+    t = read_in(page, server, "ar")
+    project_id, tasks = project_with_tasks(people.owner, CLASSIFY, [{"text": "أ"}], redundancy={"min": 1, "max": 1},
+                                           review={"share": 1})
+    crowd.answer_all(project_id, lambda n, data: {"label": "positive"})
+    # An annotator who is no reviewer: a page saying so, in words; nothing to review on /work.
+    sign_in(page, people.annotator_email)
+    assert page.locator("#review-projects").count() == 0
+    response = page.goto(f"/review/{project_id}")
+    assert response is not None and response.status == 403
+    check_language(page, "ar", "a refused review page")
+    # The owner, no reviewer either: no way in from the console.
+    page.context.clear_cookies()
+    read_in(page, server, "ar")
+    sign_in(page, people.owner_email, next_path=f"/console/projects/{project_id}")
+    assert page.locator("#review-link").count() == 0
+    assert page.goto(f"/review/{project_id}").status == 403  # type: ignore[union-attr]
+    # A member of the organization who reviews: the console leads to the queue, and back.
+    person(database, password_hash, email="rev@acme.test", role="member", org_id=people.org_id, is_reviewer=True)
+    page.context.clear_cookies()
+    read_in(page, server, "ar")
+    sign_in(page, "rev@acme.test", next_path=f"/console/projects/{project_id}")
+    expect(page.locator("#review-link")).to_have_text(t("review.start", n=1))
+    click_and_wait(page, "#review-link")
+    wait_review(page, tasks[0])
+    page.keyboard.press("a")
+    page.wait_for_selector("#review-empty")
+    click_and_wait(page, "#review-empty a")
+    assert page.url.endswith(f"/console/projects/{project_id}")
+    expect(page.locator("#review-link")).to_have_text(t("review.start", n=0))
 
 
 # --- the customer's console -------------------------------------------------------------------

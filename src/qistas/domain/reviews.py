@@ -344,10 +344,12 @@ def review_of(task: Task) -> dict[str, str]:
 
 
 def rejections(session: Session, *, project_id: int, annotator_id: int, limit: int) -> list[Any]:
-    """An annotator's own answers that were sent back, newest first, with the reason."""
+    """An annotator's own answers that were sent back, newest first, with the reason and the
+    task's data (which they saw when they answered)."""
     return list(session.execute(
         select(Annotation.id, Annotation.task_id, Annotation.answer, Annotation.rejection_reason,
-               Annotation.rejected_at)
+               Annotation.rejected_at, Task.data)
+        .join(Task, Task.id == Annotation.task_id)
         .where(Annotation.project_id == project_id, Annotation.annotator_id == annotator_id,
                Annotation.rejected_at.is_not(None))
         .order_by(Annotation.rejected_at.desc(), Annotation.id.desc()).limit(limit)

@@ -26,6 +26,7 @@ from qistas.web.pages.common import PageId, PageUser, render, translator
 
 router = APIRouter(include_in_schema=False)
 SENT_BACK_SHOWN = 20  # the annotator's newest rejected answers on the workspace
+GIST_CHARS = 300
 
 
 @router.get("/work", response_class=HTMLResponse)
@@ -55,7 +56,9 @@ def workspace(project_id: PageId, request: Request, user: PageUser, db: Db, sett
         return project, reviews.rejections(session, project_id=project.id, annotator_id=user.id,
                                            limit=SENT_BACK_SHOWN)
 
-    project, sent_back = read(db, work)
+    project, rejected = read(db, work)
+    sent_back = [{"task_id": r.task_id, "answer": r.answer, "reason": r.rejection_reason, "at": r.rejected_at,
+                  "gist": gist(project.task_spec, r.data)} for r in rejected]
     t = translator(request)
     boot = {
         "project": project.id,
@@ -65,3 +68,12 @@ def workspace(project_id: PageId, request: Request, user: PageUser, db: Db, sett
     }
     return render(request, "workspace.html", title=isolate(project.name), project=project, boot=boot,
                   instructions=markdown(project.instructions or ""), sent_back=sent_back)
+
+
+def gist(spec: dict[str, Any], data: dict[str, Any]) -> str | None:
+    """The start of the text a task type shows (its text or prompt field), to recall the task by."""
+    for key in ("text_field", "prompt_field"):
+        value = data.get(spec.get(key) or "")
+        if isinstance(value, str):
+            return value if len(value) <= GIST_CHARS else value[: GIST_CHARS - 1] + "…"
+    return None
