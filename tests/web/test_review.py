@@ -23,8 +23,9 @@ from tests.api.helpers import take_if_any
 from tests.conftest import LiveServer
 from tests.factories import client_for
 from tests.web.conftest import People, click_and_wait, person, sign_in
-from tests.web.helpers import project_with_tasks
+from tests.web.helpers import IMAGE, project_with_tasks
 from tests.web.test_readable_pages import assert_readable
+from tests.web.test_xss import EVIL, LABEL, assert_inert
 
 pytestmark = pytest.mark.sqlite_only
 
@@ -49,9 +50,9 @@ class Crowd:
     clients: list[httpx.Client]
     reviewer_token: str  # the reviewer's, for a review made through the API
 
-    def answer_all(self, project_id: int, answer: Callable[[int, dict[str, Any]], Any]) -> None:
-        """Each annotator answers every task open to them: ``answer(annotator, data)``."""
-        for n, client in enumerate(self.clients):
+    def answer_all(self, project_id: int, answer: Callable[[int, dict[str, Any]], Any], workers: int = 3) -> None:
+        """Each annotator (the first ``workers``) answers every task open to them: ``answer(annotator, data)``."""
+        for n, client in enumerate(self.clients[:workers]):
             while (lease := take_if_any(client, project_id)) is not None:
                 sent = client.post(f"/assignments/{lease['id']}/submit",
                                    json={"answer": answer(n, lease["task"]["data"]), "seconds": 3})
@@ -267,6 +268,110 @@ def test_spans_reviewed_by_keyboard(lang: str, page: Page, people: People, crowd
     assert ARABIC[4:8] == "محمد"
     assert sent_back["status"] == "pending" and sent_back["review"]["status"] == "rejected"
     assert crowd.clients[1].get(f"/projects/{project_id}/rejections").json()[0]["reason"] == "الدوحة مدينة: LOC"
+
+
+# --- every other type ----------------------------------------------------------------------
+
+BOX = {"x": 40, "y": 30, "w": 120, "h": 90, "label": "cat"}
+# Per type: the spec, the task's data, the three answers (the second dissents), the keys that
+# correct the aggregated answer, and what the correction stores.
+OTHERS: dict[str, tuple[dict[str, Any], dict[str, Any], list[Any], list[str], Callable[[Any], bool]]] = {
+    "rating": ({"type": "rating", "min": 1, "max": 5, "prompt_field": "prompt"}, {"prompt": "ما جودة الإجابة؟"},
+               [{"rating": 4}, {"rating": 1}, {"rating": 4}], ["5"], lambda r: r == {"rating": 5}),
+    "pairwise": ({"type": "pairwise"}, {"prompt": "أيهما أفضل؟", "a": "الأولى", "b": "الثانية"},
+                 [{"choice": "a"}, {"choice": "b"}, {"choice": "a"}], ["b"], lambda r: r == {"choice": "b"}),
+    "ranking": ({"type": "ranking"}, {"prompt": "رتّب", "responses": ["أ", "ب", "ج"]},
+                [{"order": [0, 1, 2]}, {"order": [2, 1, 0]}, {"order": [0, 1, 2]}],
+                ["3", "Shift+ArrowUp", "Shift+ArrowUp"], lambda r: r == {"order": [2, 0, 1]}),
+    "text": ({"type": "text"}, {"prompt": "ترجم: hello"}, [{"text": "مرحبا"}, {"text": "وداعا"}, {"text": "مرحبا"}],
+             ["Control+a", "type:أهلًا"], lambda r: r == {"text": "أهلًا"}),
+    "boxes": ({"type": "boxes", "labels": ["cat", "dog"], "image_field": "image"},
+              {"image": IMAGE, "width": 400, "height": 300},
+              [{"boxes": [BOX]}, {"boxes": [{**BOX, "x": 250, "y": 180, "label": "dog"}]}, {"boxes": [BOX]}],
+              ["]", "2"], lambda r: [b["label"] for b in r["boxes"]] == ["dog"]),
+}
+
+
+@pytest.mark.parametrize("kind", list(OTHERS))
+def test_every_type_shows_the_dissent_and_takes_a_correction(kind: str, page: Page, people: People, crowd: Crowd,
+                                                            server: LiveServer) -> None:
+    t = read_in(page, server, "ar")
+    spec, data, answers, keys, stored = OTHERS[kind]
+    project_id, (task_id,) = project_with_tasks(people.owner, spec, [data], redundancy={"min": 3, "max": 3},
+                                                review={"share": 1})
+    crowd.answer_all(project_id, lambda n, _data: answers[n])
+    open_review(page, project_id, 1, t)
+    wait_review(page, task_id)
+    assert 1 in differing(page)  # the dissent is marked...
+    dissent = page.locator(".rv-answer[data-index='1']")
+    assert dissent.locator(".diff, [data-mark='diff']").count() >= 1  # ...and so is what differs in it
+    if kind == "boxes":
+        page.wait_for_function("[...document.querySelectorAll('.rv-boxes .box-image')].every(i => i.naturalWidth > 0)")
+        expect(dissent.locator(".box.diff")).to_have_count(1)
+        expect(dissent.locator(".box.missing")).to_have_count(1)
+    check_language(page, "ar", f"{kind} under review", "#actions")
+    shot(page, f"review-{kind}-ar")
+    page.keyboard.press("c")
+    if kind == "boxes":
+        page.wait_for_function("document.querySelector('#task .box-image').naturalWidth > 0")
+    for key in keys:
+        if key.startswith("type:"):
+            page.keyboard.type(key[5:])
+        else:
+            page.keyboard.press(key)
+    page.keyboard.press("Control+Enter" if kind == "text" else "Enter")
+    page.wait_for_selector("#review-empty")
+    done = task_of(people.owner, task_id)
+    assert done["review"]["status"] == "corrected" and done["method"] == "review"
+    assert stored(done["response"]), done["response"]
+
+
+# --- hostile text ----------------------------------------------------------------------------
+
+def test_hostile_answers_and_reasons_are_inert(page: Page, people: People, crowd: Crowd, server: LiveServer) -> None:
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    made = [
+        ({"type": "classification", "labels": [LABEL, "\u202eok"], "text_field": "text"}, {"text": EVIL},
+         [{"label": LABEL}, {"label": "\u202eok"}]),
+        ({"type": "spans", "labels": [LABEL, "b"], "text_field": "text"}, {"text": EVIL},
+         [{"spans": [{"start": 0, "end": 8, "label": LABEL}]}, {"spans": [{"start": 8, "end": 20, "label": "b"}]}]),
+        ({"type": "text"}, {"prompt": EVIL}, [{"text": EVIL}, {"text": "\u202e" + EVIL}]),
+        ({"type": "ranking"}, {"prompt": EVIL, "responses": [EVIL, {"x": EVIL}]},
+         [{"order": [0, 1]}, {"order": [1, 0]}]),
+    ]
+    projects = []
+    for spec, data, answers in made:
+        project_id, (task_id,) = project_with_tasks(people.owner, spec, [data], name=EVIL,
+                                                    redundancy={"min": 2, "max": 2}, review={"share": 1})
+        crowd.answer_all(project_id, lambda n, _data, answers=answers: answers[n], workers=2)
+        projects.append((project_id, task_id))
+    sign_in(page, REVIEWER)
+    assert_inert(page, dialogs)
+    for project_id, task_id in projects:
+        page.goto(f"/review/{project_id}")
+        wait_review(page, task_id)
+        assert_inert(page, dialogs)
+        page.keyboard.press("c")
+        assert_inert(page, dialogs)
+        page.keyboard.press("Escape")
+        page.keyboard.press("r")
+        page.keyboard.press("1")
+        page.keyboard.type(EVIL)
+        page.keyboard.press("Control+Enter")
+        page.wait_for_selector("#review-empty")
+    # The reason reaches the annotator's workspace and the customer's task page as text.
+    page.context.clear_cookies()
+    sign_in(page, crowd.emails[0], next_path=f"/work/{projects[0][0]}")
+    page.click("#sent-back summary")
+    assert page.text_content("#sent-back .reason-text") == EVIL
+    assert_inert(page, dialogs)
+    page.context.clear_cookies()
+    sign_in(page, people.owner_email)
+    for project_id, task_id in projects:
+        for path in (f"/console/projects/{project_id}", f"/console/tasks/{task_id}"):
+            page.goto(path)
+            assert_inert(page, dialogs)
 
 
 # --- what goes wrong ------------------------------------------------------------------------

@@ -71,8 +71,8 @@ export default {
     return h("ol", { class: "rv-ranking" }, (answer?.order ?? []).map((index, pos) => {
       const mark = reference && reference.order?.[pos] !== index ? "diff" : "same";
       return h("li", { class: mark === "diff" ? "diff" : "", dataset: { mark, response: index } },
-        h("span", { class: "rank-pos", dir: "ltr", text: `#${index + 1}` }), " ",
-        h("bdi", { dir: "auto", text: gist(responses[index]) }));
+        h("bdi", { dir: "auto", text: gist(responses[index]) }), " ",
+        h("span", { class: "muted small", dir: "ltr", title: t("rv.response_number"), text: `#${index + 1}` }));
     }));
   },
 
