@@ -290,10 +290,7 @@ def audit_task(session: Session, *, task: Task, project: Project, actor: User, a
     if task.status != TaskStatus.COMPLETED:
         raise Conflict(f"only a delivered (completed) task can be audited; this one is {task.status}",
                        details={"field": "task"})
-    done = session.scalar(select(Review.id).where(Review.task_id == task.id, Review.stage == ReviewStage.AUDIT,
-                                                  Review.round == task.review_round,
-                                                  Review.status == LeaseStatus.SUBMITTED))
-    if done is not None:
+    if not auditable(task, history(session, task_id=task.id)):
         raise Conflict("this task was already audited; a rejection reopens it for another round",
                        details={"field": "task"})
     audit = Review(task_id=task.id, project_id=project.id, reviewer_id=actor.id, stage=ReviewStage.AUDIT,
