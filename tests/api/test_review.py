@@ -67,6 +67,7 @@ def test_held_tasks_wait_for_a_reviewer_who_accepts_corrects_and_rejects(
     assert lease["response"] == {"label": "positive"}
     [shown] = lease["answers"]
     assert shown["annotator"].startswith("annotator-") and shown["answer"] == {"label": "positive"}
+    assert shown["agrees"] is True  # matches the aggregated answer
     # The reviewer's pseudonym for the annotator is not the one the customer sees.
     export = tenant.owner.get(f"/projects/{pid}/export", params={"format": "jsonl"}).text
     assert shown["annotator"] not in export
@@ -172,6 +173,9 @@ def test_the_policy_holds_low_confidence_and_disagreement_only(tenant: Tenant, r
     assert tasks["t1"]["status"] == "review"
     lease = _take_review(reviewer, pid)
     assert len(lease["answers"]) == 3
+    # Which answers differ from the aggregated one: the dissenting "negative" only.
+    assert [a["agrees"] for a in lease["answers"]] == [a["answer"] != {"label": "negative"} for a in lease["answers"]]
+    assert [a["agrees"] for a in lease["answers"]].count(False) == 1
     unnamed = reviewer.post(f"/reviews/{lease['id']}", json={"action": "reject", "reason": "wrong"})
     assert field_of(unnamed) == "annotation"  # three answers: say which
 

@@ -112,6 +112,11 @@ class ReviewLease:
     task: Task
     answers: list[Any]  # the counted annotations: (id, annotator_id, answer)
 
+    def judged(self, spec: Spec) -> list[tuple[Any, bool]]:
+        """Each counted answer, and whether it matches the aggregated one within the type's tolerance."""
+        result = self.task.response
+        return [(row, result is not None and gold_rules.matches(spec, row.answer, result)) for row in self.answers]
+
 
 def claim(session: Session, *, project: Project, reviewer: User, now: datetime,
           lease_seconds: int) -> ReviewLease | None:
@@ -285,10 +290,7 @@ def audit_task(session: Session, *, task: Task, project: Project, actor: User, a
     if task.status != TaskStatus.COMPLETED:
         raise Conflict(f"only a delivered (completed) task can be audited; this one is {task.status}",
                        details={"field": "task"})
-    done = session.scalar(select(Review.id).where(Review.task_id == task.id, Review.stage == ReviewStage.AUDIT,
-                                                  Review.round == task.review_round,
-                                                  Review.status == LeaseStatus.SUBMITTED))
-    if done is not None:
+    if not auditable(task, history(session, task_id=task.id)):
         raise Conflict("this task was already audited; a rejection reopens it for another round",
                        details={"field": "task"})
     audit = Review(task_id=task.id, project_id=project.id, reviewer_id=actor.id, stage=ReviewStage.AUDIT,
@@ -339,14 +341,42 @@ def review_of(task: Task) -> dict[str, str]:
 
 
 def rejections(session: Session, *, project_id: int, annotator_id: int, limit: int) -> list[Any]:
-    """An annotator's own answers that were sent back, newest first, with the reason."""
+    """An annotator's own answers that were sent back, newest first, with the reason and the
+    task's data (which they saw when they answered)."""
     return list(session.execute(
         select(Annotation.id, Annotation.task_id, Annotation.answer, Annotation.rejection_reason,
-               Annotation.rejected_at)
+               Annotation.rejected_at, Task.data)
+        .join(Task, Task.id == Annotation.task_id)
         .where(Annotation.project_id == project_id, Annotation.annotator_id == annotator_id,
                Annotation.rejected_at.is_not(None))
         .order_by(Annotation.rejected_at.desc(), Annotation.id.desc()).limit(limit)
     ).all())
+
+
+def waiting(session: Session, *, project_ids: Sequence[int], reviewer_id: int) -> dict[int, int]:
+    """Per project, the tasks waiting for review that this reviewer may take (not their own)."""
+    if not project_ids:
+        return {}
+    seen = select(Assignment.id).where(Assignment.task_id == Task.id, Assignment.annotator_id == reviewer_id).exists()
+    rows = session.execute(
+        select(Task.project_id, func.count()).where(Task.project_id.in_(project_ids),
+                                                    Task.status == TaskStatus.REVIEW, ~seen)
+        .group_by(Task.project_id)
+    )
+    return {project_id: n for project_id, n in rows}
+
+
+def history(session: Session, *, task_id: int) -> list[Review]:
+    """The verdicts given on a task, reviewers' and the customer's, oldest first."""
+    return list(session.scalars(select(Review).where(Review.task_id == task_id,
+                                                     Review.status == LeaseStatus.SUBMITTED)
+                                .order_by(Review.ended_at, Review.id)))
+
+
+def auditable(task: Task, verdicts: Sequence[Review]) -> bool:
+    """Whether the customer may audit the task now: delivered, and not audited in this round."""
+    return task.status == TaskStatus.COMPLETED and not any(
+        v.stage == ReviewStage.AUDIT and v.round == task.review_round for v in verdicts)
 
 
 def report(session: Session, *, project: Project, name: Callable[[int], str]) -> dict[str, Any]:

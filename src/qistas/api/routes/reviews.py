@@ -21,6 +21,7 @@ from qistas.db.types import utcnow
 from qistas.db.unit_of_work import read, write
 from qistas.domain import audit, reviews
 from qistas.domain.security import project_pseudonym, pseudonym
+from qistas.domain.tasktypes import parse_spec
 from qistas.errors import NotFound
 from qistas.policies import ensure_annotator_access, ensure_customer_access_to, ensure_reviewer_access
 
@@ -52,6 +53,7 @@ def take_review(project_id: Id, actor: Actor, db: Db, settings: AppSettings) -> 
         if lease is None:
             return Response(status_code=204)
         task = lease.task
+        judged = lease.judged(parse_spec(project.task_spec))
         # The answer carries the task's data and its answers: a read of customer data.
         _record(session, secret, actor=actor, action="review.take", task_id=task.id, org_id=project.org_id,
                 details={"review": lease.review.id})
@@ -59,7 +61,7 @@ def take_review(project_id: Id, actor: Actor, db: Db, settings: AppSettings) -> 
         return ReviewLeaseRead(
             id=lease.review.id, project_id=project.id, task=TaskWorkView(id=task.id, data=task.data),
             answers=[ReviewedAnswer(id=row.id, annotator=project_pseudonym(secret, project.id, row.annotator_id),
-                                    answer=row.answer) for row in lease.answers],
+                                    answer=row.answer, agrees=agrees) for row, agrees in judged],
             response=task.response, confidence=task.confidence, expires_at=lease.review.expires_at,
         )
 

@@ -15,6 +15,7 @@ class ReviewedAnswer(BaseModel):
     id: int = Field(description="the annotation; name it to reject this answer")
     annotator: str = Field(description="pseudonym, different in each project")
     answer: Any
+    agrees: bool = Field(description="whether the answer matches the aggregated one within the type's tolerance")
 
 
 class ReviewLeaseRead(BaseModel):

@@ -1,10 +1,10 @@
 // The annotator workspace: take a task, show its widget, submit / skip / undo, keep the lease
 // alive while the annotator works, and never lose an answer silently.
-import { clear, h, kbd } from "./dom.js";
+import { api } from "./api.js";
+import { clear, h, kbd, say } from "./dom.js";
 import { describeError } from "./messages.js";
 
 const boot = JSON.parse(document.getElementById("boot").textContent);
-const csrf = document.querySelector('meta[name="csrf-token"]').content;
 const spec = boot.spec;
 // One widget module per task type, named for it (the server checked the name against its registry).
 const widget = (await import(`./widgets/${encodeURIComponent(spec.type)}.js`)).default;
@@ -24,30 +24,8 @@ let busy = false;
 let lastActivity = Date.now();
 let done = 0;
 
-async function api(method, path, body) {
-  let response;
-  try {
-    response = await fetch("/api/v1" + path, {
-      method, credentials: "same-origin",
-      headers: { "X-CSRF-Token": csrf, "Content-Type": "application/json", Accept: "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-  } catch {
-    return { status: 0, data: null, date: null };
-  }
-  let data = null;
-  if (response.status !== 204) { try { data = await response.json(); } catch { data = null; } }
-  if (response.status === 401) window.location.assign("/login?next=" + encodeURIComponent(location.pathname));
-  return { status: response.status, data, date: response.headers.get("Date") };
-}
-
 function notice(message, kind = "info", extra = null) {
-  clear(noticeEl);
-  if (!message) { noticeEl.hidden = true; return; }
-  noticeEl.className = "ws-notice " + kind;
-  noticeEl.append(h("span", { text: message }));
-  if (extra) noticeEl.append(extra); // append(null) would show the word "null"
-  noticeEl.hidden = false;
+  say(noticeEl, message, kind, extra);
 }
 
 function deadlineOf(expiresAt, dateHeader) {
