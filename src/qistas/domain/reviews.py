@@ -317,6 +317,17 @@ def audit_task(session: Session, *, task: Task, project: Project, actor: User, a
     return audit
 
 
+def recheck(session: Session, *, task: Task) -> None:
+    """Send a delivered task back to review (from the list of likely label errors): it waits in
+    status ``review`` for a reviewer, in a new round, whatever the project's review policy."""
+    if task.status != TaskStatus.COMPLETED:
+        raise Conflict(f"only a delivered (completed) task can be sent to review; this one is {task.status}",
+                       details={"field": "task"})
+    if task.is_gold:
+        raise Conflict("a gold task's answer is known: it is not sent to review", details={"field": "task"})
+    _reopen(session, task=task, policy=ReviewPolicy(reopen="review"))
+
+
 def _reopen(session: Session, *, task: Task, policy: ReviewPolicy) -> None:
     task.review_round += 1
     task.completed_at = task.review_until = None

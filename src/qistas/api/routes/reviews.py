@@ -108,6 +108,23 @@ def audit_task(task_id: Id, body: AuditCreate, actor: Actor, db: Db) -> TaskRead
     return write(db, work)
 
 
+@router.post("/tasks/{task_id}/recheck", response_model=TaskRead)
+def recheck_task(task_id: Id, actor: Actor, db: Db) -> TaskRead:
+    """Send a delivered task (one of the likely label errors, say) to review, in a new round."""
+
+    def work(session: Session) -> TaskRead:
+        task = session.get(Task, task_id)
+        if task is None:
+            raise NotFound("task not found")
+        project = ensure_customer_access_to(actor, session.get(Project, task.project_id), what="task")
+        reviews.recheck(session, task=task)
+        audit.record(session, actor=actor, action="task.recheck", object_type="task", object_id=task.id,
+                     org_id=project.org_id, details={"round": task.review_round})
+        return task_read(task)
+
+    return write(db, work)
+
+
 @router.get("/projects/{project_id}/rejections", response_model=list[RejectionRead])
 def my_rejections(project_id: Id, actor: Actor, db: Db, limit: Limit) -> list[RejectionRead]:
     """An annotator's own answers in the project that were sent back, newest first, and why."""

@@ -63,3 +63,29 @@ class RejectionRead(BaseModel):
     answer: Any
     reason: str | None
     rejected_at: datetime
+
+
+class AnswerCount(BaseModel):
+    answer: Any
+    n: int = Field(description="how many counted answers were this one")
+
+
+class LikelyErrorRead(BaseModel):
+    task_id: int
+    unique_id: str | None
+    response: Any = Field(description="the delivered answer")
+    confidence: float | None
+    p_wrong: float = Field(description="the probability that the delivered answer is wrong: 1 - confidence")
+    agreement: float = Field(description="the share of the counted answers that match the delivered one")
+    answers: list[AnswerCount] = Field(description="the spread of the counted answers, most given first")
+
+
+class LabelErrorPage(BaseModel):
+    """Completed tasks the likeliest wrong first."""
+
+    ranking: Literal["model", "settled"] = Field(
+        description="model: posteriors under the project's fitted worker model; settled: the confidence each task "
+                    "settled with, before any fit (annotators weighed by gold accuracy, or equally)")
+    model: str | None = Field(description="the fitted model's method, when ranking is model")
+    items: list[LikelyErrorRead]
+    next_offset: int | None = Field(description="the next page's offset; null at the end of the list (at most 1000)")
