@@ -137,6 +137,7 @@ def main() -> None:
     cols = [f"P@{share:.0%}" for share in SHARES] + ["AP"]
     print("| dataset | gold tasks | wrong delivered | model | ranking | " + " | ".join(cols) + " |")
     print("|---|---:|---:|---|---|" + "---:|" * len(cols))
+    every: dict[str, list[list[float]]] = {}
     for name in args.datasets:
         start = time.perf_counter()
         found, info = run(load(data_dir, name), redundancy=args.redundancy, seed=args.seed,
@@ -145,7 +146,13 @@ def main() -> None:
             head = (f"{name} | {info['gold']} | {info['errors']} ({info['errors'] / info['gold']:.1%}) "
                     f"| {info['method']}") if i == 0 else " | | |"
             print(f"| {head} | {method} | " + " | ".join(f"{x:.3f}" for x in figures) + " |")
+            every.setdefault(method, []).append(figures)
         print(f"<!-- {name}: {time.perf_counter() - start:.1f} s -->", file=sys.stderr)
+    print(f"\n## Mean over the {len(args.datasets)} datasets\n")
+    print("| ranking | " + " | ".join(cols) + " |")
+    print("|---|" + "---:|" * len(cols))
+    for method, rows in every.items():
+        print(f"| {method} | " + " | ".join(f"{x:.3f}" for x in np.nanmean(rows, axis=0)) + " |")
 
 
 if __name__ == "__main__":

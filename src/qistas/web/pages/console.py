@@ -14,7 +14,7 @@ from qistas.db.enums import Role, TaskStatus
 from qistas.db.models import Annotation, Project, Review, Task
 from qistas.db.types import utcnow
 from qistas.db.unit_of_work import read, write
-from qistas.domain import audit, insights, projects, results, reviews
+from qistas.domain import audit, insights, label_errors, projects, results, reviews
 from qistas.domain.review_policy import REOPEN, parse_policy
 from qistas.domain.security import pseudonym
 from qistas.domain.tasktypes import all_types, type_names
@@ -232,6 +232,27 @@ def task_browser(project_id: PageId, request: Request, user: PageUser, db: Db, s
     return render(request, "console_tasks.html", title=isolate(project.name), project=project, rows=rows,
                   status_filter=status, below=below, unique_id=unique_id or "",
                   next_after=page[-1].id if len(page) == limit else None, statuses=tuple(TaskStatus))
+
+
+@router.get("/console/projects/{project_id}/label-errors", response_class=HTMLResponse)
+def label_error_page(project_id: PageId, request: Request, user: PageUser, db: Db) -> HTMLResponse:
+    """The delivered tasks likeliest wrong, each with a button that sends it to review."""
+
+    def work(session: Session) -> tuple[Project, label_errors.LabelErrors]:
+        project = ensure_customer_access(user, session.get(Project, project_id))
+        found = label_errors.likely_errors(session, project=project, limit=50)
+        audit.record(session, actor=user, action="label_errors.read", object_type="project", object_id=project.id,
+                     org_id=project.org_id, details={"via": "console"})
+        return project, found
+
+    project, found = write(db, work)
+    t = translator(request)
+    rows = [{"id": e.task.id, "unique_id": e.task.unique_id, "preview": _preview(e.task.data),
+             "response": _preview(e.task.response) if e.task.response is not None else "", "p_wrong": e.p_wrong,
+             "spread": " · ".join(f"{_preview(a)} × {n}" for a, n in e.answers)} for e in found.items]
+    return render(request, "console_label_errors.html", title=isolate(project.name), project=project, rows=rows,
+                  ranking=found.ranking, model=found.model,
+                  strings={"sent": t("likely.sent"), "offline": t("ws.offline"), "errors": script_strings(t)})
 
 
 def _preview(value: Any) -> str:

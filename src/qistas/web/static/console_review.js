@@ -71,3 +71,25 @@ if (audit) {
     if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) { ev.preventDefault(); reject(); }
   });
 }
+
+// The likely label errors: each row's button sends its task to review.
+const likely = document.getElementById("label-errors");
+if (likely) {
+  const strings = stringsOf("label-error-strings");
+  likely.addEventListener("click", async (ev) => {
+    const button = ev.target.closest("button.recheck");
+    if (!button) return;
+    button.disabled = true;
+    const cell = button.parentElement;
+    const { status, data } = await api("POST", `/tasks/${button.dataset.task}/recheck`);
+    if (status === 200) {
+      clear(cell).append(h("span", { class: "ok recheck-sent", text: strings.sent }));
+      return;
+    }
+    button.disabled = false;
+    for (const old of cell.querySelectorAll(".error")) old.remove();
+    if (status === 401) return;
+    cell.append(h("span", { class: "error recheck-error", role: "alert",
+      text: status === 0 ? strings.offline : describeError(strings.errors, data?.error) }));
+  });
+}
