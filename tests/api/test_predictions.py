@@ -98,13 +98,13 @@ def test_modes_decide_what_the_take_shows(tenant: Tenant) -> None:
     assert project["prefill"] == {}
     tenant.add_tasks(pid, [_row(0, _pred("positive", score=0.4), _pred("negative", model="sent-v2", score=0.8))])
     worker = tenant.annotators[0]
-    assert take(worker, pid)["prefill"] is None  # the default: never
+    assert take(worker, pid).get("prefill") is None  # the default: never
     # The same lease comes back on the next take, read again under the new setting.
     patched = tenant.owner.patch(f"/projects/{pid}", json={"prefill": {"mode": "always"}})
     assert patched.json()["prefill"] == {"mode": "always"}
     assert take(worker, pid)["prefill"] == {"answer": {"label": "negative"}, "model": None}  # best score, no name
     tenant.owner.patch(f"/projects/{pid}", json={"prefill": {"mode": "above", "min_score": 0.9}})
-    assert take(worker, pid)["prefill"] is None
+    assert take(worker, pid).get("prefill") is None
     tenant.owner.patch(f"/projects/{pid}", json={"prefill": {"mode": "above", "min_score": 0.3, "show_model": True}})
     lease = take(worker, pid)
     assert lease["prefill"] == {"answer": {"label": "negative"}, "model": "sent-v2"}
@@ -117,7 +117,7 @@ def test_modes_decide_what_the_take_shows(tenant: Tenant) -> None:
 def test_unscored_predictions_are_shown_always_but_never_above_a_score(tenant: Tenant) -> None:
     pid = tenant.project(prefill={"mode": "above", "min_score": 0})["id"]
     tenant.add_tasks(pid, [_row(0, _pred("mixed"))])
-    assert take(tenant.annotators[0], pid)["prefill"] is None
+    assert take(tenant.annotators[0], pid).get("prefill") is None
     tenant.owner.patch(f"/projects/{pid}", json={"prefill": {"mode": "always"}})
     assert take(tenant.annotators[0], pid)["prefill"]["answer"] == {"label": "mixed"}
 
@@ -134,7 +134,7 @@ def test_report_measures_agreement_per_label_and_anchoring_per_model(tenant: Ten
     answers = {"t 0": "positive", "t 1": "positive", "t 2": "mixed", "no prediction": "negative"}
     for _ in range(4):
         lease = take(worker, pid)
-        assert (lease["prefill"] is None) == (lease["task"]["data"]["text"] == "no prediction")
+        assert (lease.get("prefill") is None) == (lease["task"]["data"]["text"] == "no prediction")
         label = answers[lease["task"]["data"]["text"]]
         response = worker.post(f"/assignments/{lease['id']}/submit", json={"answer": {"label": label}})
         assert response.status_code == 201, response.text
@@ -160,9 +160,10 @@ def test_another_tenants_task_and_its_predictions_are_not_found(tenant: Tenant, 
     error_of(rival.owner.patch(f"/projects/{pid}", json={"prefill": {"mode": "always"}}), 404)
 
 
-def test_client_reads_prefill(tenant: Tenant) -> None:
-    """The take's JSON keeps its shape for clients that ignore the pre-fill."""
+def test_the_take_has_a_prefill_key_only_when_it_shows_one(tenant: Tenant) -> None:
     pid = tenant.project(prefill={"mode": "always"})["id"]
-    tenant.add_tasks(pid, [_row(0, _pred("positive"))])
-    lease = take(tenant.annotators[0], pid)
-    assert set(lease) == {"id", "project_id", "task", "expires_at", "prefill"}
+    tenant.add_tasks(pid, [_row(0, _pred("positive")), {"data": {"text": "plain"}}])
+    first = take(tenant.annotators[0], pid)
+    assert set(first) == {"id", "project_id", "task", "expires_at", "prefill"}
+    # The task without a prediction: the take as it always was.
+    assert set(take(tenant.annotators[1], pid)) == {"id", "project_id", "task", "expires_at"}

@@ -62,8 +62,14 @@ def record(session: Session, settings: Settings, *, actor: User, action: str, ob
                  org_id=org_id, details=details, pseudonym=lambda user_id: pseudonym(secret, org_id, user_id))
 
 
-def json_response(model: BaseModel, status_code: int) -> Response:
-    return Response(model.model_dump_json().encode(), status_code=status_code, media_type="application/json")
+def json_response(model: BaseModel, status_code: int, exclude: set[str] | None = None) -> Response:
+    return Response(model.model_dump_json(exclude=exclude).encode(), status_code=status_code,
+                    media_type="application/json")
+
+
+def lease_response(read: AssignmentRead, status_code: int) -> Response:
+    """A lease; ``prefill`` only when there is one: a take without it is the same as ever."""
+    return json_response(read, status_code, None if read.prefill is not None else {"prefill"})
 
 
 def assignment_read(assignment: Lease, task: WorkTask, prefill: dict[str, Any] | None = None) -> AssignmentRead:
@@ -89,7 +95,7 @@ async def take(project_id: Id, request: Request) -> Response:
         record(session, settings, actor=actor, action="task.take", object_type="task", object_id=task.id,
                org_id=project.org_id, details={"assignment": lease.id})
         prefill = assignments.prefill(session, project=project, task_id=task.id)
-        return json_response(assignment_read(lease, task, prefill), 201)
+        return lease_response(assignment_read(lease, task, prefill), 201)
 
     response = await write_now(db, work)
     if response.status_code == 201:  # counted once committed
@@ -155,7 +161,7 @@ async def renew(assignment_id: Id, request: Request) -> Response:
         record(session, settings, actor=actor, action="task.renew", object_type="task", object_id=assignment.task_id,
                org_id=project.org_id, details={"assignment": assignment.id})
         prefill = assignments.prefill(session, project=project, task_id=assignment.task_id)
-        return json_response(assignment_read(assignment, assignments.work_task(session, assignment.task_id), prefill),
-                             200)
+        return lease_response(assignment_read(assignment, assignments.work_task(session, assignment.task_id), prefill),
+                              200)
 
     return await write_now(db, work)

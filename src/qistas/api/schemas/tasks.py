@@ -81,7 +81,8 @@ class AssignmentRead(BaseModel):
     project_id: int
     task: TaskWorkView
     expires_at: datetime
-    prefill: PrefillRead | None = Field(default=None, description="the project's pre-fill setting decides")
+    prefill: PrefillRead | None = Field(default=None, description="a model's prediction to confirm or change; "
+                                       "present only when the project's pre-fill setting shows one")
 
 
 class SubmitCreate(Incoming):
