@@ -64,7 +64,7 @@ def test_jsonl_export_has_every_task_with_results_and_annotations(world: World, 
     for record in records[:-1]:
         assert set(record) == {"task_id", "unique_id", "batch", "status", "data", "metadata", "response",
                                "confidence", "method", "needs_review", "details", "annotations", "provenance",
-                                   "completed_at", "review"}
+                                   "completed_at", "review", "predictions"}
         result = results[record["task_id"]]
         assert (record["status"], record["response"], record["confidence"], record["method"]) == \
             ("completed", {"label": "positive"}, result["confidence"], result["method"])
@@ -99,7 +99,7 @@ def test_csv_export_is_spreadsheet_safe_and_keeps_arabic(world: World, exported:
     columns, rows = _csv(world, exported["pid"])
     assert columns == ["task_id", "unique_id", "batch", "status", "data", "metadata", "response", "confidence",
                        "method", "needs_review", "details", "annotations", "annotators", "agreement",
-                       "completed_at", "review_status", "audit_status"]
+                       "completed_at", "review_status", "audit_status", "predictions"]
     assert len(rows) == len(exported["rows"])
     assert json.loads(rows[0]["data"]) == {"text": ARABIC, "n": 1}
     assert ARABIC in rows[0]["data"]
@@ -131,7 +131,7 @@ def test_empty_project_exports(world: World) -> None:
     assert world.tenant.owner.get(f"/projects/{pid}/export").content == b""
     assert world.tenant.owner.get(f"/projects/{pid}/export", params={"format": "csv"}).text.splitlines() == \
         ["task_id,unique_id,batch,status,data,metadata,response,confidence,method,needs_review,details,annotations,"
-         "annotators,agreement,completed_at,review_status,audit_status"]
+         "annotators,agreement,completed_at,review_status,audit_status,predictions"]
 
 
 def test_results_and_task_reads(world: World, exported: dict[str, Any]) -> None:

@@ -124,6 +124,8 @@ class Project(Base):
     gold_policy: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     # Which settled tasks a reviewer checks before delivery (domain.review_policy).
     review_policy: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, server_default="{}")
+    # Whether annotators see a model's prediction as a pre-fill (domain.predictions).
+    prefill: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, server_default="{}")
     priority: Mapped[int] = mapped_column(Integer, default=0)
     pay_rate: Mapped[float | None] = mapped_column(Float)
     # "shared": the shared workforce and the organization's own annotators; "org": only the latter.
@@ -198,6 +200,10 @@ class Task(Base):
     # While a reviewer holds the task: until when. A claim sets it with a guarded UPDATE of
     # the task row, so two reviewers never hold one task (as n_claimed does for annotators).
     review_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Models' pre-labels, normalised by the task type: [{"model", "answer", "score"}] or null
+    # (domain.predictions). On the task row: an import moves rows with INSERT ... SELECT, and
+    # the take reads them by primary key only when the project shows pre-fills.
+    predictions: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
 
 
 class Assignment(Base):
@@ -235,6 +241,9 @@ class Annotation(Base):
     # Rejected in review or at audit: it no longer counts towards the task's result.
     rejected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     rejection_reason: Mapped[str | None] = mapped_column(Text)
+    # The model whose prediction the annotator was shown as a pre-fill, and whether they kept it.
+    prefill_model: Mapped[str | None] = mapped_column(String(200))
+    prefill_kept: Mapped[bool | None] = mapped_column(Boolean)
 
 
 class Review(Base):
@@ -463,6 +472,7 @@ class StagedTask(Base):
     is_gold: Mapped[bool] = mapped_column(Boolean, default=False)
     required: Mapped[int] = mapped_column(Integer)
     callback_url: Mapped[str | None] = mapped_column(String(2048))
+    predictions: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
 
 
 class ExportJob(Base):

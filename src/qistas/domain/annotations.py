@@ -20,7 +20,7 @@ from qistas.db.models import Batch, Project, Task, User
 from qistas.db.queries import annotations as queries
 from qistas.db.queries.annotations import StoredAnswer
 from qistas.domain import gold as gold_rules
-from qistas.domain import outbox, quality, reviews
+from qistas.domain import outbox, predictions, quality, reviews
 from qistas.domain.aggregation import decide
 from qistas.domain.assignments import get_own_assignment, load_project
 from qistas.domain.jsonsafe import check_storable
@@ -71,9 +71,11 @@ def submit(
     check_storable(normalised, "answer")
     gold_correct = gold_rules.matches(spec, normalised, task.gold) if task.is_gold else None
 
+    prefill_model, prefill_kept = predictions.anchoring(project.prefill, task.predictions, normalised)
     values = {"assignment_id": assignment.id, "task_id": task.id, "project_id": project.id,
               "annotator_id": annotator.id, "answer": normalised, "seconds": seconds,
-              "gold_correct": gold_correct, "created_at": now}
+              "gold_correct": gold_correct, "created_at": now, "prefill_model": prefill_model,
+              "prefill_kept": prefill_kept}
     made = queries.NEW_ANNOTATION.first(session, **values)
     assert made is not None
     annotation = StoredAnswer(made.id, assignment.id, task.id, normalised, seconds, now)

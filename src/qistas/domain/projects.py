@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from qistas.db.enums import BatchStatus, LeaseStatus, Role, TaskStatus
 from qistas.db.models import Annotation, Assignment, Batch, Project, Task, TaskImport, User
-from qistas.domain import audit, outbox, review_policy
+from qistas.domain import audit, outbox, predictions, review_policy
 from qistas.domain.gold import parse_policy
 from qistas.domain.tasktypes import parse_spec, spec_dict
 from qistas.errors import Conflict, Invalid, NotFound
@@ -63,6 +63,7 @@ def create_project(
     redundancy: dict[str, Any] | None = None,
     gold: dict[str, Any] | None = None,
     review: dict[str, Any] | None = None,
+    prefill: dict[str, Any] | None = None,
     priority: int = 0,
     pay_rate: float | None = None,
     workforce: str = "shared",
@@ -71,6 +72,7 @@ def create_project(
     lo, hi, target = _redundancy(redundancy)
     parse_policy(gold)
     review_policy.parse_policy(review)
+    predictions.parse_prefill(prefill)
     if workforce not in ("shared", "org"):
         raise Invalid("workforce must be 'shared' or 'org'", details={"field": "workforce"})
     project = Project(
@@ -83,6 +85,7 @@ def create_project(
         redundancy_target=target,
         gold_policy=gold or {},
         review_policy=review or {},
+        prefill=prefill or {},
         priority=priority,
         pay_rate=pay_rate,
         workforce=workforce,
@@ -95,8 +98,8 @@ def create_project(
 
 
 # What PATCH may change; ``task`` only while no task of the project is answered.
-UPDATABLE = ("name", "instructions", "redundancy", "gold", "review", "priority", "pay_rate", "workforce", "task",
-             "archived")
+UPDATABLE = ("name", "instructions", "redundancy", "gold", "review", "prefill", "priority", "pay_rate", "workforce",
+             "task", "archived")
 
 
 def update_project(session: Session, *, project: Project, actor: User, changes: dict[str, Any], now: datetime) -> None:
@@ -125,6 +128,9 @@ def update_project(session: Session, *, project: Project, actor: User, changes: 
     if "review" in changes:  # applies to tasks settled from now on
         review_policy.parse_policy(changes["review"])
         project.review_policy = changes["review"] or {}
+    if "prefill" in changes:  # applies to tasks taken from now on
+        predictions.parse_prefill(changes["prefill"])
+        project.prefill = changes["prefill"] or {}
     if "workforce" in changes:
         if changes["workforce"] not in ("shared", "org"):
             raise Invalid("workforce must be 'shared' or 'org'", details={"field": "workforce"})

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from qistas.db.enums import TaskStatus
 from qistas.db.models import Annotation, Project, QualityModel, Task, WorkerStats
 from qistas.domain import gold as gold_rules
+from qistas.domain import predictions
 from qistas.domain.insights import SAMPLE
 from qistas.domain.quality import load_model
 from qistas.domain.tasktypes import Spec, TaskType, parse_spec, type_of
@@ -147,6 +148,7 @@ def project_quality(session: Session, *, project: Project, pseudonym: Callable[[
         "annotators": annotators,
         "below_target": {"task_ids": below, "listed_up_to": BELOW_TARGET_LISTED},
     }
+    report["predictions"] = predictions.model_report(session, project=project, spec=spec, task_type=task_type)
     if task_type.categories(spec):
         report.update(_category_section(rows, responses, spec, task_type))
     return report

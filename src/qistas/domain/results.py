@@ -193,7 +193,7 @@ def _provenance(task: Any, annotations: list[Any]) -> dict[str, Any]:
 
 _TASK_COLUMNS = (Task.id, Task.unique_id, Task.batch_id, Task.status, Task.data, Task.meta, Task.response,
                  Task.confidence, Task.method, Task.needs_review, Task.details, Task.completed_at,
-                 Task.review_status, Task.audit_status)
+                 Task.review_status, Task.audit_status, Task.predictions)
 _ANNOTATION_COLUMNS = (Annotation.task_id, Annotation.annotator_id, Annotation.answer, Annotation.seconds,
                        Annotation.created_at, Annotation.rejected_at)
 
@@ -248,6 +248,7 @@ def iter_export_records(
                 "completed_at": task.completed_at.isoformat() if task.completed_at else None,
                 "review": {"status": task.review_status, "audit": task.audit_status},
                 "provenance": _provenance(task, mine),
+                "predictions": task.predictions,
                 "annotations": [
                     {
                         "annotator": names[a.annotator_id] if a.annotator_id in names

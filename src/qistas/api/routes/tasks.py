@@ -240,7 +240,8 @@ def task_read(task: Task, annotations: list[AnnotationRead] | None = None) -> Ta
         n_annotations=task.n_annotations, response=task.response, confidence=task.confidence,
         method=task.method, below_target=task.below_target, needs_review=task.needs_review,
         details=task.details, created_at=task.created_at,
-        completed_at=task.completed_at, review=ReviewState(**reviews.review_of(task)), annotations=annotations,
+        completed_at=task.completed_at, review=ReviewState(**reviews.review_of(task)), predictions=task.predictions,
+        annotations=annotations,
     )
 
 

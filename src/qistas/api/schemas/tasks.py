@@ -52,6 +52,8 @@ class TaskRead(BaseModel):
     created_at: datetime
     completed_at: datetime | None
     review: ReviewState
+    predictions: list[dict[str, Any]] | None = Field(default=None, description="models' pre-labels: "
+                                                     "[{model, answer, score}]")
     annotations: list[AnnotationRead] | None = None
 
 
@@ -67,11 +69,20 @@ class TaskWorkView(BaseModel):
     data: dict[str, Any]
 
 
+class PrefillRead(BaseModel):
+    """A model's prediction shown to the annotator as a pre-fill, to confirm or change."""
+
+    answer: Any
+    model: str | None = Field(default=None, description="the model's name, only if the project shows it")
+
+
 class AssignmentRead(BaseModel):
     id: int
     project_id: int
     task: TaskWorkView
     expires_at: datetime
+    prefill: PrefillRead | None = Field(default=None, description="a model's prediction to confirm or change; "
+                                       "present only when the project's pre-fill setting shows one")
 
 
 class SubmitCreate(Incoming):

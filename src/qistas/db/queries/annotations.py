@@ -43,7 +43,7 @@ STORED = Prepared(
 )
 NEW_ANNOTATION = Prepared(
     insert_of(_annotations, ["assignment_id", "task_id", "project_id", "annotator_id", "answer", "seconds",
-                             "gold_correct", "created_at"], returning=["id"]),
+                             "gold_correct", "created_at", "prefill_model", "prefill_kept"], returning=["id"]),
     NewId,
 )
 CLOSE_LEASE = Prepared(

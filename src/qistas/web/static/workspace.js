@@ -85,15 +85,30 @@ async function next() {
   }
 }
 
+function initialState(assignment) {
+  // A model's prediction, when the project shows one: the annotator confirms it (↵) or changes it.
+  const prefill = assignment.prefill;
+  if (prefill) return widget.state(spec, assignment.task.data, prefill.answer);
+  return widget.init(spec, assignment.task.data);
+}
+
+function prefillNote(prefill) {
+  if (!prefill) return null;
+  return h("p", { class: "prefill-note", id: "prefill-note", role: "note" },
+    h("span", { text: t("ws.prefill") }),
+    prefill.model ? h("span", { class: "muted" }, " ", h("bdi", { text: t("ws.prefill_model", prefill.model) })) : null);
+}
+
 function start(assignment, date) {
   const ctx = ctxFor(assignment.task);
   current = {
-    assignment, history: [], state: widget.init(spec, assignment.task.data), view: null,
+    assignment, history: [], state: initialState(assignment), view: null,
     started: Date.now(), deadline: deadlineOf(assignment.expires_at, date), lastRenew: Date.now(), expired: false,
   };
   const root = h("div", { class: "widget widget-" + spec.type, dataset: { task: assignment.task.id, assignment: assignment.id } });
   ctx.root = root;
-  clear(taskEl).append(root);
+  const note = prefillNote(assignment.prefill);
+  clear(taskEl).append(...(note ? [note, root] : [root]));
   current.view = widget.mount(ctx);
   actionsEl.hidden = false;
   $("btn-submit").disabled = false;
