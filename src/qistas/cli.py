@@ -508,13 +508,42 @@ def status(project_id: int, url: str, token: str) -> None:
     tasks = stats["tasks"]
     total = stats["tasks_total"] or 1
     click.echo(f"project {project.id}: {project.name}")
+    review = f"in review {tasks['review']}, " if tasks.get("review") else ""
     click.echo(f"tasks      {stats['tasks_total']}  (completed {tasks['completed']}, pending {tasks['pending']}, "
-               f"canceled {tasks['canceled']}; {100 * tasks['completed'] / total:.1f}% done)")
+               f"{review}canceled {tasks['canceled']}; {100 * tasks['completed'] / total:.1f}% done)")
     click.echo(f"annotations {stats['annotations']} by {stats['annotators']} annotators; "
                f"{stats['throughput']['annotations_last_hour']} in the last hour")
     for job in jobs:
         progress = f"{100 * job.progress:.0f}%" if job.progress is not None else "-"
         click.echo(f"export {job.id}  {job.format:<10} {job.status:<8} {progress}")
+
+
+@main.group("tasks")
+def tasks_group() -> None:
+    """Act on one task through the API."""
+
+
+@tasks_group.command("audit")
+@click.argument("task_id", type=int)
+@click.option("--accept/--reject", "accepted", default=None, help="accept the delivered result, or reject it")
+@click.option("--reason", help="why it is rejected (required with --reject)")
+@url_option
+@token_option
+def tasks_audit(task_id: int, accepted: bool | None, reason: str | None, url: str, token: str) -> None:
+    """The customer's audit of a delivered task: accept it, or reject it with a reason (it reopens)."""
+    if accepted is None:
+        raise click.UsageError("give --accept or --reject")
+    if not accepted and not (reason or "").strip():
+        raise click.UsageError("--reject needs --reason: say what is wrong")
+    if accepted and reason:
+        raise click.UsageError("--reason goes with --reject")
+    with _client(url, token) as client:
+        task = client.reviews.audit(task_id, accepted=accepted, reason=reason)
+    if accepted:
+        click.echo(f"task {task_id} accepted")
+        return
+    then = "waits for a reviewer" if task["status"] == "review" else "waits for one more annotation"
+    click.echo(f"task {task_id} rejected; reopened, it {then}")
 
 
 @main.group()
