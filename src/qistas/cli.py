@@ -185,8 +185,9 @@ def users() -> None:
 @click.option("--password", help="for signing in to the web UI; prompted if --ask-password")
 @click.option("--ask-password", is_flag=True, help="prompt for the password")
 @click.option("--token", "with_token", is_flag=True, help="also issue an API token (printed last)")
+@click.option("--reviewer", is_flag=True, help="may review the tasks of projects open to them (docs/review.md)")
 def users_create(email: str, role: str, org_slug: str | None, new_org: str | None, password: str | None,
-                 ask_password: bool, with_token: bool) -> None:
+                 ask_password: bool, with_token: bool, reviewer: bool) -> None:
     """Create a user; with --token the token is the last line printed."""
     from qistas.db.migrate import upgrade
     from qistas.db.types import utcnow
@@ -213,7 +214,8 @@ def users_create(email: str, role: str, org_slug: str | None, new_org: str | Non
                     known = ", ".join(domain_users.org_slugs(session)) or "none yet"
                     raise click.ClickException(f"no organization {org_slug!r} (organizations: {known}); "
                                                "--new-org creates one") from None
-            user = domain_users.create_user(session, email=email, role=role, org_id=org_id, password=password)
+            user = domain_users.create_user(session, email=email, role=role, org_id=org_id, password=password,
+                                            is_reviewer=reviewer)
             # Without a password the account could never sign in: its person gets a one-time link.
             link = None if password else sign_in.create_link(session, user=user, now=utcnow())
             token = domain_users.create_token(session, user=user, name="cli") if with_token else None
@@ -221,7 +223,7 @@ def users_create(email: str, role: str, org_slug: str | None, new_org: str | Non
         raise click.ClickException(exc.message) from None
     finally:
         db.dispose()
-    click.echo(f"created {role} {user.email} (id {user.id})")
+    click.echo(f"created {role}{' (reviewer)' if reviewer else ''} {user.email} (id {user.id})")
     if link:
         click.echo(f"one-time sign-in link (the server's address, then this path; valid {sign_in.LINK_HOURS} "
                    f"hours, shown once): {link}")

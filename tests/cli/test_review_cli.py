@@ -1,13 +1,17 @@
-"""``qistas tasks audit`` through the SDK, against a real server; ``qistas status`` shows the review queue."""
+"""``qistas tasks audit`` through the SDK, against a real server; ``qistas status`` shows the review queue;
+``qistas users create --reviewer`` makes a reviewer."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from click.testing import CliRunner
 
 from qistas.cli import main
 from qistas.db.engine import Database
+from tests.cli.test_cli import run
 from tests.conftest import LiveServer
-from tests.factories import Tenant, label_everything, make_reviewer
+from tests.factories import Tenant, client_for, label_everything, make_reviewer
 
 
 def test_the_customer_audits_from_the_command_line(server: LiveServer, tenant: Tenant, rival: Tenant,
@@ -52,3 +56,18 @@ def test_the_customer_audits_from_the_command_line(server: LiveServer, tenant: T
     theirs = runner.invoke(main, ["tasks", "audit", str(first), "--accept", "--url", server.url, "--token",
                                   rival.owner.headers["Authorization"].split()[1]])
     assert (theirs.exit_code, theirs.output) == (1, "error: task not found\n")
+
+
+def test_users_create_makes_a_reviewer(server: LiveServer, tenant: Tenant, db_url: str, tmp_path: Path) -> None:
+    pid = tenant.project(review={"share": 1})["id"]
+    tenant.add_tasks(pid, [{"data": {"text": "x"}}])
+    label_everything(tenant, pid, {"label": "positive"})
+    made = run(["users", "create", "rev@crowd.test", "--role", "annotator", "--reviewer", "--token"], tmp_path, db_url)
+    assert made.exit_code == 0, made.output
+    assert made.output.startswith("created annotator (reviewer) rev@crowd.test")
+    plain = run(["users", "create", "plain@crowd.test", "--role", "annotator", "--token"], tmp_path, db_url)
+    with client_for(server.url, made.output.splitlines()[-1]) as reviewer, \
+            client_for(server.url, plain.output.splitlines()[-1]) as annotator:
+        assert reviewer.get("/me").json()["is_reviewer"] is True
+        assert reviewer.post(f"/projects/{pid}/reviews").status_code == 201
+        assert annotator.post(f"/projects/{pid}/reviews").status_code == 403
