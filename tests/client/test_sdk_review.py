@@ -118,8 +118,15 @@ def test_reviewers_judge_annotators_learn_and_the_customer_audits(
     with pytest.raises(Invalid) as refused:
         sdk.reviews.audit(second, accepted=False)
     assert refused.value.details["field"] == "reason"
+    hook = sdk.webhooks.create(project.id, "https://93.184.215.14/hook", ["task.audit_rejected"])
+    rejected_result = results[next(u for u, r in results.items() if r.task_id == second)].response
     reopened = sdk.reviews.audit(second, accepted=False, reason="these are mixed")
     assert (reopened["status"], reopened["review"]["audit"]) == ("review", "rejected")
+    [announced] = sdk.webhooks.deliveries(project.id, hook.id)
+    assert announced.event == "task.audit_rejected"
+    # The task as it was audited: the rejected result, still completed.
+    assert (announced.payload["task"]["id"], announced.payload["task"]["status"],
+            announced.payload["task"]["response"]) == (second, "completed", rejected_result)
     again = reviewer.reviews.take(project.id)
     assert again is not None and again.task["id"] == second
     reviewer.reviews.correct(again.id, {"label": "mixed"})
