@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ N_ANNOTATORS = 10  # 2 answers a task, up to 2 sent back, one more after an audi
 N_REVIEWERS = 6
 MAX_REJECTS = 2  # per task, so that every task ends
 DEADLINE_SECONDS = 240
+RACES = 30  # tasks raced one at a time against a cancel
 DELIVERED = {"accept": "accepted", "correct": "corrected"}  # the task's review status after each
 AUDITED = {"accept": "accepted", "reject": "rejected"}  # its audit status
 
@@ -486,3 +488,84 @@ def test_the_review_stage_across_server_processes(database: Database, db_url: st
         member = stack.enter_context(twin(crowd.member, urls[1] + "/api/v1"))
         run = review_run(database, project, annotators, reviewers, crowd.owner, member)
         assert_sound(database, run, annotators)
+
+
+# --- a verdict racing the customer's cancel ----------------------------------------------
+
+
+def at_once(*calls: Any) -> list[Any]:
+    """Run the calls in threads released together; their results in order."""
+    barrier = threading.Barrier(len(calls))
+    results: list[Any] = [None] * len(calls)
+
+    def go(n: int) -> None:
+        barrier.wait()
+        results[n] = calls[n]()
+
+    threads = [threading.Thread(target=go, args=(n,)) for n in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return results
+
+
+def test_a_verdict_and_a_cancel_at_once_one_wins(crowd: Tenant, server: LiveServer, database: Database) -> None:
+    """Whichever commits first wins: a delivered task is not canceled afterwards (it was, on
+    PostgreSQL, when the cancel had read the task before the verdict committed), and a
+    canceled task takes no verdict."""
+    project = crowd.project(redundancy={"min": 1, "max": 1}, review={"share": 1})
+    crowd.add_tasks(project["id"], [{"data": {"text": f"item {i}"}} for i in range(RACES)])
+    run = Run(project["id"], "annotate")
+    annotate_all(run, crowd.annotators[:3])
+    outcomes: Counter[tuple[int, int, str]] = Counter()
+    with make_reviewer(database, server.url, "rita") as reviewer:
+        for i in range(RACES):
+            lease = reviewer.post(f"/projects/{project['id']}/reviews").json()
+            body = {"action": "reject", "reason": "no"} if i % 2 else {"action": "accept"}
+            verdict, cancel = at_once(
+                partial(request, run.tally, reviewer, f"/reviews/{lease['id']}", json=body),
+                partial(request, run.tally, crowd.owner, f"/tasks/{lease['task']['id']}/cancel"))
+            task = crowd.owner.get(f"/tasks/{lease['task']['id']}").json()
+            outcomes[(verdict.status_code, cancel.status_code, task["status"])] += 1
+            # A rejected task is pending again, so a cancel after the rejection is one too.
+            allowed = {(201, 409, "completed"), (409, 200, "canceled")} if i % 2 == 0 else {
+                (201, 200, "canceled"), (409, 200, "canceled")}
+            assert (verdict.status_code, cancel.status_code, task["status"]) in allowed, (verdict.text, cancel.text)
+    assert run.tally.errors == [] and not [k for k in run.tally.counts if k.startswith("HTTP 5")]
+    assert counter_violations(database, project["id"]) == [], outcomes
+
+
+def test_an_answer_and_a_cancel_at_once_one_wins(crowd: Tenant, database: Database) -> None:
+    """The same race with the annotator's submit: completed with its answer, or canceled with
+    the answer refused, never both."""
+    project = crowd.project(redundancy={"min": 1, "max": 1})
+    crowd.add_tasks(project["id"], [{"data": {"text": f"item {i}"}} for i in range(RACES)])
+    run = Run(project["id"], "annotate")
+    outcomes: Counter[tuple[int, int, str]] = Counter()
+    worker = crowd.annotators[0]
+    for _ in range(RACES):
+        lease = worker.post(f"/projects/{project['id']}/assignments").json()
+        answer, cancel = at_once(
+            partial(request, run.tally, worker, f"/assignments/{lease['id']}/submit",
+                    json={"answer": {"label": "mixed"}}),
+            partial(request, run.tally, crowd.owner, f"/tasks/{lease['task']['id']}/cancel"))
+        task = crowd.owner.get(f"/tasks/{lease['task']['id']}").json()
+        outcome = (answer.status_code, cancel.status_code, task["status"])
+        outcomes[outcome] += 1
+        assert outcome in {(201, 409, "completed"), (409, 200, "canceled")}, (answer.text, cancel.text)
+    assert run.tally.errors == [] and not [k for k in run.tally.counts if k.startswith("HTTP 5")]
+    assert counter_violations(database, project["id"]) == [], outcomes
+
+
+def counter_violations(database: Database, project_id: int) -> list[str]:
+    """Tasks whose counters differ from their rows: answers that count, and live leases."""
+    with database.reader() as session:
+        tasks = session.scalars(select(Task).where(Task.project_id == project_id)).all()
+        counted = Counter(session.scalars(select(Annotation.task_id).where(
+            Annotation.project_id == project_id, Annotation.rejected_at.is_(None))))
+        live = Counter(session.scalars(select(Assignment.task_id).where(
+            Assignment.project_id == project_id, Assignment.status == "active")))
+    return [f"task {t.id}: n_annotations {t.n_annotations}, n_claimed {t.n_claimed}, {counted[t.id]} counted, "
+            f"{live[t.id]} leases" for t in tasks
+            if (t.n_annotations, t.n_claimed) != (counted[t.id], counted[t.id] + live[t.id])]
