@@ -9,7 +9,8 @@ invariants of ``domain/reviews.py``: one submitted review per task and round, le
 on a task that never overlap, counters that count only the answers not rejected, exactly the
 annotations a task still needs, one stored verdict per double submit, and annotator evidence
 (``worker_stats.n_reviewed``) counted once per verdict. With several ``qistas serve``
-processes on one database, the locks must hold across processes too.
+processes on one database, the locks must hold across processes too. Last, a verdict and an
+annotator's answer each race the customer's cancel of their task: one of the two wins.
 """
 
 from __future__ import annotations
@@ -83,6 +84,23 @@ class Run:
                 self.rejects[lease["task"]["id"]] += 1
 
 
+def at_once(*calls: Any) -> list[Any]:
+    """Run the calls in threads released together; their results in order."""
+    barrier = threading.Barrier(len(calls))
+    results: list[Any] = [None] * len(calls)
+
+    def go(n: int) -> None:
+        barrier.wait()
+        results[n] = calls[n]()
+
+    threads = [threading.Thread(target=go, args=(n,)) for n in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return results
+
+
 def verdict(run: Run, lease: dict[str, Any], rng: random.Random) -> dict[str, Any]:
     roll = rng.random()
     if roll < 0.3 and run.rejects[lease["task"]["id"]] < MAX_REJECTS:
@@ -141,17 +159,8 @@ def expect_stored(run: Run, lease: dict[str, Any], answer: httpx.Response) -> No
 
 
 def racing_reviews(run: Run, lease: dict[str, Any], tabs: list[tuple[httpx.Client, dict[str, Any]]]) -> None:
-    barrier = threading.Barrier(len(tabs))
-    answers: list[httpx.Response] = []
-
-    def go(client: httpx.Client, body: dict[str, Any]) -> None:
-        barrier.wait()
-        answers.append(request(run.tally, client, f"/reviews/{lease['id']}", json=body))
-
-    second = threading.Thread(target=go, args=tabs[1])
-    second.start()
-    go(*tabs[0])
-    second.join(timeout=30)
+    answers = at_once(*(partial(request, run.tally, client, f"/reviews/{lease['id']}", json=body)
+                        for client, body in tabs))
     codes = sorted(a.status_code for a in answers)
     if codes != [200, 201] or answers[0].json() != answers[1].json():
         run.tally.fail(f"racing reviews of {lease['id']}: {codes} {[a.text[:100] for a in answers]}")
@@ -230,17 +239,8 @@ def audit_body(rng: random.Random) -> dict[str, Any]:
 
 
 def racing_audits(run: Run, task_id: int, people: list[tuple[httpx.Client, dict[str, Any]]]) -> None:
-    barrier = threading.Barrier(len(people))
-    answers: list[httpx.Response] = []
-
-    def go(client: httpx.Client, body: dict[str, Any]) -> None:
-        barrier.wait()
-        answers.append(request(run.tally, client, f"/tasks/{task_id}/audit", json=body))
-
-    second = threading.Thread(target=go, args=people[1])
-    second.start()
-    go(*people[0])
-    second.join(timeout=30)
+    answers = at_once(*(partial(request, run.tally, client, f"/tasks/{task_id}/audit", json=body)
+                        for client, body in people))
     codes = sorted(a.status_code for a in answers)
     stored = [a.json()["review"]["audit"] for a in answers if a.status_code == 201]
     # The second finds the task audited, or (after a rejection) no longer delivered; or, when
@@ -491,23 +491,6 @@ def test_the_review_stage_across_server_processes(database: Database, db_url: st
 
 
 # --- a verdict racing the customer's cancel ----------------------------------------------
-
-
-def at_once(*calls: Any) -> list[Any]:
-    """Run the calls in threads released together; their results in order."""
-    barrier = threading.Barrier(len(calls))
-    results: list[Any] = [None] * len(calls)
-
-    def go(n: int) -> None:
-        barrier.wait()
-        results[n] = calls[n]()
-
-    threads = [threading.Thread(target=go, args=(n,)) for n in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    return results
 
 
 def test_a_verdict_and_a_cancel_at_once_one_wins(crowd: Tenant, server: LiveServer, database: Database) -> None:
