@@ -156,6 +156,12 @@ def ensure_writable(project: Project) -> Project:
 def cancel_task(session: Session, *, task: Task, project: Project, actor: User, now: datetime) -> Task:
     """Cancel a task not yet completed (Scale's cancel): it is served no more, leases on it end."""
     ensure_writable(project)
+    # Locked in the order submits take them (leases, then the task), and the task read again:
+    # an answer or a review that committed meanwhile wins, and the cancel answers 409 instead
+    # of overwriting a task already delivered.
+    session.execute(select(Assignment.id).where(Assignment.task_id == task.id, Assignment.status == LeaseStatus.ACTIVE)
+                    .with_for_update())
+    session.refresh(task, with_for_update=True)
     if task.status not in (TaskStatus.PENDING, TaskStatus.REVIEW):
         raise Conflict(f"only a task not yet completed can be canceled; this one is {task.status}",
                        details={"status": task.status})

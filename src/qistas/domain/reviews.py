@@ -27,6 +27,8 @@ Invariants, and what keeps each one:
    changes nothing.
 4. A rejection gives back exactly one slot: the rejected answer leaves ``n_annotations`` and
    ``n_claimed`` in the same UPDATE that reopens the task.
+5. One audit per task and round: the caller locks the task row (``audit_task``), so of two
+   audits at once the second finds the first's and answers 409; the unique index backs it up.
 """
 
 from __future__ import annotations
@@ -284,7 +286,10 @@ def _send_back(session: Session, *, task: Task, annotation_id: int, reason: str,
 
 def audit_task(session: Session, *, task: Task, project: Project, actor: User, accepted: bool,
                reason: str | None, now: datetime) -> Review:
-    """The customer's verdict on a delivered task; a rejection reopens it (``review.reopen``)."""
+    """The customer's verdict on a delivered task; a rejection reopens it (``review.reopen``).
+
+    ``task`` must be loaded locked (``with_for_update``): two audits at once then run one after
+    the other."""
     if not isinstance(accepted, bool):
         raise Invalid("accepted must be true or false", details={"field": "accepted"})
     if task.status != TaskStatus.COMPLETED:

@@ -95,7 +95,8 @@ def audit_task(task_id: Id, body: AuditCreate, actor: Actor, db: Db) -> TaskRead
     """The customer accepts a delivered task, or rejects it with a reason (it reopens)."""
 
     def work(session: Session) -> TaskRead:
-        task = session.get(Task, task_id)
+        # Locked: of two audits of one task at once, the second waits and then finds it audited.
+        task = session.get(Task, task_id, with_for_update=True)
         if task is None:
             raise NotFound("task not found")
         project = ensure_customer_access_to(actor, session.get(Project, task.project_id), what="task")
