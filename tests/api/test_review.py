@@ -210,3 +210,19 @@ def test_the_customer_audits_a_delivered_task(tenant: Tenant, rival: Tenant, dat
     assert again["status"] == "completed" and again["n_annotations"] == 2
     report = tenant.owner.get(f"/projects/{pid}/quality").json()["review"]
     assert report["audits"] == {"accept": 1, "reject": 1}
+
+
+def test_a_review_lease_is_renewed_only_by_its_reviewer_while_live(tenant: Tenant, reviewer: httpx.Client,
+                                                                   server: LiveServer, database: Database) -> None:
+    project = tenant.project(review={"share": 1})
+    pid = project["id"]
+    tenant.add_tasks(pid, _rows(1))
+    assert _annotate_all(tenant.annotators[0], pid) == 1
+    lease = _take_review(reviewer, pid)
+    renewed = reviewer.post(f"/reviews/{lease['id']}/renew")
+    assert renewed.status_code == 200, renewed.text
+    assert renewed.json()["expires_at"] >= lease["expires_at"]
+    with make_reviewer(database, server.url, "other") as other:
+        assert error_of(other.post(f"/reviews/{lease['id']}/renew"), 404)
+    assert tenant.owner.post(f"/tasks/{lease['task']['id']}/cancel").status_code == 200
+    assert error_of(reviewer.post(f"/reviews/{lease['id']}/renew"), 409)["code"] == "conflict"

@@ -71,6 +71,8 @@ def test_reviewers_judge_annotators_learn_and_the_customer_audits(
     assert lease.response == {"label": "positive"} and set(lease.task) == {"id", "data"}
     assert [type(a) for a in lease.answers] == [ReviewedAnswer, ReviewedAnswer]
     assert reviewer.reviews.take(project.id) == lease  # held: the same lease back
+    kept = reviewer.reviews.renew(lease.id)
+    assert kept.id == lease.id and kept.expires_at is not None and kept.expires_at >= lease.expires_at
     accepted = reviewer.reviews.accept(lease.id)
     assert isinstance(accepted, Review) and (accepted.stage, accepted.action, accepted.task_id) == (
         "review", "accept", lease.task["id"])

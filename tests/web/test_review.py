@@ -8,16 +8,21 @@ the customer do goes through the pages, and what was stored is read back through
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
+from sqlalchemy import select
 
+from qistas.config import Settings
 from qistas.db.engine import Database
+from qistas.db.models import Review
 from qistas.web.i18n import Translator
 from tests.api.helpers import take_if_any
 from tests.conftest import LiveServer
@@ -524,3 +529,37 @@ def test_the_customer_audits_and_sets_the_policy(lang: str, page: Page, people: 
     check_language(page, lang, "the console's review numbers", "#review")
     shot(page, f"console-review-numbers-{lang}")
 
+
+
+def test_the_review_lease_is_renewed_while_the_reviewer_works(browser: Browser, people: People, crowd: Crowd,
+                                                              settings: Settings, database: Database) -> None:
+    project_id, (task_id,) = project_with_tasks(people.owner, CLASSIFY, [{"text": "أ"}],
+                                                redundancy={"min": 1, "max": 1}, review={"share": 1})
+    crowd.answer_all(project_id, lambda n, data: {"label": "positive"})
+    with LiveServer(settings.model_copy(update={"lease_seconds": 10}), database) as live:
+        ctx = browser.new_context(base_url=live.url)
+        try:
+            page = ctx.new_page()
+            sign_in(page, REVIEWER, next_path=f"/review/{project_id}")
+            wait_review(page, task_id)
+
+            def expiry() -> datetime:
+                with database.reader() as session:
+                    found = session.scalar(select(Review.expires_at).where(Review.task_id == task_id))
+                    assert found is not None
+                    return found
+
+            first = expiry()
+            deadline = time.monotonic() + 12
+            renewed = first
+            while renewed == first and time.monotonic() < deadline:
+                page.keyboard.press("?")  # the reviewer keeps at it
+                page.keyboard.press("Escape")
+                page.wait_for_timeout(500)
+                renewed = expiry()
+            assert renewed > first
+            page.keyboard.press("a")
+            page.wait_for_selector("#review-empty")
+            assert task_of(people.owner, task_id)["review"]["status"] == "accepted"
+        finally:
+            ctx.close()

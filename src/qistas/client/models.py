@@ -104,6 +104,7 @@ class Review:
     annotation: int | None = None  # the answer rejected
     created_at: str | None = None
     ended_at: str | None = None
+    expires_at: str | None = None  # a review lease: until when it is held
 
 
 @dataclass(frozen=True)

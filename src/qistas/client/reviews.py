@@ -38,6 +38,10 @@ class Reviews:
             body["annotation"] = annotation
         return self._submit(review_id, body)
 
+    def renew(self, review_id: int) -> Review:
+        """Keep the review lease while still at it; a lease that ran out raises ``Conflict``."""
+        return parse(Review, self._client.request("POST", f"/reviews/{review_id}/renew", retry=True).json())
+
     def _submit(self, review_id: int, body: dict[str, Any]) -> Review:
         # A repeat returns the review stored the first time: a retry is safe.
         return parse(Review, self._client.request("POST", f"/reviews/{review_id}", json=body, retry=True).json())

@@ -194,18 +194,10 @@ def submit(
     reason: str | None = None, annotation_id: int | None = None, now: datetime,
 ) -> Reviewed:
     """Store the reviewer's verdict on their lease and apply it to the task."""
-    review = session.get(Review, review_id, with_for_update=True)
-    if review is None or review.reviewer_id != reviewer.id or review.stage != ReviewStage.REVIEW:
-        raise NotFound("review not found")
-    task = session.get(Task, review.task_id, with_for_update=True)  # lock order: review, then task
-    assert task is not None
+    review, task = _own_locked(session, review_id=review_id, reviewer=reviewer)
     if review.status == LeaseStatus.SUBMITTED:
         return Reviewed(review, task, created=False)
-    if review.status != LeaseStatus.ACTIVE or review.expires_at is None or review.expires_at <= now:
-        state = LeaseStatus.EXPIRED if review.status == LeaseStatus.ACTIVE else review.status
-        raise Conflict(f"this review lease is no longer valid ({state}); take a new review")
-    if task.status != TaskStatus.REVIEW or task.review_round != review.round:
-        raise Conflict(f"this task no longer waits for this review (it is {task.status}); take a new review")
+    _ensure_live(review, task, now)
     project = session.get(Project, task.project_id)
     assert project is not None
     spec = parse_spec(project.task_spec)
@@ -236,6 +228,34 @@ def submit(
     review.status, review.action, review.ended_at = LeaseStatus.SUBMITTED, action, now
     session.flush()
     return Reviewed(review, task, created=True)
+
+
+def renew(session: Session, *, review_id: int, reviewer: User, now: datetime, lease_seconds: int) -> Review:
+    """Extend a live review lease while the reviewer is still at it."""
+    review, task = _own_locked(session, review_id=review_id, reviewer=reviewer)
+    _ensure_live(review, task, now)
+    review.expires_at = task.review_until = now + timedelta(seconds=lease_seconds)
+    session.flush()
+    return review
+
+
+def _own_locked(session: Session, *, review_id: int, reviewer: User) -> tuple[Review, Task]:
+    """The reviewer's own review lease and its task, both locked (in that order); anyone
+    else's is 404."""
+    review = session.get(Review, review_id, with_for_update=True)
+    if review is None or review.reviewer_id != reviewer.id or review.stage != ReviewStage.REVIEW:
+        raise NotFound("review not found")
+    task = session.get(Task, review.task_id, with_for_update=True)
+    assert task is not None
+    return review, task
+
+
+def _ensure_live(review: Review, task: Task, now: datetime) -> None:
+    if review.status != LeaseStatus.ACTIVE or review.expires_at is None or review.expires_at <= now:
+        state = LeaseStatus.EXPIRED if review.status == LeaseStatus.ACTIVE else review.status
+        raise Conflict(f"this review lease is no longer valid ({state}); take a new review")
+    if task.status != TaskStatus.REVIEW or task.review_round != review.round:
+        raise Conflict(f"this task no longer waits for this review (it is {task.status}); take a new review")
 
 
 def _reason(reason: str | None) -> str:

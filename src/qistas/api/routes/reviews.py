@@ -37,7 +37,7 @@ def _record(session: Session, secret: str, *, actor: User, action: str, task_id:
 def review_read(review: Review) -> ReviewRead:
     return ReviewRead(id=review.id, task_id=review.task_id, stage=review.stage, action=review.action or "",
                       answer=review.answer, reason=review.reason, annotation=review.annotation_id,
-                      created_at=review.created_at, ended_at=review.ended_at)
+                      created_at=review.created_at, ended_at=review.ended_at, expires_at=review.expires_at)
 
 
 @router.post("/projects/{project_id}/reviews", status_code=201, response_model=ReviewLeaseRead,
@@ -86,6 +86,17 @@ def submit_review(review_id: Id, body: ReviewCreate, actor: Actor, db: Db, setti
         else:
             response.status_code = 200
         return review_read(done.review)
+
+    return write(db, work)
+
+
+@router.post("/reviews/{review_id}/renew", response_model=ReviewRead)
+def renew_review(review_id: Id, actor: Actor, db: Db, settings: AppSettings) -> ReviewRead:
+    """Extend the review lease while the reviewer is still at it (the browser calls this)."""
+
+    def work(session: Session) -> ReviewRead:
+        return review_read(reviews.renew(session, review_id=review_id, reviewer=actor, now=utcnow(),
+                                         lease_seconds=settings.lease_seconds))
 
     return write(db, work)
 

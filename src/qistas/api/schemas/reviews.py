@@ -48,6 +48,7 @@ class ReviewRead(BaseModel):
     annotation: int | None = None
     created_at: datetime
     ended_at: datetime | None
+    expires_at: datetime | None = Field(default=None, description="a review lease: until when it is held")
 
 
 class AuditCreate(Incoming):

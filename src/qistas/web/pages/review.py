@@ -32,6 +32,7 @@ def review_workspace(project_id: PageId, request: Request, user: PageUser, db: D
         "project": project.id,
         "spec": project.task_spec,
         "back": back,
+        "leaseSeconds": settings.lease_seconds,
         "strings": {**t.subset("ws."), **t.subset("rv."), **script_strings(t)},
     }
     return render(request, "review.html", title=isolate(project.name), project=project, boot=boot,

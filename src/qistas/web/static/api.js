@@ -19,3 +19,12 @@ export async function api(method, path, body) {
   if (response.status === 401) window.location.assign("/login?next=" + encodeURIComponent(location.pathname));
   return { status: response.status, data, date: response.headers.get("Date") };
 }
+
+// When a lease ends on this browser's clock: the server's clock decides, so the time left is
+// measured against its Date header.
+export function deadlineOf(expiresAt, dateHeader, leaseSeconds) {
+  const expires = Date.parse(expiresAt);
+  const serverNow = dateHeader ? Date.parse(dateHeader) : NaN;
+  const left = Number.isFinite(serverNow) ? expires - serverNow : leaseSeconds * 1000;
+  return Date.now() + Math.max(0, left);
+}

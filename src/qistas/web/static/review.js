@@ -2,7 +2,7 @@
 // does and every counted answer beside the aggregated one (those that differ marked), then
 // accept (A), correct (C: the type's widget, starting from the aggregated answer) or send one
 // answer back with a reason (R). The next review loads at once.
-import { api } from "./api.js";
+import { api, deadlineOf } from "./api.js";
 import { clear, h, kbd, say } from "./dom.js";
 import { describeError } from "./messages.js";
 import { digitOf, plainKey } from "./widgets/common.js";
@@ -33,6 +33,9 @@ let edit = null; // while correcting: {state, history, view}
 let chosen = 0; // the answer to send back, an index into lease.answers
 let busy = false;
 let done = 0;
+let deadline = 0; // when the lease ends, on this browser's clock
+let lastRenew = 0;
+let lastActivity = Date.now();
 
 const notice = (message, kind = "info", extra = null) => say(noticeEl, message, kind, extra);
 
@@ -138,9 +141,13 @@ async function next(message = null) {
   answersEl.hidden = true;
   if (message) notice(message, "warn"); else notice(null);
   clear(taskEl).append(h("p", { class: "muted", text: t("rv.loading") }));
-  const { status, data } = await api("POST", `/projects/${boot.project}/reviews`);
+  const { status, data, date } = await api("POST", `/projects/${boot.project}/reviews`);
   busy = false;
-  if (status === 201) start(data);
+  if (status === 201) {
+    deadline = deadlineOf(data.expires_at, date, boot.leaseSeconds);
+    lastRenew = Date.now();
+    start(data);
+  }
   else if (status === 204) showEmpty();
   else if (status !== 401) {
     clear(taskEl);
@@ -182,6 +189,21 @@ async function send(body) {
     notice(status === 0 ? t("ws.offline") : describeError(boot.strings, data?.error), "error");
   }
 }
+
+// Keep the lease while the reviewer is at work: past half of it, and active since the last renewal.
+async function renew() {
+  const held = lease;
+  lastRenew = Date.now();
+  const { status, data, date } = await api("POST", `/reviews/${held.id}/renew`);
+  if (held !== lease) return;
+  if (status === 200) deadline = deadlineOf(data.expires_at, date, boot.leaseSeconds);
+  else if (status === 409 || status === 404) await next(t("rv.stale"));
+}
+
+setInterval(() => {
+  if (lease && !busy && deadline - Date.now() < (boot.leaseSeconds * 1000) / 2 && lastActivity > lastRenew) renew();
+}, 1000);
+for (const kind of ["keydown", "pointerdown"]) document.addEventListener(kind, () => { lastActivity = Date.now(); }, true);
 
 function accept() {
   send({ action: "accept" });

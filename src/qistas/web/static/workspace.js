@@ -1,6 +1,6 @@
 // The annotator workspace: take a task, show its widget, submit / skip / undo, keep the lease
 // alive while the annotator works, and never lose an answer silently.
-import { api } from "./api.js";
+import { api, deadlineOf } from "./api.js";
 import { clear, h, kbd, say } from "./dom.js";
 import { describeError } from "./messages.js";
 
@@ -26,14 +26,6 @@ let done = 0;
 
 function notice(message, kind = "info", extra = null) {
   say(noticeEl, message, kind, extra);
-}
-
-function deadlineOf(expiresAt, dateHeader) {
-  // The server's clock decides; measure the time left against its Date header.
-  const expires = Date.parse(expiresAt);
-  const serverNow = dateHeader ? Date.parse(dateHeader) : NaN;
-  const left = Number.isFinite(serverNow) ? expires - serverNow : boot.leaseSeconds * 1000;
-  return Date.now() + Math.max(0, left);
 }
 
 function render() {
@@ -103,7 +95,7 @@ function start(assignment, date) {
   const ctx = ctxFor(assignment.task);
   current = {
     assignment, history: [], state: initialState(assignment), view: null,
-    started: Date.now(), deadline: deadlineOf(assignment.expires_at, date), lastRenew: Date.now(), expired: false,
+    started: Date.now(), deadline: deadlineOf(assignment.expires_at, date, boot.leaseSeconds), lastRenew: Date.now(), expired: false,
   };
   const root = h("div", { class: "widget widget-" + spec.type, dataset: { task: assignment.task.id, assignment: assignment.id } });
   ctx.root = root;
@@ -171,7 +163,7 @@ async function renew() {
   c.lastRenew = Date.now();
   const { status, data, date } = await api("POST", `/assignments/${c.assignment.id}/renew`);
   if (c !== current) return;
-  if (status === 200) c.deadline = deadlineOf(data.expires_at, date);
+  if (status === 200) c.deadline = deadlineOf(data.expires_at, date, boot.leaseSeconds);
   else if (status === 409 || status === 404) expired();
 }
 
