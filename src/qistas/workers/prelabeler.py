@@ -1,9 +1,11 @@
 """Runs pre-label jobs: claim one, send its tasks to the endpoint, store valid answers as
 predictions and count the rest as failed with their reason (domain.model_endpoints).
 
-Tasks go in id order, a chunk at a time, ``max_concurrency`` requests in flight; each
+Tasks go in id order, a chunk at a time (two rounds of ``max_concurrency`` requests); each
 chunk's outcomes are written in one transaction that also moves the job's cursor and renews
-its lease, so a job taken over by another process goes on after the last chunk written.
+its lease, so a job taken over by another process goes on after the last chunk written. The
+lease covers the longest a chunk may take (every request timing out and retried after the
+longest delay, at the endpoint's rate limit), so a live worker never loses its job.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -33,6 +36,7 @@ from qistas.workers.chat import Endpoint, Limiter, Reply, Retrying, Stopped, ask
 from qistas.workers.outbound import deadline_client
 
 log = logging.getLogger("qistas.workers")
+ROUNDS = 2  # of max_concurrency requests per chunk
 
 
 class Abandoned(Exception):
@@ -58,6 +62,11 @@ class Plan:
     prices: tuple[float, float]
     template: dict[str, str]
     spec: Spec
+    lease: timedelta
+
+    @property
+    def chunk(self) -> int:
+        return self.concurrency * ROUNDS
 
 
 class Prelabeler:
@@ -119,24 +128,32 @@ class Prelabeler:
             job.tasks_total = endpoints.count_tasks(session, job=job)
         policy = Policy(allow_private=self.policy.allow_private or endpoint.allow_private,
                         allowed_networks=self.policy.allowed_networks)
+        job.lease_until = utcnow() + self._lease(endpoint)
         return Plan(
             job_id=job.id, attempt=attempt, model=endpoints.model_name(endpoint),
             endpoint=Endpoint(url=f"{endpoint.base_url}/chat/completions", model=endpoint.model, api_key=key,
                               policy=policy, timeout=endpoint.timeout_seconds),
             concurrency=endpoint.max_concurrency, per_minute=endpoint.requests_per_minute,
             prices=(endpoint.price_input_per_1k or 0.0, endpoint.price_output_per_1k or 0.0),
-            template=dict(job.template), spec=parse_spec(project.task_spec),
+            template=dict(job.template), spec=parse_spec(project.task_spec), lease=self._lease(endpoint),
         )
+
+    def _lease(self, endpoint: ModelEndpoint) -> timedelta:
+        """The longest one chunk may take, and a margin."""
+        attempts = self.retrying.attempts
+        per_task = endpoint.timeout_seconds * attempts + self.retrying.max_delay * (attempts - 1)
+        paced = 60.0 / endpoint.requests_per_minute * attempts * endpoint.max_concurrency * ROUNDS \
+            if endpoint.requests_per_minute else 0.0
+        return max(endpoints.LEASE, timedelta(seconds=per_task * ROUNDS + paced + 60))
 
     def run(self, plan: Plan) -> None:
         limiter = Limiter(plan.per_minute, self.stopping)
-        chunk = max(plan.concurrency * 4, 20)
         with deadline_client(plan.endpoint.timeout) as client, \
                 ThreadPoolExecutor(max_workers=plan.concurrency, thread_name_prefix="qistas-model") as pool:
             while True:
                 if self.stopping.is_set():
                     raise Stopped
-                tasks = write(self.db, partial(self._next_tasks, plan=plan, limit=chunk))
+                tasks = write(self.db, partial(self._next_tasks, plan=plan, limit=plan.chunk))
                 if not tasks:
                     break
                 work = [(task_id, data, skip) for task_id, data, skip in tasks if not skip]
@@ -187,7 +204,7 @@ class Prelabeler:
                                          "predictions it may")
         job.skipped += skipped
         job.last_task_id = last
-        job.lease_until = utcnow() + endpoints.LEASE
+        job.lease_until = utcnow() + plan.lease
 
     def _done(self, session: Session, *, plan: Plan) -> None:
         job = endpoints.still_mine(session, job_id=plan.job_id, attempt=plan.attempt)
