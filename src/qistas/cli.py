@@ -123,7 +123,7 @@ def rotate_secrets() -> None:
     """Seal every stored secret again with the current QISTAS_SECRET_KEY (after a key rotation)."""
     from qistas.db.migrate import upgrade
     from qistas.db.unit_of_work import write
-    from qistas.domain import idempotency, webhooks
+    from qistas.domain import idempotency, model_endpoints, webhooks
     from qistas.domain.sealing import Keyring
     from qistas.errors import QistasError
 
@@ -132,13 +132,15 @@ def rotate_secrets() -> None:
     keyring = Keyring.from_settings(settings)
     db = _database()
     try:
-        hooks, answers = write(db, lambda session: (webhooks.reseal_secrets(session, keyring=keyring),
-                                                    idempotency.reseal_responses(session, keyring=keyring)))
+        hooks, answers, keys = write(db, lambda session: (
+            webhooks.reseal_secrets(session, keyring=keyring), idempotency.reseal_responses(session, keyring=keyring),
+            model_endpoints.reseal_keys(session, keyring=keyring)))
     except QistasError as exc:
         raise click.ClickException(exc.message) from None
     finally:
         db.dispose()
-    click.echo(f"sealed again with the current key: {hooks} webhook secrets, {answers} stored answers")
+    click.echo(f"sealed again with the current key: {hooks} webhook secrets, {answers} stored answers, "
+               f"{keys} model API keys")
 
 
 @main.command()

@@ -499,3 +499,61 @@ class ExportJob(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ModelEndpoint(Base):
+    """An organization's OpenAI-compatible chat-completions API that pre-labels tasks
+    (domain.model_endpoints)."""
+
+    __tablename__ = "model_endpoints"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    base_url: Mapped[str] = mapped_column(String(2048))
+    model: Mapped[str] = mapped_column(String(200))
+    # The API key, sealed (domain/sealing.py); null for a server that wants none.
+    api_key_sealed: Mapped[str | None] = mapped_column(String(1024))
+    max_concurrency: Mapped[int] = mapped_column(Integer, default=4)
+    requests_per_minute: Mapped[int | None] = mapped_column(Integer)
+    timeout_seconds: Mapped[float] = mapped_column(Float, default=60.0)
+    # Set by an admin only: the SSRF guard lets this endpoint reach private addresses.
+    allow_private: Mapped[bool] = mapped_column(Boolean, default=False)
+    price_input_per_1k: Mapped[float | None] = mapped_column(Float)
+    price_output_per_1k: Mapped[float | None] = mapped_column(Float)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PrelabelJob(Base):
+    """A project's tasks sent to a model endpoint; each answer becomes a prediction."""
+
+    __tablename__ = "prelabel_jobs"
+    __table_args__ = (Index("ix_prelabel_jobs_queue", "status", "lease_until"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("model_endpoints.id"), index=True)
+    requested_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    template: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    only_pending: Mapped[bool] = mapped_column(Boolean, default=True)
+    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued | running | done | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    tasks_total: Mapped[int | None] = mapped_column(Integer)
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    # Tasks that already carried this endpoint's prediction.
+    skipped: Mapped[int] = mapped_column(Integer, default=0)
+    # The last task sent (tasks go in id order): a job taken over goes on from there.
+    last_task_id: Mapped[int | None] = mapped_column(BigInteger)
+    # The first failures: [{"task_id", "reason"}].
+    failures: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    requests: Mapped[int] = mapped_column(Integer, default=0)
+    input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cost: Mapped[float] = mapped_column(Float, default=0.0)
+    error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
