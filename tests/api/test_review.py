@@ -226,3 +226,12 @@ def test_a_review_lease_is_renewed_only_by_its_reviewer_while_live(tenant: Tenan
         assert error_of(other.post(f"/reviews/{lease['id']}/renew"), 404)
     assert tenant.owner.post(f"/tasks/{lease['task']['id']}/cancel").status_code == 200
     assert error_of(reviewer.post(f"/reviews/{lease['id']}/renew"), 409)["code"] == "conflict"
+
+
+def test_probation_holds_an_annotators_first_answers_only(tenant: Tenant) -> None:
+    project = tenant.project(review={"probation": 2})
+    pid = project["id"]
+    tenant.add_tasks(pid, _rows(4))
+    assert _annotate_all(tenant.annotators[0], pid) == 4
+    tasks = tenant.owner.get(f"/projects/{pid}/tasks").json()["items"]
+    assert [t["status"] for t in tasks] == ["review", "review", "completed", "completed"]

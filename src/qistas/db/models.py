@@ -226,6 +226,9 @@ class Assignment(Base):
 
 class Annotation(Base):
     __tablename__ = "annotations"
+    # An annotator's answers in a project in order: the review policy's probation reads the
+    # first few, bounded, at each settle.
+    __table_args__ = (Index("ix_annotations_annotator_order", "project_id", "annotator_id", "id"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     # One annotation per lease (invariant 4), enforced by the database.

@@ -85,24 +85,26 @@ def holds_for_review(session: Session, *, task: Task, project: Project, spec: Sp
         return True  # sent back by a reviewer or the customer: checked again
     disagree = policy.disagreement and (needs_review or agreement(spec, answers, response) < 1)
     return holds(policy, task_id=task.id, confidence=confidence, needs_review=disagree,
-                 on_probation=_on_probation(session, task_id=task.id, policy=policy))
+                 on_probation=_on_probation(session, task_id=task.id, project_id=project.id, policy=policy))
 
 
-def _on_probation(session: Session, *, task_id: int, policy: ReviewPolicy) -> bool:
+def _on_probation(session: Session, *, task_id: int, project_id: int, policy: ReviewPolicy) -> bool:
     """Whether one of the task's counted answers is among its annotator's first ``probation``
-    answers in the project."""
+    answers in the project. Each check reads at most ``probation`` entries of the
+    (project, annotator, id) index: it counts the earlier answers only up to the limit."""
     if policy.probation <= 0:
         return False
-    mine = Annotation.__table__.alias("mine")
-    earlier = Annotation.__table__.alias("earlier")
-    ordinal = (
-        select(func.count())
-        .where(earlier.c.project_id == mine.c.project_id, earlier.c.annotator_id == mine.c.annotator_id,
-               earlier.c.id <= mine.c.id)
-        .scalar_subquery()
-    )
-    rows = session.execute(select(ordinal).where(mine.c.task_id == task_id, mine.c.rejected_at.is_(None)))
-    return any(n <= policy.probation for (n,) in rows)
+    for annotation_id, annotator_id in session.execute(
+        select(Annotation.id, Annotation.annotator_id)
+        .where(Annotation.task_id == task_id, Annotation.rejected_at.is_(None))
+    ):
+        earlier = (select(Annotation.id)
+                   .where(Annotation.project_id == project_id, Annotation.annotator_id == annotator_id,
+                          Annotation.id < annotation_id)
+                   .limit(policy.probation).subquery())
+        if (session.scalar(select(func.count()).select_from(earlier)) or 0) < policy.probation:
+            return True
+    return False
 
 
 # --- reviewers: take, then accept / correct / reject ---------------------------------------

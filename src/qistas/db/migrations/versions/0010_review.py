@@ -34,6 +34,7 @@ def upgrade() -> None:
     with op.batch_alter_table("worker_stats") as batch:
         batch.add_column(sa.Column("n_reviewed", sa.Integer(), nullable=False, server_default="0"))
         batch.add_column(sa.Column("n_rejected", sa.Integer(), nullable=False, server_default="0"))
+    op.create_index("ix_annotations_annotator_order", "annotations", ["project_id", "annotator_id", "id"])
     op.create_table(
         "reviews",
         sa.Column("id", BigId, primary_key=True),
@@ -60,6 +61,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("reviews")
+    op.drop_index("ix_annotations_annotator_order", table_name="annotations")
     with op.batch_alter_table("worker_stats") as batch:
         batch.drop_column("n_rejected")
         batch.drop_column("n_reviewed")
