@@ -53,6 +53,7 @@ from qistas.db.enums import (
 )
 from qistas.db.models import Annotation, Assignment, Batch, Project, Review, Task, User, WorkerStats
 from qistas.db.queries import assignments as assignment_queries
+from qistas.db.queries import reviews as queries
 from qistas.domain import gold as gold_rules
 from qistas.domain import outbox
 from qistas.domain.jsonsafe import check_storable
@@ -94,15 +95,10 @@ def _on_probation(session: Session, *, task_id: int, project_id: int, policy: Re
     (project, annotator, id) index: it counts the earlier answers only up to the limit."""
     if policy.probation <= 0:
         return False
-    for annotation_id, annotator_id in session.execute(
-        select(Annotation.id, Annotation.annotator_id)
-        .where(Annotation.task_id == task_id, Annotation.rejected_at.is_(None))
-    ):
-        earlier = (select(Annotation.id)
-                   .where(Annotation.project_id == project_id, Annotation.annotator_id == annotator_id,
-                          Annotation.id < annotation_id)
-                   .limit(policy.probation).subquery())
-        if (session.scalar(select(func.count()).select_from(earlier)) or 0) < policy.probation:
+    for answer in queries.COUNTED.all(session, task_id=task_id):
+        earlier = queries.EARLIER.first(session, project_id=project_id, annotator_id=answer.annotator_id,
+                                        annotation_id=answer.id, limit=policy.probation)
+        if earlier is None or earlier.n < policy.probation:
             return True
     return False
 
