@@ -330,19 +330,29 @@ def check(response: httpx.Response, status: int = 201) -> Any:
     return response.json()
 
 
-def jsonl(n_tasks: int, kind: str = "classification") -> bytes:
+def jsonl(n_tasks: int, kind: str = "classification", predictions: bool = False) -> bytes:
+    """The tasks to import; with ``predictions``, each with a model's prediction (a scored one)."""
     def data(n: int) -> dict[str, Any]:
         if kind == "boxes":
             return {"image": f"images/{n}.jpg", "width": 640, "height": 480}
         return {"text": TEXT.format(n=n)}
 
-    return b"".join(json.dumps({"data": data(n), "unique_id": f"u{n}"}).encode() + b"\n" for n in range(n_tasks))
+    def row(n: int) -> dict[str, Any]:
+        made: dict[str, Any] = {"data": data(n), "unique_id": f"u{n}"}
+        if predictions:
+            made["predictions"] = [{"model": "bench-v1", "answer": answer_of(kind, n), "score": 0.9}]
+        return made
+
+    return b"".join(json.dumps(row(n)).encode() + b"\n" for n in range(n_tasks))
 
 
 def new_project(server: Server, n_annotators: int, kind: str = "classification",
-                inhouse: bool = False) -> tuple[httpx.Client, int, list[str]]:
+                inhouse: bool = False, review: dict[str, Any] | None = None,
+                prefill: dict[str, Any] | None = None) -> tuple[httpx.Client, int, list[str]]:
     """A new organization, its owner and a project; annotators of the shared workforce, or of
-    the organization itself (``inhouse``: their requests count against its request limits)."""
+    the organization itself (``inhouse``: their requests count against its request limits);
+    ``review``: the project's review policy (settled tasks it holds wait for a reviewer);
+    ``prefill``: whether annotators see the tasks' predictions as a pre-fill."""
     with api(server) as admin:
         slug = f"org{uuid.uuid4().hex[:6]}"
         check(admin.post("/orgs", json={"name": "Bench", "slug": slug}))
@@ -355,7 +365,8 @@ def new_project(server: Server, n_annotators: int, kind: str = "classification",
             tokens.append(check(admin.post(f"/users/{user['id']}/tokens"))["token"])
     owner_client = api(server, owner_token)
     project = check(owner_client.post("/projects", json={"name": "bench", "task": SPECS[kind],
-                                                          "redundancy": {"min": 3, "max": 3}}))
+                                                          "redundancy": {"min": 3, "max": 3},
+                                                          "review": review or {}, "prefill": prefill or {}}))
     return owner_client, project["id"], tokens
 
 
@@ -443,11 +454,13 @@ def other_writer(db_url: str, every: float | None) -> Iterator[None]:
 
 def annotate_loop(backend: str, admin_url: str | None, k: int, n_tasks: int, seconds: float,
                   workers: int, profile: str | None = None, writer_every: float | None = None,
-                  kind: str = "classification", inhouse: bool = False) -> LoopResult:
+                  kind: str = "classification", inhouse: bool = False,
+                  review: dict[str, Any] | None = None, predictions: bool = False) -> LoopResult:
     with fresh_database(backend, admin_url) as db_url, serve(db_url, workers) as server:
-        owner, project_id, tokens = new_project(server, k, kind, inhouse)
+        owner, project_id, tokens = new_project(server, k, kind, inhouse, review,
+                                                {"mode": "always"} if predictions else None)
         with closing(owner):
-            check(owner.post(f"/projects/{project_id}/tasks", content=jsonl(n_tasks, kind),
+            check(owner.post(f"/projects/{project_id}/tasks", content=jsonl(n_tasks, kind, predictions),
                              headers={"Content-Type": "application/x-ndjson"}))
         server.sample_rss()
         sampler = RssSampler(server)
@@ -581,6 +594,11 @@ def main() -> int:
                         help="another process writes every SECONDS, holding the write lock 20 ms each time")
     parser.add_argument("--inhouse", action="store_true",
                         help="annotators of the project's own organization instead of the shared workforce")
+    parser.add_argument("--review", type=json.loads, metavar="JSON",
+                        help='the project\'s review policy, e.g. \'{"share": 0.1, "below_confidence": 0.9, '
+                             '"disagreement": true, "probation": 20}\'')
+    parser.add_argument("--predictions", action="store_true",
+                        help="import each task with a model's prediction, shown as a pre-fill (mode always)")
     parser.add_argument("--client-run", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client_run:
@@ -601,7 +619,8 @@ def main() -> int:
         runs = [(kinds[0], k) for k in ks] + [(kind, max(ks)) for kind in kinds[1:]]
         for kind, k in runs:
             loops.append(annotate_loop(backend, args.postgres, k, args.tasks, args.seconds, workers, args.profile,
-                                       args.other_writer, kind, args.inhouse))
+                                       args.other_writer, kind, args.inhouse, args.review,
+                                       args.predictions))
             print_loop_table(loops[-1:], args.tasks, args.seconds)
         if not args.skip_bulk and sizes:
             bulks += bulk(backend, args.postgres, sizes, workers)

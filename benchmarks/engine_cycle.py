@@ -17,12 +17,14 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from annotate_loop import DEFAULT_POSTGRES, fresh_database, postgres_reachable
 from sqlalchemy import text
@@ -37,12 +39,13 @@ from qistas.domain import annotations, assignments, imports, projects, users
 SPEC = {"type": "classification", "labels": ["positive", "negative", "mixed"], "text_field": "text"}
 
 
-def setup(db: Database, n_tasks: int, n_annotators: int) -> tuple[int, list[str]]:
+def setup(db: Database, n_tasks: int, n_annotators: int,
+          review: dict[str, Any] | None = None) -> tuple[int, list[str]]:
     with db.writer.begin() as session:
         org = users.create_org(session, name="Bench", slug="bench")
         owner = users.create_user(session, email="owner@bench.test", role="owner", org_id=org.id)
         project = projects.create_project(session, org_id=org.id, actor=owner, name="bench", task=SPEC,
-                                          redundancy={"min": 3, "max": 3})
+                                          redundancy={"min": 3, "max": 3}, review=review)
         rows = ({"data": {"text": f"item {n}"}} for n in range(n_tasks))
         imports.import_tasks(session, project=project, rows=enumerate(rows, 1))
         tokens = [users.create_token(session, user=users.create_user(
@@ -67,11 +70,11 @@ def one_annotation(db: Database, project_id: int, token: str, label: str) -> boo
     return True
 
 
-def cycle(url: str, rounds: int) -> float:
+def cycle(url: str, rounds: int, review: dict[str, Any] | None = None) -> float:
     upgrade(url)
     db = Database.from_url(url)
     try:
-        project_id, tokens = setup(db, n_tasks=rounds + 100, n_annotators=3)
+        project_id, tokens = setup(db, n_tasks=rounds + 100, n_annotators=3, review=review)
         for token in tokens:  # warm up: statement caches, the first fit-less posterior
             one_annotation(db, project_id, token, "positive")
         done, start = 0, time.process_time()
@@ -156,6 +159,9 @@ def main() -> int:
                         help="PostgreSQL server URL (a fresh database is made on it); 'none' to skip")
     parser.add_argument("--without-in-flight-index", action="store_true",
                         help="time the claim without the partial index of tasks in flight (as before it existed)")
+    parser.add_argument("--review", type=json.loads, metavar="JSON",
+                        help='the project\'s review policy in the cycle, e.g. \'{"share": 0.1, "probation": 20}\'')
+    parser.add_argument("--cycle-only", action="store_true", help="measure the cycle only, not the claim cases")
     args = parser.parse_args()
     backends = ["sqlite"]
     if args.postgres != "none" and postgres_reachable(args.postgres):
@@ -166,7 +172,10 @@ def main() -> int:
     for backend in backends:
         with tempfile.TemporaryDirectory(prefix="qistas-engine-") as home, \
                 fresh_database(backend, args.postgres) as pg_url:
-            cpu = cycle(pg_url or f"sqlite:///{Path(home) / 'cycle.db'}", args.rounds)
+            cpu = cycle(pg_url or f"sqlite:///{Path(home) / 'cycle.db'}", args.rounds, args.review)
+        if args.cycle_only:
+            print(f"| {backend} | {cpu:.2f} | | |", flush=True)
+            continue
         with tempfile.TemporaryDirectory(prefix="qistas-engine-") as home, \
                 fresh_database(backend, args.postgres) as pg_url:
             claim = claim_far_along(pg_url or f"sqlite:///{Path(home) / 'claim.db'}",

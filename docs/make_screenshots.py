@@ -155,6 +155,7 @@ def seed(database: Database, url: str) -> dict[str, int]:
         owner = users.create_user(s, email="owner@acme.test", role="owner", org_id=org.id, password=PASSWORD)
         users.create_user(s, email="admin@qistas.test", role="admin", password=PASSWORD)
         users.create_user(s, email="ana@crowd.test", role="annotator", password=PASSWORD)
+        users.create_user(s, email="rita@crowd.test", role="annotator", password=PASSWORD, is_reviewer=True)
         owner_token = users.create_token(s, user=owner)
         workers = [
             users.create_token(s, user=users.create_user(s, email=f"w{i}@crowd.test", role="annotator"))
@@ -178,12 +179,24 @@ def seed(database: Database, url: str) -> dict[str, int]:
             state = {"name": "Quick check", "task": PROJECTS[0]["task"]}
             sid = ids[f"states_{lang}"] = api.post("/projects", json=state).json()["id"]
             api.post(f"/projects/{sid}/tasks", json=[{"data": PROJECTS[0]["rows"][0]}])
+        # A project whose every task a reviewer checks: the crowd disagrees on one entity.
+        review = {"name": "Named entities — checked", "task": PROJECTS[2]["task"], "instructions": INSTRUCTIONS,
+                  "redundancy": {"min": 3, "max": 3}, "review": {"share": 1, "disagreement": True}}
+        rid = ids["review"] = api.post("/projects", json=review).json()["id"]
+        api.post(f"/projects/{rid}/tasks", json=[{"data": d} for d in PROJECTS[2]["rows"]])
         pid = ids["console"] = api.post("/projects", json=body).json()["id"]
         api.post(
             f"/projects/{pid}/tasks", json=[{"data": {"text": f"Ticket {i}: my invoice is wrong"}} for i in range(24)]
         )
+    text = PROJECTS[2]["rows"][0]["text"]
+    person, place = text.index("محمد العلي"), text.index("الدوحة")
+    acme = {"start": text.index("Acme"), "end": text.index("Acme") + 4, "label": "ORG"}
     for n, token in enumerate(workers):
         with httpx.Client(base_url=url + "/api/v1", headers={"Authorization": f"Bearer {token}"}) as worker:
+            taken = worker.post(f"/projects/{ids['review']}/assignments").json()
+            spans = [{"start": person, "end": person + 10, "label": "PER"}, acme,
+                     {"start": place, "end": place + 6, "label": "ORG" if n == 1 else "LOC"}]
+            worker.post(f"/assignments/{taken['id']}/submit", json={"answer": {"spans": spans}, "seconds": 9})
             for i in range(20 - 4 * n):
                 taken = worker.post(f"/projects/{pid}/assignments")
                 if taken.status_code != 201:
@@ -213,7 +226,7 @@ def widgets(page: Page, url: str, ids: dict[str, int], lang: str) -> None:
     sign_in(page, url, "ana@crowd.test", lang)
     shot(page, "work-projects", lang)
     for key, pid in ids.items():
-        if key == "console" or key.startswith("states_"):
+        if key in ("console", "review") or key.startswith("states_"):
             continue
         page.goto(f"{url}/work/{pid}")
         page.wait_for_selector(".widget")
@@ -284,6 +297,30 @@ def states(page: Page, url: str, ids: dict[str, int], lang: str, database: Datab
     shot(page, "workspace-empty", lang)
 
 
+def review(page: Page, url: str, ids: dict[str, int], lang: str) -> None:
+    """The reviewer's pages: the project to review, the answers side by side, correcting, sending back."""
+    sign_in(page, url, "rita@crowd.test", lang)
+    shot(page, "work-review", lang)
+    page.goto(f"{url}/review/{ids['review']}")
+    page.wait_for_selector(".rv-answer")
+    shot(page, "review-answers", lang, full=False)
+    page.keyboard.press("c")
+    for _ in range(4):
+        page.keyboard.press("ArrowLeft")
+    for _ in range(10):  # "محمد العلي", already a person: the correction starts from the aggregated spans
+        page.keyboard.press("Shift+ArrowLeft")
+    shot(page, "review-correct", lang, full=False)
+    page.keyboard.press("Escape")
+    page.keyboard.press("Escape")
+    page.keyboard.press("r")
+    page.keyboard.type("الدوحة مدينة: LOC" if lang == "ar" else "Doha is a city: LOC")
+    shot(page, "review-reject", lang)
+    page.keyboard.press("Escape")  # the lease stays, for the other language
+    sign_in(page, url, "owner@acme.test", lang)
+    page.goto(f"{url}/console/projects/{ids['review']}")
+    page.locator("#review").screenshot(path=str(OUT / f"console-review-{lang}.png"))
+
+
 def console(page: Page, url: str, ids: dict[str, int], lang: str, tmp: Path) -> None:
     sign_in(page, url, "owner@acme.test", lang)
     shot(page, "console-projects", lang)
@@ -330,6 +367,7 @@ def main() -> int:
                 for lang in ("en", "ar"):
                     widgets(page, url, ids, lang)
                     states(page, url, ids, lang, database)
+                    review(page, url, ids, lang)
                     console(page, url, ids, lang, home)
                 browser.close()
         finally:

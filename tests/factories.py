@@ -28,10 +28,20 @@ def client_for(base_url: str, token: str) -> httpx.Client:
 
 
 def new_user(database: Database, *, email: str, role: str, org_id: int | None = None,
-             password: str | None = None) -> tuple[User, str]:
+             password: str | None = None, is_reviewer: bool = False) -> tuple[User, str]:
     with database.writer.begin() as session:
-        user = users.create_user(session, email=email, role=role, org_id=org_id, password=password)
+        user = users.create_user(session, email=email, role=role, org_id=org_id, password=password,
+                                 is_reviewer=is_reviewer)
         return user, users.create_token(session, user=user)
+
+
+@contextmanager
+def make_reviewer(database: Database, base_url: str, name: str, *, role: str = "annotator",
+                  org_id: int | None = None) -> Iterator[httpx.Client]:
+    """A reviewer: of the shared workforce by default, or of an organization (``org_id``)."""
+    _, token = new_user(database, email=f"{name}@review.test", role=role, org_id=org_id, is_reviewer=True)
+    with client_for(base_url, token) as client:
+        yield client
 
 
 @contextmanager

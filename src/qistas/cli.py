@@ -123,7 +123,7 @@ def rotate_secrets() -> None:
     """Seal every stored secret again with the current QISTAS_SECRET_KEY (after a key rotation)."""
     from qistas.db.migrate import upgrade
     from qistas.db.unit_of_work import write
-    from qistas.domain import idempotency, webhooks
+    from qistas.domain import idempotency, model_endpoints, webhooks
     from qistas.domain.sealing import Keyring
     from qistas.errors import QistasError
 
@@ -132,13 +132,15 @@ def rotate_secrets() -> None:
     keyring = Keyring.from_settings(settings)
     db = _database()
     try:
-        hooks, answers = write(db, lambda session: (webhooks.reseal_secrets(session, keyring=keyring),
-                                                    idempotency.reseal_responses(session, keyring=keyring)))
+        hooks, answers, keys = write(db, lambda session: (
+            webhooks.reseal_secrets(session, keyring=keyring), idempotency.reseal_responses(session, keyring=keyring),
+            model_endpoints.reseal_keys(session, keyring=keyring)))
     except QistasError as exc:
         raise click.ClickException(exc.message) from None
     finally:
         db.dispose()
-    click.echo(f"sealed again with the current key: {hooks} webhook secrets, {answers} stored answers")
+    click.echo(f"sealed again with the current key: {hooks} webhook secrets, {answers} stored answers, "
+               f"{keys} model API keys")
 
 
 @main.command()
@@ -185,8 +187,9 @@ def users() -> None:
 @click.option("--password", help="for signing in to the web UI; prompted if --ask-password")
 @click.option("--ask-password", is_flag=True, help="prompt for the password")
 @click.option("--token", "with_token", is_flag=True, help="also issue an API token (printed last)")
+@click.option("--reviewer", is_flag=True, help="may review the tasks of projects open to them (docs/review.md)")
 def users_create(email: str, role: str, org_slug: str | None, new_org: str | None, password: str | None,
-                 ask_password: bool, with_token: bool) -> None:
+                 ask_password: bool, with_token: bool, reviewer: bool) -> None:
     """Create a user; with --token the token is the last line printed."""
     from qistas.db.migrate import upgrade
     from qistas.db.types import utcnow
@@ -213,7 +216,8 @@ def users_create(email: str, role: str, org_slug: str | None, new_org: str | Non
                     known = ", ".join(domain_users.org_slugs(session)) or "none yet"
                     raise click.ClickException(f"no organization {org_slug!r} (organizations: {known}); "
                                                "--new-org creates one") from None
-            user = domain_users.create_user(session, email=email, role=role, org_id=org_id, password=password)
+            user = domain_users.create_user(session, email=email, role=role, org_id=org_id, password=password,
+                                            is_reviewer=reviewer)
             # Without a password the account could never sign in: its person gets a one-time link.
             link = None if password else sign_in.create_link(session, user=user, now=utcnow())
             token = domain_users.create_token(session, user=user, name="cli") if with_token else None
@@ -221,7 +225,7 @@ def users_create(email: str, role: str, org_slug: str | None, new_org: str | Non
         raise click.ClickException(exc.message) from None
     finally:
         db.dispose()
-    click.echo(f"created {role} {user.email} (id {user.id})")
+    click.echo(f"created {role}{' (reviewer)' if reviewer else ''} {user.email} (id {user.id})")
     if link:
         click.echo(f"one-time sign-in link (the server's address, then this path; valid {sign_in.LINK_HOURS} "
                    f"hours, shown once): {link}")
@@ -508,13 +512,42 @@ def status(project_id: int, url: str, token: str) -> None:
     tasks = stats["tasks"]
     total = stats["tasks_total"] or 1
     click.echo(f"project {project.id}: {project.name}")
+    review = f"in review {tasks['review']}, " if tasks.get("review") else ""
     click.echo(f"tasks      {stats['tasks_total']}  (completed {tasks['completed']}, pending {tasks['pending']}, "
-               f"canceled {tasks['canceled']}; {100 * tasks['completed'] / total:.1f}% done)")
+               f"{review}canceled {tasks['canceled']}; {100 * tasks['completed'] / total:.1f}% done)")
     click.echo(f"annotations {stats['annotations']} by {stats['annotators']} annotators; "
                f"{stats['throughput']['annotations_last_hour']} in the last hour")
     for job in jobs:
         progress = f"{100 * job.progress:.0f}%" if job.progress is not None else "-"
         click.echo(f"export {job.id}  {job.format:<10} {job.status:<8} {progress}")
+
+
+@main.group("tasks")
+def tasks_group() -> None:
+    """Act on one task through the API."""
+
+
+@tasks_group.command("audit")
+@click.argument("task_id", type=int)
+@click.option("--accept/--reject", "accepted", default=None, help="accept the delivered result, or reject it")
+@click.option("--reason", help="why it is rejected (required with --reject)")
+@url_option
+@token_option
+def tasks_audit(task_id: int, accepted: bool | None, reason: str | None, url: str, token: str) -> None:
+    """The customer's audit of a delivered task: accept it, or reject it with a reason (it reopens)."""
+    if accepted is None:
+        raise click.UsageError("give --accept or --reject")
+    if not accepted and not (reason or "").strip():
+        raise click.UsageError("--reject needs --reason: say what is wrong")
+    if accepted and reason:
+        raise click.UsageError("--reason goes with --reject")
+    with _client(url, token) as client:
+        task = client.reviews.audit(task_id, accepted=accepted, reason=reason)
+    if accepted:
+        click.echo(f"task {task_id} accepted")
+        return
+    then = "waits for a reviewer" if task["status"] == "review" else "waits for one more annotation"
+    click.echo(f"task {task_id} rejected; reopened, it {then}")
 
 
 @main.group()

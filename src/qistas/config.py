@@ -112,6 +112,19 @@ class Settings(BaseSettings):
     webhook_retry_hours: float = Field(
         default=26.0, gt=0, description="How long a delivery is retried before it is marked failed."
     )
+    # --- model endpoints: pre-labelling with an OpenAI-compatible API (docs/models.md) ---
+    model_max_attempts: int = Field(
+        default=4, ge=1, le=10,
+        description="Requests sent for one task before its answer is recorded as failed (a 429, a 5xx, "
+        "a timeout or a connection error is tried again).",
+    )
+    model_retry_base_seconds: float = Field(
+        default=1.0, gt=0, description="Delay before a model request is tried again; doubles after each failure.",
+    )
+    model_retry_max_delay_seconds: float = Field(
+        default=60.0, gt=0, description="Longest wait before a model request is tried again, a server's "
+        "`Retry-After` included.",
+    )
     cursor_settle_seconds: float = Field(
         default=30.0, ge=0, description="Age a completion must reach before a `since` cursor covers it, so one "
         "whose transaction commits late is never skipped.",

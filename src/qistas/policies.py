@@ -38,6 +38,27 @@ def may_work_on(actor: User, project: Project) -> bool:
     return project.workforce == "shared"
 
 
+def may_review(actor: User, project: Project) -> bool:
+    """Whether the actor may review the project's tasks: a reviewer who may work on it (the
+    shared workforce or its organization's own annotators), or a reviewer of its organization's
+    staff."""
+    if not actor.is_reviewer or project.archived_at is not None:
+        return False
+    if actor.role in STAFF_ROLES:
+        return actor.org_id == project.org_id
+    return may_work_on(actor, project)
+
+
+def ensure_reviewer_access(actor: User, project: Project | None) -> Project:
+    """Taking a review: outside the reviewer's reach the project is not found; a visible
+    project to someone who is not a reviewer is forbidden."""
+    if project is None or not (project_visible(actor, project) or may_review(actor, project)):
+        raise NotFound("project not found")
+    if not may_review(actor, project):
+        raise Forbidden("only reviewers given this project may review its tasks")
+    return project
+
+
 def project_visible(actor: User, project: Project) -> bool:
     if is_admin(actor):
         return True
@@ -161,3 +182,26 @@ def ensure_audit_reader(actor: User) -> None:
     """The audit log: owners read their organization's, admins any (and the instance's own)."""
     if not is_admin(actor) and actor.role != Role.OWNER:
         raise Forbidden("only an organization's owners may read its audit log")
+
+
+def ensure_endpoint_manager(actor: User, org_id: int | None) -> None:
+    """An organization's model endpoints: its owners and the admins manage them; a member is
+    forbidden; another tenant's endpoint is not found."""
+    if is_admin(actor):
+        return
+    if org_id is None or actor.org_id != org_id or actor.role not in STAFF_ROLES:
+        raise NotFound("model endpoint not found")
+    if actor.role != Role.OWNER:
+        raise Forbidden("only an organization's owners and admins may manage model endpoints")
+
+
+def ensure_may_allow_private(actor: User) -> None:
+    """Letting an endpoint reach private addresses opens the SSRF guard: admins only."""
+    if not is_admin(actor):
+        raise Forbidden("only an admin may let a model endpoint reach a private address")
+
+
+def ensure_endpoint_usable(endpoint_org_id: int, project: Project) -> None:
+    """A project sends its tasks only to its own organization's endpoints."""
+    if endpoint_org_id != project.org_id:
+        raise NotFound("model endpoint not found")

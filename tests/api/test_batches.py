@@ -90,7 +90,7 @@ def test_cancel_cancels_pending_tasks_only(world: World, project: int) -> None:
     canceled = _act(tenant, batch["id"], "cancel")
     assert canceled["status"] == "canceled"
     assert canceled["counts"] == {"completed": 1, "canceled": 2}
-    assert stats(tenant.owner, project)["tasks"] == {"pending": 0, "completed": 1, "canceled": 2}
+    assert stats(tenant.owner, project)["tasks"] == {"pending": 0, "review": 0, "completed": 1, "canceled": 2}
     assert nothing_left(world.tenant.annotators[1], project)
     for action in ("cancel", "finalize", "pause", "resume"):
         _act(tenant, batch["id"], action, 409)

@@ -84,7 +84,7 @@ def test_results_pages_walk_completed_tasks_once(tight: World, paged: dict[str, 
     ids = [r["task_id"] for r in first["items"] + rest["items"]]
     assert ids == sorted(set(ids))
     assert all(set(r) == {"task_id", "unique_id", "response", "confidence", "method", "needs_review",
-                                "details"}
+                                "details", "review"}
                for r in first["items"] + rest["items"])
     assert field_of(owner.get(f"/projects/{pid}/results", params={"limit": 0})) == "limit"
     beyond = owner.get(f"/projects/{pid}/results", params={"after": ids[-1]}).json()

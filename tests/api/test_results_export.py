@@ -64,7 +64,7 @@ def test_jsonl_export_has_every_task_with_results_and_annotations(world: World, 
     for record in records[:-1]:
         assert set(record) == {"task_id", "unique_id", "batch", "status", "data", "metadata", "response",
                                "confidence", "method", "needs_review", "details", "annotations", "provenance",
-                                   "completed_at"}
+                                   "completed_at", "review", "predictions"}
         result = results[record["task_id"]]
         assert (record["status"], record["response"], record["confidence"], record["method"]) == \
             ("completed", {"label": "positive"}, result["confidence"], result["method"])
@@ -99,7 +99,7 @@ def test_csv_export_is_spreadsheet_safe_and_keeps_arabic(world: World, exported:
     columns, rows = _csv(world, exported["pid"])
     assert columns == ["task_id", "unique_id", "batch", "status", "data", "metadata", "response", "confidence",
                        "method", "needs_review", "details", "annotations", "annotators", "agreement",
-                       "completed_at"]
+                       "completed_at", "review_status", "audit_status", "predictions"]
     assert len(rows) == len(exported["rows"])
     assert json.loads(rows[0]["data"]) == {"text": ARABIC, "n": 1}
     assert ARABIC in rows[0]["data"]
@@ -131,7 +131,7 @@ def test_empty_project_exports(world: World) -> None:
     assert world.tenant.owner.get(f"/projects/{pid}/export").content == b""
     assert world.tenant.owner.get(f"/projects/{pid}/export", params={"format": "csv"}).text.splitlines() == \
         ["task_id,unique_id,batch,status,data,metadata,response,confidence,method,needs_review,details,annotations,"
-         "annotators,agreement,completed_at"]
+         "annotators,agreement,completed_at,review_status,audit_status,predictions"]
 
 
 def test_results_and_task_reads(world: World, exported: dict[str, Any]) -> None:
@@ -148,7 +148,7 @@ def test_results_and_task_reads(world: World, exported: dict[str, Any]) -> None:
 def test_stats(world: World, exported: dict[str, Any]) -> None:
     body = world.tenant.member.get(f"/projects/{exported['pid']}/stats").json()
     assert body == {
-        "tasks": {"pending": 1, "completed": 5, "canceled": 0}, "tasks_total": 6, "below_target": 0,
+        "tasks": {"pending": 1, "review": 0, "completed": 5, "canceled": 0}, "tasks_total": 6, "below_target": 0,
         "annotations": 10, "annotators": 2, "active_leases": 0,
         "throughput": {"annotations_last_hour": 10, "annotations_last_day": 10},
     }

@@ -26,7 +26,7 @@ def test_the_from_scale_example_runs(server: LiveServer, tenant: Tenant, tmp_pat
         exec(compile(blocks[0], "from-scale.md", "exec"), {"__name__": "example"})
     out = capsys.readouterr().out
     assert "created 4, duplicates 0" in out
-    assert "tasks: {'pending': 4, 'completed': 0, 'canceled': 0}" in out
+    assert "tasks: {'pending': 4, 'review': 0, 'completed': 0, 'canceled': 0}" in out
     assert "exported 0 results" in out
     assert (tmp_path / "tickets.jsonl").read_text() == ""
     projects = tenant.owner.get("/projects").json()

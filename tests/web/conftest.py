@@ -74,10 +74,11 @@ def password_hash() -> str:
     return hash_password(PASSWORD)
 
 
-def person(database: Database, password_hash: str, *, email: str, role: str, org_id: int | None = None) -> str:
+def person(database: Database, password_hash: str, *, email: str, role: str, org_id: int | None = None,
+           is_reviewer: bool = False) -> str:
     """A user who signs in with PASSWORD; returns their API token."""
     with database.writer.begin() as session:
-        user = users.create_user(session, email=email, role=role, org_id=org_id)
+        user = users.create_user(session, email=email, role=role, org_id=org_id, is_reviewer=is_reviewer)
         user.password_hash = password_hash
         return users.create_token(session, user=user)
 

@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 
-from qistas.db.enums import Role, TaskStatus, TokenScope
+from qistas.db.enums import AuditStatus, ReviewAction, ReviewStatus, Role, TaskStatus, TokenScope
+from qistas.domain import reviews
 from qistas.domain.quality import GOLD_METHOD, PRIOR_METHOD, method_name
+from qistas.domain.review_policy import REOPEN
 from qistas.domain.tasktypes import all_types, parse_spec, type_names
 from qistas.errors import Invalid, NotFound, QistasError
 from qistas.quality.selection import CANDIDATES
@@ -56,17 +58,19 @@ def _sample_specs() -> list[Any]:
 
 def _methods() -> set[str]:
     """Every ``method`` a result can carry: the gold-weighted start, each type's aggregator, the classifiers."""
-    found = {GOLD_METHOD, PRIOR_METHOD, *(c.lower() for c in CANDIDATES)}
+    found = {GOLD_METHOD, PRIOR_METHOD, reviews.METHOD, *(c.lower() for c in CANDIDATES)}
     found |= {method_name(all_types()[spec.type].aggregator(spec)) for spec in _sample_specs()}
     return found
 
 
 def test_every_identifier_shown_in_a_page_has_words() -> None:
     families = {m[0] or m[1] + "." for path in _sources() for m in FAMILY.findall(path.read_text(encoding="utf-8"))}
-    assert families == {"type.", "status.", "role.", "method.", "scope.", "ws.choice_"}
+    assert families == {"type.", "status.", "role.", "method.", "scope.", "ws.choice_", "review_status.",
+                        "audit_status.", "verdict.", "reopen."}
     values = {"type.": set(type_names()), "status.": set(TaskStatus), "role.": set(Role), "method.": _methods(),
-              "scope.": set(TokenScope), "ws.choice_": {"a", "b", "tie"}}
-    assert {"gold_weighted", "dawidskene", "ranking_aggregator", "rating_consensus"} <= values["method."]
+              "scope.": set(TokenScope), "ws.choice_": {"a", "b", "tie"}, "review_status.": set(ReviewStatus),
+              "audit_status.": set(AuditStatus), "verdict.": set(ReviewAction), "reopen.": set(REOPEN)}
+    assert {"gold_weighted", "dawidskene", "ranking_aggregator", "rating_consensus", "review"} <= values["method."]
     for lang in ("en", "ar"):
         missing = [prefix + v for prefix, found in values.items() for v in found if prefix + v not in catalogue(lang)]
         assert missing == [], lang

@@ -10,6 +10,8 @@
     cursor = stream.cursor                     # where the next results(since=...) begins
     project.export(format="parquet", path="labels.parquet", completed=True)
     hook = client.webhooks.create(project.id, "https://example.com/hook", ["task.completed"])
+    project.update(review=ReviewPolicy(below_confidence=0.9))   # a reviewer checks the unsure ones
+    client.reviews.audit(task_id, accepted=False, reason="...")  # reopen a delivered task
 
 Pass any sync httpx transport (``transport=``) to route requests elsewhere: a proxy, a
 custom network stack, or a transport that simulates failures (the SDK's tests do).
@@ -29,11 +31,26 @@ from qistas.client.errors import (
     Unsupported,
 )
 from qistas.client.exports import ExportJob
-from qistas.client.models import Batch, Delivery, ExportInfo, ImportResult, Result, Webhook
+from qistas.client.models import (
+    Batch,
+    Delivery,
+    ExportInfo,
+    ImportResult,
+    Rejection,
+    Result,
+    Review,
+    ReviewedAnswer,
+    ReviewLease,
+    ReviewPolicy,
+    ReviewState,
+    Webhook,
+)
+from qistas.client.reviews import Reviews
 from qistas.client.webhooks import verify_signature
 
 __all__ = [
     "ApiError", "Batch", "Client", "Conflict", "Delivery", "ExportInfo", "ExportJob", "Forbidden", "ImportResult",
-    "Invalid", "NotFound", "Project", "Result", "ResultStream", "ServerError", "TooLarge", "TransportError",
-    "Unauthorized", "Unsupported", "Webhook", "verify_signature",
+    "Invalid", "NotFound", "Project", "Rejection", "Result", "ResultStream", "Review", "ReviewLease", "ReviewPolicy",
+    "ReviewState", "ReviewedAnswer", "Reviews", "ServerError", "TooLarge", "TransportError", "Unauthorized",
+    "Unsupported", "Webhook", "verify_signature",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -13,7 +14,8 @@ import httpx
 
 from qistas.client.errors import ServerError, TransportError, raise_for_error
 from qistas.client.exports import ExportJob, Exports, stream_export
-from qistas.client.models import Batch, ExportInfo, ImportResult, Result, parse
+from qistas.client.models import Batch, ExportInfo, ImportResult, Result, ReviewPolicy, parse
+from qistas.client.reviews import Reviews
 from qistas.client.webhooks import Webhooks
 
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
@@ -40,6 +42,7 @@ class Client:
         self.projects = Projects(self)
         self.webhooks = Webhooks(self)
         self.exports = Exports(self)
+        self.reviews = Reviews(self)
 
     def request(self, method: str, path: str, *, retry: bool | None = None, **kwargs: Any) -> httpx.Response:
         """Send a request; safe ones (GET, or ``retry=True``) are retried on 5xx and lost connections."""
@@ -81,13 +84,25 @@ class Projects:
         self._client = client
 
     def create(self, **fields: Any) -> Project:
-        return Project(self._client, self._client.request("POST", "/projects", json=fields).json())
+        """``review`` may be a ``ReviewPolicy`` or a dict."""
+        return Project(self._client, self._client.request("POST", "/projects", json=_fields(fields)).json())
+
+    def update(self, project_id: int, **fields: Any) -> Project:
+        """Change the fields given (``review=ReviewPolicy(...)`` sets the review policy); the others stay."""
+        return Project(self._client,
+                       self._client.request("PATCH", f"/projects/{project_id}", json=_fields(fields)).json())
 
     def get(self, project_id: int) -> Project:
         return Project(self._client, self._client.request("GET", f"/projects/{project_id}").json())
 
     def list(self) -> list[Project]:
         return [Project(self._client, p) for p in self._client.request("GET", "/projects").json()]
+
+
+def _fields(fields: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(fields.get("review"), ReviewPolicy):
+        fields = {**fields, "review": dataclasses.asdict(fields["review"])}
+    return fields
 
 
 class ResultStream:
@@ -121,6 +136,15 @@ class Project:
 
     def __repr__(self) -> str:
         return f"Project(id={self.id}, name={self.name!r})"
+
+    @property
+    def review(self) -> ReviewPolicy:
+        """The review policy (all defaults: no review stage)."""
+        return parse(ReviewPolicy, self.data.get("review") or {})
+
+    def update(self, **fields: Any) -> Project:
+        """Change the fields given; returns the project as the server now has it."""
+        return self._client.projects.update(self.id, **fields)
 
     def stats(self) -> dict[str, Any]:
         return self._client.request("GET", f"/projects/{self.id}/stats").json()

@@ -32,12 +32,90 @@ class Batch:
 
 
 @dataclass(frozen=True)
+class ReviewState:
+    """A task's or result's ``review``: the review stage's verdict and the customer's audit."""
+
+    status: str = "none"  # none | pending | accepted | corrected | rejected
+    audit: str = "none"  # none | accepted | rejected
+
+
+@dataclass(frozen=True)
 class Result:
     task_id: int
     unique_id: str | None
     response: Any
     confidence: float | None
     method: str | None = None
+    needs_review: bool = False
+    details: dict[str, Any] | None = None
+    review: ReviewState = field(default_factory=ReviewState)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.review, dict):
+            object.__setattr__(self, "review", parse(ReviewState, self.review))
+
+
+@dataclass(frozen=True)
+class ReviewPolicy:
+    """A project's ``review``: which settled tasks a reviewer checks before delivery, and what
+    the customer's rejection at audit does (``reopen``: ``"annotate"`` or ``"review"``)."""
+
+    share: float = 0.0
+    below_confidence: float = 0.0
+    probation: int = 0
+    disagreement: bool = False
+    reopen: str = "annotate"
+
+
+@dataclass(frozen=True)
+class ReviewedAnswer:
+    id: int  # the annotation: name it to reject this answer
+    annotator: str  # a pseudonym, different in each project
+    answer: Any
+
+
+@dataclass(frozen=True)
+class ReviewLease:
+    """A task given to a reviewer: its data, every answer that counts, the aggregated one."""
+
+    id: int
+    project_id: int
+    task: dict[str, Any]  # id, data
+    answers: list[ReviewedAnswer]
+    response: Any
+    confidence: float | None = None
+    expires_at: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "answers", [parse(ReviewedAnswer, a) if isinstance(a, dict) else a
+                                             for a in self.answers])
+
+
+@dataclass(frozen=True)
+class Review:
+    """A stored verdict: a reviewer's (stage ``review``) or the customer's (stage ``audit``)."""
+
+    id: int
+    task_id: int
+    stage: str
+    action: str  # accept | correct | reject
+    answer: Any = None  # a correction
+    reason: str | None = None
+    annotation: int | None = None  # the answer rejected
+    created_at: str | None = None
+    ended_at: str | None = None
+    expires_at: str | None = None  # a review lease: until when it is held
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """One of the annotator's own answers that was sent back, and why."""
+
+    annotation: int
+    task_id: int
+    answer: Any
+    reason: str | None
+    rejected_at: str | None = None
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,43 @@ class TaskStatus(StrEnum):
     """``tasks.status``."""
 
     PENDING = "pending"
+    # Its annotations are in and aggregated; a reviewer checks it before it is delivered.
+    REVIEW = "review"
     COMPLETED = "completed"
     CANCELED = "canceled"
+
+
+class ReviewStatus(StrEnum):
+    """``tasks.review_status``: what the review stage made of the task's answers."""
+
+    NONE = "none"  # never held for review
+    PENDING = "pending"  # waiting for a reviewer
+    ACCEPTED = "accepted"
+    CORRECTED = "corrected"  # the reviewer's answer is the result
+    REJECTED = "rejected"  # an answer was sent back; the task went back to annotators
+
+
+class AuditStatus(StrEnum):
+    """``tasks.audit_status``: the customer's verdict on a delivered task."""
+
+    NONE = "none"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+class ReviewStage(StrEnum):
+    """``reviews.stage``: who checked."""
+
+    REVIEW = "review"  # a reviewer of the workforce
+    AUDIT = "audit"  # the customer
+
+
+class ReviewAction(StrEnum):
+    """``reviews.action``."""
+
+    ACCEPT = "accept"
+    CORRECT = "correct"
+    REJECT = "reject"
 
 
 class LeaseStatus(StrEnum):

@@ -21,7 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from qistas.db.enums import BatchStatus, LeaseStatus, TaskStatus, TokenScope
+from qistas.db.enums import AuditStatus, BatchStatus, LeaseStatus, ReviewStatus, TaskStatus, TokenScope
 from qistas.db.types import JSONType, UTCDateTime, utcnow
 
 # BIGINT on PostgreSQL, INTEGER (the rowid alias) on SQLite.
@@ -122,6 +122,10 @@ class Project(Base):
     redundancy_max: Mapped[int] = mapped_column(Integer, default=1)
     redundancy_target: Mapped[float | None] = mapped_column(Float)
     gold_policy: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    # Which settled tasks a reviewer checks before delivery (domain.review_policy).
+    review_policy: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, server_default="{}")
+    # Whether annotators see a model's prediction as a pre-fill (domain.predictions).
+    prefill: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, server_default="{}")
     priority: Mapped[int] = mapped_column(Integer, default=0)
     pay_rate: Mapped[float | None] = mapped_column(Float)
     # "shared": the shared workforce and the organization's own annotators; "org": only the latter.
@@ -188,6 +192,18 @@ class Task(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     callback_url: Mapped[str | None] = mapped_column(String(2048))
+    # The review stage (domain.reviews): its verdict, the customer's, and the round (one more
+    # each time a rejection sends the task back: one review per stage and round).
+    review_status: Mapped[str] = mapped_column(String(16), default=ReviewStatus.NONE, server_default="none")
+    audit_status: Mapped[str] = mapped_column(String(16), default=AuditStatus.NONE, server_default="none")
+    review_round: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # While a reviewer holds the task: until when. A claim sets it with a guarded UPDATE of
+    # the task row, so two reviewers never hold one task (as n_claimed does for annotators).
+    review_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Models' pre-labels, normalised by the task type: [{"model", "answer", "score"}] or null
+    # (domain.predictions). On the task row: an import moves rows with INSERT ... SELECT, and
+    # the take reads them by primary key only when the project shows pre-fills.
+    predictions: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
 
 
 class Assignment(Base):
@@ -210,6 +226,9 @@ class Assignment(Base):
 
 class Annotation(Base):
     __tablename__ = "annotations"
+    # An annotator's answers in a project in order: the review policy's probation reads the
+    # first few, bounded, at each settle.
+    __table_args__ = (Index("ix_annotations_annotator_order", "project_id", "annotator_id", "id"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     # One annotation per lease (invariant 4), enforced by the database.
@@ -222,6 +241,39 @@ class Annotation(Base):
     # On gold tasks only: whether the answer matched the gold answer.
     gold_correct: Mapped[bool | None] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Rejected in review or at audit: it no longer counts towards the task's result.
+    rejected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    rejection_reason: Mapped[str | None] = mapped_column(Text)
+    # The model whose prediction the annotator was shown as a pre-fill, and whether they kept it.
+    prefill_model: Mapped[str | None] = mapped_column(String(200))
+    prefill_kept: Mapped[bool | None] = mapped_column(Boolean)
+
+
+class Review(Base):
+    """A review lease and its outcome (stage "review"), or a customer's audit (stage "audit")."""
+
+    __tablename__ = "reviews"
+    __table_args__ = (
+        # A task is reviewed at most once per stage and round, enforced by the database.
+        Index("uq_reviews_done", "task_id", "stage", "round", unique=True,
+              sqlite_where=text("status = 'submitted'"), postgresql_where=text("status = 'submitted'")),
+        Index("ix_reviews_project", "project_id", "stage", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"), index=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    reviewer_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    stage: Mapped[str] = mapped_column(String(8))  # a ReviewStage
+    round: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default=LeaseStatus.ACTIVE)  # a LeaseStatus
+    action: Mapped[str | None] = mapped_column(String(16))  # a ReviewAction, once submitted
+    answer: Mapped[Any | None] = mapped_column(JSONType)  # a correction
+    reason: Mapped[str | None] = mapped_column(Text)
+    annotation_id: Mapped[int | None] = mapped_column(ForeignKey("annotations.id"))  # the one rejected
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class WorkerStats(Base):
@@ -240,6 +292,9 @@ class WorkerStats(Base):
     # After an unblock: gold answers counted afresh, and this many needed before the threshold
     # applies again (at least the policy's min_answers).
     probation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Answers a reviewer or the customer judged, and of those the ones they rejected.
+    n_reviewed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    n_rejected: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class QualityModel(Base):
@@ -420,6 +475,7 @@ class StagedTask(Base):
     is_gold: Mapped[bool] = mapped_column(Boolean, default=False)
     required: Mapped[int] = mapped_column(Integer)
     callback_url: Mapped[str | None] = mapped_column(String(2048))
+    predictions: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
 
 
 class ExportJob(Base):
@@ -442,6 +498,64 @@ class ExportJob(Base):
     file_name: Mapped[str | None] = mapped_column(String(255))
     size_bytes: Mapped[int | None] = mapped_column(BigInteger)
     cursor: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ModelEndpoint(Base):
+    """An organization's OpenAI-compatible chat-completions API that pre-labels tasks
+    (domain.model_endpoints)."""
+
+    __tablename__ = "model_endpoints"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    base_url: Mapped[str] = mapped_column(String(2048))
+    model: Mapped[str] = mapped_column(String(200))
+    # The API key, sealed (domain/sealing.py); null for a server that wants none.
+    api_key_sealed: Mapped[str | None] = mapped_column(String(1024))
+    max_concurrency: Mapped[int] = mapped_column(Integer, default=4)
+    requests_per_minute: Mapped[int | None] = mapped_column(Integer)
+    timeout_seconds: Mapped[float] = mapped_column(Float, default=60.0)
+    # Set by an admin only: the SSRF guard lets this endpoint reach private addresses.
+    allow_private: Mapped[bool] = mapped_column(Boolean, default=False)
+    price_input_per_1k: Mapped[float | None] = mapped_column(Float)
+    price_output_per_1k: Mapped[float | None] = mapped_column(Float)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PrelabelJob(Base):
+    """A project's tasks sent to a model endpoint; each answer becomes a prediction."""
+
+    __tablename__ = "prelabel_jobs"
+    __table_args__ = (Index("ix_prelabel_jobs_queue", "status", "lease_until"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("model_endpoints.id"), index=True)
+    requested_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    template: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    only_pending: Mapped[bool] = mapped_column(Boolean, default=True)
+    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued | running | done | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    tasks_total: Mapped[int | None] = mapped_column(Integer)
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    # Tasks that already carried this endpoint's prediction.
+    skipped: Mapped[int] = mapped_column(Integer, default=0)
+    # The last task sent (tasks go in id order): a job taken over goes on from there.
+    last_task_id: Mapped[int | None] = mapped_column(BigInteger)
+    # The first failures: [{"task_id", "reason"}].
+    failures: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    requests: Mapped[int] = mapped_column(Integer, default=0)
+    input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cost: Mapped[float] = mapped_column(Float, default=0.0)
     error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

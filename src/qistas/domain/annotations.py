@@ -15,12 +15,12 @@ from typing import Any
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from qistas.db.enums import LeaseStatus, TaskStatus
+from qistas.db.enums import LeaseStatus, ReviewStatus, TaskStatus
 from qistas.db.models import Batch, Project, Task, User
 from qistas.db.queries import annotations as queries
 from qistas.db.queries.annotations import StoredAnswer
 from qistas.domain import gold as gold_rules
-from qistas.domain import outbox, quality
+from qistas.domain import outbox, predictions, quality, reviews
 from qistas.domain.aggregation import decide
 from qistas.domain.assignments import get_own_assignment, load_project
 from qistas.domain.jsonsafe import check_storable
@@ -71,9 +71,11 @@ def submit(
     check_storable(normalised, "answer")
     gold_correct = gold_rules.matches(spec, normalised, task.gold) if task.is_gold else None
 
+    prefill_model, prefill_kept = predictions.anchoring(project.prefill, task.predictions, normalised)
     values = {"assignment_id": assignment.id, "task_id": task.id, "project_id": project.id,
               "annotator_id": annotator.id, "answer": normalised, "seconds": seconds,
-              "gold_correct": gold_correct, "created_at": now}
+              "gold_correct": gold_correct, "created_at": now, "prefill_model": prefill_model,
+              "prefill_kept": prefill_kept}
     made = queries.NEW_ANNOTATION.first(session, **values)
     assert made is not None
     annotation = StoredAnswer(made.id, assignment.id, task.id, normalised, seconds, now)
@@ -117,14 +119,20 @@ def settle(session: Session, *, task: Task, project: Project, spec: Any, now: da
             queries.SET_REQUIRED.run(session, task_id=task.id, required=decision.required)
             set_committed_value(task, "required", decision.required)
         return
+    held = reviews.holds_for_review(session, task=task, project=project, spec=spec,
+                                    answers=[answer for _, answer in rows], response=consensus.response,
+                                    confidence=consensus.confidence, needs_review=consensus.needs_review)
     # One UPDATE of the locked row, mirrored on the object (cheaper than the unit of work).
-    values = {"required": decision.required, "status": TaskStatus.COMPLETED, "response": consensus.response,
-              "confidence": consensus.confidence, "method": consensus.method,
+    values = {"required": decision.required, "status": TaskStatus.REVIEW if held else TaskStatus.COMPLETED,
+              "response": consensus.response, "confidence": consensus.confidence, "method": consensus.method,
               "below_target": decision.below_target, "needs_review": consensus.needs_review,
-              "details": consensus.details or None, "completed_at": now}
+              "details": consensus.details or None, "completed_at": None if held else now,
+              "review_status": ReviewStatus.PENDING if held else task.review_status}
     queries.SETTLE.run(session, task_id=task.id, **values)
     for name, value in values.items():
         set_committed_value(task, name, value)
+    if held:
+        return  # delivered once a reviewer accepts or corrects it
     outbox.enqueue(session, event="task.completed", task=task)
     if task.batch_id is not None:
         batch = session.get(Batch, task.batch_id)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -36,6 +37,7 @@ from qistas.db.models import Assignment, Project, User
 from qistas.db.queries import assignments as queries
 from qistas.db.queries.assignments import Lease, WorkTask
 from qistas.domain import gold as gold_rules
+from qistas.domain import predictions
 from qistas.errors import Conflict, Forbidden, NotFound
 
 
@@ -155,6 +157,15 @@ def work_task(session: Session, task_id: int) -> WorkTask:
     task = queries.WORK_TASK.first(session, task_id=task_id)
     assert task is not None  # tasks are never deleted
     return task
+
+
+def prefill(session: Session, *, project: Project, task_id: int) -> dict[str, Any] | None:
+    """The pre-fill an annotator sees on the task, if the project shows any: one read of the
+    task row by its key, none at all when the project's mode is "never"."""
+    if not predictions.shows_prefill(project.prefill):
+        return None
+    row = queries.PREDICTIONS.first(session, task_id=task_id)
+    return predictions.prefill_view(project.prefill, row.predictions if row else None)
 
 
 def skip(session: Session, *, assignment_id: int, annotator: User, now: datetime) -> Lease | None:

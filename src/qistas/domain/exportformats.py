@@ -36,14 +36,15 @@ EXTENSION = {"jsonl": "jsonl", "csv": "csv", "parquet": "parquet", "hf": "tar"}
 CSV_COLUMNS = (
     "task_id", "unique_id", "batch", "status", "data", "metadata",
     "response", "confidence", "method", "needs_review", "details", "annotations", "annotators", "agreement",
-    "completed_at",
+    "completed_at", "review_status", "audit_status", "predictions",
 )
 # The flat table of parquet and hf: JSON values are JSON text, so every project fits one schema.
 FLAT_COLUMNS = (
     ("task_id", "int64"), ("unique_id", "string"), ("batch", "string"), ("status", "string"),
     ("data", "string"), ("metadata", "string"), ("response", "string"), ("confidence", "float64"),
     ("method", "string"), ("completed_at", "string"), ("annotators", "int64"), ("agreement", "float64"),
-    ("annotations", "string"), ("needs_review", "bool_"), ("details", "string"),
+    ("annotations", "string"), ("needs_review", "bool_"), ("details", "string"), ("review_status", "string"),
+    ("audit_status", "string"), ("predictions", "string"),
 )
 
 
@@ -118,6 +119,9 @@ def _flat(record: dict[str, Any]) -> dict[str, Any]:
         "annotations": _json(record["annotations"]),
         "annotators": provenance["annotators"],
         "agreement": provenance["agreement"],
+        "review_status": record["review"]["status"],
+        "audit_status": record["review"]["audit"],
+        "predictions": None if record["predictions"] is None else _json(record["predictions"]),
     }
 
 

@@ -101,10 +101,25 @@ def record_answer(
         assert counted is not None
     if gold_correct is None:
         return
+    _block_if_below(session, project=project, annotator_id=annotator_id, counted=counted)
+
+
+def record_review(session: Session, *, project: Project, annotator_id: int, correct: bool) -> None:
+    """Count a review's verdict on one of the annotator's answers: an answer a reviewer (or the
+    customer) found right is evidence like a right gold answer, one found wrong counts against
+    it like a gold miss, and the same threshold applies to both together."""
+    counted = queries.COUNT_REVIEW.first(session, b_project=project.id, b_annotator=annotator_id,
+                                         wrong=int(not correct))
+    if counted is not None:  # every reviewed answer was counted at its submit
+        _block_if_below(session, project=project, annotator_id=annotator_id, counted=counted)
+
+
+def _block_if_below(session: Session, *, project: Project, annotator_id: int, counted: Any) -> None:
     policy = parse_policy(project.gold_policy)
+    judged = counted.n_gold + counted.n_reviewed
+    right = counted.n_gold_correct + counted.n_reviewed - counted.n_rejected
     judged_after = max(policy.min_answers, counted.probation)
-    blocked = counted.n_gold >= judged_after and accuracy_of(counted.n_gold_correct, counted.n_gold) < \
-        policy.min_accuracy
+    blocked = judged >= judged_after and accuracy_of(right, judged) < policy.min_accuracy
     if blocked != counted.blocked:
         session.execute(update(WorkerStats).where(_stats.project_id == project.id, _stats.annotator_id == annotator_id)
                         .values(blocked=blocked).execution_options(synchronize_session=False))
@@ -125,13 +140,15 @@ def find_annotator(session: Session, *, project_id: int, named: Callable[[int], 
 def unblock(session: Session, *, project: Project, annotator_id: int, probation: int, actor: User) -> WorkerStats:
     """Let a blocked annotator work on the project again, on probation: their gold answers are
     counted afresh, and the threshold applies again after ``probation`` of them (at least the
-    policy's ``min_answers``). What they answered before stays; only the gate is reset."""
+    policy's ``min_answers``; review verdicts too). What they answered before stays; only the
+    gate is reset."""
     if not isinstance(probation, int) or isinstance(probation, bool) or not 0 <= probation <= MAX_PROBATION:
         raise Invalid(f"probation must be an integer from 0 to {MAX_PROBATION}", details={"field": "probation"})
     stats = session.get(WorkerStats, (project.id, annotator_id))
     if stats is None or not stats.blocked:
         raise Conflict("this annotator is not blocked in this project", details={"field": "project"})
     stats.blocked, stats.n_gold, stats.n_gold_correct, stats.probation = False, 0, 0, probation
+    stats.n_reviewed = stats.n_rejected = 0
     session.flush()
     audit.record(session, actor=actor, action="annotator.unblock", object_type="user", object_id=annotator_id,
                  org_id=project.org_id, details={"project": project.id, "probation": probation})

@@ -40,13 +40,14 @@ from qistas.db.enums import TaskStatus
 from qistas.db.models import Batch, Project, Task
 from qistas.db.types import utcnow
 from qistas.domain.jsonsafe import check_storable
+from qistas.domain.predictions import check_predictions
 from qistas.domain.projects import FINAL_BATCH_STATUSES
 from qistas.domain.tasktypes import parse_spec, type_of, validate_answer, validate_data
 from qistas.errors import Conflict, Invalid, QistasError
 
 CHUNK = 1000
-ROW_KEYS = {"data", "unique_id", "batch", "gold", "metadata", "callback_url"}
-CSV_RESERVED = ("unique_id", "batch", "gold", "metadata", "callback_url")
+ROW_KEYS = {"data", "unique_id", "batch", "gold", "metadata", "callback_url", "predictions"}
+CSV_RESERVED = ("unique_id", "batch", "gold", "metadata", "callback_url", "predictions")
 FORMATS = ("json", "jsonl", "csv")
 CSV_MAX_CELL = 2**31 - 1
 NUMBER_TAIL = frozenset(".eE+-0123456789")
@@ -176,7 +177,8 @@ def iter_json_array(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
 
 
 def iter_csv(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
-    """Columns become ``data`` fields, except unique_id, batch, gold and metadata."""
+    """Columns become ``data`` fields, except unique_id, batch, gold, metadata, callback_url and
+    predictions (a JSON list)."""
     # The csv module refuses cells over 128 KiB by default, and long documents are normal
     # task data; the upload limit already bounds a cell. Set per call: it is process-wide.
     csv.field_size_limit(CSV_MAX_CELL)
@@ -208,13 +210,14 @@ def _csv_rows(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
                     row[key] = value
             else:
                 row["data"][key] = value if value is not None else ""
-        for key in ("gold", "metadata"):
+        for key in ("gold", "metadata", "predictions"):
             if key in row:
                 try:
                     row[key] = json.loads(row[key])
                 except (json.JSONDecodeError, RecursionError):  # deep nesting: too deep to read
-                    if key == "metadata":
-                        yield number, RowError(number, "metadata must be a JSON object")
+                    if key != "gold":
+                        what = "a JSON object" if key == "metadata" else "a JSON list"
+                        yield number, RowError(number, f"{key} must be {what}")
                         break
                     row[key] = _BareGold(row[key])
         else:
@@ -348,6 +351,7 @@ def _row_values(raw: Any, *, plan: ImportPlan, check_url: Callable[[str], None] 
         except Invalid as exc:
             # The answer validator names fields "answer...": here the client wrote "gold".
             raise Invalid("gold" + exc.message.removeprefix("answer")) from None
+    predictions = check_predictions(spec, data, raw.get("predictions"))
     callback_url = raw.get("callback_url")
     if callback_url is not None:
         if not isinstance(callback_url, str):
@@ -376,6 +380,7 @@ def _row_values(raw: Any, *, plan: ImportPlan, check_url: Callable[[str], None] 
         "n_annotations": 0,
         "below_target": False,
         "callback_url": callback_url,
+        "predictions": predictions,
     }
 
 

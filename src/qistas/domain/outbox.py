@@ -21,7 +21,7 @@ from qistas.db.models import Batch, Delivery, Task
 from qistas.db.queries import outbox as queries
 from qistas.db.types import utcnow
 
-EVENTS = ("task.completed", "batch.completed", "result.changed")
+EVENTS = ("task.completed", "batch.completed", "result.changed", "task.audit_rejected")
 
 
 def _iso(value: datetime | None) -> str | None:

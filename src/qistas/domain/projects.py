@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from qistas.db.enums import BatchStatus, LeaseStatus, Role, TaskStatus
 from qistas.db.models import Annotation, Assignment, Batch, Project, Task, TaskImport, User
-from qistas.domain import audit, outbox
+from qistas.domain import audit, outbox, predictions, review_policy
 from qistas.domain.gold import parse_policy
 from qistas.domain.tasktypes import parse_spec, spec_dict
 from qistas.errors import Conflict, Invalid, NotFound
@@ -62,6 +62,8 @@ def create_project(
     instructions: str = "",
     redundancy: dict[str, Any] | None = None,
     gold: dict[str, Any] | None = None,
+    review: dict[str, Any] | None = None,
+    prefill: dict[str, Any] | None = None,
     priority: int = 0,
     pay_rate: float | None = None,
     workforce: str = "shared",
@@ -69,6 +71,8 @@ def create_project(
     spec = parse_spec(task)
     lo, hi, target = _redundancy(redundancy)
     parse_policy(gold)
+    review_policy.parse_policy(review)
+    predictions.parse_prefill(prefill)
     if workforce not in ("shared", "org"):
         raise Invalid("workforce must be 'shared' or 'org'", details={"field": "workforce"})
     project = Project(
@@ -80,6 +84,8 @@ def create_project(
         redundancy_max=hi,
         redundancy_target=target,
         gold_policy=gold or {},
+        review_policy=review or {},
+        prefill=prefill or {},
         priority=priority,
         pay_rate=pay_rate,
         workforce=workforce,
@@ -92,7 +98,8 @@ def create_project(
 
 
 # What PATCH may change; ``task`` only while no task of the project is answered.
-UPDATABLE = ("name", "instructions", "redundancy", "gold", "priority", "pay_rate", "workforce", "task", "archived")
+UPDATABLE = ("name", "instructions", "redundancy", "gold", "review", "prefill", "priority", "pay_rate", "workforce",
+             "task", "archived")
 
 
 def update_project(session: Session, *, project: Project, actor: User, changes: dict[str, Any], now: datetime) -> None:
@@ -118,6 +125,12 @@ def update_project(session: Session, *, project: Project, actor: User, changes: 
     if "gold" in changes:
         parse_policy(changes["gold"])
         project.gold_policy = changes["gold"] or {}
+    if "review" in changes:  # applies to tasks settled from now on
+        review_policy.parse_policy(changes["review"])
+        project.review_policy = changes["review"] or {}
+    if "prefill" in changes:  # applies to tasks taken from now on
+        predictions.parse_prefill(changes["prefill"])
+        project.prefill = changes["prefill"] or {}
     if "workforce" in changes:
         if changes["workforce"] not in ("shared", "org"):
             raise Invalid("workforce must be 'shared' or 'org'", details={"field": "workforce"})
@@ -143,8 +156,14 @@ def ensure_writable(project: Project) -> Project:
 def cancel_task(session: Session, *, task: Task, project: Project, actor: User, now: datetime) -> Task:
     """Cancel a task not yet completed (Scale's cancel): it is served no more, leases on it end."""
     ensure_writable(project)
-    if task.status != TaskStatus.PENDING:
-        raise Conflict(f"only a pending task can be canceled; this one is {task.status}",
+    # Locked in the order submits take them (leases, then the task), and the task read again:
+    # an answer or a review that committed meanwhile wins, and the cancel answers 409 instead
+    # of overwriting a task already delivered.
+    session.execute(select(Assignment.id).where(Assignment.task_id == task.id, Assignment.status == LeaseStatus.ACTIVE)
+                    .with_for_update())
+    session.refresh(task, with_for_update=True)
+    if task.status not in (TaskStatus.PENDING, TaskStatus.REVIEW):
+        raise Conflict(f"only a task not yet completed can be canceled; this one is {task.status}",
                        details={"status": task.status})
     ended = session.execute(
         update(Assignment).where(Assignment.task_id == task.id, Assignment.status == LeaseStatus.ACTIVE)
@@ -152,6 +171,7 @@ def cancel_task(session: Session, *, task: Task, project: Project, actor: User, 
     ).rowcount  # type: ignore[attr-defined]
     task.status = TaskStatus.CANCELED
     task.n_claimed -= ended
+    task.review_until = None  # a review lease on it answers 409 at submit
     session.flush()
     if task.batch_id is not None:
         batch = session.get(Batch, task.batch_id)
@@ -223,7 +243,7 @@ def change_batch(session: Session, *, batch: Batch, action: str) -> Batch:
     if batch.status == BatchStatus.CANCELED:
         session.execute(
             update(Task)
-            .where(Task.batch_id == batch.id, Task.status == TaskStatus.PENDING)
+            .where(Task.batch_id == batch.id, Task.status.in_([TaskStatus.PENDING, TaskStatus.REVIEW]))
             .values(status=TaskStatus.CANCELED)
         )
     elif batch.status == BatchStatus.IN_PROGRESS:
@@ -236,7 +256,8 @@ def complete_batch_if_done(session: Session, *, batch: Batch) -> bool:
     if batch.status != BatchStatus.IN_PROGRESS:
         return False
     open_task = session.scalar(
-        select(Task.id).where(Task.batch_id == batch.id, Task.status == TaskStatus.PENDING).limit(1)
+        select(Task.id).where(Task.batch_id == batch.id, Task.status.in_([TaskStatus.PENDING, TaskStatus.REVIEW]))
+        .limit(1)
     )
     has_tasks = session.scalar(select(Task.id).where(Task.batch_id == batch.id).limit(1))
     if open_task is None and has_tasks is not None:

@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from qistas.db.engine import Database
-from qistas.db.enums import TaskStatus
+from qistas.db.enums import ReviewStatus, TaskStatus
 from qistas.db.models import Annotation, Project, QualityModel, Task
 from qistas.db.queries import quality as queries
 from qistas.db.types import utcnow
@@ -160,7 +160,7 @@ def _load_answers(session: Session, project: Project, spec: Spec) -> _Loaded:
     n_answers = 0
     for task_id, annotator_id, answer in session.execute(
         select(Annotation.task_id, Annotation.annotator_id, Annotation.answer)
-        .where(Annotation.project_id == project.id).order_by(Annotation.id)
+        .where(Annotation.project_id == project.id, Annotation.rejected_at.is_(None)).order_by(Annotation.id)
     ):
         by_task[task_id].append((annotator_id, answer))
         n_answers += 1
@@ -209,7 +209,9 @@ def refit(db: Database, *, project_id: int) -> RefitResult | None:
         model.n_annotations = loaded.n_answers
         completed = session.scalars(
             select(Task).where(Task.project_id == project_id, Task.status == TaskStatus.COMPLETED,
-                               Task.is_gold.is_(False))
+                               Task.is_gold.is_(False),
+                               # a result a reviewer accepted or corrected is theirs: no refit changes it
+                               Task.review_status.not_in([ReviewStatus.ACCEPTED, ReviewStatus.CORRECTED]))
         )
         for task in completed:
             i = position.get(task.id)

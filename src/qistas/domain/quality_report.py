@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from qistas.db.enums import TaskStatus
 from qistas.db.models import Annotation, Project, QualityModel, Task, WorkerStats
 from qistas.domain import gold as gold_rules
+from qistas.domain import predictions
 from qistas.domain.insights import SAMPLE
 from qistas.domain.quality import load_model
 from qistas.domain.tasktypes import Spec, TaskType, parse_spec, type_of
@@ -23,7 +24,7 @@ BELOW_TARGET_LISTED = 100
 def _answers(session: Session, project: Project) -> list[Any]:
     return list(session.execute(
         select(Annotation.task_id, Annotation.annotator_id, Annotation.answer).where(
-            Annotation.project_id == project.id
+            Annotation.project_id == project.id, Annotation.rejected_at.is_(None)
         ).order_by(Annotation.id.desc())
     ).all())
 
@@ -147,6 +148,7 @@ def project_quality(session: Session, *, project: Project, pseudonym: Callable[[
         "annotators": annotators,
         "below_target": {"task_ids": below, "listed_up_to": BELOW_TARGET_LISTED},
     }
+    report["predictions"] = predictions.model_report(session, project=project, spec=spec, task_type=task_type)
     if task_type.categories(spec):
         report.update(_category_section(rows, responses, spec, task_type))
     return report

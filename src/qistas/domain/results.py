@@ -192,9 +192,10 @@ def _provenance(task: Any, annotations: list[Any]) -> dict[str, Any]:
 
 
 _TASK_COLUMNS = (Task.id, Task.unique_id, Task.batch_id, Task.status, Task.data, Task.meta, Task.response,
-                 Task.confidence, Task.method, Task.needs_review, Task.details, Task.completed_at)
+                 Task.confidence, Task.method, Task.needs_review, Task.details, Task.completed_at,
+                 Task.review_status, Task.audit_status, Task.predictions)
 _ANNOTATION_COLUMNS = (Annotation.task_id, Annotation.annotator_id, Annotation.answer, Annotation.seconds,
-                       Annotation.created_at)
+                       Annotation.created_at, Annotation.rejected_at)
 
 
 def iter_export_records(
@@ -225,6 +226,11 @@ def iter_export_records(
                                 .order_by(Annotation.id))
         for annotation in found:
             grouped[annotation.task_id].append(annotation)
+        rejected: dict[int, list[Any]] = {}
+        for task_id, mine in grouped.items():  # a rejected answer is listed, marked, and counts for nothing
+            if any(a.rejected_at is not None for a in mine):
+                rejected[task_id] = [a for a in mine if a.rejected_at is not None]
+                grouped[task_id] = [a for a in mine if a.rejected_at is None]
         for task in tasks:
             mine = grouped.get(task.id, [])
             yield {
@@ -240,7 +246,9 @@ def iter_export_records(
                 "needs_review": task.needs_review,
                 "details": task.details,
                 "completed_at": task.completed_at.isoformat() if task.completed_at else None,
+                "review": {"status": task.review_status, "audit": task.audit_status},
                 "provenance": _provenance(task, mine),
+                "predictions": task.predictions,
                 "annotations": [
                     {
                         "annotator": names[a.annotator_id] if a.annotator_id in names
@@ -248,8 +256,9 @@ def iter_export_records(
                         "answer": a.answer,
                         "seconds": a.seconds,
                         "created_at": a.created_at.isoformat(),
+                        **({"rejected": True} if a.rejected_at is not None else {}),
                     }
-                    for a in mine
+                    for a in [*mine, *rejected.get(task.id, [])]
                 ],
             }
         last = tasks[-1]

@@ -93,6 +93,6 @@ def holds(
         return True
     if policy.below_confidence > 0 and (confidence is None or confidence < policy.below_confidence):
         return True
-    if on_probation:
+    if on_probation and policy.probation > 0:
         return True
     return sampled(task_id, policy.share)

@@ -33,6 +33,13 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def project_pseudonym(secret: str, project_id: int, user_id: int) -> str:
+    """A name for an annotator as a reviewer of one project sees them: a different one in each
+    project, so reviewers cannot follow a worker across projects or match them with a customer."""
+    digest = hmac.new(secret.encode(), f"project:{project_id}:{user_id}".encode(), hashlib.sha256)
+    return "annotator-" + digest.hexdigest()[:10]
+
+
 @lru_cache(maxsize=4096)
 def pseudonym(secret: str, org_id: int | None, user_id: int) -> str:
     """A stable name for an annotator as one organization sees it.

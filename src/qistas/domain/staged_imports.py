@@ -46,7 +46,8 @@ MOVE_CHUNK = 2000
 # An import whose heartbeat is this old was left by a process that died: each of its
 # transactions takes well under a second, so this is generous.
 STALE_AFTER = timedelta(minutes=2)
-STAGED_COLUMNS = ("batch_id", "unique_id", "data", "metadata", "gold", "is_gold", "required", "callback_url")
+STAGED_COLUMNS = ("batch_id", "unique_id", "data", "metadata", "gold", "is_gold", "required", "callback_url",
+                  "predictions")
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from .classification import (
 from .consensus import Consensus, box_consensus, box_iou, span_consensus, span_overlap
 from .defaults import DEFAULT_CLASSIFIER, default_classifier
 from .glad import GLAD
+from .label_errors import LabelErrorScorer, disagreement_scores
 from .mace import MACE
 from .multilabel import MultiLabel, MultiLabelAggregator
 from .online import WorkerModel, posterior_for_task
@@ -50,6 +51,7 @@ __all__ = [
     "DEFAULT_CLASSIFIER",
     "GLAD",
     "MACE",
+    "LabelErrorScorer",
     "AutoClassifier",
     "BaseEstimator",
     "BoxAggregator",
@@ -85,6 +87,7 @@ __all__ = [
     "cohen_kappa",
     "decide",
     "default_classifier",
+    "disagreement_scores",
     "fleiss_kappa",
     "kendall_tau",
     "krippendorff_alpha",

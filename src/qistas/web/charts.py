@@ -13,7 +13,8 @@ from markupsafe import Markup, escape
 from qistas.db.enums import TaskStatus
 
 PALETTE = ("#1f6feb", "#12b76a", "#f79009", "#9e77ed", "#f04438", "#0ba5ec", "#ee46bc", "#667085")
-STATUS_COLOURS = {TaskStatus.PENDING: "#f79009", TaskStatus.COMPLETED: "#12b76a", TaskStatus.CANCELED: "#98a2b3"}
+STATUS_COLOURS = {TaskStatus.PENDING: "#f79009", TaskStatus.REVIEW: "#9e77ed", TaskStatus.COMPLETED: "#12b76a",
+                  TaskStatus.CANCELED: "#98a2b3"}
 
 
 def _svg(width: int, height: int, label: str, body: list[str], chart_id: str) -> Markup:
@@ -64,7 +65,7 @@ def status_bar(counts: dict[str, int], *, label: str, names: dict[str, str], cha
         x += w
         body.append(f'<rect x="{legend_x}" y="34" width="10" height="10" fill="{colour}"/>'
                     f'<text x="{legend_x + 14}" y="43">{escape(names.get(status, status))}: {n}</text>')
-        legend_x += 170
+        legend_x += width // len(STATUS_COLOURS)
     return _svg(width, height, label, body, chart_id)
 
 

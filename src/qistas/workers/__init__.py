@@ -1,4 +1,4 @@
-"""Background work of a server process: the webhook dispatcher, the export worker, refits,
+"""Background work of a server process: the webhook dispatcher, the export worker, pre-label jobs, refits,
 finishing the imports of processes that died, the audit log's checkpoints, and forgetting expired
 idempotency keys.
 
@@ -22,6 +22,7 @@ from qistas.domain.quality import refit_step
 from qistas.workers.dispatcher import Dispatcher
 from qistas.workers.exporter import Exporter
 from qistas.workers.loop import Loop
+from qistas.workers.prelabeler import Prelabeler
 
 PURGE_IDEMPOTENCY_SECONDS = 60.0
 
@@ -31,10 +32,13 @@ class Workers:
     loops: list[Loop] = field(default_factory=list)
     dispatcher: Dispatcher | None = None
     exporter: Exporter | None = None
+    prelabeler: Prelabeler | None = None
 
     def stop(self) -> None:
         if self.exporter is not None:
             self.exporter.stopping.set()
+        if self.prelabeler is not None:
+            self.prelabeler.stopping.set()
         for loop in self.loops:
             loop.stop()
         if self.dispatcher is not None:
@@ -55,6 +59,8 @@ def start_workers(settings: Settings, db: Database) -> Workers:
     workers.loops.append(Loop("qistas-dispatcher", workers.dispatcher.step, settings.worker_poll_seconds))
     workers.exporter = Exporter(settings, db)
     workers.loops.append(Loop("qistas-exporter", workers.exporter.step, settings.worker_poll_seconds))
+    workers.prelabeler = Prelabeler(settings, db)
+    workers.loops.append(Loop("qistas-prelabel", workers.prelabeler.step, settings.worker_poll_seconds))
     workers.loops.append(Loop("qistas-imports", lambda: staged_imports.recover(db) > 0, settings.worker_poll_seconds))
     signer = Signer.from_secret(settings.secret_key or "")
     workers.loops.append(Loop("qistas-audit", lambda: audit.sign_due(db, signer=signer), settings.worker_poll_seconds))

@@ -95,3 +95,20 @@ def status_of(client: httpx.Client, url: httpx.URL, *, content: bytes, headers: 
             if read >= MAX_RESPONSE_BYTES:
                 break
         return response.status_code
+
+
+class TooLong(Exception):
+    """The answer's body is larger than the cap; nothing of it is used."""
+
+
+def post_read(client: httpx.Client, url: httpx.URL, *, content: bytes, headers: dict[str, str],
+              extensions: dict[str, Any], limit: int) -> tuple[int, httpx.Headers, bytes]:
+    """POST and return the status, headers and body; ``TooLong`` past ``limit`` bytes (the
+    rest is never read)."""
+    with client.stream("POST", url, content=content, headers=headers, extensions=extensions) as response:
+        body = bytearray()
+        for chunk in response.iter_raw():
+            body += chunk
+            if len(body) > limit:
+                raise TooLong(f"the answer is larger than {limit} bytes")
+        return response.status_code, response.headers, bytes(body)

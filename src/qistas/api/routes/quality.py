@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 from pydantic import Field
 from sqlalchemy.orm import Session
 
 from qistas.api.deps import MAX_ID, Actor, AppSettings, Db, Id
 from qistas.api.schemas import Incoming
+from qistas.api.schemas.reviews import AnswerCount, LabelErrorPage, LikelyErrorRead
 from qistas.db.enums import Role
 from qistas.db.models import Project, User
 from qistas.db.unit_of_work import write
-from qistas.domain import audit, gold, quality, quality_report
+from qistas.domain import audit, gold, label_errors, quality, quality_report, reviews
 from qistas.domain.security import pseudonym
 from qistas.errors import NotFound
 from qistas.policies import ensure_customer_access, is_admin, require_admin
@@ -31,9 +32,35 @@ def project_quality(project_id: Id, actor: Actor, db: Db, settings: AppSettings)
         audit.record(session, actor=actor, action="quality.read", object_type="project",
                      object_id=project.id, org_id=project.org_id)
         secret = settings.secret_key or ""
-        return quality_report.project_quality(
-            session, project=project, pseudonym=lambda user_id: pseudonym(secret, project.org_id, user_id)
-        )
+
+        def name(user_id: int) -> str:
+            return pseudonym(secret, project.org_id, user_id)
+
+        report = quality_report.project_quality(session, project=project, pseudonym=name)
+        report["review"] = reviews.report(session, project=project, name=name)
+        return report
+
+    return write(db, work)
+
+
+@router.get("/projects/{project_id}/label-errors", response_model=LabelErrorPage)
+def likely_label_errors(
+    project_id: Id, actor: Actor, db: Db,
+    limit: Annotated[int, Query(ge=1, le=label_errors.MAX_LISTED, description="page size")] = 100,
+    offset: Annotated[int, Query(ge=0, lt=label_errors.MAX_LISTED, description="the previous page's next_offset")] = 0,
+) -> LabelErrorPage:
+    """Delivered tasks ranked by the probability that their answer is wrong, the likeliest first."""
+
+    def work(session: Session) -> LabelErrorPage:
+        project = ensure_customer_access(actor, session.get(Project, project_id))
+        audit.record(session, actor=actor, action="label_errors.read", object_type="project",
+                     object_id=project.id, org_id=project.org_id)
+        found = label_errors.likely_errors(session, project=project, limit=limit, offset=offset)
+        return LabelErrorPage(ranking=found.ranking, model=found.model, next_offset=found.next_offset, items=[
+            LikelyErrorRead(task_id=e.task.id, unique_id=e.task.unique_id, response=e.task.response,
+                            confidence=e.task.confidence, p_wrong=e.p_wrong, agreement=e.agreement,
+                            answers=[AnswerCount(answer=a, n=n) for a, n in e.answers])
+            for e in found.items])
 
     return write(db, work)
 

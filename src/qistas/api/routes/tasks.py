@@ -24,6 +24,7 @@ from qistas.api.schemas.tasks import (
     ImportRead,
     ResultPage,
     ResultRead,
+    ReviewState,
     TaskPage,
     TaskRead,
 )
@@ -34,7 +35,7 @@ from qistas.db.enums import Role
 from qistas.db.models import Annotation, Assignment, Project, Task, User
 from qistas.db.types import utcnow
 from qistas.db.unit_of_work import read, write
-from qistas.domain import annotation_imports, audit, imports, projects, quotas, results, staged_imports
+from qistas.domain import annotation_imports, audit, imports, projects, quotas, results, reviews, staged_imports
 from qistas.domain.destinations import Policy, check_syntax, resolve
 from qistas.domain.security import pseudonym
 from qistas.errors import Invalid, NotFound, Unsupported
@@ -239,7 +240,8 @@ def task_read(task: Task, annotations: list[AnnotationRead] | None = None) -> Ta
         n_annotations=task.n_annotations, response=task.response, confidence=task.confidence,
         method=task.method, below_target=task.below_target, needs_review=task.needs_review,
         details=task.details, created_at=task.created_at,
-        completed_at=task.completed_at, annotations=annotations,
+        completed_at=task.completed_at, review=ReviewState(**reviews.review_of(task)), predictions=task.predictions,
+        annotations=annotations,
     )
 
 
@@ -314,7 +316,7 @@ def _annotator_task(session: Session, actor: User, task: Task, *, org_id: int, s
 def result_read(task: Task) -> ResultRead:
     return ResultRead(task_id=task.id, unique_id=task.unique_id, response=task.response,
                       confidence=task.confidence, method=task.method, needs_review=task.needs_review,
-                      details=task.details)
+                      details=task.details, review=ReviewState(**reviews.review_of(task)))
 
 
 @router.get("/projects/{project_id}/results", response_model=ResultPage)

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from qistas.api.deps import Credentials, Id, actor_in, ensure_credentials
 from qistas.api.metrics import Metrics
-from qistas.api.schemas.tasks import AssignmentRead, SubmitCreate, SubmittedRead, TaskWorkView
+from qistas.api.schemas.tasks import AssignmentRead, PrefillRead, SubmitCreate, SubmittedRead, TaskWorkView
 from qistas.config import Settings
 from qistas.db.engine import Database
 from qistas.db.models import User
@@ -62,13 +62,20 @@ def record(session: Session, settings: Settings, *, actor: User, action: str, ob
                  org_id=org_id, details=details, pseudonym=lambda user_id: pseudonym(secret, org_id, user_id))
 
 
-def json_response(model: BaseModel, status_code: int) -> Response:
-    return Response(model.model_dump_json().encode(), status_code=status_code, media_type="application/json")
+def json_response(model: BaseModel, status_code: int, exclude: set[str] | None = None) -> Response:
+    return Response(model.model_dump_json(exclude=exclude).encode(), status_code=status_code,
+                    media_type="application/json")
 
 
-def assignment_read(assignment: Lease, task: WorkTask) -> AssignmentRead:
+def lease_response(read: AssignmentRead, status_code: int) -> Response:
+    """A lease; ``prefill`` only when there is one: a take without it is the same as ever."""
+    return json_response(read, status_code, None if read.prefill is not None else {"prefill"})
+
+
+def assignment_read(assignment: Lease, task: WorkTask, prefill: dict[str, Any] | None = None) -> AssignmentRead:
     return AssignmentRead(id=assignment.id, project_id=assignment.project_id,
-                          task=TaskWorkView(id=task.id, data=task.data), expires_at=assignment.expires_at)
+                          task=TaskWorkView(id=task.id, data=task.data), expires_at=assignment.expires_at,
+                          prefill=PrefillRead(**prefill) if prefill is not None else None)
 
 
 @router.post("/projects/{project_id}/assignments", status_code=201, response_model=AssignmentRead,
@@ -87,7 +94,8 @@ async def take(project_id: Id, request: Request) -> Response:
         # The answer carries the task's data: a read of customer data, one event per lease handed out.
         record(session, settings, actor=actor, action="task.take", object_type="task", object_id=task.id,
                org_id=project.org_id, details={"assignment": lease.id})
-        return json_response(assignment_read(lease, task), 201)
+        prefill = assignments.prefill(session, project=project, task_id=task.id)
+        return lease_response(assignment_read(lease, task, prefill), 201)
 
     response = await write_now(db, work)
     if response.status_code == 201:  # counted once committed
@@ -152,6 +160,8 @@ async def renew(assignment_id: Id, request: Request) -> Response:
         assert project is not None
         record(session, settings, actor=actor, action="task.renew", object_type="task", object_id=assignment.task_id,
                org_id=project.org_id, details={"assignment": assignment.id})
-        return json_response(assignment_read(assignment, assignments.work_task(session, assignment.task_id)), 200)
+        prefill = assignments.prefill(session, project=project, task_id=assignment.task_id)
+        return lease_response(assignment_read(assignment, assignments.work_task(session, assignment.task_id), prefill),
+                              200)
 
     return await write_now(db, work)

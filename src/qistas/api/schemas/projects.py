@@ -7,6 +7,12 @@ from pydantic import BaseModel, Field
 
 from qistas.api.schemas import Incoming
 
+REVIEW = ('which settled tasks a reviewer checks before delivery: {"share": 0..1, "below_confidence": 0..1, '
+          '"probation": n, "disagreement": bool, "reopen": "annotate"|"review"}')
+
+PREFILL = ('whether annotators see a model\'s prediction as a pre-fill: {"mode": "never"|"always"|"above", '
+           '"min_score": 0..1, "show_model": bool}')
+
 
 class Redundancy(Incoming):
     min: int = 1
@@ -20,6 +26,8 @@ class ProjectCreate(Incoming):
     instructions: str = Field(default="", max_length=200_000)
     redundancy: Redundancy = Field(default_factory=Redundancy)
     gold: dict[str, Any] = Field(default_factory=dict)
+    review: dict[str, Any] = Field(default_factory=dict, description=REVIEW)
+    prefill: dict[str, Any] = Field(default_factory=dict, description=PREFILL)
     # The column is a 32-bit INTEGER: a larger number would be a 500 from the driver.
     priority: int = Field(default=0, ge=-(2**31), le=2**31 - 1)
     pay_rate: float | None = None
@@ -35,6 +43,8 @@ class ProjectUpdate(Incoming):
     instructions: str | None = Field(default=None, max_length=200_000)
     redundancy: Redundancy | None = None
     gold: dict[str, Any] | None = None
+    review: dict[str, Any] | None = Field(default=None, description=REVIEW)
+    prefill: dict[str, Any] | None = Field(default=None, description=PREFILL)
     priority: int | None = Field(default=None, ge=-(2**31), le=2**31 - 1)
     pay_rate: float | None = None
     workforce: str | None = Field(default=None, description="'shared' or 'org'")
@@ -49,6 +59,8 @@ class ProjectRead(BaseModel):
     instructions: str
     redundancy: dict[str, Any]
     gold: dict[str, Any]
+    review: dict[str, Any] = Field(default_factory=dict, description=REVIEW)
+    prefill: dict[str, Any] = Field(default_factory=dict, description=PREFILL)
     priority: int
     pay_rate: float | None
     workforce: str

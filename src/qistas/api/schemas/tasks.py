@@ -26,6 +26,11 @@ class AnnotationImportRead(BaseModel):
     created: int
 
 
+class ReviewState(BaseModel):
+    status: str = Field(description="none | pending | accepted | corrected | rejected: the review stage's verdict")
+    audit: str = Field(description="none | accepted | rejected: the customer's")
+
+
 class TaskRead(BaseModel):
     id: int
     project_id: int
@@ -46,6 +51,9 @@ class TaskRead(BaseModel):
                                            "confidences, scores")
     created_at: datetime
     completed_at: datetime | None
+    review: ReviewState
+    predictions: list[dict[str, Any]] | None = Field(default=None, description="models' pre-labels: "
+                                                     "[{model, answer, score}]")
     annotations: list[AnnotationRead] | None = None
 
 
@@ -61,11 +69,20 @@ class TaskWorkView(BaseModel):
     data: dict[str, Any]
 
 
+class PrefillRead(BaseModel):
+    """A model's prediction shown to the annotator as a pre-fill, to confirm or change."""
+
+    answer: Any
+    model: str | None = Field(default=None, description="the model's name, only if the project shows it")
+
+
 class AssignmentRead(BaseModel):
     id: int
     project_id: int
     task: TaskWorkView
     expires_at: datetime
+    prefill: PrefillRead | None = Field(default=None, description="a model's prediction to confirm or change; "
+                                       "present only when the project's pre-fill setting shows one")
 
 
 class SubmitCreate(Incoming):
@@ -91,6 +108,7 @@ class ResultRead(BaseModel):
     method: str | None
     needs_review: bool
     details: dict[str, Any] | None
+    review: ReviewState
 
 
 class ResultPage(BaseModel):

@@ -10,7 +10,7 @@ class WebhookCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     url: str = Field(min_length=1, max_length=2048)
     events: list[str] = Field(min_length=1, max_length=10,
-                              description="task.completed, batch.completed, result.changed")
+                              description="task.completed, batch.completed, result.changed, task.audit_rejected")
 
 
 class WebhookRead(BaseModel):

@@ -43,7 +43,7 @@ STORED = Prepared(
 )
 NEW_ANNOTATION = Prepared(
     insert_of(_annotations, ["assignment_id", "task_id", "project_id", "annotator_id", "answer", "seconds",
-                             "gold_correct", "created_at"], returning=["id"]),
+                             "gold_correct", "created_at", "prefill_model", "prefill_kept"], returning=["id"]),
     NewId,
 )
 CLOSE_LEASE = Prepared(
@@ -55,9 +55,11 @@ COUNT_ANSWER = Prepared(
     update(table(Task)).where(_tasks.id == bindparam("task_id")).values(n_annotations=_tasks.n_annotations + 1),
     Rowcount,
 )
-# A task's answers as (annotator id, answer), in the order they came.
+# A task's answers that count (none rejected in review) as (annotator id, answer), in the
+# order they came.
 ANSWERS = Prepared(
-    select(_answers.annotator_id, _answers.answer).where(_answers.task_id == bindparam("task_id"))
+    select(_answers.annotator_id, _answers.answer)
+    .where(_answers.task_id == bindparam("task_id"), _answers.rejected_at.is_(None))
     .order_by(_answers.id),
     _Answer,
 )
@@ -71,6 +73,7 @@ SETTLE = Prepared(
     .values(required=bindparam("required"), status=bindparam("status"), response=bindparam("response"),
             confidence=bindparam("confidence"), method=bindparam("method"),
             below_target=bindparam("below_target"), needs_review=bindparam("needs_review"),
-            details=bindparam("details"), completed_at=bindparam("completed_at")),
+            details=bindparam("details"), completed_at=bindparam("completed_at"),
+            review_status=bindparam("review_status")),
     Rowcount,
 )

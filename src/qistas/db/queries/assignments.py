@@ -91,6 +91,14 @@ WORK_TASK = Prepared(
     select(_tasks.id, _tasks.project_id, _tasks.status, _tasks.data).where(_tasks.id == bindparam("task_id")),
     WorkTask,
 )
+
+
+class _Predictions(NamedTuple):
+    predictions: list[dict[str, Any]] | None
+
+
+# A task's predictions, by primary key: read on a take only when the project shows pre-fills.
+PREDICTIONS = Prepared(select(_tasks.predictions).where(_tasks.id == bindparam("task_id")), _Predictions)
 NEW_LEASE = Prepared(
     insert_of(_assignments, ["task_id", "project_id", "annotator_id", "status", "created_at", "expires_at"],
               returning=["id"]),

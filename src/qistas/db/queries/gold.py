@@ -28,6 +28,8 @@ class _Counted(NamedTuple):
     n_gold_correct: int
     blocked: bool
     probation: int
+    n_reviewed: int
+    n_rejected: int
 
 
 # One statement in the common case: count the answer and read back what the threshold needs.
@@ -40,6 +42,16 @@ COUNT_ANSWER = Prepared(
         n_gold=_stats.n_gold + bindparam("gold"),
         n_gold_correct=_stats.n_gold_correct + bindparam("correct"),
     )
-    .returning(_stats.n_gold, _stats.n_gold_correct, _stats.blocked, _stats.probation),
+    .returning(_stats.n_gold, _stats.n_gold_correct, _stats.blocked, _stats.probation, _stats.n_reviewed,
+               _stats.n_rejected),
+    _Counted,
+)
+# A reviewer's (or the customer's) verdict on one of the annotator's answers.
+COUNT_REVIEW = Prepared(
+    update(table(WorkerStats))
+    .where(_stats.project_id == bindparam("b_project"), _stats.annotator_id == bindparam("b_annotator"))
+    .values(n_reviewed=_stats.n_reviewed + 1, n_rejected=_stats.n_rejected + bindparam("wrong"))
+    .returning(_stats.n_gold, _stats.n_gold_correct, _stats.blocked, _stats.probation, _stats.n_reviewed,
+               _stats.n_rejected),
     _Counted,
 )

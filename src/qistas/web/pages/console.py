@@ -11,15 +11,17 @@ from sqlalchemy.orm import Session
 
 from qistas.api.deps import AppSettings, Db, cursor_from_text
 from qistas.db.enums import Role, TaskStatus
-from qistas.db.models import Annotation, Project, Task
+from qistas.db.models import Annotation, Project, Review, Task
 from qistas.db.types import utcnow
 from qistas.db.unit_of_work import read, write
-from qistas.domain import audit, insights, projects, results
+from qistas.domain import audit, insights, label_errors, projects, results, reviews
+from qistas.domain.review_policy import REOPEN, parse_policy
 from qistas.domain.security import pseudonym
 from qistas.domain.tasktypes import all_types, type_names
 from qistas.errors import Forbidden, Invalid, NotFound
-from qistas.policies import STAFF_ROLES, ensure_customer_access, ensure_may_create_project
+from qistas.policies import STAFF_ROLES, ensure_customer_access, ensure_may_create_project, may_review
 from qistas.web import charts
+from qistas.web.i18n import Translator
 from qistas.web.messages import describe, isolate, script_strings
 from qistas.web.pages.common import CheckedForm, PageId, PageUser, form_str, render, translator
 
@@ -149,19 +151,25 @@ def create_project(request: Request, user: PageUser, form: CheckedForm, db: Db) 
 def project_page(project_id: PageId, request: Request, user: PageUser, db: Db, settings: AppSettings) -> HTMLResponse:
     t = translator(request)
     now = utcnow()
+    secret = settings.secret_key or ""
 
     def work(session: Session) -> dict[str, Any]:
         project = ensure_customer_access(user, session.get(Project, project_id))
         stats = results.project_stats(session, project_id=project.id, now=now)
         found = insights.project_insights(session, project=project)
         hourly = insights.hourly_throughput(session, project_id=project.id, now=now)
+        review = reviews.report(session, project=project,
+                                name=lambda user_id: pseudonym(secret, project.org_id, user_id))
+        # A reviewer among the organization's people: their way into the review queue.
+        mine = reviews.waiting(session, project_ids=[project.id], reviewer_id=user.id).get(project.id, 0) \
+            if may_review(user, project) else None
         audit.record(session, actor=user, action="stats.read", object_type="project", object_id=project.id,
                      org_id=project.org_id)
-        return {"project": project, "stats": stats, "insights": found, "hourly": hourly}
+        return {"project": project, "stats": stats, "insights": found, "hourly": hourly, "review": review,
+                "to_review": mine}
 
     data = write(db, work)
     project, stats, found = data["project"], data["stats"], data["insights"]
-    secret = settings.secret_key or ""
     people = [{"name": pseudonym(secret, project.org_id, r.annotator_id), "annotations": r.annotations,
                "median_seconds": r.median_seconds, "agreement": r.agreement} for r in found.annotators]
     status_names: dict[str, str] = {s: t("status." + s) for s in TaskStatus}
@@ -174,9 +182,19 @@ def project_page(project_id: PageId, request: Request, user: PageUser, db: Db, s
         "confusion": charts.heatmap(found.categories, found.confusion, label=t("project.confusion"),
                                     chart_id="chart-confusion", row_title=t("project.confusion_rows"),
                                     col_title=t("project.confusion_cols")) if found.categories else None,
+        "corrections": _corrections_chart(data["review"], t),
     }
     return render(request, "console_project.html", title=isolate(project.name), project=project, stats=stats,
-                  insights=found, people=people, svg=svg, error_strings=script_strings(t))
+                  insights=found, people=people, svg=svg, error_strings=script_strings(t), review=data["review"],
+                  policy=parse_policy(project.review_policy), reopen_choices=REOPEN, to_review=data["to_review"])
+
+
+def _corrections_chart(report: dict[str, Any], t: Translator) -> Any:
+    days = list(reversed(report["corrections_by_day"]))  # the report is newest first
+    if not days:
+        return None
+    return charts.bar_chart([(d["day"][5:], d["corrections"]) for d in days], label=t("review.corrections"),
+                            chart_id="chart-corrections", colour=charts.PALETTE[2], every=max(1, len(days) // 10))
 
 
 @router.get("/console/projects/{project_id}/tasks", response_class=HTMLResponse)
@@ -208,11 +226,33 @@ def task_browser(project_id: PageId, request: Request, user: PageUser, db: Db, s
     project, page = write(db, work)
     rows = [{"id": task.id, "unique_id": task.unique_id, "status": task.status, "n": task.n_annotations,
              "required": task.required, "confidence": task.confidence, "method": task.method,
+             "review": task.review_status, "audit": task.audit_status,
              "preview": _preview(task.data),
              "response": _preview(task.response) if task.response is not None else ""} for task in page]
     return render(request, "console_tasks.html", title=isolate(project.name), project=project, rows=rows,
                   status_filter=status, below=below, unique_id=unique_id or "",
                   next_after=page[-1].id if len(page) == limit else None, statuses=tuple(TaskStatus))
+
+
+@router.get("/console/projects/{project_id}/label-errors", response_class=HTMLResponse)
+def label_error_page(project_id: PageId, request: Request, user: PageUser, db: Db) -> HTMLResponse:
+    """The delivered tasks likeliest wrong, each with a button that sends it to review."""
+
+    def work(session: Session) -> tuple[Project, label_errors.LabelErrors]:
+        project = ensure_customer_access(user, session.get(Project, project_id))
+        found = label_errors.likely_errors(session, project=project, limit=50)
+        audit.record(session, actor=user, action="label_errors.read", object_type="project", object_id=project.id,
+                     org_id=project.org_id, details={"via": "console"})
+        return project, found
+
+    project, found = write(db, work)
+    t = translator(request)
+    rows = [{"id": e.task.id, "unique_id": e.task.unique_id, "preview": _preview(e.task.data),
+             "response": _preview(e.task.response) if e.task.response is not None else "", "p_wrong": e.p_wrong,
+             "spread": " · ".join(f"{_preview(a)} × {n}" for a, n in e.answers)} for e in found.items]
+    return render(request, "console_label_errors.html", title=isolate(project.name), project=project, rows=rows,
+                  ranking=found.ranking, model=found.model,
+                  strings={"sent": t("likely.sent"), "offline": t("ws.offline"), "errors": script_strings(t)})
 
 
 def _preview(value: Any) -> str:
@@ -222,7 +262,7 @@ def _preview(value: Any) -> str:
 
 @router.get("/console/tasks/{task_id}", response_class=HTMLResponse)
 def task_page(task_id: PageId, request: Request, user: PageUser, db: Db, settings: AppSettings) -> HTMLResponse:
-    def work(session: Session) -> tuple[Project, Task, list[Annotation]]:
+    def work(session: Session) -> tuple[Project, Task, list[Annotation], list[Review]]:
         task = session.get(Task, task_id)
         try:
             project = ensure_customer_access(user, session.get(Project, task.project_id) if task else None)
@@ -230,14 +270,21 @@ def task_page(task_id: PageId, request: Request, user: PageUser, db: Db, setting
             raise NotFound("task not found") from None
         assert task is not None
         found = list(session.scalars(select(Annotation).where(Annotation.task_id == task.id).order_by(Annotation.id)))
+        verdicts = reviews.history(session, task_id=task.id)
         audit.record(session, actor=user, action="task.read", object_type="task", object_id=task.id,
                      org_id=project.org_id, details={"via": "console"})
-        return project, task, found
+        return project, task, found, verdicts
 
-    project, task, found = write(db, work)
+    project, task, found, verdicts = write(db, work)
     secret = settings.secret_key or ""
     annotations = [{"annotator": pseudonym(secret, project.org_id, a.annotator_id), "answer": a.answer,
-                    "seconds": a.seconds, "created_at": a.created_at} for a in found]
+                    "seconds": a.seconds, "created_at": a.created_at, "sent_back": a.rejected_at is not None,
+                    "reason": a.rejection_reason} for a in found]
+    history = [{"stage": v.stage, "action": v.action, "reason": v.reason, "answer": v.answer, "round": v.round,
+                "when": v.ended_at, "who": pseudonym(secret, project.org_id, v.reviewer_id)} for v in verdicts]
+    t = translator(request)
     return render(request, "console_task.html", title=isolate(project.name), project=project, task=task,
-                  annotations=annotations)
+                  annotations=annotations, history=history, auditable=reviews.auditable(task, verdicts),
+                  audit_strings={"reason_needed": t("audit.reason_needed"), "offline": t("ws.offline"),
+                                 "errors": script_strings(t)})
 

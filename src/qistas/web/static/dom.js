@@ -30,3 +30,14 @@ export function clear(el) {
   while (el.firstChild) el.removeChild(el.firstChild);
   return el;
 }
+
+// A notice in a page's notice area (class "ws-notice"): a message of a kind (info, warn,
+// error) and something after it (a button); no message hides the area.
+export function say(el, message, kind = "info", extra = null) {
+  clear(el);
+  if (!message) { el.hidden = true; return; }
+  el.className = "ws-notice " + kind;
+  el.append(h("span", { text: message }));
+  if (extra) el.append(extra); // append(null) would show the word "null"
+  el.hidden = false;
+}

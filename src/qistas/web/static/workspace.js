@@ -1,10 +1,10 @@
 // The annotator workspace: take a task, show its widget, submit / skip / undo, keep the lease
 // alive while the annotator works, and never lose an answer silently.
-import { clear, h, kbd } from "./dom.js";
+import { api, deadlineOf } from "./api.js";
+import { clear, h, kbd, say } from "./dom.js";
 import { describeError } from "./messages.js";
 
 const boot = JSON.parse(document.getElementById("boot").textContent);
-const csrf = document.querySelector('meta[name="csrf-token"]').content;
 const spec = boot.spec;
 // One widget module per task type, named for it (the server checked the name against its registry).
 const widget = (await import(`./widgets/${encodeURIComponent(spec.type)}.js`)).default;
@@ -24,38 +24,8 @@ let busy = false;
 let lastActivity = Date.now();
 let done = 0;
 
-async function api(method, path, body) {
-  let response;
-  try {
-    response = await fetch("/api/v1" + path, {
-      method, credentials: "same-origin",
-      headers: { "X-CSRF-Token": csrf, "Content-Type": "application/json", Accept: "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-  } catch {
-    return { status: 0, data: null, date: null };
-  }
-  let data = null;
-  if (response.status !== 204) { try { data = await response.json(); } catch { data = null; } }
-  if (response.status === 401) window.location.assign("/login?next=" + encodeURIComponent(location.pathname));
-  return { status: response.status, data, date: response.headers.get("Date") };
-}
-
 function notice(message, kind = "info", extra = null) {
-  clear(noticeEl);
-  if (!message) { noticeEl.hidden = true; return; }
-  noticeEl.className = "ws-notice " + kind;
-  noticeEl.append(h("span", { text: message }));
-  if (extra) noticeEl.append(extra); // append(null) would show the word "null"
-  noticeEl.hidden = false;
-}
-
-function deadlineOf(expiresAt, dateHeader) {
-  // The server's clock decides; measure the time left against its Date header.
-  const expires = Date.parse(expiresAt);
-  const serverNow = dateHeader ? Date.parse(dateHeader) : NaN;
-  const left = Number.isFinite(serverNow) ? expires - serverNow : boot.leaseSeconds * 1000;
-  return Date.now() + Math.max(0, left);
+  say(noticeEl, message, kind, extra);
 }
 
 function render() {
@@ -107,15 +77,30 @@ async function next() {
   }
 }
 
+function initialState(assignment) {
+  // A model's prediction, when the project shows one: the annotator confirms it (↵) or changes it.
+  const prefill = assignment.prefill;
+  if (prefill) return widget.state(spec, assignment.task.data, prefill.answer);
+  return widget.init(spec, assignment.task.data);
+}
+
+function prefillNote(prefill) {
+  if (!prefill) return null;
+  return h("p", { class: "prefill-note", id: "prefill-note", role: "note" },
+    h("span", { text: t("ws.prefill") }),
+    prefill.model ? h("span", { class: "muted" }, " ", h("bdi", { text: t("ws.prefill_model", prefill.model) })) : null);
+}
+
 function start(assignment, date) {
   const ctx = ctxFor(assignment.task);
   current = {
-    assignment, history: [], state: widget.init(spec, assignment.task.data), view: null,
-    started: Date.now(), deadline: deadlineOf(assignment.expires_at, date), lastRenew: Date.now(), expired: false,
+    assignment, history: [], state: initialState(assignment), view: null,
+    started: Date.now(), deadline: deadlineOf(assignment.expires_at, date, boot.leaseSeconds), lastRenew: Date.now(), expired: false,
   };
   const root = h("div", { class: "widget widget-" + spec.type, dataset: { task: assignment.task.id, assignment: assignment.id } });
   ctx.root = root;
-  clear(taskEl).append(root);
+  const note = prefillNote(assignment.prefill);
+  clear(taskEl).append(...(note ? [note, root] : [root]));
   current.view = widget.mount(ctx);
   actionsEl.hidden = false;
   $("btn-submit").disabled = false;
@@ -178,7 +163,7 @@ async function renew() {
   c.lastRenew = Date.now();
   const { status, data, date } = await api("POST", `/assignments/${c.assignment.id}/renew`);
   if (c !== current) return;
-  if (status === 200) c.deadline = deadlineOf(data.expires_at, date);
+  if (status === 200) c.deadline = deadlineOf(data.expires_at, date, boot.leaseSeconds);
   else if (status === 409 || status === 404) expired();
 }
 

@@ -2,9 +2,27 @@
 // image's natural size). Mouse: drag on the image to draw, drag a box to move it, drag a
 // corner to resize. Keyboard: N adds a box, arrows move it, Ctrl+arrows resize it.
 import { bidiText, h } from "../dom.js";
-import { digitOf, labelButtons, plainKey } from "./common.js";
+import { compare, digitOf, labelButtons, labelChip, plainKey } from "./common.js";
 
 const MIN_SIZE = 3;
+
+// A box drawn at scale k (screen pixels per image pixel), in its label's colour. CSSOM
+// properties, not a style attribute: allowed by the content security policy.
+function boxEl(b, k, labels, cls = "", ...children) {
+  const el = h("div", { class: "box lab-" + (Math.max(0, labels.indexOf(b.label)) % 10) + (cls ? " " + cls : "") },
+    h("span", { class: "box-tag" }, bidiText(b.label)), ...children);
+  el.style.left = `${b.x * k}px`; el.style.top = `${b.y * k}px`;
+  el.style.width = `${b.w * k}px`; el.style.height = `${b.h * k}px`;
+  return el;
+}
+
+function iou(a, b) {
+  const w = Math.min(a.x + a.w, b.x + b.w) - Math.max(a.x, b.x);
+  const hh = Math.min(a.y + a.h, b.y + b.h) - Math.max(a.y, b.y);
+  if (w <= 0 || hh <= 0) return 0;
+  const inter = w * hh;
+  return inter / (a.w * a.h + b.w * b.h - inter);
+}
 
 function safeImageUrl(raw) {
   try {
@@ -67,10 +85,10 @@ export default {
       stage.focus();
       const p = toImage(ev);
       const state = ctx.get();
-      const boxEl = ev.target.closest("[data-box]");
+      const hit = ev.target.closest("[data-box]");
       const handle = ev.target.dataset.handle;
-      if (boxEl) {
-        selected = Number(boxEl.dataset.box);
+      if (hit) {
+        selected = Number(hit.dataset.box);
         drag = { mode: handle || "move", start: p, orig: { ...state.boxes[selected] }, before: ctx.snapshot() };
       } else {
         const box = { x: p.x, y: p.y, w: 0, h: 0, label: spec.labels[active] };
@@ -126,12 +144,9 @@ export default {
         const k = scale();
         if (selected >= state.boxes.length) selected = state.boxes.length - 1;
         state.boxes.forEach((b, i) => {
-          const el = h("div", { class: "box lab-" + (spec.labels.indexOf(b.label) % 10) + (i === selected ? " selected" : ""),
-            dataset: { box: i } }, h("span", { class: "box-tag" }, bidiText(b.label)),
-          ...["nw", "ne", "sw", "se"].map((c) => h("span", { class: "handle " + c, dataset: { handle: c } })));
-          // CSSOM properties, not a style attribute: allowed by the content security policy.
-          el.style.left = `${b.x * k}px`; el.style.top = `${b.y * k}px`;
-          el.style.width = `${b.w * k}px`; el.style.height = `${b.h * k}px`;
+          const el = boxEl(b, k, spec.labels, i === selected ? "selected" : "",
+            ...["nw", "ne", "sw", "se"].map((c) => h("span", { class: "handle " + c, dataset: { handle: c } })));
+          el.dataset.box = i;
           layer.append(el);
         });
         status.textContent = size ? t("ws.boxes_count", state.boxes.length) : status.textContent;
@@ -175,6 +190,43 @@ export default {
       },
     };
     return view;
+  },
+
+  state(spec, data, answer) { return { boxes: (answer?.boxes ?? []).map((b) => ({ ...b })) }; },
+
+  // The picture with this answer's boxes over it; a box that matches no aggregated box of its
+  // label (by the project's IoU for gold) is marked, and the aggregated boxes it lacks are drawn
+  // dashed and listed struck through.
+  show(spec, data, answer, reference, t) {
+    const boxes = answer?.boxes ?? [];
+    const least = spec.gold_iou ?? 0.5;
+    const { marks, missing } = compare(boxes, reference?.boxes, (a, b) => a.label === b.label && iou(a, b) >= least);
+    const src = safeImageUrl(data[spec.image_field]);
+    const img = h("img", { class: "box-image", alt: t("ws.image"), draggable: "false" });
+    const layer = h("div", { class: "box-layer" });
+    const stage = h("div", { class: "box-stage rv-boxes", dir: "ltr" }, img, layer);
+    let size = null;
+    const draw = () => {
+      while (layer.firstChild) layer.removeChild(layer.firstChild);
+      if (!size || !img.clientWidth) return;
+      const k = img.clientWidth / size.w;
+      boxes.forEach((b, i) => layer.append(boxEl(b, k, spec.labels, marks[i] === "same" ? "" : "diff")));
+      missing.forEach((b) => layer.append(boxEl(b, k, spec.labels, "missing")));
+    };
+    if (src) {
+      img.addEventListener("load", () => {
+        const w = Number(data.width), hgt = Number(data.height);
+        size = w > 0 && hgt > 0 ? { w, h: hgt } : { w: img.naturalWidth, h: img.naturalHeight };
+        draw();
+      });
+      img.src = src;
+      new ResizeObserver(() => { if (stage.isConnected) draw(); }).observe(img);
+    }
+    const r = (v) => Math.round(v);
+    const chip = (b, mark) => labelChip(b.label, spec.labels, mark, t, " ",
+      h("span", { class: "muted offsets", dir: "ltr", text: `${r(b.x)},${r(b.y)} ${r(b.w)}×${r(b.h)}` }));
+    return h("div", {}, src ? stage : h("p", { class: "muted small", text: t("ws.image_failed") }),
+      h("ul", { class: "span-list" }, boxes.map((b, i) => chip(b, marks[i])), missing.map((b) => chip(b, "missing"))));
   },
 
   answer(spec, state) {

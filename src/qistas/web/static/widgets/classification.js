@@ -1,5 +1,7 @@
 import { h } from "../dom.js";
-import { allFields, digitOf, labelButtons, plainKey } from "./common.js";
+import { allFields, compare, digitOf, labelButtons, labelChip, nothing, plainKey } from "./common.js";
+
+const chosenOf = (answer) => (Array.isArray(answer?.labels) ? answer.labels : answer?.label != null ? [answer.label] : []);
 
 export default {
   init() { return { chosen: [] }; },
@@ -24,6 +26,16 @@ export default {
         return false;
       },
     };
+  },
+
+  state(spec, data, answer) { return { chosen: [...chosenOf(answer)] }; },
+
+  show(spec, data, answer, reference, t) {
+    const mine = chosenOf(answer);
+    const { marks, missing } = compare(mine, reference && chosenOf(reference), (a, b) => a === b);
+    if (!mine.length && !missing.length) return nothing(t);
+    return h("ul", { class: "span-list rv-labels" }, mine.map((l, i) => labelChip(l, spec.labels, marks[i], t)),
+      missing.map((l) => labelChip(l, spec.labels, "missing", t)));
   },
 
   answer(spec, state) {

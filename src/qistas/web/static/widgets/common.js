@@ -36,3 +36,33 @@ export function labelButtons(labels, onPick, cls = "labels") {
   });
   return { bar, buttons };
 }
+
+// --- the reviewer's view of an answer (each widget's `show`) ---------------------------------
+
+// The items of one answer against those of the aggregated answer: a mark per item ("same",
+// or "diff" when the aggregated answer has no such item), and the aggregated items this answer
+// lacks. Without a reference (the aggregated answer itself) every item is "same".
+export function compare(mine, reference, same) {
+  if (!reference) return { marks: mine.map(() => "same"), missing: [] };
+  const left = [...reference];
+  const marks = mine.map((x) => {
+    const i = left.findIndex((r) => same(x, r));
+    if (i < 0) return "diff";
+    left.splice(i, 1);
+    return "same";
+  });
+  return { marks, missing: left };
+}
+
+// A label as a coloured chip; "diff" marks it as not in the aggregated answer, "missing" as
+// one of the aggregated answer's that this answer lacks (struck through).
+export function labelChip(label, labels, mark, t, ...rest) {
+  const cls = "chip lab-" + (Math.max(0, labels.indexOf(label)) % 10) + (mark === "same" ? "" : " " + mark);
+  const title = mark === "diff" ? t("rv.not_in_result") : mark === "missing" ? t("rv.missing_here") : null;
+  const name = bidiText(label, "bdi", "chip-label");
+  return h("li", { class: cls, title, dataset: { mark } }, mark === "missing" ? h("del", {}, name) : name, ...rest);
+}
+
+export function nothing(t) {
+  return h("p", { class: "muted small", text: t("rv.nothing") });
+}

@@ -1,5 +1,5 @@
 import { bidiText, h } from "../dom.js";
-import { field, plainKey } from "./common.js";
+import { field, nothing, plainKey } from "./common.js";
 
 const KEYS = { KeyA: "a", KeyB: "b", KeyT: "tie" };
 
@@ -62,6 +62,23 @@ export default {
         return false;
       },
     };
+  },
+
+  state(spec, data, answer) {
+    const fresh = this.init(spec);
+    return { choice: answer?.choice ?? null, criteria: { ...fresh.criteria, ...(answer?.criteria ?? {}) } };
+  },
+
+  // The choice and each criterion's, a row the aggregated answer decides otherwise marked.
+  show(spec, data, answer, reference, t) {
+    if (!answer?.choice) return nothing(t);
+    const rows = [[t("ws.overall"), answer.choice, reference?.choice],
+      ...spec.criteria.map((c) => [bidiText(c), answer.criteria?.[c], reference?.criteria?.[c]])];
+    return h("table", { class: "rv-table" }, h("tbody", {}, rows.map(([name, mine, ref]) => {
+      const mark = reference && mine !== ref ? "diff" : "same";
+      return h("tr", { class: mark === "diff" ? "diff" : "", dataset: { mark } }, h("th", {}, name),
+        h("td", { text: mine ? t("ws.choice_" + mine) : "–" }));
+    })));
   },
 
   answer(spec, state) {

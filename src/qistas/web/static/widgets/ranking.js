@@ -2,6 +2,12 @@ import { h } from "../dom.js";
 import { content } from "../md.js";
 import { digitOf, field, plainKey } from "./common.js";
 
+// The first words of a response, for a compact list.
+function gist(value) {
+  const text = typeof value === "string" ? value : JSON.stringify(value);
+  return text.length > 90 ? text.slice(0, 89) + "…" : text;
+}
+
 export default {
   init(spec, data) { return { order: data[spec.responses_field].map((_, i) => i) }; },
 
@@ -53,6 +59,21 @@ export default {
       },
     };
     return view;
+  },
+
+  state(spec, data, answer) {
+    return Array.isArray(answer?.order) ? { order: [...answer.order] } : this.init(spec, data);
+  },
+
+  // The responses in this answer's order; a place the aggregated order fills otherwise is marked.
+  show(spec, data, answer, reference, t) {
+    const responses = data[spec.responses_field] ?? [];
+    return h("ol", { class: "rv-ranking" }, (answer?.order ?? []).map((index, pos) => {
+      const mark = reference && reference.order?.[pos] !== index ? "diff" : "same";
+      return h("li", { class: mark === "diff" ? "diff" : "", dataset: { mark, response: index } },
+        h("bdi", { dir: "auto", text: gist(responses[index]) }), " ",
+        h("span", { class: "muted small", dir: "ltr", title: t("rv.response_number"), text: `#${index + 1}` }));
+    }));
   },
 
   answer(spec, state) { return { order: [...state.order] }; },

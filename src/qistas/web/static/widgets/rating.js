@@ -1,5 +1,5 @@
 import { h } from "../dom.js";
-import { digitOf, field, plainKey } from "./common.js";
+import { digitOf, field, nothing, plainKey } from "./common.js";
 
 export default {
   init() { return { rating: null }; },
@@ -31,6 +31,15 @@ export default {
         return false;
       },
     };
+  },
+
+  state(spec, data, answer) { return { rating: typeof answer?.rating === "number" ? answer.rating : null }; },
+
+  show(spec, data, answer, reference, t) {
+    if (typeof answer?.rating !== "number") return nothing(t);
+    const mark = reference && reference.rating !== answer.rating ? "diff" : "same";
+    return h("p", { class: "rv-rating" + (mark === "diff" ? " diff" : ""), dir: "ltr", dataset: { mark } },
+      h("strong", { text: String(answer.rating) }), h("span", { class: "muted", text: ` / ${spec.min}–${spec.max}` }));
   },
 
   answer(spec, state) { return state.rating === null ? null : { rating: state.rating }; },

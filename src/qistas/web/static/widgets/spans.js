@@ -3,7 +3,32 @@
 // points of the original text whatever the script, emoji or combining marks.
 import { bidiText, h } from "../dom.js";
 import { CodePoints, countCodePoints } from "../text.js";
-import { digitOf, labelButtons, plainKey } from "./common.js";
+import { compare, digitOf, labelButtons, labelChip, plainKey } from "./common.js";
+
+// The text as segments cut at every span and mark boundary, each span's segments highlighted
+// in its label's colour; a mark ({start, end, cls}) adds its class to the segments it covers.
+export function paint(el, cp, spans, labels, marks = []) {
+  const cuts = new Set([0, cp.length]);
+  const ranges = [...spans, ...marks.filter(Boolean)];
+  for (const r of ranges) { cuts.add(r.start); cuts.add(r.end); }
+  const points = [...cuts].sort((x, y) => x - y);
+  while (el.firstChild) el.removeChild(el.firstChild);
+  for (let i = 0; i + 1 < points.length; i++) {
+    const [s, e] = [points[i], points[i + 1]];
+    const covering = spans.filter((x) => x.start <= s && x.end >= e);
+    const seg = h("span", { class: "seg", dataset: { s, e }, text: cp.slice(s, e) });
+    if (covering.length) {
+      const label = covering[covering.length - 1].label;
+      seg.classList.add("hl", "lab-" + (Math.max(0, labels.indexOf(label)) % 10));
+      seg.title = covering.map((x) => x.label).join(", ");
+      if (covering.length > 1) seg.classList.add("nested");
+    }
+    for (const m of marks) if (m && s >= m.start && e <= m.end) seg.classList.add(m.cls);
+    el.append(seg);
+  }
+}
+
+const sameSpan = (a, b) => a.start === b.start && a.end === b.end && a.label === b.label;
 
 export default {
   init() { return { spans: [] }; },
@@ -88,26 +113,8 @@ export default {
     const view = {
       render(state) {
         const sel = selection();
-        const cuts = new Set([0, cp.length]);
-        for (const s of state.spans) { cuts.add(s.start); cuts.add(s.end); }
         const caret = keyboard && !sel && focus < g.length - 1 ? { start: g[focus], end: g[focus + 1] } : null;
-        for (const r of [sel, caret]) if (r) { cuts.add(r.start); cuts.add(r.end); }
-        const points = [...cuts].sort((x, y) => x - y);
-        while (textEl.firstChild) textEl.removeChild(textEl.firstChild);
-        for (let i = 0; i + 1 < points.length; i++) {
-          const [s, e] = [points[i], points[i + 1]];
-          const covering = state.spans.filter((x) => x.start <= s && x.end >= e);
-          const seg = h("span", { class: "seg", dataset: { s, e }, text: cp.slice(s, e) });
-          if (covering.length) {
-            const label = covering[covering.length - 1].label;
-            seg.classList.add("hl", "lab-" + (spec.labels.indexOf(label) % 10));
-            seg.title = covering.map((x) => x.label).join(", ");
-            if (covering.length > 1) seg.classList.add("nested");
-          }
-          if (sel && s >= sel.start && e <= sel.end) seg.classList.add("sel");
-          if (caret && s >= caret.start && e <= caret.end) seg.classList.add("caret");
-          textEl.append(seg);
-        }
+        paint(textEl, cp, state.spans, spec.labels, [sel && { ...sel, cls: "sel" }, caret && { ...caret, cls: "caret" }]);
         while (chips.firstChild) chips.removeChild(chips.firstChild);
         state.spans.forEach((x, i) => {
           chips.append(h("li", { class: "chip lab-" + (spec.labels.indexOf(x.label) % 10), dataset: { start: x.start, end: x.end, label: x.label } },
@@ -155,6 +162,22 @@ export default {
       },
     };
     return view;
+  },
+
+  state(spec, data, answer) { return { spans: (answer?.spans ?? []).map((x) => ({ ...x })) }; },
+
+  // The text with this answer's spans; spans the aggregated answer lacks are marked (dashed
+  // underline in the text, "diff" chips), and the aggregated spans it lacks listed struck through.
+  show(spec, data, answer, reference, t) {
+    const cp = new CodePoints(String(data[spec.text_field]));
+    const spans = answer?.spans ?? [];
+    const { marks, missing } = compare(spans, reference?.spans, sameSpan);
+    const textEl = h("div", { class: "task-text spans-text rv-spans", dir: "auto" });
+    paint(textEl, cp, spans, spec.labels, spans.map((x, i) => marks[i] === "diff" && { ...x, cls: "diff" }));
+    const chip = (x, mark) => labelChip(x.label, spec.labels, mark, t, " ", bidiText(cp.slice(x.start, x.end), "bdi", "chip-text"),
+      h("span", { class: "muted offsets", dir: "ltr", text: ` ${x.start}–${x.end}` }));
+    return h("div", {}, textEl, h("ul", { class: "span-list" }, spans.map((x, i) => chip(x, marks[i])),
+      missing.map((x) => chip(x, "missing"))));
   },
 
   answer(spec, state) {

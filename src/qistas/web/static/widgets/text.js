@@ -1,5 +1,7 @@
 import { h } from "../dom.js";
-import { field } from "./common.js";
+import { field, nothing } from "./common.js";
+
+const words = (text) => String(text ?? "").split(/\s+/).filter(Boolean).join(" ");
 
 export default {
   init(spec, data) {
@@ -18,6 +20,16 @@ export default {
       render(state) { if (area.value !== state.text) area.value = state.text; },
       key() { return false; },
     };
+  },
+
+  state(spec, data, answer) { return { text: typeof answer?.text === "string" ? answer.text : "" }; },
+
+  // The text; one that differs from the aggregated text (white space aside) is marked.
+  show(spec, data, answer, reference, t) {
+    if (typeof answer?.text !== "string") return nothing(t);
+    const mark = reference && words(reference.text) !== words(answer.text) ? "diff" : "same";
+    return h("div", { class: "task-text rv-text" + (mark === "diff" ? " diff" : ""), dir: "auto", text: answer.text,
+      dataset: { mark } });
   },
 
   answer(spec, state) { return state.text.trim() ? { text: state.text } : null; },

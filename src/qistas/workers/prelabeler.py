@@ -1,0 +1,217 @@
+"""Runs pre-label jobs: claim one, send its tasks to the endpoint, store valid answers as
+predictions and count the rest as failed with their reason (domain.model_endpoints).
+
+Tasks go in id order, a chunk at a time (two rounds of ``max_concurrency`` requests); each
+chunk's outcomes are written in one transaction that also moves the job's cursor and renews
+its lease, so a job taken over by another process goes on after the last chunk written. The
+lease covers the longest a chunk may take (every request timing out and retried after the
+longest delay, at the endpoint's rate limit), so a live worker never loses its job.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from qistas.config import Settings
+from qistas.db.engine import Database
+from qistas.db.models import ModelEndpoint, PrelabelJob, Project, Task
+from qistas.db.types import utcnow
+from qistas.db.unit_of_work import write
+from qistas.domain import model_endpoints as endpoints
+from qistas.domain.destinations import Policy
+from qistas.domain.prompts import TemplateError, parse_answer, render
+from qistas.domain.sealing import Keyring
+from qistas.domain.tasktypes import Spec, parse_spec
+from qistas.errors import ConfigError, Invalid
+from qistas.workers.chat import Endpoint, Limiter, Reply, Retrying, Stopped, ask
+from qistas.workers.outbound import deadline_client
+
+log = logging.getLogger("qistas.workers")
+ROUNDS = 2  # of max_concurrency requests per chunk
+
+
+class Abandoned(Exception):
+    """Another worker took the job over, or it was stopped; this attempt leaves it alone."""
+
+
+@dataclass
+class Outcome:
+    task_id: int
+    reply: Reply
+    answer: dict[str, Any] | None = None
+    score: float | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    job_id: int
+    attempt: int
+    endpoint: Endpoint
+    model: str
+    concurrency: int
+    per_minute: int | None
+    prices: tuple[float, float]
+    template: dict[str, str]
+    spec: Spec
+    lease: timedelta
+
+    @property
+    def chunk(self) -> int:
+        return self.concurrency * ROUNDS
+
+
+class Prelabeler:
+    def __init__(self, settings: Settings, db: Database) -> None:
+        self.settings = settings
+        self.db = db
+        self.policy = Policy.from_settings(settings)
+        self.keyring = Keyring.from_settings(settings)
+        self.retrying = Retrying(settings.model_max_attempts, settings.model_retry_base_seconds,
+                                 settings.model_retry_max_delay_seconds)
+        self.stopping = threading.Event()
+
+    def step(self) -> bool:
+        """Run one job; False when none was waiting."""
+        now = utcnow()
+        with self.db.reader() as session:  # a read first: most polls find nothing
+            waiting = session.scalar(select(PrelabelJob.id).where(or_(
+                PrelabelJob.status == "queued", (PrelabelJob.status == "running") & (PrelabelJob.lease_until < now),
+            )).limit(1))
+        if waiting is None:
+            return False
+        claimed = write(self.db, lambda session: self._claim(session))
+        if claimed is None:
+            return False
+        job_id, attempt = claimed
+        try:
+            plan = write(self.db, partial(self._plan, job_id=job_id, attempt=attempt))
+            if plan is not None:
+                self.run(plan)
+        except (Abandoned, Stopped):
+            return True
+        except Exception as exc:
+            write(self.db, partial(self._fail, job_id=job_id, attempt=attempt, error=f"{type(exc).__name__}: {exc}"))
+            raise
+        return True
+
+    def _claim(self, session: Session) -> tuple[int, int] | None:
+        job = endpoints.claim_job(session, now=utcnow())
+        if job is None or job.status != "running":
+            return None
+        return job.id, job.attempts
+
+    def _plan(self, session: Session, *, job_id: int, attempt: int) -> Plan | None:
+        job = endpoints.still_mine(session, job_id=job_id, attempt=attempt)
+        if job is None:
+            raise Abandoned
+        endpoint = session.get(ModelEndpoint, job.endpoint_id)
+        project = session.get(Project, job.project_id)
+        assert endpoint is not None and project is not None
+        if not endpoint.is_active:
+            endpoints.finish(job, now=utcnow(), error="the model endpoint was deleted")
+            return None
+        try:
+            key = endpoints.api_key(endpoint, keyring=self.keyring)
+        except ConfigError as exc:  # sealed with a key this server lacks, or altered
+            endpoints.finish(job, now=utcnow(), error=f"the endpoint's API key cannot be opened: {exc.message}")
+            return None
+        if job.tasks_total is None:
+            job.tasks_total = endpoints.count_tasks(session, job=job)
+        policy = Policy(allow_private=self.policy.allow_private or endpoint.allow_private,
+                        allowed_networks=self.policy.allowed_networks)
+        job.lease_until = utcnow() + self._lease(endpoint)
+        return Plan(
+            job_id=job.id, attempt=attempt, model=endpoints.model_name(endpoint),
+            endpoint=Endpoint(url=f"{endpoint.base_url}/chat/completions", model=endpoint.model, api_key=key,
+                              policy=policy, timeout=endpoint.timeout_seconds),
+            concurrency=endpoint.max_concurrency, per_minute=endpoint.requests_per_minute,
+            prices=(endpoint.price_input_per_1k or 0.0, endpoint.price_output_per_1k or 0.0),
+            template=dict(job.template), spec=parse_spec(project.task_spec), lease=self._lease(endpoint),
+        )
+
+    def _lease(self, endpoint: ModelEndpoint) -> timedelta:
+        """The longest one chunk may take, and a margin."""
+        attempts = self.retrying.attempts
+        per_task = endpoint.timeout_seconds * attempts + self.retrying.max_delay * (attempts - 1)
+        paced = 60.0 / endpoint.requests_per_minute * attempts * endpoint.max_concurrency * ROUNDS \
+            if endpoint.requests_per_minute else 0.0
+        return max(endpoints.LEASE, timedelta(seconds=per_task * ROUNDS + paced + 60))
+
+    def run(self, plan: Plan) -> None:
+        limiter = Limiter(plan.per_minute, self.stopping)
+        with deadline_client(plan.endpoint.timeout) as client, \
+                ThreadPoolExecutor(max_workers=plan.concurrency, thread_name_prefix="qistas-model") as pool:
+            while True:
+                if self.stopping.is_set():
+                    raise Stopped
+                tasks = write(self.db, partial(self._next_tasks, plan=plan, limit=plan.chunk))
+                if not tasks:
+                    break
+                work = [(task_id, data, skip) for task_id, data, skip in tasks if not skip]
+                outcomes = list(pool.map(lambda item: self._one(client, plan, limiter, item[0], item[1]), work))
+                skipped = len(tasks) - len(work)
+                write(self.db, partial(self._record, plan=plan, outcomes=outcomes, skipped=skipped,
+                                       last=tasks[-1][0]))
+        write(self.db, partial(self._done, plan=plan))
+
+    def _next_tasks(self, session: Session, *, plan: Plan, limit: int) -> list[tuple[int, dict[str, Any], bool]]:
+        job = endpoints.still_mine(session, job_id=plan.job_id, attempt=plan.attempt)
+        if job is None:
+            raise Abandoned
+        found = endpoints.tasks_to_label(session, job=job, limit=limit)
+        return [(t.id, dict(t.data), endpoints.has_prediction(t, plan.model)) for t in found]
+
+    def _one(self, client: Any, plan: Plan, limiter: Limiter, task_id: int, data: dict[str, Any]) -> Outcome:
+        try:
+            messages = render(plan.template, data)
+        except TemplateError as exc:
+            return Outcome(task_id, Reply(reason=str(exc)))
+        reply = ask(client, plan.endpoint, messages, limiter=limiter, retrying=self.retrying, stopping=self.stopping)
+        outcome = Outcome(task_id, reply)
+        if reply.content is not None:
+            try:
+                outcome.answer, outcome.score = parse_answer(reply.content, plan.spec, data)
+            except Invalid as exc:
+                reply.reason = f"the answer was refused: {exc.message}"[:500]
+        return outcome
+
+    def _record(self, session: Session, *, plan: Plan, outcomes: list[Outcome], skipped: int, last: int) -> None:
+        job = endpoints.still_mine(session, job_id=plan.job_id, attempt=plan.attempt)
+        if job is None:
+            raise Abandoned
+        for outcome in outcomes:
+            reply = outcome.reply
+            job.requests += reply.requests
+            job.input_tokens += reply.input_tokens
+            job.output_tokens += reply.output_tokens
+            job.cost += reply.input_tokens / 1000 * plan.prices[0] + reply.output_tokens / 1000 * plan.prices[1]
+            task = session.get(Task, outcome.task_id)
+            if outcome.answer is None or task is None:
+                endpoints.record_failure(job, task_id=outcome.task_id, reason=reply.reason or "no answer")
+            elif endpoints.add_prediction(task, model=plan.model, answer=outcome.answer, score=outcome.score):
+                job.done += 1
+            else:
+                endpoints.record_failure(job, task_id=outcome.task_id, reason="the task carries the most "
+                                         "predictions it may")
+        job.skipped += skipped
+        job.last_task_id = last
+        job.lease_until = utcnow() + plan.lease
+
+    def _done(self, session: Session, *, plan: Plan) -> None:
+        job = endpoints.still_mine(session, job_id=plan.job_id, attempt=plan.attempt)
+        if job is not None:
+            endpoints.finish(job, now=utcnow())
+
+    def _fail(self, session: Session, *, job_id: int, attempt: int, error: str) -> None:
+        job = endpoints.still_mine(session, job_id=job_id, attempt=attempt)
+        if job is not None:
+            endpoints.finish(job, now=utcnow(), error=error)
