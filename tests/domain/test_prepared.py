@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 
 import pytest
 from sqlalchemy import bindparam, inspect, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, InvalidRequestError
 
 from qistas.db.engine import Database
 from qistas.db.models import Assignment, Task, table
@@ -27,7 +27,7 @@ class Lease(NamedTuple):
 
 NEW_LEASE = Prepared(insert_of(table(Assignment), ["task_id", "project_id", "annotator_id", "status", "created_at",
                                                    "expires_at"], returning=["id", "status", "expires_at"]), Lease)
-# "active" and the LIMIT are values written into the statement, bound by Prepared itself.
+# "active" and the LIMIT are values fixed in the statement: Prepared writes them into its SQL.
 LIVE = Prepared(select(_leases.id, _leases.status, _leases.expires_at)
                 .where(_leases.task_id == bindparam("task_id"), _leases.status == "active").limit(5), Lease)
 END = Prepared(update(table(Assignment)).where(_leases.task_id == bindparam("task_id"))
@@ -61,7 +61,7 @@ def test_an_object_read_through_prepared_equals_the_orm_one(database: Database) 
         assert TASK.first(session, task_id=task_id + 1000) is None
 
 
-def test_values_round_trip_and_literals_in_the_statement_are_bound(database: Database) -> None:
+def test_values_round_trip_and_literals_in_the_statement_are_in_its_sql(database: Database) -> None:
     project_id, task_id, worker_id = make_task(database)
     now = datetime.now(UTC)
     with database.writer.begin() as session:
@@ -71,6 +71,8 @@ def test_values_round_trip_and_literals_in_the_statement_are_bound(database: Dat
         assert LIVE.all(session, task_id=task_id) == [made]
         assert END.run(session, task_id=task_id) == 1
         assert LIVE.all(session, task_id=task_id) == []  # "active" really is in the WHERE clause
+        compiled = LIVE._compiled[session.connection().dialect.name]
+        assert "'active'" in compiled.sql and "active" not in compiled.literals.values()
         orm = session.get(Assignment, made.id)
         assert orm is not None and (orm.status, orm.expires_at) == ("expired", made.expires_at)
 
@@ -98,3 +100,53 @@ def test_statements_that_prepared_cannot_run_faithfully_are_refused_when_built()
         insert_of(table(Assignment), ["task_id", "project_id", "annotator_id", "status", "expires_at"])
     with pytest.raises(TypeError, match="expanding"):
         Prepared(select(_leases.id).where(_leases.id.in_(bindparam("ids", expanding=True))), tuple)
+
+
+def test_fixed_words_and_numbers_are_written_into_the_sql_quoted(database: Database) -> None:
+    """SQLite compiles a statement again each time a parameter compared with a partial index's
+    column is bound (``tasks.status`` of ``ix_tasks_in_flight``): fixed values are in the SQL."""
+    project_id, task_id, _ = make_task(database)
+    open_ = Prepared(select(_tasks.id).where(_tasks.project_id == bindparam("project_id"), _tasks.status == "pending",
+                                             _tasks.n_claimed < 1 + 2), Only)
+    quoted = Prepared(select(_tasks.id).where(_tasks.status == "it's pending; --"), Only)
+    with database.reader() as session:
+        assert open_.all(session, project_id=project_id) == [Only(task_id)]
+        assert quoted.all(session) == []  # the quote is doubled, not the end of the string
+        compiled = open_._compiled[session.connection().dialect.name]
+        assert "tasks.status = 'pending'" in compiled.sql and "tasks.n_claimed < 3" in compiled.sql
+        assert compiled.literals == {}
+
+
+class Only(NamedTuple):
+    id: int
+
+
+def test_each_transaction_of_a_session_runs_its_own_statements(database: Database) -> None:
+    """The driver connection is noted per transaction: a statement after a rollback, inside a
+    savepoint or after a failed flush runs where ``Session.connection()`` would have run it."""
+    project_id, task_id, worker_id = make_task(database)
+    now = datetime.now(UTC)
+    lease = {"task_id": task_id, "project_id": project_id, "annotator_id": worker_id, "status": "active",
+             "created_at": now, "expires_at": now + timedelta(seconds=60)}
+    session = database.writer()
+    try:
+        with session.begin():
+            assert NEW_LEASE.first(session, **lease) is not None
+            session.rollback()
+        with session.begin():
+            assert LIVE.all(session, task_id=task_id) == []  # the rolled back insert is gone
+            with session.begin_nested() as savepoint:
+                NEW_LEASE.first(session, **lease)
+                assert len(LIVE.all(session, task_id=task_id)) == 1
+                savepoint.rollback()
+            assert LIVE.all(session, task_id=task_id) == []
+            made = NEW_LEASE.first(session, **lease)
+        with session.begin():
+            assert made is not None and LIVE.all(session, task_id=task_id) == [made]
+            session.add(Assignment(**{**lease, "status": "expired"}))  # the same (task, annotator) again
+            with pytest.raises(IntegrityError):
+                session.flush()
+            with pytest.raises(InvalidRequestError):  # as through the session itself
+                LIVE.all(session, task_id=task_id)
+    finally:
+        session.close()

@@ -141,3 +141,17 @@ def test_an_empty_required_field_is_refused(raw: dict[str, Any], data: dict[str,
     with pytest.raises(Invalid) as refused:
         validate_data(parse_spec(raw), data)
     assert refused.value.details == {"field": field} and "is empty" in refused.value.message
+
+
+def test_a_valid_spec_is_validated_once_and_an_invalid_one_every_time() -> None:
+    raw = {"type": "classification", "labels": ["positive", "negative", "mixed"], "text_field": "text"}
+    first = parse_spec(raw)
+    assert parse_spec(dict(raw)) is first  # the same JSON: the object validated before
+    assert parse_spec({**raw, "labels": ["positive", "negative"]}).labels == ["positive", "negative"]
+    look_alike = {**raw, "labels": ["mixed", "mіxed"]}  # Cyrillic і
+    for _ in range(2):
+        with pytest.raises(Invalid) as refused:
+            parse_spec(look_alike)
+        assert refused.value.details == {"field": "task.labels"}
+    with pytest.raises(Invalid):
+        parse_spec({"type": "classification", "labels": [object()]})  # not JSON: validated as it is

@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
-from sqlalchemy import update
+from sqlalchemy import inspect, select, update
 from sqlalchemy.orm import Session, object_session
 
 from qistas.config import Settings
@@ -64,6 +65,27 @@ def test_zero_seconds_looks_the_token_up_every_time(database: Database) -> None:
     assert looked_up(database, cache, token) is not None
     revoke_all(database, user_id)
     assert looked_up(database, cache, token) is None
+
+
+def test_a_lookup_gives_the_tokens_grant_and_a_complete_detached_user(database: Database) -> None:
+    user_id, token = new_annotator(database, "looked@crowd.test")
+    with database.writer.begin() as session:
+        token_row = session.scalars(select(ApiToken).where(ApiToken.user_id == user_id)).one()
+        token_row.scope = "annotate"
+        token_row.expires_at = utcnow() + timedelta(days=1)
+        token_id = token_row.id
+    cache = TokenCache(seconds=0)
+    with database.reader() as session:
+        grant = cache.grant(session, token)
+        orm = session.get(User, user_id)
+        assert grant is not None and orm is not None and grant.user is not orm
+        assert (grant.token_id, grant.scope, grant.touch) == (token_id, "annotate", True)
+        for attribute in inspect(User).column_attrs:
+            assert getattr(grant.user, attribute.key) == getattr(orm, attribute.key), attribute.key
+        assert object_session(grant.user) is None and inspect(grant.user).detached
+    with database.writer.begin() as session:
+        session.execute(update(ApiToken).where(ApiToken.id == token_id).values(expires_at=utcnow()))
+    assert looked_up(database, cache, token) is None  # expired: refused at once
 
 
 @contextmanager

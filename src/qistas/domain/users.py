@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from qistas.db.enums import Role, TokenScope
 from qistas.db.models import ApiToken, Organization, User, WebSession
 from qistas.db.prepared import detached
+from qistas.db.queries import users as queries
 from qistas.db.types import utcnow
 from qistas.domain import assignments, audit
 from qistas.domain.security import hash_password, hash_token, new_token
@@ -196,16 +197,6 @@ def check_new_password(password: str) -> None:
         raise Invalid(f"password must have at least {MIN_PASSWORD} characters", details={"field": "password"})
 
 
-# Every API request runs this: built once, not per call.
-_BY_TOKEN = (
-    select(User, ApiToken.id, ApiToken.scope, ApiToken.expires_at, ApiToken.last_used_at)
-    .join(ApiToken, ApiToken.user_id == User.id)
-    .where(
-        ApiToken.token_hash == bindparam("token_hash"),
-        ApiToken.revoked_at.is_(None),
-        User.is_active.is_(True),
-    )
-)
 # How often a token's ``last_used_at`` is written: at most once a minute, never per request.
 TOUCH_SECONDS = 60.0
 
@@ -225,10 +216,10 @@ def touch_token(session: Session, *, token_id: int, now: datetime) -> None:
 
 
 def user_for_token(session: Session, token: str) -> User | None:
-    row = session.execute(_BY_TOKEN, {"token_hash": hash_token(token)}).first()
+    row = queries.BY_TOKEN.first(session, token_hash=hash_token(token))
     if row is None or (row.expires_at is not None and row.expires_at <= utcnow()):
         return None
-    return row[0]
+    return row.user
 
 
 class TokenCache:
@@ -237,9 +228,10 @@ class TokenCache:
     Every API request names its user by token, and looking it up was the most expensive
     statement of the annotation loop. Remembered, a revoked token or a deactivated user is
     still accepted for at most ``seconds`` (``QISTAS_TOKEN_CACHE_SECONDS``, at most one
-    second; 0 turns this off). An expired token is refused at once. The user comes back as a
-    detached copy made from the remembered columns: the same values a lookup would give,
-    shared with no session.
+    second; 0 turns this off). An expired token is refused at once. A lookup is one prepared
+    statement (``db/queries/users.py``) and gives the user as a detached object; remembered,
+    the user comes back as a detached copy made from the remembered columns: the same values a
+    lookup would give, shared with no session.
 
     A token's last use is written at most once a minute: a lookup says so (``Grant.touch``)
     when the stored time is older than that and this process has not written it since.
@@ -261,7 +253,7 @@ class TokenCache:
             if known[4] is not None and known[4] <= utcnow():
                 return None
             return Grant(detached(User, known[1]), known[2], known[3], touch=False)
-        row = session.execute(_BY_TOKEN, {"token_hash": digest}).first()
+        row = queries.BY_TOKEN.first(session, token_hash=digest)
         if row is None:
             return None
         user, token_id, scope, expires_at, last_used_at = row

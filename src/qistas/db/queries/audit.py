@@ -30,6 +30,17 @@ NEW_EVENT = Prepared(
     NewId,
 )
 
+# The head moved on from the seq and hash a new event links to; no row (0) when it is no
+# longer there. The row is locked by the UPDATE (on PostgreSQL, after waiting for a writer
+# that holds it, whose move this one then no longer matches).
+ADVANCE_HEAD = Prepared(
+    update(_heads)
+    .where(_heads.c.chain_id == bindparam("chain_id"), _heads.c.seq == bindparam("prev_seq", type_=_heads.c.seq.type),
+           _heads.c.hash == bindparam("prev_hash", type_=_heads.c.hash.type))
+    .values(seq=bindparam("seq", type_=_heads.c.seq.type), hash=bindparam("hash", type_=_heads.c.hash.type)),
+    Rowcount,
+)
+
 MOVE_HEAD = Prepared(
     update(_heads).where(_heads.c.chain_id == bindparam("chain_id"))
     .values(seq=bindparam("seq", type_=_heads.c.seq.type), hash=bindparam("hash", type_=_heads.c.hash.type)),

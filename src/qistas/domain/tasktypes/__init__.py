@@ -9,6 +9,7 @@ so adding a type means adding its module (and its widget), nothing else. See
 from __future__ import annotations
 
 import importlib
+import json
 import pkgutil
 from functools import cache
 from typing import Annotated, Any, Union
@@ -63,8 +64,30 @@ def _spec_adapter() -> TypeAdapter[Any]:
     return TypeAdapter(union)
 
 
+# Specs validated before, by their JSON text. Every submit validates its project's spec, and
+# the label checks (look-alike scripts and letters) made that tens of microseconds; a
+# spec object is frozen, so one can serve every request. Bounded: cleared when full.
+_VALID_SPECS: dict[str, Spec] = {}
+VALID_SPECS_KEPT = 256
+
+
 def parse_spec(raw: Any) -> Spec:
     """Validate a project's task spec; return the type's own spec object."""
+    try:
+        key: str | None = json.dumps(raw, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError):  # not JSON: validated (and refused) as it is
+        key = None
+    if key is not None and (known := _VALID_SPECS.get(key)) is not None:
+        return known
+    spec = _validate_spec(raw)
+    if key is not None:
+        if len(_VALID_SPECS) >= VALID_SPECS_KEPT:
+            _VALID_SPECS.clear()
+        _VALID_SPECS[key] = spec
+    return spec
+
+
+def _validate_spec(raw: Any) -> Spec:
     try:
         spec: Spec = _spec_adapter().validate_python(raw)
     except ValidationError as exc:
