@@ -204,7 +204,9 @@ def serve_processes(db_url: str, home: Path, count: int, *options: str) -> Itera
 
 
 def wait_until_up(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
+    # A server starts in a few seconds; on a machine busy with other work, importing it and
+    # migrating has taken over half a minute.
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited: {log.read_text()}")

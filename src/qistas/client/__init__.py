@@ -12,6 +12,8 @@
     hook = client.webhooks.create(project.id, "https://example.com/hook", ["task.completed"])
     project.update(review=ReviewPolicy(below_confidence=0.9))   # a reviewer checks the unsure ones
     client.reviews.audit(task_id, accepted=False, reason="...")  # reopen a delivered task
+    token = client.tokens.create(user.id, scope="annotate", expires_in_days=30)
+    client.users.deactivate(user.id)           # its tokens revoked, its leases given back
 
 Pass any sync httpx transport (``transport=``) to route requests elsewhere: a proxy, a
 custom network stack, or a transport that simulates failures (the SDK's tests do).
@@ -24,8 +26,10 @@ from qistas.client.errors import (
     Forbidden,
     Invalid,
     NotFound,
+    RateLimited,
     ServerError,
     TooLarge,
+    TooManyAttempts,
     TransportError,
     Unauthorized,
     Unsupported,
@@ -33,6 +37,7 @@ from qistas.client.errors import (
 from qistas.client.exports import ExportJob
 from qistas.client.models import (
     Batch,
+    Deactivated,
     Delivery,
     ExportInfo,
     ImportResult,
@@ -43,14 +48,17 @@ from qistas.client.models import (
     ReviewLease,
     ReviewPolicy,
     ReviewState,
+    TokenInfo,
+    User,
     Webhook,
 )
 from qistas.client.reviews import Reviews
 from qistas.client.webhooks import verify_signature
 
 __all__ = [
-    "ApiError", "Batch", "Client", "Conflict", "Delivery", "ExportInfo", "ExportJob", "Forbidden", "ImportResult",
-    "Invalid", "NotFound", "Project", "Rejection", "Result", "ResultStream", "Review", "ReviewLease", "ReviewPolicy",
-    "ReviewState", "ReviewedAnswer", "Reviews", "ServerError", "TooLarge", "TransportError", "Unauthorized",
-    "Unsupported", "Webhook", "verify_signature",
+    "ApiError", "Batch", "Client", "Conflict", "Deactivated", "Delivery", "ExportInfo", "ExportJob", "Forbidden",
+    "ImportResult", "Invalid", "NotFound", "Project", "RateLimited", "Rejection", "Result", "ResultStream", "Review",
+    "ReviewLease", "ReviewPolicy", "ReviewState", "ReviewedAnswer", "Reviews", "ServerError", "TokenInfo",
+    "TooLarge", "TooManyAttempts", "TransportError", "Unauthorized", "Unsupported", "User", "Webhook",
+    "verify_signature",
 ]

@@ -12,7 +12,8 @@ from typing import Any
 
 import httpx
 
-from qistas.client.errors import ServerError, TransportError, raise_for_error
+from qistas.client.accounts import Tokens, Users
+from qistas.client.errors import RateLimited, ServerError, TransportError, raise_for_error
 from qistas.client.exports import ExportJob, Exports, stream_export
 from qistas.client.models import Batch, ExportInfo, ImportResult, Result, ReviewPolicy, parse
 from qistas.client.reviews import Reviews
@@ -21,16 +22,23 @@ from qistas.client.webhooks import Webhooks
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 IMPORT_CHUNK = 5000
 RETRIES = 4
+RATE_LIMIT_WAIT = 60.0  # seconds one request may spend waiting out 429s, in all
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 Progress = Callable[[int], None]
 
 
 class Client:
-    """``Client(url, token)``; ``transport`` may be any httpx transport (tests, proxies)."""
+    """``Client(url, token)``; ``transport`` may be any httpx transport (tests, proxies).
+
+    A request over a server's request limit (429 ``too_many_requests``) is sent again after the
+    server's ``Retry-After``, whatever its method (the server refused it before doing anything),
+    as long as the waits add up to at most ``rate_limit_wait`` seconds; then ``RateLimited`` is
+    raised with the server's ``retry_after``.
+    """
 
     def __init__(self, url: str, token: str, *, transport: httpx.BaseTransport | None = None,
                  timeout: httpx.Timeout | float = DEFAULT_TIMEOUT, retries: int = RETRIES,
-                 backoff: float = 0.5) -> None:
+                 backoff: float = 0.5, rate_limit_wait: float = RATE_LIMIT_WAIT) -> None:
         self.http = httpx.Client(
             base_url=url.rstrip("/") + "/api/v1",
             headers={"Authorization": f"Bearer {token}"},
@@ -39,32 +47,43 @@ class Client:
         )
         self.retries = retries
         self.backoff = backoff
+        self.rate_limit_wait = rate_limit_wait
         self.projects = Projects(self)
         self.webhooks = Webhooks(self)
         self.exports = Exports(self)
         self.reviews = Reviews(self)
+        self.users = Users(self)
+        self.tokens = Tokens(self)
 
     def request(self, method: str, path: str, *, retry: bool | None = None, **kwargs: Any) -> httpx.Response:
-        """Send a request; safe ones (GET, or ``retry=True``) are retried on 5xx and lost connections."""
+        """Send a request; safe ones (GET, or ``retry=True``) are retried on 5xx and lost
+        connections, and every one is sent again after a 429 ``too_many_requests`` (see the class)."""
         if retry is None:
             retry = method.upper() == "GET"
         attempts = self.retries + 1 if retry else 1
-        for attempt in range(attempts):
-            last = attempt == attempts - 1
+        attempt = 0
+        waited = 0.0
+        while True:
+            last = attempt >= attempts - 1
             try:
                 response = self.http.request(method, path, **kwargs)
+                raise_for_error(response)
+                return response
+            except RateLimited as refused:
+                pause = refused.retry_after
+                if waited + pause > self.rate_limit_wait:
+                    raise
+                waited += pause
+                time.sleep(pause)
+                continue  # not an attempt: the server did nothing with it
             except httpx.TransportError as exc:
                 if last:
                     raise TransportError(f"{method} {path}: {exc}") from exc
-            else:
-                try:
-                    raise_for_error(response)
-                    return response
-                except ServerError:
-                    if last:
-                        raise
+            except ServerError:
+                if last:
+                    raise
             time.sleep(self.backoff * 2**attempt)
-        raise AssertionError("unreachable")
+            attempt += 1
 
     def close(self) -> None:
         self.http.close()

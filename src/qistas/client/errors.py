@@ -62,6 +62,22 @@ class ServerError(ApiError):
     pass
 
 
+class RateLimited(ApiError):
+    """429 ``too_many_requests``: over a request limit; ``retry_after`` is the server's wait in
+    seconds. Refused before anything was done, so the same request may be sent again then."""
+
+    @property
+    def retry_after(self) -> float:
+        try:
+            return max(0.1, float(self.details["retry_after"]))
+        except (KeyError, TypeError, ValueError):
+            return 1.0
+
+
+class TooManyAttempts(ApiError):
+    """429 ``too_many_attempts``: too many failed sign-ins or password checks; not retried."""
+
+
 class TransportError(Exception):
     """No answer from the server: connection refused, reset or timed out."""
 
@@ -75,6 +91,14 @@ BY_CODE: dict[str, type[ApiError]] = {
     "unsupported_media_type": Unsupported,
     "invalid": Invalid,
     "internal_error": ServerError,
+    "too_many_requests": RateLimited,
+    "too_many_attempts": TooManyAttempts,
+}
+
+
+# A more precise code (``wrong_password``, ``last_owner``, ``token_scope``) keeps the class of its status.
+BY_STATUS: dict[int, type[ApiError]] = {
+    401: Unauthorized, 403: Forbidden, 404: NotFound, 409: Conflict, 413: TooLarge, 415: Unsupported, 422: Invalid,
 }
 
 
@@ -86,5 +110,7 @@ def raise_for_error(response: httpx.Response) -> None:
         code, message, details = error["code"], error["message"], error.get("details")
     except (ValueError, KeyError, TypeError):
         code, message, details = "error", response.text[:500], None
-    cls = BY_CODE.get(code, ServerError if response.status_code >= 500 else ApiError)
+    cls = BY_CODE.get(code) or BY_STATUS.get(response.status_code)
+    if cls is None:
+        cls = ServerError if response.status_code >= 500 else ApiError
     raise cls(response.status_code, code, message, details, response.headers.get("x-request-id"))

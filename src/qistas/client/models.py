@@ -154,3 +154,32 @@ class ExportInfo:
     path: str | None
     total: int | None
     cursor: str | None
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    email: str
+    role: str
+    org: str | None = None
+    is_reviewer: bool = False
+    is_active: bool = True
+    sign_in_link: str | None = None  # only when created without a password; shown once
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    id: int
+    name: str
+    scope: str
+    created_at: str
+    expires_at: str | None = None
+    last_used_at: str | None = None
+    revoked_at: str | None = None
+
+
+@dataclass(frozen=True)
+class Deactivated:
+    id: int
+    is_active: bool
+    released_leases: int = 0
