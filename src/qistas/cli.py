@@ -81,9 +81,69 @@ def serve(host: str, port: int, workers: int, log_level: str | None) -> None:
     upgrade(settings.sqlalchemy_url)
     # Worker processes rebuild settings from the environment: make sure they find the same home.
     os.environ["QISTAS_HOME"] = str(settings.home)
+    background = None
+    if settings.background_workers and settings.background_process:
+        background = start_background_process(log_level)
+        os.environ["QISTAS_BACKGROUND_WORKERS"] = "false"  # the server processes leave it to that one
     click.echo(f"Qistas is serving on http://{host}:{port}/  (API: http://{host}:{port}/api/v1/docs)")
-    run_server(host=host, port=port, workers=workers, log_level=log_level or settings.log_level,
-               log_format=settings.log_format, forwarded_allow_ips=settings.forwarded_allow_ips)
+    try:
+        run_server(host=host, port=port, workers=workers, log_level=log_level or settings.log_level,
+                   log_format=settings.log_format, forwarded_allow_ips=settings.forwarded_allow_ips)
+    finally:
+        if background is not None:
+            stop_background_process(background)
+
+
+def start_background_process(log_level: str | None) -> Any:
+    """``qistas worker`` as a child of this process, which it outlives by at most a second."""
+    import subprocess
+
+    command = [sys.executable, "-c", "from qistas.cli import main; main()", "worker", "--parent", str(os.getpid())]
+    if log_level:
+        command += ["--log-level", log_level]
+    return subprocess.Popen(command, env={**os.environ, "QISTAS_BACKGROUND_WORKERS": "true"})
+
+
+def stop_background_process(process: Any) -> None:
+    import subprocess
+
+    process.terminate()
+    try:
+        process.wait(timeout=40)  # a job in hand gets the workers' own 30 s to stop
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@main.command()
+@click.option("--log-level", type=click.Choice(LOG_LEVELS), default=None,
+              help="lowest level logged  [default: QISTAS_LOG_LEVEL, else warning]")
+@click.option("--parent", type=int, default=None, hidden=True, help="stop when this process is gone")
+def worker(log_level: str | None, parent: int | None) -> None:
+    """Run the background work (webhooks, export and pre-label jobs, refits, audit checkpoints)
+    in this process, without serving; stops on SIGTERM or Ctrl-C. Any number may run: they
+    claim their work from the database."""
+    import logging.config
+    import signal
+    import threading
+
+    from qistas.db.engine import Database
+    from qistas.logs import logging_config
+    from qistas.workers import start_workers
+
+    settings = get_settings().model_copy(update={"background_workers": True})
+    logging.config.dictConfig(logging_config(log_format=settings.log_format, level=log_level or settings.log_level))
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    db = Database.from_url(settings.sqlalchemy_url)
+    workers = start_workers(settings, db)
+    try:
+        while not stopping.wait(1.0):
+            if parent is not None and os.getppid() != parent:
+                break  # the server that started this process died without stopping it
+    finally:
+        workers.stop()
+        db.dispose()
 
 
 @main.command()

@@ -86,7 +86,15 @@ class Settings(BaseSettings):
     # --- delivery: webhooks, callbacks, export jobs (docs/delivery.md) ---
     background_workers: bool = Field(
         default=True,
-        description="Run the webhook dispatcher, the export worker and background refits in each server process.",
+        description="Run the background work (webhooks, export jobs, pre-label jobs, refits, audit checkpoints): "
+        "in a process of its own that `qistas serve` starts, or in each server process (see "
+        "`QISTAS_BACKGROUND_PROCESS`). `false`: none here; run `qistas worker` elsewhere.",
+    )
+    background_process: bool = Field(
+        default=True,
+        description="`qistas serve` runs the background work in one `qistas worker` process of its own, so an "
+        "export or a refit never competes with requests for the server's interpreter lock; `false`: in a "
+        "thread of each server process.",
     )
     webhook_allow_private: bool = Field(
         default=False,

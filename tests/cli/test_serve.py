@@ -159,3 +159,59 @@ def test_serve_starts_its_metric_files_afresh(tmp_path: Path, monkeypatch: pytes
     folder = prepare_metrics(tmp_path, 8123)
     assert folder == stale.parent and list(folder.iterdir()) == []
     assert os.environ[MULTIPROCESS_DIR] == str(folder)
+
+
+def _argv(process: Path) -> list[bytes]:
+    try:
+        return (process / "cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+    except OSError:
+        return []
+
+
+def _background_of(server_pid: int) -> list[int]:
+    """Processes running ``qistas worker --parent SERVER_PID``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        argv = _argv(entry)
+        if b"worker" in argv and b"--parent" in argv and argv[argv.index(b"--parent") + 1] == str(server_pid).encode():
+            found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+@pytest.mark.slow
+def test_serve_runs_the_background_work_in_a_process_that_does_not_outlive_it(
+    database: Database, db_url: str, tmp_path: Path
+) -> None:
+    """An export job is written by the ``qistas worker`` process that ``qistas serve`` started,
+    not by a thread of the server; when the server dies, even by SIGKILL, so does its worker."""
+    from tests.factories import make_tenant
+
+    with serve_processes(db_url, tmp_path, 1) as (url,):
+        port = url.rsplit(":", 1)[1].encode()
+        server_pid = next(int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _argv(p)[-2:] == [
+            b"--port", port])
+        background = _background_of(server_pid)
+        assert len(background) == 1
+        with make_tenant(database, url, "acme") as tenant:
+            project = tenant.project()["id"]
+            tenant.add_tasks(project, [{"data": {"text": f"t{i}"}} for i in range(20)])
+            job = tenant.owner.post(f"/projects/{project}/exports", json={"format": "jsonl"}).json()["id"]
+            deadline = time.monotonic() + 60
+            while (state := tenant.owner.get(f"/exports/{job}").json())["status"] != "done":
+                assert state["status"] in ("queued", "running") and time.monotonic() < deadline, state
+                time.sleep(0.2)
+        os.kill(server_pid, 9)
+        deadline = time.monotonic() + 10
+        while _alive(background[0]):
+            assert time.monotonic() < deadline, "the worker outlived its server"
+            time.sleep(0.1)
