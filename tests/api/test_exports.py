@@ -49,8 +49,9 @@ def test_jsonl_csv_and_parquet_round_trip_with_provenance(tenant: Tenant) -> Non
     assert [r["unique_id"] for r in rows] == ["@a", "b", "c"]
     a, b, c = rows
     # Two agreeing annotators with no gold record yet (one-coin workers at accuracy 0.7, three labels).
-    assert a["provenance"] == {"annotators": 2, "agreement": 1.0, "confidence": pytest.approx(0.9159, abs=1e-4),
-                               "method": "equal_weights", "needs_review": False}
+    assert a["provenance"] == {"annotators": 2, "models": 0, "agreement": 1.0,
+                               "confidence": pytest.approx(0.9159, abs=1e-4), "method": "equal_weights",
+                               "needs_review": False}
     assert b["provenance"]["agreement"] == 0.5 and b["provenance"]["annotators"] == 2
     assert c["status"] == "pending" and c["provenance"]["agreement"] is None
     assert len(a["annotations"]) == 2 and a["annotations"][0]["annotator"] != a["annotations"][1]["annotator"]

@@ -71,7 +71,8 @@ def test_jsonl_export_has_every_task_with_results_and_annotations(world: World, 
         assert 0.5 < record["confidence"] <= 1.0
         assert [(a["answer"], a["seconds"]) for a in record["annotations"]] == \
             [({"label": "positive"}, 3.0), ({"label": "positive"}, 7.5)]
-        assert all(set(a) == {"annotator", "answer", "seconds", "created_at"} for a in record["annotations"])
+        assert all(set(a) == {"annotator", "answer", "seconds", "created_at", "source"} for a in record["annotations"])
+        assert {a["source"] for a in record["annotations"]} == {"human"}
         names.add(tuple(a["annotator"] for a in record["annotations"]))
     # Each annotator has one stable pseudonym, which is neither their email nor their id.
     assert len(names) == 1

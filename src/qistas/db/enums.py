@@ -20,6 +20,9 @@ class Role(StrEnum):
     # An annotator of another tool, imported with their answers under a pseudonymous id;
     # never signs in.
     EXTERNAL = "external"
+    # A model endpoint answering a project's tasks as an annotator of its own, one per
+    # (organization, endpoint); never signs in and is never served tasks.
+    MODEL = "model"
 
 
 class TaskStatus(StrEnum):
@@ -73,6 +76,7 @@ class LeaseStatus(StrEnum):
     SKIPPED = "skipped"
     EXPIRED = "expired"
     IMPORTED = "imported"  # the stand-in lease of an answer imported from elsewhere
+    MODEL = "model"  # the stand-in lease of a model annotator's answer (domain.model_annotators)
     RELEASED = "released"  # given back when its annotator was deactivated
 
 

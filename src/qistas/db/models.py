@@ -66,6 +66,8 @@ class User(Base):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     # An annotator of another tool, known by its id there (role "external"; never signs in).
     external_id: Mapped[str | None] = mapped_column(String(255))
+    # A model annotator (role "model"): the endpoint whose answers it gives.
+    endpoint_id: Mapped[int | None] = mapped_column(ForeignKey("model_endpoints.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -126,6 +128,8 @@ class Project(Base):
     review_policy: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, server_default="{}")
     # Whether annotators see a model's prediction as a pre-fill (domain.predictions).
     prefill: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, server_default="{}")
+    # How models' answers count (domain.model_annotators): {"min_human_answers"?: int}.
+    model_annotators: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, server_default="{}")
     priority: Mapped[int] = mapped_column(Integer, default=0)
     pay_rate: Mapped[float | None] = mapped_column(Float)
     # "shared": the shared workforce and the organization's own annotators; "org": only the latter.
@@ -540,6 +544,8 @@ class PrelabelJob(Base):
     requested_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     template: Mapped[dict[str, Any]] = mapped_column(JSONType)
     only_pending: Mapped[bool] = mapped_column(Boolean, default=True)
+    # What the answers become: "predictions" on the tasks, or "annotations" by the model's annotator.
+    mode: Mapped[str] = mapped_column(String(16), default="predictions", server_default="predictions")
     status: Mapped[str] = mapped_column(String(16), default="queued")  # queued | running | done | failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -20,7 +20,7 @@ from qistas.db.models import Batch, Project, Task, User
 from qistas.db.queries import annotations as queries
 from qistas.db.queries.annotations import StoredAnswer
 from qistas.domain import gold as gold_rules
-from qistas.domain import outbox, predictions, quality, reviews
+from qistas.domain import model_annotators, outbox, predictions, quality, reviews
 from qistas.domain.aggregation import decide
 from qistas.domain.assignments import get_own_assignment, load_project
 from qistas.domain.jsonsafe import check_storable
@@ -95,7 +95,10 @@ def submit(
 
 
 def settle(session: Session, *, task: Task, project: Project, spec: Any, now: datetime) -> None:
-    """Complete the task, or raise how many annotations it needs, after a new one."""
+    """Complete the task, or raise how many annotations it needs, after a new one.
+
+    ``n_annotations`` and ``required`` count people's answers; every counted answer, a model's
+    too, goes into the consensus."""
     if task.n_annotations < task.required:
         return
     rows = queries.ANSWERS.all(session, task_id=task.id)
@@ -109,7 +112,8 @@ def settle(session: Session, *, task: Task, project: Project, spec: Any, now: da
     decision = decide(
         n_annotations=task.n_annotations,
         required=task.required,
-        lo=project.redundancy_min,
+        # With a model's answer on the task, the project's human floor (domain.model_annotators).
+        lo=model_annotators.settle_floor(session, project=project, annotator_ids=(a for a, _ in rows)),
         hi=project.redundancy_max,
         target=project.redundancy_target,
         confidence=confidence,

@@ -107,12 +107,22 @@ def delete_endpoint(session: Session, *, endpoint: ModelEndpoint) -> None:
     session.flush()
 
 
+MODES = ("predictions", "annotations")
+
+
 def create_job(session: Session, *, project: Project, endpoint: ModelEndpoint, actor: User,
-               template: Any, only_pending: bool) -> PrelabelJob:
+               template: Any, only_pending: bool, mode: str = "predictions") -> PrelabelJob:
+    """Queue a job; its answers become predictions, or (``mode="annotations"``) the answers of
+    the endpoint's model annotator (domain.model_annotators), on pending tasks only."""
+    if mode not in MODES:
+        raise Invalid(f"as must be one of {', '.join(MODES)}", details={"field": "as"})
+    if mode == "annotations" and not only_pending:
+        raise Invalid("a model answers as an annotator only tasks still pending (only_pending: true)",
+                      details={"field": "only_pending"})
     checked = check_template(template, parse_spec(project.task_spec))
     job = PrelabelJob(project_id=project.id, endpoint_id=endpoint.id, requested_by=actor.id, template=checked,
-                      only_pending=only_pending, status="queued", attempts=0, done=0, failed=0, skipped=0, failures=[],
-                      requests=0, input_tokens=0, output_tokens=0, cost=0.0)
+                      only_pending=only_pending, mode=mode, status="queued", attempts=0, done=0, failed=0, skipped=0,
+                      failures=[], requests=0, input_tokens=0, output_tokens=0, cost=0.0)
     session.add(job)
     session.flush()
     return job

@@ -12,6 +12,7 @@ from qistas.db.enums import BatchStatus, LeaseStatus, Role, TaskStatus
 from qistas.db.models import Annotation, Assignment, Batch, Project, Task, TaskImport, User
 from qistas.domain import audit, outbox, predictions, review_policy
 from qistas.domain.gold import parse_policy
+from qistas.domain.model_annotators import parse_setting as parse_model_annotators
 from qistas.domain.tasktypes import parse_spec, spec_dict
 from qistas.errors import Conflict, Invalid, NotFound
 from qistas.policies import STAFF_ROLES, ensure_customer_access, ensure_customer_access_to
@@ -64,6 +65,7 @@ def create_project(
     gold: dict[str, Any] | None = None,
     review: dict[str, Any] | None = None,
     prefill: dict[str, Any] | None = None,
+    model_annotators: dict[str, Any] | None = None,
     priority: int = 0,
     pay_rate: float | None = None,
     workforce: str = "shared",
@@ -73,6 +75,7 @@ def create_project(
     parse_policy(gold)
     review_policy.parse_policy(review)
     predictions.parse_prefill(prefill)
+    annotating = parse_model_annotators(model_annotators)
     if workforce not in ("shared", "org"):
         raise Invalid("workforce must be 'shared' or 'org'", details={"field": "workforce"})
     project = Project(
@@ -86,6 +89,7 @@ def create_project(
         gold_policy=gold or {},
         review_policy=review or {},
         prefill=prefill or {},
+        model_annotators=annotating,
         priority=priority,
         pay_rate=pay_rate,
         workforce=workforce,
@@ -98,8 +102,8 @@ def create_project(
 
 
 # What PATCH may change; ``task`` only while no task of the project is answered.
-UPDATABLE = ("name", "instructions", "redundancy", "gold", "review", "prefill", "priority", "pay_rate", "workforce",
-             "task", "archived")
+UPDATABLE = ("name", "instructions", "redundancy", "gold", "review", "prefill", "model_annotators", "priority",
+             "pay_rate", "workforce", "task", "archived")
 
 
 def update_project(session: Session, *, project: Project, actor: User, changes: dict[str, Any], now: datetime) -> None:
@@ -131,6 +135,8 @@ def update_project(session: Session, *, project: Project, actor: User, changes: 
     if "prefill" in changes:  # applies to tasks taken from now on
         predictions.parse_prefill(changes["prefill"])
         project.prefill = changes["prefill"] or {}
+    if "model_annotators" in changes:  # applies to answers settled from now on
+        project.model_annotators = parse_model_annotators(changes["model_annotators"])
     if "workforce" in changes:
         if changes["workforce"] not in ("shared", "org"):
             raise Invalid("workforce must be 'shared' or 'org'", details={"field": "workforce"})

@@ -23,8 +23,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from qistas.db.engine import Database
-from qistas.db.enums import ReviewStatus, TaskStatus
-from qistas.db.models import Annotation, Project, QualityModel, Task
+from qistas.db.enums import ReviewStatus, Role, TaskStatus
+from qistas.db.models import Annotation, Project, QualityModel, Task, User
 from qistas.db.queries import quality as queries
 from qistas.db.types import utcnow
 from qistas.domain import gold as gold_rules
@@ -164,14 +164,22 @@ def _load_answers(session: Session, project: Project, spec: Spec) -> _Loaded:
     ):
         by_task[task_id].append((annotator_id, answer))
         n_answers += 1
+    models = set(session.scalars(select(User.id).where(User.org_id == project.org_id, User.role == Role.MODEL)))
+    contexts: dict[int, Any] = {}
+    ids = sorted(by_task)
+    for start in range(0, len(ids), 1000):
+        chunk = ids[start:start + 1000]
+        for task_id, data, gold, is_gold in session.execute(
+                select(Task.id, Task.data, Task.gold, Task.is_gold).where(Task.id.in_(chunk))):
+            if models and not is_gold and all(a in models for a, _ in by_task[task_id]):
+                # Only models answered it (yet): it says nothing of anyone's reliability, and
+                # fitted it would only confirm the model by itself (domain.model_annotators).
+                del by_task[task_id]  # still counted in n_answers, which paces the refits
+                continue
+            contexts[task_id] = task_type.context(spec, data, gold)
     task_ids = sorted(by_task)
     worker_ids = sorted({a for answers in by_task.values() for a, _ in answers})
     w_pos = {w: i for i, w in enumerate(worker_ids)}
-    contexts: dict[int, Any] = {}
-    for start in range(0, len(task_ids), 1000):
-        chunk = task_ids[start:start + 1000]
-        for task_id, data, gold in session.execute(select(Task.id, Task.data, Task.gold).where(Task.id.in_(chunk))):
-            contexts[task_id] = task_type.context(spec, data, gold)
     return _Loaded(
         task_ids=task_ids, worker_ids=worker_ids,
         items=[[(w_pos[a], answer) for a, answer in by_task[t]] for t in task_ids],

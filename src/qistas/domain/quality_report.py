@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from qistas.db.enums import TaskStatus
 from qistas.db.models import Annotation, Project, QualityModel, Task, WorkerStats
 from qistas.domain import gold as gold_rules
-from qistas.domain import predictions
+from qistas.domain import model_annotators, predictions
 from qistas.domain.insights import SAMPLE
 from qistas.domain.quality import load_model
 from qistas.domain.tasktypes import Spec, TaskType, parse_spec, type_of
@@ -120,12 +120,16 @@ def project_quality(session: Session, *, project: Project, pseudonym: Callable[[
     # answers only, as the console's insights do.
     agreement = _agreement_with_results(rows[:SAMPLE], responses, spec, task_type)
     seconds = _seconds_per_task(session, project)
-    annotators = []
+    annotators: list[dict[str, Any]] = []
+    machines: list[dict[str, Any]] = []
+    model_names = model_annotators.model_names(session, org_id=project.org_id)
     for stats in session.scalars(
         select(WorkerStats).where(WorkerStats.project_id == project.id).order_by(WorkerStats.annotator_id)
     ):
-        annotators.append({
-            "annotator": pseudonym(stats.annotator_id),
+        # People and models apart: a model annotator is listed under "models", by its name.
+        name = model_names.get(stats.annotator_id)
+        (annotators if name is None else machines).append({
+            **({"annotator": pseudonym(stats.annotator_id)} if name is None else {"model": name}),
             "annotations": stats.n_annotations,
             "gold_answers": stats.n_gold,
             "gold_correct": stats.n_gold_correct,
@@ -146,6 +150,7 @@ def project_quality(session: Session, *, project: Project, pseudonym: Callable[[
         "confidence_means": task_type.confidence,
         "fitted_at": model.fitted_at.isoformat() if model else None,
         "annotators": annotators,
+        "models": machines,
         "below_target": {"task_ids": below, "listed_up_to": BELOW_TARGET_LISTED},
     }
     report["predictions"] = predictions.model_report(session, project=project, spec=spec, task_type=task_type)

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from qistas.db.enums import LeaseStatus, TaskStatus
 from qistas.db.models import Annotation, Assignment, Batch, Project, Task
 from qistas.domain import outbox
+from qistas.domain.model_annotators import model_names
 from qistas.domain.tasktypes import plain_response
 from qistas.errors import Invalid
 
@@ -180,15 +181,24 @@ def select_export(session: Session, *, project: Project, options: ExportOptions,
     return Selection(project=project, options=options, where=tuple(where), cursor=cursor, total=total)
 
 
-def _provenance(task: Any, annotations: list[Any]) -> dict[str, Any]:
-    """What training code weighs or filters by: how many labelled it, how much they agreed."""
+def _provenance(task: Any, annotations: list[Any], models: dict[int, str]) -> dict[str, Any]:
+    """What training code weighs or filters by: how many people (and models) labelled it, how
+    much they agreed."""
     agreement = None
     if task.response is not None and annotations:
         # Answers are stored normalised, so equal answers are equal values.
         plain = plain_response(task.response)
         agreement = sum(a.answer == plain for a in annotations) / len(annotations)
-    return {"annotators": len({a.annotator_id for a in annotations}), "agreement": agreement,
+    who = {a.annotator_id for a in annotations}
+    return {"annotators": len(who - models.keys()), "models": len(who & models.keys()), "agreement": agreement,
             "confidence": task.confidence, "method": task.method, "needs_review": task.needs_review}
+
+
+def source_of(annotator_id: int, models: dict[int, str]) -> dict[str, Any]:
+    """Who gave an answer, for owners and customers: ``{"source": "human"}`` or
+    ``{"source": "model", "model": "name/model"}`` (never shown to annotators)."""
+    model = models.get(annotator_id)
+    return {"source": "human"} if model is None else {"source": "model", "model": model}
 
 
 _TASK_COLUMNS = (Task.id, Task.unique_id, Task.batch_id, Task.status, Task.data, Task.meta, Task.response,
@@ -213,6 +223,7 @@ def iter_export_records(
     order = (Task.completed_at, Task.id) if by_completion else (Task.id,)
     position: Any = None
     names: dict[int, str] = {}
+    models = model_names(session, org_id=project.org_id)
     done = 0
     while True:
         query = select(*_TASK_COLUMNS).where(*selection.where)
@@ -247,12 +258,13 @@ def iter_export_records(
                 "details": task.details,
                 "completed_at": task.completed_at.isoformat() if task.completed_at else None,
                 "review": {"status": task.review_status, "audit": task.audit_status},
-                "provenance": _provenance(task, mine),
+                "provenance": _provenance(task, mine, models),
                 "predictions": task.predictions,
                 "annotations": [
                     {
                         "annotator": names[a.annotator_id] if a.annotator_id in names
                         else names.setdefault(a.annotator_id, pseudonym(a.annotator_id)),
+                        **source_of(a.annotator_id, models),
                         "answer": a.answer,
                         "seconds": a.seconds,
                         "created_at": a.created_at.isoformat(),

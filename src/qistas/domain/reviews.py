@@ -55,7 +55,7 @@ from qistas.db.models import Annotation, Assignment, Batch, Project, Review, Tas
 from qistas.db.queries import assignments as assignment_queries
 from qistas.db.queries import reviews as queries
 from qistas.domain import gold as gold_rules
-from qistas.domain import outbox
+from qistas.domain import model_annotators, outbox
 from qistas.domain.jsonsafe import check_storable
 from qistas.domain.projects import complete_batch_if_done
 from qistas.domain.quality import agreement
@@ -215,7 +215,8 @@ def submit(
         review.reason = _reason(reason)
         rejected = _which(answers, annotation_id)
         review.annotation_id = rejected.id
-        _send_back(session, task=task, annotation_id=rejected.id, reason=review.reason, now=now)
+        _send_back(session, task=task, annotation_id=rejected.id, reason=review.reason, now=now,
+                   by_model=model_annotators.is_model(session, rejected.annotator_id))
         gold_rules.record_review(session, project=project, annotator_id=rejected.annotator_id, correct=False)
     else:
         raise Invalid("action must be accept, correct or reject", details={"field": "action"})
@@ -286,12 +287,17 @@ def _deliver(session: Session, *, task: Task, project: Project, status: str, now
             complete_batch_if_done(session, batch=batch)
 
 
-def _send_back(session: Session, *, task: Task, annotation_id: int, reason: str, now: datetime) -> None:
-    """The answer stops counting; the task waits for exactly one more annotation."""
+def _send_back(session: Session, *, task: Task, annotation_id: int, reason: str, now: datetime,
+               by_model: bool = False) -> None:
+    """The answer stops counting; the task waits for exactly one more person's annotation (a
+    model's answer held no person's slot: one more is asked for)."""
     session.execute(update(Annotation).where(Annotation.id == annotation_id)
                     .values(rejected_at=now, rejection_reason=reason).execution_options(synchronize_session=False))
-    task.n_annotations -= 1
-    task.n_claimed -= 1
+    if by_model:
+        task.required += 1
+    else:
+        task.n_annotations -= 1
+        task.n_claimed -= 1
     task.status, task.review_status = TaskStatus.PENDING, ReviewStatus.REJECTED
     task.review_round += 1
     task.review_until = task.response = task.confidence = task.method = task.details = task.completed_at = None

@@ -1,5 +1,6 @@
 """Runs pre-label jobs: claim one, send its tasks to the endpoint, store valid answers as
-predictions and count the rest as failed with their reason (domain.model_endpoints).
+predictions, or as the model annotator's annotations (domain.model_annotators), and count the
+rest as failed with their reason (domain.model_endpoints).
 
 Tasks go in id order, a chunk at a time (two rounds of ``max_concurrency`` requests); each
 chunk's outcomes are written in one transaction that also moves the job's cursor and renews
@@ -26,6 +27,7 @@ from qistas.db.engine import Database
 from qistas.db.models import ModelEndpoint, PrelabelJob, Project, Task
 from qistas.db.types import utcnow
 from qistas.db.unit_of_work import write
+from qistas.domain import model_annotators
 from qistas.domain import model_endpoints as endpoints
 from qistas.domain.destinations import Policy
 from qistas.domain.prompts import TemplateError, parse_answer, render
@@ -63,6 +65,7 @@ class Plan:
     template: dict[str, str]
     spec: Spec
     lease: timedelta
+    annotator_id: int | None = None  # the model annotator, when the answers become annotations
 
     @property
     def chunk(self) -> int:
@@ -129,6 +132,8 @@ class Prelabeler:
         policy = Policy(allow_private=self.policy.allow_private or endpoint.allow_private,
                         allowed_networks=self.policy.allowed_networks)
         job.lease_until = utcnow() + self._lease(endpoint)
+        annotator = model_annotators.model_user(session, endpoint=endpoint, now=utcnow()) \
+            if job.mode == "annotations" else None
         return Plan(
             job_id=job.id, attempt=attempt, model=endpoints.model_name(endpoint),
             endpoint=Endpoint(url=f"{endpoint.base_url}/chat/completions", model=endpoint.model, api_key=key,
@@ -136,6 +141,7 @@ class Prelabeler:
             concurrency=endpoint.max_concurrency, per_minute=endpoint.requests_per_minute,
             prices=(endpoint.price_input_per_1k or 0.0, endpoint.price_output_per_1k or 0.0),
             template=dict(job.template), spec=parse_spec(project.task_spec), lease=self._lease(endpoint),
+            annotator_id=annotator.id if annotator else None,
         )
 
     def _lease(self, endpoint: ModelEndpoint) -> timedelta:
@@ -168,6 +174,9 @@ class Prelabeler:
         if job is None:
             raise Abandoned
         found = endpoints.tasks_to_label(session, job=job, limit=limit)
+        if plan.annotator_id is not None:
+            done = model_annotators.answered(session, annotator_id=plan.annotator_id, task_ids=[t.id for t in found])
+            return [(t.id, dict(t.data), t.id in done) for t in found]
         return [(t.id, dict(t.data), endpoints.has_prediction(t, plan.model)) for t in found]
 
     def _one(self, client: Any, plan: Plan, limiter: Limiter, task_id: int, data: dict[str, Any]) -> Outcome:
@@ -188,12 +197,18 @@ class Prelabeler:
         job = endpoints.still_mine(session, job_id=plan.job_id, attempt=plan.attempt)
         if job is None:
             raise Abandoned
+        project = session.get(Project, job.project_id) if plan.annotator_id is not None else None
+        stopped = project is not None and plan.annotator_id is not None and model_annotators.blocked(
+            session, project_id=project.id, annotator_id=plan.annotator_id)
         for outcome in outcomes:
             reply = outcome.reply
             job.requests += reply.requests
             job.input_tokens += reply.input_tokens
             job.output_tokens += reply.output_tokens
             job.cost += reply.input_tokens / 1000 * plan.prices[0] + reply.output_tokens / 1000 * plan.prices[1]
+            if project is not None and plan.annotator_id is not None:
+                self._annotate(session, job, plan, project, outcome, stopped=stopped)
+                continue
             task = session.get(Task, outcome.task_id)
             if outcome.answer is None or task is None:
                 endpoints.record_failure(job, task_id=outcome.task_id, reason=reply.reason or "no answer")
@@ -205,6 +220,22 @@ class Prelabeler:
         job.skipped += skipped
         job.last_task_id = last
         job.lease_until = utcnow() + plan.lease
+
+    @staticmethod
+    def _annotate(session: Session, job: PrelabelJob, plan: Plan, project: Project, outcome: Outcome, *,
+                  stopped: bool) -> None:
+        """Store one answer as the model annotator's; a task closed meanwhile is skipped."""
+        if outcome.answer is None:
+            endpoints.record_failure(job, task_id=outcome.task_id, reason=outcome.reply.reason or "no answer")
+        elif stopped:
+            endpoints.record_failure(job, task_id=outcome.task_id, reason="the model is blocked in this project "
+                                     "by the gold policy: its answers are not stored")
+        elif model_annotators.record_answer(session, task_id=outcome.task_id, project=project, spec=plan.spec,
+                                            annotator_id=plan.annotator_id or 0, answer=outcome.answer,
+                                            now=utcnow()) is None:
+            job.done += 1
+        else:
+            job.skipped += 1
 
     def _done(self, session: Session, *, plan: Plan) -> None:
         job = endpoints.still_mine(session, job_id=plan.job_id, attempt=plan.attempt)

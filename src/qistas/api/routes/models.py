@@ -52,7 +52,7 @@ def job_read(job: PrelabelJob, model: str) -> PrelabelJobRead:
         tasks_total=job.tasks_total, done=job.done, failed=job.failed, skipped=job.skipped,
         failures=[PrelabelFailure(**f) for f in job.failures or []], requests=job.requests,
         input_tokens=job.input_tokens, output_tokens=job.output_tokens, cost=round(job.cost, 6), error=job.error,
-        created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
+        created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at, **{"as": job.mode},
     )
 
 
@@ -129,16 +129,17 @@ def delete_endpoint(endpoint_id: Id, actor: Actor, db: Db) -> Response:
 @router.post("/projects/{project_id}/prelabel", status_code=202, response_model=PrelabelJobRead,
              dependencies=[IDEMPOTENT])
 def create_prelabel_job(project_id: Id, body: PrelabelCreate, actor: Actor, db: Db) -> PrelabelJobRead:
-    """Queue a job that sends the project's tasks to a model endpoint; answers become predictions."""
+    """Queue a job that sends the project's tasks to a model endpoint; answers become predictions,
+    or the model's own annotations (``"as": "annotations"``)."""
 
     def work(session: Session) -> PrelabelJobRead:
         project = ensure_customer_access(actor, session.get(Project, project_id))
         endpoint = endpoints.get_endpoint(session, endpoint_id=body.endpoint)
         ensure_endpoint_usable(endpoint.org_id, project)
         job = endpoints.create_job(session, project=project, endpoint=endpoint, actor=actor,
-                                   template=body.template, only_pending=body.only_pending)
+                                   template=body.template, only_pending=body.only_pending, mode=body.as_)
         audit.record(session, actor=actor, action="prelabel.create", object_type="prelabel_job", object_id=job.id,
-                     org_id=project.org_id, details={"endpoint": endpoint.id})
+                     org_id=project.org_id, details={"endpoint": endpoint.id, "as": job.mode})
         return job_read(job, endpoints.model_name(endpoint))
 
     return write(db, work)

@@ -37,6 +37,8 @@ from qistas.db.types import utcnow
 from qistas.db.unit_of_work import read, write
 from qistas.domain import annotation_imports, audit, imports, projects, quotas, results, reviews, staged_imports
 from qistas.domain.destinations import Policy, check_syntax, resolve
+from qistas.domain.model_annotators import model_names
+from qistas.domain.results import source_of
 from qistas.domain.security import pseudonym
 from qistas.errors import Invalid, NotFound, Unsupported
 from qistas.policies import ensure_customer_access, ensure_customer_access_to
@@ -274,9 +276,10 @@ def get_task(task_id: Id, actor: Actor, db: Db, settings: AppSettings) -> Any:
             return _annotator_task(session, actor, task, org_id=project.org_id, secret=settings.secret_key or "")
         ensure_customer_access_to(actor, project, what="task")
         name = _pseudonymizer(settings.secret_key or "", project.org_id)
+        models = model_names(session, org_id=project.org_id)
         annotations = [
             AnnotationRead(id=a.id, task_id=a.task_id, annotator=name(a.annotator_id), answer=a.answer,
-                           seconds=a.seconds, created_at=a.created_at)
+                           seconds=a.seconds, created_at=a.created_at, **source_of(a.annotator_id, models))
             for a in session.scalars(select(Annotation).where(Annotation.task_id == task.id).order_by(Annotation.id))
         ]
         audit.record(session, actor=actor, action="task.read", object_type="task", object_id=task.id,

@@ -47,6 +47,9 @@ class PrelabelCreate(BaseModel):
     endpoint: int = Field(ge=1, description="the model endpoint's id")
     template: dict[str, Any] = Field(description='`{"system"?: ..., "user": ...}` with `{field}` placeholders')
     only_pending: bool = Field(default=True, description="only tasks still pending; else every task not canceled")
+    as_: str = Field(default="predictions", alias="as",
+                     description="`predictions` (pre-labels on the tasks) or `annotations` (the model answers as an "
+                                 "annotator of its own, counted in truth inference; pending tasks only)")
 
 
 class PrelabelFailure(BaseModel):
@@ -55,15 +58,18 @@ class PrelabelFailure(BaseModel):
 
 
 class PrelabelJobRead(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
     id: int
     project_id: int
     endpoint_id: int
     model: str = Field(description="the `model` of the predictions it stores")
+    as_: str = Field(alias="as", description="what the answers become: `predictions` or `annotations`")
     status: str = Field(description="queued, running, done or failed")
     tasks_total: int | None
-    done: int = Field(description="tasks given a prediction")
+    done: int = Field(description="tasks given a prediction (or the model's annotation)")
     failed: int = Field(description="tasks whose answer could not be had or was refused")
-    skipped: int = Field(description="tasks that already carried this model's prediction")
+    skipped: int = Field(description="tasks that already carried this model's prediction or answer, or that "
+                                     "closed before the answer came")
     failures: list[PrelabelFailure] = Field(description="the first failures, with their reasons")
     requests: int
     input_tokens: int

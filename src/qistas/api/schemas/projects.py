@@ -13,6 +13,10 @@ REVIEW = ('which settled tasks a reviewer checks before delivery: {"share": 0..1
 PREFILL = ('whether annotators see a model\'s prediction as a pre-fill: {"mode": "never"|"always"|"above", '
            '"min_score": 0..1, "show_model": bool}')
 
+MODEL_ANNOTATORS = ('how models\' answers (pre-label jobs with "as": "annotations") count: {"min_human_answers": '
+                    '0..20, default 1}: the least people\'s answers a task with a model\'s answer completes with, '
+                    'where the redundancy is adaptive')
+
 
 class Redundancy(Incoming):
     min: int = 1
@@ -28,6 +32,7 @@ class ProjectCreate(Incoming):
     gold: dict[str, Any] = Field(default_factory=dict)
     review: dict[str, Any] = Field(default_factory=dict, description=REVIEW)
     prefill: dict[str, Any] = Field(default_factory=dict, description=PREFILL)
+    model_annotators: dict[str, Any] = Field(default_factory=dict, description=MODEL_ANNOTATORS)
     # The column is a 32-bit INTEGER: a larger number would be a 500 from the driver.
     priority: int = Field(default=0, ge=-(2**31), le=2**31 - 1)
     pay_rate: float | None = None
@@ -45,6 +50,7 @@ class ProjectUpdate(Incoming):
     gold: dict[str, Any] | None = None
     review: dict[str, Any] | None = Field(default=None, description=REVIEW)
     prefill: dict[str, Any] | None = Field(default=None, description=PREFILL)
+    model_annotators: dict[str, Any] | None = Field(default=None, description=MODEL_ANNOTATORS)
     priority: int | None = Field(default=None, ge=-(2**31), le=2**31 - 1)
     pay_rate: float | None = None
     workforce: str | None = Field(default=None, description="'shared' or 'org'")
@@ -61,6 +67,7 @@ class ProjectRead(BaseModel):
     gold: dict[str, Any]
     review: dict[str, Any] = Field(default_factory=dict, description=REVIEW)
     prefill: dict[str, Any] = Field(default_factory=dict, description=PREFILL)
+    model_annotators: dict[str, Any] = Field(default_factory=dict, description=MODEL_ANNOTATORS)
     priority: int
     pay_rate: float | None
     workforce: str

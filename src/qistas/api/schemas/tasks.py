@@ -20,6 +20,8 @@ class AnnotationRead(BaseModel):
     answer: Any
     seconds: float | None
     created_at: datetime
+    source: str = Field(default="human", description="`human`, or `model` for a model annotator's answer")
+    model: str | None = Field(default=None, description="the model's `name/model`, for a model's answer")
 
 
 class AnnotationImportRead(BaseModel):

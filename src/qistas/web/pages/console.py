@@ -15,6 +15,7 @@ from qistas.db.models import Annotation, Project, Review, Task
 from qistas.db.types import utcnow
 from qistas.db.unit_of_work import read, write
 from qistas.domain import audit, insights, label_errors, projects, results, reviews
+from qistas.domain.model_annotators import model_names
 from qistas.domain.review_policy import REOPEN, parse_policy
 from qistas.domain.security import pseudonym
 from qistas.domain.tasktypes import all_types, type_names
@@ -166,12 +167,16 @@ def project_page(project_id: PageId, request: Request, user: PageUser, db: Db, s
         audit.record(session, actor=user, action="stats.read", object_type="project", object_id=project.id,
                      org_id=project.org_id)
         return {"project": project, "stats": stats, "insights": found, "hourly": hourly, "review": review,
-                "to_review": mine}
+                "to_review": mine, "models": model_names(session, org_id=project.org_id)}
 
     data = write(db, work)
     project, stats, found = data["project"], data["stats"], data["insights"]
+    models = data["models"]  # people and models in two tables, a model by its name
     people = [{"name": pseudonym(secret, project.org_id, r.annotator_id), "annotations": r.annotations,
-               "median_seconds": r.median_seconds, "agreement": r.agreement} for r in found.annotators]
+               "median_seconds": r.median_seconds, "agreement": r.agreement}
+              for r in found.annotators if r.annotator_id not in models]
+    machines = [{"name": models[r.annotator_id], "annotations": r.annotations, "agreement": r.agreement}
+                for r in found.annotators if r.annotator_id in models]
     status_names: dict[str, str] = {s: t("status." + s) for s in TaskStatus}
     svg = {
         "status": charts.status_bar(stats["tasks"], label=t("project.by_status"), names=status_names,
@@ -185,7 +190,8 @@ def project_page(project_id: PageId, request: Request, user: PageUser, db: Db, s
         "corrections": _corrections_chart(data["review"], t),
     }
     return render(request, "console_project.html", title=isolate(project.name), project=project, stats=stats,
-                  insights=found, people=people, svg=svg, error_strings=script_strings(t), review=data["review"],
+                  insights=found, people=people, machines=machines, svg=svg, error_strings=script_strings(t),
+                  review=data["review"],
                   policy=parse_policy(project.review_policy), reopen_choices=REOPEN, to_review=data["to_review"])
 
 
