@@ -1,6 +1,6 @@
 """models as annotators: model users, the projects' model_annotators setting, pre-label job modes
 
-Revision ID: 0014_model_annotators
+Revision ID: 0013_model_annotators
 Revises: 0012_model_endpoints
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 
 from qistas.db.types import JSONType
 
-revision = "0014_model_annotators"
+revision = "0013_model_annotators"
 down_revision = "0012_model_endpoints"
 branch_labels = None
 depends_on = None
