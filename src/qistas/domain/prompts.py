@@ -57,8 +57,8 @@ def _pieces(text: str, where: str) -> list[tuple[str, str | None]]:
     return pieces
 
 
-def check_template(raw: Any, spec: Spec) -> dict[str, str]:
-    """The template, checked: its roles, length and that its fields are the spec's."""
+def check_template(raw: Any, spec: Spec | None, *, fields: set[str] | None = None) -> dict[str, str]:
+    """The template, checked: its roles, length and that its fields are the spec's (or ``fields``)."""
     if not isinstance(raw, dict):
         raise Invalid("template must be an object with user and optionally system", details={"field": "template"})
     unknown = raw.keys() - set(ROLES)
@@ -67,7 +67,7 @@ def check_template(raw: Any, spec: Spec) -> dict[str, str]:
         raise Invalid(f"template.{name} is not a known field", details={"field": f"template.{name}"})
     if not isinstance(raw.get("user"), str) or not raw["user"].strip():
         raise Invalid("template.user is required", details={"field": "template.user"})
-    known = spec_fields(spec)
+    known = fields if fields is not None else spec_fields(spec) if spec is not None else set()
     template = {}
     for role in ROLES:
         text = raw.get(role)
@@ -78,8 +78,8 @@ def check_template(raw: Any, spec: Spec) -> dict[str, str]:
             raise Invalid(f"{where} must be text of at most {MAX_TEMPLATE_CHARS} characters", details={"field": where})
         check_storable(text, where)
         for _, name in _pieces(text, where):
-            if name is not None and known and name not in known:
-                raise Invalid(f"{where}: {{{name}}} is not a field of the task spec; fields are "
+            if name is not None and (known or fields is not None) and name not in known:
+                raise Invalid(f"{where}: {{{name}}} is not a known field; fields are "
                               f"{', '.join(sorted(known))}", details={"field": where})
         template[role] = text
     return template
