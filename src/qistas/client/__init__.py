@@ -12,6 +12,7 @@
     hook = client.webhooks.create(project.id, "https://example.com/hook", ["task.completed"])
     project.update(review=ReviewPolicy(below_confidence=0.9))   # a reviewer checks the unsure ones
     client.reviews.audit(task_id, accepted=False, reason="...")  # reopen a delivered task
+    batch = project.generate(endpoints=[3], template={"user": "..."}, count=100).wait()  # synthetic data
 
 Pass any sync httpx transport (``transport=``) to route requests elsewhere: a proxy, a
 custom network stack, or a transport that simulates failures (the SDK's tests do).
@@ -31,6 +32,7 @@ from qistas.client.errors import (
     Unsupported,
 )
 from qistas.client.exports import ExportJob
+from qistas.client.generation import GenerationBatch
 from qistas.client.models import (
     Batch,
     Delivery,
@@ -49,7 +51,8 @@ from qistas.client.reviews import Reviews
 from qistas.client.webhooks import verify_signature
 
 __all__ = [
-    "ApiError", "Batch", "Client", "Conflict", "Delivery", "ExportInfo", "ExportJob", "Forbidden", "ImportResult",
+    "ApiError", "Batch", "Client", "Conflict", "Delivery", "ExportInfo", "ExportJob", "Forbidden", "GenerationBatch",
+    "ImportResult",
     "Invalid", "NotFound", "Project", "Rejection", "Result", "ResultStream", "Review", "ReviewLease", "ReviewPolicy",
     "ReviewState", "ReviewedAnswer", "Reviews", "ServerError", "TooLarge", "TransportError", "Unauthorized",
     "Unsupported", "Webhook", "verify_signature",
