@@ -225,3 +225,32 @@ def test_endpoints_batches_and_generated_data_stay_in_their_organization(gen: Wo
     listed = gen.tenant.owner.get(f"/projects/{project['id']}/generation-batches").json()["items"]
     assert [b["id"] for b in listed] == [batch["id"]]
     assert gen.tenant.member.get(f"/generation-batches/{batch['id']}").status_code == 200
+
+
+def test_the_sdk_and_the_cli_run_a_batch(gen: World, llm: ModelServer, tmp_path: Any) -> None:
+    from click.testing import CliRunner
+
+    from qistas.cli import main
+    from qistas.client import Client
+
+    endpoint = register(gen, llm, "sdk")
+    project = gen.tenant.project({"type": "verify"})
+    token = gen.tenant.owner.headers["authorization"].removeprefix("Bearer ")
+    with Client(gen.url, token) as client:
+        handle = client.projects.get(project["id"])
+        batch = handle.generate(endpoints=[endpoint["id"]], template={"user": "item {index} on {topic} gen -"},
+                                count=3, topics=["sand"]).wait(poll=0.1, timeout=30)
+        assert (batch.generated, batch.duplicates, batch.failed) == (3, 0, 0)
+        assert [b.id for b in handle.generation_batches()] == [batch.id]
+    template = tmp_path / "template.json"
+    template.write_text(json.dumps({"user": "line {index} about {topic} gen -"}), encoding="utf-8")
+    result = CliRunner().invoke(main, ["generate", str(project["id"]), "--endpoint", str(endpoint["id"]),
+                                       "--template", str(template), "--count", "2", "--topic", "wind",
+                                       "--url", gen.url, "--token", token])
+    assert result.exit_code == 0, result.output
+    assert "generated 2, near-duplicates dropped 0, failed 0" in result.output
+    refused = CliRunner().invoke(main, ["generate", str(project["id"]), "--endpoint", str(endpoint["id"]),
+                                        "--template", str(template), "--count", "2", "--url", gen.url,
+                                        "--token", "wrong"])
+    assert refused.exit_code == 1
+    assert len(tasks_of(gen, project["id"])) == 5

@@ -65,7 +65,8 @@ def test_chat_exports_sft_and_preference_pairs() -> None:
     plain = {"messages": DATA["messages"][:2]}
     spec = parse_spec({"type": "chat"})
     out = _lines("preference", spec, [_record(plain, {"ratings": [2], "rewrite": "hello there"})])
-    assert out == [{**out[0], "prompt": plain["messages"][:1], "chosen": [{"role": "assistant", "content": "hello there"}],
+    assert out == [{**out[0], "prompt": plain["messages"][:1],
+                    "chosen": [{"role": "assistant", "content": "hello there"}],
                     "rejected": [{"role": "assistant", "content": "hello"}]}]
     assert _lines("preference", spec, [_record(plain, {"ratings": [5], "rewrite": "hello"})]) == []
 
