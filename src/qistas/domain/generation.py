@@ -44,6 +44,8 @@ from qistas.errors import Invalid, NotFound
 from qistas.policies import ensure_customer_access_to, ensure_endpoint_usable
 
 FIELDS = frozenset({"topic", "language", "index", "seed"})
+STATUSES = ("queued", "running", "done", "failed")
+RUNNING = ("queued", "running")
 MAX_COUNT = 1000
 MAX_TOPICS = 100
 MAX_TOPIC_CHARS = 200
@@ -61,11 +63,15 @@ def is_comparison(spec: Spec, endpoints: int) -> bool:
 
 def _check_endpoints(spec: Spec, count: int) -> None:
     if not 1 <= count <= MAX_BATCH_ENDPOINTS:
-        raise Invalid(f"endpoints must name 1 to {MAX_BATCH_ENDPOINTS} model endpoints", details={"field": "endpoints"})
+        raise Invalid(f"endpoints must name 1 to {MAX_BATCH_ENDPOINTS} model endpoints", details={"field": "endpoints"},
+                      reason="too_short" if count < 1 else "too_long",
+                      params={"min_length": 1, "max_length": MAX_BATCH_ENDPOINTS})
     if spec.type == "pairwise" and count != 2:
-        raise Invalid("a pairwise project compares the answers of exactly 2 endpoints", details={"field": "endpoints"})
+        raise Invalid("a pairwise project compares the answers of exactly 2 endpoints", details={"field": "endpoints"},
+                      reason="endpoints_pairwise")
     if spec.type == "ranking" and count < 2:
-        raise Invalid("a ranking project ranks the answers of 2 endpoints or more", details={"field": "endpoints"})
+        raise Invalid("a ranking project ranks the answers of 2 endpoints or more", details={"field": "endpoints"},
+                      reason="endpoints_ranking")
 
 
 def create_batch(session: Session, *, project: Project, endpoints: list[ModelEndpoint], actor: User,
@@ -94,6 +100,18 @@ def get_batch(session: Session, *, batch_id: int, actor: User) -> GenerationBatc
         raise NotFound("generation batch not found")
     ensure_customer_access_to(actor, session.get(Project, batch.project_id), what="generation batch")
     return batch
+
+
+def list_batches(session: Session, *, project: Project, limit: int = 50) -> list[GenerationBatch]:
+    """The project's newest batches, newest first (the caller has checked access to the project)."""
+    return list(session.scalars(select(GenerationBatch).where(GenerationBatch.project_id == project.id)
+                                .order_by(GenerationBatch.id.desc()).limit(limit)))
+
+
+def usable_endpoints(session: Session, *, project: Project) -> list[ModelEndpoint]:
+    """The active model endpoints a batch of this project may ask: its organization's."""
+    return list(session.scalars(select(ModelEndpoint).where(
+        ModelEndpoint.org_id == project.org_id, ModelEndpoint.is_active.is_(True)).order_by(ModelEndpoint.id)))
 
 
 def models_of(session: Session, batch: GenerationBatch) -> list[str]:

@@ -47,12 +47,13 @@ def _pieces(text: str, where: str) -> list[tuple[str, str | None]]:
     try:
         parsed = list(Formatter().parse(text))
     except ValueError as exc:
-        raise Invalid(f"{where}: {exc}", details={"field": where}) from None
+        raise Invalid(f"{where}: {exc}", details={"field": where}, reason="template_braces") from None
     pieces = []
     for literal, name, spec, conversion in parsed:
         if name is not None and (not _NAME.fullmatch(name) or spec or conversion):
             raise Invalid(f"{where}: {{{name}}} is not a field name; use {{field}} with a plain name, "
-                          "and {{ }} for literal braces", details={"field": where})
+                          "and {{ }} for literal braces", details={"field": where}, reason="template_name",
+                          params={"name": name})
         pieces.append((literal, name))
     return pieces
 
@@ -66,7 +67,7 @@ def check_template(raw: Any, spec: Spec | None, *, fields: set[str] | None = Non
         name = sorted(unknown)[0]
         raise Invalid(f"template.{name} is not a known field", details={"field": f"template.{name}"})
     if not isinstance(raw.get("user"), str) or not raw["user"].strip():
-        raise Invalid("template.user is required", details={"field": "template.user"})
+        raise Invalid("template.user is required", details={"field": "template.user"}, reason="missing")
     known = fields if fields is not None else spec_fields(spec) if spec is not None else set()
     template = {}
     for role in ROLES:
@@ -75,12 +76,14 @@ def check_template(raw: Any, spec: Spec | None, *, fields: set[str] | None = Non
             continue
         where = f"template.{role}"
         if not isinstance(text, str) or len(text) > MAX_TEMPLATE_CHARS:
-            raise Invalid(f"{where} must be text of at most {MAX_TEMPLATE_CHARS} characters", details={"field": where})
+            raise Invalid(f"{where} must be text of at most {MAX_TEMPLATE_CHARS} characters", details={"field": where},
+                          reason="string_too_long", params={"max_length": MAX_TEMPLATE_CHARS})
         check_storable(text, where)
         for _, name in _pieces(text, where):
             if name is not None and (known or fields is not None) and name not in known:
                 raise Invalid(f"{where}: {{{name}}} is not a known field; fields are "
-                              f"{', '.join(sorted(known))}", details={"field": where})
+                              f"{', '.join(sorted(known))}", details={"field": where}, reason="template_field",
+                              params={"name": name, "fields": ", ".join(sorted(known))})
         template[role] = text
     return template
 

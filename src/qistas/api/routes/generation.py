@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from qistas.api.deps import Actor, Db, Id
@@ -62,8 +61,7 @@ def list_generation_batches(project_id: Id, actor: Actor, db: Db) -> GenerationB
 
     def work(session: Session) -> GenerationBatchPage:
         project = ensure_customer_access(actor, session.get(Project, project_id))
-        found = session.scalars(select(GenerationBatch).where(GenerationBatch.project_id == project.id)
-                                .order_by(GenerationBatch.id.desc()).limit(PAGE))
+        found = generation.list_batches(session, project=project, limit=PAGE)
         return GenerationBatchPage(items=[batch_read(b, generation.models_of(session, b)) for b in found])
 
     return write(db, work)
