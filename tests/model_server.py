@@ -12,7 +12,11 @@ answers by the mode:
 - ``limited``: 429 with ``Retry-After: 1`` the first time, then ``ok``;
 - ``html``: 200 with an HTML page;
 - ``outside``: ``ok`` with the label ``banana``;
-- ``malformed``: 200, a chat completion whose content is not JSON.
+- ``malformed``: 200, a chat completion whose content is not JSON;
+- ``gen``: ``{"candidate": <the content before "gen <label>">}`` (a generated item; a label
+  other than ``-`` is its ``prompt`` too);
+- ``text``: plain text, not JSON: the content before ``text <label>``, then `` — <model>``
+  (each endpoint of a comparison answers differently).
 
 ``received`` keeps every request; ``peak`` is, per ``model`` asked, the most requests that
 were in flight at once.
@@ -80,12 +84,16 @@ def model_server() -> Iterator[ModelServer]:
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        body_text = ""
+        model = ""
 
         def do_POST(self) -> None:  # noqa: N802 - the http.server protocol
             found = state["server"]
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
             content = body["messages"][-1]["content"]
             mode, label = content.split()[-2:]
+            self.body_text = content.rsplit(maxsplit=2)[0] if len(content.split()) > 2 else ""
+            self.model = body["model"]
             with found.lock:
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 found.received.append(Asked(time.monotonic(), self.path, headers, body, mode))
@@ -115,6 +123,11 @@ def model_server() -> Iterator[ModelServer]:
                 return self._send(200, b"<html><body>502 Bad Gateway</body></html>", content_type="text/html")
             if mode == "malformed":
                 return self._send(200, _completion('{"label": "positive"'))
+            if mode == "gen":
+                item = {"candidate": self.body_text, **({"prompt": label} if label != "-" else {})}
+                return self._send(200, _completion(json.dumps(item, ensure_ascii=False)))
+            if mode == "text":
+                return self._send(200, _completion(f"{self.body_text} — {self.model}"))
             answer = {"label": "banana" if mode == "outside" else label, "score": 0.9}
             return self._send(200, _completion(json.dumps(answer)))
 

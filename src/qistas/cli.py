@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -552,6 +553,61 @@ def export(project_id: int, fmt: str, output: Path, completed: bool, min_confide
     click.echo(f"wrote {output}")
     if info.cursor:
         click.echo(f"cursor {info.cursor}  (pass --since {info.cursor} to export only what completes later)")
+
+
+@main.command("generate")
+@click.argument("project_id", type=int)
+@click.option("--endpoint", "endpoints", type=int, multiple=True, required=True,
+              help="a model endpoint's id; repeat it to compare endpoints (pairwise, ranking, chat)")
+@click.option("--template", "template_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              required=True, help='a JSON file: {"system"?: ..., "user": ...} with {topic} {language} {index} {seed}')
+@click.option("--count", type=click.IntRange(1, 1000), required=True, help="how many items to ask for")
+@click.option("--topic", "topics", multiple=True, help="a topic; repeat it, the items take them in turn")
+@click.option("--language", default="", help="a language or dialect, for {language}")
+@click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True)
+@click.option("--temperature", type=click.FloatRange(0, 2), default=0.7, show_default=True)
+@click.option("--no-wait", is_flag=True, help="queue the batch and print its id without following it")
+@url_option
+@token_option
+def generate(project_id: int, endpoints: tuple[int, ...], template_file: Path, count: int, topics: tuple[str, ...],
+             language: str, seed: int, temperature: float, no_wait: bool, url: str, token: str) -> None:
+    """Run a generation batch: candidate items from model endpoints become tasks for people.
+
+    Follows the batch until it is done and prints its counts and first failures.
+    """
+    from qistas.client import ApiError
+
+    try:
+        template = json.loads(template_file.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="--template") from None
+    with _client(url, token) as client:
+        try:
+            from qistas.client.client import Project
+
+            handle = Project(client, {"id": project_id})
+            batch = handle.generate(endpoints=list(endpoints), template=template, count=count, topics=list(topics),
+                                    language=language, seed=seed, temperature=temperature)
+            click.echo(f"generation batch {batch.id} queued")
+            if no_wait:
+                return
+            with click.progressbar(length=count, label=f"batch {batch.id}", file=sys.stderr) as bar:
+                shown = 0
+
+                def advance(current: Any) -> None:
+                    nonlocal shown
+                    step = current.data.get("next_index", 0) - shown
+                    if step > 0:
+                        bar.update(step)
+                        shown += step
+
+                batch.wait(poll=0.5, on_progress=advance)
+                bar.update(count - shown)
+        except (ApiError, RuntimeError) as exc:
+            raise click.ClickException(getattr(exc, "message", str(exc))) from None
+    click.echo(f"generated {batch.generated}, near-duplicates dropped {batch.duplicates}, failed {batch.failed}")
+    for failure in batch.failures[:5]:
+        click.echo(f"  item {failure['index']}: {failure['reason']}")
 
 
 @main.command("status")

@@ -81,6 +81,16 @@ def ensure_customer_access(actor: User, project: Project | None) -> Project:
     return project
 
 
+def ensure_org_people_access(actor: User, project: Project | None) -> Project:
+    """A page of the organization's own work on a project (its generation batches): the
+    owners and members of the project's organization; another tenant's project is not found,
+    and an admin or an annotator who can see it is forbidden."""
+    project = ensure_customer_access(actor, project)
+    if actor.role not in STAFF_ROLES or actor.org_id != project.org_id:
+        raise Forbidden("only the organization's owners and members may do this")
+    return project
+
+
 def ensure_customer_access_to(actor: User, project: Project | None, *, what: str) -> Project:
     """Like ``ensure_customer_access``, for an object of a project (a batch, an export job):
     outside the actor's reach, it is the object that is "not found"."""

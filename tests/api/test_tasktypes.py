@@ -1,4 +1,4 @@
-"""The seven task types over HTTP: specs checked on create, every answer checked on submit."""
+"""The nine task types over HTTP: specs checked on create, every answer checked on submit."""
 
 from __future__ import annotations
 
@@ -119,6 +119,31 @@ CASES: dict[str, Case] = {
         [({"text": ""}, "answer.text"), ({"text": "   "}, "answer.text"), ({"text": 5}, "answer.text"),
          ({"text": "a\u0000b"}, "answer.text"), ({"text": "ok", "lang": "en"}, "answer.lang")],
     ),
+    "chat": Case(
+        {"type": "chat", "min": 1, "max": 3},
+        {"messages": [{"role": "user", "content": "شلونك؟"}, {"role": "assistant", "content": "زين"},
+                      {"role": "user", "content": "وش تسوي اليوم؟"}],
+         "candidates": ["ولا شي", "بروح البحر", "I am fine"]},
+        {"ratings": [2], "choice": 1, "rewrite": "بروح البحر إن شاء الله"},
+        {"ratings": [2], "choice": 1, "rewrite": "بروح البحر إن شاء الله"},
+        [({"ratings": [2], "choice": 1}, "answer.rewrite"), ({"ratings": [], "choice": 1, "rewrite": "x"},
+                                                            "answer.ratings"),
+         ({"ratings": [2, 2], "choice": 1, "rewrite": "x"}, "answer.ratings"),
+         ({"ratings": [4], "choice": 1, "rewrite": "x"}, "answer.ratings.0"),
+         ({"ratings": [True], "choice": 1, "rewrite": "x"}, "answer.ratings.0"),
+         ({"ratings": [2], "choice": 3, "rewrite": "x"}, "answer.choice"),
+         ({"ratings": [2], "choice": "1", "rewrite": "x"}, "answer.choice"),
+         ({"ratings": [2], "choice": 1, "rewrite": " "}, "answer.rewrite"),
+         ({"ratings": [2], "choice": 1, "rewrite": "x", "note": 1}, "answer.note")],
+    ),
+    "verify": Case(
+        {"type": "verify"},
+        {"prompt": "اكتب سؤالاً باللهجة الخليجية", "candidate": "وين أحصل مطعم زين؟"},
+        {"verdict": "fix", "text": "وين ألقى مطعم زين؟"}, {"verdict": "fix", "text": "وين ألقى مطعم زين؟"},
+        [({"verdict": "maybe"}, "answer.verdict"), ({"verdict": "fix"}, "answer.text"),
+         ({"verdict": "fix", "text": ""}, "answer.text"), ({"verdict": "accept", "text": "x"}, "answer.text"),
+         ({}, "answer.verdict"), ({"verdict": "reject", "why": 1}, "answer.why")],
+    ),
 }
 
 
@@ -173,6 +198,8 @@ def test_answer_with_lone_surrogate_is_refused(world: World) -> None:
     ({"type": "rating", "max": 0}, "task.max"),
     ({"type": "rating", "min": "low"}, "task.min"),
     ({"type": "text", "labels": ["a"]}, "task.labels"),
+    ({"type": "chat", "min": 3, "max": 2}, "task.max"),
+    ({"type": "verify", "gold_text_min": 2}, "task.gold_text_min"),
 ])
 def test_bad_specs_are_refused_naming_the_field(world: World, spec: dict[str, Any], named: str) -> None:
     response = world.tenant.owner.post("/projects", json={"name": "bad", "task": spec})
@@ -182,7 +209,7 @@ def test_bad_specs_are_refused_naming_the_field(world: World, spec: dict[str, An
 def test_every_type_accepts_its_minimal_spec_with_defaults(world: World) -> None:
     minimal = {
         "classification": {"labels": ["a"]}, "spans": {"labels": ["a"]}, "boxes": {"labels": ["a"]},
-        "pairwise": {}, "ranking": {}, "rating": {}, "text": {},
+        "pairwise": {}, "ranking": {}, "rating": {}, "text": {}, "chat": {}, "verify": {},
     }
     for kind, extra in minimal.items():
         response = world.tenant.owner.post("/projects", json={"name": kind, "task": {"type": kind, **extra}})
@@ -201,6 +228,11 @@ def test_every_type_accepts_its_minimal_spec_with_defaults(world: World) -> None
     ({"type": "ranking"}, {"prompt": "p", "responses": "ab"}, "data.responses must be a list"),
     ({"type": "classification", "labels": ["a"], "text_field": "text"}, {"text": None}, "data.text must be"),
     ({"type": "text"}, {}, "data.prompt is missing"),
+    ({"type": "chat"}, {"messages": []}, "data.messages is empty"),
+    ({"type": "chat"}, {"messages": [{"role": "bot", "content": "x"}]}, "data.messages.0.role"),
+    ({"type": "chat"}, {"messages": [{"role": "user", "content": "x"}], "candidates": ["one"]},
+     "data.candidates: must hold 2 to 10"),
+    ({"type": "verify"}, {"prompt": "p"}, "data.candidate is missing"),
 ])
 def test_task_data_is_checked_against_the_type(world: World, spec: dict[str, Any], data: dict[str, Any],
                                               named: str) -> None:

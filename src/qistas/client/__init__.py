@@ -14,6 +14,7 @@
     client.reviews.audit(task_id, accepted=False, reason="...")  # reopen a delivered task
     token = client.tokens.create(user.id, scope="annotate", expires_in_days=30)
     client.users.deactivate(user.id)           # its tokens revoked, its leases given back
+    batch = project.generate(endpoints=[3], template={"user": "..."}, count=100).wait()  # synthetic data
 
 Pass any sync httpx transport (``transport=``) to route requests elsewhere: a proxy, a
 custom network stack, or a transport that simulates failures (the SDK's tests do).
@@ -35,6 +36,7 @@ from qistas.client.errors import (
     Unsupported,
 )
 from qistas.client.exports import ExportJob
+from qistas.client.generation import GenerationBatch
 from qistas.client.models import (
     Batch,
     Deactivated,
@@ -57,8 +59,8 @@ from qistas.client.webhooks import verify_signature
 
 __all__ = [
     "ApiError", "Batch", "Client", "Conflict", "Deactivated", "Delivery", "ExportInfo", "ExportJob", "Forbidden",
-    "ImportResult", "Invalid", "NotFound", "Project", "RateLimited", "Rejection", "Result", "ResultStream", "Review",
-    "ReviewLease", "ReviewPolicy", "ReviewState", "ReviewedAnswer", "Reviews", "ServerError", "TokenInfo",
-    "TooLarge", "TooManyAttempts", "TransportError", "Unauthorized", "Unsupported", "User", "Webhook",
+    "GenerationBatch", "ImportResult", "Invalid", "NotFound", "Project", "RateLimited", "Rejection", "Result",
+    "ResultStream", "Review", "ReviewLease", "ReviewPolicy", "ReviewState", "ReviewedAnswer", "Reviews", "ServerError",
+    "TokenInfo", "TooLarge", "TooManyAttempts", "TransportError", "Unauthorized", "Unsupported", "User", "Webhook",
     "verify_signature",
 ]

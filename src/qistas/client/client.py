@@ -15,6 +15,7 @@ import httpx
 from qistas.client.accounts import Tokens, Users
 from qistas.client.errors import RateLimited, ServerError, TransportError, raise_for_error
 from qistas.client.exports import ExportJob, Exports, stream_export
+from qistas.client.generation import GenerationBatch, generate
 from qistas.client.models import Batch, ExportInfo, ImportResult, Result, ReviewPolicy, parse
 from qistas.client.reviews import Reviews
 from qistas.client.webhooks import Webhooks
@@ -220,6 +221,18 @@ class Project:
         body = {"format": format, **_options(completed=completed, min_confidence=min_confidence, batch=batch,
                                              since=since)}
         return ExportJob(self._client, self._client.request("POST", f"/projects/{self.id}/exports", json=body).json())
+
+    def generate(self, *, endpoints: list[int], template: dict[str, str], count: int,
+                 topics: list[str] | None = None, language: str = "", seed: int = 0, temperature: float = 0.7,
+                 dedup_threshold: float = 0.8) -> GenerationBatch:
+        """Queue a generation batch (docs/models.md#synthetic-data); ``.wait()`` follows it."""
+        return generate(self._client, self.id, endpoints=endpoints, template=template, count=count, topics=topics,
+                        language=language, seed=seed, temperature=temperature, dedup_threshold=dedup_threshold)
+
+    def generation_batches(self) -> list[GenerationBatch]:
+        """The project's newest generation batches."""
+        page = self._client.request("GET", f"/projects/{self.id}/generation-batches").json()
+        return [GenerationBatch(self._client, item) for item in page["items"]]
 
     # -- annotator side ---------------------------------------------------------------------
 

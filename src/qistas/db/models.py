@@ -566,3 +566,39 @@ class PrelabelJob(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class GenerationBatch(Base):
+    """Candidate items a model endpoint (or several) generates into a project, for people to
+    verify, fix, compare or rank; see domain/generation.py."""
+
+    __tablename__ = "generation_batches"
+    __table_args__ = (Index("ix_generation_batches_queue", "status", "lease_until"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    # The endpoints asked, in order: [id, ...]; a comparison asks each for every item.
+    endpoint_ids: Mapped[list[int]] = mapped_column(JSONType)
+    requested_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    template: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    # {"count", "topics", "language", "seed", "temperature", "dedup_threshold"}
+    params: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued | running | done | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The next item index to generate: a batch taken over goes on from there.
+    next_index: Mapped[int] = mapped_column(Integer, default=0)
+    generated: Mapped[int] = mapped_column(Integer, default=0)
+    duplicates: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    # The first failures: [{"index", "reason"}]; the first near-duplicates: [{"index", "of"}].
+    failures: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    dropped: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    requests: Mapped[int] = mapped_column(Integer, default=0)
+    input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cost: Mapped[float] = mapped_column(Float, default=0.0)
+    error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

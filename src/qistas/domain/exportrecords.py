@@ -21,5 +21,10 @@ def chunks(records: Iterable[dict[str, Any]], size: int = EXPORT_CHUNK) -> Itera
 
 
 def provenance(record: dict[str, Any]) -> dict[str, Any]:
-    """Which task a line of a typed export came from, and how its answer was decided."""
-    return {"task_id": record["task_id"], "unique_id": record["unique_id"], **record["provenance"]}
+    """Which task a line of a typed export came from, and how its answer was decided; for a
+    generated item (``metadata.provenance``, see domain/generation.py) also how it was made."""
+    found = {"task_id": record["task_id"], "unique_id": record["unique_id"], **record["provenance"]}
+    made = (record.get("metadata") or {}).get("provenance")
+    if isinstance(made, dict):
+        found["generation"] = made
+    return found

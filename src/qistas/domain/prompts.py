@@ -47,18 +47,19 @@ def _pieces(text: str, where: str) -> list[tuple[str, str | None]]:
     try:
         parsed = list(Formatter().parse(text))
     except ValueError as exc:
-        raise Invalid(f"{where}: {exc}", details={"field": where}) from None
+        raise Invalid(f"{where}: {exc}", details={"field": where}, reason="template_braces") from None
     pieces = []
     for literal, name, spec, conversion in parsed:
         if name is not None and (not _NAME.fullmatch(name) or spec or conversion):
             raise Invalid(f"{where}: {{{name}}} is not a field name; use {{field}} with a plain name, "
-                          "and {{ }} for literal braces", details={"field": where})
+                          "and {{ }} for literal braces", details={"field": where}, reason="template_name",
+                          params={"name": name})
         pieces.append((literal, name))
     return pieces
 
 
-def check_template(raw: Any, spec: Spec) -> dict[str, str]:
-    """The template, checked: its roles, length and that its fields are the spec's."""
+def check_template(raw: Any, spec: Spec | None, *, fields: set[str] | None = None) -> dict[str, str]:
+    """The template, checked: its roles, length and that its fields are the spec's (or ``fields``)."""
     if not isinstance(raw, dict):
         raise Invalid("template must be an object with user and optionally system", details={"field": "template"})
     unknown = raw.keys() - set(ROLES)
@@ -66,8 +67,8 @@ def check_template(raw: Any, spec: Spec) -> dict[str, str]:
         name = sorted(unknown)[0]
         raise Invalid(f"template.{name} is not a known field", details={"field": f"template.{name}"})
     if not isinstance(raw.get("user"), str) or not raw["user"].strip():
-        raise Invalid("template.user is required", details={"field": "template.user"})
-    known = spec_fields(spec)
+        raise Invalid("template.user is required", details={"field": "template.user"}, reason="missing")
+    known = fields if fields is not None else spec_fields(spec) if spec is not None else set()
     template = {}
     for role in ROLES:
         text = raw.get(role)
@@ -75,12 +76,14 @@ def check_template(raw: Any, spec: Spec) -> dict[str, str]:
             continue
         where = f"template.{role}"
         if not isinstance(text, str) or len(text) > MAX_TEMPLATE_CHARS:
-            raise Invalid(f"{where} must be text of at most {MAX_TEMPLATE_CHARS} characters", details={"field": where})
+            raise Invalid(f"{where} must be text of at most {MAX_TEMPLATE_CHARS} characters", details={"field": where},
+                          reason="string_too_long", params={"max_length": MAX_TEMPLATE_CHARS})
         check_storable(text, where)
         for _, name in _pieces(text, where):
-            if name is not None and known and name not in known:
-                raise Invalid(f"{where}: {{{name}}} is not a field of the task spec; fields are "
-                              f"{', '.join(sorted(known))}", details={"field": where})
+            if name is not None and (known or fields is not None) and name not in known:
+                raise Invalid(f"{where}: {{{name}}} is not a known field; fields are "
+                              f"{', '.join(sorted(known))}", details={"field": where}, reason="template_field",
+                              params={"name": name, "fields": ", ".join(sorted(known))})
         template[role] = text
     return template
 

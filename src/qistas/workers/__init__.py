@@ -1,6 +1,6 @@
-"""Background work of a server process: the webhook dispatcher, the export worker, pre-label jobs, refits,
-finishing the imports of processes that died, the audit log's checkpoints, and forgetting expired
-idempotency keys.
+"""Background work of a server process: the webhook dispatcher, the export worker, pre-label jobs,
+generation batches, refits, finishing the imports of processes that died, the audit log's
+checkpoints, and forgetting expired idempotency keys.
 
 Each ``qistas serve`` process runs them all; they claim work from the database, so any number
 of processes cooperate and a job left by a crashed one is picked up again.
@@ -21,6 +21,7 @@ from qistas.domain.audit_chain import Signer
 from qistas.domain.quality import refit_step
 from qistas.workers.dispatcher import Dispatcher
 from qistas.workers.exporter import Exporter
+from qistas.workers.generator import Generator
 from qistas.workers.loop import Loop
 from qistas.workers.prelabeler import Prelabeler
 
@@ -33,12 +34,15 @@ class Workers:
     dispatcher: Dispatcher | None = None
     exporter: Exporter | None = None
     prelabeler: Prelabeler | None = None
+    generator: Generator | None = None
 
     def stop(self) -> None:
         if self.exporter is not None:
             self.exporter.stopping.set()
         if self.prelabeler is not None:
             self.prelabeler.stopping.set()
+        if self.generator is not None:
+            self.generator.stopping.set()
         for loop in self.loops:
             loop.stop()
         if self.dispatcher is not None:
@@ -61,6 +65,8 @@ def start_workers(settings: Settings, db: Database) -> Workers:
     workers.loops.append(Loop("qistas-exporter", workers.exporter.step, settings.worker_poll_seconds))
     workers.prelabeler = Prelabeler(settings, db)
     workers.loops.append(Loop("qistas-prelabel", workers.prelabeler.step, settings.worker_poll_seconds))
+    workers.generator = Generator(settings, db)
+    workers.loops.append(Loop("qistas-generate", workers.generator.step, settings.worker_poll_seconds))
     workers.loops.append(Loop("qistas-imports", lambda: staged_imports.recover(db) > 0, settings.worker_poll_seconds))
     signer = Signer.from_secret(settings.secret_key or "")
     workers.loops.append(Loop("qistas-audit", lambda: audit.sign_due(db, signer=signer), settings.worker_poll_seconds))

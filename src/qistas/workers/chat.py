@@ -169,10 +169,16 @@ def _count(value: Any) -> int:
 
 
 def ask(client: httpx.Client, endpoint: Endpoint, messages: list[dict[str, str]], *, limiter: Limiter,
-        retrying: Retrying, stopping: threading.Event) -> Reply:
-    """The answer to one task's messages, tried again as the module says."""
-    body = json.dumps({"model": endpoint.model, "messages": messages, "temperature": 0,
-                       "response_format": {"type": "json_object"}}, ensure_ascii=False).encode()
+        retrying: Retrying, stopping: threading.Event, temperature: float = 0.0, seed: int | None = None,
+        json_mode: bool = True) -> Reply:
+    """The answer to one task's messages, tried again as the module says. Generation asks with a
+    temperature and a seed, and for plain text where it compares endpoints' answers."""
+    request: dict[str, Any] = {"model": endpoint.model, "messages": messages, "temperature": temperature}
+    if seed is not None:
+        request["seed"] = seed
+    if json_mode:
+        request["response_format"] = {"type": "json_object"}
+    body = json.dumps(request, ensure_ascii=False).encode()
     for attempt in range(1, retrying.attempts + 1):
         limiter.wait()
         try:

@@ -1,0 +1,223 @@
+"""Multi-turn chat: rate each assistant turn of a conversation, choose between candidate next
+turns, rewrite the final turn.
+
+Data: ``messages`` (``[{"role": "system" | "user" | "assistant", "content": str}, ...]``) and,
+optionally, ``candidates`` (2 to 10 candidate next assistant turns, as text). Answer:
+``{"ratings": [n per assistant turn], "choice": i, "rewrite": "..."}`` -- ``choice`` when the
+task has candidates; ``rewrite`` (with the spec's ``rewrite``) of the chosen candidate, or of
+the conversation's last turn when it is the assistant's and there are no candidates.
+
+Gold matching: every rating within ``gold_tolerance``, the same choice, and a rewrite whose
+word error rate against the gold one is at most ``1 - gold_rewrite_min``. Exported as chat
+SFT (``chat``: the conversation with the chosen and rewritten turn) and preference pairs
+(``preference``: the chosen candidate over each other one, the rewrite over the turn it
+rewrote).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Literal
+
+from pydantic import Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
+
+from qistas.domain.exportrecords import chunks, provenance, to_json
+from qistas.domain.tasktypes.base import (
+    ExportFormat,
+    FieldName,
+    FormField,
+    Records,
+    Spec,
+    TaskType,
+    at_most,
+    fail,
+    integer,
+    items,
+    need,
+    obj,
+)
+from qistas.errors import Invalid
+from qistas.quality import chat as chat_quality
+
+MAX_TURNS = 200
+MAX_CANDIDATES = 10
+MAX_REWRITE = 100_000
+ROLES = ("system", "user", "assistant")
+MAX_SCALE = 100
+
+
+class ChatSpec(Spec):
+    type: Literal["chat"]
+    messages_field: FieldName = "messages"
+    candidates_field: FieldName = "candidates"
+    min: int = Field(1, ge=-MAX_SCALE, le=MAX_SCALE)
+    max: int = Field(5, ge=-MAX_SCALE, le=MAX_SCALE)
+    rewrite: bool = True
+    gold_tolerance: int = Field(0, ge=0, le=2 * MAX_SCALE)
+    gold_rewrite_min: float = Field(0.8, ge=0.0, le=1.0)
+
+    @field_validator("max")
+    @classmethod
+    def _ordered(cls, value: int, info: ValidationInfo) -> int:
+        if "min" in info.data and info.data["min"] >= value:
+            raise PydanticCustomError("scale_order", "max must be above min")
+        return value
+
+
+def conversation(data: dict[str, Any], spec: ChatSpec) -> list[dict[str, str]]:
+    return list(data[spec.messages_field])
+
+
+def candidates(data: dict[str, Any], spec: ChatSpec) -> list[str]:
+    found = data.get(spec.candidates_field)
+    return list(found) if isinstance(found, list) else []
+
+
+def rated_turns(data: dict[str, Any], spec: ChatSpec) -> int:
+    """How many turns an answer rates: the conversation's assistant turns."""
+    return sum(1 for m in conversation(data, spec) if m["role"] == "assistant")
+
+
+def rewritten(data: dict[str, Any], spec: ChatSpec, choice: int | None) -> str | None:
+    """The text a rewrite replaces: the chosen candidate, else the last turn when it is the assistant's."""
+    options = candidates(data, spec)
+    if options:
+        return options[choice] if choice is not None else None
+    messages = conversation(data, spec)
+    return messages[-1]["content"] if messages[-1]["role"] == "assistant" else None
+
+
+def wants_rewrite(data: dict[str, Any], spec: ChatSpec) -> bool:
+    messages = conversation(data, spec)
+    return spec.rewrite and (bool(candidates(data, spec)) or messages[-1]["role"] == "assistant")
+
+
+def _final(record: dict[str, Any], spec: ChatSpec) -> tuple[list[dict[str, str]], str | None, str | None]:
+    """(the conversation before the decided turn, the decided turn, the text it replaced)."""
+    data, response = record["data"], record["response"]
+    messages = conversation(data, spec)
+    options = candidates(data, spec)
+    choice = response.get("choice")
+    original = rewritten(data, spec, choice)
+    if options:
+        return messages, response.get("rewrite", original), original
+    if messages[-1]["role"] == "assistant":
+        return messages[:-1], response.get("rewrite", messages[-1]["content"]), original
+    return messages, None, None
+
+
+def sft(records: Records, spec: ChatSpec) -> Iterator[bytes]:
+    """``{"messages": [...]}`` per task: the conversation ending with the chosen, rewritten turn."""
+    for chunk in chunks(records()):
+        lines = []
+        for record in chunk:
+            before, final, _ = _final(record, spec)
+            messages = [*before, {"role": "assistant", "content": final}] if final is not None else before
+            lines.append(to_json({"messages": messages, **provenance(record)}) + "\n")
+        yield "".join(lines).encode()
+
+
+def preference(records: Records, spec: ChatSpec) -> Iterator[bytes]:
+    """``{"prompt": [messages], "chosen": [turn], "rejected": [turn], ...}`` (TRL's conversational
+    form): the chosen candidate over each other one, the rewrite over the turn it rewrote."""
+    for chunk in chunks(records()):
+        lines = []
+        for record in chunk:
+            data, response = record["data"], record["response"]
+            before, final, original = _final(record, spec)
+            pairs = []
+            options = candidates(data, spec)
+            if options and "choice" in response:
+                chosen = options[response["choice"]]
+                pairs += [(chosen, other) for i, other in enumerate(options) if i != response["choice"]]
+            if final is not None and original is not None and " ".join(final.split()) != " ".join(original.split()):
+                pairs.append((final, original))
+            for chosen, rejected in pairs:
+                line = {"prompt": before, "chosen": [{"role": "assistant", "content": chosen}],
+                        "rejected": [{"role": "assistant", "content": rejected}], **provenance(record)}
+                lines.append(to_json(line) + "\n")
+        yield "".join(lines).encode()
+
+
+class Chat(TaskType[ChatSpec]):
+    name = "chat"
+    spec_model = ChatSpec
+    confidence = ("the lowest confidence of the answer's parts: each turn's rating (1 - interval width / scale), "
+                  "the share of votes of the chosen candidate, the agreement of the rewrites")
+    form_fields = (
+        FormField("messages_field", "text", "new.messages_field"),
+        FormField("candidates_field", "text", "new.candidates_field"),
+        FormField("min", "int", "new.rating_min", 1),
+        FormField("max", "int", "new.rating_max", 5),
+        FormField("rewrite", "bool", "new.rewrite", True),
+    )
+    export_formats = {"chat": ExportFormat("application/x-ndjson", "jsonl", sft),
+                      "preference": ExportFormat("application/x-ndjson", "jsonl", preference)}
+
+    def validate_data(self, spec: ChatSpec, data: dict[str, Any]) -> None:
+        where = f"data.{spec.messages_field}"
+        messages = need(data, spec.messages_field, list, "a list of messages")
+        if len(messages) > MAX_TURNS:
+            raise Invalid(f"{where} holds at most {MAX_TURNS} messages", details={"field": where})
+        for i, message in enumerate(messages):
+            turn = obj(message, f"{where}.{i}", {"role", "content"})
+            if turn["role"] not in ROLES:
+                raise fail(f"{where}.{i}.role", f"must be one of {', '.join(ROLES)}")
+            if not isinstance(turn["content"], str):
+                raise fail(f"{where}.{i}.content", "must be text")
+        if spec.candidates_field in data:
+            found = items(data[spec.candidates_field], f"data.{spec.candidates_field}")
+            if not 2 <= len(found) <= MAX_CANDIDATES or not all(isinstance(c, str) and c.strip() for c in found):
+                raise fail(f"data.{spec.candidates_field}",
+                           f"must hold 2 to {MAX_CANDIDATES} candidate turns, each non-empty text")
+
+    def validate_answer(self, spec: ChatSpec, data: dict[str, Any], answer: Any) -> dict[str, Any]:
+        options = candidates(data, spec)
+        keys = {"ratings"} | ({"choice"} if options else set()) | ({"rewrite"} if wants_rewrite(data, spec) else set())
+        given = obj(answer, "answer", keys)
+        turns = rated_turns(data, spec)
+        ratings = at_most(items(given["ratings"], "answer.ratings"), "answer.ratings", turns, "ratings")
+        if len(ratings) != turns:
+            raise fail("answer.ratings", f"must rate each of the {turns} assistant turns")
+        out: dict[str, Any] = {"ratings": []}
+        for i, value in enumerate(ratings):
+            rating = integer(value, f"answer.ratings.{i}")
+            if not spec.min <= rating <= spec.max:
+                raise fail(f"answer.ratings.{i}", f"must be between {spec.min} and {spec.max}")
+            out["ratings"].append(rating)
+        if options:
+            choice = integer(given["choice"], "answer.choice")
+            if not 0 <= choice < len(options):
+                raise fail("answer.choice", f"must be a candidate's index, 0..{len(options) - 1}")
+            out["choice"] = choice
+        if "rewrite" in keys:
+            text = given["rewrite"]
+            if not isinstance(text, str) or not text.strip():
+                raise fail("answer.rewrite", "must be non-empty text")
+            if len(text) > MAX_REWRITE:
+                raise fail("answer.rewrite", f"is longer than {MAX_REWRITE} characters")
+            out["rewrite"] = text
+        return out
+
+    def gold_matches(self, spec: ChatSpec, answer: dict[str, Any], gold: dict[str, Any]) -> bool:
+        ratings = all(abs(a - g) <= spec.gold_tolerance
+                      for a, g in zip(answer["ratings"], gold["ratings"], strict=False))
+        choice = answer.get("choice") == gold.get("choice")
+        rewrite = True
+        if isinstance(gold.get("rewrite"), str) and isinstance(answer.get("rewrite"), str):
+            score = chat_quality.text_score({"text": answer["rewrite"]}, {"text": gold["rewrite"]})
+            rewrite = score >= spec.gold_rewrite_min
+        return ratings and choice and rewrite
+
+    def aggregator(self, spec: ChatSpec) -> Any:
+        return chat_quality.ChatAggregator()
+
+    def context(self, spec: ChatSpec, data: dict[str, Any], gold: Any | None) -> Any:
+        return {"min": spec.min, "max": spec.max}
+
+    def answer_score(self, spec: ChatSpec, data: dict[str, Any], answer: Any, response: Any) -> float:
+        return chat_quality.answer_score(answer, response, {"min": spec.min, "max": spec.max})
+
+
+TASK_TYPE = Chat()
