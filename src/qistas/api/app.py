@@ -74,6 +74,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         gc.freeze()
         yield
         workers.stop()
+        _app.state.media_store.close()
         if database is None:  # we made it, we close it
             db.dispose()
 

@@ -52,6 +52,9 @@ class MediaStore(Protocol):
 
     def keys(self, prefix: str) -> Iterator[str]: ...
 
+    def close(self) -> None:
+        """Release connections (the server's store, at shutdown)."""
+
 
 class LocalStore:
     def __init__(self, root: Path) -> None:
@@ -94,6 +97,9 @@ class LocalStore:
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
+
+    def close(self) -> None:
+        pass
 
     def keys(self, prefix: str) -> Iterator[str]:
         base = self.root / prefix
@@ -159,6 +165,9 @@ class S3Store:
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+
+    def close(self) -> None:
+        self.client.close()
 
     def keys(self, prefix: str) -> Iterator[str]:
         pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self._key(prefix))
