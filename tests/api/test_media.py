@@ -9,6 +9,7 @@ import struct
 import time
 import zipfile
 import zlib
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -199,3 +200,30 @@ def test_private_urls_refused(world: World) -> None:
     body = error_of(refused, 422)
     assert "169.254.169.254" in body["details"]["rows"][0]["message"]
     assert counts(world, pid) == before
+
+
+def test_sdk_and_cli_send_a_media_folder(world: World, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from qistas.cli import main
+    from qistas.client import Client
+
+    folder = tmp_path / "pics"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "a.png").write_bytes(png(5, 6))
+    (folder / "b.png").write_bytes(png(7, 8))
+    tasks = tmp_path / "rows.jsonl"
+    tasks.write_text('{"data": {"image": "sub/a.png"}}\n{"data": {"image": "b.png"}}\n')
+    token = world.tenant.owner.headers["Authorization"].split()[1]
+    pid = world.tenant.project(BOXES)["id"]
+    with Client(world.url, token) as client:
+        done = client.projects.get(pid).tasks.upload(tasks, media=folder)
+    assert (done.created, done.media) == (2, 2)
+    other = world.tenant.project(BOXES)["id"]
+    result = CliRunner().invoke(main, ["import", str(other), str(tasks), "--media", str(folder),
+                                       "--url", world.url, "--token", token])
+    assert result.exit_code == 0, result.output
+    assert "created 2, duplicates 0, media files 2" in result.output
+    sizes = sorted((t["data"]["width"], t["data"]["height"])
+                   for t in world.tenant.owner.get(f"/projects/{other}/tasks").json()["items"])
+    assert sizes == [(5, 6), (7, 8)]
