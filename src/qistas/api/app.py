@@ -17,7 +17,19 @@ from qistas.api.idempotency import Idempotency, idempotent_paths
 from qistas.api.limits import BodyLimit
 from qistas.api.metrics import Metrics
 from qistas.api.requests import RequestContext
-from qistas.api.routes import accounts, audit, exports, models, projects, quality, reviews, tasks, webhooks, work
+from qistas.api.routes import (
+    accounts,
+    audit,
+    exports,
+    models,
+    projects,
+    quality,
+    reviews,
+    tasks,
+    webhooks,
+    work,
+    workforce,
+)
 from qistas.api.throttle import RequestLimits
 from qistas.config import Settings, get_settings
 from qistas.db.engine import Database, is_sqlite
@@ -83,7 +95,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     # dependency less on every take and submit); every GET of the others refuses a query
     # parameter it does not read.
     app.include_router(work.router, prefix=API_PREFIX)
-    modules = (accounts, projects, tasks, reviews, quality, webhooks, exports, audit, models)
+    modules = (accounts, projects, tasks, reviews, quality, webhooks, exports, audit, models, workforce)
     routers = [module.router for module in modules]
     for router in routers:
         app.include_router(router, prefix=API_PREFIX, dependencies=[KnownQuery])
