@@ -275,6 +275,12 @@ def ensure_pool_manager(actor: User, pool: Pool | None, *, manages: bool) -> Poo
     raise Forbidden("only admins, the organization's owners and the pool's managers may manage this pool")
 
 
+def ensure_may_name_managers(actor: User) -> None:
+    """A pool's managers are named by admins and owners (of a pool they manage), not by managers."""
+    if not is_admin(actor) and actor.role != Role.OWNER:
+        raise Forbidden("only admins and owners name a pool's managers")
+
+
 def ensure_pool_routable(project: Project, pool: Pool | None) -> Pool:
     """A project is routed to its own organization's pools and the instance's, never another's."""
     if pool is None or (pool.org_id is not None and pool.org_id != project.org_id):

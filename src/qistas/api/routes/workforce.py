@@ -30,6 +30,7 @@ from qistas.errors import Invalid
 from qistas.policies import (
     ensure_may_create_pool,
     ensure_may_manage_skills,
+    ensure_may_name_managers,
     ensure_org_reachable,
     ensure_pool_manager,
     ensure_pool_visible,
@@ -99,9 +100,9 @@ def put_member(pool_id: Id, user_id: Id, body: MemberPut, actor: Actor, db: Db) 
     """Add an annotator to the pool (or change whether they manage it: admins and owners only)."""
 
     def work(session: Session) -> None:
-        pool, manages = _managed(session, actor, pool_id)
-        if body.manager and manages and not is_admin(actor) and actor.role != Role.OWNER:
-            ensure_pool_manager(actor, pool, manages=False)  # a manager does not name managers
+        pool, _ = _managed(session, actor, pool_id)
+        if body.manager:
+            ensure_may_name_managers(actor)
         workforce.add_member(session, pool=pool, user=session.get(User, user_id), is_manager=body.manager)
         _record(session, actor, pool, "pool.member.put", {"user": user_id, "manager": body.manager})
 
@@ -131,7 +132,7 @@ async def import_members(pool_id: Id, request: Request, actor: Actor, db: Db) ->
         raise Invalid("the CSV is not UTF-8", details={"field": "body"}) from None
 
     def work(session: Session) -> MembersImported:
-        pool, manages = _managed(session, actor, pool_id)
+        pool, _ = _managed(session, actor, pool_id)
         may_name = is_admin(actor) or actor.role == Role.OWNER
         done = workforce.import_members(session, pool=pool, text=text, may_name_managers=may_name)
         _record(session, actor, pool, "pool.members.import", done)
