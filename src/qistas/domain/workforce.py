@@ -18,11 +18,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, select
+from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.orm import Session
 
 from qistas.db.enums import Role
-from qistas.db.models import Pool, PoolMember, Project, User, UserSkill
+from qistas.db.models import Organization, Pool, PoolMember, Project, User, UserSkill
 from qistas.domain import users
 from qistas.domain.tasktypes import type_names
 from qistas.errors import Conflict, Invalid, NotFound
@@ -208,6 +208,22 @@ def list_pools(session: Session, *, actor: User) -> list[Pool]:
             visible = visible | Pool.org_id.is_(None) | (Pool.org_id == actor.org_id)
         query = query.where(visible)
     return list(session.scalars(query))
+
+
+@dataclass(frozen=True)
+class PoolRow:
+    pool: Pool
+    org_slug: str | None
+    members: int
+
+
+def all_pools(session: Session) -> list[PoolRow]:
+    """Every pool of the instance with its organization's slug and its number of members (the
+    operator's command line)."""
+    counts = dict(session.execute(select(PoolMember.pool_id, func.count()).group_by(PoolMember.pool_id)).all())
+    slugs = dict(session.execute(select(Organization.id, Organization.slug)).all())
+    return [PoolRow(pool, slugs.get(pool.org_id) if pool.org_id is not None else None, counts.get(pool.id, 0))
+            for pool in session.scalars(select(Pool).order_by(Pool.id))]
 
 
 @dataclass(frozen=True)
