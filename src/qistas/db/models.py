@@ -553,7 +553,10 @@ class PrelabelJob(Base):
     only_pending: Mapped[bool] = mapped_column(Boolean, default=True)
     # What the answers become: "predictions" on the tasks, or "annotations" by the model's annotator.
     mode: Mapped[str] = mapped_column(String(16), default="predictions", server_default="predictions")
-    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued | running | done | failed
+    # A standing job answers each task as it comes: at the end of a pass it waits (status
+    # "waiting", until ``lease_until``) and goes on after its cursor, until it is stopped.
+    standing: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued | running | waiting | done | failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     tasks_total: Mapped[int | None] = mapped_column(Integer)

@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from qistas.db.dialect import claim_lock
@@ -36,6 +36,7 @@ MODEL_API_KEY = "model-api-key"
 MAX_ENDPOINTS = 50
 MAX_ATTEMPTS = 3
 LEASE = timedelta(seconds=120)
+STANDING_EVERY = timedelta(seconds=5)  # how often a standing job looks for new tasks
 FAILURE_SAMPLE = 20
 
 
@@ -111,9 +112,11 @@ MODES = ("predictions", "annotations")
 
 
 def create_job(session: Session, *, project: Project, endpoint: ModelEndpoint, actor: User,
-               template: Any, only_pending: bool, mode: str = "predictions") -> PrelabelJob:
+               template: Any, only_pending: bool, mode: str = "predictions", standing: bool = False) -> PrelabelJob:
     """Queue a job; its answers become predictions, or (``mode="annotations"``) the answers of
-    the endpoint's model annotator (domain.model_annotators), on pending tasks only."""
+    the endpoint's model annotator (domain.model_annotators), on pending tasks only. A
+    ``standing`` job does not end with its pass: it answers the tasks added afterwards too,
+    checking for them every ``STANDING_EVERY``, until it is stopped (``stop_job``)."""
     if mode not in MODES:
         raise Invalid(f"as must be one of {', '.join(MODES)}", details={"field": "as"})
     if mode == "annotations" and not only_pending:
@@ -121,8 +124,8 @@ def create_job(session: Session, *, project: Project, endpoint: ModelEndpoint, a
                       details={"field": "only_pending"})
     checked = check_template(template, parse_spec(project.task_spec))
     job = PrelabelJob(project_id=project.id, endpoint_id=endpoint.id, requested_by=actor.id, template=checked,
-                      only_pending=only_pending, mode=mode, status="queued", attempts=0, done=0, failed=0, skipped=0,
-                      failures=[], requests=0, input_tokens=0, output_tokens=0, cost=0.0)
+                      only_pending=only_pending, mode=mode, standing=standing, status="queued", attempts=0, done=0,
+                      failed=0, skipped=0, failures=[], requests=0, input_tokens=0, output_tokens=0, cost=0.0)
     session.add(job)
     session.flush()
     return job
@@ -159,7 +162,7 @@ def claim_job(session: Session, *, now: datetime) -> PrelabelJob | None:
     if job is None:
         busy = select(PrelabelJob.endpoint_id).where(PrelabelJob.status == "running", PrelabelJob.lease_until >= now)
         job = session.scalar(claim_lock(session, select(PrelabelJob).where(
-            PrelabelJob.status == "queued", PrelabelJob.endpoint_id.not_in(busy)).order_by(PrelabelJob.id).limit(1)))
+            due(now), PrelabelJob.endpoint_id.not_in(busy)).order_by(PrelabelJob.id).limit(1)))
     if job is None:
         return None
     if job.attempts >= MAX_ATTEMPTS:
@@ -171,6 +174,31 @@ def claim_job(session: Session, *, now: datetime) -> PrelabelJob | None:
     job.started_at = job.started_at or now
     session.flush()
     return job
+
+
+def due(now: datetime) -> ColumnElement[bool]:
+    """Jobs waiting to run: queued ones, and standing ones whose wait is over."""
+    return (PrelabelJob.status == "queued") | ((PrelabelJob.status == "waiting") & (PrelabelJob.lease_until <= now))
+
+
+def end_pass(job: PrelabelJob, *, now: datetime) -> None:
+    """A pass over the project's tasks is over: a standing job waits for more, any other is done."""
+    if not job.standing:
+        finish(job, now=now)
+        return
+    job.status = "waiting"
+    job.lease_until = now + STANDING_EVERY
+    job.attempts = 0  # the attempts of one pass: a standing job gives up only on one that fails thrice
+    job.tasks_total = None
+
+
+def stop_job(session: Session, *, job: PrelabelJob, now: datetime) -> None:
+    """Stop a job: a running one ends after the chunk in hand (its worker finds it no longer
+    its own); its counts and accounting stay. A job already over is left as it is."""
+    if job.status in ("done", "failed", "stopped"):
+        return
+    job.status, job.finished_at, job.lease_until = "stopped", now, None
+    session.flush()
 
 
 def still_mine(session: Session, *, job_id: int, attempt: int) -> PrelabelJob | None:

@@ -18,6 +18,7 @@ from qistas.api.schemas.models import (
     PrelabelJobRead,
 )
 from qistas.db.models import ModelEndpoint, Organization, PrelabelJob, Project
+from qistas.db.types import utcnow
 from qistas.db.unit_of_work import write
 from qistas.domain import audit, users
 from qistas.domain import model_endpoints as endpoints
@@ -48,7 +49,8 @@ def endpoint_read(e: ModelEndpoint) -> ModelEndpointRead:
 
 def job_read(job: PrelabelJob, model: str) -> PrelabelJobRead:
     return PrelabelJobRead(
-        id=job.id, project_id=job.project_id, endpoint_id=job.endpoint_id, model=model, status=job.status,
+        id=job.id, project_id=job.project_id, endpoint_id=job.endpoint_id, model=model, standing=job.standing,
+        status=job.status,
         tasks_total=job.tasks_total, done=job.done, failed=job.failed, skipped=job.skipped,
         failures=[PrelabelFailure(**f) for f in job.failures or []], requests=job.requests,
         input_tokens=job.input_tokens, output_tokens=job.output_tokens, cost=round(job.cost, 6), error=job.error,
@@ -137,9 +139,10 @@ def create_prelabel_job(project_id: Id, body: PrelabelCreate, actor: Actor, db: 
         endpoint = endpoints.get_endpoint(session, endpoint_id=body.endpoint)
         ensure_endpoint_usable(endpoint.org_id, project)
         job = endpoints.create_job(session, project=project, endpoint=endpoint, actor=actor,
-                                   template=body.template, only_pending=body.only_pending, mode=body.as_)
+                                   template=body.template, only_pending=body.only_pending, mode=body.as_,
+                                   standing=body.standing)
         audit.record(session, actor=actor, action="prelabel.create", object_type="prelabel_job", object_id=job.id,
-                     org_id=project.org_id, details={"endpoint": endpoint.id, "as": job.mode})
+                     org_id=project.org_id, details={"endpoint": endpoint.id, "as": job.mode, "standing": job.standing})
         return job_read(job, endpoints.model_name(endpoint))
 
     return write(db, work)
@@ -163,6 +166,22 @@ def list_prelabel_jobs(project_id: Id, actor: Actor, db: Db) -> PrelabelJobPage:
 def get_prelabel_job(job_id: Id, actor: Actor, db: Db) -> PrelabelJobRead:
     def work(session: Session) -> PrelabelJobRead:
         job = endpoints.get_job(session, job_id=job_id, actor=actor)
+        return job_read(job, _model_of(session, job))
+
+    return write(db, work)
+
+
+@router.post("/prelabel-jobs/{job_id}/stop", response_model=PrelabelJobRead)
+def stop_prelabel_job(job_id: Id, actor: Actor, db: Db) -> PrelabelJobRead:
+    """Stop a job (a standing one above all): status ``stopped``; what it answered stays."""
+
+    def work(session: Session) -> PrelabelJobRead:
+        job = endpoints.get_job(session, job_id=job_id, actor=actor)
+        endpoints.stop_job(session, job=job, now=utcnow())
+        project = session.get(Project, job.project_id)
+        assert project is not None
+        audit.record(session, actor=actor, action="prelabel.stop", object_type="prelabel_job", object_id=job.id,
+                     org_id=project.org_id)
         return job_read(job, _model_of(session, job))
 
     return write(db, work)
