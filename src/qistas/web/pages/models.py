@@ -214,7 +214,10 @@ def _models_page(request: Request, user: Any, db: Any, *, project_id: int, job_v
     t = translator(request)
     project = found["project"]
     errors = errors or {}
-    job_values = job_values or {"as": "predictions", "only_pending": True, "endpoint": ""}
+    if job_values is None:  # a new job starts from the newest one's prompt
+        last = found["jobs"][0]["template"] if found["jobs"] else {}
+        job_values = {"as": "predictions", "only_pending": True, "endpoint": "",
+                      "template_system": last.get("system", ""), "template_user": last.get("user", "")}
     if not job_values.get("endpoint") and len(found["endpoints"]) == 1:
         job_values = {**job_values, "endpoint": str(found["endpoints"][0]["id"])}  # the only one: chosen
     first_error = next((name for name in (*JOB_INPUTS, *SETTING_INPUTS) if name in errors), None)
