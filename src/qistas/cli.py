@@ -718,6 +718,61 @@ def generate(project_id: int, endpoints: tuple[int, ...], template_file: Path, c
         click.echo(f"  item {failure['index']}: {failure['reason']}")
 
 
+@main.command("prelabel")
+@click.argument("project_id", type=int)
+@click.option("--endpoint", type=int, required=True, help="the model endpoint's id")
+@click.option("--template", "template_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              required=True, help='a JSON file: {"system"?: ..., "user": ...} with {field} placeholders')
+@click.option("--as", "as_", type=click.Choice(["predictions", "annotations"]), default="predictions",
+              show_default=True, help="pre-labels on the tasks, or the model's own annotations")
+@click.option("--all-tasks", is_flag=True, help="every task not canceled, not only pending ones (predictions only)")
+@click.option("--wait", is_flag=True, help="follow the job until it is done and print its counts")
+@url_option
+@token_option
+def prelabel(project_id: int, endpoint: int, template_file: Path, as_: str, all_tasks: bool, wait: bool, url: str,
+             token: str) -> None:
+    """Run a pre-label job: a model endpoint answers the project's tasks.
+
+    Prints the job's id; with --wait, follows it and prints its counts and first failures.
+    """
+    from qistas.client import ApiError
+
+    try:
+        template = json.loads(template_file.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="--template") from None
+    with _client(url, token) as client:
+        try:
+            from qistas.client.client import Project
+
+            job = Project(client, {"id": project_id}).prelabel(endpoint=endpoint, template=template, as_=as_,
+                                                               only_pending=not all_tasks)
+            click.echo(f"pre-label job {job.id} queued")
+            if not wait:
+                return
+            total = job.tasks_total or 0
+            with click.progressbar(length=max(total, 1), label=f"job {job.id}", file=sys.stderr) as bar:
+                shown = 0
+
+                def advance(current: Any) -> None:
+                    nonlocal shown
+                    if current.tasks_total and bar.length != current.tasks_total:
+                        bar.length = current.tasks_total
+                    step = current.done + current.failed + current.skipped - shown
+                    if step > 0:
+                        bar.update(step)
+                        shown += step
+
+                job.wait(poll=0.5, on_progress=advance)
+                advance(job)
+        except (ApiError, RuntimeError) as exc:
+            raise click.ClickException(getattr(exc, "message", str(exc))) from None
+    click.echo(f"done {job.done}, failed {job.failed}, skipped {job.skipped}; "
+               f"tokens {job.data['input_tokens']} in / {job.data['output_tokens']} out, cost {job.cost:.4f}")
+    for failure in job.failures[:5]:
+        click.echo(f"  task {failure.task_id}: {failure.reason}")
+
+
 @main.command("status")
 @click.argument("project_id", type=int)
 @url_option

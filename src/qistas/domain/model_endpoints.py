@@ -24,13 +24,20 @@ from sqlalchemy.orm import Session
 from qistas.db.dialect import claim_lock
 from qistas.db.enums import TaskStatus
 from qistas.db.models import ModelEndpoint, Organization, PrelabelJob, Project, Task, User
+from qistas.domain import users
 from qistas.domain.destinations import Policy, resolve
 from qistas.domain.predictions import MAX_PREDICTIONS
 from qistas.domain.prompts import check_template
 from qistas.domain.sealing import Keyring
 from qistas.domain.tasktypes import parse_spec
 from qistas.errors import Invalid, NotFound
-from qistas.policies import ensure_customer_access_to, ensure_endpoint_manager
+from qistas.policies import (
+    ensure_customer_access_to,
+    ensure_endpoint_manager,
+    ensure_may_allow_private,
+    ensure_org_reachable,
+    is_admin,
+)
 
 MODEL_API_KEY = "model-api-key"
 MAX_ENDPOINTS = 50
@@ -38,11 +45,33 @@ MAX_ATTEMPTS = 3
 LEASE = timedelta(seconds=120)
 STANDING_EVERY = timedelta(seconds=5)  # how often a standing job looks for new tasks
 FAILURE_SAMPLE = 20
+JOB_PAGE = 50
+STATUSES = ("queued", "running", "waiting", "done", "failed", "stopped")
 
 
 def model_name(endpoint: ModelEndpoint) -> str:
     """The ``model`` of the predictions it makes: the endpoint's name and model id."""
     return f"{endpoint.name}/{endpoint.model}"[:200]
+
+
+def endpoint_org(session: Session, *, actor: User, slug: str | None, allow_private: bool) -> Organization:
+    """The organization a new endpoint of ``actor``'s belongs to: the one named (an admin's
+    must be), else the actor's own; the actor must manage its endpoints, and only an admin
+    may let one reach private addresses."""
+    if slug is not None:
+        org = ensure_org_reachable(actor, users.find_org(session, slug), slug)
+    elif is_admin(actor):
+        raise Invalid("org is required of an admin: the organization the endpoint belongs to",
+                      details={"field": "org"}, reason="missing")
+    else:
+        ensure_endpoint_manager(actor, actor.org_id)
+        own = session.get(Organization, actor.org_id)
+        assert own is not None
+        org = own
+    ensure_endpoint_manager(actor, org.id)
+    if allow_private:
+        ensure_may_allow_private(actor)
+    return org
 
 
 def create_endpoint(session: Session, *, org: Organization, fields: dict[str, Any], api_key: str | None,
@@ -55,7 +84,8 @@ def create_endpoint(session: Session, *, org: Organization, fields: dict[str, An
     active = session.scalar(select(func.count()).select_from(ModelEndpoint).where(
         ModelEndpoint.org_id == org.id, ModelEndpoint.is_active.is_(True)))
     if (active or 0) >= MAX_ENDPOINTS:
-        raise Invalid(f"an organization has at most {MAX_ENDPOINTS} model endpoints", details={"field": "name"})
+        raise Invalid(f"an organization has at most {MAX_ENDPOINTS} model endpoints", details={"field": "name"},
+                      reason="too_many_endpoints", params={"max": MAX_ENDPOINTS})
     endpoint = ModelEndpoint(
         org_id=org.id, **{**fields, "base_url": base_url}, is_active=True,
         api_key_sealed=keyring.seal(api_key.encode(), purpose=MODEL_API_KEY) if api_key else None,
@@ -92,6 +122,13 @@ def list_endpoints(session: Session, *, actor: User) -> list[ModelEndpoint]:
     else:
         ensure_endpoint_manager(actor, None)
     return list(session.scalars(query.order_by(ModelEndpoint.id)))
+
+
+def org_slugs(session: Session, *, org_ids: set[int]) -> dict[int, str]:
+    """The slugs of the organizations the endpoints listed belong to (an admin's list)."""
+    if not org_ids:
+        return {}
+    return dict(session.execute(select(Organization.id, Organization.slug).where(Organization.id.in_(org_ids))).all())
 
 
 def get_endpoint(session: Session, *, endpoint_id: int) -> ModelEndpoint:
@@ -137,6 +174,19 @@ def get_job(session: Session, *, job_id: int, actor: User) -> PrelabelJob:
         raise NotFound("pre-label job not found")
     ensure_customer_access_to(actor, session.get(Project, job.project_id), what="pre-label job")
     return job
+
+
+def list_jobs(session: Session, *, project: Project, limit: int = JOB_PAGE) -> list[PrelabelJob]:
+    """The project's newest jobs, newest first (the caller has checked access to the project)."""
+    return list(session.scalars(select(PrelabelJob).where(PrelabelJob.project_id == project.id)
+                                .order_by(PrelabelJob.id.desc()).limit(limit)))
+
+
+def model_of(session: Session, job: PrelabelJob) -> str:
+    """The ``model`` of the job's predictions (its endpoint's, deleted or not)."""
+    endpoint = session.get(ModelEndpoint, job.endpoint_id)
+    assert endpoint is not None
+    return model_name(endpoint)
 
 
 def usage(session: Session, *, project: Project) -> dict[str, Any]:

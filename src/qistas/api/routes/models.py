@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from qistas.api.deps import Actor, AppSettings, Db, Id
@@ -17,25 +16,20 @@ from qistas.api.schemas.models import (
     PrelabelJobPage,
     PrelabelJobRead,
 )
-from qistas.db.models import ModelEndpoint, Organization, PrelabelJob, Project
+from qistas.db.models import ModelEndpoint, PrelabelJob, Project
 from qistas.db.types import utcnow
 from qistas.db.unit_of_work import write
-from qistas.domain import audit, users
+from qistas.domain import audit
 from qistas.domain import model_endpoints as endpoints
 from qistas.domain.destinations import Policy
 from qistas.domain.sealing import Keyring
-from qistas.errors import Invalid
 from qistas.policies import (
     ensure_customer_access,
     ensure_endpoint_manager,
     ensure_endpoint_usable,
-    ensure_may_allow_private,
-    ensure_org_reachable,
-    is_admin,
 )
 
 router = APIRouter(tags=["models"])
-JOB_PAGE = 50
 
 
 def endpoint_read(e: ModelEndpoint) -> ModelEndpointRead:
@@ -58,30 +52,12 @@ def job_read(job: PrelabelJob, model: str) -> PrelabelJobRead:
     )
 
 
-def _model_of(session: Session, job: PrelabelJob) -> str:
-    endpoint = session.get(ModelEndpoint, job.endpoint_id)
-    assert endpoint is not None
-    return endpoints.model_name(endpoint)
-
-
 @router.post("/model-endpoints", status_code=201, response_model=ModelEndpointRead, dependencies=[IDEMPOTENT])
 def create_endpoint(body: ModelEndpointCreate, actor: Actor, db: Db, settings: AppSettings) -> ModelEndpointRead:
     """Register an OpenAI-compatible endpoint; its API key is stored sealed and never returned."""
 
     def work(session: Session) -> ModelEndpointRead:
-        if body.org is not None:
-            org = ensure_org_reachable(actor, users.find_org(session, body.org), body.org)
-        elif is_admin(actor):
-            raise Invalid("org is required of an admin: the organization the endpoint belongs to",
-                          details={"field": "org"})
-        else:
-            ensure_endpoint_manager(actor, actor.org_id)
-            own = session.get(Organization, actor.org_id)
-            assert own is not None
-            org = own
-        ensure_endpoint_manager(actor, org.id)
-        if body.allow_private:
-            ensure_may_allow_private(actor)
+        org = endpoints.endpoint_org(session, actor=actor, slug=body.org, allow_private=body.allow_private)
         fields = body.model_dump(exclude={"org", "api_key"})
         endpoint = endpoints.create_endpoint(session, org=org, fields=fields, api_key=body.api_key,
                                              policy=Policy.from_settings(settings),
@@ -154,9 +130,8 @@ def list_prelabel_jobs(project_id: Id, actor: Actor, db: Db) -> PrelabelJobPage:
 
     def work(session: Session) -> PrelabelJobPage:
         project = ensure_customer_access(actor, session.get(Project, project_id))
-        jobs = session.scalars(select(PrelabelJob).where(PrelabelJob.project_id == project.id)
-                               .order_by(PrelabelJob.id.desc()).limit(JOB_PAGE))
-        return PrelabelJobPage(items=[job_read(j, _model_of(session, j)) for j in jobs],
+        jobs = endpoints.list_jobs(session, project=project)
+        return PrelabelJobPage(items=[job_read(j, endpoints.model_of(session, j)) for j in jobs],
                                usage=ModelUsage(**endpoints.usage(session, project=project)))
 
     return write(db, work)
@@ -166,7 +141,7 @@ def list_prelabel_jobs(project_id: Id, actor: Actor, db: Db) -> PrelabelJobPage:
 def get_prelabel_job(job_id: Id, actor: Actor, db: Db) -> PrelabelJobRead:
     def work(session: Session) -> PrelabelJobRead:
         job = endpoints.get_job(session, job_id=job_id, actor=actor)
-        return job_read(job, _model_of(session, job))
+        return job_read(job, endpoints.model_of(session, job))
 
     return write(db, work)
 
@@ -182,6 +157,6 @@ def stop_prelabel_job(job_id: Id, actor: Actor, db: Db) -> PrelabelJobRead:
         assert project is not None
         audit.record(session, actor=actor, action="prelabel.stop", object_type="prelabel_job", object_id=job.id,
                      org_id=project.org_id)
-        return job_read(job, _model_of(session, job))
+        return job_read(job, endpoints.model_of(session, job))
 
     return write(db, work)

@@ -67,7 +67,7 @@ def check_body(body: dict[str, Any]) -> GenerationCreate:
     try:
         return GenerationCreate.model_validate(body)
     except ValidationError as exc:
-        found = [_invalid(e) for e in exc.errors()]
+        found = [invalid_of(e) for e in exc.errors()]
     try:  # the prompt's own problem too, so that one sending shows every field to fix
         check_template(body["template"], None, fields=set(generation.FIELDS))
     except Invalid as exc:
@@ -75,7 +75,8 @@ def check_body(body: dict[str, Any]) -> GenerationCreate:
     raise FormErrors(found)
 
 
-def _invalid(error: Any) -> Invalid:
+def invalid_of(error: Any) -> Invalid:
+    """A pydantic validation error as the domain's ``Invalid``, its field and reason kept."""
     path = ".".join(str(p) for p in error["loc"])
     params = {k: v for k, v in (error.get("ctx") or {}).items()
               if isinstance(v, str | int | float) and not isinstance(v, bool)}
