@@ -44,7 +44,7 @@ class ModelEndpointRead(BaseModel):
 
 class PrelabelCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    endpoint: int = Field(ge=1, description="the model endpoint's id")
+    endpoint: int = Field(ge=1, le=2**63 - 1, description="the model endpoint's id")
     template: dict[str, Any] = Field(description='`{"system"?: ..., "user": ...}` with `{field}` placeholders')
     only_pending: bool = Field(default=True, description="only tasks still pending; else every task not canceled")
     as_: str = Field(default="predictions", alias="as",
