@@ -213,6 +213,10 @@ def test_a_standing_job_answers_each_task_as_it_comes_until_stopped(models: Worl
     stopped = models.tenant.owner.post(f"/prelabel-jobs/{job_id}/stop")
     assert stopped.status_code == 200 and stopped.json()["status"] == "stopped"
     assert models.tenant.owner.post(f"/prelabel-jobs/{job_id}/stop").json()["status"] == "stopped"  # repeatable
+    logged = models.tenant.owner.get("/audit", params={"action": "prelabel.stop"}).json()["items"]
+    assert [e["object_id"] for e in logged] == [job_id]  # one stop, recorded once
+    made_events = models.tenant.owner.get("/audit", params={"action": "prelabel.create"}).json()["items"]
+    assert made_events[-1]["details"] == {"endpoint": endpoint["id"], "as": "annotations", "standing": True}
     models.tenant.add_tasks(pid, [{"data": {"text": "ok mixed"}}])
     time.sleep(STANDING_EVERY.total_seconds() + 1)  # longer than it would have waited
     after = models.tenant.owner.get(f"/prelabel-jobs/{job_id}").json()

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from qistas.db.dialect import claim_lock
 from qistas.db.enums import TaskStatus
 from qistas.db.models import ModelEndpoint, Organization, PrelabelJob, Project, Task, User
-from qistas.domain import users
+from qistas.domain import audit, users
 from qistas.domain.destinations import Policy, resolve
 from qistas.domain.predictions import MAX_PREDICTIONS
 from qistas.domain.prompts import check_template
@@ -34,6 +34,7 @@ from qistas.errors import Invalid, NotFound
 from qistas.policies import (
     ensure_customer_access_to,
     ensure_endpoint_manager,
+    ensure_endpoint_usable,
     ensure_may_allow_private,
     ensure_org_reachable,
     is_admin,
@@ -74,9 +75,15 @@ def endpoint_org(session: Session, *, actor: User, slug: str | None, allow_priva
     return org
 
 
+def _via(details: dict[str, Any], via: str | None) -> dict[str, Any]:
+    """An audit event's details, with the way in (``console``) when it was not the API."""
+    return {**details, "via": via} if via else details
+
+
 def create_endpoint(session: Session, *, org: Organization, fields: dict[str, Any], api_key: str | None,
-                    policy: Policy, keyring: Keyring) -> ModelEndpoint:
-    """Register an endpoint; its base URL is checked now (and again at every connect)."""
+                    policy: Policy, keyring: Keyring, actor: User, via: str | None = None) -> ModelEndpoint:
+    """Register an endpoint, with its audit event; its base URL is checked now (and again at
+    every connect)."""
     base_url = fields["base_url"].rstrip("/")
     allow = Policy(allow_private=policy.allow_private or fields["allow_private"],
                    allowed_networks=policy.allowed_networks)
@@ -92,6 +99,10 @@ def create_endpoint(session: Session, *, org: Organization, fields: dict[str, An
     )
     session.add(endpoint)
     session.flush()
+    audit.record(session, actor=actor, action="model_endpoint.create", object_type="model_endpoint",
+                 object_id=endpoint.id, org_id=org.id,
+                 details=_via({"name": endpoint.name, "base_url": endpoint.base_url, "model": endpoint.model,
+                               "allow_private": endpoint.allow_private}, via))
     return endpoint
 
 
@@ -138,22 +149,29 @@ def get_endpoint(session: Session, *, endpoint_id: int) -> ModelEndpoint:
     return endpoint
 
 
-def delete_endpoint(session: Session, *, endpoint: ModelEndpoint) -> None:
-    """Deactivate: its jobs stay readable; queued and running ones stop with an error."""
+def delete_endpoint(session: Session, *, endpoint: ModelEndpoint, actor: User, via: str | None = None) -> None:
+    """Deactivate, with its audit event: its jobs stay readable; queued and running ones stop
+    with an error."""
     endpoint.is_active = False
     endpoint.api_key_sealed = None
     session.flush()
+    audit.record(session, actor=actor, action="model_endpoint.delete", object_type="model_endpoint",
+                 object_id=endpoint.id, org_id=endpoint.org_id, details=_via({}, via) or None)
 
 
 MODES = ("predictions", "annotations")
 
 
 def create_job(session: Session, *, project: Project, endpoint: ModelEndpoint, actor: User,
-               template: Any, only_pending: bool, mode: str = "predictions", standing: bool = False) -> PrelabelJob:
-    """Queue a job; its answers become predictions, or (``mode="annotations"``) the answers of
-    the endpoint's model annotator (domain.model_annotators), on pending tasks only. A
-    ``standing`` job does not end with its pass: it answers the tasks added afterwards too,
-    checking for them every ``STANDING_EVERY``, until it is stopped (``stop_job``)."""
+               template: Any, only_pending: bool, mode: str = "predictions", standing: bool = False,
+               via: str | None = None) -> PrelabelJob:
+    """Queue a job, with its audit event; its answers become predictions, or
+    (``mode="annotations"``) the answers of the endpoint's model annotator
+    (domain.model_annotators), on pending tasks only. A ``standing`` job does not end with its
+    pass: it answers the tasks added afterwards too, checking for them every
+    ``STANDING_EVERY``, until it is stopped (``stop_job``). Another organization's endpoint
+    is not found."""
+    ensure_endpoint_usable(endpoint.org_id, project)
     if mode not in MODES:
         raise Invalid(f"as must be one of {', '.join(MODES)}", details={"field": "as"})
     if mode == "annotations" and not only_pending:
@@ -165,6 +183,9 @@ def create_job(session: Session, *, project: Project, endpoint: ModelEndpoint, a
                       failed=0, skipped=0, failures=[], requests=0, input_tokens=0, output_tokens=0, cost=0.0)
     session.add(job)
     session.flush()
+    audit.record(session, actor=actor, action="prelabel.create", object_type="prelabel_job", object_id=job.id,
+                 org_id=project.org_id,
+                 details=_via({"endpoint": endpoint.id, "as": job.mode, "standing": job.standing}, via))
     return job
 
 
@@ -242,13 +263,18 @@ def end_pass(job: PrelabelJob, *, now: datetime) -> None:
     job.tasks_total = None
 
 
-def stop_job(session: Session, *, job: PrelabelJob, now: datetime) -> None:
-    """Stop a job: a running one ends after the chunk in hand (its worker finds it no longer
-    its own); its counts and accounting stay. A job already over is left as it is."""
+def stop_job(session: Session, *, job: PrelabelJob, actor: User, now: datetime, via: str | None = None) -> None:
+    """Stop a job, with its audit event: a running one ends after the chunk in hand (its worker
+    finds it no longer its own); its counts and accounting stay. A job already over is left as
+    it is."""
     if job.status in ("done", "failed", "stopped"):
         return
     job.status, job.finished_at, job.lease_until = "stopped", now, None
     session.flush()
+    project = session.get(Project, job.project_id)
+    assert project is not None
+    audit.record(session, actor=actor, action="prelabel.stop", object_type="prelabel_job", object_id=job.id,
+                 org_id=project.org_id, details=_via({}, via) or None)
 
 
 def still_mine(session: Session, *, job_id: int, attempt: int) -> PrelabelJob | None:

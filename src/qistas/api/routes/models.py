@@ -19,14 +19,12 @@ from qistas.api.schemas.models import (
 from qistas.db.models import ModelEndpoint, PrelabelJob, Project
 from qistas.db.types import utcnow
 from qistas.db.unit_of_work import write
-from qistas.domain import audit
 from qistas.domain import model_endpoints as endpoints
 from qistas.domain.destinations import Policy
 from qistas.domain.sealing import Keyring
 from qistas.policies import (
     ensure_customer_access,
     ensure_endpoint_manager,
-    ensure_endpoint_usable,
 )
 
 router = APIRouter(tags=["models"])
@@ -61,11 +59,7 @@ def create_endpoint(body: ModelEndpointCreate, actor: Actor, db: Db, settings: A
         fields = body.model_dump(exclude={"org", "api_key"})
         endpoint = endpoints.create_endpoint(session, org=org, fields=fields, api_key=body.api_key,
                                              policy=Policy.from_settings(settings),
-                                             keyring=Keyring.from_settings(settings))
-        audit.record(session, actor=actor, action="model_endpoint.create", object_type="model_endpoint",
-                     object_id=endpoint.id, org_id=org.id,
-                     details={"name": endpoint.name, "base_url": endpoint.base_url, "model": endpoint.model,
-                              "allow_private": endpoint.allow_private})
+                                             keyring=Keyring.from_settings(settings), actor=actor)
         return endpoint_read(endpoint)
 
     return write(db, work)
@@ -96,9 +90,7 @@ def delete_endpoint(endpoint_id: Id, actor: Actor, db: Db) -> Response:
     def work(session: Session) -> None:
         endpoint = endpoints.get_endpoint(session, endpoint_id=endpoint_id)
         ensure_endpoint_manager(actor, endpoint.org_id)
-        endpoints.delete_endpoint(session, endpoint=endpoint)
-        audit.record(session, actor=actor, action="model_endpoint.delete", object_type="model_endpoint",
-                     object_id=endpoint.id, org_id=endpoint.org_id)
+        endpoints.delete_endpoint(session, endpoint=endpoint, actor=actor)
 
     write(db, work)
     return Response(status_code=204)
@@ -113,12 +105,9 @@ def create_prelabel_job(project_id: Id, body: PrelabelCreate, actor: Actor, db: 
     def work(session: Session) -> PrelabelJobRead:
         project = ensure_customer_access(actor, session.get(Project, project_id))
         endpoint = endpoints.get_endpoint(session, endpoint_id=body.endpoint)
-        ensure_endpoint_usable(endpoint.org_id, project)
         job = endpoints.create_job(session, project=project, endpoint=endpoint, actor=actor,
                                    template=body.template, only_pending=body.only_pending, mode=body.as_,
                                    standing=body.standing)
-        audit.record(session, actor=actor, action="prelabel.create", object_type="prelabel_job", object_id=job.id,
-                     org_id=project.org_id, details={"endpoint": endpoint.id, "as": job.mode, "standing": job.standing})
         return job_read(job, endpoints.model_name(endpoint))
 
     return write(db, work)
@@ -152,11 +141,7 @@ def stop_prelabel_job(job_id: Id, actor: Actor, db: Db) -> PrelabelJobRead:
 
     def work(session: Session) -> PrelabelJobRead:
         job = endpoints.get_job(session, job_id=job_id, actor=actor)
-        endpoints.stop_job(session, job=job, now=utcnow())
-        project = session.get(Project, job.project_id)
-        assert project is not None
-        audit.record(session, actor=actor, action="prelabel.stop", object_type="prelabel_job", object_id=job.id,
-                     org_id=project.org_id)
+        endpoints.stop_job(session, job=job, actor=actor, now=utcnow())
         return job_read(job, endpoints.model_of(session, job))
 
     return write(db, work)

@@ -24,7 +24,7 @@ from qistas.api.schemas.models import ModelEndpointCreate, PrelabelCreate
 from qistas.db.models import ModelEndpoint, PrelabelJob, Project
 from qistas.db.types import utcnow
 from qistas.db.unit_of_work import read, write
-from qistas.domain import audit, generation, projects
+from qistas.domain import generation, projects
 from qistas.domain import model_endpoints as endpoints
 from qistas.domain.destinations import Policy
 from qistas.domain.model_annotators import DEFAULT_MIN_HUMAN, MAX_HUMAN
@@ -32,7 +32,7 @@ from qistas.domain.predictions import MODES as PREFILL_MODES
 from qistas.domain.predictions import parse_prefill
 from qistas.domain.sealing import Keyring
 from qistas.errors import Conflict, Invalid, NotFound, QistasError
-from qistas.policies import ensure_endpoint_manager, ensure_endpoint_usable, ensure_org_people_access, is_admin
+from qistas.policies import ensure_endpoint_manager, ensure_org_people_access, is_admin
 from qistas.web.i18n import Translator
 from qistas.web.messages import describe, isolate, script_strings
 from qistas.web.pages.common import CheckedForm, PageId, PageUser, form_str, render, translator
@@ -121,14 +121,9 @@ def register_endpoint(request: Request, user: PageUser, form: CheckedForm, db: D
     def work(session: Session) -> ModelEndpoint:
         body: ModelEndpointCreate = _validated(ModelEndpointCreate, endpoint_body(form, admin=admin))
         org = endpoints.endpoint_org(session, actor=user, slug=body.org, allow_private=body.allow_private)
-        endpoint = endpoints.create_endpoint(session, org=org, fields=body.model_dump(exclude={"org", "api_key"}),
-                                             api_key=body.api_key, policy=Policy.from_settings(settings),
-                                             keyring=Keyring.from_settings(settings))
-        audit.record(session, actor=user, action="model_endpoint.create", object_type="model_endpoint",
-                     object_id=endpoint.id, org_id=org.id,
-                     details={"name": endpoint.name, "base_url": endpoint.base_url, "model": endpoint.model,
-                              "allow_private": endpoint.allow_private, "via": "console"})
-        return endpoint
+        return endpoints.create_endpoint(session, org=org, fields=body.model_dump(exclude={"org", "api_key"}),
+                                         api_key=body.api_key, policy=Policy.from_settings(settings),
+                                         keyring=Keyring.from_settings(settings), actor=user, via="console")
 
     t = translator(request)
     try:
@@ -149,9 +144,7 @@ def remove_endpoint(endpoint_id: PageId, request: Request, user: PageUser, _form
     def work(session: Session) -> str:
         endpoint = endpoints.get_endpoint(session, endpoint_id=endpoint_id)
         ensure_endpoint_manager(user, endpoint.org_id)
-        endpoints.delete_endpoint(session, endpoint=endpoint)
-        audit.record(session, actor=user, action="model_endpoint.delete", object_type="model_endpoint",
-                     object_id=endpoint.id, org_id=endpoint.org_id, details={"via": "console"})
+        endpoints.delete_endpoint(session, endpoint=endpoint, actor=user, via="console")
         return endpoint.name
 
     name = write(db, work)
@@ -254,17 +247,13 @@ def start_job(project_id: PageId, request: Request, user: PageUser, form: Checke
             "endpoint": values["endpoint"], "template": template, "as": values["as"] or "predictions",
             "only_pending": values["only_pending"] or values["as"] == "annotations", "standing": values["standing"]})
         try:
-            endpoint = endpoints.get_endpoint(session, endpoint_id=body.endpoint)
-            ensure_endpoint_usable(endpoint.org_id, project)
-        except NotFound:
+            return endpoints.create_job(
+                session, project=project, endpoint=endpoints.get_endpoint(session, endpoint_id=body.endpoint),
+                actor=user, template=body.template, only_pending=body.only_pending, mode=body.as_,
+                standing=body.standing, via="console")
+        except NotFound:  # another organization's, or none: the field names it
             raise Invalid("model endpoint not found", details={"field": "endpoint"}, reason="endpoint_unknown") \
                 from None
-        job = endpoints.create_job(session, project=project, endpoint=endpoint, actor=user, template=body.template,
-                                   only_pending=body.only_pending, mode=body.as_, standing=body.standing)
-        audit.record(session, actor=user, action="prelabel.create", object_type="prelabel_job", object_id=job.id,
-                     org_id=project.org_id, details={"endpoint": endpoint.id, "as": job.mode, "standing": job.standing,
-                                                     "via": "console"})
-        return job
 
     t = translator(request)
     try:
@@ -283,9 +272,7 @@ def stop_job(job_id: PageId, request: Request, user: PageUser, _form: CheckedFor
     def work(session: Session) -> int:
         job = endpoints.get_job(session, job_id=job_id, actor=user)
         project = ensure_org_people_access(user, session.get(Project, job.project_id))
-        endpoints.stop_job(session, job=job, now=utcnow())
-        audit.record(session, actor=user, action="prelabel.stop", object_type="prelabel_job", object_id=job.id,
-                     org_id=project.org_id, details={"via": "console"})
+        endpoints.stop_job(session, job=job, actor=user, now=utcnow(), via="console")
         return project.id
 
     project_id = write(db, work)
