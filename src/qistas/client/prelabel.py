@@ -3,10 +3,9 @@ endpoints; ``project.prelabel(...)`` queues a pre-label job and ``.wait()`` foll
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from qistas.client.jobs import ServerJob
 from qistas.client.models import ModelEndpoint, PrelabelFailure, parse
 
 if TYPE_CHECKING:
@@ -46,19 +45,18 @@ class ModelEndpoints:
         self._client.request("DELETE", f"/model-endpoints/{endpoint_id}")
 
 
-class PrelabelJob:
-    """A pre-label job. ``refresh()``, ``wait()``; its counts as properties."""
+class PrelabelJob(ServerJob):
+    """A pre-label job. ``refresh()``, ``wait()`` (a standing one: until its pass is over and it
+    waits for new tasks), ``stop()``; its counts as properties. A task that failed does not fail
+    the job: see ``failed`` and ``failures``."""
 
-    def __init__(self, client: Client, data: dict[str, Any]) -> None:
-        self._client = client
-        self.data = data
+    PATH = "/prelabel-jobs"
+    NOUN = "pre-label job"
 
     def __repr__(self) -> str:
         return (f"PrelabelJob(id={self.id}, as_={self.as_!r}, status={self.status!r}, done={self.done}, "
                 f"failed={self.failed}, skipped={self.skipped})")
 
-    id = property(lambda self: self.data["id"])
-    status = property(lambda self: self.data["status"])
     as_ = property(lambda self: self.data["as"])
     model = property(lambda self: self.data["model"])
     tasks_total = property(lambda self: self.data.get("tasks_total"))
@@ -66,7 +64,6 @@ class PrelabelJob:
     failed = property(lambda self: self.data["failed"])
     skipped = property(lambda self: self.data["skipped"])
     cost = property(lambda self: self.data["cost"])
-    error = property(lambda self: self.data.get("error"))
     standing = property(lambda self: self.data.get("standing", False))
 
     @property
@@ -74,29 +71,9 @@ class PrelabelJob:
         """The first failures, each with its task and reason."""
         return [parse(PrelabelFailure, f) for f in self.data.get("failures", [])]
 
-    def refresh(self) -> PrelabelJob:
-        self.data = self._client.request("GET", f"/prelabel-jobs/{self.id}").json()
-        return self
-
     def stop(self) -> PrelabelJob:
         """Stop it (a standing job above all): it answers no more tasks; what it answered stays."""
-        self.data = self._client.request("POST", f"/prelabel-jobs/{self.id}/stop", retry=True).json()
-        return self
-
-    def wait(self, *, timeout: float = 3600, poll: float = 1.0,
-             on_progress: Callable[[PrelabelJob], None] | None = None) -> PrelabelJob:
-        """Poll until the job is done (a standing one: until its pass is over and it waits for
-        new tasks); ``RuntimeError`` when it failed as a whole (a task that failed does not fail
-        the job: see ``failed`` and ``failures``)."""
-        deadline = time.monotonic() + timeout
-        while self.refresh().status in ("queued", "running"):
-            if on_progress is not None:
-                on_progress(self)
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"pre-label job {self.id} is still {self.status}")
-            time.sleep(poll)
-        if self.status == "failed":
-            raise RuntimeError(f"pre-label job {self.id} failed: {self.error}")
+        self.data = self._client.request("POST", f"{self.PATH}/{self.id}/stop", retry=True).json()
         return self
 
 
