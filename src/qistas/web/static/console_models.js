@@ -3,11 +3,8 @@
 // usage is read again (GET /projects/{id}/prelabel-jobs).
 import { api } from "./api.js";
 import { clear, h } from "./dom.js";
-import { describeError, fill } from "./messages.js";
-
-const POLL_MS = 1000;
-const RETRY_MS = 5000;
-const RUNNING = new Set(["queued", "running"]);
+import { followRows } from "./follow.js";
+import { fill } from "./messages.js";
 
 const table = document.getElementById("jobs");
 const strings = JSON.parse(document.getElementById("models-strings").textContent);
@@ -53,23 +50,8 @@ async function refreshUsage() {
   }
 }
 
-async function follow(body) {
-  const { status, data } = await api("GET", `/prelabel-jobs/${body.dataset.job}`);
-  if (status === 200) {
-    note.textContent = "";
-    show(body, data);
-    if (RUNNING.has(data.status)) setTimeout(() => follow(body), POLL_MS);
-    else refreshUsage();
-    return;
-  }
-  if (status === 401) return;
-  note.textContent = status === 0 ? strings.offline : describeError(strings.errors, data?.error);
-  note.className = "small error";
-  if (status === 0 || status >= 500) setTimeout(() => follow(body), RETRY_MS);
-}
-
 if (table) {
-  for (const body of table.querySelectorAll("tbody.job")) {
-    if (RUNNING.has(body.dataset.status)) setTimeout(() => follow(body), POLL_MS);
-  }
+  followRows(table.querySelectorAll("tbody.job"), {
+    path: (body) => `/prelabel-jobs/${body.dataset.job}`, show, note, strings, onEnd: refreshUsage,
+  });
 }
