@@ -89,6 +89,13 @@ def test_endpoints_and_jobs_in_both_modes(owner: Client, server: LiveServer, ten
     assert usage.cost == pytest.approx(40 * 0.5 / 1000 + 20 * 1.0 / 1000)
     # A job refreshed by hand reads the same as it was waited for.
     assert PrelabelJob(owner, {"id": job.id}).refresh().done == 2
+    # A standing job: wait() returns once its pass is over and it waits for new tasks; stop() ends it.
+    other = owner.projects.create(name="sdk standing", task=SPEC)
+    other.tasks.add([{"data": {"text": "ok positive"}}])
+    standing = other.prelabel(endpoint=endpoint.id, template=TEMPLATE, standing=True).wait(poll=0.05, timeout=30)
+    assert (standing.standing, standing.status) == (True, "waiting")
+    assert standing.done == 1 and standing.tasks_total is None
+    assert standing.stop().status == "stopped" and standing.refresh().status == "stopped"
 
     with pytest.raises(Invalid):  # a template naming a field the spec does not have
         project.prelabel(endpoint=endpoint.id, template={"user": "{body}"})
