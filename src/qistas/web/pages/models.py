@@ -15,7 +15,6 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import ValidationError
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
@@ -31,32 +30,13 @@ from qistas.domain.model_annotators import DEFAULT_MIN_HUMAN, MAX_HUMAN
 from qistas.domain.predictions import MODES as PREFILL_MODES
 from qistas.domain.predictions import parse_prefill
 from qistas.domain.sealing import Keyring
-from qistas.errors import Conflict, Invalid, NotFound, QistasError
+from qistas.errors import Conflict, Invalid, NotFound
 from qistas.policies import ensure_endpoint_manager, ensure_org_people_access, is_admin
-from qistas.web.i18n import Translator
-from qistas.web.messages import describe, isolate, script_strings
+from qistas.web.messages import isolate, script_strings
 from qistas.web.pages.common import CheckedForm, PageId, PageUser, form_str, render, translator
-from qistas.web.pages.generation import FormErrors, invalid_of
+from qistas.web.pages.forms import field_errors, inputs_named, submit, validated
 
 router = APIRouter(include_in_schema=False)
-
-
-def _errors(t: Translator, found: list[QistasError], inputs: tuple[str, ...]) -> dict[str, str]:
-    """Each input's first problem in words (``template.user`` -> ``template_user``); one that
-    belongs to no input under ``""``."""
-    out: dict[str, str] = {}
-    for exc in found:
-        field = exc.details.get("field") if isinstance(exc.details, dict) else None
-        name = field.replace(".", "_") if isinstance(field, str) else ""
-        out.setdefault(name if name in inputs else "", describe(t, exc))
-    return out
-
-
-def _validated(schema: Any, body: dict[str, Any]) -> Any:
-    try:
-        return schema.model_validate(body)
-    except ValidationError as exc:
-        raise FormErrors([invalid_of(e) for e in exc.errors()]) from None
 
 
 # --- the organization's model endpoints -------------------------------------------------------
@@ -119,22 +99,17 @@ def register_endpoint(request: Request, user: PageUser, form: CheckedForm, db: D
         write(db, lambda session: ensure_endpoint_manager(user, user.org_id))
 
     def work(session: Session) -> ModelEndpoint:
-        body: ModelEndpointCreate = _validated(ModelEndpointCreate, endpoint_body(form, admin=admin))
-        org = endpoints.endpoint_org(session, actor=user, slug=body.org, allow_private=body.allow_private)
+        body = validated(ModelEndpointCreate, endpoint_body(form, admin=admin))
+        try:
+            org = endpoints.endpoint_org(session, actor=user, slug=body.org, allow_private=body.allow_private)
+        except NotFound as exc:  # an organization outside reach: the one field that names one
+            raise Invalid(exc.message, details={"field": "org"}, reason="not_found") from None  # its words
         return endpoints.create_endpoint(session, org=org, fields=body.model_dump(exclude={"org", "api_key"}),
                                          api_key=body.api_key, policy=Policy.from_settings(settings),
                                          keyring=Keyring.from_settings(settings), actor=user, via="console")
 
-    t = translator(request)
-    try:
-        endpoint = write(db, work)
-    except FormErrors as exc:
-        errors = _errors(t, list(exc.errors), ENDPOINT_INPUTS)
-    except (Invalid, NotFound) as exc:
-        if isinstance(exc, NotFound) and not (isinstance(exc.details, dict) and exc.details.get("field")):
-            exc.details = {"field": "org"}  # an organization outside reach: the one field that names one
-        errors = _errors(t, [exc], ENDPOINT_INPUTS)
-    else:
+    endpoint, errors = submit(db, work, translator(request), inputs_named(ENDPOINT_INPUTS))
+    if endpoint is not None:
         return RedirectResponse(f"/console/model-endpoints#endpoint-{endpoint.id}", status_code=303)
     return _endpoints_page(request, user, db, values=values, errors=errors, status=422)
 
@@ -243,7 +218,7 @@ def start_job(project_id: PageId, request: Request, user: PageUser, form: Checke
         project = ensure_org_people_access(user, session.get(Project, project_id))
         if not values["endpoint"].isdigit():
             raise Invalid("choose a model endpoint", details={"field": "endpoint"}, reason="endpoint_unknown")
-        body: PrelabelCreate = _validated(PrelabelCreate, {
+        body = validated(PrelabelCreate, {
             "endpoint": values["endpoint"], "template": template, "as": values["as"] or "predictions",
             "only_pending": values["only_pending"] or values["as"] == "annotations", "standing": values["standing"]})
         try:
@@ -255,14 +230,8 @@ def start_job(project_id: PageId, request: Request, user: PageUser, form: Checke
             raise Invalid("model endpoint not found", details={"field": "endpoint"}, reason="endpoint_unknown") \
                 from None
 
-    t = translator(request)
-    try:
-        job = write(db, work)
-    except FormErrors as exc:
-        errors = _errors(t, list(exc.errors), JOB_INPUTS)
-    except Invalid as exc:
-        errors = _errors(t, [exc], JOB_INPUTS)
-    else:
+    job, errors = submit(db, work, translator(request), inputs_named(JOB_INPUTS))
+    if job is not None:
         return RedirectResponse(f"/console/projects/{project_id}/models#job-{job.id}", status_code=303)
     return _models_page(request, user, db, project_id=project_id, job_values=values, errors=errors, status=422)
 
@@ -291,7 +260,7 @@ def save_settings(project_id: PageId, request: Request, user: PageUser, form: Ch
     try:
         write(db, work)
     except (Invalid, Conflict) as exc:
-        errors = _errors(translator(request), [exc], SETTING_INPUTS)
+        errors = field_errors(translator(request), [exc], inputs_named(SETTING_INPUTS))
         if "" in errors:  # a problem of no one field: shown above the settings, not the job's form
             errors["settings"] = errors.pop("")
         return _models_page(request, user, db, project_id=project_id, setting_values=values, errors=errors,
