@@ -327,7 +327,7 @@ def check(response: httpx.Response, status: int = 201) -> Any:
     if response.status_code != status:
         raise RuntimeError(f"{response.request.method} {response.request.url}: {response.status_code} "
                            f"{response.text[:500]}")
-    return response.json()
+    return response.json() if response.content else None
 
 
 def jsonl(n_tasks: int, kind: str = "classification", predictions: bool = False) -> bytes:
@@ -368,6 +368,57 @@ def new_project(server: Server, n_annotators: int, kind: str = "classification",
                                                           "redundancy": {"min": 3, "max": 3},
                                                           "review": review or {}, "prefill": prefill or {}}))
     return owner_client, project["id"], tokens
+
+
+DIALECTS = ("ar-EG", "ar-SA", "ar-MA", "ar-LB")
+
+
+def route_project(server: Server, owner: httpx.Client, project_id: int, tokens: list[str]) -> list[str]:
+    """The routing case: the annotators spread over 4 vendor pools, each with a dialect skill,
+    and the project requiring those pools and one of the dialects at level 3. Also made: an
+    annotator in a pool without the level and one outside the pools, each refused a take
+    here; their tokens are returned (the violation check counts any lease of theirs)."""
+    with api(server) as admin:
+        pools = [check(admin.post("/pools", json={"name": f"vendor {d} {uuid.uuid4().hex[:4]}", "kind": "vendor"}))
+                 for d in DIALECTS]
+        for n, token in enumerate(tokens):
+            with api(server, token) as worker:
+                me = check(worker.get("/me"), 200)["id"]
+            check(admin.put(f"/pools/{pools[n % 4]['id']}/members/{me}", json={}), 204)
+            check(admin.put(f"/users/{me}/skills", json={"skills": [
+                {"kind": "language", "tag": DIALECTS[n % 4], "level": 3 + n % 3}]}), 200)
+        outsiders = []
+        for n, in_pool in enumerate((True, False)):
+            user = check(admin.post("/users", json={"email": f"out{n}-{uuid.uuid4().hex[:6]}@crowd.test",
+                                                    "role": "annotator"}))
+            outsiders.append(check(admin.post(f"/users/{user['id']}/tokens"))["token"])
+            if in_pool:
+                check(admin.put(f"/pools/{pools[0]['id']}/members/{user['id']}", json={}), 204)
+            check(admin.put(f"/users/{user['id']}/skills", json={"skills": [
+                {"kind": "language", "tag": DIALECTS[0], "level": 2}]}), 200)
+    check(owner.patch(f"/projects/{project_id}", json={"routing": {
+        "pools": [p["id"] for p in pools],
+        "any": [{"kind": "language", "tag": d, "min_level": 3} for d in DIALECTS]}}), 200)
+    time.sleep(1.1)  # the token cache's second
+    return outsiders
+
+
+def ineligible_served(db_url: str, project_id: int, outsiders: list[str], server: Server) -> int:
+    """Leases of the project held by annotators its routing refuses (and takes they were granted)."""
+    granted = 0
+    ids = []
+    for token in outsiders:
+        with api(server, token) as worker:
+            granted += worker.post(f"/projects/{project_id}/assignments").status_code != 404
+            ids.append(check(worker.get("/me"), 200)["id"])
+    engine = create_engine(sqlalchemy_url(db_url))
+    try:
+        with engine.connect() as conn:
+            held = conn.execute(text("SELECT count(*) FROM assignments WHERE project_id = :p AND annotator_id IN "
+                                     f"({','.join(str(i) for i in ids)})"), {"p": project_id}).scalar_one()
+    finally:
+        engine.dispose()
+    return granted + int(held)
 
 
 def violations(db_url: str, project_id: int, redundancy: int) -> int:
@@ -455,10 +506,12 @@ def other_writer(db_url: str, every: float | None) -> Iterator[None]:
 def annotate_loop(backend: str, admin_url: str | None, k: int, n_tasks: int, seconds: float,
                   workers: int, profile: str | None = None, writer_every: float | None = None,
                   kind: str = "classification", inhouse: bool = False,
-                  review: dict[str, Any] | None = None, predictions: bool = False) -> LoopResult:
+                  review: dict[str, Any] | None = None, predictions: bool = False,
+                  routing: bool = False) -> LoopResult:
     with fresh_database(backend, admin_url) as db_url, serve(db_url, workers) as server:
         owner, project_id, tokens = new_project(server, k, kind, inhouse, review,
                                                 {"mode": "always"} if predictions else None)
+        outsiders = route_project(server, owner, project_id, tokens) if routing else []
         with closing(owner):
             check(owner.post(f"/projects/{project_id}/tasks", content=jsonl(n_tasks, kind, predictions),
                              headers={"Content-Type": "application/x-ndjson"}))
@@ -477,6 +530,8 @@ def annotate_loop(backend: str, admin_url: str | None, k: int, n_tasks: int, sec
         if spy is not None:
             spy.wait()
         bad = violations(url, project_id, 3)
+        if routing:
+            bad += ineligible_served(url, project_id, outsiders, server)
     return LoopResult(backend, workers, k, out["annotations"], out["annotations"] / out["elapsed"],
                       triple(out["cycle"]), triple(out["take"]), triple(out["submit"]), out["errors"], bad,
                       server.peak_rss_mb,
@@ -599,6 +654,9 @@ def main() -> int:
                              '"disagreement": true, "probation": 20}\'')
     parser.add_argument("--predictions", action="store_true",
                         help="import each task with a model's prediction, shown as a pre-fill (mode always)")
+    parser.add_argument("--routing", action="store_true",
+                        help="the annotators in 4 vendor pools with dialect skills, the project routed to them "
+                        "(docs/workforce.md); violations also count leases served to annotators it refuses")
     parser.add_argument("--client-run", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client_run:
@@ -620,7 +678,7 @@ def main() -> int:
         for kind, k in runs:
             loops.append(annotate_loop(backend, args.postgres, k, args.tasks, args.seconds, workers, args.profile,
                                        args.other_writer, kind, args.inhouse, args.review,
-                                       args.predictions))
+                                       args.predictions, args.routing))
             print_loop_table(loops[-1:], args.tasks, args.seconds)
         if not args.skip_bulk and sizes:
             bulks += bulk(backend, args.postgres, sizes, workers)

@@ -379,6 +379,114 @@ def users_password(email: str, org_slug: str | None, password: str | None) -> No
 
 
 @main.group()
+def pools() -> None:
+    """Pools of annotators and their skills (docs/workforce.md), on the local database."""
+
+
+@pools.command("create")
+@click.argument("name")
+@click.option("--kind", type=click.Choice(["team", "vendor", "in_house", "shared"]), required=True)
+@click.option("--org", "org_slug", help="the organization of a team or in_house pool")
+def pools_create(name: str, kind: str, org_slug: str | None) -> None:
+    """Create a pool: an organization's (team, in_house) or the instance's (vendor, shared)."""
+    from qistas.domain import audit, workforce
+    from qistas.domain import users as domain_users
+
+    def work(session: Any) -> int:
+        org_id = domain_users.get_org_by_slug(session, org_slug).id if org_slug else None
+        pool = workforce.create_pool(session, org_id=org_id, name=name, kind=kind)
+        audit.record(session, actor=None, action="pool.create", object_type="pool", object_id=pool.id,
+                     org_id=pool.org_id, details={"name": pool.name, "kind": pool.kind})
+        return pool.id
+
+    click.echo(f"pool {_account_work(work)} created")
+
+
+@pools.command("list")
+def pools_list() -> None:
+    """Every pool: id, kind, organization, members, name."""
+    from qistas.domain import workforce
+
+    def work(session: Any) -> list[str]:
+        return [f"{row.pool.id:>6}  {row.pool.kind:<8} {row.org_slug or '-':<16} {row.members:>6}  {row.pool.name}"
+                for row in workforce.all_pools(session)]
+
+    lines = _account_work(work)
+    click.echo("\n".join(lines) if lines else "no pools")
+
+
+@pools.command("import")
+@click.argument("pool_id", type=int)
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def pools_import(pool_id: int, csv_file: Path) -> None:
+    """Add the annotators of a CSV (email,skills,manager) to a pool; accounts are made for unknown
+    emails. A bad row is named and nothing is written."""
+    from qistas.db.models import Pool
+    from qistas.domain import audit, workforce
+    from qistas.errors import NotFound
+
+    text = csv_file.read_text(encoding="utf-8-sig")
+
+    def work(session: Any) -> dict[str, int]:
+        pool = session.get(Pool, pool_id)
+        if pool is None:
+            raise NotFound(f"no pool {pool_id}")
+        done = workforce.import_members(session, pool=pool, text=text, may_name_managers=True)
+        audit.record(session, actor=None, action="pool.members.import", object_type="pool", object_id=pool.id,
+                     org_id=pool.org_id, details=done)
+        return done
+
+    done = _account_work(work)
+    click.echo(f"{done['rows']} annotator(s) in pool {pool_id}, {done['created']} new account(s)")
+
+
+@main.group()
+def skills() -> None:
+    """An annotator's skills: languages and dialects (BCP 47), domains, task types, levels 1-5."""
+
+
+@skills.command("set")
+@click.argument("email")
+@click.argument("skill", nargs=-1)
+@click.option("--org", "org_slug", help="the organization, when several use this email")
+def skills_set(email: str, skill: tuple[str, ...], org_slug: str | None) -> None:
+    """Replace a user's skills with SKILLs such as language:ar-EG=4 domain:medical=3 (none: no skills)."""
+    from qistas.domain import audit, workforce
+    from qistas.domain import users as domain_users
+    from qistas.errors import Invalid
+
+    try:
+        parsed = workforce.parse_skill_cell(";".join(skill), field="skill")
+    except Invalid as exc:
+        raise click.ClickException(exc.message) from None
+
+    def work(session: Any) -> None:
+        user = domain_users.get_user_by_email(session, email=email, org_slug=org_slug)
+        workforce.set_skills(session, user=user, skills=parsed)
+        audit.record(session, actor=None, action="user.skills", object_type="user", object_id=user.id,
+                     org_id=user.org_id)
+
+    _account_work(work)
+    click.echo(f"{len(parsed)} skill(s) set for {email.strip().lower()}")
+
+
+@skills.command("show")
+@click.argument("email")
+@click.option("--org", "org_slug", help="the organization, when several use this email")
+def skills_show(email: str, org_slug: str | None) -> None:
+    """A user's skills, one per line: kind:tag=level."""
+    from qistas.domain import users as domain_users
+    from qistas.domain import workforce
+
+    def work(session: Any) -> list[str]:
+        user = domain_users.get_user_by_email(session, email=email, org_slug=org_slug)
+        return [f"{key}={level}" for key, level in sorted(workforce.skills_of(session, user_id=user.id).items())]
+
+    lines = _account_work(work)
+    click.echo("\n".join(lines) if lines else "no skills")
+
+
+@main.group()
 def tokens() -> None:
     """List and revoke API tokens."""
 
@@ -620,6 +728,61 @@ def generate(project_id: int, endpoints: tuple[int, ...], template_file: Path, c
     click.echo(f"generated {batch.generated}, near-duplicates dropped {batch.duplicates}, failed {batch.failed}")
     for failure in batch.failures[:5]:
         click.echo(f"  item {failure['index']}: {failure['reason']}")
+
+
+@main.command("prelabel")
+@click.argument("project_id", type=int)
+@click.option("--endpoint", type=int, required=True, help="the model endpoint's id")
+@click.option("--template", "template_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              required=True, help='a JSON file: {"system"?: ..., "user": ...} with {field} placeholders')
+@click.option("--as", "as_", type=click.Choice(["predictions", "annotations"]), default="predictions",
+              show_default=True, help="pre-labels on the tasks, or the model's own annotations")
+@click.option("--all-tasks", is_flag=True, help="every task not canceled, not only pending ones (predictions only)")
+@click.option("--wait", is_flag=True, help="follow the job until it is done and print its counts")
+@url_option
+@token_option
+def prelabel(project_id: int, endpoint: int, template_file: Path, as_: str, all_tasks: bool, wait: bool, url: str,
+             token: str) -> None:
+    """Run a pre-label job: a model endpoint answers the project's tasks.
+
+    Prints the job's id; with --wait, follows it and prints its counts and first failures.
+    """
+    from qistas.client import ApiError
+
+    try:
+        template = json.loads(template_file.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="--template") from None
+    with _client(url, token) as client:
+        try:
+            from qistas.client.client import Project
+
+            job = Project(client, {"id": project_id}).prelabel(endpoint=endpoint, template=template, as_=as_,
+                                                               only_pending=not all_tasks)
+            click.echo(f"pre-label job {job.id} queued")
+            if not wait:
+                return
+            total = job.tasks_total or 0
+            with click.progressbar(length=max(total, 1), label=f"job {job.id}", file=sys.stderr) as bar:
+                shown = 0
+
+                def advance(current: Any) -> None:
+                    nonlocal shown
+                    if current.tasks_total and bar.length != current.tasks_total:
+                        bar.length = current.tasks_total
+                    step = current.done + current.failed + current.skipped - shown
+                    if step > 0:
+                        bar.update(step)
+                        shown += step
+
+                job.wait(poll=0.5, on_progress=advance)
+                advance(job)
+        except (ApiError, RuntimeError) as exc:
+            raise click.ClickException(getattr(exc, "message", str(exc))) from None
+    click.echo(f"done {job.done}, failed {job.failed}, skipped {job.skipped}; "
+               f"tokens {job.data['input_tokens']} in / {job.data['output_tokens']} out, cost {job.cost:.4f}")
+    for failure in job.failures[:5]:
+        click.echo(f"  task {failure.task_id}: {failure.reason}")
 
 
 @main.command("status")

@@ -7,13 +7,13 @@ role may not touch raises ``Forbidden``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from qistas.db.enums import Role, TokenScope
 from qistas.errors import Forbidden, NotFound
 
 if TYPE_CHECKING:  # the tables only annotate here; the CLI reads ACCOUNT_ROLES without loading them
-    from qistas.db.models import Organization, Project, User
+    from qistas.db.models import Organization, Pool, Project, User
 
 # The roles a user may be created with: an external annotator comes only with imported answers.
 ACCOUNT_ROLES = (Role.ADMIN, Role.OWNER, Role.MEMBER, Role.ANNOTATOR)
@@ -30,12 +30,44 @@ def require_admin(actor: User) -> None:
 
 
 def may_work_on(actor: User, project: Project) -> bool:
-    """Whether the project's tasks may be served to this annotator."""
+    """Whether the project's tasks may be served to this annotator: the project's workforce
+    (its organization's own annotators, and the shared workforce unless it is "org"), then its
+    routing (``meets_routing``)."""
     if actor.role != Role.ANNOTATOR:
         return False
     if actor.org_id is not None:
-        return actor.org_id == project.org_id
-    return project.workforce == "shared"
+        if actor.org_id != project.org_id:
+            return False
+    elif project.workforce != "shared":
+        return False
+    return not project.routing or meets_routing(actor.work_profile, project.routing)
+
+
+def meets_routing(profile: dict[str, Any] | None, routing: dict[str, Any]) -> bool:
+    """Whether an annotator's work profile (``{"pools": [...], "skills": {"kind:tag": level}}``,
+    domain.workforce) satisfies a project's routing (``{"pools": [...], "all": [...], "any": [...]}``):
+    a member of one of its pools when it names any, every skill of ``all`` and one of ``any``
+    at their minimum level. A language required without a region (``ar``) is met by any of its
+    dialects (``ar-EG``)."""
+    profile = profile or {}
+    pools = routing.get("pools")
+    if pools and not set(pools).intersection(profile.get("pools") or ()):
+        return False
+    skills: dict[str, int] = profile.get("skills") or {}
+    if not all(_has_skill(skills, need) for need in routing.get("all") or ()):
+        return False
+    wanted = routing.get("any") or ()
+    return not wanted or any(_has_skill(skills, need) for need in wanted)
+
+
+def _has_skill(skills: dict[str, int], need: dict[str, Any]) -> bool:
+    key, least = need["skill"], need["min_level"]
+    if skills.get(key, 0) >= least:
+        return True
+    if not key.startswith("language:"):
+        return False
+    prefix = key + "-"
+    return any(level >= least for name, level in skills.items() if name.startswith(prefix))
 
 
 def may_review(actor: User, project: Project) -> bool:
@@ -223,3 +255,71 @@ def ensure_endpoint_usable(endpoint_org_id: int, project: Project) -> None:
     """A project sends its tasks only to its own organization's endpoints."""
     if endpoint_org_id != project.org_id:
         raise NotFound("model endpoint not found")
+
+
+def ensure_may_create_pool(actor: User, *, org_id: int | None) -> None:
+    """An organization's pools: its owners and the admins; the instance's (vendors, the shared
+    workforce): admins only."""
+    if is_admin(actor):
+        return
+    if org_id is None or actor.role != Role.OWNER or actor.org_id != org_id:
+        raise Forbidden("only admins, and owners for their own organization, may create pools")
+
+
+def pool_visible(actor: User, pool: Pool, *, manages: bool) -> bool:
+    """Admins see every pool, an organization's staff its pools and the instance's (to route
+    their projects to them), a manager the pools they manage."""
+    if is_admin(actor) or manages:
+        return True
+    if actor.role in STAFF_ROLES:
+        return pool.org_id is None or pool.org_id == actor.org_id
+    return False
+
+
+def ensure_pool_visible(actor: User, pool: Pool | None, *, manages: bool) -> Pool:
+    if pool is None or not pool_visible(actor, pool, manages=manages):
+        raise NotFound("pool not found")
+    return pool
+
+
+def ensure_pool_manager(actor: User, pool: Pool | None, *, manages: bool) -> Pool:
+    """Changing a pool, its members or their skills, reading its members: admins, the
+    organization's owners for its pools, the pool's managers for their pool only."""
+    pool = ensure_pool_visible(actor, pool, manages=manages)
+    if is_admin(actor) or manages:
+        return pool
+    if actor.role == Role.OWNER and pool.org_id is not None and pool.org_id == actor.org_id:
+        return pool
+    raise Forbidden("only admins, the organization's owners and the pool's managers may manage this pool")
+
+
+def ensure_may_name_managers(actor: User) -> None:
+    """A pool's managers are named by admins and owners (of a pool they manage), not by managers."""
+    if not is_admin(actor) and actor.role != Role.OWNER:
+        raise Forbidden("only admins and owners name a pool's managers")
+
+
+def ensure_pool_routable(project: Project, pool: Pool | None) -> Pool:
+    """A project is routed to its own organization's pools and the instance's, never another's."""
+    if pool is None or (pool.org_id is not None and pool.org_id != project.org_id):
+        raise NotFound("pool not found")
+    return pool
+
+
+def may_join_pool(user: User, pool: Pool) -> bool:
+    """An annotator joins pools of their own organization, or (of none) the instance's."""
+    return user.role == Role.ANNOTATOR and user.org_id == pool.org_id
+
+
+def ensure_may_manage_skills(actor: User, target: User | None, *, manages_member: bool) -> User:
+    """An annotator's skills: admins, owners of their organization, the managers of a pool they
+    belong to. Anyone else is told the user does not exist."""
+    if target is None or target.role != Role.ANNOTATOR:
+        raise NotFound("user not found")
+    if is_admin(actor) or manages_member:
+        return target
+    if actor.org_id is not None and actor.org_id == target.org_id and actor.role in STAFF_ROLES:
+        if actor.role != Role.OWNER:
+            raise Forbidden("only owners may manage their annotators' skills")
+        return target
+    raise NotFound("user not found")

@@ -4,6 +4,7 @@ OpenAI-compatible server on loopback (tests/model_server.py), run by the server'
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from qistas.db.models import Annotation, Assignment, Task, User, WorkerStats
+from qistas.domain.model_endpoints import STANDING_EVERY
 from tests.api.conftest import World, make_world
 from tests.api.helpers import error_of, field_of, submit, take, take_if_any
 from tests.api.test_model_endpoints import SPEC, register, wait_done
@@ -176,3 +178,47 @@ def test_bad_settings_and_other_tenants_endpoints_are_refused(models: World, llm
     error_of(models.rival.owner.post(f"/projects/{theirs['id']}/prelabel", json={**body, "as": "annotations"}), 404)
     with models.database.reader() as session:
         assert session.scalars(select(Annotation).where(Annotation.project_id == theirs["id"])).all() == []
+
+
+def _wait_for(world: World, job_id: int, status: str, timeout: float = 30.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        job = world.tenant.owner.get(f"/prelabel-jobs/{job_id}").json()
+        if job["status"] == status:
+            return job  # type: ignore[no-any-return]
+        assert time.monotonic() < deadline, job
+        time.sleep(0.1)
+
+
+def test_a_standing_job_answers_each_task_as_it_comes_until_stopped(models: World, llm: ModelServer) -> None:
+    endpoint = register(models, llm, "standing", model="standing-model")
+    pid = models.tenant.project(SPEC, redundancy=ADAPTIVE, workforce="org")["id"]
+    models.tenant.add_tasks(pid, [{"data": {"text": "ok positive"}}])
+    made = models.tenant.owner.post(f"/projects/{pid}/prelabel", json={
+        "endpoint": endpoint["id"], "template": TEMPLATE, "as": "annotations", "standing": True})
+    assert made.status_code == 202, made.text
+    assert made.json()["standing"] is True
+    job_id = made.json()["id"]
+    first = _wait_for(models, job_id, "waiting")  # its pass is over; it waits for more
+    assert (first["done"], first["tasks_total"]) == (1, None)
+    models.tenant.add_tasks(pid, [{"data": {"text": "ok negative"}}, {"data": {"text": "html mixed"}}])
+    deadline = time.monotonic() + 30
+    while (job := models.tenant.owner.get(f"/prelabel-jobs/{job_id}").json())["done"] + job["failed"] < 3:
+        assert time.monotonic() < deadline, job
+        time.sleep(0.2)
+    assert (job["done"], job["failed"]) == (2, 1)  # the new tasks were answered, none twice
+    with models.database.reader() as session:
+        answered = session.scalars(select(Annotation.task_id).where(Annotation.project_id == pid)).all()
+    assert len(answered) == len(set(answered)) == 2
+    stopped = models.tenant.owner.post(f"/prelabel-jobs/{job_id}/stop")
+    assert stopped.status_code == 200 and stopped.json()["status"] == "stopped"
+    assert models.tenant.owner.post(f"/prelabel-jobs/{job_id}/stop").json()["status"] == "stopped"  # repeatable
+    logged = models.tenant.owner.get("/audit", params={"action": "prelabel.stop"}).json()["items"]
+    assert [e["object_id"] for e in logged] == [job_id]  # one stop, recorded once
+    made_events = models.tenant.owner.get("/audit", params={"action": "prelabel.create"}).json()["items"]
+    assert made_events[-1]["details"] == {"endpoint": endpoint["id"], "as": "annotations", "standing": True}
+    models.tenant.add_tasks(pid, [{"data": {"text": "ok mixed"}}])
+    time.sleep(STANDING_EVERY.total_seconds() + 1)  # longer than it would have waited
+    after = models.tenant.owner.get(f"/prelabel-jobs/{job_id}").json()
+    assert (after["status"], after["done"]) == ("stopped", 2)  # stopped: no more answers
+    assert error_of(models.rival.owner.post(f"/prelabel-jobs/{job_id}/stop"), 404)

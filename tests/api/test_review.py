@@ -202,8 +202,10 @@ def test_the_customer_audits_a_delivered_task(tenant: Tenant, rival: Tenant, dat
     body = rejected.json()
     assert (body["status"], body["required"], body["review"]["audit"]) == ("pending", 2, "rejected")
     with database.reader() as session:
-        events = session.scalars(select(Delivery.event).where(Delivery.project_id == pid)).all()
-    assert events == ["task.audit_rejected"]
+        deliveries = session.scalars(select(Delivery).where(Delivery.project_id == pid)).all()
+    assert [d.event for d in deliveries] == ["task.audit_rejected"]
+    announced = deliveries[0].payload
+    assert announced["audit"]["reason"] == "it is mixed" and announced["task"]["id"] == second
     # One more annotation, then delivered again; its earlier answer still counts.
     assert _annotate_all(tenant.annotators[1], pid, "mixed") == 1
     again = _task(tenant.owner, second)
@@ -235,3 +237,20 @@ def test_probation_holds_an_annotators_first_answers_only(tenant: Tenant) -> Non
     assert _annotate_all(tenant.annotators[0], pid) == 4
     tasks = tenant.owner.get(f"/projects/{pid}/tasks").json()["items"]
     assert [t["status"] for t in tasks] == ["review", "review", "completed", "completed"]
+
+
+def test_a_deactivated_reviewers_lease_goes_back_at_once(
+        tenant: Tenant, reviewer: httpx.Client, admin: httpx.Client, server: LiveServer, database: Database) -> None:
+    pid = tenant.project(review={"share": 1})["id"]
+    tenant.add_tasks(pid, _rows(1))
+    assert _annotate_all(tenant.annotators[0], pid) == 1
+    lease = _take_review(reviewer, pid)
+    with make_reviewer(database, server.url, "ravi") as second:
+        assert second.post(f"/projects/{pid}/reviews").status_code == 204  # held by the first
+        rita = reviewer.get("/me").json()["id"]
+        done = admin.post(f"/users/{rita}/deactivate")
+        assert done.status_code == 200, done.text
+        assert done.json()["released_leases"] == 1
+        taken = _take_review(second, pid)
+        assert taken["task"]["id"] == lease["task"]["id"]  # not after the lease would have run out
+        assert second.post(f"/reviews/{taken['id']}", json={"action": "accept"}).status_code == 201

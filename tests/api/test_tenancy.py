@@ -129,7 +129,9 @@ def test_annotators_never_see_the_customer(world: World) -> None:
 
         seen = annotator.get(f"/projects/{pid}")
         assert seen.status_code == 200
-        assert seen.json() == {"id": pid, "name": "Sentiment", "task": project["task"], "instructions": "Pick one."}
+        assert seen.json() == {"id": pid, "name": project["work_name"], "task": project["task"],
+                               "instructions": "Pick one."}
+        assert project["work_name"] and "Sentiment" not in project["work_name"]
 
         task = annotator.get(f"/tasks/{taken['task']['id']}")
         assert task.status_code == 200
@@ -189,3 +191,84 @@ def test_staff_naming_another_organization_for_a_new_project_get_404_and_nothing
     assert {p["name"] for p in world.rival.owner.get("/projects").json()}.isdisjoint({"Misplaced"})
     own = world.tenant.owner.post("/projects", json={**body, "org": world.tenant.slug})
     assert own.status_code == 201 and own.json()["org"] == world.tenant.slug
+
+
+WALL_ORG, WALL_SLUG, WALL_PROJECT = "Zanzibar Holdings", "zanzibar-holdings", "Quarterly Churn Secret"
+
+
+def _reached(text: str) -> None:
+    for secret in (WALL_ORG, WALL_SLUG, WALL_PROJECT):
+        assert secret.lower() not in text.lower(), (secret, text[:2000])
+
+
+def _path_for(template: str, ids: dict[str, int]) -> str:
+    import re
+
+    return re.sub(r"\{(\w+)\}", lambda m: str(ids.get(m.group(1), MISSING)), template)
+
+
+def test_the_wall_every_path_an_annotator_reaches(world: World, tmp_path: Any) -> None:
+    """Every API path (from the OpenAPI document) and every page an annotator can call, with the
+    ids they know: none answers with the organization's name or slug or the project's real name."""
+    from qistas.domain import users as user_rules
+    from qistas.domain.security import hash_password
+    from qistas.web.pages import admin, auth, console, review, work
+    from tests.factories import client_for, new_user
+
+    with world.database.writer.begin() as session:
+        org_id = user_rules.create_org(session, name=WALL_ORG, slug=WALL_SLUG).id
+    _, owner_token = new_user(world.database, email="boss@wall.test", role="owner", org_id=org_id)
+    with world.database.writer.begin() as session:
+        crowd = user_rules.create_user(session, email="walker@crowd.test", role="annotator", is_reviewer=True)
+        crowd.password_hash = hash_password("a long enough password 1")
+        crowd_token = user_rules.create_token(session, user=crowd)
+        staff = user_rules.create_user(session, email="staff7@inhouse.test", role="annotator", org_id=org_id,
+                                       is_reviewer=True)
+        staff_token = user_rules.create_token(session, user=staff)
+        crowd_id, staff_id = crowd.id, staff.id
+    with client_for(world.server.url, owner_token) as owner:
+        made = owner.post("/projects", json={"name": WALL_PROJECT, "task": CLASSIFICATION,
+                                             "instructions": "Pick one.", "redundancy": {"min": 2, "max": 2},
+                                             "review": {"share": 1}})
+        assert made.status_code == 201, made.text
+        pid = made.json()["id"]
+        assert owner.post(f"/projects/{pid}/batches", json={"name": WALL_PROJECT}).status_code == 201
+        owner.post(f"/projects/{pid}/tasks", json=[{"data": {"text": "a"}, "metadata": SECRET_META}] * 3)
+        spec = httpx.get(world.url + "/api/v1/openapi.json").json()["paths"]
+    for user_id, token in ((crowd_id, crowd_token), (staff_id, staff_token)):
+        with client_for(world.server.url, token) as annotator:
+            lease = take(annotator, pid)
+            ids = {"project_id": pid, "task_id": lease["task"]["id"], "assignment_id": lease["id"],
+                   "user_id": user_id}
+            _reached(json.dumps(lease))
+            walked, answered = 0, 0
+            for template, methods in spec.items():
+                path = _path_for(template.removeprefix("/api/v1"), ids)
+                for method in methods:
+                    if method not in ("get", "post", "put", "patch", "delete"):
+                        continue
+                    if template.endswith(("/skip", "/submit", "/password")) or "{token_id}" in template:
+                        continue
+                    answer = annotator.request(method.upper(), path, json={} if method != "get" else None)
+                    _reached(answer.text)
+                    walked += 1
+                    answered += answer.status_code < 300
+            assert walked > 40 and answered >= 8, (walked, answered)
+            annotator.post(f"/assignments/{lease['id']}/submit", json={"answer": {"label": "positive"}})
+    # The pages, signed in as the shared annotator (also a reviewer).
+    with httpx.Client(base_url=world.url, follow_redirects=True, timeout=30) as browser:
+        form = browser.get("/login")
+        csrf = form.text.split('name="csrf" value="')[1].split('"')[0]
+        browser.post("/login", data={"csrf": csrf, "email": "walker@crowd.test",
+                                     "password": "a long enough password 1", "next": ""})
+        home = browser.get("/work")
+        assert home.status_code == 200 and f"/work/{pid}" in home.text
+        pages = 0
+        for module in (admin, auth, console, review, work):
+            for route in module.router.routes:
+                if "GET" not in getattr(route, "methods", ()):
+                    continue
+                answer = browser.get(_path_for(route.path, {"project_id": pid, "task_id": lease["task"]["id"]}))
+                _reached(answer.text)
+                pages += 1
+        assert pages > 5

@@ -107,7 +107,9 @@ def test_verify_accept_fix_reject_by_keyboard(lang: str, page: Page, people: Peo
 
     wait_task(page, rejected)
     page.keyboard.press("f")
+    expect(page.locator(".verify-text")).to_be_focused()  # as a person sees the text open
     page.keyboard.press("Escape")  # out of the text: the keys choose again
+    expect(page.locator(".verify-text")).not_to_be_focused()
     page.keyboard.press("r")
     expect(page.locator(".verify-fix")).to_be_hidden()
     page.keyboard.press("Enter")

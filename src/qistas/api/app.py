@@ -30,6 +30,7 @@ from qistas.api.routes import (
     tasks,
     webhooks,
     work,
+    workforce,
 )
 from qistas.api.throttle import RequestLimits
 from qistas.config import Settings, get_settings
@@ -99,7 +100,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     # dependency less on every take and submit); every GET of the others refuses a query
     # parameter it does not read.
     app.include_router(work.router, prefix=API_PREFIX)
-    modules = (accounts, projects, tasks, media, reviews, quality, webhooks, exports, audit, models, generation)
+    modules = (accounts, projects, tasks, media, reviews, quality, webhooks, exports, audit, models, generation,
+               workforce)
     routers = [module.router for module in modules]
     for router in routers:
         app.include_router(router, prefix=API_PREFIX, dependencies=[KnownQuery])

@@ -15,6 +15,8 @@
     token = client.tokens.create(user.id, scope="annotate", expires_in_days=30)
     client.users.deactivate(user.id)           # its tokens revoked, its leases given back
     batch = project.generate(endpoints=[3], template={"user": "..."}, count=100).wait()  # synthetic data
+    endpoint = client.model_endpoints.create(name="vllm", base_url="http://gpu-1:8000/v1", model="qwen")
+    job = project.prelabel(endpoint=endpoint.id, template={"user": "Text: {text}"}).wait()  # pre-labels
 
 Pass any sync httpx transport (``transport=``) to route requests elsewhere: a proxy, a
 custom network stack, or a transport that simulates failures (the SDK's tests do).
@@ -43,6 +45,9 @@ from qistas.client.models import (
     Delivery,
     ExportInfo,
     ImportResult,
+    ModelEndpoint,
+    ModelUsage,
+    PrelabelFailure,
     Rejection,
     Result,
     Review,
@@ -54,12 +59,14 @@ from qistas.client.models import (
     User,
     Webhook,
 )
+from qistas.client.prelabel import ModelEndpoints, PrelabelJob
 from qistas.client.reviews import Reviews
 from qistas.client.webhooks import verify_signature
 
 __all__ = [
     "ApiError", "Batch", "Client", "Conflict", "Deactivated", "Delivery", "ExportInfo", "ExportJob", "Forbidden",
-    "GenerationBatch", "ImportResult", "Invalid", "NotFound", "Project", "RateLimited", "Rejection", "Result",
+    "GenerationBatch", "ImportResult", "Invalid", "ModelEndpoint", "ModelEndpoints", "ModelUsage", "NotFound",
+    "PrelabelFailure", "PrelabelJob", "Project", "RateLimited", "Rejection", "Result",
     "ResultStream", "Review", "ReviewLease", "ReviewPolicy", "ReviewState", "ReviewedAnswer", "Reviews", "ServerError",
     "TokenInfo", "TooLarge", "TooManyAttempts", "TransportError", "Unauthorized", "Unsupported", "User", "Webhook",
     "verify_signature",

@@ -17,7 +17,8 @@ from qistas.client.errors import RateLimited, ServerError, TransportError, raise
 from qistas.client.exports import ExportJob, Exports, stream_export
 from qistas.client.generation import GenerationBatch, generate
 from qistas.client.media import media_zip
-from qistas.client.models import Batch, ExportInfo, ImportResult, Result, ReviewPolicy, parse
+from qistas.client.models import Batch, ExportInfo, ImportResult, ModelUsage, Result, ReviewPolicy, parse
+from qistas.client.prelabel import ModelEndpoints, PrelabelJob, prelabel
 from qistas.client.reviews import Reviews
 from qistas.client.webhooks import Webhooks
 
@@ -56,6 +57,7 @@ class Client:
         self.reviews = Reviews(self)
         self.users = Users(self)
         self.tokens = Tokens(self)
+        self.model_endpoints = ModelEndpoints(self)
 
     def request(self, method: str, path: str, *, retry: bool | None = None, **kwargs: Any) -> httpx.Response:
         """Send a request; safe ones (GET, or ``retry=True``) are retried on 5xx and lost
@@ -234,6 +236,24 @@ class Project:
         """The project's newest generation batches."""
         page = self._client.request("GET", f"/projects/{self.id}/generation-batches").json()
         return [GenerationBatch(self._client, item) for item in page["items"]]
+
+    def prelabel(self, *, endpoint: int, template: dict[str, str], as_: str = "predictions",
+                 only_pending: bool = True, standing: bool = False) -> PrelabelJob:
+        """Queue a pre-label job (docs/models.md#running-a-job): the answers become predictions,
+        or (``as_="annotations"``) the model's own annotations; ``.wait()`` follows it.
+        ``standing``: it answers each task added afterwards too, until ``.stop()``."""
+        return prelabel(self._client, self.id, endpoint=endpoint, template=template, as_=as_,
+                        only_pending=only_pending, standing=standing)
+
+    def prelabel_jobs(self) -> list[PrelabelJob]:
+        """The project's newest pre-label jobs, newest first."""
+        page = self._client.request("GET", f"/projects/{self.id}/prelabel-jobs").json()
+        return [PrelabelJob(self._client, item) for item in page["items"]]
+
+    def model_usage(self) -> ModelUsage:
+        """The project's model accounting (requests, tokens, cost) over all its pre-label jobs."""
+        page = self._client.request("GET", f"/projects/{self.id}/prelabel-jobs").json()
+        return parse(ModelUsage, page["usage"])
 
     # -- annotator side ---------------------------------------------------------------------
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import shutil
 import tarfile
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qistas.client.errors import raise_for_error
+from qistas.client.jobs import ServerJob
 from qistas.client.models import ExportInfo
 
 if TYPE_CHECKING:
@@ -53,38 +53,18 @@ def stream_export(client: Client, url: str, target: Path, *, params: dict[str, A
     return ExportInfo(path=str(target), total=int(total) if total else None, cursor=cursor)
 
 
-class ExportJob:
+class ExportJob(ServerJob):
     """A server-side export. ``refresh()``, ``wait()``, ``download(path)``."""
 
-    def __init__(self, client: Client, data: dict[str, Any]) -> None:
-        self._client = client
-        self.data = data
+    PATH = "/exports"
+    NOUN = "export"
 
     def __repr__(self) -> str:
         return f"ExportJob(id={self.id}, format={self.format!r}, status={self.status!r})"
 
-    id = property(lambda self: self.data["id"])
     format = property(lambda self: self.data["format"])
-    status = property(lambda self: self.data["status"])
     progress = property(lambda self: self.data.get("progress"))
     cursor = property(lambda self: self.data.get("cursor"))
-
-    def refresh(self) -> ExportJob:
-        self.data = self._client.request("GET", f"/exports/{self.id}").json()
-        return self
-
-    def wait(self, *, timeout: float = 3600, poll: float = 1.0,
-             on_progress: Callable[[ExportJob], None] | None = None) -> ExportJob:
-        deadline = time.monotonic() + timeout
-        while self.refresh().status in ("queued", "running"):
-            if on_progress is not None:
-                on_progress(self)
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"export {self.id} is still {self.status}")
-            time.sleep(poll)
-        if self.status == "failed":
-            raise RuntimeError(f"export {self.id} failed: {self.data.get('error')}")
-        return self
 
     def download(self, path: str | Path, *, on_progress: Callable[[int], None] | None = None) -> ExportInfo:
         info = stream_export(self._client, f"/exports/{self.id}/file", Path(path), folder=self.format == "hf",

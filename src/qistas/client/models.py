@@ -184,3 +184,41 @@ class Deactivated:
     id: int
     is_active: bool
     released_leases: int = 0
+
+
+@dataclass(frozen=True)
+class ModelEndpoint:
+    """An organization's OpenAI-compatible API; its key is never returned (``has_api_key``)."""
+
+    id: int
+    org_id: int
+    name: str
+    base_url: str
+    model: str
+    has_api_key: bool = False
+    max_concurrency: int = 4
+    requests_per_minute: int | None = None
+    timeout_seconds: float = 60.0
+    allow_private: bool = False
+    price_input_per_1k: float | None = None
+    price_output_per_1k: float | None = None
+    created_at: str | None = None
+
+
+@dataclass(frozen=True)
+class PrelabelFailure:
+    task_id: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class ModelUsage:
+    """A project's model accounting over all its pre-label jobs."""
+
+    jobs: int = 0
+    requests: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float = 0.0
+    done: int = 0
+    failed: int = 0

@@ -69,6 +69,9 @@ class User(Base):
     # A model annotator (role "model"): the endpoint whose answers it gives.
     endpoint_id: Mapped[int | None] = mapped_column(ForeignKey("model_endpoints.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # What routing reads (domain.workforce): {"pools": [ids], "skills": {"language:ar-EG": 4}}. Derived
+    # from pool_members and user_skills, written with them, so the token cache carries it to every request.
+    work_profile: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, server_default="{}")
 
 
 class ApiToken(Base):
@@ -136,6 +139,10 @@ class Project(Base):
     pay_rate: Mapped[float | None] = mapped_column(Float)
     # "shared": the shared workforce and the organization's own annotators; "org": only the latter.
     workforce: Mapped[str] = mapped_column(String(16), default="shared")
+    # Which pools may work on it and which skills they need (domain.workforce.parse_routing).
+    routing: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, server_default="{}")
+    # The name annotators see: a neutral code name, never the customer's own name for it.
+    work_name: Mapped[str] = mapped_column(String(100), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Archived: read-only for its organization, hidden from annotators (leases already out may
     # still be submitted: no answer is lost).
@@ -548,7 +555,10 @@ class PrelabelJob(Base):
     only_pending: Mapped[bool] = mapped_column(Boolean, default=True)
     # What the answers become: "predictions" on the tasks, or "annotations" by the model's annotator.
     mode: Mapped[str] = mapped_column(String(16), default="predictions", server_default="predictions")
-    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued | running | done | failed
+    # A standing job answers each task as it comes: at the end of a pass it waits (status
+    # "waiting", until ``lease_until``) and goes on after its cursor, until it is stopped.
+    standing: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued | running | waiting | done | failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     tasks_total: Mapped[int | None] = mapped_column(Integer)
@@ -624,3 +634,36 @@ class Media(Base):
     height: Mapped[int | None] = mapped_column(Integer)
     duration: Mapped[float | None] = mapped_column(Float)  # audio, in seconds
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Pool(Base):
+    """A group of annotators: a team or the in-house staff of an organization (``org_id``), or a
+    vendor or the shared workforce of the instance (no organization)."""
+
+    __tablename__ = "pools"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    org_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(16))  # team | vendor | in_house | shared
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PoolMember(Base):
+    __tablename__ = "pool_members"
+
+    pool_id: Mapped[int] = mapped_column(ForeignKey("pools.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True)
+    is_manager: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class UserSkill(Base):
+    """A skill of an annotator: a language (BCP 47 tag), a domain or a task type, at a level 1-5."""
+
+    __tablename__ = "user_skills"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True)
+    level: Mapped[int] = mapped_column(Integer)

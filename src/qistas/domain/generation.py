@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 
 from qistas.db.dialect import claim_lock
 from qistas.db.models import GenerationBatch, ModelEndpoint, Project, Task, User
-from qistas.domain import imports
+from qistas.domain import audit, imports
 from qistas.domain.jsonsafe import check_storable
 from qistas.domain.model_endpoints import model_name
 from qistas.domain.prompts import check_template
@@ -75,8 +75,9 @@ def _check_endpoints(spec: Spec, count: int) -> None:
 
 
 def create_batch(session: Session, *, project: Project, endpoints: list[ModelEndpoint], actor: User,
-                 template: Any, params: dict[str, Any]) -> GenerationBatch:
-    """Queue a batch; its endpoints must be the project's organization's (404 otherwise)."""
+                 template: Any, params: dict[str, Any], via: str | None = None) -> GenerationBatch:
+    """Queue a batch, with its audit event (``via``: the way in when not the API); its
+    endpoints must be the project's organization's (404 otherwise)."""
     spec = parse_spec(project.task_spec)
     for endpoint in endpoints:
         ensure_endpoint_usable(endpoint.org_id, project)
@@ -91,6 +92,9 @@ def create_batch(session: Session, *, project: Project, endpoints: list[ModelEnd
         failures=[], dropped=[], requests=0, input_tokens=0, output_tokens=0, cost=0.0)
     session.add(batch)
     session.flush()
+    details: dict[str, Any] = {"endpoints": list(batch.endpoint_ids), "count": params.get("count")}
+    audit.record(session, actor=actor, action="generation.create", object_type="generation_batch",
+                 object_id=batch.id, org_id=project.org_id, details={**details, "via": via} if via else details)
     return batch
 
 

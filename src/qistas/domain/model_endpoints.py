@@ -18,25 +18,36 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from qistas.db.dialect import claim_lock
 from qistas.db.enums import TaskStatus
 from qistas.db.models import ModelEndpoint, Organization, PrelabelJob, Project, Task, User
+from qistas.domain import audit, users
 from qistas.domain.destinations import Policy, resolve
 from qistas.domain.predictions import MAX_PREDICTIONS
 from qistas.domain.prompts import check_template
 from qistas.domain.sealing import Keyring
 from qistas.domain.tasktypes import parse_spec
 from qistas.errors import Invalid, NotFound
-from qistas.policies import ensure_customer_access_to, ensure_endpoint_manager
+from qistas.policies import (
+    ensure_customer_access_to,
+    ensure_endpoint_manager,
+    ensure_endpoint_usable,
+    ensure_may_allow_private,
+    ensure_org_reachable,
+    is_admin,
+)
 
 MODEL_API_KEY = "model-api-key"
 MAX_ENDPOINTS = 50
 MAX_ATTEMPTS = 3
 LEASE = timedelta(seconds=120)
+STANDING_EVERY = timedelta(seconds=5)  # how often a standing job looks for new tasks
 FAILURE_SAMPLE = 20
+JOB_PAGE = 50
+STATUSES = ("queued", "running", "waiting", "done", "failed", "stopped")
 
 
 def model_name(endpoint: ModelEndpoint) -> str:
@@ -44,9 +55,35 @@ def model_name(endpoint: ModelEndpoint) -> str:
     return f"{endpoint.name}/{endpoint.model}"[:200]
 
 
+def endpoint_org(session: Session, *, actor: User, slug: str | None, allow_private: bool) -> Organization:
+    """The organization a new endpoint of ``actor``'s belongs to: the one named (an admin's
+    must be), else the actor's own; the actor must manage its endpoints, and only an admin
+    may let one reach private addresses."""
+    if slug is not None:
+        org = ensure_org_reachable(actor, users.find_org(session, slug), slug)
+    elif is_admin(actor):
+        raise Invalid("org is required of an admin: the organization the endpoint belongs to",
+                      details={"field": "org"}, reason="missing")
+    else:
+        ensure_endpoint_manager(actor, actor.org_id)
+        own = session.get(Organization, actor.org_id)
+        assert own is not None
+        org = own
+    ensure_endpoint_manager(actor, org.id)
+    if allow_private:
+        ensure_may_allow_private(actor)
+    return org
+
+
+def _via(details: dict[str, Any], via: str | None) -> dict[str, Any]:
+    """An audit event's details, with the way in (``console``) when it was not the API."""
+    return {**details, "via": via} if via else details
+
+
 def create_endpoint(session: Session, *, org: Organization, fields: dict[str, Any], api_key: str | None,
-                    policy: Policy, keyring: Keyring) -> ModelEndpoint:
-    """Register an endpoint; its base URL is checked now (and again at every connect)."""
+                    policy: Policy, keyring: Keyring, actor: User, via: str | None = None) -> ModelEndpoint:
+    """Register an endpoint, with its audit event; its base URL is checked now (and again at
+    every connect)."""
     base_url = fields["base_url"].rstrip("/")
     allow = Policy(allow_private=policy.allow_private or fields["allow_private"],
                    allowed_networks=policy.allowed_networks)
@@ -54,13 +91,18 @@ def create_endpoint(session: Session, *, org: Organization, fields: dict[str, An
     active = session.scalar(select(func.count()).select_from(ModelEndpoint).where(
         ModelEndpoint.org_id == org.id, ModelEndpoint.is_active.is_(True)))
     if (active or 0) >= MAX_ENDPOINTS:
-        raise Invalid(f"an organization has at most {MAX_ENDPOINTS} model endpoints", details={"field": "name"})
+        raise Invalid(f"an organization has at most {MAX_ENDPOINTS} model endpoints", details={"field": "name"},
+                      reason="too_many_endpoints", params={"max": MAX_ENDPOINTS})
     endpoint = ModelEndpoint(
         org_id=org.id, **{**fields, "base_url": base_url}, is_active=True,
         api_key_sealed=keyring.seal(api_key.encode(), purpose=MODEL_API_KEY) if api_key else None,
     )
     session.add(endpoint)
     session.flush()
+    audit.record(session, actor=actor, action="model_endpoint.create", object_type="model_endpoint",
+                 object_id=endpoint.id, org_id=org.id,
+                 details=_via({"name": endpoint.name, "base_url": endpoint.base_url, "model": endpoint.model,
+                               "allow_private": endpoint.allow_private}, via))
     return endpoint
 
 
@@ -93,6 +135,13 @@ def list_endpoints(session: Session, *, actor: User) -> list[ModelEndpoint]:
     return list(session.scalars(query.order_by(ModelEndpoint.id)))
 
 
+def org_slugs(session: Session, *, org_ids: set[int]) -> dict[int, str]:
+    """The slugs of the organizations the endpoints listed belong to (an admin's list)."""
+    if not org_ids:
+        return {}
+    return dict(session.execute(select(Organization.id, Organization.slug).where(Organization.id.in_(org_ids))).all())
+
+
 def get_endpoint(session: Session, *, endpoint_id: int) -> ModelEndpoint:
     endpoint = session.get(ModelEndpoint, endpoint_id)
     if endpoint is None or not endpoint.is_active:
@@ -100,20 +149,29 @@ def get_endpoint(session: Session, *, endpoint_id: int) -> ModelEndpoint:
     return endpoint
 
 
-def delete_endpoint(session: Session, *, endpoint: ModelEndpoint) -> None:
-    """Deactivate: its jobs stay readable; queued and running ones stop with an error."""
+def delete_endpoint(session: Session, *, endpoint: ModelEndpoint, actor: User, via: str | None = None) -> None:
+    """Deactivate, with its audit event: its jobs stay readable; queued and running ones stop
+    with an error."""
     endpoint.is_active = False
     endpoint.api_key_sealed = None
     session.flush()
+    audit.record(session, actor=actor, action="model_endpoint.delete", object_type="model_endpoint",
+                 object_id=endpoint.id, org_id=endpoint.org_id, details=_via({}, via) or None)
 
 
 MODES = ("predictions", "annotations")
 
 
 def create_job(session: Session, *, project: Project, endpoint: ModelEndpoint, actor: User,
-               template: Any, only_pending: bool, mode: str = "predictions") -> PrelabelJob:
-    """Queue a job; its answers become predictions, or (``mode="annotations"``) the answers of
-    the endpoint's model annotator (domain.model_annotators), on pending tasks only."""
+               template: Any, only_pending: bool, mode: str = "predictions", standing: bool = False,
+               via: str | None = None) -> PrelabelJob:
+    """Queue a job, with its audit event; its answers become predictions, or
+    (``mode="annotations"``) the answers of the endpoint's model annotator
+    (domain.model_annotators), on pending tasks only. A ``standing`` job does not end with its
+    pass: it answers the tasks added afterwards too, checking for them every
+    ``STANDING_EVERY``, until it is stopped (``stop_job``). Another organization's endpoint
+    is not found."""
+    ensure_endpoint_usable(endpoint.org_id, project)
     if mode not in MODES:
         raise Invalid(f"as must be one of {', '.join(MODES)}", details={"field": "as"})
     if mode == "annotations" and not only_pending:
@@ -121,10 +179,13 @@ def create_job(session: Session, *, project: Project, endpoint: ModelEndpoint, a
                       details={"field": "only_pending"})
     checked = check_template(template, parse_spec(project.task_spec))
     job = PrelabelJob(project_id=project.id, endpoint_id=endpoint.id, requested_by=actor.id, template=checked,
-                      only_pending=only_pending, mode=mode, status="queued", attempts=0, done=0, failed=0, skipped=0,
-                      failures=[], requests=0, input_tokens=0, output_tokens=0, cost=0.0)
+                      only_pending=only_pending, mode=mode, standing=standing, status="queued", attempts=0, done=0,
+                      failed=0, skipped=0, failures=[], requests=0, input_tokens=0, output_tokens=0, cost=0.0)
     session.add(job)
     session.flush()
+    audit.record(session, actor=actor, action="prelabel.create", object_type="prelabel_job", object_id=job.id,
+                 org_id=project.org_id,
+                 details=_via({"endpoint": endpoint.id, "as": job.mode, "standing": job.standing}, via))
     return job
 
 
@@ -134,6 +195,19 @@ def get_job(session: Session, *, job_id: int, actor: User) -> PrelabelJob:
         raise NotFound("pre-label job not found")
     ensure_customer_access_to(actor, session.get(Project, job.project_id), what="pre-label job")
     return job
+
+
+def list_jobs(session: Session, *, project: Project, limit: int = JOB_PAGE) -> list[PrelabelJob]:
+    """The project's newest jobs, newest first (the caller has checked access to the project)."""
+    return list(session.scalars(select(PrelabelJob).where(PrelabelJob.project_id == project.id)
+                                .order_by(PrelabelJob.id.desc()).limit(limit)))
+
+
+def model_of(session: Session, job: PrelabelJob) -> str:
+    """The ``model`` of the job's predictions (its endpoint's, deleted or not)."""
+    endpoint = session.get(ModelEndpoint, job.endpoint_id)
+    assert endpoint is not None
+    return model_name(endpoint)
 
 
 def usage(session: Session, *, project: Project) -> dict[str, Any]:
@@ -159,7 +233,7 @@ def claim_job(session: Session, *, now: datetime) -> PrelabelJob | None:
     if job is None:
         busy = select(PrelabelJob.endpoint_id).where(PrelabelJob.status == "running", PrelabelJob.lease_until >= now)
         job = session.scalar(claim_lock(session, select(PrelabelJob).where(
-            PrelabelJob.status == "queued", PrelabelJob.endpoint_id.not_in(busy)).order_by(PrelabelJob.id).limit(1)))
+            due(now), PrelabelJob.endpoint_id.not_in(busy)).order_by(PrelabelJob.id).limit(1)))
     if job is None:
         return None
     if job.attempts >= MAX_ATTEMPTS:
@@ -171,6 +245,36 @@ def claim_job(session: Session, *, now: datetime) -> PrelabelJob | None:
     job.started_at = job.started_at or now
     session.flush()
     return job
+
+
+def due(now: datetime) -> ColumnElement[bool]:
+    """Jobs waiting to run: queued ones, and standing ones whose wait is over."""
+    return (PrelabelJob.status == "queued") | ((PrelabelJob.status == "waiting") & (PrelabelJob.lease_until <= now))
+
+
+def end_pass(job: PrelabelJob, *, now: datetime) -> None:
+    """A pass over the project's tasks is over: a standing job waits for more, any other is done."""
+    if not job.standing:
+        finish(job, now=now)
+        return
+    job.status = "waiting"
+    job.lease_until = now + STANDING_EVERY
+    job.attempts = 0  # the attempts of one pass: a standing job gives up only on one that fails thrice
+    job.tasks_total = None
+
+
+def stop_job(session: Session, *, job: PrelabelJob, actor: User, now: datetime, via: str | None = None) -> None:
+    """Stop a job, with its audit event: a running one ends after the chunk in hand (its worker
+    finds it no longer its own); its counts and accounting stay. A job already over is left as
+    it is."""
+    if job.status in ("done", "failed", "stopped"):
+        return
+    job.status, job.finished_at, job.lease_until = "stopped", now, None
+    session.flush()
+    project = session.get(Project, job.project_id)
+    assert project is not None
+    audit.record(session, actor=actor, action="prelabel.stop", object_type="prelabel_job", object_id=job.id,
+                 org_id=project.org_id, details=_via({}, via) or None)
 
 
 def still_mine(session: Session, *, job_id: int, attempt: int) -> PrelabelJob | None:

@@ -56,8 +56,10 @@ def enqueue(
     task: Task | None = None,
     batch: Batch | None = None,
     previous: Any = None,
+    audit: dict[str, Any] | None = None,
 ) -> int:
-    """Write the deliveries of one event; return how many. Only flushes."""
+    """Write the deliveries of one event; return how many. Only flushes. ``audit``: the
+    customer's verdict a ``task.audit_rejected`` announces (``reason``, ``at``)."""
     if event not in EVENTS:
         raise ValueError(f"unknown event {event!r}")
     if batch is not None:
@@ -87,6 +89,8 @@ def enqueue(
         subject = {"task": task_body(task)}
         if event == "result.changed":
             subject["previous"] = previous
+        if event == "task.audit_rejected":
+            subject["audit"] = audit
     payload = {"id": event_id, "event": event, "created_at": now.isoformat(), "project_id": project_id, **subject}
     for kind, webhook_id, url in destinations:
         session.add(Delivery(

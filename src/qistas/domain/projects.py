@@ -11,12 +11,13 @@ from sqlalchemy.orm import Session
 from qistas.db.enums import BatchStatus, LeaseStatus, Role, TaskStatus
 from qistas.db.models import Annotation, Assignment, Batch, Project, Task, TaskImport, User
 from qistas.domain import audit, outbox, predictions, review_policy
+from qistas.domain import workforce as workforce_rules
 from qistas.domain.gold import parse_policy
 from qistas.domain.media import parse_policy as parse_media_policy
 from qistas.domain.model_annotators import parse_setting as parse_model_annotators
 from qistas.domain.tasktypes import parse_spec, spec_dict
 from qistas.errors import Conflict, Invalid, NotFound
-from qistas.policies import STAFF_ROLES, ensure_customer_access, ensure_customer_access_to
+from qistas.policies import STAFF_ROLES, ensure_customer_access, ensure_customer_access_to, may_work_on
 
 MAX_REDUNDANCY = 100
 BATCH_TRANSITIONS: dict[str, dict[str, BatchStatus]] = {
@@ -71,6 +72,8 @@ def create_project(
     priority: int = 0,
     pay_rate: float | None = None,
     workforce: str = "shared",
+    routing: dict[str, Any] | None = None,
+    work_name: str | None = None,
 ) -> Project:
     spec = parse_spec(task)
     lo, hi, target = _redundancy(redundancy)
@@ -97,17 +100,21 @@ def create_project(
         priority=priority,
         pay_rate=pay_rate,
         workforce=workforce,
+        work_name=workforce_rules.work_name(work_name) if work_name is not None else workforce_rules.code_name(),
     )
     session.add(project)
     session.flush()
+    if routing:
+        project.routing = workforce_rules.parse_routing(session, project=project, raw=routing)
+        session.flush()
     audit.record(session, actor=actor, action="project.create", object_type="project",
                  object_id=project.id, org_id=org_id)
     return project
 
 
 # What PATCH may change; ``task`` only while no task of the project is answered.
-UPDATABLE = ("name", "instructions", "redundancy", "gold", "review", "prefill", "model_annotators", "media",
-             "priority",              "pay_rate", "workforce", "task", "archived")
+UPDATABLE = ("name", "instructions", "redundancy", "gold", "review", "prefill", "model_annotators", "media", "priority",
+             "pay_rate", "workforce", "task", "archived", "routing", "work_name")
 
 
 def update_project(session: Session, *, project: Project, actor: User, changes: dict[str, Any], now: datetime) -> None:
@@ -147,6 +154,10 @@ def update_project(session: Session, *, project: Project, actor: User, changes: 
         if changes["workforce"] not in ("shared", "org"):
             raise Invalid("workforce must be 'shared' or 'org'", details={"field": "workforce"})
         project.workforce = changes["workforce"]
+    if "routing" in changes:  # applies to takes from now on; leases already out may be submitted
+        project.routing = workforce_rules.parse_routing(session, project=project, raw=changes["routing"])
+    if "work_name" in changes:
+        project.work_name = workforce_rules.work_name(changes["work_name"])
     for name in ("name", "instructions", "priority", "pay_rate"):
         if name in changes:
             setattr(project, name, changes[name])
@@ -199,15 +210,18 @@ def get_project_for_customer(session: Session, *, project_id: int, actor: User) 
 
 
 def list_projects(session: Session, *, actor: User) -> list[Project]:
+    """The projects the actor sees; an annotator's are those open to them (their workforce and
+    routing), highest ``priority`` first, then oldest."""
     query = select(Project).order_by(Project.id)
     if actor.role in STAFF_ROLES:
         query = query.where(Project.org_id == actor.org_id)
     elif actor.role == Role.ANNOTATOR:
-        query = query.where(Project.archived_at.is_(None))
+        query = select(Project).order_by(Project.priority.desc(), Project.id).where(Project.archived_at.is_(None))
         if actor.org_id is not None:
             query = query.where(Project.org_id == actor.org_id)
         else:
             query = query.where(Project.workforce == "shared")
+        return [p for p in session.scalars(query) if may_work_on(actor, p)]
     return list(session.scalars(query))
 
 

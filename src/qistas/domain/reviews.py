@@ -168,6 +168,21 @@ def claim(session: Session, *, project: Project, reviewer: User, now: datetime,
     return ReviewLease(review, task, counted_answers(session, task_id=task.id))
 
 
+def release_all(session: Session, *, reviewer_id: int, now: datetime) -> int:
+    """End a reviewer's live review leases (a deactivated account): their tasks wait for the
+    next reviewer at once instead of until the leases run out. Returns how many."""
+    held = list(session.scalars(select(Review).where(
+        Review.reviewer_id == reviewer_id, Review.stage == ReviewStage.REVIEW, Review.status == LeaseStatus.ACTIVE,
+        Review.expires_at > now).with_for_update()))
+    for review in held:
+        review.status, review.ended_at = LeaseStatus.RELEASED, now
+        # the task's review_until is this lease's: a reviewer is leased only a task nobody holds
+        session.execute(update(Task).where(Task.id == review.task_id, Task.review_round == review.round)
+                        .values(review_until=None).execution_options(synchronize_session=False))
+    session.flush()
+    return len(held)
+
+
 def _int4(value: int) -> int:
     return (value + 2**31) % 2**32 - 2**31
 
@@ -341,7 +356,8 @@ def audit_task(session: Session, *, task: Task, project: Project, actor: User, a
             if gold_rules.matches(spec, row.answer, task.response):
                 gold_rules.record_review(session, project=project, annotator_id=row.annotator_id, correct=False)
     session.flush()
-    outbox.enqueue(session, event="task.audit_rejected", task=task)
+    outbox.enqueue(session, event="task.audit_rejected", task=task,
+                   audit={"reason": audit.reason, "at": now.isoformat()})
     _reopen(session, task=task, policy=parse_policy(project.review_policy))
     return audit
 

@@ -160,7 +160,7 @@ def deactivate(session: Session, *, user: User, now: datetime, may_stop_last_own
 
     The last active admin cannot be deactivated, nor the last active owner of an organization
     unless ``may_stop_last_owner`` (an admin, or the operator's command line, closing an
-    organization's access). Returns how many leases were released.
+    organization's access). Returns how many leases were released, review leases included.
     """
     if not user.is_active:
         return 0
@@ -175,6 +175,9 @@ def deactivate(session: Session, *, user: User, now: datetime, may_stop_last_own
     _revoke_all(session, user_id=user.id, now=now)
     end_sessions(session, user_id=user.id)
     released = release_leases(session, annotator_id=user.id, now=now)
+    from qistas.domain import reviews  # reviews build on what users defines
+
+    released += reviews.release_all(session, reviewer_id=user.id, now=now)
     session.flush()
     return released
 

@@ -87,7 +87,7 @@ class Prelabeler:
         now = utcnow()
         with self.db.reader() as session:  # a read first: most polls find nothing
             waiting = session.scalar(select(PrelabelJob.id).where(or_(
-                PrelabelJob.status == "queued", (PrelabelJob.status == "running") & (PrelabelJob.lease_until < now),
+                endpoints.due(now), (PrelabelJob.status == "running") & (PrelabelJob.lease_until < now),
             )).limit(1))
         if waiting is None:
             return False
@@ -127,7 +127,7 @@ class Prelabeler:
         except ConfigError as exc:  # sealed with a key this server lacks, or altered
             endpoints.finish(job, now=utcnow(), error=f"the endpoint's API key cannot be opened: {exc.message}")
             return None
-        if job.tasks_total is None:
+        if job.tasks_total is None and not job.standing:  # a standing job's tasks are still coming
             job.tasks_total = endpoints.count_tasks(session, job=job)
         policy = Policy(allow_private=self.policy.allow_private or endpoint.allow_private,
                         allowed_networks=self.policy.allowed_networks)
@@ -240,7 +240,7 @@ class Prelabeler:
     def _done(self, session: Session, *, plan: Plan) -> None:
         job = endpoints.still_mine(session, job_id=plan.job_id, attempt=plan.attempt)
         if job is not None:
-            endpoints.finish(job, now=utcnow())
+            endpoints.end_pass(job, now=utcnow())
 
     def _fail(self, session: Session, *, job_id: int, attempt: int, error: str) -> None:
         job = endpoints.still_mine(session, job_id=job_id, attempt=attempt)

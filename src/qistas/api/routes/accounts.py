@@ -75,7 +75,9 @@ def list_orgs(actor: Actor, db: Db) -> list[OrgRead]:
 @router.get("/me", response_model=UserRead)
 def me(actor: Actor, db: Db) -> UserRead:
     with db.reader() as session:
-        return user_read(session, actor)
+        found = user_read(session, actor)
+    # An annotator is never told whose projects they work on, not even through their own account.
+    return found.model_copy(update={"org": None}) if actor.role == Role.ANNOTATOR else found
 
 
 @router.post("/users", status_code=201, response_model=UserCreated, dependencies=[IDEMPOTENT])

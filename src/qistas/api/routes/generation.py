@@ -16,7 +16,7 @@ from qistas.api.schemas.generation import (
 )
 from qistas.db.models import GenerationBatch, Project
 from qistas.db.unit_of_work import write
-from qistas.domain import audit, generation
+from qistas.domain import generation
 from qistas.domain import model_endpoints as endpoints
 from qistas.policies import ensure_customer_access
 
@@ -47,9 +47,6 @@ def create_generation_batch(project_id: Id, body: GenerationCreate, actor: Actor
         params = body.model_dump(exclude={"endpoints", "template"})
         batch = generation.create_batch(session, project=project, endpoints=found, actor=actor,
                                         template=body.template, params=params)
-        audit.record(session, actor=actor, action="generation.create", object_type="generation_batch",
-                     object_id=batch.id, org_id=project.org_id,
-                     details={"endpoints": list(batch.endpoint_ids), "count": body.count})
         return batch_read(batch, [endpoints.model_name(e) for e in found])
 
     return write(db, work)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from qistas.api.deps import Actor, AppSettings, Db, Id
@@ -17,24 +16,18 @@ from qistas.api.schemas.models import (
     PrelabelJobPage,
     PrelabelJobRead,
 )
-from qistas.db.models import ModelEndpoint, Organization, PrelabelJob, Project
+from qistas.db.models import ModelEndpoint, PrelabelJob, Project
+from qistas.db.types import utcnow
 from qistas.db.unit_of_work import write
-from qistas.domain import audit, users
 from qistas.domain import model_endpoints as endpoints
 from qistas.domain.destinations import Policy
 from qistas.domain.sealing import Keyring
-from qistas.errors import Invalid
 from qistas.policies import (
     ensure_customer_access,
     ensure_endpoint_manager,
-    ensure_endpoint_usable,
-    ensure_may_allow_private,
-    ensure_org_reachable,
-    is_admin,
 )
 
 router = APIRouter(tags=["models"])
-JOB_PAGE = 50
 
 
 def endpoint_read(e: ModelEndpoint) -> ModelEndpointRead:
@@ -48,7 +41,8 @@ def endpoint_read(e: ModelEndpoint) -> ModelEndpointRead:
 
 def job_read(job: PrelabelJob, model: str) -> PrelabelJobRead:
     return PrelabelJobRead(
-        id=job.id, project_id=job.project_id, endpoint_id=job.endpoint_id, model=model, status=job.status,
+        id=job.id, project_id=job.project_id, endpoint_id=job.endpoint_id, model=model, standing=job.standing,
+        status=job.status,
         tasks_total=job.tasks_total, done=job.done, failed=job.failed, skipped=job.skipped,
         failures=[PrelabelFailure(**f) for f in job.failures or []], requests=job.requests,
         input_tokens=job.input_tokens, output_tokens=job.output_tokens, cost=round(job.cost, 6), error=job.error,
@@ -56,38 +50,16 @@ def job_read(job: PrelabelJob, model: str) -> PrelabelJobRead:
     )
 
 
-def _model_of(session: Session, job: PrelabelJob) -> str:
-    endpoint = session.get(ModelEndpoint, job.endpoint_id)
-    assert endpoint is not None
-    return endpoints.model_name(endpoint)
-
-
 @router.post("/model-endpoints", status_code=201, response_model=ModelEndpointRead, dependencies=[IDEMPOTENT])
 def create_endpoint(body: ModelEndpointCreate, actor: Actor, db: Db, settings: AppSettings) -> ModelEndpointRead:
     """Register an OpenAI-compatible endpoint; its API key is stored sealed and never returned."""
 
     def work(session: Session) -> ModelEndpointRead:
-        if body.org is not None:
-            org = ensure_org_reachable(actor, users.find_org(session, body.org), body.org)
-        elif is_admin(actor):
-            raise Invalid("org is required of an admin: the organization the endpoint belongs to",
-                          details={"field": "org"})
-        else:
-            ensure_endpoint_manager(actor, actor.org_id)
-            own = session.get(Organization, actor.org_id)
-            assert own is not None
-            org = own
-        ensure_endpoint_manager(actor, org.id)
-        if body.allow_private:
-            ensure_may_allow_private(actor)
+        org = endpoints.endpoint_org(session, actor=actor, slug=body.org, allow_private=body.allow_private)
         fields = body.model_dump(exclude={"org", "api_key"})
         endpoint = endpoints.create_endpoint(session, org=org, fields=fields, api_key=body.api_key,
                                              policy=Policy.from_settings(settings),
-                                             keyring=Keyring.from_settings(settings))
-        audit.record(session, actor=actor, action="model_endpoint.create", object_type="model_endpoint",
-                     object_id=endpoint.id, org_id=org.id,
-                     details={"name": endpoint.name, "base_url": endpoint.base_url, "model": endpoint.model,
-                              "allow_private": endpoint.allow_private})
+                                             keyring=Keyring.from_settings(settings), actor=actor)
         return endpoint_read(endpoint)
 
     return write(db, work)
@@ -118,9 +90,7 @@ def delete_endpoint(endpoint_id: Id, actor: Actor, db: Db) -> Response:
     def work(session: Session) -> None:
         endpoint = endpoints.get_endpoint(session, endpoint_id=endpoint_id)
         ensure_endpoint_manager(actor, endpoint.org_id)
-        endpoints.delete_endpoint(session, endpoint=endpoint)
-        audit.record(session, actor=actor, action="model_endpoint.delete", object_type="model_endpoint",
-                     object_id=endpoint.id, org_id=endpoint.org_id)
+        endpoints.delete_endpoint(session, endpoint=endpoint, actor=actor)
 
     write(db, work)
     return Response(status_code=204)
@@ -135,11 +105,9 @@ def create_prelabel_job(project_id: Id, body: PrelabelCreate, actor: Actor, db: 
     def work(session: Session) -> PrelabelJobRead:
         project = ensure_customer_access(actor, session.get(Project, project_id))
         endpoint = endpoints.get_endpoint(session, endpoint_id=body.endpoint)
-        ensure_endpoint_usable(endpoint.org_id, project)
         job = endpoints.create_job(session, project=project, endpoint=endpoint, actor=actor,
-                                   template=body.template, only_pending=body.only_pending, mode=body.as_)
-        audit.record(session, actor=actor, action="prelabel.create", object_type="prelabel_job", object_id=job.id,
-                     org_id=project.org_id, details={"endpoint": endpoint.id, "as": job.mode})
+                                   template=body.template, only_pending=body.only_pending, mode=body.as_,
+                                   standing=body.standing)
         return job_read(job, endpoints.model_name(endpoint))
 
     return write(db, work)
@@ -151,9 +119,8 @@ def list_prelabel_jobs(project_id: Id, actor: Actor, db: Db) -> PrelabelJobPage:
 
     def work(session: Session) -> PrelabelJobPage:
         project = ensure_customer_access(actor, session.get(Project, project_id))
-        jobs = session.scalars(select(PrelabelJob).where(PrelabelJob.project_id == project.id)
-                               .order_by(PrelabelJob.id.desc()).limit(JOB_PAGE))
-        return PrelabelJobPage(items=[job_read(j, _model_of(session, j)) for j in jobs],
+        jobs = endpoints.list_jobs(session, project=project)
+        return PrelabelJobPage(items=[job_read(j, endpoints.model_of(session, j)) for j in jobs],
                                usage=ModelUsage(**endpoints.usage(session, project=project)))
 
     return write(db, work)
@@ -163,6 +130,18 @@ def list_prelabel_jobs(project_id: Id, actor: Actor, db: Db) -> PrelabelJobPage:
 def get_prelabel_job(job_id: Id, actor: Actor, db: Db) -> PrelabelJobRead:
     def work(session: Session) -> PrelabelJobRead:
         job = endpoints.get_job(session, job_id=job_id, actor=actor)
-        return job_read(job, _model_of(session, job))
+        return job_read(job, endpoints.model_of(session, job))
+
+    return write(db, work)
+
+
+@router.post("/prelabel-jobs/{job_id}/stop", response_model=PrelabelJobRead)
+def stop_prelabel_job(job_id: Id, actor: Actor, db: Db) -> PrelabelJobRead:
+    """Stop a job (a standing one above all): status ``stopped``; what it answered stays."""
+
+    def work(session: Session) -> PrelabelJobRead:
+        job = endpoints.get_job(session, job_id=job_id, actor=actor)
+        endpoints.stop_job(session, job=job, actor=actor, now=utcnow())
+        return job_read(job, endpoints.model_of(session, job))
 
     return write(db, work)

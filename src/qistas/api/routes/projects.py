@@ -21,7 +21,7 @@ from qistas.db.enums import Role
 from qistas.db.models import Batch, Organization, Project, User
 from qistas.db.types import utcnow
 from qistas.db.unit_of_work import write
-from qistas.domain import audit, projects, results, users
+from qistas.domain import audit, projects, results, users, workforce
 from qistas.domain.destinations import Policy, resolve
 from qistas.errors import Invalid
 from qistas.policies import (
@@ -45,13 +45,14 @@ def project_read(session: Session, project: Project) -> ProjectRead:
         gold=project.gold_policy, review=project.review_policy, prefill=project.prefill,
         model_annotators=project.model_annotators, media=project.media, priority=project.priority,
         pay_rate=project.pay_rate,
-        workforce=project.workforce, created_at=project.created_at, archived_at=project.archived_at,
+        workforce=project.workforce, routing=workforce.routing_view(project.routing or {}),
+        work_name=project.work_name, created_at=project.created_at, archived_at=project.archived_at,
     )
 
 
 def project_view(session: Session, actor: User, project: Project) -> ProjectRead | ProjectWorkView:
     if actor.role == Role.ANNOTATOR:
-        return ProjectWorkView(id=project.id, name=project.name, task=project.task_spec,
+        return ProjectWorkView(id=project.id, name=project.work_name, task=project.task_spec,
                                instructions=project.instructions)
     return project_read(session, project)
 
@@ -77,8 +78,9 @@ def create_project(body: ProjectCreate, actor: Actor, db: Db) -> ProjectRead:
         project = projects.create_project(
             session, org_id=org_id, actor=actor, name=body.name, task=body.task,
             instructions=body.instructions, redundancy=redundancy, gold=body.gold, review=body.review,
-            prefill=body.prefill, model_annotators=body.model_annotators, media=body.media, priority=body.priority,
-            pay_rate=body.pay_rate, workforce=body.workforce,
+            prefill=body.prefill, model_annotators=body.model_annotators, media=body.media,
+            priority=body.priority,
+            pay_rate=body.pay_rate, workforce=body.workforce, routing=body.routing, work_name=body.work_name,
         )
         return project_read(session, project)
 

@@ -12,7 +12,7 @@ Topic = Annotated[str, Field(min_length=1, max_length=MAX_TOPIC_CHARS)]
 
 class GenerationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    endpoints: list[Annotated[int, Field(ge=1)]] = Field(
+    endpoints: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] = Field(
         min_length=1, max_length=MAX_BATCH_ENDPOINTS,
         description="the model endpoints' ids: one (or several, taking items in turn) for candidates to verify; "
                     "2 or more whose answers are compared (pairwise: exactly 2, ranking, chat)")

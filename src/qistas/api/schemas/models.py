@@ -44,12 +44,14 @@ class ModelEndpointRead(BaseModel):
 
 class PrelabelCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    endpoint: int = Field(ge=1, description="the model endpoint's id")
+    endpoint: int = Field(ge=1, le=2**63 - 1, description="the model endpoint's id")
     template: dict[str, Any] = Field(description='`{"system"?: ..., "user": ...}` with `{field}` placeholders')
     only_pending: bool = Field(default=True, description="only tasks still pending; else every task not canceled")
     as_: str = Field(default="predictions", alias="as",
                      description="`predictions` (pre-labels on the tasks) or `annotations` (the model answers as an "
                                  "annotator of its own, counted in truth inference; pending tasks only)")
+    standing: bool = Field(default=False, description="answer the tasks added afterwards too, as they come, until "
+                                                      "the job is stopped (`POST /prelabel-jobs/{id}/stop`)")
 
 
 class PrelabelFailure(BaseModel):
@@ -64,7 +66,9 @@ class PrelabelJobRead(BaseModel):
     endpoint_id: int
     model: str = Field(description="the `model` of the predictions it stores")
     as_: str = Field(alias="as", description="what the answers become: `predictions` or `annotations`")
-    status: str = Field(description="queued, running, done or failed")
+    standing: bool = Field(default=False, description="answers each task as it comes until stopped")
+    status: str = Field(description="queued, running, waiting (a standing job between passes), done, failed or "
+                                    "stopped")
     tasks_total: int | None
     done: int = Field(description="tasks given a prediction (or the model's annotation)")
     failed: int = Field(description="tasks whose answer could not be had or was refused")

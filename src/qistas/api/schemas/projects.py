@@ -20,6 +20,11 @@ MEDIA = ('media limits of the imports (docs/media.md): {"max_bytes"?: int, "type
          '"fetch_urls"?: bool}; fetch_urls: the server fetches http(s) URLs named in media fields and stores them')
 
 
+ROUTING = ('who may work on it: {"pools": [pool ids], "all": [{"kind", "tag", "min_level"}], '
+           '"any": [{"kind", "tag", "min_level"}]} (docs/workforce.md)')
+WORK_NAME = "the name annotators see instead of the project's own (generated when left out)"
+
+
 class Redundancy(Incoming):
     min: int = 1
     max: int | None = None
@@ -40,6 +45,8 @@ class ProjectCreate(Incoming):
     priority: int = Field(default=0, ge=-(2**31), le=2**31 - 1)
     pay_rate: float | None = None
     workforce: str = Field(default="shared", description="'shared' or 'org'")
+    routing: dict[str, Any] = Field(default_factory=dict, description=ROUTING)
+    work_name: str | None = Field(default=None, description=WORK_NAME)
     org: str | None = Field(default=None, description="organization slug; admins only")
 
 
@@ -58,6 +65,8 @@ class ProjectUpdate(Incoming):
     priority: int | None = Field(default=None, ge=-(2**31), le=2**31 - 1)
     pay_rate: float | None = None
     workforce: str | None = Field(default=None, description="'shared' or 'org'")
+    routing: dict[str, Any] | None = Field(default=None, description=ROUTING)
+    work_name: str | None = Field(default=None, description=WORK_NAME)
     archived: bool | None = Field(default=None, description="true: read-only, hidden from annotators")
 
 
@@ -76,15 +85,18 @@ class ProjectRead(BaseModel):
     priority: int
     pay_rate: float | None
     workforce: str
+    routing: dict[str, Any] = Field(default_factory=dict, description=ROUTING)
+    work_name: str = Field(default="", description=WORK_NAME)
     created_at: datetime
     archived_at: datetime | None = None
 
 
 class ProjectWorkView(BaseModel):
-    """What an annotator sees of a project: no organization, no settings."""
+    """What an annotator sees of a project: its work name, never the customer's name for it,
+    no organization, no settings."""
 
     id: int
-    name: str
+    name: str = Field(description="the project's work name (a neutral code name)")
     task: dict[str, Any]
     instructions: str
 

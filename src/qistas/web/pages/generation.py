@@ -13,23 +13,22 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import ValidationError
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from qistas.api.deps import Db
 from qistas.api.schemas.generation import GenerationCreate
 from qistas.db.models import GenerationBatch, ModelEndpoint, Project
-from qistas.db.unit_of_work import read, write
-from qistas.domain import audit, generation
+from qistas.db.unit_of_work import read
+from qistas.domain import generation
 from qistas.domain.model_endpoints import model_name
 from qistas.domain.prompts import check_template
 from qistas.domain.tasktypes import parse_spec
 from qistas.errors import Invalid
 from qistas.policies import ensure_org_people_access
-from qistas.web.i18n import Translator
-from qistas.web.messages import describe, isolate, script_strings
+from qistas.web.messages import isolate, script_strings
 from qistas.web.pages.common import CheckedForm, PageId, PageUser, form_str, render, translator
+from qistas.web.pages.forms import FormErrors, submit, validated
 
 router = APIRouter(include_in_schema=False)
 _INDEX = re.compile(r"\.\d+(?=\.|$)")
@@ -65,36 +64,14 @@ def body_from_form(form: FormData) -> dict[str, Any]:
 def check_body(body: dict[str, Any]) -> GenerationCreate:
     """The body checked by the API's own schema; ``FormErrors`` with every problem if not."""
     try:
-        return GenerationCreate.model_validate(body)
-    except ValidationError as exc:
-        found = [_invalid(e) for e in exc.errors()]
+        return validated(GenerationCreate, body)
+    except FormErrors as exc:
+        found = exc.errors
     try:  # the prompt's own problem too, so that one sending shows every field to fix
         check_template(body["template"], None, fields=set(generation.FIELDS))
     except Invalid as exc:
         found.append(exc)
     raise FormErrors(found)
-
-
-def _invalid(error: Any) -> Invalid:
-    path = ".".join(str(p) for p in error["loc"])
-    params = {k: v for k, v in (error.get("ctx") or {}).items()
-              if isinstance(v, str | int | float) and not isinstance(v, bool)}
-    return Invalid(f"{path}: {error['msg']}", details={"field": path}, reason=error["type"], params=params)
-
-
-class FormErrors(Exception):
-    def __init__(self, errors: list[Invalid]) -> None:
-        super().__init__("; ".join(e.message for e in errors))
-        self.errors = errors
-
-
-def field_errors(t: Translator, found: list[Invalid]) -> dict[str, str]:
-    """Each input's first problem in words; one that belongs to no input under ``""``."""
-    out: dict[str, str] = {}
-    for exc in found:
-        field = exc.details.get("field") if isinstance(exc.details, dict) else None
-        out.setdefault(input_of(field) if isinstance(field, str) else "", describe(t, exc))
-    return out
 
 
 def batch_view(batch: GenerationBatch, models: list[str]) -> dict[str, Any]:
@@ -153,20 +130,11 @@ def start_batch(project_id: PageId, request: Request, user: PageUser, form: Chec
         usable = {e.id: e for e in generation.usable_endpoints(session, project=project)}
         if any(i not in usable for i in body.endpoints):
             raise Invalid("model endpoint not found", details={"field": "endpoints"}, reason="endpoint_unknown")
-        batch = generation.create_batch(session, project=project, endpoints=[usable[i] for i in body.endpoints],
-                                        actor=user, template=body.template,
-                                        params=body.model_dump(exclude={"endpoints", "template"}))
-        audit.record(session, actor=user, action="generation.create", object_type="generation_batch",
-                     object_id=batch.id, org_id=project.org_id,
-                     details={"endpoints": list(batch.endpoint_ids), "count": body.count, "via": "console"})
-        return batch
+        return generation.create_batch(session, project=project, endpoints=[usable[i] for i in body.endpoints],
+                                       actor=user, template=body.template,
+                                       params=body.model_dump(exclude={"endpoints", "template"}), via="console")
 
-    try:
-        batch = write(db, work)
-    except FormErrors as exc:
-        errors = field_errors(translator(request), exc.errors)
-    except Invalid as exc:
-        errors = field_errors(translator(request), [exc])
-    else:
+    batch, errors = submit(db, work, translator(request), input_of)
+    if batch is not None:
         return RedirectResponse(f"/console/projects/{project_id}/generate#batch-{batch.id}", status_code=303)
     return _page(request, user, db, project_id=project_id, values=values, errors=errors, status=422)

@@ -35,5 +35,7 @@ def review_workspace(project_id: PageId, request: Request, user: PageUser, db: D
         "leaseSeconds": settings.lease_seconds,
         "strings": {**t.subset("ws."), **t.subset("rv."), **script_strings(t)},
     }
-    return render(request, "review.html", title=isolate(project.name), project=project, boot=boot,
+    # An annotator reviewing sees the work name; the organization's staff their own name for it.
+    shown = project.work_name if user.role == Role.ANNOTATOR else project.name
+    return render(request, "review.html", title=isolate(shown), project=project, shown_name=shown, boot=boot,
                   instructions=markdown(project.instructions or ""))

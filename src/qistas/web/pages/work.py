@@ -38,12 +38,12 @@ def work_home(request: Request, user: PageUser, db: Db) -> HTMLResponse:
         found = projects.list_projects(session, actor=user)
         reviewable = [p for p in found if may_review(user, p)]
         waiting = reviews.waiting(session, project_ids=[p.id for p in reviewable], reviewer_id=user.id)
-        # Name and task type only: an annotator never learns whose project it is.
+        # Work name and task type only: an annotator never learns whose project it is.
         return {
-            "projects": [{"id": p.id, "name": p.name, "type": p.task_spec.get("type")}
+            "projects": [{"id": p.id, "name": p.work_name, "type": p.task_spec.get("type")}
                          for p in found if may_work_on(user, p)],
-            "reviews": [{"id": p.id, "name": p.name, "type": p.task_spec.get("type"), "waiting": waiting.get(p.id, 0)}
-                        for p in reviewable],
+            "reviews": [{"id": p.id, "name": p.work_name, "type": p.task_spec.get("type"),
+                         "waiting": waiting.get(p.id, 0)} for p in reviewable],
         }
 
     return render(request, "work_home.html", title=translator(request)("work.title"), **read(db, work))
@@ -66,7 +66,7 @@ def workspace(project_id: PageId, request: Request, user: PageUser, db: Db, sett
         "leaseSeconds": settings.lease_seconds,
         "strings": {**t.subset("ws."), **script_strings(t)},
     }
-    return render(request, "workspace.html", title=isolate(project.name), project=project, boot=boot,
+    return render(request, "workspace.html", title=isolate(project.work_name), project=project, boot=boot,
                   instructions=markdown(project.instructions or ""), sent_back=sent_back)
 
 

@@ -1,12 +1,8 @@
 // A project's generation batches: each batch still queued or running is followed through the
 // API (GET /generation-batches/{id}) and its row updated in place until it ends.
-import { api } from "./api.js";
 import { clear, h } from "./dom.js";
-import { describeError, fill } from "./messages.js";
-
-const POLL_MS = 1000;
-const RETRY_MS = 5000;
-const RUNNING = new Set(["queued", "running"]);
+import { followRows } from "./follow.js";
+import { fill } from "./messages.js";
 
 const table = document.getElementById("batches");
 const strings = JSON.parse(document.getElementById("generation-strings").textContent);
@@ -45,22 +41,8 @@ function show(body, b) {
       strings.duplicate_of, " ", h("bdi", { dir: "auto", text: d.of }))));
 }
 
-async function follow(body) {
-  const { status, data } = await api("GET", `/generation-batches/${body.dataset.batch}`);
-  if (status === 200) {
-    note.textContent = "";
-    show(body, data);
-    if (RUNNING.has(data.status)) setTimeout(() => follow(body), POLL_MS);
-    return;
-  }
-  if (status === 401) return;
-  note.textContent = status === 0 ? strings.offline : describeError(strings.errors, data?.error);
-  note.className = "small error";
-  if (status === 0 || status >= 500) setTimeout(() => follow(body), RETRY_MS);
-}
-
 if (table) {
-  for (const body of table.querySelectorAll("tbody.batch")) {
-    if (RUNNING.has(body.dataset.status)) setTimeout(() => follow(body), POLL_MS);
-  }
+  followRows(table.querySelectorAll("tbody.batch"), {
+    path: (body) => `/generation-batches/${body.dataset.batch}`, show, note, strings,
+  });
 }

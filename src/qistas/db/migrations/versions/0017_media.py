@@ -12,7 +12,7 @@ from alembic import op
 from qistas.db.types import JSONType, UTCDateTime
 
 revision = "0017_media"
-down_revision = "0012_model_endpoints"
+down_revision = "0016_standing_prelabel"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,170 @@
+"""Pools of annotators, their members and skills (docs/workforce.md).
+
+Admins manage every pool, an organization's owners their organization's pools, a pool's
+managers that pool only. Another tenant's pool, or one outside the actor's reach, is "not found".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from qistas.api.deps import Actor, Db, Id
+from qistas.api.schemas.workforce import (
+    MemberPut,
+    MemberRead,
+    MembersImported,
+    PoolCreate,
+    PoolRead,
+    SkillsPut,
+    SkillsRead,
+)
+from qistas.db.enums import Role
+from qistas.db.models import Organization, Pool, User
+from qistas.db.unit_of_work import write
+from qistas.domain import audit, users, workforce
+from qistas.errors import Invalid
+from qistas.policies import (
+    ensure_may_create_pool,
+    ensure_may_manage_skills,
+    ensure_may_name_managers,
+    ensure_org_reachable,
+    ensure_pool_manager,
+    ensure_pool_visible,
+    is_admin,
+)
+
+router = APIRouter(tags=["workforce"])
+CSV_BODY = {"requestBody": {"content": {"text/csv": {"schema": {"type": "string"}}}, "required": True}}
+
+
+def pool_read(session: Session, pool: Pool) -> PoolRead:
+    org = session.get(Organization, pool.org_id) if pool.org_id is not None else None
+    return PoolRead(id=pool.id, name=pool.name, kind=pool.kind, org=org.slug if org else None,
+                    created_at=pool.created_at)
+
+
+def _managed(session: Session, actor: User, pool_id: int) -> tuple[Pool, bool]:
+    pool = session.get(Pool, pool_id)
+    manages = pool is not None and workforce.manages(session, pool_id=pool_id, user_id=actor.id)
+    return ensure_pool_manager(actor, pool, manages=manages), manages
+
+
+def _record(session: Session, actor: User, pool: Pool, action: str, details: dict[str, Any] | None = None) -> None:
+    audit.record(session, actor=actor, action=action, object_type="pool", object_id=pool.id, org_id=pool.org_id,
+                 details=details)
+
+
+@router.post("/pools", status_code=201, response_model=PoolRead)
+def create_pool(body: PoolCreate, actor: Actor, db: Db) -> PoolRead:
+    def work(session: Session) -> PoolRead:
+        if body.org is not None:
+            org_id: int | None = ensure_org_reachable(actor, users.find_org(session, body.org), body.org).id
+        else:
+            org_id = None if is_admin(actor) else actor.org_id
+        ensure_may_create_pool(actor, org_id=org_id)
+        pool = workforce.create_pool(session, org_id=org_id, name=body.name, kind=body.kind)
+        _record(session, actor, pool, "pool.create", {"name": pool.name, "kind": pool.kind})
+        return pool_read(session, pool)
+
+    return write(db, work)
+
+
+@router.get("/pools", response_model=list[PoolRead])
+def list_pools(actor: Actor, db: Db) -> list[PoolRead]:
+    with db.reader() as session:
+        return [pool_read(session, p) for p in workforce.list_pools(session, actor=actor)]
+
+
+@router.get("/pools/{pool_id}", response_model=PoolRead)
+def get_pool(pool_id: Id, actor: Actor, db: Db) -> PoolRead:
+    with db.reader() as session:
+        pool = session.get(Pool, pool_id)
+        manages = pool is not None and workforce.manages(session, pool_id=pool_id, user_id=actor.id)
+        return pool_read(session, ensure_pool_visible(actor, pool, manages=manages))
+
+
+@router.get("/pools/{pool_id}/members", response_model=list[MemberRead])
+def list_members(pool_id: Id, actor: Actor, db: Db) -> list[MemberRead]:
+    with db.reader() as session:
+        pool, _ = _managed(session, actor, pool_id)
+        return [MemberRead(user_id=m.user_id, email=m.email, manager=m.is_manager,
+                           skills=workforce.skills_list(m.skills)) for m in workforce.members(session, pool=pool)]
+
+
+@router.put("/pools/{pool_id}/members/{user_id}", status_code=204)
+def put_member(pool_id: Id, user_id: Id, body: MemberPut, actor: Actor, db: Db) -> Response:
+    """Add an annotator to the pool (or change whether they manage it: admins and owners only)."""
+
+    def work(session: Session) -> None:
+        pool, _ = _managed(session, actor, pool_id)
+        if body.manager:
+            ensure_may_name_managers(actor)
+        workforce.add_member(session, pool=pool, user=session.get(User, user_id), is_manager=body.manager)
+        _record(session, actor, pool, "pool.member.put", {"user": user_id, "manager": body.manager})
+
+    write(db, work)
+    return Response(status_code=204)
+
+
+@router.delete("/pools/{pool_id}/members/{user_id}", status_code=204)
+def remove_member(pool_id: Id, user_id: Id, actor: Actor, db: Db) -> Response:
+    def work(session: Session) -> None:
+        pool, _ = _managed(session, actor, pool_id)
+        workforce.remove_member(session, pool=pool, user=session.get(User, user_id))
+        _record(session, actor, pool, "pool.member.remove", {"user": user_id})
+
+    write(db, work)
+    return Response(status_code=204)
+
+
+@router.post("/pools/{pool_id}/members/import", status_code=201, response_model=MembersImported,
+             openapi_extra=CSV_BODY)
+async def import_members(pool_id: Id, request: Request, actor: Actor, db: Db) -> MembersImported:
+    """Add many annotators from a CSV (``email,skills,manager``); a bad row is named, nothing is written."""
+    raw = await request.body()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise Invalid("the CSV is not UTF-8", details={"field": "body"}) from None
+
+    def work(session: Session) -> MembersImported:
+        pool, _ = _managed(session, actor, pool_id)
+        may_name = is_admin(actor) or actor.role == Role.OWNER
+        done = workforce.import_members(session, pool=pool, text=text, may_name_managers=may_name)
+        _record(session, actor, pool, "pool.members.import", done)
+        return MembersImported(**done)
+
+    return await run_in_threadpool(write, db, work)
+
+
+@router.get("/users/{user_id}/skills", response_model=SkillsRead)
+def get_skills(user_id: Id, actor: Actor, db: Db) -> SkillsRead:
+    with db.reader() as session:
+        target = _skills_target(session, actor, user_id)
+        return SkillsRead(user_id=target.id, skills=workforce.skills_list(workforce.skills_of(session,
+                                                                                              user_id=target.id)))
+
+
+@router.put("/users/{user_id}/skills", response_model=SkillsRead)
+def put_skills(user_id: Id, body: SkillsPut, actor: Actor, db: Db) -> SkillsRead:
+    """Replace the annotator's skills."""
+    skills = workforce.parse_skills(body.skills)
+
+    def work(session: Session) -> SkillsRead:
+        target = _skills_target(session, actor, user_id)
+        workforce.set_skills(session, user=target, skills=skills)
+        audit.record(session, actor=actor, action="user.skills", object_type="user", object_id=target.id,
+                     org_id=target.org_id, details={"skills": len(skills)})
+        return SkillsRead(user_id=target.id, skills=workforce.skills_list(skills))
+
+    return write(db, work)
+
+
+def _skills_target(session: Session, actor: User, user_id: int) -> User:
+    target = session.get(User, user_id)
+    manages = target is not None and workforce.manages_member(session, actor_id=actor.id, user_id=user_id)
+    return ensure_may_manage_skills(actor, target, manages_member=manages)
