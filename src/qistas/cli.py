@@ -588,12 +588,24 @@ def _upload(project_id: int, path: Path, fmt: str | None, url: str, token: str, 
 @click.argument("project_id", type=int)
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["json", "jsonl", "csv"]))
+@click.option("--media", "media", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="a folder of the media files the rows name (by their paths in it); sent with the tasks as a zip")
 @url_option
 @token_option
-def import_(project_id: int, path: Path, fmt: str | None, url: str, token: str) -> None:
-    """Import tasks from a JSONL, CSV or JSON file (all or nothing)."""
-    answer = _upload(project_id, path, fmt, url, token, "tasks")
-    click.echo(f"created {answer['created']}, duplicates {answer['duplicates']}")
+def import_(project_id: int, path: Path, fmt: str | None, media: Path | None, url: str, token: str) -> None:
+    """Import tasks from a JSONL, CSV or JSON file (all or nothing), with their media files."""
+    if media is None:
+        answer = _upload(project_id, path, fmt, url, token, "tasks")
+    else:
+        from qistas.client.media import media_zip
+
+        packed = media_zip(path, media, format=fmt)
+        try:
+            answer = _upload(project_id, packed, "zip", url, token, "tasks")
+        finally:
+            packed.unlink(missing_ok=True)
+    stored = f", media files {answer['media']}" if answer.get("media") else ""
+    click.echo(f"created {answer['created']}, duplicates {answer['duplicates']}{stored}")
 
 
 @main.command("import-annotations")

@@ -120,6 +120,48 @@ class Settings(BaseSettings):
     webhook_retry_hours: float = Field(
         default=26.0, gt=0, description="How long a delivery is retried before it is marked failed."
     )
+    # --- media: files tasks show (docs/media.md) ---
+    media_root: Path | None = Field(
+        default=None,
+        description="Folder of the media files on local storage. Default: `media` under home.",
+    )
+    media_s3_bucket: str | None = Field(
+        default=None,
+        description="Keep media in this S3-compatible bucket instead of the local folder (every server "
+        "process of a deployment must name the same one).",
+    )
+    media_s3_endpoint_url: str | None = Field(
+        default=None,
+        description="The object store's endpoint, e.g. `https://s3.eu-west-1.amazonaws.com` or a MinIO URL. "
+        "Default: AWS's.",
+    )
+    media_s3_region: str = Field(default="us-east-1", description="The bucket's region.")
+    media_s3_access_key_id: str | None = Field(
+        default=None, description="Access key of the object store. Default: boto3's usual lookup.",
+    )
+    media_s3_secret_access_key: str | None = Field(
+        default=None, description="Secret key of the object store. Default: boto3's usual lookup.",
+    )
+    media_s3_prefix: str = Field(default="", description="Prefix of every key the server writes in the bucket.")
+    media_max_bytes: int = Field(
+        default=50 * 1024 * 1024, ge=1, description="Largest media file accepted, unless a project sets a "
+        "lower `media.max_bytes`.",
+    )
+    media_max_pixels: int = Field(
+        default=89_478_485, ge=1, description="Largest image accepted, in pixels (width × height): a larger one "
+        "is refused as a possible decompression bomb.",
+    )
+    media_zip_max_ratio: float = Field(
+        default=100.0, gt=1, description="Largest ratio of a zip entry's size to its compressed size; a zip "
+        "past it is refused as a possible zip bomb.",
+    )
+    media_url_seconds: int = Field(
+        default=900, ge=10, le=86_400, description="Longest life of a signed media URL; one given to an "
+        "annotator or reviewer also stops working when their lease ends.",
+    )
+    media_fetch_timeout_seconds: float = Field(
+        default=30.0, gt=0, le=600, description="Deadline of fetching one media URL named by a task.",
+    )
     # --- model endpoints: pre-labelling with an OpenAI-compatible API (docs/models.md) ---
     model_max_attempts: int = Field(
         default=4, ge=1, le=10,
@@ -267,6 +309,10 @@ class Settings(BaseSettings):
     @property
     def previous_keys(self) -> list[str]:
         return [raw.strip() for raw in self.previous_secret_keys.split(",") if raw.strip()]
+
+    @property
+    def media_folder(self) -> Path:
+        return self.media_root if self.media_root is not None else self.home / "media"
 
     @property
     def sqlalchemy_url(self) -> str:

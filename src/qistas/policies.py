@@ -132,6 +132,14 @@ def ensure_customer_access_to(actor: User, project: Project | None, *, what: str
         raise NotFound(f"{what} not found") from None
 
 
+def ensure_media_reader(actor: User, org_id: int | None) -> int:
+    """Reading an organization's media with credentials: its owners and members, admins.
+    Anyone else (annotators read through the signed URLs of their leases) finds nothing."""
+    if org_id is None or not (is_admin(actor) or (actor.role in STAFF_ROLES and actor.org_id == org_id)):
+        raise NotFound("media not found")
+    return org_id
+
+
 def ensure_annotator_access(actor: User, project: Project | None) -> Project:
     project = ensure_project_visible(actor, project)
     if not may_work_on(actor, project):

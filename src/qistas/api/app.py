@@ -22,6 +22,7 @@ from qistas.api.routes import (
     audit,
     exports,
     generation,
+    media,
     models,
     projects,
     quality,
@@ -34,6 +35,7 @@ from qistas.api.routes import (
 from qistas.api.throttle import RequestLimits
 from qistas.config import Settings, get_settings
 from qistas.db.engine import Database, is_sqlite
+from qistas.domain.mediastore import store_for
 from qistas.domain.sealing import Keyring
 from qistas.domain.sign_in import PasswordGate
 from qistas.domain.users import TokenCache
@@ -73,6 +75,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         gc.freeze()
         yield
         workers.stop()
+        _app.state.media_store.close()
         if database is None:  # we made it, we close it
             db.dispose()
 
@@ -90,13 +93,15 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.tokens = TokenCache(settings.token_cache_seconds)
     app.state.passwords = PasswordGate()
     app.state.metrics = Metrics()
+    app.state.media_store = store_for(settings)
     errors.install(app)
     # The annotation loop's router first: a request is matched against routes in order, and
     # its paths overlap no other router's. It has no GET, so it goes without KnownQuery (one
     # dependency less on every take and submit); every GET of the others refuses a query
     # parameter it does not read.
     app.include_router(work.router, prefix=API_PREFIX)
-    modules = (accounts, projects, tasks, reviews, quality, webhooks, exports, audit, models, generation, workforce)
+    modules = (accounts, projects, tasks, media, reviews, quality, webhooks, exports, audit, models, generation,
+               workforce)
     routers = [module.router for module in modules]
     for router in routers:
         app.include_router(router, prefix=API_PREFIX, dependencies=[KnownQuery])

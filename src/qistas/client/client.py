@@ -16,6 +16,7 @@ from qistas.client.accounts import Tokens, Users
 from qistas.client.errors import RateLimited, ServerError, TransportError, raise_for_error
 from qistas.client.exports import ExportJob, Exports, stream_export
 from qistas.client.generation import GenerationBatch, generate
+from qistas.client.media import media_zip
 from qistas.client.models import Batch, ExportInfo, ImportResult, ModelUsage, Result, ReviewPolicy, parse
 from qistas.client.prelabel import ModelEndpoints, PrelabelJob, prelabel
 from qistas.client.reviews import Reviews
@@ -311,13 +312,22 @@ class Tasks:
             send()
         return ImportResult(created=created, duplicates=duplicates)
 
-    def upload(self, path: str | Path, *, format: str | None = None) -> ImportResult:
-        """Send a JSONL / CSV / JSON file as it is, in one all-or-nothing import."""
+    def upload(self, path: str | Path, *, format: str | None = None, media: str | Path | None = None) -> ImportResult:
+        """Send a JSONL / CSV / JSON file as it is, in one all-or-nothing import; with ``media``,
+        a folder whose files the rows name (by their paths in it), sent together as one zip."""
         path = Path(path)
-        with path.open("rb") as handle:
-            files = {"file": (path.name, handle, "application/octet-stream")}
-            data = {"format": format} if format else None
-            answer = self._client.request("POST", f"/projects/{self._project_id}/tasks", files=files, data=data)
+        packed: Path | None = None
+        if media is not None:
+            packed = media_zip(path, Path(media), format=format)
+            path, format = packed, "zip"
+        try:
+            with path.open("rb") as handle:
+                files = {"file": (path.name, handle, "application/octet-stream")}
+                data = {"format": format} if format else None
+                answer = self._client.request("POST", f"/projects/{self._project_id}/tasks", files=files, data=data)
+        finally:
+            if packed is not None:
+                packed.unlink(missing_ok=True)
         return parse(ImportResult, answer.json())
 
     def get(self, task_id: int) -> dict[str, Any]:

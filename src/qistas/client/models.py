@@ -18,6 +18,7 @@ def parse(cls: type[T], data: dict[str, Any]) -> T:
 class ImportResult:
     created: int = 0
     duplicates: int = 0
+    media: int = 0  # distinct media files the rows named
 
 
 @dataclass(frozen=True)

@@ -133,6 +133,8 @@ class Project(Base):
     prefill: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, server_default="{}")
     # How models' answers count (domain.model_annotators): {"min_human_answers"?: int}.
     model_annotators: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, server_default="{}")
+    # Media limits (domain.media): {"max_bytes"?: int, "types"?: [str], "fetch_urls"?: bool}.
+    media: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, server_default="{}")
     priority: Mapped[int] = mapped_column(Integer, default=0)
     pay_rate: Mapped[float | None] = mapped_column(Float)
     # "shared": the shared workforce and the organization's own annotators; "org": only the latter.
@@ -612,6 +614,26 @@ class GenerationBatch(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Media(Base):
+    """A media file an organization imported: its bytes are in the media store under its hash
+    (``domain.mediastore``), shared by every organization that imported the same bytes; this
+    row is what makes them readable to the organization (another one's hash is not found)."""
+
+    __tablename__ = "media"
+    __table_args__ = (UniqueConstraint("org_id", "sha256"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    # Read from the bytes at import, never from the name or the uploader.
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(BigInteger)
+    width: Mapped[int | None] = mapped_column(Integer)  # images, as shown (EXIF orientation applied)
+    height: Mapped[int | None] = mapped_column(Integer)
+    duration: Mapped[float | None] = mapped_column(Float)  # audio, in seconds
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Pool(Base):

@@ -318,7 +318,11 @@ class _ClosedBatch(Conflict):
         self.batch = batch
 
 
-def _row_values(raw: Any, *, plan: ImportPlan, check_url: Callable[[str], None] | None = None) -> dict[str, Any]:
+MediaResolve = Callable[[dict[str, Any]], tuple[dict[str, Any], dict[str, str]]]
+
+
+def _row_values(raw: Any, *, plan: ImportPlan, check_url: Callable[[str], None] | None = None,
+                resolve_media: MediaResolve | None = None) -> dict[str, Any]:
     spec = plan.spec
     if not isinstance(raw, dict):
         raise Invalid("a task must be a JSON object")
@@ -328,6 +332,9 @@ def _row_values(raw: Any, *, plan: ImportPlan, check_url: Callable[[str], None] 
     data = raw.get("data")
     validate_data(spec, data)
     assert isinstance(data, dict)
+    origins: dict[str, str] = {}
+    if resolve_media is not None:  # media names and URLs become stored files (domain.mediaimports)
+        data, origins = resolve_media(data)
     check_storable(data, "data")
     unique_id = raw.get("unique_id")
     if unique_id is not None:
@@ -341,6 +348,8 @@ def _row_values(raw: Any, *, plan: ImportPlan, check_url: Callable[[str], None] 
         if not isinstance(metadata, dict):
             raise Invalid("metadata must be a JSON object")
         check_storable(metadata, "metadata")
+    if origins:  # what the customer named, for them; annotators never see metadata
+        metadata = {**(metadata or {}), "media": origins}
     gold = raw.get("gold")
     if isinstance(gold, _BareGold):
         gold = type_of(spec).gold_from_text(spec, str(gold))
@@ -392,7 +401,7 @@ def data_bytes(data: Any) -> int:
 
 def check_rows(
     plan: ImportPlan, rows: Iterable[tuple[int, Any]], *, max_errors: int = 100,
-    check_url: Callable[[str], None] | None = None,
+    check_url: Callable[[str], None] | None = None, resolve_media: MediaResolve | None = None,
 ) -> CheckedRows:
     """Validate every row (``check_url`` vets each ``callback_url``, raising ``Invalid``).
 
@@ -409,7 +418,7 @@ def check_rows(
             try:
                 if isinstance(raw, RowError):
                     raise Invalid(raw.message)
-                values = _row_values(raw, plan=plan, check_url=check_url)
+                values = _row_values(raw, plan=plan, check_url=check_url, resolve_media=resolve_media)
             except QistasError as exc:
                 n_errors += 1
                 if isinstance(exc, _ClosedBatch):

@@ -13,6 +13,7 @@ from qistas.db.models import Annotation, Assignment, Batch, Project, Task, TaskI
 from qistas.domain import audit, outbox, predictions, review_policy
 from qistas.domain import workforce as workforce_rules
 from qistas.domain.gold import parse_policy
+from qistas.domain.media import parse_policy as parse_media_policy
 from qistas.domain.model_annotators import parse_setting as parse_model_annotators
 from qistas.domain.tasktypes import parse_spec, spec_dict
 from qistas.errors import Conflict, Invalid, NotFound
@@ -67,6 +68,7 @@ def create_project(
     review: dict[str, Any] | None = None,
     prefill: dict[str, Any] | None = None,
     model_annotators: dict[str, Any] | None = None,
+    media: dict[str, Any] | None = None,
     priority: int = 0,
     pay_rate: float | None = None,
     workforce: str = "shared",
@@ -79,6 +81,7 @@ def create_project(
     review_policy.parse_policy(review)
     predictions.parse_prefill(prefill)
     annotating = parse_model_annotators(model_annotators)
+    media_policy = parse_media_policy(media)
     if workforce not in ("shared", "org"):
         raise Invalid("workforce must be 'shared' or 'org'", details={"field": "workforce"})
     project = Project(
@@ -93,6 +96,7 @@ def create_project(
         review_policy=review or {},
         prefill=prefill or {},
         model_annotators=annotating,
+        media=media_policy,
         priority=priority,
         pay_rate=pay_rate,
         workforce=workforce,
@@ -109,7 +113,7 @@ def create_project(
 
 
 # What PATCH may change; ``task`` only while no task of the project is answered.
-UPDATABLE = ("name", "instructions", "redundancy", "gold", "review", "prefill", "model_annotators", "priority",
+UPDATABLE = ("name", "instructions", "redundancy", "gold", "review", "prefill", "model_annotators", "media", "priority",
              "pay_rate", "workforce", "task", "archived", "routing", "work_name")
 
 
@@ -144,6 +148,8 @@ def update_project(session: Session, *, project: Project, actor: User, changes: 
         project.prefill = changes["prefill"] or {}
     if "model_annotators" in changes:  # applies to answers settled from now on
         project.model_annotators = parse_model_annotators(changes["model_annotators"])
+    if "media" in changes:  # applies to imports from now on
+        project.media = parse_media_policy(changes["media"])
     if "workforce" in changes:
         if changes["workforce"] not in ("shared", "org"):
             raise Invalid("workforce must be 'shared' or 'org'", details={"field": "workforce"})

@@ -43,7 +43,7 @@ def project_read(session: Session, project: Project) -> ProjectRead:
         redundancy={"min": project.redundancy_min, "max": project.redundancy_max,
                     "target": project.redundancy_target},
         gold=project.gold_policy, review=project.review_policy, prefill=project.prefill,
-        model_annotators=project.model_annotators, priority=project.priority,
+        model_annotators=project.model_annotators, media=project.media, priority=project.priority,
         pay_rate=project.pay_rate,
         workforce=project.workforce, routing=workforce.routing_view(project.routing or {}),
         work_name=project.work_name, created_at=project.created_at, archived_at=project.archived_at,
@@ -78,7 +78,8 @@ def create_project(body: ProjectCreate, actor: Actor, db: Db) -> ProjectRead:
         project = projects.create_project(
             session, org_id=org_id, actor=actor, name=body.name, task=body.task,
             instructions=body.instructions, redundancy=redundancy, gold=body.gold, review=body.review,
-            prefill=body.prefill, model_annotators=body.model_annotators, priority=body.priority,
+            prefill=body.prefill, model_annotators=body.model_annotators, media=body.media,
+            priority=body.priority,
             pay_rate=body.pay_rate, workforce=body.workforce, routing=body.routing, work_name=body.work_name,
         )
         return project_read(session, project)

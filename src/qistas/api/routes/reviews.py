@@ -19,7 +19,7 @@ from qistas.api.schemas.tasks import TaskRead, TaskWorkView
 from qistas.db.models import Project, Review, Task, User
 from qistas.db.types import utcnow
 from qistas.db.unit_of_work import read, write
-from qistas.domain import audit, reviews
+from qistas.domain import audit, media, reviews
 from qistas.domain.security import project_pseudonym, pseudonym
 from qistas.domain.tasktypes import parse_spec
 from qistas.errors import NotFound
@@ -58,8 +58,10 @@ def take_review(project_id: Id, actor: Actor, db: Db, settings: AppSettings) -> 
         _record(session, secret, actor=actor, action="review.take", task_id=task.id, org_id=project.org_id,
                 details={"review": lease.review.id})
         assert lease.review.expires_at is not None
+        expires = media.url_expiry(settings, lease_expires=lease.review.expires_at, now=utcnow())
+        data = media.present(task.data, secret=secret, scope=f"r{lease.review.id}", expires=expires)
         return ReviewLeaseRead(
-            id=lease.review.id, project_id=project.id, task=TaskWorkView(id=task.id, data=task.data),
+            id=lease.review.id, project_id=project.id, task=TaskWorkView(id=task.id, data=data),
             answers=[ReviewedAnswer(id=row.id, annotator=project_pseudonym(secret, project.id, row.annotator_id),
                                     answer=row.answer, agrees=agrees) for row, agrees in judged],
             response=task.response, confidence=task.confidence, expires_at=lease.review.expires_at,

@@ -35,16 +35,21 @@ from qistas.db.enums import Role
 from qistas.db.models import Annotation, Assignment, Project, Task, User
 from qistas.db.types import utcnow
 from qistas.db.unit_of_work import read, write
-from qistas.domain import annotation_imports, audit, imports, projects, quotas, results, reviews, staged_imports
+from qistas.domain import annotation_imports, audit, imports, media, projects, quotas, results, reviews, staged_imports
 from qistas.domain.destinations import Policy, check_syntax, resolve
+from qistas.domain.mediafiles import MediaInfo
+from qistas.domain.mediaimports import MediaResolver, Sources, ZipSources
+from qistas.domain.mediastore import MediaStore
 from qistas.domain.model_annotators import model_names
 from qistas.domain.results import source_of
 from qistas.domain.security import pseudonym
+from qistas.domain.tasktypes import type_of
 from qistas.errors import Invalid, NotFound, Unsupported
 from qistas.policies import ensure_customer_access, ensure_customer_access_to
 
 router = APIRouter(tags=["tasks"])
 SPOOL_IN_MEMORY = 1 << 20
+MAX_MEDIA_FILES = 10_000  # of one multipart import; more travel in a zip
 MEDIA_FORMATS = {
     "application/json": "json",
     "application/jsonl": "jsonl",
@@ -63,8 +68,10 @@ def _upload_body(description: str, text_types: tuple[str, ...]) -> dict[str, Any
     return {"requestBody": {"required": True, "description": description, "content": content}}
 
 
-IMPORT_BODY = _upload_body("A JSON list of tasks, a JSONL or CSV body, or a multipart upload (field `file`; format "
-                           "from `format` or the file name).", ("application/x-ndjson", "text/csv"))
+IMPORT_BODY = _upload_body("A JSON list of tasks, a JSONL or CSV body, a zip of a tasks file and its media "
+                           "(application/zip), or a multipart upload (field `file`, format from `format` or the file "
+                           "name; `media` fields: the files the rows name, see docs/media.md).",
+                           ("application/x-ndjson", "text/csv", "application/zip"))
 ANNOTATIONS_BODY = _upload_body("A JSON list of `{\"task\": unique_id, \"annotator\": external id, \"answer\": {...}, "
                                 "\"seconds\"?}`, a JSONL body, or a multipart upload (field `file`).",
                                 ("application/x-ndjson",))
@@ -74,28 +81,42 @@ def _format_of_name(name: str | None) -> str | None:
     if not name:
         return None
     lowered = name.lower()
-    for ext, fmt in ((".jsonl", "jsonl"), (".ndjson", "jsonl"), (".csv", "csv"), (".json", "json")):
+    for ext, fmt in ((".jsonl", "jsonl"), (".ndjson", "jsonl"), (".csv", "csv"), (".json", "json"), (".zip", "zip")):
         if lowered.endswith(ext):
             return fmt
     return None
 
 
-async def _spooled_body(request: Request) -> tuple[IO[bytes], str | None, Any]:
-    """The upload as a file (in memory up to 1 MB, then on disk) and its format if known."""
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media == "multipart/form-data":
-        form = await request.form(max_files=1, max_fields=10)
+async def _spooled_body(request: Request, *, media: bool = False) -> tuple[IO[bytes], str | None, Any, Sources]:
+    """The upload as a file (in memory up to 1 MB, then on disk), its format if known, the
+    form to close, and the media files that came with it (``media``: a task import, whose
+    multipart upload may add ``media`` files, or whose file may be a zip)."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "multipart/form-data":
+        form = await request.form(max_files=MAX_MEDIA_FILES + 1 if media else 1, max_fields=10)
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
             await form.close()  # other fields may hold files: close them, the caller never sees the form
             raise Invalid("the upload needs a file field named 'file'", details={"field": "file"})
         fmt = form.get("format")
-        return upload.file, (fmt if isinstance(fmt, str) else None) or _format_of_name(upload.filename), form
-    if media not in MEDIA_FORMATS:
+        fmt = (fmt if isinstance(fmt, str) else None) or _format_of_name(upload.filename)
+        try:
+            sources = _form_media(form) if media else Sources()
+        except BaseException:
+            await form.close()
+            raise
+        return upload.file, fmt, form, sources
+    if media and content_type in ("application/zip", "application/x-zip-compressed"):
+        return await _spool(request), "zip", None, Sources()
+    if content_type not in MEDIA_FORMATS:
         raise Unsupported(
             "send JSON, JSONL (application/x-ndjson), CSV (text/csv) or a multipart upload",
-            details={"content_type": media or None},
+            details={"content_type": content_type or None},
         )
+    return await _spool(request), MEDIA_FORMATS[content_type], None, Sources()
+
+
+async def _spool(request: Request) -> IO[bytes]:
     spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115 - closed by caller
     try:
         async for chunk in request.stream():
@@ -105,7 +126,19 @@ async def _spooled_body(request: Request) -> tuple[IO[bytes], str | None, Any]:
         spool.close()
         raise
     spool.seek(0)
-    return spool, MEDIA_FORMATS[media], None
+    return spool
+
+
+def _form_media(form: Any) -> Sources:
+    """The ``media`` files of a multipart import, by file name (which may hold a relative path)."""
+    files: dict[str, IO[bytes]] = {}
+    for item in form.getlist("media"):
+        if not isinstance(item, UploadFile) or not item.filename:
+            raise Invalid("each 'media' field must be a file with a name", details={"field": "media"})
+        if item.filename in files:
+            raise Invalid(f"{item.filename}: sent twice", details={"field": "media", "file": item.filename})
+        files[item.filename] = item.file
+    return Sources(files)
 
 
 async def _ensure_may_upload(db: Database, actor: User, project_id: int, *, task_quota: int = 0) -> int:
@@ -127,60 +160,73 @@ async def _ensure_may_upload(db: Database, actor: User, project_id: int, *, task
 
 @asynccontextmanager
 async def _upload(request: Request, format: str | None, formats: tuple[str, ...],
-                  hint: str) -> AsyncIterator[tuple[IO[bytes], str]]:
-    """The received upload and its format; the spool and the form are closed afterwards.
+                  hint: str, *, media: bool = False,
+                  zip_ratio: float = 100.0) -> AsyncIterator[tuple[IO[bytes], str, Sources]]:
+    """The received upload, its format and its media files; all closed afterwards.
 
     The whole body is received before any transaction opens: a client that disconnects
     mid-upload never reaches the database. Callers check the sender's access first
-    (``_ensure_may_upload``).
+    (``_ensure_may_upload``). With ``media``, a zip (``?format=zip``, a ``.zip`` file or an
+    ``application/zip`` body) holds the tasks file and its media.
     """
-    stream, detected, form = await _spooled_body(request)
+    stream, detected, form, sources = await _spooled_body(request, media=media)
     try:
         fmt = format or detected
+        if media and fmt == "zip":
+            sources = ZipSources(stream, max_ratio=zip_ratio)
+            fmt = sources.tasks_format()
+            tasks_stream = sources.open_tasks()
+            try:
+                yield tasks_stream, fmt, sources
+            finally:
+                tasks_stream.close()
+            return
         if fmt not in formats:
             raise Invalid(hint, details={"field": "format"})
-        yield stream, fmt
+        yield stream, fmt, sources
     finally:
+        sources.close()
         stream.close()
         if form is not None:
             await form.close()
 
 
 @router.post("/projects/{project_id}/tasks", status_code=201, response_model=ImportRead,
-             openapi_extra=IMPORT_BODY, dependencies=[IDEMPOTENT])
+             response_model_exclude_defaults=True, openapi_extra=IMPORT_BODY, dependencies=[IDEMPOTENT])
 async def import_tasks(
     project_id: Id, request: Request, actor: Actor, db: Db, settings: AppSettings,
-    format: Annotated[str | None, Query(description="json, jsonl or csv; overrides the media type")] = None,
+    format: Annotated[str | None, Query(description="json, jsonl, csv or zip; overrides the media type")] = None,
 ) -> ImportRead:
     org_id = await _ensure_may_upload(db, actor, project_id, task_quota=settings.max_task_bytes_per_org)
-    async with _upload(request, format, imports.FORMATS, "say the format: ?format=json|jsonl|csv") as (stream, fmt):
-        plan = await run_in_threadpool(
-            read, db, lambda session: imports.plan_import(session, project=projects.ensure_writable(
-                ensure_customer_access(actor, session.get(Project, project_id)))))
-        # Parsed and validated with no transaction open: other writers go on meanwhile.
-        checked = await run_in_threadpool(
-            partial(imports.check_rows, plan, imports.iter_rows(stream, fmt), max_errors=settings.max_import_errors,
-                    check_url=callback_checker(settings)))
-        with checked:
-            await run_in_threadpool(read, db, partial(quotas.ensure_task_room, org_id=org_id,
-                                                      adding=checked.data_bytes, limit=settings.max_task_bytes_per_org))
-            # Written in short transactions (see domain/staged_imports.py): other tenants'
-            # writes go on between them, and a crash never leaves half an import.
-            import_id = await run_in_threadpool(
-                write, db, partial(staged_imports.begin, project_id=project_id, actor_id=actor.id, now=utcnow()))
-            try:
-                await run_in_threadpool(partial(staged_imports.stage_all, db, import_id=import_id, checked=checked))
+    async with _upload(request, format, imports.FORMATS, "say the format: ?format=json|jsonl|csv|zip", media=True,
+                       zip_ratio=settings.media_zip_max_ratio) as (stream, fmt, sources):
 
-                def commit(session: Session) -> None:
-                    projects.ensure_writable(ensure_customer_access(actor, session.get(Project, project_id)))
-                    staged_imports.commit(session, import_id=import_id, batch_ids=checked.batch_ids, now=utcnow())
+        def plan_of(session: Session) -> tuple[imports.ImportPlan, tuple[str, ...], dict[str, Any]]:
+            project = projects.ensure_writable(ensure_customer_access(actor, session.get(Project, project_id)))
+            plan = imports.plan_import(session, project=project)
+            return plan, type_of(plan.spec).media_fields(plan.spec), project.media
 
-                await run_in_threadpool(write, db, commit)
-            except BaseException:
-                await run_in_threadpool(partial(staged_imports.abandon_all, db, import_id=import_id))
-                raise
-            result = await run_in_threadpool(partial(staged_imports.move_all, db, import_id=import_id))
-        done = ImportRead(created=result.created, duplicates=result.duplicates)
+        plan, fields, policy = await run_in_threadpool(read, db, plan_of)
+        resolver = MediaResolver(store=media_store(request), sources=sources, fields=fields,
+                                 limits=media.limits_for(settings, policy))
+        try:
+            # Parsed and validated with no transaction open: other writers go on meanwhile.
+            checked = await run_in_threadpool(
+                partial(imports.check_rows, plan, imports.iter_rows(stream, fmt), max_errors=settings.max_import_errors,
+                        check_url=callback_checker(settings),
+                        resolve_media=resolver.resolve if resolver.active else None))
+            with checked:
+                await run_in_threadpool(read, db, partial(quotas.ensure_task_room, org_id=org_id,
+                                                          adding=checked.data_bytes,
+                                                          limit=settings.max_task_bytes_per_org))
+                # The files go into the store once every row passed; the rows that make them
+                # readable are written with the tasks, in the commit below.
+                await run_in_threadpool(resolver.store_all)
+                result = await _write_import(db, actor, project_id, checked, resolver.infos(), org_id=org_id)
+        finally:
+            resolver.close()
+        n_media = len({info.sha256 for info in resolver.found.values()})
+        done = ImportRead(created=result.created, duplicates=result.duplicates, media=n_media)
     await run_in_threadpool(refresh_statistics, db.engine, "tasks", rows_added=done.created)
     return done
 
@@ -194,7 +240,7 @@ async def import_annotations(
     """Answers made elsewhere: every one validated by the task type, all or nothing."""
     hint = "send the annotations as JSON or JSONL (?format=json or ?format=jsonl)"
     await _ensure_may_upload(db, actor, project_id)
-    async with _upload(request, format, ("json", "jsonl"), hint) as (stream, fmt):
+    async with _upload(request, format, ("json", "jsonl"), hint) as (stream, fmt, _):
 
         def work(session: Session) -> AnnotationImportRead:
             project = projects.ensure_writable(ensure_customer_access(actor, session.get(Project, project_id)))
@@ -207,6 +253,32 @@ async def import_annotations(
             return AnnotationImportRead(created=created)
 
         return await run_in_threadpool(write, db, work)
+
+
+async def _write_import(db: Database, actor: User, project_id: int, checked: imports.CheckedRows,
+                        infos: list[MediaInfo], *, org_id: int) -> imports.ImportResult:
+    """Written in short transactions (see domain/staged_imports.py): other tenants' writes go
+    on between them, and a crash never leaves half an import."""
+    import_id = await run_in_threadpool(
+        write, db, partial(staged_imports.begin, project_id=project_id, actor_id=actor.id, now=utcnow()))
+    try:
+        await run_in_threadpool(partial(staged_imports.stage_all, db, import_id=import_id, checked=checked))
+
+        def commit(session: Session) -> None:
+            projects.ensure_writable(ensure_customer_access(actor, session.get(Project, project_id)))
+            media.record(session, org_id=org_id, infos=infos)
+            staged_imports.commit(session, import_id=import_id, batch_ids=checked.batch_ids, now=utcnow())
+
+        await run_in_threadpool(write, db, commit)
+    except BaseException:
+        await run_in_threadpool(partial(staged_imports.abandon_all, db, import_id=import_id))
+        raise
+    return await run_in_threadpool(partial(staged_imports.move_all, db, import_id=import_id))
+
+
+def media_store(request: Request) -> MediaStore:
+    store: MediaStore = request.app.state.media_store
+    return store
 
 
 def callback_checker(settings: Settings) -> Callable[[str], None]:

@@ -24,7 +24,7 @@ from qistas.db.engine import Database
 from qistas.db.models import User
 from qistas.db.types import utcnow
 from qistas.db.unit_of_work import write_in_thread, write_now
-from qistas.domain import assignments, audit
+from qistas.domain import assignments, audit, media
 from qistas.domain.annotations import submit as store_answer
 from qistas.domain.assignments import Lease, WorkTask, load_project
 from qistas.domain.security import pseudonym
@@ -72,9 +72,13 @@ def lease_response(read: AssignmentRead, status_code: int) -> Response:
     return json_response(read, status_code, None if read.prefill is not None else {"prefill"})
 
 
-def assignment_read(assignment: Lease, task: WorkTask, prefill: dict[str, Any] | None = None) -> AssignmentRead:
+def assignment_read(assignment: Lease, task: WorkTask, prefill: dict[str, Any] | None = None, *,
+                    settings: Settings) -> AssignmentRead:
+    # Stored media become URLs signed for this lease (domain/media.py): they stop with it.
+    expires = media.url_expiry(settings, lease_expires=assignment.expires_at, now=utcnow())
+    data = media.present(task.data, secret=settings.secret_key or "", scope=f"a{assignment.id}", expires=expires)
     return AssignmentRead(id=assignment.id, project_id=assignment.project_id,
-                          task=TaskWorkView(id=task.id, data=task.data), expires_at=assignment.expires_at,
+                          task=TaskWorkView(id=task.id, data=data), expires_at=assignment.expires_at,
                           prefill=PrefillRead(**prefill) if prefill is not None else None)
 
 
@@ -95,7 +99,7 @@ async def take(project_id: Id, request: Request) -> Response:
         record(session, settings, actor=actor, action="task.take", object_type="task", object_id=task.id,
                org_id=project.org_id, details={"assignment": lease.id})
         prefill = assignments.prefill(session, project=project, task_id=task.id)
-        return lease_response(assignment_read(lease, task, prefill), 201)
+        return lease_response(assignment_read(lease, task, prefill, settings=settings), 201)
 
     response = await write_now(db, work)
     if response.status_code == 201:  # counted once committed
@@ -161,7 +165,7 @@ async def renew(assignment_id: Id, request: Request) -> Response:
         record(session, settings, actor=actor, action="task.renew", object_type="task", object_id=assignment.task_id,
                org_id=project.org_id, details={"assignment": assignment.id})
         prefill = assignments.prefill(session, project=project, task_id=assignment.task_id)
-        return lease_response(assignment_read(assignment, assignments.work_task(session, assignment.task_id), prefill),
-                              200)
+        task = assignments.work_task(session, assignment.task_id)
+        return lease_response(assignment_read(assignment, task, prefill, settings=settings), 200)
 
     return await write_now(db, work)

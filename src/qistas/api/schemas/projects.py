@@ -16,6 +16,8 @@ PREFILL = ('whether annotators see a model\'s prediction as a pre-fill: {"mode":
 MODEL_ANNOTATORS = ('how models\' answers (pre-label jobs with "as": "annotations") count: {"min_human_answers": '
                     '0..20, default 1}: the least people\'s answers a task with a model\'s answer completes with, '
                     'where the redundancy is adaptive')
+MEDIA = ('media limits of the imports (docs/media.md): {"max_bytes"?: int, "types"?: [media types], '
+         '"fetch_urls"?: bool}; fetch_urls: the server fetches http(s) URLs named in media fields and stores them')
 
 
 ROUTING = ('who may work on it: {"pools": [pool ids], "all": [{"kind", "tag", "min_level"}], '
@@ -38,6 +40,7 @@ class ProjectCreate(Incoming):
     review: dict[str, Any] = Field(default_factory=dict, description=REVIEW)
     prefill: dict[str, Any] = Field(default_factory=dict, description=PREFILL)
     model_annotators: dict[str, Any] = Field(default_factory=dict, description=MODEL_ANNOTATORS)
+    media: dict[str, Any] = Field(default_factory=dict, description=MEDIA)
     # The column is a 32-bit INTEGER: a larger number would be a 500 from the driver.
     priority: int = Field(default=0, ge=-(2**31), le=2**31 - 1)
     pay_rate: float | None = None
@@ -58,6 +61,7 @@ class ProjectUpdate(Incoming):
     review: dict[str, Any] | None = Field(default=None, description=REVIEW)
     prefill: dict[str, Any] | None = Field(default=None, description=PREFILL)
     model_annotators: dict[str, Any] | None = Field(default=None, description=MODEL_ANNOTATORS)
+    media: dict[str, Any] | None = Field(default=None, description=MEDIA)
     priority: int | None = Field(default=None, ge=-(2**31), le=2**31 - 1)
     pay_rate: float | None = None
     workforce: str | None = Field(default=None, description="'shared' or 'org'")
@@ -77,6 +81,7 @@ class ProjectRead(BaseModel):
     review: dict[str, Any] = Field(default_factory=dict, description=REVIEW)
     prefill: dict[str, Any] = Field(default_factory=dict, description=PREFILL)
     model_annotators: dict[str, Any] = Field(default_factory=dict, description=MODEL_ANNOTATORS)
+    media: dict[str, Any] = Field(default_factory=dict, description=MEDIA)
     priority: int
     pay_rate: float | None
     workforce: str

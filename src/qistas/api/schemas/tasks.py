@@ -11,6 +11,7 @@ from qistas.api.schemas import Incoming
 class ImportRead(BaseModel):
     created: int
     duplicates: int
+    media: int = Field(default=0, description="distinct media files the rows named (stored once each)")
 
 
 class AnnotationRead(BaseModel):

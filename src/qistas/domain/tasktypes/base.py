@@ -160,6 +160,11 @@ class TaskType(Generic[S]):
     def validate_data(self, spec: S, data: dict[str, Any]) -> None:
         """Check that a task's data has what the type needs to be shown and answered."""
 
+    def media_fields(self, spec: S) -> tuple[str, ...]:
+        """The fields of a task's data that name a media file (imported with the tasks, see
+        ``docs/media.md``); an image's ``width`` and ``height`` are written beside them."""
+        return ()
+
     def validate_answer(self, spec: S, data: dict[str, Any], answer: Any) -> dict[str, Any]:
         """Validate an answer against the spec and the task's data; return it normalised."""
         raise NotImplementedError

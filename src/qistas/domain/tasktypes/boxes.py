@@ -2,7 +2,7 @@
 
 Every coordinate is a finite number of pixels within 0..MAX_PIXELS, and an answer holds at
 most MAX_BOXES boxes. When the task's data gives ``width`` and ``height``, a box past the
-image is refused.
+image is refused; an image imported as media (docs/media.md) has them from its bytes.
 Gold matching pairs boxes one to one by label (Hungarian matching) with IoU at least the
 spec's ``gold_iou``.
 Exported to COCO.
@@ -89,6 +89,9 @@ class Boxes(TaskType[BoxesSpec]):
 
     def validate_data(self, spec: BoxesSpec, data: dict[str, Any]) -> None:
         need(data, spec.image_field, str, "an image URL or path")
+
+    def media_fields(self, spec: BoxesSpec) -> tuple[str, ...]:
+        return (spec.image_field,)
 
     def validate_answer(self, spec: BoxesSpec, data: dict[str, Any], answer: Any) -> dict[str, Any]:
         width, height = data.get("width"), data.get("height")
