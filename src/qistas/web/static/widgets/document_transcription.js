@@ -163,7 +163,7 @@ export default {
         onfocus: () => select(i) });
       const num = h("span", { class: "region-num", dir: "ltr" });
       const chip = h("span", { class: "region-label" });
-      return h("li", { class: "region-item", dataset: { index: i } }, h("div", {}, num, chip), area);
+      return h("li", { class: "region-item", dataset: { index: i } }, h("div", { class: "region-head" }, num, chip), area);
     }
 
     const view = {
