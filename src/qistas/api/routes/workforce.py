@@ -17,15 +17,19 @@ from qistas.api.schemas.workforce import (
     MemberPut,
     MemberRead,
     MembersImported,
+    MyPoolRead,
+    MyWorkRead,
     PoolCreate,
     PoolRead,
+    ProjectWorkRead,
     SkillsPut,
     SkillsRead,
 )
 from qistas.db.enums import Role
 from qistas.db.models import Organization, Pool, User
-from qistas.db.unit_of_work import write
+from qistas.db.unit_of_work import read, write
 from qistas.domain import audit, users, workforce
+from qistas.domain.my_work import MyWork, my_work
 from qistas.errors import Invalid
 from qistas.policies import (
     ensure_may_create_pool,
@@ -168,3 +172,20 @@ def _skills_target(session: Session, actor: User, user_id: int) -> User:
     target = session.get(User, user_id)
     manages = target is not None and workforce.manages_member(session, actor_id=actor.id, user_id=user_id)
     return ensure_may_manage_skills(actor, target, manages_member=manages)
+
+
+def my_work_read(found: MyWork) -> MyWorkRead:
+    return MyWorkRead(
+        totals=found.totals(),
+        projects=[ProjectWorkRead(project_id=p.project_id, name=p.work_name, type=p.task_type, answers=p.answers,
+                                  seconds=p.seconds, gold=p.gold, gold_accuracy=p.gold_accuracy, reviewed=p.reviewed,
+                                  review_pass_rate=p.review_pass_rate, sent_back=p.sent_back, standing=p.standing)
+                  for p in found.projects],
+        skills=found.skills, pools=[MyPoolRead(**pool) for pool in found.pools])
+
+
+@router.get("/users/me/work", response_model=MyWorkRead)
+def my_own_work(actor: Actor, db: Db) -> MyWorkRead:
+    """The caller's own record: per project (its work name), answers, time, gold accuracy,
+    review outcomes and standing; their skills and pools. Only ever the caller's."""
+    return my_work_read(read(db, lambda session: my_work(session, user_id=actor.id)))
