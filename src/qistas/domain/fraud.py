@@ -131,7 +131,7 @@ def detect(session: Session, *, projects: Sequence[Project], min_seconds: float 
             "top_answer_share": round(float(fitted.top_share_[i]), 4),
             "entropy_ratio": round(float(fitted.entropy_ratio_[i]), 4),
             "one_answer_p": float(fitted.one_answer_p_[i]),
-            "chance_log_lr": round(float(fitted.chance_log_lr_[i]), 3),
+            "chance_log_bf": round(float(fitted.chance_log_bf_[i]), 3),
         }
         flags = [name for name in SIGNALS if name in fitted.flags_[i]]
         found.append(AnnotatorSignals(annotator_id=annotator_id, answers=int(fitted.n_answers_[i]),

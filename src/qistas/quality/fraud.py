@@ -18,12 +18,11 @@ distribution of answers, its annotators' own confusion matrices.
   the confusion matrix of such a worker rank one). The truth is the gold answer where there
   is one, else the majority of the task's other answers (leave-one-out, so the annotator's
   own answer does not vote for itself). The flag weighs two explanations of the annotator's
-  judged answers: a spammer (answers drawn from the annotator's own answer distribution,
-  whatever the truth) and a typical annotator of this project (the other annotators' pooled
-  confusion matrix). It is raised when the likelihood ratio for the spammer exceeds
-  ``likelihood_ratio`` (20: the odds of a sequential probability ratio test with error rates
-  near 5%, Wald 1945). The evidence grows with each answer, for or against; an annotator with
-  few answers is not flagged either way.
+  judged answers: a spammer (answers drawn from one distribution of the annotator's own,
+  whatever the truth, under a Jeffreys prior) and a typical annotator of this project (the
+  other annotators' pooled confusion matrix). It is raised when the Bayes factor for the
+  spammer exceeds ``bayes_factor`` (20: "strong" evidence, Kass and Raftery 1995). Evidence
+  grows with each answer, for or against; an annotator with few answers is not flagged.
 - ``copying``: pairs of annotators who agree on wrong gold answers far more often than two
   independent annotators with their error rates would. Under conditional independence given
   the gold label g, the chance that both give the same wrong answer on a task is
@@ -37,7 +36,7 @@ distribution of answers, its annotators' own confusion matrices.
 
 Raykar, V. C. and Yu, S. (2012). Eliminating spammers and ranking annotators for crowdsourced
 labeling tasks. JMLR 13, 491-518.
-Wald, A. (1945). Sequential tests of statistical hypotheses. Ann. Math. Statist. 16(2), 117-186.
+Kass, R. E. and Raftery, A. E. (1995). Bayes factors. JASA 90(430), 773-795.
 Benjamini, Y. and Hochberg, Y. (1995). Controlling the false discovery rate. JRSS B 57(1), 289-300.
 Ipeirotis, P., Provost, F. and Wang, J. (2010). Quality management on Amazon Mechanical Turk.
 HCOMP 2010 (gold-based detection of spammers and their confusion matrices).
@@ -48,6 +47,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import gammaln
 from scipy.stats import binom
 
 from ._base import BaseEstimator
@@ -87,13 +87,13 @@ class FraudDetector(BaseEstimator):
     from lease to submit (NaN when unknown), the submit time in seconds on any clock, the gold
     answer's code (-1 where the task is not gold) and the project's index (the floor is per
     project). Fitted per worker: ``n_answers_``, ``fast_share_``, ``burst_share_``,
-    ``top_share_``, ``entropy_ratio_``, ``one_answer_p_``, ``chance_log_lr_``, ``flags_`` (a
+    ``top_share_``, ``entropy_ratio_``, ``one_answer_p_``, ``chance_log_bf_``, ``flags_`` (a
     set of signal names each), and ``pairs_`` (the flagged ``CopyPair``\\ s), ``floors_``.
     """
 
     def __init__(self, *, min_answers: int = 20, floor_ratio: float = 0.25, min_seconds: float | None = None,
                  fast_share: float = 0.5, burst_run: int = 5, burst_share: float = 0.25,
-                 max_entropy_ratio: float = 0.5, alpha: float = 0.001, likelihood_ratio: float = 20.0,
+                 max_entropy_ratio: float = 0.5, alpha: float = 0.001, bayes_factor: float = 20.0,
                  copy_fdr: float = 0.05, min_shared_wrong: int = 3, max_categories: int = 50,
                  prior_strength: float = 2.0) -> None:
         self.min_answers = min_answers
@@ -104,7 +104,7 @@ class FraudDetector(BaseEstimator):
         self.burst_share = burst_share
         self.max_entropy_ratio = max_entropy_ratio
         self.alpha = alpha
-        self.likelihood_ratio = likelihood_ratio
+        self.bayes_factor = bayes_factor
         self.copy_fdr = copy_fdr
         self.min_shared_wrong = min_shared_wrong
         self.max_categories = max_categories
@@ -134,7 +134,7 @@ class FraudDetector(BaseEstimator):
         self.top_share_, self.entropy_ratio_, self.one_answer_p_ = self._one_answer(w, a, W, K)
         categorical = self.max_categories >= K
         reference = self._reference(w, t, a, g) if categorical else np.full(n, -1)
-        self.chance_log_lr_ = (self._chance(w, a, reference, W, K) if categorical else np.zeros(W))
+        self.chance_log_bf_ = (self._chance(w, a, reference, W, K) if categorical else np.zeros(W))
         self.pairs_ = self._copying(w, t, a, g, reference, W, K) if categorical else []
         flags: list[set[str]] = [set() for _ in range(W)]
         for i in np.flatnonzero(enough):
@@ -144,7 +144,7 @@ class FraudDetector(BaseEstimator):
                 flags[i].add("burst")
             if self.one_answer_p_[i] < self.alpha and self.entropy_ratio_[i] <= self.max_entropy_ratio:
                 flags[i].add("one_answer")
-            if self.chance_log_lr_[i] > np.log(self.likelihood_ratio):
+            if self.chance_log_bf_[i] > np.log(self.bayes_factor):
                 flags[i].add("chance")
         for pair in self.pairs_:
             flags[pair.a].add("copying")
@@ -236,24 +236,26 @@ class FraudDetector(BaseEstimator):
         return shrunk / shrunk.sum(axis=2, keepdims=True)
 
     def _chance(self, w: np.ndarray, a: np.ndarray, ref: np.ndarray, W: int, K: int) -> np.ndarray:
-        """log likelihood ratio of the worker's judged answers under "a spammer" (answers drawn
-        from the worker's own answer distribution, whatever the truth) over "a typical annotator
-        of the project" (the others' pooled confusion matrix)."""
+        """log Bayes factor of the worker's judged answers under "a spammer" (answers drawn from
+        one distribution of their own, whatever the truth; Jeffreys prior Dirichlet(1/2), so
+        fitting it costs what its freedom is worth) over "a typical annotator of the project"
+        (the other annotators' pooled confusion matrix, fixed)."""
         known = ref >= 0
         table = np.zeros((W, K, K))
         np.add.at(table, (w[known], ref[known], a[known]), 1.0)
         everyone = table.sum(axis=0)
-        log_lr = np.zeros(W)
+        log_bf = np.zeros(W)
         for i in range(W):
             mine = table[i]
             if (mine.sum(axis=1) > 0).sum() < 2:
                 continue  # one true label seen: nothing tells the two apart
             pooled = everyone - mine + 1.0  # the others, with Laplace smoothing
             pooled /= pooled.sum(axis=1, keepdims=True)
-            own = mine.sum(axis=0) + 0.5  # the worker's own answer distribution (Jeffreys)
-            own /= own.sum()
-            log_lr[i] = float((mine * (np.log(own)[None, :] - np.log(pooled))).sum())
-        return log_lr
+            counts = mine.sum(axis=0)
+            spammer = float(gammaln(K / 2) - gammaln(counts.sum() + K / 2)
+                            + (gammaln(counts + 0.5) - gammaln(0.5)).sum())
+            log_bf[i] = spammer - float((mine * np.log(pooled)).sum())
+        return log_bf
 
     def _copying(self, w: np.ndarray, t: np.ndarray, a: np.ndarray, g: np.ndarray, ref: np.ndarray,
                  W: int, K: int) -> list[CopyPair]:

@@ -14,7 +14,7 @@ class FraudAnnotatorRead(BaseModel):
     annotator: str = Field(description="pseudonym, stable within an organization (as in results)")
     answers: int = Field(description="answers judged (excluded ones are not)")
     signals: dict[str, Any] = Field(description="fast_share, burst_share, top_answer_share, entropy_ratio, "
-                                                "one_answer_p, chance_log_lr")
+                                                "one_answer_p, chance_log_bf")
     flags: list[str] = Field(description="the signals raised: fast, burst, one_answer, chance, copying")
     copies: list[str] = Field(description="the annotators this one shares wrong gold answers with, far above chance")
     status: str | None = Field(description="probation, blocked or excluded; null when no action was taken")
