@@ -132,10 +132,6 @@ class FraudDetector(BaseEstimator):
         self.fast_share_ = self._share(w, (secs < floor_of) & ~np.isnan(secs), W)
         self.burst_share_ = self._share(w, self._in_bursts(w, at, floor_of), W)
         self.top_share_, self.entropy_ratio_, self.one_answer_p_ = self._one_answer(w, a, W, K)
-        categorical = self.max_categories >= K
-        reference = self._reference(w, t, a, g) if categorical else np.full(n, -1)
-        self.chance_log_bf_ = (self._chance(w, a, reference, W, K) if categorical else np.zeros(W))
-        self.pairs_ = self._copying(w, t, a, g, reference, W, K) if categorical else []
         flags: list[set[str]] = [set() for _ in range(W)]
         for i in np.flatnonzero(enough):
             if self.fast_share_[i] >= self.fast_share:
@@ -144,6 +140,14 @@ class FraudDetector(BaseEstimator):
                 flags[i].add("burst")
             if self.one_answer_p_[i] < self.alpha and self.entropy_ratio_[i] <= self.max_entropy_ratio:
                 flags[i].add("one_answer")
+        categorical = self.max_categories >= K
+        # The truth and the typical annotator are judged from the annotators not flagged so far:
+        # a busy fast clicker would otherwise outvote the others and make them look random.
+        voters = np.array([not f for f in flags], dtype=bool)[w] if n else np.zeros(0, dtype=bool)
+        reference = self._reference(w, t, a, g, voters) if categorical else np.full(n, -1)
+        self.chance_log_bf_ = (self._chance(w, a, reference, W, K, voters) if categorical else np.zeros(W))
+        self.pairs_ = self._copying(w, t, a, g, reference, W, K) if categorical else []
+        for i in np.flatnonzero(enough):
             if self.chance_log_bf_[i] > np.log(self.bayes_factor):
                 flags[i].add("chance")
         for pair in self.pairs_:
@@ -208,9 +212,9 @@ class FraudDetector(BaseEstimator):
         return top, ratio, p
 
     @staticmethod
-    def _reference(w: np.ndarray, t: np.ndarray, a: np.ndarray, g: np.ndarray) -> np.ndarray:
+    def _reference(w: np.ndarray, t: np.ndarray, a: np.ndarray, g: np.ndarray, voters: np.ndarray) -> np.ndarray:
         """The truth each answer is judged against: gold, else the strict majority of the
-        task's other answers (-1 on a tie or when there are none)."""
+        task's other answers from ``voters`` (-1 on a tie or when there are none)."""
         ref = g.copy()
         order = np.argsort(t, kind="stable")
         bounds = np.flatnonzero(np.diff(t[order])) + 1
@@ -218,7 +222,10 @@ class FraudDetector(BaseEstimator):
             if idx.size < 2 or g[idx[0]] >= 0:
                 continue
             for j in idx:
-                others = a[idx[idx != j]]
+                others = a[idx[(idx != j) & voters[idx]]]
+                if others.size == 0:
+                    ref[j] = -1
+                    continue
                 values, counts = np.unique(others, return_counts=True)
                 best = np.flatnonzero(counts == counts.max())
                 ref[j] = values[best[0]] if best.size == 1 else -1
@@ -235,7 +242,8 @@ class FraudDetector(BaseEstimator):
         shrunk = counts + self.prior_strength * pooled[None]
         return shrunk / shrunk.sum(axis=2, keepdims=True)
 
-    def _chance(self, w: np.ndarray, a: np.ndarray, ref: np.ndarray, W: int, K: int) -> np.ndarray:
+    def _chance(self, w: np.ndarray, a: np.ndarray, ref: np.ndarray, W: int, K: int,
+                voters: np.ndarray) -> np.ndarray:
         """log Bayes factor of the worker's judged answers under "a spammer" (answers drawn from
         one distribution of their own, whatever the truth; Jeffreys prior Dirichlet(1/2), so
         fitting it costs what its freedom is worth) over "a typical annotator of the project"
@@ -243,13 +251,14 @@ class FraudDetector(BaseEstimator):
         known = ref >= 0
         table = np.zeros((W, K, K))
         np.add.at(table, (w[known], ref[known], a[known]), 1.0)
-        everyone = table.sum(axis=0)
+        voting = np.bincount(w[voters], minlength=W) > 0
+        everyone = table[voting].sum(axis=0)
         log_bf = np.zeros(W)
         for i in range(W):
             mine = table[i]
             if (mine.sum(axis=1) > 0).sum() < 2:
                 continue  # one true label seen: nothing tells the two apart
-            pooled = everyone - mine + 1.0  # the others, with Laplace smoothing
+            pooled = everyone - (mine if voting[i] else 0.0) + 1.0  # the others, Laplace-smoothed
             pooled /= pooled.sum(axis=1, keepdims=True)
             counts = mine.sum(axis=0)
             spammer = float(gammaln(K / 2) - gammaln(counts.sum() + K / 2)
