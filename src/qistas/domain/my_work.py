@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from qistas.db.models import Annotation, Pool, PoolMember, Project, WorkerStats
+from qistas.domain import gold
 from qistas.domain.workforce import skills_list, skills_of
 
 STANDINGS = ("working", "probation", "blocked")
@@ -61,9 +62,11 @@ class MyWork:
 
 
 def _standing(stats: WorkerStats) -> str:
+    """Paused (by gold, review or a fraud action), on probation (after an unblock, or a fraud
+    flag), or working; never why a fraud flag was raised."""
     if stats.blocked:
         return "blocked"
-    return "probation" if stats.probation else "working"
+    return "probation" if stats.probation or stats.fraud_status == gold.PROBATION else "working"
 
 
 def my_work(session: Session, *, user_id: int) -> MyWork:
