@@ -197,8 +197,10 @@ def merge_polygons(members: list[Polygon], weights: list[float], *, resolution: 
     """The consensus of polygons thought to be one object: the cells that members holding at
     least half of the weight cover (a weighted per-pixel majority), outlined. Clipped to the
     image when ``context`` gives its size; the first (most reliable) member when the vote
-    leaves no region of three points. A cluster of one polygon is that polygon."""
-    if len(members) == 1:
+    leaves no region of three points. A cluster of one polygon, or of copies of one (a
+    prediction everybody accepted), is that polygon."""
+    first = members[0].points
+    if all(m.points.shape == first.shape and np.array_equal(m.points, first) for m in members[1:]):
         return members[0]
     origin, cell, shape = _grid([p.box for p in members], resolution)
     votes = np.zeros(shape)
