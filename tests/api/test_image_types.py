@@ -119,7 +119,7 @@ def test_polygons_aggregate_and_export_coco_segmentation(tenant: Tenant, tmp_pat
         assert mask.shape == (100, 200)
         assert abs(int(mask.sum()) - item["area"]) <= 0.05 * item["area"] + 40  # pixel grid vs polygon area
         x, y, w, h = item["bbox"]
-        assert 0 <= x and x + w <= 200 and 0 <= y and y + h <= 100
+        assert x >= 0 and x + w <= 200 and y >= 0 and y + h <= 100
     [dog] = [a for a in annotations if a["category_id"] == 2]
     assert dog["area"] == 70 * 80 and dog["bbox"] == [120, 10, 70, 80]
     assert evaluate(coco, "segm") == pytest.approx(1.0)
