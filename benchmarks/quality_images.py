@@ -191,8 +191,8 @@ def main() -> int:
     for kind in ("polygons", "keypoints"):
         for n_people in (3, 5):
             r = run(kind, n_tasks, n_people, args.seed + n_people)
-            print(f"{kind:<10} {n_people:>6} {n_tasks:>5} {r['single']:>14.3f} {r['online']:>10.3f} {r['fitted']:>10.3f} "
-                  f"{r['ms_per_task']:>8.1f} {r['fit_s']:>6.1f}  {r['quality']}")
+            print(f"{kind:<10} {n_people:>6} {n_tasks:>5} {r['single']:>14.3f} {r['online']:>10.3f} "
+                  f"{r['fitted']:>10.3f} {r['ms_per_task']:>8.1f} {r['fit_s']:>6.1f}  {r['quality']}")
     print("polygons: mean mask IoU per true object; keypoints: mean COCO OKS per true object (unmatched: 0)")
     return 0
 
