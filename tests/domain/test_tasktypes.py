@@ -82,7 +82,9 @@ def test_invalid_answers_name_the_field(spec: dict[str, Any], data: dict[str, An
 
 def test_spec_defaults_round_trip() -> None:
     for kind in type_names():
-        raw = {"type": kind, **({"labels": ["a"]} if kind in ("classification", "spans", "boxes") else {})}
+        needs = {"keypoints": {"keypoints": ["a"]}}
+        labelled = kind in ("classification", "spans", "boxes", "polygons")
+        raw = {"type": kind, **({"labels": ["a"]} if labelled else needs.get(kind, {}))}
         spec = parse_spec(raw)
         assert parse_spec(spec.model_dump()) == spec
 
