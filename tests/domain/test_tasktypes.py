@@ -103,8 +103,10 @@ def test_invalid_answers_name_the_field(spec: dict[str, Any], data: dict[str, An
 
 def test_spec_defaults_round_trip() -> None:
     for kind in type_names():
+        needs = {"keypoints": {"keypoints": ["a"]}}
         needs_labels = all_types()[kind].spec_model.model_fields.get("labels")
-        raw = {"type": kind, **({"labels": ["a"]} if needs_labels and needs_labels.is_required() else {})}
+        labelled = needs_labels is not None and needs_labels.is_required()
+        raw = {"type": kind, **({"labels": ["a"]} if labelled else needs.get(kind, {}))}
         spec = parse_spec(raw)
         assert parse_spec(spec.model_dump()) == spec
 

@@ -15,7 +15,6 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from qistas.domain.exportrecords import chunks, provenance, to_json
 from qistas.domain.tasktypes.base import (
     ExportFormat,
     FieldName,
@@ -31,6 +30,8 @@ from qistas.domain.tasktypes.base import (
     number,
     obj,
 )
+from qistas.domain.tasktypes.coco import categories_of
+from qistas.domain.tasktypes.coco import coco as coco_stream
 from qistas.quality import boxes as box_quality
 
 #: Boxes of one answer. Clustering the answers of a task grows with the square of their
@@ -64,35 +65,20 @@ class BoxesSpec(LabelledSpec):
 
 
 def coco(records: Records, spec: BoxesSpec) -> Iterator[bytes]:
-    """One COCO object. Images come first, then annotations: two passes over the tasks."""
-    categories = [{"id": i + 1, "name": name, "supercategory": ""} for i, name in enumerate(spec.labels)]
+    categories = categories_of(spec.labels)
     category_of = {c["name"]: c["id"] for c in categories}
-    head = {"info": {"description": "Exported by Qistas", "version": "1.0"}, "licenses": [], "categories": categories}
-    yield (to_json(head)[:-1] + ', "images": [').encode()
-    first = True
-    for chunk in chunks(records()):
-        parts = []
-        for record in chunk:
-            data = record["data"]
-            image = {"id": record["task_id"], "file_name": data.get(spec.image_field),
-                     "width": data.get("width"), "height": data.get("height"), "qistas": provenance(record)}
-            parts.append(("" if first else ",") + to_json(image))
-            first = False
-        yield "".join(parts).encode()
-    yield b'], "annotations": ['
-    next_id = 1
-    for chunk in chunks(records()):
-        parts = []
-        for record in chunk:
-            for box in record["response"]["boxes"]:
-                item = {"id": next_id, "image_id": record["task_id"], "category_id": category_of[box["label"]],
-                        "bbox": [box["x"], box["y"], box["w"], box["h"]], "area": box["w"] * box["h"], "iscrowd": 0}
-                if "confidence" in box:
-                    item["score"] = box["confidence"]
-                parts.append(("" if next_id == 1 else ",") + to_json(item))
-                next_id += 1
-        yield "".join(parts).encode()
-    yield b"]}\n"
+
+    def annotations(record: dict[str, Any]) -> list[dict[str, Any]]:
+        found = []
+        for box in record["response"]["boxes"]:
+            item = {"category_id": category_of[box["label"]], "bbox": [box["x"], box["y"], box["w"], box["h"]],
+                    "area": box["w"] * box["h"], "iscrowd": 0}
+            if "confidence" in box:
+                item["score"] = box["confidence"]
+            found.append(item)
+        return found
+
+    return coco_stream(records, image_field=spec.image_field, categories=categories, annotations=annotations)
 
 
 class Boxes(TaskType[BoxesSpec]):

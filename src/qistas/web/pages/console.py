@@ -83,6 +83,7 @@ def form_fields() -> list[dict[str, Any]]:
             entry = found.setdefault(f.key, {"key": f.key, "kind": f.kind, "label": f.label, "types": [],
                                              "placeholder": shown})
             entry["types"].append(name)
+            entry["placeholder"] = entry["placeholder"] or shown  # a default of any type that has one
     return list(found.values())
 
 
