@@ -3,7 +3,8 @@
 
 The ``classification`` type with a player: answers, gold, aggregation (the project's
 Dawid–Skene-family classifier; per label for multi-label) and reports are classification's.
-``text_field`` may name a transcript shown beside the player.
+``text_field`` may name a transcript shown beside the player, ``image_field`` a picture (a
+spectrogram, a scene).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class AudioClassification(Classification):
         FormField("labels", "lines", "new.labels"),
         FormField("multi", "bool", "new.multi", False),
         FormField("audio_field", "text", "new.audio_field"),
+        FormField("text_field", "text", "new.text_field"),
     )
 
     def validate_data(self, spec: ClassificationSpec, data: dict[str, Any]) -> None:
@@ -35,7 +37,7 @@ class AudioClassification(Classification):
 
     def media_fields(self, spec: ClassificationSpec) -> tuple[str, ...]:
         assert isinstance(spec, AudioClassificationSpec)
-        return (spec.audio_field,)
+        return (spec.audio_field, *super().media_fields(spec))  # and an image, when the spec names one
 
 
 TASK_TYPE = AudioClassification()
