@@ -41,6 +41,22 @@ MAX_BOXES = 300
 MAX_PIXELS = 1_000_000
 
 
+def box_geometry(box: dict[str, Any], field: str, data: dict[str, Any]) -> tuple[float, float, float, float]:
+    """A box's ``x, y, w, h``: finite pixels within 0..MAX_PIXELS, ``w, h > 0``, and within the
+    image when the task's data gives its ``width`` and ``height``."""
+    x, y, w, h = (number(box[k], f"{field}.{k}", low=0, high=MAX_PIXELS) for k in ("x", "y", "w", "h"))
+    if w <= 0 or h <= 0:
+        raise fail(field, "needs w, h > 0")
+    if x + w > MAX_PIXELS or y + h > MAX_PIXELS:
+        raise fail(field, f"goes past {MAX_PIXELS} pixels")
+    width, height = data.get("width"), data.get("height")
+    if isinstance(width, int | float) and x + w > width:
+        raise fail(f"{field}.w", f"goes past the image width ({width})")
+    if isinstance(height, int | float) and y + h > height:
+        raise fail(f"{field}.h", f"goes past the image height ({height})")
+    return x, y, w, h
+
+
 class BoxesSpec(LabelledSpec):
     type: Literal["boxes"]
     image_field: FieldName = "image"
@@ -80,22 +96,13 @@ class Boxes(TaskType[BoxesSpec]):
         return (spec.image_field,)
 
     def validate_answer(self, spec: BoxesSpec, data: dict[str, Any], answer: Any) -> dict[str, Any]:
-        width, height = data.get("width"), data.get("height")
         boxes = []
         given = at_most(items(obj(answer, "answer", {"boxes"})["boxes"], "answer.boxes"), "answer.boxes",
                         MAX_BOXES, "boxes")
         for i, raw in enumerate(given):
             f = f"answer.boxes.{i}"
             box = obj(raw, f, {"x", "y", "w", "h", "label"})
-            x, y, w, h = (number(box[k], f"{f}.{k}", low=0, high=MAX_PIXELS) for k in ("x", "y", "w", "h"))
-            if w <= 0 or h <= 0:
-                raise fail(f, "needs w, h > 0")
-            if x + w > MAX_PIXELS or y + h > MAX_PIXELS:
-                raise fail(f, f"goes past {MAX_PIXELS} pixels")
-            if isinstance(width, int | float) and x + w > width:
-                raise fail(f"{f}.w", f"goes past the image width ({width})")
-            if isinstance(height, int | float) and y + h > height:
-                raise fail(f"{f}.h", f"goes past the image height ({height})")
+            x, y, w, h = box_geometry(box, f, data)
             boxes.append({"x": x, "y": y, "w": w, "h": h, "label": label(box["label"], f"{f}.label", spec.labels)})
         return {"boxes": boxes}
 
