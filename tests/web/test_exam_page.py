@@ -17,7 +17,9 @@ def answer(page: Page, keys: list[str], seen: list[str]) -> None:
     """Answer one question per key, each a task not seen before."""
     for key in keys:
         fresh = "".join(f':not([data-task="{task}"])' for task in seen)
-        seen.append(page.wait_for_selector(f".widget[data-task]{fresh}").get_attribute("data-task"))  # type: ignore[union-attr,arg-type]
+        widget = page.wait_for_selector(f".widget[data-task]{fresh}")
+        assert widget is not None
+        seen.append(str(widget.get_attribute("data-task")))
         page.keyboard.press(key)
         page.keyboard.press("Enter")
 
