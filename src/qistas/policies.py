@@ -44,12 +44,15 @@ def may_work_on(actor: User, project: Project) -> bool:
 
 
 def meets_routing(profile: dict[str, Any] | None, routing: dict[str, Any]) -> bool:
-    """Whether an annotator's work profile (``{"pools": [...], "skills": {"kind:tag": level}}``,
-    domain.workforce) satisfies a project's routing (``{"pools": [...], "all": [...], "any": [...]}``):
-    a member of one of its pools when it names any, every skill of ``all`` and one of ``any``
-    at their minimum level. A language required without a region (``ar``) is met by any of its
-    dialects (``ar-EG``)."""
+    """Whether an annotator's work profile (``{"pools": [...], "skills": {"kind:tag": level},
+    "exams": [...]}``, domain.workforce) satisfies a project's routing (``{"pools": [...], "all":
+    [...], "any": [...], "exams": [...]}``): every exam it names passed, a member of one of its
+    pools when it names any, every skill of ``all`` and one of ``any`` at their minimum level.
+    A language required without a region (``ar``) is met by any of its dialects (``ar-EG``)."""
     profile = profile or {}
+    exams = routing.get("exams")
+    if exams and not set(exams).issubset(profile.get("exams") or ()):
+        return False
     pools = routing.get("pools")
     if pools and not set(pools).intersection(profile.get("pools") or ()):
         return False
@@ -332,3 +335,23 @@ def ensure_may_manage_skills(actor: User, target: User | None, *, manages_member
             raise Forbidden("only owners may manage their annotators' skills")
         return target
     raise NotFound("user not found")
+
+
+def ensure_exam_routable(project: Project, exam: Project | None) -> Project:
+    """A project requires passing exams of its own organization only; another's is not found."""
+    if exam is None or exam.org_id != project.org_id or not exam.exam:
+        raise NotFound("exam not found")
+    return exam
+
+
+def ensure_may_grant_skill(actor: User, project: Project) -> None:
+    """An exam that grants a skill changes annotators' skills like ``PUT /users/{id}/skills``:
+    admins for any exam, owners for an exam only their own annotators take (``workforce: "org"``).
+    A skill granted to the shared workforce would route other organizations' work: admins only."""
+    if is_admin(actor):
+        return
+    if actor.role != Role.OWNER:
+        raise Forbidden("only owners and admins may make an exam grant a skill")
+    if project.workforce != "org":
+        raise Forbidden("an exam open to the shared workforce grants a skill only if an admin sets it "
+                        '(or make the exam\'s workforce "org")', details={"field": "grants"})

@@ -45,3 +45,27 @@ def test_an_annotator_sees_their_own_record_under_work_names(world: World) -> No
     # Another annotator's record is theirs alone; the owner, who answers nothing, has none.
     assert bob.get("/users/me/work").json()["projects"] == []
     assert tenant.owner.get("/users/me/work").json()["projects"] == []
+
+
+def test_an_open_exam_attempt_tells_nothing_on_the_own_record(world: World) -> None:
+    """My work lists exams by attempt with their score once finished; an exam's questions are
+    not counted among the projects, where their gold results would tell what an open attempt
+    got right, question by question."""
+    from tests.api.test_exams import exam_project, put_exam, sit, start
+
+    tenant = world.tenant
+    alice = tenant.annotators[2]
+    pid = exam_project(tenant, "Acme dialect exam", questions=8)
+    assert put_exam(tenant.owner, pid, questions=4).status_code == 200
+    before = alice.get("/users/me/work").json()["totals"]
+    start(alice, pid)
+    lease = alice.post(f"/projects/{pid}/assignments").json()
+    assert alice.post(f"/assignments/{lease['id']}/submit", json={"answer": {"label": "negative"}}).status_code == 201
+    mid = alice.get("/users/me/work").json()
+    assert [p for p in mid["projects"] if p["project_id"] == pid] == [] and mid["totals"] == before
+    [open_attempt] = [e for e in mid["exams"] if e["project_id"] == pid]
+    assert open_attempt["status"] == "open" and open_attempt["score"] is None and open_attempt["project_id"] == pid
+    sit(alice, pid, right=3)
+    [done] = [e for e in alice.get("/users/me/work").json()["exams"] if e["project_id"] == pid]
+    assert done["status"] in ("passed", "failed") and done["score"] is not None and done["finished_at"]
+    assert "Acme" not in alice.get("/users/me/work").text

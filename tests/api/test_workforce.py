@@ -71,7 +71,7 @@ def test_routing_serves_only_eligible_annotators(world: World) -> None:
     assert skills(world.admin, saudi_id, ("language", "ar-SA", 5)).status_code == 200
     project = tenant.project(name="Egyptian medical", routing={
         "pools": [dialects["id"]], "all": [{"kind": "language", "tag": "ar-eg", "min_level": 3}]})
-    assert project["routing"] == {"pools": [dialects["id"]], "any": [],
+    assert project["routing"] == {"pools": [dialects["id"]], "any": [], "exams": [],
                                   "all": [{"kind": "language", "tag": "ar-EG", "min_level": 3}]}
     pid = project["id"]
     tenant.add_tasks(pid, [{"data": {"text": f"t{n}"}} for n in range(6)])
@@ -235,5 +235,5 @@ def test_bad_routing_is_422_and_changes_nothing(world: World) -> None:
     ):
         assert field_of(tenant.owner.patch(f"/projects/{pid}", json={"routing": routing})) == field
     error_of(tenant.owner.patch(f"/projects/{pid}", json={"routing": {"pools": [MISSING]}}), 404)
-    assert tenant.owner.get(f"/projects/{pid}").json()["routing"] == {"pools": [], "all": [], "any": []}
+    assert tenant.owner.get(f"/projects/{pid}").json()["routing"] == {"pools": [], "all": [], "any": [], "exams": []}
     take_if_any(tenant.annotators[0], pid)  # still open to everyone: no tasks, no error

@@ -20,6 +20,7 @@ from qistas.api.requests import RequestContext
 from qistas.api.routes import (
     accounts,
     audit,
+    exams,
     exports,
     fraud,
     generation,
@@ -102,7 +103,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     # parameter it does not read.
     app.include_router(work.router, prefix=API_PREFIX)
     modules = (accounts, projects, tasks, media, reviews, quality, fraud, webhooks, exports, audit, models,
-               generation, workforce)
+               generation, workforce, exams)
     routers = [module.router for module in modules]
     for router in routers:
         app.include_router(router, prefix=API_PREFIX, dependencies=[KnownQuery])

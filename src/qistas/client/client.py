@@ -255,6 +255,30 @@ class Project:
         page = self._client.request("GET", f"/projects/{self.id}/prelabel-jobs").json()
         return parse(ModelUsage, page["usage"])
 
+    # -- qualification exams (docs/workforce.md#exams) ---------------------------------------
+
+    def set_exam(self, *, pass_mark: float, questions: int, cooldown_seconds: int = 0,
+                 max_attempts: int | None = None, grants: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Make the project an exam (its gold tasks are the questions), or change its settings."""
+        body = {"pass_mark": pass_mark, "questions": questions, "cooldown_seconds": cooldown_seconds,
+                "max_attempts": max_attempts, "grants": grants}
+        # The same settings twice leave the same exam: a retry is safe.
+        return self._client.request("PUT", f"/projects/{self.id}/exam", json=body, retry=True).json()
+
+    def exam(self) -> dict[str, Any]:
+        return self._client.request("GET", f"/projects/{self.id}/exam").json()
+
+    def start_attempt(self) -> dict[str, Any]:
+        """Begin an attempt at the exam (the open one when you have one); then ``take`` its
+        questions and ``submit`` them like any task."""
+        # Starting again while an attempt is open returns it: a retry is safe.
+        return self._client.request("POST", f"/projects/{self.id}/exam/attempts", retry=True).json()
+
+    def attempts(self) -> list[dict[str, Any]]:
+        """Your attempts at the exam (to its organization: everyone's, pseudonymous), with the
+        score and the verdict once finished."""
+        return self._client.request("GET", f"/projects/{self.id}/exam/attempts").json()
+
     # -- annotator side ---------------------------------------------------------------------
 
     def take(self) -> dict[str, Any] | None:

@@ -143,6 +143,9 @@ class Project(Base):
     routing: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, server_default="{}")
     # The name annotators see: a neutral code name, never the customer's own name for it.
     work_name: Mapped[str] = mapped_column(String(100), default="", server_default="")
+    # Set when the project is a qualification exam (domain.exams): {"pass_mark", "questions",
+    # "cooldown_seconds", "max_attempts", "grants"}; its gold tasks are the questions. Empty: not one.
+    exam: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, server_default="{}")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Archived: read-only for its organization, hidden from annotators (leases already out may
     # still be submitted: no answer is lost).
@@ -674,3 +677,31 @@ class UserSkill(Base):
     kind: Mapped[str] = mapped_column(String(16), primary_key=True)
     tag: Mapped[str] = mapped_column(String(64), primary_key=True)
     level: Mapped[int] = mapped_column(Integer)
+
+
+class ExamAttempt(Base):
+    """An annotator's attempt at an exam (a project with ``exam`` set): its questions are gold
+    tasks served by the assignment engine, scored as they are answered."""
+
+    __tablename__ = "exam_attempts"
+    __table_args__ = (
+        # Attempts are numbered per annotator and exam; two parallel starts cannot both make
+        # attempt n (the start is also serialised per annotator and exam: domain.exams).
+        UniqueConstraint("project_id", "annotator_id", "number"),
+        Index("ix_exam_attempts_annotator", "annotator_id", "project_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    annotator_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    number: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | passed | failed
+    # The exam's settings when the attempt began: a change applies to later attempts.
+    questions: Mapped[int] = mapped_column(Integer)
+    pass_mark: Mapped[float] = mapped_column(Float)
+    n_served: Mapped[int] = mapped_column(Integer, default=0)
+    n_answered: Mapped[int] = mapped_column(Integer, default=0)
+    n_correct: Mapped[int] = mapped_column(Integer, default=0)
+    score: Mapped[float | None] = mapped_column(Float)  # percent of the questions answered right
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -16,11 +16,11 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from qistas.db.enums import LeaseStatus, ReviewStatus, TaskStatus
-from qistas.db.models import Batch, Project, Task, User
+from qistas.db.models import Batch, ExamAttempt, Project, Task, User
 from qistas.db.queries import annotations as queries
 from qistas.db.queries.annotations import StoredAnswer
+from qistas.domain import exams, model_annotators, outbox, predictions, quality, reviews
 from qistas.domain import gold as gold_rules
-from qistas.domain import model_annotators, outbox, predictions, quality, reviews
 from qistas.domain.aggregation import decide
 from qistas.domain.assignments import get_own_assignment, load_project
 from qistas.domain.jsonsafe import check_storable
@@ -37,6 +37,7 @@ class Submitted:
     created: bool  # False when this was a repeat of an earlier submit
     feedback: dict[str, Any] | None = None  # on gold tasks of training projects only
     org_id: int | None = None  # the project's organization, for the audit log (new answers only)
+    attempt: ExamAttempt | None = None  # an exam's attempt this answer finished
 
 
 def submit(
@@ -88,10 +89,14 @@ def submit(
                              gold_correct=gold_correct)
     if not task.is_gold:  # gold tasks never complete: they keep measuring annotators
         settle(session, task=task, project=project, spec=spec, now=now)
-    feedback = None
-    if gold_correct is not None and gold_rules.parse_policy(project.gold_policy).feedback:
+    feedback = finished = None
+    if project.exam:  # an exam's question: counted in the attempt, its gold answer never shown
+        if gold_correct is not None:
+            finished = exams.count_answer(session, project=project, annotator_id=annotator.id,
+                                          correct=gold_correct, now=now)
+    elif gold_correct is not None and gold_rules.parse_policy(project.gold_policy).feedback:
         feedback = {"correct": gold_correct, "expected": task.gold}
-    return Submitted(annotation, created=True, feedback=feedback, org_id=project.org_id)
+    return Submitted(annotation, created=True, feedback=feedback, org_id=project.org_id, attempt=finished)
 
 
 def settle(session: Session, *, task: Task, project: Project, spec: Any, now: datetime) -> None:

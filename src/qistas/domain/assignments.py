@@ -103,29 +103,19 @@ def claim(
     retried request must not hoard a second task). Order: tasks already started first
     (finish what is open), then import order.
     """
-    if locks_claimed_rows(session):
-        queries.CLAIMER_LOCK.first(session, annotator_key=_int4(annotator.id), project_key=_int4(project.id))
-    expire_leases(session, project_id=project.id, now=now)
-    held = active_lease(session, project_id=project.id, annotator_id=annotator.id, now=now)
+    held = lease_in_hand(session, project=project, annotator=annotator, now=now)
     if held is not None:
-        held_task = work_task(session, held.task_id)
-        if held_task.status == TaskStatus.PENDING:
-            return held, held_task
-        # Its batch was canceled under the lease: handing it back would leave the annotator
-        # stuck on a task they cannot submit until the lease runs out. End it, serve another.
-        queries.END_LEASE.run(session, lease_id=held.id, status=LeaseStatus.EXPIRED, now=now)
-        _release_slots(session, Counter({held_task.id: 1}))
+        return held
     standing = gold_rules.standing(session, project_id=project.id, annotator_id=annotator.id)
     if standing.blocked:
         raise Forbidden("your answers to this project's quality checks are below its threshold")
-    locked = locks_claimed_rows(session)
-    params = {"project_id": project.id, "annotator_id": annotator.id}
     if gold_rules.serve_gold_now(gold_rules.parse_policy(project.gold_policy),
                                  on_probation=standing.fraud_status == gold_rules.PROBATION):
-        task = queries.NEXT_GOLD[locked].first(session, **params)
-        if task is not None:
-            queries.TAKE_GOLD_SLOT.run(session, task_id=task.id)
-            return _lease(session, task=task, annotator=annotator, now=now, lease_seconds=lease_seconds), task
+        gold = claim_gold(session, project=project, annotator=annotator, now=now, lease_seconds=lease_seconds)
+        if gold is not None:
+            return gold
+    locked = locks_claimed_rows(session)
+    params = {"project_id": project.id, "annotator_id": annotator.id}
     for variants in queries.NEXT:
         task = variants[locked].first(session, **params)
         if task is None:
@@ -134,6 +124,47 @@ def claim(
             continue  # the row lock (PostgreSQL) or BEGIN IMMEDIATE (SQLite) prevents it
         return _lease(session, task=task, annotator=annotator, now=now, lease_seconds=lease_seconds), task
     return None
+
+
+def lease_in_hand(
+    session: Session, *, project: Project, annotator: User, now: datetime
+) -> tuple[Lease, WorkTask] | None:
+    """A claim's first steps: queue behind the annotator's other claims in the project
+    (PostgreSQL), sweep its expired leases, and give back the live lease the annotator holds
+    there, if any."""
+    lock_claims(session, project_id=project.id, annotator_id=annotator.id)
+    expire_leases(session, project_id=project.id, now=now)
+    held = active_lease(session, project_id=project.id, annotator_id=annotator.id, now=now)
+    if held is None:
+        return None
+    held_task = work_task(session, held.task_id)
+    if held_task.status == TaskStatus.PENDING:
+        return held, held_task
+    # Its batch was canceled under the lease: handing it back would leave the annotator
+    # stuck on a task they cannot submit until the lease runs out. End it, serve another.
+    queries.END_LEASE.run(session, lease_id=held.id, status=LeaseStatus.EXPIRED, now=now)
+    _release_slots(session, Counter({held_task.id: 1}))
+    return None
+
+
+def lock_claims(session: Session, *, project_id: int, annotator_id: int) -> None:
+    """Queue behind the annotator's claims in the project until the transaction ends (PostgreSQL;
+    SQLite's writers take turns already)."""
+    if locks_claimed_rows(session):
+        queries.CLAIMER_LOCK.first(session, annotator_key=_int4(annotator_id), project_key=_int4(project_id))
+
+
+def claim_gold(
+    session: Session, *, project: Project, annotator: User, now: datetime, lease_seconds: int
+) -> tuple[Lease, WorkTask] | None:
+    """Lease a gold task the annotator never had (call after ``lease_in_hand``): a quality check
+    served among the project's tasks, or an exam's next question."""
+    task = queries.NEXT_GOLD[locks_claimed_rows(session)].first(session, project_id=project.id,
+                                                                annotator_id=annotator.id)
+    if task is None:
+        return None
+    queries.TAKE_GOLD_SLOT.run(session, task_id=task.id)
+    return _lease(session, task=task, annotator=annotator, now=now, lease_seconds=lease_seconds), task
 
 
 def _int4(value: int) -> int:

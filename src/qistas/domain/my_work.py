@@ -6,13 +6,14 @@ own page and ``GET /users/me/work`` show; nothing here names a customer."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from qistas.db.models import Annotation, Pool, PoolMember, Project, WorkerStats
-from qistas.domain import gold
+from qistas.db.models import Annotation, ExamAttempt, Pool, PoolMember, Project, WorkerStats
+from qistas.domain import exams, gold
 from qistas.domain.workforce import skills_list, skills_of
 
 STANDINGS = ("working", "probation", "blocked")
@@ -42,10 +43,25 @@ class ProjectWork:
 
 
 @dataclass(frozen=True)
+class ExamTaken:
+    """One attempt at a qualification exam: its score and verdict once finished, never which
+    questions were right."""
+
+    project_id: int
+    work_name: str
+    number: int
+    status: str  # open | passed | failed
+    score: float | None
+    started_at: datetime
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
 class MyWork:
     projects: list[ProjectWork]
     skills: list[dict[str, Any]]
     pools: list[dict[str, Any]] = field(default_factory=list)
+    exams: list[ExamTaken] = field(default_factory=list)
 
     def totals(self) -> dict[str, Any]:
         gold = sum(p.gold for p in self.projects)
@@ -70,22 +86,32 @@ def _standing(stats: WorkerStats) -> str:
 
 
 def my_work(session: Session, *, user_id: int) -> MyWork:
-    """The annotator's record, projects with the most answers first (three queries)."""
+    """The annotator's record, projects with the most answers first (four queries). An exam's
+    questions are not counted among the projects: their gold results would tell, question by
+    question, what an open attempt got right; exams are listed by attempt instead."""
     sent_back: dict[int, int] = {project_id: n for project_id, n in session.execute(
         select(Annotation.project_id, func.count()).where(Annotation.annotator_id == user_id,
                                                           Annotation.rejected_at.is_not(None))
         .group_by(Annotation.project_id))}
     rows = session.execute(
-        select(WorkerStats, Project.work_name, Project.task_spec).join(Project, Project.id == WorkerStats.project_id)
+        select(WorkerStats, Project.work_name, Project.task_spec, Project.exam)
+        .join(Project, Project.id == WorkerStats.project_id)
         .where(WorkerStats.annotator_id == user_id)
         .order_by(WorkerStats.n_annotations.desc(), WorkerStats.project_id)).all()
     projects = [ProjectWork(project_id=stats.project_id, work_name=work_name, task_type=str(spec.get("type")),
                             answers=stats.n_annotations, seconds=float(stats.seconds_total or 0.0), gold=stats.n_gold,
                             gold_correct=stats.n_gold_correct, reviewed=stats.n_reviewed, rejected=stats.n_rejected,
                             sent_back=sent_back.get(stats.project_id, 0), standing=_standing(stats))
-                for stats, work_name, spec in rows]
+                for stats, work_name, spec, exam in rows if not exam]
     pools = session.execute(
         select(Pool.id, Pool.name, Pool.kind, PoolMember.is_manager).join(PoolMember, PoolMember.pool_id == Pool.id)
         .where(PoolMember.user_id == user_id).order_by(Pool.name)).all()
+    attempts = session.execute(
+        select(ExamAttempt, Project.work_name).join(Project, Project.id == ExamAttempt.project_id)
+        .where(ExamAttempt.annotator_id == user_id).order_by(ExamAttempt.started_at.desc(), ExamAttempt.id.desc())
+    ).all()
+    taken = [ExamTaken(project_id=a.project_id, work_name=name, number=a.number, status=a.status,
+                       score=a.score if a.status != exams.OPEN else None, started_at=a.started_at,
+                       finished_at=a.finished_at) for a, name in attempts]
     return MyWork(projects=projects, skills=skills_list(skills_of(session, user_id=user_id)),
-                  pools=[{"id": i, "name": n, "kind": k, "manager": bool(m)} for i, n, k, m in pools])
+                  pools=[{"id": i, "name": n, "kind": k, "manager": bool(m)} for i, n, k, m in pools], exams=taken)

@@ -1,11 +1,11 @@
 """The workforce: pools of annotators, their skills, and the routing of projects to them.
 
-The tables (``pools``, ``pool_members``, ``user_skills``) are the record. What routing reads is
-each annotator's ``work_profile`` (``{"pools": [ids], "skills": {"kind:tag": level}}``), written
-in the same transaction as any change to them: the token cache already carries the user's
-columns to every request, so checking a project's routing (``policies.meets_routing``) costs
-no statement on the claim, and a change reaches a serving process within the token cache's
-second.
+The tables (``pools``, ``pool_members``, ``user_skills``, and ``exam_attempts`` for the exams
+passed) are the record. What routing reads is each annotator's ``work_profile`` (``{"pools":
+[ids], "skills": {"kind:tag": level}, "exams": [ids]}``), written in the same transaction as any
+change to them: the token cache already carries the user's columns to every request, so
+checking a project's routing (``policies.meets_routing``) costs no statement on the claim, and
+a change reaches a serving process within the token cache's second.
 """
 
 from __future__ import annotations
@@ -22,11 +22,12 @@ from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.orm import Session
 
 from qistas.db.enums import Role
-from qistas.db.models import Organization, Pool, PoolMember, Project, User, UserSkill
+from qistas.db.models import ExamAttempt, Organization, Pool, PoolMember, Project, User, UserSkill
 from qistas.domain import audit, users
 from qistas.domain.tasktypes import type_names
 from qistas.errors import Conflict, Invalid, NotFound
 from qistas.policies import (
+    ensure_exam_routable,
     ensure_may_manage_skills,
     ensure_pool_manager,
     ensure_pool_routable,
@@ -115,8 +116,9 @@ def parse_routing(session: Session, *, project: Project, raw: Any) -> dict[str, 
     """A project's routing, checked and normalised: ``{"pools": [ids], "all": [...], "any": [...]}``
     with requirements as ``{"skill": "kind:tag", "min_level": n}``. Empty: anyone the project's
     workforce allows."""
-    if not isinstance(raw, dict) or set(raw) - {"pools", "all", "any"}:
-        raise Invalid('routing is {"pools": [ids], "all": [skills], "any": [skills]}', details={"field": "routing"})
+    if not isinstance(raw, dict) or set(raw) - {"pools", "all", "any", "exams"}:
+        raise Invalid('routing is {"pools": [ids], "all": [skills], "any": [skills], "exams": [ids]}',
+                      details={"field": "routing"})
     pools = raw.get("pools") or []
     if not isinstance(pools, list) or len(pools) > MAX_ROUTING_ITEMS or not all(
             isinstance(p, int) and not isinstance(p, bool) for p in pools):
@@ -127,6 +129,17 @@ def parse_routing(session: Session, *, project: Project, raw: Any) -> dict[str, 
     routing: dict[str, Any] = {}
     if pools:
         routing["pools"] = sorted(set(pools))
+    exams = raw.get("exams") or []
+    if not isinstance(exams, list) or len(exams) > MAX_ROUTING_ITEMS or not all(
+            isinstance(e, int) and not isinstance(e, bool) for e in exams):
+        raise Invalid(f"routing.exams is a list of at most {MAX_ROUTING_ITEMS} exams (their projects' ids)",
+                      details={"field": "routing.exams"})
+    for exam_id in exams:
+        if exam_id == project.id:
+            raise Invalid("a project cannot require passing itself", details={"field": "routing.exams"})
+        ensure_exam_routable(project, session.get(Project, exam_id) if 0 < exam_id < 2**63 else None)
+    if exams:
+        routing["exams"] = sorted(set(exams))
     for group in ("all", "any"):
         items = raw.get(group) or []
         if not isinstance(items, list) or len(items) > MAX_ROUTING_ITEMS:
@@ -147,7 +160,7 @@ def parse_routing(session: Session, *, project: Project, raw: Any) -> dict[str, 
 
 def routing_view(routing: dict[str, Any]) -> dict[str, Any]:
     """The routing as the API shows it (the input's shape)."""
-    view: dict[str, Any] = {"pools": list(routing.get("pools") or [])}
+    view: dict[str, Any] = {"pools": list(routing.get("pools") or []), "exams": list(routing.get("exams") or [])}
     for group in ("all", "any"):
         view[group] = [{"kind": need["skill"].partition(":")[0], "tag": need["skill"].partition(":")[2],
                         "min_level": need["min_level"]} for need in routing.get(group) or []]
@@ -336,7 +349,9 @@ def skills_of(session: Session, *, user_id: int) -> dict[str, int]:
 def refresh_profile(session: Session, *, user: User) -> None:
     """Write the user's ``work_profile`` from the tables, in the caller's transaction."""
     pools = sorted(session.scalars(select(PoolMember.pool_id).where(PoolMember.user_id == user.id)))
-    profile = {"pools": pools, "skills": skills_of(session, user_id=user.id)}
+    passed = sorted(session.scalars(select(ExamAttempt.project_id).distinct()
+                                    .where(ExamAttempt.annotator_id == user.id, ExamAttempt.status == "passed")))
+    profile = {"pools": pools, "skills": skills_of(session, user_id=user.id), "exams": passed}
     stored = session.get(User, user.id)
     assert stored is not None
     stored.work_profile = profile

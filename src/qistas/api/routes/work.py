@@ -21,10 +21,10 @@ from qistas.api.metrics import Metrics
 from qistas.api.schemas.tasks import AssignmentRead, PrefillRead, SubmitCreate, SubmittedRead, TaskWorkView
 from qistas.config import Settings
 from qistas.db.engine import Database
-from qistas.db.models import User
+from qistas.db.models import ExamAttempt, Project, User
 from qistas.db.types import utcnow
 from qistas.db.unit_of_work import write_in_thread, write_now
-from qistas.domain import assignments, audit, media
+from qistas.domain import assignments, audit, exams, media
 from qistas.domain.annotations import submit as store_answer
 from qistas.domain.assignments import Lease, WorkTask, load_project
 from qistas.domain.security import pseudonym
@@ -62,6 +62,15 @@ def record(session: Session, settings: Settings, *, actor: User, action: str, ob
                  org_id=org_id, details=details, pseudonym=lambda user_id: pseudonym(secret, org_id, user_id))
 
 
+def record_result(session: Session, settings: Settings, *, actor: User, project: Project,
+                  attempt: ExamAttempt) -> None:
+    """The audit event of a finished exam attempt: ``exam.pass`` (with the skill it granted) or
+    ``exam.fail``."""
+    record(session, settings, actor=actor, action=f"exam.{'pass' if attempt.status == exams.PASSED else 'fail'}",
+           object_type="exam_attempt", object_id=attempt.id, org_id=project.org_id,
+           details=exams.result_details(attempt, project))
+
+
 def json_response(model: BaseModel, status_code: int, exclude: set[str] | None = None) -> Response:
     return Response(model.model_dump_json(exclude=exclude).encode(), status_code=status_code,
                     media_type="application/json")
@@ -90,8 +99,14 @@ async def take(project_id: Id, request: Request) -> Response:
     def work(session: Session) -> Response:
         actor = actor_in(session, request, loop=True)
         project = ensure_annotator_access(actor, load_project(session, project_id))
-        claimed = assignments.claim(session, project=project, annotator=actor, now=utcnow(),
-                                    lease_seconds=settings.lease_seconds)
+        if project.exam:  # an exam's questions, within the annotator's open attempt
+            claimed, finished = exams.take_question(session, project=project, annotator=actor, now=utcnow(),
+                                                    lease_seconds=settings.lease_seconds)
+            if finished is not None:
+                record_result(session, settings, actor=actor, project=project, attempt=finished)
+        else:
+            claimed = assignments.claim(session, project=project, annotator=actor, now=utcnow(),
+                                        lease_seconds=settings.lease_seconds)
         if claimed is None:
             return Response(status_code=204)
         lease, task = claimed
@@ -118,6 +133,10 @@ async def submit(assignment_id: Id, body: SubmitCreate, request: Credentials) ->
                             answer=body.answer, seconds=body.seconds, now=utcnow())
         stored = SubmittedRead(**done.annotation._asdict(), feedback=done.feedback)
         if done.created and done.org_id is not None:  # a repeat changed nothing
+            if done.attempt is not None:
+                project = load_project(session, done.attempt.project_id)
+                assert project is not None
+                record_result(session, settings, actor=actor, project=project, attempt=done.attempt)
             record(session, settings, actor=actor, action="annotation.create", object_type="task",
                    object_id=stored.task_id, org_id=done.org_id, details={"annotation": stored.id})
         # 200 for a repeat: the annotation stored the first time, nothing new.
@@ -142,6 +161,10 @@ async def skip(assignment_id: Id, request: Request) -> Response:
         lease = assignments.skip(session, assignment_id=assignment_id, annotator=annotator, now=utcnow())
         project = load_project(session, lease.project_id) if lease is not None else None
         if lease is not None and project is not None:
+            if project.exam:  # a question skipped counts as answered wrong
+                finished = exams.question_ended(session, project=project, annotator_id=annotator.id, now=utcnow())
+                if finished is not None:
+                    record_result(session, settings, actor=annotator, project=project, attempt=finished)
             record(session, settings, actor=annotator, action="task.skip", object_type="task",
                    object_id=lease.task_id, org_id=project.org_id, details={"assignment": lease.id})
         return Response(status_code=204)

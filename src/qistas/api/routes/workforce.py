@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from qistas.api.deps import Actor, Db, Id
 from qistas.api.schemas.workforce import (
+    ExamTakenRead,
     MemberPut,
     MemberRead,
     MembersImported,
@@ -161,7 +162,9 @@ def my_work_read(found: MyWork) -> MyWorkRead:
                                   seconds=p.seconds, gold=p.gold, gold_accuracy=p.gold_accuracy, reviewed=p.reviewed,
                                   review_pass_rate=p.review_pass_rate, sent_back=p.sent_back, standing=p.standing)
                   for p in found.projects],
-        skills=found.skills, pools=[MyPoolRead(**pool) for pool in found.pools])
+        skills=found.skills, pools=[MyPoolRead(**pool) for pool in found.pools],
+        exams=[ExamTakenRead(project_id=e.project_id, name=e.work_name, number=e.number, status=e.status, score=e.score,
+                             started_at=e.started_at, finished_at=e.finished_at) for e in found.exams])
 
 
 @router.get("/users/me/work", response_model=MyWorkRead)

@@ -72,8 +72,19 @@ class MyPoolRead(BaseModel):
     manager: bool
 
 
+class ExamTakenRead(BaseModel):
+    project_id: int
+    name: str = Field(description="the exam's work name")
+    number: int
+    status: str = Field(description="open, passed or failed")
+    score: float | None = Field(description="percent right, once the attempt is finished")
+    started_at: datetime
+    finished_at: datetime | None
+
+
 class MyWorkRead(BaseModel):
     totals: dict[str, Any]
     projects: list[ProjectWorkRead]
     skills: list[dict[str, Any]]
     pools: list[MyPoolRead]
+    exams: list[ExamTakenRead]

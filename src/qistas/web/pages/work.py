@@ -15,9 +15,9 @@ from sqlalchemy.orm import Session
 
 from qistas.api.deps import AppSettings, Db
 from qistas.db.enums import Role
-from qistas.db.models import Project
+from qistas.db.models import Project, User
 from qistas.db.unit_of_work import read
-from qistas.domain import projects, reviews
+from qistas.domain import exams, projects, reviews
 from qistas.domain.my_work import my_work
 from qistas.errors import Forbidden
 from qistas.policies import ensure_annotator_access, may_review, may_work_on
@@ -41,7 +41,7 @@ def work_home(request: Request, user: PageUser, db: Db) -> HTMLResponse:
         waiting = reviews.waiting(session, project_ids=[p.id for p in reviewable], reviewer_id=user.id)
         # Work name and task type only: an annotator never learns whose project it is.
         return {
-            "projects": [{"id": p.id, "name": p.work_name, "type": p.task_spec.get("type")}
+            "projects": [{"id": p.id, "name": p.work_name, "type": p.task_spec.get("type"), "exam": bool(p.exam)}
                          for p in found if may_work_on(user, p)],
             "reviews": [{"id": p.id, "name": p.work_name, "type": p.task_spec.get("type"),
                          "waiting": waiting.get(p.id, 0)} for p in reviewable],
@@ -61,12 +61,12 @@ def my_work_page(request: Request, user: PageUser, db: Db) -> HTMLResponse:
 
 @router.get("/work/{project_id}", response_class=HTMLResponse)
 def workspace(project_id: PageId, request: Request, user: PageUser, db: Db, settings: AppSettings) -> HTMLResponse:
-    def work(session: Session) -> tuple[Project, list[Any]]:
+    def work(session: Session) -> tuple[Project, list[Any], dict[str, Any] | None]:
         project = ensure_annotator_access(user, session.get(Project, project_id))
         return project, reviews.rejections(session, project_id=project.id, annotator_id=user.id,
-                                           limit=SENT_BACK_SHOWN)
+                                           limit=SENT_BACK_SHOWN), exam_state(session, project, user)
 
-    project, rejected = read(db, work)
+    project, rejected, exam = read(db, work)
     sent_back = [{"task_id": r.task_id, "answer": r.answer, "reason": r.rejection_reason, "at": r.rejected_at,
                   "gist": gist(project.task_spec, r.data)} for r in rejected]
     t = translator(request)
@@ -74,10 +74,25 @@ def workspace(project_id: PageId, request: Request, user: PageUser, db: Db, sett
         "project": project.id,
         "spec": project.task_spec,
         "leaseSeconds": settings.lease_seconds,
+        "exam": exam,
         "strings": {**t.subset("ws."), **script_strings(t)},
     }
     return render(request, "workspace.html", title=isolate(project.work_name), project=project, boot=boot,
                   instructions=markdown(project.instructions or ""), sent_back=sent_back)
+
+
+def exam_state(session: Session, project: Project, user: User) -> dict[str, Any] | None:
+    """On an exam's workspace: its questions and pass mark, whether an attempt is open, the last
+    finished attempt's score (never which answers were right)."""
+    settings = exams.settings_of(project)
+    if settings is None:
+        return None
+    mine = exams.attempts_of(session, user_id=user.id, project_id=project.id)
+    finished = [a for a in mine if a.status != exams.OPEN]
+    last = finished[-1] if finished else None
+    return {"questions": settings.questions, "passMark": settings.pass_mark,
+            "open": any(a.status == exams.OPEN for a in mine),
+            "last": {"score": last.score, "passed": last.status == exams.PASSED} if last else None}
 
 
 def gist(spec: dict[str, Any], data: dict[str, Any]) -> str | None:

@@ -2,7 +2,7 @@
 // alive while the annotator works, and never lose an answer silently.
 import { api, deadlineOf } from "./api.js";
 import { clear, h, kbd, say } from "./dom.js";
-import { describeError } from "./messages.js";
+import { describeError, fill } from "./messages.js";
 
 const boot = JSON.parse(document.getElementById("boot").textContent);
 const spec = boot.spec;
@@ -61,6 +61,38 @@ function showEmpty() {
     " ", h("a", { href: "/work" }, t("ws.back"))));
 }
 
+// An exam: its intro (with the last attempt's score) and a button to begin an attempt; its
+// questions then come like any task, and when none is left the attempt's result is shown.
+function showExam() {
+  current = null;
+  actionsEl.hidden = true;
+  const { questions, passMark, last } = boot.exam;
+  const result = last ? h("p", { id: "exam-result", class: last.passed ? "passed" : "failed",
+    text: fill(t(last.passed ? "ws.exam_passed" : "ws.exam_failed"), { score: last.score }) }) : null;
+  const begin = last?.passed ? null : h("button", { type: "button", class: "primary", id: "btn-exam-start",
+    onclick: () => startExam() }, t(last ? "ws.exam_retake" : "ws.exam_start"));
+  clear(taskEl).append(h("div", { class: "empty", id: "exam" },
+    h("p", { text: fill(t("ws.exam_intro"), { n: questions, mark: passMark }) }), result, begin,
+    " ", h("a", { href: "/work" }, t("ws.back"))));
+}
+
+async function startExam() {
+  if (busy) return;
+  busy = true;
+  const { status, data } = await api("POST", `/projects/${boot.project}/exam/attempts`);
+  busy = false;
+  if (status === 201 || status === 200) { boot.exam.open = true; await next(); }
+  else if (status !== 401) notice(status === 0 ? t("ws.offline") : describeError(boot.strings, data?.error), "error");
+}
+
+async function examOver() {
+  const { status, data } = await api("GET", `/projects/${boot.project}/exam/attempts`);
+  const last = status === 200 ? data.filter((a) => a.status !== "open").pop() : null;
+  boot.exam.open = false;
+  if (last) boot.exam.last = { score: last.score, passed: last.passed };
+  showExam();
+}
+
 async function next() {
   if (busy) return;
   busy = true;
@@ -69,7 +101,7 @@ async function next() {
   const { status, data, date } = await api("POST", `/projects/${boot.project}/assignments`);
   busy = false;
   if (status === 201) start(data, date);
-  else if (status === 204) showEmpty();
+  else if (status === 204) await (boot.exam ? examOver() : showEmpty());
   else if (status !== 401) {
     clear(taskEl);
     notice(status === 0 ? t("ws.offline") : describeError(boot.strings, data?.error), "error",
@@ -212,4 +244,5 @@ $("btn-undo").addEventListener("click", undo);
 $("btn-help").addEventListener("click", () => help.showModal());
 keyHelp();
 setInterval(tick, 1000);
-next();
+if (boot.exam && !boot.exam.open) showExam();
+else next();
