@@ -130,7 +130,7 @@ def test_annotators_never_see_the_customer(world: World) -> None:
         seen = annotator.get(f"/projects/{pid}")
         assert seen.status_code == 200
         assert seen.json() == {"id": pid, "name": project["work_name"], "task": project["task"],
-                               "instructions": "Pick one."}
+                               "instructions": "Pick one.", "pay": {}}
         assert project["work_name"] and "Sentiment" not in project["work_name"]
 
         task = annotator.get(f"/tasks/{taken['task']['id']}")

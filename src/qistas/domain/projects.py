@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from qistas.db.enums import BatchStatus, LeaseStatus, Role, TaskStatus
 from qistas.db.models import Annotation, Assignment, Batch, Project, Task, TaskImport, User
 from qistas.domain import audit, outbox, predictions, review_policy
+from qistas.domain import pay as pay_rules
 from qistas.domain import workforce as workforce_rules
 from qistas.domain.gold import parse_policy
 from qistas.domain.model_annotators import parse_setting as parse_model_annotators
@@ -68,7 +69,7 @@ def create_project(
     prefill: dict[str, Any] | None = None,
     model_annotators: dict[str, Any] | None = None,
     priority: int = 0,
-    pay_rate: float | None = None,
+    pay: dict[str, Any] | None = None,
     workforce: str = "shared",
     routing: dict[str, Any] | None = None,
     work_name: str | None = None,
@@ -79,6 +80,7 @@ def create_project(
     review_policy.parse_policy(review)
     predictions.parse_prefill(prefill)
     annotating = parse_model_annotators(model_annotators)
+    pay_setting = pay_rules.parse_pay(pay)
     if workforce not in ("shared", "org"):
         raise Invalid("workforce must be 'shared' or 'org'", details={"field": "workforce"})
     project = Project(
@@ -94,7 +96,7 @@ def create_project(
         prefill=prefill or {},
         model_annotators=annotating,
         priority=priority,
-        pay_rate=pay_rate,
+        pay=pay_setting,
         workforce=workforce,
         work_name=workforce_rules.work_name(work_name) if work_name is not None else workforce_rules.code_name(),
     )
@@ -110,7 +112,7 @@ def create_project(
 
 # What PATCH may change; ``task`` only while no task of the project is answered.
 UPDATABLE = ("name", "instructions", "redundancy", "gold", "review", "prefill", "model_annotators", "priority",
-             "pay_rate", "workforce", "task", "archived", "routing", "work_name")
+             "pay", "workforce", "task", "archived", "routing", "work_name")
 
 
 def update_project(session: Session, *, project: Project, actor: User, changes: dict[str, Any], now: datetime) -> None:
@@ -152,7 +154,9 @@ def update_project(session: Session, *, project: Project, actor: User, changes: 
         project.routing = workforce_rules.parse_routing(session, project=project, raw=changes["routing"])
     if "work_name" in changes:
         project.work_name = workforce_rules.work_name(changes["work_name"])
-    for name in ("name", "instructions", "priority", "pay_rate"):
+    if "pay" in changes:  # applies to answers submitted from now on; the ledger's entries never change
+        project.pay = pay_rules.parse_pay(changes["pay"])
+    for name in ("name", "instructions", "priority"):
         if name in changes:
             setattr(project, name, changes[name])
     if "archived" in changes:

@@ -20,6 +20,9 @@ MODEL_ANNOTATORS = ('how models\' answers (pre-label jobs with "as": "annotation
 
 ROUTING = ('who may work on it: {"pools": [pool ids], "all": [{"kind", "tag", "min_level"}], '
            '"any": [{"kind", "tag", "min_level"}]} (docs/workforce.md)')
+PAY = ('what an answer earns, in the currency\'s minor units: {"currency": "USD", "per_task": 12} or '
+       '{"currency": "USD", "per_hour": 1500}, with "floor_per_hour"? for the effective-rate report; {} pays nothing '
+       '(docs/workforce.md#pay-and-time)')
 WORK_NAME = "the name annotators see instead of the project's own (generated when left out)"
 
 
@@ -40,7 +43,7 @@ class ProjectCreate(Incoming):
     model_annotators: dict[str, Any] = Field(default_factory=dict, description=MODEL_ANNOTATORS)
     # The column is a 32-bit INTEGER: a larger number would be a 500 from the driver.
     priority: int = Field(default=0, ge=-(2**31), le=2**31 - 1)
-    pay_rate: float | None = None
+    pay: dict[str, Any] = Field(default_factory=dict, description=PAY)
     workforce: str = Field(default="shared", description="'shared' or 'org'")
     routing: dict[str, Any] = Field(default_factory=dict, description=ROUTING)
     work_name: str | None = Field(default=None, description=WORK_NAME)
@@ -59,7 +62,7 @@ class ProjectUpdate(Incoming):
     prefill: dict[str, Any] | None = Field(default=None, description=PREFILL)
     model_annotators: dict[str, Any] | None = Field(default=None, description=MODEL_ANNOTATORS)
     priority: int | None = Field(default=None, ge=-(2**31), le=2**31 - 1)
-    pay_rate: float | None = None
+    pay: dict[str, Any] | None = Field(default=None, description=PAY)
     workforce: str | None = Field(default=None, description="'shared' or 'org'")
     routing: dict[str, Any] | None = Field(default=None, description=ROUTING)
     work_name: str | None = Field(default=None, description=WORK_NAME)
@@ -78,7 +81,7 @@ class ProjectRead(BaseModel):
     prefill: dict[str, Any] = Field(default_factory=dict, description=PREFILL)
     model_annotators: dict[str, Any] = Field(default_factory=dict, description=MODEL_ANNOTATORS)
     priority: int
-    pay_rate: float | None
+    pay: dict[str, Any] = Field(default_factory=dict, description=PAY)
     workforce: str
     routing: dict[str, Any] = Field(default_factory=dict, description=ROUTING)
     work_name: str = Field(default="", description=WORK_NAME)
@@ -94,6 +97,8 @@ class ProjectWorkView(BaseModel):
     name: str = Field(description="the project's work name (a neutral code name)")
     task: dict[str, Any]
     instructions: str
+    pay: dict[str, Any] = Field(default_factory=dict, description="what an answer earns: the currency and the "
+                                "rate (per_task or per_hour) in minor units; {} pays nothing")
 
 
 class BatchCreate(Incoming):
