@@ -203,8 +203,10 @@ def earnings_of(session: Session, *, user_id: int, since: datetime | None, until
         .group_by(Annotation.project_id, Annotation.pay_currency)
         .order_by(Annotation.project_id, Annotation.pay_currency)
     ).all()
-    names = dict(session.execute(select(Project.id, Project.work_name)
-                                 .where(Project.id.in_({row[0] for row in rows}))).tuples().all()) if rows else {}
+    names: dict[int, str] = {}
+    if rows:
+        found = session.execute(select(Project.id, Project.work_name).where(Project.id.in_({row[0] for row in rows})))
+        names = {project_id: work_name for project_id, work_name in found}
     statement = Earnings(user_id=user_id, since=since, until=until)
     totals: dict[str, CurrencyTotal] = {}
     for project_id, currency, answers, active, amount, n_rejected, rejected_amount in rows:
