@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query, Response
 from sqlalchemy.orm import Session
 
 from qistas.api.deps import Actor, Db, Id
+from qistas.api.idempotency import IDEMPOTENT
 from qistas.api.schemas.pay import (
     CorrectionCreate,
     CorrectionRead,
@@ -94,7 +95,8 @@ def user_earnings(user_id: Id, actor: Actor, db: Db, since: From = None, until: 
         return earnings_read(pay.earnings_of(session, user_id=target.id, since=since, until=until))
 
 
-@router.post("/users/{user_id}/earnings/corrections", status_code=201, response_model=CorrectionRead)
+@router.post("/users/{user_id}/earnings/corrections", status_code=201, response_model=CorrectionRead,
+             dependencies=[IDEMPOTENT])
 def correct_earnings(user_id: Id, body: CorrectionCreate, actor: Actor, db: Db) -> CorrectionRead:
     """Append a correction to an annotator's ledger (admins; owners for their annotators)."""
 
