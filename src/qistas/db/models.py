@@ -237,7 +237,8 @@ class Assignment(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The server's clock of the work (domain.pay.active_ms): the time counted up to the last
     # renewal, and when that was (null: none yet, the lease's start counts).
-    active_ms: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # (No Python-side default: the loop's INSERT leaves it to the database.)
+    active_ms: Mapped[int] = mapped_column(Integer, server_default="0")
     seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 

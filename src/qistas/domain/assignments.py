@@ -140,7 +140,7 @@ def _int4(value: int) -> int:
 def _lease(session: Session, *, task: WorkTask, annotator: User, now: datetime, lease_seconds: int) -> Lease:
     expires_at = now + timedelta(seconds=lease_seconds)
     made = queries.NEW_LEASE.first(session, task_id=task.id, project_id=task.project_id, annotator_id=annotator.id,
-                                   status=LeaseStatus.ACTIVE, created_at=now, expires_at=expires_at, active_ms=0)
+                                   status=LeaseStatus.ACTIVE, created_at=now, expires_at=expires_at)
     assert made is not None
     return Lease(made.id, task.id, task.project_id, annotator.id, LeaseStatus.ACTIVE, expires_at, now, None, 0)
 

@@ -104,8 +104,7 @@ class _Predictions(NamedTuple):
 # A task's predictions, by primary key: read on a take only when the project shows pre-fills.
 PREDICTIONS = Prepared(select(_tasks.predictions).where(_tasks.id == bindparam("task_id")), _Predictions)
 NEW_LEASE = Prepared(
-    insert_of(_assignments,
-              ["task_id", "project_id", "annotator_id", "status", "created_at", "expires_at", "active_ms"],
+    insert_of(_assignments, ["task_id", "project_id", "annotator_id", "status", "created_at", "expires_at"],
               returning=["id"]),
     NewId,
 )
