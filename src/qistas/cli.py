@@ -484,6 +484,52 @@ def skills_show(email: str, org_slug: str | None) -> None:
     click.echo("\n".join(lines) if lines else "no skills")
 
 
+def _moment(value: str | None, name: str) -> Any:
+    """A CLI time: a date (midnight UTC) or an ISO time; one without a zone is UTC."""
+    from datetime import UTC, datetime
+
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date (2026-01-31) or an ISO time", param_hint=name) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+@main.group()
+def payouts() -> None:
+    """What annotators are owed (docs/workforce.md#pay-and-time), on the local database."""
+
+
+@payouts.command("export")
+@click.option("--from", "since", help="the period's start, included: a date (UTC) or an ISO time")
+@click.option("--to", "until", help="the period's end, excluded")
+@click.option("--org", "org_slug", help="only this organization's annotators (default: everyone)")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="write the CSV here, not to stdout")
+def payouts_export(since: str | None, until: str | None, org_slug: str | None, output: Path | None) -> None:
+    """The payout CSV: per annotator and currency, their paid answers, corrections and total."""
+    from qistas.domain import audit, pay
+    from qistas.domain import users as domain_users
+
+    start, end = _moment(since, "--from"), _moment(until, "--to")
+
+    def work(session: Any) -> tuple[str, dict[str, int]]:
+        org_id = domain_users.get_org_by_slug(session, org_slug).id if org_slug else None
+        audit.record(session, actor=None, action="payouts.read", object_type="org", object_id=org_id, org_id=org_id,
+                     details={"format": "csv"})
+        rows = pay.payouts(session, org_id=org_id, since=start, until=end)
+        return pay.payout_csv(rows), pay.by_currency(rows)
+
+    text, totals = _account_work(work)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    output.write_text(text, encoding="utf-8")
+    summary = ", ".join(f"{currency} {amount}" for currency, amount in sorted(totals.items())) or "nothing owed"
+    click.echo(f"{len(text.splitlines()) - 1} line(s) written to {output}: {summary} (minor units)")
+
+
 @main.group()
 def tokens() -> None:
     """List and revoke API tokens."""

@@ -60,6 +60,13 @@ class Settings(BaseSettings):
     lease_seconds: int = Field(
         default=600, ge=10, le=86_400, description="How long an assignment lease lasts."
     )
+    idle_seconds: int = Field(
+        default=300, ge=10, le=86_400,
+        description="The most time one stretch of work counts for pay and time reports: the server measures an "
+        "answer from its take to its submit, and each stretch between two signs of work (the take, a lease "
+        "renewal, the submit) counts at most this. The browser renews a lease from half its length on while "
+        "its annotator is at work, so keep this at least half of `QISTAS_LEASE_SECONDS`.",
+    )
     max_body_bytes: int = Field(
         default=32 * 1024 * 1024, ge=1024, description="Largest JSON request body accepted."
     )

@@ -355,3 +355,42 @@ def ensure_may_grant_skill(actor: User, project: Project) -> None:
     if project.workforce != "org":
         raise Forbidden("an exam open to the shared workforce grants a skill only if an admin sets it "
                         '(or make the exam\'s workforce "org")', details={"field": "grants"})
+
+
+def ensure_earnings_reader(actor: User, target: User | None) -> User:
+    """An annotator's earnings: the annotator themselves, admins, and the owners of their
+    organization (its in-house annotators; the shared workforce is paid by the instance, and
+    customers never see who it is). A colleague's earnings are forbidden to a member; anyone
+    else outside the actor's reach is "not found"."""
+    if target is None:
+        raise NotFound("user not found")
+    if target.id == actor.id or is_admin(actor):
+        return target
+    if actor.org_id is not None and target.org_id == actor.org_id and actor.role in STAFF_ROLES:
+        if actor.role != Role.OWNER:
+            raise Forbidden("only owners and admins see their annotators' earnings")
+        return target
+    raise NotFound("user not found")
+
+
+def ensure_pay_manager(actor: User, target: User | None) -> User:
+    """Correcting an annotator's earnings: admins, and owners for their organization's
+    annotators. Annotators (themselves included) and members are forbidden; anyone outside
+    the actor's reach, or no annotator, is "not found"."""
+    if target is None or target.role != Role.ANNOTATOR:
+        raise NotFound("user not found")
+    if is_admin(actor):
+        return target
+    if actor.org_id is None or target.org_id != actor.org_id:
+        if target.id == actor.id:
+            raise Forbidden("only owners and admins correct earnings")
+        raise NotFound("user not found")
+    if actor.role != Role.OWNER:
+        raise Forbidden("only owners and admins correct earnings")
+    return target
+
+
+def ensure_payout_reader(actor: User) -> None:
+    """Payouts: admins (every annotator, or one organization's), owners (their organization's)."""
+    if not is_admin(actor) and actor.role != Role.OWNER:
+        raise Forbidden("only owners and admins read payouts")

@@ -11,7 +11,8 @@ def test_an_annotator_sees_their_own_record_under_work_names(world: World) -> No
     tenant = world.tenant
     alice, bob, _ = tenant.annotators
     alice_id = tenant.annotator_ids[0]
-    project = tenant.project(name="Acme secret launch", gold={"share": 0.99, "min_answers": 50})
+    project = tenant.project(name="Acme secret launch", gold={"share": 0.99, "min_answers": 50},
+                             pay={"currency": "SAR", "per_task": 150})
     pid = project["id"]
     gold_rows = [{"data": {"text": f"gold {i}"}, "unique_id": f"g{i}", "gold": {"label": "positive"}} for i in range(3)]
     tenant.add_tasks(pid, gold_rows + [{"data": {"text": f"t{i}"}, "unique_id": f"t{i}"} for i in range(3)])
@@ -39,6 +40,8 @@ def test_an_annotator_sees_their_own_record_under_work_names(world: World) -> No
     assert row["answers"] == 4 and row["gold"] == gold_seen and row["standing"] == "working"
     assert row["gold_accuracy"] == (right / gold_seen if gold_seen else None)
     assert found["totals"]["answers"] == 4
+    assert found["earned"] == [{"currency": "SAR", "total_minor": 600, "total": "6.00"}]
+    assert row["seconds"] >= 0  # the server's measure, not the client's
     assert found["skills"] == [{"kind": "language", "tag": "ar-EG", "level": 4}]
     assert found["pools"] == [{"id": team["id"], "name": "Cairo team", "kind": "vendor", "manager": False}]
 

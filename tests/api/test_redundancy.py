@@ -112,11 +112,11 @@ def test_bad_redundancy_is_refused(world: World, redundancy: dict[str, Any], nam
 
 
 def test_project_read_shows_the_policy(world: World) -> None:
-    project = world.tenant.project(redundancy={"min": 2, "max": 5, "target": 0.8}, priority=3, pay_rate=0.05,
-                                   gold={"share": 0.1})
+    project = world.tenant.project(redundancy={"min": 2, "max": 5, "target": 0.8}, priority=3,
+                                   pay={"currency": "USD", "per_task": 5}, gold={"share": 0.1})
     assert project["redundancy"] == {"min": 2, "max": 5, "target": 0.8}
-    assert (project["priority"], project["pay_rate"], project["gold"], project["org"]) == (3, 0.05, {"share": 0.1},
-                                                                                           "acme")
+    assert (project["priority"], project["pay"], project["gold"], project["org"]) == (
+        3, {"currency": "USD", "per_task": 5}, {"share": 0.1}, "acme")
     assert world.tenant.project(redundancy={"min": 2})["redundancy"] == {"min": 2, "max": 2, "target": None}
     assert field_of(world.tenant.owner.post("/projects", json={"name": "w", "task": {"type": "text"},
                                                                "workforce": "crowd"})) == "workforce"

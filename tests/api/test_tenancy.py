@@ -56,6 +56,8 @@ def _project_routes(pid: int) -> list[tuple[str, str, dict[str, Any]]]:
         ("POST", f"/projects/{pid}/batches", {"json": {"name": "mine"}}),
         ("GET", f"/projects/{pid}/quality", {}),
         ("POST", f"/projects/{pid}/quality/refit", {}),
+        ("GET", f"/projects/{pid}/cost", {}),
+        ("GET", f"/projects/{pid}/effective-rate", {}),
     ]
 
 
@@ -130,7 +132,7 @@ def test_annotators_never_see_the_customer(world: World) -> None:
         seen = annotator.get(f"/projects/{pid}")
         assert seen.status_code == 200
         assert seen.json() == {"id": pid, "name": project["work_name"], "task": project["task"],
-                               "instructions": "Pick one."}
+                               "instructions": "Pick one.", "pay": {}}
         assert project["work_name"] and "Sentiment" not in project["work_name"]
 
         task = annotator.get(f"/tasks/{taken['task']['id']}")
@@ -142,7 +144,7 @@ def test_annotators_never_see_the_customer(world: World) -> None:
         mine = [p for p in listed.json() if p["id"] == pid]
         assert mine == [seen.json()]
         for other in listed.json():
-            assert set(other) == {"id", "name", "task", "instructions"}
+            assert set(other) == {"id", "name", "task", "instructions", "pay"}
     # An annotator who never held the task cannot read it.
     _same_as_missing(tenant.annotators[1].get(f"/tasks/{taken['task']['id']}"),
                      tenant.annotators[1].get(f"/tasks/{MISSING}"))

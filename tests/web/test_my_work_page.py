@@ -25,6 +25,7 @@ def test_an_annotator_reads_their_own_record(lang: str, page: Page, people: Peop
     t = read_in(page, server, lang)
     token = person(database, password_hash, email="noor@crowd.test", role="annotator")
     project = people.owner.post("/projects", json={"name": "Acme Secret Launch", "work_name": "نجمة الصباح",
+                                                   "pay": {"currency": "USD", "per_task": 12},
                                                    "task": {"type": "classification", "labels": ["a", "b"]}}).json()
     assert people.owner.post(f"/projects/{project['id']}/tasks",
                              json=[{"data": {"text": f"نص {n}"}} for n in range(3)]).status_code == 201
@@ -43,6 +44,7 @@ def test_an_annotator_reads_their_own_record(lang: str, page: Page, people: Peop
     expect(row.locator("[data-cell=answers]")).to_have_text("2")
     expect(row.locator("[data-cell=standing]")).to_have_text(t("standing.working"))
     expect(page.locator("[data-total=answers]")).to_have_text("2")
+    expect(page.locator("[data-earned=USD]")).to_have_text("0.24")
     expect(page.locator('[data-skill="language:ar-EG"]')).to_contain_text(t("me.level", n=4))
     assert "Acme" not in page.content()
     shot(page, f"my-work-{lang}")

@@ -26,6 +26,7 @@ from qistas.api.routes import (
     generation,
     media,
     models,
+    pay,
     projects,
     quality,
     reviews,
@@ -103,7 +104,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     # parameter it does not read.
     app.include_router(work.router, prefix=API_PREFIX)
     modules = (accounts, projects, tasks, media, reviews, quality, fraud, webhooks, exports, audit, models,
-               generation, workforce, exams)
+               generation, workforce, exams, pay)
     routers = [module.router for module in modules]
     for router in routers:
         app.include_router(router, prefix=API_PREFIX, dependencies=[KnownQuery])

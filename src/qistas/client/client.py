@@ -18,6 +18,7 @@ from qistas.client.exports import ExportJob, Exports, stream_export
 from qistas.client.generation import GenerationBatch, generate
 from qistas.client.media import media_zip
 from qistas.client.models import Batch, ExportInfo, ImportResult, ModelUsage, Result, ReviewPolicy, parse
+from qistas.client.pay import Pay, When, period
 from qistas.client.prelabel import ModelEndpoints, PrelabelJob, prelabel
 from qistas.client.reviews import Reviews
 from qistas.client.webhooks import Webhooks
@@ -58,6 +59,7 @@ class Client:
         self.users = Users(self)
         self.tokens = Tokens(self)
         self.model_endpoints = ModelEndpoints(self)
+        self.pay = Pay(self)
 
     def request(self, method: str, path: str, *, retry: bool | None = None, **kwargs: Any) -> httpx.Response:
         """Send a request; safe ones (GET, or ``retry=True``) are retried on 5xx and lost
@@ -171,6 +173,14 @@ class Project:
 
     def stats(self) -> dict[str, Any]:
         return self._client.request("GET", f"/projects/{self.id}/stats").json()
+
+    def cost(self, *, since: When = None, until: When = None) -> dict[str, Any]:
+        """What the project's labels cost in the period: per label and per completed task, per currency."""
+        return self._client.request("GET", f"/projects/{self.id}/cost", params=period(since, until)).json()
+
+    def effective_rate(self, *, since: When = None, until: When = None) -> dict[str, Any]:
+        """Each answer's earning over its server-measured time, per hour, against the project's floor."""
+        return self._client.request("GET", f"/projects/{self.id}/effective-rate", params=period(since, until)).json()
 
     def create_batch(self, name: str, callback_url: str | None = None) -> Batch:
         body = {"name": name, "callback_url": callback_url}

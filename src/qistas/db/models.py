@@ -136,7 +136,9 @@ class Project(Base):
     # Media limits (domain.media): {"max_bytes"?: int, "types"?: [str], "fetch_urls"?: bool}.
     media: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, server_default="{}")
     priority: Mapped[int] = mapped_column(Integer, default=0)
-    pay_rate: Mapped[float | None] = mapped_column(Float)
+    # What an answer earns (domain.pay.parse_pay): {"currency", "per_task" | "per_hour", "floor_per_hour"?}
+    # in the currency's minor units; {} pays nothing.
+    pay: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, server_default="{}")
     # "shared": the shared workforce and the organization's own annotators; "org": only the latter.
     workforce: Mapped[str] = mapped_column(String(16), default="shared")
     # Which pools may work on it and which skills they need (domain.workforce.parse_routing).
@@ -238,6 +240,11 @@ class Assignment(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The server's clock of the work (domain.pay.active_ms): the time counted up to the last
+    # renewal, and when that was (null: none yet, the lease's start counts).
+    # (No Python-side default: the loop's INSERT leaves it to the database.)
+    active_ms: Mapped[int] = mapped_column(Integer, server_default="0")
+    seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Annotation(Base):
@@ -266,6 +273,30 @@ class Annotation(Base):
     # The model whose prediction the annotator was shown as a pre-fill, and whether they kept it.
     prefill_model: Mapped[str | None] = mapped_column(String(200))
     prefill_kept: Mapped[bool | None] = mapped_column(Boolean)
+    # Measured by the server from the lease to the submit, each idle stretch capped (domain.pay);
+    # null for answers that came without a lease (imports, models).
+    active_ms: Mapped[int | None] = mapped_column(Integer)
+    # What the answer earned at the project's rate when it was submitted: a ledger entry that is
+    # never changed (corrections are ``PayEntry`` rows). Null: an unpaid project.
+    pay_minor: Mapped[int | None] = mapped_column(BigInteger)
+    pay_currency: Mapped[str | None] = mapped_column(String(3))
+
+
+class PayEntry(Base):
+    """A correction to an annotator's earnings: a signed amount with its reason, appended,
+    never changed or deleted (domain.pay)."""
+
+    __tablename__ = "pay_entries"
+    __table_args__ = (Index("ix_pay_entries_user", "user_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id"), index=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
 class Review(Base):

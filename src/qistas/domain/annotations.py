@@ -19,7 +19,7 @@ from qistas.db.enums import LeaseStatus, ReviewStatus, TaskStatus
 from qistas.db.models import Batch, ExamAttempt, Project, Task, User
 from qistas.db.queries import annotations as queries
 from qistas.db.queries.annotations import StoredAnswer
-from qistas.domain import exams, model_annotators, outbox, predictions, quality, reviews
+from qistas.domain import exams, model_annotators, outbox, pay, predictions, quality, reviews
 from qistas.domain import gold as gold_rules
 from qistas.domain.aggregation import decide
 from qistas.domain.assignments import get_own_assignment, load_project
@@ -48,7 +48,11 @@ def submit(
     answer: Any,
     seconds: float | None,
     now: datetime,
+    idle_seconds: int = pay.IDLE_SECONDS,
 ) -> Submitted:
+    """Store the answer once. ``seconds`` is the client's own report, kept as given; the time
+    that pays is the server's (``domain.pay``: the lease's active time, idle stretches capped at
+    ``idle_seconds``), written with the answer's earning in the same INSERT."""
     assignment = get_own_assignment(session, assignment_id=assignment_id, annotator=annotator, lock=True)
     if assignment.status == LeaseStatus.SUBMITTED:
         stored = queries.STORED.first(session, assignment_id=assignment.id)
@@ -73,10 +77,14 @@ def submit(
     gold_correct = gold_rules.matches(spec, normalised, task.gold) if task.is_gold else None
 
     prefill_model, prefill_kept = predictions.anchoring(project.prefill, task.predictions, normalised)
+    active = pay.active_ms(created_at=assignment.created_at, seen_at=assignment.seen_at,
+                           counted_ms=assignment.active_ms, now=now, idle_seconds=idle_seconds)
+    pay_minor, pay_currency = pay.earned(project.pay, active=active)
     values = {"assignment_id": assignment.id, "task_id": task.id, "project_id": project.id,
               "annotator_id": annotator.id, "answer": normalised, "seconds": seconds,
               "gold_correct": gold_correct, "created_at": now, "prefill_model": prefill_model,
-              "prefill_kept": prefill_kept}
+              "prefill_kept": prefill_kept, "active_ms": active,
+              "pay_minor": pay_minor, "pay_currency": pay_currency}
     made = queries.NEW_ANNOTATION.first(session, **values)
     assert made is not None
     annotation = StoredAnswer(made.id, assignment.id, task.id, normalised, seconds, now)

@@ -37,7 +37,7 @@ from qistas.db.models import Assignment, Project, User
 from qistas.db.queries import assignments as queries
 from qistas.db.queries.assignments import Lease, WorkTask
 from qistas.domain import gold as gold_rules
-from qistas.domain import predictions
+from qistas.domain import pay, predictions
 from qistas.errors import Conflict, Forbidden, NotFound
 
 
@@ -176,7 +176,7 @@ def _lease(session: Session, *, task: WorkTask, annotator: User, now: datetime, 
     made = queries.NEW_LEASE.first(session, task_id=task.id, project_id=task.project_id, annotator_id=annotator.id,
                                    status=LeaseStatus.ACTIVE, created_at=now, expires_at=expires_at)
     assert made is not None
-    return Lease(made.id, task.id, task.project_id, annotator.id, LeaseStatus.ACTIVE, expires_at)
+    return Lease(made.id, task.id, task.project_id, annotator.id, LeaseStatus.ACTIVE, expires_at, now, None, 0)
 
 
 def get_own_assignment(session: Session, *, assignment_id: int, annotator: User, lock: bool = False) -> Lease:
@@ -214,14 +214,18 @@ def skip(session: Session, *, assignment_id: int, annotator: User, now: datetime
     return lease
 
 
-def renew(session: Session, *, assignment_id: int, annotator: User, now: datetime, lease_seconds: int) -> Lease:
-    """Extend a live lease while the annotator is still working on it."""
+def renew(session: Session, *, assignment_id: int, annotator: User, now: datetime, lease_seconds: int,
+          idle_seconds: int = pay.IDLE_SECONDS) -> Lease:
+    """Extend a live lease while the annotator is still working on it (and count the time
+    since the take or the last renewal, up to the idle limit: domain.pay)."""
     lease = get_own_assignment(session, assignment_id=assignment_id, annotator=annotator, lock=True)
     if lease.status != LeaseStatus.ACTIVE or lease.expires_at <= now:
         raise Conflict(f"this lease is no longer valid ({_state(lease, now)})")
     expires_at = now + timedelta(seconds=lease_seconds)
-    queries.EXTEND_LEASE.run(session, lease_id=lease.id, expires_at=expires_at)
-    return lease._replace(expires_at=expires_at)
+    counted = pay.active_ms(created_at=lease.created_at, seen_at=lease.seen_at, counted_ms=lease.active_ms, now=now,
+                            idle_seconds=idle_seconds)
+    queries.EXTEND_LEASE.run(session, lease_id=lease.id, expires_at=expires_at, now=now, active_ms=counted)
+    return lease._replace(expires_at=expires_at, seen_at=now, active_ms=counted)
 
 
 def _state(lease: Lease, now: datetime) -> str:

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from qistas.db.enums import BatchStatus, LeaseStatus, Role, TaskStatus
 from qistas.db.models import Annotation, Assignment, Batch, Project, Task, TaskImport, User
 from qistas.domain import audit, outbox, predictions, review_policy
+from qistas.domain import pay as pay_rules
 from qistas.domain import workforce as workforce_rules
 from qistas.domain.gold import parse_policy
 from qistas.domain.media import parse_policy as parse_media_policy
@@ -70,7 +71,7 @@ def create_project(
     model_annotators: dict[str, Any] | None = None,
     media: dict[str, Any] | None = None,
     priority: int = 0,
-    pay_rate: float | None = None,
+    pay: dict[str, Any] | None = None,
     workforce: str = "shared",
     routing: dict[str, Any] | None = None,
     work_name: str | None = None,
@@ -82,6 +83,7 @@ def create_project(
     predictions.parse_prefill(prefill)
     annotating = parse_model_annotators(model_annotators)
     media_policy = parse_media_policy(media)
+    pay_setting = pay_rules.parse_pay(pay)
     if workforce not in ("shared", "org"):
         raise Invalid("workforce must be 'shared' or 'org'", details={"field": "workforce"})
     project = Project(
@@ -98,7 +100,7 @@ def create_project(
         model_annotators=annotating,
         media=media_policy,
         priority=priority,
-        pay_rate=pay_rate,
+        pay=pay_setting,
         workforce=workforce,
         work_name=workforce_rules.work_name(work_name) if work_name is not None else workforce_rules.code_name(),
     )
@@ -114,7 +116,7 @@ def create_project(
 
 # What PATCH may change; ``task`` only while no task of the project is answered.
 UPDATABLE = ("name", "instructions", "redundancy", "gold", "review", "prefill", "model_annotators", "media", "priority",
-             "pay_rate", "workforce", "task", "archived", "routing", "work_name")
+             "pay", "workforce", "task", "archived", "routing", "work_name")
 
 
 def update_project(session: Session, *, project: Project, actor: User, changes: dict[str, Any], now: datetime) -> None:
@@ -158,7 +160,9 @@ def update_project(session: Session, *, project: Project, actor: User, changes: 
         project.routing = workforce_rules.parse_routing(session, project=project, raw=changes["routing"])
     if "work_name" in changes:
         project.work_name = workforce_rules.work_name(changes["work_name"])
-    for name in ("name", "instructions", "priority", "pay_rate"):
+    if "pay" in changes:  # applies to answers submitted from now on; the ledger's entries never change
+        project.pay = pay_rules.parse_pay(changes["pay"])
+    for name in ("name", "instructions", "priority"):
         if name in changes:
             setattr(project, name, changes[name])
     if "archived" in changes:

@@ -21,7 +21,7 @@ from qistas.db.enums import Role
 from qistas.db.models import Batch, Organization, Project, User
 from qistas.db.types import utcnow
 from qistas.db.unit_of_work import write
-from qistas.domain import audit, projects, results, users, workforce
+from qistas.domain import audit, pay, projects, results, users, workforce
 from qistas.domain.destinations import Policy, resolve
 from qistas.errors import Invalid
 from qistas.policies import (
@@ -44,7 +44,7 @@ def project_read(session: Session, project: Project) -> ProjectRead:
                     "target": project.redundancy_target},
         gold=project.gold_policy, review=project.review_policy, prefill=project.prefill,
         model_annotators=project.model_annotators, media=project.media, priority=project.priority,
-        pay_rate=project.pay_rate,
+        pay=project.pay or {},
         workforce=project.workforce, routing=workforce.routing_view(project.routing or {}),
         work_name=project.work_name, created_at=project.created_at, archived_at=project.archived_at,
     )
@@ -53,7 +53,7 @@ def project_read(session: Session, project: Project) -> ProjectRead:
 def project_view(session: Session, actor: User, project: Project) -> ProjectRead | ProjectWorkView:
     if actor.role == Role.ANNOTATOR:
         return ProjectWorkView(id=project.id, name=project.work_name, task=project.task_spec,
-                               instructions=project.instructions)
+                               instructions=project.instructions, pay=pay.rate_view(project.pay or {}))
     return project_read(session, project)
 
 
@@ -80,7 +80,7 @@ def create_project(body: ProjectCreate, actor: Actor, db: Db) -> ProjectRead:
             instructions=body.instructions, redundancy=redundancy, gold=body.gold, review=body.review,
             prefill=body.prefill, model_annotators=body.model_annotators, media=body.media,
             priority=body.priority,
-            pay_rate=body.pay_rate, workforce=body.workforce, routing=body.routing, work_name=body.work_name,
+            pay=body.pay, workforce=body.workforce, routing=body.routing, work_name=body.work_name,
         )
         return project_read(session, project)
 
@@ -105,7 +105,7 @@ def update_project(project_id: Id, body: ProjectUpdate, actor: Actor, db: Db) ->
     """Change settings; ``task`` only while no task is answered; ``archived`` makes it read-only."""
     changes = body.model_dump(exclude_unset=True)
     for name, value in changes.items():
-        if value is None and name not in ("pay_rate",):
+        if value is None:
             raise Invalid(f"{name} may not be null; leave it out to keep it", details={"field": name})
     if "redundancy" in changes:
         changes["redundancy"] = {k: v for k, v in changes["redundancy"].items() if v is not None}

@@ -130,7 +130,8 @@ async def submit(assignment_id: Id, body: SubmitCreate, request: Credentials) ->
     def work(session: Session) -> Response:
         actor = actor_in(session, request, loop=True)
         done = store_answer(session, assignment_id=assignment_id, annotator=actor,
-                            answer=body.answer, seconds=body.seconds, now=utcnow())
+                            answer=body.answer, seconds=body.seconds, now=utcnow(),
+                            idle_seconds=settings.idle_seconds)
         stored = SubmittedRead(**done.annotation._asdict(), feedback=done.feedback)
         if done.created and done.org_id is not None:  # a repeat changed nothing
             if done.attempt is not None:
@@ -182,7 +183,7 @@ async def renew(assignment_id: Id, request: Request) -> Response:
     def work(session: Session) -> Response:
         actor = actor_in(session, request, loop=True)
         assignment = assignments.renew(session, assignment_id=assignment_id, annotator=actor, now=utcnow(),
-                                       lease_seconds=settings.lease_seconds)
+                                       lease_seconds=settings.lease_seconds, idle_seconds=settings.idle_seconds)
         project = load_project(session, assignment.project_id)
         assert project is not None
         record(session, settings, actor=actor, action="task.renew", object_type="task", object_id=assignment.task_id,

@@ -164,7 +164,8 @@ def my_work_read(found: MyWork) -> MyWorkRead:
                   for p in found.projects],
         skills=found.skills, pools=[MyPoolRead(**pool) for pool in found.pools],
         exams=[ExamTakenRead(project_id=e.project_id, name=e.work_name, number=e.number, status=e.status, score=e.score,
-                             started_at=e.started_at, finished_at=e.finished_at) for e in found.exams])
+                             started_at=e.started_at, finished_at=e.finished_at) for e in found.exams],
+        earned=found.earned())
 
 
 @router.get("/users/me/work", response_model=MyWorkRead)

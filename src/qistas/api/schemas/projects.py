@@ -22,6 +22,9 @@ MEDIA = ('media limits of the imports (docs/media.md): {"max_bytes"?: int, "type
 
 ROUTING = ('who may work on it: {"pools": [pool ids], "all": [{"kind", "tag", "min_level"}], '
            '"any": [{"kind", "tag", "min_level"}]} (docs/workforce.md)')
+PAY = ('what an answer earns, in the currency\'s minor units: {"currency": "USD", "per_task": 12} or '
+       '{"currency": "USD", "per_hour": 1500}, with "floor_per_hour"? for the effective-rate report; {} pays nothing '
+       '(docs/workforce.md#pay-and-time)')
 WORK_NAME = "the name annotators see instead of the project's own (generated when left out)"
 
 
@@ -43,7 +46,7 @@ class ProjectCreate(Incoming):
     media: dict[str, Any] = Field(default_factory=dict, description=MEDIA)
     # The column is a 32-bit INTEGER: a larger number would be a 500 from the driver.
     priority: int = Field(default=0, ge=-(2**31), le=2**31 - 1)
-    pay_rate: float | None = None
+    pay: dict[str, Any] = Field(default_factory=dict, description=PAY)
     workforce: str = Field(default="shared", description="'shared' or 'org'")
     routing: dict[str, Any] = Field(default_factory=dict, description=ROUTING)
     work_name: str | None = Field(default=None, description=WORK_NAME)
@@ -63,7 +66,7 @@ class ProjectUpdate(Incoming):
     model_annotators: dict[str, Any] | None = Field(default=None, description=MODEL_ANNOTATORS)
     media: dict[str, Any] | None = Field(default=None, description=MEDIA)
     priority: int | None = Field(default=None, ge=-(2**31), le=2**31 - 1)
-    pay_rate: float | None = None
+    pay: dict[str, Any] | None = Field(default=None, description=PAY)
     workforce: str | None = Field(default=None, description="'shared' or 'org'")
     routing: dict[str, Any] | None = Field(default=None, description=ROUTING)
     work_name: str | None = Field(default=None, description=WORK_NAME)
@@ -83,7 +86,7 @@ class ProjectRead(BaseModel):
     model_annotators: dict[str, Any] = Field(default_factory=dict, description=MODEL_ANNOTATORS)
     media: dict[str, Any] = Field(default_factory=dict, description=MEDIA)
     priority: int
-    pay_rate: float | None
+    pay: dict[str, Any] = Field(default_factory=dict, description=PAY)
     workforce: str
     routing: dict[str, Any] = Field(default_factory=dict, description=ROUTING)
     work_name: str = Field(default="", description=WORK_NAME)
@@ -99,6 +102,8 @@ class ProjectWorkView(BaseModel):
     name: str = Field(description="the project's work name (a neutral code name)")
     task: dict[str, Any]
     instructions: str
+    pay: dict[str, Any] = Field(default_factory=dict, description="what an answer earns: the currency and the "
+                                "rate (per_task or per_hour) in minor units; {} pays nothing")
 
 
 class BatchCreate(Incoming):

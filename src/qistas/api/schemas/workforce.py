@@ -88,3 +88,5 @@ class MyWorkRead(BaseModel):
     skills: list[dict[str, Any]]
     pools: list[MyPoolRead]
     exams: list[ExamTakenRead]
+    earned: list[dict[str, Any]] = Field(description='per currency {"currency","total_minor","total"}: '
+                                         "all answers' earnings with corrections (GET /me/earnings for a period)")

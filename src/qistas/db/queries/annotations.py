@@ -43,7 +43,8 @@ STORED = Prepared(
 )
 NEW_ANNOTATION = Prepared(
     insert_of(_annotations, ["assignment_id", "task_id", "project_id", "annotator_id", "answer", "seconds",
-                             "gold_correct", "created_at", "prefill_model", "prefill_kept"], returning=["id"]),
+                             "gold_correct", "created_at", "prefill_model", "prefill_kept", "active_ms", "pay_minor",
+                             "pay_currency"], returning=["id"]),
     NewId,
 )
 CLOSE_LEASE = Prepared(

@@ -24,6 +24,10 @@ class Lease(NamedTuple):
     annotator_id: int
     status: str
     expires_at: datetime
+    # The server's clock of the work (domain.pay): when it began, the last renewal, the time counted.
+    created_at: datetime
+    seen_at: datetime | None
+    active_ms: int
 
 
 class WorkTask(NamedTuple):
@@ -45,7 +49,7 @@ _leases = _assignments.c
 _tasks = table(Task).c
 _batches = table(Batch).c
 _LEASE_COLUMNS = (_leases.id, _leases.task_id, _leases.project_id, _leases.annotator_id, _leases.status,
-                  _leases.expires_at)
+                  _leases.expires_at, _leases.created_at, _leases.seen_at, _leases.active_ms)
 
 
 def locked_variants(statement: Any, row: Any) -> dict[bool, Prepared[Any]]:
@@ -109,8 +113,10 @@ END_LEASE = Prepared(
     .values(status=bindparam("status"), ended_at=bindparam("now")),
     Rowcount,
 )
+# A renewal is a sign of work: the stretch since the last one is counted, capped by the idle limit.
 EXTEND_LEASE = Prepared(
-    update(_assignments).where(_leases.id == bindparam("lease_id")).values(expires_at=bindparam("expires_at")),
+    update(_assignments).where(_leases.id == bindparam("lease_id"))
+    .values(expires_at=bindparam("expires_at"), seen_at=bindparam("now"), active_ms=bindparam("active_ms")),
     Rowcount,
 )
 TAKE_SLOT = Prepared(
