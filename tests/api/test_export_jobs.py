@@ -62,10 +62,15 @@ def test_a_job_runs_in_the_background_and_downloads(tenant: Tenant, settings: Se
     assert download.status_code == 200 and len(download.content) == job["size_bytes"]
     table = pq.read_table(io.BytesIO(download.content)).to_pylist()
     assert sorted(r["unique_id"] for r in table) == sorted(f"u{i}" for i in range(30))
-    files = [p.name for p in (settings.home / "exports").iterdir()]
-    assert files == [f"project-{pid}-export-{job['id']}.parquet"]  # nothing partial left behind
-    assert stat.S_IMODE((settings.home / "exports").stat().st_mode) == 0o700  # private: customer data
-    assert stat.S_IMODE((settings.home / "exports" / files[0]).stat().st_mode) == 0o600
+    # The file is in the store every server shares (here the media folder), nothing partial
+    # is left in the server's scratch folder.
+    assert list((settings.home / "exports").iterdir()) == []
+    stored = settings.media_folder / "exports"
+    files = [p.name for p in stored.iterdir()]
+    assert files == [f"{job['id']}-1-project-{pid}-export-{job['id']}.parquet"]
+    assert stat.S_IMODE(stored.stat().st_mode) == 0o700  # private: customer data
+    assert stat.S_IMODE((stored / files[0]).stat().st_mode) == 0o600
+    assert 'filename="project-' in download.headers["content-disposition"]
     listed = tenant.owner.get(f"/projects/{pid}/exports").json()
     assert [j["id"] for j in listed] == [job["id"]]
 
@@ -142,7 +147,7 @@ def test_old_export_files_expire(tenant: Tenant, database: Database, settings: S
     exporter = Exporter(settings, database)
     assert exporter.purge(now=utcnow()) == 0
     assert exporter.purge(now=utcnow() + timedelta(hours=settings.export_keep_hours + 1)) == 1
-    assert list((settings.home / "exports").iterdir()) == []
+    assert list((settings.media_folder / "exports").iterdir()) == []
     assert tenant.owner.get(f"/exports/{job_id}").json()["status"] == "expired"
     gone = tenant.owner.get(f"/exports/{job_id}/file")
     assert gone.status_code == 409 and gone.json()["error"]["details"] == {"status": "expired"}
