@@ -213,3 +213,54 @@ def test_one_tenants_many_jobs_do_not_hold_back_anothers(tenant: Tenant, rival: 
     assert overtaking == []
     started_first = [job_id for job_id in queued if jobs[job_id].started_at < visible]
     assert len(started_first) < len(queued)  # the test saw the queue, not jobs already done
+
+
+def test_files_no_job_needs_are_purged_from_the_store(tenant: Tenant, database: Database, settings: Settings) -> None:
+    """A process that died between putting its file into the store and recording it, or an
+    attempt that had lost its job, leaves a file no job names: the purge deletes it, and
+    leaves alone the done job's file and the one the running attempt may be putting there."""
+    from qistas.workers.exporter import Exporter
+
+    pid = _project(tenant, n=2)
+    job_id = tenant.owner.post(f"/projects/{pid}/exports", json={"format": "jsonl"}).json()["id"]
+    _wait(tenant.owner, job_id)
+    with database.writer.begin() as session:
+        running = ExportJob(project_id=pid, format="jsonl", options=ExportOptions().as_dict(), status="running",
+                            attempts=2, rows_done=0, lease_until=utcnow() + timedelta(hours=1))
+        session.add(running)
+        session.flush()
+        running_id = running.id
+    stored = settings.media_folder / "exports"
+    names = {
+        "kept, done": f"{job_id}-1-project-{pid}-export-{job_id}.jsonl",
+        "kept, being put": f"{running_id}-2-project-{pid}-export-{running_id}.jsonl",
+        "lost its job": f"{running_id}-1-project-{pid}-export-{running_id}.jsonl",
+        "another attempt of a done job": f"{job_id}-2-project-{pid}-export-{job_id}.jsonl",
+        "no such job": f"{running_id + 50}-1-project-{pid}-export-{running_id + 50}.jsonl",
+    }
+    for name in list(names.values())[1:]:
+        (stored / name).write_text("{}\n")
+    assert {p.name for p in stored.iterdir()} == set(names.values())
+    Exporter(settings, database).purge(now=utcnow())
+    assert {p.name for p in stored.iterdir()} == {names["kept, done"], names["kept, being put"]}
+    assert tenant.owner.get(f"/exports/{job_id}/file").status_code == 200
+
+
+def test_a_file_written_before_the_store_is_served_by_the_server_that_has_it(
+    tenant: Tenant, database: Database, settings: Settings
+) -> None:
+    """Jobs finished by an earlier version have their file under QISTAS_HOME/exports and no
+    key: the server that has it serves it; another answers 404 saying where it is, never 500."""
+    pid = _project(tenant, n=1)
+    with database.writer.begin() as session:
+        old = ExportJob(project_id=pid, format="jsonl", options=ExportOptions().as_dict(), status="done",
+                        attempts=1, rows_done=1, file_name=f"project-{pid}-export-old.jsonl", size_bytes=3,
+                        finished_at=utcnow())
+        session.add(old)
+        session.flush()
+        old_id = old.id
+    missing = tenant.owner.get(f"/exports/{old_id}/file")
+    assert missing.status_code == 404 and "another server" in missing.json()["error"]["message"]
+    (settings.home / "exports").mkdir(exist_ok=True)
+    (settings.home / "exports" / f"project-{pid}-export-old.jsonl").write_text("{}\n")
+    assert tenant.owner.get(f"/exports/{old_id}/file").text == "{}\n"
