@@ -24,11 +24,10 @@ def _settle_secret_key(settings: Any) -> None:
     """Record the deployment's secret key in the database, or stop with one line if this
     process's key is another (docs/deploy.md, "What every server shares")."""
     from qistas.db.engine import Database
+    from qistas.db.migrate import missing
     from qistas.db.unit_of_work import write
     from qistas.domain.deployment import settle_secret_key
     from qistas.errors import ConfigError
-
-    from qistas.db.migrate import missing
 
     db = Database.from_url(settings.sqlalchemy_url)
     try:

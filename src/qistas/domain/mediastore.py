@@ -7,8 +7,8 @@ database's business (``domain.media``), never the store's. Thumbnails are kept b
 
 ``put_file`` moves a spooled file into place: on local storage a rename (the spool lives
 in the same folder, ``tmp/``; a file from another file system is copied), on S3 an upload.
-Folders made on local storage are private (0700), like the files (customer data). Writing a key that exists is skipped: the
-content is the same, by construction.
+Writing a key that exists is skipped: the content is the same, by construction. Folders made
+on local storage are private (0700), like the files: they hold customer data.
 """
 
 from __future__ import annotations
