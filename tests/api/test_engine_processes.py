@@ -174,9 +174,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_processes(db_url: str, home: Path, count: int, *options: str, secret: str = SECRET) -> Iterator[list[str]]:
+def serve_processes(db_url: str, home: Path, count: int, *options: str) -> Iterator[list[str]]:
     """``qistas serve`` processes on free ports, all on the same database (``options`` added)."""
-    env = {**os.environ, "QISTAS_DATABASE_URL": db_url, "QISTAS_HOME": str(home), "QISTAS_SECRET_KEY": secret}
+    env = {**os.environ, "QISTAS_DATABASE_URL": db_url, "QISTAS_HOME": str(home), "QISTAS_SECRET_KEY": SECRET}
     urls: list[str] = []
     procs: list[subprocess.Popen[bytes]] = []
     try:
