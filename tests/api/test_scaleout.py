@@ -56,8 +56,8 @@ pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(BACKEND != "postgresql", reason="servers on several machines share PostgreSQL")]
 
 BUCKET = "qistas-scaleout"
-N = 12  # tasks labelled with all three servers up, and as many before the kill
-JOB_LEASE = 4.0  # QISTAS_JOB_LEASE_SECONDS: a dead server's export is taken over this long after
+N = 6  # tasks labelled with all three servers up, and as many before the kill
+JOB_LEASE = 3.0  # QISTAS_JOB_LEASE_SECONDS: a dead server's export is taken over this long after
 WEBHOOK_TIMEOUT = 3.0  # a dead server's deliveries are sent again 4 × this + JOB_LEASE after its claim
 
 
