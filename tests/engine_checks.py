@@ -26,9 +26,10 @@ def violations(session: Session, project_id: int) -> list[str]:
     project = session.get(Project, project_id)
     assert project is not None
     found: list[str] = []
-    annotations = Counter(
-        session.scalars(select(Annotation.task_id).where(Annotation.project_id == project_id))
-    )
+    # The answers that count: one rejected in review or excluded with its annotator holds no slot.
+    annotations = Counter(session.scalars(
+        select(Annotation.task_id).where(Annotation.project_id == project_id, Annotation.rejected_at.is_(None))
+    ))
     live = Counter(
         session.scalars(
             select(Assignment.task_id).where(Assignment.project_id == project_id, Assignment.status == "active")
@@ -36,8 +37,9 @@ def violations(session: Session, project_id: int) -> list[str]:
     )
     for task in session.scalars(select(Task).where(Task.project_id == project_id)):
         n = annotations[task.id]
-        # 1. never more annotations than required, and never more than the policy's max
-        if n > task.required or n > project.redundancy_max:
+        # 1. never more annotations than required, and never more than the policy's max (gold
+        # tasks excepted: every annotator may answer one, and ``required`` follows them)
+        if n > task.required or (n > project.redundancy_max and not task.is_gold):
             found.append(f"task {task.id}: {n} annotations, required {task.required}, max {project.redundancy_max}")
         if task.n_claimed > task.required:
             found.append(f"task {task.id}: n_claimed {task.n_claimed} > required {task.required}")

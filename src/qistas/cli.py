@@ -416,14 +416,14 @@ def pools() -> None:
 @click.option("--org", "org_slug", help="the organization of a team or in_house pool")
 def pools_create(name: str, kind: str, org_slug: str | None) -> None:
     """Create a pool: an organization's (team, in_house) or the instance's (vendor, shared)."""
-    from qistas.domain import audit, workforce
     from qistas.domain import users as domain_users
+    from qistas.domain import workforce
 
     def work(session: Any) -> int:
         org_id = domain_users.get_org_by_slug(session, org_slug).id if org_slug else None
         pool = workforce.create_pool(session, org_id=org_id, name=name, kind=kind)
-        audit.record(session, actor=None, action="pool.create", object_type="pool", object_id=pool.id,
-                     org_id=pool.org_id, details={"name": pool.name, "kind": pool.kind})
+        workforce.record(session, actor=None, pool=pool, action="pool.create",
+                         details={"name": pool.name, "kind": pool.kind})
         return pool.id
 
     click.echo(f"pool {_account_work(work)} created")
@@ -449,7 +449,7 @@ def pools_import(pool_id: int, csv_file: Path) -> None:
     """Add the annotators of a CSV (email,skills,manager) to a pool; accounts are made for unknown
     emails. A bad row is named and nothing is written."""
     from qistas.db.models import Pool
-    from qistas.domain import audit, workforce
+    from qistas.domain import workforce
     from qistas.errors import NotFound
 
     text = csv_file.read_text(encoding="utf-8-sig")
@@ -459,8 +459,7 @@ def pools_import(pool_id: int, csv_file: Path) -> None:
         if pool is None:
             raise NotFound(f"no pool {pool_id}")
         done = workforce.import_members(session, pool=pool, text=text, may_name_managers=True)
-        audit.record(session, actor=None, action="pool.members.import", object_type="pool", object_id=pool.id,
-                     org_id=pool.org_id, details=done)
+        workforce.record(session, actor=None, pool=pool, action="pool.members.import", details=done)
         return done
 
     done = _account_work(work)
@@ -478,8 +477,8 @@ def skills() -> None:
 @click.option("--org", "org_slug", help="the organization, when several use this email")
 def skills_set(email: str, skill: tuple[str, ...], org_slug: str | None) -> None:
     """Replace a user's skills with SKILLs such as language:ar-EG=4 domain:medical=3 (none: no skills)."""
-    from qistas.domain import audit, workforce
     from qistas.domain import users as domain_users
+    from qistas.domain import workforce
     from qistas.errors import Invalid
 
     try:
@@ -490,8 +489,7 @@ def skills_set(email: str, skill: tuple[str, ...], org_slug: str | None) -> None
     def work(session: Any) -> None:
         user = domain_users.get_user_by_email(session, email=email, org_slug=org_slug)
         workforce.set_skills(session, user=user, skills=parsed)
-        audit.record(session, actor=None, action="user.skills", object_type="user", object_id=user.id,
-                     org_id=user.org_id)
+        workforce.record_skills(session, actor=None, user=user, skills=len(parsed))
 
     _account_work(work)
     click.echo(f"{len(parsed)} skill(s) set for {email.strip().lower()}")

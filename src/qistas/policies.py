@@ -113,6 +113,15 @@ def ensure_customer_access(actor: User, project: Project | None) -> Project:
     return project
 
 
+def ensure_fraud_manager(actor: User, project: Project | None) -> Project:
+    """Putting a project's annotator on probation, blocking them or excluding their answers:
+    the owners of the project's organization and admins; members may read the signals only."""
+    project = ensure_customer_access(actor, project)
+    if actor.role not in (Role.OWNER, Role.ADMIN):
+        raise Forbidden("only the organization's owners may act on an annotator")
+    return project
+
+
 def ensure_org_people_access(actor: User, project: Project | None) -> Project:
     """A page of the organization's own work on a project (its generation batches): the
     owners and members of the project's organization; another tenant's project is not found,

@@ -1,4 +1,4 @@
-"""The nine task types over HTTP: specs checked on create, every answer checked on submit."""
+"""The task types over HTTP: specs checked on create, every answer checked on submit."""
 
 from __future__ import annotations
 
@@ -76,6 +76,48 @@ CASES: dict[str, Case] = {
          ({"boxes": [{"x": 0, "y": 0, "w": 9, "h": 4, "label": "bus"}]}, "answer.boxes.0.label"),
          ({"boxes": [{"x": 0, "y": 0, "w": 9, "h": 4}]}, "answer.boxes.0.label"),
          ({"boxes": "all"}, "answer.boxes")],
+    ),
+    "classification-image": Case(
+        {"type": "classification", "labels": ["cat", "dog"], "image_field": "photo"},
+        {"photo": "https://img.test/cat.png"},
+        {"label": "cat"}, {"label": "cat"},
+        [({"label": "bird"}, "answer.label")],
+    ),
+    "polygons": Case(
+        {"type": "polygons", "labels": ["road", "tree"], "image_field": "image"},
+        {"image": "https://img.test/2.png", "width": 100, "height": 50},
+        {"polygons": [{"points": [[0, 0], [100, 0], [50, 50]], "label": "road"}]},
+        {"polygons": [{"points": [[0.0, 0.0], [100.0, 0.0], [50.0, 50.0]], "label": "road"}]},
+        [({"polygons": [{"points": [[0, 0], [101, 0], [50, 50]], "label": "road"}]}, "answer.polygons.0.points.1"),
+         ({"polygons": [{"points": [[0, 0], [10, 0], [5, 51]], "label": "road"}]}, "answer.polygons.0.points.2"),
+         ({"polygons": [{"points": [[0, 0], [10, 0]], "label": "road"}]}, "answer.polygons.0.points"),
+         ({"polygons": [{"points": [[0, 0]] * 1001, "label": "road"}]}, "answer.polygons.0.points"),
+         ({"polygons": [{"points": [[0, 0], [10, 10], [20, 20]], "label": "road"}]}, "answer.polygons.0.points"),
+         ({"polygons": [{"points": [[0, 0], [10, 0], [-1, 5]], "label": "road"}]}, "answer.polygons.0.points.2"),
+         ({"polygons": [{"points": [[0, 0], [10, 0], [5]], "label": "road"}]}, "answer.polygons.0.points.2"),
+         ({"polygons": [{"points": [[0, 0], [10, 0], ["5", 5]], "label": "road"}]}, "answer.polygons.0.points.2"),
+         ({"polygons": [{"points": [[0, 0], [10, 0], [5, 5]], "label": "sky"}]}, "answer.polygons.0.label"),
+         ({"polygons": [{"points": [[0, 0], [10, 0], [5, 5]]}]}, "answer.polygons.0.label"),
+         ({"polygons": [{"points": [[0, 0], [10, 0], [5, 5]], "label": "road"}] * 101}, "answer.polygons"),
+         ({"polygons": "all"}, "answer.polygons")],
+    ),
+    "keypoints": Case(
+        {"type": "keypoints", "keypoints": ["head", "left_hand", "right_hand"],
+         "skeleton": [["head", "left_hand"], ["head", "right_hand"]]},
+        {"image": "https://img.test/3.png", "width": 100, "height": 50},
+        {"instances": [{"keypoints": [[50, 10, 2], [20.5, 40, 1], [7, 7, 0]]}]},
+        {"instances": [{"keypoints": [[50.0, 10.0, 2], [20.5, 40.0, 1], [0, 0, 0]]}]},
+        [({"instances": [{"keypoints": [[50, 51, 2], [20, 40, 1], [0, 0, 0]]}]}, "answer.instances.0.keypoints.0"),
+         ({"instances": [{"keypoints": [[50, 10, 2], [101, 40, 1], [0, 0, 0]]}]}, "answer.instances.0.keypoints.1"),
+         ({"instances": [{"keypoints": [[50, 10, 2], [20, 40, 1]]}]}, "answer.instances.0.keypoints"),
+         ({"instances": [{"keypoints": [[50, 10, 3], [20, 40, 1], [0, 0, 0]]}]}, "answer.instances.0.keypoints.0"),
+         ({"instances": [{"keypoints": [[50, 10, 2.0], [20, 40, 1], [0, 0, 0]]}]},
+          "answer.instances.0.keypoints.0"),
+         ({"instances": [{"keypoints": [[0, 0, 0], [0, 0, 0], [0, 0, 0]]}]}, "answer.instances.0.keypoints"),
+         ({"instances": [{"keypoints": [[50, 10], [20, 40, 1], [0, 0, 0]]}]}, "answer.instances.0.keypoints.0"),
+         ({"instances": [{"points": []}]}, "answer.instances.0.keypoints"),
+         ({"instances": [{"keypoints": [[50, 10, 2], [20, 40, 1], [0, 0, 0]]}] * 101}, "answer.instances"),
+         ({"instances": {}}, "answer.instances")],
     ),
     "pairwise": Case(
         {"type": "pairwise", "allow_tie": False},
@@ -200,6 +242,11 @@ def test_answer_with_lone_surrogate_is_refused(world: World) -> None:
     ({"type": "text", "labels": ["a"]}, "task.labels"),
     ({"type": "chat", "min": 3, "max": 2}, "task.max"),
     ({"type": "verify", "gold_text_min": 2}, "task.gold_text_min"),
+    ({"type": "polygons", "labels": ["a"], "gold_iou": 0}, "task.gold_iou"),
+    ({"type": "keypoints", "keypoints": []}, "task.keypoints"),
+    ({"type": "keypoints", "keypoints": ["a", "b"], "skeleton": [["a", "c"]]}, "task.skeleton"),
+    ({"type": "keypoints", "keypoints": ["a", "b"], "sigmas": [0.1]}, "task.sigmas"),
+    ({"type": "keypoints", "keypoints": ["a", "a"]}, "task.keypoints"),
 ])
 def test_bad_specs_are_refused_naming_the_field(world: World, spec: dict[str, Any], named: str) -> None:
     response = world.tenant.owner.post("/projects", json={"name": "bad", "task": spec})
@@ -210,6 +257,7 @@ def test_every_type_accepts_its_minimal_spec_with_defaults(world: World) -> None
     minimal = {
         "classification": {"labels": ["a"]}, "spans": {"labels": ["a"]}, "boxes": {"labels": ["a"]},
         "pairwise": {}, "ranking": {}, "rating": {}, "text": {}, "chat": {}, "verify": {},
+        "polygons": {"labels": ["a"]}, "keypoints": {"keypoints": ["a"]},
     }
     for kind, extra in minimal.items():
         response = world.tenant.owner.post("/projects", json={"name": kind, "task": {"type": kind, **extra}})
@@ -233,6 +281,9 @@ def test_every_type_accepts_its_minimal_spec_with_defaults(world: World) -> None
     ({"type": "chat"}, {"messages": [{"role": "user", "content": "x"}], "candidates": ["one"]},
      "data.candidates: must hold 2 to 10"),
     ({"type": "verify"}, {"prompt": "p"}, "data.candidate is missing"),
+    ({"type": "polygons", "labels": ["a"]}, {"img": "x.png"}, "data.image is missing"),
+    ({"type": "keypoints", "keypoints": ["a"], "image_field": "photo"}, {"photo": 3}, "data.photo must be"),
+    ({"type": "classification", "labels": ["a"], "image_field": "photo"}, {"text": "x"}, "data.photo is missing"),
 ])
 def test_task_data_is_checked_against_the_type(world: World, spec: dict[str, Any], data: dict[str, Any],
                                               named: str) -> None:

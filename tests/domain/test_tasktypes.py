@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from qistas.domain.tasktypes import answer_key, parse_spec, type_names, validate_answer, validate_data
+from qistas.domain.tasktypes import all_types, answer_key, parse_spec, type_names, validate_answer, validate_data
 from qistas.errors import Invalid
 
 TEXT = "أهلاً 👩🏽‍💻 naïve\u0308!"  # Arabic with shadda-free alef, a ZWJ emoji sequence, a combining mark
@@ -29,6 +29,14 @@ VALID: list[tuple[dict[str, Any], dict[str, Any], Any, Any]] = [
     ({"type": "ranking"}, {"prompt": "p", "responses": ["x", "y"]}, {"order": [1, 0]}, {"order": [1, 0]}),
     ({"type": "rating", "min": -2, "max": 2}, {}, {"rating": -2}, {"rating": -2}),
     ({"type": "text"}, {"prompt": "p"}, {"text": " x "}, {"text": " x "}),
+    ({"type": "audio_transcription"}, {"audio": "a.wav"}, {"text": "مرحبا"}, {"text": "مرحبا"}),
+    ({"type": "audio_classification", "labels": ["a", "b"]}, {"audio": "a.wav"}, {"label": "b"}, {"label": "b"}),
+    ({"type": "audio_segments", "labels": ["s", "m"]}, {"audio": "a.wav", "duration": 2.5},
+     {"segments": [{"start": 1, "end": 2.5, "label": "m"}, {"start": 0.12345, "end": 0.5, "label": "s"}]},
+     {"segments": [{"start": 0.123, "end": 0.5, "label": "s"}, {"start": 1.0, "end": 2.5, "label": "m"}]}),
+    ({"type": "document_transcription"}, {"image": "p.png", "width": 100, "height": 50},
+     {"regions": [{"x": 0, "y": 0, "w": 100, "h": 50, "text": "سطر \u200fأول"}]},
+     {"regions": [{"x": 0.0, "y": 0.0, "w": 100.0, "h": 50.0, "label": "text", "text": "سطر \u200fأول"}]}),
 ]
 
 
@@ -68,6 +76,19 @@ INVALID: list[tuple[dict[str, Any], dict[str, Any], Any, str]] = [
     ({"type": "rating"}, {}, {"rating": 5.0}, "answer.rating"),
     ({"type": "text"}, {}, {"text": "x" * 100_001}, "answer.text"),
     ({"type": "text"}, {}, {"text": None}, "answer.text"),
+    ({"type": "audio_segments", "labels": ["s"]}, {"duration": 2.0}, {"segments": [{"start": 1, "end": 2.01,
+                                                                                  "label": "s"}]},
+     "answer.segments.0.end"),
+    ({"type": "audio_segments", "labels": ["s"]}, {}, {"segments": [{"start": 1, "end": 0.5, "label": "s"}]},
+     "answer.segments.0.end"),
+    ({"type": "audio_segments", "labels": ["s"]}, {}, {"segments": [{"start": 0, "end": 1, "label": "s",
+                                                                     "speaker": 2}]}, "answer.segments.0.speaker"),
+    ({"type": "document_transcription", "labels": ["a", "b"]}, {},
+     {"regions": [{"x": 0, "y": 0, "w": 1, "h": 1, "text": "x"}]}, "answer.regions.0.label"),
+    ({"type": "document_transcription"}, {"height": 10},
+     {"regions": [{"x": 0, "y": 5, "w": 1, "h": 6, "text": "x"}]}, "answer.regions.0.h"),
+    ({"type": "document_transcription"}, {}, {"regions": [{"x": 0, "y": 0, "w": 1, "h": 1, "text": "x" * 10_001}]},
+     "answer.regions.0.text"),
 ]
 
 
@@ -82,7 +103,10 @@ def test_invalid_answers_name_the_field(spec: dict[str, Any], data: dict[str, An
 
 def test_spec_defaults_round_trip() -> None:
     for kind in type_names():
-        raw = {"type": kind, **({"labels": ["a"]} if kind in ("classification", "spans", "boxes") else {})}
+        needs = {"keypoints": {"keypoints": ["a"]}}
+        needs_labels = all_types()[kind].spec_model.model_fields.get("labels")
+        labelled = needs_labels is not None and needs_labels.is_required()
+        raw = {"type": kind, **({"labels": ["a"]} if labelled else needs.get(kind, {}))}
         spec = parse_spec(raw)
         assert parse_spec(spec.model_dump()) == spec
 

@@ -23,7 +23,8 @@ def test_owner_creates_uploads_watches_and_exports(page: Page, people: People, s
     click_and_wait(page, "#new-project")
     page.fill("input[name=name]", "Sentiment مشاعر")
     page.select_option("#task-type", "classification")
-    assert page.locator("input[name=image_field]").is_hidden()  # fields of other types are hidden
+    assert page.locator("textarea[name=keypoints]").is_hidden()  # fields of other types are hidden
+    assert page.locator("input[name=image_field]").is_visible()  # an image to classify, optional
     page.fill("textarea[name=labels]", "positive\nnegative\n")
     page.fill("input[name=redundancy_min]", "2")
     page.fill("input[name=redundancy_max]", "2")

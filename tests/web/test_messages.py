@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from qistas.db.enums import AuditStatus, ReviewAction, ReviewStatus, Role, TaskStatus, TokenScope
-from qistas.domain import generation, model_endpoints, predictions, reviews
+from qistas.domain import generation, model_endpoints, my_work, predictions, reviews, workforce
 from qistas.domain.quality import GOLD_METHOD, PRIOR_METHOD, method_name
 from qistas.domain.review_policy import REOPEN
 from qistas.domain.tasktypes import all_types, parse_spec, type_names
@@ -66,12 +66,15 @@ def _methods() -> set[str]:
 def test_every_identifier_shown_in_a_page_has_words() -> None:
     families = {m[0] or m[1] + "." for path in _sources() for m in FAMILY.findall(path.read_text(encoding="utf-8"))}
     assert families == {"type.", "status.", "role.", "method.", "scope.", "ws.choice_", "review_status.",
-                        "audit_status.", "verdict.", "reopen.", "gen_status.", "job_as.", "prefill_mode."}
+                        "audit_status.", "verdict.", "reopen.", "gen_status.", "job_as.", "prefill_mode.", "standing.",
+                        "skill_kind.", "pool_kind."}
     values = {"type.": set(type_names()), "status.": set(TaskStatus), "role.": set(Role), "method.": _methods(),
               "scope.": set(TokenScope), "ws.choice_": {"a", "b", "tie"}, "review_status.": set(ReviewStatus),
               "audit_status.": set(AuditStatus), "verdict.": set(ReviewAction), "reopen.": set(REOPEN),
               "gen_status.": set(generation.STATUSES) | set(model_endpoints.STATUSES),
-              "job_as.": set(model_endpoints.MODES), "prefill_mode.": set(predictions.MODES)}
+              "job_as.": set(model_endpoints.MODES), "prefill_mode.": set(predictions.MODES),
+              "standing.": set(my_work.STANDINGS), "skill_kind.": set(workforce.SKILL_KINDS),
+              "pool_kind.": set(workforce.POOL_KINDS)}
     assert {"gold_weighted", "dawidskene", "ranking_aggregator", "rating_consensus", "review"} <= values["method."]
     for lang in ("en", "ar"):
         missing = [prefix + v for prefix, found in values.items() for v in found if prefix + v not in catalogue(lang)]

@@ -197,6 +197,10 @@ def test_no_page_shows_a_key_or_a_foreign_sentence(lang: str, people: People,
     assert isolate(t("field.redundancy.min")) in redundancy
     stale = owner.post("/console/projects/new", base, 403, csrf="stale")
     assert t("err.forbidden.csrf") in seen_text(stale)
+    # A document project may leave its labels empty: the spec's one label.
+    document = {**base, "type": "document_transcription", "labels": "", "csrf": owner.csrf("/console/projects/new")}
+    made = owner.client.post("/console/projects/new", data=document, headers={"Accept": "text/html"})
+    assert made.status_code == 303, made.text
 
     # Error pages.
     owner.page(f"/console/projects/{project_id}/tasks?status=bogus", 422)

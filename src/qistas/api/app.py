@@ -21,6 +21,7 @@ from qistas.api.routes import (
     accounts,
     audit,
     exports,
+    fraud,
     generation,
     media,
     models,
@@ -100,8 +101,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     # dependency less on every take and submit); every GET of the others refuses a query
     # parameter it does not read.
     app.include_router(work.router, prefix=API_PREFIX)
-    modules = (accounts, projects, tasks, media, reviews, quality, webhooks, exports, audit, models, generation,
-               workforce)
+    modules = (accounts, projects, tasks, media, reviews, quality, fraud, webhooks, exports, audit, models,
+               generation, workforce)
     routers = [module.router for module in modules]
     for router in routers:
         app.include_router(router, prefix=API_PREFIX, dependencies=[KnownQuery])

@@ -257,6 +257,9 @@ class Annotation(Base):
     # Rejected in review or at audit: it no longer counts towards the task's result.
     rejected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     rejection_reason: Mapped[str | None] = mapped_column(Text)
+    # Excluded with every answer of its annotator (domain.fraud): rejected_at is set too, so it
+    # counts for nothing anywhere; this says why it stopped counting.
+    excluded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The model whose prediction the annotator was shown as a pre-fill, and whether they kept it.
     prefill_model: Mapped[str | None] = mapped_column(String(200))
     prefill_kept: Mapped[bool | None] = mapped_column(Boolean)
@@ -308,6 +311,10 @@ class WorkerStats(Base):
     # Answers a reviewer or the customer judged, and of those the ones they rejected.
     n_reviewed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     n_rejected: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Set by a fraud action (domain.fraud): "probation" (more gold, answers reviewed), "blocked"
+    # or "excluded" (blocked, and every answer excluded); null for everyone else.
+    fraud_status: Mapped[str | None] = mapped_column(String(16))
+    fraud_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class QualityModel(Base):

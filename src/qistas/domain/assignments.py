@@ -55,17 +55,18 @@ def expire_leases(session: Session, *, project_id: int, now: datetime) -> int:
     return len(rows)
 
 
-def release_all(session: Session, *, annotator_id: int, now: datetime) -> int:
-    """End every active lease of an annotator (deactivated) and give their slots back.
+def release_all(session: Session, *, annotator_id: int, now: datetime, project_id: int | None = None) -> int:
+    """End every active lease of an annotator (deactivated; or blocked in ``project_id``) and
+    give their slots back.
 
     Each lease is ended by a guarded UPDATE, so a lease that a concurrent sweep expired
     first is not given back twice.
     """
-    leases = session.execute(
-        select(Assignment.id, Assignment.task_id)
-        .where(Assignment.annotator_id == annotator_id, Assignment.status == LeaseStatus.ACTIVE)
-        .order_by(Assignment.task_id)
-    ).all()
+    query = select(Assignment.id, Assignment.task_id).where(Assignment.annotator_id == annotator_id,
+                                                            Assignment.status == LeaseStatus.ACTIVE)
+    if project_id is not None:
+        query = query.where(Assignment.project_id == project_id)
+    leases = session.execute(query.order_by(Assignment.task_id)).all()
     per_task: Counter[int] = Counter()
     for lease_id, task_id in leases:
         ended = session.execute(
@@ -114,11 +115,13 @@ def claim(
         # stuck on a task they cannot submit until the lease runs out. End it, serve another.
         queries.END_LEASE.run(session, lease_id=held.id, status=LeaseStatus.EXPIRED, now=now)
         _release_slots(session, Counter({held_task.id: 1}))
-    if gold_rules.is_blocked(session, project_id=project.id, annotator_id=annotator.id):
+    standing = gold_rules.standing(session, project_id=project.id, annotator_id=annotator.id)
+    if standing.blocked:
         raise Forbidden("your answers to this project's quality checks are below its threshold")
     locked = locks_claimed_rows(session)
     params = {"project_id": project.id, "annotator_id": annotator.id}
-    if gold_rules.serve_gold_now(gold_rules.parse_policy(project.gold_policy)):
+    if gold_rules.serve_gold_now(gold_rules.parse_policy(project.gold_policy),
+                                 on_probation=standing.fraud_status == gold_rules.PROBATION):
         task = queries.NEXT_GOLD[locked].first(session, **params)
         if task is not None:
             queries.TAKE_GOLD_SLOT.run(session, task_id=task.id)

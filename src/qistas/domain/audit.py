@@ -179,11 +179,14 @@ class EventFilter:
 
 
 def events_page(session: Session, *, org_id: int | None, after: int | None, limit: int,
-                where: EventFilter) -> list[AuditEvent]:
-    """Events of the organization's chain in order, after the event ``seq`` = ``after``."""
+                where: EventFilter, before: int | None = None) -> list[AuditEvent]:
+    """Events of the organization's chain in order, after the event ``seq`` = ``after``; with
+    ``before``, the last ``limit`` events before that ``seq`` (still in chain order)."""
     query = select(AuditEvent).where(AuditEvent.chain_id == chain_of(org_id))
     if after is not None:
         query = query.where(AuditEvent.seq > after)
+    if before is not None:
+        query = query.where(AuditEvent.seq < before)
     if where.action is not None:
         query = query.where(AuditEvent.action == where.action)
     if where.actor is not None:
@@ -196,6 +199,8 @@ def events_page(session: Session, *, org_id: int | None, after: int | None, limi
         query = query.where(AuditEvent.at >= where.since)
     if where.until is not None:
         query = query.where(AuditEvent.at < where.until)
+    if before is not None:
+        return list(reversed(session.scalars(query.order_by(AuditEvent.seq.desc()).limit(limit)).all()))
     return list(session.scalars(query.order_by(AuditEvent.seq).limit(limit)))
 
 

@@ -28,3 +28,12 @@ def provenance(record: dict[str, Any]) -> dict[str, Any]:
     if isinstance(made, dict):
         found["generation"] = made
     return found
+
+
+def media_name(record: dict[str, Any], field: str) -> Any:
+    """What a media field named when the task was imported (the customer's file name or URL,
+    kept in ``metadata.media``), else the field's value as stored."""
+    named = (record.get("metadata") or {}).get("media")
+    if isinstance(named, dict) and isinstance(named.get(field), str):
+        return named[field]
+    return record["data"].get(field)

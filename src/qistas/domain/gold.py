@@ -28,6 +28,11 @@ from qistas.errors import Conflict, Invalid
 PRIOR_CORRECT = 7.0
 PRIOR_WRONG = 3.0
 _rng = random.SystemRandom()  # unpredictable: annotators must not learn when gold comes
+# An annotator on probation (domain.fraud) gets at least this share of gold: checked more
+# often, without being told.
+PROBATION_GOLD_SHARE = 0.3
+PROBATION = "probation"
+FRAUD_BLOCKS = ("blocked", "excluded")  # fraud statuses that block, whatever the gold accuracy says
 
 
 @dataclass(frozen=True)
@@ -58,8 +63,9 @@ def parse_policy(raw: dict[str, Any] | None) -> GoldPolicy:
     return policy
 
 
-def serve_gold_now(policy: GoldPolicy) -> bool:
-    return policy.share > 0 and _rng.random() < policy.share
+def serve_gold_now(policy: GoldPolicy, *, on_probation: bool = False) -> bool:
+    share = max(policy.share, PROBATION_GOLD_SHARE) if on_probation else policy.share
+    return share > 0 and _rng.random() < share
 
 
 def accuracy_of(correct: int, total: int) -> float:
@@ -71,9 +77,12 @@ def accuracy(stats: WorkerStats | None) -> float:
     return accuracy_of(stats.n_gold_correct, stats.n_gold) if stats else accuracy_of(0, 0)
 
 
-def is_blocked(session: Session, *, project_id: int, annotator_id: int) -> bool:
-    found = queries.BLOCKED.first(session, project_id=project_id, annotator_id=annotator_id)
-    return found is not None and found.blocked
+NO_STANDING = queries.Standing(blocked=False, fraud_status=None)
+
+
+def standing(session: Session, *, project_id: int, annotator_id: int) -> queries.Standing:
+    """Whether the annotator is blocked in the project, and their fraud status: one read."""
+    return queries.STANDING.first(session, project_id=project_id, annotator_id=annotator_id) or NO_STANDING
 
 
 def matches(spec: Spec, answer: Any, gold: Any) -> bool:
@@ -115,6 +124,8 @@ def record_review(session: Session, *, project: Project, annotator_id: int, corr
 
 
 def _block_if_below(session: Session, *, project: Project, annotator_id: int, counted: Any) -> None:
+    if counted.fraud_status in FRAUD_BLOCKS:
+        return  # blocked for fraud: only an unblock lifts it, never a good answer
     policy = parse_policy(project.gold_policy)
     judged = counted.n_gold + counted.n_reviewed
     right = counted.n_gold_correct + counted.n_reviewed - counted.n_rejected
@@ -149,6 +160,7 @@ def unblock(session: Session, *, project: Project, annotator_id: int, probation:
         raise Conflict("this annotator is not blocked in this project", details={"field": "project"})
     stats.blocked, stats.n_gold, stats.n_gold_correct, stats.probation = False, 0, 0, probation
     stats.n_reviewed = stats.n_rejected = 0
+    stats.fraud_status = stats.fraud_reason = None
     session.flush()
     audit.record(session, actor=actor, action="annotator.unblock", object_type="user", object_id=annotator_id,
                  org_id=project.org_id, details={"project": project.id, "probation": probation})

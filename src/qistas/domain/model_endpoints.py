@@ -135,13 +135,6 @@ def list_endpoints(session: Session, *, actor: User) -> list[ModelEndpoint]:
     return list(session.scalars(query.order_by(ModelEndpoint.id)))
 
 
-def org_slugs(session: Session, *, org_ids: set[int]) -> dict[int, str]:
-    """The slugs of the organizations the endpoints listed belong to (an admin's list)."""
-    if not org_ids:
-        return {}
-    return dict(session.execute(select(Organization.id, Organization.slug).where(Organization.id.in_(org_ids))).all())
-
-
 def get_endpoint(session: Session, *, endpoint_id: int) -> ModelEndpoint:
     endpoint = session.get(ModelEndpoint, endpoint_id)
     if endpoint is None or not endpoint.is_active:

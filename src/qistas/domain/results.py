@@ -205,7 +205,7 @@ _TASK_COLUMNS = (Task.id, Task.unique_id, Task.batch_id, Task.status, Task.data,
                  Task.confidence, Task.method, Task.needs_review, Task.details, Task.completed_at,
                  Task.review_status, Task.audit_status, Task.predictions)
 _ANNOTATION_COLUMNS = (Annotation.task_id, Annotation.annotator_id, Annotation.answer, Annotation.seconds,
-                       Annotation.created_at, Annotation.rejected_at)
+                       Annotation.created_at, Annotation.rejected_at, Annotation.excluded_at)
 
 
 def iter_export_records(
@@ -269,6 +269,7 @@ def iter_export_records(
                         "seconds": a.seconds,
                         "created_at": a.created_at.isoformat(),
                         **({"rejected": True} if a.rejected_at is not None else {}),
+                        **({"excluded": True} if a.excluded_at is not None else {}),
                     }
                     for a in [*mine, *rejected.get(task.id, [])]
                 ],

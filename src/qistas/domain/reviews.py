@@ -84,18 +84,21 @@ def holds_for_review(session: Session, *, task: Task, project: Project, spec: Sp
         return False
     if task.review_status == ReviewStatus.REJECTED or task.audit_status == AuditStatus.REJECTED:
         return True  # sent back by a reviewer or the customer: checked again
+    counted = queries.COUNTED.all(session, task_id=task.id)
+    if any(answer.fraud_status == gold_rules.PROBATION for answer in counted):
+        return True  # an annotator on probation for fraud (domain.fraud): every answer is checked
     disagree = policy.disagreement and (needs_review or agreement(spec, answers, response) < 1)
     return holds(policy, task_id=task.id, confidence=confidence, needs_review=disagree,
-                 on_probation=_on_probation(session, task_id=task.id, project_id=project.id, policy=policy))
+                 on_probation=_on_probation(session, counted=counted, project_id=project.id, policy=policy))
 
 
-def _on_probation(session: Session, *, task_id: int, project_id: int, policy: ReviewPolicy) -> bool:
+def _on_probation(session: Session, *, counted: Sequence[Any], project_id: int, policy: ReviewPolicy) -> bool:
     """Whether one of the task's counted answers is among its annotator's first ``probation``
     answers in the project. Each check reads at most ``probation`` entries of the
     (project, annotator, id) index: it counts the earlier answers only up to the limit."""
     if policy.probation <= 0:
         return False
-    for answer in queries.COUNTED.all(session, task_id=task_id):
+    for answer in counted:
         earlier = queries.EARLIER.first(session, project_id=project_id, annotator_id=answer.annotator_id,
                                         annotation_id=answer.id, limit=policy.probation)
         if earlier is None or earlier.n < policy.probation:
@@ -404,7 +407,7 @@ def rejections(session: Session, *, project_id: int, annotator_id: int, limit: i
                Annotation.rejected_at, Task.data)
         .join(Task, Task.id == Annotation.task_id)
         .where(Annotation.project_id == project_id, Annotation.annotator_id == annotator_id,
-               Annotation.rejected_at.is_not(None))
+               Annotation.rejected_at.is_not(None), Annotation.excluded_at.is_(None))
         .order_by(Annotation.rejected_at.desc(), Annotation.id.desc()).limit(limit)
     ).all())
 

@@ -45,6 +45,13 @@ def find_org(session: Session, slug: str) -> Organization | None:
     return session.scalar(select(Organization).where(Organization.slug == slug))
 
 
+def slugs_of(session: Session, *, org_ids: set[int]) -> dict[int, str]:
+    """The slugs of these organizations, by id (what an admin's lists show)."""
+    if not org_ids:
+        return {}
+    return dict(session.execute(select(Organization.id, Organization.slug).where(Organization.id.in_(org_ids))).all())
+
+
 def org_slugs(session: Session, *, limit: int = 20) -> list[str]:
     """The first organizations' slugs, in order (for an operator's hint)."""
     return list(session.scalars(select(Organization.slug).order_by(Organization.slug).limit(limit)))

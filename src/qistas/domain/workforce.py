@@ -23,10 +23,16 @@ from sqlalchemy.orm import Session
 
 from qistas.db.enums import Role
 from qistas.db.models import Organization, Pool, PoolMember, Project, User, UserSkill
-from qistas.domain import users
+from qistas.domain import audit, users
 from qistas.domain.tasktypes import type_names
 from qistas.errors import Conflict, Invalid, NotFound
-from qistas.policies import ensure_pool_routable, is_admin, may_join_pool
+from qistas.policies import (
+    ensure_may_manage_skills,
+    ensure_pool_manager,
+    ensure_pool_routable,
+    is_admin,
+    may_join_pool,
+)
 
 POOL_KINDS = ("team", "vendor", "in_house", "shared")
 SKILL_KINDS = ("language", "domain", "task_type")
@@ -259,6 +265,49 @@ def remove_member(session: Session, *, pool: Pool, user: User | None) -> None:
         raise NotFound("user not found")
     session.execute(delete(PoolMember).where(PoolMember.pool_id == pool.id, PoolMember.user_id == user.id))
     refresh_profile(session, user=user)
+
+
+def managed_pool(session: Session, *, actor: User, pool_id: int) -> Pool:
+    """The pool, if the actor may manage it (``policies.ensure_pool_manager``)."""
+    pool = session.get(Pool, pool_id)
+    return ensure_pool_manager(actor, pool, manages=pool is not None and manages(session, pool_id=pool_id,
+                                                                                     user_id=actor.id))
+
+
+def skills_target(session: Session, *, actor: User, user_id: int) -> User:
+    """The annotator whose skills the actor may manage (``policies.ensure_may_manage_skills``)."""
+    target = session.get(User, user_id)
+    member = target is not None and manages_member(session, actor_id=actor.id, user_id=user_id)
+    return ensure_may_manage_skills(actor, target, manages_member=member)
+
+
+def member_by_email(session: Session, *, pool: Pool, email: str) -> User:
+    """The account that may join the pool under this email; the field ``email`` named if none."""
+    user = _accounts(session, pool=pool, emails=[email.strip().lower()]).get(email.strip().lower())
+    if user is None or not may_join_pool(user, pool):
+        raise Invalid("no annotator with this email may join this pool", details={"field": "email"},
+                      reason="not_found")
+    return user
+
+
+def record(session: Session, *, actor: User | None, pool: Pool, action: str,
+           details: dict[str, Any] | None = None, via: str | None = None) -> None:
+    """A pool's audit event, in its organization's chain (the instance's for an instance pool)."""
+    audit.record(session, actor=actor, action=action, object_type="pool", object_id=pool.id, org_id=pool.org_id,
+                 details={**(details or {}), "via": via} if via else details)
+
+
+def record_skills(session: Session, *, actor: User | None, user: User, skills: int, via: str | None = None) -> None:
+    details: dict[str, Any] = {"skills": skills, "via": via} if via else {"skills": skills}
+    audit.record(session, actor=actor, action="user.skills", object_type="user", object_id=user.id,
+                 org_id=user.org_id, details=details)
+
+
+def member_counts(session: Session, *, pool_ids: list[int]) -> dict[int, int]:
+    if not pool_ids:
+        return {}
+    return {pool_id: n for pool_id, n in session.execute(
+        select(PoolMember.pool_id, func.count()).where(PoolMember.pool_id.in_(pool_ids)).group_by(PoolMember.pool_id))}
 
 
 def manages_member(session: Session, *, actor_id: int, user_id: int) -> bool:

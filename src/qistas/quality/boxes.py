@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,22 @@ from .consensus import Box, _as_box, _cluster, box_iou
 from .structured import TaskResult, WorkerAnswer, check_items
 
 _EPS = 1e-12  # weight sums closer than this count as equal (ties are rules, not rounding)
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """One consensus box: its ``members`` (``(answer index, box)``, the seed first), the
+    weighted-median ``box``, its ``support`` and ``agreement`` and the members' ``weights``."""
+
+    members: list[tuple[int, Box]]
+    box: Box
+    support: float
+    agreement: float
+    weights: list[float]
+
+    @property
+    def confidence(self) -> float:
+        return self.support * self.agreement
 
 
 def _boxes(answer: Any) -> list[Box]:
@@ -174,15 +191,29 @@ class BoxAggregator(BaseEstimator):
     def _aggregate(self, parsed: list[tuple[int, list[Box]]], context: Any) -> TaskResult:
         if not parsed:
             return TaskResult({"boxes": []}, 0.0, True, {"agreement": float("nan")})
+        kept, missed = self.consensus(parsed, context)
+        boxes = []
+        for found in kept:
+            x, y, w, h, label = found.box
+            boxes.append({"x": x, "y": y, "w": w, "h": h, "label": label, "confidence": found.confidence})
+        boxes.sort(key=lambda b: (b["y"], b["x"], str(b["label"])))
+        confidence = min([1.0 - missed, *(b["confidence"] for b in boxes)])
+        response = {"boxes": boxes}
+        scores = [answer_score(bs, response) for _, bs in parsed]
+        extra = {"agreement": sum(scores) / len(scores)}
+        return TaskResult(response, float(confidence), confidence < self.review_below, extra)
+
+    def consensus(self, parsed: list[tuple[int, list[Box]]], context: Any = None) -> tuple[list[Cluster], float]:
+        """The kept clusters of one task's boxes (``(worker, boxes)`` per answer, non-empty),
+        and the support of the strongest cluster left out (0 when none was)."""
         weight = {i: self._quality(w) ** 2 for i, (w, _) in enumerate(parsed)}
         total = sum(weight.values())
         if total <= 0:  # everyone at quality 0: count heads instead
             weight = dict.fromkeys(weight, 1.0)
             total = float(len(weight))
         order = sorted(range(len(parsed)), key=lambda i: (-weight[i], parsed[i][0], i))
-        clusters = self._cluster(parsed, order)
-        boxes, missed = [], 0.0
-        for members in clusters:
+        kept, missed = [], 0.0
+        for members in self._cluster(parsed, order):
             support = sum(weight[i] for i, _ in members) / total
             if support < self.min_support - _EPS:
                 missed = max(missed, support)
@@ -192,15 +223,8 @@ class BoxAggregator(BaseEstimator):
             ious = [box_iou(b, box) for _, b in members]
             agreement = (sum(w * v for w, v in zip(ws, ious, strict=True)) / sum(ws) if sum(ws) > 0
                          else sum(ious) / len(ious))
-            x, y, w, h, label = box
-            boxes.append({"x": x, "y": y, "w": w, "h": h, "label": label,
-                          "confidence": support * agreement})
-        boxes.sort(key=lambda b: (b["y"], b["x"], str(b["label"])))
-        confidence = min([1.0 - missed, *(b["confidence"] for b in boxes)])
-        response = {"boxes": boxes}
-        scores = [answer_score(bs, response) for _, bs in parsed]
-        extra = {"agreement": sum(scores) / len(scores)}
-        return TaskResult(response, float(confidence), confidence < self.review_below, extra)
+            kept.append(Cluster(members, box, support, agreement, ws))
+        return kept, missed
 
     def _cluster(self, parsed: list[tuple[int, list[Box]]], order: list[int]
                  ) -> list[list[tuple[int, Box]]]:

@@ -19,7 +19,7 @@ from qistas import errors
 from qistas.api import errors as api_errors
 from qistas.db.engine import Database
 from qistas.web.messages import describe
-from qistas.web.pages import admin, auth, console, generation, models, review, work
+from qistas.web.pages import admin, audit, auth, console, generation, models, pools, review, work
 from qistas.web.pages.common import LoginRequired, render, translator
 from qistas.web.session import SessionMiddleware
 
@@ -28,7 +28,7 @@ STATIC = Path(__file__).resolve().parent / "static"
 
 def install(app: FastAPI, database: Database) -> None:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for module in (auth, work, review, console, generation, models, admin):
+    for module in (auth, work, review, console, generation, models, pools, audit, admin):
         app.include_router(module.router)
     app.add_middleware(SessionMiddleware, database=database)
 

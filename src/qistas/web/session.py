@@ -29,10 +29,12 @@ from qistas.domain.web_sessions import resolve
 COOKIE = "qistas_session"
 CSRF_HEADER = b"x-csrf-token"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
-# Images of box tasks may live on the customer's own servers, hence http:/https: for img-src;
+# Images and recordings of tasks may live on the customer's own servers (when not imported as
+# media), hence http:/https: for img-src and media-src;
 # nothing else leaves the origin, and no script, style or frame comes from anywhere else.
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob: https: http:; "
+    "media-src 'self' blob: https: http:; "
     "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
     "form-action 'self'"
 )

@@ -6,8 +6,6 @@ managers that pool only. Another tenant's pool, or one outside the actor's reach
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -17,22 +15,24 @@ from qistas.api.schemas.workforce import (
     MemberPut,
     MemberRead,
     MembersImported,
+    MyPoolRead,
+    MyWorkRead,
     PoolCreate,
     PoolRead,
+    ProjectWorkRead,
     SkillsPut,
     SkillsRead,
 )
 from qistas.db.enums import Role
 from qistas.db.models import Organization, Pool, User
-from qistas.db.unit_of_work import write
-from qistas.domain import audit, users, workforce
+from qistas.db.unit_of_work import read, write
+from qistas.domain import users, workforce
+from qistas.domain.my_work import MyWork, my_work
 from qistas.errors import Invalid
 from qistas.policies import (
     ensure_may_create_pool,
-    ensure_may_manage_skills,
     ensure_may_name_managers,
     ensure_org_reachable,
-    ensure_pool_manager,
     ensure_pool_visible,
     is_admin,
 )
@@ -47,17 +47,6 @@ def pool_read(session: Session, pool: Pool) -> PoolRead:
                     created_at=pool.created_at)
 
 
-def _managed(session: Session, actor: User, pool_id: int) -> tuple[Pool, bool]:
-    pool = session.get(Pool, pool_id)
-    manages = pool is not None and workforce.manages(session, pool_id=pool_id, user_id=actor.id)
-    return ensure_pool_manager(actor, pool, manages=manages), manages
-
-
-def _record(session: Session, actor: User, pool: Pool, action: str, details: dict[str, Any] | None = None) -> None:
-    audit.record(session, actor=actor, action=action, object_type="pool", object_id=pool.id, org_id=pool.org_id,
-                 details=details)
-
-
 @router.post("/pools", status_code=201, response_model=PoolRead)
 def create_pool(body: PoolCreate, actor: Actor, db: Db) -> PoolRead:
     def work(session: Session) -> PoolRead:
@@ -67,7 +56,8 @@ def create_pool(body: PoolCreate, actor: Actor, db: Db) -> PoolRead:
             org_id = None if is_admin(actor) else actor.org_id
         ensure_may_create_pool(actor, org_id=org_id)
         pool = workforce.create_pool(session, org_id=org_id, name=body.name, kind=body.kind)
-        _record(session, actor, pool, "pool.create", {"name": pool.name, "kind": pool.kind})
+        workforce.record(session, actor=actor, pool=pool, action="pool.create",
+                         details={"name": pool.name, "kind": pool.kind})
         return pool_read(session, pool)
 
     return write(db, work)
@@ -90,7 +80,7 @@ def get_pool(pool_id: Id, actor: Actor, db: Db) -> PoolRead:
 @router.get("/pools/{pool_id}/members", response_model=list[MemberRead])
 def list_members(pool_id: Id, actor: Actor, db: Db) -> list[MemberRead]:
     with db.reader() as session:
-        pool, _ = _managed(session, actor, pool_id)
+        pool = workforce.managed_pool(session, actor=actor, pool_id=pool_id)
         return [MemberRead(user_id=m.user_id, email=m.email, manager=m.is_manager,
                            skills=workforce.skills_list(m.skills)) for m in workforce.members(session, pool=pool)]
 
@@ -100,11 +90,12 @@ def put_member(pool_id: Id, user_id: Id, body: MemberPut, actor: Actor, db: Db) 
     """Add an annotator to the pool (or change whether they manage it: admins and owners only)."""
 
     def work(session: Session) -> None:
-        pool, _ = _managed(session, actor, pool_id)
+        pool = workforce.managed_pool(session, actor=actor, pool_id=pool_id)
         if body.manager:
             ensure_may_name_managers(actor)
         workforce.add_member(session, pool=pool, user=session.get(User, user_id), is_manager=body.manager)
-        _record(session, actor, pool, "pool.member.put", {"user": user_id, "manager": body.manager})
+        workforce.record(session, actor=actor, pool=pool, action="pool.member.put",
+                         details={"user": user_id, "manager": body.manager})
 
     write(db, work)
     return Response(status_code=204)
@@ -113,9 +104,9 @@ def put_member(pool_id: Id, user_id: Id, body: MemberPut, actor: Actor, db: Db) 
 @router.delete("/pools/{pool_id}/members/{user_id}", status_code=204)
 def remove_member(pool_id: Id, user_id: Id, actor: Actor, db: Db) -> Response:
     def work(session: Session) -> None:
-        pool, _ = _managed(session, actor, pool_id)
+        pool = workforce.managed_pool(session, actor=actor, pool_id=pool_id)
         workforce.remove_member(session, pool=pool, user=session.get(User, user_id))
-        _record(session, actor, pool, "pool.member.remove", {"user": user_id})
+        workforce.record(session, actor=actor, pool=pool, action="pool.member.remove", details={"user": user_id})
 
     write(db, work)
     return Response(status_code=204)
@@ -132,10 +123,10 @@ async def import_members(pool_id: Id, request: Request, actor: Actor, db: Db) ->
         raise Invalid("the CSV is not UTF-8", details={"field": "body"}) from None
 
     def work(session: Session) -> MembersImported:
-        pool, _ = _managed(session, actor, pool_id)
+        pool = workforce.managed_pool(session, actor=actor, pool_id=pool_id)
         may_name = is_admin(actor) or actor.role == Role.OWNER
         done = workforce.import_members(session, pool=pool, text=text, may_name_managers=may_name)
-        _record(session, actor, pool, "pool.members.import", done)
+        workforce.record(session, actor=actor, pool=pool, action="pool.members.import", details=done)
         return MembersImported(**done)
 
     return await run_in_threadpool(write, db, work)
@@ -144,7 +135,7 @@ async def import_members(pool_id: Id, request: Request, actor: Actor, db: Db) ->
 @router.get("/users/{user_id}/skills", response_model=SkillsRead)
 def get_skills(user_id: Id, actor: Actor, db: Db) -> SkillsRead:
     with db.reader() as session:
-        target = _skills_target(session, actor, user_id)
+        target = workforce.skills_target(session, actor=actor, user_id=user_id)
         return SkillsRead(user_id=target.id, skills=workforce.skills_list(workforce.skills_of(session,
                                                                                               user_id=target.id)))
 
@@ -155,16 +146,26 @@ def put_skills(user_id: Id, body: SkillsPut, actor: Actor, db: Db) -> SkillsRead
     skills = workforce.parse_skills(body.skills)
 
     def work(session: Session) -> SkillsRead:
-        target = _skills_target(session, actor, user_id)
+        target = workforce.skills_target(session, actor=actor, user_id=user_id)
         workforce.set_skills(session, user=target, skills=skills)
-        audit.record(session, actor=actor, action="user.skills", object_type="user", object_id=target.id,
-                     org_id=target.org_id, details={"skills": len(skills)})
+        workforce.record_skills(session, actor=actor, user=target, skills=len(skills))
         return SkillsRead(user_id=target.id, skills=workforce.skills_list(skills))
 
     return write(db, work)
 
 
-def _skills_target(session: Session, actor: User, user_id: int) -> User:
-    target = session.get(User, user_id)
-    manages = target is not None and workforce.manages_member(session, actor_id=actor.id, user_id=user_id)
-    return ensure_may_manage_skills(actor, target, manages_member=manages)
+def my_work_read(found: MyWork) -> MyWorkRead:
+    return MyWorkRead(
+        totals=found.totals(),
+        projects=[ProjectWorkRead(project_id=p.project_id, name=p.work_name, type=p.task_type, answers=p.answers,
+                                  seconds=p.seconds, gold=p.gold, gold_accuracy=p.gold_accuracy, reviewed=p.reviewed,
+                                  review_pass_rate=p.review_pass_rate, sent_back=p.sent_back, standing=p.standing)
+                  for p in found.projects],
+        skills=found.skills, pools=[MyPoolRead(**pool) for pool in found.pools])
+
+
+@router.get("/users/me/work", response_model=MyWorkRead)
+def my_own_work(actor: Actor, db: Db) -> MyWorkRead:
+    """The caller's own record: per project (its work name), answers, time, gold accuracy,
+    review outcomes and standing; their skills and pools. Only ever the caller's."""
+    return my_work_read(read(db, lambda session: my_work(session, user_id=actor.id)))

@@ -49,3 +49,31 @@ class SkillsRead(BaseModel):
 class MembersImported(BaseModel):
     rows: int
     created: int = Field(description="accounts made (without a password: they sign in with a link)")
+
+
+class ProjectWorkRead(BaseModel):
+    project_id: int
+    name: str = Field(description="the project's work name, never the customer's")
+    type: str
+    answers: int
+    seconds: float
+    gold: int
+    gold_accuracy: float | None
+    reviewed: int
+    review_pass_rate: float | None
+    sent_back: int
+    standing: str = Field(description="working, probation or blocked")
+
+
+class MyPoolRead(BaseModel):
+    id: int
+    name: str
+    kind: str
+    manager: bool
+
+
+class MyWorkRead(BaseModel):
+    totals: dict[str, Any]
+    projects: list[ProjectWorkRead]
+    skills: list[dict[str, Any]]
+    pools: list[MyPoolRead]

@@ -12,14 +12,16 @@ from qistas.db.prepared import Prepared
 _stats = table(WorkerStats).c
 
 
-class _Blocked(NamedTuple):
+class Standing(NamedTuple):
     blocked: bool
+    fraud_status: str | None
 
 
-BLOCKED = Prepared(
-    select(_stats.blocked).where(_stats.project_id == bindparam("project_id"),
+# What a claim needs to know of the annotator in the project, in one read of one row.
+STANDING = Prepared(
+    select(_stats.blocked, _stats.fraud_status).where(_stats.project_id == bindparam("project_id"),
                                  _stats.annotator_id == bindparam("annotator_id")),
-    _Blocked,
+    Standing,
 )
 
 
@@ -30,6 +32,7 @@ class _Counted(NamedTuple):
     probation: int
     n_reviewed: int
     n_rejected: int
+    fraud_status: str | None
 
 
 # One statement in the common case: count the answer and read back what the threshold needs.
@@ -43,7 +46,7 @@ COUNT_ANSWER = Prepared(
         n_gold_correct=_stats.n_gold_correct + bindparam("correct"),
     )
     .returning(_stats.n_gold, _stats.n_gold_correct, _stats.blocked, _stats.probation, _stats.n_reviewed,
-               _stats.n_rejected),
+               _stats.n_rejected, _stats.fraud_status),
     _Counted,
 )
 # A reviewer's (or the customer's) verdict on one of the annotator's answers.
@@ -52,6 +55,6 @@ COUNT_REVIEW = Prepared(
     .where(_stats.project_id == bindparam("b_project"), _stats.annotator_id == bindparam("b_annotator"))
     .values(n_reviewed=_stats.n_reviewed + 1, n_rejected=_stats.n_rejected + bindparam("wrong"))
     .returning(_stats.n_gold, _stats.n_gold_correct, _stats.blocked, _stats.probation, _stats.n_reviewed,
-               _stats.n_rejected),
+               _stats.n_rejected, _stats.fraud_status),
     _Counted,
 )

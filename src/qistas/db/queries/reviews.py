@@ -1,4 +1,4 @@
-"""The review policy's statements, run at each settle of a project with a probation rule."""
+"""The review policy's statements, run at each settle of a project with a review stage."""
 
 from __future__ import annotations
 
@@ -6,24 +6,28 @@ from typing import NamedTuple
 
 from sqlalchemy import bindparam, func, select
 
-from qistas.db.models import Annotation, table
+from qistas.db.models import Annotation, WorkerStats, table
 from qistas.db.prepared import Prepared
 
 _answers = table(Annotation).c
+_stats = table(WorkerStats).c
 
 
 class _Counted(NamedTuple):
     id: int
     annotator_id: int
+    fraud_status: str | None
 
 
 class _Earlier(NamedTuple):
     n: int
 
 
-# The task's answers that count: who gave each.
+# The task's answers that count: who gave each, and whether they are on probation for fraud.
 COUNTED = Prepared(
-    select(_answers.id, _answers.annotator_id)
+    select(_answers.id, _answers.annotator_id, _stats.fraud_status)
+    .select_from(table(Annotation).outerjoin(table(WorkerStats), (_stats.project_id == _answers.project_id)
+                                             & (_stats.annotator_id == _answers.annotator_id)))
     .where(_answers.task_id == bindparam("task_id"), _answers.rejected_at.is_(None)),
     _Counted,
 )

@@ -15,7 +15,6 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from qistas.domain.exportrecords import chunks, provenance, to_json
 from qistas.domain.tasktypes.base import (
     ExportFormat,
     FieldName,
@@ -31,6 +30,8 @@ from qistas.domain.tasktypes.base import (
     number,
     obj,
 )
+from qistas.domain.tasktypes.coco import categories_of
+from qistas.domain.tasktypes.coco import coco as coco_stream
 from qistas.quality import boxes as box_quality
 
 #: Boxes of one answer. Clustering the answers of a task grows with the square of their
@@ -38,6 +39,22 @@ from qistas.quality import boxes as box_quality
 MAX_BOXES = 300
 #: The largest coordinate, in pixels (whole-slide images reach about 200,000).
 MAX_PIXELS = 1_000_000
+
+
+def box_geometry(box: dict[str, Any], field: str, data: dict[str, Any]) -> tuple[float, float, float, float]:
+    """A box's ``x, y, w, h``: finite pixels within 0..MAX_PIXELS, ``w, h > 0``, and within the
+    image when the task's data gives its ``width`` and ``height``."""
+    x, y, w, h = (number(box[k], f"{field}.{k}", low=0, high=MAX_PIXELS) for k in ("x", "y", "w", "h"))
+    if w <= 0 or h <= 0:
+        raise fail(field, "needs w, h > 0")
+    if x + w > MAX_PIXELS or y + h > MAX_PIXELS:
+        raise fail(field, f"goes past {MAX_PIXELS} pixels")
+    width, height = data.get("width"), data.get("height")
+    if isinstance(width, int | float) and x + w > width:
+        raise fail(f"{field}.w", f"goes past the image width ({width})")
+    if isinstance(height, int | float) and y + h > height:
+        raise fail(f"{field}.h", f"goes past the image height ({height})")
+    return x, y, w, h
 
 
 class BoxesSpec(LabelledSpec):
@@ -48,35 +65,20 @@ class BoxesSpec(LabelledSpec):
 
 
 def coco(records: Records, spec: BoxesSpec) -> Iterator[bytes]:
-    """One COCO object. Images come first, then annotations: two passes over the tasks."""
-    categories = [{"id": i + 1, "name": name, "supercategory": ""} for i, name in enumerate(spec.labels)]
+    categories = categories_of(spec.labels)
     category_of = {c["name"]: c["id"] for c in categories}
-    head = {"info": {"description": "Exported by Qistas", "version": "1.0"}, "licenses": [], "categories": categories}
-    yield (to_json(head)[:-1] + ', "images": [').encode()
-    first = True
-    for chunk in chunks(records()):
-        parts = []
-        for record in chunk:
-            data = record["data"]
-            image = {"id": record["task_id"], "file_name": data.get(spec.image_field),
-                     "width": data.get("width"), "height": data.get("height"), "qistas": provenance(record)}
-            parts.append(("" if first else ",") + to_json(image))
-            first = False
-        yield "".join(parts).encode()
-    yield b'], "annotations": ['
-    next_id = 1
-    for chunk in chunks(records()):
-        parts = []
-        for record in chunk:
-            for box in record["response"]["boxes"]:
-                item = {"id": next_id, "image_id": record["task_id"], "category_id": category_of[box["label"]],
-                        "bbox": [box["x"], box["y"], box["w"], box["h"]], "area": box["w"] * box["h"], "iscrowd": 0}
-                if "confidence" in box:
-                    item["score"] = box["confidence"]
-                parts.append(("" if next_id == 1 else ",") + to_json(item))
-                next_id += 1
-        yield "".join(parts).encode()
-    yield b"]}\n"
+
+    def annotations(record: dict[str, Any]) -> list[dict[str, Any]]:
+        found = []
+        for box in record["response"]["boxes"]:
+            item = {"category_id": category_of[box["label"]], "bbox": [box["x"], box["y"], box["w"], box["h"]],
+                    "area": box["w"] * box["h"], "iscrowd": 0}
+            if "confidence" in box:
+                item["score"] = box["confidence"]
+            found.append(item)
+        return found
+
+    return coco_stream(records, image_field=spec.image_field, categories=categories, annotations=annotations)
 
 
 class Boxes(TaskType[BoxesSpec]):
@@ -94,22 +96,13 @@ class Boxes(TaskType[BoxesSpec]):
         return (spec.image_field,)
 
     def validate_answer(self, spec: BoxesSpec, data: dict[str, Any], answer: Any) -> dict[str, Any]:
-        width, height = data.get("width"), data.get("height")
         boxes = []
         given = at_most(items(obj(answer, "answer", {"boxes"})["boxes"], "answer.boxes"), "answer.boxes",
                         MAX_BOXES, "boxes")
         for i, raw in enumerate(given):
             f = f"answer.boxes.{i}"
             box = obj(raw, f, {"x", "y", "w", "h", "label"})
-            x, y, w, h = (number(box[k], f"{f}.{k}", low=0, high=MAX_PIXELS) for k in ("x", "y", "w", "h"))
-            if w <= 0 or h <= 0:
-                raise fail(f, "needs w, h > 0")
-            if x + w > MAX_PIXELS or y + h > MAX_PIXELS:
-                raise fail(f, f"goes past {MAX_PIXELS} pixels")
-            if isinstance(width, int | float) and x + w > width:
-                raise fail(f"{f}.w", f"goes past the image width ({width})")
-            if isinstance(height, int | float) and y + h > height:
-                raise fail(f"{f}.h", f"goes past the image height ({height})")
+            x, y, w, h = box_geometry(box, f, data)
             boxes.append({"x": x, "y": y, "w": w, "h": h, "label": label(box["label"], f"{f}.label", spec.labels)})
         return {"boxes": boxes}
 

@@ -1,5 +1,8 @@
 """Classification: one label (``{"label": x}``) or, with ``multi``, several (``{"labels": [..]}``).
 
+With ``image_field`` the task shows an image (a URL, or a file imported with the tasks, see
+docs/media.md) with zoom and pan: image classification, aggregated like any other.
+
 Single label: Dawid–Skene-family posteriors (the default classifier, chosen per project) with
 gold tasks clamped; before the first fit, each annotator is a one-coin worker with their
 gold accuracy. Multi-label: each label is its own yes/no question.
@@ -31,6 +34,8 @@ class ClassificationSpec(LabelledSpec):
     type: Literal["classification"]
     multi: bool = False
     text_field: FieldName | None = None
+    #: A field naming an image (a URL, or a file imported with the tasks): shown with zoom and pan.
+    image_field: FieldName | None = None
 
 
 class Classification(TaskType[ClassificationSpec]):
@@ -42,11 +47,17 @@ class Classification(TaskType[ClassificationSpec]):
         FormField("labels", "lines", "new.labels"),
         FormField("multi", "bool", "new.multi", False),
         FormField("text_field", "text", "new.text_field"),
+        FormField("image_field", "text", "new.image_field"),
     )
 
     def validate_data(self, spec: ClassificationSpec, data: dict[str, Any]) -> None:
         if spec.text_field:
             need(data, spec.text_field, str, "a string")
+        if spec.image_field:
+            need(data, spec.image_field, str, "an image URL or path")
+
+    def media_fields(self, spec: ClassificationSpec) -> tuple[str, ...]:
+        return (spec.image_field,) if spec.image_field else ()
 
     def validate_answer(self, spec: ClassificationSpec, data: dict[str, Any], answer: Any) -> dict[str, Any]:
         if spec.multi:

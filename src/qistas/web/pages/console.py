@@ -83,6 +83,7 @@ def form_fields() -> list[dict[str, Any]]:
             entry = found.setdefault(f.key, {"key": f.key, "kind": f.kind, "label": f.label, "types": [],
                                              "placeholder": shown})
             entry["types"].append(name)
+            entry["placeholder"] = entry["placeholder"] or shown  # a default of any type that has one
     return list(found.values())
 
 
@@ -92,11 +93,14 @@ def spec_from_form(form: Any) -> dict[str, Any]:
     if kind not in all_types():
         raise Invalid("choose a task type", details={"field": "task.type"}, reason="union_tag_invalid")
     spec: dict[str, Any] = {"type": kind}
+    model_fields = all_types()[kind].spec_model.model_fields
     for f in all_types()[kind].form_fields:
         if f.kind == "bool":
             spec[f.key] = form.get(f.key) == "on"
         elif f.kind == "lines":
-            spec[f.key] = _lines(form_str(form, f.key))
+            lines = _lines(form_str(form, f.key))
+            if lines or model_fields[f.key].is_required():  # empty: the spec's default (a document's one label)
+                spec[f.key] = lines
         elif f.kind == "int":
             spec[f.key] = _int(form, f.key, f.default, field=f"task.{f.key}")
         elif form_str(form, f.key):

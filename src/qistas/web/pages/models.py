@@ -23,7 +23,7 @@ from qistas.api.schemas.models import ModelEndpointCreate, PrelabelCreate
 from qistas.db.models import ModelEndpoint, PrelabelJob, Project
 from qistas.db.types import utcnow
 from qistas.db.unit_of_work import read, write
-from qistas.domain import generation, projects
+from qistas.domain import generation, projects, users
 from qistas.domain import model_endpoints as endpoints
 from qistas.domain.destinations import Policy
 from qistas.domain.model_annotators import DEFAULT_MIN_HUMAN, MAX_HUMAN
@@ -73,7 +73,7 @@ def _endpoints_page(request: Request, user: Any, db: Any, *, values: dict[str, A
                     errors: dict[str, str] | None = None, status: int = 200, notice: str | None = None) -> HTMLResponse:
     def work(session: Session) -> list[dict[str, Any]]:
         found = endpoints.list_endpoints(session, actor=user)
-        slugs = endpoints.org_slugs(session, org_ids={e.org_id for e in found}) if is_admin(user) else {}
+        slugs = users.slugs_of(session, org_ids={e.org_id for e in found}) if is_admin(user) else {}
         return [endpoint_view(e, slugs.get(e.org_id)) for e in found]
 
     listed = read(db, work)

@@ -18,6 +18,7 @@ from qistas.db.enums import Role
 from qistas.db.models import Project
 from qistas.db.unit_of_work import read
 from qistas.domain import projects, reviews
+from qistas.domain.my_work import my_work
 from qistas.errors import Forbidden
 from qistas.policies import ensure_annotator_access, may_review, may_work_on
 from qistas.web.markdown import render as markdown
@@ -47,6 +48,15 @@ def work_home(request: Request, user: PageUser, db: Db) -> HTMLResponse:
         }
 
     return render(request, "work_home.html", title=translator(request)("work.title"), **read(db, work))
+
+
+@router.get("/work/me", response_class=HTMLResponse)
+def my_work_page(request: Request, user: PageUser, db: Db) -> HTMLResponse:
+    """The annotator's own page: their record on each project, their skills and pools."""
+    if user.role != Role.ANNOTATOR:
+        raise Forbidden("only annotators have a record of their own work")
+    found = read(db, lambda session: my_work(session, user_id=user.id))
+    return render(request, "work_me.html", title=translator(request)("me.title"), work=found, totals=found.totals())
 
 
 @router.get("/work/{project_id}", response_class=HTMLResponse)

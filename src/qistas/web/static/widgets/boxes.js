@@ -16,7 +16,7 @@ function boxEl(b, k, labels, cls = "", ...children) {
   return el;
 }
 
-function iou(a, b) {
+export function iou(a, b) {
   const w = Math.min(a.x + a.w, b.x + b.w) - Math.max(a.x, b.x);
   const hh = Math.min(a.y + a.h, b.y + b.h) - Math.max(a.y, b.y);
   if (w <= 0 || hh <= 0) return 0;
@@ -24,7 +24,7 @@ function iou(a, b) {
   return inter / (a.w * a.h + b.w * b.h - inter);
 }
 
-function safeImageUrl(raw) {
+export function safeImageUrl(raw) {
   try {
     const url = new URL(String(raw), window.location.href);
     if (url.protocol === "http:" || url.protocol === "https:") return url.href;

@@ -1,0 +1,72 @@
+"""Fraud and low effort: signals per annotator of a project, and probation, block, exclude."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query
+from sqlalchemy.orm import Session
+
+from qistas.api.deps import Actor, AppSettings, Db, Id
+from qistas.api.schemas.fraud import FraudAction, FraudActionRead, FraudAnnotatorRead, FraudReport
+from qistas.db.models import Project
+from qistas.db.types import utcnow
+from qistas.db.unit_of_work import write
+from qistas.domain import audit, fraud, gold
+from qistas.domain.security import pseudonym
+from qistas.errors import NotFound
+from qistas.policies import ensure_customer_access, ensure_fraud_manager, is_admin
+
+router = APIRouter(tags=["quality"])
+
+
+@router.get("/projects/{project_id}/fraud", response_model=FraudReport)
+def fraud_report(
+    project_id: Id, actor: Actor, db: Db, settings: AppSettings,
+    min_seconds: Annotated[float | None, Query(ge=0, le=3600, description="the speed floor; default: a quarter "
+                                               "of the project's median time per answer")] = None,
+) -> FraudReport:
+    """Each annotator's fraud and low-effort signals in the project, and the flags they raise."""
+
+    def work(session: Session) -> FraudReport:
+        project = ensure_customer_access(actor, session.get(Project, project_id))
+        audit.record(session, actor=actor, action="fraud.read", object_type="project", object_id=project.id,
+                     org_id=project.org_id)
+        secret = settings.secret_key or ""
+
+        def name(user_id: int) -> str:
+            return pseudonym(secret, project.org_id, user_id)
+
+        found, detector = fraud.detect(session, projects=[project], min_seconds=min_seconds)
+        return FraudReport(project_id=project.id, floor_seconds=round(fraud.floor_of(detector), 3), annotators=[
+            FraudAnnotatorRead(annotator=name(a.annotator_id), answers=a.answers, signals=a.signals, flags=a.flags,
+                               copies=[name(other) for other in a.copies], status=a.status, reason=a.reason,
+                               blocked=a.blocked)
+            for a in found])
+
+    return write(db, work)
+
+
+@router.post("/projects/{project_id}/annotators/{annotator}/{action}", response_model=FraudActionRead)
+def fraud_action(
+    project_id: Id, annotator: Annotated[str, Path(max_length=64)],
+    action: Literal["probation", "block", "exclude", "clear"], body: FraudAction, actor: Actor, db: Db,
+    settings: AppSettings,
+) -> FraudActionRead:
+    """Put an annotator of the project on probation, block them, exclude every answer they gave
+    (their tasks decided again, or re-opened), or end a probation. ``annotator`` is the
+    pseudonym the fraud report shows; admins may also give a user id."""
+
+    def work(session: Session) -> FraudActionRead:
+        project = ensure_fraud_manager(actor, session.get(Project, project_id))
+        secret = settings.secret_key or ""
+        found = gold.find_annotator(session, project_id=project.id, named=lambda user_id: annotator in (
+            pseudonym(secret, project.org_id, user_id), *([str(user_id)] if is_admin(actor) else [])))
+        if found is None:
+            raise NotFound("annotator not found in this project")
+        done = fraud.act(session, project=project, annotator_id=found, name=pseudonym(secret, project.org_id, found),
+                         action=action, reason=body.reason, actor=actor, now=utcnow())
+        return FraudActionRead(annotator=annotator, project_id=project.id, status=done.status, blocked=done.blocked,
+                               excluded=done.excluded, reopened=done.reopened, redecided=done.redecided)
+
+    return write(db, work)

@@ -1,0 +1,277 @@
+"""Fraud and low effort: reading the signals of ``qistas.quality.fraud`` from a project's
+answers, and what an owner does about a flagged annotator.
+
+Times are the server's: from the lease (``assignments.created_at``) to the submit
+(``annotations.created_at``), never what the client reports. Imported answers have no lease
+time and are judged on their answers only; models' answers are not judged.
+
+Actions, each recorded in the audit log with its reason:
+
+- ``probation``: the annotator is served more gold (``gold.PROBATION_GOLD_SHARE``), and in a
+  project with a review stage every task they answered waits for a reviewer.
+- ``block``: no more of the project's tasks; their live leases are given back.
+- ``exclude``: blocked, and every answer they gave in the project stops counting: it is marked
+  excluded (and rejected, so nothing counts it), each task they answered loses their answer
+  and is decided again from the answers left (``annotations.settle``): it goes back to pending
+  when it no longer has enough. Idempotent: a second call finds nothing left to exclude.
+- ``clear``: the end of a probation (a block is lifted by ``gold.unblock``).
+
+Detection runs on request (``report``): reading and testing a project's answers takes time in
+proportion to them, and the annotation loop does none of it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from qistas.db.enums import BatchStatus, LeaseStatus, ReviewStatus, Role, TaskStatus
+from qistas.db.models import Annotation, Assignment, Batch, Project, Task, User, WorkerStats
+from qistas.domain import audit, gold
+from qistas.domain.annotations import settle
+from qistas.domain.assignments import release_all
+from qistas.domain.tasktypes import parse_spec
+from qistas.errors import Conflict, Invalid
+from qistas.quality.fraud import SIGNALS, FraudDetector
+
+ACTIONS = ("probation", "block", "exclude", "clear")
+MAX_REASON = 2000
+EXCLUDED = "excluded"
+
+
+@dataclass
+class AnnotatorSignals:
+    annotator_id: int
+    answers: int
+    signals: dict[str, Any]
+    flags: list[str]
+    status: str | None = None  # the fraud status: probation | blocked | excluded
+    reason: str | None = None
+    blocked: bool = False
+    copies: list[int] = field(default_factory=list)  # annotator ids of the flagged pairs
+
+
+@dataclass(frozen=True)
+class _Rows:
+    annotator_ids: list[int]
+    workers: np.ndarray
+    tasks: np.ndarray
+    answers: np.ndarray
+    gold: np.ndarray
+    seconds: np.ndarray
+    submitted: np.ndarray
+    groups: np.ndarray
+    n_categories: int
+
+
+def _key(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _read(session: Session, projects: Sequence[Project]) -> _Rows:
+    """Every counted person's answer in the projects, as the detector's arrays."""
+    ids = [p.id for p in projects]
+    models = set(session.scalars(select(User.id).where(User.role == Role.MODEL,
+                                                       User.org_id.in_({p.org_id for p in projects}))))
+    found = session.execute(
+        select(Annotation.annotator_id, Annotation.task_id, Annotation.project_id, Annotation.answer,
+               Annotation.gold_correct, Annotation.created_at, Assignment.created_at, Assignment.status,
+               Task.is_gold, Task.gold)
+        .join(Assignment, Assignment.id == Annotation.assignment_id)
+        .join(Task, Task.id == Annotation.task_id)
+        .where(Annotation.project_id.in_(ids), Annotation.excluded_at.is_(None))
+        .order_by(Annotation.id)
+    ).all()
+    codes: dict[str, int] = {}
+    people: dict[int, int] = {}
+    tasks: dict[int, int] = {}
+    cols: dict[str, list[Any]] = {k: [] for k in ("w", "t", "a", "g", "s", "at", "p")}
+    origin = min((row[5] for row in found), default=None)
+    for annotator, task, project, answer, correct, submitted, leased, status, is_gold, gold_answer in found:
+        if annotator in models:
+            continue
+        truth = codes.setdefault(_key(gold_answer), len(codes)) if is_gold else -1
+        code = truth if is_gold and correct else codes.setdefault(_key(answer), len(codes))
+        timed = status != LeaseStatus.IMPORTED and origin is not None
+        cols["w"].append(people.setdefault(annotator, len(people)))
+        cols["t"].append(tasks.setdefault(task, len(tasks)))
+        cols["a"].append(code)
+        cols["g"].append(truth)
+        cols["s"].append((submitted - leased).total_seconds() if timed else math.nan)
+        cols["at"].append((submitted - origin).total_seconds() if timed else math.nan)
+        cols["p"].append(ids.index(project))
+    return _Rows(annotator_ids=list(people), workers=np.array(cols["w"], dtype=np.int64),
+                 tasks=np.array(cols["t"], dtype=np.int64), answers=np.array(cols["a"], dtype=np.int64),
+                 gold=np.array(cols["g"], dtype=np.int64), seconds=np.array(cols["s"], dtype=np.float64),
+                 submitted=np.array(cols["at"], dtype=np.float64), groups=np.array(cols["p"], dtype=np.int64),
+                 n_categories=len(codes))
+
+
+def detect(session: Session, *, projects: Sequence[Project], min_seconds: float | None = None,
+           detector: FraudDetector | None = None) -> tuple[list[AnnotatorSignals], FraudDetector]:
+    """The signals and flags of every annotator who answered in the projects (one project: its
+    report; several: each annotator over all of them, bursts across projects included)."""
+    rows = _read(session, projects)
+    fitted = detector or FraudDetector(min_seconds=min_seconds)
+    fitted.fit(rows.workers, rows.tasks, rows.answers, rows.seconds, rows.submitted, gold=rows.gold,
+               groups=rows.groups, n_workers=len(rows.annotator_ids), n_categories=max(rows.n_categories, 1))
+    found: list[AnnotatorSignals] = []
+    for i, annotator_id in enumerate(rows.annotator_ids):
+        signals = {
+            "fast_share": round(float(fitted.fast_share_[i]), 4),
+            "burst_share": round(float(fitted.burst_share_[i]), 4),
+            "top_answer_share": round(float(fitted.top_share_[i]), 4),
+            "entropy_ratio": round(float(fitted.entropy_ratio_[i]), 4),
+            "one_answer_p": float(fitted.one_answer_p_[i]),
+            "chance_log_bf": round(float(fitted.chance_log_bf_[i]), 3),
+        }
+        flags = [name for name in SIGNALS if name in fitted.flags_[i]]
+        found.append(AnnotatorSignals(annotator_id=annotator_id, answers=int(fitted.n_answers_[i]),
+                                      signals=signals, flags=flags))
+    for pair in fitted.pairs_:
+        found[pair.a].copies.append(rows.annotator_ids[pair.b])
+        found[pair.b].copies.append(rows.annotator_ids[pair.a])
+    if len(projects) == 1:
+        standing = {s.annotator_id: s for s in session.scalars(
+            select(WorkerStats).where(WorkerStats.project_id == projects[0].id))}
+        for item in found:
+            stats = standing.get(item.annotator_id)
+            if stats is not None:
+                item.status, item.reason, item.blocked = stats.fraud_status, stats.fraud_reason, stats.blocked
+    return found, fitted
+
+
+def floor_of(detector: FraudDetector) -> float:
+    """The speed floor the report used for its (first) project, in seconds."""
+    return float(detector.floors_[0]) if len(detector.floors_) else 0.0
+
+
+# --- actions ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    status: str | None
+    blocked: bool
+    excluded: int = 0  # answers newly excluded
+    reopened: int = 0  # tasks that went back to pending
+    redecided: int = 0  # tasks decided again from the answers left
+
+
+def _reason(raw: Any) -> str:
+    if not isinstance(raw, str) or not raw.strip():
+        raise Invalid("give a reason", details={"field": "reason"})
+    if len(raw) > MAX_REASON:
+        raise Invalid(f"reason is longer than {MAX_REASON} characters", details={"field": "reason"})
+    return raw.strip()
+
+
+def act(session: Session, *, project: Project, annotator_id: int, name: str, action: str, reason: Any,
+        actor: User, now: datetime) -> ActionResult:
+    """Apply a fraud action to an annotator of the project (see the module docstring); ``name``
+    is how the audit log names them (the organization's pseudonym)."""
+    if action not in ACTIONS:
+        raise Invalid(f"action must be one of {', '.join(ACTIONS)}", details={"field": "action"})
+    text = _reason(reason) if action != "clear" else (reason if isinstance(reason, str) else "")
+    stats = session.scalar(select(WorkerStats).where(WorkerStats.project_id == project.id,
+                                                     WorkerStats.annotator_id == annotator_id).with_for_update())
+    annotator = session.get(User, annotator_id)
+    if stats is None or annotator is None:
+        raise Conflict("this annotator has not answered in this project", details={"field": "annotator"})
+    if annotator.role == Role.MODEL:
+        raise Conflict("a model's answers are governed by the project's model settings, not fraud actions",
+                       details={"field": "annotator"})
+    before = (stats.fraud_status, stats.blocked)
+    result = ActionResult(status=stats.fraud_status, blocked=stats.blocked)
+    if action == "probation":
+        if stats.blocked:
+            raise Conflict("this annotator is blocked in this project; unblock them first",
+                           details={"field": "annotator"})
+        stats.fraud_status, stats.fraud_reason = gold.PROBATION, text
+    elif action == "clear":
+        if stats.fraud_status != gold.PROBATION:
+            raise Conflict("this annotator is not on probation in this project", details={"field": "annotator"})
+        stats.fraud_status = stats.fraud_reason = None
+    else:
+        if stats.fraud_status != EXCLUDED:
+            stats.fraud_status = "blocked" if action == "block" else EXCLUDED
+            stats.fraud_reason = text
+        stats.blocked = True
+        session.flush()
+        release_all(session, annotator_id=annotator_id, now=now, project_id=project.id)
+        if action == "exclude":
+            result = _exclude_answers(session, project=project, annotator_id=annotator_id, reason=text, now=now)
+    session.flush()
+    done = ActionResult(status=stats.fraud_status, blocked=stats.blocked, excluded=result.excluded,
+                        reopened=result.reopened, redecided=result.redecided)
+    if (stats.fraud_status, stats.blocked) != before or done.excluded:
+        audit.record(session, actor=actor, action=f"annotator.{action}", object_type="project", object_id=project.id,
+                     org_id=project.org_id,
+                     details={"annotator": name, "reason": text, "excluded": done.excluded,
+                              "reopened": done.reopened})
+    return done
+
+
+def _exclude_answers(session: Session, *, project: Project, annotator_id: int, reason: str,
+                     now: datetime) -> ActionResult:
+    mine = select(Annotation.id, Annotation.task_id, Annotation.rejected_at).where(
+        Annotation.project_id == project.id, Annotation.annotator_id == annotator_id,
+        Annotation.excluded_at.is_(None))
+    rows = session.execute(mine).all()
+    if not rows:
+        return ActionResult(status=EXCLUDED, blocked=True)
+    counting = sorted({task_id for _, task_id, rejected in rows if rejected is None})
+    ids = [row.id for row in rows]
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        session.execute(update(Annotation).where(Annotation.id.in_(chunk), Annotation.rejected_at.is_(None))
+                        .values(rejected_at=now, rejection_reason=f"excluded: {reason}")
+                        .execution_options(synchronize_session=False))
+        session.execute(update(Annotation).where(Annotation.id.in_(chunk)).values(excluded_at=now)
+                        .execution_options(synchronize_session=False))
+    reopened, redecided = _redecide(session, project=project, task_ids=counting, now=now)
+    return ActionResult(status=EXCLUDED, blocked=True, excluded=len(ids), reopened=reopened, redecided=redecided)
+
+
+def _redecide(session: Session, *, project: Project, task_ids: Iterable[int], now: datetime) -> tuple[int, int]:
+    """Each task lost one counted answer: take it out of the counts and decide the task again
+    from what is left. Tasks are locked in id order (as every writer of several tasks does)."""
+    spec = parse_spec(project.task_spec)
+    reopened = redecided = 0
+    reopened_batches: set[int] = set()
+    for task_id in task_ids:
+        task = session.scalar(select(Task).where(Task.id == task_id).with_for_update())
+        assert task is not None
+        task.n_annotations -= 1
+        task.n_claimed -= 1
+        if task.is_gold or task.status == TaskStatus.CANCELED:
+            session.flush()
+            continue
+        was_done = task.status in (TaskStatus.COMPLETED, TaskStatus.REVIEW)
+        task.status, task.completed_at, task.review_until = TaskStatus.PENDING, None, None
+        task.response = task.confidence = task.method = task.details = None
+        task.needs_review, task.below_target = False, False
+        if task.review_status == ReviewStatus.PENDING:
+            task.review_status = ReviewStatus.NONE
+        session.flush()
+        settle(session, task=task, project=project, spec=spec, now=now)
+        if task.status == TaskStatus.PENDING:
+            reopened += was_done
+            if was_done and task.batch_id is not None:
+                reopened_batches.add(task.batch_id)
+        else:
+            redecided += 1
+    for batch_id in sorted(reopened_batches):
+        batch = session.get(Batch, batch_id)
+        if batch is not None and batch.status == BatchStatus.COMPLETED:
+            batch.status = BatchStatus.IN_PROGRESS  # a reopened task is served again
+    session.flush()
+    return reopened, redecided

@@ -1,0 +1,322 @@
+"""Fraud and low-effort signals per annotator, from their answers and the server's clock.
+
+Five signals, each a test with a stated null hypothesis, so that a flag means "this is very
+unlikely for an honest annotator of this project" rather than "below a number tuned on one
+dataset". Everything is relative to the project itself: its typical time per answer, its
+distribution of answers, its annotators' own confusion matrices.
+
+- ``fast``: the time from lease to submit (measured by the server) is under the project's
+  floor for most of the annotator's answers. The floor is ``floor_ratio`` times the median
+  over annotators of their median time, robust to a minority of fast clickers.
+- ``burst``: runs of at least ``burst_run`` consecutive submits, each under the floor after
+  the one before: machine speed, whatever the lease times say (an account holding leases in
+  several projects at once can answer them all within a second).
+- ``one_answer``: one answer for (nearly) everything. The annotator's most frequent answer
+  is tested against its rate among the other annotators' answers (one-sided binomial test),
+  and the annotator's answer entropy must be under ``max_entropy_ratio`` of the project's.
+- ``chance``: answers that do not depend on the truth, as a spammer's (Raykar and Yu 2012 call
+  the confusion matrix of such a worker rank one). The truth is the gold answer where there
+  is one, else the majority of the task's other answers (leave-one-out, so the annotator's
+  own answer does not vote for itself). The flag weighs two explanations of the annotator's
+  judged answers: a spammer (answers drawn from one distribution of the annotator's own,
+  whatever the truth, under a Jeffreys prior) and a typical annotator of this project (the
+  other annotators' pooled confusion matrix). It is raised when the Bayes factor for the
+  spammer exceeds ``bayes_factor`` (20: "strong" evidence, Kass and Raftery 1995). Evidence
+  grows with each answer, for or against; an annotator with few answers is not flagged.
+- ``copying``: pairs of annotators who agree on wrong gold answers far more often than two
+  independent annotators with their error rates would. Under conditional independence given
+  the gold label g, the chance that both give the same wrong answer on a task is
+  ``p_t = sum_{l != g} pi_a(l|g) pi_b(l|g)``, with each annotator's confusion ``pi``
+  estimated from their answers (shrunk towards the project's); the count of shared wrong
+  answers is then Poisson-binomial, and its upper tail is the pair's p-value. Two annotators
+  who both always answer "A" share every wrong answer on gold "B" tasks, as the null expects:
+  they are not flagged as copying (``one_answer`` flags them). Pairs are flagged at false
+  discovery rate ``copy_fdr`` (Benjamini and Hochberg 1995) with at least ``min_shared_wrong``
+  shared wrong answers.
+
+Raykar, V. C. and Yu, S. (2012). Eliminating spammers and ranking annotators for crowdsourced
+labeling tasks. JMLR 13, 491-518.
+Kass, R. E. and Raftery, A. E. (1995). Bayes factors. JASA 90(430), 773-795.
+Benjamini, Y. and Hochberg, Y. (1995). Controlling the false discovery rate. JRSS B 57(1), 289-300.
+Ipeirotis, P., Provost, F. and Wang, J. (2010). Quality management on Amazon Mechanical Turk.
+HCOMP 2010 (gold-based detection of spammers and their confusion matrices).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import gammaln
+from scipy.stats import binom
+
+from ._base import BaseEstimator
+
+SIGNALS = ("fast", "burst", "one_answer", "chance", "copying")
+
+
+@dataclass(frozen=True)
+class CopyPair:
+    a: int  # worker index
+    b: int
+    shared_gold: int  # gold tasks both answered
+    shared_wrong: int  # of those, tasks where both gave the same wrong answer
+    expected: float  # what two independent annotators with their confusions would share
+    p_value: float
+
+
+def _int_array(name: str, values: object, n: int | None = None) -> np.ndarray:
+    array = np.asarray(values, dtype=np.int64).reshape(-1)
+    if n is not None and array.shape[0] != n:
+        raise ValueError(f"{name} must have one entry per answer ({n}), got {array.shape[0]}")
+    return array
+
+
+def _float_array(name: str, values: object, n: int) -> np.ndarray:
+    array = np.asarray(values, dtype=np.float64).reshape(-1)
+    if array.shape[0] != n:
+        raise ValueError(f"{name} must have one entry per answer ({n}), got {array.shape[0]}")
+    return array
+
+
+class FraudDetector(BaseEstimator):
+    """Per-annotator fraud and low-effort signals (see the module docstring for the tests).
+
+    ``fit(workers, tasks, answers, seconds, submitted, gold=..., groups=...)`` takes one entry
+    per answer: the worker's index, the task's index, the answer's category code, the seconds
+    from lease to submit (NaN when unknown), the submit time in seconds on any clock, the gold
+    answer's code (-1 where the task is not gold) and the project's index (the floor is per
+    project). Fitted per worker: ``n_answers_``, ``fast_share_``, ``burst_share_``,
+    ``top_share_``, ``entropy_ratio_``, ``one_answer_p_``, ``chance_log_bf_``, ``flags_`` (a
+    set of signal names each), and ``pairs_`` (the flagged ``CopyPair``\\ s), ``floors_``.
+    """
+
+    def __init__(self, *, min_answers: int = 20, floor_ratio: float = 0.25, min_seconds: float | None = None,
+                 fast_share: float = 0.5, burst_run: int = 5, burst_share: float = 0.25,
+                 max_entropy_ratio: float = 0.5, alpha: float = 0.001, bayes_factor: float = 20.0,
+                 copy_fdr: float = 0.05, min_shared_wrong: int = 3, max_categories: int = 50,
+                 prior_strength: float = 2.0) -> None:
+        self.min_answers = min_answers
+        self.floor_ratio = floor_ratio
+        self.min_seconds = min_seconds
+        self.fast_share = fast_share
+        self.burst_run = burst_run
+        self.burst_share = burst_share
+        self.max_entropy_ratio = max_entropy_ratio
+        self.alpha = alpha
+        self.bayes_factor = bayes_factor
+        self.copy_fdr = copy_fdr
+        self.min_shared_wrong = min_shared_wrong
+        self.max_categories = max_categories
+        self.prior_strength = prior_strength
+
+    def fit(self, workers: object, tasks: object, answers: object, seconds: object, submitted: object, *,
+            gold: object | None = None, groups: object | None = None, n_workers: int | None = None,
+            n_categories: int | None = None) -> FraudDetector:
+        w = _int_array("workers", workers)
+        n = w.shape[0]
+        t, a = _int_array("tasks", tasks, n), _int_array("answers", answers, n)
+        secs, at = _float_array("seconds", seconds, n), _float_array("submitted", submitted, n)
+        g = _int_array("gold", gold, n) if gold is not None else np.full(n, -1)
+        grp = _int_array("groups", groups, n) if groups is not None else np.zeros(n, dtype=np.int64)
+        if n and (w.min() < 0 or t.min() < 0 or a.min() < 0 or grp.min() < 0):
+            raise ValueError("workers, tasks, answers and groups must be non-negative indices")
+        if self.min_answers < 1 or not 0 < self.floor_ratio < 1 or self.burst_run < 2:
+            raise ValueError("min_answers >= 1, 0 < floor_ratio < 1 and burst_run >= 2 are required")
+        W = int(n_workers if n_workers is not None else (w.max() + 1 if n else 0))
+        K = int(n_categories if n_categories is not None else (max(a.max(), g.max()) + 1 if n else 0))
+        self.n_answers_ = np.bincount(w, minlength=W)
+        enough = self.n_answers_ >= self.min_answers
+        self.floors_ = self._floors(w, secs, grp, W)
+        floor_of = self.floors_[grp] if n else np.zeros(0)
+        self.fast_share_ = self._share(w, (secs < floor_of) & ~np.isnan(secs), W)
+        self.burst_share_ = self._share(w, self._in_bursts(w, at, floor_of), W)
+        self.top_share_, self.entropy_ratio_, self.one_answer_p_ = self._one_answer(w, a, W, K)
+        flags: list[set[str]] = [set() for _ in range(W)]
+        for i in np.flatnonzero(enough):
+            if self.fast_share_[i] >= self.fast_share:
+                flags[i].add("fast")
+            if self.burst_share_[i] >= self.burst_share:
+                flags[i].add("burst")
+            if self.one_answer_p_[i] < self.alpha and self.entropy_ratio_[i] <= self.max_entropy_ratio:
+                flags[i].add("one_answer")
+        categorical = self.max_categories >= K
+        # The truth and the typical annotator are judged from the annotators not flagged so far:
+        # a busy fast clicker would otherwise outvote the others and make them look random.
+        voters = np.array([not f for f in flags], dtype=bool)[w] if n else np.zeros(0, dtype=bool)
+        reference = self._reference(w, t, a, g, voters) if categorical else np.full(n, -1)
+        self.chance_log_bf_ = (self._chance(w, a, reference, W, K, voters) if categorical else np.zeros(W))
+        self.pairs_ = self._copying(w, t, a, g, reference, W, K) if categorical else []
+        for i in np.flatnonzero(enough):
+            if self.chance_log_bf_[i] > np.log(self.bayes_factor):
+                flags[i].add("chance")
+        for pair in self.pairs_:
+            flags[pair.a].add("copying")
+            flags[pair.b].add("copying")
+        self.flags_ = flags
+        return self
+
+    @staticmethod
+    def _share(w: np.ndarray, hit: np.ndarray, W: int) -> np.ndarray:
+        total = np.bincount(w, minlength=W)
+        return np.bincount(w, weights=hit.astype(np.float64), minlength=W) / np.maximum(total, 1)
+
+    def _floors(self, w: np.ndarray, secs: np.ndarray, grp: np.ndarray, W: int) -> np.ndarray:
+        """Per project: ``floor_ratio`` x the median over annotators of their median time (a
+        median of medians: a minority of fast clickers, however busy, cannot drag it down)."""
+        n_groups = int(grp.max()) + 1 if grp.size else 1
+        floors = np.zeros(n_groups)
+        for k in range(n_groups):
+            mine = (grp == k) & ~np.isnan(secs)
+            medians = [float(np.median(secs[mine & (w == i)])) for i in np.unique(w[mine])]
+            floors[k] = self.floor_ratio * float(np.median(medians)) if medians else 0.0
+            if self.min_seconds is not None:
+                floors[k] = float(self.min_seconds)
+        return floors
+
+    def _in_bursts(self, w: np.ndarray, at: np.ndarray, floor_of: np.ndarray) -> np.ndarray:
+        """Whether each answer is in a run of ``burst_run`` submits, each under the floor after
+        the previous one of the same worker."""
+        inside = np.zeros(w.shape[0], dtype=bool)
+        order = np.lexsort((at, w))
+        for i in np.unique(w):
+            idx = order[w[order] == i]
+            quick = np.diff(at[idx]) < floor_of[idx[1:]]
+            start = 0
+            for j in range(len(quick) + 1):  # runs of consecutive quick gaps
+                if j == len(quick) or not quick[j]:
+                    if j - start + 1 >= self.burst_run:
+                        inside[idx[start:j + 1]] = True
+                    start = j + 1
+        return inside
+
+    def _one_answer(self, w: np.ndarray, a: np.ndarray, W: int, K: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each worker's top answer share, entropy ratio to the others', and the binomial
+        p-value of getting that answer so often at the others' rate of it."""
+        counts = np.zeros((W, K))
+        np.add.at(counts, (w, a), 1.0)
+        total = counts.sum(axis=0)
+        top, ratio, p = np.zeros(W), np.ones(W), np.ones(W)
+        for i in range(W):
+            n_i = counts[i].sum()
+            if n_i == 0:
+                continue
+            others = total - counts[i]
+            # Laplace smoothing: an answer nobody else gave is rare, not impossible.
+            q = (others + 1.0) / (others.sum() + K)
+            k = int(np.argmax(counts[i]))
+            top[i] = counts[i, k] / n_i
+            p[i] = float(binom.sf(counts[i, k] - 1, n_i, q[k]))
+            h_other = _entropy(q)
+            ratio[i] = _entropy(counts[i] / n_i) / h_other if h_other > 0 else 1.0
+        return top, ratio, p
+
+    @staticmethod
+    def _reference(w: np.ndarray, t: np.ndarray, a: np.ndarray, g: np.ndarray, voters: np.ndarray) -> np.ndarray:
+        """The truth each answer is judged against: gold, else the strict majority of the
+        task's other answers from ``voters`` (-1 on a tie or when there are none)."""
+        ref = g.copy()
+        order = np.argsort(t, kind="stable")
+        bounds = np.flatnonzero(np.diff(t[order])) + 1
+        for idx in np.split(order, bounds):
+            if idx.size < 2 or g[idx[0]] >= 0:
+                continue
+            for j in idx:
+                others = a[idx[(idx != j) & voters[idx]]]
+                if others.size == 0:
+                    ref[j] = -1
+                    continue
+                values, counts = np.unique(others, return_counts=True)
+                best = np.flatnonzero(counts == counts.max())
+                ref[j] = values[best[0]] if best.size == 1 else -1
+        return ref
+
+    def _confusions(self, w: np.ndarray, a: np.ndarray, ref: np.ndarray, W: int, K: int) -> np.ndarray:
+        """Each worker's P(answer | truth), shrunk towards the project's pooled confusion by
+        ``prior_strength`` pseudo-answers per true label."""
+        known = ref >= 0
+        counts = np.zeros((W, K, K))
+        np.add.at(counts, (w[known], ref[known], a[known]), 1.0)
+        pooled = counts.sum(axis=0) + 1.0
+        pooled /= pooled.sum(axis=1, keepdims=True)
+        shrunk = counts + self.prior_strength * pooled[None]
+        return shrunk / shrunk.sum(axis=2, keepdims=True)
+
+    def _chance(self, w: np.ndarray, a: np.ndarray, ref: np.ndarray, W: int, K: int,
+                voters: np.ndarray) -> np.ndarray:
+        """log Bayes factor of the worker's judged answers under "a spammer" (answers drawn from
+        one distribution of their own, whatever the truth; Jeffreys prior Dirichlet(1/2), so
+        fitting it costs what its freedom is worth) over "a typical annotator of the project"
+        (the other annotators' pooled confusion matrix, fixed)."""
+        known = ref >= 0
+        table = np.zeros((W, K, K))
+        np.add.at(table, (w[known], ref[known], a[known]), 1.0)
+        voting = np.bincount(w[voters], minlength=W) > 0
+        everyone = table[voting].sum(axis=0)
+        log_bf = np.zeros(W)
+        for i in range(W):
+            mine = table[i]
+            if (mine.sum(axis=1) > 0).sum() < 2:
+                continue  # one true label seen: nothing tells the two apart
+            pooled = everyone - (mine if voting[i] else 0.0) + 1.0  # the others, Laplace-smoothed
+            pooled /= pooled.sum(axis=1, keepdims=True)
+            counts = mine.sum(axis=0)
+            spammer = float(gammaln(K / 2) - gammaln(counts.sum() + K / 2)
+                            + (gammaln(counts + 0.5) - gammaln(0.5)).sum())
+            log_bf[i] = spammer - float((mine * np.log(pooled)).sum())
+        return log_bf
+
+    def _copying(self, w: np.ndarray, t: np.ndarray, a: np.ndarray, g: np.ndarray, ref: np.ndarray,
+                 W: int, K: int) -> list[CopyPair]:
+        on_gold = g >= 0
+        if not on_gold.any():
+            return []
+        conf = self._confusions(w, a, ref, W, K)
+        # Per gold task: who answered what (dense W x tasks; gold tasks are few).
+        tasks, column = np.unique(t[on_gold], return_inverse=True)
+        answered = np.full((W, tasks.size), -1)
+        answered[w[on_gold], column] = a[on_gold]
+        truth = np.full(tasks.size, -1)
+        truth[column] = g[on_gold]
+        wrong = (answered >= 0) & (answered != truth[None, :])
+        candidates: list[CopyPair] = []
+        workers = np.flatnonzero(wrong.sum(axis=1) >= self.min_shared_wrong)
+        for x, i in enumerate(workers):
+            for j in workers[x + 1:]:
+                both = (answered[i] >= 0) & (answered[j] >= 0)
+                shared = int((wrong[i] & wrong[j] & (answered[i] == answered[j])).sum())
+                if shared < self.min_shared_wrong:
+                    continue
+                g_t = truth[both]
+                # P(both give the same wrong answer | truth) = sum over wrong l of pi_i(l|g) pi_j(l|g)
+                same = (conf[i][g_t] * conf[j][g_t]).sum(axis=1) - conf[i][g_t, g_t] * conf[j][g_t, g_t]
+                candidates.append(CopyPair(int(i), int(j), int(both.sum()), shared, float(same.sum()),
+                                           _poisson_binomial_sf(same, shared)))
+        return _benjamini_hochberg(candidates, self.copy_fdr, n_tests=max(len(workers) * (len(workers) - 1) // 2, 1))
+
+
+def _entropy(p: np.ndarray) -> float:
+    p = p[p > 0]
+    return float(-(p * np.log(p)).sum())
+
+
+def _poisson_binomial_sf(p: np.ndarray, k: int) -> float:
+    """P(X >= k) for a sum of independent Bernoulli(p_t): the exact distribution by
+    convolution, one task at a time (gold tasks shared by two annotators are few)."""
+    dist = np.zeros(p.size + 1)
+    dist[0] = 1.0
+    for n, p_t in enumerate(np.clip(p, 0.0, 1.0), start=1):
+        dist[1:n + 1] = dist[1:n + 1] * (1 - p_t) + dist[:n] * p_t
+        dist[0] *= 1 - p_t
+    return float(min(1.0, dist[k:].sum()))
+
+
+def _benjamini_hochberg(pairs: list[CopyPair], fdr: float, *, n_tests: int) -> list[CopyPair]:
+    """The pairs rejected at false discovery rate ``fdr`` out of ``n_tests`` tests (pairs not
+    tested had too few shared wrong answers to count: their p-value is taken as 1)."""
+    ranked = sorted(pairs, key=lambda pair: pair.p_value)
+    keep = 0
+    for rank, pair in enumerate(ranked, start=1):
+        if pair.p_value <= fdr * rank / n_tests:
+            keep = rank
+    return ranked[:keep]
