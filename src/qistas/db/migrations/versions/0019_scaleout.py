@@ -1,7 +1,7 @@
 """several servers: export files in the store, the deployment's key id, named worker leases
 
-Revision ID: 0018_scaleout
-Revises: 0017_media
+Revision ID: 0019_scaleout
+Revises: 0018_fraud
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from alembic import op
 
 from qistas.db.types import UTCDateTime
 
-revision = "0018_scaleout"
-down_revision = "0017_media"
+revision = "0019_scaleout"
+down_revision = "0018_fraud"
 branch_labels = None
 depends_on = None
 
