@@ -264,3 +264,32 @@ def test_a_file_written_before_the_store_is_served_by_the_server_that_has_it(
     (settings.home / "exports").mkdir(exist_ok=True)
     (settings.home / "exports" / f"project-{pid}-export-old.jsonl").write_text("{}\n")
     assert tenant.owner.get(f"/exports/{old_id}/file").text == "{}\n"
+
+
+def test_a_slow_upload_keeps_its_job(tenant: Tenant, database: Database, settings: Settings) -> None:
+    """Putting a large file into the bucket may take longer than the job's lease: the lease is
+    renewed meanwhile, so the server's own export worker (polling every 50 ms) does not take
+    the job over, and the attempt that wrote the file records it."""
+    from qistas.domain.mediastore import LocalStore
+    from qistas.workers.exporter import Exporter
+
+    short = settings.model_copy(update={"job_lease_seconds": 2})
+
+    class SlowStore(LocalStore):  # the media folder, reached over a slow link
+        def put_file(self, key: str, path: Path, content_type: str) -> None:
+            time.sleep(3 * short.job_lease_seconds)
+            super().put_file(key, path, content_type)
+
+    pid = _project(tenant, n=3)
+    with database.writer.begin() as session:
+        job = ExportJob(project_id=pid, format="jsonl", options=ExportOptions().as_dict(), status="running",
+                        attempts=1, rows_done=0, lease_until=utcnow() + timedelta(seconds=2))
+        session.add(job)
+        session.flush()
+        job_id = job.id
+    Exporter(short, database, SlowStore(settings.media_folder)).run(job_id, 1)
+    with database.reader() as session:
+        done = session.get(ExportJob, job_id)
+        assert done is not None and (done.status, done.attempts) == ("done", 1)
+        assert done.file_key == f"exports/{job_id}-1-project-{pid}-export-{job_id}.jsonl"
+    assert len(tenant.owner.get(f"/exports/{job_id}/file").text.splitlines()) == 4

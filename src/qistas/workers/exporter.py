@@ -7,6 +7,7 @@ shares, or the bucket, so any server serves the download (``exportjobs`` has the
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import shutil
@@ -39,6 +40,8 @@ PROGRESS_EVERY = 1.0  # seconds between progress writes (they also renew the lea
 # partial file) untouched this long are deleted by the purge. Live ones are written to
 # continuously, and a job's own leftovers go as soon as the job is run again.
 ORPHAN_AGE = timedelta(hours=24)
+
+log = logging.getLogger("qistas.workers")
 
 
 class Abandoned(Exception):
@@ -146,7 +149,7 @@ class Exporter:
         try:
             written = self._write(job_id, attempt, partial, workdir)
             key = exportjobs.file_key(job_id, attempt, written.name)
-            self.store.put_file(key, written.path, written.media_type)  # whole, or not at all
+            self._put(job_id, attempt, key, written)
         except Abandoned:
             partial.unlink(missing_ok=True)
             return
@@ -158,6 +161,34 @@ class Exporter:
             _remove(workdir)
         if not write(self.db, lambda session: self._finish(session, job_id, attempt, key, written)):
             self.store.delete(key)  # another attempt took the job over meanwhile: its file counts
+
+    def _put(self, job_id: int, attempt: int, key: str, written: Written) -> None:
+        """Put the file into the store (whole, or not at all), renewing the job's lease while a
+        large file uploads so no other process takes the job over meanwhile."""
+        uploaded = threading.Event()
+
+        def renew() -> None:
+            while not uploaded.wait(PROGRESS_EVERY):
+                try:
+                    write(self.db, lambda session: self._renew(session, job_id, attempt))
+                except Abandoned:
+                    return  # its file is deleted once the upload ends: the job is another's
+                except Exception:  # the database is away: the lease may run out; _finish will tell
+                    log.warning("export %s: lease renewal failed", job_id, exc_info=True)
+
+        renewer = threading.Thread(target=renew, name=f"qistas-export-{job_id}-put", daemon=True)
+        renewer.start()
+        try:
+            self.store.put_file(key, written.path, written.media_type)
+        finally:
+            uploaded.set()
+            renewer.join()
+
+    def _renew(self, session: Session, job_id: int, attempt: int) -> None:
+        job = exportjobs.still_mine(session, job_id=job_id, attempt=attempt)
+        if job is None:
+            raise Abandoned
+        job.lease_until = utcnow() + self.lease
 
     def _write(self, job_id: int, attempt: int, partial: Path, workdir: Path) -> Written:
         with self.db.reader() as session:
