@@ -20,6 +20,30 @@ def _database():
     return Database.from_url(get_settings().sqlalchemy_url)
 
 
+def _settle_secret_key(settings: Any) -> None:
+    """Record the deployment's secret key in the database, or stop with one line if this
+    process's key is another (docs/deploy.md, "What every server shares")."""
+    from qistas.db.engine import Database
+    from qistas.db.migrate import missing
+    from qistas.db.unit_of_work import write
+    from qistas.domain.deployment import settle_secret_key
+    from qistas.errors import ConfigError
+
+    db = Database.from_url(settings.sqlalchemy_url)
+    try:
+        with db.reader() as session:
+            if missing(session):
+                click.echo("error: the database schema is not up to date; run `qistas migrate` first", err=True)
+                sys.exit(1)
+        write(db, lambda session: settle_secret_key(session, current=settings.secret_key,
+                                                    previous=settings.previous_keys))
+    except ConfigError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(1)
+    finally:
+        db.dispose()
+
+
 class _Commands(click.Group):
     """Commands that talk to a server end with one line on an error, never a traceback
     (``--debug`` shows it)."""
@@ -80,6 +104,7 @@ def serve(host: str, port: int, workers: int, log_level: str | None) -> None:
     from qistas.serving import serve as run_server
 
     upgrade(settings.sqlalchemy_url)
+    _settle_secret_key(settings)
     # Worker processes rebuild settings from the environment: make sure they find the same home.
     os.environ["QISTAS_HOME"] = str(settings.home)
     background = None
@@ -136,6 +161,7 @@ def worker(log_level: str | None, parent: int | None) -> None:
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
+    _settle_secret_key(settings)
     db = Database.from_url(settings.sqlalchemy_url)
     workers = start_workers(settings, db)
     try:
@@ -190,6 +216,7 @@ def rotate_secrets() -> None:
 
     settings = get_settings()
     upgrade(settings.sqlalchemy_url)
+    _settle_secret_key(settings)
     keyring = Keyring.from_settings(settings)
     db = _database()
     try:

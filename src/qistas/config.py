@@ -34,7 +34,8 @@ class Settings(BaseSettings):
 
     home: Path = Field(
         default=Path("~/.qistas"),
-        description="Folder for the SQLite database, the secret key and media files.",
+        description="Folder for the SQLite database, the secret key, media and export files on local storage, "
+        "and this server's scratch files.",
     )
     database_url: str | None = Field(
         default=None,
@@ -43,8 +44,10 @@ class Settings(BaseSettings):
     )
     secret_key: str | None = Field(
         default=None,
-        description="Key for session cookies, pseudonyms and the secrets sealed at rest; generated under home "
-        "when unset.",
+        description="Key for pseudonyms, signed media URLs, callback signatures, audit checkpoints and the "
+        "secrets sealed at rest; generated under home when unset. Every server process of a deployment must "
+        "have the same one: a process whose key differs from the one the database was first used with refuses "
+        "to start.",
     )
     previous_secret_keys: str = Field(
         default="",
@@ -130,12 +133,13 @@ class Settings(BaseSettings):
     # --- media: files tasks show (docs/media.md) ---
     media_root: Path | None = Field(
         default=None,
-        description="Folder of the media files on local storage. Default: `media` under home.",
+        description="Folder of the media files and finished export files on local storage; servers on several "
+        "machines must share it (or use a bucket). Default: `media` under home.",
     )
     media_s3_bucket: str | None = Field(
         default=None,
-        description="Keep media in this S3-compatible bucket instead of the local folder (every server "
-        "process of a deployment must name the same one).",
+        description="Keep media and finished export files in this S3-compatible bucket instead of the local "
+        "folder (every server process of a deployment must name the same one).",
     )
     media_s3_endpoint_url: str | None = Field(
         default=None,
@@ -191,6 +195,12 @@ class Settings(BaseSettings):
     )
     webhook_log_days: float = Field(
         default=30.0, gt=0, description="How long sent and failed deliveries stay in the delivery log."
+    )
+    job_lease_seconds: float = Field(
+        default=60.0, ge=2, le=3600,
+        description="How long a claim of background work (an export job, a refit, a webhook delivery beyond its "
+        "timeouts) lasts without being renewed: work held by a process that died is taken over by another "
+        "this long after.",
     )
     worker_poll_seconds: float = Field(
         default=1.0, gt=0, le=60, description="How often the background workers look for work."

@@ -62,10 +62,15 @@ def test_a_job_runs_in_the_background_and_downloads(tenant: Tenant, settings: Se
     assert download.status_code == 200 and len(download.content) == job["size_bytes"]
     table = pq.read_table(io.BytesIO(download.content)).to_pylist()
     assert sorted(r["unique_id"] for r in table) == sorted(f"u{i}" for i in range(30))
-    files = [p.name for p in (settings.home / "exports").iterdir()]
-    assert files == [f"project-{pid}-export-{job['id']}.parquet"]  # nothing partial left behind
-    assert stat.S_IMODE((settings.home / "exports").stat().st_mode) == 0o700  # private: customer data
-    assert stat.S_IMODE((settings.home / "exports" / files[0]).stat().st_mode) == 0o600
+    # The file is in the store every server shares (here the media folder), nothing partial
+    # is left in the server's scratch folder.
+    assert list((settings.home / "exports").iterdir()) == []
+    stored = settings.media_folder / "exports"
+    files = [p.name for p in stored.iterdir()]
+    assert files == [f"{job['id']}-1-project-{pid}-export-{job['id']}.parquet"]
+    assert stat.S_IMODE(stored.stat().st_mode) == 0o700  # private: customer data
+    assert stat.S_IMODE((stored / files[0]).stat().st_mode) == 0o600
+    assert 'filename="project-' in download.headers["content-disposition"]
     listed = tenant.owner.get(f"/projects/{pid}/exports").json()
     assert [j["id"] for j in listed] == [job["id"]]
 
@@ -142,7 +147,7 @@ def test_old_export_files_expire(tenant: Tenant, database: Database, settings: S
     exporter = Exporter(settings, database)
     assert exporter.purge(now=utcnow()) == 0
     assert exporter.purge(now=utcnow() + timedelta(hours=settings.export_keep_hours + 1)) == 1
-    assert list((settings.home / "exports").iterdir()) == []
+    assert list((settings.media_folder / "exports").iterdir()) == []
     assert tenant.owner.get(f"/exports/{job_id}").json()["status"] == "expired"
     gone = tenant.owner.get(f"/exports/{job_id}/file")
     assert gone.status_code == 409 and gone.json()["error"]["details"] == {"status": "expired"}
@@ -208,3 +213,83 @@ def test_one_tenants_many_jobs_do_not_hold_back_anothers(tenant: Tenant, rival: 
     assert overtaking == []
     started_first = [job_id for job_id in queued if jobs[job_id].started_at < visible]
     assert len(started_first) < len(queued)  # the test saw the queue, not jobs already done
+
+
+def test_files_no_job_needs_are_purged_from_the_store(tenant: Tenant, database: Database, settings: Settings) -> None:
+    """A process that died between putting its file into the store and recording it, or an
+    attempt that had lost its job, leaves a file no job names: the purge deletes it, and
+    leaves alone the done job's file and the one the running attempt may be putting there."""
+    from qistas.workers.exporter import Exporter
+
+    pid = _project(tenant, n=2)
+    job_id = tenant.owner.post(f"/projects/{pid}/exports", json={"format": "jsonl"}).json()["id"]
+    _wait(tenant.owner, job_id)
+    with database.writer.begin() as session:
+        running = ExportJob(project_id=pid, format="jsonl", options=ExportOptions().as_dict(), status="running",
+                            attempts=2, rows_done=0, lease_until=utcnow() + timedelta(hours=1))
+        session.add(running)
+        session.flush()
+        running_id = running.id
+    stored = settings.media_folder / "exports"
+    names = {
+        "kept, done": f"{job_id}-1-project-{pid}-export-{job_id}.jsonl",
+        "kept, being put": f"{running_id}-2-project-{pid}-export-{running_id}.jsonl",
+        "lost its job": f"{running_id}-1-project-{pid}-export-{running_id}.jsonl",
+        "another attempt of a done job": f"{job_id}-2-project-{pid}-export-{job_id}.jsonl",
+        "no such job": f"{running_id + 50}-1-project-{pid}-export-{running_id + 50}.jsonl",
+    }
+    for name in list(names.values())[1:]:
+        (stored / name).write_text("{}\n")
+    assert {p.name for p in stored.iterdir()} == set(names.values())
+    Exporter(settings, database).purge(now=utcnow())
+    assert {p.name for p in stored.iterdir()} == {names["kept, done"], names["kept, being put"]}
+    assert tenant.owner.get(f"/exports/{job_id}/file").status_code == 200
+
+
+def test_a_file_written_before_the_store_is_served_by_the_server_that_has_it(
+    tenant: Tenant, database: Database, settings: Settings
+) -> None:
+    """Jobs finished by an earlier version have their file under QISTAS_HOME/exports and no
+    key: the server that has it serves it; another answers 404 saying where it is, never 500."""
+    pid = _project(tenant, n=1)
+    with database.writer.begin() as session:
+        old = ExportJob(project_id=pid, format="jsonl", options=ExportOptions().as_dict(), status="done",
+                        attempts=1, rows_done=1, file_name=f"project-{pid}-export-old.jsonl", size_bytes=3,
+                        finished_at=utcnow())
+        session.add(old)
+        session.flush()
+        old_id = old.id
+    missing = tenant.owner.get(f"/exports/{old_id}/file")
+    assert missing.status_code == 404 and "another server" in missing.json()["error"]["message"]
+    (settings.home / "exports").mkdir(exist_ok=True)
+    (settings.home / "exports" / f"project-{pid}-export-old.jsonl").write_text("{}\n")
+    assert tenant.owner.get(f"/exports/{old_id}/file").text == "{}\n"
+
+
+def test_a_slow_upload_keeps_its_job(tenant: Tenant, database: Database, settings: Settings) -> None:
+    """Putting a large file into the bucket may take longer than the job's lease: the lease is
+    renewed meanwhile, so the server's own export worker (polling every 50 ms) does not take
+    the job over, and the attempt that wrote the file records it."""
+    from qistas.domain.mediastore import LocalStore
+    from qistas.workers.exporter import Exporter
+
+    short = settings.model_copy(update={"job_lease_seconds": 2})
+
+    class SlowStore(LocalStore):  # the media folder, reached over a slow link
+        def put_file(self, key: str, path: Path, content_type: str) -> None:
+            time.sleep(3 * short.job_lease_seconds)
+            super().put_file(key, path, content_type)
+
+    pid = _project(tenant, n=3)
+    with database.writer.begin() as session:
+        job = ExportJob(project_id=pid, format="jsonl", options=ExportOptions().as_dict(), status="running",
+                        attempts=1, rows_done=0, lease_until=utcnow() + timedelta(seconds=2))
+        session.add(job)
+        session.flush()
+        job_id = job.id
+    Exporter(short, database, SlowStore(settings.media_folder)).run(job_id, 1)
+    with database.reader() as session:
+        done = session.get(ExportJob, job_id)
+        assert done is not None and (done.status, done.attempts) == ("done", 1)
+        assert done.file_key == f"exports/{job_id}-1-project-{pid}-export-{job_id}.jsonl"
+    assert len(tenant.owner.get(f"/exports/{job_id}/file").text.splitlines()) == 4

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -119,3 +120,28 @@ def test_purge_removes_unknown_blobs_only(s3world: World, tmp_path: Path, store:
         removed = media.purge(session, store, older_than=utcnow() + timedelta(seconds=1))
     assert removed == 1
     assert set(store.keys("blobs/")) == kept
+
+
+def test_export_files_live_in_the_bucket(s3world: World, store: S3Store) -> None:
+    """A finished export job's file is put into the bucket and streamed from it (any server
+    reaches it); the purge of old jobs deletes it there."""
+    from qistas.workers.exporter import Exporter
+
+    tenant = s3world.tenant
+    pid = tenant.project()["id"]
+    tenant.add_tasks(pid, [{"data": {"text": f"t{i}"}, "unique_id": f"s3-{i}"} for i in range(40)])
+    job_id = tenant.owner.post(f"/projects/{pid}/exports", json={"format": "jsonl"}).json()["id"]
+    deadline = utcnow() + timedelta(seconds=30)
+    while (job := tenant.owner.get(f"/exports/{job_id}").json())["status"] != "done":
+        assert utcnow() < deadline, job
+    key = f"exports/{job_id}-1-project-{pid}-export-{job_id}.jsonl"
+    assert f"q/{key}" in [o["Key"] for o in store.client.list_objects_v2(Bucket=BUCKET)["Contents"]]
+    assert not (s3world.settings.media_folder / "exports").exists()
+    download = tenant.owner.get(f"/exports/{job_id}/file")
+    assert download.status_code == 200 and int(download.headers["content-length"]) == job["size_bytes"]
+    assert sorted(json.loads(line)["unique_id"] for line in download.text.splitlines()) == sorted(
+        f"s3-{i}" for i in range(40))
+    assert download.headers["content-disposition"] == f'attachment; filename="project-{pid}-export-{job_id}.jsonl"'
+    Exporter(s3world.settings, s3world.database, store).purge(
+        now=utcnow() + timedelta(hours=s3world.settings.export_keep_hours + 1))
+    assert not store.exists(key)

@@ -15,13 +15,18 @@ from pathlib import Path
 
 import httpx
 import pytest
+from click.testing import CliRunner
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
+from qistas.cli import main
+from qistas.config import get_settings
 from qistas.db.engine import Database
+from qistas.db.unit_of_work import write
+from qistas.domain.deployment import settle_secret_key
 from qistas.serving import MULTIPROCESS_DIR, prepare_metrics
-from tests.api.test_engine_processes import serve_processes
+from tests.api.test_engine_processes import free_port, serve_processes
 from tests.factories import new_user
 
 
@@ -215,3 +220,28 @@ def test_serve_runs_the_background_work_in_a_process_that_does_not_outlive_it(
         while _alive(background[0]):
             assert time.monotonic() < deadline, "the worker outlived its server"
             time.sleep(0.1)
+
+
+def test_a_second_server_with_a_data_folder_of_its_own_refuses_another_secret_key(
+    database: Database, db_url: str, tmp_path: Path
+) -> None:
+    """Two servers on one database, each with its own QISTAS_HOME and no QISTAS_SECRET_KEY:
+    each would generate a key of its own, and pseudonyms, media links and sealed secrets would
+    differ between them. The second refuses to start, in one line naming the fix; given the
+    first one's key, it is accepted."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    settings = get_settings(home=first, database_url=db_url, secret_key=None)  # as `qistas serve` builds it
+    assert settings.secret_key is not None
+    write(database, lambda session: settle_secret_key(session, current=settings.secret_key or ""))
+    env = {**os.environ, "QISTAS_HOME": str(second), "QISTAS_DATABASE_URL": db_url}
+    env.pop("QISTAS_SECRET_KEY", None)
+    command = [sys.executable, "-c", "from qistas.cli import main; main()", "serve", "--port", str(free_port())]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 1 and "serving" not in done.stdout
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("error: this database is used with another secret key") and "QISTAS_SECRET_KEY" in line
+    assert (first / "secret_key").read_text().strip() not in line
+    same = CliRunner().invoke(main, ["rotate-secrets"], env={
+        "QISTAS_HOME": str(second), "QISTAS_DATABASE_URL": db_url,
+        "QISTAS_SECRET_KEY": (first / "secret_key").read_text().strip()})
+    assert same.exit_code == 0, same.output

@@ -72,4 +72,4 @@ def test_sdk_against_a_server_process(served: tuple[str, Path], tmp_path: Path) 
         job = project.export_job(format="csv").wait(poll=0.1, timeout=30)
         info = job.download(tmp_path / "out" / "tasks.csv")
         assert info.total == 10 and len((tmp_path / "out" / "tasks.csv").read_text().splitlines()) == 11
-        assert [p.suffix for p in (home / "exports").iterdir()] == [".csv"]
+        assert [p.suffix for p in (home / "media" / "exports").iterdir()] == [".csv"]

@@ -533,7 +533,8 @@ class StagedTask(Base):
 
 
 class ExportJob(Base):
-    """A large export written in the background to a file under QISTAS_HOME."""
+    """A large export written in the background, its file kept in the store of media files
+    (a folder every server shares, or the bucket) under ``file_key``."""
 
     __tablename__ = "export_jobs"
     __table_args__ = (Index("ix_export_jobs_queue", "status", "lease_until"),)
@@ -550,6 +551,9 @@ class ExportJob(Base):
     rows_done: Mapped[int] = mapped_column(Integer, default=0)
     rows_total: Mapped[int | None] = mapped_column(Integer)
     file_name: Mapped[str | None] = mapped_column(String(255))
+    # The file's key in the store; None for a file written under QISTAS_HOME/exports before
+    # export files moved to the store (still served from there by the server that wrote it).
+    file_key: Mapped[str | None] = mapped_column(String(400))
     size_bytes: Mapped[int | None] = mapped_column(BigInteger)
     cursor: Mapped[str | None] = mapped_column(String(64))
     error: Mapped[str | None] = mapped_column(String(500))
@@ -736,3 +740,26 @@ class ExamAttempt(Base):
     score: Mapped[float | None] = mapped_column(Float)  # percent of the questions answered right
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class InstanceKey(Base):
+    """The key id (``sealing.key_id``) of the secret key every process of the deployment uses:
+    one row, written by the first process to start; a process with another key refuses to
+    start, since pseudonyms, signed URLs, callback signatures and sealed values would differ."""
+
+    __tablename__ = "instance_key"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)  # always 1
+    key_id: Mapped[str] = mapped_column(String(16))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WorkerLease(Base):
+    """A named claim on background work that has no row of its own (a project's refit): held by
+    one process until ``until``, renewed while it works; a dead holder's lease runs out."""
+
+    __tablename__ = "worker_leases"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(100))
+    until: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -2,8 +2,11 @@
 
 A job is ``queued``, then ``running`` under a lease that the worker renews as it goes; a
 running job whose lease ran out was left by a process that died, and is claimed again from
-the start (up to ``MAX_ATTEMPTS``). The file is written under a temporary name and renamed
-when complete, so a crash never leaves a truncated file served as a finished export.
+the start (up to ``MAX_ATTEMPTS``). The file is written to the worker's scratch folder, then
+put whole into the store media files live in (the folder every server shares, or the bucket)
+under a key of its own attempt, ``exports/<job>-<attempt>-<name>``; the job names that key
+once it is done. So any server serves the download, a crash never leaves a truncated file
+served as a finished export, and two attempts never write the same key.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from qistas.errors import NotFound
 from qistas.policies import ensure_customer_access_to
 
 MAX_ATTEMPTS = 3
-LEASE = timedelta(seconds=60)
+LEASE = timedelta(seconds=60)  # QISTAS_JOB_LEASE_SECONDS's default
 
 
 def create_job(session: Session, *, project: Project, actor: User, fmt: str, options: ExportOptions) -> ExportJob:
@@ -47,7 +50,7 @@ def list_jobs(session: Session, *, project: Project, limit: int) -> list[ExportJ
     return list(session.scalars(query.limit(limit)))
 
 
-def claim_job(session: Session, *, now: datetime) -> ExportJob | None:
+def claim_job(session: Session, *, now: datetime, lease: timedelta = LEASE) -> ExportJob | None:
     """Take a running job whose worker stopped renewing its lease, else the next queued job.
 
     The queue is fair between organizations: the next job is of the organization with the
@@ -69,7 +72,7 @@ def claim_job(session: Session, *, now: datetime) -> ExportJob | None:
         return job
     job.status = "running"
     job.attempts += 1
-    job.lease_until = now + LEASE
+    job.lease_until = now + lease
     job.started_at = now
     job.rows_done = 0
     session.flush()
@@ -102,3 +105,33 @@ def still_mine(session: Session, *, job_id: int, attempt: int) -> ExportJob | No
     if job is None or job.status != "running" or job.attempts != attempt:
         return None
     return job
+
+
+EXPORTS = "exports/"
+
+
+def file_key(job_id: int, attempt: int, name: str) -> str:
+    """The store key of the file one attempt of a job writes."""
+    return f"{EXPORTS}{job_id}-{attempt}-{name}"
+
+
+def orphaned(session: Session, *, keys: list[str]) -> list[str]:
+    """Of the store's export keys, those no job needs: neither a done job's file nor the one
+    the attempt that holds a running job may be putting there right now (a process that died
+    between putting its file and recording it, an attempt that had lost its job, an expired
+    job's file whose deletion failed)."""
+    owners: dict[str, tuple[int, int]] = {}
+    for key in keys:
+        parts = key[len(EXPORTS):].split("-", 2)
+        if key.startswith(EXPORTS) and len(parts) == 3 and parts[0].isdigit() and parts[1].isdigit():
+            owners[key] = int(parts[0]), int(parts[1])
+    ids = sorted({job_id for job_id, _ in owners.values()})
+    jobs = {job.id: job for chunk in range(0, len(ids), 500)
+            for job in session.scalars(select(ExportJob).where(ExportJob.id.in_(ids[chunk:chunk + 500])))}
+    doomed = []
+    for key, (job_id, attempt) in owners.items():
+        job = jobs.get(job_id)
+        needed = job is not None and (job.file_key == key or (job.status == "running" and job.attempts == attempt))
+        if not needed:
+            doomed.append(key)
+    return doomed

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -150,10 +150,14 @@ def url_expiry(settings: Settings, *, lease_expires: datetime | None, now: datet
     return int(end) + 1
 
 
-def verify(secret: str, *, sha256: str, scope: str, expires: int, sig: str, now: datetime) -> None:
-    """Raise NotFound for a signature that does not match, Forbidden for one past its expiry."""
-    expected = signature(secret, sha256=sha256, scope=scope, expires=expires)
-    if not hmac.compare_digest(expected, sig):
+def verify(keys: Sequence[str], *, sha256: str, scope: str, expires: int, sig: str, now: datetime) -> None:
+    """Raise NotFound for a signature that does not match, Forbidden for one past its expiry.
+
+    ``keys``: the secret key, then the previous ones, so a URL handed out by a server not yet
+    restarted with a rotated key still works on one that was.
+    """
+    matches = [hmac.compare_digest(signature(key, sha256=sha256, scope=scope, expires=expires), sig) for key in keys]
+    if not any(matches):
         raise NotFound("media not found")
     if expires < now.timestamp():
         raise Forbidden("this media link has expired", details={"expires": expires})

@@ -6,13 +6,15 @@ database's business (``domain.media``), never the store's. Thumbnails are kept b
 (``thumbs/ab/abcdef....jpg``) and made on first request.
 
 ``put_file`` moves a spooled file into place: on local storage a rename (the spool lives
-in the same folder, ``tmp/``), on S3 an upload. Writing a key that exists is skipped: the
-content is the same, by construction.
+in the same folder, ``tmp/``; a file from another file system is copied), on S3 an upload.
+Writing a key that exists is skipped: the content is the same, by construction. Folders made
+on local storage are private (0700), like the files: they hold customer data.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
@@ -22,6 +24,7 @@ from typing import Any, Protocol
 
 from qistas.config import Settings
 from qistas.errors import ConfigError
+from qistas.files import private_folder
 
 CHUNK = 1 << 16
 
@@ -76,10 +79,13 @@ class LocalStore:
         if target.is_file():
             path.unlink(missing_ok=True)
             return
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if path.parent.resolve() == self.spool_dir().resolve():
-            os.replace(path, target)  # same folder tree: a rename, atomic
+        private_folder(target.parent)
+        try:
+            os.replace(path, target)  # on the same file system: a rename, atomic
             return
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
         fd, draft = tempfile.mkstemp(dir=self.spool_dir())
         with os.fdopen(fd, "wb") as out, path.open("rb") as source:
             shutil.copyfileobj(source, out, CHUNK)

@@ -28,9 +28,10 @@ from qistas.db.models import Annotation, Project, QualityModel, Task, User
 from qistas.db.queries import quality as queries
 from qistas.db.types import utcnow
 from qistas.domain import gold as gold_rules
-from qistas.domain import results
+from qistas.domain import leases, results
 from qistas.domain.aggregation import Consensus
 from qistas.domain.tasktypes import Spec, parse_spec, plain_response, type_of
+from qistas.errors import Conflict
 from qistas.quality.structured import TaskResult
 
 GOLD_METHOD = "gold_weighted"  # before the first fit, annotators weighted by their gold accuracy
@@ -187,11 +188,24 @@ def _load_answers(session: Session, project: Project, spec: Spec) -> _Loaded:
     )
 
 
-def refit(db: Database, *, project_id: int) -> RefitResult | None:
-    """Fit the project's worker model and re-score its completed tasks.
+class RefitRunning(Conflict):
+    """Another process is refitting the project right now."""
 
-    Returns None for a project with no answers yet.
+
+def refit(db: Database, *, project_id: int, lease_seconds: float = 60.0) -> RefitResult | None:
+    """Fit the project's worker model and re-score its completed tasks, under the project's
+    refit lease: one process at a time, however many run (``RefitRunning`` otherwise).
+
+    Returns None for a project with no answers yet, or when the lease was lost to another
+    process before the result was written (which then writes its own).
     """
+    with leases.held(db, f"refit:{project_id}", seconds=lease_seconds) as lease:
+        if lease is None:
+            raise RefitRunning("a refit of this project is running; try again shortly")
+        return _refit(db, project_id=project_id, lease=lease)
+
+
+def _refit(db: Database, *, project_id: int, lease: leases.Lease) -> RefitResult | None:
     with db.reader() as session:
         project = session.get(Project, project_id)
         if project is None:
@@ -209,6 +223,8 @@ def refit(db: Database, *, project_id: int) -> RefitResult | None:
     position = {t: i for i, t in enumerate(loaded.task_ids)}
     changed: list[int] = []
     with db.writer.begin() as session:
+        if not leases.holds(session, lease=lease):
+            return None  # paused past the lease: the process that took it over writes the fit
         model = session.get(QualityModel, project_id)
         if model is None:
             model = QualityModel(project_id=project_id, method=method, n_annotations=0, params={})
@@ -234,20 +250,31 @@ def refit(db: Database, *, project_id: int) -> RefitResult | None:
     return RefitResult(method=method, n_answers=loaded.n_answers, n_workers=len(loaded.worker_ids), changed=changed)
 
 
-def projects_due_for_refit(db: Database) -> list[int]:
-    """Projects whose answers grew enough since their last fit."""
+def projects_due_for_refit(db: Database, *, project_id: int | None = None) -> list[int]:
+    """Projects (or the one project) whose answers grew enough since their last fit."""
     with db.reader() as session:
-        counts = session.execute(
-            select(Annotation.project_id, func.count()).group_by(Annotation.project_id)
-        ).all()
-        fitted = dict(session.execute(select(QualityModel.project_id, QualityModel.n_annotations)).all())
-        return [project_id for project_id, count in counts
-                if count >= MIN_ANSWERS_TO_FIT and (fitted.get(project_id) is None
-                                                    or count >= fitted[project_id] * (1 + REFIT_GROWTH))]
+        counts_query = select(Annotation.project_id, func.count()).group_by(Annotation.project_id)
+        fitted_query = select(QualityModel.project_id, QualityModel.n_annotations)
+        if project_id is not None:
+            counts_query = counts_query.where(Annotation.project_id == project_id)
+            fitted_query = fitted_query.where(QualityModel.project_id == project_id)
+        counts = session.execute(counts_query).all()
+        fitted = dict(session.execute(fitted_query).all())
+        return [found for found, count in counts
+                if count >= MIN_ANSWERS_TO_FIT and (fitted.get(found) is None
+                                                    or count >= fitted[found] * (1 + REFIT_GROWTH))]
 
 
-def refit_step(db: Database) -> bool:
-    """One pass of the background refit loop: refit every project that is due."""
+def refit_step(db: Database, *, lease_seconds: float = 60.0) -> bool:
+    """One pass of the background refit loop: refit every project that is due.
+
+    Every worker process runs this loop. A project another process is refitting is skipped,
+    and one that process has just refitted is no longer due once its lease is ours: each
+    growth of a project's answers is fitted once, not once per process.
+    """
     for project_id in projects_due_for_refit(db):
-        refit(db, project_id=project_id)
+        with leases.held(db, f"refit:{project_id}", seconds=lease_seconds) as lease:
+            if lease is None or not projects_due_for_refit(db, project_id=project_id):
+                continue
+            _refit(db, project_id=project_id, lease=lease)
     return False  # then sleep for the interval

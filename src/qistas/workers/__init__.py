@@ -47,6 +47,8 @@ class Workers:
             loop.stop()
         if self.dispatcher is not None:
             self.dispatcher.close()
+        if self.exporter is not None:
+            self.exporter.close()
 
 
 def purge_idempotency_keys(db: Database, *, keep: timedelta) -> bool:
@@ -74,7 +76,8 @@ def start_workers(settings: Settings, db: Database) -> Workers:
     workers.loops.append(Loop("qistas-idempotency", partial(purge_idempotency_keys, db, keep=keep),
                               PURGE_IDEMPOTENCY_SECONDS))
     if settings.refit_interval_seconds > 0:
-        workers.loops.append(Loop("qistas-refit", lambda: refit_step(db), settings.refit_interval_seconds))
+        workers.loops.append(Loop("qistas-refit", partial(refit_step, db, lease_seconds=settings.job_lease_seconds),
+                                  settings.refit_interval_seconds))
     for loop in workers.loops:
         loop.start()
     return workers

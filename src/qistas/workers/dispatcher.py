@@ -142,7 +142,9 @@ class Dispatcher:
             .order_by(Delivery.next_attempt_at, Delivery.id)
             .limit(CLAIM)
         )
-        lease = timedelta(seconds=self.settings.webhook_timeout_seconds * 4 + 60)
+        # Longer than an attempt can take (a deadline per address tried), so no other process
+        # sends it while this one may; a process that dies holding it frees it this long after.
+        lease = timedelta(seconds=self.settings.webhook_timeout_seconds * 4 + self.settings.job_lease_seconds)
         claimed = []
         for delivery in session.scalars(claim_lock(session, query)):
             delivery.next_attempt_at = now + lease

@@ -1,13 +1,20 @@
-"""Runs export jobs: claim one, write its file under QISTAS_HOME/exports, rename when done."""
+"""Runs export jobs: claim one, write its file in this server's scratch folder
+(QISTAS_HOME/exports), put it into the store when whole, record it done.
+
+The store is the one media files live in (``domain.mediastore``): the folder every server
+shares, or the bucket, so any server serves the download (``exportjobs`` has the keys).
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import shutil
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial as partial_call
 from pathlib import Path
@@ -20,8 +27,9 @@ from qistas.config import Settings
 from qistas.db.engine import Database
 from qistas.db.models import ExportJob, Project
 from qistas.db.types import utcnow
-from qistas.db.unit_of_work import write
+from qistas.db.unit_of_work import read, write
 from qistas.domain import exportformats, exportjobs, results
+from qistas.domain.mediastore import MediaStore, store_for
 from qistas.domain.security import pseudonym
 from qistas.domain.tasktypes import parse_spec
 from qistas.files import open_private, private_folder
@@ -33,42 +41,72 @@ PROGRESS_EVERY = 1.0  # seconds between progress writes (they also renew the lea
 # continuously, and a job's own leftovers go as soon as the job is run again.
 ORPHAN_AGE = timedelta(hours=24)
 
+log = logging.getLogger("qistas.workers")
+
 
 class Abandoned(Exception):
     """Another worker took the job over; this attempt stops without touching it."""
 
 
+@dataclass(frozen=True)
+class Written:
+    name: str
+    path: Path
+    media_type: str
+    size: int
+    cursor: str | None
+
+
 def export_dir(settings: Settings) -> Path:
+    """This server's scratch folder for exports being written (and, before export files moved
+    to the store, the finished files)."""
     return settings.home / "exports"
 
 
 class Exporter:
-    def __init__(self, settings: Settings, db: Database) -> None:
+    def __init__(self, settings: Settings, db: Database, store: MediaStore | None = None) -> None:
         self.settings = settings
         self.db = db
+        self.store = store if store is not None else store_for(settings)
+        self._owns_store = store is None
+        self.lease = timedelta(seconds=settings.job_lease_seconds)
         # Set when the server shuts down: a running job stops at its next chunk and keeps its
         # lease, which runs out, so a live process (or this one restarted) takes it over.
         self.stopping = threading.Event()
         self._next_purge: datetime | None = None
 
+    def close(self) -> None:
+        if self._owns_store:
+            self.store.close()
+
     def purge(self, *, now: datetime) -> int:
         """Delete the files of jobs finished more than ``export_keep_hours`` ago; mark them expired."""
         cutoff = now - timedelta(hours=self.settings.export_keep_hours)
 
-        def work(session: Session) -> list[str]:
+        def work(session: Session) -> list[tuple[str | None, str]]:
             old = session.scalars(select(ExportJob).where(ExportJob.status == "done", ExportJob.finished_at < cutoff))
-            names = []
+            files = []
             for job in old:
                 if job.file_name:
-                    names.append(job.file_name)
-                job.status, job.file_name = "expired", None
-            return names
+                    files.append((job.file_key, job.file_name))
+                job.status, job.file_name, job.file_key = "expired", None, None
+            return files
 
-        names = write(self.db, work)
-        for name in names:
-            (export_dir(self.settings) / name).unlink(missing_ok=True)
+        files = write(self.db, work)
+        for key, name in files:
+            if key is not None:
+                self.store.delete(key)
+            else:  # written here before export files moved to the store
+                (export_dir(self.settings) / name).unlink(missing_ok=True)
         self._remove_orphans(now=now)
-        return len(names)
+        self._remove_orphaned_files()
+        return len(files)
+
+    def _remove_orphaned_files(self) -> None:
+        keys = list(self.store.keys(exportjobs.EXPORTS))
+        if keys:
+            for key in read(self.db, lambda session: exportjobs.orphaned(session, keys=keys)):
+                self.store.delete(key)
 
     def _remove_orphans(self, *, now: datetime) -> None:
         folder = export_dir(self.settings)
@@ -97,7 +135,7 @@ class Exporter:
         return True
 
     def _claim(self, session: Session) -> tuple[int, int] | None:
-        job = exportjobs.claim_job(session, now=utcnow())
+        job = exportjobs.claim_job(session, now=utcnow(), lease=self.lease)
         if job is None or job.status != "running":
             return None
         return job.id, job.attempts
@@ -109,7 +147,9 @@ class Exporter:
         attempt_name = f".{job_id}-{secrets.token_hex(6)}"
         partial, workdir = folder / f"{attempt_name}.partial", folder / f"{attempt_name}.work"
         try:
-            name, size, cursor = self._write(job_id, attempt, partial, workdir)
+            written = self._write(job_id, attempt, partial, workdir)
+            key = exportjobs.file_key(job_id, attempt, written.name)
+            self._put(job_id, attempt, key, written)
         except Abandoned:
             partial.unlink(missing_ok=True)
             return
@@ -119,9 +159,38 @@ class Exporter:
             raise
         finally:
             _remove(workdir)
-        write(self.db, lambda session: self._finish(session, job_id, attempt, name, size, cursor))
+        if not write(self.db, lambda session: self._finish(session, job_id, attempt, key, written)):
+            self.store.delete(key)  # another attempt took the job over meanwhile: its file counts
 
-    def _write(self, job_id: int, attempt: int, partial: Path, workdir: Path) -> tuple[str, int, str | None]:
+    def _put(self, job_id: int, attempt: int, key: str, written: Written) -> None:
+        """Put the file into the store (whole, or not at all), renewing the job's lease while a
+        large file uploads so no other process takes the job over meanwhile."""
+        uploaded = threading.Event()
+
+        def renew() -> None:
+            while not uploaded.wait(PROGRESS_EVERY):
+                try:
+                    write(self.db, lambda session: self._renew(session, job_id, attempt))
+                except Abandoned:
+                    return  # its file is deleted once the upload ends: the job is another's
+                except Exception:  # the database is away: the lease may run out; _finish will tell
+                    log.warning("export %s: lease renewal failed", job_id, exc_info=True)
+
+        renewer = threading.Thread(target=renew, name=f"qistas-export-{job_id}-put", daemon=True)
+        renewer.start()
+        try:
+            self.store.put_file(key, written.path, written.media_type)
+        finally:
+            uploaded.set()
+            renewer.join()
+
+    def _renew(self, session: Session, job_id: int, attempt: int) -> None:
+        job = exportjobs.still_mine(session, job_id=job_id, attempt=attempt)
+        if job is None:
+            raise Abandoned
+        job.lease_until = utcnow() + self.lease
+
+    def _write(self, job_id: int, attempt: int, partial: Path, workdir: Path) -> Written:
         with self.db.reader() as session:
             job = session.get(ExportJob, job_id)
             project = session.get(Project, job.project_id) if job else None
@@ -156,9 +225,9 @@ class Exporter:
                     handle.write(chunk)
                 handle.flush()
                 os.fsync(handle.fileno())
-        final = partial.parent / name
-        os.replace(partial, final)  # atomic: the name only ever points at a whole file
-        return name, final.stat().st_size, selection.cursor
+            media_type = exportformats.media_type(job.format, spec)
+        return Written(name=name, path=partial, media_type=media_type, size=partial.stat().st_size,
+                       cursor=selection.cursor)
 
     def _progress(self, session: Session, job_id: int, attempt: int, done: int, total: int) -> None:
         job = exportjobs.still_mine(session, job_id=job_id, attempt=attempt)
@@ -166,19 +235,21 @@ class Exporter:
             raise Abandoned
         job.rows_done = done
         job.rows_total = total
-        job.lease_until = utcnow() + exportjobs.LEASE
+        job.lease_until = utcnow() + self.lease
 
-    def _finish(self, session: Session, job_id: int, attempt: int, name: str, size: int, cursor: str | None) -> None:
+    def _finish(self, session: Session, job_id: int, attempt: int, key: str, written: Written) -> bool:
         job = exportjobs.still_mine(session, job_id=job_id, attempt=attempt)
         if job is None:
-            return
+            return False
         job.status = "done"
-        job.file_name = name
-        job.size_bytes = size
-        job.cursor = cursor
+        job.file_name = written.name
+        job.file_key = key
+        job.size_bytes = written.size
+        job.cursor = written.cursor
         job.rows_done = job.rows_total or job.rows_done
         job.finished_at = utcnow()
         job.lease_until = None
+        return True
 
     def _fail(self, session: Session, *, job_id: int, attempt: int, exc: Exception) -> None:
         job = exportjobs.still_mine(session, job_id=job_id, attempt=attempt)

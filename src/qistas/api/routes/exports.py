@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session
 
 from qistas.api.deps import Actor, AppSettings, Db, Id, Limit
@@ -18,9 +18,10 @@ from qistas.db.models import ExportJob, Project
 from qistas.db.types import utcnow
 from qistas.db.unit_of_work import write
 from qistas.domain import audit, exportformats, exportjobs, quotas, results
+from qistas.domain.mediastore import MediaStore
 from qistas.domain.security import pseudonym
 from qistas.domain.tasktypes import parse_spec
-from qistas.errors import Conflict
+from qistas.errors import Conflict, NotFound
 from qistas.policies import ensure_customer_access
 from qistas.workers.exporter import export_dir
 
@@ -129,8 +130,10 @@ def get_export(job_id: Id, actor: Actor, db: Db) -> ExportRead:
     return write(db, work)
 
 
-@router.get("/exports/{job_id}/file", response_class=FileResponse)
-def download(job_id: Id, actor: Actor, db: Db, settings: AppSettings) -> FileResponse:
+@router.get("/exports/{job_id}/file", response_class=Response,
+            responses={200: {"description": "the export file", "content": {"application/octet-stream": {}}}})
+def download(job_id: Id, request: Request, actor: Actor, db: Db, settings: AppSettings) -> Response:
+    """The file of a finished export job, from the store every server shares."""
     def work(session: Session) -> tuple[ExportJob, str]:
         job, project = exportjobs.get_job(session, job_id=job_id, actor=actor)
         if job.status != "done" or job.file_name is None:
@@ -142,5 +145,19 @@ def download(job_id: Id, actor: Actor, db: Db, settings: AppSettings) -> FileRes
 
     job, media = write(db, work)
     assert job.file_name is not None
-    return FileResponse(export_dir(settings) / job.file_name, media_type=media,
-                        filename=job.file_name)
+    if job.file_key is None:  # written under QISTAS_HOME/exports before export files moved to the store
+        legacy = export_dir(settings) / job.file_name
+        if not legacy.is_file():
+            raise NotFound("this export's file was written by an earlier version on another server; "
+                           "download it there, or export again")
+        return FileResponse(legacy, media_type=media, filename=job.file_name)
+    store: MediaStore = request.app.state.media_store
+    path = store.local_path(job.file_key)
+    if path is not None:
+        return FileResponse(path, media_type=media, filename=job.file_name)
+    if not store.exists(job.file_key):
+        raise NotFound("this export's file is missing from the store; export again")
+    headers = {"Content-Disposition": f'attachment; filename="{job.file_name}"'}
+    if job.size_bytes is not None:
+        headers["Content-Length"] = str(job.size_bytes)
+    return StreamingResponse(store.iter_bytes(job.file_key), media_type=media, headers=headers)

@@ -57,8 +57,8 @@ async def get_media(
     store: MediaStore = request.app.state.media_store
     if scope is not None or expires is not None or sig is not None:
         now = utcnow()
-        media.verify(settings.secret_key or "", sha256=sha256, scope=scope or "", expires=expires or 0,
-                     sig=sig or "", now=now)
+        media.verify([settings.secret_key or "", *settings.previous_keys], sha256=sha256, scope=scope or "",
+                     expires=expires or 0, sig=sig or "", now=now)
         found = await run_in_threadpool(read, db, lambda s: media.leased_media(s, sha256=sha256, scope=scope or "",
                                                                                  now=now))
         return _send(store, blob_key(found.sha256), found.content_type, max_age=settings.media_url_seconds)

@@ -66,11 +66,12 @@ def likely_label_errors(
 
 
 @router.post("/projects/{project_id}/quality/refit")
-def refit(project_id: Id, actor: Actor, db: Db) -> dict[str, Any]:
-    """Fit the worker model now and re-score completed tasks; returns what changed."""
+def refit(project_id: Id, actor: Actor, db: Db, settings: AppSettings) -> dict[str, Any]:
+    """Fit the worker model now and re-score completed tasks; returns what changed (409 while
+    another process is refitting the project)."""
     with db.reader() as session:
         project = ensure_customer_access(actor, session.get(Project, project_id))
-    result = quality.refit(db, project_id=project_id)
+    result = quality.refit(db, project_id=project_id, lease_seconds=settings.job_lease_seconds)
     changed = len(result.changed) if result is not None else 0
     write(db, lambda session: audit.record(session, actor=actor, action="quality.refit", object_type="project",
                                            object_id=project.id, org_id=project.org_id, details={"changed": changed}))
