@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import stat
 import struct
 import time
@@ -105,6 +106,8 @@ def test_import_serve_and_lease_end(world: World) -> None:
         assert shown.headers["content-security-policy"] == "sandbox"
         tampered = url.replace(f"scope=a{lease['id']}", f"scope=a{lease['id'] + 1}")
         assert anonymous.get(tampered).status_code == 404
+        garbled = re.sub(r"sig=[^&]*", "sig=%C3%B0%F2%8C%A0%B1", url)  # not even ASCII: no signature is
+        assert error_of(anonymous.get(garbled), 404)["code"] == "not_found"
         # A box past the image's width (read from its bytes) is refused.
         past = worker.post(f"/assignments/{lease['id']}/submit",
                            json={"answer": {"boxes": [{"x": 30, "y": 0, "w": 20, "h": 5, "label": "cat"}]}})

@@ -41,7 +41,9 @@ def test_backup_while_eight_annotators_answer_then_restore(server: LiveServer, t
     threads = [threading.Thread(target=annotate, args=(c,)) for c in workers]
     for thread in threads:
         thread.start()
-    time.sleep(1.0)
+    deadline = time.monotonic() + 60
+    while len(acknowledged) <= 50 and time.monotonic() < deadline:  # well under way, however loaded the machine
+        time.sleep(0.05)
     began = time.monotonic()
     copy = tmp_path / "backup.db"
     made = run(["backup", str(copy)], tmp_path, db_url)
