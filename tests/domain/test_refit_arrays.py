@@ -52,8 +52,10 @@ def _build(database: Database, n_tasks: int = 120) -> int:
             answers.append({"id": n, "assignment_id": n, "task_id": t, "project_id": pid, "annotator_id": worker,
                             "answer": {"label": label}, "seconds": 1.0, "created_at": at,
                             "rejected_at": at if n % 23 == 0 else None})
-    rng.shuffle(answers)  # answer ids not in task order: the fit must still see them by task, then id
-    answers.sort(key=lambda a: a["id"] % 7)
+    ids = list(range(1, len(answers) + 1))
+    rng.shuffle(ids)  # answer ids not in task order: the fit must still see them by task, then id
+    for lease, answer, new_id in zip(leases, answers, ids, strict=True):
+        lease["id"] = answer["id"] = answer["assignment_id"] = new_id
     with database.engine.begin() as connection:
         connection.execute(insert(Task.__table__), tasks)
         connection.execute(insert(Assignment.__table__), leases)
@@ -71,6 +73,9 @@ def test_the_arrays_fit_exactly_what_the_answer_lists_fit(database: Database) ->
         coded = quality._load_coded(session, project, LABELS)
     assert coded.task_ids.tolist() == loaded.task_ids and coded.worker_ids == loaded.worker_ids
     assert coded.n_answers == loaded.n_answers
+    assert coded.tasks.tolist() == [i for i, answers in enumerate(loaded.items) for _ in answers]
+    assert coded.workers.tolist() == [w for answers in loaded.items for w, _ in answers]
+    assert coded.labels.tolist() == [LABELS.index(a["label"]) for answers in loaded.items for _, a in answers]
     assert 0 < len(loaded.task_ids) < 120  # the tasks only the model answered are left out
     assert (coded.gold >= 0).sum() == 8  # gold tasks, clamped, even the one only the model answered
 
