@@ -305,10 +305,14 @@ def refit(db: Database, *, project_id: int) -> RefitResult | None:
             chunk = [int(t) for t in completed[start:start + REFIT_WRITE_CHUNK]]
             for task in session.scalars(select(Task).where(Task.id.in_(chunk)).order_by(Task.id)):
                 result = results_[int(np.searchsorted(task_ids, task.id))]
-                task.needs_review, task.details = result.needs_review, dict(result.extra) or None
+                details, confidence = dict(result.extra) or None, float(result.confidence)
+                if (task.response, task.confidence, task.method, task.needs_review, task.details) == (
+                        result.response, confidence, method, result.needs_review, details):
+                    continue  # as stored: nothing to write, nothing to announce
+                task.needs_review, task.details = result.needs_review, details
                 # A changed answer is announced (result.changed) in this same transaction.
-                if results.change_result(session, task=task, response=result.response,
-                                         confidence=float(result.confidence), method=method):
+                if results.change_result(session, task=task, response=result.response, confidence=confidence,
+                                         method=method, flush=False):
                     changed.append(task.id)
             session.flush()
             session.expunge_all()  # flushed: let this chunk's tasks go

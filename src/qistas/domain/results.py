@@ -75,15 +75,17 @@ def _after(position: tuple[datetime, int]) -> Any:
 
 
 def change_result(session: Session, *, task: Task, response: Any, confidence: float | None,
-                  method: str | None) -> bool:
+                  method: str | None, flush: bool = True) -> bool:
     """Replace a completed task's result (e.g. after a refit of the quality model).
 
     Announces ``result.changed`` (with the previous response) when the answer itself
-    changed; a new confidence alone changes the record but sends nothing. Only flushes.
+    changed; a new confidence alone changes the record but sends nothing. Only flushes
+    (``flush=False``: leaves it to the caller, who changes many tasks and flushes them at once).
     """
     previous = task.response
     task.response, task.confidence, task.method = response, confidence, method
-    session.flush()
+    if flush:
+        session.flush()
     if task.status != TaskStatus.COMPLETED or plain_response(previous) == plain_response(response):
         return False
     outbox.enqueue(session, event="result.changed", task=task, previous=previous)
