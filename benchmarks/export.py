@@ -139,7 +139,7 @@ def table(found: list[dict[str, float]], n_tasks: int, per_task: int, backend: s
                      f"{r['rows'] * per_task / r['seconds']:,.0f} | {r['bytes'] / 1e6:.0f} | {r['peak_rss_mb']:.0f} |")
     lines += ["", f"Measured {datetime.now(UTC):%Y-%m-%d} on {os.cpu_count()} CPUs, Python "
                   f"{sys.version.split()[0]}. Memory does not grow with the export's size (compare a run with "
-                  "`--quick`): exports walk the tasks in keyset chunks of 500 and parquet writes one row group "
+                  "`--quick`): exports read the tasks in chunks of 500 and parquet writes one row group "
                   "per chunk; most of parquet's peak is pyarrow's own memory pool.", ""]
     return "\n".join(lines)
 
