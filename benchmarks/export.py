@@ -4,7 +4,9 @@ Builds a throw-away SQLite database (or uses --database-url, e.g. PostgreSQL), i
 data with Core bulk inserts, then runs each export in a fresh process and reports its wall
 time and peak memory (maximum RSS of that process). ``--quick`` uses 25k tasks.
 
-    python benchmarks/export.py [--quick] [--tasks N] [--formats jsonl,csv,parquet] [--write-docs]
+    python benchmarks/export.py [--quick] [--tasks N] [--formats jsonl,csv,parquet] [--repeat N] [--write-docs]
+
+``--database-url URL --project ID`` exports an existing project instead of building one.
 """
 
 from __future__ import annotations
@@ -96,7 +98,7 @@ def run_one(url: str, project_id: int, fmt: str, out: str) -> None:
 
     baseline = peak_rss_mb()
     db = Database.from_url(url)
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
     rows = 0
     with db.reader() as session, open(out, "wb") as handle:
         project = session.get(Project, project_id)
@@ -114,7 +116,10 @@ def run_one(url: str, project_id: int, fmt: str, out: str) -> None:
         for chunk in exportformats.render(fmt, records, spec=spec, workdir=Path(out).parent, name="bench"):
             handle.write(chunk)
     seconds = time.perf_counter() - began
-    print(json.dumps({"format": fmt, "seconds": seconds, "rows": rows, "bytes": os.path.getsize(out),
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_seconds = after.ru_utime + after.ru_stime - cpu.ru_utime - cpu.ru_stime
+    print(json.dumps({"format": fmt, "seconds": seconds, "cpu_seconds": cpu_seconds, "rows": rows,
+                      "bytes": os.path.getsize(out),
                       "peak_rss_mb": peak_rss_mb(), "baseline_rss_mb": baseline}))
 
 
@@ -134,7 +139,7 @@ def table(found: list[dict[str, float]], n_tasks: int, per_task: int, backend: s
                      f"{r['rows'] * per_task / r['seconds']:,.0f} | {r['bytes'] / 1e6:.0f} | {r['peak_rss_mb']:.0f} |")
     lines += ["", f"Measured {datetime.now(UTC):%Y-%m-%d} on {os.cpu_count()} CPUs, Python "
                   f"{sys.version.split()[0]}. Memory does not grow with the export's size (compare a run with "
-                  "`--quick`): exports walk the tasks in keyset chunks of 500 and parquet writes one row group "
+                  "`--quick`): exports read the tasks in chunks of 500 and parquet writes one row group "
                   "per chunk; most of parquet's peak is pyarrow's own memory pool.", ""]
     return "\n".join(lines)
 
@@ -159,6 +164,8 @@ def main() -> None:
     parser.add_argument("--per-task", type=int, default=4, help="annotations per task")
     parser.add_argument("--formats", default="jsonl,csv,parquet")
     parser.add_argument("--database-url", help="an empty database to fill (default: a temporary SQLite file)")
+    parser.add_argument("--project", type=int, help="export this project of --database-url; build nothing")
+    parser.add_argument("--repeat", type=int, default=1, help="exports per format, each in a fresh process")
     parser.add_argument("--write-docs", action="store_true", help="update the Exports section of docs/benchmarks.md")
     parser.add_argument("--run-one", nargs=4, metavar=("URL", "PROJECT", "FORMAT", "OUT"), help=argparse.SUPPRESS)
     args, _unknown = parser.parse_known_args()  # make bench passes its own arguments to every script
@@ -170,17 +177,21 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="qistas-bench-") as tmp:
         url = args.database_url or f"sqlite:///{tmp}/bench.db"
         began = time.perf_counter()
-        project_id = build(url, n_tasks, args.per_task)
-        print(f"inserted {n_tasks:,} tasks and {n_tasks * args.per_task:,} annotations "
-              f"in {time.perf_counter() - began:.1f}s", flush=True)
+        if args.project is not None:
+            project_id = args.project
+        else:
+            project_id = build(url, n_tasks, args.per_task)
+            print(f"inserted {n_tasks:,} tasks and {n_tasks * args.per_task:,} annotations "
+                  f"in {time.perf_counter() - began:.1f}s", flush=True)
         found = []
-        for fmt in args.formats.split(","):
+        for fmt in [f for f in args.formats.split(",") for _ in range(args.repeat)]:
             out = f"{tmp}/export.{fmt}"
             child = subprocess.run([sys.executable, __file__, "--run-one", url, str(project_id), fmt, out],
                                    check=True, capture_output=True, text=True)
             result = json.loads(child.stdout.strip().splitlines()[-1])
             found.append(result)
-            print(f"{fmt:8} {result['seconds']:7.1f}s  {result['rows']:,} tasks  {result['bytes'] / 1e6:7.1f} MB  "
+            print(f"{fmt:8} {result['seconds']:7.1f}s  cpu {result['cpu_seconds']:6.1f}s  {result['rows']:,} tasks  "
+                  f"{result['bytes'] / 1e6:7.1f} MB  "
                   f"peak RSS {result['peak_rss_mb']:.0f} MB (baseline {result['baseline_rss_mb']:.0f} MB)", flush=True)
             os.unlink(out)
     backend = "PostgreSQL" if url.startswith("postgres") else "SQLite"

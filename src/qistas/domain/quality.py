@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+import numpy as np
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from qistas.db.engine import Database
@@ -38,6 +39,8 @@ GOLD_METHOD = "gold_weighted"  # before the first fit, annotators weighted by th
 PRIOR_METHOD = "equal_weights"  # ... and when none of them has answered a gold task yet
 MIN_ANSWERS_TO_FIT = 50
 REFIT_GROWTH = 0.2  # refit once the project has 20% more answers than at the last fit
+REFIT_CHUNK = 50_000  # answers read at a time
+REFIT_WRITE_CHUNK = 1000  # completed tasks re-scored at a time
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,17 @@ class _Loaded:
     n_answers: int
 
 
+@dataclass(frozen=True)
+class _Coded:
+    task_ids: np.ndarray  # sorted; task i of the fit is task_ids[i]
+    worker_ids: list[int]  # sorted; worker j of the fit
+    tasks: np.ndarray  # per answer: task index, worker index, label index
+    workers: np.ndarray
+    labels: np.ndarray
+    gold: np.ndarray  # per task: the gold label's index, or -1
+    n_answers: int
+
+
 def _load_answers(session: Session, project: Project, spec: Spec) -> _Loaded:
     task_type = type_of(spec)
     by_task: dict[int, list[tuple[int, Any]]] = defaultdict(list)
@@ -205,22 +219,92 @@ def refit(db: Database, *, project_id: int, lease_seconds: float = 60.0) -> Refi
         return _refit(db, project_id=project_id, lease=lease)
 
 
-def _refit(db: Database, *, project_id: int, lease: leases.Lease) -> RefitResult | None:
+
+def _load_coded(session: Session, project: Project, labels: list[str]) -> _Coded:
+    """Every answer of a single-label project as integer arrays, read in chunks.
+
+    The database extracts each answer's label; a chunk at a time becomes rows of three
+    int64 (task id, annotator id, label index), so 10M answers take ~240 MB of arrays and no
+    Python object per answer. The order is ``_load_answers``'s (by task, then answer id), so
+    the fit sees exactly the same input.
+    """
+    index = {label: i for i, label in enumerate(labels)}
+    connection = session.connection()
+    found = connection.execution_options(yield_per=REFIT_CHUNK).execute(
+        select(Annotation.task_id, Annotation.annotator_id, Annotation.answer["label"].as_string())
+        .where(Annotation.project_id == project.id, Annotation.rejected_at.is_(None)).order_by(Annotation.id))
+    with found:
+        parts = [np.array([(t, a, index.get(label, -1)) for t, a, label in rows], dtype=np.int64).reshape(-1, 3)
+                 for rows in found.partitions()]
+    coded = np.concatenate(parts) if parts else np.empty((0, 3), dtype=np.int64)
+    n_answers = len(coded)
+    gold_rows = connection.execute(
+        select(Task.id, Task.is_gold, Task.gold["label"].as_string())
+        .where(Task.project_id == project.id,
+               or_(Task.is_gold.is_(True), Task.gold["label"].as_string().is_not(None)))).all()
+    gold_ids = np.array([row[0] for row in gold_rows], dtype=np.int64)
+    gold_task_ids = np.array([row[0] for row in gold_rows if row[1]], dtype=np.int64)
+    models = np.array(sorted(session.scalars(select(User.id).where(User.org_id == project.org_id,
+                                                                   User.role == Role.MODEL))), dtype=np.int64)
+    if models.size:
+        # Tasks only models answered (yet) say nothing of anyone's reliability (see _load_answers);
+        # their answers still count in n_answers, which paces the refits.
+        task_ids, position = np.unique(coded[:, 0], return_inverse=True)
+        keep = np.zeros(len(task_ids), dtype=bool)
+        keep[position[~np.isin(coded[:, 1], models)]] = True
+        keep |= np.isin(task_ids, gold_task_ids)
+        coded = coded[keep[position]]
+    task_ids, position = np.unique(coded[:, 0], return_inverse=True)
+    worker_ids, worker = np.unique(coded[:, 1], return_inverse=True)
+    order = np.argsort(position, kind="stable")  # by task, then as read (answer id)
+    gold = np.full(len(task_ids), -1, dtype=np.int64)
+    if gold_rows:
+        at = np.searchsorted(task_ids, gold_ids)
+        for i, (task_id, _is_gold, label) in zip(at, gold_rows, strict=True):
+            if i < len(task_ids) and task_ids[i] == task_id:
+                gold[i] = index.get(label, -1)
+    return _Coded(task_ids=task_ids, worker_ids=[int(w) for w in worker_ids], tasks=position[order],
+                  workers=worker[order], labels=coded[order, 2], gold=gold, n_answers=n_answers)
+
+
+def _fit(db: Database, project_id: int) -> tuple[Any, np.ndarray, list[int], int] | None:
+    """The fitted aggregator, the ids of the tasks it scored (sorted), its workers' ids and
+    how many answers the project has; None for a project with no answers yet."""
     with db.reader() as session:
         project = session.get(Project, project_id)
         if project is None:
             return None
         spec = parse_spec(project.task_spec)
-        loaded = _load_answers(session, project, spec)
+        estimator = type_of(spec).aggregator(spec)
+        if hasattr(estimator, "fit_arrays"):
+            coded = _load_coded(session, project, estimator.labels)
+        else:
+            loaded = _load_answers(session, project, spec)
+    if hasattr(estimator, "fit_arrays"):
+        if not len(coded.task_ids):
+            return None
+        estimator.fit_arrays(coded.tasks, coded.workers, coded.labels, n_tasks=len(coded.task_ids),
+                             n_workers=len(coded.worker_ids), gold=coded.gold)
+        return estimator, coded.task_ids, coded.worker_ids, coded.n_answers
     if not loaded.items:
         return None
-    task_type = type_of(spec)
-    estimator = task_type.aggregator(spec).fit(loaded.items, n_workers=len(loaded.worker_ids),
-                                               contexts=loaded.contexts)
+    estimator.fit(loaded.items, n_workers=len(loaded.worker_ids), contexts=loaded.contexts)
+    return estimator, np.array(loaded.task_ids, dtype=np.int64), loaded.worker_ids, loaded.n_answers
+
+
+def _refit(db: Database, *, project_id: int, lease: leases.Lease) -> RefitResult | None:
+    """Fit the project's worker model and re-score its completed tasks (under ``lease``).
+
+    Returns None for a project with no answers yet. Completed tasks are re-scored a chunk
+    at a time, so the session never holds more than a chunk of them.
+    """
+    fitted = _fit(db, project_id)
+    if fitted is None:
+        return None
+    estimator, task_ids, worker_ids, n_answers = fitted
     method = method_name(estimator)
-    results_: list[TaskResult] = estimator.results_
-    params = {"workers": loaded.worker_ids, "model": estimator.params_}
-    position = {t: i for i, t in enumerate(loaded.task_ids)}
+    results_: Sequence[TaskResult] = estimator.results_
+    params = {"workers": worker_ids, "model": estimator.params_}
     changed: list[int] = []
     with db.writer.begin() as session:
         if not leases.holds(session, lease=lease):
@@ -230,24 +314,30 @@ def _refit(db: Database, *, project_id: int, lease: leases.Lease) -> RefitResult
             model = QualityModel(project_id=project_id, method=method, n_annotations=0, params={})
             session.add(model)
         model.method, model.params, model.fitted_at = method, params, utcnow()
-        model.n_annotations = loaded.n_answers
-        completed = session.scalars(
-            select(Task).where(Task.project_id == project_id, Task.status == TaskStatus.COMPLETED,
-                               Task.is_gold.is_(False),
-                               # a result a reviewer accepted or corrected is theirs: no refit changes it
-                               Task.review_status.not_in([ReviewStatus.ACCEPTED, ReviewStatus.CORRECTED]))
-        )
-        for task in completed:
-            i = position.get(task.id)
-            if i is None:
-                continue
-            result = results_[i]
-            task.needs_review, task.details = result.needs_review, dict(result.extra) or None
-            # A changed answer is announced (result.changed) in this same transaction.
-            if results.change_result(session, task=task, response=result.response,
-                                     confidence=float(result.confidence), method=method):
-                changed.append(task.id)
-    return RefitResult(method=method, n_answers=loaded.n_answers, n_workers=len(loaded.worker_ids), changed=changed)
+        model.n_annotations = n_answers
+        completed = np.array(session.scalars(
+            select(Task.id).where(Task.project_id == project_id, Task.status == TaskStatus.COMPLETED,
+                                  Task.is_gold.is_(False),
+                                  # a result a reviewer accepted or corrected is theirs: no refit changes it
+                                  Task.review_status.not_in([ReviewStatus.ACCEPTED, ReviewStatus.CORRECTED]))
+        ).all(), dtype=np.int64)
+        completed = np.sort(completed[np.isin(completed, task_ids)])
+        for start in range(0, len(completed), REFIT_WRITE_CHUNK):
+            chunk = [int(t) for t in completed[start:start + REFIT_WRITE_CHUNK]]
+            for task in session.scalars(select(Task).where(Task.id.in_(chunk)).order_by(Task.id)):
+                result = results_[int(np.searchsorted(task_ids, task.id))]
+                details, confidence = dict(result.extra) or None, float(result.confidence)
+                if (task.response, task.confidence, task.method, task.needs_review, task.details) == (
+                        result.response, confidence, method, result.needs_review, details):
+                    continue  # as stored: nothing to write, nothing to announce
+                task.needs_review, task.details = result.needs_review, details
+                # A changed answer is announced (result.changed) in this same transaction.
+                if results.change_result(session, task=task, response=result.response, confidence=confidence,
+                                         method=method, flush=False):
+                    changed.append(task.id)
+            session.flush()
+            session.expunge_all()  # flushed: let this chunk's tasks go
+    return RefitResult(method=method, n_answers=n_answers, n_workers=len(worker_ids), changed=changed)
 
 
 def projects_due_for_refit(db: Database, *, project_id: int | None = None) -> list[int]:

@@ -1,8 +1,8 @@
 """Reading a project's tasks and results: keyset pages, export selections, stats.
 
-Exports walk the tasks in keyset chunks and fetch the chunk's annotations in one query, so
-memory stays flat whatever the project's size, and the database does a bounded amount of
-work per chunk.
+Exports walk the selected tasks' ids in one ordered pass, fetch each chunk's rows and
+annotations in one query each, and read them raw (db/rawrows.py), so memory stays flat
+whatever the project's size and the database reads each row once.
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Connection, CursorResult, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from qistas.db.enums import LeaseStatus, TaskStatus
 from qistas.db.models import Annotation, Assignment, Batch, Project, Task
+from qistas.db.rawrows import RawValues, raw
 from qistas.domain import outbox
 from qistas.domain.model_annotators import model_names
 from qistas.domain.tasktypes import plain_response
@@ -74,15 +75,17 @@ def _after(position: tuple[datetime, int]) -> Any:
 
 
 def change_result(session: Session, *, task: Task, response: Any, confidence: float | None,
-                  method: str | None) -> bool:
+                  method: str | None, flush: bool = True) -> bool:
     """Replace a completed task's result (e.g. after a refit of the quality model).
 
     Announces ``result.changed`` (with the previous response) when the answer itself
-    changed; a new confidence alone changes the record but sends nothing. Only flushes.
+    changed; a new confidence alone changes the record but sends nothing. Only flushes
+    (``flush=False``: leaves it to the caller, who changes many tasks and flushes them at once).
     """
     previous = task.response
     task.response, task.confidence, task.method = response, confidence, method
-    session.flush()
+    if flush:
+        session.flush()
     if task.status != TaskStatus.COMPLETED or plain_response(previous) == plain_response(response):
         return False
     outbox.enqueue(session, event="result.changed", task=task, previous=previous)
@@ -181,17 +184,18 @@ def select_export(session: Session, *, project: Project, options: ExportOptions,
     return Selection(project=project, options=options, where=tuple(where), cursor=cursor, total=total)
 
 
-def _provenance(task: Any, annotations: list[Any], models: dict[int, str]) -> dict[str, Any]:
+def _provenance(response: Any, confidence: float | None, method: str | None, needs_review: bool | None,
+                answers: list[Any], who: set[int], models: dict[int, str]) -> dict[str, Any]:
     """What training code weighs or filters by: how many people (and models) labelled it, how
     much they agreed."""
     agreement = None
-    if task.response is not None and annotations:
+    if response is not None and answers:
         # Answers are stored normalised, so equal answers are equal values.
-        plain = plain_response(task.response)
-        agreement = sum(a.answer == plain for a in annotations) / len(annotations)
-    who = {a.annotator_id for a in annotations}
-    return {"annotators": len(who - models.keys()), "models": len(who & models.keys()), "agreement": agreement,
-            "confidence": task.confidence, "method": task.method, "needs_review": task.needs_review}
+        plain = plain_response(response)
+        agreement = sum(answer == plain for answer in answers) / len(answers)
+    n_models = len(who & models.keys()) if models else 0
+    return {"annotators": len(who) - n_models, "models": n_models, "agreement": agreement,
+            "confidence": confidence, "method": method, "needs_review": needs_review}
 
 
 def source_of(annotator_id: int, models: dict[int, str]) -> dict[str, Any]:
@@ -206,76 +210,96 @@ _TASK_COLUMNS = (Task.id, Task.unique_id, Task.batch_id, Task.status, Task.data,
                  Task.review_status, Task.audit_status, Task.predictions)
 _ANNOTATION_COLUMNS = (Annotation.task_id, Annotation.annotator_id, Annotation.answer, Annotation.seconds,
                        Annotation.created_at, Annotation.rejected_at, Annotation.excluded_at)
+# Read raw (db/rawrows.py): 1M answers are 1M JSON and timestamp cells.
+_RAW_TASK_COLUMNS = tuple(raw(c) for c in _TASK_COLUMNS)
+_RAW_ANNOTATION_COLUMNS = tuple(raw(c) for c in _ANNOTATION_COLUMNS)
 
 
 def iter_export_records(
     session: Session, *, selection: Selection, pseudonym: Callable[[int], str],
     progress: Callable[[int], None] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """The selected tasks in keyset chunks (completion order with ``since``, else id order).
+    """The selected tasks in chunks (completion order with ``since``, else id order).
 
-    Plain rows, not ORM objects: an export reads every row once and changes none.
+    Plain rows read raw through Core (db/rawrows.py), not ORM objects: an export reads every
+    row once and changes none. Each chunk's annotations come in one query.
     """
     project = selection.project
     batch_query = select(Batch.id, Batch.name).where(Batch.project_id == project.id)
     batch_names = {batch_id: name for batch_id, name in session.execute(batch_query)}
-    by_completion = selection.options.since is not None
-    order = (Task.completed_at, Task.id) if by_completion else (Task.id,)
-    position: Any = None
-    names: dict[int, str] = {}
+    order = (Task.completed_at, Task.id) if selection.options.since is not None else (Task.id,)
     models = model_names(session, org_id=project.org_id)
+    values = RawValues(session)
+    connection = session.connection()
+    # SQLite reads the whole export from one snapshot (BEGIN DEFERRED); PostgreSQL's READ
+    # COMMITTED sees each statement's own, so there each chunk checks the selection again.
+    recheck = () if values.text_values else selection.where
+    # One ordered pass over the ids (a server-side cursor on PostgreSQL), then each chunk's
+    # rows by primary key. Keyset pages re-planned per chunk on SQLite walked the project's
+    # index and sorted every one of its tasks again for each chunk of 500.
+    ids = connection.execution_options(yield_per=EXPORT_CHUNK).execute(
+        select(Task.id).where(*selection.where).order_by(*order))
+    with ids:
+        yield from _records(connection, ids, recheck, values, batch_names, models, pseudonym, progress)
+
+
+def _records(connection: Connection, ids: CursorResult[Any], recheck: tuple[Any, ...], values: RawValues,
+             batch_names: dict[int, str], models: dict[int, str], pseudonym: Callable[[int], str],
+             progress: Callable[[int], None] | None) -> Iterator[dict[str, Any]]:
+    load, iso = values.json, values.iso
+    # Per annotator: the start of each of their annotations' dict ("annotator", "source"...).
+    heads: dict[int, dict[str, Any]] = {}
     done = 0
-    while True:
-        query = select(*_TASK_COLUMNS).where(*selection.where)
-        if position is not None:
-            query = query.where(_after(position) if by_completion else Task.id > position)
-        tasks = session.execute(query.order_by(*order).limit(EXPORT_CHUNK)).all()
-        if not tasks:
-            return
-        grouped: dict[int, list[Any]] = defaultdict(list)
-        found = session.execute(select(*_ANNOTATION_COLUMNS).where(Annotation.task_id.in_([t.id for t in tasks]))
-                                .order_by(Annotation.id))
-        for annotation in found:
-            grouped[annotation.task_id].append(annotation)
-        rejected: dict[int, list[Any]] = {}
-        for task_id, mine in grouped.items():  # a rejected answer is listed, marked, and counts for nothing
-            if any(a.rejected_at is not None for a in mine):
-                rejected[task_id] = [a for a in mine if a.rejected_at is not None]
-                grouped[task_id] = [a for a in mine if a.rejected_at is None]
-        for task in tasks:
-            mine = grouped.get(task.id, [])
+    for id_rows in ids.partitions():
+        chunk_ids = [row[0] for row in id_rows]
+        by_id = {row[0]: row for row in connection.execute(
+            select(*_RAW_TASK_COLUMNS).where(Task.id.in_(chunk_ids), *recheck))}
+        tasks = [by_id[task_id] for task_id in chunk_ids if task_id in by_id]
+        kept: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
+        rejected: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
+        found = connection.execute(select(*_RAW_ANNOTATION_COLUMNS)
+                                   .where(Annotation.task_id.in_([t[0] for t in tasks])).order_by(Annotation.id))
+        for task_id, annotator_id, answer, seconds, created_at, rejected_at, excluded_at in found:
+            # A rejected answer is listed after the others, marked, and counts for nothing.
+            (kept if rejected_at is None else rejected)[task_id].append(
+                (annotator_id, load(answer), seconds, iso(created_at), rejected_at, excluded_at))
+        for (task_id, unique_id, batch_id, status, data, meta, response, confidence, method, needs_review,
+             details, completed_at, review_status, audit_status, predictions) in tasks:
+            mine = kept.get(task_id, ())
+            response = load(response)
+            needs_review = None if needs_review is None else bool(needs_review)  # SQLite: 0 or 1
+            listed = []
+            for annotator_id, answer, seconds, created_at, rejected_at, excluded_at in (
+                    [*mine, *rejected[task_id]] if task_id in rejected else mine):
+                head = heads.get(annotator_id)
+                if head is None:
+                    head = heads[annotator_id] = {"annotator": pseudonym(annotator_id),
+                                                  **source_of(annotator_id, models)}
+                item = {**head, "answer": answer, "seconds": seconds, "created_at": created_at}
+                if rejected_at is not None:
+                    item["rejected"] = True
+                if excluded_at is not None:
+                    item["excluded"] = True
+                listed.append(item)
             yield {
-                "task_id": task.id,
-                "unique_id": task.unique_id,
-                "batch": batch_names.get(task.batch_id) if task.batch_id else None,
-                "status": task.status,
-                "data": task.data,
-                "metadata": task.meta,
-                "response": task.response,
-                "confidence": task.confidence,
-                "method": task.method,
-                "needs_review": task.needs_review,
-                "details": task.details,
-                "completed_at": task.completed_at.isoformat() if task.completed_at else None,
-                "review": {"status": task.review_status, "audit": task.audit_status},
-                "provenance": _provenance(task, mine, models),
-                "predictions": task.predictions,
-                "annotations": [
-                    {
-                        "annotator": names[a.annotator_id] if a.annotator_id in names
-                        else names.setdefault(a.annotator_id, pseudonym(a.annotator_id)),
-                        **source_of(a.annotator_id, models),
-                        "answer": a.answer,
-                        "seconds": a.seconds,
-                        "created_at": a.created_at.isoformat(),
-                        **({"rejected": True} if a.rejected_at is not None else {}),
-                        **({"excluded": True} if a.excluded_at is not None else {}),
-                    }
-                    for a in [*mine, *rejected.get(task.id, [])]
-                ],
+                "task_id": task_id,
+                "unique_id": unique_id,
+                "batch": batch_names.get(batch_id) if batch_id else None,
+                "status": status,
+                "data": load(data),
+                "metadata": load(meta),
+                "response": response,
+                "confidence": confidence,
+                "method": method,
+                "needs_review": needs_review,
+                "details": load(details),
+                "completed_at": iso(completed_at),
+                "review": {"status": review_status, "audit": audit_status},
+                "provenance": _provenance(response, confidence, method, needs_review, [a[1] for a in mine],
+                                          {a[0] for a in mine}, models),
+                "predictions": load(predictions),
+                "annotations": listed,
             }
-        last = tasks[-1]
-        position = (last.completed_at, last.id) if by_completion else last.id
         done += len(tasks)
         if progress is not None:
             progress(done)

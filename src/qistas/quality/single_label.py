@@ -15,7 +15,7 @@ spec, never to float rounding (``best_label``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -40,6 +40,8 @@ def one_coin(accuracy: float, k: int) -> np.ndarray:
 class SingleLabelAggregator:
     """Per-task posteriors from per-worker confusion matrices (Dawid & Skene 1979 family)."""
 
+    results_: Sequence[TaskResult]
+
     def __init__(self, labels: Sequence[str]) -> None:
         self.labels = list(labels)
 
@@ -49,15 +51,34 @@ class SingleLabelAggregator:
     def fit(self, items: Sequence[Sequence[WorkerAnswer]], *, n_workers: int,
             contexts: Sequence[Any] | None = None) -> SingleLabelAggregator:
         check_items(items, n_workers, contexts)
-        k = len(self.labels)
         tasks = [i for i, answers in enumerate(items) for _ in answers]
         workers = [w for answers in items for w, _ in answers]
         labels = [self._index(a) for answers in items for _, a in answers]
         gold = np.array([self.labels.index(g) if g in self.labels else -1 for g in (contexts or [None] * len(items))],
                         dtype=np.int64)
-        estimator: Any = default_classifier().fit(np.array(tasks, dtype=np.int64), np.array(workers, dtype=np.int64),
-                                             np.array(labels, dtype=np.int64), n_labels=k, n_tasks=len(items),
-                                             n_workers=max(n_workers, 1), gold=gold)
+        self.fit_arrays(np.array(tasks, dtype=np.int64), np.array(workers, dtype=np.int64),
+                        np.array(labels, dtype=np.int64), n_tasks=len(items), n_workers=n_workers, gold=gold)
+        self.results_ = list(self.results_)
+        return self
+
+    def fit_arrays(self, tasks: np.ndarray, workers: np.ndarray, labels: np.ndarray, *, n_tasks: int,
+                   n_workers: int, gold: np.ndarray) -> SingleLabelAggregator:
+        """``fit`` on integer-coded answers: one (task, worker, label index) per answer, in the
+        order ``fit`` lists them (by task, then as given); ``gold[i]`` is task i's gold label
+        index or -1. For projects too big for a list per task: ``results_`` is then a sequence
+        that makes each task's result when asked for it, from ``best_`` and ``confidences_``.
+        """
+        if not len(tasks) == len(workers) == len(labels):
+            raise ValueError("tasks, workers and labels must have one entry per answer")
+        if len(gold) != n_tasks:
+            raise ValueError(f"gold has {len(gold)} entries for {n_tasks} tasks")
+        k = len(self.labels)
+        if len(labels) and (labels.min() < 0 or labels.max() >= k):
+            raise ValueError(f"label indices must be in [0, {k})")
+        estimator: Any = default_classifier().fit(np.asarray(tasks, dtype=np.int64),
+                                                  np.asarray(workers, dtype=np.int64),
+                                                  np.asarray(labels, dtype=np.int64), n_labels=k, n_tasks=n_tasks,
+                                                  n_workers=max(n_workers, 1), gold=gold)
         self.method_ = str(getattr(estimator, "chosen_", type(estimator).__name__)).lower()
         self.params_: dict[str, Any] = {
             "priors": np.round(estimator.priors_, 6).tolist(),
@@ -65,13 +86,12 @@ class SingleLabelAggregator:
         }
         self._load()
         probas = estimator.probas_
-        self.results_ = []
-        for i in range(len(items)):
-            if not items[i]:
-                self.results_.append(TaskResult({"label": self.labels[0]}, 0.0, needs_review=True))
-                continue
-            best = int(gold[i]) if gold[i] >= 0 else best_label(probas[i])
-            self.results_.append(TaskResult({"label": self.labels[best]}, float(probas[i, best])))
+        answered = np.bincount(np.asarray(tasks, dtype=np.int64), minlength=n_tasks) > 0
+        best = np.array([int(gold[i]) if gold[i] >= 0 else best_label(probas[i]) for i in range(n_tasks)],
+                        dtype=np.int64)
+        self.best_ = np.where(answered, best, -1)
+        self.confidences_ = np.where(answered, probas[np.arange(n_tasks), best] if n_tasks else 0.0, 0.0)
+        self.results_ = _Results(self.labels, self.best_, self.confidences_)
         return self
 
     def load_params(self, params: dict[str, Any]) -> SingleLabelAggregator:
@@ -107,3 +127,27 @@ class SingleLabelAggregator:
 def answer_score(answer: Any, response: Any, context: Any = None) -> float:
     """1.0 when the answer's label is the response's."""
     return float(answer.get("label") == response.get("label"))
+
+
+class _Results(Sequence[TaskResult]):
+    """Each task's ``TaskResult``, made when asked for (``best`` -1: a task with no answers)."""
+
+    def __init__(self, labels: list[str], best: np.ndarray, confidences: np.ndarray) -> None:
+        self.labels, self.best, self.confidences = labels, best, confidences
+
+    def __len__(self) -> int:
+        return len(self.best)
+
+    @overload
+    def __getitem__(self, i: int) -> TaskResult: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[TaskResult]: ...
+
+    def __getitem__(self, i: int | slice) -> TaskResult | list[TaskResult]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        best = int(self.best[i])
+        if best < 0:
+            return TaskResult({"label": self.labels[0]}, 0.0, needs_review=True)
+        return TaskResult({"label": self.labels[best]}, float(self.confidences[i]))
