@@ -211,6 +211,11 @@ def checkpoints(session: Session, *, org_id: int | None, upto: int | None = None
     return list(session.scalars(query.order_by(AuditCheckpoint.seq)))
 
 
+def last_checkpoint(session: Session, *, org_id: int | None) -> AuditCheckpoint | None:
+    return session.scalars(select(AuditCheckpoint).where(AuditCheckpoint.chain_id == chain_of(org_id))
+                           .order_by(AuditCheckpoint.seq.desc()).limit(1)).first()
+
+
 def event_fields(event: AuditEvent) -> dict[str, Any]:
     """The event as the chain hashes it, with its hash."""
     return {"org": event.org_id, "seq": event.seq, "at": time_text(event.at), "actor": event.actor,

@@ -89,7 +89,7 @@ def audit_page(request: Request, user: PageUser, db: Db, settings: AppSettings) 
     except Invalid as exc:
         values = {name: request.query_params.get(name, "")[:200] for name in FILTERS}
         return render(request, "console_audit.html", status=422, title=t("auditlog.title"), admin=is_admin(user),
-                      values=values, errors=field_errors(t, [exc], lambda name: name), events=[], chain=None)
+                      values=values, errors=field_errors(t, [exc], lambda name: name), events=[])
 
     def work(session: Session) -> dict[str, Any]:
         org = query.values["org"]
@@ -102,9 +102,9 @@ def audit_page(request: Request, user: PageUser, db: Db, settings: AppSettings) 
         else:
             page = audit.events_page(session, org_id=org_id, after=None, before=query.before or MAX_ID,
                                      limit=PAGE, where=query.where)
-        signed = audit.checkpoints(session, org_id=org_id)
+        signed = audit.last_checkpoint(session, org_id=org_id)
         return {"events": [audit.event_fields(e) for e in reversed(page)],
-                "checkpoint": audit.checkpoint_fields(signed[-1]) if signed else None,
+                "checkpoint": audit.checkpoint_fields(signed) if signed is not None else None,
                 "org": org if org and is_admin(user) else None}
 
     found = write(db, work)
