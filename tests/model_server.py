@@ -86,6 +86,7 @@ def model_server() -> Iterator[ModelServer]:
         protocol_version = "HTTP/1.1"
         body_text = ""
         model = ""
+        counted = False
 
         def do_POST(self) -> None:  # noqa: N802 - the http.server protocol
             found = state["server"]
@@ -101,11 +102,19 @@ def model_server() -> Iterator[ModelServer]:
                 model = body["model"]
                 found.in_flight[model] = found.in_flight.get(model, 0) + 1
                 found.peak[model] = max(found.peak.get(model, 0), found.in_flight[model])
+            self.counted = True
             try:
                 self._answer(found, mode, label, times)
             finally:
+                self._finished(found)
+
+        def _finished(self, found: ModelServer) -> None:
+            """Counted out once, before the answer is written: a client that has the answer may
+            ask again at once, and its next request must not overlap this one in ``peak``."""
+            if self.counted:
+                self.counted = False
                 with found.lock:
-                    found.in_flight[model] -= 1
+                    found.in_flight[self.model] -= 1
 
         def _answer(self, found: ModelServer, mode: str, label: str, times: int) -> None:
             if self.path != "/v1/chat/completions":
@@ -133,6 +142,7 @@ def model_server() -> Iterator[ModelServer]:
 
         def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None,
                   content_type: str = "application/json") -> None:
+            self._finished(state["server"])
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
