@@ -63,8 +63,8 @@ def test_reads_and_the_loop_are_recorded(world: World, worked: dict[str, Any]) -
     task_id = worked["lease"]["task"]["id"]
     on_task = _events(world, object_type="task", object_id=task_id)
     assert [e["action"] for e in on_task] == ["task.take", "task.read", "annotation.create", "task.read"]
-    # The annotator appears under the organization's pseudonym for them, never their account.
-    worker = pseudonym(SECRET, world.tenant.org_id, world.tenant.annotator_ids[0])
+    # The annotator appears under their pseudonym in the project, never their account.
+    worker = pseudonym(SECRET, pid, world.tenant.annotator_ids[0])
     assert [e["actor"] for e in on_task[:3]] == [worker] * 3
     assert on_task[0]["details"] == {"assignment": worked["lease"]["id"]}
     assert on_task[3]["actor"].startswith("member:")

@@ -3,6 +3,8 @@ roles, bad input, and exclusion re-opening tasks."""
 
 from __future__ import annotations
 
+import json
+
 import httpx
 
 from tests.api.helpers import error_of, field_of, take_if_any
@@ -33,7 +35,10 @@ def test_report_names_annotators_by_pseudonym_only(tenant: Tenant) -> None:
     assert str(only["annotator"]).startswith("annotator-") and only["answers"] == 6
     assert only["flags"] == []  # six answers: fewer than any flag needs
     # The same pseudonym as the results' export; no account, email or id.
-    assert "@" not in str(only) and str(tenant.annotator_ids[0]) not in str(only["annotator"])
+    assert "@" not in str(only) and str(only["annotator"]).removeprefix("annotator-") != str(tenant.annotator_ids[0])
+    export = tenant.owner.get(f"/projects/{project['id']}/export", params={"format": "jsonl"}).text
+    assert {a["annotator"] for line in export.splitlines() for a in json.loads(line)["annotations"]} == \
+        {only["annotator"]}
     assert tenant.member.get(f"/projects/{project['id']}/fraud").status_code == 200  # members may read
 
 

@@ -96,6 +96,23 @@ def test_pseudonyms_differ_between_customers(world: World, exported: dict[str, A
     assert ours not in theirs
 
 
+def test_pseudonyms_differ_between_projects_of_one_customer(world: World, exported: dict[str, Any]) -> None:
+    worker = world.tenant.annotators[0]
+    first = [a["annotator"] for record in _jsonl(world, exported["pid"]) for a in record["annotations"]]
+    pid = world.tenant.project()["id"]
+    world.tenant.add_tasks(pid, [{"data": {"text": "x"}}])
+    lease = take(worker, pid)
+    submit(worker, lease["id"], {"label": "mixed"})
+    [record] = [r for r in _jsonl(world, pid) if r["annotations"]]
+    [name] = [a["annotator"] for a in record["annotations"]]
+    # The same person, in another project of the same organization: a name of that project only.
+    assert name.startswith("annotator-") and name not in first
+    task = world.tenant.owner.get(f"/tasks/{lease['task']['id']}").json()
+    assert [a["annotator"] for a in task["annotations"]] == [name]
+    events = world.tenant.owner.get("/audit", params={"object_type": "task", "object_id": lease["task"]["id"]}).json()
+    assert {e["actor"] for e in events["items"] if e["action"] in ("task.take", "annotation.create")} == {name}
+
+
 def test_csv_export_is_spreadsheet_safe_and_keeps_arabic(world: World, exported: dict[str, Any]) -> None:
     columns, rows = _csv(world, exported["pid"])
     assert columns == ["task_id", "unique_id", "batch", "status", "data", "metadata", "response", "confidence",

@@ -37,6 +37,7 @@ class Submitted:
     created: bool  # False when this was a repeat of an earlier submit
     feedback: dict[str, Any] | None = None  # on gold tasks of training projects only
     org_id: int | None = None  # the project's organization, for the audit log (new answers only)
+    project_id: int = 0  # the project, whose pseudonym for the annotator the audit log shows
     attempt: ExamAttempt | None = None  # an exam's attempt this answer finished
 
 
@@ -104,7 +105,8 @@ def submit(
                                           correct=gold_correct, now=now)
     elif gold_correct is not None and gold_rules.parse_policy(project.gold_policy).feedback:
         feedback = {"correct": gold_correct, "expected": task.gold}
-    return Submitted(annotation, created=True, feedback=feedback, org_id=project.org_id, attempt=finished)
+    return Submitted(annotation, created=True, feedback=feedback, org_id=project.org_id,
+                     project_id=project.id, attempt=finished)
 
 
 def settle(session: Session, *, task: Task, project: Project, spec: Any, now: datetime) -> None:

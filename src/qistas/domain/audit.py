@@ -73,7 +73,7 @@ def record(
     pseudonym: Callable[[int], str] | None = None,
 ) -> None:
     """Append an event to the organization's chain (``org_id`` None: the instance's chain), in
-    the caller's transaction. ``pseudonym`` names an annotator as the organization sees them."""
+    the caller's transaction. ``pseudonym`` names an annotator as the event's project shows them."""
     chain = chain_of(org_id)
     name = actor_name(actor, pseudonym)
     plain = normal_details(details)

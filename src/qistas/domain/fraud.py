@@ -177,7 +177,7 @@ def _reason(raw: Any) -> str:
 def act(session: Session, *, project: Project, annotator_id: int, name: str, action: str, reason: Any,
         actor: User, now: datetime) -> ActionResult:
     """Apply a fraud action to an annotator of the project (see the module docstring); ``name``
-    is how the audit log names them (the organization's pseudonym)."""
+    is how the audit log names them (their pseudonym in the project)."""
     if action not in ACTIONS:
         raise Invalid(f"action must be one of {', '.join(ACTIONS)}", details={"field": "action"})
     text = _reason(reason) if action != "clear" else (reason if isinstance(reason, str) else "")

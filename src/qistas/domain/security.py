@@ -33,21 +33,15 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def project_pseudonym(secret: str, project_id: int, user_id: int) -> str:
-    """A name for an annotator as a reviewer of one project sees them: a different one in each
-    project, so reviewers cannot follow a worker across projects or match them with a customer."""
-    digest = hmac.new(secret.encode(), f"project:{project_id}:{user_id}".encode(), hashlib.sha256)
-    return "annotator-" + digest.hexdigest()[:10]
-
-
 @lru_cache(maxsize=4096)
-def pseudonym(secret: str, org_id: int | None, user_id: int) -> str:
-    """A stable name for an annotator as one organization sees it.
+def pseudonym(secret: str, project_id: int, user_id: int) -> str:
+    """The name of an annotator in one project, as its customer and its reviewers see them.
 
-    Keyed by organization, so two customers cannot match up the workers they share.
+    A different name in each project: a customer cannot follow a worker from one of its
+    projects to another, and two customers cannot match up the workers they share.
     Remembered for the most recent annotators: the annotation loop names its annotator in
     two audit events per answer, and an HMAC costs more than the rest of such an event's
     fields together.
     """
-    digest = hmac.digest(secret.encode(), f"{org_id}:{user_id}".encode(), "sha256")
+    digest = hmac.digest(secret.encode(), f"project:{project_id}:{user_id}".encode(), "sha256")
     return "annotator-" + digest.hex()[:10]

@@ -210,11 +210,11 @@ class Exporter:
                     write(self.db, lambda s: self._progress(s, job_id, attempt, done, selection.total))
                     last = time.monotonic()
 
-            secret, org_id = self.settings.secret_key or "", project.org_id
+            secret, project_id = self.settings.secret_key or "", project.id
 
             def records() -> Iterator[dict[str, Any]]:
                 return results.iter_export_records(session, selection=selection, progress=progress,
-                                                   pseudonym=lambda user_id: pseudonym(secret, org_id, user_id))
+                                                   pseudonym=lambda user_id: pseudonym(secret, project_id, user_id))
 
             ext = exportformats.extension(job.format, spec)
             name = f"project-{project.id}-export-{job_id}.{ext}"

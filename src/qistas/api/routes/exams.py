@@ -93,7 +93,7 @@ def list_attempts(project_id: Id, actor: Actor, db: Db, settings: AppSettings) -
             return [attempt_read(a) for a in exams.attempts_of(session, user_id=actor.id, project_id=project.id)]
         project = ensure_customer_access(actor, project)
         secret = settings.secret_key or ""
-        return [attempt_read(a, pseudonym(secret, project.org_id, a.annotator_id))
+        return [attempt_read(a, pseudonym(secret, project.id, a.annotator_id))
                 for a in exams.attempts_at(session, project_id=project.id)]
 
     return read(db, work)

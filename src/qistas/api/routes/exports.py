@@ -85,7 +85,7 @@ def _stream(db: Db, settings: Settings, project: Project, spec: Any, selection: 
     with db.reader() as session:
         def records() -> Iterator[dict[str, Any]]:
             return results.iter_export_records(
-                session, selection=selection, pseudonym=lambda user_id: pseudonym(secret, project.org_id, user_id))
+                session, selection=selection, pseudonym=lambda user_id: pseudonym(secret, project.id, user_id))
 
         yield from exportformats.render(fmt, records, spec=spec, workdir=export_dir(settings),
                                         name=f"project-{project.id}")

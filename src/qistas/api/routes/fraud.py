@@ -35,7 +35,7 @@ def fraud_report(
         secret = settings.secret_key or ""
 
         def name(user_id: int) -> str:
-            return pseudonym(secret, project.org_id, user_id)
+            return pseudonym(secret, project.id, user_id)
 
         found, detector = fraud.detect(session, projects=[project], min_seconds=min_seconds)
         return FraudReport(project_id=project.id, floor_seconds=round(fraud.floor_of(detector), 3), annotators=[
@@ -61,10 +61,10 @@ def fraud_action(
         project = ensure_fraud_manager(actor, session.get(Project, project_id))
         secret = settings.secret_key or ""
         found = gold.find_annotator(session, project_id=project.id, named=lambda user_id: annotator in (
-            pseudonym(secret, project.org_id, user_id), *([str(user_id)] if is_admin(actor) else [])))
+            pseudonym(secret, project.id, user_id), *([str(user_id)] if is_admin(actor) else [])))
         if found is None:
             raise NotFound("annotator not found in this project")
-        done = fraud.act(session, project=project, annotator_id=found, name=pseudonym(secret, project.org_id, found),
+        done = fraud.act(session, project=project, annotator_id=found, name=pseudonym(secret, project.id, found),
                          action=action, reason=body.reason, actor=actor, now=utcnow())
         return FraudActionRead(annotator=annotator, project_id=project.id, status=done.status, blocked=done.blocked,
                                excluded=done.excluded, reopened=done.reopened, redecided=done.redecided)

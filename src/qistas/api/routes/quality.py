@@ -34,7 +34,7 @@ def project_quality(project_id: Id, actor: Actor, db: Db, settings: AppSettings)
         secret = settings.secret_key or ""
 
         def name(user_id: int) -> str:
-            return pseudonym(secret, project.org_id, user_id)
+            return pseudonym(secret, project.id, user_id)
 
         report = quality_report.project_quality(session, project=project, pseudonym=name)
         report["review"] = reviews.report(session, project=project, name=name)
@@ -100,7 +100,7 @@ def unblock(annotator: Annotated[str, Path(max_length=64)], body: Unblock, actor
         project = ensure_customer_access(actor, session.get(Project, body.project))
         secret = settings.secret_key or ""
         found = gold.find_annotator(session, project_id=project.id, named=lambda user_id: annotator in (
-            pseudonym(secret, project.org_id, user_id), *([str(user_id)] if is_admin(actor) else [])))
+            pseudonym(secret, project.id, user_id), *([str(user_id)] if is_admin(actor) else [])))
         if found is None:
             raise NotFound("annotator not found in this project")
         done = gold.unblock(session, project=project, annotator_id=found, probation=body.probation, actor=actor)

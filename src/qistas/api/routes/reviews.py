@@ -20,7 +20,7 @@ from qistas.db.models import Project, Review, Task, User
 from qistas.db.types import utcnow
 from qistas.db.unit_of_work import read, write
 from qistas.domain import audit, media, reviews
-from qistas.domain.security import project_pseudonym, pseudonym
+from qistas.domain.security import pseudonym
 from qistas.domain.tasktypes import parse_spec
 from qistas.errors import NotFound
 from qistas.policies import ensure_annotator_access, ensure_customer_access_to, ensure_reviewer_access
@@ -28,10 +28,10 @@ from qistas.policies import ensure_annotator_access, ensure_customer_access_to, 
 router = APIRouter(tags=["review"])
 
 
-def _record(session: Session, secret: str, *, actor: User, action: str, task_id: int, org_id: int,
+def _record(session: Session, secret: str, *, actor: User, action: str, task_id: int, project: Project,
             details: dict[str, int | str]) -> None:
-    audit.record(session, actor=actor, action=action, object_type="task", object_id=task_id, org_id=org_id,
-                 details=details, pseudonym=lambda user_id: pseudonym(secret, org_id, user_id))
+    audit.record(session, actor=actor, action=action, object_type="task", object_id=task_id, org_id=project.org_id,
+                 details=details, pseudonym=lambda user_id: pseudonym(secret, project.id, user_id))
 
 
 def review_read(review: Review) -> ReviewRead:
@@ -55,14 +55,14 @@ def take_review(project_id: Id, actor: Actor, db: Db, settings: AppSettings) -> 
         task = lease.task
         judged = lease.judged(parse_spec(project.task_spec))
         # The answer carries the task's data and its answers: a read of customer data.
-        _record(session, secret, actor=actor, action="review.take", task_id=task.id, org_id=project.org_id,
+        _record(session, secret, actor=actor, action="review.take", task_id=task.id, project=project,
                 details={"review": lease.review.id})
         assert lease.review.expires_at is not None
         expires = media.url_expiry(settings, lease_expires=lease.review.expires_at, now=utcnow())
         data = media.present(task.data, secret=secret, scope=f"r{lease.review.id}", expires=expires)
         return ReviewLeaseRead(
             id=lease.review.id, project_id=project.id, task=TaskWorkView(id=task.id, data=data),
-            answers=[ReviewedAnswer(id=row.id, annotator=project_pseudonym(secret, project.id, row.annotator_id),
+            answers=[ReviewedAnswer(id=row.id, annotator=pseudonym(secret, project.id, row.annotator_id),
                                     answer=row.answer, agrees=agrees) for row, agrees in judged],
             response=task.response, confidence=task.confidence, expires_at=lease.review.expires_at,
         )
@@ -84,7 +84,7 @@ def submit_review(review_id: Id, body: ReviewCreate, actor: Actor, db: Db, setti
             project = session.get(Project, done.task.project_id)
             assert project is not None
             _record(session, secret, actor=actor, action=f"review.{body.action}", task_id=done.task.id,
-                    org_id=project.org_id, details={"review": done.review.id})
+                    project=project, details={"review": done.review.id})
         else:
             response.status_code = 200
         return review_read(done.review)

@@ -303,8 +303,8 @@ def callback_checker(settings: Settings) -> Callable[[str], None]:
     return check
 
 
-def _pseudonymizer(secret: str, org_id: int) -> Any:
-    return lambda user_id: pseudonym(secret, org_id, user_id)
+def _pseudonymizer(secret: str, project_id: int) -> Any:
+    return lambda user_id: pseudonym(secret, project_id, user_id)
 
 
 def task_read(task: Task, annotations: list[AnnotationRead] | None = None) -> TaskRead:
@@ -345,9 +345,9 @@ def get_task(task_id: Id, actor: Actor, db: Db, settings: AppSettings) -> Any:
         if task is None or project is None:
             raise NotFound("task not found")
         if actor.role == Role.ANNOTATOR:
-            return _annotator_task(session, actor, task, org_id=project.org_id, secret=settings.secret_key or "")
+            return _annotator_task(session, actor, task, project=project, secret=settings.secret_key or "")
         ensure_customer_access_to(actor, project, what="task")
-        name = _pseudonymizer(settings.secret_key or "", project.org_id)
+        name = _pseudonymizer(settings.secret_key or "", project.id)
         models = model_names(session, org_id=project.org_id)
         annotations = [
             AnnotationRead(id=a.id, task_id=a.task_id, annotator=name(a.annotator_id), answer=a.answer,
@@ -376,15 +376,15 @@ def cancel_task(task_id: Id, actor: Actor, db: Db) -> TaskRead:
     return write(db, work)
 
 
-def _annotator_task(session: Session, actor: User, task: Task, *, org_id: int, secret: str) -> dict[str, Any]:
+def _annotator_task(session: Session, actor: User, task: Task, *, project: Project, secret: str) -> dict[str, Any]:
     """Annotators may read a task they hold or held a lease on: its id and data only."""
     held = session.scalar(
         select(Assignment.id).where(Assignment.task_id == task.id, Assignment.annotator_id == actor.id)
     )
     if held is None:
         raise NotFound("task not found")
-    audit.record(session, actor=actor, action="task.read", object_type="task", object_id=task.id, org_id=org_id,
-                 pseudonym=_pseudonymizer(secret, org_id))
+    audit.record(session, actor=actor, action="task.read", object_type="task", object_id=task.id,
+                 org_id=project.org_id, pseudonym=_pseudonymizer(secret, project.id))
     return {"id": task.id, "data": task.data}
 
 

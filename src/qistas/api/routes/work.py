@@ -53,13 +53,13 @@ def metrics_of(request: Request) -> Metrics:
 
 
 def record(session: Session, settings: Settings, *, actor: User, action: str, object_type: str, object_id: int,
-           org_id: int, details: dict[str, Any] | None = None) -> None:
-    """An audit event of the loop, in the loop's transaction, the annotator under the
-    organization's pseudonym for them. Recorded last, so the chain's head is held only
-    until the commit."""
+           org_id: int, project_id: int, details: dict[str, Any] | None = None) -> None:
+    """An audit event of the loop, in the loop's transaction, the annotator under their
+    pseudonym in the project. Recorded last, so the chain's head is held only until the
+    commit."""
     secret = settings.secret_key or ""
     audit.record(session, actor=actor, action=action, object_type=object_type, object_id=object_id,
-                 org_id=org_id, details=details, pseudonym=lambda user_id: pseudonym(secret, org_id, user_id))
+                 org_id=org_id, details=details, pseudonym=lambda user_id: pseudonym(secret, project_id, user_id))
 
 
 def record_result(session: Session, settings: Settings, *, actor: User, project: Project,
@@ -67,7 +67,7 @@ def record_result(session: Session, settings: Settings, *, actor: User, project:
     """The audit event of a finished exam attempt: ``exam.pass`` (with the skill it granted) or
     ``exam.fail``."""
     record(session, settings, actor=actor, action=f"exam.{'pass' if attempt.status == exams.PASSED else 'fail'}",
-           object_type="exam_attempt", object_id=attempt.id, org_id=project.org_id,
+           object_type="exam_attempt", object_id=attempt.id, org_id=project.org_id, project_id=project.id,
            details=exams.result_details(attempt, project))
 
 
@@ -112,7 +112,7 @@ async def take(project_id: Id, request: Request) -> Response:
         lease, task = claimed
         # The answer carries the task's data: a read of customer data, one event per lease handed out.
         record(session, settings, actor=actor, action="task.take", object_type="task", object_id=task.id,
-               org_id=project.org_id, details={"assignment": lease.id})
+               org_id=project.org_id, project_id=project.id, details={"assignment": lease.id})
         prefill = assignments.prefill(session, project=project, task_id=task.id)
         return lease_response(assignment_read(lease, task, prefill, settings=settings), 201)
 
@@ -139,7 +139,8 @@ async def submit(assignment_id: Id, body: SubmitCreate, request: Credentials) ->
                 assert project is not None
                 record_result(session, settings, actor=actor, project=project, attempt=done.attempt)
             record(session, settings, actor=actor, action="annotation.create", object_type="task",
-                   object_id=stored.task_id, org_id=done.org_id, details={"annotation": stored.id})
+                   object_id=stored.task_id, org_id=done.org_id,
+                   project_id=done.project_id, details={"annotation": stored.id})
         # 200 for a repeat: the annotation stored the first time, nothing new.
         return json_response(stored, 201 if done.created else 200)
 
@@ -166,8 +167,8 @@ async def skip(assignment_id: Id, request: Request) -> Response:
                 finished = exams.question_ended(session, project=project, annotator_id=annotator.id, now=utcnow())
                 if finished is not None:
                     record_result(session, settings, actor=annotator, project=project, attempt=finished)
-            record(session, settings, actor=annotator, action="task.skip", object_type="task",
-                   object_id=lease.task_id, org_id=project.org_id, details={"assignment": lease.id})
+            record(session, settings, actor=annotator, action="task.skip", object_type="task", object_id=lease.task_id,
+                   org_id=project.org_id, project_id=project.id, details={"assignment": lease.id})
         return Response(status_code=204)
 
     response = await write_now(db, work)
@@ -187,7 +188,7 @@ async def renew(assignment_id: Id, request: Request) -> Response:
         project = load_project(session, assignment.project_id)
         assert project is not None
         record(session, settings, actor=actor, action="task.renew", object_type="task", object_id=assignment.task_id,
-               org_id=project.org_id, details={"assignment": assignment.id})
+               org_id=project.org_id, project_id=project.id, details={"assignment": assignment.id})
         prefill = assignments.prefill(session, project=project, task_id=assignment.task_id)
         task = assignments.work_task(session, assignment.task_id)
         return lease_response(assignment_read(assignment, task, prefill, settings=settings), 200)

@@ -44,5 +44,5 @@ class AttemptRead(BaseModel):
     pass_mark: float
     started_at: datetime
     finished_at: datetime | None
-    annotator: str | None = Field(description="the annotator's pseudonym (the organization's view; null to the "
-                                              "annotator)")
+    annotator: str | None = Field(description="the annotator's pseudonym in the exam's project (the "
+                                              "organization's view; null to the annotator)")

@@ -11,7 +11,7 @@ from qistas.domain.fraud import MAX_REASON
 
 
 class FraudAnnotatorRead(BaseModel):
-    annotator: str = Field(description="pseudonym, stable within an organization (as in results)")
+    annotator: str = Field(description="pseudonym in the project (as in its results)")
     answers: int = Field(description="answers judged (excluded ones are not)")
     signals: dict[str, Any] = Field(description="fast_share, burst_share, top_answer_share, entropy_ratio, "
                                                 "one_answer_p, chance_log_bf")

@@ -17,7 +17,7 @@ class ImportRead(BaseModel):
 class AnnotationRead(BaseModel):
     id: int
     task_id: int
-    annotator: str = Field(description="pseudonym, stable within an organization")
+    annotator: str = Field(description="pseudonym, a different one in each project")
     answer: Any
     seconds: float | None
     created_at: datetime

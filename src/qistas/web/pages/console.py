@@ -164,7 +164,7 @@ def project_page(project_id: PageId, request: Request, user: PageUser, db: Db, s
         found = insights.project_insights(session, project=project)
         hourly = insights.hourly_throughput(session, project_id=project.id, now=now)
         review = reviews.report(session, project=project,
-                                name=lambda user_id: pseudonym(secret, project.org_id, user_id))
+                                name=lambda user_id: pseudonym(secret, project.id, user_id))
         # A reviewer among the organization's people: their way into the review queue.
         mine = reviews.waiting(session, project_ids=[project.id], reviewer_id=user.id).get(project.id, 0) \
             if may_review(user, project) else None
@@ -176,7 +176,7 @@ def project_page(project_id: PageId, request: Request, user: PageUser, db: Db, s
     data = write(db, work)
     project, stats, found = data["project"], data["stats"], data["insights"]
     models = data["models"]  # people and models in two tables, a model by its name
-    people = [{"name": pseudonym(secret, project.org_id, r.annotator_id), "annotations": r.annotations,
+    people = [{"name": pseudonym(secret, project.id, r.annotator_id), "annotations": r.annotations,
                "median_seconds": r.median_seconds, "agreement": r.agreement}
               for r in found.annotators if r.annotator_id not in models]
     machines = [{"name": models[r.annotator_id], "annotations": r.annotations, "agreement": r.agreement}
@@ -287,11 +287,11 @@ def task_page(task_id: PageId, request: Request, user: PageUser, db: Db, setting
 
     project, task, found, verdicts = write(db, work)
     secret = settings.secret_key or ""
-    annotations = [{"annotator": pseudonym(secret, project.org_id, a.annotator_id), "answer": a.answer,
+    annotations = [{"annotator": pseudonym(secret, project.id, a.annotator_id), "answer": a.answer,
                     "seconds": a.seconds, "created_at": a.created_at, "sent_back": a.rejected_at is not None,
                     "reason": a.rejection_reason} for a in found]
     history = [{"stage": v.stage, "action": v.action, "reason": v.reason, "answer": v.answer, "round": v.round,
-                "when": v.ended_at, "who": pseudonym(secret, project.org_id, v.reviewer_id)} for v in verdicts]
+                "when": v.ended_at, "who": pseudonym(secret, project.id, v.reviewer_id)} for v in verdicts]
     t = translator(request)
     return render(request, "console_task.html", title=isolate(project.name), project=project, task=task,
                   annotations=annotations, history=history, auditable=reviews.auditable(task, verdicts),
