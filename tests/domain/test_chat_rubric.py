@@ -111,7 +111,8 @@ def test_each_criterion_learns_its_own_worker_model() -> None:
                       for w in range(3)])
     fitted = ChatAggregator().fit(tasks, n_workers=3, contexts=[context] * len(tasks))
     assert fitted.params_["ratings"] is None and set(fitted.params_["criteria"]) == {"helpful", "harmless"}
-    harmless, helpful = fitted.params_["criteria"]["harmless"]["sigmas"], fitted.params_["criteria"]["helpful"]["sigmas"]
+    models = fitted.params_["criteria"]
+    harmless, helpful = models["harmless"]["sigmas"], models["helpful"]["sigmas"]
     assert harmless[2] > 2 * harmless[0] and helpful[2] < harmless[2]
     reloaded = ChatAggregator().load_params(json.loads(json.dumps(fitted.params_)))
     for i, answers in enumerate(tasks):

@@ -77,7 +77,8 @@ def test_chat_turns_rated_by_number_keys_a_candidate_chosen_and_rewritten(lang: 
     assert answers(people.owner, second) == [{"ratings": [3], "rewrite": "الشتاء، من نوفمبر إلى مارس، والجو لطيف."}]
 
 
-RUBRIC = [{"name": "helpful", "label": "Helpful"}, {"name": "dialect", "label": "اللهجة مناسبة (Gulf)", "min": 1, "max": 3}]
+RUBRIC = [{"name": "helpful", "label": "Helpful"},
+          {"name": "dialect", "label": "اللهجة مناسبة (Gulf)", "min": 1, "max": 3}]
 
 
 @pytest.mark.parametrize("lang", ["en", "ar"])
