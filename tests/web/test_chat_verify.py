@@ -11,10 +11,21 @@ from playwright.sync_api import Page, expect
 from tests.conftest import LiveServer
 from tests.web.conftest import People
 from tests.web.helpers import answers, project_with_tasks, wait_empty, wait_task
-from tests.web.test_review import check_language, read_in, shot
+from tests.web.test_review import (
+    Crowd,
+    check_language,
+    crowd,
+    differing,
+    open_review,
+    read_in,
+    shot,
+    task_of,
+    wait_review,
+)
 from tests.web.test_workspace import open_workspace
 
 pytestmark = pytest.mark.sqlite_only
+__all__ = ["crowd"]  # the fixture, shared with the review tests
 
 CONVERSATION = [
     {"role": "system", "content": "You answer in the dialect the user writes."},
@@ -139,6 +150,37 @@ def test_chat_turns_rated_per_criterion_by_keyboard(lang: str, page: Page, peopl
 
     assert answers(people.owner, task_id) == [{"ratings": [{"helpful": 4, "dialect": 2}, {"helpful": 1, "dialect": 3}],
                                                "choice": 0}]
+
+
+@pytest.mark.parametrize("lang", ["en", "ar"])
+def test_chat_rubric_reviewed_and_corrected_by_keyboard(lang: str, page: Page, people: People, crowd: Crowd,
+                                                        server: LiveServer) -> None:
+    t = read_in(page, server, lang)
+    spec = {"type": "chat", "rewrite": False, "criteria": RUBRIC}
+    project_id, (task_id,) = project_with_tasks(people.owner, spec, [{"messages": CONVERSATION[:3]}],
+                                                redundancy={"min": 3, "max": 3}, review={"share": 1})
+    dialect = [3, 3, 2]  # the third annotator dissents on the dialect only (the consensus stays 3)
+    crowd.answer_all(project_id, lambda n, _data: {"ratings": [{"helpful": 4, "dialect": dialect[n]}]})
+    open_review(page, project_id, 1, t)
+    wait_review(page, task_id)
+    check_language(page, lang, "reviewing a chat rubric", "#actions")
+    assert differing(page) == [2]
+    # Each answer's table: a row per turn and criterion, the criterion's label isolated; the dissent marked.
+    marked = page.locator(".rv-answer.differs tr.diff th bdi")
+    expect(marked).to_have_text([RUBRIC[1]["label"]])
+    assert marked.get_attribute("dir") == "auto"
+    expect(page.locator(".rv-answer.differs tr.diff td")).to_have_text(["2"])
+    page.keyboard.press("c")  # correct, from the aggregated answer, with the widget's keys
+    rows = page.locator("#task .criterion-rating")
+    expect(rows.nth(1).locator("[aria-pressed=true]")).to_have_text("3")  # prefilled
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("1")
+    expect(rows.nth(1).locator("[aria-pressed=true]")).to_have_text("1")
+    shot(page, f"review-chat-rubric-{lang}")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#review-empty")
+    found = task_of(people.owner, task_id)
+    assert (found["review"]["status"], found["response"]) == ("corrected", {"ratings": [{"helpful": 4, "dialect": 1}]})
 
 
 @pytest.mark.parametrize("lang", ["en", "ar"])
