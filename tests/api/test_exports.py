@@ -206,6 +206,40 @@ def test_chat_sft(tenant: Tenant) -> None:
     assert [m["role"] for m in rows[1]["messages"]] == ["system", "user", "assistant"]
 
 
+def test_chat_rubric_aggregated_per_criterion_and_exported(tenant: Tenant) -> None:
+    rubric = [{"name": "helpful", "label": "Helpful"}, {"name": "harmless", "label": "غير مؤذٍ", "min": 0, "max": 2}]
+    created = tenant.project({"type": "chat", "criteria": rubric}, redundancy={"min": 3, "max": 3})
+    assert created["task"]["criteria"][1] == {"name": "harmless", "label": "غير مؤذٍ", "min": 0, "max": 2}
+    assert created["task"]["criteria"][0]["min"] == 1  # the spec's scale
+    plain = tenant.project({"type": "chat"})
+    assert "criteria" not in plain["task"]  # a spec without a rubric is stored as it always was
+    messages = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"},
+                {"role": "user", "content": "a joke?"}, {"role": "assistant", "content": "knock knock"}]
+    pid = created["id"]
+    tenant.add_tasks(pid, [{"data": {"messages": messages}}])
+    helpful = [5, 5, 1]  # the last annotator disagrees on the first turn's helpfulness only
+    label_everything(tenant, pid, lambda _data, i: {
+        "ratings": [{"helpful": helpful[i], "harmless": 2}, {"helpful": 3, "harmless": 1}],
+        "rewrite": "knock knock, who is there?"}, workers=3)
+
+    row = json.loads(_export(tenant, pid).text.splitlines()[0])
+    assert row["status"] == "completed"
+    assert row["response"]["ratings"][1] == {"helpful": 3, "harmless": 1}
+    assert row["response"]["ratings"][0]["harmless"] == 2
+    sure = row["details"]["ratings_confidence"]
+    assert sure[0]["helpful"] < sure[0]["harmless"] and sure[0]["helpful"] < sure[1]["helpful"]
+    assert row["confidence"] == pytest.approx(min(min(turn.values()) for turn in sure))
+
+    sft = json.loads(_export(tenant, pid, format="chat").text)
+    assert sft["messages"][-1] == {"role": "assistant", "content": "knock knock, who is there?"}
+    assert [(r["message"], r["ratings"], r["confidence"]) for r in sft["rubric"]] == [
+        (1, row["response"]["ratings"][0], sure[0]), (3, row["response"]["ratings"][1], sure[1])]
+    pairs = [json.loads(x) for x in _export(tenant, pid, format="preference").text.splitlines()]
+    assert [(p["chosen"][0]["content"], p["rejected"][0]["content"]) for p in pairs] == [
+        ("knock knock, who is there?", "knock knock")]
+    assert pairs[0]["rubric"] == sft["rubric"]
+
+
 def test_another_tenants_export_is_not_found(tenant: Tenant, rival: Tenant) -> None:
     pid = _classified(tenant)
     answer = rival.owner.get(f"/projects/{pid}/export")

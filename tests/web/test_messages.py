@@ -118,6 +118,9 @@ def test_each_catalogue_entry_uses_only_the_values_its_error_has() -> None:
     ({"type": "pairwise", "criteria": [str(n) for n in range(51)]},
      f"“{isolate('Criteria')}”: too many entries (at most {isolate(50)}).",
      f"«{isolate('المعايير')}»: العناصر أكثر من اللازم (الحد الأقصى {isolate(50)})."),
+    ({"type": "chat", "criteria": [{"name": "helpful"}, {"name": "helpful", "label": "مفيد"}]},
+     f"Each criterion needs its own name: “{isolate('helpful')}” is given twice.",
+     f"لكل معيار اسم خاص به: الاسم «{isolate('helpful')}» مكرر."),
     ({"type": "text", "colour": "red"}, f"“{isolate('task.colour')}” is not a setting of this task type.",
      f"«{isolate('task.colour')}» ليس من إعدادات هذا النوع من المهام."),
 ])

@@ -7,11 +7,16 @@ optionally, ``candidates`` (2 to 10 candidate next assistant turns, as text). An
 task has candidates; ``rewrite`` (with the spec's ``rewrite``) of the chosen candidate, or of
 the conversation's last turn when it is the assistant's and there are no candidates.
 
-Gold matching: every rating within ``gold_tolerance``, the same choice, and a rewrite whose
+With ``criteria`` (a rubric: ``[{"name", "label"?, "min"?, "max"?}, ...]``, each on its own
+scale, the spec's ``min``/``max`` where it names none), each assistant turn is rated once
+per criterion: ``{"ratings": [{name: n, ...} per assistant turn], ...}``.
+
+Gold matching: every rating (every criterion's) within ``gold_tolerance``, the same choice, and a rewrite whose
 word error rate against the gold one is at most ``1 - gold_rewrite_min``. Exported as chat
 SFT (``chat``: the conversation with the chosen and rewritten turn) and preference pairs
 (``preference``: the chosen candidate over each other one, the rewrite over the turn it
-rewrote).
+rewrote); with criteria both carry ``rubric``, each rated turn's per-criterion consensus and
+confidence.
 """
 
 from __future__ import annotations
@@ -19,7 +24,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationInfo,
+    field_validator,
+    model_serializer,
+)
 from pydantic_core import PydanticCustomError
 
 from qistas.domain.exportrecords import chunks, provenance, to_json
@@ -27,10 +40,12 @@ from qistas.domain.tasktypes.base import (
     ExportFormat,
     FieldName,
     FormField,
+    Label,
     Records,
     Spec,
     TaskType,
     at_most,
+    distinct_labels,
     fail,
     integer,
     items,
@@ -45,6 +60,30 @@ MAX_CANDIDATES = 10
 MAX_REWRITE = 100_000
 ROLES = ("system", "user", "assistant")
 MAX_SCALE = 100
+MAX_CRITERIA = 10
+#: A criterion's name: a key of every answer's per-turn ratings (no dots: error paths are dotted).
+CRITERION_NAME = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
+
+
+class Criterion(BaseModel):
+    """One criterion of a rubric: ``name`` (the key in answers), ``label`` (what people read), its scale."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = Field(pattern=CRITERION_NAME)
+    label: Label | None = None
+    min: int = Field(1, ge=-MAX_SCALE, le=MAX_SCALE)
+    max: int = Field(5, ge=-MAX_SCALE, le=MAX_SCALE)
+
+    @field_validator("max")
+    @classmethod
+    def _ordered(cls, value: int, info: ValidationInfo) -> int:
+        if "min" in info.data and info.data["min"] >= value:
+            raise PydanticCustomError("scale_order", "max must be above min")
+        return value
+
+    @property
+    def shown(self) -> str:
+        return self.label or self.name
 
 
 class ChatSpec(Spec):
@@ -56,6 +95,7 @@ class ChatSpec(Spec):
     rewrite: bool = True
     gold_tolerance: int = Field(0, ge=0, le=2 * MAX_SCALE)
     gold_rewrite_min: float = Field(0.8, ge=0.0, le=1.0)
+    criteria: list[Criterion] | None = Field(None, min_length=1, max_length=MAX_CRITERIA)
 
     @field_validator("max")
     @classmethod
@@ -63,6 +103,43 @@ class ChatSpec(Spec):
         if "min" in info.data and info.data["min"] >= value:
             raise PydanticCustomError("scale_order", "max must be above min")
         return value
+
+    @field_validator("criteria", mode="before")
+    @classmethod
+    def _inherit_scale(cls, value: Any, info: ValidationInfo) -> Any:
+        """A criterion without its own ``min``/``max`` takes the spec's (when those are valid)."""
+        if not isinstance(value, list):
+            return value
+        scale = {k: info.data[k] for k in ("min", "max") if k in info.data}
+        if len(scale) < 2:
+            return value
+        return [{**scale, **c} if isinstance(c, dict) else c for c in value]
+
+    @field_validator("criteria")
+    @classmethod
+    def _distinct(cls, criteria: list[Criterion] | None) -> list[Criterion] | None:
+        if criteria is None:
+            return None
+        names = [c.name for c in criteria]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise PydanticCustomError("criteria_not_unique", "items {first} and {item} are both named '{name}'; "
+                                          "criterion names must be unique",
+                                          {"first": names.index(name), "item": i, "name": name})
+        distinct_labels([c.shown for c in criteria])  # people tell the rows apart by their labels
+        return criteria
+
+    @model_serializer(mode="wrap")
+    def _without_absent_criteria(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A spec without a rubric is stored and shown exactly as before rubrics existed.
+        out: dict[str, Any] = handler(self)
+        if out.get("criteria") is None:
+            out.pop("criteria", None)
+        return out
+
+    def scales(self) -> dict[str, dict[str, int]]:
+        """Each criterion's scale by name (empty without a rubric)."""
+        return {c.name: {"min": c.min, "max": c.max} for c in self.criteria or ()}
 
 
 def conversation(data: dict[str, Any], spec: ChatSpec) -> list[dict[str, str]]:
@@ -107,26 +184,48 @@ def _final(record: dict[str, Any], spec: ChatSpec) -> tuple[list[dict[str, str]]
     return messages, None, None
 
 
+def rubric(record: dict[str, Any], spec: ChatSpec) -> dict[str, Any]:
+    """``{"rubric": [{"message": i, "ratings": {name: n}, "confidence": {name: c}}, ...]}``: each rated
+    turn's consensus per criterion, ``message`` its index in the task's conversation (as rated,
+    before any rewrite); a confidence from the result's details, else (a reviewer's correction)
+    the result's. Empty without criteria, so the lines stay as they were."""
+    if not spec.criteria:
+        return {}
+    turns = [i for i, m in enumerate(conversation(record["data"], spec)) if m["role"] == "assistant"]
+    ratings = record["response"].get("ratings", [])
+    found = (record.get("details") or {}).get("ratings_confidence")
+    sure = found if isinstance(found, list) and len(found) == len(ratings) else None
+    rows = []
+    for j, (index, given) in enumerate(zip(turns, ratings, strict=False)):
+        mine = sure[j] if sure is not None and isinstance(sure[j], dict) else {}
+        rows.append({"message": index, "ratings": given,
+                     "confidence": {c.name: mine.get(c.name, record.get("confidence")) for c in spec.criteria}})
+    return {"rubric": rows}
+
+
 def sft(records: Records, spec: ChatSpec) -> Iterator[bytes]:
-    """``{"messages": [...]}`` per task: the conversation ending with the chosen, rewritten turn."""
+    """``{"messages": [...]}`` per task: the conversation ending with the chosen, rewritten turn
+    (with criteria, and its ``rubric``)."""
     for chunk in chunks(records()):
         lines = []
         for record in chunk:
             before, final, _ = _final(record, spec)
             messages = [*before, {"role": "assistant", "content": final}] if final is not None else before
-            lines.append(to_json({"messages": messages, **provenance(record)}) + "\n")
+            lines.append(to_json({"messages": messages, **rubric(record, spec), **provenance(record)}) + "\n")
         yield "".join(lines).encode()
 
 
 def preference(records: Records, spec: ChatSpec) -> Iterator[bytes]:
     """``{"prompt": [messages], "chosen": [turn], "rejected": [turn], ...}`` (TRL's conversational
-    form): the chosen candidate over each other one, the rewrite over the turn it rewrote."""
+    form): the chosen candidate over each other one, the rewrite over the turn it rewrote (with
+    criteria, each pair carries its task's ``rubric``)."""
     for chunk in chunks(records()):
         lines = []
         for record in chunk:
             data, response = record["data"], record["response"]
             before, final, original = _final(record, spec)
             pairs = []
+            scored = rubric(record, spec)
             options = candidates(data, spec)
             if options and "choice" in response:
                 chosen = options[response["choice"]]
@@ -135,15 +234,33 @@ def preference(records: Records, spec: ChatSpec) -> Iterator[bytes]:
                 pairs.append((final, original))
             for chosen, rejected in pairs:
                 line = {"prompt": before, "chosen": [{"role": "assistant", "content": chosen}],
-                        "rejected": [{"role": "assistant", "content": rejected}], **provenance(record)}
+                        "rejected": [{"role": "assistant", "content": rejected}], **scored, **provenance(record)}
                 lines.append(to_json(line) + "\n")
         yield "".join(lines).encode()
+
+
+def _rated(spec: ChatSpec, value: Any, where: str) -> Any:
+    """One turn's rating: a number on the spec's scale, or with criteria one per criterion."""
+    if not spec.criteria:
+        rating = integer(value, where)
+        if not spec.min <= rating <= spec.max:
+            raise fail(where, f"must be between {spec.min} and {spec.max}")
+        return rating
+    given = obj(value, where, {c.name for c in spec.criteria})
+    out = {}
+    for c in spec.criteria:
+        rating = integer(given[c.name], f"{where}.{c.name}")
+        if not c.min <= rating <= c.max:
+            raise fail(f"{where}.{c.name}", f"must be between {c.min} and {c.max}")
+        out[c.name] = rating
+    return out
 
 
 class Chat(TaskType[ChatSpec]):
     name = "chat"
     spec_model = ChatSpec
-    confidence = ("the lowest confidence of the answer's parts: each turn's rating (1 - interval width / scale), "
+    confidence = ("the lowest confidence of the answer's parts: each turn's rating (1 - interval width / scale; "
+                  "with criteria, each criterion's rating of each turn), "
                   "the share of votes of the chosen candidate, the agreement of the rewrites")
     form_fields = (
         FormField("messages_field", "text", "new.messages_field"),
@@ -180,12 +297,7 @@ class Chat(TaskType[ChatSpec]):
         ratings = at_most(items(given["ratings"], "answer.ratings"), "answer.ratings", turns, "ratings")
         if len(ratings) != turns:
             raise fail("answer.ratings", f"must rate each of the {turns} assistant turns")
-        out: dict[str, Any] = {"ratings": []}
-        for i, value in enumerate(ratings):
-            rating = integer(value, f"answer.ratings.{i}")
-            if not spec.min <= rating <= spec.max:
-                raise fail(f"answer.ratings.{i}", f"must be between {spec.min} and {spec.max}")
-            out["ratings"].append(rating)
+        out: dict[str, Any] = {"ratings": [_rated(spec, v, f"answer.ratings.{i}") for i, v in enumerate(ratings)]}
         if options:
             choice = integer(given["choice"], "answer.choice")
             if not 0 <= choice < len(options):
@@ -201,8 +313,12 @@ class Chat(TaskType[ChatSpec]):
         return out
 
     def gold_matches(self, spec: ChatSpec, answer: dict[str, Any], gold: dict[str, Any]) -> bool:
-        ratings = all(abs(a - g) <= spec.gold_tolerance
-                      for a, g in zip(answer["ratings"], gold["ratings"], strict=False))
+        if spec.criteria:
+            ratings = all(abs(a[c.name] - g[c.name]) <= spec.gold_tolerance
+                          for a, g in zip(answer["ratings"], gold["ratings"], strict=False) for c in spec.criteria)
+        else:
+            ratings = all(abs(a - g) <= spec.gold_tolerance
+                          for a, g in zip(answer["ratings"], gold["ratings"], strict=False))
         choice = answer.get("choice") == gold.get("choice")
         rewrite = True
         if isinstance(gold.get("rewrite"), str) and isinstance(answer.get("rewrite"), str):
@@ -214,10 +330,13 @@ class Chat(TaskType[ChatSpec]):
         return chat_quality.ChatAggregator()
 
     def context(self, spec: ChatSpec, data: dict[str, Any], gold: Any | None) -> Any:
-        return {"min": spec.min, "max": spec.max}
+        scale: dict[str, Any] = {"min": spec.min, "max": spec.max}
+        if spec.criteria:
+            scale["criteria"] = spec.scales()
+        return scale
 
     def answer_score(self, spec: ChatSpec, data: dict[str, Any], answer: Any, response: Any) -> float:
-        return chat_quality.answer_score(answer, response, {"min": spec.min, "max": spec.max})
+        return chat_quality.answer_score(answer, response, self.context(spec, data, None))
 
 
 TASK_TYPE = Chat()
