@@ -221,6 +221,20 @@ def test_document_regions_and_their_texts_by_keys(lang: str, page: Page, people:
     assert directions == ["rtl", "ltr"]  # each text's own direction, whatever the page's
     expect(page.locator(".box[data-box]")).to_have_count(2)
     shot(page, f"document-{lang}")
+    # Drawn by pointer near the bottom of the page: its text area takes the keys at once; Esc, then
+    # Del removes it again.
+    box = page.locator(".box-stage").bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + 20, box["y"] + box["height"] * 0.85)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 120, box["y"] + box["height"] * 0.95, steps=4)
+    page.mouse.up()
+    expect(page.locator(".box[data-box]")).to_have_count(3)
+    expect(page.locator(".region-text").nth(2)).to_be_focused()
+    page.keyboard.type("x")
+    page.keyboard.press("Escape")
+    page.keyboard.press("Delete")
+    expect(page.locator(".box[data-box]")).to_have_count(2)
     page.keyboard.press("Enter")
     wait_empty(page)
     assert answers(people.owner, first) == [{"regions": [

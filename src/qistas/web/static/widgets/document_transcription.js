@@ -5,42 +5,12 @@
 // Keys: N a new region, arrows move it (Shift: faster), Ctrl+arrows resize it, E types its text
 // (Esc leaves the text), [ ] select, Del deletes, 1–9 its label.
 import { bidiText, h } from "../dom.js";
-import { iou, safeImageUrl } from "./boxes.js";
 import { compare, digitOf, labelButtons, labelChip, nothing, plainKey } from "./common.js";
+import { safeImageUrl } from "./imageview.js";
+import { handles, imageSize, iou, MIN_SIZE, picture, rectEditor, rectEl, rectKeys } from "./rects.js";
 
-const MIN_SIZE = 3;
-
-function regionEl(r, k, labels, number, cls = "", ...children) {
-  const tag = labels.length > 1 ? `${number} · ${r.label}` : String(number);
-  const el = h("div", { class: "box lab-" + (Math.max(0, labels.indexOf(r.label)) % 10) + (cls ? " " + cls : "") },
-    h("span", { class: "box-tag" }, bidiText(tag)), ...children);
-  el.style.left = `${r.x * k}px`; el.style.top = `${r.y * k}px`;
-  el.style.width = `${r.w * k}px`; el.style.height = `${r.h * k}px`;
-  return el;
-}
-
-// A page with regions drawn over it (reviewers' view and the read-only task).
-function page(spec, data, t, draw) {
-  const src = safeImageUrl(data[spec.image_field]);
-  const img = h("img", { class: "box-image", alt: t("ws.page_image"), draggable: "false" });
-  const layer = h("div", { class: "box-layer" });
-  const stage = h("div", { class: "box-stage", dir: "ltr" }, img, layer);
-  let size = null;
-  const redraw = () => {
-    while (layer.firstChild) layer.removeChild(layer.firstChild);
-    if (size && img.clientWidth) draw(layer, img.clientWidth / size.w);
-  };
-  if (src) {
-    img.addEventListener("load", () => {
-      const w = Number(data.width), hh = Number(data.height);
-      size = w > 0 && hh > 0 ? { w, h: hh } : { w: img.naturalWidth, h: img.naturalHeight };
-      redraw();
-    });
-    img.src = src;
-    new ResizeObserver(() => { if (stage.isConnected) redraw(); }).observe(img);
-  }
-  return { src, stage };
-}
+const regionEl = (r, k, labels, number, cls = "", ...children) =>
+  rectEl(r, k, labels, labels.length > 1 ? `${number} · ${r.label}` : String(number), cls, ...children);
 
 export default {
   init() { return { regions: [] }; },
@@ -51,7 +21,6 @@ export default {
     let selected = -1;
     let active = 0;
     let size = null;
-    let drag = null;
     const src = safeImageUrl(data[spec.image_field]);
     const img = h("img", { class: "box-image", alt: t("ws.page_image"), draggable: "false" });
     const layer = h("div", { class: "box-layer" });
@@ -62,17 +31,6 @@ export default {
     if (labels.length < 2) bar.hidden = true;
     ctx.root.append(bar, h("div", { class: "content doc-layout" }, h("div", {}, stage, status), list));
 
-    const scale = () => (size ? img.clientWidth / size.w : 1);
-    const toImage = (ev) => {
-      const r = img.getBoundingClientRect();
-      const k = scale();
-      return { x: Math.max(0, Math.min(size.w, (ev.clientX - r.left) / k)), y: Math.max(0, Math.min(size.h, (ev.clientY - r.top) / k)) };
-    };
-    const clampBox = (b) => {
-      b.w = Math.max(1, Math.min(b.w, size.w)); b.h = Math.max(1, Math.min(b.h, size.h));
-      b.x = Math.max(0, Math.min(b.x, size.w - b.w)); b.y = Math.max(0, Math.min(b.y, size.h - b.h));
-      return b;
-    };
     function pickLabel(i) {
       active = i;
       if (selected >= 0) ctx.update((s) => { s.regions[selected].label = labels[i]; });
@@ -90,8 +48,7 @@ export default {
 
     if (src) {
       img.addEventListener("load", () => {
-        const w = Number(data.width), hh = Number(data.height);
-        size = w > 0 && hh > 0 ? { w, h: hh } : { w: img.naturalWidth, h: img.naturalHeight };
+        size = imageSize(img, data);
         stage.dataset.ready = "true";
         view.render(ctx.get());
       });
@@ -100,60 +57,10 @@ export default {
     } else {
       status.textContent = t("ws.image_failed");
     }
-
-    stage.addEventListener("pointerdown", (ev) => {
-      if (!size || ev.button !== 0) return;
-      ev.preventDefault();
-      stage.focus();
-      const p = toImage(ev);
-      const hit = ev.target.closest("[data-box]");
-      const handle = ev.target.dataset.handle;
-      if (hit) {
-        selected = Number(hit.dataset.box);
-        drag = { mode: handle || "move", start: p, orig: { ...ctx.get().regions[selected] }, before: ctx.snapshot() };
-      } else {
-        const next = ctx.snapshot();
-        next.regions.push({ x: p.x, y: p.y, w: 0, h: 0, label: labels[active], text: "" });
-        selected = next.regions.length - 1;
-        drag = { mode: "se", start: p, orig: { ...next.regions[selected] }, before: ctx.snapshot(), fresh: true };
-        ctx.preview(next);
-      }
-      stage.setPointerCapture(ev.pointerId);
-    });
-    stage.addEventListener("pointermove", (ev) => {
-      if (!drag) return;
-      const p = toImage(ev);
-      const dx = p.x - drag.start.x, dy = p.y - drag.start.y;
-      const o = drag.orig;
-      let b;
-      if (drag.mode === "move") b = clampBox({ ...o, x: o.x + dx, y: o.y + dy });
-      else {
-        let [x1, y1, x2, y2] = [o.x, o.y, o.x + o.w, o.y + o.h];
-        if (drag.mode.includes("w")) x1 += dx; else x2 += dx;
-        if (drag.mode.includes("n")) y1 += dy; else y2 += dy;
-        b = { ...o, x: Math.min(x1, x2), y: Math.min(y1, y2), w: Math.abs(x2 - x1), h: Math.abs(y2 - y1) };
-      }
-      const next = ctx.snapshot();
-      next.regions[selected] = b;
-      ctx.preview(next);
-    });
-    const finish = () => {
-      if (!drag) return;
-      const d = drag;
-      drag = null;
-      const next = ctx.snapshot();
-      const b = next.regions[selected];
-      if (b.w < MIN_SIZE || b.h < MIN_SIZE) {
-        if (d.fresh) selected = -1;
-        ctx.preview(d.before);
-        return;
-      }
-      next.regions[selected] = clampBox(b);
-      ctx.commit(d.before, next);
-      if (d.fresh) editText(selected); // a new region: its text next
-    };
-    stage.addEventListener("pointerup", finish);
-    stage.addEventListener("pointercancel", finish);
+    const selection = { field: "regions", selected: () => selected, setSelected: (i) => { selected = i; } };
+    const { scale, clamp } = rectEditor({ ctx, stage, img, size: () => size, ...selection,
+      create: (p) => ({ x: p.x, y: p.y, w: 0, h: 0, label: labels[active], text: "" }),
+      created: (i) => editText(i) }); // a new region: its text next
     new ResizeObserver(() => { if (size && stage.isConnected) view.render(ctx.get()); }).observe(img);
 
     // One list item per region, kept across renders so a text area never loses its caret.
@@ -174,8 +81,7 @@ export default {
         if (size) {
           const k = scale();
           state.regions.forEach((r, i) => {
-            const el = regionEl(r, k, labels, i + 1, i === selected ? "selected" : "",
-              ...["nw", "ne", "sw", "se"].map((c) => h("span", { class: "handle " + c, dataset: { handle: c } })));
+            const el = regionEl(r, k, labels, i + 1, i === selected ? "selected" : "", ...handles());
             el.dataset.box = i;
             layer.append(el);
           });
@@ -208,29 +114,7 @@ export default {
           return true;
         }
         if (ev.code === "KeyE" && plainKey(ev) && !ev.shiftKey && selected >= 0) { editText(selected); return true; }
-        if ((ev.key === "]" || ev.key === "[") && state.regions.length) {
-          const n = state.regions.length;
-          select(((selected < 0 ? (ev.key === "]" ? -1 : 0) : selected) + (ev.key === "]" ? 1 : n - 1)) % n);
-          return true;
-        }
-        if ((ev.key === "Delete" || ev.key === "Backspace") && selected >= 0) {
-          const i = selected; selected = -1;
-          ctx.update((s) => { s.regions.splice(i, 1); });
-          return true;
-        }
-        const arrows = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
-        if (arrows[ev.key] && selected >= 0 && !ev.altKey && !ev.metaKey) {
-          const step = ev.shiftKey ? 10 : 1;
-          const [dx, dy] = arrows[ev.key].map((v) => v * step);
-          ctx.update((s) => {
-            const b = s.regions[selected];
-            if (ev.ctrlKey) { b.w = Math.max(MIN_SIZE, b.w + dx); b.h = Math.max(MIN_SIZE, b.h + dy); } else { b.x += dx; b.y += dy; }
-            clampBox(b);
-          });
-          return true;
-        }
-        if (ev.key === "Escape" && selected >= 0) { selected = -1; view.render(state); return true; }
-        return false;
+        return rectKeys(ev, state, { ctx, ...selection, clamp, render: view.render });
       },
     };
     return view;
@@ -249,14 +133,15 @@ export default {
     const same = (a, b) => a.label === b.label && iou(a, b) >= least && words(a.text) === words(b.text);
     const { marks, missing } = compare(regions, reference?.regions, same);
     if (!regions.length && !missing.length) return nothing(t);
-    const view = page(spec, data, t, (layer, k) => {
+    const src = safeImageUrl(data[spec.image_field]);
+    const stage = picture(src, data, t("ws.page_image"), (layer, k) => {
       regions.forEach((r, i) => layer.append(regionEl(r, k, spec.labels, i + 1, marks[i] === "same" ? "" : "diff")));
       missing.forEach((r) => layer.append(regionEl(r, k, spec.labels, "–", "missing")));
     });
-    view.stage.classList.add("rv-boxes");
+    stage.classList.add("rv-boxes");
     const entry = (r, mark, n) => labelChip(r.label, spec.labels, mark, t, " ", h("span", { class: "region-num", dir: "ltr", text: String(n) }),
       " ", bidiText(r.text, "bdi", "region-said"));
-    return h("div", {}, view.src ? view.stage : h("p", { class: "muted small", text: t("ws.image_failed") }),
+    return h("div", {}, src ? stage : h("p", { class: "muted small", text: t("ws.image_failed") }),
       h("ul", { class: "span-list" }, regions.map((r, i) => entry(r, marks[i], i + 1)), missing.map((r) => entry(r, "missing", "–"))));
   },
 
