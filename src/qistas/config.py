@@ -84,6 +84,15 @@ class Settings(BaseSettings):
     refit_interval_seconds: float = Field(
         default=60.0, ge=0, description="How often the worker models are refitted in the background; 0 turns it off."
     )
+    active_learning_interval_seconds: float = Field(
+        default=30.0, ge=0,
+        description="How often the background worker looks for projects with active learning due for "
+        "retraining; 0 turns it off.",
+    )
+    active_learning_every: int = Field(
+        default=50, ge=1,
+        description="Completed tasks since the last training pass that make a project with active learning due.",
+    )
     cookie_secure: bool = Field(
         default=False,
         description="Mark session cookies Secure; turn on behind HTTPS.",
