@@ -25,7 +25,8 @@ from qistas.domain.active_learning import check_setting, parse_setting
 from qistas.domain.tasktypes import parse_spec, type_of
 from qistas.errors import Invalid
 from qistas.quality.active import serving_order
-from qistas.workers.trainer import PROCESS_NAME, Trainer
+from qistas.training_process import PROCESS_NAME
+from qistas.workers.trainer import Trainer
 from tests.domain.test_engine_concurrency import hammer, make_project, submit, take
 from tests.engine_checks import check, status_counts
 

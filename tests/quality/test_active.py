@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from qistas.quality.active import TextClassifier, normalize_arabic, serving_order, uncertainty
+from qistas.quality.active import TextClassifier, normalize_arabic, rank_pending, serving_order, uncertainty
 
 
 def test_normalize_arabic_folds_spelling_variants() -> None:
@@ -88,3 +88,15 @@ def test_word_ngrams_add_features_and_class_weight_is_checked() -> None:
     np.testing.assert_allclose(balanced.predict_proba(["not good"]).sum(), 1.0)
     with pytest.raises(ValueError, match="class_weight"):
         TextClassifier(class_weight="heavy").fit(texts, labels)
+
+
+def test_rank_pending_orders_the_uncertain_first_and_labels_every_text() -> None:
+    texts = ["good great lovely", "awful bad boring", "great good fun", "bad awful dull"]
+    labels = ["pos", "neg", "pos", "neg"]
+    pending = ["good great", "bad awful", "good bad great awful"]
+    ranks, predicted, scores = rank_pending(texts, labels, pending, random_share=0.0, random_state=0)
+    assert sorted(ranks.tolist()) == [1, 2, 3] and ranks[2] == 1  # the mixed one first
+    assert predicted[0] == "pos" and predicted[1] == "neg"
+    assert ((scores >= 0.5) & (scores <= 1)).all()
+    again = rank_pending(texts, labels, pending, random_share=0.5, random_state=3)
+    assert np.array_equal(again[0], rank_pending(texts, labels, pending, random_share=0.5, random_state=3)[0])

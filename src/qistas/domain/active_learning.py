@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-import numpy as np
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
@@ -157,17 +156,19 @@ Fit = Callable[[FitJob], Fitted]
 
 
 def fit(job: FitJob) -> Fitted:
-    """Fit the model on the job's labeled texts and rank its pending ones: CPU work, no database."""
-    from qistas.quality.active import TextClassifier, serving_order, uncertainty
+    """Fit the model on the job's labeled texts and rank its pending ones, here: CPU work, no
+    database (the background loop has its training process run the same function)."""
+    from qistas.quality.active import rank_pending
 
-    model = TextClassifier().fit(job.texts, job.labels, unlabeled=job.pending)
-    proba = model.predict_proba(job.pending)
-    order = serving_order(uncertainty(proba), random_share=job.random_share, random_state=job.version)
-    ranks = np.empty(len(job.pending), dtype=np.int64)
-    ranks[order] = np.arange(1, len(job.pending) + 1)
-    best = np.argmax(proba, axis=1)
-    return Fitted(ranks=ranks.tolist(), labels=[str(model.classes_[b]) for b in best],
-                  scores=[round(float(proba[i, b]), 4) for i, b in enumerate(best)])
+    return fitted(rank_pending(job.texts, job.labels, job.pending, random_share=job.random_share,
+                               random_state=job.version))
+
+
+def fitted(arrays: tuple[Any, Any, Any]) -> Fitted:
+    """``rank_pending``'s arrays as plain values."""
+    ranks, labels, scores = arrays
+    return Fitted(ranks=[int(r) for r in ranks], labels=[str(y) for y in labels],
+                  scores=[round(float(p), 4) for p in scores])
 
 
 def train_step(db: Database, *, every: int, lease_seconds: float = 60.0, fit: Fit = fit,

@@ -227,3 +227,20 @@ class TextClassifier(BaseEstimator):
 
     def predict(self, texts: Sequence[str]) -> np.ndarray:
         return self.classes_[np.argmax(self.predict_proba(texts), axis=1)]
+
+
+def rank_pending(texts: Sequence[str], labels: Sequence[Any], pending: Sequence[str], *,
+                 random_share: float = 0.1, random_state: object = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fit a :class:`TextClassifier` on the labeled ``texts`` (its vocabulary on ``pending`` too)
+    and order ``pending`` for serving.
+
+    Returns, per pending text in its order: its rank in :func:`serving_order` over the margin
+    uncertainty (1 first), the most likely label, and that label's probability.
+    """
+    model = TextClassifier().fit(texts, labels, unlabeled=pending)
+    proba = model.predict_proba(pending)
+    order = serving_order(uncertainty(proba), random_share=random_share, random_state=random_state)
+    ranks = np.empty(len(pending), dtype=np.int64)
+    ranks[order] = np.arange(1, len(pending) + 1)
+    best = np.argmax(proba, axis=1)
+    return ranks, model.classes_[best], proba[np.arange(len(pending)), best]

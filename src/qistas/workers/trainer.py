@@ -13,7 +13,9 @@ and in the worker process it would hold up webhooks and exports. So the fit runs
 process, started with ``spawn`` (a fresh interpreter: no copy of the parent's threads, locks or
 connections) when the first pass needs it, at the lowest CPU priority (nice 19 and, on Linux,
 the SCHED_IDLE policy) and with one BLAS thread, so that on a busy machine it only uses what the
-servers leave over. It never opens the database: it receives a pass's texts and labels over a
+servers leave over. Its code is ``qistas.training_process``, which imports nothing of the
+server before its priority is lowered (importing the server's modules took seconds of CPU at
+normal priority). It never opens the database: it receives a pass's texts and labels over a
 pipe and sends back ranks, labels and scores, so no transaction is ever held open by a process
 the scheduler is starving. While it computes, the loop's thread waits on the pipe outside any
 transaction (the lease's own thread keeps renewing it).
@@ -25,24 +27,22 @@ but the job, so it is terminated, and the pass writes nothing (the next one runs
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import multiprocessing
-import os
 import threading
 import time
+from dataclasses import asdict
 from multiprocessing.connection import Connection
 from typing import Any
 
 from qistas.config import Settings
 from qistas.db.engine import Database
 from qistas.domain import active_learning
-from qistas.domain.active_learning import FitJob, Fitted
+from qistas.domain.active_learning import FitJob, Fitted, fitted
+from qistas.training_process import NICE, PROCESS_NAME, run
 
 log = logging.getLogger("qistas.workers")
 
-PROCESS_NAME = "qistas-active"  # the child's name in ps and /proc/<pid>/comm
-NICE = 19  # the lowest CPU priority: it runs on what the server leaves over
 # After a pass whose fits took t seconds, rest at least REST * t: the training process is busy
 # a quarter of the time at most. Priority alone does not keep it off the loop's back: on a
 # 2-core machine it still slowed the annotation loop by half (the cores' caches and, on a VM,
@@ -90,7 +90,7 @@ class Trainer:
             self._start()
         assert self._conn is not None
         try:
-            self._conn.send(job)
+            self._conn.send(asdict(job))
             while not self._conn.poll(POLL_SECONDS):
                 if self.stopping.is_set():
                     self._end()
@@ -101,7 +101,7 @@ class Trainer:
             raise RuntimeError(f"{PROCESS_NAME}: the training process ended during a fit") from None
         if status != "ok":
             raise RuntimeError(f"{PROCESS_NAME}: the fit failed: {value}")
-        return value
+        return fitted(value)
 
     def _start(self) -> None:
         context = multiprocessing.get_context("spawn")
@@ -128,46 +128,3 @@ class Trainer:
         self.stopping.set()
         self._end(grace=5.0)
 
-
-def run(conn: Connection, nice: int = NICE, log_format: str = "text", log_level: str = "warning") -> None:
-    """The training process: fit each job received and send back its result, until the pipe closes."""
-    _lower_priority(nice)
-    _configure_logging(log_format, log_level)
-    while True:
-        try:
-            job = conn.recv()
-        except (EOFError, OSError):
-            return
-        try:
-            reply: tuple[str, Any] = ("ok", active_learning.fit(job))
-        except Exception as error:  # the parent logs it and tries again at the next pass
-            reply = ("error", repr(error))
-        try:
-            conn.send(reply)
-        except OSError:
-            return
-
-
-def _lower_priority(nice: int) -> None:
-    with contextlib.suppress(OSError), open("/proc/self/comm", "w") as comm:  # Linux: the name in ps and top
-        comm.write(PROCESS_NAME)
-    with contextlib.suppress(AttributeError, OSError):  # not on this platform
-        os.nice(nice)
-    if nice >= NICE:
-        # Linux's SCHED_IDLE: below nice 19, and a waking server thread preempts it at once
-        # (a nice-19 process may keep the core for its time slice, some milliseconds, which
-        # lands on the latency of the request that woke up)
-        with contextlib.suppress(AttributeError, OSError):
-            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-    # one thread for numpy's BLAS: more would compete with the server for the same cores
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(1)
-
-
-def _configure_logging(log_format: str, log_level: str) -> None:
-    import logging.config
-
-    from qistas.logs import logging_config
-
-    logging.config.dictConfig(logging_config(log_format=log_format, level=log_level))
