@@ -175,3 +175,11 @@ def test_exports_carry_each_turns_rubric() -> None:
     # Without a rubric the lines are as they were.
     plain = parse_spec({"type": "chat"})
     assert "rubric" not in _lines("chat", plain, [_record(DATA, {"ratings": [4, 2], "rewrite": "x"}, None)])[0]
+
+
+def test_a_criterion_may_be_given_as_its_name_and_label_in_text() -> None:
+    spec = parse_spec({"type": "chat", "max": 3, "criteria": ["helpful", "accuracy: هل الإجابة صحيحة؟ نعم: أو لا"]})
+    assert [(c.name, c.label, c.min, c.max) for c in spec.criteria or []] == [
+        ("helpful", None, 1, 3), ("accuracy", "هل الإجابة صحيحة؟ نعم: أو لا", 1, 3)]
+    assert _field({"type": "chat", "criteria": ["a.b: dotted"]}) == "task.criteria.0.name"
+    assert _field({"type": "chat", "criteria": [": no name"]}) == "task.criteria.0.name"

@@ -184,6 +184,8 @@ def test_no_page_shows_a_key_or_a_foreign_sentence(lang: str, people: People,
         ({"type": "rating", "min": "5", "max": "3"}, t("err.scale_order")),
         ({"type": "rating", "min": "low"}, None),
         ({"workforce": "everyone"}, t("err.invalid.workforce")),
+        ({"type": "chat", "criteria": "a.b: dotted"}, None),
+        ({"type": "chat", "criteria": "same\nsame"}, None),
     ]
     for change, expected in bad_forms:
         html = owner.post("/console/projects/new", {**base, **change}, 422)
@@ -201,6 +203,14 @@ def test_no_page_shows_a_key_or_a_foreign_sentence(lang: str, people: People,
     document = {**base, "type": "document_transcription", "labels": "", "csrf": owner.csrf("/console/projects/new")}
     made = owner.client.post("/console/projects/new", data=document, headers={"Accept": "text/html"})
     assert made.status_code == 303, made.text
+    # A chat project's rubric, one criterion per line: its name, then what raters read.
+    chat = {**base, "type": "chat", "labels": "", "criteria": "accuracy: هل الإجابة صحيحة؟\nfluent",
+            "csrf": owner.csrf("/console/projects/new")}
+    made = owner.client.post("/console/projects/new", data=chat, headers={"Accept": "text/html"})
+    assert made.status_code == 303, made.text
+    spec = people.owner.get(f"/projects/{made.headers['location'].rsplit('/', 1)[-1]}").json()["task"]
+    assert [(c["name"], c["label"], c["max"]) for c in spec["criteria"]] == [
+        ("accuracy", "هل الإجابة صحيحة؟", 5), ("fluent", None, 5)]
 
     # Error pages.
     owner.page(f"/console/projects/{project_id}/tasks?status=bogus", 422)

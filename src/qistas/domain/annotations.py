@@ -36,8 +36,10 @@ class Submitted:
     annotation: StoredAnswer
     created: bool  # False when this was a repeat of an earlier submit
     feedback: dict[str, Any] | None = None  # on gold tasks of training projects only
-    org_id: int | None = None  # the project's organization, for the audit log (new answers only)
-    project_id: int = 0  # the project, whose pseudonym for the annotator the audit log shows
+    # The project and its organization, for the audit log (new answers only): the event names
+    # the annotator by their pseudonym in the project.
+    org_id: int | None = None
+    project_id: int | None = None
     attempt: ExamAttempt | None = None  # an exam's attempt this answer finished
 
 

@@ -12,11 +12,10 @@ and grows with each chunk once written.
 from __future__ import annotations
 
 import logging
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -24,22 +23,18 @@ import httpx
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from qistas.config import Settings
-from qistas.db.engine import Database
 from qistas.db.models import GenerationBatch, ModelEndpoint, Project
 from qistas.db.types import utcnow
 from qistas.db.unit_of_work import write
 from qistas.domain import generation
 from qistas.domain import model_endpoints as endpoints
-from qistas.domain.destinations import Policy
 from qistas.domain.near_duplicates import Index
 from qistas.domain.prompts import TemplateError, render
-from qistas.domain.sealing import Keyring
 from qistas.domain.tasktypes import Spec, parse_spec
 from qistas.errors import ConfigError, Invalid
-from qistas.workers.chat import Endpoint, Limiter, Reply, Retrying, Stopped, ask
+from qistas.workers.chat import Endpoint, Limiter, Reply, Stopped, ask
+from qistas.workers.model_jobs import ROUNDS, Abandoned, ModelJobWorker, chunk_lease, endpoint_call
 from qistas.workers.outbound import deadline_client
-from qistas.workers.prelabeler import ROUNDS, Abandoned
 
 log = logging.getLogger("qistas.workers")
 
@@ -81,41 +76,12 @@ class Plan:
         return self.concurrency * ROUNDS
 
 
-class Generator:
-    def __init__(self, settings: Settings, db: Database) -> None:
-        self.settings = settings
-        self.db = db
-        self.policy = Policy.from_settings(settings)
-        self.keyring = Keyring.from_settings(settings)
-        self.retrying = Retrying(settings.model_max_attempts, settings.model_retry_base_seconds,
-                                 settings.model_retry_max_delay_seconds)
-        self.stopping = threading.Event()
-
-    def step(self) -> bool:
-        """Run one batch; False when none was waiting."""
-        now = utcnow()
-        with self.db.reader() as session:
-            waiting = session.scalar(select(GenerationBatch.id).where(or_(
-                GenerationBatch.status == "queued",
-                (GenerationBatch.status == "running") & (GenerationBatch.lease_until < now),
-            )).limit(1))
-        if waiting is None:
-            return False
-        claimed = write(self.db, self._claim)
-        if claimed is None:
-            return False
-        batch_id, attempt = claimed
-        try:
-            plan = write(self.db, partial(self._plan, batch_id=batch_id, attempt=attempt))
-            if plan is not None:
-                self.run(plan)
-        except (Abandoned, Stopped):
-            return True
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            write(self.db, partial(self._fail, batch_id=batch_id, attempt=attempt, error=error))
-            raise
-        return True
+class Generator(ModelJobWorker[Plan]):
+    def _waiting(self, session: Session, *, now: datetime) -> bool:
+        return session.scalar(select(GenerationBatch.id).where(or_(
+            GenerationBatch.status == "queued",
+            (GenerationBatch.status == "running") & (GenerationBatch.lease_until < now),
+        )).limit(1)) is not None
 
     def _claim(self, session: Session) -> tuple[int, int] | None:
         batch = generation.claim_batch(session, now=utcnow())
@@ -123,8 +89,8 @@ class Generator:
             return None
         return batch.id, batch.attempts
 
-    def _plan(self, session: Session, *, batch_id: int, attempt: int) -> Plan | None:
-        batch = generation.still_mine(session, batch_id=batch_id, attempt=attempt)
+    def _plan(self, session: Session, *, job_id: int, attempt: int) -> Plan | None:
+        batch = generation.still_mine(session, batch_id=job_id, attempt=attempt)
         if batch is None:
             raise Abandoned
         project = session.get(Project, batch.project_id)
@@ -137,18 +103,14 @@ class Generator:
                 generation.finish(batch, now=utcnow(), error="a model endpoint of the batch was deleted")
                 return None
             try:
-                key = endpoints.api_key(endpoint, keyring=self.keyring)
+                call = endpoint_call(endpoint, keyring=self.keyring, policy=self.policy)
             except ConfigError as exc:
                 generation.finish(batch, now=utcnow(), error=f"the endpoint's API key cannot be opened: {exc.message}")
                 return None
-            policy = Policy(allow_private=self.policy.allow_private or endpoint.allow_private,
-                            allowed_networks=self.policy.allowed_networks)
             asked.append(Asked(
-                Endpoint(url=f"{endpoint.base_url}/chat/completions", model=endpoint.model, api_key=key,
-                         policy=policy, timeout=endpoint.timeout_seconds),
-                endpoints.model_name(endpoint), endpoint.requests_per_minute,
+                call, endpoints.model_name(endpoint), endpoint.requests_per_minute,
                 (endpoint.price_input_per_1k or 0.0, endpoint.price_output_per_1k or 0.0)))
-            longest = max(longest, self._lease(endpoint))
+            longest = max(longest, chunk_lease(endpoint, self.retrying))
         spec = parse_spec(project.task_spec)
         batch.lease_until = utcnow() + longest
         return Plan(batch_id=batch.id, attempt=attempt, project_id=project.id, asked=tuple(asked),
@@ -156,14 +118,6 @@ class Generator:
                                     for i in batch.endpoint_ids),
                     template=dict(batch.template), params=dict(batch.params), spec=spec,
                     comparison=generation.is_comparison(spec, len(asked)), lease=longest)
-
-    def _lease(self, endpoint: ModelEndpoint) -> timedelta:
-        """The longest one chunk may take on this endpoint, and a margin (as a pre-label job's)."""
-        attempts = self.retrying.attempts
-        per_item = endpoint.timeout_seconds * attempts + self.retrying.max_delay * (attempts - 1)
-        paced = 60.0 / endpoint.requests_per_minute * attempts * endpoint.max_concurrency * ROUNDS \
-            if endpoint.requests_per_minute else 0.0
-        return timedelta(seconds=per_item * ROUNDS + paced + 60)
 
     def _index(self, session: Session, *, plan: Plan) -> Index:
         index = Index(float(plan.params.get("dedup_threshold", 0.8)))
@@ -274,7 +228,7 @@ class Generator:
         if batch is not None:
             generation.finish(batch, now=utcnow())
 
-    def _fail(self, session: Session, *, batch_id: int, attempt: int, error: str) -> None:
-        batch = generation.still_mine(session, batch_id=batch_id, attempt=attempt)
+    def _fail(self, session: Session, *, job_id: int, attempt: int, error: str) -> None:
+        batch = generation.still_mine(session, batch_id=job_id, attempt=attempt)
         if batch is not None:
             generation.finish(batch, now=utcnow(), error=error)

@@ -12,37 +12,28 @@ longest delay, at the endpoint's rate limit), so a live worker never loses its j
 from __future__ import annotations
 
 import logging
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from qistas.config import Settings
-from qistas.db.engine import Database
 from qistas.db.models import ModelEndpoint, PrelabelJob, Project, Task
 from qistas.db.types import utcnow
 from qistas.db.unit_of_work import write
 from qistas.domain import model_annotators
 from qistas.domain import model_endpoints as endpoints
-from qistas.domain.destinations import Policy
 from qistas.domain.prompts import TemplateError, parse_answer, render
-from qistas.domain.sealing import Keyring
 from qistas.domain.tasktypes import Spec, parse_spec
 from qistas.errors import ConfigError, Invalid
-from qistas.workers.chat import Endpoint, Limiter, Reply, Retrying, Stopped, ask
+from qistas.workers.chat import Endpoint, Limiter, Reply, Stopped, ask
+from qistas.workers.model_jobs import ROUNDS, Abandoned, ModelJobWorker, chunk_lease, endpoint_call
 from qistas.workers.outbound import deadline_client
 
 log = logging.getLogger("qistas.workers")
-ROUNDS = 2  # of max_concurrency requests per chunk
-
-
-class Abandoned(Exception):
-    """Another worker took the job over, or it was stopped; this attempt leaves it alone."""
 
 
 @dataclass
@@ -72,39 +63,11 @@ class Plan:
         return self.concurrency * ROUNDS
 
 
-class Prelabeler:
-    def __init__(self, settings: Settings, db: Database) -> None:
-        self.settings = settings
-        self.db = db
-        self.policy = Policy.from_settings(settings)
-        self.keyring = Keyring.from_settings(settings)
-        self.retrying = Retrying(settings.model_max_attempts, settings.model_retry_base_seconds,
-                                 settings.model_retry_max_delay_seconds)
-        self.stopping = threading.Event()
-
-    def step(self) -> bool:
-        """Run one job; False when none was waiting."""
-        now = utcnow()
-        with self.db.reader() as session:  # a read first: most polls find nothing
-            waiting = session.scalar(select(PrelabelJob.id).where(or_(
-                endpoints.due(now), (PrelabelJob.status == "running") & (PrelabelJob.lease_until < now),
-            )).limit(1))
-        if waiting is None:
-            return False
-        claimed = write(self.db, lambda session: self._claim(session))
-        if claimed is None:
-            return False
-        job_id, attempt = claimed
-        try:
-            plan = write(self.db, partial(self._plan, job_id=job_id, attempt=attempt))
-            if plan is not None:
-                self.run(plan)
-        except (Abandoned, Stopped):
-            return True
-        except Exception as exc:
-            write(self.db, partial(self._fail, job_id=job_id, attempt=attempt, error=f"{type(exc).__name__}: {exc}"))
-            raise
-        return True
+class Prelabeler(ModelJobWorker[Plan]):
+    def _waiting(self, session: Session, *, now: datetime) -> bool:
+        return session.scalar(select(PrelabelJob.id).where(or_(
+            endpoints.due(now), (PrelabelJob.status == "running") & (PrelabelJob.lease_until < now),
+        )).limit(1)) is not None
 
     def _claim(self, session: Session) -> tuple[int, int] | None:
         job = endpoints.claim_job(session, now=utcnow())
@@ -123,21 +86,18 @@ class Prelabeler:
             endpoints.finish(job, now=utcnow(), error="the model endpoint was deleted")
             return None
         try:
-            key = endpoints.api_key(endpoint, keyring=self.keyring)
+            call = endpoint_call(endpoint, keyring=self.keyring, policy=self.policy)
         except ConfigError as exc:  # sealed with a key this server lacks, or altered
             endpoints.finish(job, now=utcnow(), error=f"the endpoint's API key cannot be opened: {exc.message}")
             return None
         if job.tasks_total is None and not job.standing:  # a standing job's tasks are still coming
             job.tasks_total = endpoints.count_tasks(session, job=job)
-        policy = Policy(allow_private=self.policy.allow_private or endpoint.allow_private,
-                        allowed_networks=self.policy.allowed_networks)
         job.lease_until = utcnow() + self._lease(endpoint)
         annotator = model_annotators.model_user(session, endpoint=endpoint, now=utcnow()) \
             if job.mode == "annotations" else None
         return Plan(
             job_id=job.id, attempt=attempt, model=endpoints.model_name(endpoint),
-            endpoint=Endpoint(url=f"{endpoint.base_url}/chat/completions", model=endpoint.model, api_key=key,
-                              policy=policy, timeout=endpoint.timeout_seconds),
+            endpoint=call,
             concurrency=endpoint.max_concurrency, per_minute=endpoint.requests_per_minute,
             prices=(endpoint.price_input_per_1k or 0.0, endpoint.price_output_per_1k or 0.0),
             template=dict(job.template), spec=parse_spec(project.task_spec), lease=self._lease(endpoint),
@@ -145,12 +105,7 @@ class Prelabeler:
         )
 
     def _lease(self, endpoint: ModelEndpoint) -> timedelta:
-        """The longest one chunk may take, and a margin."""
-        attempts = self.retrying.attempts
-        per_task = endpoint.timeout_seconds * attempts + self.retrying.max_delay * (attempts - 1)
-        paced = 60.0 / endpoint.requests_per_minute * attempts * endpoint.max_concurrency * ROUNDS \
-            if endpoint.requests_per_minute else 0.0
-        return max(endpoints.LEASE, timedelta(seconds=per_task * ROUNDS + paced + 60))
+        return max(endpoints.LEASE, chunk_lease(endpoint, self.retrying))
 
     def run(self, plan: Plan) -> None:
         limiter = Limiter(plan.per_minute, self.stopping)

@@ -133,7 +133,7 @@ async def submit(assignment_id: Id, body: SubmitCreate, request: Credentials) ->
                             answer=body.answer, seconds=body.seconds, now=utcnow(),
                             idle_seconds=settings.idle_seconds)
         stored = SubmittedRead(**done.annotation._asdict(), feedback=done.feedback)
-        if done.created and done.org_id is not None:  # a repeat changed nothing
+        if done.created and done.org_id is not None and done.project_id is not None:  # a repeat changed nothing
             if done.attempt is not None:
                 project = load_project(session, done.attempt.project_id)
                 assert project is not None

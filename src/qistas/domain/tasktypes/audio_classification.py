@@ -24,7 +24,7 @@ class AudioClassification(Classification):
     name = "audio_classification"
     spec_model = AudioClassificationSpec  # type: ignore[assignment]  # a ClassificationSpec too
     form_fields = (
-        FormField("labels", "lines", "new.labels"),
+        FormField("labels", "lines", "new.labels", hint="new.labels_hint"),
         FormField("multi", "bool", "new.multi", False),
         FormField("audio_field", "text", "new.audio_field"),
         FormField("text_field", "text", "new.text_field"),

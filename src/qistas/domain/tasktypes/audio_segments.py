@@ -64,7 +64,8 @@ class AudioSegments(TaskType[AudioSegmentsSpec]):
     spec_model = AudioSegmentsSpec
     confidence = ("the lowest confidence of the task's segments (reliability-weighted support times agreement "
                   "in temporal IoU), and lower when annotators marked a segment the consensus left out")
-    form_fields = (FormField("labels", "lines", "new.labels"), FormField("audio_field", "text", "new.audio_field"))
+    form_fields = (FormField("labels", "lines", "new.labels", hint="new.labels_hint"),
+                   FormField("audio_field", "text", "new.audio_field"))
     export_formats = {"segments": ExportFormat("application/x-ndjson", "jsonl", segments)}
 
     def validate_data(self, spec: AudioSegmentsSpec, data: dict[str, Any]) -> None:

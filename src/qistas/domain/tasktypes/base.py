@@ -127,13 +127,14 @@ class FormField:
     """One input of the console's new-project form, for one key of the spec.
 
     ``kind``: ``lines`` (a list, one item per line), ``text``, ``int``, ``bool``.
-    ``label`` is the i18n key of its caption.
+    ``label`` is the i18n key of its caption, ``hint`` of a placeholder that says how to fill it.
     """
 
     key: str
     kind: Literal["lines", "text", "int", "bool"]
     label: str
     default: Any = None
+    hint: str | None = None
 
 
 @dataclass(frozen=True)

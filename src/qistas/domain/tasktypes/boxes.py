@@ -86,7 +86,8 @@ class Boxes(TaskType[BoxesSpec]):
     spec_model = BoxesSpec
     confidence = ("the lowest confidence of the task's boxes (reliability-weighted support times agreement "
                   "in IoU), and lower when annotators drew a box the consensus left out")
-    form_fields = (FormField("labels", "lines", "new.labels"), FormField("image_field", "text", "new.image_field"))
+    form_fields = (FormField("labels", "lines", "new.labels", hint="new.labels_hint"),
+                   FormField("image_field", "text", "new.image_field"))
     export_formats = {"coco": ExportFormat("application/json", "json", coco)}
 
     def validate_data(self, spec: BoxesSpec, data: dict[str, Any]) -> None:

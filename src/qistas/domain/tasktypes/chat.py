@@ -86,6 +86,11 @@ class Criterion(BaseModel):
         return self.label or self.name
 
 
+def _criterion_of(text: str) -> dict[str, str]:
+    name, colon, label = text.partition(":")
+    return {"name": name.strip(), **({"label": label.strip()} if colon and label.strip() else {})}
+
+
 class ChatSpec(Spec):
     type: Literal["chat"]
     messages_field: FieldName = "messages"
@@ -107,9 +112,11 @@ class ChatSpec(Spec):
     @field_validator("criteria", mode="before")
     @classmethod
     def _inherit_scale(cls, value: Any, info: ValidationInfo) -> Any:
-        """A criterion without its own ``min``/``max`` takes the spec's (when those are valid)."""
+        """A criterion given as text is ``name`` or ``name: label`` (a line of the console's form);
+        one without its own ``min``/``max`` takes the spec's (when those are valid)."""
         if not isinstance(value, list):
             return value
+        value = [_criterion_of(c) if isinstance(c, str) else c for c in value]
         scale = {k: info.data[k] for k in ("min", "max") if k in info.data}
         if len(scale) < 2:
             return value
@@ -267,6 +274,7 @@ class Chat(TaskType[ChatSpec]):
         FormField("candidates_field", "text", "new.candidates_field"),
         FormField("min", "int", "new.rating_min", 1),
         FormField("max", "int", "new.rating_max", 5),
+        FormField("criteria", "lines", "new.criteria", hint="new.criteria_hint"),
         FormField("rewrite", "bool", "new.rewrite", True),
     )
     export_formats = {"chat": ExportFormat("application/x-ndjson", "jsonl", sft),

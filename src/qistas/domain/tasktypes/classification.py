@@ -44,7 +44,7 @@ class Classification(TaskType[ClassificationSpec]):
     confidence = ("single label: the posterior probability of the chosen label; multi-label: the lowest "
                   "posterior probability that a label's yes/no decision is right")
     form_fields = (
-        FormField("labels", "lines", "new.labels"),
+        FormField("labels", "lines", "new.labels", hint="new.labels_hint"),
         FormField("multi", "bool", "new.multi", False),
         FormField("text_field", "text", "new.text_field"),
         FormField("image_field", "text", "new.image_field"),

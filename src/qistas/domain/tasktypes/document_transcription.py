@@ -81,7 +81,8 @@ class DocumentTranscription(TaskType[DocumentTranscriptionSpec]):
     spec_model = DocumentTranscriptionSpec
     confidence = ("the lowest region confidence (the region's support times its agreement in IoU, times its "
                   "text's confidence), and lower when annotators drew a region the consensus left out")
-    form_fields = (FormField("labels", "lines", "new.labels"), FormField("image_field", "text", "new.image_field"))
+    form_fields = (FormField("labels", "lines", "new.labels", hint="new.labels_hint"),
+                   FormField("image_field", "text", "new.image_field"))
     export_formats = {"regions": ExportFormat("application/x-ndjson", "jsonl", regions)}
 
     def validate_data(self, spec: DocumentTranscriptionSpec, data: dict[str, Any]) -> None:

@@ -96,7 +96,8 @@ class Polygons(TaskType[PolygonsSpec]):
     spec_model = PolygonsSpec
     confidence = ("the lowest confidence of the task's polygons (reliability-weighted support times agreement "
                   "in mask IoU), and lower when annotators drew a polygon the consensus left out")
-    form_fields = (FormField("labels", "lines", "new.labels"), FormField("image_field", "text", "new.image_field"))
+    form_fields = (FormField("labels", "lines", "new.labels", hint="new.labels_hint"),
+                   FormField("image_field", "text", "new.image_field"))
     export_formats = {"coco": ExportFormat("application/json", "json", coco)}
 
     def validate_data(self, spec: PolygonsSpec, data: dict[str, Any]) -> None:

@@ -65,7 +65,8 @@ class Spans(TaskType[SpansSpec]):
     spec_model = SpansSpec
     confidence = ("the lowest posterior probability of any token's decided tag: a task is as sure as its least "
                   "sure token")
-    form_fields = (FormField("labels", "lines", "new.labels"), FormField("text_field", "text", "new.text_field"))
+    form_fields = (FormField("labels", "lines", "new.labels", hint="new.labels_hint"),
+                   FormField("text_field", "text", "new.text_field"))
     export_formats = {"conll": ExportFormat("text/plain; charset=utf-8", "conll", conll)}
 
     def validate_data(self, spec: SpansSpec, data: dict[str, Any]) -> None:

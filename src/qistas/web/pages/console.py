@@ -80,8 +80,8 @@ def form_fields() -> list[dict[str, Any]]:
         for f in task_type.form_fields:
             spec_field = task_type.spec_model.model_fields.get(f.key)
             shown = spec_field.default if spec_field is not None and isinstance(spec_field.default, str) else ""
-            entry = found.setdefault(f.key, {"key": f.key, "kind": f.kind, "label": f.label, "types": [],
-                                             "placeholder": shown})
+            entry = found.setdefault(f.key, {"key": f.key, "kind": f.kind, "label": f.label, "hint": f.hint,
+                                             "types": [], "placeholder": shown})
             entry["types"].append(name)
             entry["placeholder"] = entry["placeholder"] or shown  # a default of any type that has one
     return list(found.values())
