@@ -105,7 +105,8 @@ class Settings(BaseSettings):
     # --- delivery: webhooks, callbacks, export jobs (docs/delivery.md) ---
     background_workers: bool = Field(
         default=True,
-        description="Run the background work (webhooks, export jobs, pre-label jobs, refits, audit checkpoints): "
+        description="Run the background work (webhooks, export jobs, pre-label jobs, refits, active learning, "
+        "audit checkpoints): "
         "in a process of its own that `qistas serve` starts, or in each server process (see "
         "`QISTAS_BACKGROUND_PROCESS`). `false`: none here; run `qistas worker` elsewhere.",
     )
