@@ -16,6 +16,12 @@ small machine and the figures measure the server, not the client.
     python benchmarks/annotate_loop.py                 # the full table (a few minutes)
     python benchmarks/annotate_loop.py --quick         # a short run
     python benchmarks/annotate_loop.py --postgres postgresql://user:pw@host:5432/postgres
+    python benchmarks/annotate_loop.py --only postgresql --workers 1,2,4 --clients 32   # a process sweep
+
+``--workers`` takes a list: each run is repeated with that many server processes (one
+``qistas serve --workers N`` on the one database; the kernel spreads the annotators'
+connections across its processes). Each row gives the fairness ratio: the slowest
+annotator's mean cycle over the fastest's.
 """
 
 from __future__ import annotations
@@ -604,19 +610,25 @@ def bulk(backend: str, admin_url: str | None, sizes: list[int], workers: int) ->
 # --- the report ---------------------------------------------------------------------------
 
 
+def fairness_ratio(means: tuple[float, float]) -> float:
+    """The slowest annotator's mean cycle over the fastest's (1.0: every connection served alike)."""
+    fastest, slowest = means
+    return slowest / fastest if fastest > 0 else float("nan")
+
+
 def print_loop_table(rows: list[LoopResult], n_tasks: int, seconds: float) -> None:
     print(f"\nAnnotation loop: {n_tasks} tasks, redundancy 3, at most {seconds:.0f} s per run")
     print("| database | type | workers | K | annotations | ann/s | cycle p50/p95/p99 ms | take p50/p95/p99 ms | "
-          "submit p50/p95/p99 ms | errors | violations | peak RSS MB | CPU ms/ann server+client |")
-    print("|---|---|---:|---:|---:|---:|---|---|---|---:|---:|---:|---:|")
+          "submit p50/p95/p99 ms | errors | violations | peak RSS MB | CPU ms/ann server+client | fairness |")
+    print("|---|---|---:|---:|---:|---:|---|---|---|---:|---:|---:|---:|---:|")
     for r in rows:
         errors = sum(r.errors.values())
         print(f"| {r.backend} | {r.kind} | {r.workers} | {r.k} | {r.annotations} | {r.rate:.0f} | {ms(r.cycle)} | "
               f"{ms(r.take)} | "
               f"{ms(r.submit)} | {errors}{' ' + json.dumps(r.errors) if errors else ''} | {r.violations} | "
-              f"{r.peak_rss_mb:.0f} | {r.server_cpu_ms:.1f}+{r.client_cpu_ms:.1f} |")
+              f"{r.peak_rss_mb:.0f} | {r.server_cpu_ms:.1f}+{r.client_cpu_ms:.1f} | {fairness_ratio(r.fairness):.2f} |")
     print("\nEach annotator's mean cycle, fastest to slowest (ms): "
-          + "; ".join(f"{r.backend} K={r.k} {ms(r.fairness).replace('/', '–')}" for r in rows))
+          + "; ".join(f"{r.backend} workers={r.workers} K={r.k} {ms(r.fairness).replace('/', '–')}" for r in rows))
 
 
 def print_bulk_table(rows: list[BulkResult]) -> None:
@@ -631,8 +643,9 @@ def print_bulk_table(rows: list[BulkResult]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a short run: fewer tasks, K, seconds and sizes")
-    parser.add_argument("--workers", type=int, help="server processes (qistas serve --workers); default: "
-                        f"{DEFAULT_WORKERS['sqlite']} on SQLite, {DEFAULT_WORKERS['postgresql']} on PostgreSQL")
+    parser.add_argument("--workers", help="comma-separated numbers of server processes (qistas serve --workers), "
+                        f"each a run of its own; default: {DEFAULT_WORKERS['sqlite']} on SQLite, "
+                        f"{DEFAULT_WORKERS['postgresql']} on PostgreSQL")
     parser.add_argument("--tasks", type=int, default=10000, help="tasks per annotation-loop run")
     parser.add_argument("--clients", default="1,8,32", help="comma-separated K values")
     parser.add_argument("--types", default="classification,spans,boxes",
@@ -671,17 +684,19 @@ def main() -> int:
     backends = databases(args.postgres, args.only)
     loops: list[LoopResult] = []
     bulks: list[BulkResult] = []
+    sweep = [int(w) for w in args.workers.split(",")] if args.workers else None
     for backend in backends:
-        workers = args.workers or DEFAULT_WORKERS[backend]
+        counts = sweep or [DEFAULT_WORKERS[backend]]
         kinds = args.types.split(",")
         runs = [(kinds[0], k) for k in ks] + [(kind, max(ks)) for kind in kinds[1:]]
-        for kind, k in runs:
-            loops.append(annotate_loop(backend, args.postgres, k, args.tasks, args.seconds, workers, args.profile,
-                                       args.other_writer, kind, args.inhouse, args.review,
-                                       args.predictions, args.routing))
-            print_loop_table(loops[-1:], args.tasks, args.seconds)
+        for workers in counts:
+            for kind, k in runs:
+                loops.append(annotate_loop(backend, args.postgres, k, args.tasks, args.seconds, workers,
+                                           args.profile, args.other_writer, kind, args.inhouse, args.review,
+                                           args.predictions, args.routing))
+                print_loop_table(loops[-1:], args.tasks, args.seconds)
         if not args.skip_bulk and sizes:
-            bulks += bulk(backend, args.postgres, sizes, workers)
+            bulks += bulk(backend, args.postgres, sizes, counts[0])
     print_loop_table(loops, args.tasks, args.seconds)
     if bulks:
         print_bulk_table(bulks)
