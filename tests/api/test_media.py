@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import re
@@ -157,6 +158,34 @@ def test_bad_files_write_nothing(world: World, files: dict[str, bytes], rows: li
     assert refused.status_code == status, refused.text
     assert named in json.dumps(refused.json())
     assert counts(world, pid) == before
+
+
+def spool_left(world: World) -> list[str]:
+    folder = world.settings.media_folder / "tmp"
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+
+def test_an_import_leaves_nothing_spooled(world: World) -> None:
+    """The files and the name index of an import live in a folder of the spool until the
+    import ends: accepted or refused, nothing of it is left there, and a refused import
+    stores no file."""
+    owner = world.tenant.owner
+    pid = world.tenant.project(BOXES)["id"]
+    rows = [{"data": {"image": "same.png"}}, {"data": {"image": "same.png"}}, {"data": {"image": "other.png"}}]
+    done = upload(owner, pid, rows, {"same.png": png(12, 10), "other.png": png(13, 10)})
+    assert done.status_code == 201, done.text
+    assert done.json()["media"] == 2  # a name named by two rows is one file
+    shas = {media.ref_hash(t["data"]["image"]) for t in owner.get(f"/projects/{pid}/tasks").json()["items"]}
+    assert len(shas) == 2
+    assert spool_left(world) == []
+
+    fresh = png(14, 10, color=(1, 2, 3))
+    refused = upload(owner, pid, [{"data": {"image": "fresh.png"}}, {"data": {"image": "x.jpg"}}],
+                     {"fresh.png": fresh, "x.jpg": b"<html></html>"})
+    assert refused.status_code == 422, refused.text
+    assert spool_left(world) == []
+    blobs = world.settings.media_folder / "blobs"
+    assert not any(p.name == hashlib.sha256(fresh).hexdigest() for p in blobs.rglob("*"))
 
 
 def test_project_size_limit(world: World) -> None:
