@@ -105,6 +105,9 @@ def test_import_serve_and_lease_end(world: World) -> None:
         assert shown.headers["content-type"] == "image/png"
         assert shown.headers["x-content-type-options"] == "nosniff"
         assert shown.headers["content-security-policy"] == "sandbox"
+        assert shown.headers["content-length"] == str(len(image)) and shown.headers["accept-ranges"] == "bytes"
+        part = anonymous.get(url, headers={"Range": "bytes=0-9"})  # an audio player seeking
+        assert part.status_code == 206 and part.content == image[:10], part.status_code
         tampered = url.replace(f"scope=a{lease['id']}", f"scope=a{lease['id'] + 1}")
         assert anonymous.get(tampered).status_code == 404
         garbled = re.sub(r"sig=[^&]*", "sig=%C3%B0%F2%8C%A0%B1", url)  # not even ASCII: no signature is
