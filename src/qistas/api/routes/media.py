@@ -19,7 +19,7 @@ from qistas.api.deps import AppSettings, Db, current_actor
 from qistas.db.engine import Database
 from qistas.db.models import Media
 from qistas.db.types import utcnow
-from qistas.db.unit_of_work import read
+from qistas.db.unit_of_work import read, write_now
 from qistas.domain import media
 from qistas.domain.mediafiles import INLINE_TYPES
 from qistas.domain.mediastore import MediaStore, blob_key
@@ -40,10 +40,10 @@ def _headers(content_type: str, max_age: int) -> dict[str, str]:
 def _small_file(store: MediaStore, key: str, request: Request) -> bytes | None:
     """The bytes of a small file on local storage, asked for whole (no ``Range``); else None.
 
-    Read in the thread that looked the file up: a FileResponse takes four more trips to the
-    thread pool (stat, open, read, close), which cost the server more than the lookup itself
-    and, with the annotation page fetching an image per task, took about half the loop's
-    throughput (benchmarks/media.py, docs/benchmarks.md)."""
+    Read at once, a few hundred kilobytes at most from the local disk: a FileResponse takes
+    four trips to the thread pool (stat, open, read, close), which cost the server more than
+    the rest of the request and, with the annotation page fetching an image per task, took
+    half the annotation loop's throughput (benchmarks/media.py, docs/benchmarks.md)."""
     if "range" in request.headers:
         return None
     path = store.local_path(key)
@@ -83,11 +83,11 @@ async def get_media(
         media.verify([settings.secret_key or "", *settings.previous_keys], sha256=sha256, scope=scope or "",
                      expires=expires or 0, sig=sig or "", now=now)
 
-        def find() -> tuple[Media, bytes | None]:
-            found = read(db, lambda s: media.leased_media(s, sha256=sha256, scope=scope or "", now=now))
-            return found, _small_file(store, blob_key(found.sha256), request)
-
-        found, small = await run_in_threadpool(find)
+        # Each task's image is fetched as its lease is taken: a request of the annotation loop,
+        # run like its takes and submits (on SQLite, on the event loop when the write lock is
+        # free: a trip to the thread pool cost more than the lookup and the read together).
+        found = await write_now(db, lambda s: media.leased_media(s, sha256=sha256, scope=scope or "", now=now))
+        small = _small_file(store, blob_key(found.sha256), request)
         return _send(store, blob_key(found.sha256), found.content_type, max_age=settings.media_url_seconds,
                      small=small)
     found = await run_in_threadpool(_customer_media, request, db, sha256)
