@@ -16,7 +16,6 @@ is a link, or expands more than ``media_zip_max_ratio`` times.
 
 from __future__ import annotations
 
-import bisect
 import os
 import re
 import shutil
@@ -36,7 +35,6 @@ from qistas.domain import mediafiles
 from qistas.domain.destinations import Blocked, Policy, resolve
 from qistas.domain.mediafiles import MediaInfo
 from qistas.domain.mediastore import MediaStore, blob_key
-from qistas.domain.zipindex import IndexedZip
 from qistas.errors import Invalid
 
 MEDIA_REF = re.compile(r"media:([0-9a-f]{64})")
@@ -96,40 +94,22 @@ class ZipSources(Sources):
 
     def __init__(self, stream: IO[bytes], *, max_ratio: float) -> None:
         super().__init__()
-        self._max_ratio = max_ratio
-        self._named: list[str] = []  # tasks files by name: the first few, sorted, and how many
-        self._others: list[str] = []  # other files that could be tasks files
-        self._counts = [0, 0]
         try:
-            # Its table of contents on disk (domain/zipindex.py): memory does not grow with the entries.
-            self.zip = IndexedZip(stream, on_entry=self._seen)
+            self.zip = zipfile.ZipFile(stream)
         except (zipfile.BadZipFile, OSError, ValueError):
             raise Invalid("the upload is not a readable zip file", details={"field": "file"}) from None
-        try:
-            tasks, count = (self._named, self._counts[0]) if self._counts[0] else (self._others, self._counts[1])
-            if count != 1:
-                raise Invalid("a zip holds one tasks file (tasks.jsonl, tasks.csv or tasks.json) and the media it "
-                              "names", details={"field": "file", "found": tasks[:10]})
-        except BaseException:
-            self.zip.close()
-            raise
+        self._entries: dict[str, zipfile.ZipInfo] = {}
+        for info in self.zip.infolist():
+            _check_entry(info, max_ratio)
+            if not info.is_dir():
+                self._entries[info.filename] = info
+        tasks = [n for n in self._entries if PurePosixPath(n).name in TASK_FILE_NAMES] or [
+            n for n in self._entries if n.lower().endswith((".jsonl", ".ndjson", ".csv", ".json"))]
+        if len(tasks) != 1:
+            raise Invalid("a zip holds one tasks file (tasks.jsonl, tasks.csv or tasks.json) and the media it names",
+                          details={"field": "file", "found": sorted(tasks)[:10]})
         self.tasks_name = tasks[0]
         self._base = str(PurePosixPath(self.tasks_name).parent)
-
-    def _seen(self, info: zipfile.ZipInfo) -> None:
-        _check_entry(info, self._max_ratio)
-        if info.is_dir():
-            return
-        name = info.filename
-        if PurePosixPath(name).name in TASK_FILE_NAMES:
-            kept, which = self._named, 0
-        elif name.lower().endswith((".jsonl", ".ndjson", ".csv", ".json")):
-            kept, which = self._others, 1
-        else:
-            return
-        self._counts[which] += 1
-        bisect.insort(kept, name)
-        del kept[10:]
 
     def __bool__(self) -> bool:
         return True
@@ -139,14 +119,14 @@ class ZipSources(Sources):
         return "csv" if lowered.endswith(".csv") else "json" if lowered.endswith(".json") else "jsonl"
 
     def open_tasks(self) -> IO[bytes]:
-        info = self.zip.entry(self.tasks_name)
-        assert info is not None
-        return self.zip.open(info)
+        return self.zip.open(self._entries[self.tasks_name])
 
     def open(self, name: str) -> IO[bytes] | None:
         full = name if self._base == "." else f"{self._base}/{name}"
-        info = self.zip.entry(full) if full != self.tasks_name else None
-        return None if info is None else self.zip.open(info)
+        info = self._entries.get(full)
+        if info is None or full == self.tasks_name:
+            return None
+        return self.zip.open(info)
 
     def close(self) -> None:
         self.zip.close()
@@ -238,7 +218,6 @@ class MediaResolver:
             # Used by one thread at a time (each step of the import runs in a worker thread of its own).
             index = sqlite3.connect(self._folder / INDEX_NAME, isolation_level=None, check_same_thread=False)
             index.executescript(_INDEX_SCHEMA)
-            index.execute("BEGIN")  # never committed: a scratch table, read by the same connection
             self._index = index
         return self._index
 
