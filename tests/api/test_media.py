@@ -227,6 +227,27 @@ def test_zip_import_and_refusals(world: World) -> None:
     assert counts(world, other)[0] == 0
 
 
+def test_a_zip_of_too_many_entries_is_refused_before_they_are_read(world: World) -> None:
+    from qistas.domain.mediaimports import MAX_ZIP_ENTRIES, zip_entries
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:  # past 65,535 entries: a zip64 end record
+        archive.writestr("tasks.jsonl", json.dumps({"data": {"image": "0"}}))
+        for i in range(MAX_ZIP_ENTRIES):
+            archive.writestr(str(i), b"")
+    out.seek(0)
+    assert zip_entries(out) == MAX_ZIP_ENTRIES + 1
+    pid = world.tenant.project(BOXES)["id"]
+    refused = world.tenant.owner.post(f"/projects/{pid}/tasks", content=out.getvalue(),
+                                      headers={"content-type": "application/zip"})
+    body = error_of(refused, 422)
+    assert body["details"] == {"field": "file", "limit": MAX_ZIP_ENTRIES}
+    assert str(MAX_ZIP_ENTRIES + 1) in body["message"]
+    assert counts(world, pid)[0] == 0
+    small = zipped({"tasks.jsonl": b"", "a.png": png()})
+    assert zip_entries(io.BytesIO(small)) == 2 and zip_entries(io.BytesIO(b"not a zip")) is None
+
+
 def test_private_urls_refused(world: World) -> None:
     pid = world.tenant.project(BOXES, media={"fetch_urls": True})["id"]
     before = counts(world, pid)

@@ -10,8 +10,10 @@ written beside it, and the name or URL the customer gave goes to the task's meta
 files moved into the store (``store_all``); the database rows that make them readable
 are written with the tasks, in the import's commit. A refused import writes nothing.
 
-A zip is refused whole if an entry's path leaves the archive (``..``, an absolute path),
-is a link, or expands more than ``media_zip_max_ratio`` times.
+A zip is refused whole if it holds more than ``MAX_ZIP_ENTRIES`` entries (``zipfile`` keeps a
+record of about half a kilobyte for each, for as long as the import runs), or if an entry's
+path leaves the archive (``..``, an absolute path), is a link, or expands more than
+``media_zip_max_ratio`` times.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import re
 import shutil
 import sqlite3
 import stat
+import struct
 import tempfile
 import zipfile
 from collections.abc import Iterator
@@ -41,6 +44,34 @@ MEDIA_REF = re.compile(r"media:([0-9a-f]{64})")
 TASK_FILE_NAMES = ("tasks.jsonl", "tasks.csv", "tasks.json")
 STORE_THREADS = 8
 BOMB_MIN_BYTES = 1 << 20  # a small entry may compress well (a blank PNG): only larger ones are judged
+#: Entries of one zip. A 512 MB upload of empty entries would otherwise hold millions of records.
+MAX_ZIP_ENTRIES = 100_000
+_END = b"PK\x05\x06"  # the end of central directory record (APPNOTE 4.3.16): 22 bytes + a comment
+_END64_LOCATOR = b"PK\x06\x07"  # before it in a zip64 archive (4.3.15), 20 bytes
+
+
+def zip_entries(stream: IO[bytes]) -> int | None:
+    """How many entries the zip's end record says it holds (None: no end record found; zipfile
+    then says what is wrong). Read from the last 64 KB, before zipfile builds a record per entry."""
+    stream.seek(0, os.SEEK_END)
+    size = stream.tell()
+    start = max(0, size - (22 + 0xFFFF))
+    stream.seek(start)
+    tail = stream.read()
+    stream.seek(0)
+    at = tail.rfind(_END)
+    if at < 0 or len(tail) - at < 22:
+        return None
+    count = int(struct.unpack_from("<H", tail, at + 10)[0])
+    locator = at - 20
+    if count == 0xFFFF and locator >= 0 and tail[locator:locator + 4] == _END64_LOCATOR:
+        end64 = int(struct.unpack_from("<Q", tail, locator + 8)[0])  # where the zip64 end record starts
+        stream.seek(end64)
+        record = stream.read(56)
+        stream.seek(0)
+        if len(record) == 56 and record[:4] == b"PK\x06\x06":
+            count = int(struct.unpack_from("<Q", record, 32)[0])
+    return count
 
 
 def media_ref(sha256: str) -> str:
@@ -94,6 +125,10 @@ class ZipSources(Sources):
 
     def __init__(self, stream: IO[bytes], *, max_ratio: float) -> None:
         super().__init__()
+        entries = zip_entries(stream)
+        if entries is not None and entries > MAX_ZIP_ENTRIES:
+            raise Invalid(f"a zip may hold at most {MAX_ZIP_ENTRIES} entries; this one holds {entries}: "
+                          "import the files in several zips", details={"field": "file", "limit": MAX_ZIP_ENTRIES})
         try:
             self.zip = zipfile.ZipFile(stream)
         except (zipfile.BadZipFile, OSError, ValueError):
