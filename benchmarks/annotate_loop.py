@@ -16,6 +16,12 @@ small machine and the figures measure the server, not the client.
     python benchmarks/annotate_loop.py                 # the full table (a few minutes)
     python benchmarks/annotate_loop.py --quick         # a short run
     python benchmarks/annotate_loop.py --postgres postgresql://user:pw@host:5432/postgres
+    python benchmarks/annotate_loop.py --only postgresql --workers 1,2,4 --clients 32   # a process sweep
+
+``--workers`` takes a list: each run is repeated with that many server processes (one
+``qistas serve --workers N`` on the one database; the kernel spreads the annotators'
+connections across its processes). Each row gives the fairness ratio: the slowest
+annotator's mean cycle over the fastest's.
 """
 
 from __future__ import annotations
@@ -53,6 +59,8 @@ SPECS = {
     "spans": {"type": "spans", "labels": ["PER", "ORG", "LOC"], "text_field": "text"},
     "boxes": {"type": "boxes", "labels": ["car", "person"], "image_field": "image"},
 }
+# The types whose tasks show a file: the data field that names it (``--media``).
+MEDIA_FIELD = {"boxes": "image"}
 
 
 def answer_of(kind: str, n: int) -> dict[str, Any]:
@@ -77,20 +85,26 @@ class Connection:
 
     def __init__(self, host: str, port: int, token: str) -> None:
         self.host, self.port = host, port
-        self.auth = f"Authorization: Bearer {token}\r\n".encode()
+        self.auth = f"Authorization: Bearer {token}\r\n".encode() if token else b""
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
     async def post(self, path: str, body: bytes = b"") -> tuple[int, bytes]:
+        head = (f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n").encode()
+        return await self._exchange(head + self.auth + b"\r\n" + body)
+
+    async def get(self, path: str) -> tuple[int, bytes]:
+        return await self._exchange(f"GET {path} HTTP/1.1\r\nHost: {self.host}\r\n".encode() + self.auth + b"\r\n")
+
+    async def _exchange(self, request: bytes) -> tuple[int, bytes]:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         assert self.reader is not None
-        head = (f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\n").encode()
-        self.writer.write(head + self.auth + b"\r\n" + body)
+        self.writer.write(request)
         status_line = await self.reader.readline()
         status = int(status_line.split()[1])
-        length, close = 0, False
+        length, close, chunked = 0, False, False
         while (line := await self.reader.readline()) not in (b"\r\n", b""):
             name, _, value = line.partition(b":")
             name = name.strip().lower()
@@ -98,7 +112,16 @@ class Connection:
                 length = int(value)
             elif name == b"connection" and value.strip().lower() == b"close":
                 close = True
-        payload = await self.reader.readexactly(length) if length else b""
+            elif name == b"transfer-encoding" and b"chunked" in value.lower():
+                chunked = True
+        if chunked:
+            parts = []
+            while size := int((await self.reader.readline()).split(b";")[0], 16):
+                parts.append(await self.reader.readexactly(size + 2))
+            await self.reader.readline()
+            payload = b"".join(part[:-2] for part in parts)
+        else:
+            payload = await self.reader.readexactly(length) if length else b""
         if close:
             await self.close()
         return status, payload
@@ -110,7 +133,9 @@ class Connection:
 
 
 async def annotator(conn: Connection, project_id: int, deadline: float, seed: int, out: dict[str, Any],
-                    kind: str) -> None:
+                    kind: str, browser: Connection | None = None) -> None:
+    """Take -> submit until ``deadline``; with a ``browser`` connection, each task's image is
+    fetched through its signed URL between the two, as the annotation page does."""
     take_path = f"/api/v1/projects/{project_id}/assignments"
     n = seed
     mine: list[float] = []  # this annotator's cycles: is every connection served alike?
@@ -125,7 +150,17 @@ async def annotator(conn: Connection, project_id: int, deadline: float, seed: in
             out["errors"][f"take {status}"] = out["errors"].get(f"take {status}", 0) + 1
             await asyncio.sleep(0.01)
             continue
-        lease = json.loads(payload)["id"]
+        taken = json.loads(payload)
+        lease = taken["id"]
+        if browser is not None:
+            status, image = await browser.get(taken["task"]["data"][MEDIA_FIELD[kind]])
+            t_media = time.perf_counter()
+            out["media"].append(t_media - t1)
+            out["media_bytes"] += len(image)
+            if status != 200:
+                out["errors"][f"media {status}"] = out["errors"].get(f"media {status}", 0) + 1
+                continue
+            t1 = t_media
         n += 1
         answer = json.dumps({"answer": answer_of(kind, n), "seconds": 1.0}).encode()
         status, payload = await conn.post(f"/api/v1/assignments/{lease}/submit", answer)
@@ -140,23 +175,32 @@ async def annotator(conn: Connection, project_id: int, deadline: float, seed: in
     if mine:
         out["means"].append(sum(mine) / len(mine))
     await conn.close()
+    if browser is not None:
+        await browser.close()
 
 
-async def load(url: str, project_id: int, tokens: list[str], seconds: float, kind: str) -> dict[str, Any]:
+async def load(url: str, project_id: int, tokens: list[str], seconds: float, kind: str,
+               fetch: bool = False) -> dict[str, Any]:
     parsed = httpx.URL(url)
-    out: dict[str, Any] = {"take": [], "submit": [], "cycle": [], "means": [], "errors": {}, "annotations": 0}
+    out: dict[str, Any] = {"take": [], "submit": [], "cycle": [], "means": [], "errors": {}, "annotations": 0,
+                           "media": [], "media_bytes": 0}
     start = time.perf_counter()
     conns = [Connection(parsed.host, parsed.port or 80, token) for token in tokens]
-    await asyncio.gather(*[annotator(c, project_id, start + seconds, n * 7, out, kind)
-                           for n, c in enumerate(conns)])
+    # The page's image requests: a connection of their own, with the annotator's credentials, as
+    # a browser sends its session cookie with them (a request without any is limited per address).
+    browsers = [Connection(parsed.host, parsed.port or 80, token) if fetch else None for token in tokens]
+    await asyncio.gather(*[annotator(c, project_id, start + seconds, n * 7, out, kind, b)
+                           for n, (c, b) in enumerate(zip(conns, browsers, strict=True))])
     out["elapsed"] = time.perf_counter() - start
     out["cpu"] = time.process_time()
     return out
 
 
-def run_clients(url: str, project_id: int, tokens: list[str], seconds: float, kind: str) -> dict[str, Any]:
+def run_clients(url: str, project_id: int, tokens: list[str], seconds: float, kind: str,
+                fetch: bool = False) -> dict[str, Any]:
     """The clients in a child process; their measurements come back as JSON."""
-    job = json.dumps({"url": url, "project_id": project_id, "tokens": tokens, "seconds": seconds, "kind": kind})
+    job = json.dumps({"url": url, "project_id": project_id, "tokens": tokens, "seconds": seconds, "kind": kind,
+                      "fetch": fetch})
     done = subprocess.run([sys.executable, __file__, "--client-run"], input=job, capture_output=True,
                           text=True, check=True)
     return json.loads(done.stdout)  # type: ignore[no-any-return]
@@ -346,6 +390,43 @@ def jsonl(n_tasks: int, kind: str = "classification", predictions: bool = False)
     return b"".join(json.dumps(row(n)).encode() + b"\n" for n in range(n_tasks))
 
 
+_MEDIA_ZIPS: dict[int, Path] = {}
+
+
+def media_zip_of(n_tasks: int) -> Path:
+    """A zip of ``n_tasks`` boxes tasks, each with an image of its own (640×480 JPEG, about
+    the size the answers' boxes need), made once per process; what ``qistas import --media``
+    sends."""
+    if n_tasks in _MEDIA_ZIPS:
+        return _MEDIA_ZIPS[n_tasks]
+    import atexit
+    import shutil
+
+    from PIL import Image, ImageDraw
+
+    from qistas.client.media import media_zip
+
+    folder = Path(tempfile.mkdtemp(prefix="qistas-bench-images-"))
+    atexit.register(shutil.rmtree, folder, True)
+    rows = []
+    for n in range(n_tasks):
+        image = Image.new("RGB", (640, 480), (n % 256, (n // 256) % 256, 90))
+        draw = ImageDraw.Draw(image)
+        draw.rectangle((10 + n % 300, 10, 110 + n % 300, 60), fill=(200, 30, 30))
+        draw.rectangle((200, 40, 230, 120 + n % 50), fill=(30, 30, 200))
+        draw.text((20, 400), f"task {n}", fill=(255, 255, 255))
+        name = f"images/{n // 1000}/{n}.jpg"
+        (folder / "files" / name).parent.mkdir(parents=True, exist_ok=True)
+        image.save(folder / "files" / name, "JPEG", quality=85)
+        rows.append(json.dumps({"unique_id": f"u{n}", "data": {"image": name}}))
+    tasks = folder / "tasks.jsonl"
+    tasks.write_text("\n".join(rows) + "\n")
+    packed = media_zip(tasks, folder / "files")
+    shutil.move(packed, folder / "media.zip")
+    _MEDIA_ZIPS[n_tasks] = folder / "media.zip"
+    return _MEDIA_ZIPS[n_tasks]
+
+
 def new_project(server: Server, n_annotators: int, kind: str = "classification",
                 inhouse: bool = False, review: dict[str, Any] | None = None,
                 prefill: dict[str, Any] | None = None,
@@ -476,6 +557,9 @@ class LoopResult:
     # connections late every time shows it here before it shows in the p99.
     fairness: tuple[float, float]
     kind: str = "classification"
+    media: tuple[float, float, float] | None = None  # the signed image GET, p50/p95/p99 ms (``fetch``)
+    media_kb: float = 0.0  # mean size of an image fetched
+    variant: str = ""  # "media": tasks with their images; "fetch": and each one fetched
     # Active learning on: CPU of the server's training process (qistas-active) per annotation,
     # included in server_cpu_ms, and the training passes it finished during the run.
     trainer_cpu_ms: float = 0.0
@@ -527,15 +611,25 @@ def annotate_loop(backend: str, admin_url: str | None, k: int, n_tasks: int, sec
                   workers: int, profile: str | None = None, writer_every: float | None = None,
                   kind: str = "classification", inhouse: bool = False,
                   review: dict[str, Any] | None = None, predictions: bool = False,
-                  routing: bool = False, active_learning: bool = False) -> LoopResult:
+                  routing: bool = False, media: bool = False, fetch: bool = False,
+                  active_learning: bool = False) -> LoopResult:
+    """One run; ``media``: the tasks come with their images (a zip import), so each lease
+    carries a signed URL; ``fetch``: each annotator also GETs it, as the annotation page does."""
+    if (media or fetch) and kind not in MEDIA_FIELD:
+        raise ValueError(f"--media needs a task type that shows a file: {', '.join(MEDIA_FIELD)}")
     with fresh_database(backend, admin_url) as db_url, serve(db_url, workers) as server:
         owner, project_id, tokens = new_project(server, k, kind, inhouse, review,
                                                 {"mode": "always"} if predictions else None,
                                                 {"enabled": True, "random_share": 0.1} if active_learning else None)
         outsiders = route_project(server, owner, project_id, tokens) if routing else []
         with closing(owner):
-            check(owner.post(f"/projects/{project_id}/tasks", content=jsonl(n_tasks, kind, predictions),
-                             headers={"Content-Type": "application/x-ndjson"}))
+            if media or fetch:
+                with media_zip_of(n_tasks).open("rb") as handle:
+                    check(owner.post(f"/projects/{project_id}/tasks?format=zip", content=handle.read(),
+                                     headers={"Content-Type": "application/zip"}))
+            else:
+                check(owner.post(f"/projects/{project_id}/tasks", content=jsonl(n_tasks, kind, predictions),
+                                 headers={"Content-Type": "application/x-ndjson"}))
         server.sample_rss()
         sampler = RssSampler(server)
         spy = None
@@ -548,7 +642,7 @@ def annotate_loop(backend: str, admin_url: str | None, k: int, n_tasks: int, sec
         cpu_before, trainer_before = cpu_seconds(tree), cpu_seconds(trainer_pids(tree))
         passes_before = active_passes(url, project_id)
         with sampler, other_writer(url, writer_every):
-            out = run_clients(server.url, project_id, tokens, seconds, kind)
+            out = run_clients(server.url, project_id, tokens, seconds, kind, fetch)
         tree = process_tree(server.proc.pid)
         server_cpu = cpu_seconds(tree) - cpu_before
         trainer_cpu = cpu_seconds(trainer_pids(tree)) - trainer_before
@@ -564,6 +658,9 @@ def annotate_loop(backend: str, admin_url: str | None, k: int, n_tasks: int, sec
                       1000 * server_cpu / max(1, out["annotations"]),
                       1000 * out["cpu"] / max(1, out["annotations"]),
                       (1000 * min(out["means"], default=0.0), 1000 * max(out["means"], default=0.0)), kind,
+                      triple(out["media"]) if fetch else None,
+                      out["media_bytes"] / max(1, len(out["media"])) / 1000 if fetch else 0.0,
+                      "fetch" if fetch else "media" if media else "",
                       1000 * trainer_cpu / max(1, out["annotations"]), passes)
 
 
@@ -642,23 +739,34 @@ def bulk(backend: str, admin_url: str | None, sizes: list[int], workers: int) ->
 # --- the report ---------------------------------------------------------------------------
 
 
+def fairness_ratio(means: tuple[float, float]) -> float:
+    """The slowest annotator's mean cycle over the fastest's (1.0: every connection served alike)."""
+    fastest, slowest = means
+    return slowest / fastest if fastest > 0 else float("nan")
+
+
 def print_loop_table(rows: list[LoopResult], n_tasks: int, seconds: float) -> None:
     print(f"\nAnnotation loop: {n_tasks} tasks, redundancy 3, at most {seconds:.0f} s per run")
     print("| database | type | workers | K | annotations | ann/s | cycle p50/p95/p99 ms | take p50/p95/p99 ms | "
-          "submit p50/p95/p99 ms | errors | violations | peak RSS MB | CPU ms/ann server+client |")
-    print("|---|---|---:|---:|---:|---:|---|---|---|---:|---:|---:|---:|")
+          "submit p50/p95/p99 ms | errors | violations | peak RSS MB | CPU ms/ann server+client | fairness |")
+    print("|---|---|---:|---:|---:|---:|---|---|---|---:|---:|---:|---:|---:|")
     for r in rows:
         errors = sum(r.errors.values())
-        print(f"| {r.backend} | {r.kind} | {r.workers} | {r.k} | {r.annotations} | {r.rate:.0f} | {ms(r.cycle)} | "
+        kind = r.kind + (f" ({r.variant})" if r.variant else "")
+        print(f"| {r.backend} | {kind} | {r.workers} | {r.k} | {r.annotations} | {r.rate:.0f} | {ms(r.cycle)} | "
               f"{ms(r.take)} | "
               f"{ms(r.submit)} | {errors}{' ' + json.dumps(r.errors) if errors else ''} | {r.violations} | "
-              f"{r.peak_rss_mb:.0f} | {r.server_cpu_ms:.1f}+{r.client_cpu_ms:.1f} |")
+              f"{r.peak_rss_mb:.0f} | {r.server_cpu_ms:.1f}+{r.client_cpu_ms:.1f} | {fairness_ratio(r.fairness):.2f} |")
     for r in rows:
         if r.passes:
             print(f"Active learning, {r.backend} K={r.k}: {r.passes} training passes during the run; the training "
                   f"process used {r.trainer_cpu_ms:.1f} of the server's {r.server_cpu_ms:.1f} CPU ms per annotation")
     print("\nEach annotator's mean cycle, fastest to slowest (ms): "
-          + "; ".join(f"{r.backend} K={r.k} {ms(r.fairness).replace('/', '–')}" for r in rows))
+          + "; ".join(f"{r.backend} workers={r.workers} K={r.k} {ms(r.fairness).replace('/', '–')}" for r in rows))
+    fetched = [r for r in rows if r.media is not None]
+    if fetched:
+        print("Signed image GET p50/p95/p99 ms (mean KB): "
+              + "; ".join(f"{r.backend} K={r.k} {ms(r.media or ())} ({r.media_kb:.0f})" for r in fetched))
 
 
 def print_bulk_table(rows: list[BulkResult]) -> None:
@@ -673,8 +781,9 @@ def print_bulk_table(rows: list[BulkResult]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a short run: fewer tasks, K, seconds and sizes")
-    parser.add_argument("--workers", type=int, help="server processes (qistas serve --workers); default: "
-                        f"{DEFAULT_WORKERS['sqlite']} on SQLite, {DEFAULT_WORKERS['postgresql']} on PostgreSQL")
+    parser.add_argument("--workers", help="comma-separated numbers of server processes (qistas serve --workers), "
+                        f"each a run of its own; default: {DEFAULT_WORKERS['sqlite']} on SQLite, "
+                        f"{DEFAULT_WORKERS['postgresql']} on PostgreSQL")
     parser.add_argument("--tasks", type=int, default=10000, help="tasks per annotation-loop run")
     parser.add_argument("--clients", default="1,8,32", help="comma-separated K values")
     parser.add_argument("--types", default="classification,spans,boxes",
@@ -699,6 +808,10 @@ def main() -> int:
     parser.add_argument("--routing", action="store_true",
                         help="the annotators in 4 vendor pools with dialect skills, the project routed to them "
                         "(docs/workforce.md); violations also count leases served to annotators it refuses")
+    parser.add_argument("--media", action="store_true",
+                        help="image types: import the tasks with their images (a zip), so leases carry signed URLs")
+    parser.add_argument("--fetch-media", action="store_true",
+                        help="with --media: each annotator also GETs its task's signed image URL before answering")
     parser.add_argument("--active-learning", action="store_true",
                         help="active learning on for the project (classification): the background worker retrains "
                              "every 20 completed tasks, checking each second, and the claim serves by its ranks")
@@ -707,7 +820,7 @@ def main() -> int:
     if args.client_run:
         job = json.loads(sys.stdin.read())
         print(json.dumps(asyncio.run(load(job["url"], job["project_id"], job["tokens"], job["seconds"],
-                                          job["kind"]))))
+                                          job["kind"], job.get("fetch", False)))))
         return 0
     if args.active_learning:  # the servers started below inherit the environment
         os.environ.setdefault("QISTAS_ACTIVE_LEARNING_INTERVAL_SECONDS", "1")  # 0: ranked claim, no training
@@ -719,17 +832,20 @@ def main() -> int:
     backends = databases(args.postgres, args.only)
     loops: list[LoopResult] = []
     bulks: list[BulkResult] = []
+    sweep = [int(w) for w in args.workers.split(",")] if args.workers else None
     for backend in backends:
-        workers = args.workers or DEFAULT_WORKERS[backend]
+        counts = sweep or [DEFAULT_WORKERS[backend]]
         kinds = args.types.split(",")
         runs = [(kinds[0], k) for k in ks] + [(kind, max(ks)) for kind in kinds[1:]]
-        for kind, k in runs:
-            loops.append(annotate_loop(backend, args.postgres, k, args.tasks, args.seconds, workers, args.profile,
-                                       args.other_writer, kind, args.inhouse, args.review,
-                                       args.predictions, args.routing, args.active_learning))
-            print_loop_table(loops[-1:], args.tasks, args.seconds)
+        for workers in counts:
+            for kind, k in runs:
+                loops.append(annotate_loop(backend, args.postgres, k, args.tasks, args.seconds, workers,
+                                           args.profile, args.other_writer, kind, args.inhouse, args.review,
+                                           args.predictions, args.routing, args.media or args.fetch_media,
+                                           args.fetch_media, args.active_learning))
+                print_loop_table(loops[-1:], args.tasks, args.seconds)
         if not args.skip_bulk and sizes:
-            bulks += bulk(backend, args.postgres, sizes, workers)
+            bulks += bulk(backend, args.postgres, sizes, counts[0])
     print_loop_table(loops, args.tasks, args.seconds)
     if bulks:
         print_bulk_table(bulks)

@@ -6,7 +6,14 @@ The server runs in a process of its own (uvicorn, SQLite, background work off); 
 memory is that process's VmHWM, read before and after the import. Each size is a fresh
 server, so the peaks of two sizes compare: flat memory means the same peak for N and 4N.
 
+Then serving: the annotation loop of ``annotate_loop.py`` (K annotators, take -> submit,
+boxes tasks imported with an image each, 640×480 JPEG) run alternately without (A) and with
+(B) each annotator fetching its task's signed image URL between take and submit, as the
+annotation page does; A, B, A, B ... so that a machine shared with other work weighs on both
+alike. Printed: every run, and B's throughput against A's.
+
     python benchmarks/media.py [--sizes 500,2000] [--stores local,s3]
+                               [--serve-rounds 1] [--serve-clients 32] [--serve-seconds 10] [--serve-tasks 2000]
 """
 
 from __future__ import annotations
@@ -129,13 +136,47 @@ def run_one(n: int, store: str, work: Path, s3_url: str | None) -> dict[str, obj
             "zip_mb": round(size_mb, 1), "rss_before_mb": round(before / 1024), "rss_peak_mb": round(after / 1024)}
 
 
+def serve_rounds(rounds: int, clients: int, seconds: float, n_tasks: int) -> None:
+    """A (the loop, leases carrying signed URLs) and B (each one fetched), alternated."""
+    import annotate_loop as loop
+
+    runs: list[tuple[str, loop.LoopResult]] = []
+    for _ in range(rounds):
+        for name, fetch in (("A", False), ("B", True)):
+            result = loop.annotate_loop("sqlite", None, clients, n_tasks, seconds, loop.DEFAULT_WORKERS["sqlite"],
+                                        kind="boxes", media=True, fetch=fetch)
+            runs.append((name, result))
+            print(f"{name}: {result.rate:.0f} annotations/s, cycle p99 {result.cycle[2]:.0f} ms, "
+                  f"errors {sum(result.errors.values())}", flush=True)
+    print(f"\nServing signed media: {clients} annotators, boxes, {n_tasks} tasks with an image each, "
+          f"{seconds:.0f} s per run; A: no image fetched, B: each task's image fetched between take and submit")
+    print("| run | ann/s | cycle p50/p95/p99 ms | take p99 ms | submit p99 ms | image GET p50/p95/p99 ms | "
+          "image KB | errors | violations | CPU ms/ann server |")
+    print("|---|---:|---|---:|---:|---|---:|---:|---:|---:|")
+    for name, r in runs:
+        print(f"| {name} | {r.rate:.0f} | {loop.ms(r.cycle)} | {r.take[2]:.0f} | {r.submit[2]:.0f} | "
+              f"{loop.ms(r.media) if r.media else '–'} | {r.media_kb:.0f} | {sum(r.errors.values())} | "
+              f"{r.violations} | {r.server_cpu_ms:.1f} |")
+    a = [r for name, r in runs if name == "A"]
+    b = [r for name, r in runs if name == "B"]
+    if a and b:
+        rate_a, rate_b = sum(r.rate for r in a) / len(a), sum(r.rate for r in b) / len(b)
+        p99_a, p99_b = sum(r.cycle[2] for r in a) / len(a), sum(r.cycle[2] for r in b) / len(b)
+        print(f"mean: A {rate_a:.0f} ann/s, B {rate_b:.0f} ann/s ({100 * (rate_b / rate_a - 1):+.0f}%); "
+              f"cycle p99 A {p99_a:.0f} ms, B {p99_b:.0f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--sizes", default="500,2000")
+    parser.add_argument("--sizes", default="500,2000", help="import sizes (images); empty: no import")
     parser.add_argument("--stores", default="local,s3")
+    parser.add_argument("--serve-rounds", type=int, default=1, help="A/B pairs of the serving case; 0: none")
+    parser.add_argument("--serve-clients", type=int, default=32)
+    parser.add_argument("--serve-seconds", type=float, default=10.0)
+    parser.add_argument("--serve-tasks", type=int, default=2000)
     args = parser.parse_args()
-    sizes = [int(s) for s in args.sizes.split(",")]
-    stores = args.stores.split(",")
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    stores = args.stores.split(",") if sizes else []
     results = []
     with tempfile.TemporaryDirectory(prefix="qistas-media-bench-") as raw:
         work = Path(raw)
@@ -164,7 +205,10 @@ def main() -> None:
              "server peak RSS (MB) |", "|---|---:|---:|---:|---:|---:|---:|"]
     table += [f"| {r['store']} | {r['images']:,} ({r['distinct']:,}) | {r['seconds']} | {r['per_s']:,} | "
               f"{r['zip_mb']} | {r['rss_before_mb']} | {r['rss_peak_mb']} |" for r in results]
-    print("\n".join(table))
+    if results:
+        print("\n".join(table), flush=True)
+    if args.serve_rounds:
+        serve_rounds(args.serve_rounds, args.serve_clients, args.serve_seconds, args.serve_tasks)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import re
@@ -104,6 +105,9 @@ def test_import_serve_and_lease_end(world: World) -> None:
         assert shown.headers["content-type"] == "image/png"
         assert shown.headers["x-content-type-options"] == "nosniff"
         assert shown.headers["content-security-policy"] == "sandbox"
+        assert shown.headers["content-length"] == str(len(image)) and shown.headers["accept-ranges"] == "bytes"
+        part = anonymous.get(url, headers={"Range": "bytes=0-9"})  # an audio player seeking
+        assert part.status_code == 206 and part.content == image[:10], part.status_code
         tampered = url.replace(f"scope=a{lease['id']}", f"scope=a{lease['id'] + 1}")
         assert anonymous.get(tampered).status_code == 404
         garbled = re.sub(r"sig=[^&]*", "sig=%C3%B0%F2%8C%A0%B1", url)  # not even ASCII: no signature is
@@ -159,6 +163,34 @@ def test_bad_files_write_nothing(world: World, files: dict[str, bytes], rows: li
     assert counts(world, pid) == before
 
 
+def spool_left(world: World) -> list[str]:
+    folder = world.settings.media_folder / "tmp"
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+
+def test_an_import_leaves_nothing_spooled(world: World) -> None:
+    """The files and the name index of an import live in a folder of the spool until the
+    import ends: accepted or refused, nothing of it is left there, and a refused import
+    stores no file."""
+    owner = world.tenant.owner
+    pid = world.tenant.project(BOXES)["id"]
+    rows = [{"data": {"image": "same.png"}}, {"data": {"image": "same.png"}}, {"data": {"image": "other.png"}}]
+    done = upload(owner, pid, rows, {"same.png": png(12, 10), "other.png": png(13, 10)})
+    assert done.status_code == 201, done.text
+    assert done.json()["media"] == 2  # a name named by two rows is one file
+    shas = {media.ref_hash(t["data"]["image"]) for t in owner.get(f"/projects/{pid}/tasks").json()["items"]}
+    assert len(shas) == 2
+    assert spool_left(world) == []
+
+    fresh = png(14, 10, color=(1, 2, 3))
+    refused = upload(owner, pid, [{"data": {"image": "fresh.png"}}, {"data": {"image": "x.jpg"}}],
+                     {"fresh.png": fresh, "x.jpg": b"<html></html>"})
+    assert refused.status_code == 422, refused.text
+    assert spool_left(world) == []
+    blobs = world.settings.media_folder / "blobs"
+    assert not any(p.name == hashlib.sha256(fresh).hexdigest() for p in blobs.rglob("*"))
+
+
 def test_project_size_limit(world: World) -> None:
     pid = world.tenant.project(BOXES, media={"max_bytes": 100})["id"]
     refused = upload(world.tenant.owner, pid, [{"data": {"image": "big.png"}}], {"big.png": png(200, 200)})
@@ -193,6 +225,27 @@ def test_zip_import_and_refusals(world: World) -> None:
         assert refused.status_code == 422, refused.text
         assert named in refused.json()["error"]["message"]
     assert counts(world, other)[0] == 0
+
+
+def test_a_zip_of_too_many_entries_is_refused_before_they_are_read(world: World) -> None:
+    from qistas.domain.mediaimports import MAX_ZIP_ENTRIES, zip_entries
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:  # past 65,535 entries: a zip64 end record
+        archive.writestr("tasks.jsonl", json.dumps({"data": {"image": "0"}}))
+        for i in range(MAX_ZIP_ENTRIES):
+            archive.writestr(str(i), b"")
+    out.seek(0)
+    assert zip_entries(out) == MAX_ZIP_ENTRIES + 1
+    pid = world.tenant.project(BOXES)["id"]
+    refused = world.tenant.owner.post(f"/projects/{pid}/tasks", content=out.getvalue(),
+                                      headers={"content-type": "application/zip"})
+    body = error_of(refused, 422)
+    assert body["details"] == {"field": "file", "limit": MAX_ZIP_ENTRIES}
+    assert str(MAX_ZIP_ENTRIES + 1) in body["message"]
+    assert counts(world, pid)[0] == 0
+    small = zipped({"tasks.jsonl": b"", "a.png": png()})
+    assert zip_entries(io.BytesIO(small)) == 2 and zip_entries(io.BytesIO(b"not a zip")) is None
 
 
 def test_private_urls_refused(world: World) -> None:

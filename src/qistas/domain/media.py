@@ -20,6 +20,7 @@ import hashlib
 import hmac
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from itertools import islice
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -42,6 +43,7 @@ from qistas.errors import Forbidden, Invalid, NotFound
 URL_PREFIX = "/api/v1/media/"
 THUMB_SIZE = 256
 POLICY_KEYS = {"max_bytes", "types", "fetch_urls"}
+RECORD_CHUNK = 1000
 
 
 # --- a project's limits ----------------------------------------------------------------------
@@ -90,13 +92,16 @@ def limits_for(settings: Settings, policy: dict[str, Any]) -> Limits:
 
 
 def record(session: Session, *, org_id: int, infos: Iterable[MediaInfo]) -> int:
-    """Make stored files readable to the organization (in the import's transaction)."""
+    """Make stored files readable to the organization (in the import's transaction), a
+    chunk of rows per statement; returns how many were new to it."""
     now = utcnow()
-    rows = [{"org_id": org_id, "sha256": i.sha256, "content_type": i.content_type, "size": i.size,
-             "width": i.width, "height": i.height, "duration": i.duration, "created_at": now} for i in infos]
-    if not rows:
-        return 0
-    return insert_many_skipping_conflicts(session, table(Media), rows, ["org_id", "sha256"])
+    added = 0
+    items = iter(infos)
+    while chunk := list(islice(items, RECORD_CHUNK)):
+        rows = [{"org_id": org_id, "sha256": i.sha256, "content_type": i.content_type, "size": i.size,
+                 "width": i.width, "height": i.height, "duration": i.duration, "created_at": now} for i in chunk]
+        added += insert_many_skipping_conflicts(session, table(Media), rows, ["org_id", "sha256"])
+    return added
 
 
 def org_of(session: Session, actor: User, sha256: str) -> int | None:

@@ -10,17 +10,24 @@ written beside it, and the name or URL the customer gave goes to the task's meta
 files moved into the store (``store_all``); the database rows that make them readable
 are written with the tasks, in the import's commit. A refused import writes nothing.
 
-A zip is refused whole if an entry's path leaves the archive (``..``, an absolute path),
-is a link, or expands more than ``media_zip_max_ratio`` times.
+A zip is refused whole if it holds more than ``MAX_ZIP_ENTRIES`` entries (``zipfile`` keeps a
+record of about half a kilobyte for each, for as long as the import runs), or if an entry's
+path leaves the archive (``..``, an absolute path), is a link, or expands more than
+``media_zip_max_ratio`` times.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import sqlite3
 import stat
+import struct
+import tempfile
 import zipfile
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
@@ -30,13 +37,41 @@ import httpx
 from qistas.domain import mediafiles
 from qistas.domain.destinations import Blocked, Policy, resolve
 from qistas.domain.mediafiles import MediaInfo
-from qistas.domain.mediastore import MediaStore, blob_key, spooled
+from qistas.domain.mediastore import MediaStore, blob_key
 from qistas.errors import Invalid
 
 MEDIA_REF = re.compile(r"media:([0-9a-f]{64})")
 TASK_FILE_NAMES = ("tasks.jsonl", "tasks.csv", "tasks.json")
 STORE_THREADS = 8
 BOMB_MIN_BYTES = 1 << 20  # a small entry may compress well (a blank PNG): only larger ones are judged
+#: Entries of one zip. A 512 MB upload of empty entries would otherwise hold millions of records.
+MAX_ZIP_ENTRIES = 100_000
+_END = b"PK\x05\x06"  # the end of central directory record (APPNOTE 4.3.16): 22 bytes + a comment
+_END64_LOCATOR = b"PK\x06\x07"  # before it in a zip64 archive (4.3.15), 20 bytes
+
+
+def zip_entries(stream: IO[bytes]) -> int | None:
+    """How many entries the zip's end record says it holds (None: no end record found; zipfile
+    then says what is wrong). Read from the last 64 KB, before zipfile builds a record per entry."""
+    stream.seek(0, os.SEEK_END)
+    size = stream.tell()
+    start = max(0, size - (22 + 0xFFFF))
+    stream.seek(start)
+    tail = stream.read()
+    stream.seek(0)
+    at = tail.rfind(_END)
+    if at < 0 or len(tail) - at < 22:
+        return None
+    count = int(struct.unpack_from("<H", tail, at + 10)[0])
+    locator = at - 20
+    if count == 0xFFFF and locator >= 0 and tail[locator:locator + 4] == _END64_LOCATOR:
+        end64 = int(struct.unpack_from("<Q", tail, locator + 8)[0])  # where the zip64 end record starts
+        stream.seek(end64)
+        record = stream.read(56)
+        stream.seek(0)
+        if len(record) == 56 and record[:4] == b"PK\x06\x06":
+            count = int(struct.unpack_from("<Q", record, 32)[0])
+    return count
 
 
 def media_ref(sha256: str) -> str:
@@ -90,6 +125,10 @@ class ZipSources(Sources):
 
     def __init__(self, stream: IO[bytes], *, max_ratio: float) -> None:
         super().__init__()
+        entries = zip_entries(stream)
+        if entries is not None and entries > MAX_ZIP_ENTRIES:
+            raise Invalid(f"a zip may hold at most {MAX_ZIP_ENTRIES} entries; this one holds {entries}: "
+                          "import the files in several zips", details={"field": "file", "limit": MAX_ZIP_ENTRIES})
         try:
             self.zip = zipfile.ZipFile(stream)
         except (zipfile.BadZipFile, OSError, ValueError):
@@ -144,15 +183,22 @@ def _check_entry(info: zipfile.ZipInfo, max_ratio: float) -> None:
 
 
 class MediaResolver:
-    """Turns the media names and URLs of rows into stored media; see the module docstring."""
+    """Turns the media names and URLs of rows into stored media; see the module docstring.
+
+    What it learns as rows are checked (which name is which file, and each file's size and
+    type) is kept in a small SQLite database beside the spooled files, in a folder of the
+    store's spool of its own, not in dictionaries: the memory an import takes does not grow
+    with its number of files. A spooled file is named by its hash in that folder.
+    """
 
     def __init__(self, *, store: MediaStore, sources: Sources, fields: tuple[str, ...], limits: Limits) -> None:
         self.store = store
         self.sources = sources
         self.fields = fields
         self.limits = limits
-        self.found: dict[str, MediaInfo] = {}  # by name or URL
-        self.staged: dict[str, tuple[Path, MediaInfo]] = {}  # by hash: spooled, not yet stored
+        self.n_files = 0  # distinct files spooled (by hash)
+        self._folder: Path | None = None
+        self._index: sqlite3.Connection | None = None
 
     @property
     def active(self) -> bool:
@@ -181,8 +227,11 @@ class MediaResolver:
         return out, origins
 
     def _info(self, field_name: str, value: str) -> MediaInfo | None:
-        if value in self.found:
-            return self.found[value]
+        index = self._open()
+        known = index.execute(f"SELECT {_INFO_COLUMNS} FROM names JOIN files USING (sha256) WHERE name = ?",
+                              (value,)).fetchone()
+        if known is not None:
+            return MediaInfo(*known)
         is_url = value.startswith(("http://", "https://"))
         if is_url and self.limits.fetch_urls:
             info = self._take(value, lambda path: fetch(value, path, limits=self.limits, field_name=field_name))
@@ -195,39 +244,86 @@ class MediaResolver:
                               details={"field": f"data.{field_name}", "file": value})
             info = self._take(value, lambda path: mediafiles.spool(handle, path, name=value,
                                                                       max_bytes=self.limits.max_bytes))
-        self.found[value] = info
+        index.execute("INSERT INTO names (name, sha256) VALUES (?, ?)", (value, info.sha256))
         return info
+
+    def _open(self) -> sqlite3.Connection:
+        if self._index is None:
+            self._folder = Path(tempfile.mkdtemp(dir=self.store.spool_dir(), prefix="import-"))
+            # Used by one thread at a time (each step of the import runs in a worker thread of its own).
+            index = sqlite3.connect(self._folder / INDEX_NAME, isolation_level=None, check_same_thread=False)
+            index.executescript(_INDEX_SCHEMA)
+            self._index = index
+        return self._index
 
     def _take(self, name: str, receive: Any) -> MediaInfo:
-        with spooled(self.store) as path:
+        assert self._folder is not None and self._index is not None
+        fd, draft = tempfile.mkstemp(dir=self._folder, prefix="in-")
+        os.close(fd)
+        path = Path(draft)
+        try:
             sha256, size = receive(path)
-            if sha256 in self.staged:
-                return self.staged[sha256][1]
+            known = self._index.execute(f"SELECT {_INFO_COLUMNS} FROM files WHERE sha256 = ?", (sha256,)).fetchone()
+            if known is not None:
+                return MediaInfo(*known)
             info = mediafiles.inspect(path, name=name, sha256=sha256, size=size, types=self.limits.types,
                                       max_pixels=self.limits.max_pixels)
-            kept = path.with_name(path.name + ".ok")
-            path.rename(kept)
-        self.staged[sha256] = (kept, info)
+            path.rename(self._folder / sha256)
+        finally:
+            path.unlink(missing_ok=True)
+        self._index.execute(f"INSERT INTO files ({_INFO_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                            (info.sha256, info.size, info.content_type, info.width, info.height, info.duration))
+        self.n_files += 1
         return info
 
-    def infos(self) -> list[MediaInfo]:
-        return [info for _, info in self.staged.values()]
+    def infos(self) -> Iterator[MediaInfo]:
+        """Every file spooled, read from the index as they are consumed."""
+        if self._index is None:
+            return
+        for row in self._index.execute(f"SELECT {_INFO_COLUMNS} FROM files ORDER BY sha256"):
+            yield MediaInfo(*row)
 
     def store_all(self) -> None:
         """Move every spooled file into the store (after every row passed), several at a time:
         on object storage each file is a request or two, and their latency, not the bytes, is
-        what an import of many small images waits for."""
-        def put(item: tuple[Path, MediaInfo]) -> None:
-            self.store.put_file(blob_key(item[1].sha256), item[0], item[1].content_type)
+        what an import of many small images waits for. A few files are handed to the threads
+        at a time, so the work queued does not grow with the number of files either."""
+        folder = self._folder
+
+        def put(sha256: str, content_type: str) -> None:
+            assert folder is not None
+            self.store.put_file(blob_key(sha256), folder / sha256, content_type)
 
         with ThreadPoolExecutor(max_workers=STORE_THREADS) as pool:
-            for _ in pool.map(put, list(self.staged.values())):
-                pass
+            pending: set[Future[None]] = set()
+            for info in self.infos():
+                if len(pending) >= 2 * STORE_THREADS:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        future.result()
+                pending.add(pool.submit(put, info.sha256, info.content_type))
+            for future in pending:
+                future.result()
 
     def close(self) -> None:
-        for path, _ in self.staged.values():
-            path.unlink(missing_ok=True)
-        self.staged.clear()
+        """Remove the index and whatever is still spooled (all of it when the import was refused)."""
+        if self._index is not None:
+            self._index.close()
+            self._index = None
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder = None
+
+
+INDEX_NAME = "index.sqlite"
+_INFO_COLUMNS = "sha256, size, content_type, width, height, duration"
+_INDEX_SCHEMA = """
+PRAGMA journal_mode = OFF;
+PRAGMA synchronous = OFF;
+CREATE TABLE files (sha256 TEXT PRIMARY KEY, size INTEGER NOT NULL, content_type TEXT NOT NULL,
+                    width INTEGER, height INTEGER, duration REAL) WITHOUT ROWID;
+CREATE TABLE names (name TEXT PRIMARY KEY, sha256 TEXT NOT NULL) WITHOUT ROWID;
+"""
 
 
 def fetch(url: str, path: Path, *, limits: Limits, field_name: str) -> tuple[str, int]:

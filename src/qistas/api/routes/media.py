@@ -19,13 +19,14 @@ from qistas.api.deps import AppSettings, Db, current_actor
 from qistas.db.engine import Database
 from qistas.db.models import Media
 from qistas.db.types import utcnow
-from qistas.db.unit_of_work import read
+from qistas.db.unit_of_work import read, write_now
 from qistas.domain import media
 from qistas.domain.mediafiles import INLINE_TYPES
 from qistas.domain.mediastore import MediaStore, blob_key
 from qistas.policies import ensure_media_reader
 
 router = APIRouter(tags=["media"])
+SMALL_FILE_BYTES = 256 * 1024  # sent from memory; larger files stream from disk
 Sha256 = Annotated[str, Path(pattern="^[0-9a-f]{64}$", description="the SHA-256 of the file's bytes")]
 
 
@@ -36,8 +37,30 @@ def _headers(content_type: str, max_age: int) -> dict[str, str]:
             "Cross-Origin-Resource-Policy": "same-origin"}
 
 
-def _send(store: MediaStore, key: str, content_type: str, max_age: int) -> Response:
+def _small_file(store: MediaStore, key: str, request: Request) -> bytes | None:
+    """The bytes of a small file on local storage, asked for whole (no ``Range``); else None.
+
+    Read at once, a few hundred kilobytes at most from the local disk: a FileResponse takes
+    four trips to the thread pool (stat, open, read, close), which cost the server more than
+    the rest of the request and, with the annotation page fetching an image per task, took
+    half the annotation loop's throughput (benchmarks/media.py, docs/benchmarks.md)."""
+    if "range" in request.headers:
+        return None
+    path = store.local_path(key)
+    if path is None:
+        return None
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(SMALL_FILE_BYTES + 1)
+    except OSError:
+        return None
+    return data if len(data) <= SMALL_FILE_BYTES else None
+
+
+def _send(store: MediaStore, key: str, content_type: str, max_age: int, small: bytes | None = None) -> Response:
     headers = _headers(content_type, max_age)
+    if small is not None:
+        return Response(small, media_type=content_type, headers={**headers, "Accept-Ranges": "bytes"})
     path = store.local_path(key)
     if path is not None:
         return FileResponse(path, media_type=content_type, headers=headers)
@@ -59,9 +82,14 @@ async def get_media(
         now = utcnow()
         media.verify([settings.secret_key or "", *settings.previous_keys], sha256=sha256, scope=scope or "",
                      expires=expires or 0, sig=sig or "", now=now)
-        found = await run_in_threadpool(read, db, lambda s: media.leased_media(s, sha256=sha256, scope=scope or "",
-                                                                                 now=now))
-        return _send(store, blob_key(found.sha256), found.content_type, max_age=settings.media_url_seconds)
+
+        # Each task's image is fetched as its lease is taken: a request of the annotation loop,
+        # run like its takes and submits (on SQLite, on the event loop when the write lock is
+        # free: a trip to the thread pool cost more than the lookup and the read together).
+        found = await write_now(db, lambda s: media.leased_media(s, sha256=sha256, scope=scope or "", now=now))
+        small = _small_file(store, blob_key(found.sha256), request)
+        return _send(store, blob_key(found.sha256), found.content_type, max_age=settings.media_url_seconds,
+                     small=small)
     found = await run_in_threadpool(_customer_media, request, db, sha256)
     return _send(store, blob_key(found.sha256), found.content_type, max_age=300)
 

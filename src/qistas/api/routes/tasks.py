@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from functools import partial
@@ -222,11 +222,10 @@ async def import_tasks(
                 # The files go into the store once every row passed; the rows that make them
                 # readable are written with the tasks, in the commit below.
                 await run_in_threadpool(resolver.store_all)
-                result = await _write_import(db, actor, project_id, checked, resolver.infos(), org_id=org_id)
+                result = await _write_import(db, actor, project_id, checked, resolver.infos, org_id=org_id)
         finally:
             resolver.close()
-        n_media = len({info.sha256 for info in resolver.found.values()})
-        done = ImportRead(created=result.created, duplicates=result.duplicates, media=n_media)
+        done = ImportRead(created=result.created, duplicates=result.duplicates, media=resolver.n_files)
     await run_in_threadpool(refresh_statistics, db.engine, "tasks", rows_added=done.created)
     return done
 
@@ -256,7 +255,7 @@ async def import_annotations(
 
 
 async def _write_import(db: Database, actor: User, project_id: int, checked: imports.CheckedRows,
-                        infos: list[MediaInfo], *, org_id: int) -> imports.ImportResult:
+                        infos: Callable[[], Iterable[MediaInfo]], *, org_id: int) -> imports.ImportResult:
     """Written in short transactions (see domain/staged_imports.py): other tenants' writes go
     on between them, and a crash never leaves half an import."""
     import_id = await run_in_threadpool(
@@ -266,7 +265,7 @@ async def _write_import(db: Database, actor: User, project_id: int, checked: imp
 
         def commit(session: Session) -> None:
             projects.ensure_writable(ensure_customer_access(actor, session.get(Project, project_id)))
-            media.record(session, org_id=org_id, infos=infos)
+            media.record(session, org_id=org_id, infos=infos())
             staged_imports.commit(session, import_id=import_id, batch_ids=checked.batch_ids, now=utcnow())
 
         await run_in_threadpool(write, db, commit)
