@@ -429,11 +429,13 @@ def media_zip_of(n_tasks: int) -> Path:
 
 def new_project(server: Server, n_annotators: int, kind: str = "classification",
                 inhouse: bool = False, review: dict[str, Any] | None = None,
-                prefill: dict[str, Any] | None = None) -> tuple[httpx.Client, int, list[str]]:
+                prefill: dict[str, Any] | None = None,
+                active_learning: dict[str, Any] | None = None) -> tuple[httpx.Client, int, list[str]]:
     """A new organization, its owner and a project; annotators of the shared workforce, or of
     the organization itself (``inhouse``: their requests count against its request limits);
     ``review``: the project's review policy (settled tasks it holds wait for a reviewer);
-    ``prefill``: whether annotators see the tasks' predictions as a pre-fill."""
+    ``prefill``: whether annotators see the tasks' predictions as a pre-fill;
+    ``active_learning``: the project's active-learning setting."""
     with api(server) as admin:
         slug = f"org{uuid.uuid4().hex[:6]}"
         check(admin.post("/orgs", json={"name": "Bench", "slug": slug}))
@@ -447,7 +449,8 @@ def new_project(server: Server, n_annotators: int, kind: str = "classification",
     owner_client = api(server, owner_token)
     project = check(owner_client.post("/projects", json={"name": "bench", "task": SPECS[kind],
                                                           "redundancy": {"min": 3, "max": 3},
-                                                          "review": review or {}, "prefill": prefill or {}}))
+                                                          "review": review or {}, "prefill": prefill or {},
+                                                          "active_learning": active_learning or {}}))
     return owner_client, project["id"], tokens
 
 
@@ -557,6 +560,23 @@ class LoopResult:
     media: tuple[float, float, float] | None = None  # the signed image GET, p50/p95/p99 ms (``fetch``)
     media_kb: float = 0.0  # mean size of an image fetched
     variant: str = ""  # "media": tasks with their images; "fetch": and each one fetched
+    # Active learning on: CPU of the server's training process (qistas-active) per annotation,
+    # included in server_cpu_ms, and the training passes it finished during the run.
+    trainer_cpu_ms: float = 0.0
+    passes: int = 0
+
+
+def trainer_pids(pids: list[int]) -> list[int]:
+    """The active-learning training processes among ``pids`` (they name themselves)."""
+    found = []
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/comm") as handle:
+                if handle.read().strip() == "qistas-active":
+                    found.append(pid)
+        except OSError:
+            pass
+    return found
 
 
 @contextmanager
@@ -591,14 +611,16 @@ def annotate_loop(backend: str, admin_url: str | None, k: int, n_tasks: int, sec
                   workers: int, profile: str | None = None, writer_every: float | None = None,
                   kind: str = "classification", inhouse: bool = False,
                   review: dict[str, Any] | None = None, predictions: bool = False,
-                  routing: bool = False, media: bool = False, fetch: bool = False) -> LoopResult:
+                  routing: bool = False, media: bool = False, fetch: bool = False,
+                  active_learning: bool = False) -> LoopResult:
     """One run; ``media``: the tasks come with their images (a zip import), so each lease
     carries a signed URL; ``fetch``: each annotator also GETs it, as the annotation page does."""
     if (media or fetch) and kind not in MEDIA_FIELD:
         raise ValueError(f"--media needs a task type that shows a file: {', '.join(MEDIA_FIELD)}")
     with fresh_database(backend, admin_url) as db_url, serve(db_url, workers) as server:
         owner, project_id, tokens = new_project(server, k, kind, inhouse, review,
-                                                {"mode": "always"} if predictions else None)
+                                                {"mode": "always"} if predictions else None,
+                                                {"enabled": True, "random_share": 0.1} if active_learning else None)
         outsiders = route_project(server, owner, project_id, tokens) if routing else []
         with closing(owner):
             if media or fetch:
@@ -616,10 +638,15 @@ def annotate_loop(backend: str, admin_url: str | None, k: int, n_tasks: int, sec
                                     "--duration", str(int(seconds)), "--format", "raw", "--gil",
                                     "--output", f"{profile}-{backend}-{k}.txt"], stdout=subprocess.DEVNULL)
         url = db_url or f"sqlite:///{server.home}/qistas.db"
-        cpu_before = cpu_seconds(process_tree(server.proc.pid))
+        tree = process_tree(server.proc.pid)
+        cpu_before, trainer_before = cpu_seconds(tree), cpu_seconds(trainer_pids(tree))
+        passes_before = active_passes(url, project_id)
         with sampler, other_writer(url, writer_every):
             out = run_clients(server.url, project_id, tokens, seconds, kind, fetch)
-        server_cpu = cpu_seconds(process_tree(server.proc.pid)) - cpu_before
+        tree = process_tree(server.proc.pid)
+        server_cpu = cpu_seconds(tree) - cpu_before
+        trainer_cpu = cpu_seconds(trainer_pids(tree)) - trainer_before
+        passes = active_passes(url, project_id) - passes_before
         if spy is not None:
             spy.wait()
         bad = violations(url, project_id, 3)
@@ -633,7 +660,19 @@ def annotate_loop(backend: str, admin_url: str | None, k: int, n_tasks: int, sec
                       (1000 * min(out["means"], default=0.0), 1000 * max(out["means"], default=0.0)), kind,
                       triple(out["media"]) if fetch else None,
                       out["media_bytes"] / max(1, len(out["media"])) / 1000 if fetch else 0.0,
-                      "fetch" if fetch else "media" if media else "")
+                      "fetch" if fetch else "media" if media else "",
+                      1000 * trainer_cpu / max(1, out["annotations"]), passes)
+
+
+def active_passes(db_url: str, project_id: int) -> int:
+    """Training passes of the project so far (its model version)."""
+    engine = create_engine(sqlalchemy_url(db_url))
+    try:
+        with engine.connect() as connection:
+            return int(connection.execute(text("SELECT active_version FROM projects WHERE id = :p"),
+                                          {"p": project_id}).scalar_one())
+    finally:
+        engine.dispose()
 
 
 @dataclass
@@ -718,6 +757,10 @@ def print_loop_table(rows: list[LoopResult], n_tasks: int, seconds: float) -> No
               f"{ms(r.take)} | "
               f"{ms(r.submit)} | {errors}{' ' + json.dumps(r.errors) if errors else ''} | {r.violations} | "
               f"{r.peak_rss_mb:.0f} | {r.server_cpu_ms:.1f}+{r.client_cpu_ms:.1f} | {fairness_ratio(r.fairness):.2f} |")
+    for r in rows:
+        if r.passes:
+            print(f"Active learning, {r.backend} K={r.k}: {r.passes} training passes during the run; the training "
+                  f"process used {r.trainer_cpu_ms:.1f} of the server's {r.server_cpu_ms:.1f} CPU ms per annotation")
     print("\nEach annotator's mean cycle, fastest to slowest (ms): "
           + "; ".join(f"{r.backend} workers={r.workers} K={r.k} {ms(r.fairness).replace('/', '–')}" for r in rows))
     fetched = [r for r in rows if r.media is not None]
@@ -769,6 +812,9 @@ def main() -> int:
                         help="image types: import the tasks with their images (a zip), so leases carry signed URLs")
     parser.add_argument("--fetch-media", action="store_true",
                         help="with --media: each annotator also GETs its task's signed image URL before answering")
+    parser.add_argument("--active-learning", action="store_true",
+                        help="active learning on for the project (classification): the background worker retrains "
+                             "every 20 completed tasks, checking each second, and the claim serves by its ranks")
     parser.add_argument("--client-run", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client_run:
@@ -776,6 +822,9 @@ def main() -> int:
         print(json.dumps(asyncio.run(load(job["url"], job["project_id"], job["tokens"], job["seconds"],
                                           job["kind"], job.get("fetch", False)))))
         return 0
+    if args.active_learning:  # the servers started below inherit the environment
+        os.environ.setdefault("QISTAS_ACTIVE_LEARNING_INTERVAL_SECONDS", "1")  # 0: ranked claim, no training
+        os.environ.setdefault("QISTAS_ACTIVE_LEARNING_EVERY", "20")
     if args.quick:
         args.tasks, args.seconds, args.clients, args.import_sizes = 300, 4.0, "1,8", "10000"
     ks = [int(k) for k in args.clients.split(",")]
@@ -793,7 +842,7 @@ def main() -> int:
                 loops.append(annotate_loop(backend, args.postgres, k, args.tasks, args.seconds, workers,
                                            args.profile, args.other_writer, kind, args.inhouse, args.review,
                                            args.predictions, args.routing, args.media or args.fetch_media,
-                                           args.fetch_media))
+                                           args.fetch_media, args.active_learning))
                 print_loop_table(loops[-1:], args.tasks, args.seconds)
         if not args.skip_bulk and sizes:
             bulks += bulk(backend, args.postgres, sizes, counts[0])

@@ -145,9 +145,9 @@ def stop_background_process(process: Any) -> None:
               help="lowest level logged  [default: QISTAS_LOG_LEVEL, else warning]")
 @click.option("--parent", type=int, default=None, hidden=True, help="stop when this process is gone")
 def worker(log_level: str | None, parent: int | None) -> None:
-    """Run the background work (webhooks, export and pre-label jobs, refits, audit checkpoints)
-    in this process, without serving; stops on SIGTERM or Ctrl-C. Any number may run: they
-    claim their work from the database."""
+    """Run the background work (webhooks, export and pre-label jobs, refits, active learning,
+    audit checkpoints) in this process, without serving; stops on SIGTERM or Ctrl-C. Any number
+    may run: they claim their work from the database."""
     import logging.config
     import signal
     import threading

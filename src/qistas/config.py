@@ -84,6 +84,15 @@ class Settings(BaseSettings):
     refit_interval_seconds: float = Field(
         default=60.0, ge=0, description="How often the worker models are refitted in the background; 0 turns it off."
     )
+    active_learning_interval_seconds: float = Field(
+        default=30.0, ge=0,
+        description="How often the background worker looks for projects with active learning due for "
+        "retraining; 0 turns it off.",
+    )
+    active_learning_every: int = Field(
+        default=50, ge=1,
+        description="Completed tasks since the last training pass that make a project with active learning due.",
+    )
     cookie_secure: bool = Field(
         default=False,
         description="Mark session cookies Secure; turn on behind HTTPS.",
@@ -96,7 +105,8 @@ class Settings(BaseSettings):
     # --- delivery: webhooks, callbacks, export jobs (docs/delivery.md) ---
     background_workers: bool = Field(
         default=True,
-        description="Run the background work (webhooks, export jobs, pre-label jobs, refits, audit checkpoints): "
+        description="Run the background work (webhooks, export jobs, pre-label jobs, refits, active learning, "
+        "audit checkpoints): "
         "in a process of its own that `qistas serve` starts, or in each server process (see "
         "`QISTAS_BACKGROUND_PROCESS`). `false`: none here; run `qistas worker` elsewhere.",
     )

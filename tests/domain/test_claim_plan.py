@@ -57,3 +57,23 @@ def test_postgresql_checks_what_the_annotator_saw_with_one_index_probe_per_task(
             {**compiled.params, "project_id": setup.project_id, "annotator_id": annotator}))
     assert "Anti Join" not in plan, plan
     assert "assignments_task_id_annotator_id_key" in plan, plan
+
+
+def test_the_ranked_claim_reads_its_index_in_order_on_both_databases(database: Database) -> None:
+    """Active learning's order (serve_rank, then id) is one ordered read of ix_tasks_ranked,
+    not a sort of every open task."""
+    setup = make_project(database, n_tasks=2000, n_annotators=1, redundancy={"min": 1, "max": 1})
+    ranked = queries.NEXT_RANKED[1][database.engine.dialect.name == "postgresql"].statement
+    with database.engine.begin() as connection:
+        connection.execute(text("UPDATE tasks SET serve_rank = 2000 - id WHERE project_id = :p"),
+                           {"p": setup.project_id})
+        connection.execute(text("ANALYZE tasks"))
+        compiled = ranked.compile(dialect=connection.dialect)
+        explain = "EXPLAIN QUERY PLAN " if connection.dialect.name == "sqlite" else "EXPLAIN "
+        params = {**compiled.params, "project_id": setup.project_id, "annotator_id": setup.annotator_ids[0]}
+        if compiled.positiontup:  # SQLite's driver takes positional parameters
+            params = tuple(params[name] for name in compiled.positiontup)  # type: ignore[assignment]
+        rows = connection.exec_driver_sql(explain + str(compiled), params).all()
+    plan = "\n".join(str(row[-1]) for row in rows)
+    assert "ix_tasks_ranked" in plan, plan
+    assert "TEMP B-TREE" not in plan and "Sort" not in plan, plan

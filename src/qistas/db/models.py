@@ -135,6 +135,11 @@ class Project(Base):
     model_annotators: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, server_default="{}")
     # Media limits (domain.media): {"max_bytes"?: int, "types"?: [str], "fetch_urls"?: bool}.
     media: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, server_default="{}")
+    # Active learning (domain.active_learning): the setting, the model version last trained
+    # and the number of completed tasks it was trained on.
+    active_learning: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, server_default="{}")
+    active_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    active_trained_on: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     priority: Mapped[int] = mapped_column(Integer, default=0)
     # What an answer earns (domain.pay.parse_pay): {"currency", "per_task" | "per_hour", "floor_per_hour"?}
     # in the currency's minor units; {} pays nothing.
@@ -183,6 +188,9 @@ class Task(Base):
         Index("ix_tasks_in_flight", "project_id", "id", postgresql_where=TASK_IN_FLIGHT, sqlite_where=TASK_IN_FLIGHT),
         # Serves exports of "changes since a cursor": completion order.
         Index("ix_tasks_completed", "project_id", "completed_at", "id"),
+        # Unstarted tasks in active-learning order (serve_rank, then import order): the claim of a
+        # project with active learning on reads it instead of ix_tasks_claim.
+        Index("ix_tasks_ranked", "project_id", "status", "n_claimed", "serve_rank", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -199,6 +207,9 @@ class Task(Base):
     # Submitted annotations plus live leases: never above `required` (invariant 1).
     n_claimed: Mapped[int] = mapped_column(Integer, default=0)
     n_annotations: Mapped[int] = mapped_column(Integer, default=0)
+    # Active learning's serving order (lower first); 0 until a training pass ranks the task, so
+    # tasks imported since the last pass come first, in import order.
+    serve_rank: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     response: Mapped[Any | None] = mapped_column(JSONType)
     confidence: Mapped[float | None] = mapped_column(Float)
     method: Mapped[str | None] = mapped_column(String(32))

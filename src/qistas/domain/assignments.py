@@ -36,8 +36,8 @@ from qistas.db.enums import LeaseStatus, TaskStatus
 from qistas.db.models import Assignment, Project, User
 from qistas.db.queries import assignments as queries
 from qistas.db.queries.assignments import Lease, WorkTask
+from qistas.domain import active_learning, pay, predictions
 from qistas.domain import gold as gold_rules
-from qistas.domain import pay, predictions
 from qistas.errors import Conflict, Forbidden, NotFound
 
 
@@ -101,7 +101,8 @@ def claim(
 
     An annotator holding a live lease in the project gets that lease back (a reload or a
     retried request must not hoard a second task). Order: tasks already started first
-    (finish what is open), then import order.
+    (finish what is open), then import order, or active learning's order when the project
+    has it on.
     """
     held = lease_in_hand(session, project=project, annotator=annotator, now=now)
     if held is not None:
@@ -116,7 +117,8 @@ def claim(
             return gold
     locked = locks_claimed_rows(session)
     params = {"project_id": project.id, "annotator_id": annotator.id}
-    for variants in queries.NEXT:
+    ranked = active_learning.serves_ranked(project.active_learning)
+    for variants in queries.NEXT_RANKED if ranked else queries.NEXT:
         task = variants[locked].first(session, **params)
         if task is None:
             continue

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from qistas.db.enums import BatchStatus, LeaseStatus, Role, TaskStatus
 from qistas.db.models import Annotation, Assignment, Batch, Project, Task, TaskImport, User
+from qistas.domain import active_learning as active_learning_rules
 from qistas.domain import audit, outbox, predictions, review_policy
 from qistas.domain import pay as pay_rules
 from qistas.domain import workforce as workforce_rules
@@ -70,6 +71,7 @@ def create_project(
     prefill: dict[str, Any] | None = None,
     model_annotators: dict[str, Any] | None = None,
     media: dict[str, Any] | None = None,
+    active_learning: dict[str, Any] | None = None,
     priority: int = 0,
     pay: dict[str, Any] | None = None,
     workforce: str = "shared",
@@ -84,6 +86,7 @@ def create_project(
     annotating = parse_model_annotators(model_annotators)
     media_policy = parse_media_policy(media)
     pay_setting = pay_rules.parse_pay(pay)
+    active = active_learning_rules.check_setting(active_learning, spec_dict(spec))
     if workforce not in ("shared", "org"):
         raise Invalid("workforce must be 'shared' or 'org'", details={"field": "workforce"})
     project = Project(
@@ -99,6 +102,7 @@ def create_project(
         prefill=prefill or {},
         model_annotators=annotating,
         media=media_policy,
+        active_learning=active,
         priority=priority,
         pay=pay_setting,
         workforce=workforce,
@@ -115,8 +119,8 @@ def create_project(
 
 
 # What PATCH may change; ``task`` only while no task of the project is answered.
-UPDATABLE = ("name", "instructions", "redundancy", "gold", "review", "prefill", "model_annotators", "media", "priority",
-             "pay", "workforce", "task", "archived", "routing", "work_name")
+UPDATABLE = ("name", "instructions", "redundancy", "gold", "review", "prefill", "model_annotators", "media",
+             "active_learning", "priority", "pay", "workforce", "task", "archived", "routing", "work_name")
 
 
 def update_project(session: Session, *, project: Project, actor: User, changes: dict[str, Any], now: datetime) -> None:
@@ -152,6 +156,9 @@ def update_project(session: Session, *, project: Project, actor: User, changes: 
         project.model_annotators = parse_model_annotators(changes["model_annotators"])
     if "media" in changes:  # applies to imports from now on
         project.media = parse_media_policy(changes["media"])
+    if "active_learning" in changes or "task" in changes:  # the setting must fit the (new) spec
+        raw = changes.get("active_learning", project.active_learning)
+        project.active_learning = active_learning_rules.check_setting(raw, project.task_spec)
     if "workforce" in changes:
         if changes["workforce"] not in ("shared", "org"):
             raise Invalid("workforce must be 'shared' or 'org'", details={"field": "workforce"})

@@ -1,6 +1,7 @@
 """Background work of a server process: the webhook dispatcher, the export worker, pre-label jobs,
-generation batches, refits, finishing the imports of processes that died, the audit log's
-checkpoints, and forgetting expired idempotency keys.
+generation batches, refits, active learning's training passes (``workers.trainer``, with its
+training process), finishing the imports of processes that died, the audit log's checkpoints,
+and forgetting expired idempotency keys.
 
 Each ``qistas serve`` process runs them all; they claim work from the database, so any number
 of processes cooperate and a job left by a crashed one is picked up again.
@@ -24,6 +25,7 @@ from qistas.workers.exporter import Exporter
 from qistas.workers.generator import Generator
 from qistas.workers.loop import Loop
 from qistas.workers.prelabeler import Prelabeler
+from qistas.workers.trainer import Trainer
 
 PURGE_IDEMPOTENCY_SECONDS = 60.0
 
@@ -35,6 +37,7 @@ class Workers:
     exporter: Exporter | None = None
     prelabeler: Prelabeler | None = None
     generator: Generator | None = None
+    trainer: Trainer | None = None
 
     def stop(self) -> None:
         if self.exporter is not None:
@@ -43,12 +46,16 @@ class Workers:
             self.prelabeler.stopping.set()
         if self.generator is not None:
             self.generator.stopping.set()
+        if self.trainer is not None:
+            self.trainer.stopping.set()
         for loop in self.loops:
             loop.stop()
         if self.dispatcher is not None:
             self.dispatcher.close()
         if self.exporter is not None:
             self.exporter.close()
+        if self.trainer is not None:
+            self.trainer.close()
 
 
 def purge_idempotency_keys(db: Database, *, keep: timedelta) -> bool:
@@ -78,6 +85,9 @@ def start_workers(settings: Settings, db: Database) -> Workers:
     if settings.refit_interval_seconds > 0:
         workers.loops.append(Loop("qistas-refit", partial(refit_step, db, lease_seconds=settings.job_lease_seconds),
                                   settings.refit_interval_seconds))
+    if settings.active_learning_interval_seconds > 0:
+        workers.trainer = Trainer(settings, db)
+        workers.loops.append(Loop("qistas-active", workers.trainer.step, settings.active_learning_interval_seconds))
     for loop in workers.loops:
         loop.start()
     return workers

@@ -43,7 +43,8 @@ def project_read(session: Session, project: Project) -> ProjectRead:
         redundancy={"min": project.redundancy_min, "max": project.redundancy_max,
                     "target": project.redundancy_target},
         gold=project.gold_policy, review=project.review_policy, prefill=project.prefill,
-        model_annotators=project.model_annotators, media=project.media, priority=project.priority,
+        model_annotators=project.model_annotators, media=project.media,
+        active_learning=project.active_learning, priority=project.priority,
         pay=project.pay or {},
         workforce=project.workforce, routing=workforce.routing_view(project.routing or {}),
         work_name=project.work_name, created_at=project.created_at, archived_at=project.archived_at,
@@ -79,6 +80,7 @@ def create_project(body: ProjectCreate, actor: Actor, db: Db) -> ProjectRead:
             session, org_id=org_id, actor=actor, name=body.name, task=body.task,
             instructions=body.instructions, redundancy=redundancy, gold=body.gold, review=body.review,
             prefill=body.prefill, model_annotators=body.model_annotators, media=body.media,
+            active_learning=body.active_learning,
             priority=body.priority,
             pay=body.pay, workforce=body.workforce, routing=body.routing, work_name=body.work_name,
         )

@@ -26,6 +26,9 @@ PAY = ('what an answer earns, in the currency\'s minor units: {"currency": "USD"
        '{"currency": "USD", "per_hour": 1500}, with "floor_per_hour"? for the effective-rate report; {} pays nothing '
        '(docs/workforce.md#pay-and-time)')
 WORK_NAME = "the name annotators see instead of the project's own (generated when left out)"
+ACTIVE_LEARNING = ('a text model trained on completed tasks orders the pending ones (most uncertain first, a share '
+                   'at random) and pre-labels them; single-label classification with a text_field only: '
+                   '{"enabled": bool, "random_share": 0..1}')
 
 
 class Redundancy(Incoming):
@@ -44,6 +47,7 @@ class ProjectCreate(Incoming):
     prefill: dict[str, Any] = Field(default_factory=dict, description=PREFILL)
     model_annotators: dict[str, Any] = Field(default_factory=dict, description=MODEL_ANNOTATORS)
     media: dict[str, Any] = Field(default_factory=dict, description=MEDIA)
+    active_learning: dict[str, Any] = Field(default_factory=dict, description=ACTIVE_LEARNING)
     # The column is a 32-bit INTEGER: a larger number would be a 500 from the driver.
     priority: int = Field(default=0, ge=-(2**31), le=2**31 - 1)
     pay: dict[str, Any] = Field(default_factory=dict, description=PAY)
@@ -65,6 +69,7 @@ class ProjectUpdate(Incoming):
     prefill: dict[str, Any] | None = Field(default=None, description=PREFILL)
     model_annotators: dict[str, Any] | None = Field(default=None, description=MODEL_ANNOTATORS)
     media: dict[str, Any] | None = Field(default=None, description=MEDIA)
+    active_learning: dict[str, Any] | None = Field(default=None, description=ACTIVE_LEARNING)
     priority: int | None = Field(default=None, ge=-(2**31), le=2**31 - 1)
     pay: dict[str, Any] | None = Field(default=None, description=PAY)
     workforce: str | None = Field(default=None, description="'shared' or 'org'")
@@ -85,6 +90,7 @@ class ProjectRead(BaseModel):
     prefill: dict[str, Any] = Field(default_factory=dict, description=PREFILL)
     model_annotators: dict[str, Any] = Field(default_factory=dict, description=MODEL_ANNOTATORS)
     media: dict[str, Any] = Field(default_factory=dict, description=MEDIA)
+    active_learning: dict[str, Any] = Field(default_factory=dict, description=ACTIVE_LEARNING)
     priority: int
     pay: dict[str, Any] = Field(default_factory=dict, description=PAY)
     workforce: str

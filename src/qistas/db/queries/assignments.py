@@ -179,6 +179,16 @@ NEXT = [
     )
     for started in (TASK_IN_FLIGHT, _tasks.n_claimed == 0)
 ]
+# Active learning on: the started ones first as above, then the unstarted ones by serve_rank
+# (the background job's order), through ix_tasks_ranked.
+NEXT_RANKED = [
+    NEXT[0],
+    locked_variants(
+        _candidates().where(_tasks.is_gold.is_(False), _tasks.n_claimed < _tasks.required, _tasks.n_claimed == 0)
+        .order_by(_tasks.serve_rank, _tasks.id).limit(1),
+        WorkTask,
+    ),
+]
 NEXT_GOLD = locked_variants(_candidates().where(_tasks.is_gold.is_(True)).order_by(_tasks.id).limit(1), WorkTask)
 
 _OWN_QUERY = select(*_LEASE_COLUMNS).where(_leases.id == bindparam("assignment_id"))
