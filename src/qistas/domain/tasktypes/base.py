@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
 import regex
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 from qistas.errors import Invalid
@@ -108,6 +108,13 @@ def distinct_labels(labels: list[str]) -> list[str]:
                 {"first": seen[key], "item": i, "first_label": labels[seen[key]], "label": value})
         seen[key] = i
     return labels
+
+
+def max_above_min(value: int, info: ValidationInfo) -> int:
+    """A scale's ``max``, checked after its ``min`` (a field validator of the specs with a scale)."""
+    if "min" in info.data and info.data["min"] >= value:
+        raise PydanticCustomError("scale_order", "max must be above min")
+    return value
 
 
 class LabelledSpec(Spec):

@@ -49,6 +49,7 @@ from qistas.domain.tasktypes.base import (
     fail,
     integer,
     items,
+    max_above_min,
     need,
     obj,
 )
@@ -74,12 +75,7 @@ class Criterion(BaseModel):
     min: int = Field(1, ge=-MAX_SCALE, le=MAX_SCALE)
     max: int = Field(5, ge=-MAX_SCALE, le=MAX_SCALE)
 
-    @field_validator("max")
-    @classmethod
-    def _ordered(cls, value: int, info: ValidationInfo) -> int:
-        if "min" in info.data and info.data["min"] >= value:
-            raise PydanticCustomError("scale_order", "max must be above min")
-        return value
+    _ordered = field_validator("max")(max_above_min)
 
     @property
     def shown(self) -> str:
@@ -102,12 +98,7 @@ class ChatSpec(Spec):
     gold_rewrite_min: float = Field(0.8, ge=0.0, le=1.0)
     criteria: list[Criterion] | None = Field(None, min_length=1, max_length=MAX_CRITERIA)
 
-    @field_validator("max")
-    @classmethod
-    def _ordered(cls, value: int, info: ValidationInfo) -> int:
-        if "min" in info.data and info.data["min"] >= value:
-            raise PydanticCustomError("scale_order", "max must be above min")
-        return value
+    _ordered = field_validator("max")(max_above_min)
 
     @field_validator("criteria", mode="before")
     @classmethod

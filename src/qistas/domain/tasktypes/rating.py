@@ -10,7 +10,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from qistas.domain.tasktypes.base import FieldName, FormField, Spec, TaskType, fail, integer, need, obj
+from qistas.domain.tasktypes.base import FieldName, FormField, Spec, TaskType, fail, integer, max_above_min, need, obj
 from qistas.quality import ratings as rating_quality
 
 #: The widest scale: every point is a button in the workspace.
@@ -29,12 +29,10 @@ class RatingSpec(Spec):
     @field_validator("max")
     @classmethod
     def _ordered(cls, value: int, info: ValidationInfo) -> int:
-        if "min" in info.data:
-            if info.data["min"] >= value:
-                raise PydanticCustomError("scale_order", "max must be above min")
-            if value - info.data["min"] + 1 > MAX_POINTS:
-                raise PydanticCustomError("scale_too_long", "a scale has at most {points} points",
-                                          {"points": MAX_POINTS})
+        max_above_min(value, info)
+        if "min" in info.data and value - info.data["min"] + 1 > MAX_POINTS:
+            raise PydanticCustomError("scale_too_long", "a scale has at most {points} points",
+                                      {"points": MAX_POINTS})
         return value
 
 
