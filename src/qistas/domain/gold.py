@@ -21,7 +21,7 @@ from qistas.db.models import Project, User, WorkerStats, table
 from qistas.db.queries import gold as queries
 from qistas.domain import audit
 from qistas.domain.tasktypes import Spec, type_of
-from qistas.errors import Conflict, Invalid
+from qistas.errors import Conflict, Invalid, NotFound
 
 # Beta prior on gold accuracy: mean 0.7, worth ten answers, so two early mistakes do not
 # block anyone and two lucky answers prove nothing.
@@ -139,13 +139,15 @@ def _block_if_below(session: Session, *, project: Project, annotator_id: int, co
 MAX_PROBATION = 10_000
 
 
-def find_annotator(session: Session, *, project_id: int, named: Callable[[int], bool]) -> int | None:
-    """The annotator of the project (one who answered in it) whose id ``named`` accepts: the
-    caller matches the pseudonym it shows, so no annotator id crosses the customers' wall."""
+def find_annotator(session: Session, *, project_id: int, name: str, pseudonym: Callable[[int], str],
+                   by_id: bool = False) -> int:
+    """The annotator of the project (one who answered in it) its customer calls ``name``: the
+    pseudonym the project's reports show, so no annotator id crosses the customers' wall (with
+    ``by_id``, an admin's, their user id too). 404 when none is."""
     for annotator_id in session.scalars(select(WorkerStats.annotator_id).where(WorkerStats.project_id == project_id)):
-        if named(annotator_id):
+        if name == pseudonym(annotator_id) or (by_id and name == str(annotator_id)):
             return int(annotator_id)
-    return None
+    raise NotFound("annotator not found in this project")
 
 
 def unblock(session: Session, *, project: Project, annotator_id: int, probation: int, actor: User) -> WorkerStats:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from functools import lru_cache
+from collections.abc import Callable
+from functools import lru_cache, partial
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -45,3 +46,8 @@ def pseudonym(secret: str, project_id: int, user_id: int) -> str:
     """
     digest = hmac.digest(secret.encode(), f"project:{project_id}:{user_id}".encode(), "sha256")
     return "annotator-" + digest.hex()[:10]
+
+
+def pseudonyms(secret: str, project_id: int) -> Callable[[int], str]:
+    """The project's pseudonym for each user id (what reports and the audit log are given)."""
+    return partial(pseudonym, secret, project_id)

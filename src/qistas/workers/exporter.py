@@ -30,7 +30,7 @@ from qistas.db.types import utcnow
 from qistas.db.unit_of_work import read, write
 from qistas.domain import exportformats, exportjobs, results
 from qistas.domain.mediastore import MediaStore, store_for
-from qistas.domain.security import pseudonym
+from qistas.domain.security import pseudonyms
 from qistas.domain.tasktypes import parse_spec
 from qistas.files import open_private, private_folder
 
@@ -214,7 +214,7 @@ class Exporter:
 
             def records() -> Iterator[dict[str, Any]]:
                 return results.iter_export_records(session, selection=selection, progress=progress,
-                                                   pseudonym=lambda user_id: pseudonym(secret, project_id, user_id))
+                                                   pseudonym=pseudonyms(secret, project_id))
 
             ext = exportformats.extension(job.format, spec)
             name = f"project-{project.id}-export-{job_id}.{ext}"

@@ -19,7 +19,7 @@ from qistas.db.types import utcnow
 from qistas.db.unit_of_work import write
 from qistas.domain import audit, exportformats, exportjobs, quotas, results
 from qistas.domain.mediastore import MediaStore
-from qistas.domain.security import pseudonym
+from qistas.domain.security import pseudonyms
 from qistas.domain.tasktypes import parse_spec
 from qistas.errors import Conflict, NotFound
 from qistas.policies import ensure_customer_access
@@ -85,7 +85,7 @@ def _stream(db: Db, settings: Settings, project: Project, spec: Any, selection: 
     with db.reader() as session:
         def records() -> Iterator[dict[str, Any]]:
             return results.iter_export_records(
-                session, selection=selection, pseudonym=lambda user_id: pseudonym(secret, project.id, user_id))
+                session, selection=selection, pseudonym=pseudonyms(secret, project.id))
 
         yield from exportformats.render(fmt, records, spec=spec, workdir=export_dir(settings),
                                         name=f"project-{project.id}")

@@ -13,8 +13,7 @@ from qistas.db.models import Project
 from qistas.db.types import utcnow
 from qistas.db.unit_of_work import write
 from qistas.domain import audit, fraud, gold
-from qistas.domain.security import pseudonym
-from qistas.errors import NotFound
+from qistas.domain.security import pseudonyms
 from qistas.policies import ensure_customer_access, ensure_fraud_manager, is_admin
 
 router = APIRouter(tags=["quality"])
@@ -32,10 +31,7 @@ def fraud_report(
         project = ensure_customer_access(actor, session.get(Project, project_id))
         audit.record(session, actor=actor, action="fraud.read", object_type="project", object_id=project.id,
                      org_id=project.org_id)
-        secret = settings.secret_key or ""
-
-        def name(user_id: int) -> str:
-            return pseudonym(secret, project.id, user_id)
+        name = pseudonyms(settings.secret_key or "", project.id)
 
         found, detector = fraud.detect(session, projects=[project], min_seconds=min_seconds)
         return FraudReport(project_id=project.id, floor_seconds=round(fraud.floor_of(detector), 3), annotators=[
@@ -59,12 +55,10 @@ def fraud_action(
 
     def work(session: Session) -> FraudActionRead:
         project = ensure_fraud_manager(actor, session.get(Project, project_id))
-        secret = settings.secret_key or ""
-        found = gold.find_annotator(session, project_id=project.id, named=lambda user_id: annotator in (
-            pseudonym(secret, project.id, user_id), *([str(user_id)] if is_admin(actor) else [])))
-        if found is None:
-            raise NotFound("annotator not found in this project")
-        done = fraud.act(session, project=project, annotator_id=found, name=pseudonym(secret, project.id, found),
+        name = pseudonyms(settings.secret_key or "", project.id)
+        found = gold.find_annotator(session, project_id=project.id, name=annotator, pseudonym=name,
+                                    by_id=is_admin(actor))
+        done = fraud.act(session, project=project, annotator_id=found, name=name(found),
                          action=action, reason=body.reason, actor=actor, now=utcnow())
         return FraudActionRead(annotator=annotator, project_id=project.id, status=done.status, blocked=done.blocked,
                                excluded=done.excluded, reopened=done.reopened, redecided=done.redecided)

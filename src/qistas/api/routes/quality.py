@@ -15,7 +15,7 @@ from qistas.db.enums import Role
 from qistas.db.models import Project, User
 from qistas.db.unit_of_work import write
 from qistas.domain import audit, gold, label_errors, quality, quality_report, reviews
-from qistas.domain.security import pseudonym
+from qistas.domain.security import pseudonyms
 from qistas.errors import NotFound
 from qistas.policies import ensure_customer_access, is_admin, require_admin
 
@@ -31,10 +31,7 @@ def project_quality(project_id: Id, actor: Actor, db: Db, settings: AppSettings)
         project = ensure_customer_access(actor, session.get(Project, project_id))
         audit.record(session, actor=actor, action="quality.read", object_type="project",
                      object_id=project.id, org_id=project.org_id)
-        secret = settings.secret_key or ""
-
-        def name(user_id: int) -> str:
-            return pseudonym(secret, project.id, user_id)
+        name = pseudonyms(settings.secret_key or "", project.id)
 
         report = quality_report.project_quality(session, project=project, pseudonym=name)
         report["review"] = reviews.report(session, project=project, name=name)
@@ -98,11 +95,8 @@ def unblock(annotator: Annotated[str, Path(max_length=64)], body: Unblock, actor
 
     def work(session: Session) -> dict[str, Any]:
         project = ensure_customer_access(actor, session.get(Project, body.project))
-        secret = settings.secret_key or ""
-        found = gold.find_annotator(session, project_id=project.id, named=lambda user_id: annotator in (
-            pseudonym(secret, project.id, user_id), *([str(user_id)] if is_admin(actor) else [])))
-        if found is None:
-            raise NotFound("annotator not found in this project")
+        found = gold.find_annotator(session, project_id=project.id, name=annotator,
+                                    pseudonym=pseudonyms(settings.secret_key or "", project.id), by_id=is_admin(actor))
         done = gold.unblock(session, project=project, annotator_id=found, probation=body.probation, actor=actor)
         return {"annotator": annotator, "project": project.id, "blocked": done.blocked, "probation": done.probation}
 

@@ -20,7 +20,7 @@ from qistas.db.models import Project, Review, Task, User
 from qistas.db.types import utcnow
 from qistas.db.unit_of_work import read, write
 from qistas.domain import audit, media, reviews
-from qistas.domain.security import pseudonym
+from qistas.domain.security import pseudonym, pseudonyms
 from qistas.domain.tasktypes import parse_spec
 from qistas.errors import NotFound
 from qistas.policies import ensure_annotator_access, ensure_customer_access_to, ensure_reviewer_access
@@ -31,7 +31,7 @@ router = APIRouter(tags=["review"])
 def _record(session: Session, secret: str, *, actor: User, action: str, task_id: int, project: Project,
             details: dict[str, int | str]) -> None:
     audit.record(session, actor=actor, action=action, object_type="task", object_id=task_id, org_id=project.org_id,
-                 details=details, pseudonym=lambda user_id: pseudonym(secret, project.id, user_id))
+                 details=details, pseudonym=pseudonyms(secret, project.id))
 
 
 def review_read(review: Review) -> ReviewRead:

@@ -42,7 +42,7 @@ from qistas.domain.mediaimports import MediaResolver, Sources, ZipSources
 from qistas.domain.mediastore import MediaStore
 from qistas.domain.model_annotators import model_names
 from qistas.domain.results import source_of
-from qistas.domain.security import pseudonym
+from qistas.domain.security import pseudonyms
 from qistas.domain.tasktypes import type_of
 from qistas.errors import Invalid, NotFound, Unsupported
 from qistas.policies import ensure_customer_access, ensure_customer_access_to
@@ -302,10 +302,6 @@ def callback_checker(settings: Settings) -> Callable[[str], None]:
     return check
 
 
-def _pseudonymizer(secret: str, project_id: int) -> Any:
-    return lambda user_id: pseudonym(secret, project_id, user_id)
-
-
 def task_read(task: Task, annotations: list[AnnotationRead] | None = None) -> TaskRead:
     return TaskRead(
         id=task.id, project_id=task.project_id, batch_id=task.batch_id, unique_id=task.unique_id,
@@ -346,7 +342,7 @@ def get_task(task_id: Id, actor: Actor, db: Db, settings: AppSettings) -> Any:
         if actor.role == Role.ANNOTATOR:
             return _annotator_task(session, actor, task, project=project, secret=settings.secret_key or "")
         ensure_customer_access_to(actor, project, what="task")
-        name = _pseudonymizer(settings.secret_key or "", project.id)
+        name = pseudonyms(settings.secret_key or "", project.id)
         models = model_names(session, org_id=project.org_id)
         annotations = [
             AnnotationRead(id=a.id, task_id=a.task_id, annotator=name(a.annotator_id), answer=a.answer,
@@ -383,7 +379,7 @@ def _annotator_task(session: Session, actor: User, task: Task, *, project: Proje
     if held is None:
         raise NotFound("task not found")
     audit.record(session, actor=actor, action="task.read", object_type="task", object_id=task.id,
-                 org_id=project.org_id, pseudonym=_pseudonymizer(secret, project.id))
+                 org_id=project.org_id, pseudonym=pseudonyms(secret, project.id))
     return {"id": task.id, "data": task.data}
 
 

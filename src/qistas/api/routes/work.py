@@ -27,7 +27,7 @@ from qistas.db.unit_of_work import write_in_thread, write_now
 from qistas.domain import assignments, audit, exams, media
 from qistas.domain.annotations import submit as store_answer
 from qistas.domain.assignments import Lease, WorkTask, load_project
-from qistas.domain.security import pseudonym
+from qistas.domain.security import pseudonyms
 from qistas.policies import ensure_annotator_access
 
 router = APIRouter(tags=["work"])
@@ -59,7 +59,7 @@ def record(session: Session, settings: Settings, *, actor: User, action: str, ob
     commit."""
     secret = settings.secret_key or ""
     audit.record(session, actor=actor, action=action, object_type=object_type, object_id=object_id,
-                 org_id=org_id, details=details, pseudonym=lambda user_id: pseudonym(secret, project_id, user_id))
+                 org_id=org_id, details=details, pseudonym=pseudonyms(secret, project_id))
 
 
 def record_result(session: Session, settings: Settings, *, actor: User, project: Project,

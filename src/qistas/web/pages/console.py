@@ -17,7 +17,7 @@ from qistas.db.unit_of_work import read, write
 from qistas.domain import audit, insights, label_errors, projects, results, reviews
 from qistas.domain.model_annotators import model_names
 from qistas.domain.review_policy import REOPEN, parse_policy
-from qistas.domain.security import pseudonym
+from qistas.domain.security import pseudonym, pseudonyms
 from qistas.domain.tasktypes import all_types, type_names
 from qistas.errors import Forbidden, Invalid, NotFound
 from qistas.policies import STAFF_ROLES, ensure_customer_access, ensure_may_create_project, may_review
@@ -164,7 +164,7 @@ def project_page(project_id: PageId, request: Request, user: PageUser, db: Db, s
         found = insights.project_insights(session, project=project)
         hourly = insights.hourly_throughput(session, project_id=project.id, now=now)
         review = reviews.report(session, project=project,
-                                name=lambda user_id: pseudonym(secret, project.id, user_id))
+                                name=pseudonyms(secret, project.id))
         # A reviewer among the organization's people: their way into the review queue.
         mine = reviews.waiting(session, project_ids=[project.id], reviewer_id=user.id).get(project.id, 0) \
             if may_review(user, project) else None
