@@ -4,6 +4,7 @@ Tenant A runs the annotation loop (K annotators, take -> submit, as in annotate_
 against a real ``qistas serve``, first alone, then while tenant B, on the same server:
 
   import    imports large JSONL files, one after another, for the whole run
+  bigimport uploads one JSONL file of --big-import-mb (1 GB by default) as A starts
   exports   starts 10 export jobs of a 100,000-task project
   clients   sends 16 clients at full speed (reads of its own tasks, and imports of 100 rows)
   logins    has 8 anonymous clients post wrong passwords to the sign-in page
@@ -24,6 +25,7 @@ import json
 import os
 import re
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -48,7 +50,7 @@ from annotate_loop import (
     triple,
 )
 
-SCENARIOS = ("alone", "import", "exports", "clients", "logins")
+SCENARIOS = ("alone", "import", "bigimport", "exports", "clients", "logins")
 
 
 @dataclass
@@ -78,11 +80,39 @@ def _repeat(stop: threading.Event, n_threads: int, step: Callable[[int], None]) 
     return threads
 
 
+def big_jsonl(megabytes: int) -> str:
+    """A JSONL file of about ``megabytes`` MB of tasks, written once per process (its path)."""
+    path = os.path.join(tempfile.gettempdir(), f"qistas-fairness-{megabytes}mb.jsonl")
+    if os.path.exists(path) and os.path.getsize(path) >= megabytes * 1_000_000:
+        return path
+    chunk = 100_000
+    with open(path + ".part", "wb") as out:
+        start = 0
+        while out.tell() < megabytes * 1_000_000:
+            out.write(jsonl(chunk).replace(b'"unique_id": "u', f'"unique_id": "{start}-'.encode()))
+            start += chunk
+    os.replace(path + ".part", path)
+    return path
+
+
 def start_pressure(kind: str, server: Server, stop: threading.Event, pressure: Pressure,
-                   import_rows: int) -> list[threading.Thread]:
+                   import_rows: int, big_import_mb: int) -> list[threading.Thread]:
     if kind == "alone":
         return []
     owner, project_id, _ = new_project(server, 0)
+    if kind == "bigimport":
+        path = big_jsonl(big_import_mb)
+
+        def one_big_import() -> None:
+            with open(path, "rb") as body, httpx.Client(base_url=owner.base_url, timeout=3600,
+                                                        headers=owner.headers) as uploader:
+                response = uploader.post(f"/projects/{project_id}/tasks", content=body,
+                                         headers={"Content-Type": "application/x-ndjson"})
+            pressure.add(response.status_code, response.status_code == 201)
+
+        thread = threading.Thread(target=one_big_import, daemon=True)
+        thread.start()
+        return [thread]
     if kind == "import":
         def one_import(_n: int) -> None:
             body = jsonl(import_rows).replace(b'"unique_id": "u', f'"unique_id": "{uuid.uuid4().hex[:8]}-'.encode())
@@ -139,19 +169,19 @@ class Row:
 
 
 def measure(backend: str, admin_url: str | None, scenario: str, k: int, n_tasks: int, seconds: float,
-            workers: int, import_rows: int) -> Row:
+            workers: int, import_rows: int, big_import_mb: int) -> Row:
     with fresh_database(backend, admin_url) as db_url, serve(db_url, workers) as server:
         owner, project_id, tokens = new_project(server, k)
         with closing(owner):
             check(owner.post(f"/projects/{project_id}/tasks", content=jsonl(n_tasks),
                              headers={"Content-Type": "application/x-ndjson"}))
         stop, pressure = threading.Event(), Pressure()
-        threads = start_pressure(scenario, server, stop, pressure, import_rows)
+        threads = start_pressure(scenario, server, stop, pressure, import_rows, big_import_mb)
         time.sleep(0.5 if threads or scenario == "exports" else 0)  # B is under way when A starts
         out = run_clients(server.url, project_id, tokens, seconds, "classification")
         stop.set()
         for thread in threads:
-            thread.join(timeout=300)
+            thread.join(timeout=0 if scenario == "bigimport" else 300)  # B's big import may go on
     return Row(backend, scenario, out["annotations"] / out["elapsed"], triple(out["cycle"]), out["errors"],
                pressure.done, pressure.errors)
 
@@ -176,13 +206,16 @@ def main() -> int:
     parser.add_argument("--tasks", type=int, default=10_000, help="tenant A's tasks")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each run")
     parser.add_argument("--import-rows", type=int, default=150_000, help="rows of each of B's imports")
+    parser.add_argument("--big-import-mb", type=int, default=1024, help="size of B's one big import (MB)")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated: " + ", ".join(SCENARIOS))
     parser.add_argument("--postgres", default=os.environ.get("QISTAS_BENCH_POSTGRES_URL", DEFAULT_POSTGRES),
                         help="PostgreSQL server URL (a fresh database is made on it); 'none' to skip")
     parser.add_argument("--only", choices=["sqlite", "postgresql"], help="run one database only")
     args = parser.parse_args()
     if args.quick:
-        args.tasks, args.seconds, args.import_rows = 2000, 6.0, 30_000
+        args.tasks, args.seconds, args.import_rows, args.big_import_mb = 2000, 6.0, 30_000, 100
+    # the server takes B's big import (the default limit is 512 MB)
+    os.environ.setdefault("QISTAS_MAX_IMPORT_BYTES", str(max(512, 2 * args.big_import_mb) * 1024 * 1024))
     scenarios = [s for s in args.scenarios.split(",") if s]
     if "alone" not in scenarios:
         scenarios.insert(0, "alone")
@@ -191,7 +224,7 @@ def main() -> int:
     for backend in backends:
         for scenario in scenarios:
             rows.append(measure(backend, args.postgres, scenario, args.clients, args.tasks, args.seconds,
-                                DEFAULT_WORKERS[backend], args.import_rows))
+                                DEFAULT_WORKERS[backend], args.import_rows, args.big_import_mb))
             print_table(rows[-1:], args.clients, args.seconds)
     print_table(rows, args.clients, args.seconds)
     return 1 if any(sum(r.errors.values()) for r in rows) else 0

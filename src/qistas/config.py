@@ -76,6 +76,18 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(
         default=512 * 1024 * 1024, ge=1024, description="Largest uploaded import file accepted."
     )
+    import_processes: int = Field(
+        default=1, ge=0, le=32,
+        description="Processes of each server that parse, check and store large task imports, at a lower CPU "
+        "priority, so that the annotation loop in the server keeps its pace while they run; more large imports "
+        "at once wait for one. 0: every import is checked in the server's own threads.",
+    )
+    import_process_min_bytes: int = Field(
+        default=1024 * 1024, ge=0,
+        description="A task import sent as the request's body (JSON, JSONL or CSV, not multipart or zip) of at "
+        "least this many bytes goes to an import process (`QISTAS_IMPORT_PROCESSES`); smaller ones, which take "
+        "a fraction of a second, are checked in the server's threads.",
+    )
     max_page_size: int = Field(default=1000, ge=1, description="Largest `limit` of a page.")
     default_page_size: int = Field(default=100, ge=1, description="`limit` when none is given.")
     max_import_errors: int = Field(

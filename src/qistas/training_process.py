@@ -11,8 +11,6 @@ message is one job, a dict of plain values (``texts``, ``labels``, ``pending``,
 
 from __future__ import annotations
 
-import contextlib
-import os
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -47,16 +45,9 @@ def run(conn: Connection, nice: int = NICE, log_format: str = "text", log_level:
 
 
 def lower_priority(nice: int) -> None:
-    with contextlib.suppress(OSError), open("/proc/self/comm", "w") as comm:  # Linux: the name in ps and top
-        comm.write(PROCESS_NAME)
-    with contextlib.suppress(AttributeError, OSError):  # not on this platform
-        os.nice(nice)
-    if nice >= NICE:
-        # Linux's SCHED_IDLE: below nice 19, and a waking server thread preempts it at once
-        # (a nice-19 process may keep the core for its time slice, some milliseconds, which
-        # lands on the latency of the request that woke up)
-        with contextlib.suppress(AttributeError, OSError):
-            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    from qistas.priority import lower_priority as lower
+
+    lower(PROCESS_NAME, nice, idle=nice >= NICE)  # it never opens the database: idle is safe
     # one thread for numpy's BLAS: more would compete with the server for the same cores
     from threadpoolctl import threadpool_limits
 

@@ -32,9 +32,12 @@ ROWS = 60_000
 
 
 @contextmanager
-def server(db_url: str, home: Path, name: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def server(db_url: str, home: Path, name: str, import_processes: int = 0,
+           ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A ``qistas serve``; by default it checks imports in its own threads, where the moment a
+    kill lands is the moment the import stops."""
     env = {**os.environ, "QISTAS_DATABASE_URL": db_url, "QISTAS_HOME": str(home), "QISTAS_SECRET_KEY": SECRET,
-           "QISTAS_WORKER_POLL_SECONDS": "0.1"}
+           "QISTAS_WORKER_POLL_SECONDS": "0.1", "QISTAS_IMPORT_PROCESSES": str(import_processes)}
     port = free_port()
     with open(home / f"{name}.log", "wb") as log:
         proc = subprocess.Popen([sys.executable, "-c", "from qistas.cli import main; main()", "serve", "--port",
@@ -97,6 +100,63 @@ def test_an_import_killed_mid_way_is_finished_by_the_next_server(
     with database.reader() as session:
         unique = session.scalar(select(func.count(func.distinct(Task.unique_id))).where(Task.project_id == project_id))
     assert unique == expected  # none twice
+
+
+@pytest.mark.slow
+def test_a_server_killed_during_an_import_in_its_import_process_leaves_all_or_nothing(
+    db_url: str, database: Database, tmp_path: Path,
+) -> None:
+    """The import process ends with its server (within a second), and the next server's
+    recovery finishes or undoes what it left: every row once, or none."""
+    body = "\n".join(f'{{"data": {{"text": "row {n}"}}, "unique_id": "k{n}"}}' for n in range(ROWS)).encode()
+    with server(db_url, tmp_path, "first", import_processes=1) as (url, proc), \
+            make_tenant(database, url, "acme") as tenant:
+        project_id = tenant.project()["id"]
+        sent = threading.Thread(target=lambda: _send(tenant.owner, project_id, body), daemon=True)
+        sent.start()
+        deadline = time.monotonic() + 120
+        while _state(database)[1] == 0:  # the import process is staging rows
+            assert time.monotonic() < deadline, "the import never staged a row"
+            time.sleep(0.005)
+        importer = _import_process_of(proc.pid)
+        assert importer is not None
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=20)
+        deadline = time.monotonic() + 2
+        while _alive(importer):
+            assert time.monotonic() < deadline, "the import process outlived its server"
+            time.sleep(0.02)
+        sent.join(timeout=30)
+    with database.writer.begin() as session:
+        session.execute(update(TaskImport).values(heartbeat_at=utcnow() - staged_imports.STALE_AFTER * 2))
+    with server(db_url, tmp_path, "second"):
+        deadline = time.monotonic() + 60
+        while _state(database) != (None, 0):
+            assert time.monotonic() < deadline, _state(database)
+            time.sleep(0.1)
+    assert _tasks(database, project_id) in (0, ROWS)
+    with database.reader() as session:
+        unique = session.scalar(select(func.count(func.distinct(Task.unique_id))).where(Task.project_id == project_id))
+    assert unique == _tasks(database, project_id)
+
+
+def _import_process_of(server_pid: int) -> int | None:
+    """The pid of the server's import process (Linux: its name in /proc)."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[1]) == server_pid and (entry / "comm").read_text().strip() == "qistas-import":
+                    return int(entry.name)
+    return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has ended; only its parent (gone) would have reaped it
 
 
 def _send(client: httpx.Client, project_id: int, body: bytes) -> None:

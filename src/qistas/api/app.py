@@ -14,6 +14,7 @@ from qistas import __version__, web
 from qistas.api import docs, errors, health, metrics
 from qistas.api.deps import KnownQuery
 from qistas.api.idempotency import Idempotency, idempotent_paths
+from qistas.api.import_processes import ImportProcesses
 from qistas.api.limits import BodyLimit
 from qistas.api.metrics import Metrics
 from qistas.api.requests import RequestContext
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         gc.freeze()
         yield
         workers.stop()
+        _app.state.import_processes.close()
         _app.state.media_store.close()
         if database is None:  # we made it, we close it
             db.dispose()
@@ -97,6 +99,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.passwords = PasswordGate()
     app.state.metrics = Metrics()
     app.state.media_store = store_for(settings)
+    app.state.import_processes = ImportProcesses(settings)
     errors.install(app)
     # The annotation loop's router first: a request is matched against routes in order, and
     # its paths overlap no other router's. It has no GET, so it goes without KnownQuery (one

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -151,3 +152,26 @@ def resolve(url: str, policy: Policy, *, field_name: str = "url") -> Target:
         raise _not_allowed(field_name)
     unique = tuple(dict.fromkeys(str(a) for a in found))
     return Target(url=url, scheme=scheme, host=host, port=port, addresses=unique)
+
+
+def callback_checker(settings: Settings) -> Callable[[str], None]:
+    """Vet the callback URLs of an import's tasks (raising ``Invalid``), resolving each host
+    once per import."""
+    policy = Policy.from_settings(settings)
+    seen: dict[tuple[str | None, int | None], str | None] = {}
+
+    def check(url: str) -> None:
+        check_syntax(url, field_name="callback_url")
+        parts = urlsplit(url)
+        key = (parts.hostname, parts.port)
+        if key not in seen:
+            try:
+                resolve(url, policy, field_name="callback_url")
+                seen[key] = None
+            except Invalid as exc:
+                seen[key] = exc.message
+        problem = seen[key]
+        if problem is not None:
+            raise Invalid(problem)
+
+    return check

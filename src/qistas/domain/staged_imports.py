@@ -22,7 +22,7 @@ done, it is only not yet all visible.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -176,6 +176,26 @@ def take_over(session: Session, *, import_id: int, now: datetime) -> str | None:
 
 
 # --- one transaction per step: for the import route and the recovery ----------------------
+
+
+def write_checked(db: Database, *, project_id: int, actor_id: int, checked: CheckedRows,
+                  before_commit: Callable[[Session], None]) -> ImportResult:
+    """Write checked rows as one import in short transactions: stage them, commit (after
+    ``before_commit``, which re-checks what the caller must, in that transaction) and move them
+    into ``tasks``. Anything that fails before the commit leaves nothing behind."""
+    import_id = write(db, partial(begin, project_id=project_id, actor_id=actor_id, now=utcnow()))
+    try:
+        stage_all(db, import_id=import_id, checked=checked)
+
+        def commit_checked(session: Session) -> None:
+            before_commit(session)
+            commit(session, import_id=import_id, batch_ids=checked.batch_ids, now=utcnow())
+
+        write(db, commit_checked)
+    except BaseException:
+        abandon_all(db, import_id=import_id)
+        raise
+    return move_all(db, import_id=import_id)
 
 
 def stage_all(db: Database, *, import_id: int, checked: CheckedRows) -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import io
+import os
 import tempfile
-from collections.abc import AsyncIterator, Callable, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import timedelta
 from functools import partial
 from typing import IO, Annotated, Any
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -18,6 +19,7 @@ from starlette.datastructures import UploadFile
 
 from qistas.api.deps import Actor, After, AppSettings, Db, Id, Limit
 from qistas.api.idempotency import IDEMPOTENT
+from qistas.api.import_processes import ImportProcesses
 from qistas.api.schemas.tasks import (
     AnnotationImportRead,
     AnnotationRead,
@@ -28,15 +30,24 @@ from qistas.api.schemas.tasks import (
     TaskPage,
     TaskRead,
 )
-from qistas.config import Settings
 from qistas.db.dialect import refresh_statistics
 from qistas.db.engine import Database
 from qistas.db.enums import Role
 from qistas.db.models import Annotation, Assignment, Project, Task, User
 from qistas.db.types import utcnow
 from qistas.db.unit_of_work import read, write
-from qistas.domain import annotation_imports, audit, imports, media, projects, quotas, results, reviews, staged_imports
-from qistas.domain.destinations import Policy, check_syntax, resolve
+from qistas.domain import (
+    annotation_imports,
+    audit,
+    destinations,
+    imports,
+    media,
+    projects,
+    quotas,
+    results,
+    reviews,
+    staged_imports,
+)
 from qistas.domain.mediafiles import MediaInfo
 from qistas.domain.mediaimports import MediaResolver, Sources, ZipSources
 from qistas.domain.mediastore import MediaStore
@@ -45,6 +56,7 @@ from qistas.domain.results import source_of
 from qistas.domain.security import pseudonyms
 from qistas.domain.tasktypes import type_of
 from qistas.errors import Invalid, NotFound, Unsupported
+from qistas.import_process import FileImport
 from qistas.policies import ensure_customer_access, ensure_customer_access_to
 
 router = APIRouter(tags=["tasks"])
@@ -117,9 +129,15 @@ async def _spooled_body(request: Request, *, media: bool = False) -> tuple[IO[by
 
 
 async def _spool(request: Request) -> IO[bytes]:
-    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115 - closed by caller
+    """The body: in memory up to ``SPOOL_IN_MEMORY``, then in a named temporary file (0600,
+    deleted when closed) that an import process can open by its name."""
+    spool: IO[bytes] = io.BytesIO()
     try:
         async for chunk in request.stream():
+            if isinstance(spool, io.BytesIO) and spool.tell() + len(chunk) > SPOOL_IN_MEMORY:
+                on_disk = tempfile.NamedTemporaryFile(prefix="qistas-upload-")  # noqa: SIM115 - closed by caller
+                on_disk.write(spool.getbuffer())
+                spool = on_disk
             spool.write(chunk)
     except BaseException:
         # Over the limit or the client went away: the caller never gets the spool to close.
@@ -127,6 +145,23 @@ async def _spool(request: Request) -> IO[bytes]:
         raise
     spool.seek(0)
     return spool
+
+
+@contextmanager
+def _named(stream: IO[bytes]) -> Iterator[str]:
+    """The path of a body ``_spool`` made: its file on disk, or one written for a body it
+    kept in memory (``QISTAS_IMPORT_PROCESS_MIN_BYTES`` below ``SPOOL_IN_MEMORY``)."""
+    if isinstance(stream, io.BytesIO):
+        with tempfile.NamedTemporaryFile(prefix="qistas-upload-") as on_disk:
+            on_disk.write(stream.getbuffer())
+            on_disk.flush()
+            yield on_disk.name
+    else:
+        yield stream.name
+
+
+def _size(stream: IO[bytes]) -> int:
+    return len(stream.getbuffer()) if isinstance(stream, io.BytesIO) else os.fstat(stream.fileno()).st_size
 
 
 def _form_media(form: Any) -> Sources:
@@ -161,8 +196,9 @@ async def _ensure_may_upload(db: Database, actor: User, project_id: int, *, task
 @asynccontextmanager
 async def _upload(request: Request, format: str | None, formats: tuple[str, ...],
                   hint: str, *, media: bool = False,
-                  zip_ratio: float = 100.0) -> AsyncIterator[tuple[IO[bytes], str, Sources]]:
-    """The received upload, its format and its media files; all closed afterwards.
+                  zip_ratio: float = 100.0) -> AsyncIterator[tuple[IO[bytes], str, Sources, bool]]:
+    """The received upload, its format, its media files and whether it is the request's
+    body itself (not a multipart form or a zip); all closed afterwards.
 
     The whole body is received before any transaction opens: a client that disconnects
     mid-upload never reaches the database. Callers check the sender's access first
@@ -177,13 +213,13 @@ async def _upload(request: Request, format: str | None, formats: tuple[str, ...]
             fmt = sources.tasks_format()
             tasks_stream = sources.open_tasks()
             try:
-                yield tasks_stream, fmt, sources
+                yield tasks_stream, fmt, sources, False
             finally:
                 tasks_stream.close()
             return
         if fmt not in formats:
             raise Invalid(hint, details={"field": "format"})
-        yield stream, fmt, sources
+        yield stream, fmt, sources, form is None
     finally:
         sources.close()
         stream.close()
@@ -199,7 +235,7 @@ async def import_tasks(
 ) -> ImportRead:
     org_id = await _ensure_may_upload(db, actor, project_id, task_quota=settings.max_task_bytes_per_org)
     async with _upload(request, format, imports.FORMATS, "say the format: ?format=json|jsonl|csv|zip", media=True,
-                       zip_ratio=settings.media_zip_max_ratio) as (stream, fmt, sources):
+                       zip_ratio=settings.media_zip_max_ratio) as (stream, fmt, sources, is_body):
 
         def plan_of(session: Session) -> tuple[imports.ImportPlan, tuple[str, ...], dict[str, Any]]:
             project = projects.ensure_writable(ensure_customer_access(actor, session.get(Project, project_id)))
@@ -207,13 +243,23 @@ async def import_tasks(
             return plan, type_of(plan.spec).media_fields(plan.spec), project.media
 
         plan, fields, policy = await run_in_threadpool(read, db, plan_of)
+        processes: ImportProcesses = request.app.state.import_processes
+        if is_body and not fields and processes.takes(_size(stream)):
+            # A large body: checked and written by an import process (qistas.import_process)
+            url = db.engine.url.render_as_string(hide_password=False)
+            with _named(stream) as path:
+                moved = await processes.run(FileImport(settings=settings, database_url=url, path=path, format=fmt,
+                                                       plan=plan, org_id=org_id, actor_id=actor.id))
+            done = ImportRead(created=moved.created, duplicates=moved.duplicates, media=0)
+            await run_in_threadpool(refresh_statistics, db.engine, "tasks", rows_added=done.created)
+            return done
         resolver = MediaResolver(store=media_store(request), sources=sources, fields=fields,
                                  limits=media.limits_for(settings, policy))
         try:
             # Parsed and validated with no transaction open: other writers go on meanwhile.
             checked = await run_in_threadpool(
                 partial(imports.check_rows, plan, imports.iter_rows(stream, fmt), max_errors=settings.max_import_errors,
-                        check_url=callback_checker(settings),
+                        check_url=destinations.callback_checker(settings),
                         resolve_media=resolver.resolve if resolver.active else None))
             with checked:
                 await run_in_threadpool(read, db, partial(quotas.ensure_task_room, org_id=org_id,
@@ -239,7 +285,7 @@ async def import_annotations(
     """Answers made elsewhere: every one validated by the task type, all or nothing."""
     hint = "send the annotations as JSON or JSONL (?format=json or ?format=jsonl)"
     await _ensure_may_upload(db, actor, project_id)
-    async with _upload(request, format, ("json", "jsonl"), hint) as (stream, fmt, _):
+    async with _upload(request, format, ("json", "jsonl"), hint) as (stream, fmt, _, _body):
 
         def work(session: Session) -> AnnotationImportRead:
             project = projects.ensure_writable(ensure_customer_access(actor, session.get(Project, project_id)))
@@ -258,48 +304,17 @@ async def _write_import(db: Database, actor: User, project_id: int, checked: imp
                         infos: Callable[[], Iterable[MediaInfo]], *, org_id: int) -> imports.ImportResult:
     """Written in short transactions (see domain/staged_imports.py): other tenants' writes go
     on between them, and a crash never leaves half an import."""
-    import_id = await run_in_threadpool(
-        write, db, partial(staged_imports.begin, project_id=project_id, actor_id=actor.id, now=utcnow()))
-    try:
-        await run_in_threadpool(partial(staged_imports.stage_all, db, import_id=import_id, checked=checked))
+    def still_allowed(session: Session) -> None:
+        projects.ensure_writable(ensure_customer_access(actor, session.get(Project, project_id)))
+        media.record(session, org_id=org_id, infos=infos())
 
-        def commit(session: Session) -> None:
-            projects.ensure_writable(ensure_customer_access(actor, session.get(Project, project_id)))
-            media.record(session, org_id=org_id, infos=infos())
-            staged_imports.commit(session, import_id=import_id, batch_ids=checked.batch_ids, now=utcnow())
-
-        await run_in_threadpool(write, db, commit)
-    except BaseException:
-        await run_in_threadpool(partial(staged_imports.abandon_all, db, import_id=import_id))
-        raise
-    return await run_in_threadpool(partial(staged_imports.move_all, db, import_id=import_id))
+    return await run_in_threadpool(partial(staged_imports.write_checked, db, project_id=project_id, actor_id=actor.id,
+                                           checked=checked, before_commit=still_allowed))
 
 
 def media_store(request: Request) -> MediaStore:
     store: MediaStore = request.app.state.media_store
     return store
-
-
-def callback_checker(settings: Settings) -> Callable[[str], None]:
-    """Vet task callback URLs, resolving each host once per import."""
-    policy = Policy.from_settings(settings)
-    seen: dict[tuple[str | None, int | None], str | None] = {}
-
-    def check(url: str) -> None:
-        check_syntax(url, field_name="callback_url")
-        parts = urlsplit(url)
-        key = (parts.hostname, parts.port)
-        if key not in seen:
-            try:
-                resolve(url, policy, field_name="callback_url")
-                seen[key] = None
-            except Invalid as exc:
-                seen[key] = exc.message
-        problem = seen[key]
-        if problem is not None:
-            raise Invalid(problem)
-
-    return check
 
 
 def task_read(task: Task, annotations: list[AnnotationRead] | None = None) -> TaskRead:
