@@ -215,7 +215,7 @@ def main() -> int:
     if args.quick:
         args.tasks, args.seconds, args.import_rows, args.big_import_mb = 2000, 6.0, 30_000, 100
     # the server takes B's big import (the default limit is 512 MB)
-    os.environ.setdefault("QISTAS_MAX_IMPORT_BYTES", str(max(512, 2 * args.big_import_mb) * 1024 * 1024))
+    os.environ.setdefault("QISTAS_MAX_UPLOAD_BYTES", str(max(512, 2 * args.big_import_mb) * 1024 * 1024))
     scenarios = [s for s in args.scenarios.split(",") if s]
     if "alone" not in scenarios:
         scenarios.insert(0, "alone")

@@ -107,9 +107,24 @@ def _end_with(server: int) -> None:
 
 def _database(url: str) -> Database:
     """One engine per database for the life of the process."""
+    from sqlalchemy import event
+
     from qistas.db.engine import Database
 
     if url not in _databases:
-        _databases[url] = Database.from_url(url, pool_size=1, max_overflow=1) if not url.startswith("sqlite") \
-            else Database.from_url(url)
+        if url.startswith("sqlite"):
+            db = Database.from_url(url)
+            event.listen(db.engine, "connect", _checkpoint_often)
+        else:
+            db = Database.from_url(url, pool_size=1, max_overflow=1)
+        _databases[url] = db
     return _databases[url]
+
+
+def _checkpoint_often(dbapi_connection: Any, _record: Any) -> None:
+    # SQLite copies the write-ahead log back into the database (a checkpoint) in the connection
+    # whose commit finds it over a size, 1,000 pages by default. The import's commits are what
+    # grow it: with a lower size here, they pay for the copies, not the annotation loop's.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA wal_autocheckpoint = 100")
+    cursor.close()

@@ -25,6 +25,7 @@ milliseconds, up to a bound, so it still advances under constant load.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import sqlite3
@@ -128,7 +129,7 @@ class _WriterQueue:
         with self._counting:
             self._waiting += 1
         if self._thread_lock.locked():
-            self._wanted_at = time.monotonic()
+            self._mark_wanted()
         try:
             # Bounded like SQLite's busy timeout, so a stuck writer fails instead of hanging.
             got = self._thread_lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
@@ -144,7 +145,7 @@ class _WriterQueue:
         if _WRITE_LOCK in info:
             return True
         if self._waiting or not self._thread_lock.acquire(blocking=False):
-            self._wanted_at = time.monotonic()
+            self._mark_wanted()
             return False
         if self._path is None:
             info[_WRITE_LOCK] = None
@@ -152,19 +153,39 @@ class _WriterQueue:
         fd = self._lock_file(fcntl.LOCK_EX | fcntl.LOCK_NB)
         if fd is None:  # another process writes
             self._thread_lock.release()
-            self._wanted_at = time.monotonic()
+            self._mark_wanted(other_process=True)
             return False
         info[_WRITE_LOCK] = fd
         return True
 
     def yield_to_others(self) -> None:
-        """Before a bulk writer's transaction: let writers that wanted the lock just now go first."""
+        """Before a bulk writer's transaction: let writers that wanted the lock just now go
+        first, in this process or (by the lock file's time) in another."""
         started = time.monotonic()
         while True:
             now = time.monotonic()
-            if now - self._wanted_at >= YIELD_WINDOW_SECONDS or now - started >= YIELD_AT_MOST_SECONDS:
+            if min(now - self._wanted_at, self._since_wanted_elsewhere()) >= YIELD_WINDOW_SECONDS \
+                    or now - started >= YIELD_AT_MOST_SECONDS:
                 return
             time.sleep(0.005)
+
+    def _mark_wanted(self, *, other_process: bool = False, fd: int | None = None) -> None:
+        """A writer found the lock taken. Within the process, a time in memory; when another
+        process holds it, also the lock file's modification time, which that process's bulk
+        writer reads (an import process writing beside the server yields to the server's
+        writers as the server's own threads do)."""
+        self._wanted_at = time.monotonic()
+        if other_process and self._path is not None:
+            with contextlib.suppress(OSError):
+                os.utime(fd if fd is not None and os.utime in os.supports_fd else self._path)
+
+    def _since_wanted_elsewhere(self) -> float:
+        if self._path is None:
+            return float("inf")
+        try:
+            return time.time() - os.stat(self._path).st_mtime
+        except OSError:
+            return float("inf")
 
     def _lock_file(self, operation: int) -> int | None:
         """The cross-process lock: an open descriptor holding ``flock``, or None."""
@@ -172,6 +193,12 @@ class _WriterQueue:
         try:
             if self._path is not None:
                 fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+                if not operation & fcntl.LOCK_NB:
+                    try:
+                        fcntl.flock(fd, operation | fcntl.LOCK_NB)
+                        return fd
+                    except BlockingIOError:  # another process writes: say so, then wait
+                        self._mark_wanted(other_process=True, fd=fd)
                 fcntl.flock(fd, operation)  # only one thread per process waits here
         except OSError:
             if fd is not None:

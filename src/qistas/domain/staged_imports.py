@@ -28,10 +28,10 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy import case, delete, false, literal, select, update
+from sqlalchemy import Dialect, case, delete, false, literal, select, update
 from sqlalchemy.orm import Session
 
-from qistas.db.dialect import insert_skipping_conflicts, locks_claimed_rows
+from qistas.db.dialect import insert_skipping_conflicts, locks_claimed_rows, prepared_insert
 from qistas.db.engine import Database
 from qistas.db.enums import BatchStatus, TaskStatus
 from qistas.db.models import Batch, Project, StagedTask, Task, TaskImport, User, table
@@ -48,6 +48,12 @@ MOVE_CHUNK = 2000
 STALE_AFTER = timedelta(minutes=2)
 STAGED_COLUMNS = ("batch_id", "unique_id", "data", "metadata", "gold", "is_gold", "required", "callback_url",
                   "predictions")
+
+
+@dataclass(frozen=True)
+class StagedRows:
+    count: int
+    insert: Callable[[Session], None]
 
 
 @dataclass(frozen=True)
@@ -78,16 +84,21 @@ def _mine(session: Session, import_id: int, state: str) -> TaskImport:
     return job
 
 
-def stage(session: Session, *, import_id: int, first_seq: int, rows: Iterable[dict[str, Any]], now: datetime) -> int:
-    """Store a chunk of checked rows (``imports.check_rows``); returns how many."""
-    job = _mine(session, import_id, "staging")
+def staged_rows(dialect: Dialect, *, import_id: int, first_seq: int, rows: Iterable[dict[str, Any]]) -> StagedRows:
+    """A chunk of checked rows (``imports.check_rows``) made ready for ``stage``, outside any
+    transaction."""
     values = [{"import_id": import_id, "seq": first_seq + n, **{c: row[c] for c in STAGED_COLUMNS}}
               for n, row in enumerate(rows)]
-    if values:
-        session.execute(table(StagedTask).insert(), values)
-    job.rows += len(values)
+    return StagedRows(len(values), prepared_insert(dialect, table(StagedTask), values))
+
+
+def stage(session: Session, *, import_id: int, rows: StagedRows, now: datetime) -> int:
+    """Store a chunk of rows made ready by ``staged_rows``; returns how many."""
+    job = _mine(session, import_id, "staging")
+    rows.insert(session)
+    job.rows += rows.count
     job.heartbeat_at = now
-    return len(values)
+    return rows.count
 
 
 def commit(session: Session, *, import_id: int, batch_ids: set[int], now: datetime) -> None:
@@ -126,8 +137,8 @@ def move(session: Session, *, import_id: int, now: datetime, limit: int = MOVE_C
         statement = insert_skipping_conflicts(session, table(Task), ["project_id", "unique_id"])
         tasks = table(Task)
         inserted = len(session.execute(statement.from_select(names, source).returning(tasks.c.id)).all())
-        session.execute(delete(StagedTask).where(StagedTask.import_id == import_id,
-                                                 StagedTask.seq.between(chunk[0], chunk[-1])))
+        session.execute(table(StagedTask).delete().where(staged.import_id == import_id,
+                                                         staged.seq.between(chunk[0], chunk[-1])))
         job.created += inserted
         job.duplicates += len(chunk) - inserted
         job.heartbeat_at = now
@@ -201,7 +212,8 @@ def write_checked(db: Database, *, project_id: int, actor_id: int, checked: Chec
 def stage_all(db: Database, *, import_id: int, checked: CheckedRows) -> None:
     seq = 0
     for chunk in checked.chunks():
-        seq += write(db, partial(stage, import_id=import_id, first_seq=seq, rows=chunk, now=utcnow()), bulk=True)
+        rows = staged_rows(db.engine.dialect, import_id=import_id, first_seq=seq, rows=chunk)
+        seq += write(db, partial(stage, import_id=import_id, rows=rows, now=utcnow()), bulk=True)
 
 
 def move_all(db: Database, *, import_id: int) -> ImportResult:
