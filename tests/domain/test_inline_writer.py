@@ -169,3 +169,29 @@ def test_a_free_lock_with_a_thread_waiting_for_it_is_not_taken_inline(tmp_path: 
     assert queue.try_acquire(info)
     queue.release(info)
     assert info == {}
+
+
+def test_a_bulk_writer_yields_to_a_writer_of_another_process(db_url: str, database: Database) -> None:
+    """An import process's chunks (``bulk_writer``) let the server's writers go first, as the
+    server's own threads do: a writer that finds the lock held by another process marks the
+    lock file, and the other process's bulk writer waits while the mark is fresh."""
+    importer = Database.from_url(db_url)  # its own queue: only the file lock is shared, as between processes
+    try:
+        with importer.bulk_writer.begin() as session:  # its connection made, as in a running import
+            session.execute(text("SELECT 1"))
+        time.sleep(0.1)  # the lock file, made just now, is older than the window
+        with write_lock_held(importer), pytest.raises(WriterBusy):
+            add_org(database, "refused")  # the server's writer found the lock held by the importer
+        # The importer's next chunk finds the mark fresh and waits for it to be a window old.
+        started = time.monotonic()
+        with importer.bulk_writer.begin() as session:
+            session.execute(text("SELECT 1"))
+        assert time.monotonic() - started >= 0.02
+        # With no writer waiting since, a chunk starts at once.
+        time.sleep(0.1)
+        started = time.monotonic()
+        with importer.bulk_writer.begin() as session:
+            session.execute(text("SELECT 1"))
+        assert time.monotonic() - started < 0.015
+    finally:
+        importer.dispose()
