@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from anyio import to_thread
 from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
 from starlette.types import ASGIApp
 
 from qistas import __version__, web
@@ -36,6 +37,7 @@ from qistas.api.routes import (
     work,
     workforce,
 )
+from qistas.api.signed_media import SignedMedia
 from qistas.api.throttle import RequestLimits
 from qistas.config import Settings, get_settings
 from qistas.db.engine import Database, is_sqlite
@@ -52,11 +54,17 @@ SERVER_THREADS = 8  # PostgreSQL: below the connection pool's 10
 
 class Qistas(FastAPI):
     """FastAPI with ``RequestContext`` around everything, the error middleware included: a
-    500 carries the request id too, and is counted and logged like any other answer."""
+    500 carries the request id too, and is counted and logged like any other answer. Just
+    inside it, ``SignedMedia`` answers the common case of a signed media URL."""
 
     def build_middleware_stack(self) -> ASGIApp:
         # Built on the first request, once every route is in place.
-        return RequestContext(super().build_middleware_stack(), metrics=self.state.metrics, routes=self.routes)
+        media_path = f"{API_PREFIX}/media/{{sha256}}"
+        media_route = next(context.original_route for context in iter_route_contexts(self.routes)
+                           if context.path_format == media_path)
+        stack = SignedMedia(super().build_middleware_stack(), settings=self.state.settings, database=self.state.db,
+                            store=self.state.media_store, route=media_route, path=media_path)
+        return RequestContext(stack, metrics=self.state.metrics, routes=self.routes)
 
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
