@@ -106,8 +106,11 @@ def start_pressure(kind: str, server: Server, stop: threading.Event, pressure: P
         def one_big_import() -> None:
             with open(path, "rb") as body, httpx.Client(base_url=owner.base_url, timeout=3600,
                                                         headers=owner.headers) as uploader:
-                response = uploader.post(f"/projects/{project_id}/tasks", content=body,
-                                         headers={"Content-Type": "application/x-ndjson"})
+                try:
+                    response = uploader.post(f"/projects/{project_id}/tasks", content=body,
+                                             headers={"Content-Type": "application/x-ndjson"})
+                except httpx.TransportError:
+                    return  # the run ended and its server stopped while the import went on
             pressure.add(response.status_code, response.status_code == 201)
 
         thread = threading.Thread(target=one_big_import, daemon=True)

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlencode
 
 from sqlalchemy import select
@@ -31,7 +31,8 @@ from sqlalchemy.orm import Session
 from qistas.config import Settings
 from qistas.db.dialect import insert_many_skipping_conflicts
 from qistas.db.enums import LeaseStatus
-from qistas.db.models import Assignment, Media, Project, Review, User, table
+from qistas.db.models import Media, User, table
+from qistas.db.queries.media import THROUGH_LEASE
 from qistas.db.types import utcnow
 from qistas.domain import mediafiles
 from qistas.domain.destinations import Policy
@@ -170,21 +171,25 @@ def verify(keys: Sequence[str], *, sha256: str, scope: str, expires: int, sig: s
         raise Forbidden("this media link has expired", details={"expires": expires})
 
 
-def leased_media(session: Session, *, sha256: str, scope: str, now: datetime) -> Media:
-    """The file a signed URL names, while the lease it was handed out with is live."""
+class LeasedMedia(NamedTuple):
+    sha256: str
+    content_type: str
+
+
+def leased_media(session: Session, *, sha256: str, scope: str, now: datetime) -> LeasedMedia:
+    """The file a signed URL names (its ``sha256`` and ``content_type``), while the lease it was
+    handed out with is live."""
     kind, ident = scope[:1], scope[1:]
-    if kind not in ("a", "r") or not ident.isdigit():
+    if kind not in THROUGH_LEASE or not ident.isdigit() or len(ident) > 18:
         raise NotFound("media not found")
-    lease: Any = Assignment if kind == "a" else Review
-    row = session.execute(
-        select(lease.status, lease.expires_at, Project.org_id).join(Project, Project.id == lease.project_id)
-        .where(lease.id == int(ident))
-    ).first()
+    row = THROUGH_LEASE[kind].first(session, lease_id=int(ident), sha256=sha256)
     if row is None:
         raise NotFound("media not found")
     if row.status != LeaseStatus.ACTIVE or (row.expires_at is not None and row.expires_at <= now):
         raise Forbidden("the lease this media link was given with has ended")
-    return find(session, org_id=row.org_id, sha256=sha256)
+    if row.sha256 is None or row.content_type is None:
+        raise NotFound("media not found")
+    return LeasedMedia(row.sha256, row.content_type)
 
 
 def task_refs(data: dict[str, Any]) -> list[str]:

@@ -86,9 +86,9 @@ async def get_media(
         # Each task's image is fetched as its lease is taken: a request of the annotation loop,
         # run like its takes and submits (on SQLite, on the event loop when the write lock is
         # free: a trip to the thread pool cost more than the lookup and the read together).
-        found = await write_now(db, lambda s: media.leased_media(s, sha256=sha256, scope=scope or "", now=now))
-        small = _small_file(store, blob_key(found.sha256), request)
-        return _send(store, blob_key(found.sha256), found.content_type, max_age=settings.media_url_seconds,
+        leased = await write_now(db, lambda s: media.leased_media(s, sha256=sha256, scope=scope or "", now=now))
+        small = _small_file(store, blob_key(leased.sha256), request)
+        return _send(store, blob_key(leased.sha256), leased.content_type, max_age=settings.media_url_seconds,
                      small=small)
     found = await run_in_threadpool(_customer_media, request, db, sha256)
     return _send(store, blob_key(found.sha256), found.content_type, max_age=300)
