@@ -32,7 +32,7 @@ from qistas.api.throttle import Buckets
 from qistas.config import Settings
 from qistas.db.engine import Database
 from qistas.db.types import utcnow
-from qistas.db.unit_of_work import write_now
+from qistas.db.unit_of_work import read_now
 from qistas.domain import media
 from qistas.domain.mediafiles import INLINE_TYPES
 from qistas.domain.mediastore import MediaStore, blob_key
@@ -82,7 +82,7 @@ class SignedMedia:
             media.verify(self.keys, sha256=sha256, scope=lease, expires=expires, sig=sig, now=now)
             if self.leases.take(lease, time.monotonic()) > 0:
                 return None
-            found = await write_now(self.db, lambda s: media.leased_media(s, sha256=sha256, scope=lease, now=now))
+            found = await read_now(self.db, lambda s: media.leased_media(s, sha256=sha256, scope=lease, now=now))
         except (QistasError, DBAPIError):
             return None
         body = self._small_file(blob_key(found.sha256))

@@ -250,8 +250,11 @@ class InlineWriter:
     which for pooled connections happens when they return to the pool.
     """
 
-    def __init__(self, engine: Engine, queue: _WriterQueue) -> None:
-        self._engine = engine.execution_options(sqlite_begin="IMMEDIATE", sqlite_nowait=True)
+    def __init__(self, engine: Engine, queue: _WriterQueue | None) -> None:
+        """``queue`` None: read-only transactions (``BEGIN DEFERRED``), which in WAL mode
+        never wait for a writer and never keep one waiting (``Database.inline_reader``)."""
+        self._engine = engine.execution_options(sqlite_begin="IMMEDIATE", sqlite_nowait=True) \
+            if queue is not None else engine
         self._queue = queue
         self._local = threading.local()
         self._kept: list[Connection] = []  # every thread's connection, closed by ``close``
@@ -280,7 +283,8 @@ class InlineWriter:
             raise
         finally:
             session.close()
-            self._queue.release(connection.connection.info)
+            if self._queue is not None:
+                self._queue.release(connection.connection.info)
 
     def close(self) -> None:
         with self._kept_lock:
@@ -299,26 +303,30 @@ class Database:
     writer: sessionmaker[Session]
     bulk_writer: sessionmaker[Session]
     inline_writer: InlineWriter | None = None
+    inline_reader: InlineWriter | None = None
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> Database:
         engine, queue = _make_engine(url, **kwargs)
         write_bind: Engine = engine
         bulk_bind: Engine = engine
-        inline_writer = None
+        inline_writer = inline_reader = None
         if queue is not None:
             write_bind = engine.execution_options(sqlite_begin="IMMEDIATE")
             bulk_bind = engine.execution_options(sqlite_begin="IMMEDIATE", sqlite_yield=True)
             inline_writer = InlineWriter(engine, queue)
+            inline_reader = InlineWriter(engine, None)
         return cls(
             engine=engine,
             reader=sessionmaker(bind=engine, expire_on_commit=False),
             writer=sessionmaker(bind=write_bind, expire_on_commit=False),
             bulk_writer=sessionmaker(bind=bulk_bind, expire_on_commit=False),
             inline_writer=inline_writer,
+            inline_reader=inline_reader,
         )
 
     def dispose(self) -> None:
-        if self.inline_writer is not None:
-            self.inline_writer.close()
+        for inline in (self.inline_writer, self.inline_reader):
+            if inline is not None:
+                inline.close()
         self.engine.dispose()

@@ -75,6 +75,15 @@ async def write_now(db: Database, work: Callable[[Session], T]) -> T:
     return await write_in_thread(db, work)
 
 
+async def read_now(db: Database, work: Callable[[Session], T]) -> T:
+    """``read`` for a short read of the annotation loop's pace: on SQLite right here, on the
+    event loop (a read in WAL mode never waits for a writer), else in the thread pool."""
+    if db.inline_reader is not None:
+        with db.inline_reader.begin() as session:
+            return work(session)
+    return await anyio.to_thread.run_sync(partial(read, db, work))
+
+
 async def write_in_thread(db: Database, work: Callable[[Session], T]) -> T:
     """``write`` in the thread pool the web framework runs its blocking work in (Starlette's
     ``run_in_threadpool``): for a transaction too long to run on the event loop."""

@@ -19,7 +19,7 @@ from qistas.api.deps import AppSettings, Db, current_actor
 from qistas.db.engine import Database
 from qistas.db.models import Media
 from qistas.db.types import utcnow
-from qistas.db.unit_of_work import read, write_now
+from qistas.db.unit_of_work import read, read_now
 from qistas.domain import media
 from qistas.domain.mediafiles import INLINE_TYPES
 from qistas.domain.mediastore import MediaStore, blob_key
@@ -84,9 +84,9 @@ async def get_media(
                      expires=expires or 0, sig=sig or "", now=now)
 
         # Each task's image is fetched as its lease is taken: a request of the annotation loop,
-        # run like its takes and submits (on SQLite, on the event loop when the write lock is
-        # free: a trip to the thread pool cost more than the lookup and the read together).
-        leased = await write_now(db, lambda s: media.leased_media(s, sha256=sha256, scope=scope or "", now=now))
+        # read on the event loop on SQLite (a trip to the thread pool cost more than the lookup
+        # and the file's read together).
+        leased = await read_now(db, lambda s: media.leased_media(s, sha256=sha256, scope=scope or "", now=now))
         small = _small_file(store, blob_key(leased.sha256), request)
         return _send(store, blob_key(leased.sha256), leased.content_type, max_age=settings.media_url_seconds,
                      small=small)
