@@ -238,12 +238,13 @@ def _make_engine(url: str, **kwargs: Any) -> tuple[Engine, _WriterQueue | None]:
     return create_engine(url, **kwargs), None
 
 
-class InlineWriter:
-    """Write transactions that never wait (SQLite), each on a connection its thread keeps.
+class InlineTransactions:
+    """Transactions run on the event loop (SQLite), each on a connection its thread keeps:
+    writes that never wait (``Database.inline_writer``) or reads (``Database.inline_reader``).
 
-    ``begin()`` gives a session in a ``BEGIN IMMEDIATE`` transaction, committed at the end
-    of the block (rolled back on an error), or raises ``WriterBusy`` before doing anything.
-    The server runs them on its event loop, one at a time, for the annotation loop's short
+    For writes, ``begin()`` gives a session in a ``BEGIN IMMEDIATE`` transaction, committed at
+    the end of the block (rolled back on an error), or raises ``WriterBusy`` before doing
+    anything; for reads, a ``BEGIN DEFERRED`` one, which never waits. The server runs them on its event loop, one at a time, for the annotation loop's short
     requests; there, a session per request from the pool (check out, begin, commit, check
     in) cost more CPU than the request's own statements, and keeping the connection halves
     it. The write lock taken at BEGIN is given back right after the commit or rollback,
@@ -302,8 +303,8 @@ class Database:
     reader: sessionmaker[Session]
     writer: sessionmaker[Session]
     bulk_writer: sessionmaker[Session]
-    inline_writer: InlineWriter | None = None
-    inline_reader: InlineWriter | None = None
+    inline_writer: InlineTransactions | None = None
+    inline_reader: InlineTransactions | None = None
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> Database:
@@ -314,8 +315,8 @@ class Database:
         if queue is not None:
             write_bind = engine.execution_options(sqlite_begin="IMMEDIATE")
             bulk_bind = engine.execution_options(sqlite_begin="IMMEDIATE", sqlite_yield=True)
-            inline_writer = InlineWriter(engine, queue)
-            inline_reader = InlineWriter(engine, None)
+            inline_writer = InlineTransactions(engine, queue)
+            inline_reader = InlineTransactions(engine, None)
         return cls(
             engine=engine,
             reader=sessionmaker(bind=engine, expire_on_commit=False),
