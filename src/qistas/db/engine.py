@@ -244,11 +244,12 @@ class InlineTransactions:
 
     For writes, ``begin()`` gives a session in a ``BEGIN IMMEDIATE`` transaction, committed at
     the end of the block (rolled back on an error), or raises ``WriterBusy`` before doing
-    anything; for reads, a ``BEGIN DEFERRED`` one, which never waits. The server runs them on its event loop, one at a time, for the annotation loop's short
-    requests; there, a session per request from the pool (check out, begin, commit, check
-    in) cost more CPU than the request's own statements, and keeping the connection halves
-    it. The write lock taken at BEGIN is given back right after the commit or rollback,
-    which for pooled connections happens when they return to the pool.
+    anything; for reads, a ``BEGIN DEFERRED`` one, which never waits. The server runs them
+    on its event loop, one at a time, for the annotation loop's short requests; there, a
+    session per request from the pool (check out, begin, commit, check in) cost more CPU than
+    the request's own statements, and keeping the connection halves it. The write lock taken
+    at BEGIN is given back right after the commit or rollback, which for pooled connections
+    happens when they return to the pool.
     """
 
     def __init__(self, engine: Engine, queue: _WriterQueue | None) -> None:
