@@ -136,13 +136,13 @@ def test_one_scrape_adds_up_every_worker_process(db_url: str, tmp_path: Path) ->
             for _ in range(10):  # until each process has answered some (new connections spread over both)
                 assert all(pool.map(lambda _: httpx.get(url + "/healthz").status_code == 200, range(40)))
                 sent += 40
-                for pid in pids:
-                    alone = tmp_path / f"alone-{pid}"
-                    shutil.rmtree(alone, ignore_errors=True)
-                    alone.mkdir()
-                    for path in folder.glob(f"*_{pid}.db"):
-                        shutil.copy(path, alone)
-                    per_process[pid] = _healthz_count(alone)
+                # A request is counted once its answer is sent: the client may read the answer
+                # first. Read the counts until two readings agree.
+                counted: dict[str, float] = {}
+                while counted != per_process or not counted:
+                    counted = dict(per_process)
+                    time.sleep(0.1)
+                    per_process = {pid: _count_of(tmp_path, folder, pid) for pid in pids}
                 if all(per_process.values()):
                     break
         assert all(per_process.values()), per_process
@@ -154,6 +154,16 @@ def test_one_scrape_adds_up_every_worker_process(db_url: str, tmp_path: Path) ->
                        for family in text_string_to_metric_families(httpx.get(url + "/metrics").text)
                        for s in family.samples}
             assert scraped[("qistas_http_requests_total", "/healthz", "2xx")] == total
+
+
+def _count_of(tmp_path: Path, folder: Path, pid: str) -> float:
+    """The /healthz requests one worker process has counted, from a copy of its metric files."""
+    alone = tmp_path / f"alone-{pid}"
+    shutil.rmtree(alone, ignore_errors=True)
+    alone.mkdir()
+    for path in folder.glob(f"*_{pid}.db"):
+        shutil.copy(path, alone)
+    return _healthz_count(alone)
 
 
 def test_serve_starts_its_metric_files_afresh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
