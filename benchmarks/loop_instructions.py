@@ -63,18 +63,24 @@ def counting(on: bool) -> None:
                    capture_output=True)
 
 
+async def bench_project(client: Any, owner: str, tasks: int) -> int:
+    """A classification project of ``tasks`` tasks, made through the API by its owner; its id."""
+    auth = {"Authorization": f"Bearer {owner}"}
+    made = await client.post("/projects", headers=auth, json={
+        "name": "bench", "task": SPEC, "redundancy": {"min": REDUNDANCY, "max": REDUNDANCY}})
+    project: int = made.json()["id"]
+    created = await client.post(f"/projects/{project}/tasks", headers=auth,
+                                json=[{"data": {"text": f"item {n}"}} for n in range(tasks)])
+    assert created.status_code == 201, created.text
+    return project
+
+
 async def loop(app: Any, owner: str, tokens: list[str], tasks: int, valgrind: bool) -> tuple[int, float]:
     import httpx
 
     async with app.router.lifespan_context(app), httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://qistas/api/v1") as client:
-        auth = {"Authorization": f"Bearer {owner}"}
-        made = await client.post("/projects", headers=auth, json={
-            "name": "bench", "task": SPEC, "redundancy": {"min": REDUNDANCY, "max": REDUNDANCY}})
-        project = made.json()["id"]
-        created = await client.post(f"/projects/{project}/tasks", headers=auth,
-                                    json=[{"data": {"text": f"item {n}"}} for n in range(tasks)])
-        assert created.status_code == 201, created.text
+        project = await bench_project(client, owner, tasks)
         if valgrind:
             counting(True)
         start, done, working = time.process_time(), 0, list(tokens)

