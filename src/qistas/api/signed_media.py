@@ -28,18 +28,18 @@ from urllib.parse import parse_qsl
 from sqlalchemy.exc import DBAPIError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from qistas.api.routes.media import media_headers, small_file
 from qistas.api.throttle import Buckets
 from qistas.config import Settings
 from qistas.db.engine import Database
 from qistas.db.types import utcnow
 from qistas.db.unit_of_work import read_now
 from qistas.domain import media
-from qistas.domain.mediafiles import INLINE_TYPES
 from qistas.domain.mediastore import MediaStore, blob_key
 from qistas.errors import QistasError
+from qistas.web.session import SECURITY_HEADERS
 
 QUERY = frozenset({"scope", "expires", "sig"})
-SMALL_FILE_BYTES = 256 * 1024
 
 
 class SignedMedia:
@@ -85,31 +85,17 @@ class SignedMedia:
             found = await read_now(self.db, lambda s: media.leased_media(s, sha256=sha256, scope=lease, now=now))
         except (QistasError, DBAPIError):
             return None
-        body = self._small_file(blob_key(found.sha256))
+        body = small_file(self.store, blob_key(found.sha256))
         if body is None:
             return None
-        disposition = b"inline" if found.content_type in INLINE_TYPES else b"attachment"
+        headers = [(name.lower().encode(), value.encode("latin-1"))
+                   for name, value in media_headers(found.content_type, self.max_age).items()]
+        names = {name for name, _ in headers}
         return [
             (b"content-type", found.content_type.encode("latin-1")),
             (b"content-length", str(len(body)).encode()),
-            (b"x-content-type-options", b"nosniff"),
-            (b"content-security-policy", b"sandbox"),
-            (b"content-disposition", disposition),
-            (b"cache-control", f"private, max-age={self.max_age}".encode()),
-            (b"cross-origin-resource-policy", b"same-origin"),
             (b"accept-ranges", b"bytes"),
-            (b"referrer-policy", b"same-origin"),
-            (b"x-frame-options", b"DENY"),
+            *headers,
+            # what the session middleware adds to every answer it passes (web/session.py)
+            *((name, value) for name, value in SECURITY_HEADERS if name not in names),
         ], body
-
-    def _small_file(self, key: str) -> bytes | None:
-        """The bytes of a small file on local storage, read whole; else None."""
-        path = self.store.local_path(key)
-        if path is None:
-            return None
-        try:
-            with path.open("rb") as handle:
-                data = handle.read(SMALL_FILE_BYTES + 1)
-        except OSError:
-            return None
-        return data if len(data) <= SMALL_FILE_BYTES else None

@@ -30,22 +30,21 @@ SMALL_FILE_BYTES = 256 * 1024  # sent from memory; larger files stream from disk
 Sha256 = Annotated[str, Path(pattern="^[0-9a-f]{64}$", description="the SHA-256 of the file's bytes")]
 
 
-def _headers(content_type: str, max_age: int) -> dict[str, str]:
+def media_headers(content_type: str, max_age: int) -> dict[str, str]:
+    """The headers of every media answer but its type and length."""
     disposition = "inline" if content_type in INLINE_TYPES else "attachment"
     return {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox",
             "Content-Disposition": disposition, "Cache-Control": f"private, max-age={max_age}",
             "Cross-Origin-Resource-Policy": "same-origin"}
 
 
-def _small_file(store: MediaStore, key: str, request: Request) -> bytes | None:
-    """The bytes of a small file on local storage, asked for whole (no ``Range``); else None.
+def small_file(store: MediaStore, key: str) -> bytes | None:
+    """The bytes of a small file on local storage, read whole; else None.
 
     Read at once, a few hundred kilobytes at most from the local disk: a FileResponse takes
     four trips to the thread pool (stat, open, read, close), which cost the server more than
     the rest of the request and, with the annotation page fetching an image per task, took
     half the annotation loop's throughput (benchmarks/media.py, docs/benchmarks.md)."""
-    if "range" in request.headers:
-        return None
     path = store.local_path(key)
     if path is None:
         return None
@@ -58,7 +57,7 @@ def _small_file(store: MediaStore, key: str, request: Request) -> bytes | None:
 
 
 def _send(store: MediaStore, key: str, content_type: str, max_age: int, small: bytes | None = None) -> Response:
-    headers = _headers(content_type, max_age)
+    headers = media_headers(content_type, max_age)
     if small is not None:
         return Response(small, media_type=content_type, headers={**headers, "Accept-Ranges": "bytes"})
     path = store.local_path(key)
@@ -87,7 +86,7 @@ async def get_media(
         # read on the event loop on SQLite (a trip to the thread pool cost more than the lookup
         # and the file's read together).
         leased = await read_now(db, lambda s: media.leased_media(s, sha256=sha256, scope=scope or "", now=now))
-        small = _small_file(store, blob_key(leased.sha256), request)
+        small = None if "range" in request.headers else small_file(store, blob_key(leased.sha256))
         return _send(store, blob_key(leased.sha256), leased.content_type, max_age=settings.media_url_seconds,
                      small=small)
     found = await run_in_threadpool(_customer_media, request, db, sha256)
