@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -98,3 +100,24 @@ def all_tasks(client: httpx.Client, project_id: int, **params: Any) -> list[dict
         if body["next"] is None:
             return items
         after = body["next"]
+
+
+def children_named(parent: int, name: str) -> set[int]:
+    """The pids of ``parent``'s child processes called ``name`` (Linux: /proc)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                if ppid == parent and (entry / "comm").read_text().strip() == name:
+                    found.add(int(entry.name))
+    return found
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process runs (a zombie has ended: only its parent, maybe gone, would reap it)."""
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

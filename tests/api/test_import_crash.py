@@ -23,6 +23,7 @@ from qistas.db.engine import Database
 from qistas.db.models import StagedTask, Task, TaskImport
 from qistas.db.types import utcnow
 from qistas.domain import staged_imports
+from tests.api.helpers import children_named, process_alive
 from tests.api.test_engine_processes import wait_until_up
 from tests.conftest import SECRET
 from tests.factories import make_tenant
@@ -88,18 +89,8 @@ def test_an_import_killed_mid_way_is_finished_by_the_next_server(
     assert _state(database)[0] == kill_when  # left behind by the dead process
     left = _tasks(database, project_id)
     assert left == 0 if kill_when == "staging" else 0 <= left < ROWS
-    # Time passes: its heartbeat stops moving.
-    with database.writer.begin() as session:
-        session.execute(update(TaskImport).values(heartbeat_at=utcnow() - staged_imports.STALE_AFTER * 2))
-    with server(db_url, tmp_path, "second"):
-        deadline = time.monotonic() + 60
-        while _state(database) != (None, 0):
-            assert time.monotonic() < deadline, _state(database)
-            time.sleep(0.1)
-    assert _tasks(database, project_id) == expected
-    with database.reader() as session:
-        unique = session.scalar(select(func.count(func.distinct(Task.unique_id))).where(Task.project_id == project_id))
-    assert unique == expected  # none twice
+    tasks, unique = _recovered_by_the_next_server(db_url, database, tmp_path, project_id)
+    assert tasks == unique == expected  # none twice
 
 
 @pytest.mark.slow
@@ -118,15 +109,22 @@ def test_a_server_killed_during_an_import_in_its_import_process_leaves_all_or_no
         while _state(database)[1] == 0:  # the import process is staging rows
             assert time.monotonic() < deadline, "the import never staged a row"
             time.sleep(0.005)
-        importer = _import_process_of(proc.pid)
-        assert importer is not None
+        (importer,) = children_named(proc.pid, "qistas-import")
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=20)
         deadline = time.monotonic() + 2
-        while _alive(importer):
+        while process_alive(importer):
             assert time.monotonic() < deadline, "the import process outlived its server"
             time.sleep(0.02)
         sent.join(timeout=30)
+    tasks, unique = _recovered_by_the_next_server(db_url, database, tmp_path, project_id)
+    assert tasks == unique and tasks in (0, ROWS)  # all or nothing, none twice
+
+
+def _recovered_by_the_next_server(db_url: str, database: Database, tmp_path: Path,
+                                  project_id: int) -> tuple[int, int]:
+    """Time passes (the import's heartbeat stops moving), the next server's recovery finishes or
+    undoes what was left: the project's tasks and distinct unique ids then."""
     with database.writer.begin() as session:
         session.execute(update(TaskImport).values(heartbeat_at=utcnow() - staged_imports.STALE_AFTER * 2))
     with server(db_url, tmp_path, "second"):
@@ -134,29 +132,9 @@ def test_a_server_killed_during_an_import_in_its_import_process_leaves_all_or_no
         while _state(database) != (None, 0):
             assert time.monotonic() < deadline, _state(database)
             time.sleep(0.1)
-    assert _tasks(database, project_id) in (0, ROWS)
     with database.reader() as session:
         unique = session.scalar(select(func.count(func.distinct(Task.unique_id))).where(Task.project_id == project_id))
-    assert unique == _tasks(database, project_id)
-
-
-def _import_process_of(server_pid: int) -> int | None:
-    """The pid of the server's import process (Linux: its name in /proc)."""
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                if int(fields[1]) == server_pid and (entry / "comm").read_text().strip() == "qistas-import":
-                    return int(entry.name)
-    return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"  # a zombie has ended; only its parent (gone) would have reaped it
+    return _tasks(database, project_id), int(unique or 0)
 
 
 def _send(client: httpx.Client, project_id: int, body: bytes) -> None:

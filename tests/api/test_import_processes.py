@@ -3,11 +3,9 @@ the same answers as an import in the server's threads, from another process."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,7 +14,7 @@ from sqlalchemy import func, select
 
 from qistas.db.models import StagedTask, TaskImport
 from tests.api.conftest import World, make_world
-from tests.api.helpers import all_tasks, count_tasks, error_of
+from tests.api.helpers import all_tasks, children_named, count_tasks, error_of
 from tests.factories import Tenant
 
 TASK_QUOTA = 200_000
@@ -39,18 +37,6 @@ def _post(tenant: Tenant, project_id: int, body: bytes, content_type: str = "app
     return tenant.owner.post(f"/projects/{project_id}/tasks", content=body, headers={"content-type": content_type})
 
 
-def _import_processes() -> set[int]:
-    """This process's children named as import processes (Linux: /proc)."""
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-                if parent == os.getpid() and (entry / "comm").read_text().strip() == "qistas-import":
-                    found.add(int(entry.name))
-    return found
-
-
 def _nothing_left(world: World) -> None:
     with world.database.reader() as session:
         assert session.scalar(select(func.count()).select_from(TaskImport)) == 0
@@ -64,7 +50,7 @@ def test_an_import_is_written_by_the_import_process(world: World) -> None:
     response = _post(world.tenant, project_id, _jsonl(rows))
     assert response.status_code == 201, response.text
     assert response.json() == {"created": 300, "duplicates": 1}
-    assert _import_processes(), "no import process ran it"
+    assert children_named(os.getpid(), "qistas-import"), "no import process ran it"
     tasks = all_tasks(world.tenant.owner, project_id)
     assert [(t["unique_id"], t["data"]["text"], t["metadata"]) for t in tasks[:2]] == [
         ("u0", "نص 0 · row 0", {"n": 0}), ("u1", "نص 1 · row 1", {"n": 1})]
