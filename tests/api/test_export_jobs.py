@@ -197,6 +197,12 @@ def test_one_tenants_many_jobs_do_not_hold_back_anothers(tenant: Tenant, rival: 
     rival.add_tasks(small, [{"data": {"text": "one"}}])
     queued = [tenant.owner.post(f"/projects/{big}/exports", json={"format": "jsonl"}).json()["id"]
               for _ in range(10)]
+    # Until the worker has taken one, neither organization has started a job, and the oldest goes
+    # first: queue the small one once the first big one is taken (running or already done).
+    deadline = time.monotonic() + 20
+    while tenant.owner.get(f"/exports/{queued[0]}").json()["status"] == "queued":
+        assert time.monotonic() < deadline, "the export worker took no job"
+        time.sleep(0.01)
     single = rival.owner.post(f"/projects/{small}/exports", json={"format": "jsonl"}).json()["id"]
     # Its row is stamped before its transaction commits; the worker can only see it once the
     # answer has come back, so that is when "queued" starts.

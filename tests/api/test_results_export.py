@@ -42,6 +42,7 @@ def _jsonl(world: World, pid: int) -> list[dict[str, Any]]:
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("application/x-ndjson")
     assert response.headers["content-disposition"] == f'attachment; filename="project-{pid}.jsonl"'
+    assert "\\u" not in response.text  # non-ASCII text as it is (Arabic readable in the file), not escaped
     return [json.loads(line) for line in response.text.splitlines()]
 
 

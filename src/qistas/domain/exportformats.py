@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from qistas.domain.exportrecords import chunks as _chunks
+from qistas.domain.exportrecords import json_lines
 from qistas.domain.exportrecords import to_json as _json
 from qistas.domain.results import ExportOptions
 from qistas.domain.tasktypes import Spec, all_types, type_of
@@ -97,7 +98,7 @@ def _pyarrow() -> Any:
 
 def jsonl(records: Records) -> Iterator[bytes]:
     for chunk in _chunks(records()):
-        yield "".join(_json(r) + "\n" for r in chunk).encode()
+        yield json_lines(chunk)
 
 
 def spreadsheet_safe(cell: str) -> str:

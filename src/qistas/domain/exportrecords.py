@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import Any
 
+from qistas import jsontext
 from qistas.domain.results import EXPORT_CHUNK
 
-# ``json.dumps(value, ensure_ascii=False)``, without building an encoder for every call.
-to_json = json.JSONEncoder(ensure_ascii=False).encode
+# Compact JSON text, non-ASCII as it is (see qistas/jsontext.py).
+to_json = jsontext.dumps
+json_lines = jsontext.lines
 
 
 def chunks(records: Iterable[dict[str, Any]], size: int = EXPORT_CHUNK) -> Iterator[list[dict[str, Any]]]:

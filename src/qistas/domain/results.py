@@ -192,7 +192,7 @@ def _provenance(response: Any, confidence: float | None, method: str | None, nee
     if response is not None and answers:
         # Answers are stored normalised, so equal answers are equal values.
         plain = plain_response(response)
-        agreement = sum(answer == plain for answer in answers) / len(answers)
+        agreement = answers.count(plain) / len(answers)
     n_models = len(who & models.keys()) if models else 0
     return {"annotators": len(who) - n_models, "models": n_models, "agreement": agreement,
             "confidence": confidence, "method": method, "needs_review": needs_review}
@@ -253,34 +253,44 @@ def _records(connection: Connection, ids: CursorResult[Any], recheck: tuple[Any,
     for id_rows in ids.partitions():
         chunk_ids = [row[0] for row in id_rows]
         by_id = {row[0]: row for row in connection.execute(
-            select(*_RAW_TASK_COLUMNS).where(Task.id.in_(chunk_ids), *recheck))}
+            select(*_RAW_TASK_COLUMNS).where(Task.id.in_(chunk_ids), *recheck)).fetchall()}
         tasks = [by_id[task_id] for task_id in chunk_ids if task_id in by_id]
-        kept: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
-        rejected: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
+        # Per task: its answers' dicts in order, then the rejected ones (listed after the others,
+        # marked, counting for nothing); the kept answers' values and annotators for provenance.
+        listed: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        rejected: dict[int, list[dict[str, Any]]] = {}
+        kept: dict[int, tuple[list[Any], set[int]]] = {}
         found = connection.execute(select(*_RAW_ANNOTATION_COLUMNS)
                                    .where(Annotation.task_id.in_([t[0] for t in tasks])).order_by(Annotation.id))
-        for task_id, annotator_id, answer, seconds, created_at, rejected_at, excluded_at in found:
-            # A rejected answer is listed after the others, marked, and counts for nothing.
-            (kept if rejected_at is None else rejected)[task_id].append(
-                (annotator_id, load(answer), seconds, iso(created_at), rejected_at, excluded_at))
-        for (task_id, unique_id, batch_id, status, data, meta, response, confidence, method, needs_review,
-             details, completed_at, review_status, audit_status, predictions) in tasks:
-            mine = kept.get(task_id, ())
-            response = load(response)
-            needs_review = None if needs_review is None else bool(needs_review)  # SQLite: 0 or 1
-            listed = []
-            for annotator_id, answer, seconds, created_at, rejected_at, excluded_at in (
-                    [*mine, *rejected[task_id]] if task_id in rejected else mine):
-                head = heads.get(annotator_id)
-                if head is None:
-                    head = heads[annotator_id] = {"annotator": pseudonym(annotator_id),
-                                                  **source_of(annotator_id, models)}
-                item = {**head, "answer": answer, "seconds": seconds, "created_at": created_at}
-                if rejected_at is not None:
-                    item["rejected"] = True
+        for task_id, annotator_id, answer, seconds, created_at, rejected_at, excluded_at in found.fetchall():
+            head = heads.get(annotator_id)
+            if head is None:
+                head = heads[annotator_id] = {"annotator": pseudonym(annotator_id), **source_of(annotator_id, models)}
+            answer = load(answer)
+            item = {**head, "answer": answer, "seconds": seconds, "created_at": iso(created_at)}
+            if rejected_at is not None:
+                item["rejected"] = True
                 if excluded_at is not None:
                     item["excluded"] = True
-                listed.append(item)
+                rejected.setdefault(task_id, []).append(item)
+                continue
+            if excluded_at is not None:
+                item["excluded"] = True
+            listed[task_id].append(item)
+            answers_who = kept.get(task_id)
+            if answers_who is None:
+                kept[task_id] = ([answer], {annotator_id})
+            else:
+                answers_who[0].append(answer)
+                answers_who[1].add(annotator_id)
+        for (task_id, unique_id, batch_id, status, data, meta, response, confidence, method, needs_review,
+             details, completed_at, review_status, audit_status, predictions) in tasks:
+            response = load(response)
+            needs_review = None if needs_review is None else bool(needs_review)  # SQLite: 0 or 1
+            answers, who = kept.get(task_id, _NONE_KEPT)
+            items = listed[task_id]
+            if task_id in rejected:
+                items += rejected[task_id]
             yield {
                 "task_id": task_id,
                 "unique_id": unique_id,
@@ -295,14 +305,16 @@ def _records(connection: Connection, ids: CursorResult[Any], recheck: tuple[Any,
                 "details": load(details),
                 "completed_at": iso(completed_at),
                 "review": {"status": review_status, "audit": audit_status},
-                "provenance": _provenance(response, confidence, method, needs_review, [a[1] for a in mine],
-                                          {a[0] for a in mine}, models),
+                "provenance": _provenance(response, confidence, method, needs_review, answers, who, models),
                 "predictions": load(predictions),
-                "annotations": listed,
+                "annotations": items,
             }
         done += len(tasks)
         if progress is not None:
             progress(done)
+
+
+_NONE_KEPT: tuple[list[Any], set[int]] = ([], set())
 
 
 def project_stats(session: Session, *, project_id: int, now: datetime) -> dict[str, Any]:

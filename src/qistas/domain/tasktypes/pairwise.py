@@ -7,6 +7,7 @@ Exported as preference pairs (prompt / chosen / rejected); a tie prefers neither
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator
 from typing import Any, Literal
 
@@ -45,8 +46,9 @@ class PairwiseSpec(Spec):
 
 def response_key(prompt: Any, response: Any) -> str:
     """A stable identity of a response to a prompt, so one that recurs across tasks is scored once
-    (a response is better or worse for its prompt: the same text under another prompt is another item)."""
-    return hashlib.sha256(to_json([prompt, response]).encode()).hexdigest()[:16]
+    (a response is better or worse for its prompt: the same text under another prompt is another item).
+    The standard library's text, spaces and all, so keys stay what earlier exports printed."""
+    return hashlib.sha256(json.dumps([prompt, response], ensure_ascii=False).encode()).hexdigest()[:16]
 
 
 def preference(records: Records, spec: PairwiseSpec) -> Iterator[bytes]:
