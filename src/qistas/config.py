@@ -88,6 +88,14 @@ class Settings(BaseSettings):
         "least this many bytes goes to an import process (`QISTAS_IMPORT_PROCESSES`); smaller ones, which take "
         "a fraction of a second, are checked in the server's threads.",
     )
+    keepalive_requests: int = Field(
+        default=50, ge=0, le=1_000_000,
+        description="With `qistas serve --workers` above 1: a client's kept-alive connection is closed after about "
+        "this many requests (each connection draws its own limit between half and one and a half times this), so "
+        "its next connection goes to whichever server process accepts it first, the least busy. 0: never. "
+        "Behind a proxy that balances each request itself (nginx `least_conn` over one process per port) "
+        "it changes nothing that matters.",
+    )
     max_page_size: int = Field(default=1000, ge=1, description="Largest `limit` of a page.")
     default_page_size: int = Field(default=100, ge=1, description="`limit` when none is given.")
     max_import_errors: int = Field(

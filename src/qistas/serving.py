@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import shutil
 import socket
 from pathlib import Path
@@ -19,21 +20,54 @@ APP_FACTORY = "qistas.api.app:app_from_environment"
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
-class HttpProtocol(HttpToolsProtocol):
-    """uvicorn's HTTP/1.1 protocol, with Nagle's algorithm off on every connection.
+# Requests a kept-alive connection serves before it is closed (about: see HttpProtocol), set by
+# ``qistas serve`` for its worker processes from QISTAS_KEEPALIVE_REQUESTS; 0 or unset: no limit.
+KEEPALIVE_REQUESTS = "QISTAS_KEEPALIVE_REQUESTS"
+_keepalive_requests: int | None = None
 
-    asyncio turns it off only on sockets that say they are TCP, and the listening socket
+
+def _requests_for_a_connection() -> int:
+    """This connection's limit: drawn between half and one and a half times the setting, so
+    connections opened together (a browser's, a team's starting their day) do not close together."""
+    global _keepalive_requests
+    if _keepalive_requests is None:
+        _keepalive_requests = int(os.environ.get(KEEPALIVE_REQUESTS) or 0)
+    if not _keepalive_requests:
+        return 0
+    return random.randint(max(1, _keepalive_requests // 2), _keepalive_requests + _keepalive_requests // 2)
+
+
+class HttpProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP/1.1 protocol, with Nagle's algorithm off on every connection, and
+    kept-alive connections closed after about ``QISTAS_KEEPALIVE_REQUESTS`` requests.
+
+    Nagle: asyncio turns it off only on sockets that say they are TCP, and the listening socket
     uvicorn binds for its worker processes does not (its protocol number is 0). A response
     goes out as two writes, headers then body; with Nagle on, the body waited for the client
     to acknowledge the headers, which clients delay by 40 ms: every request of a
     ``--workers 2`` server took 44 ms instead of 1.
+
+    Keep-alive: the worker processes share one listening socket, and a connection stays with
+    the process that accepted it for as long as its client keeps it. Connections opened while
+    every process was idle stay spread as they landed, not by load: some annotators then wait
+    on a busy process while another idles. Answering a request with ``Connection: close`` now
+    and then moves its client's next connection to whichever process accepts it first, the
+    least busy one (a busy one is not waiting in ``accept``).
     """
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.requests_left = _requests_for_a_connection()
         super().connection_made(transport)
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        if self.requests_left:
+            self.requests_left -= 1
+            if not self.requests_left and self.cycle is not None:
+                self.cycle.keep_alive = False  # the answer says Connection: close, then the connection ends
 
 
 def unavailable(host: str, port: int) -> str | None:

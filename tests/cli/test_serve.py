@@ -46,6 +46,24 @@ def test_several_worker_processes_answer_without_a_delayed_ack_wait(db_url: str,
     assert statistics.median(times) < 0.030, times
 
 
+@pytest.mark.slow
+def test_kept_alive_connections_are_closed_now_and_then_with_several_processes(
+        db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--workers 2``, QISTAS_KEEPALIVE_REQUESTS=4: each connection is answered ``Connection:
+    close`` after 2 to 6 requests, and the client's next request, on a new connection, is
+    answered as usual. With one process, never (there is nowhere else to go)."""
+    monkeypatch.setenv("QISTAS_KEEPALIVE_REQUESTS", "4")
+    for workers, closes in (("2", range(40 // 6, 40 // 2 + 1)), ("1", range(0, 1))):
+        with serve_processes(db_url, tmp_path, 1, "--workers", workers) as (url,), \
+                httpx.Client(base_url=url) as client:
+            answers = [client.get("/healthz") for _ in range(40)]
+        assert all(answer.status_code == 200 for answer in answers)
+        closed = [n for n, answer in enumerate(answers) if answer.headers.get("connection") == "close"]
+        assert len(closed) in closes, (workers, closed)
+        gaps = [b - a for a, b in zip([-1, *closed], closed, strict=False)]
+        assert all(2 <= gap <= 6 for gap in gaps), (workers, closed)
+
+
 def test_a_taken_port_is_one_line_and_nothing_says_serving(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
