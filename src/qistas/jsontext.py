@@ -47,14 +47,5 @@ def dumps(value: Any) -> str:
 
 
 def lines(values: Iterable[Any]) -> bytes:
-    """JSON Lines: each value's text and a newline, in one buffer."""
-    buffer = bytearray()
-    for value in values:
-        start = len(buffer)
-        try:
-            _encoder.encode_into(value, buffer, -1)
-        except (TypeError, ValueError, OverflowError):
-            del buffer[start:]  # what the failed encoding wrote before it stopped
-            buffer += _standard.encode(value).encode()
-        buffer += b"\n"
-    return bytes(buffer)
+    """JSON Lines: each value's text and a newline."""
+    return b"".join([encode(value) + b"\n" for value in values])

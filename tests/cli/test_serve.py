@@ -26,6 +26,7 @@ from qistas.db.engine import Database
 from qistas.db.unit_of_work import write
 from qistas.domain.deployment import settle_secret_key
 from qistas.serving import MULTIPROCESS_DIR, prepare_metrics
+from tests.api.helpers import process_alive
 from tests.api.test_engine_processes import free_port, serve_processes
 from tests.factories import new_user
 
@@ -213,14 +214,6 @@ def _background_of(server_pid: int) -> list[int]:
     return found
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
-
-
 @pytest.mark.slow
 def test_serve_runs_the_background_work_in_a_process_that_does_not_outlive_it(
     database: Database, db_url: str, tmp_path: Path
@@ -245,7 +238,7 @@ def test_serve_runs_the_background_work_in_a_process_that_does_not_outlive_it(
                 time.sleep(0.2)
         os.kill(server_pid, 9)
         deadline = time.monotonic() + 10
-        while _alive(background[0]):
+        while process_alive(background[0]):
             assert time.monotonic() < deadline, "the worker outlived its server"
             time.sleep(0.1)
 

@@ -20,8 +20,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from qistas import jsontext
 from qistas.domain.exportrecords import chunks as _chunks
-from qistas.domain.exportrecords import json_lines
 from qistas.domain.exportrecords import to_json as _json
 from qistas.domain.results import ExportOptions
 from qistas.domain.tasktypes import Spec, all_types, type_of
@@ -98,7 +98,7 @@ def _pyarrow() -> Any:
 
 def jsonl(records: Records) -> Iterator[bytes]:
     for chunk in _chunks(records()):
-        yield json_lines(chunk)
+        yield jsontext.lines(chunk)
 
 
 def spreadsheet_safe(cell: str) -> str:

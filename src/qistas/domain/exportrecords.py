@@ -11,7 +11,6 @@ from qistas.domain.results import EXPORT_CHUNK
 
 # Compact JSON text, non-ASCII as it is (see qistas/jsontext.py).
 to_json = jsontext.dumps
-json_lines = jsontext.lines
 
 
 def chunks(records: Iterable[dict[str, Any]], size: int = EXPORT_CHUNK) -> Iterator[list[dict[str, Any]]]:

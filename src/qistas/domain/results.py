@@ -258,8 +258,9 @@ def _records(connection: Connection, ids: CursorResult[Any], recheck: tuple[Any,
         # Per task: its answers' dicts in order, then the rejected ones (listed after the others,
         # marked, counting for nothing); the kept answers' values and annotators for provenance.
         listed: dict[int, list[dict[str, Any]]] = defaultdict(list)
-        rejected: dict[int, list[dict[str, Any]]] = {}
-        kept: dict[int, tuple[list[Any], set[int]]] = {}
+        rejected: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        kept_answers: dict[int, list[Any]] = defaultdict(list)
+        kept_by: dict[int, set[int]] = defaultdict(set)
         found = connection.execute(select(*_RAW_ANNOTATION_COLUMNS)
                                    .where(Annotation.task_id.in_([t[0] for t in tasks])).order_by(Annotation.id))
         for task_id, annotator_id, answer, seconds, created_at, rejected_at, excluded_at in found.fetchall():
@@ -270,27 +271,19 @@ def _records(connection: Connection, ids: CursorResult[Any], recheck: tuple[Any,
             item = {**head, "answer": answer, "seconds": seconds, "created_at": iso(created_at)}
             if rejected_at is not None:
                 item["rejected"] = True
-                if excluded_at is not None:
-                    item["excluded"] = True
-                rejected.setdefault(task_id, []).append(item)
-                continue
             if excluded_at is not None:
                 item["excluded"] = True
-            listed[task_id].append(item)
-            answers_who = kept.get(task_id)
-            if answers_who is None:
-                kept[task_id] = ([answer], {annotator_id})
+            if rejected_at is not None:
+                rejected[task_id].append(item)
             else:
-                answers_who[0].append(answer)
-                answers_who[1].add(annotator_id)
+                listed[task_id].append(item)
+                kept_answers[task_id].append(answer)
+                kept_by[task_id].add(annotator_id)
         for (task_id, unique_id, batch_id, status, data, meta, response, confidence, method, needs_review,
              details, completed_at, review_status, audit_status, predictions) in tasks:
             response = load(response)
             needs_review = None if needs_review is None else bool(needs_review)  # SQLite: 0 or 1
-            answers, who = kept.get(task_id, _NONE_KEPT)
-            items = listed[task_id]
-            if task_id in rejected:
-                items += rejected[task_id]
+            items = listed[task_id] + rejected[task_id]
             yield {
                 "task_id": task_id,
                 "unique_id": unique_id,
@@ -305,16 +298,14 @@ def _records(connection: Connection, ids: CursorResult[Any], recheck: tuple[Any,
                 "details": load(details),
                 "completed_at": iso(completed_at),
                 "review": {"status": review_status, "audit": audit_status},
-                "provenance": _provenance(response, confidence, method, needs_review, answers, who, models),
+                "provenance": _provenance(response, confidence, method, needs_review, kept_answers[task_id],
+                                          kept_by[task_id], models),
                 "predictions": load(predictions),
                 "annotations": items,
             }
         done += len(tasks)
         if progress is not None:
             progress(done)
-
-
-_NONE_KEPT: tuple[list[Any], set[int]] = ([], set())
 
 
 def project_stats(session: Session, *, project_id: int, now: datetime) -> dict[str, Any]:
