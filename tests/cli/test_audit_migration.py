@@ -10,7 +10,7 @@ from sqlalchemy import text
 from qistas.db.engine import Database
 from qistas.db.migrate import upgrade
 from qistas.db.unit_of_work import write
-from qistas.domain import audit
+from qistas.domain import audit, users
 from qistas.domain.audit_chain import Signer, verify
 from tests.conftest import SECRET, database_at, fresh_database
 
@@ -47,5 +47,45 @@ def test_existing_events_become_verifiable_chains(tmp_path: Path) -> None:
             # The annotator's account is not in the chain customers read.
             assert '"actor":"annotator"' in lines[2] and '"actor":"owner:2"' in lines[1]
             assert verify(instance).events == 1
+        finally:
+            database.dispose()
+
+
+def test_pending_events_are_linked_when_the_migration_is_undone(tmp_path: Path) -> None:
+    """Before 0023 every event was linked as it was written: going back links the pending ones
+    after their chain's head, as the server would have, and the chain still verifies."""
+    from alembic import command
+
+    from qistas.db.migrate import alembic_config
+
+    with fresh_database(tmp_path, None) as url:
+        upgrade(url)
+        database = Database.from_url(url)
+        try:
+            with database.writer.begin() as session:
+                org_id = users.create_org(session, name="A", slug="a").id
+            for i in range(3):
+                write(database, lambda session, i=i: audit.record(  # type: ignore[misc]
+                    session, actor=None, action="x", object_type="org", object_id=i, org_id=org_id,
+                    details={"i": i, "text": "نص", "whole": 2.0}))
+            audit.link_pending(database)  # three linked, then two pending
+            for i in range(3, 5):
+                write(database, lambda session, i=i: audit.record(  # type: ignore[misc]
+                    session, actor=None, action="x", object_type="org", object_id=i, org_id=org_id))
+            database.dispose()
+            command.downgrade(alembic_config(url), "0022_active_learning")
+            database = Database.from_url(url)
+            with database.reader() as session:
+                seqs = session.execute(text("SELECT seq, object_id FROM audit_events ORDER BY id")).all()
+            assert [tuple(row) for row in seqs] == [(1, 0), (2, 1), (3, 2), (4, 3), (5, 4)]
+            database.dispose()
+            upgrade(url)
+            database = Database.from_url(url)
+            signer = Signer.from_secret(SECRET)
+            write(database, lambda session: audit.checkpoint(session, org_id=org_id, signer=signer))
+            with database.reader() as session:
+                verdict = verify(list(audit.export_lines(session, org_id=org_id, signer=signer)),
+                                 public_key=signer.public_key)
+            assert verdict.ok and verdict.events == 5, verdict.problem
         finally:
             database.dispose()

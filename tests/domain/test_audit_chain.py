@@ -17,6 +17,7 @@ from qistas.db.models import AuditEvent, AuditHead
 from qistas.db.unit_of_work import write
 from qistas.domain import audit, users
 from qistas.domain.audit_chain import GENESIS, Signer, event_hash, normal_details, time_text, verify
+from tests.conftest import BACKEND
 
 SIGNER = Signer.from_secret("test-secret-" + "x" * 40)
 
@@ -29,7 +30,7 @@ def _org(database: Database, slug: str) -> int:
 def _chain(database: Database, org_id: int | None) -> list[AuditEvent]:
     with database.reader() as session:
         return list(session.scalars(select(AuditEvent).where(AuditEvent.chain_id == audit.chain_of(org_id))
-                                    .order_by(AuditEvent.seq)))
+                                    .order_by(AuditEvent.seq.is_(None), AuditEvent.seq, AuditEvent.id)))
 
 
 def _assert_linear(events: list[AuditEvent]) -> None:
@@ -41,25 +42,45 @@ def _assert_linear(events: list[AuditEvent]) -> None:
         previous = event.hash
 
 
-def test_concurrent_writers_keep_each_chain_linear_and_gapless(database: Database) -> None:
+def _write_events(database: Database, org_id: int | None, n: int, errors: list[BaseException]) -> None:
+    try:
+        for i in range(n):
+            write(database, lambda session, i=i: audit.record(  # type: ignore[misc]
+                session, actor=None, action="test.write", object_type="project", object_id=i,
+                org_id=org_id, details={"i": i, "ratio": 0.5, "whole": 2.0}))
+    except BaseException as exc:  # reported below, on the test's thread
+        errors.append(exc)
+
+
+def test_concurrent_writers_and_linkers_keep_each_chain_linear_and_gapless(database: Database) -> None:
+    """Writers record while linkers (as several server processes' background workers, and
+    readers of the log) link: every event is linked once, each chain without a gap or a fork,
+    and each chain's head is its last event."""
     orgs = [_org(database, "acme"), _org(database, "rival")]
     errors: list[BaseException] = []
+    writing = threading.Event()
 
-    def writer(org_id: int | None, n: int) -> None:
+    def linker() -> None:
         try:
-            for i in range(n):
-                write(database, lambda session, i=i: audit.record(  # type: ignore[misc]
-                    session, actor=None, action="test.write", object_type="project", object_id=i,
-                    org_id=org_id, details={"i": i, "ratio": 0.5, "whole": 2.0}))
-        except BaseException as exc:  # reported below, on the test's thread
+            while writing.is_set():
+                audit.link_pending(database)
+                write(database, lambda session: audit.link_chain(session, org_id=orgs[0]))
+        except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=writer, args=(org, 25)) for org in (*orgs, *orgs, *orgs, None)]
-    for thread in threads:
+    writing.set()
+    writers = [threading.Thread(target=_write_events, args=(database, org, 25, errors))
+               for org in (*orgs, *orgs, *orgs, None)]
+    linkers = [threading.Thread(target=linker) for _ in range(3)]
+    for thread in (*writers, *linkers):
         thread.start()
-    for thread in threads:
+    for thread in writers:
+        thread.join()
+    writing.clear()
+    for thread in linkers:
         thread.join()
     assert errors == []
+    audit.link_pending(database)
     for org_id, expected in ((orgs[0], 75), (orgs[1], 75), (None, 25)):
         events = _chain(database, org_id)
         assert len(events) == expected
@@ -67,6 +88,56 @@ def test_concurrent_writers_keep_each_chain_linear_and_gapless(database: Databas
         with database.reader() as session:
             head = session.get_one(AuditHead, audit.chain_of(org_id))
             assert (head.seq, head.hash) == (events[-1].seq, events[-1].hash)
+    assert audit.link_pending(database) is False
+
+
+def test_events_are_pending_until_linked_and_linked_in_the_order_written(database: Database) -> None:
+    org = _org(database, "acme")
+    for action in ("a.one", "a.two", "a.three"):
+        write(database, lambda session, action=action: audit.record(  # type: ignore[misc]
+            session, actor=None, action=action, object_type="org", object_id=org, org_id=org))
+    events = _chain(database, org)
+    assert [(e.seq, e.prev_hash, e.hash) for e in events] == [(None, None, None)] * 3
+    with database.reader() as session:  # a page shows linked events only
+        assert audit.events_page(session, org_id=org, after=None, limit=10, where=audit.EventFilter()) == []
+    assert write(database, lambda session: audit.link(session, chain=org, limit=2)) == 2
+    assert [e.seq for e in _chain(database, org)] == [1, 2, None]
+    assert audit.link_pending(database) is False  # the last one: fewer than a chunk
+    events = _chain(database, org)
+    assert [(e.seq, e.action) for e in events] == [(1, "a.one"), (2, "a.two"), (3, "a.three")]
+    _assert_linear(events)
+    assert write(database, lambda session: audit.link_chain(session, org_id=org)) == 0
+
+
+@pytest.mark.skipif(BACKEND != "postgresql", reason="two write transactions at once (SQLite has one writer)")
+def test_an_event_committed_after_a_newer_one_is_linked_after_it(database: Database) -> None:
+    """Events are linked among those committed: one whose transaction is still open when a
+    newer one is linked follows it in the chain, and none is skipped or linked twice."""
+    org = _org(database, "acme")
+    with database.writer.begin() as slow:
+        audit.record(slow, actor=None, action="a.slow", object_type="org", object_id=1, org_id=org)
+        write(database, lambda session: audit.record(session, actor=None, action="a.fast", object_type="org",
+                                                     object_id=2, org_id=org))
+        assert audit.link_pending(database) is False
+        assert [(e.seq, e.action) for e in _chain(database, org)] == [(1, "a.fast")]
+    audit.link_pending(database)
+    events = _chain(database, org)
+    assert [(e.seq, e.action) for e in events] == [(1, "a.fast"), (2, "a.slow")]
+    assert events[1].id < events[0].id
+    _assert_linear(events)
+
+
+def test_a_linked_event_is_hashed_as_it_reads_back(database: Database) -> None:
+    """Details and time are hashed as the database gives them back, which is what an export
+    writes and ``verify`` recomputes: a whole float, a time, Arabic, a line separator."""
+    org = _org(database, "acme")
+    write(database, lambda session: audit.record(
+        session, actor=None, action="x", object_type="org", object_id=org, org_id=org,
+        details={"whole": 2.0, "half": 0.5, "when": datetime(2026, 1, 1, tzinfo=UTC), "text": "نص \u2028 \"q\""}))
+    audit.link_pending(database)
+    write(database, lambda session: audit.checkpoint(session, org_id=org, signer=SIGNER))
+    verdict = verify(_export(database, org), public_key=SIGNER.public_key)
+    assert verdict.ok and verdict.events == 1, verdict.problem
 
 
 def test_two_records_in_one_transaction_and_a_rollback_leave_no_gap(database: Database) -> None:
@@ -78,51 +149,30 @@ def test_two_records_in_one_transaction_and_a_rollback_leave_no_gap(database: Da
                          org_id=org)
 
     write(database, two)
+    audit.link_pending(database)
 
     def failing(session: object) -> None:
         two(session)
+        audit.link_chain(session, org_id=org)  # as a reader of the log would, in the same transaction
         raise RuntimeError("the route failed")
 
     with pytest.raises(RuntimeError):
         write(database, failing)
     write(database, two)
+    audit.link_pending(database)
     events = _chain(database, org)
     assert [e.action for e in events] == ["a.one", "a.two", "a.one", "a.two"]
     _assert_linear(events)
 
 
-def test_a_head_another_process_moved_is_read_again(database: Database) -> None:
-    """This process remembers the head it last wrote; another process (here: the note set back
-    to what it was before event 2) moved the head since. The next event still links to event 2."""
-    org = _org(database, "acme")
-
-    def one(session: object) -> None:
-        audit.record(session, actor=None, action="a.one", object_type="org", object_id=org,  # type: ignore[arg-type]
-                     org_id=org)
-
-    write(database, one)
-    seen = audit._last_heads[audit.chain_of(org)]
-    write(database, one)  # as if written by another process: this one's note still says event 1
-    audit._last_heads[audit.chain_of(org)] = seen
-    write(database, one)
-    events = _chain(database, org)
-    assert [e.seq for e in events] == [1, 2, 3] and events[2].prev_hash == events[1].hash
-    _assert_linear(events)
-    audit._last_heads.clear()  # a process that has written nothing yet
-    write(database, one)
-    _assert_linear(_chain(database, org))
-    assert verify(_export(database, org), public_key=SIGNER.public_key).problem is None
-
-
 def test_event_hashes_are_the_canonical_hashes_of_their_fields() -> None:
-    """``record`` hashes its fields without the walk that makes whole floats integers (they
-    hold none): the same text, the same hash, as ``verify`` computes from the exported line."""
+    """The hash of an event's fields is the hash ``verify`` computes from its exported line."""
     fields = {"org": 7, "seq": 12, "at": "2026-12-01T09:30:00.000123Z", "actor": "annotator-0a1b2c3d4e",
               "action": "annotation.create", "object_type": "task", "object_id": 99,
               "details": normal_details({"annotation": 5, "text": "نص \u2028 \"q\"", "ok": True, "none": None}),
               "prev_hash": GENESIS}
     line = json.loads(json.dumps({"type": "event", **fields}))
-    assert event_hash(fields, plain=True) == event_hash(fields) == event_hash(line)
+    assert event_hash(fields) == event_hash(line)
     assert normal_details({"ratio": 2.0, "when": datetime(2026, 1, 1, tzinfo=UTC)}) == {
         "ratio": 2, "when": "2026-01-01 00:00:00+00:00"}  # the round trip through JSON for other values
 
@@ -225,13 +275,20 @@ def test_checkpoints_fall_due_every_n_events(database: Database) -> None:
         write(database, lambda session, i=i: audit.record(  # type: ignore[misc]
             session, actor=None, action="x", object_type="org", object_id=i, org_id=org))
     with database.reader() as session:
+        assert audit.chains_due(session, every=1) == []  # pending events are not in the chain yet
+    audit.link_pending(database)
+    with database.reader() as session:
         assert audit.chains_due(session, every=5) == [org]
         assert audit.chains_due(session, every=6) == []
-    assert audit.sign_due(database, signer=SIGNER, every=5) is True  # what the background worker runs
+    assert audit.sign_due(database, signer=SIGNER, every=5) is True
     assert audit.sign_due(database, signer=SIGNER, every=5) is False
+    write(database, lambda session: audit.record(session, actor=None, action="x", object_type="org", object_id=9,
+                                                 org_id=org))
+    assert audit.keep_chains(database, signer=SIGNER, every=1) is True  # what the background worker runs
+    assert audit.keep_chains(database, signer=SIGNER, every=1) is False
     with database.reader() as session:
         assert audit.chains_due(session, every=1) == []
-        assert [c.seq for c in audit.checkpoints(session, org_id=org)] == [5]
+        assert [c.seq for c in audit.checkpoints(session, org_id=org)] == [5, 6]
 
 
 def test_annotators_are_named_by_pseudonym_only(database: Database) -> None:
@@ -243,5 +300,6 @@ def test_annotators_are_named_by_pseudonym_only(database: Database) -> None:
                      pseudonym=lambda user_id: f"annotator-{user_id * 7}")
         audit.record(session, actor=worker, action="task.read", object_type="task", object_id=1, org_id=org)
         audit.record(session, actor=owner, action="results.read", object_type="project", object_id=1, org_id=org)
+    audit.link_pending(database)
     assert [e.actor for e in _chain(database, org)] == [
         f"annotator-{worker.id * 7}", "annotator", f"owner:{owner.id}"]

@@ -375,15 +375,24 @@ class QualityModel(Base):
     params: Mapped[dict[str, Any]] = mapped_column(JSONType)
 
 
+# The condition of the index of events not linked into their chain yet.
+AUDIT_PENDING = text("seq IS NULL")
+
+
 class AuditEvent(Base):
     """Append-only: who read or changed what. Each organization's events form a hash chain
     (``chain_id`` is the organization's id, 0 for events without one): ``seq`` counts from 1
     without gaps and ``hash`` covers the event and the previous event's hash
     (``qistas.domain.audit_chain``). ``actor`` is the name the hash covers (an annotator's is
-    a pseudonym); ``actor_id`` is for the operator and not part of the chain."""
+    a pseudonym); ``actor_id`` is for the operator and not part of the chain. An event is
+    written pending (``seq``, ``prev_hash`` and ``hash`` empty) and linked into its chain
+    after its transaction commits (``qistas.domain.audit.link``); once linked it never changes."""
 
     __tablename__ = "audit_events"
-    __table_args__ = (UniqueConstraint("chain_id", "seq", name="uq_audit_events_chain_seq"),)
+    __table_args__ = (
+        UniqueConstraint("chain_id", "seq", name="uq_audit_events_chain_seq"),
+        Index("ix_audit_events_pending", "chain_id", "id", postgresql_where=AUDIT_PENDING, sqlite_where=AUDIT_PENDING),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
@@ -394,14 +403,14 @@ class AuditEvent(Base):
     object_id: Mapped[int | None] = mapped_column(BigId)
     details: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     chain_id: Mapped[int] = mapped_column(BigInteger)
-    seq: Mapped[int] = mapped_column(BigInteger)
+    seq: Mapped[int | None] = mapped_column(BigInteger)
     actor: Mapped[str] = mapped_column(String(64))
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64))
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str | None] = mapped_column(String(64))
 
 
 class AuditHead(Base):
-    """The last event of each audit chain: writers lock this row, so a chain stays linear."""
+    """The last linked event of each audit chain: linking locks this row, so a chain stays linear."""
 
     __tablename__ = "audit_heads"
 

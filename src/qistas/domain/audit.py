@@ -1,14 +1,19 @@
 """Append-only audit trail of who read or changed customer data, hash-chained per organization.
 
-``record`` adds an event in the caller's transaction: it locks its chain's head row
-(``audit_heads``; ``SELECT ... FOR UPDATE`` on PostgreSQL, SQLite's writers are serialised
-already), links the event to the head and moves the head. Two transactions recording for one
-organization therefore take turns, and a chain stays linear and without gaps. Routes record
-last, so the head row is held only for the end of their transaction. A process remembers the
-head it last wrote for each chain and tries that first: one ``UPDATE`` that moves the head
-only from exactly that seq and hash checks, locks and moves it at once (two statements per
-event instead of three); when another writer came between, it changes nothing and the head
-is read and locked as above.
+``record`` adds an event in the caller's transaction, pending: one ``INSERT``, no chain yet.
+``link`` gives pending events their place in their chain after their transactions commit:
+it locks the chain's head row (``audit_heads``; ``SELECT ... FOR UPDATE`` on PostgreSQL,
+SQLite's writers are serialised already), numbers the chain's oldest pending events after the
+head in the order they were written, hashes each as it reads back from the database, and
+moves the head. The background worker links every chain about once a second
+(``keep_chains``); reading the log, exporting it and signing a checkpoint link the
+organization's pending events first, in their own transaction, so they see every event
+committed before them.
+
+So no request waits on another to record its event: the head row, which every recorded
+request of an organization would otherwise lock until its commit, is held only by ``link``
+(``docs/scaling.md``, section 3.2). An event is tamper-evident once linked, a second or so
+after its commit, instead of at its commit.
 
 Checkpoints sign a chain's head (``audit_chain.Signer``): on request, and from the
 background worker once a chain has grown by ``CHECKPOINT_EVERY`` events since its last one.
@@ -42,6 +47,7 @@ from qistas.domain.audit_chain import (
 )
 
 CHECKPOINT_EVERY = 1000
+LINK_CHUNK = 1000  # pending events linked per transaction
 INSTANCE_CHAIN = 0  # the chain of events without an organization (the operator's actions)
 
 _heads = table(AuditHead)
@@ -72,47 +78,65 @@ def record(
     details: dict[str, Any] | None = None,
     pseudonym: Callable[[int], str] | None = None,
 ) -> None:
-    """Append an event to the organization's chain (``org_id`` None: the instance's chain), in
-    the caller's transaction. ``pseudonym`` names an annotator as the event's project shows them."""
-    chain = chain_of(org_id)
-    name = actor_name(actor, pseudonym)
-    plain = normal_details(details)
-    hint = _last_heads.get(chain)
-    if hint is not None:  # link to the head this process last gave the chain, if it still is the head
-        seq, prev_hash = hint
-        at = utcnow()
-        digest = _link(org_id, seq + 1, at, name, action, object_type, object_id, plain, prev_hash)
-        if not queries.ADVANCE_HEAD.run(session, chain_id=chain, prev_seq=seq, prev_hash=prev_hash, seq=seq + 1,
-                                        hash=digest):
-            hint = None  # another writer moved it: read it, as without a hint
-    if hint is None:
-        seq, prev_hash = _lock_head(session, chain)
-        at = utcnow()  # taken under the head's lock: along a chain, times follow seq (on one clock)
-        digest = _link(org_id, seq + 1, at, name, action, object_type, object_id, plain, prev_hash)
-        queries.MOVE_HEAD.run(session, chain_id=chain, seq=seq + 1, hash=digest)
+    """Write an event for the organization's chain (``org_id`` None: the instance's chain), in
+    the caller's transaction, pending until ``link``. ``pseudonym`` names an annotator as the
+    event's project shows them."""
     queries.NEW_EVENT.first(
-        session, at=at, actor_id=actor.id if actor else None, org_id=org_id, action=action, object_type=object_type,
-        object_id=object_id, details=plain, chain_id=chain, seq=seq + 1, actor=name, prev_hash=prev_hash,
-        hash=digest)
-    _last_heads[chain] = (seq + 1, digest)
+        session, at=utcnow(), actor_id=actor.id if actor else None, org_id=org_id, action=action,
+        object_type=object_type, object_id=object_id, details=normal_details(details), chain_id=chain_of(org_id),
+        actor=actor_name(actor, pseudonym))
 
 
-# The head (seq, hash) each chain had when this process last linked an event to it: a guess
-# that saves reading the head row for the next event. It is only ever used through
-# ``ADVANCE_HEAD``, which moves the head only if the row still holds exactly that seq and
-# hash, and locks it then (the row lock of ``SELECT ... FOR UPDATE``, on PostgreSQL). Stale
-# (another process or connection wrote since, or the transaction that set it rolled back),
-# it moves nothing and the head is read and locked as without it. The event's time is taken
-# after the guess is read, so it is no earlier than the event it links to.
-_last_heads: dict[int, tuple[int, str]] = {}
+def link(session: Session, *, chain: int, limit: int = LINK_CHUNK) -> int:
+    """Link up to ``limit`` of the chain's pending events, oldest first, after its head;
+    return how many. The head stays locked until the transaction ends.
+
+    An event is hashed as it reads back from the database (its time, its details), which is
+    what an export gives and a verifier recomputes. Events are linked in the order they were
+    written (``id``) among those committed by now: one whose transaction commits later than a
+    newer one's is linked after it, and times along a chain are not always in order."""
+    seq, prev_hash = _lock_head(session, chain)
+    rows = session.execute(queries.PENDING, {"chain_id": chain, "limit": limit}).all()
+    if not rows:
+        return 0
+    links = []
+    for row in rows:
+        seq += 1
+        digest = event_hash({"org": row.org_id, "seq": seq, "at": time_text(row.at), "actor": row.actor,
+                             "action": row.action, "object_type": row.object_type, "object_id": row.object_id,
+                             "details": row.details, "prev_hash": prev_hash})
+        links.append({"event_id": row.id, "new_seq": seq, "new_prev_hash": prev_hash, "new_hash": digest})
+        prev_hash = digest
+    session.execute(queries.LINK, links)
+    queries.MOVE_HEAD.run(session, chain_id=chain, seq=seq, hash=prev_hash)
+    return len(rows)
 
 
-def _link(org_id: int | None, seq: int, at: datetime, actor: str, action: str, object_type: str,
-          object_id: int | None, details: dict[str, Any] | None, prev_hash: str) -> str:
-    """The hash of the event with these fields (``audit_chain.event_hash``; they are JSON values)."""
-    return event_hash({"org": org_id, "seq": seq, "at": time_text(at), "actor": actor, "action": action,
-                       "object_type": object_type, "object_id": object_id, "details": details,
-                       "prev_hash": prev_hash}, plain=True)
+def link_chain(session: Session, *, org_id: int | None) -> int:
+    """Link all of the organization's pending events (what a reader of its log does first)."""
+    linked = 0
+    while True:
+        count = link(session, chain=chain_of(org_id))
+        linked += count
+        if count < LINK_CHUNK:
+            return linked
+
+
+def link_pending(db: Database) -> bool:
+    """Link every chain's pending events, a chunk per transaction; whether any chain may have more."""
+    chains = read(db, lambda session: list(session.scalars(queries.PENDING_CHAINS)))
+    more = False
+    for chain in sorted(chains):
+        linked = write(db, lambda session, chain=chain: link(session, chain=chain))  # type: ignore[misc]
+        more = more or linked == LINK_CHUNK
+    return more
+
+
+def keep_chains(db: Database, *, signer: Signer, every: int = CHECKPOINT_EVERY) -> bool:
+    """The background worker's step: link pending events, then sign the chains that are due.
+    Whether there may be more to do at once."""
+    more = link_pending(db)
+    return sign_due(db, signer=signer, every=every) or more
 
 
 def _lock_head(session: Session, chain: int) -> tuple[int, str]:
@@ -127,9 +151,10 @@ def _lock_head(session: Session, chain: int) -> tuple[int, str]:
 
 
 def checkpoint(session: Session, *, org_id: int | None, signer: Signer) -> AuditCheckpoint | None:
-    """Sign the chain's head now (none for a chain without events); an already signed head
-    gives its existing checkpoint."""
+    """Sign the chain's head now, after linking its pending events (none for a chain without
+    events); an already signed head gives its existing checkpoint."""
     chain = chain_of(org_id)
+    link_chain(session, org_id=org_id)
     head = session.execute(select(_heads.c.seq, _heads.c.hash).where(_heads.c.chain_id == chain)
                            .with_for_update()).first()
     if head is None or head.seq == 0:
@@ -182,7 +207,7 @@ def events_page(session: Session, *, org_id: int | None, after: int | None, limi
                 where: EventFilter, before: int | None = None) -> list[AuditEvent]:
     """Events of the organization's chain in order, after the event ``seq`` = ``after``; with
     ``before``, the last ``limit`` events before that ``seq`` (still in chain order)."""
-    query = select(AuditEvent).where(AuditEvent.chain_id == chain_of(org_id))
+    query = select(AuditEvent).where(AuditEvent.chain_id == chain_of(org_id), AuditEvent.seq.is_not(None))
     if after is not None:
         query = query.where(AuditEvent.seq > after)
     if before is not None:
@@ -235,13 +260,14 @@ def export_lines(session: Session, *, org_id: int | None, signer: Signer, chunk:
                  "key_id": signer.key_id})
     last = 0
     while True:
-        page = events_page(session, org_id=org_id, after=last, limit=chunk, where=EventFilter())
-        for event in page:
-            yield _line({"type": "event", **event_fields(event)})
+        page = [event_fields(event) for event in events_page(session, org_id=org_id, after=last, limit=chunk,
+                                                             where=EventFilter())]
+        for fields in page:
+            yield _line({"type": "event", **fields})
+        if page:
+            last = page[-1]["seq"]
         if len(page) < chunk:
             break
-        last = page[-1].seq
-    last = page[-1].seq if page else last
     for signed in checkpoints(session, org_id=org_id, upto=last):
         yield _line({"type": "checkpoint", **checkpoint_fields(signed)})
 

@@ -43,17 +43,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def canonical(value: dict[str, Any]) -> bytes:
-    return _canonical_text(_plain(value))
-
-
 # One encoder for every hash; JSON values hold no cycles, so none is looked for.
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
                               check_circular=False)
 
 
-def _canonical_text(value: dict[str, Any]) -> bytes:
-    return _CANONICAL.encode(value).encode()
+def canonical(value: dict[str, Any]) -> bytes:
+    return _CANONICAL.encode(_plain(value)).encode()
 
 
 # Values that read back from the database as they went in: details made only of these
@@ -62,8 +58,8 @@ _SCALARS = frozenset({str, int, bool, type(None)})
 
 
 def normal_details(details: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Details as they will read back from the database (JSON values only), so that the hash
-    taken now is the hash a verifier recomputes later."""
+    """Details as they will read back from the database: JSON values only (a time or another
+    object as its text), whole floats as integers."""
     if details is None:
         return None
     if all(type(key) is str and type(value) in _SCALARS for key, value in details.items()):
@@ -83,13 +79,9 @@ def time_text(at: datetime) -> str:
         utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond)
 
 
-def event_hash(fields: dict[str, Any], *, plain: bool = False) -> str:
-    """The SHA-256 of the event's canonical JSON. ``plain``: the fields hold JSON values only
-    already (``normal_details``' details, integers, strings), as ``audit.record`` builds them,
-    so the walk that turns whole floats into integers is left out; the text is the same."""
-    chosen = {name: fields[name] for name in EVENT_FIELDS}
-    text = _canonical_text(chosen) if plain else canonical(chosen)
-    return hashlib.sha256(text).hexdigest()
+def event_hash(fields: dict[str, Any]) -> str:
+    """The SHA-256 of the event's canonical JSON."""
+    return hashlib.sha256(canonical({name: fields[name] for name in EVENT_FIELDS})).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Background work of a server process: the webhook dispatcher, the export worker, pre-label jobs,
 generation batches, refits, active learning's training passes (``workers.trainer``, with its
-training process), finishing the imports of processes that died, the audit log's checkpoints,
-and forgetting expired idempotency keys.
+training process), finishing the imports of processes that died, linking the audit log's events
+into their chains and signing its checkpoints, and forgetting expired idempotency keys.
 
 Each ``qistas serve`` process runs them all; they claim work from the database, so any number
 of processes cooperate and a job left by a crashed one is picked up again.
@@ -78,7 +78,8 @@ def start_workers(settings: Settings, db: Database) -> Workers:
     workers.loops.append(Loop("qistas-generate", workers.generator.step, settings.worker_poll_seconds))
     workers.loops.append(Loop("qistas-imports", lambda: staged_imports.recover(db) > 0, settings.worker_poll_seconds))
     signer = Signer.from_secret(settings.secret_key or "")
-    workers.loops.append(Loop("qistas-audit", lambda: audit.sign_due(db, signer=signer), settings.worker_poll_seconds))
+    workers.loops.append(Loop("qistas-audit", lambda: audit.keep_chains(db, signer=signer),
+                              settings.worker_poll_seconds))
     keep = timedelta(hours=settings.idempotency_key_hours)
     workers.loops.append(Loop("qistas-idempotency", partial(purge_idempotency_keys, db, keep=keep),
                               PURGE_IDEMPOTENCY_SECONDS))

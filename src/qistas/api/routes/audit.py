@@ -69,14 +69,16 @@ def audit_log(
     def work(session: Session) -> AuditPage:
         org_id = _chain_org(session, actor, org)
         audit.record(session, actor=actor, action="audit.read", object_type="org", object_id=org_id, org_id=org_id)
-        page = audit.events_page(session, org_id=org_id, after=after, limit=limit, where=where)
+        audit.link_chain(session, org_id=org_id)
+        page = [audit.event_fields(e) for e in audit.events_page(session, org_id=org_id, after=after, limit=limit,
+                                                                 where=where)]
         signed = []
         if page:
-            signed = [c for c in audit.checkpoints(session, org_id=org_id, upto=page[-1].seq)
-                      if c.seq >= page[0].seq]
-        return AuditPage(items=[AuditEventRead(**audit.event_fields(e)) for e in page],
+            signed = [c for c in audit.checkpoints(session, org_id=org_id, upto=page[-1]["seq"])
+                      if c.seq >= page[0]["seq"]]
+        return AuditPage(items=[AuditEventRead(**fields) for fields in page],
                          checkpoints=[AuditCheckpointRead(**audit.checkpoint_fields(c)) for c in signed],
-                         next=page[-1].seq if len(page) == limit else None)
+                         next=page[-1]["seq"] if len(page) == limit else None)
 
     return write(db, work)
 
@@ -90,6 +92,7 @@ def export_audit(actor: Actor, db: Db, settings: AppSettings, org: OrgSlug = Non
         org_id = _chain_org(session, actor, org)
         audit.record(session, actor=actor, action="audit.export", object_type="org", object_id=org_id,
                      org_id=org_id)
+        audit.link_chain(session, org_id=org_id)
         return org_id
 
     org_id = write(db, authorise)

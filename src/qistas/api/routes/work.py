@@ -55,8 +55,7 @@ def metrics_of(request: Request) -> Metrics:
 def record(session: Session, settings: Settings, *, actor: User, action: str, object_type: str, object_id: int,
            org_id: int, project_id: int, details: dict[str, Any] | None = None) -> None:
     """An audit event of the loop, in the loop's transaction, the annotator under their
-    pseudonym in the project. Recorded last, so the chain's head is held only until the
-    commit."""
+    pseudonym in the project (pending: linked into the chain after the commit)."""
     secret = settings.secret_key or ""
     audit.record(session, actor=actor, action=action, object_type=object_type, object_id=object_id,
                  org_id=org_id, details=details, pseudonym=pseudonyms(secret, project_id))

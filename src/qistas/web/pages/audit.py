@@ -97,6 +97,7 @@ def audit_page(request: Request, user: PageUser, db: Db, settings: AppSettings) 
                   else None if is_admin(user) else user.org_id)
         audit.record(session, actor=user, action="audit.read", object_type="org", object_id=org_id, org_id=org_id,
                      details={"via": "console"})
+        audit.link_chain(session, org_id=org_id)
         if query.after is not None:  # newer events: the next ones in chain order
             page = audit.events_page(session, org_id=org_id, after=query.after, limit=PAGE, where=query.where)
         else:
