@@ -23,11 +23,11 @@ its flush, with ``pg_stat_statements`` loaded), removed afterwards:
    were, sampled from ``pg_stat_activity`` every 20 ms (running, waiting for the application
    inside a transaction, waiting on a row lock, on the WAL flush ...) and which statements waited
    on a lock. ``--orgs N`` splits the annotators between N organizations, a project each (each
-   organization's loop transactions meet at its audit chain's head).
+   organization has its own audit chain, which the background worker links).
 3. ``ceiling``: pgbench on the same cluster with the shape of the end of a loop transaction
    (one row UPDATE, one INSERT, COMMIT): each client on a row of its own (what group commit
-   allows) and every client on one row (an organization's audit-chain head, which every take
-   and submit of the organization moves), with ``synchronous_commit`` on and off.
+   allows) and every client on one row (a hot row, as an organization's audit-chain head was
+   when every take and submit moved it), with ``synchronous_commit`` on and off.
 
     python benchmarks/pg_cost.py                       # all three, about 90 s
     python benchmarks/pg_cost.py --parts requests --checkpoint
@@ -665,7 +665,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="load: seconds")
     parser.add_argument("--tasks", type=int, default=3000, help="load: tasks imported (split between the projects)")
     parser.add_argument("--orgs", type=int, default=1, help="load: organizations, a project each, the annotators "
-                        "split between them (each organization's loop transactions meet at its audit chain's head)")
+                        "split between them (each organization has its own audit chain)")
     parser.add_argument("--ceiling-clients", default="1,16", help="ceiling: comma-separated pgbench client counts")
     parser.add_argument("--ceiling-seconds", type=int, default=4, help="ceiling: seconds per pgbench run")
     args = parser.parse_args()

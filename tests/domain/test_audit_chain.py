@@ -127,6 +127,23 @@ def test_an_event_committed_after_a_newer_one_is_linked_after_it(database: Datab
     _assert_linear(events)
 
 
+@pytest.mark.skipif(BACKEND != "postgresql", reason="two write transactions at once (SQLite has one writer)")
+def test_recording_does_not_wait_for_the_chain_head(database: Database) -> None:
+    """While a linker holds an organization's head, its requests still record and commit."""
+    org = _org(database, "acme")
+    errors: list[BaseException] = []
+    with database.writer.begin() as linking:
+        audit.link(linking, chain=org)  # the head row stays locked until this block ends
+        recording = threading.Thread(target=_write_events, args=(database, org, 3, errors))
+        recording.start()
+        recording.join(timeout=10)
+        assert not recording.is_alive(), "a request waited for the chain's head"
+    assert errors == []
+    audit.link_pending(database)
+    _assert_linear(_chain(database, org))
+    assert len(_chain(database, org)) == 3
+
+
 def test_a_linked_event_is_hashed_as_it_reads_back(database: Database) -> None:
     """Details and time are hashed as the database gives them back, which is what an export
     writes and ``verify`` recomputes: a whole float, a time, Arabic, a line separator."""
