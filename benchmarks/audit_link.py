@@ -61,7 +61,7 @@ def run(url: str, events: int, per_transaction: int) -> None:
     wal2 = _wal(db)
     print(f"{db.engine.dialect.name}: {events:,} events, {per_transaction} per transaction")
     print(f"  recorded: {recorded:.2f} s, {events / recorded:,.0f} events/s")
-    print(f"  linked:   {linked:.2f} s, {events / linked:,.0f} events/s (chunks of {audit.LINK_CHUNK})")
+    print(f"  linked:   {linked:.2f} s, {events / linked:,.0f} events/s ({audit.BACKGROUND_LINK_CHUNK} per transaction)")
     if wal0 is not None and wal1 is not None and wal2 is not None:
         print(f"  WAL per event: recording {(wal1 - wal0) / events:,.0f} B, linking {(wal2 - wal1) / events:,.0f} B")
     with db.reader() as session:

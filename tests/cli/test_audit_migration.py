@@ -9,6 +9,8 @@ from sqlalchemy import text
 
 from qistas.db.engine import Database
 from qistas.db.migrate import upgrade
+from qistas.db.queries.audit import NEW_EVENT
+from qistas.db.types import utcnow
 from qistas.db.unit_of_work import write
 from qistas.domain import audit, users
 from qistas.domain.audit_chain import Signer, verify
@@ -68,10 +70,12 @@ def test_pending_events_are_linked_when_the_migration_is_undone(tmp_path: Path) 
                 write(database, lambda session, i=i: audit.record(  # type: ignore[misc]
                     session, actor=None, action="x", object_type="org", object_id=i, org_id=org_id,
                     details={"i": i, "text": "نص", "whole": 2.0}))
-            audit.link_pending(database)  # three linked, then two pending
+            audit.link_pending(database)  # three linked, then two pending (as PostgreSQL records them)
             for i in range(3, 5):
-                write(database, lambda session, i=i: audit.record(  # type: ignore[misc]
-                    session, actor=None, action="x", object_type="org", object_id=i, org_id=org_id))
+                with database.writer.begin() as session:
+                    NEW_EVENT.first(session, at=utcnow(), actor_id=None, org_id=org_id, action="x",
+                                    object_type="org", object_id=i, details={"whole": 2.0}, chain_id=org_id,
+                                    actor="system")
             database.dispose()
             command.downgrade(alembic_config(url), "0022_active_learning")
             database = Database.from_url(url)

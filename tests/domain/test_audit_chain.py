@@ -91,6 +91,19 @@ def test_concurrent_writers_and_linkers_keep_each_chain_linear_and_gapless(datab
     assert audit.link_pending(database) is False
 
 
+@pytest.mark.skipif(BACKEND != "sqlite", reason="SQLite links as it records")
+def test_sqlite_links_each_event_as_it_is_recorded(database: Database) -> None:
+    org = _org(database, "acme")
+    for action in ("a.one", "a.two"):
+        write(database, lambda session, action=action: audit.record(  # type: ignore[misc]
+            session, actor=None, action=action, object_type="org", object_id=org, org_id=org))
+    events = _chain(database, org)
+    assert [(e.seq, e.action) for e in events] == [(1, "a.one"), (2, "a.two")]
+    _assert_linear(events)
+    assert audit.link_pending(database) is False
+
+
+@pytest.mark.skipif(BACKEND != "postgresql", reason="PostgreSQL records pending events")
 def test_events_are_pending_until_linked_and_linked_in_the_order_written(database: Database) -> None:
     org = _org(database, "acme")
     for action in ("a.one", "a.two", "a.three"):
@@ -291,8 +304,8 @@ def test_checkpoints_fall_due_every_n_events(database: Database) -> None:
     for i in range(5):
         write(database, lambda session, i=i: audit.record(  # type: ignore[misc]
             session, actor=None, action="x", object_type="org", object_id=i, org_id=org))
-    with database.reader() as session:
-        assert audit.chains_due(session, every=1) == []  # pending events are not in the chain yet
+    with database.reader() as session:  # PostgreSQL: pending events are not in the chain yet
+        assert audit.chains_due(session, every=1) == ([] if BACKEND == "postgresql" else [org])
     audit.link_pending(database)
     with database.reader() as session:
         assert audit.chains_due(session, every=5) == [org]
@@ -303,6 +316,9 @@ def test_checkpoints_fall_due_every_n_events(database: Database) -> None:
                                                  org_id=org))
     assert audit.keep_chains(database, signer=SIGNER, every=1) is True  # what the background worker runs
     assert audit.keep_chains(database, signer=SIGNER, every=1) is False
+    with database.reader() as session:
+        assert [e.seq for e in audit.events_page(session, org_id=org, after=None, limit=10,
+                                                 where=audit.EventFilter())] == [1, 2, 3, 4, 5, 6]
     with database.reader() as session:
         assert audit.chains_due(session, every=1) == []
         assert [c.seq for c in audit.checkpoints(session, org_id=org)] == [5, 6]

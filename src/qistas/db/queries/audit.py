@@ -25,12 +25,13 @@ HEAD = Prepared(
     Head,
 )
 
+_EVENT_FIELDS = ["at", "actor_id", "org_id", "action", "object_type", "object_id", "details", "chain_id", "actor"]
+
 # A pending event: no seq, no hashes (``link`` gives them).
-NEW_EVENT = Prepared(
-    insert_of(_events, ["at", "actor_id", "org_id", "action", "object_type", "object_id", "details", "chain_id",
-                        "actor"], returning=["id"]),
-    NewId,
-)
+NEW_EVENT = Prepared(insert_of(_events, _EVENT_FIELDS, returning=["id"]), NewId)
+
+# An event linked as it is written (SQLite, where writers take turns).
+NEW_LINKED_EVENT = Prepared(insert_of(_events, [*_EVENT_FIELDS, "seq", "prev_hash", "hash"], returning=["id"]), NewId)
 
 MOVE_HEAD = Prepared(
     update(_heads).where(_heads.c.chain_id == bindparam("chain_id"))
