@@ -86,18 +86,42 @@ def record(
     """Write an event for the organization's chain (``org_id`` None: the instance's chain), in
     the caller's transaction: pending until ``link`` (PostgreSQL), or linked at once (SQLite).
     ``pseudonym`` names an annotator as the event's project shows them."""
-    chain, at, name, plain = chain_of(org_id), utcnow(), actor_name(actor, pseudonym), normal_details(details)
-    fields = {"at": at, "actor_id": actor.id if actor else None, "org_id": org_id, "action": action,
-              "object_type": object_type, "object_id": object_id, "details": plain, "chain_id": chain, "actor": name}
+    chain = chain_of(org_id)
+    fields = {"at": utcnow(), "actor_id": actor.id if actor else None, "org_id": org_id, "action": action,
+              "object_type": object_type, "object_id": object_id, "details": normal_details(details),
+              "chain_id": chain, "actor": actor_name(actor, pseudonym)}
     if locks_claimed_rows(session):
         queries.NEW_EVENT.first(session, **fields)
         return
-    seq, prev_hash = _lock_head(session, chain)
-    digest = event_hash({"org": org_id, "seq": seq + 1, "at": time_text(at), "actor": name, "action": action,
-                         "object_type": object_type, "object_id": object_id, "details": plain,
-                         "prev_hash": prev_hash})
-    queries.MOVE_HEAD.run(session, chain_id=chain, seq=seq + 1, hash=digest)
+    hint = _last_heads.get(chain)
+    if hint is not None:  # link to the head this process last gave the chain, if it still is the head
+        seq, prev_hash = hint
+        digest = _link(fields, seq + 1, prev_hash)
+        if not queries.ADVANCE_HEAD.run(session, chain_id=chain, prev_seq=seq, prev_hash=prev_hash, seq=seq + 1,
+                                        hash=digest):
+            hint = None  # another process moved it: read it, as without a hint
+    if hint is None:
+        seq, prev_hash = _lock_head(session, chain)
+        digest = _link(fields, seq + 1, prev_hash)
+        queries.MOVE_HEAD.run(session, chain_id=chain, seq=seq + 1, hash=digest)
     queries.NEW_LINKED_EVENT.first(session, **fields, seq=seq + 1, prev_hash=prev_hash, hash=digest)
+    _last_heads[chain] = (seq + 1, digest)
+
+
+# SQLite: the head (seq, hash) each chain had when this process last linked an event to it, a
+# guess that saves reading the head row for the next event. It is only ever used through
+# ``ADVANCE_HEAD``, which moves the head only if the row still holds exactly that seq and hash.
+# Stale (another process wrote since, or the transaction that set it rolled back), it moves
+# nothing and the head is read as without it.
+_last_heads: dict[int, tuple[int, str]] = {}
+
+
+def _link(fields: dict[str, Any], seq: int, prev_hash: str) -> str:
+    """The hash of the event being recorded (its fields are JSON values already)."""
+    return event_hash({"org": fields["org_id"], "seq": seq, "at": time_text(fields["at"]), "actor": fields["actor"],
+                       "action": fields["action"], "object_type": fields["object_type"],
+                       "object_id": fields["object_id"], "details": fields["details"], "prev_hash": prev_hash},
+                      plain=True)
 
 
 def link(session: Session, *, chain: int, limit: int = LINK_CHUNK) -> int:

@@ -79,9 +79,14 @@ def time_text(at: datetime) -> str:
         utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond)
 
 
-def event_hash(fields: dict[str, Any]) -> str:
-    """The SHA-256 of the event's canonical JSON."""
-    return hashlib.sha256(canonical({name: fields[name] for name in EVENT_FIELDS})).hexdigest()
+def event_hash(fields: dict[str, Any], *, plain: bool = False) -> str:
+    """The SHA-256 of the event's canonical JSON. ``plain``: the fields hold JSON values only
+    already (``normal_details``' details, integers, strings), as ``audit.record`` builds them,
+    so the walk that turns whole floats into integers is left out (half the time); the text
+    is the same."""
+    chosen = {name: fields[name] for name in EVENT_FIELDS}
+    text = _CANONICAL.encode(chosen).encode() if plain else canonical(chosen)
+    return hashlib.sha256(text).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,16 @@ NEW_EVENT = Prepared(insert_of(_events, _EVENT_FIELDS, returning=["id"]), NewId)
 # An event linked as it is written (SQLite, where writers take turns).
 NEW_LINKED_EVENT = Prepared(insert_of(_events, [*_EVENT_FIELDS, "seq", "prev_hash", "hash"], returning=["id"]), NewId)
 
+# The head moved on from the seq and hash a new event links to; no row (0) when it is no
+# longer there.
+ADVANCE_HEAD = Prepared(
+    update(_heads)
+    .where(_heads.c.chain_id == bindparam("chain_id"), _heads.c.seq == bindparam("prev_seq", type_=_heads.c.seq.type),
+           _heads.c.hash == bindparam("prev_hash", type_=_heads.c.hash.type))
+    .values(seq=bindparam("seq", type_=_heads.c.seq.type), hash=bindparam("hash", type_=_heads.c.hash.type)),
+    Rowcount,
+)
+
 MOVE_HEAD = Prepared(
     update(_heads).where(_heads.c.chain_id == bindparam("chain_id"))
     .values(seq=bindparam("seq", type_=_heads.c.seq.type), hash=bindparam("hash", type_=_heads.c.hash.type)),
