@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 
 from anyio import to_thread
 from fastapi import FastAPI
@@ -70,6 +71,8 @@ class Qistas(FastAPI):
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
     settings = settings or get_settings()
     db = database or Database.from_url(settings.sqlalchemy_url)
+    if settings.postgres_inline_loop and not is_sqlite(db.engine):
+        db = replace(db, inline_postgres=True)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

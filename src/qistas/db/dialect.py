@@ -99,6 +99,11 @@ def claim_lock(session: Session, query: Any, *, of: Any = None) -> Any:
     return query.with_for_update(skip_locked=True, of=of) if locks_claimed_rows(session) else query
 
 
+def is_lock_timeout(exc: BaseException) -> bool:
+    """A statement that waited on a lock for longer than ``lock_timeout`` (PostgreSQL)."""
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) == "55P03"
+
+
 def is_retryable(exc: BaseException) -> bool:
     """A deadlock or serialization failure: the whole transaction may simply run again."""
     code = getattr(getattr(exc, "orig", None), "sqlstate", None)

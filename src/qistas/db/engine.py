@@ -302,7 +302,8 @@ class InlineTransactions:
 @dataclass(frozen=True)
 class Database:
     """An engine with its session factories: ``reader``, ``writer``, ``bulk_writer`` and, on
-    SQLite, ``inline_writer``."""
+    SQLite, ``inline_writer``. ``inline_postgres``: on PostgreSQL, the annotation loop's short
+    transactions run on the event loop (``unit_of_work.write_now``; ``QISTAS_POSTGRES_INLINE_LOOP``)."""
 
     engine: Engine
     reader: sessionmaker[Session]
@@ -310,6 +311,7 @@ class Database:
     bulk_writer: sessionmaker[Session]
     inline_writer: InlineTransactions | None = None
     inline_reader: InlineTransactions | None = None
+    inline_postgres: bool = False
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> Database:

@@ -1,0 +1,92 @@
+"""``QISTAS_POSTGRES_INLINE_LOOP``: on PostgreSQL, the loop's transactions run on the server's
+event loop; one that meets a row lock held longer than a few milliseconds is rolled back and
+run again in a thread, and the process goes on answering meanwhile."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from qistas.config import Settings
+from qistas.db.engine import Database
+from qistas.db.unit_of_work import write_now
+from tests.api.helpers import submit, take
+from tests.conftest import BACKEND, SECRET, LiveServer
+from tests.factories import Tenant, make_tenant
+
+pytestmark = pytest.mark.skipif(BACKEND != "postgresql", reason="the setting is PostgreSQL's")
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path, database_url=db_url, secret_key=SECRET, postgres_inline_loop=True)
+
+
+@pytest.fixture
+def inline_tenant(server: LiveServer, database: Database) -> Iterator[Tenant]:
+    with make_tenant(database, server.url, "acme") as found:
+        yield found
+
+
+def test_the_loop_runs_on_the_event_loop(server: LiveServer, inline_tenant: Tenant, database: Database) -> None:
+    assert server.app.state.db.inline_postgres is True
+    inline = replace(database, inline_postgres=True)
+
+    async def on_the_loop() -> tuple[int, int]:
+        return threading.get_ident(), await write_now(inline, lambda _session: threading.get_ident())
+
+    loop_thread, work_thread = asyncio.run(on_the_loop())
+    assert work_thread == loop_thread
+    pid = inline_tenant.project(redundancy={"min": 2, "max": 2})["id"]
+    inline_tenant.add_tasks(pid, [{"data": {"text": f"t{i}"}} for i in range(3)])
+    for worker in inline_tenant.annotators[:2]:
+        for _ in range(3):
+            submit(worker, take(worker, pid)["id"], {"label": "positive"})
+    stats = inline_tenant.owner.get(f"/projects/{pid}/stats").json()
+    assert stats["tasks"]["completed"] == 3 and stats["annotations"] == 6, stats
+
+
+def test_a_long_row_lock_is_waited_for_in_a_thread(server: LiveServer, inline_tenant: Tenant,
+                                                   database: Database) -> None:
+    """The submit meets its task's row locked for 0.6 s: it is answered once the lock goes, and
+    the server answers other requests meanwhile (on the event loop, it would not)."""
+    pid = inline_tenant.project(redundancy={"min": 1, "max": 1})["id"]
+    inline_tenant.add_tasks(pid, [{"data": {"text": "held"}}])
+    worker = inline_tenant.annotators[0]
+    lease = take(worker, pid)
+    locked, answered = threading.Event(), {}
+
+    def hold() -> None:
+        with database.writer.begin() as session:
+            session.execute(text("SELECT id FROM tasks WHERE id = :id FOR UPDATE"), {"id": lease["task"]["id"]})
+            locked.set()
+            time.sleep(0.6)
+
+    def answer() -> None:
+        began = time.monotonic()
+        answered["status"] = worker.post(f"/assignments/{lease['id']}/submit",
+                                         json={"answer": {"label": "positive"}}).status_code
+        answered["seconds"] = time.monotonic() - began
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert locked.wait(5)
+    submitting = threading.Thread(target=answer)
+    submitting.start()
+    time.sleep(0.15)  # the submit is waiting on the row by now
+    with httpx.Client(base_url=server.url) as probe:
+        began = time.monotonic()
+        assert probe.get("/healthz").status_code == 200
+        assert time.monotonic() - began < 0.3, "the event loop was held by a transaction waiting on a lock"
+    holder.join()
+    submitting.join()
+    assert answered["status"] == 201
+    assert answered["seconds"] >= 0.4  # it did wait for the lock
