@@ -180,10 +180,14 @@ async def annotator(conn: Connection, project_id: int, deadline: float, seed: in
 
 
 async def load(url: str, project_id: int, tokens: list[str], seconds: float, kind: str,
-               fetch: bool = False) -> dict[str, Any]:
+               fetch: bool = False, start_at: float | None = None) -> dict[str, Any]:
+    """The annotators' loops; ``start_at`` (``time.time()``): when to begin, so that the
+    client processes of one run begin together."""
     parsed = httpx.URL(url)
     out: dict[str, Any] = {"take": [], "submit": [], "cycle": [], "means": [], "errors": {}, "annotations": 0,
                            "media": [], "media_bytes": 0}
+    if start_at is not None:
+        await asyncio.sleep(max(0.0, start_at - time.time()))
     start = time.perf_counter()
     conns = [Connection(parsed.host, parsed.port or 80, token) for token in tokens]
     # The page's image requests: a connection of their own, with the annotator's credentials, as
@@ -197,13 +201,38 @@ async def load(url: str, project_id: int, tokens: list[str], seconds: float, kin
 
 
 def run_clients(url: str, project_id: int, tokens: list[str], seconds: float, kind: str,
-                fetch: bool = False) -> dict[str, Any]:
-    """The clients in a child process; their measurements come back as JSON."""
-    job = json.dumps({"url": url, "project_id": project_id, "tokens": tokens, "seconds": seconds, "kind": kind,
-                      "fetch": fetch})
-    done = subprocess.run([sys.executable, __file__, "--client-run"], input=job, capture_output=True,
-                          text=True, check=True)
-    return json.loads(done.stdout)  # type: ignore[no-any-return]
+                fetch: bool = False, processes: int = 1) -> dict[str, Any]:
+    """The clients in ``processes`` child processes (the annotators dealt out between them, all
+    starting at the same moment); their measurements come back as JSON and are merged. One
+    asyncio process drives about 1,500-3,000 requests/s on one core: past that, the load
+    generator and not the server would set the pace."""
+    start_at = time.time() + 1.0 + 0.2 * processes  # each child imports and connects before it
+    children = []
+    for part in range(max(1, min(processes, len(tokens)))):
+        job = json.dumps({"url": url, "project_id": project_id, "tokens": tokens[part::processes],
+                          "seconds": seconds, "kind": kind, "fetch": fetch, "start_at": start_at})
+        child = subprocess.Popen([sys.executable, __file__, "--client-run"], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, text=True)
+        assert child.stdin is not None
+        child.stdin.write(job)
+        child.stdin.close()
+        children.append(child)
+    outs = []
+    for child in children:
+        assert child.stdout is not None
+        outs.append(json.loads(child.stdout.read()))
+        if child.wait() != 0:
+            raise RuntimeError("a client process failed")
+    merged: dict[str, Any] = {"errors": {}, "annotations": 0, "media_bytes": 0, "elapsed": 0.0, "cpu": 0.0}
+    for out in outs:
+        for name in ("take", "submit", "cycle", "means", "media"):
+            merged.setdefault(name, []).extend(out[name])
+        for name in ("annotations", "media_bytes", "cpu"):
+            merged[name] += out[name]
+        merged["elapsed"] = max(merged["elapsed"], out["elapsed"])
+        for error, count in out["errors"].items():
+            merged["errors"][error] = merged["errors"].get(error, 0) + count
+    return merged
 
 
 # --- the server and its database ----------------------------------------------------------
@@ -612,7 +641,7 @@ def annotate_loop(backend: str, admin_url: str | None, k: int, n_tasks: int, sec
                   kind: str = "classification", inhouse: bool = False,
                   review: dict[str, Any] | None = None, predictions: bool = False,
                   routing: bool = False, media: bool = False, fetch: bool = False,
-                  active_learning: bool = False) -> LoopResult:
+                  active_learning: bool = False, client_processes: int = 1) -> LoopResult:
     """One run; ``media``: the tasks come with their images (a zip import), so each lease
     carries a signed URL; ``fetch``: each annotator also GETs it, as the annotation page does."""
     if (media or fetch) and kind not in MEDIA_FIELD:
@@ -642,7 +671,7 @@ def annotate_loop(backend: str, admin_url: str | None, k: int, n_tasks: int, sec
         cpu_before, trainer_before = cpu_seconds(tree), cpu_seconds(trainer_pids(tree))
         passes_before = active_passes(url, project_id)
         with sampler, other_writer(url, writer_every):
-            out = run_clients(server.url, project_id, tokens, seconds, kind, fetch)
+            out = run_clients(server.url, project_id, tokens, seconds, kind, fetch, client_processes)
         tree = process_tree(server.proc.pid)
         server_cpu = cpu_seconds(tree) - cpu_before
         trainer_cpu = cpu_seconds(trainer_pids(tree)) - trainer_before
@@ -815,12 +844,15 @@ def main() -> int:
     parser.add_argument("--active-learning", action="store_true",
                         help="active learning on for the project (classification): the background worker retrains "
                              "every 20 completed tasks, checking each second, and the claim serves by its ranks")
+    parser.add_argument("--client-processes", type=int, default=1,
+                        help="load-generator processes, the annotators dealt out between them (one drives "
+                             "about 1,500-3,000 requests/s on one core; use more on a many-core machine)")
     parser.add_argument("--client-run", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client_run:
         job = json.loads(sys.stdin.read())
         print(json.dumps(asyncio.run(load(job["url"], job["project_id"], job["tokens"], job["seconds"],
-                                          job["kind"], job.get("fetch", False)))))
+                                          job["kind"], job.get("fetch", False), job.get("start_at")))))
         return 0
     if args.active_learning:  # the servers started below inherit the environment
         os.environ.setdefault("QISTAS_ACTIVE_LEARNING_INTERVAL_SECONDS", "1")  # 0: ranked claim, no training
@@ -842,7 +874,7 @@ def main() -> int:
                 loops.append(annotate_loop(backend, args.postgres, k, args.tasks, args.seconds, workers,
                                            args.profile, args.other_writer, kind, args.inhouse, args.review,
                                            args.predictions, args.routing, args.media or args.fetch_media,
-                                           args.fetch_media, args.active_learning))
+                                           args.fetch_media, args.active_learning, args.client_processes))
                 print_loop_table(loops[-1:], args.tasks, args.seconds)
         if not args.skip_bulk and sizes:
             bulks += bulk(backend, args.postgres, sizes, counts[0])
