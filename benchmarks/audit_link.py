@@ -69,6 +69,11 @@ def run(url: str, events: int, per_transaction: int) -> None:
               f"({audit.BACKGROUND_LINK_CHUNK} per transaction)")
     if wal0 is not None and wal1 is not None and wal2 is not None:
         print(f"  WAL per event: recording {(wal1 - wal0) / events:,.0f} B, linking {(wal2 - wal1) / events:,.0f} B")
+        with db.engine.connect() as connection:  # every event entered it once and left it when linked
+            pending_index, events_table = connection.execute(text(
+                "SELECT pg_relation_size('ix_audit_events_pending'), pg_total_relation_size('audit_events')")).one()
+        print(f"  the pending-events index after: {pending_index / 1024:,.0f} KiB "
+              f"(audit_events with its indexes: {events_table / 2**20:,.0f} MiB)")
     with db.reader() as session:
         lines = list(audit.export_lines(session, org_id=org_id, signer=Signer.from_secret("bench" * 8)))
     verdict = verify(lines)

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import insert, text
 
 from qistas.db.engine import Database
 from qistas.db.migrate import upgrade
-from qistas.db.queries.audit import NEW_EVENT
+from qistas.db.models import AuditEvent
 from qistas.db.types import utcnow
 from qistas.db.unit_of_work import write
 from qistas.domain import audit, users
 from qistas.domain.audit_chain import Signer, verify
-from tests.conftest import SECRET, database_at, fresh_database
+from tests.conftest import BACKEND, SECRET, database_at, fresh_database
 
 
 def test_existing_events_become_verifiable_chains(tmp_path: Path) -> None:
@@ -73,9 +73,13 @@ def test_pending_events_are_linked_when_the_migration_is_undone(tmp_path: Path) 
             audit.link_pending(database)  # three linked, then two pending (as PostgreSQL records them)
             for i in range(3, 5):
                 with database.writer.begin() as session:
-                    NEW_EVENT.first(session, at=utcnow(), actor_id=None, org_id=org_id, action="x",
-                                    object_type="org", object_id=i, details={"whole": 2.0}, chain_id=org_id,
-                                    actor="system")
+                    if BACKEND == "postgresql":  # written pending
+                        audit.record(session, actor=None, action="x", object_type="org", object_id=i, org_id=org_id,
+                                     details={"whole": 2.0})
+                    else:  # SQLite links as it records: a pending row as PostgreSQL writes one
+                        session.execute(insert(AuditEvent).values(
+                            at=utcnow(), actor_id=None, org_id=org_id, action="x", object_type="org", object_id=i,
+                            details={"whole": 2.0}, chain_id=org_id, actor="system"))
             database.dispose()
             command.downgrade(alembic_config(url), "0022_active_learning")
             database = Database.from_url(url)

@@ -129,15 +129,27 @@ def test_an_event_committed_after_a_newer_one_is_linked_after_it(database: Datab
     org = _org(database, "acme")
     with database.writer.begin() as slow:
         audit.record(slow, actor=None, action="a.slow", object_type="org", object_id=1, org_id=org)
-        write(database, lambda session: audit.record(session, actor=None, action="a.fast", object_type="org",
-                                                     object_id=2, org_id=org))
-        assert audit.link_pending(database) is False
-        assert [(e.seq, e.action) for e in _chain(database, org)] == [(1, "a.fast")]
+        for n in (2, 3):
+            write(database, lambda session, n=n: audit.record(  # type: ignore[misc]
+                session, actor=None, action=f"a.fast{n}", object_type="org", object_id=n, org_id=org))
+        # A chunk of one at a time: each is full, yet the next scan must not start past the
+        # open transaction, whose event comes from an older transaction id.
+        assert audit.link_pending(database, chunk=1) is True
+        assert audit.link_pending(database, chunk=1) is True
+        assert audit.link_pending(database, chunk=1) is False
+        assert [(e.seq, e.action) for e in _chain(database, org)] == [(1, "a.fast2"), (2, "a.fast3")]
     audit.link_pending(database)
     events = _chain(database, org)
-    assert [(e.seq, e.action) for e in events] == [(1, "a.fast"), (2, "a.slow")]
-    assert events[1].id < events[0].id
+    assert [(e.seq, e.action) for e in events] == [(1, "a.fast2"), (2, "a.fast3"), (3, "a.slow")]
+    assert events[2].id < events[0].id and events[2].txid is not None and events[2].txid < events[0].txid
     _assert_linear(events)
+    # With nothing open, the next scan starts past every event linked so far.
+    write(database, lambda session: audit.record(session, actor=None, action="a.last", object_type="org",
+                                                 object_id=4, org_id=org))
+    audit.link_pending(database)
+    with database.reader() as session:
+        head = session.get_one(AuditHead, org)
+    assert head.seq == 4 and head.pending_from > max(e.txid or 0 for e in _chain(database, org))
 
 
 @pytest.mark.skipif(BACKEND != "postgresql", reason="two write transactions at once (SQLite has one writer)")

@@ -384,14 +384,16 @@ class AuditEvent(Base):
     (``chain_id`` is the organization's id, 0 for events without one): ``seq`` counts from 1
     without gaps and ``hash`` covers the event and the previous event's hash
     (``qistas.domain.audit_chain``). ``actor`` is the name the hash covers (an annotator's is
-    a pseudonym); ``actor_id`` is for the operator and not part of the chain. An event is
-    written pending (``seq``, ``prev_hash`` and ``hash`` empty) and linked into its chain
-    after its transaction commits (``qistas.domain.audit.link``); once linked it never changes."""
+    a pseudonym); ``actor_id`` is for the operator and not part of the chain. On PostgreSQL an
+    event is written pending (``seq``, ``prev_hash`` and ``hash`` empty; ``txid`` the writing
+    transaction's id) and linked into its chain after its transaction commits
+    (``qistas.domain.audit.link``); once linked it never changes."""
 
     __tablename__ = "audit_events"
     __table_args__ = (
         UniqueConstraint("chain_id", "seq", name="uq_audit_events_chain_seq"),
-        Index("ix_audit_events_pending", "chain_id", "id", postgresql_where=AUDIT_PENDING, sqlite_where=AUDIT_PENDING),
+        Index("ix_audit_events_pending", "chain_id", "txid", "id", postgresql_where=AUDIT_PENDING,
+              sqlite_where=AUDIT_PENDING),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -407,16 +409,21 @@ class AuditEvent(Base):
     actor: Mapped[str] = mapped_column(String(64))
     prev_hash: Mapped[str | None] = mapped_column(String(64))
     hash: Mapped[str | None] = mapped_column(String(64))
+    txid: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class AuditHead(Base):
-    """The last linked event of each audit chain: linking locks this row, so a chain stays linear."""
+    """The last linked event of each audit chain: linking locks this row, so a chain stays linear.
+    ``pending_from``: every pending event of the chain was written by a transaction with an id at
+    least this (PostgreSQL): where the linker's scan of the pending index starts, past the
+    entries of events it linked before."""
 
     __tablename__ = "audit_heads"
 
     chain_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     seq: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(String(64))
+    pending_from: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class AuditCheckpoint(Base):

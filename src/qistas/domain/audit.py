@@ -129,11 +129,31 @@ def link(session: Session, *, chain: int, limit: int = LINK_CHUNK) -> int:
     return how many. The head stays locked until the transaction ends.
 
     An event is hashed as it reads back from the database (its time, its details), which is
-    what an export gives and a verifier recomputes. Events are linked in the order they were
-    written (``id``) among those committed by now: one whose transaction commits later than a
-    newer one's is linked after it, and times along a chain are not always in order."""
-    seq, prev_hash = _lock_head(session, chain)
-    rows = session.execute(queries.PENDING, {"chain_id": chain, "limit": limit}).all()
+    what an export gives and a verifier recomputes. Events are linked among those committed by
+    now, in the order of their transactions' ids, then as written: one whose transaction
+    commits later than a newer one's may be linked after it, and times along a chain are not
+    always in order.
+
+    On PostgreSQL the scan of the pending index starts at the head's ``pending_from``, not at
+    the chain's first entry: a linked event's entry stays in the index (dead) until VACUUM, and
+    scanning from the start would walk every event linked since the last one, slower with each
+    link. ``pending_from`` moves up to the oldest transaction still running when this scan
+    began (none older can write another pending event), or to the last event linked when the
+    chunk was full."""
+    postgres = locks_claimed_rows(session)
+    head = session.execute(queries.LINK_HEAD, {"chain_id": chain}).first()
+    if head is None:
+        _lock_head(session, chain)  # the chain's first event: make its head
+        head = session.execute(queries.LINK_HEAD, {"chain_id": chain}).one()
+    seq, prev_hash, pending_from = head.seq, head.hash, head.pending_from
+    if postgres:
+        horizon = queries.HORIZON.first(session)
+        assert horizon is not None
+        rows = session.execute(queries.PENDING, {"chain_id": chain, "pending_from": pending_from,
+                                                 "limit": limit}).all()
+    else:
+        horizon = pending_from
+        rows = session.execute(queries.PENDING_ANY, {"chain_id": chain, "limit": limit}).all()
     if not rows:
         return 0
     links = []
@@ -145,7 +165,10 @@ def link(session: Session, *, chain: int, limit: int = LINK_CHUNK) -> int:
         links.append({"event_id": row.id, "new_seq": seq, "new_prev_hash": prev_hash, "new_hash": digest})
         prev_hash = digest
     session.execute(queries.LINK, links)
-    queries.MOVE_HEAD.run(session, chain_id=chain, seq=seq, hash=prev_hash)
+    if len(rows) == limit and rows[-1].txid is not None:  # more may follow this chunk's last transaction
+        horizon = min(horizon, rows[-1].txid)
+    session.execute(queries.MOVE_LINKED_HEAD, {"head_chain": chain, "new_seq": seq, "new_hash": prev_hash,
+                                               "new_pending_from": max(pending_from, horizon)})
     return len(rows)
 
 
@@ -162,7 +185,8 @@ def link_chain(session: Session, *, org_id: int | None) -> int:
 def link_pending(db: Database, *, chunk: int = BACKGROUND_LINK_CHUNK) -> bool:
     """Link every chain's pending events, ``chunk`` of them per transaction (a bulk writer's:
     on SQLite, the loop's writers go first); whether any chain may have more."""
-    chains = read(db, lambda session: list(session.scalars(queries.PENDING_CHAINS)))
+    chains = read(db, lambda session: list(session.scalars(
+        queries.PENDING_CHAINS_PROBED if locks_claimed_rows(session) else queries.PENDING_CHAINS)))
     more = False
     for chain in sorted(chains):
         linked = write(db, lambda session, chain=chain: link(session, chain=chain, limit=chunk),  # type: ignore[misc]

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import BigInteger, bindparam, func, insert, literal, literal_column, select, true, union_all, update
 
-from qistas.db.models import AUDIT_PENDING, AuditEvent, AuditHead, table
+from qistas.db.models import AUDIT_PENDING, AuditEvent, AuditHead, Organization, table
 from qistas.db.prepared import NewId, Prepared, Rowcount, insert_of
 
 _heads = table(AuditHead)
@@ -27,8 +27,18 @@ HEAD = Prepared(
 
 _EVENT_FIELDS = ["at", "actor_id", "org_id", "action", "object_type", "object_id", "details", "chain_id", "actor"]
 
-# A pending event: no seq, no hashes (``link`` gives them).
-NEW_EVENT = Prepared(insert_of(_events, _EVENT_FIELDS, returning=["id"]), NewId)
+# PostgreSQL: the oldest transaction still running when the statement began: every transaction
+# that writes from now on has an id at least this.
+HORIZON = Prepared(select(literal_column("pg_snapshot_xmin(pg_current_snapshot())::text::bigint").label("xmin")),
+                   lambda xmin: int(xmin))
+
+# A pending event (PostgreSQL): no seq, no hashes (``link`` gives them); the id of its
+# transaction (given one if it has none yet).
+NEW_EVENT = Prepared(
+    insert(_events).values({**{name: bindparam(name, type_=_events.c[name].type) for name in _EVENT_FIELDS},
+                            "txid": literal_column("pg_current_xact_id()::text::bigint")}).returning(_events.c.id),
+    NewId,
+)
 
 # An event linked as it is written (SQLite, where writers take turns).
 NEW_LINKED_EVENT = Prepared(insert_of(_events, [*_EVENT_FIELDS, "seq", "prev_hash", "hash"], returning=["id"]), NewId)
@@ -49,16 +59,52 @@ MOVE_HEAD = Prepared(
     Rowcount,
 )
 
-# The oldest pending events of a chain, in the order they were written (``ix_audit_events_pending``).
+_PENDING_COLUMNS = (_events.c.id, _events.c.org_id, _events.c.at, _events.c.actor, _events.c.action,
+                    _events.c.object_type, _events.c.object_id, _events.c.details, _events.c.txid)
+
+# A chain's pending events written by transactions from ``pending_from`` on, in the order of
+# their transactions, then as written (``ix_audit_events_pending``: the scan starts past the
+# entries of the events linked before, which stay in the index until VACUUM removes them).
 PENDING = (
-    select(_events.c.id, _events.c.org_id, _events.c.at, _events.c.actor, _events.c.action, _events.c.object_type,
-           _events.c.object_id, _events.c.details)
-    .where(_events.c.chain_id == bindparam("chain_id"), AUDIT_PENDING)
+    select(*_PENDING_COLUMNS)
+    .where(_events.c.chain_id == bindparam("chain_id"), AUDIT_PENDING, _events.c.txid >= bindparam("pending_from"))
+    .order_by(_events.c.txid, _events.c.id).limit(bindparam("limit"))
+)
+
+# SQLite (no transaction ids): a chain's pending events in the order written. SQLite links
+# each event as it is written, so in use there are none.
+PENDING_ANY = (
+    select(*_PENDING_COLUMNS).where(_events.c.chain_id == bindparam("chain_id"), AUDIT_PENDING)
     .order_by(_events.c.id).limit(bindparam("limit"))
 )
 
-# The chains with pending events.
+# The chain's head, locked, with where its pending events start.
+LINK_HEAD = select(_heads.c.seq, _heads.c.hash, _heads.c.pending_from).where(
+    _heads.c.chain_id == bindparam("chain_id")).with_for_update()
+
+MOVE_LINKED_HEAD = (
+    update(_heads).where(_heads.c.chain_id == bindparam("head_chain"))
+    .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"), pending_from=bindparam("new_pending_from"))
+)
+
+# The chains with pending events (SQLite: its index holds only what is pending).
 PENDING_CHAINS = select(_events.c.chain_id).where(AUDIT_PENDING).distinct()
+
+# The same on PostgreSQL, without walking the pending index's dead entries: each chain (the
+# instance's and every organization's) probed for one pending event from its head's
+# ``pending_from`` on (from 0 for a chain not linked yet), a lateral index probe per chain.
+_chains = union_all(select(literal(0, BigInteger).label("chain_id")),
+                    select(table(Organization).c.id.label("chain_id"))).subquery()
+_first_pending = (
+    select(_events.c.id)
+    .where(_events.c.chain_id == _chains.c.chain_id, AUDIT_PENDING,
+           _events.c.txid >= func.coalesce(_heads.c.pending_from, 0))
+    .limit(1).lateral()
+)
+PENDING_CHAINS_PROBED = (
+    select(_chains.c.chain_id)
+    .select_from(_chains.outerjoin(_heads, _heads.c.chain_id == _chains.c.chain_id).join(_first_pending, true()))
+)
 
 # Give a pending event its place in the chain (one row per event, executed as a batch).
 LINK = (

@@ -1,8 +1,9 @@
 """audit log: events are written pending and linked into their chain after their commit
 
-``seq``, ``prev_hash`` and ``hash`` may be empty (a pending event), and the events not linked
-yet have an index of their own. A downgrade links the pending events first, as the server
-would have.
+``seq``, ``prev_hash`` and ``hash`` may be empty (a pending event), ``txid`` holds the writing
+transaction's id (PostgreSQL), the events not linked yet have an index of their own, and each
+chain's head remembers where the linker's next scan starts (``pending_from``). A downgrade
+links the pending events first, as the server would have.
 
 Revision ID: 0023_audit_pending
 Revises: 0022_active_learning
@@ -30,8 +31,11 @@ def upgrade() -> None:
         for name in LINKED:
             batch.alter_column(name, existing_type=sa.BigInteger() if name == "seq" else sa.String(64),
                                nullable=True)
-    op.create_index("ix_audit_events_pending", "audit_events", ["chain_id", "id"], postgresql_where=PENDING,
-                    sqlite_where=PENDING)
+        batch.add_column(sa.Column("txid", sa.BigInteger(), nullable=True))
+    with op.batch_alter_table("audit_heads") as batch:
+        batch.add_column(sa.Column("pending_from", sa.BigInteger(), nullable=False, server_default="0"))
+    op.create_index("ix_audit_events_pending", "audit_events", ["chain_id", "txid", "id"],
+                    postgresql_where=PENDING, sqlite_where=PENDING)
 
 
 def _link_pending() -> None:
@@ -43,11 +47,13 @@ def _link_pending() -> None:
         sa.Column("org_id", sa.BigInteger()), sa.Column("action", sa.String(64)),
         sa.Column("object_type", sa.String(32)), sa.Column("object_id", sa.BigInteger()),
         sa.Column("details", JSONType), sa.Column("chain_id", sa.BigInteger()), sa.Column("seq", sa.BigInteger()),
-        sa.Column("actor", sa.String(64)), sa.Column("prev_hash", sa.String(64)), sa.Column("hash", sa.String(64)))
+        sa.Column("actor", sa.String(64)), sa.Column("prev_hash", sa.String(64)), sa.Column("hash", sa.String(64)),
+        sa.Column("txid", sa.BigInteger()))
     heads = sa.Table("audit_heads", meta, sa.Column("chain_id", sa.BigInteger(), primary_key=True),
                      sa.Column("seq", sa.BigInteger()), sa.Column("hash", sa.String(64)))
     last = {row.chain_id: (row.seq, row.hash) for row in bind.execute(sa.select(heads))}
-    rows = bind.execute(sa.select(events).where(events.c.seq.is_(None)).order_by(events.c.id)).mappings().all()
+    rows = bind.execute(sa.select(events).where(events.c.seq.is_(None))
+                        .order_by(events.c.txid, events.c.id)).mappings().all()
     for row in rows:
         chain = row["chain_id"]
         seq, prev = last.get(chain, (0, GENESIS))
@@ -65,7 +71,10 @@ def _link_pending() -> None:
 def downgrade() -> None:
     _link_pending()
     op.drop_index("ix_audit_events_pending", table_name="audit_events")
+    with op.batch_alter_table("audit_heads") as batch:
+        batch.drop_column("pending_from")
     with op.batch_alter_table("audit_events") as batch:
+        batch.drop_column("txid")
         for name in LINKED:
             batch.alter_column(name, existing_type=sa.BigInteger() if name == "seq" else sa.String(64),
                                nullable=False)
