@@ -39,7 +39,7 @@ def upgrade() -> None:
 
 
 def _link_pending() -> None:
-    """Link every pending event after its chain's head, in the order written (as the server does)."""
+    """Link every pending event after its chain's head, in the order of their transactions (as the server does)."""
     bind = op.get_bind()
     meta = sa.MetaData()
     events = sa.Table(  # the columns the hash covers, read with the types the server reads them with
