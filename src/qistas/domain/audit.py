@@ -3,8 +3,8 @@
 On PostgreSQL, ``record`` adds an event in the caller's transaction, pending: one ``INSERT``,
 no chain yet. ``link`` gives pending events their place in their chain after their
 transactions commit: it locks the chain's head row (``audit_heads``, ``SELECT ... FOR
-UPDATE``), numbers the chain's oldest pending events after the head in the order they were
-written, hashes each as it reads back from the database, and moves the head. The background
+UPDATE``), numbers the chain's pending events after the head in the order of their
+transactions, hashes each as it reads back from the database, and moves the head. The background
 worker links every chain about once a second (``keep_chains``); reading the log, exporting it
 and signing a checkpoint link the organization's pending events first, in their own
 transaction, so they see every event committed before them. So no request waits on another
