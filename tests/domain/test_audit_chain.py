@@ -10,7 +10,7 @@ import threading
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from qistas.db.engine import Database
 from qistas.db.models import AuditEvent, AuditHead
@@ -167,6 +167,27 @@ def test_recording_does_not_wait_for_the_chain_head(database: Database) -> None:
     audit.link_pending(database)
     _assert_linear(_chain(database, org))
     assert len(_chain(database, org)) == 3
+
+
+@pytest.mark.skipif(BACKEND != "postgresql", reason="PostgreSQL's transaction ids")
+def test_a_head_from_another_cluster_does_not_hide_pending_events(database: Database) -> None:
+    """A dump restored into a new cluster keeps each head's ``pending_from``, an id of the old
+    cluster's, beyond every id the new one gives out: the linker scans the chain whole then."""
+    org = _org(database, "acme")
+    write(database, lambda session: audit.record(session, actor=None, action="a.one", object_type="org",
+                                                 object_id=1, org_id=org))
+    audit.link_pending(database)
+    with database.writer.begin() as session:
+        session.execute(text("UPDATE audit_heads SET pending_from = :far WHERE chain_id = :chain"),
+                        {"far": 2**62, "chain": org})
+    write(database, lambda session: audit.record(session, actor=None, action="a.two", object_type="org",
+                                                 object_id=2, org_id=org))
+    assert audit.link_pending(database) is False
+    events = _chain(database, org)
+    assert [(e.seq, e.action) for e in events] == [(1, "a.one"), (2, "a.two")]
+    _assert_linear(events)
+    with database.reader() as session:
+        assert session.get_one(AuditHead, org).pending_from < 2**62
 
 
 def test_a_linked_event_is_hashed_as_it_reads_back(database: Database) -> None:

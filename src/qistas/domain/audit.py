@@ -147,8 +147,11 @@ def link(session: Session, *, chain: int, limit: int = LINK_CHUNK) -> int:
         head = session.execute(queries.LINK_HEAD, {"chain_id": chain}).one()
     seq, prev_hash, pending_from = head.seq, head.hash, head.pending_from
     if postgres:
-        horizon = queries.HORIZON.first(session)
-        assert horizon is not None
+        ids = queries.HORIZON.first(session)
+        assert ids is not None
+        horizon = ids.xmin
+        if pending_from > ids.xmax:  # ids of another cluster (a dump restored into a new one): scan it all
+            pending_from = 0
         rows = session.execute(queries.PENDING, {"chain_id": chain, "pending_from": pending_from,
                                                  "limit": limit}).all()
     else:

@@ -5,7 +5,20 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from sqlalchemy import BigInteger, bindparam, func, insert, literal, literal_column, select, true, union_all, update
+from sqlalchemy import (
+    BigInteger,
+    bindparam,
+    case,
+    func,
+    insert,
+    literal,
+    literal_column,
+    select,
+    true,
+    union_all,
+    update,
+)
+from sqlalchemy.sql.elements import ColumnClause
 
 from qistas.db.models import AUDIT_PENDING, AuditEvent, AuditHead, Organization, table
 from qistas.db.prepared import NewId, Prepared, Rowcount, insert_of
@@ -27,10 +40,18 @@ HEAD = Prepared(
 
 _EVENT_FIELDS = ["at", "actor_id", "org_id", "action", "object_type", "object_id", "details", "chain_id", "actor"]
 
-# PostgreSQL: the oldest transaction still running when the statement began: every transaction
-# that writes from now on has an id at least this.
-HORIZON = Prepared(select(literal_column("pg_snapshot_xmin(pg_current_snapshot())::text::bigint").label("xmin")),
-                   lambda xmin: int(xmin))
+# PostgreSQL: the oldest transaction still running when the statement began (every transaction
+# that writes from now on has an id at least this), and the first id not yet given out.
+_XMAX: ColumnClause[int] = literal_column("pg_snapshot_xmax(pg_current_snapshot())::text::bigint", BigInteger)
+
+
+class Horizon(NamedTuple):
+    xmin: int
+    xmax: int
+
+
+HORIZON = Prepared(select(literal_column("pg_snapshot_xmin(pg_current_snapshot())::text::bigint").label("xmin"),
+                          _XMAX.label("xmax")), Horizon)
 
 # A pending event (PostgreSQL): no seq, no hashes (``link`` gives them); the id of its
 # transaction (given one if it has none yet).
@@ -92,13 +113,15 @@ PENDING_CHAINS = select(_events.c.chain_id).where(AUDIT_PENDING).distinct()
 
 # The same on PostgreSQL, without walking the pending index's dead entries: each chain (the
 # instance's and every organization's) probed for one pending event from its head's
-# ``pending_from`` on (from 0 for a chain not linked yet), a lateral index probe per chain.
+# ``pending_from`` on (from 0 for a chain not linked yet, or for one whose ``pending_from`` is
+# beyond this cluster's transaction ids: a dump restored into a new cluster), a lateral index
+# probe per chain.
 _chains = union_all(select(literal(0, BigInteger).label("chain_id")),
                     select(table(Organization).c.id.label("chain_id"))).subquery()
+_scan_from = case((_heads.c.pending_from > _XMAX, 0), else_=func.coalesce(_heads.c.pending_from, 0))
 _first_pending = (
     select(_events.c.id)
-    .where(_events.c.chain_id == _chains.c.chain_id, AUDIT_PENDING,
-           _events.c.txid >= func.coalesce(_heads.c.pending_from, 0))
+    .where(_events.c.chain_id == _chains.c.chain_id, AUDIT_PENDING, _events.c.txid >= _scan_from)
     .limit(1).lateral()
 )
 PENDING_CHAINS_PROBED = (
