@@ -102,8 +102,10 @@ class Settings(BaseSettings):
         "each server process's event loop instead of handing each to a thread; a seventh less server CPU per "
         "answer, measured with the database on the same machine. Every database round trip then holds up the "
         "process's other requests until it returns: for a database on the same machine or a network whose round "
-        "trips take well under a tenth of a millisecond. A transaction that waits on a row lock for more than "
-        "10 ms is run again in a thread. SQLite's loop runs on the event loop always.",
+        "trips take well under a tenth of a millisecond, and with a `connect_timeout` in the database URL (a "
+        "database that stops answering holds the process as long as a connection attempt waits). A transaction "
+        "that waits on a row lock for more than 10 ms is run again in a thread. SQLite's loop runs on the event "
+        "loop always.",
     )
     max_page_size: int = Field(default=1000, ge=1, description="Largest `limit` of a page.")
     default_page_size: int = Field(default=100, ge=1, description="`limit` when none is given.")
