@@ -66,7 +66,7 @@ def run(url: str, events: int, per_transaction: int) -> None:
     else:
         print(f"  recorded (pending): {recorded:.2f} s, {events / recorded:,.0f} events/s")
         print(f"  linked: {linked:.2f} s, {events / linked:,.0f} events/s "
-              f"({audit.BACKGROUND_LINK_CHUNK} per transaction)")
+              f"({audit.LINK_CHUNK} per transaction)")
     if wal0 is not None and wal1 is not None and wal2 is not None:
         print(f"  WAL per event: recording {(wal1 - wal0) / events:,.0f} B, linking {(wal2 - wal1) / events:,.0f} B")
         with db.engine.connect() as connection:  # every event entered it once and left it when linked
