@@ -24,8 +24,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 URL_VARIABLE = "QISTAS_TEST_POSTGRES_URL"
-
-
 BIN_VARIABLE = "QISTAS_TEST_POSTGRES_BIN"
 
 

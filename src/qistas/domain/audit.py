@@ -33,7 +33,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from qistas.db.dialect import insert_skipping_conflicts, locks_claimed_rows
-from qistas.db.engine import Database
+from qistas.db.engine import Database, is_sqlite
 from qistas.db.enums import Role
 from qistas.db.models import AuditCheckpoint, AuditEvent, AuditHead, User, table
 from qistas.db.queries import audit as queries
@@ -87,7 +87,7 @@ def record(
     fields = {"at": utcnow(), "actor_id": actor.id if actor else None, "org_id": org_id, "action": action,
               "object_type": object_type, "object_id": object_id, "details": normal_details(details),
               "chain_id": chain, "actor": actor_name(actor, pseudonym)}
-    if locks_claimed_rows(session):
+    if _links_later(session):
         queries.NEW_EVENT.first(session, **fields)
         return
     hint = _last_heads.get(chain)
@@ -98,9 +98,9 @@ def record(
                                         hash=digest):
             hint = None  # another process moved it: read it, as without a hint
     if hint is None:
-        seq, prev_hash = _lock_head(session, chain)
+        seq, prev_hash, pending_from = _lock_head(session, chain)
         digest = _link(fields, seq + 1, prev_hash)
-        queries.MOVE_HEAD.run(session, chain_id=chain, seq=seq + 1, hash=digest)
+        queries.MOVE_HEAD.run(session, chain_id=chain, seq=seq + 1, hash=digest, pending_from=pending_from)
     queries.NEW_LINKED_EVENT.first(session, **fields, seq=seq + 1, prev_hash=prev_hash, hash=digest)
     _last_heads[chain] = (seq + 1, digest)
 
@@ -123,7 +123,8 @@ def _link(fields: dict[str, Any], seq: int, prev_hash: str) -> str:
 
 def link(session: Session, *, chain: int, limit: int = LINK_CHUNK) -> int:
     """Link up to ``limit`` of the chain's pending events, oldest first, after its head;
-    return how many. The head stays locked until the transaction ends.
+    return how many (none on SQLite, which links each event as it is written). The head stays
+    locked until the transaction ends.
 
     An event is hashed as it reads back from the database (its time, its details), which is
     what an export gives and a verifier recomputes. Events are linked among those committed by
@@ -131,29 +132,20 @@ def link(session: Session, *, chain: int, limit: int = LINK_CHUNK) -> int:
     commits later than a newer one's may be linked after it, and times along a chain are not
     always in order.
 
-    On PostgreSQL the scan of the pending index starts at the head's ``pending_from``, not at
-    the chain's first entry: a linked event's entry stays in the index (dead) until VACUUM, and
-    scanning from the start would walk every event linked since the last one, slower with each
-    link. ``pending_from`` moves up to the oldest transaction still running when this scan
-    began (none older can write another pending event), or to the last event linked when the
-    chunk was full."""
-    postgres = locks_claimed_rows(session)
-    head = session.execute(queries.LINK_HEAD, {"chain_id": chain}).first()
-    if head is None:
-        _lock_head(session, chain)  # the chain's first event: make its head
-        head = session.execute(queries.LINK_HEAD, {"chain_id": chain}).one()
-    seq, prev_hash, pending_from = head.seq, head.hash, head.pending_from
-    if postgres:
-        ids = queries.HORIZON.first(session)
-        assert ids is not None
-        horizon = ids.xmin
-        if pending_from > ids.xmax:  # ids of another cluster (a dump restored into a new one): scan it all
-            pending_from = 0
-        rows = session.execute(queries.PENDING, {"chain_id": chain, "pending_from": pending_from,
-                                                 "limit": limit}).all()
-    else:
-        horizon = pending_from
-        rows = session.execute(queries.PENDING_ANY, {"chain_id": chain, "limit": limit}).all()
+    The scan of the pending index starts at the head's ``pending_from``, not at the chain's
+    first entry: a linked event's entry stays in the index (dead) until VACUUM, and scanning
+    from the start would walk every event linked since the last one, slower with each link.
+    ``pending_from`` moves up to the oldest transaction still running when this scan began
+    (none older can write another pending event), or to the last event linked when the chunk
+    was full."""
+    if not _links_later(session):
+        return 0
+    seq, prev_hash, pending_from = _lock_head(session, chain)
+    ids = queries.HORIZON.first(session)
+    assert ids is not None
+    if pending_from > ids.xmax:  # ids of another cluster (a dump restored into a new one): scan it all
+        pending_from = 0
+    rows = session.execute(queries.PENDING, {"chain_id": chain, "pending_from": pending_from, "limit": limit}).all()
     if not rows:
         return 0
     links = []
@@ -165,10 +157,8 @@ def link(session: Session, *, chain: int, limit: int = LINK_CHUNK) -> int:
         links.append({"event_id": row.id, "new_seq": seq, "new_prev_hash": prev_hash, "new_hash": digest})
         prev_hash = digest
     session.execute(queries.LINK, links)
-    if len(rows) == limit and rows[-1].txid is not None:  # more may follow this chunk's last transaction
-        horizon = min(horizon, rows[-1].txid)
-    session.execute(queries.MOVE_LINKED_HEAD, {"head_chain": chain, "new_seq": seq, "new_hash": prev_hash,
-                                               "new_pending_from": max(pending_from, horizon)})
+    horizon = min(ids.xmin, rows[-1].txid) if len(rows) == limit else ids.xmin  # a full chunk: more may follow
+    queries.MOVE_HEAD.run(session, chain_id=chain, seq=seq, hash=prev_hash, pending_from=max(pending_from, horizon))
     return len(rows)
 
 
@@ -184,13 +174,13 @@ def link_chain(session: Session, *, org_id: int | None) -> int:
 
 def link_pending(db: Database, *, chunk: int = LINK_CHUNK) -> bool:
     """Link every chain's pending events, ``chunk`` of them per transaction; whether any chain
-    may have more (SQLite links its events as they are written: it has none in use)."""
-    chains = read(db, lambda session: list(session.scalars(
-        queries.PENDING_CHAINS_PROBED if locks_claimed_rows(session) else queries.PENDING_CHAINS)))
+    may have more."""
+    if is_sqlite(db.engine):
+        return False  # each event was linked as it was written
+    chains = read(db, lambda session: list(session.scalars(queries.PENDING_CHAINS)))
     more = False
-    for chain in sorted(chains):
-        linked = write(db, lambda session, chain=chain: link(session, chain=chain, limit=chunk),  # type: ignore[misc]
-                       bulk=True)
+    for chain in chains:
+        linked = write(db, lambda session, chain=chain: link(session, chain=chain, limit=chunk))  # type: ignore[misc]
         more = more or linked == chunk
     return more
 
@@ -202,15 +192,21 @@ def keep_chains(db: Database, *, signer: Signer, every: int = CHECKPOINT_EVERY) 
     return sign_due(db, signer=signer, every=every) or more
 
 
-def _lock_head(session: Session, chain: int) -> tuple[int, str]:
-    """The chain's last seq and hash, its head row locked until the transaction ends."""
+def _links_later(session: Session) -> bool:
+    """Whether events are written pending and linked after their commit: PostgreSQL, where
+    writers run at once. SQLite's writers take turns, so no one can wait on another's head."""
+    return locks_claimed_rows(session)
+
+
+def _lock_head(session: Session, chain: int) -> queries.Head:
+    """The chain's head, its row locked until the transaction ends (made for its first event)."""
     head = queries.HEAD.first(session, chain_id=chain)
     if head is None:  # the chain's first event; a concurrent first writer may have won
         session.execute(insert_skipping_conflicts(session, _heads, ["chain_id"]),
                         {"chain_id": chain, "seq": 0, "hash": GENESIS})
         head = queries.HEAD.first(session, chain_id=chain)
         assert head is not None
-    return head.seq, head.hash
+    return head
 
 
 def checkpoint(session: Session, *, org_id: int | None, signer: Signer) -> AuditCheckpoint | None:
@@ -218,8 +214,7 @@ def checkpoint(session: Session, *, org_id: int | None, signer: Signer) -> Audit
     events); an already signed head gives its existing checkpoint."""
     chain = chain_of(org_id)
     link_chain(session, org_id=org_id)
-    head = session.execute(select(_heads.c.seq, _heads.c.hash).where(_heads.c.chain_id == chain)
-                           .with_for_update()).first()
+    head = queries.HEAD.first(session, chain_id=chain)
     if head is None or head.seq == 0:
         return None
     found = session.scalar(select(AuditCheckpoint).where(AuditCheckpoint.chain_id == chain,

@@ -30,11 +30,13 @@ _events = table(AuditEvent)
 class Head(NamedTuple):
     seq: int
     hash: str
+    pending_from: int
 
 
 # The chain's head, locked until the transaction ends (PostgreSQL; SQLite has one writer).
 HEAD = Prepared(
-    select(_heads.c.seq, _heads.c.hash).where(_heads.c.chain_id == bindparam("chain_id")).with_for_update(),
+    select(_heads.c.seq, _heads.c.hash, _heads.c.pending_from).where(_heads.c.chain_id == bindparam("chain_id"))
+    .with_for_update(),
     Head,
 )
 
@@ -76,7 +78,8 @@ ADVANCE_HEAD = Prepared(
 
 MOVE_HEAD = Prepared(
     update(_heads).where(_heads.c.chain_id == bindparam("chain_id"))
-    .values(seq=bindparam("seq", type_=_heads.c.seq.type), hash=bindparam("hash", type_=_heads.c.hash.type)),
+    .values(seq=bindparam("seq", type_=_heads.c.seq.type), hash=bindparam("hash", type_=_heads.c.hash.type),
+            pending_from=bindparam("pending_from", type_=_heads.c.pending_from.type)),
     Rowcount,
 )
 
@@ -92,27 +95,8 @@ PENDING = (
     .order_by(_events.c.txid, _events.c.id).limit(bindparam("limit"))
 )
 
-# SQLite (no transaction ids): a chain's pending events in the order written. SQLite links
-# each event as it is written, so in use there are none.
-PENDING_ANY = (
-    select(*_PENDING_COLUMNS).where(_events.c.chain_id == bindparam("chain_id"), AUDIT_PENDING)
-    .order_by(_events.c.id).limit(bindparam("limit"))
-)
-
-# The chain's head, locked, with where its pending events start.
-LINK_HEAD = select(_heads.c.seq, _heads.c.hash, _heads.c.pending_from).where(
-    _heads.c.chain_id == bindparam("chain_id")).with_for_update()
-
-MOVE_LINKED_HEAD = (
-    update(_heads).where(_heads.c.chain_id == bindparam("head_chain"))
-    .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"), pending_from=bindparam("new_pending_from"))
-)
-
-# The chains with pending events (SQLite: its index holds only what is pending).
-PENDING_CHAINS = select(_events.c.chain_id).where(AUDIT_PENDING).distinct()
-
-# The same on PostgreSQL, without walking the pending index's dead entries: each chain (the
-# instance's and every organization's) probed for one pending event from its head's
+# The chains with pending events, without walking the pending index's dead entries: each chain
+# (the instance's and every organization's) probed for one pending event from its head's
 # ``pending_from`` on (from 0 for a chain not linked yet, or for one whose ``pending_from`` is
 # beyond this cluster's transaction ids: a dump restored into a new cluster), a lateral index
 # probe per chain.
@@ -124,7 +108,7 @@ _first_pending = (
     .where(_events.c.chain_id == _chains.c.chain_id, AUDIT_PENDING, _events.c.txid >= _scan_from)
     .limit(1).lateral()
 )
-PENDING_CHAINS_PROBED = (
+PENDING_CHAINS = (
     select(_chains.c.chain_id)
     .select_from(_chains.outerjoin(_heads, _heads.c.chain_id == _chains.c.chain_id).join(_first_pending, true()))
 )
