@@ -56,7 +56,7 @@ def test_the_loop_runs_on_the_event_loop(server: LiveServer, inline_tenant: Tena
 
 def test_a_long_row_lock_is_waited_for_in_a_thread(server: LiveServer, inline_tenant: Tenant,
                                                    database: Database) -> None:
-    """The submit meets its task's row locked for 0.6 s: it is answered once the lock goes, and
+    """The submit meets its task's row locked for 1 s: it is answered once the lock goes, and
     the server answers other requests meanwhile (on the event loop, it would not)."""
     pid = inline_tenant.project(redundancy={"min": 1, "max": 1})["id"]
     inline_tenant.add_tasks(pid, [{"data": {"text": "held"}}])
@@ -68,7 +68,7 @@ def test_a_long_row_lock_is_waited_for_in_a_thread(server: LiveServer, inline_te
         with database.writer.begin() as session:
             session.execute(text("SELECT id FROM tasks WHERE id = :id FOR UPDATE"), {"id": lease["task"]["id"]})
             locked.set()
-            time.sleep(0.6)
+            time.sleep(1.0)
 
     def answer() -> None:
         began = time.monotonic()
@@ -85,8 +85,8 @@ def test_a_long_row_lock_is_waited_for_in_a_thread(server: LiveServer, inline_te
     with httpx.Client(base_url=server.url) as probe:
         began = time.monotonic()
         assert probe.get("/healthz").status_code == 200
-        assert time.monotonic() - began < 0.3, "the event loop was held by a transaction waiting on a lock"
+        assert time.monotonic() - began < 0.5, "the event loop was held by a transaction waiting on a lock"
     holder.join()
     submitting.join()
     assert answered["status"] == 201
-    assert answered["seconds"] >= 0.4  # it did wait for the lock
+    assert answered["seconds"] >= 0.7  # it did wait for the lock
