@@ -29,6 +29,8 @@ from qistas.errors import Invalid
 from qistas.files import private_folder
 
 Records = Callable[[], Iterator[dict[str, Any]]]
+# JSON Lines built by the database (domain/exportlines.py), where it builds them.
+Lines = Callable[[], Iterator[bytes]]
 
 GENERAL = ("jsonl", "csv", "parquet", "hf")
 MEDIA = {"jsonl": "application/x-ndjson", "csv": "text/csv; charset=utf-8",
@@ -234,10 +236,12 @@ def hf(records: Records, workdir: Path, prefix: str) -> Iterator[bytes]:
 # --- per task type ------------------------------------------------------------------------
 
 
-def render(fmt: str, records: Records, *, spec: Any, workdir: Path, name: str) -> Iterator[bytes]:
-    """The bytes of an export; ``name`` is the folder name inside an ``hf`` tar."""
+def render(fmt: str, records: Records, *, spec: Any, workdir: Path, name: str,
+           lines: Lines | None = None) -> Iterator[bytes]:
+    """The bytes of an export; ``name`` is the folder name inside an ``hf`` tar; ``jsonl`` is
+    ``lines`` where the database builds them."""
     if fmt == "jsonl":
-        return jsonl(records)
+        return lines() if lines is not None else jsonl(records)
     if fmt == "csv":
         return csv_rows(records)
     if fmt == "parquet":

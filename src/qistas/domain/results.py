@@ -184,17 +184,20 @@ def select_export(session: Session, *, project: Project, options: ExportOptions,
     return Selection(project=project, options=options, where=tuple(where), cursor=cursor, total=total)
 
 
+def agreement(response: Any, answers: list[Any] | None) -> float | None:
+    """The share of the kept answers equal to the response (its per-part confidences left out)."""
+    if response is None or not answers:
+        return None
+    # Answers are stored normalised, so equal answers are equal values.
+    return answers.count(plain_response(response)) / len(answers)
+
+
 def _provenance(response: Any, confidence: float | None, method: str | None, needs_review: bool | None,
                 answers: list[Any], who: set[int], models: dict[int, str]) -> dict[str, Any]:
     """What training code weighs or filters by: how many people (and models) labelled it, how
     much they agreed."""
-    agreement = None
-    if response is not None and answers:
-        # Answers are stored normalised, so equal answers are equal values.
-        plain = plain_response(response)
-        agreement = answers.count(plain) / len(answers)
     n_models = len(who & models.keys()) if models else 0
-    return {"annotators": len(who) - n_models, "models": n_models, "agreement": agreement,
+    return {"annotators": len(who) - n_models, "models": n_models, "agreement": agreement(response, answers),
             "confidence": confidence, "method": method, "needs_review": needs_review}
 
 

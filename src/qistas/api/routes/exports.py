@@ -17,7 +17,7 @@ from qistas.config import Settings
 from qistas.db.models import ExportJob, Project
 from qistas.db.types import utcnow
 from qistas.db.unit_of_work import write
-from qistas.domain import audit, exportformats, exportjobs, quotas, results
+from qistas.domain import audit, exportformats, exportjobs, exportlines, quotas, results
 from qistas.domain.mediastore import MediaStore
 from qistas.domain.security import pseudonyms
 from qistas.domain.tasktypes import parse_spec
@@ -83,12 +83,14 @@ def _stream(db: Db, settings: Settings, project: Project, spec: Any, selection: 
     secret = settings.secret_key or ""
     # Its own read session, held only while the response streams.
     with db.reader() as session:
+        pseudonym = pseudonyms(secret, project.id)
+
         def records() -> Iterator[dict[str, Any]]:
-            return results.iter_export_records(
-                session, selection=selection, pseudonym=pseudonyms(secret, project.id))
+            return results.iter_export_records(session, selection=selection, pseudonym=pseudonym)
 
         yield from exportformats.render(fmt, records, spec=spec, workdir=export_dir(settings),
-                                        name=f"project-{project.id}")
+                                        name=f"project-{project.id}",
+                                        lines=exportlines.lines_for(session, selection=selection, pseudonym=pseudonym))
 
 
 @router.post("/projects/{project_id}/exports", status_code=202, response_model=ExportRead, dependencies=[IDEMPOTENT])
