@@ -93,7 +93,7 @@ def run_one(url: str, project_id: int, fmt: str, out: str) -> None:
     """In a child process: export to ``out``; print time, size and peak RSS as JSON."""
     from qistas.db.engine import Database
     from qistas.db.models import Project
-    from qistas.domain import exportformats, results
+    from qistas.domain import exportformats, exportlines, results
     from qistas.domain.tasktypes import parse_spec
 
     baseline = peak_rss_mb()
@@ -113,7 +113,13 @@ def run_one(url: str, project_id: int, fmt: str, out: str) -> None:
                 rows += 1
                 yield record
 
-        for chunk in exportformats.render(fmt, records, spec=spec, workdir=Path(out).parent, name="bench"):
+        def progress(done: int) -> None:
+            nonlocal rows
+            rows = done
+
+        # JSON Lines built by the database where it builds them (PostgreSQL), as the server's.
+        lines = exportlines.lines_for(session, selection=selection, pseudonym=lambda u: f"a{u}", progress=progress)
+        for chunk in exportformats.render(fmt, records, spec=spec, workdir=Path(out).parent, name="bench", lines=lines):
             handle.write(chunk)
     seconds = time.perf_counter() - began
     after = resource.getrusage(resource.RUSAGE_SELF)

@@ -120,9 +120,7 @@ def _query(selection: Selection, heads: dict[int, str], models: list[int]) -> An
     answers = (
         select(func.count().filter(and_(kept, ~model)).label("humans"),
                func.count().filter(and_(kept, model)).label("models"),
-               func.count().filter(kept).label("kept"),
                func.count().filter(and_(kept, cast(Annotation.answer, JSONB) == response)).label("agreeing"),
-               func.count().filter(who.c.id.is_(None)).label("unnamed"),
                func.jsonb_agg(aggregate_order_by(cast(Annotation.answer, JSONB), Annotation.id))
                .filter(and_(kept, fallback.c.confidences)).label("answers"),
                func.string_agg(item, aggregate_order_by(literal(","), Annotation.rejected_at.is_not(None),
@@ -132,9 +130,10 @@ def _query(selection: Selection, heads: dict[int, str], models: list[int]) -> An
         .lateral("answers"))
     # JSON null and SQL NULL alike: the Python path sees None for either.
     no_response = or_(Task.response.is_(None), func.jsonb_typeof(response) == "null")
-    counted = case((no_response | (answers.c.kept == 0), _NULL),
+    kept_answers = answers.c.humans + answers.c.models
+    counted = case((no_response | (kept_answers == 0), _NULL),
                    (fallback.c.confidences, None),
-                   else_=_float(cast(answers.c.agreeing, Float) / cast(answers.c.kept, Float)))
+                   else_=_float(cast(answers.c.agreeing, Float) / cast(kept_answers, Float)))
     start = func.concat(
         '{"task_id":', cast(Task.id, Text), ',"unique_id":', _string(Task.unique_id), ',"batch":', _string(Batch.name),
         ',"status":', _string(Task.status), ',"data":', _json(Task.data), ',"metadata":', _json(Task.meta),
@@ -149,8 +148,7 @@ def _query(selection: Selection, heads: dict[int, str], models: list[int]) -> An
         ',"needs_review":', _json(Task.needs_review), '},"predictions":', _json(Task.predictions),
         ',"annotations":[', func.coalesce(answers.c.listed, ""), "]}")
     order = (Task.completed_at, Task.id) if selection.options.since is not None else (Task.id,)
-    return (select(start, counted, end, case((fallback.c.confidences, Task.response)), answers.c.answers,
-                   answers.c.unnamed)
+    return (select(start, counted, end, case((fallback.c.confidences, Task.response)), answers.c.answers)
             .select_from(Task).outerjoin(Batch, Batch.id == Task.batch_id)
             .join(fallback, true()).join(answers, true())
             .where(*selection.where).order_by(*order))
@@ -207,10 +205,10 @@ def iter_export_lines(session: Session, *, selection: Selection, pseudonym: Call
     with found:
         for rows in found.partitions():
             lines = []
-            for start, counted, end, response, answers, unnamed in rows:
+            for start, counted, end, response, answers in rows:
                 if counted is None:
                     counted = jsontext.dumps(agreement(response, answers))
-                if unnamed:
+                if _UNNAMED in end:
                     end = _MARKED.sub(heads.name, end)
                 lines.append(f"{start}{counted}{end}\n")
             yield "".join(lines).encode()
