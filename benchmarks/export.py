@@ -93,7 +93,7 @@ def run_one(url: str, project_id: int, fmt: str, out: str) -> None:
     """In a child process: export to ``out``; print time, size and peak RSS as JSON."""
     from qistas.db.engine import Database
     from qistas.db.models import Project
-    from qistas.domain import exportformats, exportlines, results
+    from qistas.domain import exportformats, exportsql, results
     from qistas.domain.tasktypes import parse_spec
 
     baseline = peak_rss_mb()
@@ -117,9 +117,10 @@ def run_one(url: str, project_id: int, fmt: str, out: str) -> None:
             nonlocal rows
             rows = done
 
-        # JSON Lines built by the database where it builds them (PostgreSQL), as the server's.
-        lines = exportlines.lines_for(session, selection=selection, pseudonym=lambda u: f"a{u}", progress=progress)
-        for chunk in exportformats.render(fmt, records, spec=spec, workdir=Path(out).parent, name="bench", lines=lines):
+        # Built by the database where it builds them (PostgreSQL), as the server does.
+        prebuilt = exportsql.prebuilt(session, selection=selection, pseudonym=lambda u: f"a{u}", progress=progress)
+        for chunk in exportformats.render(fmt, records, spec=spec, workdir=Path(out).parent, name="bench",
+                                          prebuilt=prebuilt):
             handle.write(chunk)
     seconds = time.perf_counter() - began
     after = resource.getrusage(resource.RUSAGE_SELF)

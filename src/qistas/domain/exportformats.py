@@ -16,7 +16,7 @@ import secrets
 import tarfile
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +29,8 @@ from qistas.errors import Invalid
 from qistas.files import private_folder
 
 Records = Callable[[], Iterator[dict[str, Any]]]
-# JSON Lines built by the database (domain/exportlines.py), where it builds them.
-Lines = Callable[[], Iterator[bytes]]
+# The flat table of csv, parquet and hf a chunk at a time, as columns (FLAT_COLUMNS' names -> values).
+Columns = Callable[[], Iterator[dict[str, list[Any]]]]
 
 GENERAL = ("jsonl", "csv", "parquet", "hf")
 MEDIA = {"jsonl": "application/x-ndjson", "csv": "text/csv; charset=utf-8",
@@ -128,14 +128,29 @@ def _flat(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def csv_rows(records: Records) -> Iterator[bytes]:
+def record_columns(records: Records) -> Iterator[dict[str, list[Any]]]:
+    """The flat table of the records, a chunk at a time as columns."""
+    for chunk in _chunks(records()):
+        rows = [_flat(r) for r in chunk]
+        yield {name: [row[name] for row in rows] for name, _ in FLAT_COLUMNS}
+
+
+@dataclass(frozen=True)
+class Prebuilt:
+    """An export as the database builds it (domain/exportsql.py): its JSON Lines, and the
+    flat table's columns."""
+
+    lines: Callable[[], Iterator[bytes]]
+    columns: Columns
+
+
+def csv_rows(columns: Columns) -> Iterator[bytes]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
-    for chunk in _chunks(records()):
-        for record in chunk:
-            flat = _flat(record)
-            writer.writerow(["" if flat[c] is None else spreadsheet_safe(str(flat[c])) for c in CSV_COLUMNS])
+    for chunk in columns():
+        for row in zip(*(chunk[c] for c in CSV_COLUMNS), strict=True):
+            writer.writerow(["" if cell is None else spreadsheet_safe(str(cell)) for cell in row])
         yield buffer.getvalue().encode()
         buffer.seek(0)
         buffer.truncate()
@@ -173,34 +188,29 @@ def arrow_schema() -> Any:
     return pa.schema([(name, getattr(pa, kind)()) for name, kind in FLAT_COLUMNS])
 
 
-def _table(chunk: list[dict[str, Any]], schema: Any) -> Any:
-    pa = _pyarrow()
-    rows = [_flat(r) for r in chunk]
-    return pa.table({name: [row[name] for row in rows] for name, _ in FLAT_COLUMNS}, schema=schema)
-
-
-def parquet(records: Records) -> Iterator[bytes]:
+def parquet(columns: Columns) -> Iterator[bytes]:
     import pyarrow.parquet as pq
 
+    pa = _pyarrow()
     schema = arrow_schema()
     sink = _Sink()
     writer = pq.ParquetWriter(sink, schema, compression="zstd")
-    for chunk in _chunks(records()):
-        writer.write_table(_table(chunk, schema))  # one row group per chunk
+    for chunk in columns():
+        writer.write_table(pa.table(chunk, schema=schema))  # one row group per chunk
         yield sink.drain()
     writer.close()
     yield sink.drain()
 
 
-def write_hf_folder(records: Records, folder: Path) -> None:
+def write_hf_folder(columns: Columns, folder: Path) -> None:
     """The layout of ``datasets.Dataset.save_to_disk``: one Arrow stream file and two JSON files."""
     pa = _pyarrow()
     schema = arrow_schema()
     folder.mkdir(parents=True, exist_ok=True)
     data_file = "data-00000-of-00001.arrow"
     with pa.OSFile(str(folder / data_file), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
-        for chunk in _chunks(records()):
-            writer.write_table(_table(chunk, schema))
+        for chunk in columns():
+            writer.write_table(pa.table(chunk, schema=schema))
     features = {name: {"dtype": kind, "_type": "Value"} for name, kind in FLAT_COLUMNS}
     info = {"citation": "", "description": "Exported by Qistas", "features": features, "homepage": "", "license": ""}
     (folder / "dataset_info.json").write_text(json.dumps(info, indent=2))
@@ -226,10 +236,10 @@ def tar_stream(folder: Path, prefix: str) -> Iterator[bytes]:
     yield b"\0" * (2 * tarfile.BLOCKSIZE)
 
 
-def hf(records: Records, workdir: Path, prefix: str) -> Iterator[bytes]:
+def hf(columns: Columns, workdir: Path, prefix: str) -> Iterator[bytes]:
     private_folder(workdir)
     with tempfile.TemporaryDirectory(dir=workdir, prefix="hf-") as tmp:
-        write_hf_folder(records, Path(tmp))
+        write_hf_folder(columns, Path(tmp))
         yield from tar_stream(Path(tmp), prefix)
 
 
@@ -237,17 +247,19 @@ def hf(records: Records, workdir: Path, prefix: str) -> Iterator[bytes]:
 
 
 def render(fmt: str, records: Records, *, spec: Any, workdir: Path, name: str,
-           lines: Lines | None = None) -> Iterator[bytes]:
-    """The bytes of an export; ``name`` is the folder name inside an ``hf`` tar; ``jsonl`` is
-    ``lines`` where the database builds them."""
+           prebuilt: Prebuilt | None = None) -> Iterator[bytes]:
+    """The bytes of an export; ``name`` is the folder name inside an ``hf`` tar. The general
+    formats take what the database built where it builds them (``prebuilt``); the typed
+    formats always take the records."""
+    columns = prebuilt.columns if prebuilt is not None else (lambda: record_columns(records))
     if fmt == "jsonl":
-        return lines() if lines is not None else jsonl(records)
+        return prebuilt.lines() if prebuilt is not None else jsonl(records)
     if fmt == "csv":
-        return csv_rows(records)
+        return csv_rows(columns)
     if fmt == "parquet":
-        return parquet(records)
+        return parquet(columns)
     if fmt == "hf":
-        return hf(records, workdir, name)
+        return hf(columns, workdir, name)
     task_type = type_of(spec)
     if fmt in task_type.export_formats:
         return task_type.export_formats[fmt].render(records, spec)

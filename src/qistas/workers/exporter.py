@@ -28,7 +28,7 @@ from qistas.db.engine import Database
 from qistas.db.models import ExportJob, Project
 from qistas.db.types import utcnow
 from qistas.db.unit_of_work import read, write
-from qistas.domain import exportformats, exportjobs, exportlines, results
+from qistas.domain import exportformats, exportjobs, exportsql, results
 from qistas.domain.mediastore import MediaStore, store_for
 from qistas.domain.security import pseudonyms
 from qistas.domain.tasktypes import parse_spec
@@ -220,9 +220,9 @@ class Exporter:
 
             ext = exportformats.extension(job.format, spec)
             name = f"project-{project.id}-export-{job_id}.{ext}"
-            lines = exportlines.lines_for(session, selection=selection, pseudonym=pseudonym, progress=progress)
+            prebuilt = exportsql.prebuilt(session, selection=selection, pseudonym=pseudonym, progress=progress)
             body = exportformats.render(job.format, records, spec=spec,
-                                        workdir=workdir, name=f"project-{project.id}", lines=lines)
+                                        workdir=workdir, name=f"project-{project.id}", prebuilt=prebuilt)
             with os.fdopen(open_private(partial), "wb") as handle:
                 for chunk in body:
                     handle.write(chunk)

@@ -17,7 +17,7 @@ from qistas.config import Settings
 from qistas.db.models import ExportJob, Project
 from qistas.db.types import utcnow
 from qistas.db.unit_of_work import write
-from qistas.domain import audit, exportformats, exportjobs, exportlines, quotas, results
+from qistas.domain import audit, exportformats, exportjobs, exportsql, quotas, results
 from qistas.domain.mediastore import MediaStore
 from qistas.domain.security import pseudonyms
 from qistas.domain.tasktypes import parse_spec
@@ -90,7 +90,7 @@ def _stream(db: Db, settings: Settings, project: Project, spec: Any, selection: 
 
         yield from exportformats.render(fmt, records, spec=spec, workdir=export_dir(settings),
                                         name=f"project-{project.id}",
-                                        lines=exportlines.lines_for(session, selection=selection, pseudonym=pseudonym))
+                                        prebuilt=exportsql.prebuilt(session, selection=selection, pseudonym=pseudonym))
 
 
 @router.post("/projects/{project_id}/exports", status_code=202, response_model=ExportRead, dependencies=[IDEMPOTENT])

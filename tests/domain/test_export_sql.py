@@ -1,7 +1,8 @@
-"""JSON Lines built by PostgreSQL hold what the records built in Python hold: the same keys in
-the same order and the same values, on varied tasks (Arabic, controls, emoji, floats of every
-kind, timestamps with and without microseconds, rejected and excluded answers, a model
-annotator, responses with confidences inside), under every export option."""
+"""What PostgreSQL builds for an export holds what the records built in Python hold: JSON Lines
+with the same keys in the same order and the same values, and the flat table (csv, parquet,
+hf) with the same cells, on varied tasks (Arabic, controls, emoji, floats of every kind,
+timestamps with and without microseconds, rejected and excluded answers, a model annotator,
+responses with confidences inside), under every export option."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from qistas import jsontext
 from qistas.db.engine import Database
 from qistas.db.enums import Role
 from qistas.db.models import Annotation, Assignment, Batch, ModelEndpoint, Project, Task, User
-from qistas.domain import exportlines, projects, results, users
+from qistas.domain import exportformats, exportsql, projects, results, users
 from tests.conftest import BACKEND
 
 pytestmark = pytest.mark.skipif(BACKEND != "postgresql", reason="PostgreSQL builds the lines; SQLite encodes records")
@@ -121,7 +122,7 @@ def _both(database: Database, project_id: int, names: dict[int, str], options: r
     pseudonym: Callable[[int], str] = names.__getitem__
     with database.reader() as session:
         selection = _select(session, project_id, options)
-        built = b"".join(exportlines.iter_export_lines(session, selection=selection, pseudonym=pseudonym,
+        built = b"".join(exportsql.iter_export_lines(session, selection=selection, pseudonym=pseudonym,
                                                        annotators=annotators)).decode()
     with database.reader() as session:
         selection = _select(session, project_id, options)
@@ -160,6 +161,41 @@ def test_lines_hold_what_the_records_hold(database: Database, options: results.E
     built, records = _both(database, project_id, names, options)
     assert len(built) > 20
     _same(built, records)
+
+
+JSON_CELLS = ("data", "metadata", "response", "annotations", "details", "predictions")
+
+
+@pytest.mark.parametrize("options", [results.ExportOptions(), results.ExportOptions(since="0.0")], ids=["all", "since"])
+@pytest.mark.parametrize("known", [True, False], ids=["named", "unnamed"])
+def test_flat_columns_hold_what_the_records_hold(database: Database, options: results.ExportOptions,
+                                                 known: bool) -> None:
+    project_id, names = _build(database, seed=5)
+    pseudonym: Callable[[int], str] = names.__getitem__
+    with database.reader() as session:
+        selection = _select(session, project_id, options)
+        built = list(exportsql.iter_export_columns(session, selection=selection, pseudonym=pseudonym,
+                                                   annotators=None if known else []))
+    with database.reader() as session:
+        selection = _select(session, project_id, options)
+        expected = list(exportformats.record_columns(
+            lambda: results.iter_export_records(session, selection=selection, pseudonym=pseudonym)))
+    names_in_order = [name for name, _ in exportformats.FLAT_COLUMNS]
+
+    def joined(chunks: list[dict[str, list[Any]]]) -> dict[str, list[Any]]:
+        assert all(list(chunk) == names_in_order for chunk in chunks)
+        return {name: [v for chunk in chunks for v in chunk[name]] for name in names_in_order}
+
+    mine, theirs = joined(built), joined(expected)
+    assert len(mine["task_id"]) == len(theirs["task_id"]) > 20
+    for name in names_in_order:
+        if name in JSON_CELLS:
+            assert [None if v is None else json.loads(v) for v in mine[name]] == \
+                   [None if v is None else json.loads(v) for v in theirs[name]], name
+        else:
+            assert mine[name] == theirs[name], name
+            assert [type(v) for v in mine[name]] == [type(v) for v in theirs[name]], name
+    assert any(a is not None and a not in (0.0, 1.0) for a in mine["agreement"])
 
 
 def test_the_varied_cases_are_there(database: Database) -> None:
