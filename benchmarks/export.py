@@ -89,7 +89,7 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_one(url: str, project_id: int, fmt: str, out: str) -> None:
+def run_one(url: str, project_id: int, fmt: str, out: str, readers: int = 1) -> None:
     """In a child process: export to ``out``; print time, size and peak RSS as JSON."""
     from qistas.db.engine import Database
     from qistas.db.models import Project
@@ -118,7 +118,8 @@ def run_one(url: str, project_id: int, fmt: str, out: str) -> None:
             rows = done
 
         # Built by the database where it builds them (PostgreSQL), as the server does.
-        prebuilt = exportsql.prebuilt(session, selection=selection, pseudonym=lambda u: f"a{u}", progress=progress)
+        prebuilt = exportsql.prebuilt(session, selection=selection, pseudonym=lambda u: f"a{u}", progress=progress,
+                                      readers=exportsql.Readers(count=readers, spool_dir=Path(out).parent))
         for chunk in exportformats.render(fmt, records, spec=spec, workdir=Path(out).parent, name="bench",
                                           prebuilt=prebuilt):
             handle.write(chunk)
@@ -174,11 +175,13 @@ def main() -> None:
     parser.add_argument("--project", type=int, help="export this project of --database-url; build nothing")
     parser.add_argument("--repeat", type=int, default=1, help="exports per format, each in a fresh process")
     parser.add_argument("--write-docs", action="store_true", help="update the Exports section of docs/benchmarks.md")
+    parser.add_argument("--readers", type=int, default=1,
+                        help="PostgreSQL: connections reading one export at once (QISTAS_EXPORT_READERS)")
     parser.add_argument("--run-one", nargs=4, metavar=("URL", "PROJECT", "FORMAT", "OUT"), help=argparse.SUPPRESS)
     args, _unknown = parser.parse_known_args()  # make bench passes its own arguments to every script
     if args.run_one:
         url, project, fmt, out = args.run_one
-        run_one(url, int(project), fmt, out)
+        run_one(url, int(project), fmt, out, args.readers)
         return
     n_tasks = args.tasks or (25_000 if args.quick else 250_000)
     with tempfile.TemporaryDirectory(prefix="qistas-bench-") as tmp:
@@ -193,7 +196,8 @@ def main() -> None:
         found = []
         for fmt in [f for f in args.formats.split(",") for _ in range(args.repeat)]:
             out = f"{tmp}/export.{fmt}"
-            child = subprocess.run([sys.executable, __file__, "--run-one", url, str(project_id), fmt, out],
+            child = subprocess.run([sys.executable, __file__, "--run-one", url, str(project_id), fmt, out,
+                                    "--readers", str(args.readers)],
                                    check=True, capture_output=True, text=True)
             result = json.loads(child.stdout.strip().splitlines()[-1])
             found.append(result)

@@ -231,6 +231,11 @@ class Settings(BaseSettings):
         default=30.0, ge=0, description="Age a completion must reach before a `since` cursor covers it, so one "
         "whose transaction commits late is never skipped.",
     )
+    export_readers: int = Field(
+        default=2, ge=1, le=16, description="On PostgreSQL, how many database connections read one large export at "
+        "once (at least 25,000 tasks each), each a range of it on the same snapshot; the ranges after the first "
+        "wait in private temporary files in the export folder. 1: one connection reads every export.",
+    )
     export_keep_hours: float = Field(
         default=168.0, gt=0, description="How long a finished export job's file is kept before it is deleted."
     )

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -246,3 +248,45 @@ def test_exact_float_and_time_text(database: Database) -> None:
                     assert mine == theirs
                 compared += 1
     assert compared > 500
+
+
+@pytest.mark.parametrize("options", [results.ExportOptions(), results.ExportOptions(since="0.0")], ids=["all", "since"])
+def test_several_readers_read_what_one_reads(database: Database, options: results.ExportOptions,
+                                             tmp_path: Path) -> None:
+    """An export read by three connections at once, each a range of it on the transaction's
+    snapshot, holds the same lines and columns in the same order as one read by one."""
+    project_id, names = _build(database, seed=13, n_tasks=200)
+    pseudonym: Callable[[int], str] = names.__getitem__
+    three = exportsql.Readers(count=3, spool_dir=tmp_path, per_reader=20)
+    found: dict[str, Any] = {}
+    for label, readers in (("one", None), ("three", three)):
+        with database.reader() as session:
+            selection = _select(session, project_id, options)
+            found[label] = (b"".join(exportsql.iter_export_lines(session, selection=selection, pseudonym=pseudonym,
+                                                                 readers=readers)),
+                            list(exportsql.iter_export_columns(session, selection=selection, pseudonym=pseudonym,
+                                                               readers=readers)))
+    assert found["three"][0] == found["one"][0] and found["one"][0].count(b"\n") > 100
+    assert sum(len(c["task_id"]) for c in found["three"][1]) == sum(len(c["task_id"]) for c in found["one"][1])
+    assert [c for chunk in found["three"][1] for c in chunk["task_id"]] == \
+           [c for chunk in found["one"][1] for c in chunk["task_id"]]
+    assert list(tmp_path.iterdir()) == []  # the ranges' files have no name and are gone
+    assert not [t for t in threading.enumerate() if t.name == "export-range"]
+
+
+def test_an_export_left_early_stops_its_readers(database: Database, tmp_path: Path) -> None:
+    """A download cut off after its first lines (or an export job taken over) stops the threads
+    reading the later ranges and returns their connections."""
+    project_id, names = _build(database, seed=17, n_tasks=120)
+    checked_out = database.engine.pool.checkedout()  # type: ignore[attr-defined]
+    with database.reader() as session:
+        selection = _select(session, project_id, results.ExportOptions())
+        lines = exportsql.iter_export_lines(session, selection=selection, pseudonym=names.__getitem__,
+                                            readers=exportsql.Readers(count=4, spool_dir=tmp_path, per_reader=10))
+        assert next(lines).count(b"\n") > 0
+        assert [t for t in threading.enumerate() if t.name == "export-range"]  # the later ranges are being read
+        lines.close()
+        assert not [t for t in threading.enumerate() if t.name == "export-range"]
+        # Only the session's own connection is still out: the ranges' are back in the pool.
+        assert database.engine.pool.checkedout() == checked_out + 1  # type: ignore[attr-defined]
+    assert database.engine.pool.checkedout() == checked_out  # type: ignore[attr-defined]

@@ -26,8 +26,14 @@ comparing ``jsonb`` values, as the records path compares decoded ones.
 
 from __future__ import annotations
 
+import pickle
 import re
-from collections.abc import Callable, Iterator
+import tempfile
+import threading
+from collections.abc import Callable, Generator, Iterator, Sequence
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -47,8 +53,10 @@ from sqlalchemy import (
     select,
     text,
     true,
+    tuple_,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, aggregate_order_by
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from sqlalchemy.types import UserDefinedType
 
@@ -64,6 +72,11 @@ _SETTINGS = text("SET LOCAL extra_float_digits = 1; SET LOCAL DateStyle = 'ISO, 
 _NULL = literal("null")
 # Rows per fetch from the server-side cursor, and per chunk handed on (a parquet row group).
 CHUNK = EXPORT_CHUNK * 4
+# Fewest tasks one backend reads when several read an export (below that, one is as quick).
+PER_READER = 25_000
+_SNAPSHOT_ID = re.compile("[0-9A-Fa-f-]+")
+# The export's rows a chunk at a time; closed when the export is left early.
+_Chunks = Generator[Sequence[Any], None, None]
 # Around an annotator's id where the query had no head for them: a character JSON text never
 # holds unescaped.
 _UNNAMED = "\x01"
@@ -159,12 +172,14 @@ class _Parts:
         self.computed = (case((self.fallback.c.confidences, Task.response)).label("fallback_response"),
                          self.answers.c.answers)
 
+    def order(self) -> tuple[Any, ...]:
+        return (Task.completed_at, Task.id) if self.selection.options.since is not None else (Task.id,)
+
     def query(self, *columns: Any) -> Any:
-        order = (Task.completed_at, Task.id) if self.selection.options.since is not None else (Task.id,)
         return (select(*columns, *self.computed)
                 .select_from(Task).outerjoin(Batch, Batch.id == Task.batch_id)
                 .join(self.fallback, true()).join(self.answers, true())
-                .where(*self.selection.where).order_by(*order))
+                .where(*self.selection.where).order_by(*self.order()))
 
     def lines(self) -> Any:
         """Each task's line in three parts: before the agreement, the agreement (NULL where Python
@@ -223,32 +238,153 @@ class _Heads(dict[int, str]):
         return {annotator_id: self[annotator_id] for annotator_id in annotator_ids}
 
 
+@dataclass(frozen=True)
+class Readers:
+    """How many database backends read one export at once (``QISTAS_EXPORT_READERS``), each
+    at least ``per_reader`` tasks, and where the ranges after the first wait their turn."""
+
+    count: int = 1
+    spool_dir: Path | None = None
+    per_reader: int = PER_READER
+
+
 def prebuilt(session: Session, *, selection: Selection, pseudonym: Callable[[int], str],
-             progress: Callable[[int], None] | None = None) -> Prebuilt | None:
+             progress: Callable[[int], None] | None = None, readers: Readers | None = None) -> Prebuilt | None:
     """The export as ``exportformats.render`` takes it from the database, where the database
     builds it (PostgreSQL); else None, and the records are encoded in Python."""
     if session.get_bind().dialect.name != "postgresql":
         return None
     return Prebuilt(
-        lines=lambda: iter_export_lines(session, selection=selection, pseudonym=pseudonym, progress=progress),
-        columns=lambda: iter_export_columns(session, selection=selection, pseudonym=pseudonym, progress=progress))
+        lines=lambda: iter_export_lines(session, selection=selection, pseudonym=pseudonym, progress=progress,
+                                        readers=readers),
+        columns=lambda: iter_export_columns(session, selection=selection, pseudonym=pseudonym, progress=progress,
+                                            readers=readers))
 
 
 def _rows(session: Session, selection: Selection, pseudonym: Callable[[int], str], annotators: list[int] | None,
-          shape: Callable[[_Parts], Any]) -> tuple[_Heads, Any]:
+          shape: Callable[[_Parts], Any], readers: Readers | None) -> tuple[_Heads, _Chunks]:
+    """The export's rows a chunk at a time, and the heads made for them."""
     project = selection.project
     models = model_names(session, org_id=project.org_id)
     heads = _Heads(pseudonym, models)
     if annotators is None:
         annotators = list(session.scalars(
             select(Annotation.annotator_id).where(Annotation.project_id == project.id).distinct()))
-    session.execute(_SETTINGS)
     parts = _Parts(selection, heads.of(annotators), list(models))
-    return heads, session.connection().execution_options(yield_per=CHUNK).execute(shape(parts))
+    readers = readers or Readers()
+    count = min(readers.count, selection.total // readers.per_reader)
+    if count <= 1:
+        return heads, _read_here(session, shape(parts))
+    return heads, _read_in_ranges(session, parts, shape, count, readers.spool_dir)
+
+
+def _read_here(session: Session, statement: Any) -> _Chunks:
+    session.execute(_SETTINGS)
+    with session.connection().execute(statement.execution_options(yield_per=CHUNK)) as found:
+        yield from found.partitions()
+
+
+# --- several backends at once -----------------------------------------------------------------
+#
+# One backend builds about 40,000 tasks' lines a second; a large export is split into ranges of
+# its order, each read by a backend of its own on one snapshot (the transaction's, exported with
+# pg_export_snapshot() and imported by each reader), so the ranges together are exactly the
+# export a single statement would read. The first range streams out as it is read; each later
+# one is read at the same time by a thread into a private temporary file, and follows in turn.
+
+
+def _read_in_ranges(session: Session, parts: _Parts, shape: Callable[[_Parts], Any], count: int,
+                    spool_dir: Path | None) -> _Chunks:
+    order = parts.order()
+    bounds = _bounds(session, parts.selection, order, count)
+    snapshot = session.execute(text("SELECT pg_export_snapshot()")).scalar_one()
+    if not _SNAPSHOT_ID.fullmatch(snapshot):
+        raise RuntimeError(f"unexpected snapshot id {snapshot!r}")
+    key = tuple_(*order)
+    ranges = []
+    for lower, upper in zip([None, *bounds], [*bounds, None], strict=True):
+        statement = shape(parts)
+        if lower is not None:
+            statement = statement.where(key > tuple_(*lower))
+        if upper is not None:
+            statement = statement.where(key <= tuple_(*upper))
+        ranges.append(statement)
+    engine = session.get_bind()
+    spools = [_Spool(engine, snapshot, statement, spool_dir) for statement in ranges[1:]]
+    try:
+        with _on_snapshot(engine, snapshot) as connection, \
+                connection.execute(ranges[0].execution_options(yield_per=CHUNK)) as found:
+            yield from found.partitions()
+        for spool in spools:
+            yield from spool.replay()
+    finally:
+        for spool in spools:
+            spool.close()
+
+
+def _bounds(session: Session, selection: Selection, order: tuple[Any, ...], count: int) -> list[tuple[Any, ...]]:
+    """The last position (in the export's order) of each range but the last: ``count`` ranges of
+    about equal size."""
+    step = max(1, -(-selection.total // count))
+    numbered = select(*order, func.row_number().over(order_by=order).label("n")).where(*selection.where).subquery()
+    rows = session.execute(select(*(numbered.c[c.key] for c in order))
+                           .where(numbered.c.n % step == 0).order_by(*(numbered.c[c.key] for c in order)))
+    return [tuple(row) for row in rows][:count - 1]
+
+
+@contextmanager
+def _on_snapshot(engine: Any, snapshot: str) -> Iterator[Connection]:
+    """A connection whose transaction sees the exported snapshot."""
+    with engine.connect() as connection:
+        connection = connection.execution_options(isolation_level="REPEATABLE READ")
+        with connection.begin():
+            connection.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")  # checked: hex digits and dashes
+            connection.execute(_SETTINGS)
+            yield connection
+
+
+class _Spool:
+    """One range of the export, read by a thread of its own into a private temporary file."""
+
+    def __init__(self, engine: Any, snapshot: str, statement: Any, folder: Path | None) -> None:
+        # No name: only this process can open it. Closed by close(), after the range is replayed.
+        self.file = tempfile.TemporaryFile(dir=folder)  # noqa: SIM115
+        self.stop = threading.Event()
+        self.failure: BaseException | None = None
+        self.thread = threading.Thread(target=self._read, args=(engine, snapshot, statement),
+                                       name="export-range", daemon=True)
+        self.thread.start()
+
+    def _read(self, engine: Any, snapshot: str, statement: Any) -> None:
+        try:
+            with _on_snapshot(engine, snapshot) as connection, \
+                    connection.execute(statement.execution_options(yield_per=CHUNK)) as found:
+                for rows in found.partitions():
+                    if self.stop.is_set():
+                        return
+                    pickle.dump([tuple(row) for row in rows], self.file, protocol=pickle.HIGHEST_PROTOCOL)
+        except BaseException as exc:  # raised again where the range is replayed
+            self.failure = exc
+
+    def replay(self) -> Iterator[Sequence[Any]]:
+        self.thread.join()
+        if self.failure is not None:
+            raise self.failure
+        self.file.seek(0)
+        while True:
+            try:
+                yield pickle.load(self.file)  # this process's own file, written above
+            except EOFError:
+                return
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.file.close()
 
 
 def iter_export_lines(session: Session, *, selection: Selection, pseudonym: Callable[[int], str],
-                      progress: Callable[[int], None] | None = None,
+                      progress: Callable[[int], None] | None = None, readers: Readers | None = None,
                       annotators: list[int] | None = None) -> Iterator[bytes]:
     """The selected tasks' JSON Lines, a chunk of lines at a time, in the order of
     ``results.iter_export_records``.
@@ -256,10 +392,10 @@ def iter_export_lines(session: Session, *, selection: Selection, pseudonym: Call
     ``annotators``: whose heads the query is given (default: everyone who answered in the
     project when it starts); anyone else's are made here, from a marker in the line.
     """
-    heads, found = _rows(session, selection, pseudonym, annotators, _Parts.lines)
+    heads, chunks = _rows(session, selection, pseudonym, annotators, _Parts.lines, readers)
     done = 0
-    with found:
-        for rows in found.partitions():
+    with closing(chunks):  # left early: its readers stop now, not when collected
+        for rows in chunks:
             lines = []
             for start, counted, end, response, answers in rows:
                 if counted is None:
@@ -272,15 +408,15 @@ def iter_export_lines(session: Session, *, selection: Selection, pseudonym: Call
 
 
 def iter_export_columns(session: Session, *, selection: Selection, pseudonym: Callable[[int], str],
-                        progress: Callable[[int], None] | None = None,
+                        progress: Callable[[int], None] | None = None, readers: Readers | None = None,
                         annotators: list[int] | None = None) -> Iterator[dict[str, list[Any]]]:
     """The selected tasks' rows of the flat table, a chunk at a time as columns (name -> values)."""
-    heads, found = _rows(session, selection, pseudonym, annotators, _Parts.columns)
+    heads, chunks = _rows(session, selection, pseudonym, annotators, _Parts.columns, readers)
     names = [name for name, _ in FLAT_COLUMNS]
     at_agreement, at_annotations = names.index("agreement"), names.index("annotations")
     done = 0
-    with found:
-        for rows in found.partitions():
+    with closing(chunks):
+        for rows in chunks:
             values = [list(column) for column in zip(*rows, strict=True)]
             shares, listed = values[at_agreement], values[at_annotations]
             for row, (response, answers) in enumerate(zip(values[-2], values[-1], strict=True)):

@@ -240,8 +240,8 @@ def iter_export_records(
     # One ordered pass over the ids (a server-side cursor on PostgreSQL), then each chunk's
     # rows by primary key. Keyset pages re-planned per chunk on SQLite walked the project's
     # index and sorted every one of its tasks again for each chunk of 500.
-    ids = connection.execution_options(yield_per=EXPORT_CHUNK).execute(
-        select(Task.id).where(*selection.where).order_by(*order))
+    ids = connection.execute(
+        select(Task.id).where(*selection.where).order_by(*order).execution_options(yield_per=EXPORT_CHUNK))
     with ids:
         yield from _records(connection, ids, recheck, values, batch_names, models, pseudonym, progress)
 

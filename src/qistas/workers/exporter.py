@@ -63,6 +63,11 @@ def export_dir(settings: Settings) -> Path:
     return settings.home / "exports"
 
 
+def readers(settings: Settings) -> exportsql.Readers:
+    """How many database connections read one large export, and where their ranges wait."""
+    return exportsql.Readers(count=settings.export_readers, spool_dir=private_folder(export_dir(settings)))
+
+
 class Exporter:
     def __init__(self, settings: Settings, db: Database, store: MediaStore | None = None) -> None:
         self.settings = settings
@@ -220,7 +225,8 @@ class Exporter:
 
             ext = exportformats.extension(job.format, spec)
             name = f"project-{project.id}-export-{job_id}.{ext}"
-            prebuilt = exportsql.prebuilt(session, selection=selection, pseudonym=pseudonym, progress=progress)
+            prebuilt = exportsql.prebuilt(session, selection=selection, pseudonym=pseudonym, progress=progress,
+                                          readers=readers(self.settings))
             body = exportformats.render(job.format, records, spec=spec,
                                         workdir=workdir, name=f"project-{project.id}", prebuilt=prebuilt)
             with os.fdopen(open_private(partial), "wb") as handle:

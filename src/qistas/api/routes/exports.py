@@ -23,7 +23,7 @@ from qistas.domain.security import pseudonyms
 from qistas.domain.tasktypes import parse_spec
 from qistas.errors import Conflict, NotFound
 from qistas.policies import ensure_customer_access
-from qistas.workers.exporter import export_dir
+from qistas.workers.exporter import export_dir, readers
 
 router = APIRouter(tags=["exports"])
 API = "/api/v1"
@@ -90,7 +90,8 @@ def _stream(db: Db, settings: Settings, project: Project, spec: Any, selection: 
 
         yield from exportformats.render(fmt, records, spec=spec, workdir=export_dir(settings),
                                         name=f"project-{project.id}",
-                                        prebuilt=exportsql.prebuilt(session, selection=selection, pseudonym=pseudonym))
+                                        prebuilt=exportsql.prebuilt(session, selection=selection, pseudonym=pseudonym,
+                                                                    readers=readers(settings)))
 
 
 @router.post("/projects/{project_id}/exports", status_code=202, response_model=ExportRead, dependencies=[IDEMPOTENT])
