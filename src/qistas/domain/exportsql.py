@@ -5,7 +5,8 @@ each record a dict, each line encoded (about 100 µs of the exporter's CPU per t
 answers). On PostgreSQL the database writes the same text itself, in C, and the exporter only
 joins it: the stored ``jsonb`` values go out as the database prints them, the rest is
 concatenated around them, and each task's answers are aggregated by one lateral subquery on
-the task's index. One statement reads the whole export, so it is one snapshot.
+the task's index. One statement reads the export, or one per range of it when several backends
+read a large one (``Readers``), all on one snapshot.
 
 - ``jsonl``: one line per task, the same keys in the same order and the same values as the
   records' (``tests/domain/test_export_sql.py`` compares them parsed). The text differs in
@@ -18,10 +19,12 @@ the task's index. One statement reads the whole export, so it is one snapshot.
 
 What the database cannot do is done before and after: the annotators' pseudonyms (an HMAC
 under the server's secret) and model names are made in Python once per annotator and passed
-in as an array; the agreement of a response that carries confidences inside it (spans, boxes,
-rubrics) is computed in Python with ``results.agreement`` from the task's kept answers, which
-the query returns for those tasks only; every other agreement is counted by the database
-comparing ``jsonb`` values, as the records path compares decoded ones.
+in as an array (for a small export, such as a ``since`` one, they are named in Python from a
+marker instead, so a project's whole workforce is not named for a few lines); the agreement
+of a response that carries confidences inside it (spans, boxes, rubrics) is computed in Python
+with ``results.agreement`` from the task's kept answers, which the query returns for those
+tasks only; every other agreement is counted by the database comparing ``jsonb`` values, as
+the records path compares decoded ones.
 """
 
 from __future__ import annotations
@@ -74,6 +77,8 @@ _NULL = literal("null")
 CHUNK = EXPORT_CHUNK * 4
 # Fewest tasks one backend reads when several read an export (below that, one is as quick).
 PER_READER = 25_000
+# Fewest tasks for which the project's annotators are named before the query (below, from markers).
+HEADS_FROM = 5_000
 _SNAPSHOT_ID = re.compile("[0-9A-Fa-f-]+")
 # The export's rows a chunk at a time; closed when the export is left early.
 _Chunks = Generator[Sequence[Any], None, None]
@@ -268,7 +273,7 @@ def _rows(session: Session, selection: Selection, pseudonym: Callable[[int], str
     models = model_names(session, org_id=project.org_id)
     heads = _Heads(pseudonym, models)
     if annotators is None:
-        annotators = list(session.scalars(
+        annotators = [] if selection.total < HEADS_FROM else list(session.scalars(
             select(Annotation.annotator_id).where(Annotation.project_id == project.id).distinct()))
     parts = _Parts(selection, heads.of(annotators), list(models))
     readers = readers or Readers()
@@ -390,7 +395,8 @@ def iter_export_lines(session: Session, *, selection: Selection, pseudonym: Call
     ``results.iter_export_records``.
 
     ``annotators``: whose heads the query is given (default: everyone who answered in the
-    project when it starts); anyone else's are made here, from a marker in the line.
+    project when it starts, for an export of ``HEADS_FROM`` tasks or more); anyone else's are
+    made here, from a marker in the line.
     """
     heads, chunks = _rows(session, selection, pseudonym, annotators, _Parts.lines, readers)
     done = 0
