@@ -292,3 +292,22 @@ def test_an_export_left_early_stops_its_readers(database: Database, tmp_path: Pa
         # Only the session's own connection is still out: the ranges' are back in the pool.
         assert database.engine.pool.checkedout() == checked_out + 1  # type: ignore[attr-defined]
     assert database.engine.pool.checkedout() == checked_out  # type: ignore[attr-defined]
+
+
+def test_ranges_in_completion_order_whatever_the_session_time_zone(database: Database, db_url: str,
+                                                                   tmp_path: Path) -> None:
+    """A ``since`` export read in ranges split at completion times (naive UTC in the database)
+    on connections whose time zone is not UTC holds the same lines, times as UTC."""
+    project_id, names = _build(database, seed=19, n_tasks=200)
+    pseudonym: Callable[[int], str] = names.__getitem__
+    riyadh = Database.from_url(db_url, connect_args={"options": "-c TimeZone=Asia/Riyadh"})
+    try:
+        found = []
+        for db, readers in ((database, None), (riyadh, exportsql.Readers(count=4, spool_dir=tmp_path, per_reader=20))):
+            with db.reader() as session:
+                selection = _select(session, project_id, results.ExportOptions(since="0.0"))
+                found.append(b"".join(exportsql.iter_export_lines(session, selection=selection, pseudonym=pseudonym,
+                                                                  readers=readers)))
+        assert found[0] == found[1] and found[0].count(b"\n") > 100
+    finally:
+        riyadh.dispose()

@@ -306,13 +306,19 @@ def _read_in_ranges(session: Session, parts: _Parts, shape: Callable[[_Parts], A
     if not _SNAPSHOT_ID.fullmatch(snapshot):
         raise RuntimeError(f"unexpected snapshot id {snapshot!r}")
     key = tuple_(*order)
+
+    def at(bound: tuple[Any, ...]) -> Any:
+        # As its columns' types: a time compared as the naive UTC it is stored as, not shifted
+        # by the session's time zone (which would still split the export, but unevenly).
+        return tuple_(*(literal(value, column.type) for value, column in zip(bound, order, strict=True)))
+
     ranges = []
     for lower, upper in zip([None, *bounds], [*bounds, None], strict=True):
         statement = shape(parts)
         if lower is not None:
-            statement = statement.where(key > tuple_(*lower))
+            statement = statement.where(key > at(lower))
         if upper is not None:
-            statement = statement.where(key <= tuple_(*upper))
+            statement = statement.where(key <= at(upper))
         ranges.append(statement)
     engine = session.get_bind()
     spools = [_Spool(engine, snapshot, statement, spool_dir) for statement in ranges[1:]]
