@@ -234,7 +234,8 @@ class Settings(BaseSettings):
     export_readers: int = Field(
         default=2, ge=1, le=16, description="On PostgreSQL, how many database connections read one large export at "
         "once (at least 25,000 tasks each), each a range of it on the same snapshot; the ranges after the first "
-        "wait in private temporary files in the export folder. 1: one connection reads every export.",
+        "wait in private temporary files in the export folder. A process has at most this many minus one extra "
+        "connections out at once. 1: one connection reads every export.",
     )
     export_keep_hours: float = Field(
         default=168.0, gt=0, description="How long a finished export job's file is kept before it is deleted."

@@ -311,3 +311,21 @@ def test_ranges_in_completion_order_whatever_the_session_time_zone(database: Dat
         assert found[0] == found[1] and found[0].count(b"\n") > 100
     finally:
         riyadh.dispose()
+
+
+def test_exports_at_once_share_the_extra_readers(database: Database, tmp_path: Path) -> None:
+    """Two exports at once in one process: the second finds the extra reader connections taken
+    by the first and reads with its own connection alone, the same lines."""
+    project_id, names = _build(database, seed=23, n_tasks=150)
+    readers = exportsql.Readers(count=3, spool_dir=tmp_path, per_reader=10)
+    with database.reader() as first, database.reader() as second:
+        lines = exportsql.iter_export_lines(first, selection=_select(first, project_id, results.ExportOptions()),
+                                            pseudonym=names.__getitem__, readers=readers)
+        head = next(lines)
+        assert exportsql._SLOTS.used == 2
+        alone = b"".join(exportsql.iter_export_lines(
+            second, selection=_select(second, project_id, results.ExportOptions()), pseudonym=names.__getitem__,
+            readers=readers))
+        assert exportsql._SLOTS.used == 2
+        assert head + b"".join(lines) == alone
+    assert exportsql._SLOTS.used == 0

@@ -280,7 +280,7 @@ def _rows(session: Session, selection: Selection, pseudonym: Callable[[int], str
     count = min(readers.count, selection.total // readers.per_reader)
     if count <= 1:
         return heads, _read_here(session, shape(parts))
-    return heads, _read_in_ranges(session, parts, shape, count, readers.spool_dir)
+    return heads, _read_in_ranges(session, parts, shape, count, readers)
 
 
 def _read_here(session: Session, statement: Any) -> _Chunks:
@@ -298,8 +298,43 @@ def _read_here(session: Session, statement: Any) -> _Chunks:
 # one is read at the same time by a thread into a private temporary file, and follows in turn.
 
 
+class _Slots:
+    """The extra reader connections this process has out: at most ``QISTAS_EXPORT_READERS`` − 1
+    at once, so exports running together hold no more of the pool than one export's readers
+    beyond one connection each (an export that finds none free reads with one)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.used = 0
+
+    def take(self, wanted: int, limit: int) -> int:
+        with self.lock:
+            got = max(0, min(wanted, limit - self.used))
+            self.used += got
+            return got
+
+    def give(self, count: int) -> None:
+        with self.lock:
+            self.used -= count
+
+
+_SLOTS = _Slots()
+
+
 def _read_in_ranges(session: Session, parts: _Parts, shape: Callable[[_Parts], Any], count: int,
-                    spool_dir: Path | None) -> _Chunks:
+                    readers: Readers) -> _Chunks:
+    extra = _SLOTS.take(count - 1, readers.count - 1)
+    try:
+        if extra == 0:
+            yield from _read_here(session, shape(parts))
+        else:
+            yield from _ranges(session, parts, shape, extra + 1, readers.spool_dir)
+    finally:
+        _SLOTS.give(extra)
+
+
+def _ranges(session: Session, parts: _Parts, shape: Callable[[_Parts], Any], count: int,
+            spool_dir: Path | None) -> _Chunks:
     order = parts.order()
     bounds = _bounds(session, parts.selection, order, count)
     snapshot = session.execute(text("SELECT pg_export_snapshot()")).scalar_one()
