@@ -356,8 +356,10 @@ def _ranges(session: Session, parts: _Parts, shape: Callable[[_Parts], Any], cou
             statement = statement.where(key <= at(upper))
         ranges.append(statement)
     engine = session.get_bind()
-    spools = [_Spool(engine, snapshot, statement, spool_dir) for statement in ranges[1:]]
+    spools: list[_Spool] = []
     try:
+        for statement in ranges[1:]:
+            spools.append(_Spool(engine, snapshot, statement, spool_dir))
         with _on_snapshot(engine, snapshot) as connection, \
                 connection.execute(ranges[0].execution_options(yield_per=CHUNK)) as found:
             yield from found.partitions()
