@@ -230,9 +230,10 @@ def _load_coded(session: Session, project: Project, labels: list[str]) -> _Coded
     """
     index = {label: i for i, label in enumerate(labels)}
     connection = session.connection()
-    found = connection.execution_options(yield_per=REFIT_CHUNK).execute(
+    found = connection.execute(  # yield_per on the statement: the session's later ones are not cursors
         select(Annotation.task_id, Annotation.annotator_id, Annotation.answer["label"].as_string())
-        .where(Annotation.project_id == project.id, Annotation.rejected_at.is_(None)).order_by(Annotation.id))
+        .where(Annotation.project_id == project.id, Annotation.rejected_at.is_(None)).order_by(Annotation.id)
+        .execution_options(yield_per=REFIT_CHUNK))
     with found:
         parts = [np.array([(t, a, index.get(label, -1)) for t, a, label in rows], dtype=np.int64).reshape(-1, 3)
                  for rows in found.partitions()]
