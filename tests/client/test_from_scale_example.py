@@ -43,7 +43,7 @@ def test_delivery_docs_name_every_setting_format_and_event() -> None:
     text = (DOCS / "delivery.md").read_text()
     delivery_settings = [name for name in Settings.model_fields
                          if name.startswith(("webhook_", "worker_", "background_", "export_", "cursor_"))]
-    assert len(delivery_settings) == 12
+    assert len(delivery_settings) == 13
     for name in delivery_settings:
         assert f"QISTAS_{name.upper()}" in text, name
     for fmt in formats():
