@@ -278,16 +278,19 @@ def test_several_readers_read_what_one_reads(database: Database, options: result
 
 def test_an_export_left_early_stops_its_readers(database: Database, tmp_path: Path) -> None:
     """A download cut off after its first lines (or an export job taken over) stops the threads
-    reading the later ranges and returns their connections."""
+    reading the later ranges and returns their connections and its extra reader slots."""
     project_id, names = _build(database, seed=17, n_tasks=120)
     checked_out = database.engine.pool.checkedout()  # type: ignore[attr-defined]
     with database.reader() as session:
         selection = _select(session, project_id, results.ExportOptions())
         lines = exportsql.iter_export_lines(session, selection=selection, pseudonym=names.__getitem__,
                                             readers=exportsql.Readers(count=4, spool_dir=tmp_path, per_reader=10))
-        assert next(lines).count(b"\n") > 0
-        assert [t for t in threading.enumerate() if t.name == "export-range"]  # the later ranges are being read
-        lines.close()
+        try:
+            assert next(lines).count(b"\n") > 0
+            assert exportsql._SLOTS.used == 3  # three later ranges, read by threads of their own
+        finally:
+            lines.close()
+        assert exportsql._SLOTS.used == 0
         assert not [t for t in threading.enumerate() if t.name == "export-range"]
         # Only the session's own connection is still out: the ranges' are back in the pool.
         assert database.engine.pool.checkedout() == checked_out + 1  # type: ignore[attr-defined]
@@ -321,11 +324,14 @@ def test_exports_at_once_share_the_extra_readers(database: Database, tmp_path: P
     with database.reader() as first, database.reader() as second:
         lines = exportsql.iter_export_lines(first, selection=_select(first, project_id, results.ExportOptions()),
                                             pseudonym=names.__getitem__, readers=readers)
-        head = next(lines)
-        assert exportsql._SLOTS.used == 2
-        alone = b"".join(exportsql.iter_export_lines(
-            second, selection=_select(second, project_id, results.ExportOptions()), pseudonym=names.__getitem__,
-            readers=readers))
-        assert exportsql._SLOTS.used == 2
-        assert head + b"".join(lines) == alone
+        try:
+            head = next(lines)
+            assert exportsql._SLOTS.used == 2
+            alone = b"".join(exportsql.iter_export_lines(
+                second, selection=_select(second, project_id, results.ExportOptions()), pseudonym=names.__getitem__,
+                readers=readers))
+            assert exportsql._SLOTS.used == 2
+            assert head + b"".join(lines) == alone
+        finally:
+            lines.close()
     assert exportsql._SLOTS.used == 0
