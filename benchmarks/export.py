@@ -89,7 +89,15 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_one(url: str, project_id: int, fmt: str, out: str, readers: int = 1) -> None:
+def busy_cpu_seconds() -> float:
+    """The whole machine's busy CPU time so far (/proc/stat): the exporter and the database
+    together, when both run here."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle and iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def run_one(url: str, project_id: int, fmt: str, out: str, readers: int = 1, records_only: bool = False) -> None:
     """In a child process: export to ``out``; print time, size and peak RSS as JSON."""
     from qistas.db.engine import Database
     from qistas.db.models import Project
@@ -98,7 +106,7 @@ def run_one(url: str, project_id: int, fmt: str, out: str, readers: int = 1) -> 
 
     baseline = peak_rss_mb()
     db = Database.from_url(url)
-    began, cpu = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
+    began, cpu, machine = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF), busy_cpu_seconds()
     rows = 0
     with db.reader() as session, open(out, "wb") as handle:
         project = session.get(Project, project_id)
@@ -117,16 +125,19 @@ def run_one(url: str, project_id: int, fmt: str, out: str, readers: int = 1) -> 
             nonlocal rows
             rows = done
 
-        # Built by the database where it builds them (PostgreSQL), as the server does.
-        prebuilt = exportsql.prebuilt(session, selection=selection, pseudonym=lambda u: f"a{u}", progress=progress,
-                                      readers=exportsql.Readers(count=readers, spool_dir=Path(out).parent))
+        # Built by the database where it builds them (PostgreSQL), as the server does, unless
+        # --records asks for the records path (what every export was before).
+        prebuilt = None if records_only else exportsql.prebuilt(
+            session, selection=selection, pseudonym=lambda u: f"a{u}", progress=progress,
+            readers=exportsql.Readers(count=readers, spool_dir=Path(out).parent))
         for chunk in exportformats.render(fmt, records, spec=spec, workdir=Path(out).parent, name="bench",
                                           prebuilt=prebuilt):
             handle.write(chunk)
     seconds = time.perf_counter() - began
     after = resource.getrusage(resource.RUSAGE_SELF)
     cpu_seconds = after.ru_utime + after.ru_stime - cpu.ru_utime - cpu.ru_stime
-    print(json.dumps({"format": fmt, "seconds": seconds, "cpu_seconds": cpu_seconds, "rows": rows,
+    print(json.dumps({"format": fmt, "seconds": seconds, "cpu_seconds": cpu_seconds,
+                      "machine_cpu_seconds": busy_cpu_seconds() - machine, "rows": rows,
                       "bytes": os.path.getsize(out),
                       "peak_rss_mb": peak_rss_mb(), "baseline_rss_mb": baseline}))
 
@@ -177,11 +188,13 @@ def main() -> None:
     parser.add_argument("--write-docs", action="store_true", help="update the Exports section of docs/benchmarks.md")
     parser.add_argument("--readers", type=int, default=1,
                         help="PostgreSQL: connections reading one export at once (QISTAS_EXPORT_READERS)")
+    parser.add_argument("--records", action="store_true",
+                        help="PostgreSQL: encode the records in Python instead of the lines the database builds")
     parser.add_argument("--run-one", nargs=4, metavar=("URL", "PROJECT", "FORMAT", "OUT"), help=argparse.SUPPRESS)
     args, _unknown = parser.parse_known_args()  # make bench passes its own arguments to every script
     if args.run_one:
         url, project, fmt, out = args.run_one
-        run_one(url, int(project), fmt, out, args.readers)
+        run_one(url, int(project), fmt, out, args.readers, args.records)
         return
     n_tasks = args.tasks or (25_000 if args.quick else 250_000)
     with tempfile.TemporaryDirectory(prefix="qistas-bench-") as tmp:
@@ -197,11 +210,12 @@ def main() -> None:
         for fmt in [f for f in args.formats.split(",") for _ in range(args.repeat)]:
             out = f"{tmp}/export.{fmt}"
             child = subprocess.run([sys.executable, __file__, "--run-one", url, str(project_id), fmt, out,
-                                    "--readers", str(args.readers)],
+                                    "--readers", str(args.readers), *(["--records"] if args.records else [])],
                                    check=True, capture_output=True, text=True)
             result = json.loads(child.stdout.strip().splitlines()[-1])
             found.append(result)
-            print(f"{fmt:8} {result['seconds']:7.1f}s  cpu {result['cpu_seconds']:6.1f}s  {result['rows']:,} tasks  "
+            print(f"{fmt:8} {result['seconds']:7.1f}s  cpu {result['cpu_seconds']:6.1f}s  "
+                  f"machine cpu {result['machine_cpu_seconds']:6.1f}s  {result['rows']:,} tasks  "
                   f"{result['bytes'] / 1e6:7.1f} MB  "
                   f"peak RSS {result['peak_rss_mb']:.0f} MB (baseline {result['baseline_rss_mb']:.0f} MB)", flush=True)
             os.unlink(out)
