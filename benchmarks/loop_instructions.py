@@ -11,6 +11,14 @@ by running each with its source on ``PYTHONPATH``:
     PYTHONPATH=src python benchmarks/loop_instructions.py
     PYTHONPATH=src python benchmarks/loop_instructions.py --token-lookups every
 
+``--postgres URL`` runs it on a new database of that PostgreSQL cluster instead of SQLite (the
+database's own processes are not counted: what is counted is the server's Python and the
+driver), with the loop's transactions on the event loop (``QISTAS_POSTGRES_INLINE_LOOP``) unless
+``--threads``:
+
+    python -m tests.throwaway_postgres sh -c 'PYTHONPATH=src python benchmarks/loop_instructions.py \
+        --postgres "$QISTAS_TEST_POSTGRES_URL"'
+
 ``--token-lookups remembered`` (the default) keeps every token's user for the whole run, as
 the token cache does between its refreshes; ``every`` looks each request's token up. Printed:
 millions of instructions per annotation (take + submit). Under valgrind everything runs some
@@ -35,7 +43,21 @@ REDUNDANCY = 3
 SPEC = {"type": "classification", "labels": ["positive", "negative", "mixed"], "text_field": "text"}
 
 
-def build(home: str, annotators: int, remembered: bool) -> tuple[Any, str, list[str]]:
+def new_postgres_database(server_url: str) -> str:
+    """A new, empty database on the cluster at ``server_url``: its URL (SQLAlchemy's form)."""
+    from sqlalchemy import create_engine, make_url, text
+
+    name = f"qistas_instr_{os.getpid()}_{int(time.time())}"
+    url = make_url(server_url).set(drivername="postgresql+psycopg")
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+def build(home: str, annotators: int, remembered: bool, postgres: str | None = None,
+          inline: bool = True) -> tuple[Any, str, list[str]]:
     from qistas.api.app import create_app
     from qistas.config import Settings
     from qistas.db.engine import Database
@@ -43,7 +65,7 @@ def build(home: str, annotators: int, remembered: bool) -> tuple[Any, str, list[
     from qistas.domain import users
     from qistas.domain.users import TokenCache
 
-    url = f"sqlite:///{home}/qistas.db"
+    url = new_postgres_database(postgres) if postgres else f"sqlite:///{home}/qistas.db"
     upgrade(url)
     db = Database.from_url(url)
     with db.writer.begin() as session:
@@ -52,7 +74,8 @@ def build(home: str, annotators: int, remembered: bool) -> tuple[Any, str, list[
                                                                    org_id=org.id))
         tokens = [users.create_token(session, user=users.create_user(session, email=f"w{n}@bench.test",
                                                                      role="annotator")) for n in range(annotators)]
-    app = create_app(Settings(home=home, database_url=url, secret_key="s" * 40, background_workers=False), db)
+    app = create_app(Settings(home=home, database_url=url, secret_key="s" * 40, background_workers=False,
+                              postgres_inline_loop=inline), db)
     app.state.tokens = TokenCache(seconds=3600.0 if remembered else 0.0)
     return app, owner, tokens
 
@@ -103,7 +126,8 @@ async def loop(app: Any, owner: str, tokens: list[str], tasks: int, valgrind: bo
 
 def child(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="qistas-instr-") as home:
-        app, owner, tokens = build(home, args.annotators, args.token_lookups == "remembered")
+        app, owner, tokens = build(home, args.annotators, args.token_lookups == "remembered", args.postgres,
+                                   inline=not args.threads)
         done, cpu = asyncio.run(loop(app, owner, tokens, args.tasks, valgrind=not args.no_valgrind))
     print(f"annotations {done} cpu {cpu:.6f}")
 
@@ -114,6 +138,9 @@ def main() -> int:
     parser.add_argument("--tasks", type=int, default=60, help=f"each answered by {REDUNDANCY} annotators")
     parser.add_argument("--token-lookups", choices=["remembered", "every"], default="remembered")
     parser.add_argument("--no-valgrind", action="store_true", help="print CPU time instead of instructions")
+    parser.add_argument("--postgres", metavar="URL", help="a PostgreSQL cluster to run on (a new database in it)")
+    parser.add_argument("--threads", action="store_true",
+                        help="PostgreSQL: the loop's transactions in the thread pool (QISTAS_POSTGRES_INLINE_LOOP off)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -123,7 +150,8 @@ def main() -> int:
         print("valgrind is not installed: CPU time instead (--no-valgrind)", file=sys.stderr)
         args.no_valgrind = True
     command = [sys.executable, __file__, "--child", "--annotators", str(args.annotators), "--tasks", str(args.tasks),
-               "--token-lookups", args.token_lookups, *(["--no-valgrind"] if args.no_valgrind else [])]
+               "--token-lookups", args.token_lookups, *(["--no-valgrind"] if args.no_valgrind else []),
+               *(["--postgres", args.postgres] if args.postgres else []), *(["--threads"] if args.threads else [])]
     if not args.no_valgrind:
         with tempfile.TemporaryDirectory(prefix="qistas-callgrind-") as folder:
             command = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
@@ -136,7 +164,9 @@ def main() -> int:
         print(ran.stdout + ran.stderr, file=sys.stderr)
         return 1
     done, cpu = int(result[1]), float(result[2])
-    print(f"annotation loop, {args.annotators} annotators, {done} annotations, token lookups {args.token_lookups}:")
+    where = "sqlite" if not args.postgres else f"postgresql, {'threads' if args.threads else 'inline'}"
+    print(f"annotation loop ({where}), {args.annotators} annotators, {done} annotations, "
+          f"token lookups {args.token_lookups}:")
     if args.no_valgrind:
         print(f"  {1000 * cpu / done:.2f} ms of CPU per annotation (client included)")
         return 0

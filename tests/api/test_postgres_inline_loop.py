@@ -8,7 +8,6 @@ import asyncio
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -37,13 +36,17 @@ def inline_tenant(server: LiveServer, database: Database) -> Iterator[Tenant]:
 
 
 def test_the_loop_runs_on_the_event_loop(server: LiveServer, inline_tenant: Tenant, database: Database) -> None:
-    assert server.app.state.db.inline_postgres is True
-    inline = replace(database, inline_postgres=True)
+    assert server.app.state.db.inline_postgres is not None
+    inline = database.with_inline_postgres()
 
     async def on_the_loop() -> tuple[int, int]:
         return threading.get_ident(), await write_now(inline, lambda _session: threading.get_ident())
 
-    loop_thread, work_thread = asyncio.run(on_the_loop())
+    try:
+        loop_thread, work_thread = asyncio.run(on_the_loop())
+    finally:
+        assert inline.inline_postgres is not None
+        inline.inline_postgres.close()
     assert work_thread == loop_thread
     pid = inline_tenant.project(redundancy={"min": 2, "max": 2})["id"]
     inline_tenant.add_tasks(pid, [{"data": {"text": f"t{i}"}} for i in range(3)])
@@ -90,3 +93,29 @@ def test_a_long_row_lock_is_waited_for_in_a_thread(server: LiveServer, inline_te
     submitting.join()
     assert answered["status"] == 201
     assert answered["seconds"] >= 0.7  # it did wait for the lock
+
+
+def test_the_loop_keeps_one_connection_and_replaces_it_when_it_dies(server: LiveServer, inline_tenant: Tenant,
+                                                                     database: Database) -> None:
+    """The loop's transactions run on one connection the event loop keeps; killed between two
+    requests (a database restart, a proxy's idle cut), the next request is answered all the
+    same, on a new connection, and stores its answer once."""
+    pid = inline_tenant.project(redundancy={"min": 1, "max": 1})["id"]
+    inline_tenant.add_tasks(pid, [{"data": {"text": f"t{i}"}} for i in range(4)])
+    worker = inline_tenant.annotators[0]
+    submit(worker, take(worker, pid)["id"], {"label": "positive"})
+    kept = server.app.state.db.inline_postgres
+    assert kept is not None and len(kept._kept) == 1
+    connection = kept._kept[0]
+    for _ in range(2):  # more requests, the same connection
+        submit(worker, take(worker, pid)["id"], {"label": "positive"})
+    assert kept._kept == [connection]
+    with database.engine.connect() as admin:  # every other backend of the database goes, the kept one with them
+        admin.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                           "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+    lease = take(worker, pid)
+    response = worker.post(f"/assignments/{lease['id']}/submit", json={"answer": {"label": "negative"}})
+    assert response.status_code == 201, response.text
+    assert len(kept._kept) == 1 and kept._kept[0] is not connection
+    stats = inline_tenant.owner.get(f"/projects/{pid}/stats").json()
+    assert stats["annotations"] == 4 and stats["tasks"]["completed"] == 4, stats

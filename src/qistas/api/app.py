@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import replace
 
 from anyio import to_thread
 from fastapi import FastAPI
@@ -72,7 +71,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     settings = settings or get_settings()
     db = database or Database.from_url(settings.sqlalchemy_url)
     if settings.postgres_inline_loop and not is_sqlite(db.engine):
-        db = replace(db, inline_postgres=True)
+        db = db.with_inline_postgres()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -94,6 +93,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         _app.state.media_store.close()
         if database is None:  # we made it, we close it
             db.dispose()
+        elif db.inline_postgres is not None:  # the connection kept for the loop is ours
+            db.inline_postgres.close()
 
     app = Qistas(
         title="Qistas",

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Dialect, Engine, LargeBinary, Text, cast, func, text
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 
@@ -102,6 +103,17 @@ def claim_lock(session: Session, query: Any, *, of: Any = None) -> Any:
 def is_lock_timeout(exc: BaseException) -> bool:
     """A statement that waited on a lock for longer than ``lock_timeout`` (PostgreSQL)."""
     return getattr(getattr(exc, "orig", None), "sqlstate", None) == "55P03"
+
+
+def is_disconnect(exc: BaseException) -> bool:
+    """The PostgreSQL connection is gone (the server went away, shut down or dropped it),
+    rather than the statement refused: no server error code, or a connection or shutdown one."""
+    if getattr(exc, "connection_invalidated", False):
+        return True
+    if not isinstance(exc, OperationalError | InterfaceError):
+        return False
+    code = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return code is None or code.startswith("08") or code in ("57P01", "57P02", "57P03")
 
 
 def is_retryable(exc: BaseException) -> bool:

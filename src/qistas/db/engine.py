@@ -33,7 +33,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -258,23 +258,41 @@ class InlineTransactions:
 
     def __init__(self, engine: Engine, queue: _WriterQueue | None) -> None:
         """``queue`` None: read-only transactions (``BEGIN DEFERRED``), which in WAL mode
-        never wait for a writer and never keep one waiting (``Database.inline_reader``)."""
+        never wait for a writer and never keep one waiting (``Database.inline_reader``), or any
+        transaction on PostgreSQL (``Database.inline_postgres``)."""
         self._engine = engine.execution_options(sqlite_begin="IMMEDIATE", sqlite_nowait=True) \
             if queue is not None else engine
         self._queue = queue
+        # A PostgreSQL connection can die while kept (a restart, a network cut, an idle
+        # timeout): one left unused for a while goes back to the pool, whose check-out pings it.
+        self._idle_limit = None if is_sqlite(engine) else KEPT_IDLE_SECONDS
         self._local = threading.local()
         self._kept: list[Connection] = []  # every thread's connection, closed by ``close``
         self._kept_lock = threading.Lock()
 
     def _connection(self) -> Connection:
         connection: Connection | None = getattr(self._local, "connection", None)
+        if self._idle_limit is not None:
+            now = time.monotonic()
+            if connection is not None and (now - self._local.used > self._idle_limit or _broken(connection)):
+                self._forget(connection)
+                connection = None
+            self._local.used = now
         if connection is None or connection.closed or connection.invalidated:
             if connection is not None:
-                connection.close()
+                self._forget(connection)
             connection = self._local.connection = self._engine.connect()
             with self._kept_lock:
                 self._kept.append(connection)
         return connection
+
+    def _forget(self, connection: Connection) -> None:
+        with self._kept_lock:
+            if connection in self._kept:
+                self._kept.remove(connection)
+        if _broken(connection) and not connection.invalidated:
+            connection.invalidate()  # not back to the pool: a dead connection is closed
+        connection.close()
 
     @contextmanager
     def begin(self) -> Iterator[Session]:
@@ -299,11 +317,25 @@ class InlineTransactions:
             connection.close()
 
 
+# A kept PostgreSQL connection unused for this long is checked (by the pool's ping) before its next use.
+KEPT_IDLE_SECONDS = 5.0
+
+
+def _broken(connection: Connection) -> bool:
+    """Whether the driver knows its connection is gone (psycopg's ``broken``: the server went away
+    mid-statement)."""
+    if connection.closed or connection.invalidated:
+        return False
+    driver = connection.connection.driver_connection
+    return bool(getattr(driver, "broken", False) or getattr(driver, "closed", False))
+
+
 @dataclass(frozen=True)
 class Database:
     """An engine with its session factories: ``reader``, ``writer``, ``bulk_writer`` and, on
     SQLite, ``inline_writer``. ``inline_postgres``: on PostgreSQL, the annotation loop's short
-    transactions run on the event loop (``unit_of_work.write_now``; ``QISTAS_POSTGRES_INLINE_LOOP``)."""
+    transactions run on the event loop, on the connection it keeps (``unit_of_work.write_now``;
+    ``QISTAS_POSTGRES_INLINE_LOOP``; made by ``with_inline_postgres``)."""
 
     engine: Engine
     reader: sessionmaker[Session]
@@ -311,7 +343,7 @@ class Database:
     bulk_writer: sessionmaker[Session]
     inline_writer: InlineTransactions | None = None
     inline_reader: InlineTransactions | None = None
-    inline_postgres: bool = False
+    inline_postgres: InlineTransactions | None = None
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> Database:
@@ -333,8 +365,12 @@ class Database:
             inline_reader=inline_reader,
         )
 
+    def with_inline_postgres(self) -> Database:
+        """The same database, its annotation loop's transactions run on the event loop (PostgreSQL)."""
+        return replace(self, inline_postgres=InlineTransactions(self.engine, None))
+
     def dispose(self) -> None:
-        for inline in (self.inline_writer, self.inline_reader):
+        for inline in (self.inline_writer, self.inline_reader, self.inline_postgres):
             if inline is not None:
                 inline.close()
         self.engine.dispose()

@@ -18,7 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from qistas.db.dialect import is_lock_timeout, is_retryable
+from qistas.db.dialect import is_disconnect, is_lock_timeout, is_retryable
 from qistas.db.engine import Database, WriterBusy
 from qistas.db.prepared import Prepared, Rowcount
 
@@ -63,16 +63,21 @@ async def write_now(db: Database, work: Callable[[Session], T]) -> T:
     round trip and row locks may wait, it runs in the thread pool like any other transaction,
     unless ``db.inline_postgres`` (below).
     """
-    if db.inline_postgres:
+    if db.inline_postgres is not None:
+        committing = False
         try:
-            with db.writer.begin() as session:
+            with db.inline_postgres.begin() as session:
                 INLINE_LOCK_TIMEOUT.run(session)
-                return work(session)
+                result = work(session)
+                committing = True
+            return result
         except DBAPIError as exc:
-            if not (is_retryable(exc) or is_lock_timeout(exc)):
+            if not (is_retryable(exc) or is_lock_timeout(exc) or (is_disconnect(exc) and not committing)):
                 raise
             # It waited on a row lock too long for the event loop (or met a deadlock): it was
-            # rolled back whole; run it again in a thread, where waiting holds up no one.
+            # rolled back whole; run it again in a thread, where waiting holds up no one. Or
+            # the kept connection was found dead before the commit was sent (nothing written):
+            # the thread's connection comes from the pool, checked at check-out.
     if db.inline_writer is not None:
         deadline = time.monotonic() + INLINE_PATIENCE_SECONDS
         pause = 0.0005
