@@ -16,7 +16,7 @@ from sqlalchemy import text
 
 from qistas.config import Settings
 from qistas.db.engine import Database
-from qistas.db.unit_of_work import write_now
+from qistas.db.unit_of_work import INLINE_BEGIN, write_now
 from tests.api.helpers import submit, take
 from tests.conftest import BACKEND, SECRET, LiveServer
 from tests.factories import Tenant, make_tenant
@@ -37,7 +37,7 @@ def inline_tenant(server: LiveServer, database: Database) -> Iterator[Tenant]:
 
 def test_the_loop_runs_on_the_event_loop(server: LiveServer, inline_tenant: Tenant, database: Database) -> None:
     assert server.app.state.db.inline_postgres is not None
-    inline = database.with_inline_postgres()
+    inline = database.with_inline_postgres(INLINE_BEGIN)
 
     async def on_the_loop() -> tuple[int, int]:
         return threading.get_ident(), await write_now(inline, lambda _session: threading.get_ident())

@@ -256,13 +256,19 @@ class InlineTransactions:
     happens when they return to the pool.
     """
 
-    def __init__(self, engine: Engine, queue: _WriterQueue | None) -> None:
+    def __init__(self, engine: Engine, queue: _WriterQueue | None, begin: str | None = None) -> None:
         """``queue`` None: read-only transactions (``BEGIN DEFERRED``), which in WAL mode
         never wait for a writer and never keep one waiting (``Database.inline_reader``), or any
-        transaction on PostgreSQL (``Database.inline_postgres``)."""
+        transaction on PostgreSQL (``Database.inline_postgres``).
+
+        ``begin`` (PostgreSQL): the statements that begin each transaction, sent as one
+        message. The kept connection is in the driver's autocommit mode, so the driver sends no
+        ``BEGIN`` of its own (a round trip, before the first statement): ``begin`` opens the
+        transaction, with its settings in the same round trip, and commit and rollback end it."""
         self._engine = engine.execution_options(sqlite_begin="IMMEDIATE", sqlite_nowait=True) \
             if queue is not None else engine
         self._queue = queue
+        self._begin = begin
         # A PostgreSQL connection can die while kept (a restart, a network cut, an idle
         # timeout): one left unused for a while goes back to the pool, whose check-out pings it.
         self._idle_limit = None if is_sqlite(engine) else KEPT_IDLE_SECONDS
@@ -282,6 +288,8 @@ class InlineTransactions:
             if connection is not None:
                 self._forget(connection)
             connection = self._local.connection = self._engine.connect()
+            if self._begin is not None:
+                _driver(connection).autocommit = True
             with self._kept_lock:
                 self._kept.append(connection)
         return connection
@@ -292,6 +300,8 @@ class InlineTransactions:
                 self._kept.remove(connection)
         if _broken(connection) and not connection.invalidated:
             connection.invalidate()  # not back to the pool: a dead connection is closed
+        elif self._begin is not None and not connection.closed and not connection.invalidated:
+            _driver(connection).autocommit = False  # back to the pool as it came
         connection.close()
 
     @contextmanager
@@ -300,6 +310,8 @@ class InlineTransactions:
         session = Session(bind=connection, expire_on_commit=False)
         try:
             session.connection()  # BEGIN: a busy lock refuses here, before any work
+            if self._begin is not None:
+                _send(connection, self._begin)
             yield session
             session.commit()
         except BaseException:
@@ -312,9 +324,18 @@ class InlineTransactions:
 
     def close(self) -> None:
         with self._kept_lock:
-            kept, self._kept = self._kept, []
+            kept = list(self._kept)
         for connection in kept:
-            connection.close()
+            self._forget(connection)
+
+
+def _send(connection: Connection, statements: str) -> None:
+    """Statements without parameters, on the driver (one message: the simple query protocol)."""
+    error = connection.dialect.loaded_dbapi.Error
+    try:
+        _driver(connection).execute(statements)
+    except error as exc:
+        raise DBAPIError.instance(statements, None, exc, error, dialect=connection.dialect) from exc
 
 
 # A kept PostgreSQL connection unused for this long is checked (by the pool's ping) before its next use.
@@ -326,8 +347,13 @@ def _broken(connection: Connection) -> bool:
     mid-statement)."""
     if connection.closed or connection.invalidated:
         return False
-    driver = connection.connection.driver_connection
+    driver = _driver(connection)
     return bool(getattr(driver, "broken", False) or getattr(driver, "closed", False))
+
+
+def _driver(connection: Connection) -> Any:
+    """The driver's own connection under a SQLAlchemy one."""
+    return connection.connection.driver_connection
 
 
 @dataclass(frozen=True)
@@ -365,9 +391,10 @@ class Database:
             inline_reader=inline_reader,
         )
 
-    def with_inline_postgres(self) -> Database:
-        """The same database, its annotation loop's transactions run on the event loop (PostgreSQL)."""
-        return replace(self, inline_postgres=InlineTransactions(self.engine, None))
+    def with_inline_postgres(self, begin: str) -> Database:
+        """The same database, its annotation loop's transactions run on the event loop
+        (PostgreSQL), each begun by ``begin``."""
+        return replace(self, inline_postgres=InlineTransactions(self.engine, None, begin=begin))
 
     def dispose(self) -> None:
         for inline in (self.inline_writer, self.inline_reader, self.inline_postgres):

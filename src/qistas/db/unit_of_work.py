@@ -14,13 +14,11 @@ from functools import partial
 from typing import TypeVar
 
 import anyio.to_thread
-from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from qistas.db.dialect import is_disconnect, is_lock_timeout, is_retryable
 from qistas.db.engine import Database, WriterBusy
-from qistas.db.prepared import Prepared, Rowcount
 
 T = TypeVar("T")
 RETRIES = 5
@@ -66,8 +64,7 @@ async def write_now(db: Database, work: Callable[[Session], T]) -> T:
     if db.inline_postgres is not None:
         committing = False
         try:
-            with db.inline_postgres.begin() as session:
-                INLINE_LOCK_TIMEOUT.run(session)
+            with db.inline_postgres.begin() as session:  # begun with INLINE_BEGIN
                 result = work(session)
                 committing = True
             return result
@@ -100,7 +97,7 @@ async def write_now(db: Database, work: Callable[[Session], T]) -> T:
 # error, and the transaction is run again in a thread. Measured: a seventh less server CPU per
 # answer than the thread pool (docs/scaling.md, section 3.9).
 INLINE_LOCK_TIMEOUT_MS = 10
-INLINE_LOCK_TIMEOUT = Prepared(text(f"SET LOCAL lock_timeout = '{INLINE_LOCK_TIMEOUT_MS}ms'"), Rowcount)
+INLINE_BEGIN = f"BEGIN; SET LOCAL lock_timeout = '{INLINE_LOCK_TIMEOUT_MS}ms'"
 
 
 async def read_now(db: Database, work: Callable[[Session], T]) -> T:
