@@ -15,18 +15,19 @@ from typing import Any
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from qistas.db.dialect import locks_claimed_rows
 from qistas.db.enums import LeaseStatus, ReviewStatus, TaskStatus
 from qistas.db.models import Batch, ExamAttempt, Project, Task, User
 from qistas.db.queries import annotations as queries
+from qistas.db.queries import gold as gold_queries
 from qistas.db.queries.annotations import StoredAnswer
 from qistas.domain import exams, model_annotators, outbox, pay, predictions, quality, reviews
 from qistas.domain import gold as gold_rules
 from qistas.domain.aggregation import decide
-from qistas.domain.assignments import get_own_assignment, load_project
 from qistas.domain.jsonsafe import check_storable
 from qistas.domain.projects import complete_batch_if_done
 from qistas.domain.tasktypes import parse_spec, validate_answer
-from qistas.errors import Conflict, Invalid
+from qistas.errors import Conflict, Invalid, NotFound
 
 MAX_SECONDS = 7 * 24 * 3600
 
@@ -56,7 +57,11 @@ def submit(
     """Store the answer once. ``seconds`` is the client's own report, kept as given; the time
     that pays is the server's (``domain.pay``: the lease's active time, idle stretches capped at
     ``idle_seconds``), written with the answer's earning in the same INSERT."""
-    assignment = get_own_assignment(session, assignment_id=assignment_id, annotator=annotator, lock=True)
+    # Lock order everywhere: assignment, then task (both by this one statement).
+    found = queries.SUBMITTING.first(session, assignment_id=assignment_id)
+    if found is None or found.lease.annotator_id != annotator.id:
+        raise NotFound("assignment not found")
+    assignment, task, project = found
     if assignment.status == LeaseStatus.SUBMITTED:
         stored = queries.STORED.first(session, assignment_id=assignment.id)
         assert stored is not None
@@ -66,10 +71,6 @@ def submit(
         raise Conflict(f"this lease is no longer valid ({state}); take a new task")
     if seconds is not None and not 0 <= seconds <= MAX_SECONDS:
         raise Invalid(f"seconds must be between 0 and {MAX_SECONDS}", details={"field": "seconds"})
-    # Lock order everywhere: assignment, then task.
-    task = queries.TASK_LOCKED.first(session, task_id=assignment.task_id)
-    project = load_project(session, assignment.project_id)
-    assert task is not None and project is not None
     if task.status != TaskStatus.PENDING:
         raise Conflict(f"this task is {task.status}; take a new task")
     spec = parse_spec(project.task_spec)
@@ -88,16 +89,24 @@ def submit(
               "gold_correct": gold_correct, "created_at": now, "prefill_model": prefill_model,
               "prefill_kept": prefill_kept, "active_ms": active,
               "pay_minor": pay_minor, "pay_currency": pay_currency}
-    made = queries.NEW_ANNOTATION.first(session, **values)
-    assert made is not None
-    annotation = StoredAnswer(made.id, assignment.id, task.id, normalised, seconds, now)
-    # Both rows are locked by this transaction: plain UPDATEs (the task's mirrored on its object).
-    queries.CLOSE_LEASE.run(session, assignment_id=assignment.id, now=now)
-    # The lease's slot in n_claimed now holds this annotation.
-    queries.COUNT_ANSWER.run(session, task_id=task.id)
-    set_committed_value(task, "n_annotations", task.n_annotations + 1)
-    gold_rules.record_answer(session, project=project, annotator_id=annotator.id, seconds=seconds,
-                             gold_correct=gold_correct)
+    counts = gold_rules.answer_counts(project_id=project.id, annotator_id=annotator.id, seconds=seconds,
+                                      gold_correct=gold_correct)
+    # The answer stored, the lease closed, the task's count and the annotator's moved: the lease
+    # and the task are locked by this transaction, so these are plain UPDATEs. The lease's slot
+    # in n_claimed now holds this annotation.
+    if locks_claimed_rows(session):  # PostgreSQL: one statement, one round trip
+        written = queries.STORE.first(session, **values, now=now, **counts)
+        assert written is not None
+        made_id, counted = written.id, written.counted()
+    else:  # SQLite: each statement costs microseconds, and SQLite has no UPDATE in a WITH
+        made = queries.NEW_ANNOTATION.first(session, **values)
+        assert made is not None
+        queries.CLOSE_LEASE.run(session, assignment_id=assignment.id, now=now)
+        queries.COUNT_ANSWER.run(session, task_id=task.id)
+        made_id, counted = made.id, gold_queries.COUNT_ANSWER.first(session, **counts)
+    annotation = StoredAnswer(made_id, assignment.id, task.id, normalised, seconds, now)
+    set_committed_value(task, "n_annotations", task.n_annotations + 1)  # mirrored on the object
+    gold_rules.answer_counted(session, project=project, counts=counts, gold_correct=gold_correct, counted=counted)
     if not task.is_gold:  # gold tasks never complete: they keep measuring annotators
         settle(session, task=task, project=project, spec=spec, now=now)
     feedback = finished = None

@@ -93,20 +93,35 @@ def matches(spec: Spec, answer: Any, gold: Any) -> bool:
 _stats = table(WorkerStats).c
 
 
+def answer_counts(*, project_id: int, annotator_id: int, seconds: float | None,
+                  gold_correct: bool | None) -> dict[str, Any]:
+    """What an answer adds to the annotator's counts in the project: ``COUNT_ANSWER``'s parameters."""
+    return {"b_project": project_id, "b_annotator": annotator_id, "b_seconds": seconds or 0.0,
+            "gold": int(gold_correct is not None), "correct": int(bool(gold_correct))}
+
+
 def record_answer(
     session: Session, *, project: Project, annotator_id: int, seconds: float | None, gold_correct: bool | None
 ) -> None:
     """Update the annotator's counts after a submit; block them if gold accuracy is too low."""
-    values = {"b_project": project.id, "b_annotator": annotator_id, "seconds": seconds or 0.0,
-              "gold": int(gold_correct is not None), "correct": int(bool(gold_correct))}
-    counted = queries.COUNT_ANSWER.first(session, **values)
+    values = answer_counts(project_id=project.id, annotator_id=annotator_id, seconds=seconds,
+                           gold_correct=gold_correct)
+    answer_counted(session, project=project, counts=values, gold_correct=gold_correct,
+                   counted=queries.COUNT_ANSWER.first(session, **values))
+
+
+def answer_counted(session: Session, *, project: Project, counts: dict[str, Any], gold_correct: bool | None,
+                   counted: queries.Counted | None) -> None:
+    """``record_answer`` once ``COUNT_ANSWER`` ran with ``counts`` (``counted``: what it read
+    back, or None when the annotator had no counts in the project yet and it changed nothing)."""
+    annotator_id = counts["b_annotator"]
     if counted is None:
         # The annotator's first answer here. Two in parallel (two tabs) must not both insert.
         first = {"project_id": project.id, "annotator_id": annotator_id, "n_annotations": 0,
                  "seconds_total": 0.0, "n_gold": 0, "n_gold_correct": 0, "blocked": False}
         session.execute(insert_skipping_conflicts(session, WorkerStats.__table__, ["project_id", "annotator_id"]),
                         first)
-        counted = queries.COUNT_ANSWER.first(session, **values)
+        counted = queries.COUNT_ANSWER.first(session, **counts)
         assert counted is not None
     if gold_correct is None:
         return

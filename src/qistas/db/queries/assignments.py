@@ -48,7 +48,7 @@ _assignments = table(Assignment)
 _leases = _assignments.c
 _tasks = table(Task).c
 _batches = table(Batch).c
-_LEASE_COLUMNS = (_leases.id, _leases.task_id, _leases.project_id, _leases.annotator_id, _leases.status,
+LEASE_COLUMNS = (_leases.id, _leases.task_id, _leases.project_id, _leases.annotator_id, _leases.status,
                   _leases.expires_at, _leases.created_at, _leases.seen_at, _leases.active_ms)
 
 
@@ -79,7 +79,7 @@ STALE: dict[bool, Prepared[_Ids]] = locked_variants(
 # Locked: a lease being submitted in another transaction right now must not be handed back
 # (PostgreSQL re-checks the row once that transaction commits, and skips it if submitted).
 HELD = Prepared(
-    select(*_LEASE_COLUMNS)
+    select(*LEASE_COLUMNS)
     .where(
         _leases.project_id == bindparam("project_id"),
         _leases.annotator_id == bindparam("annotator_id"),
@@ -191,6 +191,6 @@ NEXT_RANKED = [
 ]
 NEXT_GOLD = locked_variants(_candidates().where(_tasks.is_gold.is_(True)).order_by(_tasks.id).limit(1), WorkTask)
 
-_OWN_QUERY = select(*_LEASE_COLUMNS).where(_leases.id == bindparam("assignment_id"))
+_OWN_QUERY = select(*LEASE_COLUMNS).where(_leases.id == bindparam("assignment_id"))
 # An assignment by its id, and the same locked for the transaction.
 OWN = {False: Prepared(_OWN_QUERY, Lease), True: Prepared(_OWN_QUERY.with_for_update(), Lease)}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, select, update
 
@@ -25,7 +25,7 @@ STANDING = Prepared(
 )
 
 
-class _Counted(NamedTuple):
+class Counted(NamedTuple):
     n_gold: int
     n_gold_correct: int
     blocked: bool
@@ -35,20 +35,24 @@ class _Counted(NamedTuple):
     fraud_status: str | None
 
 
-# One statement in the common case: count the answer and read back what the threshold needs.
-COUNT_ANSWER = Prepared(
-    update(table(WorkerStats))
-    .where(_stats.project_id == bindparam("b_project"), _stats.annotator_id == bindparam("b_annotator"))
-    .values(
-        n_annotations=_stats.n_annotations + 1,
-        seconds_total=_stats.seconds_total + bindparam("seconds"),
-        n_gold=_stats.n_gold + bindparam("gold"),
-        n_gold_correct=_stats.n_gold_correct + bindparam("correct"),
+def count_answer() -> Any:
+    """Count an answer and read back what the threshold needs."""
+    return (
+        update(table(WorkerStats))
+        .where(_stats.project_id == bindparam("b_project"), _stats.annotator_id == bindparam("b_annotator"))
+        .values(
+            n_annotations=_stats.n_annotations + 1,
+            seconds_total=_stats.seconds_total + bindparam("b_seconds"),
+            n_gold=_stats.n_gold + bindparam("gold"),
+            n_gold_correct=_stats.n_gold_correct + bindparam("correct"),
+        )
+        .returning(_stats.n_gold, _stats.n_gold_correct, _stats.blocked, _stats.probation, _stats.n_reviewed,
+                   _stats.n_rejected, _stats.fraud_status)
     )
-    .returning(_stats.n_gold, _stats.n_gold_correct, _stats.blocked, _stats.probation, _stats.n_reviewed,
-               _stats.n_rejected, _stats.fraud_status),
-    _Counted,
-)
+
+
+# One statement in the common case.
+COUNT_ANSWER = Prepared(count_answer(), Counted)
 # A reviewer's (or the customer's) verdict on one of the annotator's answers.
 COUNT_REVIEW = Prepared(
     update(table(WorkerStats))
@@ -56,5 +60,5 @@ COUNT_REVIEW = Prepared(
     .values(n_reviewed=_stats.n_reviewed + 1, n_rejected=_stats.n_rejected + bindparam("wrong"))
     .returning(_stats.n_gold, _stats.n_gold_correct, _stats.blocked, _stats.probation, _stats.n_reviewed,
                _stats.n_rejected, _stats.fraud_status),
-    _Counted,
+    Counted,
 )
