@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from qistas.db.enums import LeaseStatus, TaskStatus
+from qistas.db.models import Assignment, Task
 from qistas.domain.imports import CHUNK
 from tests.api.conftest import World
 from tests.api.helpers import count_tasks, error_of, nothing_left, stats, submit, take
@@ -156,8 +158,13 @@ def test_a_lease_on_a_canceled_task_is_not_handed_back(world: World, project: in
     _act(tenant, batch["id"], "cancel")
     error_of(worker.post(f"/assignments/{held['id']}/submit", json={"answer": {"label": "positive"}}), 409)
     tenant.add_tasks(project, [{"data": {"text": "free"}}])
-    # Asking for work must not return the dead lease again and again.
+    # Asking for work must not return the dead lease again and again: it ends, its slot given back.
     assert take(worker, project)["task"]["data"] == {"text": "free"}
+    with world.database.reader() as session:
+        lease = session.get(Assignment, held["id"])
+        assert lease is not None and lease.status == LeaseStatus.EXPIRED
+        task = session.get(Task, held["task"]["id"])
+        assert task is not None and task.status == TaskStatus.CANCELED and task.n_claimed == 0
 
 
 def _close(tenant: Tenant, project: int, batch: dict[str, Any], final: str) -> None:

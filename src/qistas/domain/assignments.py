@@ -104,12 +104,15 @@ def claim(
     (finish what is open), then import order, or active learning's order when the project
     has it on.
     """
+    if locks_claimed_rows(session):
+        return _claim_in_database(session, project=project, annotator=annotator, now=now,
+                                  lease_seconds=lease_seconds)
     held = lease_in_hand(session, project=project, annotator=annotator, now=now)
     if held is not None:
         return held
     standing = gold_rules.standing(session, project_id=project.id, annotator_id=annotator.id)
     if standing.blocked:
-        raise Forbidden("your answers to this project's quality checks are below its threshold")
+        raise Forbidden(BLOCKED)
     if gold_rules.serve_gold_now(gold_rules.parse_policy(project.gold_policy),
                                  on_probation=standing.fraud_status == gold_rules.PROBATION):
         gold = claim_gold(session, project=project, annotator=annotator, now=now, lease_seconds=lease_seconds)
@@ -126,6 +129,32 @@ def claim(
             continue  # the row lock (PostgreSQL) or BEGIN IMMEDIATE (SQLite) prevents it
         return _lease(session, task=task, annotator=annotator, now=now, lease_seconds=lease_seconds), task
     return None
+
+
+BLOCKED = "your answers to this project's quality checks are below its threshold"
+
+
+def _claim_in_database(
+    session: Session, *, project: Project, annotator: User, now: datetime, lease_seconds: int
+) -> tuple[Lease, WorkTask] | None:
+    """``claim`` on PostgreSQL: the same steps, run by the database's ``qistas_take`` in one round trip."""
+    gold, gold_on_probation = gold_rules.draw_gold(gold_rules.parse_policy(project.gold_policy))
+    taken = queries.TAKE.first(session, project_id=project.id, annotator_id=annotator.id, now=now,
+                               expires_at=now + timedelta(seconds=lease_seconds),
+                               ranked=active_learning.serves_ranked(project.active_learning), gold=gold,
+                               gold_on_probation=gold_on_probation, annotator_key=_int4(annotator.id),
+                               project_key=_int4(project.id))
+    assert taken is not None
+    if taken.outcome == "blocked":
+        raise Forbidden(BLOCKED)
+    if taken.outcome == "none":
+        return None
+    assert taken.lease_id is not None and taken.task_id is not None and taken.data is not None
+    assert taken.lease_status is not None and taken.expires_at is not None and taken.created_at is not None
+    assert taken.active_ms is not None and taken.task_status is not None
+    return (Lease(taken.lease_id, taken.task_id, project.id, annotator.id, taken.lease_status, taken.expires_at,
+                  taken.created_at, taken.seen_at, taken.active_ms),
+            WorkTask(taken.task_id, project.id, taken.task_status, taken.data))
 
 
 def lease_in_hand(

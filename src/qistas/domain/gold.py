@@ -68,6 +68,13 @@ def serve_gold_now(policy: GoldPolicy, *, on_probation: bool = False) -> bool:
     return share > 0 and _rng.random() < share
 
 
+def draw_gold(policy: GoldPolicy) -> tuple[bool, bool]:
+    """``serve_gold_now`` before the annotator's standing is known: one draw, read for an
+    annotator in good standing and for one on probation (the claim in the database picks)."""
+    draw = _rng.random()
+    return policy.share > 0 and draw < policy.share, draw < max(policy.share, PROBATION_GOLD_SHARE)
+
+
 def accuracy_of(correct: int, total: int) -> float:
     """Gold accuracy as the Beta posterior mean."""
     return (correct + PRIOR_CORRECT) / (total + PRIOR_CORRECT + PRIOR_WRONG)

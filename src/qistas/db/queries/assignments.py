@@ -8,11 +8,25 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, bindparam, func, literal_column, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Integer,
+    String,
+    and_,
+    bindparam,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+    update,
+)
 
 from qistas.db.enums import BatchStatus, LeaseStatus, TaskStatus
 from qistas.db.models import TASK_IN_FLIGHT, Assignment, Batch, Project, Task, table
 from qistas.db.prepared import NewId, Prepared, Rowcount, insert_of, select_entity
+from qistas.db.types import JSONType, UTCDateTime
 
 
 class Lease(NamedTuple):
@@ -194,3 +208,38 @@ NEXT_GOLD = locked_variants(_candidates().where(_tasks.is_gold.is_(True)).order_
 _OWN_QUERY = select(*LEASE_COLUMNS).where(_leases.id == bindparam("assignment_id"))
 # An assignment by its id, and the same locked for the transaction.
 OWN = {False: Prepared(_OWN_QUERY, Lease), True: Prepared(_OWN_QUERY.with_for_update(), Lease)}
+
+
+class Taken(NamedTuple):
+    """``TAKE``'s row. ``outcome``: ``held`` (the live lease the annotator had), ``gold`` or
+    ``leased`` (a new lease), ``blocked`` (refused by the project's quality checks: nothing
+    else is set) or ``none`` (nothing left for them)."""
+
+    outcome: str
+    lease_id: int | None
+    task_id: int | None
+    lease_status: str | None
+    expires_at: datetime | None
+    created_at: datetime | None
+    seen_at: datetime | None
+    active_ms: int | None
+    task_status: str | None
+    data: dict[str, Any] | None
+
+
+# PostgreSQL: the whole claim (``domain.assignments.claim``: advisory lock, sweep, held lease,
+# standing, gold, the started-first claim, slot and lease) in one round trip, by the function
+# of migration 0024. The server draws whether to serve gold (``gold``: in good standing,
+# ``gold_on_probation``: on probation); the function reads the standing and picks.
+TAKE = Prepared(
+    text("SELECT * FROM qistas_take(:project_id, :annotator_id, :now, :expires_at, :ranked, :gold, "
+         ":gold_on_probation, :annotator_key, :project_key)")
+    .bindparams(bindparam("project_id", type_=BigInteger), bindparam("annotator_id", type_=BigInteger),
+                bindparam("now", type_=UTCDateTime), bindparam("expires_at", type_=UTCDateTime),
+                bindparam("ranked", type_=Boolean), bindparam("gold", type_=Boolean),
+                bindparam("gold_on_probation", type_=Boolean), bindparam("annotator_key", type_=Integer),
+                bindparam("project_key", type_=Integer))
+    .columns(outcome=String, lease_id=BigInteger, task_id=BigInteger, lease_status=String, expires_at=UTCDateTime,
+             created_at=UTCDateTime, seen_at=UTCDateTime, active_ms=Integer, task_status=String, data=JSONType),
+    Taken,
+)

@@ -1,0 +1,153 @@
+"""the annotation loop's claim as one PostgreSQL function (``qistas_take``), one round trip a take
+
+What ``domain.assignments.claim`` does on PostgreSQL, in the same order and under the same locks,
+run by the database instead of a statement at a time from the server: the claimer's advisory
+lock, the sweep of expired leases, the live lease held, the annotator's standing, a gold task
+when the server drew one, the started-first claim with ``SKIP LOCKED``, the slot and the lease.
+SQLite keeps the statements (each costs it microseconds, and it has no functions).
+
+Revision ID: 0024_take_function
+Revises: 0023_audit_pending
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+revision = "0024_take_function"
+down_revision = "0023_audit_pending"
+branch_labels = None
+depends_on = None
+
+# The candidates of a claim: open tasks of the project, in a batch being served (or none), that
+# the annotator never had (NOT EXISTS kept a subquery by OFFSET 0: one probe of the unique
+# (task, annotator) index per candidate, whatever the statistics say; see db/queries/assignments.py).
+CANDIDATES = """
+        FROM tasks t
+        WHERE t.project_id = p_project AND t.status = 'pending'
+          AND (t.batch_id IS NULL OR t.batch_id IN (
+                SELECT b.id FROM batches b WHERE b.project_id = p_project AND b.status = 'in_progress'))
+          AND NOT EXISTS (SELECT a.id FROM assignments a
+                          WHERE a.task_id = t.id AND a.annotator_id = p_annotator OFFSET 0)"""
+
+TAKE = f"""
+CREATE FUNCTION qistas_take(
+    p_project bigint, p_annotator bigint, p_now timestamp, p_expires timestamp, p_ranked boolean,
+    p_gold boolean, p_gold_on_probation boolean, p_annotator_key integer, p_project_key integer)
+RETURNS TABLE (outcome text, lease_id bigint, task_id bigint, lease_status varchar, expires_at timestamp,
+               created_at timestamp, seen_at timestamp, active_ms integer, task_status varchar, data jsonb)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    v_tasks bigint[];
+    v_slots bigint[];
+    v_lease assignments%ROWTYPE;
+    v_task record;
+    v_blocked boolean;
+    v_fraud varchar;
+    v_variant integer;
+    v_gold boolean;
+BEGIN
+    -- One claim at a time per (annotator, project): a second sees the first's lease.
+    PERFORM pg_advisory_xact_lock(p_annotator_key, p_project_key);
+
+    -- Expired leases of the project give their slots back (tasks locked in id order).
+    WITH stale AS (
+        SELECT a.id FROM assignments a
+        WHERE a.project_id = p_project AND a.status = 'active' AND a.expires_at <= p_now
+        FOR UPDATE SKIP LOCKED
+    ), ended AS (
+        UPDATE assignments a SET status = 'expired', ended_at = p_now
+        FROM stale WHERE a.id = stale.id AND a.status = 'active'
+        RETURNING a.task_id
+    )
+    SELECT array_agg(g.task_id ORDER BY g.task_id), array_agg(g.n ORDER BY g.task_id) INTO v_tasks, v_slots
+    FROM (SELECT ended.task_id, count(*) AS n FROM ended GROUP BY ended.task_id) g;
+    FOR i IN 1 .. coalesce(array_length(v_tasks, 1), 0) LOOP
+        UPDATE tasks SET n_claimed = n_claimed - v_slots[i] WHERE id = v_tasks[i];
+    END LOOP;
+
+    -- The live lease the annotator holds here comes back (locked: a submit in flight goes first).
+    SELECT a.* INTO v_lease FROM assignments a
+    WHERE a.project_id = p_project AND a.annotator_id = p_annotator AND a.status = 'active'
+      AND a.expires_at > p_now
+    LIMIT 1 FOR UPDATE;
+    IF FOUND THEN
+        SELECT t.status, t.data INTO v_task FROM tasks t WHERE t.id = v_lease.task_id;
+        IF v_task.status = 'pending' THEN
+            RETURN QUERY SELECT 'held'::text, v_lease.id, v_lease.task_id, v_lease.status, v_lease.expires_at,
+                v_lease.created_at, v_lease.seen_at, v_lease.active_ms, v_task.status, v_task.data;
+            RETURN;
+        END IF;
+        -- Its batch was canceled under the lease: end it, and serve another.
+        UPDATE assignments SET status = 'expired', ended_at = p_now WHERE id = v_lease.id;
+        UPDATE tasks SET n_claimed = n_claimed - 1 WHERE id = v_lease.task_id;
+    END IF;
+
+    SELECT s.blocked, s.fraud_status INTO v_blocked, v_fraud FROM worker_stats s
+    WHERE s.project_id = p_project AND s.annotator_id = p_annotator;
+    IF coalesce(v_blocked, false) THEN
+        RETURN QUERY SELECT 'blocked'::text, NULL::bigint, NULL::bigint, NULL::varchar, NULL::timestamp,
+            NULL::timestamp, NULL::timestamp, NULL::integer, NULL::varchar, NULL::jsonb;
+        RETURN;
+    END IF;
+
+    v_gold := CASE WHEN v_fraud = 'probation' THEN p_gold_on_probation ELSE p_gold END;
+    IF v_gold THEN
+        SELECT t.id, t.status, t.data INTO v_task {CANDIDATES}
+          AND t.is_gold IS true
+        ORDER BY t.id LIMIT 1 FOR UPDATE SKIP LOCKED;
+        IF FOUND THEN  -- a gold task takes any number of annotators, once each
+            UPDATE tasks SET n_claimed = n_claimed + 1, required = n_claimed + 1
+            WHERE id = v_task.id AND status = 'pending';
+            INSERT INTO assignments (task_id, project_id, annotator_id, status, created_at, expires_at)
+            VALUES (v_task.id, p_project, p_annotator, 'active', p_now, p_expires) RETURNING * INTO v_lease;
+            RETURN QUERY SELECT 'gold'::text, v_lease.id, v_lease.task_id, v_lease.status, v_lease.expires_at,
+                v_lease.created_at, v_lease.seen_at, v_lease.active_ms, v_task.status, v_task.data;
+            RETURN;
+        END IF;
+    END IF;
+
+    -- Finish what is open: started tasks with a free slot first, then the rest (in import order,
+    -- or by serve_rank when active learning ranks them).
+    FOR v_variant IN 1 .. 2 LOOP
+        IF v_variant = 1 THEN
+            SELECT t.id, t.status, t.data INTO v_task {CANDIDATES}
+              AND t.is_gold IS false AND t.n_claimed < t.required AND t.status = 'pending' AND t.n_claimed > 0
+            ORDER BY t.id LIMIT 1 FOR UPDATE SKIP LOCKED;
+        ELSIF p_ranked THEN
+            SELECT t.id, t.status, t.data INTO v_task {CANDIDATES}
+              AND t.is_gold IS false AND t.n_claimed < t.required AND t.n_claimed = 0
+            ORDER BY t.serve_rank, t.id LIMIT 1 FOR UPDATE SKIP LOCKED;
+        ELSE
+            SELECT t.id, t.status, t.data INTO v_task {CANDIDATES}
+              AND t.is_gold IS false AND t.n_claimed < t.required AND t.n_claimed = 0
+            ORDER BY t.id LIMIT 1 FOR UPDATE SKIP LOCKED;
+        END IF;
+        CONTINUE WHEN NOT FOUND;
+        UPDATE tasks SET n_claimed = n_claimed + 1
+        WHERE id = v_task.id AND n_claimed < required AND status = 'pending';
+        CONTINUE WHEN NOT FOUND;  -- the row lock prevents it
+        INSERT INTO assignments (task_id, project_id, annotator_id, status, created_at, expires_at)
+        VALUES (v_task.id, p_project, p_annotator, 'active', p_now, p_expires) RETURNING * INTO v_lease;
+        RETURN QUERY SELECT 'leased'::text, v_lease.id, v_lease.task_id, v_lease.status, v_lease.expires_at,
+            v_lease.created_at, v_lease.seen_at, v_lease.active_ms, v_task.status, v_task.data;
+        RETURN;
+    END LOOP;
+    RETURN QUERY SELECT 'none'::text, NULL::bigint, NULL::bigint, NULL::varchar, NULL::timestamp,
+        NULL::timestamp, NULL::timestamp, NULL::integer, NULL::varchar, NULL::jsonb;
+END
+$$
+"""
+
+SIGNATURE = "qistas_take(bigint, bigint, timestamp, timestamp, boolean, boolean, boolean, integer, integer)"
+
+
+def upgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(TAKE)
+
+
+def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(f"DROP FUNCTION IF EXISTS {SIGNATURE}")
