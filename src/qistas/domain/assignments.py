@@ -19,7 +19,10 @@ Speed: the claim is the hottest path of the server, and building or executing a 
 through SQLAlchemy costs far more CPU than SQLite takes to run it. Its statements are written
 once against the tables (``db/queries/assignments.py``) and run as ``Prepared`` statements
 (``db/prepared.py``): compiled once per dialect, executed on the driver's cursor, rows
-returned as small named tuples.
+returned as small named tuples. On PostgreSQL, where each statement is a round trip that
+costs the server more than the statement costs the database, the whole claim is one call of
+the function ``qistas_take`` (migration 0024), which runs the same steps in the same order
+under the same locks; the statements below are SQLite's claim, and the exam's.
 """
 
 from __future__ import annotations
@@ -104,20 +107,27 @@ def claim(
     (finish what is open), then import order, or active learning's order when the project
     has it on.
     """
-    if locks_claimed_rows(session):
-        return _claim_in_database(session, project=project, annotator=annotator, now=now,
-                                  lease_seconds=lease_seconds)
+    gold = gold_rules.draw_gold(gold_rules.parse_policy(project.gold_policy))
+    claim_by = claim_in_database if locks_claimed_rows(session) else claim_by_statements
+    return claim_by(session, project=project, annotator=annotator, now=now, lease_seconds=lease_seconds, gold=gold)
+
+
+def claim_by_statements(
+    session: Session, *, project: Project, annotator: User, now: datetime, lease_seconds: int,
+    gold: tuple[bool, bool]
+) -> tuple[Lease, WorkTask] | None:
+    """``claim``, a statement at a time (SQLite). ``gold``: whether to serve a gold task, for an
+    annotator in good standing and for one on probation (``gold.draw_gold``)."""
     held = lease_in_hand(session, project=project, annotator=annotator, now=now)
     if held is not None:
         return held
     standing = gold_rules.standing(session, project_id=project.id, annotator_id=annotator.id)
     if standing.blocked:
         raise Forbidden(BLOCKED)
-    if gold_rules.serve_gold_now(gold_rules.parse_policy(project.gold_policy),
-                                 on_probation=standing.fraud_status == gold_rules.PROBATION):
-        gold = claim_gold(session, project=project, annotator=annotator, now=now, lease_seconds=lease_seconds)
-        if gold is not None:
-            return gold
+    if gold[1] if standing.fraud_status == gold_rules.PROBATION else gold[0]:
+        served = claim_gold(session, project=project, annotator=annotator, now=now, lease_seconds=lease_seconds)
+        if served is not None:
+            return served
     locked = locks_claimed_rows(session)
     params = {"project_id": project.id, "annotator_id": annotator.id}
     ranked = active_learning.serves_ranked(project.active_learning)
@@ -134,15 +144,16 @@ def claim(
 BLOCKED = "your answers to this project's quality checks are below its threshold"
 
 
-def _claim_in_database(
-    session: Session, *, project: Project, annotator: User, now: datetime, lease_seconds: int
+def claim_in_database(
+    session: Session, *, project: Project, annotator: User, now: datetime, lease_seconds: int,
+    gold: tuple[bool, bool]
 ) -> tuple[Lease, WorkTask] | None:
-    """``claim`` on PostgreSQL: the same steps, run by the database's ``qistas_take`` in one round trip."""
-    gold, gold_on_probation = gold_rules.draw_gold(gold_rules.parse_policy(project.gold_policy))
+    """``claim`` on PostgreSQL: the same steps as ``claim_by_statements``, run by the database's
+    ``qistas_take`` in one round trip."""
     taken = queries.TAKE.first(session, project_id=project.id, annotator_id=annotator.id, now=now,
                                expires_at=now + timedelta(seconds=lease_seconds),
-                               ranked=active_learning.serves_ranked(project.active_learning), gold=gold,
-                               gold_on_probation=gold_on_probation, annotator_key=_int4(annotator.id),
+                               ranked=active_learning.serves_ranked(project.active_learning), gold=gold[0],
+                               gold_on_probation=gold[1], annotator_key=_int4(annotator.id),
                                project_key=_int4(project.id))
     assert taken is not None
     if taken.outcome == "blocked":

@@ -63,14 +63,10 @@ def parse_policy(raw: dict[str, Any] | None) -> GoldPolicy:
     return policy
 
 
-def serve_gold_now(policy: GoldPolicy, *, on_probation: bool = False) -> bool:
-    share = max(policy.share, PROBATION_GOLD_SHARE) if on_probation else policy.share
-    return share > 0 and _rng.random() < share
-
-
 def draw_gold(policy: GoldPolicy) -> tuple[bool, bool]:
-    """``serve_gold_now`` before the annotator's standing is known: one draw, read for an
-    annotator in good standing and for one on probation (the claim in the database picks)."""
+    """Whether this take serves a gold task: for an annotator in good standing (with the
+    policy's share of takes) and for one on probation (at least ``PROBATION_GOLD_SHARE``). One
+    draw read both ways, made before the standing is known (the claim reads it, and picks)."""
     draw = _rng.random()
     return policy.share > 0 and draw < policy.share, draw < max(policy.share, PROBATION_GOLD_SHARE)
 

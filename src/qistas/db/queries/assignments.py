@@ -155,7 +155,11 @@ GIVE_BACK_SLOTS = Prepared(
 
 
 def _candidates() -> Any:
-    """Open tasks of ``:project_id`` that ``:annotator_id`` never had."""
+    """Open tasks of ``:project_id`` that ``:annotator_id`` never had.
+
+    PostgreSQL's claim runs the same conditions inside ``qistas_take`` (``TAKE``): a change to
+    which tasks a claim may serve, or in what order, is a migration that replaces that function
+    too (``tests/domain/test_take_function.py`` compares the two claims)."""
     served_batch = or_(
         _tasks.batch_id.is_(None),
         _tasks.batch_id.in_(
