@@ -23,7 +23,8 @@ driver), with the loop's transactions on the event loop (``QISTAS_POSTGRES_INLIN
 the token cache does between its refreshes; ``every`` looks each request's token up. Printed:
 millions of instructions per annotation (take + submit). Under valgrind everything runs some
 fifty times slower: the default 60 tasks (180 annotations) take about a minute. Without
-valgrind (``--no-valgrind``) it prints the process's CPU milliseconds per annotation instead.
+valgrind (``--no-valgrind``) it prints the process's CPU milliseconds per annotation instead,
+user and system, and its voluntary context switches (on PostgreSQL, about one per round trip).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import argparse
 import asyncio
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -106,6 +108,7 @@ async def loop(app: Any, owner: str, tokens: list[str], tasks: int, valgrind: bo
         project = await bench_project(client, owner, tasks)
         if valgrind:
             counting(True)
+        usage = resource.getrusage(resource.RUSAGE_SELF)
         start, done, working = time.process_time(), 0, list(tokens)
         while working:
             for token in list(working):  # in turn, as concurrent annotators' requests interleave
@@ -121,6 +124,9 @@ async def loop(app: Any, owner: str, tokens: list[str], tasks: int, valgrind: bo
         cpu = time.process_time() - start
         if valgrind:
             counting(False)
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        print(f"user {after.ru_utime - usage.ru_utime:.6f} system {after.ru_stime - usage.ru_stime:.6f} "
+              f"switches {after.ru_nvcsw - usage.ru_nvcsw}")
         return done, cpu
 
 
@@ -169,6 +175,11 @@ def main() -> int:
           f"token lookups {args.token_lookups}:")
     if args.no_valgrind:
         print(f"  {1000 * cpu / done:.2f} ms of CPU per annotation (client included)")
+        usage = re.search(r"user ([\d.]+) system ([\d.]+) switches (\d+)", ran.stdout)
+        assert usage is not None, ran.stdout
+        print(f"  {1000 * float(usage[1]) / done:.2f} user + {1000 * float(usage[2]) / done:.2f} system; "
+              f"{int(usage[3]) / done:.1f} voluntary context switches per annotation (a wait on the database "
+              "is one)")
         return 0
     collected = re.search(r"Collected : (\d+)", ran.stderr)
     assert collected is not None, ran.stderr
