@@ -99,8 +99,9 @@ class Settings(BaseSettings):
     postgres_inline_loop: bool = Field(
         default=False,
         description="On PostgreSQL: run the annotation loop's short transactions (take, submit, skip, renew) on "
-        "each server process's event loop instead of handing each to a thread; a seventh less server CPU per "
-        "answer, measured with the database on the same machine. Every database round trip then holds up the "
+        "each server process's event loop instead of handing each to a thread, on one connection each process "
+        "keeps for them; a fifth to a third less server CPU per answer, measured with the database on the same "
+        "machine. Every database round trip then holds up the "
         "process's other requests until it returns: for a database on the same machine or a network whose round "
         "trips take well under a tenth of a millisecond, and with a `connect_timeout` in the database URL (a "
         "database that stops answering holds the process as long as a connection attempt waits). A transaction "
