@@ -47,6 +47,7 @@ DECLARE
     v_fraud varchar;
     v_variant integer;
     v_gold boolean;
+    v_outcome text;
 BEGIN
     -- One claim at a time per (annotator, project): a second sees the first's lease.
     PERFORM pg_advisory_xact_lock(p_annotator_key, p_project_key);
@@ -100,17 +101,14 @@ BEGIN
         IF FOUND THEN  -- a gold task takes any number of annotators, once each
             UPDATE tasks SET n_claimed = n_claimed + 1, required = n_claimed + 1
             WHERE id = v_task.id AND status = 'pending';
-            INSERT INTO assignments (task_id, project_id, annotator_id, status, created_at, expires_at)
-            VALUES (v_task.id, p_project, p_annotator, 'active', p_now, p_expires) RETURNING * INTO v_lease;
-            RETURN QUERY SELECT 'gold'::text, v_lease.id, v_lease.task_id, v_lease.status, v_lease.expires_at,
-                v_lease.created_at, v_lease.seen_at, v_lease.active_ms, v_task.status, v_task.data;
-            RETURN;
+            v_outcome := 'gold';
         END IF;
     END IF;
 
     -- Finish what is open: started tasks with a free slot first, then the rest (in import order,
     -- or by serve_rank when active learning ranks them).
     FOR v_variant IN 1 .. 2 LOOP
+        EXIT WHEN v_outcome IS NOT NULL;
         IF v_variant = 1 THEN
             SELECT t.id, t.status, t.data INTO v_task {CANDIDATES}
               AND t.is_gold IS false AND t.n_claimed < t.required AND t.status = 'pending' AND t.n_claimed > 0
@@ -128,14 +126,18 @@ BEGIN
         UPDATE tasks SET n_claimed = n_claimed + 1
         WHERE id = v_task.id AND n_claimed < required AND status = 'pending';
         CONTINUE WHEN NOT FOUND;  -- the row lock prevents it
-        INSERT INTO assignments (task_id, project_id, annotator_id, status, created_at, expires_at)
-        VALUES (v_task.id, p_project, p_annotator, 'active', p_now, p_expires) RETURNING * INTO v_lease;
-        RETURN QUERY SELECT 'leased'::text, v_lease.id, v_lease.task_id, v_lease.status, v_lease.expires_at,
-            v_lease.created_at, v_lease.seen_at, v_lease.active_ms, v_task.status, v_task.data;
-        RETURN;
+        v_outcome := 'leased';
     END LOOP;
-    RETURN QUERY SELECT 'none'::text, NULL::bigint, NULL::bigint, NULL::varchar, NULL::timestamp,
-        NULL::timestamp, NULL::timestamp, NULL::integer, NULL::varchar, NULL::jsonb;
+    IF v_outcome IS NULL THEN
+        RETURN QUERY SELECT 'none'::text, NULL::bigint, NULL::bigint, NULL::varchar, NULL::timestamp,
+            NULL::timestamp, NULL::timestamp, NULL::integer, NULL::varchar, NULL::jsonb;
+        RETURN;
+    END IF;
+    -- The slot is taken (a gold task's or a regular one's): the lease.
+    INSERT INTO assignments (task_id, project_id, annotator_id, status, created_at, expires_at)
+    VALUES (v_task.id, p_project, p_annotator, 'active', p_now, p_expires) RETURNING * INTO v_lease;
+    RETURN QUERY SELECT v_outcome, v_lease.id, v_lease.task_id, v_lease.status, v_lease.expires_at,
+        v_lease.created_at, v_lease.seen_at, v_lease.active_ms, v_task.status, v_task.data;
 END
 $$
 """
