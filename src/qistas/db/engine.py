@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, make_url
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from qistas import jsontext
@@ -238,8 +238,49 @@ def _make_engine(url: str, **kwargs: Any) -> tuple[Engine, _WriterQueue | None]:
         return engine, _configure_sqlite(engine)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
-    kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(url, **kwargs), None
+    engine = create_engine(url, **kwargs)
+    if not kwargs.get("pool_pre_ping"):
+        _ping_when_idle(engine)
+    return engine, None
+
+
+# A PostgreSQL connection unused for this long is pinged before its next use: a pooled one at
+# check-out, the event loop's kept one (``InlineTransactions``) before its next transaction.
+IDLE_PING_SECONDS = 5.0
+_IDLE_SINCE = "qistas.idle_since"  # key in a pooled connection's info: when it was checked in
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Check a pooled connection at check-out only if it sat in the pool ``IDLE_PING_SECONDS``.
+
+    SQLAlchemy's ``pool_pre_ping`` pings at every check-out: one round trip per request, a
+    seventh of an answer's. A connection in use a moment ago is alive but for a database
+    restart or a network cut in between; that rare case is caught where the statement fails
+    (``unit_of_work.write`` and ``read`` run the transaction again, once, on a new connection;
+    the failure has the pool's older connections replaced). One idle for seconds has had time
+    to be cut (a proxy's or firewall's idle timeout, a restart during a quiet spell) and is
+    checked first, as ``pool_pre_ping`` would, and replaced if it is dead."""
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.pop(_IDLE_SINCE, None)
+        if since is not None and time.monotonic() - since > IDLE_PING_SECONDS \
+                and not _alive(engine.dialect, dbapi_connection):
+            raise DisconnectionError("the pooled connection was closed while idle")
+
+
+def _alive(dialect: Any, dbapi_connection: Any) -> bool:
+    """Ping the connection (an empty statement); False if it is gone. Any other error is raised."""
+    try:
+        return bool(dialect.do_ping(dbapi_connection))
+    except dialect.loaded_dbapi.Error as exc:
+        if dialect.is_disconnect(exc, dbapi_connection, None):
+            return False
+        raise
 
 
 class InlineTransactions:
@@ -270,8 +311,8 @@ class InlineTransactions:
         self._queue = queue
         self._begin = begin
         # A PostgreSQL connection can die while kept (a restart, a network cut, an idle
-        # timeout): one left unused for a while goes back to the pool, whose check-out pings it.
-        self._idle_limit = None if is_sqlite(engine) else KEPT_IDLE_SECONDS
+        # timeout): one left unused for a while is pinged before its next transaction.
+        self._idle_limit = None if is_sqlite(engine) else IDLE_PING_SECONDS
         self._local = threading.local()
         self._kept: list[Connection] = []  # every thread's connection, closed by ``close``
         self._kept_lock = threading.Lock()
@@ -280,8 +321,10 @@ class InlineTransactions:
         connection: Connection | None = getattr(self._local, "connection", None)
         if self._idle_limit is not None:
             now = time.monotonic()
-            if connection is not None and (now - self._local.used > self._idle_limit or _broken(connection)):
-                self._forget(connection)
+            if connection is not None and (_broken(connection) or (
+                    now - self._local.used > self._idle_limit and not _alive(connection.dialect,
+                                                                             connection.connection.dbapi_connection))):
+                self._forget(connection, dead=True)
                 connection = None
             self._local.used = now
         if connection is None or connection.closed or connection.invalidated:
@@ -294,11 +337,11 @@ class InlineTransactions:
                 self._kept.append(connection)
         return connection
 
-    def _forget(self, connection: Connection) -> None:
+    def _forget(self, connection: Connection, *, dead: bool = False) -> None:
         with self._kept_lock:
             if connection in self._kept:
                 self._kept.remove(connection)
-        if _broken(connection) and not connection.invalidated:
+        if (dead or _broken(connection)) and not connection.invalidated:
             connection.invalidate()  # not back to the pool: a dead connection is closed
         elif self._begin is not None and not connection.closed and not connection.invalidated:
             _driver(connection).autocommit = False  # back to the pool as it came
@@ -336,10 +379,6 @@ def _send(connection: Connection, statements: str) -> None:
         _driver(connection).execute(statements)
     except error as exc:
         raise DBAPIError.instance(statements, None, exc, error, dialect=connection.dialect) from exc
-
-
-# A kept PostgreSQL connection unused for this long is checked (by the pool's ping) before its next use.
-KEPT_IDLE_SECONDS = 5.0
 
 
 def _broken(connection: Connection) -> bool:

@@ -29,16 +29,28 @@ INLINE_PATIENCE_SECONDS = 10.0
 def write(db: Database, work: Callable[[Session], T], *, bulk: bool = False) -> T:
     """Run ``work`` in one write transaction: commit on success, roll back on any error.
 
-    A deadlock or serialization failure (PostgreSQL) runs the whole transaction again.
+    A deadlock or serialization failure (PostgreSQL) runs the whole transaction again; so does,
+    once, a connection found gone (the driver says so: SQLAlchemy invalidates it and the pool's
+    connections from before) before the commit was sent, when nothing was written: a pooled
+    connection is pinged only after sitting idle (``db.engine``), so one cut by a database
+    restart a moment after its last use fails at its first statement instead. A connection
+    lost during the commit is not retried: whether it committed is unknown.
     ``bulk``: one of many transactions in a row (see ``Database.bulk_writer``); on SQLite it
     lets the writers that want the lock now go first.
     """
     sessions = db.bulk_writer if bulk else db.writer
+    reconnected = False
     for attempt in range(RETRIES):
+        committing = False
         try:
             with sessions.begin() as session:
-                return work(session)
+                result = work(session)
+                committing = True
+            return result
         except DBAPIError as exc:
+            if exc.connection_invalidated and not committing and not reconnected:
+                reconnected = True  # the pool has replaced its connections from before the cut
+                continue
             if not is_retryable(exc) or attempt == RETRIES - 1:
                 raise
             time.sleep(0.01 * (attempt + 1))
@@ -116,6 +128,13 @@ async def write_in_thread(db: Database, work: Callable[[Session], T]) -> T:
 
 
 def read(db: Database, work: Callable[[Session], T]) -> T:
-    """Run ``work`` in one read-only transaction."""
+    """Run ``work`` in one read-only transaction; once more on a new connection if the first
+    was found gone (see ``write``)."""
+    try:
+        with db.reader() as session:
+            return work(session)
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
     with db.reader() as session:
         return work(session)
