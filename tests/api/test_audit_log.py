@@ -29,8 +29,8 @@ def worked(world: World) -> dict[str, Any]:
                            {"data": {"text": "two"}, "unique_id": "a2"}])
     lease = take(tenant.annotators[0], pid)
     assert tenant.annotators[0].get(f"/tasks/{lease['task']['id']}").status_code == 200
-    assert tenant.annotators[0].post(f"/assignments/{lease['id']}/submit",
-                                     json={"answer": {"label": "positive"}}).status_code == 201
+    answered = tenant.annotators[0].post(f"/assignments/{lease['id']}/submit", json={"answer": {"label": "positive"}})
+    assert answered.status_code == 201
     skipped = take(tenant.annotators[0], pid)
     assert tenant.annotators[0].post(f"/assignments/{skipped['id']}/skip").status_code == 204
     # Refused in the loop: nothing was done, nothing is recorded.
@@ -43,7 +43,7 @@ def worked(world: World) -> dict[str, Any]:
         response = tenant.member.get(path)
         assert response.status_code == 200, (path, response.text)
     assert tenant.owner.post(f"/projects/{pid}/quality/refit").status_code == 200
-    return {"project": pid, "batch": batch["id"], "lease": lease, "skipped": skipped}
+    return {"project": pid, "batch": batch["id"], "lease": lease, "skipped": skipped, "annotation": answered.json()}
 
 
 def _events(world: World, **params: Any) -> list[dict[str, Any]]:
@@ -67,6 +67,8 @@ def test_reads_and_the_loop_are_recorded(world: World, worked: dict[str, Any]) -
     worker = pseudonym(SECRET, pid, world.tenant.annotator_ids[0])
     assert [e["actor"] for e in on_task[:3]] == [worker] * 3
     assert on_task[0]["details"] == {"assignment": worked["lease"]["id"]}
+    assert on_task[2]["details"] == {"annotation": worked["annotation"]["id"]}
+    assert on_task[0]["at"] <= on_task[2]["at"] == worked["annotation"]["created_at"]
     assert on_task[3]["actor"].startswith("member:")
     skipped = _events(world, object_type="task", object_id=worked["skipped"]["task"]["id"], actor=worker)
     assert [e["action"] for e in skipped] == ["task.take", "task.skip"]

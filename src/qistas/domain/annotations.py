@@ -21,7 +21,7 @@ from qistas.db.models import Batch, ExamAttempt, Project, Task, User
 from qistas.db.queries import annotations as queries
 from qistas.db.queries import gold as gold_queries
 from qistas.db.queries.annotations import StoredAnswer
-from qistas.domain import exams, model_annotators, outbox, pay, predictions, quality, reviews
+from qistas.domain import audit, exams, model_annotators, outbox, pay, predictions, quality, reviews
 from qistas.domain import gold as gold_rules
 from qistas.domain.aggregation import decide
 from qistas.domain.jsonsafe import check_storable
@@ -37,10 +37,6 @@ class Submitted:
     annotation: StoredAnswer
     created: bool  # False when this was a repeat of an earlier submit
     feedback: dict[str, Any] | None = None  # on gold tasks of training projects only
-    # The project and its organization, for the audit log (new answers only): the event names
-    # the annotator by their pseudonym in the project.
-    org_id: int | None = None
-    project_id: int | None = None
     attempt: ExamAttempt | None = None  # an exam's attempt this answer finished
 
 
@@ -53,10 +49,13 @@ def submit(
     seconds: float | None,
     now: datetime,
     idle_seconds: int = pay.IDLE_SECONDS,
+    events: audit.LoopEvents | None = None,
 ) -> Submitted:
     """Store the answer once. ``seconds`` is the client's own report, kept as given; the time
     that pays is the server's (``domain.pay``: the lease's active time, idle stretches capped at
-    ``idle_seconds``), written with the answer's earning in the same INSERT."""
+    ``idle_seconds``), written with the answer's earning in the same INSERT. ``events``: a new
+    answer is recorded in the audit log (``annotation.create``), after the result of the exam
+    attempt it finishes, if any (a repeat records nothing)."""
     # Lock order everywhere: assignment, then task (both by this one statement).
     found = queries.SUBMITTING.first(session, assignment_id=assignment_id)
     if found is None or found.lease.annotator_id != annotator.id:
@@ -94,8 +93,12 @@ def submit(
     # The answer stored, the lease closed, the task's count and the annotator's moved: the lease
     # and the task are locked by this transaction, so these are plain UPDATEs. The lease's slot
     # in n_claimed now holds this annotation.
+    # Its audit event goes with it, but an exam's, which follows the attempt's result (below).
+    stored_event = events is not None and not project.exam and audit.in_statement(session)
     if locks_claimed_rows(session):  # PostgreSQL: one statement, one round trip
-        written = queries.STORE.first(session, **values, now=now, **counts)
+        event = events.params(project=project, action=ANSWERED, object_type="task", at=now) \
+            if events is not None and stored_event else audit.NO_EVENT
+        written = queries.STORE.first(session, **values, now=now, **counts, record_event=stored_event, **event)
         assert written is not None
         made_id, counted = written.id, written.counted()
     else:  # SQLite: each statement costs microseconds, and SQLite has no UPDATE in a WITH
@@ -116,8 +119,15 @@ def submit(
                                           correct=gold_correct, now=now)
     elif gold_correct is not None and gold_rules.parse_policy(project.gold_policy).feedback:
         feedback = {"correct": gold_correct, "expected": task.gold}
-    return Submitted(annotation, created=True, feedback=feedback, org_id=project.org_id,
-                     project_id=project.id, attempt=finished)
+    if events is not None and not stored_event:
+        if finished is not None:
+            exams.record_result(session, events, project=project, attempt=finished)
+        events.record(session, project=project, action=ANSWERED, object_type="task", object_id=task.id,
+                      details={"annotation": made_id}, at=now)
+    return Submitted(annotation, created=True, feedback=feedback, attempt=finished)
+
+
+ANSWERED = "annotation.create"
 
 
 def settle(session: Session, *, task: Task, project: Project, spec: Any, now: datetime) -> None:

@@ -39,7 +39,7 @@ from qistas.db.enums import LeaseStatus, TaskStatus
 from qistas.db.models import Assignment, Project, User
 from qistas.db.queries import assignments as queries
 from qistas.db.queries.assignments import Lease, WorkTask
-from qistas.domain import active_learning, pay, predictions
+from qistas.domain import active_learning, audit, pay, predictions
 from qistas.domain import gold as gold_rules
 from qistas.errors import Conflict, Forbidden, NotFound
 
@@ -98,18 +98,36 @@ def active_lease(session: Session, *, project_id: int, annotator_id: int, now: d
 
 
 def claim(
-    session: Session, *, project: Project, annotator: User, now: datetime, lease_seconds: int
+    session: Session, *, project: Project, annotator: User, now: datetime, lease_seconds: int,
+    events: audit.LoopEvents | None = None,
 ) -> tuple[Lease, WorkTask] | None:
     """Lease the next task to the annotator, or return None when nothing is left for them.
 
     An annotator holding a live lease in the project gets that lease back (a reload or a
     retried request must not hoard a second task). Order: tasks already started first
     (finish what is open), then import order, or active learning's order when the project
-    has it on.
+    has it on. ``events``: the lease handed out is recorded in the audit log (``task.take``:
+    the answer carries the task's data, a read of customer data).
     """
     gold = gold_rules.draw_gold(gold_rules.parse_policy(project.gold_policy))
-    claim_by = claim_in_database if locks_claimed_rows(session) else claim_by_statements
-    return claim_by(session, project=project, annotator=annotator, now=now, lease_seconds=lease_seconds, gold=gold)
+    if locks_claimed_rows(session):
+        return claim_in_database(session, project=project, annotator=annotator, now=now, lease_seconds=lease_seconds,
+                                 gold=gold, events=events)
+    claimed = claim_by_statements(session, project=project, annotator=annotator, now=now,
+                                  lease_seconds=lease_seconds, gold=gold)
+    if claimed is not None and events is not None:
+        record_take(session, events, project=project, lease=claimed[0], at=now)
+    return claimed
+
+
+TAKEN = "task.take"
+
+
+def record_take(session: Session, events: audit.LoopEvents, *, project: Project, lease: Lease,
+                at: datetime | None = None) -> None:
+    """The audit event of a lease handed out (a statement of its own: SQLite, exams)."""
+    events.record(session, project=project, action=TAKEN, object_type="task", object_id=lease.task_id,
+                  details={"assignment": lease.id}, at=at)
 
 
 def claim_by_statements(
@@ -146,15 +164,19 @@ BLOCKED = "your answers to this project's quality checks are below its threshold
 
 def claim_in_database(
     session: Session, *, project: Project, annotator: User, now: datetime, lease_seconds: int,
-    gold: tuple[bool, bool]
+    gold: tuple[bool, bool], events: audit.LoopEvents | None = None
 ) -> tuple[Lease, WorkTask] | None:
     """``claim`` on PostgreSQL: the same steps as ``claim_by_statements``, run by the database's
-    ``qistas_take`` in one round trip."""
-    taken = queries.TAKE.first(session, project_id=project.id, annotator_id=annotator.id, now=now,
-                               expires_at=now + timedelta(seconds=lease_seconds),
-                               ranked=active_learning.serves_ranked(project.active_learning), gold=gold[0],
-                               gold_on_probation=gold[1], annotator_key=_int4(annotator.id),
-                               project_key=_int4(project.id))
+    ``qistas_take`` in one round trip, which writes the audit event too (``events``)."""
+    params = {"project_id": project.id, "annotator_id": annotator.id, "now": now,
+              "expires_at": now + timedelta(seconds=lease_seconds),
+              "ranked": active_learning.serves_ranked(project.active_learning), "gold": gold[0],
+              "gold_on_probation": gold[1], "annotator_key": _int4(annotator.id), "project_key": _int4(project.id)}
+    if events is None:
+        taken = queries.TAKE.first(session, **params)
+    else:
+        taken = queries.TAKE_RECORDED.first(
+            session, **params, **events.params(project=project, action=TAKEN, object_type="task", at=now))
     assert taken is not None
     if taken.outcome == "blocked":
         raise Forbidden(BLOCKED)

@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 from qistas.db.dialect import insert_skipping_conflicts, locks_claimed_rows
 from qistas.db.engine import Database, is_sqlite
 from qistas.db.enums import Role
-from qistas.db.models import AuditCheckpoint, AuditEvent, AuditHead, User, table
+from qistas.db.models import AuditCheckpoint, AuditEvent, AuditHead, Project, User, table
 from qistas.db.queries import audit as queries
 from qistas.db.types import utcnow
 from qistas.db.unit_of_work import read, write
@@ -47,6 +47,7 @@ from qistas.domain.audit_chain import (
     normal_details,
     time_text,
 )
+from qistas.domain.security import pseudonyms
 
 CHECKPOINT_EVERY = 1000
 LINK_CHUNK = 1000  # pending events linked per transaction (200 took 2.5 times as long per event)
@@ -79,12 +80,14 @@ def record(
     org_id: int | None,
     details: dict[str, Any] | None = None,
     pseudonym: Callable[[int], str] | None = None,
+    at: datetime | None = None,
 ) -> None:
     """Write an event for the organization's chain (``org_id`` None: the instance's chain), in
     the caller's transaction: pending until ``link`` (PostgreSQL), or linked at once (SQLite).
-    ``pseudonym`` names an annotator as the event's project shows them."""
+    ``pseudonym`` names an annotator as the event's project shows them; ``at``: the time of
+    what it records (now if not given)."""
     chain = chain_of(org_id)
-    fields = {"at": utcnow(), "actor_id": actor.id if actor else None, "org_id": org_id, "action": action,
+    fields = {"at": at or utcnow(), "actor_id": actor.id if actor else None, "org_id": org_id, "action": action,
               "object_type": object_type, "object_id": object_id, "details": normal_details(details),
               "chain_id": chain, "actor": actor_name(actor, pseudonym)}
     if _links_later(session):
@@ -103,6 +106,40 @@ def record(
         queries.MOVE_HEAD.run(session, chain_id=chain, seq=seq + 1, hash=digest, pending_from=pending_from)
     queries.NEW_LINKED_EVENT.first(session, **fields, seq=seq + 1, prev_hash=prev_hash, hash=digest)
     _last_heads[chain] = (seq + 1, digest)
+
+
+@dataclass(frozen=True)
+class LoopEvents:
+    """The audit events of one annotator's loop (a take, an answer, an exam's result), written
+    in the transaction by the domain function that makes their object, the annotator under
+    their pseudonym in the project. On PostgreSQL the take's and the answer's are written by
+    the statement that makes the lease or the annotation (``params``, ``in_statement``): a
+    round trip fewer each."""
+
+    actor: User
+    secret: str
+
+    def record(self, session: Session, *, project: Project, action: str, object_type: str, object_id: int,
+               details: dict[str, Any] | None = None, at: datetime | None = None) -> None:
+        record(session, actor=self.actor, action=action, object_type=object_type, object_id=object_id,
+               org_id=project.org_id, details=details, pseudonym=pseudonyms(self.secret, project.id), at=at)
+
+    def params(self, *, project: Project, action: str, object_type: str, at: datetime) -> dict[str, Any]:
+        """The ``event_`` parameters of a statement that writes the event with its object
+        (``queries.pending_event_of``): the object id and details are the statement's."""
+        return {"event_at": at, "event_actor_id": self.actor.id, "event_org_id": project.org_id,
+                "event_action": action, "event_object_type": object_type, "event_chain_id": chain_of(project.org_id),
+                "event_actor": actor_name(self.actor, pseudonyms(self.secret, project.id))}
+
+
+# A statement that can write an event with its object, told to write none.
+NO_EVENT: dict[str, Any] = {f"event_{name}": None for name in queries.EVENT_PARAMS}
+
+
+def in_statement(session: Session) -> bool:
+    """Whether the loop's statements write its events themselves (PostgreSQL: they are pending,
+    a plain row; SQLite links each as it is written)."""
+    return _links_later(session)
 
 
 # SQLite: the head (seq, hash) each chain had when this process last linked an event to it, a

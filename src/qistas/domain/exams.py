@@ -296,6 +296,13 @@ def _grant(session: Session, *, user_id: int, skill: str, level: int) -> None:
     session.flush()
 
 
+def record_result(session: Session, events: audit.LoopEvents, *, project: Project, attempt: ExamAttempt) -> None:
+    """The audit event of a finished attempt: ``exam.pass`` (with the skill it granted) or
+    ``exam.fail``."""
+    events.record(session, project=project, action=f"exam.{'pass' if attempt.status == PASSED else 'fail'}",
+                  object_type="exam_attempt", object_id=attempt.id, details=result_details(attempt, project))
+
+
 def result_details(attempt: ExamAttempt, project: Project) -> dict[str, Any]:
     """What the audit event of a finished attempt records."""
     settings = settings_of(project)

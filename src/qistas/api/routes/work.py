@@ -21,13 +21,12 @@ from qistas.api.metrics import Metrics
 from qistas.api.schemas.tasks import AssignmentRead, PrefillRead, SubmitCreate, SubmittedRead, TaskWorkView
 from qistas.config import Settings
 from qistas.db.engine import Database
-from qistas.db.models import ExamAttempt, Project, User
+from qistas.db.models import User
 from qistas.db.types import utcnow
 from qistas.db.unit_of_work import write_in_thread, write_now
 from qistas.domain import assignments, audit, exams, media
 from qistas.domain.annotations import submit as store_answer
 from qistas.domain.assignments import Lease, WorkTask, load_project
-from qistas.domain.security import pseudonyms
 from qistas.policies import ensure_annotator_access
 
 router = APIRouter(tags=["work"])
@@ -52,22 +51,10 @@ def metrics_of(request: Request) -> Metrics:
     return metrics
 
 
-def record(session: Session, settings: Settings, *, actor: User, action: str, object_type: str, object_id: int,
-           org_id: int, project_id: int, details: dict[str, Any] | None = None) -> None:
-    """An audit event of the loop, in the loop's transaction, the annotator under their
-    pseudonym in the project (pending: linked into the chain after the commit)."""
-    secret = settings.secret_key or ""
-    audit.record(session, actor=actor, action=action, object_type=object_type, object_id=object_id,
-                 org_id=org_id, details=details, pseudonym=pseudonyms(secret, project_id))
-
-
-def record_result(session: Session, settings: Settings, *, actor: User, project: Project,
-                  attempt: ExamAttempt) -> None:
-    """The audit event of a finished exam attempt: ``exam.pass`` (with the skill it granted) or
-    ``exam.fail``."""
-    record(session, settings, actor=actor, action=f"exam.{'pass' if attempt.status == exams.PASSED else 'fail'}",
-           object_type="exam_attempt", object_id=attempt.id, org_id=project.org_id, project_id=project.id,
-           details=exams.result_details(attempt, project))
+def events_of(settings: Settings, actor: User) -> audit.LoopEvents:
+    """The audit events of the annotator's loop, recorded by the domain functions, the annotator
+    under their pseudonym in the project."""
+    return audit.LoopEvents(actor, settings.secret_key or "")
 
 
 def json_response(model: BaseModel, status_code: int, exclude: set[str] | None = None) -> Response:
@@ -98,20 +85,20 @@ async def take(project_id: Id, request: Request) -> Response:
     def work(session: Session) -> Response:
         actor = actor_in(session, request, loop=True)
         project = ensure_annotator_access(actor, load_project(session, project_id))
+        events = events_of(settings, actor)
         if project.exam:  # an exam's questions, within the annotator's open attempt
             claimed, finished = exams.take_question(session, project=project, annotator=actor, now=utcnow(),
                                                     lease_seconds=settings.lease_seconds)
             if finished is not None:
-                record_result(session, settings, actor=actor, project=project, attempt=finished)
-        else:
+                exams.record_result(session, events, project=project, attempt=finished)
+            if claimed is not None:
+                assignments.record_take(session, events, project=project, lease=claimed[0])
+        else:  # the lease handed out is recorded by the claim
             claimed = assignments.claim(session, project=project, annotator=actor, now=utcnow(),
-                                        lease_seconds=settings.lease_seconds)
+                                        lease_seconds=settings.lease_seconds, events=events)
         if claimed is None:
             return Response(status_code=204)
         lease, task = claimed
-        # The answer carries the task's data: a read of customer data, one event per lease handed out.
-        record(session, settings, actor=actor, action="task.take", object_type="task", object_id=task.id,
-               org_id=project.org_id, project_id=project.id, details={"assignment": lease.id})
         prefill = assignments.prefill(session, project=project, task_id=task.id)
         return lease_response(assignment_read(lease, task, prefill, settings=settings), 201)
 
@@ -130,16 +117,8 @@ async def submit(assignment_id: Id, body: SubmitCreate, request: Credentials) ->
         actor = actor_in(session, request, loop=True)
         done = store_answer(session, assignment_id=assignment_id, annotator=actor,
                             answer=body.answer, seconds=body.seconds, now=utcnow(),
-                            idle_seconds=settings.idle_seconds)
+                            idle_seconds=settings.idle_seconds, events=events_of(settings, actor))
         stored = SubmittedRead(**done.annotation._asdict(), feedback=done.feedback)
-        if done.created and done.org_id is not None and done.project_id is not None:  # a repeat changed nothing
-            if done.attempt is not None:
-                project = load_project(session, done.attempt.project_id)
-                assert project is not None
-                record_result(session, settings, actor=actor, project=project, attempt=done.attempt)
-            record(session, settings, actor=actor, action="annotation.create", object_type="task",
-                   object_id=stored.task_id, org_id=done.org_id,
-                   project_id=done.project_id, details={"annotation": stored.id})
         # 200 for a repeat: the annotation stored the first time, nothing new.
         return json_response(stored, 201 if done.created else 200)
 
@@ -165,9 +144,9 @@ async def skip(assignment_id: Id, request: Request) -> Response:
             if project.exam:  # a question skipped counts as answered wrong
                 finished = exams.question_ended(session, project=project, annotator_id=annotator.id, now=utcnow())
                 if finished is not None:
-                    record_result(session, settings, actor=annotator, project=project, attempt=finished)
-            record(session, settings, actor=annotator, action="task.skip", object_type="task", object_id=lease.task_id,
-                   org_id=project.org_id, project_id=project.id, details={"assignment": lease.id})
+                    exams.record_result(session, events_of(settings, annotator), project=project, attempt=finished)
+            events_of(settings, annotator).record(session, project=project, action="task.skip", object_type="task",
+                                                  object_id=lease.task_id, details={"assignment": lease.id})
         return Response(status_code=204)
 
     response = await write_now(db, work)
@@ -186,8 +165,8 @@ async def renew(assignment_id: Id, request: Request) -> Response:
                                        lease_seconds=settings.lease_seconds, idle_seconds=settings.idle_seconds)
         project = load_project(session, assignment.project_id)
         assert project is not None
-        record(session, settings, actor=actor, action="task.renew", object_type="task", object_id=assignment.task_id,
-               org_id=project.org_id, project_id=project.id, details={"assignment": assignment.id})
+        events_of(settings, actor).record(session, project=project, action="task.renew", object_type="task",
+                                          object_id=assignment.task_id, details={"assignment": assignment.id})
         prefill = assignments.prefill(session, project=project, task_id=assignment.task_id)
         task = assignments.work_task(session, assignment.task_id)
         return lease_response(assignment_read(assignment, task, prefill, settings=settings), 200)

@@ -8,12 +8,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Insert, Update, bindparam, select, true, update
+from sqlalchemy import BigInteger, Boolean, Insert, Update, bindparam, func, literal_column, select, true, update
 
 from qistas.db.enums import LeaseStatus
 from qistas.db.models import Annotation, Assignment, Project, Task, table
 from qistas.db.prepared import NewId, Prepared, Rowcount, detached, insert_of, mapped_columns, select_entity
 from qistas.db.queries.assignments import LEASE_COLUMNS, Lease
+from qistas.db.queries.audit import pending_event_of
 from qistas.db.queries.gold import Counted, count_answer
 
 
@@ -113,10 +114,16 @@ class Stored(NamedTuple):
 # changes rows of its own, so none needs to see another's change.
 _made = cast(Insert, NEW_ANNOTATION.statement).cte("made")
 _counts = count_answer().cte("counts")
+# With ``record_event``, the answer's audit event too (``annotation.create``, its object the task,
+# its details the annotation's id; its fields ``event_`` parameters: ``domain.audit.LoopEvents``).
+_event = pending_event_of(_made, object_id=bindparam("task_id", type_=BigInteger),
+                          details=func.jsonb_build_object(literal_column("'annotation'"), _made.c.id),
+                          where=bindparam("record_event", type_=Boolean))
 STORE = Prepared(
     select(_made.c.id, *(_counts.c[name] for name in Counted._fields))
     .select_from(_made.outerjoin(_counts, true()))
-    .add_cte(cast(Update, CLOSE_LEASE.statement).cte("closed"), cast(Update, COUNT_ANSWER.statement).cte("counted")),
+    .add_cte(cast(Update, CLOSE_LEASE.statement).cte("closed"), cast(Update, COUNT_ANSWER.statement).cte("counted"),
+             _event.cte("event")),
     Stored,
 )
 # A task's answers that count (none rejected in review) as (annotator id, answer), in the

@@ -6,7 +6,7 @@ See ``qistas.domain.assignments`` for the invariants they keep.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -22,10 +22,12 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.sql.selectable import TextualSelect
 
 from qistas.db.enums import BatchStatus, LeaseStatus, TaskStatus
 from qistas.db.models import TASK_IN_FLIGHT, Assignment, Batch, Project, Task, table
 from qistas.db.prepared import NewId, Prepared, Rowcount, insert_of, select_entity
+from qistas.db.queries import audit as audit_queries
 from qistas.db.types import JSONType, UTCDateTime
 
 
@@ -245,5 +247,20 @@ TAKE = Prepared(
                 bindparam("project_key", type_=Integer))
     .columns(outcome=String, lease_id=BigInteger, task_id=BigInteger, lease_status=String, expires_at=UTCDateTime,
              created_at=UTCDateTime, seen_at=UTCDateTime, active_ms=Integer, task_status=String, data=JSONType),
+    Taken,
+)
+
+# ``TAKE`` and the take's audit event (``task.take``, its details the lease's id) in one
+# statement, when a lease comes out (a lease id); the event's fields are ``event_`` parameters
+# (``domain.audit.LoopEvents.params``).
+_taken = cast(TextualSelect, TAKE.statement).cte("taken")
+TAKE_RECORDED = Prepared(
+    select(*_taken.c).add_cte(
+        audit_queries.pending_event_of(
+            _taken, object_id=_taken.c.task_id,
+            details=func.jsonb_build_object(literal_column("'assignment'"), _taken.c.lease_id),
+            where=_taken.c.lease_id.is_not(None),
+        ).cte("event")
+    ),
     Taken,
 )

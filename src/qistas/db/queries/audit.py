@@ -3,7 +3,7 @@ writes two per answer), and linking pending events into their chain."""
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     BigInteger,
@@ -18,7 +18,8 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.sql.elements import ColumnClause
+from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.elements import ColumnClause, ColumnElement
 
 from qistas.db.models import AUDIT_PENDING, AuditEvent, AuditHead, Organization, table
 from qistas.db.prepared import NewId, Prepared, Rowcount, insert_of
@@ -62,6 +63,25 @@ NEW_EVENT = Prepared(
                             "txid": literal_column("pg_current_xact_id()::text::bigint")}).returning(_events.c.id),
     NewId,
 )
+
+# The fields an event written by another statement takes as parameters (``event_at`` and so
+# on), its object id and details coming from that statement's rows.
+EVENT_PARAMS = ["at", "actor_id", "org_id", "action", "object_type", "chain_id", "actor"]
+
+
+def pending_event_of(rows: Any, *, object_id: ColumnElement[Any], details: ColumnElement[Any],
+                     where: ColumnElement[bool]) -> Insert:
+    """A pending event (``NEW_EVENT``) written by a statement that makes its object, inserted from
+    ``rows`` (a CTE of that statement) where ``where`` holds, as a part of the same statement: a
+    round trip fewer than ``NEW_EVENT`` after it. Its fields are the parameters ``event_<field>``
+    (``EVENT_PARAMS``), its object id and details expressions over ``rows``."""
+    values = {name: bindparam(f"event_{name}", type_=_events.c[name].type) for name in EVENT_PARAMS}
+    return insert(_events).from_select(
+        [*EVENT_PARAMS, "object_id", "details", "txid"],
+        select(*values.values(), object_id, details, literal_column("pg_current_xact_id()::text::bigint"))
+        .select_from(rows).where(where),
+    )
+
 
 # An event linked as it is written (SQLite, where writers take turns).
 NEW_LINKED_EVENT = Prepared(insert_of(_events, [*_EVENT_FIELDS, "seq", "prev_hash", "hash"], returning=["id"]), NewId)
