@@ -386,6 +386,9 @@ def report_requests(take: Tally, submit: Tally, logs: dict[str, list[str]], quer
         advisory = sum(by_kind(t, "advisory", t.calls) for t in tallies)
         print(f"| {label} | {trips_summary(trips, n)} | {calls:.2f} | {commits:.2f} | {xids:.2f} | {wal:.0f} | "
               f"{fpi:.2f} | {locks:.2f} | {inserts:.2f} | {advisory:.2f} |")
+    print("\nRows updated or locked, rows inserted and advisory locks are counted by each statement's own text (an "
+          "UPDATE, a FOR UPDATE, an INSERT, pg_advisory_...): what a function or a WITH inside a statement does "
+          "is not seen there (the take's qistas_take, the submit's store).")
     own_take = sum(take.wal_bytes.values()) / take.requests
     own_submit = sum(submit.wal_bytes.values()) / submit.requests
     print("\nWAL bytes: the WAL position's advance (commit records and autovacuum's included); the statements' own "
