@@ -141,12 +141,13 @@ async def skip(assignment_id: Id, request: Request) -> Response:
         lease = assignments.skip(session, assignment_id=assignment_id, annotator=annotator, now=utcnow())
         project = load_project(session, lease.project_id) if lease is not None else None
         if lease is not None and project is not None:
+            events = events_of(settings, annotator)
             if project.exam:  # a question skipped counts as answered wrong
                 finished = exams.question_ended(session, project=project, annotator_id=annotator.id, now=utcnow())
                 if finished is not None:
-                    exams.record_result(session, events_of(settings, annotator), project=project, attempt=finished)
-            events_of(settings, annotator).record(session, project=project, action="task.skip", object_type="task",
-                                                  object_id=lease.task_id, details={"assignment": lease.id})
+                    exams.record_result(session, events, project=project, attempt=finished)
+            events.record(session, project=project, action="task.skip", object_type="task", object_id=lease.task_id,
+                          details={"assignment": lease.id})
         return Response(status_code=204)
 
     response = await write_now(db, work)
