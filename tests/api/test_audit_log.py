@@ -72,6 +72,10 @@ def test_reads_and_the_loop_are_recorded(world: World, worked: dict[str, Any]) -
     assert on_task[3]["actor"].startswith("member:")
     skipped = _events(world, object_type="task", object_id=worked["skipped"]["task"]["id"], actor=worker)
     assert [e["action"] for e in skipped] == ["task.take", "task.skip"]
+    # A take that hands out nothing records nothing.
+    before = _events(world, actor=worker)
+    assert world.tenant.annotators[0].post(f"/projects/{pid}/assignments").status_code == 204
+    assert _events(world, actor=worker) == before
 
 
 def test_the_chain_is_linear_paged_and_filtered(world: World, worked: dict[str, Any]) -> None:
