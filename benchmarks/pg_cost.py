@@ -31,6 +31,7 @@ its flush, with ``pg_stat_statements`` loaded), removed afterwards:
 
     python benchmarks/pg_cost.py                       # all three, about 90 s
     python benchmarks/pg_cost.py --parts requests --checkpoint
+    python benchmarks/pg_cost.py --parts requests --nested  # inside qistas_take, statement by statement
     python benchmarks/pg_cost.py --parts load --workers 2 --clients 16 --seconds 10 --orgs 4
     python benchmarks/pg_cost.py --postgres postgresql://user:pw@host:5432/postgres
 
@@ -126,11 +127,12 @@ class Cluster:
 
 
 @contextmanager
-def own_cluster(bindir: Path) -> Iterator[Cluster]:
+def own_cluster(bindir: Path, nested: bool = False) -> Iterator[Cluster]:
     """``tests/throwaway_postgres.py``'s cluster with PostgreSQL's defaults (flushes on) and
-    ``pg_stat_statements``."""
-    with throwaway_postgres.cluster(bindir, settings=("shared_preload_libraries=pg_stat_statements",
-                                                      "pg_stat_statements.max=5000"), stop="fast") as (url, data):
+    ``pg_stat_statements`` (``nested``: tracking the statements run inside others too)."""
+    settings = ("shared_preload_libraries=pg_stat_statements", "pg_stat_statements.max=5000",
+                *(("pg_stat_statements.track=all",) if nested else ()))
+    with throwaway_postgres.cluster(bindir, settings=settings, stop="fast") as (url, data):
         yield Cluster(url, bindir, int((data / "postmaster.pid").read_text().split()[0]))
 
 
@@ -153,10 +155,12 @@ class Snapshot:
     next_xid: int
 
 
-def snapshot(admin: psycopg.Connection[Any], dbid: int) -> Snapshot:
+def snapshot(admin: psycopg.Connection[Any], dbid: int, nested: bool = False) -> Snapshot:
+    """The counters; ``nested``: the statements the client sent, apart from those run inside them
+    (PostgreSQL 14 and later)."""
     rows = admin.execute(
         "SELECT queryid, query, calls, rows, wal_bytes, wal_records, wal_fpi, total_exec_time FROM pg_stat_statements "
-        "WHERE dbid = %s", (dbid,)).fetchall()
+        "WHERE dbid = %s" + (" AND toplevel" if nested else ""), (dbid,)).fetchall()
     lsn, xid = admin.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn, "
                              "pg_snapshot_xmax(pg_current_snapshot())::text::bigint").fetchone() or (0, 0)
     return Snapshot({r[0]: (r[1], r[2], r[3], int(r[4]), r[5], r[6], r[7]) for r in rows}, int(lsn), int(xid))
@@ -262,7 +266,33 @@ def trips_summary(trips: Counter[str], requests: int) -> str:
 # --- part 1: per request, in process ----------------------------------------------------------------
 
 
-def per_request(cluster: Cluster, annotators: int, rounds: int, checkpoint: bool) -> None:
+def inside(admin: psycopg.Connection[Any], dbid: int) -> dict[int, tuple[str, int, float]]:
+    """The statements run inside others (a function's), with ``pg_stat_statements.track = all``:
+    query, calls, execution ms."""
+    rows = admin.execute("SELECT queryid, query, calls, total_exec_time FROM pg_stat_statements "
+                         "WHERE dbid = %s AND NOT toplevel", (dbid,)).fetchall()
+    return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
+
+def report_inside(before: dict[int, tuple[str, int, float]], after: dict[int, tuple[str, int, float]],
+                  takes: int, answers: int) -> None:
+    print("\nInside the statements (`--nested`: pg_stat_statements.track = all; the take's qistas_take, statement "
+          "by statement), per take and per answer, the server's execution time per call:")
+    print("| calls per take | exec µs/call | µs per answer | statement |")
+    print("|---:|---:|---:|---|")
+    spent = {}
+    for qid, (query, calls, ms) in after.items():
+        old = before.get(qid, ("", 0, 0.0))
+        if calls - old[1]:
+            spent[qid] = (query, calls - old[1], ms - old[2])
+    for query, calls, ms in sorted(spent.values(), key=lambda row: -row[2]):
+        text = " ".join(query.split())
+        shown = text[:110] + ("…" if len(text) > 110 else "")
+        print(f"| {calls / takes:.2f} | {1000 * ms / calls:.0f} | {1000 * ms / answers:.0f} | `{shown}` |")
+    print(f"\nAll of them: {1000 * sum(ms for _, _, ms in spent.values()) / answers:.0f} µs per answer")
+
+
+def per_request(cluster: Cluster, annotators: int, rounds: int, checkpoint: bool, nested: bool = False) -> None:
     from qistas.api.app import create_app
     from qistas.config import Settings
     from qistas.db.engine import Database
@@ -293,13 +323,16 @@ def per_request(cluster: Cluster, annotators: int, rounds: int, checkpoint: bool
         logs: dict[str, list[str]] = {}
         cpu: dict[str, float] = {}
         try:
+            within: list[dict[int, tuple[str, int, float]]] = []
             queries = asyncio.run(drive(app, owner, tokens, rounds, admin, dbid, trips, take, submit, logs,
-                                        checkpoint, cluster.postmaster, cpu))
+                                        checkpoint, cluster.postmaster, cpu, within if nested else None))
         finally:
             db.dispose()
             trips.uninstall()
     print(f"(after: {load_average()})")
     report_requests(take, submit, logs, queries)
+    if nested:
+        report_inside(within[0], within[1], take.requests, submit.requests)
     answers = submit.requests
     user, system = cpu["postgresql user"], cpu["postgresql system"]
     print(f"\nCPU per answer, one request at a time: PostgreSQL {1000 * (user + system) / answers:.2f} ms "
@@ -310,10 +343,14 @@ def per_request(cluster: Cluster, annotators: int, rounds: int, checkpoint: bool
 
 async def drive(app: Any, owner: str, tokens: list[str], rounds: int, admin: psycopg.Connection[Any], dbid: int,
                 trips: RoundTrips, take: Tally, submit: Tally, logs: dict[str, list[str]],
-                checkpoint: bool, postmaster: int | None, cpu: dict[str, float]) -> dict[int, str]:
+                checkpoint: bool, postmaster: int | None, cpu: dict[str, float],
+                within: list[dict[int, tuple[str, int, float]]] | None = None) -> dict[int, str]:
     """Creates the project, then runs the rounds; returns the text of each statement by its id.
     ``cpu`` receives the CPU seconds of the measured rounds: PostgreSQL's (the cluster's processes
-    but the backend reading the counters) and this process's (the app and its client)."""
+    but the backend reading the counters) and this process's (the app and its client).
+    ``within`` (tracking nested statements) receives the counters of the statements run inside
+    others, before and after the measured rounds."""
+    nested = within is not None
     import httpx
 
     reader = admin.execute("SELECT pg_backend_pid()").fetchone()[0]  # type: ignore[index]
@@ -327,9 +364,11 @@ async def drive(app: Any, owner: str, tokens: list[str], rounds: int, admin: psy
             if n == warm and checkpoint:  # every page's next change writes its full image first
                 admin.execute("CHECKPOINT")
             if n == warm:
+                if within is not None:
+                    within.append(inside(admin, dbid))
                 user, system = postgres_cpu(postmaster, (reader,))
                 cpu["postgresql user"], cpu["postgresql system"], cpu["app"] = -user, -system, -time.process_time()
-            before = snapshot(admin, dbid)
+            before = snapshot(admin, dbid, nested)
             trips.take()
             if n == warm + rounds - 1:
                 trips.log = logs.setdefault("take", [])
@@ -342,7 +381,7 @@ async def drive(app: Any, owner: str, tokens: list[str], rounds: int, admin: psy
                 assert answer.status_code == 201, answer.text
                 leases.append(answer.json()["id"])
             took = trips.take()
-            middle = snapshot(admin, dbid)
+            middle = snapshot(admin, dbid, nested)
             trips.take()  # not the snapshot's own
             if n == warm + rounds - 1:
                 trips.log = logs.setdefault("submit", [])
@@ -353,7 +392,7 @@ async def drive(app: Any, owner: str, tokens: list[str], rounds: int, admin: psy
                                            json={"answer": {"label": "positive"}, "seconds": 1.0})
                 assert answer.status_code == 201, answer.text
             submitted = trips.take()
-            after = snapshot(admin, dbid)
+            after = snapshot(admin, dbid, nested)
             if measured:
                 take.add(before, middle, len(tokens), took)
                 submit.add(middle, after, len(tokens), submitted)
@@ -361,7 +400,9 @@ async def drive(app: Any, owner: str, tokens: list[str], rounds: int, admin: psy
         cpu["postgresql user"] += user
         cpu["postgresql system"] += system
         cpu["app"] += time.process_time()
-        return {qid: row[0] for qid, row in snapshot(admin, dbid).statements.items()}
+        if within is not None:
+            within.append(inside(admin, dbid))
+        return {qid: row[0] for qid, row in snapshot(admin, dbid, nested).statements.items()}
 
 
 def report_requests(take: Tally, submit: Tally, logs: dict[str, list[str]], queries: dict[int, str]) -> None:
@@ -660,6 +701,9 @@ def main() -> int:
     parser.add_argument("--bindir", help="the folder of initdb, pg_ctl and pgbench")
     parser.add_argument("--annotators", type=int, default=8, help="requests: annotators taking in turn")
     parser.add_argument("--rounds", type=int, default=50, help="requests: measured rounds (a take and a submit each)")
+    parser.add_argument("--nested", action="store_true",
+                        help="requests: also the statements run inside others (pg_stat_statements.track = all, "
+                             "PostgreSQL 14 and later): the take's function, statement by statement")
     parser.add_argument("--checkpoint", action="store_true",
                         help="requests: a CHECKPOINT before the measured rounds, so their WAL includes the full-page "
                              "image each page's first change after a checkpoint writes")
@@ -681,7 +725,7 @@ def main() -> int:
             yield Cluster(args.postgres, bindir, None)
             return
         assert bindir is not None
-        with own_cluster(bindir) as made:
+        with own_cluster(bindir, args.nested) as made:
             yield made
 
     bindir = Path(args.bindir) if args.bindir else throwaway_postgres.binaries()
@@ -693,7 +737,7 @@ def main() -> int:
         with closing(psycopg.connect(made.url, autocommit=True)) as admin:
             describe(admin)
         if "requests" in parts:
-            per_request(made, args.annotators, args.rounds, args.checkpoint)
+            per_request(made, args.annotators, args.rounds, args.checkpoint, args.nested)
         if "load" in parts:
             under_load(made, args.workers, args.clients, args.seconds, args.tasks, args.orgs)
         if "ceiling" in parts:
