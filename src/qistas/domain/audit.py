@@ -44,6 +44,7 @@ from qistas.domain.audit_chain import (
     GENESIS,
     Signer,
     event_hash,
+    is_plain,
     normal_details,
     time_text,
 )
@@ -185,15 +186,18 @@ def link(session: Session, *, chain: int, limit: int = LINK_CHUNK) -> int:
     rows = session.execute(queries.PENDING, {"chain_id": chain, "pending_from": pending_from, "limit": limit}).all()
     if not rows:
         return 0
-    links = []
+    first = seq + 1
+    prev_hashes, hashes = [], []
     for row in rows:
         seq += 1
         digest = event_hash({"org": row.org_id, "seq": seq, "at": time_text(row.at), "actor": row.actor,
                              "action": row.action, "object_type": row.object_type, "object_id": row.object_id,
-                             "details": row.details, "prev_hash": prev_hash})
-        links.append({"event_id": row.id, "new_seq": seq, "new_prev_hash": prev_hash, "new_hash": digest})
+                             "details": row.details, "prev_hash": prev_hash}, plain=is_plain(row.details))
+        prev_hashes.append(prev_hash)
+        hashes.append(digest)
         prev_hash = digest
-    session.execute(queries.LINK, links)
+    queries.LINK.run(session, event_ids=[row.id for row in rows], seqs=list(range(first, seq + 1)),
+                     prev_hashes=prev_hashes, hashes=hashes)
     horizon = min(ids.xmin, rows[-1].txid) if len(rows) == limit else ids.xmin  # a full chunk: more may follow
     queries.MOVE_HEAD.run(session, chain_id=chain, seq=seq, hash=prev_hash, pending_from=max(pending_from, horizon))
     return len(rows)

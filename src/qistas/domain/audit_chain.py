@@ -57,12 +57,18 @@ def canonical(value: dict[str, Any]) -> bytes:
 _SCALARS = frozenset({str, int, bool, type(None)})
 
 
+def is_plain(details: dict[str, Any] | None) -> bool:
+    """Whether details hold only strings, integers, flags and nulls, under string keys: what
+    ``event_hash(plain=True)`` may hash without its walk for whole floats."""
+    return details is None or all(type(key) is str and type(value) in _SCALARS for key, value in details.items())
+
+
 def normal_details(details: dict[str, Any] | None) -> dict[str, Any] | None:
     """Details as they will read back from the database: JSON values only (a time or another
     object as its text), whole floats as integers."""
     if details is None:
         return None
-    if all(type(key) is str and type(value) in _SCALARS for key, value in details.items()):
+    if is_plain(details):
         return dict(details)
     plain: dict[str, Any] = _plain(json.loads(json.dumps(details, default=str)))
     return plain
