@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -15,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from qistas import jsontext
 from qistas.db.engine import Database
-from qistas.db.enums import Role
+from qistas.db.enums import AuditStatus, ReviewStatus, Role, TaskStatus
 from qistas.db.models import Annotation, Assignment, Batch, ModelEndpoint, Project, Task, User
 from qistas.domain import exportformats, exportsql, projects, results, users
 from tests.conftest import BACKEND
@@ -335,3 +337,26 @@ def test_exports_at_once_share_the_extra_readers(database: Database, tmp_path: P
         finally:
             lines.close()
     assert exportsql._SLOTS.used == 0
+
+
+def test_the_enumerations_quoted_without_escaping_need_none() -> None:
+    """The task's status, review status and audit status are written as JSON strings without
+    ``to_json``'s escaping: their values must stay plain lowercase words."""
+    for enumeration in (TaskStatus, ReviewStatus, AuditStatus):
+        for value in enumeration:
+            assert re.fullmatch("[a-z_]+", value), (enumeration, value)
+            assert json.dumps(str(value)) == f'"{value}"'
+
+
+def test_the_annotators_of_a_project_are_walked_one_probe_each(database: Database) -> None:
+    """Who answered in the project (their heads are made once, before a large export), found by a
+    walk of the annotators' index: the same as a ``DISTINCT`` over every answer."""
+    project_id, _ = _build(database, seed=29, n_tasks=120)
+    other, _ = _build(database, seed=31, n_tasks=40)
+    with database.reader() as session:
+        walked = list(session.scalars(exportsql._ANSWERED, {"project_id": project_id}))
+        every = set(session.scalars(select(Annotation.annotator_id).where(Annotation.project_id == project_id)))
+        others = set(session.scalars(select(Annotation.annotator_id).where(Annotation.project_id == other)))
+        assert walked == sorted(every) and len(walked) > 3
+        assert others - every  # the other project's annotators are not walked
+        assert list(session.scalars(exportsql._ANSWERED, {"project_id": -1})) == []

@@ -47,6 +47,7 @@ from sqlalchemy import (
     Text,
     and_,
     any_,
+    bindparam,
     case,
     cast,
     column,
@@ -60,7 +61,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, aggregate_order_by
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 from sqlalchemy.types import UserDefinedType
 
 from qistas import jsontext
@@ -97,6 +98,16 @@ class _JsonPath(UserDefinedType[str]):
         return "jsonpath"
 
 
+def _cat(*parts: SQLColumnExpression[Any] | str) -> ColumnElement[str]:
+    """Texts joined with ``||``, every part a text that is never NULL. PostgreSQL's ``concat``
+    takes any type and looks each argument's output function up at every call: a fifth of the
+    export statement's time went there."""
+    joined: ColumnElement[str] = literal(parts[0], Text) if isinstance(parts[0], str) else cast(parts[0], Text)
+    for part in parts[1:]:
+        joined = joined.op("||", return_type=Text)(literal(part, Text) if isinstance(part, str) else part)
+    return joined
+
+
 def _json(value: SQLColumnExpression[Any]) -> ColumnElement[str]:
     """A ``jsonb``, boolean or integer column's text, ``null`` for SQL NULL."""
     return func.coalesce(cast(value, Text), _NULL)
@@ -107,13 +118,20 @@ def _string(value: SQLColumnExpression[Any]) -> ColumnElement[str]:
     return func.coalesce(cast(func.to_json(value), Text), _NULL)
 
 
+def _enumerated(value: SQLColumnExpression[Any]) -> ColumnElement[str]:
+    """A column of one of the server's enumerations (``TaskStatus``, ``ReviewStatus``,
+    ``AuditStatus``: lowercase words) as a JSON string, quoted without ``to_json``'s escaping,
+    which none of their values needs; ``null`` for NULL."""
+    return func.coalesce(_cat('"', value, '"'), _NULL)
+
+
 def _float(value: SQLColumnExpression[Any]) -> ColumnElement[str]:
     """A ``float8`` as JSON: ``null`` for NULL and what JSON cannot hold (NaN, infinities), a
     whole number with ``.0`` as Python writes it, else PostgreSQL's shortest exact text."""
     not_finite = value.in_([literal("NaN", Float), literal("Infinity", Float), literal("-Infinity", Float)])
     whole = and_(value == func.trunc(value), func.abs(value) < 1e16)
     return case((value.is_(None) | not_finite, _NULL),
-                (whole, func.concat(cast(cast(func.trunc(value), BigInteger), Text), ".0")),
+                (whole, _cat(cast(cast(func.trunc(value), BigInteger), Text), ".0")),
                 else_=cast(value, Text))
 
 
@@ -121,13 +139,13 @@ def _iso_text(value: SQLColumnExpression[Any]) -> ColumnElement[str]:
     """A naive UTC timestamp as ``datetime.isoformat()`` writes the aware value: the ISO
     DateStyle's text with a ``T``, the microseconds to six digits when there are any."""
     shown = func.replace(cast(value, Text), " ", "T")
-    digits = case((func.length(shown) > 19, 26), else_=19)
-    return func.concat(func.rpad(shown, digits, "0"), "+00:00")
+    digits = case((value == func.date_trunc("second", value), 19), else_=26)  # the text made once
+    return _cat(func.rpad(shown, digits, "0"), "+00:00")
 
 
 def _iso(value: SQLColumnExpression[Any]) -> ColumnElement[str]:
     """The same as a JSON string, ``null`` for NULL."""
-    return case((value.is_(None), _NULL), else_=func.concat('"', _iso_text(value), '"'))
+    return case((value.is_(None), _NULL), else_=_cat('"', _iso_text(value), '"'))
 
 
 def _json_or_none(value: SQLColumnExpression[Any]) -> ColumnElement[str | None]:
@@ -149,8 +167,8 @@ class _Parts:
                          .correlate(Task).lateral("task_response"))
         kept = Annotation.rejected_at.is_(None)
         # An annotator who answered after the heads were read has none: a marker, named in Python.
-        head = func.coalesce(who.c.head, func.concat(_UNNAMED, cast(Annotation.annotator_id, Text), _UNNAMED))
-        item = func.concat(
+        head = func.coalesce(who.c.head, _cat(_UNNAMED, cast(Annotation.annotator_id, Text), _UNNAMED))
+        item = _cat(
             head, ',"answer":', cast(Annotation.answer, Text), ',"seconds":', _float(Annotation.seconds),
             ',"created_at":', _iso(Annotation.created_at),
             case((kept, ""), else_=',"rejected":true'),
@@ -160,8 +178,6 @@ class _Parts:
             select(func.count().filter(and_(kept, ~model)).label("humans"),
                    func.count().filter(and_(kept, model)).label("models"),
                    func.count().filter(and_(kept, cast(Annotation.answer, JSONB) == response)).label("agreeing"),
-                   func.jsonb_agg(aggregate_order_by(cast(Annotation.answer, JSONB), Annotation.id))
-                   .filter(and_(kept, self.fallback.c.confidences)).label("answers"),
                    func.string_agg(item, aggregate_order_by(literal(","), Annotation.rejected_at.is_not(None),
                                                             Annotation.id)).label("listed"))
             .select_from(Annotation).outerjoin(who, who.c.id == Annotation.annotator_id)
@@ -172,10 +188,16 @@ class _Parts:
         no_response = or_(Task.response.is_(None), func.jsonb_typeof(response) == "null")
         self.no_agreement = no_response | (kept_answers == 0)
         self.agreement = cast(self.answers.c.agreeing, Float) / cast(kept_answers, Float)
-        self.listed = func.concat("[", func.coalesce(self.answers.c.listed, ""), "]")
-        # What the records path computes in Python: the response and kept answers it needs.
+        self.listed = _cat("[", func.coalesce(self.answers.c.listed, ""), "]")
+        # What the records path computes in Python: the response and kept answers it needs, read
+        # only for those tasks (an aggregate's ORDER BY sorts for every task it is given, even
+        # when its FILTER keeps nothing).
+        kept_answer = aliased(Annotation)
+        in_order = (select(func.jsonb_agg(aggregate_order_by(cast(kept_answer.answer, JSONB), kept_answer.id)))
+                    .where(kept_answer.task_id == Task.id, kept_answer.rejected_at.is_(None))
+                    .correlate(Task).scalar_subquery())
         self.computed = (case((self.fallback.c.confidences, Task.response)).label("fallback_response"),
-                         self.answers.c.answers)
+                         case((self.fallback.c.confidences, in_order)).label("answers"))
 
     def order(self) -> tuple[Any, ...]:
         return (Task.completed_at, Task.id) if self.selection.options.since is not None else (Task.id,)
@@ -191,17 +213,17 @@ class _Parts:
         counts it), after it."""
         answers = self.answers.c
         counted = case((self.no_agreement, _NULL), (self.fallback.c.confidences, None), else_=_float(self.agreement))
-        start = func.concat(
+        start = _cat(
             '{"task_id":', cast(Task.id, Text), ',"unique_id":', _string(Task.unique_id),
-            ',"batch":', _string(Batch.name), ',"status":', _string(Task.status),
+            ',"batch":', _string(Batch.name), ',"status":', _enumerated(Task.status),
             ',"data":', _json(Task.data), ',"metadata":', _json(Task.meta),
             ',"response":', _json(Task.response), ',"confidence":', _float(Task.confidence),
             ',"method":', _string(Task.method), ',"needs_review":', _json(Task.needs_review),
             ',"details":', _json(Task.details), ',"completed_at":', _iso(Task.completed_at),
-            ',"review":{"status":', _string(Task.review_status), ',"audit":', _string(Task.audit_status),
+            ',"review":{"status":', _enumerated(Task.review_status), ',"audit":', _enumerated(Task.audit_status),
             '},"provenance":{"annotators":', cast(answers.humans, Text), ',"models":', cast(answers.models, Text),
             ',"agreement":')
-        end = func.concat(
+        end = _cat(
             ',"confidence":', _float(Task.confidence), ',"method":', _string(Task.method),
             ',"needs_review":', _json(Task.needs_review), '},"predictions":', _json(Task.predictions),
             ',"annotations":', self.listed, "}")
@@ -273,14 +295,32 @@ def _rows(session: Session, selection: Selection, pseudonym: Callable[[int], str
     models = model_names(session, org_id=project.org_id)
     heads = _Heads(pseudonym, models)
     if annotators is None:
-        annotators = [] if selection.total < HEADS_FROM else list(session.scalars(
-            select(Annotation.annotator_id).where(Annotation.project_id == project.id).distinct()))
+        annotators = [] if selection.total < HEADS_FROM else \
+            list(session.scalars(_ANSWERED, {"project_id": project.id}))
     parts = _Parts(selection, heads.of(annotators), list(models))
     readers = readers or Readers()
     count = min(readers.count, selection.total // readers.per_reader)
     if count <= 1:
         return heads, _read_here(session, shape(parts))
     return heads, _read_in_ranges(session, parts, shape, count, readers)
+
+
+def _answered() -> Any:
+    """Everyone who answered in ``:project_id``: a walk of ``ix_annotations_annotator_order``
+    from one annotator to the next, a probe each, instead of reading every answer's entry
+    (``SELECT DISTINCT``: 30 ms at 400,000 answers)."""
+    project_id = bindparam("project_id", type_=BigInteger)
+    first = (select(Annotation.annotator_id.label("annotator_id")).where(Annotation.project_id == project_id)
+             .order_by(Annotation.annotator_id).limit(1))
+    walk = first.cte("walk", recursive=True)
+    following = (select(Annotation.annotator_id)
+                 .where(Annotation.project_id == project_id, Annotation.annotator_id > walk.c.annotator_id)
+                 .order_by(Annotation.annotator_id).limit(1).scalar_subquery())
+    walk = walk.union_all(select(following.label("annotator_id")).where(walk.c.annotator_id.is_not(None)))
+    return select(walk.c.annotator_id).where(walk.c.annotator_id.is_not(None))
+
+
+_ANSWERED = _answered()
 
 
 def _read_here(session: Session, statement: Any) -> _Chunks:
@@ -341,19 +381,13 @@ def _ranges(session: Session, parts: _Parts, shape: Callable[[_Parts], Any], cou
     if not _SNAPSHOT_ID.fullmatch(snapshot):
         raise RuntimeError(f"unexpected snapshot id {snapshot!r}")
     key = tuple_(*order)
-
-    def at(bound: tuple[Any, ...]) -> Any:
-        # As its columns' types: a time compared as the naive UTC it is stored as, not shifted
-        # by the session's time zone (which would still split the export, but unevenly).
-        return tuple_(*(literal(value, column.type) for value, column in zip(bound, order, strict=True)))
-
     ranges = []
     for lower, upper in zip([None, *bounds], [*bounds, None], strict=True):
         statement = shape(parts)
         if lower is not None:
-            statement = statement.where(key > at(lower))
+            statement = statement.where(key > _at(lower, order))
         if upper is not None:
-            statement = statement.where(key <= at(upper))
+            statement = statement.where(key <= _at(upper, order))
         ranges.append(statement)
     engine = session.get_bind()
     spools: list[_Spool] = []
@@ -374,10 +408,23 @@ def _bounds(session: Session, selection: Selection, order: tuple[Any, ...], coun
     """The last position (in the export's order) of each range but the last: ``count`` ranges of
     about equal size."""
     step = max(1, -(-selection.total // count))
-    numbered = select(*order, func.row_number().over(order_by=order).label("n")).where(*selection.where).subquery()
-    rows = session.execute(select(*(numbered.c[c.key] for c in order))
-                           .where(numbered.c.n % step == 0).order_by(*(numbered.c[c.key] for c in order)))
-    return [tuple(row) for row in rows][:count - 1]
+    bounds: list[tuple[Any, ...]] = []
+    for _ in range(count - 1):  # each from the last: the index walked once in all
+        query = select(*order).where(*selection.where)
+        if bounds:
+            query = query.where(tuple_(*order) > _at(bounds[-1], order))
+        row = session.execute(query.order_by(*order).offset(step - 1).limit(1)).first()
+        if row is None:
+            break
+        bounds.append(tuple(row))
+    return bounds
+
+
+def _at(bound: tuple[Any, ...], order: tuple[Any, ...]) -> Any:
+    """A position in the export's order, as its columns' types: a time compared as the naive UTC
+    it is stored as, not shifted by the session's time zone (which would still split the
+    export, but unevenly)."""
+    return tuple_(*(literal(value, column.type) for value, column in zip(bound, order, strict=True)))
 
 
 @contextmanager
