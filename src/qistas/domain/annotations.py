@@ -93,9 +93,10 @@ def submit(
     # The answer stored, the lease closed, the task's count and the annotator's moved: the lease
     # and the task are locked by this transaction, so these are plain UPDATEs. The lease's slot
     # in n_claimed now holds this annotation.
-    # Its audit event goes with it, but an exam's, which follows the attempt's result (below).
-    stored_event = events is not None and not project.exam and audit.in_statement(session)
-    if locks_claimed_rows(session):  # PostgreSQL: one statement, one round trip
+    in_one_statement = locks_claimed_rows(session)
+    # There, its audit event goes with it, but an exam's, which follows the attempt's result (below).
+    stored_event = in_one_statement and events is not None and not project.exam
+    if in_one_statement:  # PostgreSQL: one statement, one round trip
         event = events.params(project=project, action=ANSWERED, object_type="task", at=now) \
             if events is not None and stored_event else audit.NO_EVENT
         written = queries.STORE.first(session, **values, now=now, **counts, record_event=stored_event, **event)

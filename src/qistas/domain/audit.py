@@ -88,9 +88,9 @@ def record(
     ``pseudonym`` names an annotator as the event's project shows them; ``at``: the time of
     what it records (now if not given)."""
     chain = chain_of(org_id)
-    fields = {"at": at or utcnow(), "actor_id": actor.id if actor else None, "org_id": org_id, "action": action,
-              "object_type": object_type, "object_id": object_id, "details": normal_details(details),
-              "chain_id": chain, "actor": actor_name(actor, pseudonym)}
+    fields = _fields(actor=actor, action=action, object_type=object_type, org_id=org_id, pseudonym=pseudonym,
+                     at=at or utcnow())
+    fields.update(object_id=object_id, details=normal_details(details))
     if _links_later(session):
         queries.NEW_EVENT.first(session, **fields)
         return
@@ -114,8 +114,7 @@ class LoopEvents:
     """The audit events of one annotator's loop (a take, an answer, an exam's result), written
     in the transaction by the domain function that makes their object, the annotator under
     their pseudonym in the project. On PostgreSQL the take's and the answer's are written by
-    the statement that makes the lease or the annotation (``params``, ``in_statement``): a
-    round trip fewer each."""
+    the statement that makes the lease or the annotation (``params``): a round trip fewer each."""
 
     actor: User
     secret: str
@@ -128,19 +127,20 @@ class LoopEvents:
     def params(self, *, project: Project, action: str, object_type: str, at: datetime) -> dict[str, Any]:
         """The ``event_`` parameters of a statement that writes the event with its object
         (``queries.pending_event_of``): the object id and details are the statement's."""
-        return {"event_at": at, "event_actor_id": self.actor.id, "event_org_id": project.org_id,
-                "event_action": action, "event_object_type": object_type, "event_chain_id": chain_of(project.org_id),
-                "event_actor": actor_name(self.actor, pseudonyms(self.secret, project.id))}
+        fields = _fields(actor=self.actor, action=action, object_type=object_type, org_id=project.org_id,
+                         pseudonym=pseudonyms(self.secret, project.id), at=at)
+        return {f"event_{name}": value for name, value in fields.items()}
 
 
 # A statement that can write an event with its object, told to write none.
 NO_EVENT: dict[str, Any] = {f"event_{name}": None for name in queries.EVENT_PARAMS}
 
 
-def in_statement(session: Session) -> bool:
-    """Whether the loop's statements write its events themselves (PostgreSQL: they are pending,
-    a plain row; SQLite links each as it is written)."""
-    return _links_later(session)
+def _fields(*, actor: User | None, action: str, object_type: str, org_id: int | None,
+            pseudonym: Callable[[int], str] | None, at: datetime) -> dict[str, Any]:
+    """An event's fields but its object id and details (``queries.EVENT_PARAMS``)."""
+    return {"at": at, "actor_id": actor.id if actor else None, "org_id": org_id, "action": action,
+            "object_type": object_type, "chain_id": chain_of(org_id), "actor": actor_name(actor, pseudonym)}
 
 
 # SQLite: the head (seq, hash) each chain had when this process last linked an event to it, a

@@ -69,7 +69,7 @@ NEW_EVENT = Prepared(
 
 # The fields an event written by another statement takes as parameters (``event_at`` and so
 # on), its object id and details coming from that statement's rows.
-EVENT_PARAMS = ["at", "actor_id", "org_id", "action", "object_type", "chain_id", "actor"]
+EVENT_PARAMS = [name for name in _EVENT_FIELDS if name not in ("object_id", "details")]
 
 
 def pending_event_of(rows: Any, *, object_id: ColumnElement[Any], details: ColumnElement[Any],
