@@ -5,6 +5,7 @@ data with Core bulk inserts, then runs each export in a fresh process and report
 time and peak memory (maximum RSS of that process). ``--quick`` uses 25k tasks.
 
     python benchmarks/export.py [--quick] [--tasks N] [--formats jsonl,csv,parquet] [--repeat N] [--write-docs]
+    python benchmarks/export.py --database-url URL --project ID --explain [--repeat N]
 
 ``--database-url URL --project ID`` exports an existing project instead of building one.
 """
@@ -103,6 +104,39 @@ def busy_cpu_seconds() -> float:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
+def explain(url: str, project_id: int, repeat: int) -> None:
+    """PostgreSQL: the jsonl export's statement for the whole project, one backend, run under
+    ``EXPLAIN (ANALYZE, TIMING OFF)`` (its rows built, none sent): the database's own time, apart
+    from the exporter and the readers' split."""
+    from sqlalchemy import select
+
+    from qistas.db.engine import Database
+    from qistas.db.models import Annotation, Project
+    from qistas.domain import exportsql, results
+
+    db = Database.from_url(url)
+    with db.reader() as session:
+        project = session.get(Project, project_id)
+        assert project is not None
+        selection = results.select_export(session, project=project, options=results.ExportOptions(),
+                                          settled_before=datetime.now(UTC))
+        heads = exportsql._Heads(lambda user_id: f"a{user_id}", {})
+        annotators = list(session.scalars(
+            select(Annotation.annotator_id).where(Annotation.project_id == project_id).distinct()))
+        statement = exportsql._Parts(selection, heads.of(annotators), []).lines()
+        session.execute(exportsql._SETTINGS)
+        connection = session.connection()
+        compiled = statement.compile(dialect=connection.dialect)
+        processors = compiled._bind_processors
+        params = {name: processors[name](value) if name in processors else value
+                  for name, value in compiled.construct_params().items()}
+        for _ in range(repeat):
+            plan = [line for (line,) in connection.exec_driver_sql(
+                "EXPLAIN (ANALYZE, TIMING OFF) " + compiled.string, params)]
+            print(f"the lines' statement, {selection.total:,} tasks: {plan[-1].strip()}", flush=True)
+    db.dispose()
+
+
 def run_one(url: str, project_id: int, fmt: str, out: str, readers: int = 1, records_only: bool = False) -> None:
     """In a child process: export to ``out``; print time, size and peak RSS as JSON."""
     from qistas.db.engine import Database
@@ -196,11 +230,17 @@ def main() -> None:
                         help="PostgreSQL: connections reading one export at once (QISTAS_EXPORT_READERS)")
     parser.add_argument("--records", action="store_true",
                         help="PostgreSQL: encode the records in Python instead of the lines the database builds")
+    parser.add_argument("--explain", action="store_true",
+                        help="PostgreSQL, with --project: the lines' statement under EXPLAIN ANALYZE, --repeat times")
     parser.add_argument("--run-one", nargs=4, metavar=("URL", "PROJECT", "FORMAT", "OUT"), help=argparse.SUPPRESS)
     args, _unknown = parser.parse_known_args()  # make bench passes its own arguments to every script
     if args.run_one:
         url, project, fmt, out = args.run_one
         run_one(url, int(project), fmt, out, args.readers, args.records)
+        return
+    if args.explain:
+        assert args.database_url and args.project is not None, "--explain reads an existing project"
+        explain(args.database_url, args.project, args.repeat)
         return
     n_tasks = args.tasks or (25_000 if args.quick else 250_000)
     with tempfile.TemporaryDirectory(prefix="qistas-bench-") as tmp:

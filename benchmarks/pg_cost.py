@@ -275,10 +275,11 @@ def inside(admin: psycopg.Connection[Any], dbid: int) -> dict[int, tuple[str, in
 
 
 def report_inside(before: dict[int, tuple[str, int, float]], after: dict[int, tuple[str, int, float]],
-                  takes: int, answers: int) -> None:
+                  answers: int) -> None:
     print("\nInside the statements (`--nested`: pg_stat_statements.track = all; the take's qistas_take, statement "
-          "by statement), per take and per answer, the server's execution time per call:")
-    print("| calls per take | exec µs/call | µs per answer | statement |")
+          "by statement, and the foreign-key checks of both requests' inserts), per answer, the server's execution "
+          "time per call:")
+    print("| calls per answer | exec µs/call | µs per answer | statement |")
     print("|---:|---:|---:|---|")
     spent = {}
     for qid, (query, calls, ms) in after.items():
@@ -288,7 +289,7 @@ def report_inside(before: dict[int, tuple[str, int, float]], after: dict[int, tu
     for query, calls, ms in sorted(spent.values(), key=lambda row: -row[2]):
         text = " ".join(query.split())
         shown = text[:110] + ("…" if len(text) > 110 else "")
-        print(f"| {calls / takes:.2f} | {1000 * ms / calls:.0f} | {1000 * ms / answers:.0f} | `{shown}` |")
+        print(f"| {calls / answers:.2f} | {1000 * ms / calls:.0f} | {1000 * ms / answers:.0f} | `{shown}` |")
     print(f"\nAll of them: {1000 * sum(ms for _, _, ms in spent.values()) / answers:.0f} µs per answer")
 
 
@@ -332,7 +333,7 @@ def per_request(cluster: Cluster, annotators: int, rounds: int, checkpoint: bool
     print(f"(after: {load_average()})")
     report_requests(take, submit, logs, queries)
     if nested:
-        report_inside(within[0], within[1], take.requests, submit.requests)
+        report_inside(within[0], within[1], submit.requests)
     answers = submit.requests
     user, system = cpu["postgresql user"], cpu["postgresql system"]
     print(f"\nCPU per answer, one request at a time: PostgreSQL {1000 * (user + system) / answers:.2f} ms "

@@ -6,6 +6,7 @@ answered all the same and nothing is stored twice; a connection in steady use co
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,11 +14,12 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
+from qistas.config import Settings
 from qistas.db import engine as engine_module
 from qistas.db.engine import Database
 from qistas.db.unit_of_work import read, write
 from tests.api.helpers import submit, take
-from tests.conftest import BACKEND, LiveServer
+from tests.conftest import BACKEND, SECRET, LiveServer
 from tests.factories import Tenant
 
 pytestmark = pytest.mark.skipif(BACKEND != "postgresql", reason="an SQLite file has no connection to lose")
@@ -32,6 +34,12 @@ def cut_every_connection(database: Database) -> None:
                                     "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
     finally:
         admin.dispose()
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    """The server's loop in its thread pool whatever the environment says."""
+    return Settings(home=tmp_path, database_url=db_url, secret_key=SECRET, postgres_inline_loop=False)
 
 
 @pytest.fixture
@@ -96,7 +104,7 @@ def test_without_the_retry_the_cut_connection_fails(database: Database, pings: l
 
 
 def test_the_loop_goes_on_through_a_cut(server: LiveServer, tenant: Tenant, database: Database) -> None:
-    """Through the server's thread pool (the default path): every backend is cut between a take
+    """Through the server's thread pool (the default path; `settings` above): every backend is cut between a take
     and its submit; the submit is answered and its answer stored once, and the loop goes on."""
     assert server.app.state.db.inline_postgres is None
     pid = tenant.project(redundancy={"min": 1, "max": 1})["id"]

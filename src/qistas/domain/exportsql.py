@@ -100,8 +100,8 @@ class _JsonPath(UserDefinedType[str]):
 
 def _cat(*parts: SQLColumnExpression[Any] | str) -> ColumnElement[str]:
     """Texts joined with ``||``, every part a text that is never NULL. PostgreSQL's ``concat``
-    takes any type and looks each argument's output function up at every call: an eighth of the
-    export statement's time went there."""
+    takes any type and looks each argument's output function up at every call, the largest part
+    of the export statement's time before (``benchmarks/export.py --explain`` times the statement)."""
     joined: ColumnElement[str] = literal(parts[0], Text) if isinstance(parts[0], str) else cast(parts[0], Text)
     for part in parts[1:]:
         joined = joined.op("||", return_type=Text)(literal(part, Text) if isinstance(part, str) else part)
@@ -308,7 +308,7 @@ def _rows(session: Session, selection: Selection, pseudonym: Callable[[int], str
 def _answered() -> Any:
     """Everyone who answered in ``:project_id``: a walk of ``ix_annotations_annotator_order``
     from one annotator to the next, a probe each, instead of reading every answer's entry
-    (``SELECT DISTINCT``: 30 ms at 400,000 answers)."""
+    (``SELECT DISTINCT``)."""
     project_id = bindparam("project_id", type_=BigInteger)
     first = (select(Annotation.annotator_id.label("annotator_id")).where(Annotation.project_id == project_id)
              .order_by(Annotation.annotator_id).limit(1))
