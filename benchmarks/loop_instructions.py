@@ -77,7 +77,7 @@ def build(home: str, annotators: int, remembered: bool, postgres: str | None = N
         tokens = [users.create_token(session, user=users.create_user(session, email=f"w{n}@bench.test",
                                                                      role="annotator")) for n in range(annotators)]
     app = create_app(Settings(home=home, database_url=url, secret_key="s" * 40, background_workers=False,
-                              postgres_inline_loop=inline), db)
+                              postgres_inline_loop="on" if inline else "off"), db)
     app.state.tokens = TokenCache(seconds=3600.0 if remembered else 0.0)
     return app, owner, tokens
 

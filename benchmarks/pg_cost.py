@@ -5,7 +5,9 @@ folder, PostgreSQL's defaults: ``fsync`` and ``synchronous_commit`` on, so a com
 its flush, with ``pg_stat_statements`` loaded), removed afterwards:
 
 1. ``requests``: the annotation loop through the real app in one process (httpx's ASGI
-   transport, no sockets, background work off), K annotators taking in turn and then
+   transport, no sockets, background work off; the loop's transactions on the event loop, as
+   ``QISTAS_POSTGRES_INLINE_LOOP=auto`` does for a database on this machine, or in the thread
+   pool with ``QISTAS_POSTGRES_INLINE_LOOP=off``), K annotators taking in turn and then
    answering in turn on a fresh database. Around every round of takes and every round of
    submits it reads ``pg_stat_statements`` (from another database, so the reads are not
    counted), the WAL position and the next transaction id, and counts on the client the

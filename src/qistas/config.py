@@ -24,6 +24,10 @@ from qistas.files import private_folder
 _MIN_SECRET_LENGTH = 32
 _MIN_METRICS_TOKEN_LENGTH = 16
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+InlineLoop = Literal["auto", "on", "off"]
+# The words a boolean setting takes, for a setting that was one and is now a choice of three.
+_ON_WORDS = frozenset({"on", "true", "1", "yes"})
+_OFF_WORDS = frozenset({"off", "false", "0", "no"})
 LOG_LEVELS: tuple[str, ...] = get_args(LogLevel)
 
 
@@ -96,17 +100,17 @@ class Settings(BaseSettings):
         "Behind a proxy that balances each request itself (nginx `least_conn` over one process per port) "
         "it changes nothing that matters.",
     )
-    postgres_inline_loop: bool = Field(
-        default=False,
+    postgres_inline_loop: InlineLoop = Field(
+        default="auto",
         description="On PostgreSQL: run the annotation loop's short transactions (take, submit, skip, renew) on "
         "each server process's event loop instead of handing each to a thread, on one connection each process "
         "keeps for them; a fifth to a third less server CPU per answer, measured with the database on the same "
-        "machine. Every database round trip then holds up the "
-        "process's other requests until it returns: for a database on the same machine or a network whose round "
-        "trips take well under a tenth of a millisecond, and with a `connect_timeout` in the database URL (a "
-        "database that stops answering holds the process as long as a connection attempt waits). A transaction "
-        "that waits on a row lock for more than 10 ms is run again in a thread. SQLite's loop runs on the event "
-        "loop always.",
+        "machine. Every database round trip then holds up the process's other requests until it returns. "
+        "`auto`: on when the database URL names this machine (a Unix socket, `localhost` or a loopback address), "
+        "off for any other host; `on` (`true`): always, for a network whose round trips take well under a tenth "
+        "of a millisecond, with a `connect_timeout` in the database URL; `off` (`false`): never. A transaction "
+        "that waits on a row lock for more than 10 ms, or one of whose statements runs past 100 ms, is run again "
+        "in a thread. SQLite's loop runs on the event loop always.",
     )
     max_page_size: int = Field(default=1000, ge=1, description="Largest `limit` of a page.")
     default_page_size: int = Field(default=100, ge=1, description="`limit` when none is given.")
@@ -335,6 +339,13 @@ class Settings(BaseSettings):
                 except ValueError:
                     raise ValueError(f"QISTAS_WEBHOOK_ALLOWED_NETWORKS: {raw.strip()!r} is not a network") from None
         return value
+
+    @field_validator("postgres_inline_loop", mode="before")
+    @classmethod
+    def _inline_loop(cls, value: object) -> object:
+        # `true` and `false` (the setting's words when it was a boolean) still mean on and off.
+        word = str(value).strip().lower()
+        return "on" if word in _ON_WORDS else "off" if word in _OFF_WORDS else word
 
     @field_validator("forwarded_allow_ips")
     @classmethod

@@ -39,7 +39,7 @@ def cut_every_connection(database: Database) -> None:
 @pytest.fixture
 def settings(db_url: str, tmp_path: Path) -> Settings:
     """The server's loop in its thread pool whatever the environment says."""
-    return Settings(home=tmp_path, database_url=db_url, secret_key=SECRET, postgres_inline_loop=False)
+    return Settings(home=tmp_path, database_url=db_url, secret_key=SECRET, postgres_inline_loop="off")
 
 
 @pytest.fixture

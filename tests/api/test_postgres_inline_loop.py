@@ -1,6 +1,7 @@
 """``QISTAS_POSTGRES_INLINE_LOOP``: on PostgreSQL, the loop's transactions run on the server's
-event loop; one that meets a row lock held longer than a few milliseconds is rolled back and
-run again in a thread, and the process goes on answering meanwhile."""
+event loop (by default with the database on this machine); one that meets a row lock held
+longer than a few milliseconds, or whose statement runs long, is rolled back and run again in
+a thread, and the process goes on answering meanwhile."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from qistas.api.app import create_app
 from qistas.config import Settings
 from qistas.db.engine import Database
 from qistas.db.unit_of_work import INLINE_BEGIN, write_now
@@ -26,7 +28,7 @@ pytestmark = pytest.mark.skipif(BACKEND != "postgresql", reason="the setting is 
 
 @pytest.fixture
 def settings(db_url: str, tmp_path: Path) -> Settings:
-    return Settings(home=tmp_path, database_url=db_url, secret_key=SECRET, postgres_inline_loop=True)
+    return Settings(home=tmp_path, database_url=db_url, secret_key=SECRET, postgres_inline_loop="on")
 
 
 @pytest.fixture
@@ -93,6 +95,50 @@ def test_a_long_row_lock_is_waited_for_in_a_thread(server: LiveServer, inline_te
     submitting.join()
     assert answered["status"] == 201
     assert answered["seconds"] >= 0.7  # it did wait for the lock
+
+
+def test_a_long_statement_is_run_again_in_a_thread(server: LiveServer, inline_tenant: Tenant,
+                                                  database: Database) -> None:
+    """The submit's INSERT takes 1.5 s (the database stalled): canceled at the statement timeout,
+    it is run again in a thread and answered once, and the server answers other requests
+    meanwhile (held on the event loop, it would not)."""
+    pid = inline_tenant.project(redundancy={"min": 1, "max": 1})["id"]
+    inline_tenant.add_tasks(pid, [{"data": {"text": "slow"}}])
+    worker = inline_tenant.annotators[0]
+    lease = take(worker, pid)
+    with database.writer.begin() as session:
+        session.execute(text("CREATE FUNCTION stall() RETURNS trigger LANGUAGE plpgsql AS "
+                             "$$ BEGIN PERFORM pg_sleep(1.5); RETURN NEW; END $$"))
+        session.execute(text("CREATE TRIGGER stall BEFORE INSERT ON annotations FOR EACH ROW EXECUTE FUNCTION stall()"))
+    answered: dict[str, float] = {}
+
+    def answer() -> None:
+        began = time.monotonic()
+        answered["status"] = worker.post(f"/assignments/{lease['id']}/submit",
+                                         json={"answer": {"label": "positive"}}).status_code
+        answered["seconds"] = time.monotonic() - began
+
+    submitting = threading.Thread(target=answer)
+    submitting.start()
+    time.sleep(0.4)  # past the statement timeout: the submit runs in a thread by now
+    with httpx.Client(base_url=server.url) as probe:
+        began = time.monotonic()
+        assert probe.get("/healthz").status_code == 200
+        assert time.monotonic() - began < 0.5, "the event loop was held by a long statement"
+    submitting.join()
+    assert answered["status"] == 201
+    assert answered["seconds"] >= 1.5  # the statement did run whole, in the thread
+    stats = inline_tenant.owner.get(f"/projects/{pid}/stats").json()
+    assert stats["annotations"] == 1 and stats["tasks"]["completed"] == 1, stats
+
+
+@pytest.mark.parametrize(("choice", "inline"), [("auto", True), ("off", False), ("on", True)])
+def test_auto_runs_the_loop_inline_for_the_database_on_this_machine(db_url: str, tmp_path: Path, database: Database,
+                                                                   choice: str, inline: bool) -> None:
+    assert "@127.0.0.1" in db_url or "@localhost" in db_url  # the tests' database is on this machine
+    app = create_app(Settings(home=tmp_path, database_url=db_url, secret_key=SECRET,
+                              postgres_inline_loop=choice), database)  # type: ignore[arg-type]
+    assert (app.state.db.inline_postgres is not None) == inline
 
 
 def test_the_loop_keeps_one_connection_and_replaces_it_when_it_dies(server: LiveServer, inline_tenant: Tenant,

@@ -41,7 +41,7 @@ from qistas.api.signed_media import SignedMedia
 from qistas.api.throttle import RequestLimits
 from qistas.config import Settings, get_settings
 from qistas.db.engine import Database, is_sqlite
-from qistas.db.unit_of_work import INLINE_BEGIN
+from qistas.db.unit_of_work import INLINE_BEGIN, postgres_loop_inline
 from qistas.domain.mediastore import store_for
 from qistas.domain.sealing import Keyring
 from qistas.domain.sign_in import PasswordGate
@@ -71,7 +71,7 @@ class Qistas(FastAPI):
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
     settings = settings or get_settings()
     db = database or Database.from_url(settings.sqlalchemy_url)
-    if settings.postgres_inline_loop and not is_sqlite(db.engine):
+    if not is_sqlite(db.engine) and postgres_loop_inline(settings.postgres_inline_loop, db.engine.url):
         db = db.with_inline_postgres(INLINE_BEGIN)
 
     @asynccontextmanager

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Dialect, Engine, LargeBinary, Text, cast, func, text
+from sqlalchemy import URL, Dialect, Engine, LargeBinary, Text, cast, func, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
@@ -103,6 +105,36 @@ def claim_lock(session: Session, query: Any, *, of: Any = None) -> Any:
 def is_lock_timeout(exc: BaseException) -> bool:
     """A statement that waited on a lock for longer than ``lock_timeout`` (PostgreSQL)."""
     return getattr(getattr(exc, "orig", None), "sqlstate", None) == "55P03"
+
+
+def is_statement_timeout(exc: BaseException) -> bool:
+    """A statement canceled: it ran past ``statement_timeout`` (or was canceled by an operator)."""
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) == "57014"
+
+
+def database_on_this_machine(url: URL, environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether a PostgreSQL URL reaches a database on this machine, as libpq reads it: each of
+    its hosts a Unix socket (no host at all, a folder, or an abstract ``@name``), ``localhost``
+    or a loopback address. A ``hostaddr`` is what is dialed where one is given; with no host in
+    the URL, ``PGHOSTADDR`` and ``PGHOST`` are. Names are not looked up: any other host name
+    counts as another machine."""
+    def given(key: str) -> str:
+        value = url.query.get(key, "")
+        return ",".join(value) if isinstance(value, tuple) else value
+
+    hosts, addresses = url.host or given("host"), given("hostaddr")
+    if not hosts and not addresses:
+        hosts, addresses = environ.get("PGHOST", ""), environ.get("PGHOSTADDR", "")
+    return all(_loopback(entry.strip()) for entry in (addresses or hosts).split(","))
+
+
+def _loopback(host: str) -> bool:
+    if host in ("", "localhost") or host.startswith(("/", "@")):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def is_disconnect(exc: BaseException) -> bool:

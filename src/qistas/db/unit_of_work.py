@@ -14,10 +14,17 @@ from functools import partial
 from typing import TypeVar
 
 import anyio.to_thread
+from sqlalchemy import URL
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from qistas.db.dialect import is_disconnect, is_lock_timeout, is_retryable
+from qistas.db.dialect import (
+    database_on_this_machine,
+    is_disconnect,
+    is_lock_timeout,
+    is_retryable,
+    is_statement_timeout,
+)
 from qistas.db.engine import Database, WriterBusy
 
 T = TypeVar("T")
@@ -81,12 +88,14 @@ async def write_now(db: Database, work: Callable[[Session], T]) -> T:
                 committing = True
             return result
         except DBAPIError as exc:
-            if not (is_retryable(exc) or is_lock_timeout(exc) or (is_disconnect(exc) and not committing)):
+            if not (is_retryable(exc) or is_lock_timeout(exc)
+                    or ((is_statement_timeout(exc) or is_disconnect(exc)) and not committing)):
                 raise
-            # It waited on a row lock too long for the event loop (or met a deadlock): it was
-            # rolled back whole; run it again in a thread, where waiting holds up no one. Or
-            # the kept connection was found dead before the commit was sent (nothing written):
-            # the thread's connection comes from the pool, checked at check-out.
+            # It waited on a row lock too long for the event loop, or one of its statements ran
+            # too long for it (or it met a deadlock): it was rolled back whole; run it again in
+            # a thread, where waiting holds up no one. Or the kept connection was found dead
+            # before the commit was sent (nothing written): the thread's connection comes from
+            # the pool, checked at check-out.
     if db.inline_writer is not None:
         deadline = time.monotonic() + INLINE_PATIENCE_SECONDS
         pause = 0.0005
@@ -104,13 +113,25 @@ async def write_now(db: Database, work: Callable[[Session], T]) -> T:
 
 # PostgreSQL with ``inline_postgres``: the transaction runs on the event loop, which waits with
 # it on every round trip (a fraction of a millisecond with the database on the same machine or
-# network) and on any row lock it meets. A row lock held longer than this (a bulk change of the
-# project's tasks, another submit's transaction stuck in its process) ends the wait with an
-# error, and the transaction is run again in a thread. Measured: a seventh less server CPU per
-# answer than the thread pool (docs/scaling.md, section 3.9).
+# network) and on any row lock it meets. A row lock held longer than the lock timeout (a bulk
+# change of the project's tasks, another submit's transaction stuck in its process) ends the
+# wait with an error, and so does a statement that runs past the statement timeout (the
+# database stalled on its disk or starved of CPU: the loop's statements take well under a
+# millisecond); the transaction is run again in a thread. So one statement holds the process's
+# other requests up for 100 ms at most, where the database answers at all. Measured: a fifth to
+# a third less server CPU per answer than the thread pool (docs/scaling.md, section 3.9).
 INLINE_LOCK_TIMEOUT_MS = 10
-INLINE_BEGIN = f"BEGIN; SET LOCAL lock_timeout = '{INLINE_LOCK_TIMEOUT_MS}ms'"
+INLINE_STATEMENT_TIMEOUT_MS = 100
+INLINE_BEGIN = (f"BEGIN; SET LOCAL lock_timeout = '{INLINE_LOCK_TIMEOUT_MS}ms'; "
+                f"SET LOCAL statement_timeout = '{INLINE_STATEMENT_TIMEOUT_MS}ms'")
 
+
+
+def postgres_loop_inline(choice: str, url: URL) -> bool:
+    """Whether ``QISTAS_POSTGRES_INLINE_LOOP`` (``choice``: ``auto``, ``on`` or ``off``) runs the
+    loop of the PostgreSQL database at ``url`` on the event loop: ``auto`` does for a database on
+    this machine, where a round trip takes tens of microseconds."""
+    return choice == "on" or (choice == "auto" and database_on_this_machine(url))
 
 async def read_now(db: Database, work: Callable[[Session], T]) -> T:
     """``read`` for a short read of the annotation loop's pace: on SQLite right here, on the
