@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import mmap
 import os
 import random
 import shutil
 import socket
+import struct
+import time
 from pathlib import Path
 
 import uvicorn
@@ -37,6 +41,133 @@ def _requests_for_a_connection() -> int:
     return random.randint(max(1, _keepalive_requests // 2), _keepalive_requests + _keepalive_requests // 2)
 
 
+# The file in which the worker processes of one ``qistas serve --workers N`` keep their counts of
+# connections (ConnectionShares), set by ``qistas serve`` for them; unset: one process.
+CONNECTIONS_FILE = "QISTAS_SERVE_CONNECTIONS_FILE"
+_SLOT = struct.Struct("<qqq")  # a process's pid, its open connections, and those it keeps
+# A process lets at most one connection go in this many seconds: its client's next connection
+# may land on the same process again (on an idle server one process accepts most connections),
+# and goes on counting only once it is made, which may be its next request, seconds later.
+MOVE_INTERVAL_SECONDS = 0.1
+
+
+class ConnectionShares:
+    """How many kept-alive connections each worker process of one server holds, so that one
+    keeping more than its share lets a connection go (``HttpProtocol``).
+
+    A small file every worker process maps: a slot per process, its pid, its open connections
+    and those it keeps (open, less those told to close, whose clients will be back on a new
+    connection), written by that process only. A process takes a slot when it starts
+    (``join``), one that is free or whose process is gone.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._fd = os.open(path, os.O_RDWR)  # kept for the lock in ``join``
+        self._map = mmap.mmap(self._fd, 0)
+        self._slot: int | None = None
+        self._moved_at = -MOVE_INTERVAL_SECONDS
+        self.open = self.kept = 0
+
+    @classmethod
+    def create(cls, path: Path, processes: int) -> None:
+        """A fresh file for ``processes`` worker processes (twice the slots: a process that
+        replaces a dead one may start before the dead one's slot is seen to be free)."""
+        path.write_bytes(bytes(_SLOT.size * 2 * processes))
+
+    def join(self) -> None:
+        """Take this process's slot, freeing those of processes that are gone."""
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        try:
+            for slot, (pid, _open, _kept) in enumerate(_SLOT.iter_unpack(self._map)):
+                if pid and not _alive(pid):
+                    _SLOT.pack_into(self._map, slot * _SLOT.size, 0, 0, 0)
+                    pid = 0
+                if not pid and self._slot is None:
+                    self._slot = slot
+                    self._write()
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def opened(self) -> None:
+        self.open += 1
+        self.kept += 1
+        self._write()
+
+    def closed(self, *, kept: bool) -> None:
+        """A connection ended; ``kept``: it had not been let go."""
+        self.open -= 1
+        self.kept -= kept
+        self._write()
+
+    def let_go(self) -> None:
+        """A connection told to close: its client's next connection may land elsewhere."""
+        self.kept -= 1
+        self._write()
+
+    def let_one_go(self, now: float) -> bool:
+        """Whether to let a connection go now (``let_go`` done): this process keeps more than
+        its share and let none go in the last ``MOVE_INTERVAL_SECONDS``."""
+        if now - self._moved_at < MOVE_INTERVAL_SECONDS or not self.over_share():
+            return False
+        self._moved_at = now
+        self.let_go()
+        return True
+
+    def over_share(self) -> bool:
+        """Whether this process keeps more connections than its share: the server's open
+        connections spread evenly over its processes, rounded up."""
+        if self._slot is None:
+            return False
+        total = processes = 0
+        for pid, opened, _kept in _SLOT.iter_unpack(self._map):
+            if pid:
+                total += opened
+                processes += 1
+        return self.kept > -(-total // processes)
+
+    def close(self) -> None:
+        self._map.close()
+        os.close(self._fd)
+
+    def _write(self) -> None:
+        if self._slot is not None:
+            _SLOT.pack_into(self._map, self._slot * _SLOT.size, os.getpid(), self.open, self.kept)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+_shares: ConnectionShares | None = None
+
+
+def join_connection_shares() -> None:
+    """In a worker process of ``qistas serve --workers N``: take its place among the processes
+    that share the server's connections. Elsewhere (one process, tests), nothing."""
+    global _shares
+    path = os.environ.get(CONNECTIONS_FILE)
+    if path and _shares is None:
+        _shares = ConnectionShares(Path(path))
+        _shares.join()
+
+
+def prepare_connection_shares(home: Path, port: int, processes: int) -> None:
+    """The connection counts' file for a server of ``processes`` worker processes on ``port``,
+    made afresh, for its workers to find; with one process, none."""
+    if processes < 2:
+        os.environ.pop(CONNECTIONS_FILE, None)
+        return
+    path = home / f"connections-{port}"
+    ConnectionShares.create(path, processes)
+    os.environ[CONNECTIONS_FILE] = str(path)
+
+
 class HttpProtocol(HttpToolsProtocol):
     """uvicorn's HTTP/1.1 protocol, with Nagle's algorithm off on every connection, and
     kept-alive connections closed after about ``QISTAS_KEEPALIVE_REQUESTS`` requests.
@@ -48,11 +179,14 @@ class HttpProtocol(HttpToolsProtocol):
     ``--workers 2`` server took 44 ms instead of 1.
 
     Keep-alive: the worker processes share one listening socket, and a connection stays with
-    the process that accepted it for as long as its client keeps it. Connections opened while
-    every process was idle stay spread as they landed, not by load: some annotators then wait
-    on a busy process while another idles. Answering a request with ``Connection: close`` now
-    and then moves its client's next connection to whichever process accepts it first, the
-    least busy one (a busy one is not waiting in ``accept``).
+    the process that accepted it for as long as its client keeps it. Connections land where
+    they land, not by load: with three processes on two cores and 32 annotators, the
+    annotators' mean cycles ranged from 29 to 86 ms as some processes held more connections
+    than others. Two ways out, each answering a request with ``Connection: close``, which moves
+    its client's next connection to whichever process accepts it first: a process that keeps
+    more connections than its share of the server's (``ConnectionShares``) lets one go at its
+    next request, one every 0.1 s at most, until it keeps its share; and every connection closes after about
+    ``QISTAS_KEEPALIVE_REQUESTS`` requests, so that a share of busy connections moves too.
     """
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -60,14 +194,35 @@ class HttpProtocol(HttpToolsProtocol):
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.requests_left = _requests_for_a_connection()
+        self.leaving = False
+        if _shares is not None:
+            _shares.opened()
         super().connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if _shares is not None:
+            _shares.closed(kept=not self.leaving)
+        super().connection_lost(exc)
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
+        if self.leaving or self.cycle is None:
+            return
         if self.requests_left:
             self.requests_left -= 1
-            if not self.requests_left and self.cycle is not None:
-                self.cycle.keep_alive = False  # the answer says Connection: close, then the connection ends
+            if not self.requests_left:
+                if _shares is not None:
+                    _shares.let_go()
+                self._leave()
+                return
+        if _shares is not None and _shares.let_one_go(time.monotonic()):
+            self._leave()
+
+    def _leave(self) -> None:
+        """The answer says ``Connection: close``, then the connection ends."""
+        assert self.cycle is not None
+        self.cycle.keep_alive = False
+        self.leaving = True
 
 
 def unavailable(host: str, port: int) -> str | None:

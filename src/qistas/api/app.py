@@ -46,6 +46,7 @@ from qistas.domain.mediastore import store_for
 from qistas.domain.sealing import Keyring
 from qistas.domain.sign_in import PasswordGate
 from qistas.domain.users import TokenCache
+from qistas.serving import join_connection_shares
 from qistas.workers import start_workers
 
 API_PREFIX = "/api/v1"
@@ -143,5 +144,6 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
 
 def app_from_environment() -> FastAPI:
-    """Factory for ``uvicorn --factory`` (one per worker process)."""
+    """Factory for ``uvicorn --factory`` (one per worker process of ``qistas serve``)."""
+    join_connection_shares()
     return create_app(get_settings())
