@@ -96,7 +96,8 @@ class Settings(BaseSettings):
         default=50, ge=0, le=1_000_000,
         description="With `qistas serve --workers` above 1: a client's kept-alive connection is closed after about "
         "this many requests (each connection draws its own limit between half and one and a half times this), so "
-        "its next connection goes to whichever server process accepts it first, the least busy. 0: never. "
+        "its next connection goes to whichever server process accepts it first, the least busy (a process that "
+        "keeps more than its share of the server's connections lets one go as well, whatever this says). 0: never. "
         "Behind a proxy that balances each request itself (nginx `least_conn` over one process per port) "
         "it changes nothing that matters.",
     )
