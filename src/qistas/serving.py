@@ -140,7 +140,7 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass  # alive, another user's
     return True
 
 
@@ -170,7 +170,8 @@ def prepare_connection_shares(home: Path, port: int, processes: int) -> None:
 
 class HttpProtocol(HttpToolsProtocol):
     """uvicorn's HTTP/1.1 protocol, with Nagle's algorithm off on every connection, and
-    kept-alive connections closed after about ``QISTAS_KEEPALIVE_REQUESTS`` requests.
+    kept-alive connections closed after about ``QISTAS_KEEPALIVE_REQUESTS`` requests or while
+    their process keeps more than its share.
 
     Nagle: asyncio turns it off only on sockets that say they are TCP, and the listening socket
     uvicorn binds for its worker processes does not (its protocol number is 0). A response
@@ -185,8 +186,8 @@ class HttpProtocol(HttpToolsProtocol):
     than others. Two ways out, each answering a request with ``Connection: close``, which moves
     its client's next connection to whichever process accepts it first: a process that keeps
     more connections than its share of the server's (``ConnectionShares``) lets one go at its
-    next request, one every 0.1 s at most, until it keeps its share; and every connection closes after about
-    ``QISTAS_KEEPALIVE_REQUESTS`` requests, so that a share of busy connections moves too.
+    next request, one every 0.1 s at most, until it keeps its share; and every connection
+    closes after about ``QISTAS_KEEPALIVE_REQUESTS`` requests, so that busy ones move too.
     """
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]

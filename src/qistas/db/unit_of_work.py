@@ -126,12 +126,12 @@ INLINE_BEGIN = (f"BEGIN; SET LOCAL lock_timeout = '{INLINE_LOCK_TIMEOUT_MS}ms'; 
                 f"SET LOCAL statement_timeout = '{INLINE_STATEMENT_TIMEOUT_MS}ms'")
 
 
-
 def postgres_loop_inline(choice: str, url: URL) -> bool:
     """Whether ``QISTAS_POSTGRES_INLINE_LOOP`` (``choice``: ``auto``, ``on`` or ``off``) runs the
     loop of the PostgreSQL database at ``url`` on the event loop: ``auto`` does for a database on
     this machine, where a round trip takes tens of microseconds."""
     return choice == "on" or (choice == "auto" and database_on_this_machine(url))
+
 
 async def read_now(db: Database, work: Callable[[Session], T]) -> T:
     """``read`` for a short read of the annotation loop's pace: on SQLite right here, on the
