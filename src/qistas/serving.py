@@ -12,6 +12,7 @@ import socket
 import struct
 import time
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -145,14 +146,23 @@ def _alive(pid: int) -> bool:
 
 
 _shares: ConnectionShares | None = None
+_let_go: dict[str, Any] = {}  # a counter per reason, once the process has joined
 
 
 def join_connection_shares() -> None:
     """In a worker process of ``qistas serve --workers N``: take its place among the processes
-    that share the server's connections. Elsewhere (one process, tests), nothing."""
+    that share the server's connections, and count the connections it lets go
+    (``qistas_connections_let_go_total``; the server's processes run prometheus-client's
+    multiprocess mode, so a scrape adds up every process's). Elsewhere (one process, tests),
+    nothing."""
     global _shares
     path = os.environ.get(CONNECTIONS_FILE)
     if path and _shares is None:
+        from prometheus_client import Counter  # after prepare_metrics switched it to multiprocess mode
+
+        counter = Counter("qistas_connections_let_go", "Kept-alive connections answered Connection: close so that "
+                          "their next lands on another process.", ["reason"], registry=None)
+        _let_go.update({reason: counter.labels(reason) for reason in ("share", "requests")})
         _shares = ConnectionShares(Path(path))
         _shares.join()
 
@@ -214,9 +224,11 @@ class HttpProtocol(HttpToolsProtocol):
             if not self.requests_left:
                 if _shares is not None:
                     _shares.let_go()
+                    _let_go["requests"].inc()
                 self._leave()
                 return
         if _shares is not None and _shares.let_one_go(time.monotonic()):
+            _let_go["share"].inc()
             self._leave()
 
     def _leave(self) -> None:
