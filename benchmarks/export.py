@@ -108,10 +108,8 @@ def explain(url: str, project_id: int, repeat: int) -> None:
     """PostgreSQL: the jsonl export's statement for the whole project, one backend, run under
     ``EXPLAIN (ANALYZE, TIMING OFF)`` (its rows built, none sent): the database's own time, apart
     from the exporter and the readers' split."""
-    from sqlalchemy import select
-
     from qistas.db.engine import Database
-    from qistas.db.models import Annotation, Project
+    from qistas.db.models import Project
     from qistas.domain import exportsql, results
 
     db = Database.from_url(url)
@@ -121,8 +119,7 @@ def explain(url: str, project_id: int, repeat: int) -> None:
         selection = results.select_export(session, project=project, options=results.ExportOptions(),
                                           settled_before=datetime.now(UTC))
         heads = exportsql._Heads(lambda user_id: f"a{user_id}", {})
-        annotators = list(session.scalars(
-            select(Annotation.annotator_id).where(Annotation.project_id == project_id).distinct()))
+        annotators = list(session.scalars(exportsql._ANSWERED, {"project_id": project_id}))
         statement = exportsql._Parts(selection, heads.of(annotators), []).lines()
         session.execute(exportsql._SETTINGS)
         connection = session.connection()

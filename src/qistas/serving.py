@@ -12,7 +12,6 @@ import socket
 import struct
 import time
 from pathlib import Path
-from typing import Any
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -63,11 +62,17 @@ class ConnectionShares:
     """
 
     def __init__(self, path: Path) -> None:
+        from prometheus_client import Counter  # in a server, after prepare_metrics switched it to multiprocess mode
+
         self._fd = os.open(path, os.O_RDWR)  # kept for the lock in ``join``
         self._map = mmap.mmap(self._fd, 0)
         self._slot: int | None = None
         self._moved_at = -MOVE_INTERVAL_SECONDS
         self.open = self.kept = 0
+        # Summed over the server's processes by a scrape (multiprocess mode), whatever registry.
+        counter = Counter("qistas_connections_let_go", "Kept-alive connections answered Connection: close so that "
+                          "their next lands on another process.", ["reason"], registry=None)
+        self._let_go = {reason: counter.labels(reason) for reason in ("share", "requests")}
 
     @classmethod
     def create(cls, path: Path, processes: int) -> None:
@@ -100,10 +105,12 @@ class ConnectionShares:
         self.kept -= kept
         self._write()
 
-    def let_go(self) -> None:
-        """A connection told to close: its client's next connection may land elsewhere."""
+    def let_go(self, reason: str) -> None:
+        """A connection told to close (``reason``: ``share`` or ``requests``): its client's next
+        connection may land elsewhere."""
         self.kept -= 1
         self._write()
+        self._let_go[reason].inc()
 
     def let_one_go(self, now: float) -> bool:
         """Whether to let a connection go now (``let_go`` done): this process keeps more than
@@ -111,7 +118,7 @@ class ConnectionShares:
         if now - self._moved_at < MOVE_INTERVAL_SECONDS or not self.over_share():
             return False
         self._moved_at = now
-        self.let_go()
+        self.let_go("share")
         return True
 
     def over_share(self) -> bool:
@@ -146,23 +153,15 @@ def _alive(pid: int) -> bool:
 
 
 _shares: ConnectionShares | None = None
-_let_go: dict[str, Any] = {}  # a counter per reason, once the process has joined
 
 
 def join_connection_shares() -> None:
     """In a worker process of ``qistas serve --workers N``: take its place among the processes
     that share the server's connections, and count the connections it lets go
-    (``qistas_connections_let_go_total``; the server's processes run prometheus-client's
-    multiprocess mode, so a scrape adds up every process's). Elsewhere (one process, tests),
-    nothing."""
+    (``qistas_connections_let_go_total``). Elsewhere (one process, tests), nothing."""
     global _shares
     path = os.environ.get(CONNECTIONS_FILE)
     if path and _shares is None:
-        from prometheus_client import Counter  # after prepare_metrics switched it to multiprocess mode
-
-        counter = Counter("qistas_connections_let_go", "Kept-alive connections answered Connection: close so that "
-                          "their next lands on another process.", ["reason"], registry=None)
-        _let_go.update({reason: counter.labels(reason) for reason in ("share", "requests")})
         _shares = ConnectionShares(Path(path))
         _shares.join()
 
@@ -223,12 +222,10 @@ class HttpProtocol(HttpToolsProtocol):
             self.requests_left -= 1
             if not self.requests_left:
                 if _shares is not None:
-                    _shares.let_go()
-                    _let_go["requests"].inc()
+                    _shares.let_go("requests")
                 self._leave()
                 return
         if _shares is not None and _shares.let_one_go(time.monotonic()):
-            _let_go["share"].inc()
             self._leave()
 
     def _leave(self) -> None:

@@ -104,8 +104,9 @@ def test_without_the_retry_the_cut_connection_fails(database: Database, pings: l
 
 
 def test_the_loop_goes_on_through_a_cut(server: LiveServer, tenant: Tenant, database: Database) -> None:
-    """Through the server's thread pool (the default path; `settings` above): every backend is cut between a take
-    and its submit; the submit is answered and its answer stored once, and the loop goes on."""
+    """Through the server's thread pool (the path for a database on another machine, pinned by
+    `settings` above): every backend is cut between a take and its submit; the submit is
+    answered and its answer stored once, and the loop goes on."""
     assert server.app.state.db.inline_postgres is None
     pid = tenant.project(redundancy={"min": 1, "max": 1})["id"]
     tenant.add_tasks(pid, [{"data": {"text": f"t{i}"}} for i in range(3)])

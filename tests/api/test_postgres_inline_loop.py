@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -68,7 +69,7 @@ def test_a_long_row_lock_is_waited_for_in_a_thread(server: LiveServer, inline_te
     inline_tenant.add_tasks(pid, [{"data": {"text": "held"}}])
     worker = inline_tenant.annotators[0]
     lease = take(worker, pid)
-    locked, answered = threading.Event(), {}
+    locked = threading.Event()
 
     def hold() -> None:
         with database.writer.begin() as session:
@@ -76,26 +77,14 @@ def test_a_long_row_lock_is_waited_for_in_a_thread(server: LiveServer, inline_te
             locked.set()
             time.sleep(1.0)
 
-    def answer() -> None:
-        began = time.monotonic()
-        answered["status"] = worker.post(f"/assignments/{lease['id']}/submit",
-                                         json={"answer": {"label": "positive"}}).status_code
-        answered["seconds"] = time.monotonic() - began
-
     holder = threading.Thread(target=hold)
     holder.start()
     assert locked.wait(5)
-    submitting = threading.Thread(target=answer)
-    submitting.start()
-    time.sleep(0.15)  # the submit is waiting on the row by now
-    with httpx.Client(base_url=server.url) as probe:
-        began = time.monotonic()
-        assert probe.get("/healthz").status_code == 200
-        assert time.monotonic() - began < 0.5, "the event loop was held by a transaction waiting on a lock"
+    # 0.15 s: the submit is waiting on the row by now
+    status, seconds = _submit_while_probing(server, worker, lease, after=0.15, held="a transaction waiting on a lock")
     holder.join()
-    submitting.join()
-    assert answered["status"] == 201
-    assert answered["seconds"] >= 0.7  # it did wait for the lock
+    assert status == 201
+    assert seconds >= 0.7  # it did wait for the lock
 
 
 def test_a_long_statement_is_run_again_in_a_thread(server: LiveServer, inline_tenant: Tenant,
@@ -111,6 +100,18 @@ def test_a_long_statement_is_run_again_in_a_thread(server: LiveServer, inline_te
         session.execute(text("CREATE FUNCTION stall() RETURNS trigger LANGUAGE plpgsql AS "
                              "$$ BEGIN PERFORM pg_sleep(1.5); RETURN NEW; END $$"))
         session.execute(text("CREATE TRIGGER stall BEFORE INSERT ON annotations FOR EACH ROW EXECUTE FUNCTION stall()"))
+    # 0.4 s: past the statement timeout, the submit runs in a thread by now
+    status, seconds = _submit_while_probing(server, worker, lease, after=0.4, held="a long statement")
+    assert status == 201
+    assert seconds >= 1.5  # the statement did run whole, in the thread
+    stats = inline_tenant.owner.get(f"/projects/{pid}/stats").json()
+    assert stats["annotations"] == 1 and stats["tasks"]["completed"] == 1, stats
+
+
+def _submit_while_probing(server: LiveServer, worker: httpx.Client, lease: dict[str, Any], *, after: float,
+                          held: str) -> tuple[int, float]:
+    """Submit the lease in a thread; ``after`` seconds into it, ``/healthz`` must answer within
+    half a second (the event loop is not ``held`` by the submit). The submit's status and time."""
     answered: dict[str, float] = {}
 
     def answer() -> None:
@@ -121,16 +122,13 @@ def test_a_long_statement_is_run_again_in_a_thread(server: LiveServer, inline_te
 
     submitting = threading.Thread(target=answer)
     submitting.start()
-    time.sleep(0.4)  # past the statement timeout: the submit runs in a thread by now
+    time.sleep(after)
     with httpx.Client(base_url=server.url) as probe:
         began = time.monotonic()
         assert probe.get("/healthz").status_code == 200
-        assert time.monotonic() - began < 0.5, "the event loop was held by a long statement"
+        assert time.monotonic() - began < 0.5, f"the event loop was held by {held}"
     submitting.join()
-    assert answered["status"] == 201
-    assert answered["seconds"] >= 1.5  # the statement did run whole, in the thread
-    stats = inline_tenant.owner.get(f"/projects/{pid}/stats").json()
-    assert stats["annotations"] == 1 and stats["tasks"]["completed"] == 1, stats
+    return int(answered["status"]), answered["seconds"]
 
 
 @pytest.mark.parametrize(("choice", "inline"), [("auto", True), ("off", False), ("on", True)])

@@ -46,7 +46,7 @@ def test_a_process_over_its_share_lets_connections_go_until_it_keeps_its_share(
     assert not second.over_share() and not third.over_share()
     moved = 0
     while first.over_share():  # 8 open over 3 processes: a share of 3
-        first.let_go()
+        first.let_go("share")
         moved += 1
     assert (moved, first.kept, first.open) == (4, 3, 7)
     for client in range(4):  # the connections let go end, and their clients come back elsewhere
