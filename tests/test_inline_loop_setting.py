@@ -1,5 +1,5 @@
-"""``QISTAS_POSTGRES_INLINE_LOOP``'s three choices, and which databases ``auto`` counts as on this
-machine (the URL read as libpq reads it; nothing is looked up)."""
+"""``QISTAS_POSTGRES_INLINE_LOOP``'s three choices, which databases ``auto`` counts as on this
+machine (the URL read as libpq reads it; nothing is looked up), and the processes it wants."""
 
 from __future__ import annotations
 
@@ -52,9 +52,20 @@ def test_with_no_host_in_the_url_libpq_s_environment_decides() -> None:
 
 def test_the_three_choices() -> None:
     here, there = make_url("postgresql+psycopg://q@127.0.0.1/q"), make_url("postgresql+psycopg://q@10.1.1.1/q")
-    assert postgres_loop_inline("auto", here) and not postgres_loop_inline("auto", there)
-    assert postgres_loop_inline("on", here) and postgres_loop_inline("on", there)
-    assert not postgres_loop_inline("off", here) and not postgres_loop_inline("off", there)
+    enough = {"processes": 4, "cores": 4}
+    assert postgres_loop_inline("auto", here, **enough) and not postgres_loop_inline("auto", there, **enough)
+    assert postgres_loop_inline("on", here, **enough) and postgres_loop_inline("on", there, **enough)
+    assert not postgres_loop_inline("off", here, **enough) and not postgres_loop_inline("off", there, **enough)
+
+
+@pytest.mark.parametrize(("processes", "cores", "inline"), [
+    (1, 1, True), (2, 2, True), (4, 2, True), (16, 16, True),
+    (1, 2, False), (3, 4, False), (1, 16, False),   # a process has cores to spare: the thread pool
+])
+def test_auto_wants_as_many_processes_as_cores(processes: int, cores: int, inline: bool) -> None:
+    here = make_url("postgresql+psycopg://q@127.0.0.1/q")
+    assert postgres_loop_inline("auto", here, processes=processes, cores=cores) == inline
+    assert postgres_loop_inline("on", here, processes=processes, cores=cores)
 
 
 @pytest.mark.parametrize(("given", "read"), [

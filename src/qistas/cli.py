@@ -91,7 +91,13 @@ def migrate() -> None:
               help="lowest level logged  [default: QISTAS_LOG_LEVEL, else warning]")
 def serve(host: str, port: int, workers: int, log_level: str | None) -> None:
     """Migrate, then serve the API and the web UI."""
-    from qistas.serving import KEEPALIVE_REQUESTS, prepare_connection_shares, prepare_metrics, unavailable
+    from qistas.serving import (
+        KEEPALIVE_REQUESTS,
+        SERVE_PROCESSES,
+        prepare_connection_shares,
+        prepare_metrics,
+        unavailable,
+    )
 
     problem = unavailable(host, port)
     if problem is not None:
@@ -109,6 +115,7 @@ def serve(host: str, port: int, workers: int, log_level: str | None) -> None:
     os.environ["QISTAS_HOME"] = str(settings.home)
     # One process has no other to move a connection to.
     os.environ[KEEPALIVE_REQUESTS] = str(settings.keepalive_requests if workers > 1 else 0)
+    os.environ[SERVE_PROCESSES] = str(workers)  # QISTAS_POSTGRES_INLINE_LOOP's `auto` weighs them
     prepare_connection_shares(settings.home, port, workers)
     background = None
     if settings.background_workers and settings.background_process:

@@ -41,6 +41,20 @@ def _requests_for_a_connection() -> int:
     return random.randint(max(1, _keepalive_requests // 2), _keepalive_requests + _keepalive_requests // 2)
 
 
+# How many worker processes ``qistas serve`` runs, set by it for them; unset: one.
+SERVE_PROCESSES = "QISTAS_SERVE_PROCESSES"
+
+
+def serve_processes() -> int:
+    """The number of worker processes of the ``qistas serve`` this process is one of (1 elsewhere)."""
+    return int(os.environ.get(SERVE_PROCESSES) or 1)
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0))
+
+
 # The file in which the worker processes of one ``qistas serve --workers N`` keep their counts of
 # connections (ConnectionShares), set by ``qistas serve`` for them; unset: one process.
 CONNECTIONS_FILE = "QISTAS_SERVE_CONNECTIONS_FILE"

@@ -16,11 +16,12 @@ import httpx
 import pytest
 from sqlalchemy import make_url, text
 
-from qistas.api.app import create_app
+from qistas.api.app import app_from_environment, create_app
 from qistas.config import Settings
 from qistas.db.dialect import database_on_this_machine
 from qistas.db.engine import Database
 from qistas.db.unit_of_work import INLINE_BEGIN, write_now
+from qistas.serving import CONNECTIONS_FILE, SERVE_PROCESSES, usable_cores
 from tests.api.helpers import submit, take
 from tests.conftest import BACKEND, SECRET, LiveServer
 from tests.factories import Tenant, make_tenant
@@ -131,14 +132,44 @@ def _submit_while_probing(server: LiveServer, worker: httpx.Client, lease: dict[
     return int(answered["status"]), answered["seconds"]
 
 
-@pytest.mark.parametrize(("choice", "inline"), [("auto", True), ("off", False), ("on", True)])
+@pytest.mark.parametrize(("choice", "processes", "inline"), [
+    ("auto", "cores", True), ("auto", "fewer", False), ("off", "cores", False), ("on", "fewer", True),
+])
 def test_auto_runs_the_loop_inline_for_the_database_on_this_machine(db_url: str, tmp_path: Path, database: Database,
-                                                                   choice: str, inline: bool) -> None:
+                                                                   choice: str, processes: str, inline: bool) -> None:
+    """``auto``: the loop on the event loop where the database is on this machine and the server
+    runs as many processes as the machine has cores; with fewer, in the thread pool."""
     if not database_on_this_machine(make_url(db_url)):
         pytest.skip("the tests' database is on another machine (make test starts its own on this one)")
+    if processes == "fewer" and usable_cores() == 1:
+        pytest.skip("one core: one process is as many as the cores")
+    count = usable_cores() if processes == "cores" else usable_cores() - 1
     app = create_app(Settings(home=tmp_path, database_url=db_url, secret_key=SECRET,
-                              postgres_inline_loop=choice), database)  # type: ignore[arg-type]
+                              postgres_inline_loop=choice), database, processes=count)  # type: ignore[arg-type]
     assert (app.state.db.inline_postgres is not None) == inline
+
+
+def test_a_worker_of_qistas_serve_counts_its_processes(db_url: str, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker processes of ``qistas serve --workers N`` build the app with N processes (read
+    from what ``qistas serve`` sets for them): as many as the cores, the loop is inline."""
+    if not database_on_this_machine(make_url(db_url)):
+        pytest.skip("the tests' database is on another machine (make test starts its own on this one)")
+    monkeypatch.setenv("QISTAS_HOME", str(tmp_path))
+    monkeypatch.setenv("QISTAS_DATABASE_URL", db_url)
+    monkeypatch.setenv("QISTAS_SECRET_KEY", SECRET)
+    monkeypatch.delenv("QISTAS_POSTGRES_INLINE_LOOP", raising=False)
+    monkeypatch.delenv(CONNECTIONS_FILE, raising=False)
+    for processes, inline in ((usable_cores(), True), (None, usable_cores() == 1)):
+        if processes is None:
+            monkeypatch.delenv(SERVE_PROCESSES, raising=False)  # one process: ``qistas serve`` unset
+        else:
+            monkeypatch.setenv(SERVE_PROCESSES, str(processes))
+        app = app_from_environment()
+        try:
+            assert (app.state.db.inline_postgres is not None) == inline
+        finally:
+            app.state.db.dispose()
 
 
 def test_the_loop_keeps_one_connection_and_replaces_it_when_it_dies(server: LiveServer, inline_tenant: Tenant,

@@ -46,7 +46,7 @@ from qistas.domain.mediastore import store_for
 from qistas.domain.sealing import Keyring
 from qistas.domain.sign_in import PasswordGate
 from qistas.domain.users import TokenCache
-from qistas.serving import join_connection_shares
+from qistas.serving import join_connection_shares, serve_processes, usable_cores
 from qistas.workers import start_workers
 
 API_PREFIX = "/api/v1"
@@ -69,10 +69,14 @@ class Qistas(FastAPI):
         return RequestContext(stack, metrics=self.state.metrics, routes=self.routes)
 
 
-def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, database: Database | None = None, *,
+               processes: int = 1) -> FastAPI:
+    """The app; ``processes``: how many server processes run it on this machine, this one
+    included (``QISTAS_POSTGRES_INLINE_LOOP``'s ``auto`` weighs them against the cores)."""
     settings = settings or get_settings()
     db = database or Database.from_url(settings.sqlalchemy_url)
-    if not is_sqlite(db.engine) and postgres_loop_inline(settings.postgres_inline_loop, db.engine.url):
+    if not is_sqlite(db.engine) and postgres_loop_inline(settings.postgres_inline_loop, db.engine.url,
+                                                          processes=processes, cores=usable_cores()):
         db = db.with_inline_postgres(INLINE_BEGIN)
 
     @asynccontextmanager
@@ -146,4 +150,4 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 def app_from_environment() -> FastAPI:
     """Factory for ``uvicorn --factory`` (one per worker process of ``qistas serve``)."""
     join_connection_shares()
-    return create_app(get_settings())
+    return create_app(get_settings(), processes=serve_processes())

@@ -126,11 +126,16 @@ INLINE_BEGIN = (f"BEGIN; SET LOCAL lock_timeout = '{INLINE_LOCK_TIMEOUT_MS}ms'; 
                 f"SET LOCAL statement_timeout = '{INLINE_STATEMENT_TIMEOUT_MS}ms'")
 
 
-def postgres_loop_inline(choice: str, url: URL) -> bool:
+def postgres_loop_inline(choice: str, url: URL, *, processes: int, cores: int) -> bool:
     """Whether ``QISTAS_POSTGRES_INLINE_LOOP`` (``choice``: ``auto``, ``on`` or ``off``) runs the
-    loop of the PostgreSQL database at ``url`` on the event loop: ``auto`` does for a database on
-    this machine, where a round trip takes tens of microseconds."""
-    return choice == "on" or (choice == "auto" and database_on_this_machine(url))
+    loop of the PostgreSQL database at ``url`` on the event loop of each of ``processes`` server
+    processes on a machine of ``cores``. ``auto`` does for a database on this machine, where a
+    round trip takes tens of microseconds, served by at least as many processes as there are
+    cores: then the cores are what is short, and the event loop spends less of them per answer;
+    while a process waits on the database (each round trip, each commit's flush) another
+    process runs. With fewer processes, a process in the thread pool goes on with other requests
+    while its threads wait, and answers more (measured: docs/scaling.md, section 3.9)."""
+    return choice == "on" or (choice == "auto" and processes >= cores and database_on_this_machine(url))
 
 
 async def read_now(db: Database, work: Callable[[Session], T]) -> T:
