@@ -1,10 +1,13 @@
 """A PostgreSQL server of the test run's own: a temporary cluster on a free port, removed after.
 
-    python -m tests.throwaway_postgres COMMAND ...
+    python -m tests.throwaway_postgres [-c NAME=VALUE ...] COMMAND ...
 
 runs COMMAND with ``QISTAS_TEST_POSTGRES_URL`` pointing at a fresh cluster (``initdb`` in a
 temporary folder, ``fsync`` off, listening on 127.0.0.1 only), then stops the cluster and
-deletes the folder, whatever COMMAND did. With ``QISTAS_TEST_POSTGRES_URL`` already set,
+deletes the folder, whatever COMMAND did. Each ``-c NAME=VALUE`` is given to the server as
+its own ``-c`` is, after the defaults: ``-c fsync=on`` makes every commit wait for its flush,
+as a production database does, and ``-c commit_delay=1000 -c commit_siblings=0`` (with it) adds
+a millisecond to each flush, a slower disk's. With ``QISTAS_TEST_POSTGRES_URL`` already set,
 COMMAND runs against that server instead. PostgreSQL refuses to run as root: as root, the
 cluster belongs to the ``postgres`` user that Debian's package creates (elsewhere:
 ``useradd --system postgres``). ``QISTAS_TEST_POSTGRES_BIN`` names the folder of another
@@ -72,7 +75,11 @@ def cluster(bindir: Path, *, settings: tuple[str, ...] = ("fsync=off",), stop: s
 
 
 def main(command: list[str]) -> int:
-    if not command:
+    settings = ["fsync=off"]
+    while len(command) >= 2 and command[0] == "-c":
+        settings.append(command[1])
+        command = command[2:]
+    if not command or any("=" not in setting for setting in settings):
         print(__doc__, file=sys.stderr)
         return 2
     if os.environ.get(URL_VARIABLE):
@@ -82,7 +89,7 @@ def main(command: list[str]) -> int:
         print(f"PostgreSQL is not installed: `apt-get install postgresql` (Debian), or set {URL_VARIABLE} "
               "to a server the tests may create databases on", file=sys.stderr)
         return 1
-    with cluster(bindir) as (url, _data):
+    with cluster(bindir, settings=tuple(settings)) as (url, _data):
         print(f"throwaway PostgreSQL ({bindir.parent.name}) at {url}", file=sys.stderr, flush=True)
         return subprocess.call(command, env={**os.environ, URL_VARIABLE: url})
 

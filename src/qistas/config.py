@@ -105,13 +105,16 @@ class Settings(BaseSettings):
         default="auto",
         description="On PostgreSQL: run the annotation loop's short transactions (take, submit, skip, renew) on "
         "each server process's event loop instead of handing each to a thread, on one connection each process "
-        "keeps for them; a fifth to a third less server CPU per answer, measured with the database on the same "
-        "machine. Every database round trip then holds up the process's other requests until it returns. "
-        "`auto`: on when the database URL names this machine (a Unix socket, `localhost` or a loopback address), "
-        "off for any other host; `on` (`true`): always, for a network whose round trips take well under a tenth "
-        "of a millisecond, with a `connect_timeout` in the database URL; `off` (`false`): never. A transaction "
-        "that waits on a row lock for more than 10 ms, or one of whose statements runs past 100 ms, is run again "
-        "in a thread. SQLite's loop runs on the event loop always.",
+        "keeps for them: a fifth to a third less server CPU per answer, measured with the database on the same "
+        "machine. Every database round trip, and every commit's wait for the disk, then holds up the process's "
+        "other requests until it returns, so it pays where the cores, not the waits, are what is short. "
+        "`auto`: on when the database URL names this machine (a Unix socket, `localhost` or a loopback address) "
+        "and the server runs at least as many processes as the machine has cores (`qistas serve --workers N`), "
+        "off otherwise; `on` (`true`): always, for a network whose round trips take well under a tenth of a "
+        "millisecond, with a `connect_timeout` in the database URL, or for one-process servers started side by "
+        "side, as many as the cores; "
+        "`off` (`false`): never. A transaction that waits on a row lock for more than 10 ms, or one of whose "
+        "statements runs past 100 ms, is run again in a thread. SQLite's loop runs on the event loop always.",
     )
     max_page_size: int = Field(default=1000, ge=1, description="Largest `limit` of a page.")
     default_page_size: int = Field(default=100, ge=1, description="`limit` when none is given.")
