@@ -23,10 +23,12 @@ from qistas.db.engine import Database
 from qistas.db.unit_of_work import INLINE_BEGIN, write_now
 from qistas.serving import CONNECTIONS_FILE, SERVE_PROCESSES, usable_cores
 from tests.api.helpers import submit, take
+from tests.api.test_metrics import scrape, value
 from tests.conftest import BACKEND, SECRET, LiveServer
 from tests.factories import Tenant, make_tenant
 
 pytestmark = pytest.mark.skipif(BACKEND != "postgresql", reason="the setting is PostgreSQL's")
+RERUN = "qistas_inline_transactions_rerun_total"
 
 
 @pytest.fixture
@@ -81,11 +83,14 @@ def test_a_long_row_lock_is_waited_for_in_a_thread(server: LiveServer, inline_te
     holder = threading.Thread(target=hold)
     holder.start()
     assert locked.wait(5)
+    before = scrape(server.url)
     # 0.15 s: the submit is waiting on the row by now
     status, seconds = _submit_while_probing(server, worker, lease, after=0.15, held="a transaction waiting on a lock")
     holder.join()
     assert status == 201
     assert seconds >= 0.7  # it did wait for the lock
+    after = scrape(server.url)
+    assert value(after, RERUN, reason="lock") - value(before, RERUN, reason="lock") == 1
 
 
 def test_a_long_statement_is_run_again_in_a_thread(server: LiveServer, inline_tenant: Tenant,
@@ -101,10 +106,14 @@ def test_a_long_statement_is_run_again_in_a_thread(server: LiveServer, inline_te
         session.execute(text("CREATE FUNCTION stall() RETURNS trigger LANGUAGE plpgsql AS "
                              "$$ BEGIN PERFORM pg_sleep(1.5); RETURN NEW; END $$"))
         session.execute(text("CREATE TRIGGER stall BEFORE INSERT ON annotations FOR EACH ROW EXECUTE FUNCTION stall()"))
+    before = scrape(server.url)
     # 0.4 s: past the statement timeout, the submit runs in a thread by now
     status, seconds = _submit_while_probing(server, worker, lease, after=0.4, held="a long statement")
     assert status == 201
     assert seconds >= 1.5  # the statement did run whole, in the thread
+    after = scrape(server.url)
+    assert value(after, RERUN, reason="statement") - value(before, RERUN, reason="statement") == 1
+    assert value(after, RERUN, reason="lock") == value(before, RERUN, reason="lock")
     stats = inline_tenant.owner.get(f"/projects/{pid}/stats").json()
     assert stats["annotations"] == 1 and stats["tasks"]["completed"] == 1, stats
 
@@ -190,9 +199,11 @@ def test_the_loop_keeps_one_connection_and_replaces_it_when_it_dies(server: Live
     with database.engine.connect() as admin:  # every other backend of the database goes, the kept one with them
         admin.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                            "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
-    lease = take(worker, pid)
+    before = value(scrape(server.url), RERUN, reason="connection")
+    lease = take(worker, pid)  # finds the kept connection dead, and runs in a thread
     response = worker.post(f"/assignments/{lease['id']}/submit", json={"answer": {"label": "negative"}})
     assert response.status_code == 201, response.text
+    assert value(scrape(server.url), RERUN, reason="connection") - before == 1
     assert len(kept._kept) == 1 and kept._kept[0] is not connection
     stats = inline_tenant.owner.get(f"/projects/{pid}/stats").json()
     assert stats["annotations"] == 4 and stats["tasks"]["completed"] == 4, stats

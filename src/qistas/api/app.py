@@ -75,9 +75,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     included (``QISTAS_POSTGRES_INLINE_LOOP``'s ``auto`` weighs them against the cores)."""
     settings = settings or get_settings()
     db = database or Database.from_url(settings.sqlalchemy_url)
+    process_metrics = Metrics()
     if not is_sqlite(db.engine) and postgres_loop_inline(settings.postgres_inline_loop, db.engine.url,
                                                           processes=processes, cores=usable_cores()):
-        db = db.with_inline_postgres(INLINE_BEGIN)
+        db = db.with_inline_postgres(INLINE_BEGIN, on_rerun=process_metrics.count_inline_rerun)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -115,7 +116,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.db = db
     app.state.tokens = TokenCache(settings.token_cache_seconds)
     app.state.passwords = PasswordGate()
-    app.state.metrics = Metrics()
+    app.state.metrics = process_metrics
     app.state.media_store = store_for(settings)
     app.state.import_processes = ImportProcesses(settings)
     errors.install(app)

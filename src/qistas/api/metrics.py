@@ -58,7 +58,13 @@ class Metrics:
                                  registry=self.registry)
         self.skipped = Counter("qistas_assignments_skipped", "Skips accepted (a repeated skip of one lease too).",
                                registry=self.registry)
+        self.inline_reruns = Counter(
+            "qistas_inline_transactions_rerun", "Loop transactions run on the event loop (PostgreSQL) that were "
+            "rolled back and run again in a thread, by why.", ("reason",), registry=self.registry)
         self._children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
+
+    def count_inline_rerun(self, reason: str) -> None:
+        self.inline_reruns.labels(reason).inc()
 
     def observe_request(self, *, method: str, route: str, status: int, seconds: float) -> None:
         key = (method if method in METHODS else "other", route, f"{status // 100}xx")

@@ -31,7 +31,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -297,7 +297,8 @@ class InlineTransactions:
     happens when they return to the pool.
     """
 
-    def __init__(self, engine: Engine, queue: _WriterQueue | None, begin: str | None = None) -> None:
+    def __init__(self, engine: Engine, queue: _WriterQueue | None, begin: str | None = None,
+                 on_rerun: Callable[[str], None] | None = None) -> None:
         """``queue`` None: read-only transactions (``BEGIN DEFERRED``), which in WAL mode
         never wait for a writer and never keep one waiting (``Database.inline_reader``), or any
         transaction on PostgreSQL (``Database.inline_postgres``).
@@ -305,11 +306,14 @@ class InlineTransactions:
         ``begin`` (PostgreSQL): the statements that begin each transaction, sent as one
         message. The kept connection is in the driver's autocommit mode, so the driver sends no
         ``BEGIN`` of its own (a round trip, before the first statement): ``begin`` opens the
-        transaction, with its settings in the same round trip, and commit and rollback end it."""
+        transaction, with its settings in the same round trip, and commit and rollback end it.
+        ``on_rerun``: told why (``unit_of_work.write_now``) each time a transaction begun here is
+        rolled back to run again in a thread."""
         self._engine = engine.execution_options(sqlite_begin="IMMEDIATE", sqlite_nowait=True) \
             if queue is not None else engine
         self._queue = queue
         self._begin = begin
+        self.on_rerun = on_rerun or _no_one
         # A PostgreSQL connection can die while kept (a restart, a network cut, an idle
         # timeout): one left unused for a while is pinged before its next transaction.
         self._idle_limit = None if is_sqlite(engine) else IDLE_PING_SECONDS
@@ -372,6 +376,10 @@ class InlineTransactions:
             self._forget(connection)
 
 
+def _no_one(_reason: str) -> None:
+    """Told nothing: an ``on_rerun`` for no one."""
+
+
 def _send(connection: Connection, statements: str) -> None:
     """Statements without parameters, on the driver (one message: the simple query protocol)."""
     error = connection.dialect.loaded_dbapi.Error
@@ -430,10 +438,10 @@ class Database:
             inline_reader=inline_reader,
         )
 
-    def with_inline_postgres(self, begin: str) -> Database:
+    def with_inline_postgres(self, begin: str, *, on_rerun: Callable[[str], None] | None = None) -> Database:
         """The same database, its annotation loop's transactions run on the event loop
-        (PostgreSQL), each begun by ``begin``."""
-        return replace(self, inline_postgres=InlineTransactions(self.engine, None, begin=begin))
+        (PostgreSQL), each begun by ``begin``; ``on_rerun`` is told why one runs again in a thread."""
+        return replace(self, inline_postgres=InlineTransactions(self.engine, None, begin=begin, on_rerun=on_rerun))
 
     def dispose(self) -> None:
         for inline in (self.inline_writer, self.inline_reader, self.inline_postgres):

@@ -88,9 +88,10 @@ async def write_now(db: Database, work: Callable[[Session], T]) -> T:
                 committing = True
             return result
         except DBAPIError as exc:
-            if not (is_retryable(exc) or is_lock_timeout(exc)
-                    or ((is_statement_timeout(exc) or is_disconnect(exc)) and not committing)):
+            reason = _rerun_reason(exc, committing=committing)
+            if reason is None:
                 raise
+            db.inline_postgres.on_rerun(reason)
             # It waited on a row lock too long for the event loop, or one of its statements ran
             # too long for it (or it met a deadlock): it was rolled back whole; run it again in
             # a thread, where waiting holds up no one. Or the kept connection was found dead
@@ -124,6 +125,23 @@ INLINE_LOCK_TIMEOUT_MS = 10
 INLINE_STATEMENT_TIMEOUT_MS = 100
 INLINE_BEGIN = (f"BEGIN; SET LOCAL lock_timeout = '{INLINE_LOCK_TIMEOUT_MS}ms'; "
                 f"SET LOCAL statement_timeout = '{INLINE_STATEMENT_TIMEOUT_MS}ms'")
+
+
+def _rerun_reason(exc: DBAPIError, *, committing: bool) -> str | None:
+    """Why an inline transaction that failed with ``exc`` runs again in a thread (the label of
+    ``qistas_inline_transactions_rerun_total``), or None: it does not. A connection lost or a
+    statement canceled while ``committing`` is not run again: whether it committed is unknown."""
+    if is_lock_timeout(exc):
+        return "lock"
+    if is_retryable(exc):
+        return "conflict"  # a deadlock or serialization failure: rolled back whole
+    if committing:
+        return None
+    if is_statement_timeout(exc):
+        return "statement"
+    if is_disconnect(exc):
+        return "connection"
+    return None
 
 
 def postgres_loop_inline(choice: str, url: URL, *, processes: int, cores: int) -> bool:
