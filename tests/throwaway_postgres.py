@@ -8,10 +8,10 @@ deletes the folder, whatever COMMAND did. Each ``-c NAME=VALUE`` is given to the
 its own ``-c`` is, after the defaults: ``-c fsync=on`` makes every commit wait for its flush,
 as a production database does, and ``-c commit_delay=1000 -c commit_siblings=0`` (with it) adds
 a millisecond to each flush, a slower disk's. With ``QISTAS_TEST_POSTGRES_URL`` already set,
-COMMAND runs against that server instead. PostgreSQL refuses to run as root: as root, the
-cluster belongs to the ``postgres`` user that Debian's package creates (elsewhere:
-``useradd --system postgres``). ``QISTAS_TEST_POSTGRES_BIN`` names the folder of another
-PostgreSQL's ``initdb`` and ``pg_ctl``.
+COMMAND runs against that server instead (and ``-c`` is refused: its settings are its own).
+PostgreSQL refuses to run as root: as root, the cluster belongs to the ``postgres`` user that
+Debian's package creates (elsewhere: ``useradd --system postgres``). ``QISTAS_TEST_POSTGRES_BIN``
+names the folder of another PostgreSQL's ``initdb`` and ``pg_ctl``.
 """
 
 from __future__ import annotations
@@ -83,6 +83,10 @@ def main(command: list[str]) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     if os.environ.get(URL_VARIABLE):
+        if len(settings) > 1:  # that server's settings are its own: a figure would not be what was asked
+            print(f"-c {' -c '.join(settings[1:])}: {URL_VARIABLE} names a server already, whose settings "
+                  "are its own; unset it for a cluster of this run's", file=sys.stderr)
+            return 2
         return subprocess.call(command)
     bindir = binaries()
     if bindir is None:

@@ -93,7 +93,7 @@ def serve(host: str, port: int, workers: int, log_level: str | None) -> None:
     """Migrate, then serve the API and the web UI."""
     from qistas.serving import (
         KEEPALIVE_REQUESTS,
-        SERVE_PROCESSES,
+        SERVE_WORKERS,
         prepare_connection_shares,
         prepare_metrics,
         unavailable,
@@ -115,7 +115,7 @@ def serve(host: str, port: int, workers: int, log_level: str | None) -> None:
     os.environ["QISTAS_HOME"] = str(settings.home)
     # One process has no other to move a connection to.
     os.environ[KEEPALIVE_REQUESTS] = str(settings.keepalive_requests if workers > 1 else 0)
-    os.environ[SERVE_PROCESSES] = str(workers)  # QISTAS_POSTGRES_INLINE_LOOP's `auto` weighs them
+    os.environ[SERVE_WORKERS] = str(workers)  # QISTAS_POSTGRES_INLINE_LOOP's `auto` weighs them
     prepare_connection_shares(settings.home, port, workers)
     background = None
     if settings.background_workers and settings.background_process:

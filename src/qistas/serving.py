@@ -42,12 +42,12 @@ def _requests_for_a_connection() -> int:
 
 
 # How many worker processes ``qistas serve`` runs, set by it for them; unset: one.
-SERVE_PROCESSES = "QISTAS_SERVE_PROCESSES"
+SERVE_WORKERS = "QISTAS_SERVE_WORKERS"
 
 
-def serve_processes() -> int:
+def serve_workers() -> int:
     """The number of worker processes of the ``qistas serve`` this process is one of (1 elsewhere)."""
-    return int(os.environ.get(SERVE_PROCESSES) or 1)
+    return int(os.environ.get(SERVE_WORKERS) or 1)
 
 
 def usable_cores() -> int:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
 from qistas.api.requests import SAFE_ID
@@ -121,3 +122,21 @@ def process_alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def scrape(url: str, token: str | None = None) -> Samples:
+    """A scrape of the server at ``url``: every sample, by name and labels."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    response = httpx.get(url + "/metrics", headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain")
+    return {(sample.name, frozenset(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(response.text) for sample in family.samples}
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    """A sample of a scrape; 0 if absent (a counter not yet moved)."""
+    return samples.get((name, frozenset(labels.items())), 0.0)

@@ -3,28 +3,12 @@
 from __future__ import annotations
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
 from qistas.config import Settings
 from qistas.db.engine import Database
 from tests.api.conftest import World
-from tests.api.helpers import error_of
+from tests.api.helpers import error_of, scrape, value
 from tests.conftest import LiveServer
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def scrape(url: str, token: str | None = None) -> Samples:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    response = httpx.get(url + "/metrics", headers=headers)
-    assert response.status_code == 200, response.text
-    assert response.headers["content-type"].startswith("text/plain")
-    return {(sample.name, frozenset(sample.labels.items())): sample.value
-            for family in text_string_to_metric_families(response.text) for sample in family.samples}
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
 
 
 def test_requests_are_counted_by_route_template_and_status_class(world: World) -> None:

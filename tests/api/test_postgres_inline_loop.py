@@ -21,9 +21,8 @@ from qistas.config import Settings
 from qistas.db.dialect import database_on_this_machine
 from qistas.db.engine import Database
 from qistas.db.unit_of_work import INLINE_BEGIN, write_now
-from qistas.serving import CONNECTIONS_FILE, SERVE_PROCESSES, usable_cores
-from tests.api.helpers import submit, take
-from tests.api.test_metrics import scrape, value
+from qistas.serving import CONNECTIONS_FILE, SERVE_WORKERS, usable_cores
+from tests.api.helpers import scrape, submit, take, value
 from tests.conftest import BACKEND, SECRET, LiveServer
 from tests.factories import Tenant, make_tenant
 
@@ -171,9 +170,9 @@ def test_a_worker_of_qistas_serve_counts_its_processes(db_url: str, tmp_path: Pa
     monkeypatch.delenv(CONNECTIONS_FILE, raising=False)
     for processes, inline in ((usable_cores(), True), (None, usable_cores() == 1)):
         if processes is None:
-            monkeypatch.delenv(SERVE_PROCESSES, raising=False)  # one process: ``qistas serve`` unset
+            monkeypatch.delenv(SERVE_WORKERS, raising=False)  # one process: ``qistas serve`` unset
         else:
-            monkeypatch.setenv(SERVE_PROCESSES, str(processes))
+            monkeypatch.setenv(SERVE_WORKERS, str(processes))
         app = app_from_environment()
         try:
             assert (app.state.db.inline_postgres is not None) == inline

@@ -13,12 +13,13 @@ from collections.abc import Callable, Iterator
 from http.client import HTTPConnection
 from pathlib import Path
 
-import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from qistas.serving import MOVE_INTERVAL_SECONDS, ConnectionShares
+from tests.api.helpers import scrape, value
 from tests.api.test_engine_processes import serve_processes
+
+LET_GO = "qistas_connections_let_go_total"
 
 
 @pytest.fixture
@@ -163,7 +164,9 @@ def test_connections_that_all_landed_on_one_process_spread_over_both(db_url: str
             assert closes >= 4  # more where a client came back to the crowded one and was moved again
             time.sleep(2 * MOVE_INTERVAL_SECONDS)
             assert _round(clients) == 0  # settled
-            assert _let_go(url) == {"share": closes, "requests": 0}  # what an operator sees
+            scraped = scrape(url)  # what an operator sees
+            assert value(scraped, LET_GO, reason="share") == closes
+            assert value(scraped, LET_GO, reason="requests") == 0
         finally:
             for client in clients:
                 client.close()
@@ -179,14 +182,6 @@ def _round(clients: list[HTTPConnection]) -> int:
         assert response.status == 200 and response.read()
         closes += response.getheader("connection") == "close"
     return closes
-
-
-def _let_go(url: str) -> dict[str, float]:
-    """``qistas_connections_let_go_total`` by reason, as a scrape of the server gives it."""
-    families = text_string_to_metric_families(httpx.get(f"{url}/metrics").text)
-    return {sample.labels["reason"]: sample.value for family in families
-            if family.name == "qistas_connections_let_go" for sample in family.samples
-            if sample.name.endswith("_total")}
 
 
 def _eventually(check: Callable[[], bool], seconds: float = 3.0) -> bool:

@@ -46,7 +46,7 @@ from qistas.domain.mediastore import store_for
 from qistas.domain.sealing import Keyring
 from qistas.domain.sign_in import PasswordGate
 from qistas.domain.users import TokenCache
-from qistas.serving import join_connection_shares, serve_processes, usable_cores
+from qistas.serving import join_connection_shares, serve_workers, usable_cores
 from qistas.workers import start_workers
 
 API_PREFIX = "/api/v1"
@@ -151,4 +151,4 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 def app_from_environment() -> FastAPI:
     """Factory for ``uvicorn --factory`` (one per worker process of ``qistas serve``)."""
     join_connection_shares()
-    return create_app(get_settings(), processes=serve_processes())
+    return create_app(get_settings(), processes=serve_workers())
