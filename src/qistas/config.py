@@ -25,6 +25,8 @@ _MIN_SECRET_LENGTH = 32
 _MIN_METRICS_TOKEN_LENGTH = 16
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 InlineLoop = Literal["auto", "on", "off"]
+# PostgreSQL's values of ``synchronous_commit``: what a commit waits for before it returns.
+SynchronousCommit = Literal["off", "local", "remote_write", "on", "remote_apply"]
 # The words a boolean setting takes, for a setting that was one and is now a choice of three.
 _ON_WORDS = frozenset({"on", "true", "1", "yes"})
 _OFF_WORDS = frozenset({"off", "false", "0", "no"})
@@ -115,6 +117,16 @@ class Settings(BaseSettings):
         "side, as many as the cores; "
         "`off` (`false`): never. A transaction that waits on a row lock for more than 10 ms, or one of whose "
         "statements runs past 100 ms, is run again in a thread. SQLite's loop runs on the event loop always.",
+    )
+    lease_synchronous_commit: SynchronousCommit | None = Field(
+        default=None,
+        description="On PostgreSQL: `synchronous_commit` for the annotation loop's transactions that only hand out, "
+        "extend or give back a lease (take, renew, skip), set in the transaction. Unset: the database's own. `off`: "
+        "their commits return without waiting for the disk (or a standby), so a take holds up nothing on a flush "
+        "and the database flushes about once per answer instead of twice; a crash of PostgreSQL itself can then "
+        "lose the leases handed out in its last fraction of a second (`wal_writer_delay` three times over) and "
+        "their `task.take` audit events, never an answer (submits always wait, and each flushes the takes before "
+        "it). A take or skip that ends an exam waits whatever this says.",
     )
     max_page_size: int = Field(default=1000, ge=1, description="Largest `limit` of a page.")
     default_page_size: int = Field(default=100, ge=1, description="`limit` when none is given.")

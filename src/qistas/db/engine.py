@@ -352,13 +352,15 @@ class InlineTransactions:
         connection.close()
 
     @contextmanager
-    def begin(self) -> Iterator[Session]:
+    def begin(self, also: str | None = None) -> Iterator[Session]:
+        """``also`` (PostgreSQL): more statements without parameters for this transaction's
+        beginning (a ``SET LOCAL``), sent in the same message."""
         connection = self._connection()
         session = Session(bind=connection, expire_on_commit=False)
         try:
             session.connection()  # BEGIN: a busy lock refuses here, before any work
             if self._begin is not None:
-                _send(connection, self._begin)
+                _send(connection, self._begin if also is None else f"{self._begin}; {also}")
             yield session
             session.commit()
         except BaseException:

@@ -11,13 +11,14 @@ import asyncio
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import TypeVar
+from typing import TypeVar, get_args
 
 import anyio.to_thread
-from sqlalchemy import URL
+from sqlalchemy import URL, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from qistas.config import SynchronousCommit
 from qistas.db.dialect import (
     database_on_this_machine,
     is_disconnect,
@@ -25,7 +26,7 @@ from qistas.db.dialect import (
     is_retryable,
     is_statement_timeout,
 )
-from qistas.db.engine import Database, WriterBusy
+from qistas.db.engine import Database, WriterBusy, is_sqlite
 
 T = TypeVar("T")
 RETRIES = 5
@@ -33,7 +34,8 @@ RETRIES = 5
 INLINE_PATIENCE_SECONDS = 10.0
 
 
-def write(db: Database, work: Callable[[Session], T], *, bulk: bool = False) -> T:
+def write(db: Database, work: Callable[[Session], T], *, bulk: bool = False,
+          synchronous_commit: SynchronousCommit | None = None) -> T:
     """Run ``work`` in one write transaction: commit on success, roll back on any error.
 
     A deadlock or serialization failure (PostgreSQL) runs the whole transaction again; so does,
@@ -43,7 +45,9 @@ def write(db: Database, work: Callable[[Session], T], *, bulk: bool = False) -> 
     restart a moment after its last use fails at its first statement instead. A connection
     lost during the commit is not retried: whether it committed is unknown.
     ``bulk``: one of many transactions in a row (see ``Database.bulk_writer``); on SQLite it
-    lets the writers that want the lock now go first.
+    lets the writers that want the lock now go first. ``synchronous_commit`` (PostgreSQL):
+    what the commit waits for, PostgreSQL's setting of that name set in the transaction before
+    ``work`` (which may undo it: ``commit_waits``).
     """
     sessions = db.bulk_writer if bulk else db.writer
     reconnected = False
@@ -51,6 +55,8 @@ def write(db: Database, work: Callable[[Session], T], *, bulk: bool = False) -> 
         committing = False
         try:
             with sessions.begin() as session:
+                if synchronous_commit is not None and not is_sqlite(db.engine):
+                    _commit_waits_for(session, synchronous_commit)
                 result = work(session)
                 committing = True
             return result
@@ -64,7 +70,8 @@ def write(db: Database, work: Callable[[Session], T], *, bulk: bool = False) -> 
     raise AssertionError("unreachable")
 
 
-async def write_now(db: Database, work: Callable[[Session], T]) -> T:
+async def write_now(db: Database, work: Callable[[Session], T], *,
+                    synchronous_commit: SynchronousCommit | None = None) -> T:
     """``write`` for the short transactions of the annotation loop, on the event loop if it can.
 
     On SQLite the transaction runs right here, on the event loop, once no other writer holds
@@ -78,12 +85,16 @@ async def write_now(db: Database, work: Callable[[Session], T]) -> T:
     (measured: a background writer holding the lock 20 ms a second took 32 annotators from
     285 to 166 annotations/s that way). On PostgreSQL, where every statement is a network
     round trip and row locks may wait, it runs in the thread pool like any other transaction,
-    unless ``db.inline_postgres`` (below).
+    unless ``db.inline_postgres`` (below). ``synchronous_commit``: see ``write``; on the event
+    loop it is set in the message that begins the transaction (no round trip of its own).
     """
     if db.inline_postgres is not None:
         committing = False
+        also = None if synchronous_commit is None else _SET_LOCAL[synchronous_commit]
         try:
-            with db.inline_postgres.begin() as session:  # begun with INLINE_BEGIN
+            with db.inline_postgres.begin(also) as session:  # begun with INLINE_BEGIN
+                if also is not None:
+                    session.info[_WAITS_FOR] = synchronous_commit
                 result = work(session)
                 committing = True
             return result
@@ -109,7 +120,30 @@ async def write_now(db: Database, work: Callable[[Session], T]) -> T:
                     break  # a writer that long: queue for the lock in a thread like everyone else
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 0.02)
-    return await write_in_thread(db, work)
+    return await write_in_thread(db, work, synchronous_commit=synchronous_commit)
+
+
+# ``synchronous_commit`` for a transaction whose loss in a crash of the database costs nothing
+# that cannot be done again (a lease handed out, extended or given back: the annotator takes
+# again). ``off``: the commit returns once its record is in PostgreSQL's WAL buffers, without
+# waiting for the disk; the WAL writer flushes it within ``wal_writer_delay`` (200 ms), and any
+# later commit that waits flushes it with its own. A database that crashes before then comes
+# back without it, whole: PostgreSQL replays transactions, not statements (docs/scaling.md 3.3).
+_SET_LOCAL: dict[str, str] = {value: f"SET LOCAL synchronous_commit = {value}" for value in get_args(SynchronousCommit)}
+_WAITS_FOR = "qistas.synchronous_commit"
+
+
+def _commit_waits_for(session: Session, value: SynchronousCommit) -> None:
+    session.execute(text(_SET_LOCAL[value]))
+    session.info[_WAITS_FOR] = value
+
+
+def commit_waits(session: Session) -> None:
+    """The transaction writes more than a lease after all (an exam's result): its commit waits
+    as the database's commits do, whatever ``synchronous_commit`` it was begun with. One round
+    trip, only in such a transaction."""
+    if session.info.pop(_WAITS_FOR, None) is not None:
+        session.execute(text("SET LOCAL synchronous_commit TO DEFAULT"))
 
 
 # PostgreSQL with ``inline_postgres``: the transaction runs on the event loop, which waits with
@@ -165,10 +199,11 @@ async def read_now(db: Database, work: Callable[[Session], T]) -> T:
     return await anyio.to_thread.run_sync(partial(read, db, work))
 
 
-async def write_in_thread(db: Database, work: Callable[[Session], T]) -> T:
+async def write_in_thread(db: Database, work: Callable[[Session], T], *,
+                          synchronous_commit: SynchronousCommit | None = None) -> T:
     """``write`` in the thread pool the web framework runs its blocking work in (Starlette's
     ``run_in_threadpool``): for a transaction too long to run on the event loop."""
-    return await anyio.to_thread.run_sync(partial(write, db, work))
+    return await anyio.to_thread.run_sync(partial(write, db, work, synchronous_commit=synchronous_commit))
 
 
 def read(db: Database, work: Callable[[Session], T]) -> T:

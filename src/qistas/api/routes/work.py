@@ -23,7 +23,7 @@ from qistas.config import Settings
 from qistas.db.engine import Database
 from qistas.db.models import User
 from qistas.db.types import utcnow
-from qistas.db.unit_of_work import write_in_thread, write_now
+from qistas.db.unit_of_work import commit_waits, write_in_thread, write_now
 from qistas.domain import assignments, audit, exams, media
 from qistas.domain.annotations import submit as store_answer
 from qistas.domain.assignments import Lease, WorkTask, load_project
@@ -90,6 +90,7 @@ async def take(project_id: Id, request: Request) -> Response:
             claimed, finished = exams.take_question(session, project=project, annotator=actor, now=utcnow(),
                                                     lease_seconds=settings.lease_seconds)
             if finished is not None:
+                commit_waits(session)  # a result is more than a lease
                 exams.record_result(session, events, project=project, attempt=finished)
             if claimed is not None:
                 assignments.record_take(session, events, project=project, lease=claimed[0])
@@ -102,7 +103,7 @@ async def take(project_id: Id, request: Request) -> Response:
         prefill = assignments.prefill(session, project=project, task_id=task.id)
         return lease_response(assignment_read(lease, task, prefill, settings=settings), 201)
 
-    response = await write_now(db, work)
+    response = await write_now(db, work, synchronous_commit=settings.lease_synchronous_commit)
     if response.status_code == 201:  # counted once committed
         metrics_of(request).taken.inc()
     return response
@@ -145,12 +146,13 @@ async def skip(assignment_id: Id, request: Request) -> Response:
             if project.exam:  # a question skipped counts as answered wrong
                 finished = exams.question_ended(session, project=project, annotator_id=annotator.id, now=utcnow())
                 if finished is not None:
+                    commit_waits(session)
                     exams.record_result(session, events, project=project, attempt=finished)
             events.record(session, project=project, action="task.skip", object_type="task", object_id=lease.task_id,
                           details={"assignment": lease.id})
         return Response(status_code=204)
 
-    response = await write_now(db, work)
+    response = await write_now(db, work, synchronous_commit=settings.lease_synchronous_commit)
     metrics_of(request).skipped.inc()
     return response
 
@@ -172,4 +174,4 @@ async def renew(assignment_id: Id, request: Request) -> Response:
         task = assignments.work_task(session, assignment.task_id)
         return lease_response(assignment_read(assignment, task, prefill, settings=settings), 200)
 
-    return await write_now(db, work)
+    return await write_now(db, work, synchronous_commit=settings.lease_synchronous_commit)
