@@ -363,6 +363,15 @@ class Settings(BaseSettings):
         word = str(value).strip().lower()
         return "on" if word in _ON_WORDS else "off" if word in _OFF_WORDS else word
 
+    @field_validator("lease_synchronous_commit", mode="before")
+    @classmethod
+    def _lease_commit(cls, value: object) -> object:
+        # PostgreSQL's own spellings: `true`, `yes`, `1` are `on`; `false`, `no`, `0` are `off`. Empty: unset.
+        if value is None:
+            return None
+        word = str(value).strip().lower()
+        return None if not word else "on" if word in _ON_WORDS else "off" if word in _OFF_WORDS else word
+
     @field_validator("forwarded_allow_ips")
     @classmethod
     def _proxies(cls, value: str) -> str:

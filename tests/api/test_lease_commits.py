@@ -32,6 +32,9 @@ def test_a_bad_value_is_refused_naming_the_setting(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="lease_synchronous_commit"):
         Settings(home=tmp_path, lease_synchronous_commit="sometimes")  # type: ignore[arg-type]
     assert Settings(home=tmp_path).lease_synchronous_commit is None
+    spelled = {"false": "off", "No": "off", "0": "off", "true": "on", "remote_write": "remote_write", " ": None}
+    for word, meant in spelled.items():  # PostgreSQL's own spellings; empty is unset
+        assert Settings(home=tmp_path, lease_synchronous_commit=word).lease_synchronous_commit == meant, word
 
 
 def _shown(session: Session) -> str:
