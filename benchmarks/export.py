@@ -21,8 +21,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 DOCS = HERE.parent / "docs" / "benchmarks.md"
@@ -30,7 +32,19 @@ LABELS = ["positive", "negative", "mixed"]
 CHUNK = 20_000
 
 
-def build(url: str, n_tasks: int, per_task: int) -> int:
+def classification_rows(rng: random.Random, task_id: int, per_task: int) -> tuple[dict[str, Any], list[Any], Any]:
+    """One task's data, its ``per_task`` answers and its stored result (a majority vote)."""
+    votes = [rng.choice(LABELS) for _ in range(per_task)]
+    winner = max(LABELS, key=votes.count)
+    return ({"text": f"review number {task_id}: the product was fine, delivery slow"},
+            [{"label": vote} for vote in votes], {"label": winner})
+
+
+def build(url: str, n_tasks: int, per_task: int, *, spec: dict[str, Any] | None = None,
+          rows: Callable[[random.Random, int, int], tuple[dict[str, Any], list[Any], Any]] = classification_rows,
+          ) -> int:
+    """A project of ``n_tasks`` completed tasks with ``per_task`` answers each, inserted in bulk:
+    single-label classification unless ``spec`` and ``rows`` (data, answers, result) say otherwise."""
     from sqlalchemy import insert, text
 
     from qistas.db.engine import Database
@@ -47,7 +61,7 @@ def build(url: str, n_tasks: int, per_task: int) -> int:
         workers = [users.create_user(session, email=f"w{i}@bench.test", role="annotator").id for i in range(per_task)]
         project = projects.create_project(
             session, org_id=org.id, actor=owner, name="bench", redundancy={"min": per_task, "max": per_task},
-            task={"type": "classification", "labels": LABELS, "text_field": "text"})
+            task=spec or {"type": "classification", "labels": LABELS, "text_field": "text"})
         project_id = project.id
     start = datetime(2026, 1, 1, tzinfo=UTC)
     next_annotation = 1
@@ -56,13 +70,11 @@ def build(url: str, n_tasks: int, per_task: int) -> int:
         tasks, leases, answers = [], [], []
         for task_id in ids:
             at = start + timedelta(seconds=task_id)
-            votes = [rng.choice(LABELS) for _ in range(per_task)]
-            winner = max(LABELS, key=votes.count)
+            data, votes, winner = rows(rng, task_id, per_task)
             tasks.append({
                 "id": task_id, "project_id": project_id, "unique_id": f"row-{task_id}",
-                "data": {"text": f"review number {task_id}: the product was fine, delivery slow"},
-                "metadata": {"source": "bench"}, "is_gold": False, "status": "completed", "required": per_task,
-                "n_claimed": per_task, "n_annotations": per_task, "response": {"label": winner},
+                "data": data, "metadata": {"source": "bench"}, "is_gold": False, "status": "completed",
+                "required": per_task, "n_claimed": per_task, "n_annotations": per_task, "response": winner,
                 "confidence": votes.count(winner) / per_task, "method": "majority_vote", "below_target": False,
                 "created_at": at, "completed_at": at,
             })
@@ -71,7 +83,7 @@ def build(url: str, n_tasks: int, per_task: int) -> int:
                                "annotator_id": worker, "status": "submitted", "created_at": at,
                                "expires_at": at + timedelta(minutes=10), "ended_at": at})
                 answers.append({"id": next_annotation, "assignment_id": next_annotation, "task_id": task_id,
-                                "project_id": project_id, "annotator_id": worker, "answer": {"label": vote},
+                                "project_id": project_id, "annotator_id": worker, "answer": vote,
                                 "seconds": 4.5, "created_at": at})
                 next_annotation += 1
         with db.engine.begin() as conn:

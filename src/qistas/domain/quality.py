@@ -6,7 +6,11 @@ model (or, before the first fit, from each annotator's gold accuracy where the t
 it), at a cost of the task's answers only. Offline: ``refit`` fits the type's aggregator on
 every answer of the project, stores the worker model, and re-scores completed tasks; it reads
 in one transaction, fits with no transaction open, and writes in a short one, so annotators
-are never held up by a fit.
+are never held up by a fit. Single-label classification fits every answer as integer arrays
+(about 130 bytes an answer); the other types take each answer as its structure (one to a few
+kilobytes in memory), so past ``REFIT_SAMPLE_ANSWERS`` they fit a sample of the project's
+tasks and then decide every completed task with that model a chunk at a time, as the online
+path decides one: memory stays bounded whatever the project's size.
 """
 
 from __future__ import annotations
@@ -41,6 +45,10 @@ MIN_ANSWERS_TO_FIT = 50
 REFIT_GROWTH = 0.2  # refit once the project has 20% more answers than at the last fit
 REFIT_CHUNK = 50_000  # answers read at a time
 REFIT_WRITE_CHUNK = 1000  # completed tasks re-scored at a time
+# Structured types: a project with more answers fits the tasks whose id is a multiple of
+# ceil(answers / this) (every kth task: spread evenly over the project's life) and decides the
+# rest with the model so fitted.
+REFIT_SAMPLE_ANSWERS = 200_000
 
 
 @dataclass(frozen=True)
@@ -169,26 +177,27 @@ class _Coded:
     n_answers: int
 
 
-def _load_answers(session: Session, project: Project, spec: Spec) -> _Loaded:
+def _load_answers(session: Session, project: Project, spec: Spec, *, stride: int = 1) -> _Loaded:
+    """The project's answers by task (with ``stride`` > 1, those of the tasks whose id is a
+    multiple of it), their workers and the tasks' contexts."""
     task_type = type_of(spec)
     by_task: dict[int, list[tuple[int, Any]]] = defaultdict(list)
     n_answers = 0
-    for task_id, annotator_id, answer in session.execute(
-        select(Annotation.task_id, Annotation.annotator_id, Annotation.answer)
-        .where(Annotation.project_id == project.id, Annotation.rejected_at.is_(None)).order_by(Annotation.id)
-    ):
+    query = (select(Annotation.task_id, Annotation.annotator_id, Annotation.answer)
+             .where(Annotation.project_id == project.id, Annotation.rejected_at.is_(None)).order_by(Annotation.id))
+    if stride > 1:
+        query = query.where(Annotation.task_id % stride == 0)
+    for task_id, annotator_id, answer in session.execute(query):
         by_task[task_id].append((annotator_id, answer))
         n_answers += 1
-    models = set(session.scalars(select(User.id).where(User.org_id == project.org_id, User.role == Role.MODEL)))
+    models = _model_ids(session, project)
     contexts: dict[int, Any] = {}
     ids = sorted(by_task)
     for start in range(0, len(ids), 1000):
         chunk = ids[start:start + 1000]
         for task_id, data, gold, is_gold in session.execute(
                 select(Task.id, Task.data, Task.gold, Task.is_gold).where(Task.id.in_(chunk))):
-            if models and not is_gold and all(a in models for a, _ in by_task[task_id]):
-                # Only models answered it (yet): it says nothing of anyone's reliability, and
-                # fitted it would only confirm the model by itself (domain.model_annotators).
+            if not is_gold and _only_models(by_task[task_id], models):
                 del by_task[task_id]  # still counted in n_answers, which paces the refits
                 continue
             contexts[task_id] = task_type.context(spec, data, gold)
@@ -202,21 +211,34 @@ def _load_answers(session: Session, project: Project, spec: Spec) -> _Loaded:
     )
 
 
+def _model_ids(session: Session, project: Project) -> set[int]:
+    """The organization's model annotators (domain.model_annotators)."""
+    return set(session.scalars(select(User.id).where(User.org_id == project.org_id, User.role == Role.MODEL)))
+
+
+def _only_models(answers: Sequence[tuple[int, Any]], models: set[int]) -> bool:
+    """Only models answered the task (yet): it says nothing of anyone's reliability, and fitted
+    or re-scored it would only confirm the model by itself (domain.model_annotators)."""
+    return bool(models) and all(a in models for a, _ in answers)
+
+
 class RefitRunning(Conflict):
     """Another process is refitting the project right now."""
 
 
-def refit(db: Database, *, project_id: int, lease_seconds: float = 60.0) -> RefitResult | None:
+def refit(db: Database, *, project_id: int, lease_seconds: float = 60.0,
+          sample_answers: int = REFIT_SAMPLE_ANSWERS) -> RefitResult | None:
     """Fit the project's worker model and re-score its completed tasks, under the project's
     refit lease: one process at a time, however many run (``RefitRunning`` otherwise).
 
     Returns None for a project with no answers yet, or when the lease was lost to another
-    process before the result was written (which then writes its own).
+    process before the result was written (which then writes its own). A structured type's
+    project of more than ``sample_answers`` answers is fitted on a sample of its tasks.
     """
     with leases.held(db, f"refit:{project_id}", seconds=lease_seconds) as lease:
         if lease is None:
             raise RefitRunning("a refit of this project is running; try again shortly")
-        return _refit(db, project_id=project_id, lease=lease)
+        return _refit(db, project_id=project_id, lease=lease, sample_answers=sample_answers)
 
 
 
@@ -268,9 +290,18 @@ def _load_coded(session: Session, project: Project, labels: list[str]) -> _Coded
                   workers=worker[order], labels=coded[order, 2], gold=gold, n_answers=n_answers)
 
 
-def _fit(db: Database, project_id: int) -> tuple[Any, np.ndarray, list[int], int] | None:
-    """The fitted aggregator, the ids of the tasks it scored (sorted), its workers' ids and
-    how many answers the project has; None for a project with no answers yet."""
+@dataclass(frozen=True)
+class _Fit:
+    estimator: Any
+    spec: Spec
+    task_ids: np.ndarray  # the tasks the fit decided, sorted (``estimator.results_`` in this order)
+    worker_ids: list[int]  # worker j of the fit
+    n_answers: int  # every answer of the project, sampled or not
+    sampled: bool  # fitted on a sample: the other tasks are decided after the fit (``_decide_rest``)
+
+
+def _fit(db: Database, project_id: int, sample_answers: int) -> _Fit | None:
+    """The fitted aggregator and what it was fitted on; None for a project with no answers yet."""
     with db.reader() as session:
         project = session.get(Project, project_id)
         if project is None:
@@ -280,65 +311,140 @@ def _fit(db: Database, project_id: int) -> tuple[Any, np.ndarray, list[int], int
         if hasattr(estimator, "fit_arrays"):
             coded = _load_coded(session, project, estimator.labels)
         else:
-            loaded = _load_answers(session, project, spec)
+            n_answers = session.scalar(select(func.count()).select_from(Annotation).where(
+                Annotation.project_id == project_id, Annotation.rejected_at.is_(None))) or 0
+            stride = max(1, -(-n_answers // max(sample_answers, 1)))
+            loaded = _load_answers(session, project, spec, stride=stride)
     if hasattr(estimator, "fit_arrays"):
         if not len(coded.task_ids):
             return None
         estimator.fit_arrays(coded.tasks, coded.workers, coded.labels, n_tasks=len(coded.task_ids),
                              n_workers=len(coded.worker_ids), gold=coded.gold)
-        return estimator, coded.task_ids, coded.worker_ids, coded.n_answers
+        return _Fit(estimator, spec, coded.task_ids, coded.worker_ids, coded.n_answers, sampled=False)
     if not loaded.items:
         return None
     estimator.fit(loaded.items, n_workers=len(loaded.worker_ids), contexts=loaded.contexts)
-    return estimator, np.array(loaded.task_ids, dtype=np.int64), loaded.worker_ids, loaded.n_answers
+    return _Fit(estimator, spec, np.array(loaded.task_ids, dtype=np.int64), loaded.worker_ids,
+                n_answers, sampled=stride > 1)
 
 
-def _refit(db: Database, *, project_id: int, lease: leases.Lease) -> RefitResult | None:
+def _rescorable(project_id: int) -> Any:
+    """Completed tasks whose result a refit may change, in id order."""
+    return select(Task).where(
+        Task.project_id == project_id, Task.status == TaskStatus.COMPLETED, Task.is_gold.is_(False),
+        # a result a reviewer accepted or corrected is theirs: no refit changes it
+        Task.review_status.not_in([ReviewStatus.ACCEPTED, ReviewStatus.CORRECTED])).order_by(Task.id)
+
+
+def _store_model(session: Session, *, project_id: int, method: str, params: dict[str, Any], n_answers: int) -> None:
+    model = session.get(QualityModel, project_id)
+    if model is None:
+        model = QualityModel(project_id=project_id, method=method, n_annotations=0, params={})
+        session.add(model)
+    model.method, model.params, model.fitted_at = method, params, utcnow()
+    model.n_annotations = n_answers
+
+
+def _write_result(session: Session, *, task: Task, result: TaskResult, method: str) -> bool:
+    """Store a refit's result for one task; True when its answer changed (and is announced,
+    as ``result.changed``, in this same transaction). Not flushed."""
+    details, confidence = dict(result.extra) or None, float(result.confidence)
+    if (task.response, task.confidence, task.method, task.needs_review, task.details) == (
+            result.response, confidence, method, result.needs_review, details):
+        return False  # as stored: nothing to write, nothing to announce
+    task.needs_review, task.details = result.needs_review, details
+    return results.change_result(session, task=task, response=result.response, confidence=confidence,
+                                 method=method, flush=False)
+
+
+def _refit(db: Database, *, project_id: int, lease: leases.Lease,
+           sample_answers: int = REFIT_SAMPLE_ANSWERS) -> RefitResult | None:
     """Fit the project's worker model and re-score its completed tasks (under ``lease``).
 
     Returns None for a project with no answers yet. Completed tasks are re-scored a chunk
     at a time, so the session never holds more than a chunk of them.
     """
-    fitted = _fit(db, project_id)
-    if fitted is None:
+    fit = _fit(db, project_id, sample_answers)
+    if fit is None:
         return None
-    estimator, task_ids, worker_ids, n_answers = fitted
-    method = method_name(estimator)
-    results_: Sequence[TaskResult] = estimator.results_
-    params = {"workers": worker_ids, "model": estimator.params_}
+    method = method_name(fit.estimator)
+    params = {"workers": fit.worker_ids, "model": fit.estimator.params_}
+    if fit.sampled:
+        rest = _decide_rest(db, project_id=project_id, fit=fit, method=method, lease=lease)
+        if rest is None:
+            return None
+        with db.writer.begin() as session:
+            if not leases.holds(session, lease=lease):
+                return None
+            _store_model(session, project_id=project_id, method=method, params=params, n_answers=fit.n_answers)
+        return RefitResult(method=method, n_answers=fit.n_answers, n_workers=len(fit.worker_ids), changed=rest)
+    results_: Sequence[TaskResult] = fit.estimator.results_
+    task_ids = fit.task_ids
     changed: list[int] = []
     with db.writer.begin() as session:
         if not leases.holds(session, lease=lease):
             return None  # paused past the lease: the process that took it over writes the fit
-        model = session.get(QualityModel, project_id)
-        if model is None:
-            model = QualityModel(project_id=project_id, method=method, n_annotations=0, params={})
-            session.add(model)
-        model.method, model.params, model.fitted_at = method, params, utcnow()
-        model.n_annotations = n_answers
-        completed = np.array(session.scalars(
-            select(Task.id).where(Task.project_id == project_id, Task.status == TaskStatus.COMPLETED,
-                                  Task.is_gold.is_(False),
-                                  # a result a reviewer accepted or corrected is theirs: no refit changes it
-                                  Task.review_status.not_in([ReviewStatus.ACCEPTED, ReviewStatus.CORRECTED]))
-        ).all(), dtype=np.int64)
+        _store_model(session, project_id=project_id, method=method, params=params, n_answers=fit.n_answers)
+        completed = np.array(session.scalars(_rescorable(project_id).with_only_columns(Task.id)).all(),
+                             dtype=np.int64)
         completed = np.sort(completed[np.isin(completed, task_ids)])
         for start in range(0, len(completed), REFIT_WRITE_CHUNK):
             chunk = [int(t) for t in completed[start:start + REFIT_WRITE_CHUNK]]
             for task in session.scalars(select(Task).where(Task.id.in_(chunk)).order_by(Task.id)):
                 result = results_[int(np.searchsorted(task_ids, task.id))]
-                details, confidence = dict(result.extra) or None, float(result.confidence)
-                if (task.response, task.confidence, task.method, task.needs_review, task.details) == (
-                        result.response, confidence, method, result.needs_review, details):
-                    continue  # as stored: nothing to write, nothing to announce
-                task.needs_review, task.details = result.needs_review, details
-                # A changed answer is announced (result.changed) in this same transaction.
-                if results.change_result(session, task=task, response=result.response, confidence=confidence,
-                                         method=method, flush=False):
+                if _write_result(session, task=task, result=result, method=method):
                     changed.append(task.id)
             session.flush()
             session.expunge_all()  # flushed: let this chunk's tasks go
-    return RefitResult(method=method, n_answers=n_answers, n_workers=len(worker_ids), changed=changed)
+    return RefitResult(method=method, n_answers=fit.n_answers, n_workers=len(fit.worker_ids), changed=changed)
+
+
+def _decide_rest(db: Database, *, project_id: int, fit: _Fit, method: str, lease: leases.Lease) -> list[int] | None:
+    """After a fit on a sample: every completed task decided by the fitted worker model as the
+    online path decides one (``aggregate``, workers the sample did not see getting the prior),
+    ``REFIT_WRITE_CHUNK`` tasks at a time: each chunk read in a transaction, decided with none
+    open, and written in a short one of its own (under the lease). The model itself is stored
+    after the last chunk, so a refit cut short leaves the project due for the next.
+
+    Returns the tasks whose answer changed, or None when the lease was lost.
+    """
+    task_type = type_of(fit.spec)
+    decider = task_type.aggregator(fit.spec).load_params(fit.estimator.params_)
+    workers = {w: i for i, w in enumerate(fit.worker_ids)}
+    changed: list[int] = []
+    after = 0
+    while True:
+        with db.reader() as session:
+            project = session.get(Project, project_id)
+            if project is None:
+                return changed
+            models = _model_ids(session, project)
+            chunk = list(session.scalars(_rescorable(project_id).with_only_columns(Task.id)
+                                         .where(Task.id > after).limit(REFIT_WRITE_CHUNK)))
+            if not chunk:
+                return changed
+            after = chunk[-1]
+            answers: dict[int, list[tuple[int, Any]]] = defaultdict(list)
+            for task_id, annotator_id, answer in session.execute(
+                    select(Annotation.task_id, Annotation.annotator_id, Annotation.answer)
+                    .where(Annotation.task_id.in_(chunk), Annotation.rejected_at.is_(None))
+                    .order_by(Annotation.id)):
+                answers[task_id].append((annotator_id, answer))
+            tasks = session.execute(select(Task.id, Task.data, Task.gold).where(Task.id.in_(chunk))).all()
+        decided = {
+            task_id: decider.aggregate([(workers.get(a, -1), answer) for a, answer in answers[task_id]],
+                                       task_type.context(fit.spec, data, gold))
+            for task_id, data, gold in tasks
+            if answers.get(task_id) and not _only_models(answers[task_id], models)
+        }
+        if not decided:
+            continue
+        with db.writer.begin() as session:
+            if not leases.holds(session, lease=lease):
+                return None
+            for task in session.scalars(_rescorable(project_id).where(Task.id.in_(sorted(decided)))):
+                if _write_result(session, task=task, result=decided[task.id], method=method):
+                    changed.append(task.id)
 
 
 def projects_due_for_refit(db: Database, *, project_id: int | None = None) -> list[int]:
