@@ -136,6 +136,12 @@ class Settings(BaseSettings):
     refit_interval_seconds: float = Field(
         default=60.0, ge=0, description="How often the worker models are refitted in the background; 0 turns it off."
     )
+    refit_sample_answers: int = Field(
+        default=200_000, ge=1_000, le=100_000_000,
+        description="A refit of a task type with structured answers (all but single-label classification) fits at "
+        "most about this many answers (every kth task) and decides the other tasks with the model so fitted: "
+        "its memory is one to a few kilobytes per answer fitted.",
+    )
     active_learning_interval_seconds: float = Field(
         default=30.0, ge=0,
         description="How often the background worker looks for projects with active learning due for "

@@ -77,9 +77,10 @@ def test_processes_refitting_at_once_fit_each_project_once(
     fits: list[int] = []
     real = quality._refit
 
-    def counted(db: Database, *, project_id: int, lease: leases.Lease) -> quality.RefitResult | None:
+    def counted(db: Database, *, project_id: int, lease: leases.Lease,
+                sample_answers: int) -> quality.RefitResult | None:
         fits.append(project_id)
-        return real(db, project_id=project_id, lease=lease)
+        return real(db, project_id=project_id, lease=lease, sample_answers=sample_answers)
 
     monkeypatch.setattr(quality, "_refit", counted)
     start = threading.Barrier(4)

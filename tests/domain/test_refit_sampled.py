@@ -40,20 +40,26 @@ def _truth(kind: str, rng: random.Random) -> Any:
              "label": rng.choice(["car", "person"])} for _ in range(rng.randint(1, 2))]
 
 
-def _build(database: Database, kind: str) -> tuple[int, int]:
+def _build(database: Database, kind: str, *, pid: int | None = None, n_tasks: int = N_TASKS) -> tuple[int, int]:
+    """A completed project of ``kind`` (or the tasks and answers of project ``pid``), task ids
+    1..n_tasks, three answers each by six annotators of different noise; returns the project
+    and how many answers count (the rejected ones do not)."""
     rng = random.Random(5)
     with database.writer.begin() as session:
-        org = users.create_org(session, name="Acme", slug="acme")
-        owner = users.create_user(session, email="o@acme.test", role="owner", org_id=org.id)
+        if pid is None:
+            org_id = users.create_org(session, name="Acme", slug="acme").id
+            owner = users.create_user(session, email="o@acme.test", role="owner", org_id=org_id)
+            pid = projects.create_project(session, org_id=org_id, actor=owner, name="p", task=SPECS[kind]).id
+        else:
+            org_id = session.get_one(Project, pid).org_id
         people = [users.create_user(session, email=f"w{i}@x.test", role="annotator").id for i in range(6)]
-        model = User(email="model@acme.test", role=Role.MODEL, org_id=org.id)
+        model = User(email="model@x.test", role=Role.MODEL, org_id=org_id)
         session.add(model)
         session.flush()
-        pid = projects.create_project(session, org_id=org.id, actor=owner, name="p", task=SPECS[kind]).id
         model_id = model.id
     noise = {person: 0.2 + 0.5 * i for i, person in enumerate(people)} | {model_id: 0.6}
     tasks, leases_, answers = [], [], []
-    for t in range(1, N_TASKS + 1):
+    for t in range(1, n_tasks + 1):
         truth = _truth(kind, rng)
         tasks.append({"id": t, "project_id": pid, "data": {"image": f"{t}.png", "width": 640, "height": 480},
                       "is_gold": False, "status": "completed", "required": 3, "response": {"stale": t},

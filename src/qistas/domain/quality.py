@@ -8,7 +8,7 @@ every answer of the project, stores the worker model, and re-scores completed ta
 in one transaction, fits with no transaction open, and writes in a short one, so annotators
 are never held up by a fit. Single-label classification fits every answer as integer arrays
 (about 130 bytes an answer); the other types take each answer as its structure (one to a few
-kilobytes in memory), so past ``REFIT_SAMPLE_ANSWERS`` they fit a sample of the project's
+kilobytes in memory), so past ``sample_answers`` (``QISTAS_REFIT_SAMPLE_ANSWERS``) they fit a sample of the project's
 tasks and then decide every completed task with that model a chunk at a time, as the online
 path decides one: memory stays bounded whatever the project's size.
 """
@@ -47,7 +47,7 @@ REFIT_CHUNK = 50_000  # answers read at a time
 REFIT_WRITE_CHUNK = 1000  # completed tasks re-scored at a time
 # Structured types: a project with more answers fits the tasks whose id is a multiple of
 # ceil(answers / this) (every kth task: spread evenly over the project's life) and decides the
-# rest with the model so fitted.
+# rest with the model so fitted (QISTAS_REFIT_SAMPLE_ANSWERS).
 REFIT_SAMPLE_ANSWERS = 200_000
 
 
@@ -462,7 +462,7 @@ def projects_due_for_refit(db: Database, *, project_id: int | None = None) -> li
                                                     or count >= fitted[found] * (1 + REFIT_GROWTH))]
 
 
-def refit_step(db: Database, *, lease_seconds: float = 60.0) -> bool:
+def refit_step(db: Database, *, lease_seconds: float = 60.0, sample_answers: int = REFIT_SAMPLE_ANSWERS) -> bool:
     """One pass of the background refit loop: refit every project that is due.
 
     Every worker process runs this loop. A project another process is refitting is skipped,
@@ -473,5 +473,5 @@ def refit_step(db: Database, *, lease_seconds: float = 60.0) -> bool:
         with leases.held(db, f"refit:{project_id}", seconds=lease_seconds) as lease:
             if lease is None or not projects_due_for_refit(db, project_id=project_id):
                 continue
-            _refit(db, project_id=project_id, lease=lease)
+            _refit(db, project_id=project_id, lease=lease, sample_answers=sample_answers)
     return False  # then sleep for the interval

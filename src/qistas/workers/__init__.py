@@ -84,7 +84,8 @@ def start_workers(settings: Settings, db: Database) -> Workers:
     workers.loops.append(Loop("qistas-idempotency", partial(purge_idempotency_keys, db, keep=keep),
                               PURGE_IDEMPOTENCY_SECONDS))
     if settings.refit_interval_seconds > 0:
-        workers.loops.append(Loop("qistas-refit", partial(refit_step, db, lease_seconds=settings.job_lease_seconds),
+        workers.loops.append(Loop("qistas-refit", partial(refit_step, db, lease_seconds=settings.job_lease_seconds,
+                                                          sample_answers=settings.refit_sample_answers),
                                   settings.refit_interval_seconds))
     if settings.active_learning_interval_seconds > 0:
         workers.trainer = Trainer(settings, db)

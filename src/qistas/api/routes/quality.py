@@ -68,7 +68,8 @@ def refit(project_id: Id, actor: Actor, db: Db, settings: AppSettings) -> dict[s
     another process is refitting the project)."""
     with db.reader() as session:
         project = ensure_customer_access(actor, session.get(Project, project_id))
-    result = quality.refit(db, project_id=project_id, lease_seconds=settings.job_lease_seconds)
+    result = quality.refit(db, project_id=project_id, lease_seconds=settings.job_lease_seconds,
+                           sample_answers=settings.refit_sample_answers)
     changed = len(result.changed) if result is not None else 0
     write(db, lambda session: audit.record(session, actor=actor, action="quality.refit", object_type="project",
                                            object_id=project.id, org_id=project.org_id, details={"changed": changed}))
