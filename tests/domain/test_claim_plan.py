@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import importlib
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from qistas.db.engine import Database
+from qistas.db.enums import TaskStatus
+from qistas.db.models import Task
 from qistas.db.queries import assignments as queries
+from qistas.domain import results
 from tests.domain.test_engine_concurrency import make_project
+
+take_function = importlib.import_module("qistas.db.migrations.versions.0024_take_function")
 
 
 def test_postgresql_plans_the_started_first_query_on_the_in_flight_index(database: Database) -> None:
@@ -77,3 +86,54 @@ def test_the_ranked_claim_reads_its_index_in_order_on_both_databases(database: D
     plan = "\n".join(str(row[-1]) for row in rows)
     assert "ix_tasks_ranked" in plan, plan
     assert "TEMP B-TREE" not in plan and "Sort" not in plan, plan
+
+
+def _plan(connection: Any, statement: Any, **values: Any) -> str:
+    compiled = statement.compile(dialect=connection.dialect)
+    explain = "EXPLAIN QUERY PLAN " if connection.dialect.name == "sqlite" else "EXPLAIN "
+    params = {**compiled.params, **values}
+    if compiled.positiontup:  # SQLite's driver takes positional parameters
+        params = tuple(params[name] for name in compiled.positiontup)
+    return "\n".join(str(row[-1]) for row in connection.exec_driver_sql(explain + str(compiled), params).all())
+
+
+def test_changes_since_a_cursor_read_the_partial_completion_index_in_order(database: Database) -> None:
+    """``ix_tasks_completed`` holds completed tasks only (a claim's UPDATE writes no entry in it);
+    the "since a cursor" reads compare ``completed_at``, which proves its condition on both databases."""
+    setup = make_project(database, n_tasks=2000, n_annotators=1, redundancy={"min": 1, "max": 1})
+    with database.engine.begin() as connection:
+        connection.execute(text("UPDATE tasks SET status = 'completed', completed_at = created_at "
+                                "WHERE project_id = :p AND id % 2 = 0"), {"p": setup.project_id})
+        connection.execute(text("ANALYZE tasks"))
+        now = datetime.now(UTC)
+        since = select(Task.id).where(
+            Task.project_id == setup.project_id, Task.status == TaskStatus.COMPLETED,
+            results._after((now - timedelta(days=1), 0)), Task.completed_at <= now,
+        ).order_by(Task.completed_at, Task.id).limit(100)
+        plan = _plan(connection, since)
+    assert "ix_tasks_completed" in plan, plan
+    assert "TEMP B-TREE" not in plan and "Sort" not in plan, plan
+
+
+def test_the_take_functions_ranked_claim_reads_the_partial_ranked_index(database: Database) -> None:
+    """PL/pgSQL plans ``qistas_take``'s statements once, generic: the ranked claim's literals
+    (``status = 'pending'``, ``n_claimed = 0``) must still prove ``ix_tasks_ranked``'s condition."""
+    if database.engine.dialect.name != "postgresql":
+        pytest.skip("the function is PostgreSQL's")
+    setup = make_project(database, n_tasks=2000, n_annotators=1, redundancy={"min": 3, "max": 3})
+    ranked = ("SELECT t.id, t.status, t.data " + take_function.CANDIDATES.replace("p_project", "$1")
+              .replace("p_annotator", "$2") + " AND t.is_gold IS false AND t.n_claimed < t.required AND "
+              "t.n_claimed = 0 ORDER BY t.serve_rank, t.id LIMIT 1 FOR UPDATE SKIP LOCKED")
+    for part in ("AND t.is_gold IS false AND t.n_claimed < t.required AND t.n_claimed = 0",
+                 "ORDER BY t.serve_rank, t.id LIMIT 1 FOR UPDATE SKIP LOCKED"):
+        assert part in take_function.TAKE  # the function's own statement
+    with database.engine.begin() as connection:
+        connection.execute(text("UPDATE tasks SET serve_rank = 2000 - id WHERE project_id = :p"),
+                           {"p": setup.project_id})
+        connection.execute(text("ANALYZE tasks"))
+        connection.exec_driver_sql("SET LOCAL plan_cache_mode = force_generic_plan")
+        connection.exec_driver_sql("PREPARE ranked_claim(bigint, bigint) AS " + ranked)
+        plan = "\n".join(row[0] for row in connection.exec_driver_sql(
+            f"EXPLAIN EXECUTE ranked_claim({setup.project_id}, {setup.annotator_ids[0]})"))
+        connection.exec_driver_sql("DEALLOCATE ranked_claim")
+    assert "ix_tasks_ranked" in plan and "Sort" not in plan, plan

@@ -175,6 +175,8 @@ class Batch(Base):
 # A partial index's condition; queries that want the index spell it with the same literals
 # (a bound parameter would not prove they match).
 TASK_IN_FLIGHT = text("status = 'pending' AND n_claimed > 0")
+TASK_UNSTARTED = text("status = 'pending' AND n_claimed = 0")
+TASK_COMPLETED = text("completed_at IS NOT NULL")
 
 
 class Task(Base):
@@ -186,11 +188,14 @@ class Task(Base):
         # The tasks in flight (started, still open), in import order: the claim looks there
         # first, and must not walk past every completed task to find them.
         Index("ix_tasks_in_flight", "project_id", "id", postgresql_where=TASK_IN_FLIGHT, sqlite_where=TASK_IN_FLIGHT),
-        # Serves exports of "changes since a cursor": completion order.
-        Index("ix_tasks_completed", "project_id", "completed_at", "id"),
+        # Serves exports of "changes since a cursor": completion order. Partial, as the next: a
+        # claim's UPDATE writes an entry in every index whose condition its new row meets.
+        Index("ix_tasks_completed", "project_id", "completed_at", "id", postgresql_where=TASK_COMPLETED,
+              sqlite_where=TASK_COMPLETED),
         # Unstarted tasks in active-learning order (serve_rank, then import order): the claim of a
         # project with active learning on reads it instead of ix_tasks_claim.
-        Index("ix_tasks_ranked", "project_id", "status", "n_claimed", "serve_rank", "id"),
+        Index("ix_tasks_ranked", "project_id", "serve_rank", "id", postgresql_where=TASK_UNSTARTED,
+              sqlite_where=TASK_UNSTARTED),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -400,7 +405,8 @@ class AuditEvent(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    org_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"), index=True)
+    # Not indexed: events are read by chain (``chain_id``), and each would write an entry twice.
+    org_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"))
     action: Mapped[str] = mapped_column(String(64))
     object_type: Mapped[str] = mapped_column(String(32))
     object_id: Mapped[int | None] = mapped_column(BigId)

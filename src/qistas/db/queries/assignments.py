@@ -25,7 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.sql.selectable import TextualSelect
 
 from qistas.db.enums import BatchStatus, LeaseStatus, TaskStatus
-from qistas.db.models import TASK_IN_FLIGHT, Assignment, Batch, Project, Task, table
+from qistas.db.models import TASK_IN_FLIGHT, TASK_UNSTARTED, Assignment, Batch, Project, Task, table
 from qistas.db.prepared import NewId, Prepared, Rowcount, insert_of, select_entity
 from qistas.db.queries import audit as audit_queries
 from qistas.db.types import JSONType, UTCDateTime
@@ -200,11 +200,11 @@ NEXT = [
     for started in (TASK_IN_FLIGHT, _tasks.n_claimed == 0)
 ]
 # Active learning on: the started ones first as above, then the unstarted ones by serve_rank
-# (the background job's order), through ix_tasks_ranked.
+# (the background job's order), through ix_tasks_ranked (its condition written as literals).
 NEXT_RANKED = [
     NEXT[0],
     locked_variants(
-        _candidates().where(_tasks.is_gold.is_(False), _tasks.n_claimed < _tasks.required, _tasks.n_claimed == 0)
+        _candidates().where(_tasks.is_gold.is_(False), _tasks.n_claimed < _tasks.required, TASK_UNSTARTED)
         .order_by(_tasks.serve_rank, _tasks.id).limit(1),
         WorkTask,
     ),
