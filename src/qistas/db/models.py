@@ -383,6 +383,7 @@ class QualityModel(Base):
 
 # The condition of the index of events not linked into their chain yet.
 AUDIT_PENDING = text("seq IS NULL")
+AUDIT_LINKED = text("seq IS NOT NULL")
 
 
 class AuditEvent(Base):
@@ -400,10 +401,13 @@ class AuditEvent(Base):
         UniqueConstraint("chain_id", "seq", name="uq_audit_events_chain_seq"),
         Index("ix_audit_events_pending", "chain_id", "txid", "id", postgresql_where=AUDIT_PENDING,
               sqlite_where=AUDIT_PENDING),
+        # Linked events only (a chain's reads say ``seq IS NOT NULL``): a pending event, written
+        # and then linked, would write an entry for each of its two versions.
+        Index("ix_audit_events_at", "at", postgresql_where=AUDIT_LINKED, sqlite_where=AUDIT_LINKED),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     # Not indexed: events are read by chain (``chain_id``), and each would write an entry twice.
     org_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"))
