@@ -328,12 +328,32 @@ def _fit(db: Database, project_id: int, sample_answers: int) -> _Fit | None:
                 n_answers, sampled=stride > 1)
 
 
+# A result a reviewer accepted or corrected is theirs: no refit changes it.
+_REVIEWERS_OWN = (ReviewStatus.ACCEPTED, ReviewStatus.CORRECTED)
+
+
 def _rescorable(project_id: int) -> Any:
     """Completed tasks whose result a refit may change, in id order."""
     return select(Task).where(
         Task.project_id == project_id, Task.status == TaskStatus.COMPLETED, Task.is_gold.is_(False),
-        # a result a reviewer accepted or corrected is theirs: no refit changes it
-        Task.review_status.not_in([ReviewStatus.ACCEPTED, ReviewStatus.CORRECTED])).order_by(Task.id)
+        Task.review_status.not_in(_REVIEWERS_OWN)).order_by(Task.id)
+
+
+def _still_rescorable(task: Task) -> bool:
+    """``_rescorable``'s conditions, checked again on a task read by primary key in the writing
+    transaction (a query with them all would make SQLite walk the project's completed tasks)."""
+    return task.status == TaskStatus.COMPLETED and not task.is_gold and task.review_status not in _REVIEWERS_OWN
+
+
+def _rescorable_ids(session: Session, project_id: int) -> np.ndarray:
+    """The ids of the completed tasks a refit may change, sorted, read in chunks into one int64
+    array (8 bytes a task): the re-scoring then reads each chunk of them by primary key."""
+    found = session.connection().execute(  # yield_per on the statement, as in _load_coded
+        _rescorable(project_id).with_only_columns(Task.id).execution_options(yield_per=REFIT_CHUNK))
+    with found:
+        parts = [np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+                 for rows in found.partitions()]
+    return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
 
 
 def _store_model(session: Session, *, project_id: int, method: str, params: dict[str, Any], n_answers: int) -> None:
@@ -385,9 +405,8 @@ def _refit(db: Database, *, project_id: int, lease: leases.Lease,
         if not leases.holds(session, lease=lease):
             return None  # paused past the lease: the process that took it over writes the fit
         _store_model(session, project_id=project_id, method=method, params=params, n_answers=fit.n_answers)
-        completed = np.array(session.scalars(_rescorable(project_id).with_only_columns(Task.id)).all(),
-                             dtype=np.int64)
-        completed = np.sort(completed[np.isin(completed, task_ids)])
+        completed = _rescorable_ids(session, project_id)
+        completed = completed[np.isin(completed, task_ids)]
         for start in range(0, len(completed), REFIT_WRITE_CHUNK):
             chunk = [int(t) for t in completed[start:start + REFIT_WRITE_CHUNK]]
             for task in session.scalars(select(Task).where(Task.id.in_(chunk)).order_by(Task.id)):
@@ -412,18 +431,15 @@ def _decide_rest(db: Database, *, project_id: int, fit: _Fit, method: str, lease
     decider = task_type.aggregator(fit.spec).load_params(fit.estimator.params_)
     workers = {w: i for i, w in enumerate(fit.worker_ids)}
     changed: list[int] = []
-    after = 0
-    while True:
+    with db.reader() as session:
+        project = session.get(Project, project_id)
+        if project is None:
+            return changed
+        models = _model_ids(session, project)
+        completed = _rescorable_ids(session, project_id)
+    for start in range(0, len(completed), REFIT_WRITE_CHUNK):
+        chunk = [int(t) for t in completed[start:start + REFIT_WRITE_CHUNK]]
         with db.reader() as session:
-            project = session.get(Project, project_id)
-            if project is None:
-                return changed
-            models = _model_ids(session, project)
-            chunk = list(session.scalars(_rescorable(project_id).with_only_columns(Task.id)
-                                         .where(Task.id > after).limit(REFIT_WRITE_CHUNK)))
-            if not chunk:
-                return changed
-            after = chunk[-1]
             answers: dict[int, list[tuple[int, Any]]] = defaultdict(list)
             for task_id, annotator_id, answer in session.execute(
                     select(Annotation.task_id, Annotation.annotator_id, Annotation.answer)
@@ -442,9 +458,11 @@ def _decide_rest(db: Database, *, project_id: int, fit: _Fit, method: str, lease
         with db.writer.begin() as session:
             if not leases.holds(session, lease=lease):
                 return None
-            for task in session.scalars(_rescorable(project_id).where(Task.id.in_(sorted(decided)))):
-                if _write_result(session, task=task, result=decided[task.id], method=method):
+            for task in session.scalars(select(Task).where(Task.id.in_(sorted(decided))).order_by(Task.id)):
+                if _still_rescorable(task) and _write_result(session, task=task, result=decided[task.id],
+                                                             method=method):
                     changed.append(task.id)
+    return changed
 
 
 def projects_due_for_refit(db: Database, *, project_id: int | None = None) -> list[int]:
