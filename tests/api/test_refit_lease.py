@@ -8,10 +8,11 @@ import threading
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select, update
 
 from qistas.config import Settings
 from qistas.db.engine import Database
-from qistas.db.models import QualityModel, WorkerLease
+from qistas.db.models import Annotation, QualityModel, WorkerLease
 from qistas.db.types import utcnow
 from qistas.db.unit_of_work import write
 from qistas.domain import leases, quality
@@ -120,3 +121,22 @@ def test_a_lease_is_renewed_while_its_work_runs(database: Database) -> None:
             assert leases.holds(session, lease=lease)
     with leases.held(database, "renewed", seconds=2.1) as again:
         assert again is not None  # released at the end
+
+
+def test_a_project_with_many_rejected_answers_is_refitted_once_per_growth(tenant: Tenant, database: Database) -> None:
+    """The pace compares like with like: answers counted as they were given (rejected ones too),
+    then and now. Counted all now against the fitted (kept) ones then, a project with a sixth of
+    its answers rejected stayed due and was refitted at every pass."""
+    pid = _answered(tenant)
+    with database.writer.begin() as session:
+        kept = session.scalars(select(Annotation.id).where(Annotation.project_id == pid).order_by(Annotation.id)
+                               .limit(20)).all()
+        session.execute(update(Annotation).where(Annotation.id.in_(kept)).values(rejected_at=utcnow()))
+    assert quality.projects_due_for_refit(database) == [pid]
+    quality.refit_step(database)
+    fitted = _fitted(database, pid)
+    assert fitted is not None
+    assert quality.projects_due_for_refit(database) == []  # until its answers grow by a fifth
+    tenant.add_tasks(pid, [{"data": {"text": f"u{i}"}} for i in range(4)])
+    assert label_everything(tenant, pid, {"label": "positive"}, workers=3) == 12
+    assert quality.projects_due_for_refit(database) == [pid]  # 72 answers given against 60

@@ -90,7 +90,7 @@ def test_a_sampled_refit_decides_every_task_as_the_online_path_does(database: Da
 
     found = quality.refit(database, project_id=pid, sample_answers=-(-n_answers // 3))
     assert found is not None
-    assert found.n_answers == n_answers  # every answer counts, not the sample's: it paces the refits
+    assert found.n_answers == n_answers  # every answer that counts, not only the sample's
     with database.reader() as session:
         project = session.get(Project, pid)
         assert project is not None

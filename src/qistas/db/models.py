@@ -376,6 +376,8 @@ class QualityModel(Base):
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), primary_key=True)
     method: Mapped[str] = mapped_column(String(32))
     fitted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The project's answers given when it was fitted (``worker_stats``' counts, rejected ones
+    # included): what the refit's pace compares the counts of now with.
     n_annotations: Mapped[int] = mapped_column(Integer)
     # {"workers": [annotator ids], "priors": [K], "confusions": [W][K][K]}
     params: Mapped[dict[str, Any]] = mapped_column(JSONType)

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from qistas.db.engine import Database
 from qistas.db.enums import ReviewStatus, Role, TaskStatus
-from qistas.db.models import Annotation, Project, QualityModel, Task, User
+from qistas.db.models import Annotation, Project, QualityModel, Task, User, WorkerStats
 from qistas.db.queries import quality as queries
 from qistas.db.types import utcnow
 from qistas.domain import gold as gold_rules
@@ -198,7 +198,7 @@ def _load_answers(session: Session, project: Project, spec: Spec, *, stride: int
         for task_id, data, gold, is_gold in session.execute(
                 select(Task.id, Task.data, Task.gold, Task.is_gold).where(Task.id.in_(chunk))):
             if not is_gold and _only_models(by_task[task_id], models):
-                del by_task[task_id]  # still counted in n_answers, which paces the refits
+                del by_task[task_id]  # still counted in n_answers
                 continue
             contexts[task_id] = task_type.context(spec, data, gold)
     task_ids = sorted(by_task)
@@ -271,7 +271,7 @@ def _load_coded(session: Session, project: Project, labels: list[str]) -> _Coded
                                                                    User.role == Role.MODEL))), dtype=np.int64)
     if models.size:
         # Tasks only models answered (yet) say nothing of anyone's reliability (see _load_answers);
-        # their answers still count in n_answers, which paces the refits.
+        # their answers still count in n_answers.
         task_ids, position = np.unique(coded[:, 0], return_inverse=True)
         keep = np.zeros(len(task_ids), dtype=bool)
         keep[position[~np.isin(coded[:, 1], models)]] = True
@@ -296,7 +296,8 @@ class _Fit:
     spec: Spec
     task_ids: np.ndarray  # the tasks the fit decided, sorted (``estimator.results_`` in this order)
     worker_ids: list[int]  # worker j of the fit
-    n_answers: int  # every answer of the project, sampled or not
+    n_answers: int  # every answer of the project that counts (not rejected), sampled or not
+    n_given: int  # the answers given, rejected ones included (``_answers_given``): the refits' pace
     sampled: bool  # fitted on a sample: the other tasks are decided after the fit (``_decide_rest``)
 
 
@@ -308,6 +309,8 @@ def _fit(db: Database, project_id: int, sample_answers: int) -> _Fit | None:
             return None
         spec = parse_spec(project.task_spec)
         estimator = type_of(spec).aggregator(spec)
+        given = session.execute(_answers_given().where(WorkerStats.project_id == project_id)).first()
+        n_given = int(given[1]) if given is not None else 0
         if hasattr(estimator, "fit_arrays"):
             coded = _load_coded(session, project, estimator.labels)
         else:
@@ -320,12 +323,12 @@ def _fit(db: Database, project_id: int, sample_answers: int) -> _Fit | None:
             return None
         estimator.fit_arrays(coded.tasks, coded.workers, coded.labels, n_tasks=len(coded.task_ids),
                              n_workers=len(coded.worker_ids), gold=coded.gold)
-        return _Fit(estimator, spec, coded.task_ids, coded.worker_ids, coded.n_answers, sampled=False)
+        return _Fit(estimator, spec, coded.task_ids, coded.worker_ids, coded.n_answers, n_given, sampled=False)
     if not loaded.items:
         return None
     estimator.fit(loaded.items, n_workers=len(loaded.worker_ids), contexts=loaded.contexts)
     return _Fit(estimator, spec, np.array(loaded.task_ids, dtype=np.int64), loaded.worker_ids,
-                n_answers, sampled=stride > 1)
+                n_answers, n_given, sampled=stride > 1)
 
 
 # A result a reviewer accepted or corrected is theirs: no refit changes it.
@@ -356,13 +359,13 @@ def _rescorable_ids(session: Session, project_id: int) -> np.ndarray:
     return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
 
 
-def _store_model(session: Session, *, project_id: int, method: str, params: dict[str, Any], n_answers: int) -> None:
+def _store_model(session: Session, *, project_id: int, method: str, params: dict[str, Any], n_given: int) -> None:
     model = session.get(QualityModel, project_id)
     if model is None:
         model = QualityModel(project_id=project_id, method=method, n_annotations=0, params={})
         session.add(model)
     model.method, model.params, model.fitted_at = method, params, utcnow()
-    model.n_annotations = n_answers
+    model.n_annotations = n_given
 
 
 def _write_result(session: Session, *, task: Task, result: TaskResult, method: str) -> bool:
@@ -396,7 +399,7 @@ def _refit(db: Database, *, project_id: int, lease: leases.Lease,
         with db.writer.begin() as session:
             if not leases.holds(session, lease=lease):
                 return None
-            _store_model(session, project_id=project_id, method=method, params=params, n_answers=fit.n_answers)
+            _store_model(session, project_id=project_id, method=method, params=params, n_given=fit.n_given)
         return RefitResult(method=method, n_answers=fit.n_answers, n_workers=len(fit.worker_ids), changed=rest)
     results_: Sequence[TaskResult] = fit.estimator.results_
     task_ids = fit.task_ids
@@ -404,7 +407,7 @@ def _refit(db: Database, *, project_id: int, lease: leases.Lease,
     with db.writer.begin() as session:
         if not leases.holds(session, lease=lease):
             return None  # paused past the lease: the process that took it over writes the fit
-        _store_model(session, project_id=project_id, method=method, params=params, n_answers=fit.n_answers)
+        _store_model(session, project_id=project_id, method=method, params=params, n_given=fit.n_given)
         completed = _rescorable_ids(session, project_id)
         completed = completed[np.isin(completed, task_ids)]
         for start in range(0, len(completed), REFIT_WRITE_CHUNK):
@@ -465,13 +468,22 @@ def _decide_rest(db: Database, *, project_id: int, fit: _Fit, method: str, lease
     return changed
 
 
+def _answers_given() -> Any:
+    """Each project's answers given so far, rejected ones included: the sum of its annotators'
+    counts (``worker_stats``, kept at every answer), a row per annotator to read rather than one
+    per answer."""
+    return select(WorkerStats.project_id, func.sum(WorkerStats.n_annotations)).group_by(WorkerStats.project_id)
+
+
 def projects_due_for_refit(db: Database, *, project_id: int | None = None) -> list[int]:
-    """Projects (or the one project) whose answers grew enough since their last fit."""
+    """Projects (or the one project) whose answers grew enough since their last fit: the
+    answers given now against those given when it was fitted, rejected ones counted in both
+    (so a project with many rejected answers is not due again until it grows)."""
     with db.reader() as session:
-        counts_query = select(Annotation.project_id, func.count()).group_by(Annotation.project_id)
+        counts_query = _answers_given()
         fitted_query = select(QualityModel.project_id, QualityModel.n_annotations)
         if project_id is not None:
-            counts_query = counts_query.where(Annotation.project_id == project_id)
+            counts_query = counts_query.where(WorkerStats.project_id == project_id)
             fitted_query = fitted_query.where(QualityModel.project_id == project_id)
         counts = session.execute(counts_query).all()
         fitted = dict(session.execute(fitted_query).all())
