@@ -5,8 +5,8 @@ Online: after each answer, the task's consensus comes from the project's last fi
 model (or, before the first fit, from each annotator's gold accuracy where the type can use
 it), at a cost of the task's answers only. Offline: ``refit`` fits the type's aggregator on
 every answer of the project, stores the worker model, and re-scores completed tasks; it reads
-in one transaction, fits with no transaction open, and writes in a short one, so annotators
-are never held up by a fit. Single-label classification fits every answer as integer arrays
+in one transaction, fits with no transaction open, and writes in short ones, a chunk of tasks
+each, so annotators are never held up by a fit. Single-label classification fits every answer as integer arrays
 (about 130 bytes an answer); the other types take each answer as its structure (one to a few
 kilobytes in memory), so past ``sample_answers`` (``QISTAS_REFIT_SAMPLE_ANSWERS``) they fit a sample of the project's
 tasks and then decide every completed task with that model a chunk at a time, as the online
@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -292,13 +292,14 @@ def _load_coded(session: Session, project: Project, labels: list[str]) -> _Coded
 
 @dataclass(frozen=True)
 class _Fit:
+    project_id: int
     estimator: Any
     spec: Spec
     task_ids: np.ndarray  # the tasks the fit decided, sorted (``estimator.results_`` in this order)
     worker_ids: list[int]  # worker j of the fit
     n_answers: int  # every answer of the project that counts (not rejected), sampled or not
     n_given: int  # the answers given, rejected ones included (``_answers_given``): the refits' pace
-    sampled: bool  # fitted on a sample: the other tasks are decided after the fit (``_decide_rest``)
+    sampled: bool  # fitted on a sample: the other tasks are decided after the fit (``_decider``)
 
 
 def _fit(db: Database, project_id: int, sample_answers: int) -> _Fit | None:
@@ -323,11 +324,12 @@ def _fit(db: Database, project_id: int, sample_answers: int) -> _Fit | None:
             return None
         estimator.fit_arrays(coded.tasks, coded.workers, coded.labels, n_tasks=len(coded.task_ids),
                              n_workers=len(coded.worker_ids), gold=coded.gold)
-        return _Fit(estimator, spec, coded.task_ids, coded.worker_ids, coded.n_answers, n_given, sampled=False)
+        return _Fit(project_id, estimator, spec, coded.task_ids, coded.worker_ids, coded.n_answers, n_given,
+                    sampled=False)
     if not loaded.items:
         return None
     estimator.fit(loaded.items, n_workers=len(loaded.worker_ids), contexts=loaded.contexts)
-    return _Fit(estimator, spec, np.array(loaded.task_ids, dtype=np.int64), loaded.worker_ids,
+    return _Fit(project_id, estimator, spec, np.array(loaded.task_ids, dtype=np.int64), loaded.worker_ids,
                 n_answers, n_given, sampled=stride > 1)
 
 
@@ -335,24 +337,20 @@ def _fit(db: Database, project_id: int, sample_answers: int) -> _Fit | None:
 _REVIEWERS_OWN = (ReviewStatus.ACCEPTED, ReviewStatus.CORRECTED)
 
 
-def _rescorable(project_id: int) -> Any:
-    """Completed tasks whose result a refit may change, in id order."""
-    return select(Task).where(
-        Task.project_id == project_id, Task.status == TaskStatus.COMPLETED, Task.is_gold.is_(False),
-        Task.review_status.not_in(_REVIEWERS_OWN)).order_by(Task.id)
-
-
-def _still_rescorable(task: Task) -> bool:
-    """``_rescorable``'s conditions, checked again on a task read by primary key in the writing
-    transaction (a query with them all would make SQLite walk the project's completed tasks)."""
+def _rescorable(task: Task) -> bool:
+    """Whether a refit may change the task's result (checked again in the transaction that
+    writes it: a reviewer may have accepted it since its id was read)."""
     return task.status == TaskStatus.COMPLETED and not task.is_gold and task.review_status not in _REVIEWERS_OWN
 
 
 def _rescorable_ids(session: Session, project_id: int) -> np.ndarray:
-    """The ids of the completed tasks a refit may change, sorted, read in chunks into one int64
-    array (8 bytes a task): the re-scoring then reads each chunk of them by primary key."""
+    """The ids of the project's completed tasks a refit may change, sorted, read in chunks into
+    one int64 array (8 bytes a task): the re-scoring then reads each chunk of them by primary
+    key (a query with these conditions per chunk made SQLite walk the completed tasks each time)."""
     found = session.connection().execute(  # yield_per on the statement, as in _load_coded
-        _rescorable(project_id).with_only_columns(Task.id).execution_options(yield_per=REFIT_CHUNK))
+        select(Task.id).where(Task.project_id == project_id, Task.status == TaskStatus.COMPLETED,
+                              Task.is_gold.is_(False), Task.review_status.not_in(_REVIEWERS_OWN))
+        .order_by(Task.id).execution_options(yield_per=REFIT_CHUNK))
     with found:
         parts = [np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
                  for rows in found.partitions()]
@@ -384,88 +382,74 @@ def _refit(db: Database, *, project_id: int, lease: leases.Lease,
            sample_answers: int = REFIT_SAMPLE_ANSWERS) -> RefitResult | None:
     """Fit the project's worker model and re-score its completed tasks (under ``lease``).
 
-    Returns None for a project with no answers yet. Completed tasks are re-scored a chunk
-    at a time, so the session never holds more than a chunk of them.
+    The completed tasks are re-scored ``REFIT_WRITE_CHUNK`` at a time, each chunk decided with
+    no transaction open and written in a short transaction of its own that still holds the
+    lease, so annotators never wait on a long refit's writes; the model is stored after the last
+    chunk, so a refit cut short leaves the project due for the next. Returns None for a project
+    with no answers yet, or when the lease was lost (the process that took it over writes the fit).
     """
     fit = _fit(db, project_id, sample_answers)
     if fit is None:
         return None
     method = method_name(fit.estimator)
-    params = {"workers": fit.worker_ids, "model": fit.estimator.params_}
-    if fit.sampled:
-        rest = _decide_rest(db, project_id=project_id, fit=fit, method=method, lease=lease)
-        if rest is None:
-            return None
-        with db.writer.begin() as session:
-            if not leases.holds(session, lease=lease):
-                return None
-            _store_model(session, project_id=project_id, method=method, params=params, n_given=fit.n_given)
-        return RefitResult(method=method, n_answers=fit.n_answers, n_workers=len(fit.worker_ids), changed=rest)
-    results_: Sequence[TaskResult] = fit.estimator.results_
-    task_ids = fit.task_ids
-    changed: list[int] = []
-    with db.writer.begin() as session:
-        if not leases.holds(session, lease=lease):
-            return None  # paused past the lease: the process that took it over writes the fit
-        _store_model(session, project_id=project_id, method=method, params=params, n_given=fit.n_given)
-        completed = _rescorable_ids(session, project_id)
-        completed = completed[np.isin(completed, task_ids)]
-        for start in range(0, len(completed), REFIT_WRITE_CHUNK):
-            chunk = [int(t) for t in completed[start:start + REFIT_WRITE_CHUNK]]
-            for task in session.scalars(select(Task).where(Task.id.in_(chunk)).order_by(Task.id)):
-                result = results_[int(np.searchsorted(task_ids, task.id))]
-                if _write_result(session, task=task, result=result, method=method):
-                    changed.append(task.id)
-            session.flush()
-            session.expunge_all()  # flushed: let this chunk's tasks go
-    return RefitResult(method=method, n_answers=fit.n_answers, n_workers=len(fit.worker_ids), changed=changed)
-
-
-def _decide_rest(db: Database, *, project_id: int, fit: _Fit, method: str, lease: leases.Lease) -> list[int] | None:
-    """After a fit on a sample: every completed task decided by the fitted worker model as the
-    online path decides one (``aggregate``, workers the sample did not see getting the prior),
-    ``REFIT_WRITE_CHUNK`` tasks at a time: each chunk read in a transaction, decided with none
-    open, and written in a short one of its own (under the lease). The model itself is stored
-    after the last chunk, so a refit cut short leaves the project due for the next.
-
-    Returns the tasks whose answer changed, or None when the lease was lost.
-    """
-    task_type = type_of(fit.spec)
-    decider = task_type.aggregator(fit.spec).load_params(fit.estimator.params_)
-    workers = {w: i for i, w in enumerate(fit.worker_ids)}
-    changed: list[int] = []
+    decide = _decider(db, fit) if fit.sampled else _fitted_results(fit)
     with db.reader() as session:
-        project = session.get(Project, project_id)
-        if project is None:
-            return changed
-        models = _model_ids(session, project)
         completed = _rescorable_ids(session, project_id)
+    changed: list[int] = []
     for start in range(0, len(completed), REFIT_WRITE_CHUNK):
-        chunk = [int(t) for t in completed[start:start + REFIT_WRITE_CHUNK]]
-        with db.reader() as session:
-            answers: dict[int, list[tuple[int, Any]]] = defaultdict(list)
-            for task_id, annotator_id, answer in session.execute(
-                    select(Annotation.task_id, Annotation.annotator_id, Annotation.answer)
-                    .where(Annotation.task_id.in_(chunk), Annotation.rejected_at.is_(None))
-                    .order_by(Annotation.id)):
-                answers[task_id].append((annotator_id, answer))
-            tasks = session.execute(select(Task.id, Task.data, Task.gold).where(Task.id.in_(chunk))).all()
-        decided = {
-            task_id: decider.aggregate([(workers.get(a, -1), answer) for a, answer in answers[task_id]],
-                                       task_type.context(fit.spec, data, gold))
-            for task_id, data, gold in tasks
-            if answers.get(task_id) and not _only_models(answers[task_id], models)
-        }
+        decided = decide([int(t) for t in completed[start:start + REFIT_WRITE_CHUNK]])
         if not decided:
             continue
         with db.writer.begin() as session:
             if not leases.holds(session, lease=lease):
                 return None
             for task in session.scalars(select(Task).where(Task.id.in_(sorted(decided))).order_by(Task.id)):
-                if _still_rescorable(task) and _write_result(session, task=task, result=decided[task.id],
-                                                             method=method):
+                if _rescorable(task) and _write_result(session, task=task, result=decided[task.id], method=method):
                     changed.append(task.id)
-    return changed
+    with db.writer.begin() as session:
+        if not leases.holds(session, lease=lease):
+            return None
+        _store_model(session, project_id=project_id, method=method, n_given=fit.n_given,
+                     params={"workers": fit.worker_ids, "model": fit.estimator.params_})
+    return RefitResult(method=method, n_answers=fit.n_answers, n_workers=len(fit.worker_ids), changed=changed)
+
+
+Decide = Callable[[list[int]], dict[int, TaskResult]]
+
+
+def _fitted_results(fit: _Fit) -> Decide:
+    """The fit's own results (``results_``), for the tasks it decided."""
+    def decide(chunk: list[int]) -> dict[int, TaskResult]:
+        ids = np.array(chunk, dtype=np.int64)
+        at = np.minimum(np.searchsorted(fit.task_ids, ids), len(fit.task_ids) - 1)
+        return {int(t): fit.estimator.results_[int(i)] for t, i in zip(ids, at, strict=True) if fit.task_ids[i] == t}
+    return decide
+
+
+def _decider(db: Database, fit: _Fit) -> Decide:
+    """After a fit on a sample: each task decided by the fitted worker model as the online path
+    decides one (``aggregate``, annotators the sample missed getting the prior), from its answers
+    read by primary key; tasks only models answered are left as they are."""
+    task_type = type_of(fit.spec)
+    estimator = task_type.aggregator(fit.spec).load_params(fit.estimator.params_)
+    workers = {w: i for i, w in enumerate(fit.worker_ids)}
+    with db.reader() as session:
+        project = session.get_one(Project, fit.project_id)
+        models = _model_ids(session, project)
+
+    def decide(chunk: list[int]) -> dict[int, TaskResult]:
+        answers: dict[int, list[tuple[int, Any]]] = defaultdict(list)
+        with db.reader() as session:
+            for task_id, annotator_id, answer in session.execute(
+                    select(Annotation.task_id, Annotation.annotator_id, Annotation.answer)
+                    .where(Annotation.task_id.in_(chunk), Annotation.rejected_at.is_(None))
+                    .order_by(Annotation.id)):
+                answers[task_id].append((annotator_id, answer))
+            tasks = session.execute(select(Task.id, Task.data, Task.gold).where(Task.id.in_(chunk))).all()
+        return {task_id: estimator.aggregate([(workers.get(a, -1), answer) for a, answer in answers[task_id]],
+                                             task_type.context(fit.spec, data, gold))
+                for task_id, data, gold in tasks if answers[task_id] and not _only_models(answers[task_id], models)}
+    return decide
 
 
 def _answers_given() -> Any:
