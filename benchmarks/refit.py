@@ -3,7 +3,8 @@
 Builds a throw-away SQLite database (or fills --database-url, e.g. PostgreSQL) with N
 answers (N/4 completed tasks x 4 annotators, Core bulk inserts as in benchmarks/export.py),
 then runs ``quality.refit`` in a fresh process ``--repeat`` times and reports each run's wall
-and CPU time and peak memory (that process's maximum RSS, VmHWM, above its RSS at start).
+and CPU time and peak memory (that process's maximum RSS, VmHWM, above its RSS at start);
+first, the time of the background loop's look for the projects due for a refit.
 ``--task-type``: single-label classification (the default, fitted on integer arrays), or
 ``boxes`` / ``rating``, whose aggregators take structured answers.
 
@@ -83,6 +84,21 @@ def run_one(url: str, project_id: int) -> None:
     db.dispose()
 
 
+def due_check_ms(url: str) -> float:
+    """The background refit loop's look for projects due, the best of three runs."""
+    from qistas.db.engine import Database
+    from qistas.domain import quality
+
+    db = Database.from_url(url)
+    times = []
+    for _ in range(3):
+        began = time.perf_counter()
+        quality.projects_due_for_refit(db)
+        times.append(1000 * (time.perf_counter() - began))
+    db.dispose()
+    return min(times)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--answers", default="100000", help="comma-separated numbers of answers")
@@ -105,6 +121,8 @@ def main() -> None:
             project_id = build(url, n_answers // PER_TASK, PER_TASK, spec=spec, rows=rows)
             print(f"inserted {n_answers // PER_TASK:,} tasks and {n_answers:,} answers "
                   f"in {time.perf_counter() - began:.1f}s", flush=True)
+            print(f"finding the projects due for a refit (the background loop's pass): "
+                  f"{due_check_ms(url):.2f} ms, best of 3", flush=True)
             for _ in range(args.repeat):
                 child = subprocess.run([sys.executable, __file__, "--run-one", url, str(project_id)],
                                        check=True, capture_output=True, text=True)

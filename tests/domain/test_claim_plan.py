@@ -7,11 +7,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import text
 
 from qistas.db.engine import Database
-from qistas.db.enums import TaskStatus
-from qistas.db.models import Task
 from qistas.db.queries import assignments as queries
 from qistas.domain import results
 from tests.domain.test_engine_concurrency import make_project
@@ -99,17 +97,15 @@ def _plan(connection: Any, statement: Any, **values: Any) -> str:
 
 def test_changes_since_a_cursor_read_the_partial_completion_index_in_order(database: Database) -> None:
     """``ix_tasks_completed`` holds completed tasks only (a claim's UPDATE writes no entry in it);
-    the "since a cursor" reads compare ``completed_at``, which proves its condition on both databases."""
+    the "since a cursor" read compares ``completed_at``, which proves its condition on both databases."""
     setup = make_project(database, n_tasks=2000, n_annotators=1, redundancy={"min": 1, "max": 1})
     with database.engine.begin() as connection:
         connection.execute(text("UPDATE tasks SET status = 'completed', completed_at = created_at "
                                 "WHERE project_id = :p AND id % 2 = 0"), {"p": setup.project_id})
         connection.execute(text("ANALYZE tasks"))
         now = datetime.now(UTC)
-        since = select(Task.id).where(
-            Task.project_id == setup.project_id, Task.status == TaskStatus.COMPLETED,
-            results._after((now - timedelta(days=1), 0)), Task.completed_at <= now,
-        ).order_by(Task.completed_at, Task.id).limit(100)
+        since = results.since_query(project_id=setup.project_id, limit=100, settled_before=now,
+                                    since=results.make_cursor(now - timedelta(days=1), 0))
         plan = _plan(connection, since)
     assert "ix_tasks_completed" in plan, plan
     assert "TEMP B-TREE" not in plan and "Sort" not in plan, plan

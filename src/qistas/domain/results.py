@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, CursorResult, and_, func, or_, select
+from sqlalchemy import Connection, CursorResult, Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from qistas.db.enums import LeaseStatus, TaskStatus
@@ -92,15 +92,22 @@ def change_result(session: Session, *, task: Task, response: Any, confidence: fl
     return True
 
 
+def since_query(*, project_id: int, since: str, limit: int, settled_before: datetime) -> Select[Task]:
+    """``results_since``'s statement: read in ``ix_tasks_completed``'s order, whose condition
+    (``completed_at IS NOT NULL``) its comparisons of ``completed_at`` imply."""
+    return (select(Task).where(Task.project_id == project_id, Task.status == TaskStatus.COMPLETED,
+                               _after(parse_cursor(since)), Task.completed_at <= settled_before)
+            .order_by(Task.completed_at, Task.id).limit(limit))
+
+
 def results_since(session: Session, *, project_id: int, since: str, limit: int,
                   settled_before: datetime) -> tuple[list[Task], str]:
     """Completed tasks after the cursor, in completion order, and the cursor to continue from.
 
     Only completions stamped before ``settled_before`` are handed out (see ``select_export``).
     """
-    query = select(Task).where(Task.project_id == project_id, Task.status == TaskStatus.COMPLETED,
-                               _after(parse_cursor(since)), Task.completed_at <= settled_before)
-    page = list(session.scalars(query.order_by(Task.completed_at, Task.id).limit(limit)))
+    page = list(session.scalars(since_query(project_id=project_id, since=since, limit=limit,
+                                            settled_before=settled_before)))
     if not page or page[-1].completed_at is None:
         return page, since
     return page, make_cursor(page[-1].completed_at, page[-1].id)
