@@ -171,46 +171,53 @@ def real_set(platform: Platform, name: str, quick: bool) -> dict[str, Any]:
         rounded = [abs(results[k]["response"]["rating"] - truth[k]["rating"]) for k in scored]
         return {"value": sum(errors) / len(errors), "seconds": seconds, "scored": len(errors),
                 "also": f"MAE of the rounded rating {sum(rounded) / len(rounded):.2f}"}
+    spec = REAL_SPECS[name]
+    pid, seconds = platform.load(spec, items, answers, real_data(name))
+    responses = {k: r["response"] for k, r in platform.results(pid).items()}
+    value, also = score_real(name, responses, truth)
+    return {"value": value, "seconds": seconds, "scored": sum(k in responses for k in truth), "also": also}
+
+
+# The real sets but snow-affect (a project per emotion): each one's spec, and what of an item a task holds.
+REAL_SPECS: dict[str, dict[str, Any]] = {
+    "conll2003-mturk": {"type": "spans", "labels": ["PER", "LOC", "ORG", "MISC"], "text_field": "text"},
+    "otb-init-boxes": {"type": "boxes", "labels": ["target"], "image_field": "image"},
+    "urbano-music-sim": {"type": "pairwise", "prompt_field": "query", "a_field": "a", "b_field": "b",
+                         "allow_tie": True},
+    "crowdspeech-dev-clean": {"type": "text", "prompt_field": "audio"},
+}
+
+
+def real_data(name: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
     if name == "conll2003-mturk":
-        spec = {"type": "spans", "labels": ["PER", "LOC", "ORG", "MISC"], "text_field": "text"}
-        pid, seconds = platform.load(spec, items, answers, lambda d: {"text": d["text"]})
-        results = platform.results(pid)
+        return lambda d: {"text": d["text"]}
+    return lambda d: d
+
+
+def score_real(name: str, responses: dict[str, Any], truth: dict[str, Any]) -> tuple[float, str]:
+    """The set's metric of the results' responses against its truth (higher is better but for
+    WER), and what else it says."""
+    if name == "conll2003-mturk":
         hit = pred = true = 0
         for k, t in truth.items():
-            if k in results:
-                h, p, n = span_f1(results[k]["response"], t)
+            if k in responses:
+                h, p, n = span_f1(responses[k], t)
                 hit, pred, true = hit + h, pred + p, true + n
         f1 = 2 * hit / (pred + true) if pred + true else 0.0
-        return {"value": f1, "seconds": seconds, "scored": sum(k in results for k in truth),
-                "also": f"precision {hit / max(pred, 1):.3f}, recall {hit / max(true, 1):.3f}"}
+        return f1, f"precision {hit / max(pred, 1):.3f}, recall {hit / max(true, 1):.3f}"
     if name == "otb-init-boxes":
-        spec = {"type": "boxes", "labels": ["target"], "image_field": "image"}
-        pid, seconds = platform.load(spec, items, answers, lambda d: d)
-        results = platform.results(pid)
-        best = []
-        for k, t in truth.items():
-            boxes = results[k]["response"]["boxes"] if k in results else []
-            best.append(max((iou(b, t["boxes"][0]) for b in boxes), default=0.0))
-        return {"value": sum(best) / len(best), "seconds": seconds, "scored": len(best),
-                "also": f"F1 at IoU 0.5 {sum(b >= 0.5 for b in best) / len(best):.3f}"}
+        best = [max((iou(b, t["boxes"][0]) for b in responses[k]["boxes"]), default=0.0) if k in responses else 0.0
+                for k, t in truth.items()]
+        return sum(best) / len(best), f"F1 at IoU 0.5 {sum(b >= 0.5 for b in best) / len(best):.3f}"
     if name == "urbano-music-sim":
-        spec = {"type": "pairwise", "prompt_field": "query", "a_field": "a", "b_field": "b", "allow_tie": True}
-        pid, seconds = platform.load(spec, items, answers, lambda d: d)
-        results = platform.results(pid)
-        scored = [(results[k]["response"]["choice"], t["choice"]) for k, t in truth.items() if k in results]
+        scored = [(responses[k]["choice"], t["choice"]) for k, t in truth.items() if k in responses]
         ab = [(p, t) for p, t in scored if t != "tie"]
-        return {"value": sum(p == t for p, t in scored) / len(scored), "seconds": seconds, "scored": len(scored),
-                "also": f"on a/b truth {sum(p == t for p, t in ab) / max(len(ab), 1):.3f}"}
+        return (sum(p == t for p, t in scored) / len(scored),
+                f"on a/b truth {sum(p == t for p, t in ab) / max(len(ab), 1):.3f}")
     if name == "crowdspeech-dev-clean":
-        spec = {"type": "text", "prompt_field": "audio"}
-        pid, seconds = platform.load(spec, items, answers, lambda d: d)
-        results = platform.results(pid)
-        rates = []
-        for k, t in truth.items():
-            if k in results:
-                ref = words(t["text"])
-                rates.append(edit_distance(words(results[k]["response"]["text"]), ref) / max(len(ref), 1))
-        return {"value": 100 * sum(rates) / len(rates), "seconds": seconds, "scored": len(rates), "also": ""}
+        rates = [edit_distance(words(responses[k]["text"]), words(t["text"])) / max(len(words(t["text"])), 1)
+                 for k, t in truth.items() if k in responses]
+        return 100 * sum(rates) / len(rates), ""
     raise ValueError(name)
 
 

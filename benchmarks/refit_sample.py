@@ -22,48 +22,20 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from quality_types import DATA, edit_distance, iou, read_jsonl, span_f1, words  # noqa: E402
+from quality_types import DATA, REAL_SPECS, REFERENCES, read_jsonl, real_data, score_real  # noqa: E402
 
 from qistas.domain.tasktypes import parse_spec, type_of  # noqa: E402
-
-SETS: dict[str, dict[str, Any]] = {
-    "conll2003-mturk": {"type": "spans", "labels": ["PER", "LOC", "ORG", "MISC"], "text_field": "text"},
-    "otb-init-boxes": {"type": "boxes", "labels": ["target"], "image_field": "image"},
-    "urbano-music-sim": {"type": "pairwise", "prompt_field": "query", "a_field": "a", "b_field": "b",
-                         "allow_tie": True},
-    "crowdspeech-dev-clean": {"type": "text", "prompt_field": "audio"},
-}
-
-
-def score(name: str, results: dict[str, Any], truth: dict[str, Any]) -> tuple[str, float]:
-    """The set's metric of quality_types.py (higher is better but for WER)."""
-    if name == "conll2003-mturk":
-        hit = pred = true = 0
-        for k, t in truth.items():
-            if k in results:
-                h, p, n = span_f1(results[k], t)
-                hit, pred, true = hit + h, pred + p, true + n
-        return "exact-span F1", 2 * hit / (pred + true) if pred + true else 0.0
-    if name == "otb-init-boxes":
-        best = [max((iou(b, t["boxes"][0]) for b in results.get(k, {"boxes": []})["boxes"]), default=0.0)
-                for k, t in truth.items()]
-        return "mean IoU", sum(best) / len(best)
-    if name == "urbano-music-sim":
-        scored = [(results[k]["choice"], t["choice"]) for k, t in truth.items() if k in results]
-        return "accuracy", sum(p == t for p, t in scored) / len(scored)
-    rates = [edit_distance(words(results[k]["text"]), words(t["text"])) / max(len(words(t["text"])), 1)
-             for k, t in truth.items() if k in results]
-    return "WER %", 100 * sum(rates) / len(rates)
 
 
 def run(name: str, strides: list[int]) -> None:
     folder = DATA / name
     items, answers = read_jsonl(folder / "items.jsonl"), read_jsonl(folder / "answers.jsonl")
     truth = {t["item"]: t["answer"] for t in read_jsonl(folder / "truth.jsonl")}
-    spec = parse_spec(SETS[name])
+    spec = parse_spec(REAL_SPECS[name])
     task_type = type_of(spec)
     order = [i["item"] for i in items]
-    data = {i["item"]: ({"text": i["data"]["text"]} if name == "conll2003-mturk" else i["data"]) for i in items}
+    to_data = real_data(name)
+    data = {i["item"]: to_data(i["data"]) for i in items}
     by_item: dict[str, list[tuple[str, Any]]] = defaultdict(list)
     for a in answers:
         by_item[a["item"]].append((a["worker"], a["answer"]))
@@ -78,17 +50,17 @@ def run(name: str, strides: list[int]) -> None:
         decider = task_type.aggregator(spec).load_params(fitted.params_)
         results = {k: decider.aggregate([(index.get(w, -1), a) for w, a in by_item[k]], contexts[k]).response
                    for k in order if by_item[k]}
-        metric, value = score(name, results, truth)
+        value, _also = score_real(name, results, truth)
         workers = {w for k in order for w, _ in by_item[k]}
         print(f"{name:22} k={stride:<3} fit on {sum(len(by_item[k]) for k in sample):>6,} of {len(answers):>6,} "
               f"answers, {len(workers - set(seen)):>3} of {len(workers):>3} workers unseen   "
-              f"{metric} {value:.3f}   {time.process_time() - began:5.1f} s CPU", flush=True)
+              f"{REFERENCES[name][0]} {value:.3f}   {time.process_time() - began:5.1f} s CPU", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--strides", default="1,2,4,8,16", help="comma-separated k: fit every kth task")
-    parser.add_argument("--sets", default=",".join(SETS), help="comma-separated sets")
+    parser.add_argument("--sets", default=",".join(REAL_SPECS), help="comma-separated sets")
     args, _unknown = parser.parse_known_args()  # make bench passes its own arguments to every script
     strides = [int(k) for k in args.strides.split(",")]
     for name in args.sets.split(","):
