@@ -165,8 +165,8 @@ def test_a_process_killed_in_an_hf_export_leaves_nothing_behind_for_long(
     folder = settings.home / "exports"
     script = (
         "import os, signal, sys; from pathlib import Path; from qistas.domain import exportformats\n"
-        "rows = lambda: iter([])\n"
-        "stream = exportformats.hf(rows, Path(sys.argv[1]), 'project-1')\n"
+        "tables = lambda: iter([])\n"
+        "stream = exportformats.hf(tables, Path(sys.argv[1]), 'project-1')\n"
         "next(stream)\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"
     )

@@ -31,6 +31,8 @@ from qistas.files import private_folder
 Records = Callable[[], Iterator[dict[str, Any]]]
 # The flat table of csv, parquet and hf a chunk at a time, as columns (FLAT_COLUMNS' names -> values).
 Columns = Callable[[], Iterator[dict[str, list[Any]]]]
+# The same a chunk at a time as Arrow tables of ``arrow_schema()`` (parquet, hf).
+Tables = Callable[[], Iterator[Any]]
 
 GENERAL = ("jsonl", "csv", "parquet", "hf")
 MEDIA = {"jsonl": "application/x-ndjson", "csv": "text/csv; charset=utf-8",
@@ -144,10 +146,11 @@ def record_columns(records: Records) -> Iterator[dict[str, list[Any]]]:
 @dataclass(frozen=True)
 class Prebuilt:
     """An export as the database builds it (domain/exportsql.py): its JSON Lines, and the
-    flat table's columns."""
+    flat table's columns as Python values (csv) and as Arrow tables (parquet, hf)."""
 
     lines: Callable[[], Iterator[bytes]]
     columns: Columns
+    tables: Tables
 
 
 def csv_rows(columns: Columns) -> Iterator[bytes]:
@@ -194,29 +197,35 @@ def arrow_schema() -> Any:
     return pa.schema([(name, getattr(pa, kind)()) for name, kind in FLAT_COLUMNS])
 
 
-def parquet(columns: Columns) -> Iterator[bytes]:
-    import pyarrow.parquet as pq
-
+def arrow_tables(columns: Columns) -> Iterator[Any]:
+    """The flat table's chunks of Python values as Arrow tables."""
     pa = _pyarrow()
     schema = arrow_schema()
-    sink = _Sink()
-    writer = pq.ParquetWriter(sink, schema, compression="zstd", use_dictionary=DICTIONARY_COLUMNS)
     for chunk in columns():
-        writer.write_table(pa.table(chunk, schema=schema))  # one row group per chunk
+        yield pa.table(chunk, schema=schema)
+
+
+def parquet(tables: Tables) -> Iterator[bytes]:
+    import pyarrow.parquet as pq
+
+    sink = _Sink()
+    writer = pq.ParquetWriter(sink, arrow_schema(), compression="zstd", use_dictionary=DICTIONARY_COLUMNS)
+    for table in tables():
+        writer.write_table(table)  # one row group per chunk
         yield sink.drain()
     writer.close()
     yield sink.drain()
 
 
-def write_hf_folder(columns: Columns, folder: Path) -> None:
+def write_hf_folder(tables: Tables, folder: Path) -> None:
     """The layout of ``datasets.Dataset.save_to_disk``: one Arrow stream file and two JSON files."""
     pa = _pyarrow()
     schema = arrow_schema()
     folder.mkdir(parents=True, exist_ok=True)
     data_file = "data-00000-of-00001.arrow"
     with pa.OSFile(str(folder / data_file), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
-        for chunk in columns():
-            writer.write_table(pa.table(chunk, schema=schema))
+        for table in tables():
+            writer.write_table(table)
     features = {name: {"dtype": kind, "_type": "Value"} for name, kind in FLAT_COLUMNS}
     info = {"citation": "", "description": "Exported by Qistas", "features": features, "homepage": "", "license": ""}
     (folder / "dataset_info.json").write_text(json.dumps(info, indent=2))
@@ -242,10 +251,10 @@ def tar_stream(folder: Path, prefix: str) -> Iterator[bytes]:
     yield b"\0" * (2 * tarfile.BLOCKSIZE)
 
 
-def hf(columns: Columns, workdir: Path, prefix: str) -> Iterator[bytes]:
+def hf(tables: Tables, workdir: Path, prefix: str) -> Iterator[bytes]:
     private_folder(workdir)
     with tempfile.TemporaryDirectory(dir=workdir, prefix="hf-") as tmp:
-        write_hf_folder(columns, Path(tmp))
+        write_hf_folder(tables, Path(tmp))
         yield from tar_stream(Path(tmp), prefix)
 
 
@@ -258,14 +267,15 @@ def render(fmt: str, records: Records, *, spec: Any, workdir: Path, name: str,
     formats take what the database built where it builds them (``prebuilt``); the typed
     formats always take the records."""
     columns = prebuilt.columns if prebuilt is not None else (lambda: record_columns(records))
+    tables = prebuilt.tables if prebuilt is not None else (lambda: arrow_tables(columns))
     if fmt == "jsonl":
         return prebuilt.lines() if prebuilt is not None else jsonl(records)
     if fmt == "csv":
         return csv_rows(columns)
     if fmt == "parquet":
-        return parquet(columns)
+        return parquet(tables)
     if fmt == "hf":
-        return hf(columns, workdir, name)
+        return hf(tables, workdir, name)
     task_type = type_of(spec)
     if fmt in task_type.export_formats:
         return task_type.export_formats[fmt].render(records, spec)

@@ -15,7 +15,10 @@ read a large one (``Readers``), all on one snapshot.
   numbers as PostgreSQL prints ``float8`` at ``extra_float_digits = 1`` (shortest exact
   digits, ``1e-07`` where Python writes ``1e-7``).
 - ``csv``, ``parquet``, ``hf``: the flat table's columns (``exportformats.FLAT_COLUMNS``),
-  JSON values as the database's text, numbers and flags as typed values.
+  JSON values as the database's text, numbers and flags as typed values. For csv the rows are
+  fetched through the driver as Python values; for parquet and hf they are copied out
+  (``COPY ... TO STDOUT``) in PostgreSQL's text format and parsed by Arrow's CSV reader into
+  Arrow columns, with no Python object per value (``iter_export_tables``).
 
 What the database cannot do is done before and after: the annotators' pseudonyms (an HMAC
 under the server's secret) and model names are made in Python once per annotator and passed
@@ -29,6 +32,7 @@ the records path compares decoded ones.
 
 from __future__ import annotations
 
+import json
 import pickle
 import re
 import tempfile
@@ -37,7 +41,7 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from sqlalchemy import (
     BigInteger,
@@ -66,7 +70,7 @@ from sqlalchemy.types import UserDefinedType
 
 from qistas import jsontext
 from qistas.db.models import Annotation, Batch, Task
-from qistas.domain.exportformats import FLAT_COLUMNS, Prebuilt
+from qistas.domain.exportformats import FLAT_COLUMNS, Prebuilt, arrow_schema
 from qistas.domain.model_annotators import model_names
 from qistas.domain.results import EXPORT_CHUNK, Selection, agreement, source_of
 
@@ -81,8 +85,9 @@ PER_READER = 25_000
 # Fewest tasks for which the project's annotators are named before the query (below, from markers).
 HEADS_FROM = 5_000
 _SNAPSHOT_ID = re.compile("[0-9A-Fa-f-]+")
-# The export's rows a chunk at a time; closed when the export is left early.
-_Chunks = Generator[Sequence[Any], None, None]
+# The export's rows a chunk at a time (tuples, or a block of copied lines); closed when the
+# export is left early.
+_Chunks = Generator[Any, None, None]
 # Around an annotator's id where the query had no head for them: a character JSON text never
 # holds unescaped.
 _UNNAMED = "\x01"
@@ -285,12 +290,16 @@ def prebuilt(session: Session, *, selection: Selection, pseudonym: Callable[[int
         lines=lambda: iter_export_lines(session, selection=selection, pseudonym=pseudonym, progress=progress,
                                         readers=readers),
         columns=lambda: iter_export_columns(session, selection=selection, pseudonym=pseudonym, progress=progress,
-                                            readers=readers))
+                                            readers=readers),
+        tables=lambda: iter_export_tables(session, selection=selection, pseudonym=pseudonym, progress=progress,
+                                          readers=readers))
 
 
 def _rows(session: Session, selection: Selection, pseudonym: Callable[[int], str], annotators: list[int] | None,
-          shape: Callable[[_Parts], Any], readers: Readers | None) -> tuple[_Heads, _Chunks]:
-    """The export's rows a chunk at a time, and the heads made for them."""
+          shape: Callable[[_Parts], Any], readers: Readers | None,
+          reading: Callable[[_Heads], _Reading]) -> tuple[_Heads, _Chunks]:
+    """The export's rows a chunk at a time, read as ``reading(heads)`` reads them, and the heads
+    made for them."""
     project = selection.project
     models = model_names(session, org_id=project.org_id)
     heads = _Heads(pseudonym, models)
@@ -301,8 +310,8 @@ def _rows(session: Session, selection: Selection, pseudonym: Callable[[int], str
     readers = readers or Readers()
     count = min(readers.count, selection.total // readers.per_reader)
     if count <= 1:
-        return heads, _read_here(session, shape(parts))
-    return heads, _read_in_ranges(session, parts, shape, count, readers)
+        return heads, _read_here(session, shape(parts), reading(heads))
+    return heads, _read_in_ranges(session, parts, shape, count, readers, reading(heads))
 
 
 def _answered() -> Any:
@@ -323,10 +332,98 @@ def _answered() -> Any:
 _ANSWERED = _answered()
 
 
-def _read_here(session: Session, statement: Any) -> _Chunks:
+def _read_here(session: Session, statement: Any, reading: _Reading) -> _Chunks:
     session.execute(_SETTINGS)
-    with session.connection().execute(statement.execution_options(yield_per=CHUNK)) as found:
-        yield from found.partitions()
+    yield from reading.chunks(session.connection(), statement)
+
+
+# --- two ways to read the rows ----------------------------------------------------------------
+
+
+class _Reading:
+    """How a statement's rows reach the exporter, a chunk of ``CHUNK`` rows at a time, and how
+    a chunk is kept in a range's spool file (by the range's own thread)."""
+
+    def chunks(self, connection: Connection, statement: Any) -> Generator[Any, None, None]:
+        raise NotImplementedError
+
+    def dump(self, chunk: Any, file: IO[bytes]) -> None:
+        raise NotImplementedError
+
+    def load(self, file: IO[bytes]) -> Any:
+        """The next chunk dumped into ``file``; EOFError after the last."""
+        raise NotImplementedError
+
+
+class _Fetched(_Reading):
+    """Fetched through the driver from a server-side cursor: each row a tuple of Python values."""
+
+    def chunks(self, connection: Connection, statement: Any) -> Generator[Sequence[Any], None, None]:
+        with connection.execute(statement.execution_options(yield_per=CHUNK)) as found:
+            yield from found.partitions()
+
+    def dump(self, chunk: Sequence[Any], file: IO[bytes]) -> None:
+        pickle.dump([tuple(row) for row in chunk], file, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def load(self, file: IO[bytes]) -> Any:
+        return pickle.load(file)  # this process's own file  # noqa: S301
+
+
+_FETCHED = _Fetched()
+
+
+class _Copied(_Reading):
+    """Copied out (``COPY (statement) TO STDOUT``) in PostgreSQL's text format and parsed into
+    Arrow tables of the flat table (``_Parsing``); a range's thread parses its own, while the
+    database is still building the rest, and keeps them in Arrow's stream format."""
+
+    def __init__(self, heads: _Heads) -> None:
+        self.parsing = _Parsing(heads)
+
+    def chunks(self, connection: Connection, statement: Any) -> Generator[Any, None, None]:
+        sql, values = _driver_statement(connection, statement)
+        driver = connection.connection.driver_connection
+        assert driver is not None
+        with driver.cursor() as cursor, cursor.copy(f"COPY ({sql}) TO STDOUT", values) as copied:
+            lines: list[Any] = []
+            for line in copied:  # one message per row
+                lines.append(line)
+                if len(lines) == CHUNK:
+                    yield self.parsing.table(b"".join(lines))
+                    lines = []
+            if lines:
+                yield self.parsing.table(b"".join(lines))
+
+    def dump(self, chunk: Any, file: IO[bytes]) -> None:
+        sink = self.parsing.pa.BufferOutputStream()
+        with self.parsing.pa.ipc.new_stream(sink, chunk.schema) as writer:
+            writer.write_table(chunk)
+        kept = sink.getvalue()
+        file.write(kept.size.to_bytes(8, "little"))
+        file.write(kept)
+
+    def load(self, file: IO[bytes]) -> Any:
+        size = file.read(8)
+        if not size:
+            raise EOFError
+        return self.parsing.pa.ipc.open_stream(file.read(int.from_bytes(size, "little"))).read_all()
+
+
+def _driver_statement(connection: Connection, statement: Any) -> tuple[str, dict[str, Any]]:
+    """``statement``'s SQL and its values as the driver takes them. PostgreSQL takes no
+    parameters in a ``COPY``: psycopg binds them into the text on the client, quoted as
+    literals, and each value must first be what SQLAlchemy would send for it (a time made naive
+    UTC by its column's type, an enumeration's member its text)."""
+    dialect = connection.dialect
+    compiled = statement.compile(dialect=dialect)
+    if compiled.escaped_bind_names:
+        raise RuntimeError("a parameter name the driver cannot take as it is")
+    values = compiled.construct_params(escape_names=False)
+    for bind, name in compiled.bind_names.items():
+        process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            values[name] = process(values[name])
+    return compiled.string, values
 
 
 # --- several backends at once -----------------------------------------------------------------
@@ -362,19 +459,19 @@ _SLOTS = _Slots()
 
 
 def _read_in_ranges(session: Session, parts: _Parts, shape: Callable[[_Parts], Any], count: int,
-                    readers: Readers) -> _Chunks:
+                    readers: Readers, reading: _Reading) -> _Chunks:
     extra = _SLOTS.take(count - 1, readers.count - 1)
     try:
         if extra == 0:
-            yield from _read_here(session, shape(parts))
+            yield from _read_here(session, shape(parts), reading)
         else:
-            yield from _ranges(session, parts, shape, extra + 1, readers.spool_dir)
+            yield from _ranges(session, parts, shape, extra + 1, readers.spool_dir, reading)
     finally:
         _SLOTS.give(extra)
 
 
 def _ranges(session: Session, parts: _Parts, shape: Callable[[_Parts], Any], count: int,
-            spool_dir: Path | None) -> _Chunks:
+            spool_dir: Path | None, reading: _Reading) -> _Chunks:
     order = parts.order()
     bounds = _bounds(session, parts.selection, order, count)
     snapshot = session.execute(text("SELECT pg_export_snapshot()")).scalar_one()
@@ -393,10 +490,9 @@ def _ranges(session: Session, parts: _Parts, shape: Callable[[_Parts], Any], cou
     spools: list[_Spool] = []
     try:
         for statement in ranges[1:]:
-            spools.append(_Spool(engine, snapshot, statement, spool_dir))
-        with _on_snapshot(engine, snapshot) as connection, \
-                connection.execute(ranges[0].execution_options(yield_per=CHUNK)) as found:
-            yield from found.partitions()
+            spools.append(_Spool(engine, snapshot, statement, spool_dir, reading))
+        with _on_snapshot(engine, snapshot) as connection:
+            yield from reading.chunks(connection, ranges[0])
         for spool in spools:
             yield from spool.replay()
     finally:
@@ -441,9 +537,11 @@ def _on_snapshot(engine: Any, snapshot: str) -> Iterator[Connection]:
 class _Spool:
     """One range of the export, read by a thread of its own into a private temporary file."""
 
-    def __init__(self, engine: Any, snapshot: str, statement: Any, folder: Path | None) -> None:
+    def __init__(self, engine: Any, snapshot: str, statement: Any, folder: Path | None,
+                 reading: _Reading) -> None:
         # No name: only this process can open it. Closed by close(), after the range is replayed.
         self.file = tempfile.TemporaryFile(dir=folder)  # noqa: SIM115
+        self.reading = reading
         self.stop = threading.Event()
         self.failure: BaseException | None = None
         self.thread = threading.Thread(target=self._read, args=(engine, snapshot, statement),
@@ -453,22 +551,22 @@ class _Spool:
     def _read(self, engine: Any, snapshot: str, statement: Any) -> None:
         try:
             with _on_snapshot(engine, snapshot) as connection, \
-                    connection.execute(statement.execution_options(yield_per=CHUNK)) as found:
-                for rows in found.partitions():
+                    closing(self.reading.chunks(connection, statement)) as chunks:
+                for chunk in chunks:
                     if self.stop.is_set():
                         return
-                    pickle.dump([tuple(row) for row in rows], self.file, protocol=pickle.HIGHEST_PROTOCOL)
+                    self.reading.dump(chunk, self.file)
         except BaseException as exc:  # raised again where the range is replayed
             self.failure = exc
 
-    def replay(self) -> Iterator[Sequence[Any]]:
+    def replay(self) -> Iterator[Any]:
         self.thread.join()
         if self.failure is not None:
             raise self.failure
         self.file.seek(0)
         while True:
             try:
-                yield pickle.load(self.file)  # this process's own file, written above
+                yield self.reading.load(self.file)  # this process's own file, written above
             except EOFError:
                 return
 
@@ -488,7 +586,7 @@ def iter_export_lines(session: Session, *, selection: Selection, pseudonym: Call
     project when it starts, for an export of ``HEADS_FROM`` tasks or more); anyone else's are
     made here, from a marker in the line.
     """
-    heads, chunks = _rows(session, selection, pseudonym, annotators, _Parts.lines, readers)
+    heads, chunks = _rows(session, selection, pseudonym, annotators, _Parts.lines, readers, lambda _: _FETCHED)
     done = 0
     with closing(chunks):  # left early: its readers stop now, not when collected
         for rows in chunks:
@@ -507,7 +605,7 @@ def iter_export_columns(session: Session, *, selection: Selection, pseudonym: Ca
                         progress: Callable[[int], None] | None = None, readers: Readers | None = None,
                         annotators: list[int] | None = None) -> Iterator[dict[str, list[Any]]]:
     """The selected tasks' rows of the flat table, a chunk at a time as columns (name -> values)."""
-    heads, chunks = _rows(session, selection, pseudonym, annotators, _Parts.columns, readers)
+    heads, chunks = _rows(session, selection, pseudonym, annotators, _Parts.columns, readers, lambda _: _FETCHED)
     names = [name for name, _ in FLAT_COLUMNS]
     at_agreement, at_annotations = names.index("agreement"), names.index("annotations")
     done = 0
@@ -523,3 +621,94 @@ def iter_export_columns(session: Session, *, selection: Selection, pseudonym: Ca
             done += len(rows)
             if progress is not None:
                 progress(done)
+
+
+def iter_export_tables(session: Session, *, selection: Selection, pseudonym: Callable[[int], str],
+                       progress: Callable[[int], None] | None = None, readers: Readers | None = None,
+                       annotators: list[int] | None = None) -> Iterator[Any]:
+    """The selected tasks' rows of the flat table, a chunk at a time as Arrow tables of
+    ``exportformats.arrow_schema()``: the same values as ``iter_export_columns``, copied out and
+    parsed in C, where only what the database cannot do (an agreement counted in Python, an
+    annotator named from a marker, a value with a control character) is done per value."""
+    _, chunks = _rows(session, selection, pseudonym, annotators, _Parts.columns, readers, _Copied)
+    done = 0
+    with closing(chunks):
+        for table in chunks:
+            yield table
+            done += table.num_rows
+            if progress is not None:
+                progress(done)
+
+
+# The flat table's columns that hold JSON text, and the copied statement's two columns after
+# the flat table's (``_Parts.computed``): PostgreSQL and Python write JSON with every control
+# character escaped, so the only backslash escape COPY adds in them is a doubled backslash.
+_JSON_TEXT = ("data", "metadata", "response", "annotations", "details", "predictions", "fallback_response", "answers")
+_COPY_ESCAPE = re.compile(r"\\(.)", re.DOTALL)
+_COPY_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
+
+
+def _copy_unescaped(value: str) -> str:
+    """A value of COPY's text format as it was stored."""
+    return _COPY_ESCAPE.sub(lambda found: _COPY_ESCAPES.get(found.group(1), found.group(1)), value)
+
+
+class _Parsing:
+    """Arrow's CSV reader set for COPY's text format: tabs between values, no quotes, ``\\N``
+    for NULL, ``t`` and ``f`` for booleans; its own escapes are off, and a value's backslashes
+    are undone afterwards, in C for JSON text, in Python for the few other values holding one."""
+
+    def __init__(self, heads: _Heads) -> None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.csv as pacsv
+
+        self.pa, self.pc, self.pacsv, self.heads = pa, pc, pacsv, heads
+        self.schema = arrow_schema()
+        types = {**{field.name: field.type for field in self.schema},
+                 "fallback_response": pa.string(), "answers": pa.string()}
+        self.read = pacsv.ReadOptions(column_names=list(types))
+        self.parse = pacsv.ParseOptions(delimiter="\t", quote_char=False, escape_char=False)
+        self.convert = pacsv.ConvertOptions(column_types=types, null_values=["\\N"], strings_can_be_null=True,
+                                            true_values=["t"], false_values=["f"])
+
+    def _where(self, found: Any) -> Any:
+        """``found`` (a boolean column) with NULL counted false."""
+        return self.pc.fill_null(found, False)
+
+    def _replaced(self, column: Any, where: Any, values: list[Any]) -> Any:
+        return self.pc.replace_with_mask(column.combine_chunks(), where.combine_chunks(),
+                                         self.pa.array(values, column.type))
+
+    def table(self, block: bytes) -> Any:
+        pa, pc = self.pa, self.pc
+        found = self.pacsv.read_csv(pa.py_buffer(block), read_options=self.read, parse_options=self.parse,
+                                    convert_options=self.convert)
+        columns = {name: found[name] for name in found.column_names}
+        # Every backslash COPY writes begins NULL's \N or an escape (never followed by N): a value
+        # holding a backslash or a control character is there when they are not all NULLs.
+        if block.count(b"\\") > block.count(b"\\N"):
+            for name, column in columns.items():
+                if column.type == pa.string():
+                    columns[name] = self._unescaped(name, column)
+        if _UNNAMED.encode() in block:  # an annotator the query had no head for
+            listed = columns["annotations"]
+            marked = self._where(pc.match_substring(listed, _UNNAMED))
+            columns["annotations"] = self._replaced(listed, marked,
+                                                    [self.heads.named(v) for v in listed.filter(marked).to_pylist()])
+        fallback = columns["fallback_response"]
+        if fallback.null_count < len(fallback):  # a response with confidences inside: its agreement counted here
+            counted = pc.is_valid(fallback)
+            shares = [agreement(json.loads(response), None if answers is None else json.loads(answers))
+                      for response, answers in zip(fallback.filter(counted).to_pylist(),
+                                                   columns["answers"].filter(counted).to_pylist(), strict=True)]
+            columns["agreement"] = self._replaced(columns["agreement"], counted, shares)
+        return pa.Table.from_arrays([columns[name] for name in self.schema.names], schema=self.schema)
+
+    def _unescaped(self, name: str, column: Any) -> Any:
+        escaped = self._where(self.pc.match_substring(column, "\\"))
+        if not self.pc.any(escaped).as_py():
+            return column
+        if name in _JSON_TEXT:
+            return self.pc.replace_substring(column, "\\\\", "\\")
+        return self._replaced(column, escaped, [_copy_unescaped(v) for v in column.filter(escaped).to_pylist()])
