@@ -139,13 +139,9 @@ def explain(url: str, project_id: int, repeat: int) -> None:
         statement = exportsql._Parts(selection, heads.of(annotators), []).lines()
         session.execute(exportsql._SETTINGS)
         connection = session.connection()
-        compiled = statement.compile(dialect=connection.dialect)
-        processors = compiled._bind_processors
-        params = {name: processors[name](value) if name in processors else value
-                  for name, value in compiled.construct_params().items()}
+        sql, params = exportsql._driver_statement(connection, statement)
         for _ in range(repeat):
-            plan = [line for (line,) in connection.exec_driver_sql(
-                "EXPLAIN (ANALYZE, TIMING OFF) " + compiled.string, params)]
+            plan = [line for (line,) in connection.exec_driver_sql("EXPLAIN (ANALYZE, TIMING OFF) " + sql, params)]
             print(f"the lines' statement, {selection.total:,} tasks: {plan[-1].strip()}", flush=True)
     db.dispose()
 

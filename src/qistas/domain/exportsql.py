@@ -667,7 +667,10 @@ class _Parsing:
         self.schema = arrow_schema()
         types = {**{field.name: field.type for field in self.schema},
                  "fallback_response": pa.string(), "answers": pa.string()}
-        self.read = pacsv.ReadOptions(column_names=list(types))
+        # One thread: a chunk of 2,000 rows is too small to share out (100,000 tasks' chunks parsed
+        # alone: 0.23 s of CPU against 0.46 s with Arrow's pool), and the database's backends hold
+        # the other cores.
+        self.read = pacsv.ReadOptions(column_names=list(types), use_threads=False)
         self.parse = pacsv.ParseOptions(delimiter="\t", quote_char=False, escape_char=False)
         self.convert = pacsv.ConvertOptions(column_types=types, null_values=["\\N"], strings_can_be_null=True,
                                             true_values=["t"], false_values=["f"])
