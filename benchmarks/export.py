@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,14 +43,16 @@ def classification_rows(rng: random.Random, task_id: int, per_task: int) -> tupl
 
 def build(url: str, n_tasks: int, per_task: int, *, spec: dict[str, Any] | None = None,
           rows: Callable[[random.Random, int, int], tuple[dict[str, Any], list[Any], Any]] = classification_rows,
-          ) -> int:
+          annotators: int | None = None) -> int:
     """A project of ``n_tasks`` completed tasks with ``per_task`` answers each, inserted in bulk:
-    single-label classification unless ``spec`` and ``rows`` (data, answers, result) say otherwise."""
-    from sqlalchemy import insert, text
+    single-label classification unless ``spec`` and ``rows`` (data, answers, result) say otherwise.
+    ``annotators``: a workforce of that many, each task answered by ``per_task`` of them drawn at
+    random (default: the same ``per_task`` annotators answer every task)."""
+    from sqlalchemy import insert, select, text
 
     from qistas.db.engine import Database
     from qistas.db.migrate import upgrade
-    from qistas.db.models import Annotation, Assignment, Task, WorkerStats
+    from qistas.db.models import Annotation, Assignment, Task, User, WorkerStats
     from qistas.domain import projects, users
 
     upgrade(url)
@@ -59,12 +62,17 @@ def build(url: str, n_tasks: int, per_task: int, *, spec: dict[str, Any] | None 
         org = users.create_org(session, name="Bench", slug="bench")
         owner = users.create_user(session, email="owner@bench.test", role="owner", org_id=org.id)
         workers = [users.create_user(session, email=f"w{i}@bench.test", role="annotator").id for i in range(per_task)]
+        if annotators is not None and annotators > per_task:
+            session.execute(insert(User), [{"email": f"w{i}@bench.test", "role": "annotator"}
+                                           for i in range(per_task, annotators)])
+            workers = list(session.scalars(select(User.id).where(User.role == "annotator").order_by(User.id)))
         project = projects.create_project(
             session, org_id=org.id, actor=owner, name="bench", redundancy={"min": per_task, "max": per_task},
             task=spec or {"type": "classification", "labels": LABELS, "text_field": "text"})
         project_id = project.id
     start = datetime(2026, 1, 1, tzinfo=UTC)
     next_annotation = 1
+    counts: Counter[int] = Counter()
     for first in range(1, n_tasks + 1, CHUNK):
         ids = range(first, min(first + CHUNK, n_tasks + 1))
         tasks, leases, answers = [], [], []
@@ -78,7 +86,9 @@ def build(url: str, n_tasks: int, per_task: int, *, spec: dict[str, Any] | None 
                 "confidence": votes.count(winner) / per_task, "method": "majority_vote", "below_target": False,
                 "created_at": at, "completed_at": at,
             })
-            for worker, vote in zip(workers, votes, strict=True):
+            answering = workers if len(workers) == per_task else rng.sample(workers, per_task)
+            counts.update(answering)
+            for worker, vote in zip(answering, votes, strict=True):
                 leases.append({"id": next_annotation, "task_id": task_id, "project_id": project_id,
                                "annotator_id": worker, "status": "submitted", "created_at": at,
                                "expires_at": at + timedelta(minutes=10), "ended_at": at})
@@ -92,8 +102,8 @@ def build(url: str, n_tasks: int, per_task: int, *, spec: dict[str, Any] | None 
             conn.execute(insert(Annotation.__table__), answers)
     with db.engine.begin() as conn:  # each annotator's counts, as the submits keep them
         conn.execute(insert(WorkerStats.__table__), [
-            {"project_id": project_id, "annotator_id": worker, "n_annotations": n_tasks, "seconds_total": 4.5 * n_tasks,
-             "n_gold": 0, "n_gold_correct": 0, "blocked": False} for worker in workers])
+            {"project_id": project_id, "annotator_id": worker, "n_annotations": n, "seconds_total": 4.5 * n,
+             "n_gold": 0, "n_gold_correct": 0, "blocked": False} for worker, n in counts.items()])
     if db.engine.dialect.name == "postgresql":
         # The statistics autovacuum's ANALYZE would have a minute after such a load: without
         # them the planner guesses a few rows per project and sorts the whole export on disk.
@@ -238,6 +248,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="25k tasks instead of 250k")
     parser.add_argument("--tasks", type=int, help="number of tasks")
     parser.add_argument("--per-task", type=int, default=4, help="annotations per task")
+    parser.add_argument("--annotators", type=int,
+                        help="a workforce of this many, per-task of them drawn for each task (default: per-task)")
     parser.add_argument("--formats", default="jsonl,csv,parquet")
     parser.add_argument("--database-url", help="an empty database to fill (default: a temporary SQLite file)")
     parser.add_argument("--project", type=int, help="export this project of --database-url; build nothing")
@@ -266,7 +278,7 @@ def main() -> None:
         if args.project is not None:
             project_id = args.project
         else:
-            project_id = build(url, n_tasks, args.per_task)
+            project_id = build(url, n_tasks, args.per_task, annotators=args.annotators)
             print(f"inserted {n_tasks:,} tasks and {n_tasks * args.per_task:,} annotations "
                   f"in {time.perf_counter() - began:.1f}s", flush=True)
         found = []

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from qistas import jsontext
@@ -407,3 +407,28 @@ def test_the_annotators_of_a_project_are_walked_one_probe_each(database: Databas
         assert walked == sorted(every) and len(walked) > 3
         assert others - every  # the other project's annotators are not walked
         assert list(session.scalars(exportsql._ANSWERED, {"project_id": -1})) == []
+
+
+def _rows_touched(plan: dict[str, Any]) -> float:
+    """The rows every node of an ``EXPLAIN (ANALYZE, FORMAT JSON)`` plan produced, all loops."""
+    return plan["Actual Rows"] * plan["Actual Loops"] + sum(_rows_touched(p) for p in plan.get("Plans", []))
+
+
+@pytest.mark.parametrize("shape", [exportsql._Parts.lines, exportsql._Parts.columns], ids=["lines", "columns"])
+def test_a_large_workforce_is_not_read_for_each_task(database: Database, shape: Any) -> None:
+    """The heads passed to the statement for everyone who answered in the project (thousands in a
+    large workforce) are looked up per answer: the statement's work grows with the tasks and
+    answers, not with their product with the workforce (a join with the heads was planned as a
+    scan of all of them for each task)."""
+    project_id, names = _build(database, seed=41, n_tasks=100)
+    workforce = list(names) + list(range(10**6, 10**6 + 20_000))  # answered elsewhere, or since
+    with database.reader() as session:
+        selection = _select(session, project_id, results.ExportOptions())
+        heads = exportsql._Heads(lambda annotator_id: f"annotator-{annotator_id}", {})
+        statement = shape(exportsql._Parts(selection, heads.of(workforce), []))
+        connection = session.connection()
+        sql, values = exportsql._driver_statement(connection, statement)
+        (plan,), = connection.exec_driver_sql("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, values).one()
+        answers = session.scalar(select(func.count()).select_from(Annotation)
+                                 .where(Annotation.project_id == project_id))
+    assert _rows_touched(plan["Plan"]) < 20 * (selection.total + answers) < len(workforce)

@@ -22,8 +22,9 @@ read a large one (``Readers``), all on one snapshot.
 
 What the database cannot do is done before and after: the annotators' pseudonyms (an HMAC
 under the server's secret) and model names are made in Python once per annotator and passed
-in as an array (for a small export, such as a ``since`` one, they are named in Python from a
-marker instead, so a project's whole workforce is not named for a few lines); the agreement
+in as one ``jsonb`` object keyed by annotator (for a small export, such as a ``since`` one,
+they are named in Python from a marker instead, so a project's whole workforce is not named
+for a few lines); the agreement
 of a response that carries confidences inside it (spans, boxes, rubrics) is computed in Python
 with ``results.agreement`` from the task's kept answers, which the query returns for those
 tasks only; every other agreement is counted by the database comparing ``jsonb`` values, as
@@ -54,7 +55,6 @@ from sqlalchemy import (
     bindparam,
     case,
     cast,
-    column,
     func,
     literal,
     or_,
@@ -163,16 +163,19 @@ class _Parts:
 
     def __init__(self, selection: Selection, heads: dict[int, str], models: list[int]) -> None:
         self.selection = selection
-        ids = list(heads)
-        who = (func.unnest(literal(ids, ARRAY(BigInteger)), literal([heads[i] for i in ids], ARRAY(Text)))
-               .table_valued(column("id", BigInteger), column("head", Text)).render_derived(name="who"))
+        # Each annotator's head looked up by id in one ``jsonb`` object, a binary search per
+        # answer. A join with the heads as a table was planned, for a large workforce, as a scan
+        # of every head for each task (98,145 annotators: 16,000 of 100,000 tasks' lines in three
+        # minutes, against 2.2 s for all of them now; docs/benchmarks.md, "A large workforce").
+        by_id = literal({str(annotator_id): head for annotator_id, head in heads.items()}, JSONB)
         model = Annotation.annotator_id == any_(literal(models, ARRAY(BigInteger)))
         response = cast(Task.response, JSONB)
         self.fallback = (select(response.op("@?")(cast(literal(_HAS_CONFIDENCES), _JsonPath)).label("confidences"))
                          .correlate(Task).lateral("task_response"))
         kept = Annotation.rejected_at.is_(None)
         # An annotator who answered after the heads were read has none: a marker, named in Python.
-        head = func.coalesce(who.c.head, _cat(_UNNAMED, cast(Annotation.annotator_id, Text), _UNNAMED))
+        head = func.coalesce(by_id[cast(Annotation.annotator_id, Text)].astext,
+                             _cat(_UNNAMED, cast(Annotation.annotator_id, Text), _UNNAMED))
         item = _cat(
             head, ',"answer":', cast(Annotation.answer, Text), ',"seconds":', _float(Annotation.seconds),
             ',"created_at":', _iso(Annotation.created_at),
@@ -185,7 +188,7 @@ class _Parts:
                    func.count().filter(and_(kept, cast(Annotation.answer, JSONB) == response)).label("agreeing"),
                    func.string_agg(item, aggregate_order_by(literal(","), Annotation.rejected_at.is_not(None),
                                                             Annotation.id)).label("listed"))
-            .select_from(Annotation).outerjoin(who, who.c.id == Annotation.annotator_id)
+            .select_from(Annotation)
             .where(Annotation.task_id == Task.id)
             .lateral("answers"))
         kept_answers = self.answers.c.humans + self.answers.c.models
