@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from qistas.db.engine import Database
-from qistas.db.models import Annotation, Project, User
+from qistas.db.models import Annotation, PayEntry, Project, User
 from qistas.db.unit_of_work import write
 from qistas.domain import annotations, assignments, imports, pay, pay_reports, projects, users
 from qistas.domain.currencies import EXPONENTS, major
@@ -135,6 +135,22 @@ def test_the_ledger_adds_up_the_answers_at_the_rate_of_their_time(database: Data
     assert [(line["email"], line["currency"], line["total_minor"], line["total"]) for line in lines] == [
         ("w0@crowd.test", "EGP", "500", "5.00"), ("w1@crowd.test", "EGP", "550", "5.50")]
     assert pay.by_currency(rows) == {"EGP": 1050}
+
+
+def test_a_payout_lists_a_workforce_larger_than_a_statement_takes_parameters(database: Database) -> None:
+    """70,000 people owed something in the period (more than the 65,535 parameters one PostgreSQL
+    statement takes): each is on the payout, named, with what they are owed."""
+    many = 70_000
+    with database.writer.begin() as session:
+        session.execute(insert(User), [{"email": f"p{n}@crowd.test", "role": "annotator"} for n in range(many)])
+        people = list(session.scalars(select(User.id).where(User.email.like("p%@crowd.test")).order_by(User.id)))
+        session.execute(insert(PayEntry), [{"user_id": user_id, "currency": "EGP", "amount_minor": 100 + n % 7,
+                                            "reason": "bonus", "created_at": T0} for n, user_id in enumerate(people)])
+    with database.reader() as session:
+        rows = pay.payouts(session, org_id=None, since=None, until=None)
+    assert len(rows) == many
+    assert {row.user_id: (row.email, row.total_minor) for row in rows} == {
+        user_id: (f"p{n}@crowd.test", 100 + n % 7) for n, user_id in enumerate(people)}
 
 
 def test_cost_per_label_and_per_completed_task(database: Database) -> None:

@@ -278,13 +278,20 @@ def payouts(session: Session, *, org_id: int | None, since: datetime | None, unt
     return sorted(found.values(), key=lambda r: (r.org or "", r.email, r.currency))
 
 
+# Annotators looked up per statement: a payout lists a whole workforce, and a statement takes at
+# most 65,535 parameters on PostgreSQL (32,766 on older SQLite builds).
+PEOPLE_PER_READ = 10_000
+
+
 def _people(session: Session, user_ids: Iterable[int]) -> dict[int, tuple[str, str | None]]:
-    ids = list(user_ids)
-    if not ids:
-        return {}
-    rows = session.execute(select(User.id, User.email, Organization.slug)
-                           .outerjoin(Organization, Organization.id == User.org_id).where(User.id.in_(ids)))
-    return {user_id: (email, slug) for user_id, email, slug in rows}
+    ids = sorted(user_ids)
+    found: dict[int, tuple[str, str | None]] = {}
+    for start in range(0, len(ids), PEOPLE_PER_READ):
+        rows = session.execute(select(User.id, User.email, Organization.slug)
+                               .outerjoin(Organization, Organization.id == User.org_id)
+                               .where(User.id.in_(ids[start:start + PEOPLE_PER_READ])))
+        found.update((user_id, (email, slug)) for user_id, email, slug in rows)
+    return found
 
 
 PAYOUT_COLUMNS = ("user_id", "email", "org", "currency", "answers", "active_hours", "earned_minor",
