@@ -62,3 +62,74 @@ def test_bad_input_is_refused() -> None:
         FraudDetector().fit([0, 1], [0], [0, 1], [1.0, 1.0], [0.0, 1.0])
     with pytest.raises(ValueError, match="non-negative"):
         FraudDetector().fit([0, -1], [0, 0], [0, 1], [1.0, 1.0], [0.0, 1.0])
+
+
+def _bursts_one_worker_at_a_time(w: np.ndarray, at: np.ndarray, floor_of: np.ndarray, run: int) -> np.ndarray:
+    """The definition of ``burst``, worker by worker: runs of ``run`` submits or more, each under
+    the floor after the one before."""
+    inside = np.zeros(w.shape[0], dtype=bool)
+    order = np.lexsort((at, w))
+    for i in np.unique(w):
+        idx = order[w[order] == i]
+        quick = np.diff(at[idx]) < floor_of[idx[1:]]
+        start = 0
+        for j in range(len(quick) + 1):
+            if j == len(quick) or not quick[j]:
+                if j - start + 1 >= run:
+                    inside[idx[start:j + 1]] = True
+                start = j + 1
+    return inside
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_bursts_and_floors_are_those_of_each_worker_taken_alone(seed: int) -> None:
+    """The bursts and the median of medians, found for every worker at once (one sort, not a
+    pass over every answer per worker), are those the definitions give worker by worker: on
+    random answers with ties in time, workers of one answer, unknown times and two projects."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 400))
+    w = rng.integers(0, int(rng.integers(1, 40)), n)
+    at = np.round(np.cumsum(rng.exponential(2.0, n)) * rng.choice([1, 0.1]), 1)[rng.permutation(n)]
+    secs = np.where(rng.random(n) < 0.1, np.nan, rng.exponential(10.0, n))
+    groups = rng.integers(0, 2, n)
+    detector = FraudDetector(burst_run=int(rng.integers(2, 6)))
+    floors = detector._floors(w, secs, groups, int(w.max()) + 1)
+    for k in range(2):
+        mine = (groups == k) & ~np.isnan(secs)
+        medians = [float(np.median(secs[mine & (w == i)])) for i in np.unique(w[mine])]
+        assert floors[k] == (0.25 * float(np.median(medians)) if medians else 0.0)
+    floor_of = rng.choice([0.5, 1.0, 3.0], n)
+    found = detector._in_bursts(w, at, floor_of)
+    assert np.array_equal(found, _bursts_one_worker_at_a_time(w, at, floor_of, detector.burst_run))
+    assert seed or found.any()  # the first seed's data has bursts: the comparison is not all False
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_one_answer_test_is_each_workers_taken_alone(seed: int) -> None:
+    """Each worker's top share, entropy ratio and binomial p-value, found for every worker at
+    once, are the definitions' worker by worker (workers without answers keep 0, 1 and 1)."""
+    from scipy.stats import binom
+
+    rng = np.random.default_rng(seed)
+    W, K, n = int(rng.integers(2, 30)), int(rng.integers(2, 7)), int(rng.integers(1, 300))
+    w = rng.integers(0, W - 1, n)  # the last worker answered nothing
+    a = np.where(rng.random(n) < 0.3, 0, rng.integers(0, K, n))
+    top, ratio, p = FraudDetector()._one_answer(w, a, W, K)
+    counts = np.zeros((W, K))
+    np.add.at(counts, (w, a), 1.0)
+
+    def entropy(share: np.ndarray) -> float:
+        share = share[share > 0]
+        return float(-(share * np.log(share)).sum())
+
+    for i in range(W):
+        n_i = counts[i].sum()
+        if n_i == 0:
+            assert (top[i], ratio[i], p[i]) == (0.0, 1.0, 1.0)
+            continue
+        others = counts.sum(axis=0) - counts[i]
+        q = (others + 1.0) / (others.sum() + K)
+        k = int(np.argmax(counts[i]))
+        assert top[i] == counts[i, k] / n_i
+        assert p[i] == pytest.approx(float(binom.sf(counts[i, k] - 1, n_i, q[k])), rel=1e-12, abs=1e-300)
+        assert ratio[i] == pytest.approx(entropy(counts[i] / n_i) / entropy(q), rel=1e-12, abs=1e-15)

@@ -8,11 +8,12 @@ from fastapi import APIRouter, Path, Query
 from sqlalchemy.orm import Session
 
 from qistas.api.deps import Actor, AppSettings, Db, Id
+from qistas.api.recorded_reads import Read, read_then_record
 from qistas.api.schemas.fraud import FraudAction, FraudActionRead, FraudAnnotatorRead, FraudReport
 from qistas.db.models import Project
 from qistas.db.types import utcnow
 from qistas.db.unit_of_work import write
-from qistas.domain import audit, fraud, gold
+from qistas.domain import fraud, gold
 from qistas.domain.security import pseudonyms
 from qistas.policies import ensure_customer_access, ensure_fraud_manager, is_admin
 
@@ -27,20 +28,17 @@ def fraud_report(
 ) -> FraudReport:
     """Each annotator's fraud and low-effort signals in the project, and the flags they raise."""
 
-    def work(session: Session) -> FraudReport:
+    def work(session: Session) -> tuple[FraudReport, Read]:
         project = ensure_customer_access(actor, session.get(Project, project_id))
-        audit.record(session, actor=actor, action="fraud.read", object_type="project", object_id=project.id,
-                     org_id=project.org_id)
         name = pseudonyms(settings.secret_key or "", project.id)
-
         found, detector = fraud.detect(session, projects=[project], min_seconds=min_seconds)
         return FraudReport(project_id=project.id, floor_seconds=round(fraud.floor_of(detector), 3), annotators=[
             FraudAnnotatorRead(annotator=name(a.annotator_id), answers=a.answers, signals=a.signals, flags=a.flags,
                                copies=[name(other) for other in a.copies], status=a.status, reason=a.reason,
                                blocked=a.blocked)
-            for a in found])
+            for a in found]), Read("fraud.read", "project", project.id, project.org_id)
 
-    return write(db, work)
+    return read_then_record(db, actor, work)
 
 
 @router.post("/projects/{project_id}/annotators/{annotator}/{action}", response_model=FraudActionRead)

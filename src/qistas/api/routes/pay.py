@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from qistas.api.deps import Actor, Db, Id
 from qistas.api.idempotency import IDEMPOTENT
+from qistas.api.recorded_reads import Read, read_then_record
 from qistas.api.schemas.pay import (
     CorrectionCreate,
     CorrectionRead,
@@ -31,7 +32,7 @@ from qistas.api.schemas.pay import (
 from qistas.db.models import PayEntry, Project, User
 from qistas.db.types import utcnow
 from qistas.db.unit_of_work import write
-from qistas.domain import audit, pay, pay_reports, users
+from qistas.domain import pay, pay_reports, users
 from qistas.domain.currencies import major
 from qistas.errors import Invalid
 from qistas.policies import (
@@ -122,17 +123,16 @@ def payouts(actor: Actor, db: Db, since: From = None, until: To = None,
     """What each annotator is owed for the period, per currency."""
     since, until = _period(since, until)
 
-    def work(session: Session) -> list[pay.PayoutRow]:
+    def work(session: Session) -> tuple[list[pay.PayoutRow], Read]:
         ensure_payout_reader(actor)
         if org is not None:
             org_id: int | None = ensure_org_reachable(actor, users.find_org(session, org), org).id
         else:
             org_id = None if is_admin(actor) else actor.org_id
-        audit.record(session, actor=actor, action="payouts.read", object_type="org", object_id=org_id,
-                     org_id=org_id, details={"format": format})
-        return pay.payouts(session, org_id=org_id, since=since, until=until)
+        return (pay.payouts(session, org_id=org_id, since=since, until=until),
+                Read("payouts.read", "org", org_id, org_id, {"format": format}))
 
-    rows = write(db, work)
+    rows = read_then_record(db, actor, work)
     if format == "csv":
         return Response(pay.payout_csv(rows), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": 'attachment; filename="payouts.csv"'})

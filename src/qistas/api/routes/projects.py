@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from qistas.api.deps import Actor, AppSettings, Db, Id
 from qistas.api.idempotency import IDEMPOTENT
+from qistas.api.recorded_reads import Read, read_then_record
 from qistas.api.schemas.projects import (
     BatchCreate,
     BatchRead,
@@ -173,10 +174,9 @@ def change_batch(batch_id: Id, action: str, actor: Actor, db: Db) -> BatchRead:
 
 @router.get("/projects/{project_id}/stats")
 def stats(project_id: Id, actor: Actor, db: Db) -> dict[str, Any]:
-    def work(session: Session) -> dict[str, Any]:
+    def work(session: Session) -> tuple[dict[str, Any], Read]:
         project = ensure_customer_access(actor, session.get(Project, project_id))
-        audit.record(session, actor=actor, action="stats.read", object_type="project", object_id=project.id,
-                     org_id=project.org_id)
-        return results.project_stats(session, project_id=project.id, now=utcnow())
+        return (results.project_stats(session, project_id=project.id, now=utcnow()),
+                Read("stats.read", "project", project.id, project.org_id))
 
-    return write(db, work)
+    return read_then_record(db, actor, work)

@@ -9,6 +9,7 @@ from pydantic import Field
 from sqlalchemy.orm import Session
 
 from qistas.api.deps import MAX_ID, Actor, AppSettings, Db, Id
+from qistas.api.recorded_reads import Read, read_then_record
 from qistas.api.schemas import Incoming
 from qistas.api.schemas.reviews import AnswerCount, LabelErrorPage, LikelyErrorRead
 from qistas.db.enums import Role
@@ -27,17 +28,14 @@ def project_quality(project_id: Id, actor: Actor, db: Db, settings: AppSettings)
     """Annotators (pseudonymous) with gold accuracy and modelled skill, agreement per label,
     the confusion matrix, and tasks that ended below the confidence target."""
 
-    def work(session: Session) -> dict[str, Any]:
+    def work(session: Session) -> tuple[dict[str, Any], Read]:
         project = ensure_customer_access(actor, session.get(Project, project_id))
-        audit.record(session, actor=actor, action="quality.read", object_type="project",
-                     object_id=project.id, org_id=project.org_id)
         name = pseudonyms(settings.secret_key or "", project.id)
-
         report = quality_report.project_quality(session, project=project, pseudonym=name)
         report["review"] = reviews.report(session, project=project, name=name)
-        return report
+        return report, Read("quality.read", "project", project.id, project.org_id)
 
-    return write(db, work)
+    return read_then_record(db, actor, work)
 
 
 @router.get("/projects/{project_id}/label-errors", response_model=LabelErrorPage)
@@ -48,18 +46,16 @@ def likely_label_errors(
 ) -> LabelErrorPage:
     """Delivered tasks ranked by the probability that their answer is wrong, the likeliest first."""
 
-    def work(session: Session) -> LabelErrorPage:
+    def work(session: Session) -> tuple[LabelErrorPage, Read]:
         project = ensure_customer_access(actor, session.get(Project, project_id))
-        audit.record(session, actor=actor, action="label_errors.read", object_type="project",
-                     object_id=project.id, org_id=project.org_id)
         found = label_errors.likely_errors(session, project=project, limit=limit, offset=offset)
         return LabelErrorPage(ranking=found.ranking, model=found.model, next_offset=found.next_offset, items=[
             LikelyErrorRead(task_id=e.task.id, unique_id=e.task.unique_id, response=e.task.response,
                             confidence=e.task.confidence, p_wrong=e.p_wrong, agreement=e.agreement,
                             answers=[AnswerCount(answer=a, n=n) for a, n in e.answers])
-            for e in found.items])
+            for e in found.items]), Read("label_errors.read", "project", project.id, project.org_id)
 
-    return write(db, work)
+    return read_then_record(db, actor, work)
 
 
 @router.post("/projects/{project_id}/quality/refit")

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from qistas.api.deps import AppSettings, Db, cursor_from_text
+from qistas.api.recorded_reads import Read, read_then_record
 from qistas.db.enums import Role, TaskStatus
 from qistas.db.models import Annotation, Project, Review, Task
 from qistas.db.types import utcnow
@@ -158,7 +159,7 @@ def project_page(project_id: PageId, request: Request, user: PageUser, db: Db, s
     now = utcnow()
     secret = settings.secret_key or ""
 
-    def work(session: Session) -> dict[str, Any]:
+    def work(session: Session) -> tuple[dict[str, Any], Read]:
         project = ensure_customer_access(user, session.get(Project, project_id))
         stats = results.project_stats(session, project_id=project.id, now=now)
         found = insights.project_insights(session, project=project)
@@ -168,12 +169,11 @@ def project_page(project_id: PageId, request: Request, user: PageUser, db: Db, s
         # A reviewer among the organization's people: their way into the review queue.
         mine = reviews.waiting(session, project_ids=[project.id], reviewer_id=user.id).get(project.id, 0) \
             if may_review(user, project) else None
-        audit.record(session, actor=user, action="stats.read", object_type="project", object_id=project.id,
-                     org_id=project.org_id)
         return {"project": project, "stats": stats, "insights": found, "hourly": hourly, "review": review,
-                "to_review": mine, "models": model_names(session, org_id=project.org_id)}
+                "to_review": mine, "models": model_names(session, org_id=project.org_id)}, \
+            Read("stats.read", "project", project.id, project.org_id)
 
-    data = write(db, work)
+    data = read_then_record(db, user, work)
     project, stats, found = data["project"], data["stats"], data["insights"]
     models = data["models"]  # people and models in two tables, a model by its name
     people = [{"name": pseudonym(secret, project.id, r.annotator_id), "annotations": r.annotations,
@@ -248,14 +248,12 @@ def task_browser(project_id: PageId, request: Request, user: PageUser, db: Db, s
 def label_error_page(project_id: PageId, request: Request, user: PageUser, db: Db) -> HTMLResponse:
     """The delivered tasks likeliest wrong, each with a button that sends it to review."""
 
-    def work(session: Session) -> tuple[Project, label_errors.LabelErrors]:
+    def work(session: Session) -> tuple[tuple[Project, label_errors.LabelErrors], Read]:
         project = ensure_customer_access(user, session.get(Project, project_id))
         found = label_errors.likely_errors(session, project=project, limit=50)
-        audit.record(session, actor=user, action="label_errors.read", object_type="project", object_id=project.id,
-                     org_id=project.org_id, details={"via": "console"})
-        return project, found
+        return (project, found), Read("label_errors.read", "project", project.id, project.org_id, {"via": "console"})
 
-    project, found = write(db, work)
+    project, found = read_then_record(db, user, work)
     t = translator(request)
     rows = [{"id": e.task.id, "unique_id": e.task.unique_id, "preview": _preview(e.task.data),
              "response": _preview(e.task.response) if e.task.response is not None else "", "p_wrong": e.p_wrong,
