@@ -1,6 +1,6 @@
 """Reports whose reading is recorded in the audit log (a project's quality, its fraud signals,
-its statistics, the payouts): the report read in a read transaction, then its event written in
-a short write transaction of its own.
+its statistics and likely label errors, the payouts, the console's project page): the report
+read in a read transaction, then its event written in a short write transaction of its own.
 
 In one write transaction, a report held the database's write lock on SQLite (``BEGIN
 IMMEDIATE``) for as long as it took to compute: seconds for a project of a few hundred
