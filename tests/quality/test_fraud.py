@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from qistas.quality import fraud
 from qistas.quality.fraud import FraudDetector
 
 
@@ -133,3 +134,36 @@ def test_the_one_answer_test_is_each_workers_taken_alone(seed: int) -> None:
         assert top[i] == counts[i, k] / n_i
         assert p[i] == pytest.approx(float(binom.sf(counts[i, k] - 1, n_i, q[k])), rel=1e-12, abs=1e-300)
         assert ratio[i] == pytest.approx(entropy(counts[i] / n_i) / entropy(q), rel=1e-12, abs=1e-15)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_each_answer_is_judged_against_the_strict_majority_of_its_tasks_others(
+        seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The truth each answer is judged by, found for every answer at once (a range of tasks at a
+    time: here of 7 tasks for half the seeds), is the definition's: gold where the task is gold,
+    else the strict majority of the task's other answers from voters (-1 on a tie or when there
+    are none), a task of one answer left as it is."""
+    if seed % 2:
+        monkeypatch.setattr(fraud, "_TASKS_PER_CHUNK", 7)
+    rng = np.random.default_rng(seed)
+    n, n_tasks, K = int(rng.integers(1, 500)), int(rng.integers(1, 120)), int(rng.integers(2, 5))
+    t = rng.integers(0, n_tasks, n)
+    a = rng.integers(0, K, n)
+    g = np.where(t % 7 == 0, t % K, -1)
+    voters = rng.random(n) < 0.8
+    found = FraudDetector._reference(np.zeros(n, dtype=np.int64), t, a, g, voters)
+    expected = g.copy()
+    for task in np.unique(t):
+        idx = np.flatnonzero(t == task)
+        if idx.size < 2 or g[idx[0]] >= 0:
+            continue
+        for j in idx:
+            others = a[idx[(idx != j) & voters[idx]]]
+            if others.size == 0:
+                expected[j] = -1
+                continue
+            values, counts = np.unique(others, return_counts=True)
+            best = np.flatnonzero(counts == counts.max())
+            expected[j] = values[best[0]] if best.size == 1 else -1
+    assert np.array_equal(found, expected)
+    assert (found >= 0).any() and (found[g < 0] == -1).any()

@@ -53,6 +53,8 @@ from scipy.stats import binom
 from ._base import BaseEstimator
 
 SIGNALS = ("fast", "burst", "one_answer", "chance", "copying")
+# Tasks whose answers are judged against the majority of the others at once.
+_TASKS_PER_CHUNK = 20_000
 
 
 @dataclass(frozen=True)
@@ -221,19 +223,23 @@ class FraudDetector(BaseEstimator):
         """The truth each answer is judged against: gold, else the strict majority of the
         task's other answers from ``voters`` (-1 on a tie or when there are none)."""
         ref = g.copy()
-        order = np.argsort(t, kind="stable")
-        bounds = np.flatnonzero(np.diff(t[order])) + 1
-        for idx in np.split(order, bounds):
-            if idx.size < 2 or g[idx[0]] >= 0:
-                continue
-            for j in idx:
-                others = a[idx[(idx != j) & voters[idx]]]
-                if others.size == 0:
-                    ref[j] = -1
-                    continue
-                values, counts = np.unique(others, return_counts=True)
-                best = np.flatnonzero(counts == counts.max())
-                ref[j] = values[best[0]] if best.size == 1 else -1
+        if t.size == 0:
+            return ref
+        # Each task's votes per answer, then each judged answer's task less its own vote: every
+        # answer at once, a range of tasks at a time (a row of counts per task and per answer).
+        judged = (g < 0) & (np.bincount(t)[t] >= 2)
+        K = int(a.max()) + 1
+        for low in range(0, int(t.max()) + 1, _TASKS_PER_CHUNK):
+            here = (t >= low) & (t < low + _TASKS_PER_CHUNK)
+            votes = np.zeros((_TASKS_PER_CHUNK, K), dtype=np.int32)
+            np.add.at(votes, (t[here & voters] - low, a[here & voters]), 1)
+            j = np.flatnonzero(here & judged)
+            others = votes[t[j] - low]
+            own = voters[j]
+            others[np.flatnonzero(own), a[j][own]] -= 1
+            top = others.max(axis=1, initial=0)
+            alone = (others == top[:, None]).sum(axis=1) == 1  # a strict majority
+            ref[j] = np.where((top > 0) & alone, others.argmax(axis=1), -1)
         return ref
 
     def _confusions(self, w: np.ndarray, a: np.ndarray, ref: np.ndarray, W: int, K: int) -> np.ndarray:
