@@ -131,9 +131,9 @@ def busy_cpu_seconds() -> float:
 
 
 def explain(url: str, project_id: int, repeat: int) -> None:
-    """PostgreSQL: the jsonl export's statement for the whole project, one backend, run under
-    ``EXPLAIN (ANALYZE, TIMING OFF)`` (its rows built, none sent): the database's own time, apart
-    from the exporter and the readers' split."""
+    """PostgreSQL: the export's statements for the whole project (jsonl's lines, and the flat
+    table of csv, parquet and hf), one backend, run under ``EXPLAIN (ANALYZE, TIMING OFF)`` (its
+    rows built, none sent): the database's own time, apart from the exporter and the readers' split."""
     from qistas.db.engine import Database
     from qistas.db.models import Project
     from qistas.domain import exportsql, results
@@ -146,13 +146,15 @@ def explain(url: str, project_id: int, repeat: int) -> None:
                                           settled_before=datetime.now(UTC))
         heads = exportsql._Heads(lambda user_id: f"a{user_id}", {})
         annotators = list(session.scalars(exportsql._ANSWERED, {"project_id": project_id}))
-        statement = exportsql._Parts(selection, heads.of(annotators), []).lines()
+        parts = exportsql._Parts(selection, heads.of(annotators), [])
         session.execute(exportsql._SETTINGS)
         connection = session.connection()
-        sql, params = exportsql._driver_statement(connection, statement)
-        for _ in range(repeat):
-            plan = [line for (line,) in connection.exec_driver_sql("EXPLAIN (ANALYZE, TIMING OFF) " + sql, params)]
-            print(f"the lines' statement, {selection.total:,} tasks: {plan[-1].strip()}", flush=True)
+        for name, statement in (("lines'", parts.lines()), ("flat table's", parts.columns())):
+            sql, params = exportsql._driver_statement(connection, statement)
+            for _ in range(repeat):
+                plan = [line for (line,) in connection.exec_driver_sql("EXPLAIN (ANALYZE, TIMING OFF) " + sql,
+                                                                       params)]
+                print(f"the {name} statement, {selection.total:,} tasks: {plan[-1].strip()}", flush=True)
     db.dispose()
 
 
