@@ -167,3 +167,111 @@ def test_each_answer_is_judged_against_the_strict_majority_of_its_tasks_others(
             expected[j] = values[best[0]] if best.size == 1 else -1
     assert np.array_equal(found, expected)
     assert (found >= 0).any() and (found[g < 0] == -1).any()
+
+
+def _chance_table_by_table(w: np.ndarray, a: np.ndarray, ref: np.ndarray, W: int, K: int,
+                           voters: np.ndarray) -> np.ndarray:
+    """The chance test's definition, a dense (truth x answer) table per worker."""
+    from scipy.special import gammaln
+
+    known = ref >= 0
+    table = np.zeros((W, K, K))
+    np.add.at(table, (w[known], ref[known], a[known]), 1.0)
+    voting = np.bincount(w[voters], minlength=W) > 0
+    everyone = table[voting].sum(axis=0)
+    log_bf = np.zeros(W)
+    for i in range(W):
+        mine = table[i]
+        if (mine.sum(axis=1) > 0).sum() < 2:
+            continue
+        pooled = everyone - (mine if voting[i] else 0.0) + 1.0
+        pooled /= pooled.sum(axis=1, keepdims=True)
+        counts = mine.sum(axis=0)
+        spammer = float(gammaln(K / 2) - gammaln(counts.sum() + K / 2) + (gammaln(counts + 0.5) - gammaln(0.5)).sum())
+        log_bf[i] = spammer - float((mine * np.log(pooled)).sum())
+    return log_bf
+
+
+def _copying_pair_by_pair(detector: FraudDetector, w: np.ndarray, t: np.ndarray, a: np.ndarray, g: np.ndarray,
+                          ref: np.ndarray, W: int, K: int) -> list[fraud.CopyPair]:
+    """The copying test's definition: every pair of workers with enough wrong gold answers,
+    with dense confusions and a dense (worker x gold task) table of answers."""
+    on_gold = g >= 0
+    if not on_gold.any():
+        return []
+    known = ref >= 0
+    counts = np.zeros((W, K, K))
+    np.add.at(counts, (w[known], ref[known], a[known]), 1.0)
+    pooled = counts.sum(axis=0) + 1.0
+    pooled /= pooled.sum(axis=1, keepdims=True)
+    shrunk = counts + detector.prior_strength * pooled[None]
+    conf = shrunk / shrunk.sum(axis=2, keepdims=True)
+    tasks, column = np.unique(t[on_gold], return_inverse=True)
+    answered = np.full((W, tasks.size), -1)
+    answered[w[on_gold], column] = a[on_gold]
+    truth = np.full(tasks.size, -1)
+    truth[column] = g[on_gold]
+    wrong = (answered >= 0) & (answered != truth[None, :])
+    candidates = []
+    workers = np.flatnonzero(wrong.sum(axis=1) >= detector.min_shared_wrong)
+    for x, i in enumerate(workers):
+        for j in workers[x + 1:]:
+            both = (answered[i] >= 0) & (answered[j] >= 0)
+            shared = int((wrong[i] & wrong[j] & (answered[i] == answered[j])).sum())
+            if shared < detector.min_shared_wrong:
+                continue
+            g_t = truth[both]
+            same = (conf[i][g_t] * conf[j][g_t]).sum(axis=1) - conf[i][g_t, g_t] * conf[j][g_t, g_t]
+            candidates.append(fraud.CopyPair(int(i), int(j), int(both.sum()), shared, float(same.sum()),
+                                             fraud._poisson_binomial_sf(same, shared)))
+    return fraud._benjamini_hochberg(candidates, detector.copy_fdr,
+                                     n_tests=max(len(workers) * (len(workers) - 1) // 2, 1))
+
+
+def _copiers(seed: int) -> tuple[np.ndarray, ...]:
+    """Random workers answering gold and other tasks, some of them in rings that share an
+    answer key: (workers, tasks, answers, gold, references, voters, W, K)."""
+    rng = np.random.default_rng(seed)
+    W, K, n_tasks = int(rng.integers(3, 60)), int(rng.integers(2, 8)), int(rng.integers(20, 200))
+    truth = rng.integers(0, K, n_tasks)
+    is_gold = rng.random(n_tasks) < 0.4
+    key = np.where(rng.random(n_tasks) < 0.5, truth, rng.integers(0, K, n_tasks))
+    ring = rng.random(W) < 0.3
+    accuracy = rng.uniform(0.3, 0.95, W)
+    rows = []
+    for task in range(n_tasks):
+        for worker in np.flatnonzero(rng.random(W) < (0.8 if is_gold[task] else 0.2)):
+            if ring[worker] and rng.random() < 0.9:
+                answer = key[task]
+            else:
+                answer = truth[task] if rng.random() < accuracy[worker] else rng.integers(0, K)
+            rows.append((worker, task, answer, truth[task] if is_gold[task] else -1))
+    w, t, a, g = (np.array(column, dtype=np.int64) for column in zip(*rows, strict=True))
+    voters = (rng.random(W) < 0.9)[w]
+    ref = FraudDetector._reference(w, t, a, g, voters)
+    return w, t, a, g, ref, voters, W, K
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_chance_test_is_each_workers_dense_table(seed: int) -> None:
+    """Each worker's log Bayes factor, found from the cells of every worker's table at once, is
+    the definition's with a dense table per worker (0 for a worker with one true label seen)."""
+    w, t, a, g, ref, voters, W, K = _copiers(seed)
+    found = FraudDetector()._chance(w, a, ref, W, K, voters)
+    expected = _chance_table_by_table(w, a, ref, W, K, voters)
+    assert found == pytest.approx(expected, rel=1e-9, abs=1e-9)
+    assert (expected != 0).any()
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_copying_test_is_every_pair_taken_in_turn(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The flagged pairs, found from the pairs that share wrong answers (a sparse product of
+    workers a few at a time: 4 for half the seeds), are the definition's with every pair of
+    workers tested in turn: the same pairs, counts, expectations and p-values, in the same order."""
+    if seed % 2:
+        monkeypatch.setattr(fraud, "_WORKERS_PER_PRODUCT", 4)
+    w, t, a, g, ref, voters, W, K = _copiers(seed)
+    detector = FraudDetector(copy_fdr=0.2)
+    found = detector._copying(w, t, a, g, ref, W, K)
+    assert found == _copying_pair_by_pair(detector, w, t, a, g, ref, W, K)
+    assert found or K <= 3  # rings were planted (with two or three labels a key is rarely wrong enough)
