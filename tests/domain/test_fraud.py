@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import random
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from qistas.db.engine import Database
-from qistas.db.enums import TaskStatus
-from qistas.db.models import Annotation, AuditEvent, Project, Task, User, WorkerStats
+from qistas.db.enums import LeaseStatus, Role, TaskStatus
+from qistas.db.models import Annotation, Assignment, AuditEvent, Project, Task, User, WorkerStats
 from qistas.db.types import utcnow
 from qistas.domain import annotations, assignments, fraud, imports, projects, users
 from qistas.errors import Conflict, Forbidden, Invalid
@@ -193,3 +195,77 @@ def test_probation_serves_gold_and_clear_ends_it(database: Database) -> None:
                          actor=owner, now=utcnow())
         assert done.status is None
     assert _answer_some(database, project_id, person, 10) == 0
+
+
+def _read_row_by_row(session: Session, projects: list[Project]) -> fraud._Rows:
+    """What the detector is given, read through the ORM a row at a time: its definition."""
+    import json
+    import math
+
+    import numpy as np
+
+    ids = [p.id for p in projects]
+    models = set(session.scalars(select(User.id).where(User.role == Role.MODEL)))
+    found = session.execute(
+        select(Annotation.annotator_id, Annotation.task_id, Annotation.project_id, Annotation.answer,
+               Annotation.gold_correct, Annotation.created_at, Assignment.created_at, Assignment.status,
+               Task.is_gold, Task.gold)
+        .join(Assignment, Assignment.id == Annotation.assignment_id).join(Task, Task.id == Annotation.task_id)
+        .where(Annotation.project_id.in_(ids), Annotation.excluded_at.is_(None)).order_by(Annotation.id)).all()
+    key = lambda value: json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)  # noqa: E731
+    codes: dict[str, int] = {}
+    people: dict[int, int] = {}
+    tasks: dict[int, int] = {}
+    cols: dict[str, list[Any]] = {k: [] for k in ("w", "t", "a", "g", "s", "at", "p")}
+    origin = min(row[5] for row in found if row[0] not in models)
+    for annotator, task, project, answer, correct, submitted, leased, status, is_gold, gold_answer in found:
+        if annotator in models:
+            continue
+        truth = codes.setdefault(key(gold_answer), len(codes)) if is_gold else -1
+        timed = status != LeaseStatus.IMPORTED
+        cols["w"].append(people.setdefault(annotator, len(people)))
+        cols["t"].append(tasks.setdefault(task, len(tasks)))
+        cols["a"].append(truth if is_gold and correct else codes.setdefault(key(answer), len(codes)))
+        cols["g"].append(truth)
+        cols["s"].append((submitted - leased).total_seconds() if timed else math.nan)
+        cols["at"].append((submitted - origin).total_seconds() if timed else math.nan)
+        cols["p"].append(ids.index(project))
+    return fraud._Rows(annotator_ids=list(people), workers=np.array(cols["w"]), tasks=np.array(cols["t"]),
+                       answers=np.array(cols["a"]), gold=np.array(cols["g"]), seconds=np.array(cols["s"]),
+                       submitted=np.array(cols["at"]), groups=np.array(cols["p"]), n_categories=len(codes))
+
+
+def test_the_answers_are_read_as_each_row_through_the_orm(database: Database,
+                                                         worked: tuple[int, list[int], int]) -> None:
+    """The arrays read raw (answers coded once per distinct text, times subtracted all at once)
+    are those the definition reads row by row: with answers equal but for their keys' order,
+    an imported answer (no time), and a model's answer (not judged)."""
+    import numpy as np
+
+    project_id, people, owner_id = worked
+    with database.writer.begin() as session:
+        owner = session.get(User, owner_id)
+        assert owner is not None
+        model = users.create_user(session, email="model@fraud.test", role="annotator")
+        model.role, model.org_id = Role.MODEL, owner.org_id  # as model_annotators.model_user makes one
+        mine = session.scalars(select(Annotation).where(Annotation.project_id == project_id)
+                               .order_by(Annotation.id)).all()
+        mine[3].answer = {"label": mine[3].answer["label"], "note": "x"}
+        mine[9].answer = {"note": "x", "label": mine[3].answer["label"]}
+        mine[0].annotator_id = model.id  # the earliest answer is a model's
+        lease = session.get(Assignment, mine[5].assignment_id)
+        assert lease is not None
+        lease.status = LeaseStatus.IMPORTED
+    with database.reader() as session:
+        project = session.get(Project, project_id)
+        assert project is not None
+        found, expected = fraud._read(session, [project]), _read_row_by_row(session, [project])
+    assert found.annotator_ids == expected.annotator_ids and model.id not in found.annotator_ids
+    assert found.n_categories == expected.n_categories == len(LABELS) + 1
+    for name in ("workers", "tasks", "answers", "gold", "groups"):
+        assert np.array_equal(getattr(found, name), getattr(expected, name)), name
+    assert found.answers[8] == found.answers[2]  # mine[9] and mine[3]: the model's answer is not read
+    for name in ("seconds", "submitted"):  # the origin of "submitted" is any instant before the first
+        a, b = getattr(found, name), getattr(expected, name)
+        assert np.array_equal(a - np.nanmin(a), b - np.nanmin(b), equal_nan=True), name
+    assert np.isnan(found.seconds[4]) and np.isnan(found.submitted[4]) and not np.isnan(found.seconds).all()

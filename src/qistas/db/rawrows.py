@@ -10,15 +10,19 @@ processing turned off and convert the raw values with the cheapest call each dia
 - Timestamps (naive UTC, see ``db/types.py``): SQLite hands over ``YYYY-MM-DD HH:MM:SS.ffffff``
   text, psycopg a naive ``datetime``. ``iso`` turns either into exactly what
   ``datetime.isoformat()`` gives for the aware UTC value the ORM would have returned.
+  ``micros`` reads a column of them as numbers (microseconds since the epoch) for arithmetic
+  on every row at once: SQLite's text parsed by numpy, PostgreSQL's made by the database
+  (``instant``), with no ``datetime`` per value (numpy converts those at a microsecond each).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, type_coerce
+import numpy as np
+from sqlalchemy import BigInteger, ColumnElement, cast, extract, type_coerce
 from sqlalchemy.orm import Session
 from sqlalchemy.types import NullType
 
@@ -65,3 +69,15 @@ class RawValues:
         self.text_values = session.get_bind().dialect.name == "sqlite"
         self.json = _json_text if self.text_values else _as_is
         self.iso = _iso_text if self.text_values else _iso_datetime
+
+    def instant(self, column: Any, name: str) -> ColumnElement[Any]:
+        """A timestamp column (never NULL) selected for ``micros``, as ``name``."""
+        if self.text_values:
+            return type_coerce(column, NullType()).label(name)
+        return cast(extract("epoch", column) * 1_000_000, BigInteger).label(name)
+
+    def micros(self, values: Sequence[Any]) -> np.ndarray:
+        """The values of an ``instant`` column: microseconds since the epoch, int64."""
+        if self.text_values:
+            return np.array(values, dtype="datetime64[us]").astype(np.int64)
+        return np.array(values, dtype=np.int64)
