@@ -14,7 +14,7 @@ from qistas.db.queries import assignments as queries
 from qistas.domain import results
 from tests.domain.test_engine_concurrency import make_project
 
-take_function = importlib.import_module("qistas.db.migrations.versions.0024_take_function")
+take_function = importlib.import_module("qistas.db.migrations.versions.0027_bounded_sweep")  # the one called
 
 
 def test_postgresql_plans_the_started_first_query_on_the_in_flight_index(database: Database) -> None:

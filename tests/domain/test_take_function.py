@@ -1,7 +1,7 @@
-"""PostgreSQL's claim in one function (``qistas_take``, migration 0024) against the claim a
+"""PostgreSQL's claim in one function (``qistas_take``, migrations 0024 and 0027) against the claim a
 statement at a time (``claim_by_statements``, SQLite's): at every step of a project's life the
 two must lease the same task, give back the same held lease, refuse the same annotator and sweep
-the same expired leases.
+the same expired leases (``SWEPT_PER_CLAIM`` of them first, the rest when they find no task).
 
 Each step runs both claims in one transaction, each inside a savepoint rolled back after it is
 read (the database as it was for both), then lets one of them happen, alternately, so the
@@ -56,8 +56,13 @@ def _outcome(claim: Any, session: Session, **kwargs: Any) -> tuple[Any, ...]:
     return outcome, after
 
 
+@pytest.mark.parametrize("sweep", [assignments.SWEPT_PER_CLAIM, 1], ids=["every expired lease", "one at a time"])
 @pytest.mark.parametrize("ranked", [False, True], ids=["import order", "active learning's order"])
-def test_the_function_claims_as_the_statements_do(database: Database, ranked: bool) -> None:
+def test_the_function_claims_as_the_statements_do(database: Database, ranked: bool, sweep: int,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """``sweep``: the expired leases a claim gives back before it looks (one: the rest are left to
+    the next claims, or given back when the claim finds nothing)."""
+    monkeypatch.setattr(assignments, "SWEPT_PER_CLAIM", sweep)
     rng = random.Random(7)
     with database.writer.begin() as session:
         org = users.create_org(session, name="Acme", slug="acme")

@@ -6,7 +6,9 @@ Invariants (DESIGN.md), and what keeps each one:
    it only with the guard ``n_claimed < required`` in the same UPDATE.
 2. An annotator never gets the same task twice: the claim query excludes tasks they have an
    assignment for, and a unique (task, annotator) constraint backs it up.
-3. Leases expire: every claim first sweeps the project's expired leases, freeing their slots.
+3. Leases expire: every claim first sweeps the project's expired leases, freeing their slots:
+   the ``SWEPT_PER_CLAIM`` that ran out first, and all the rest when it then finds no task (so
+   a take after an outage does not end every lease of a large project in one transaction).
 4. & 5. live in ``annotations.submit``.
 
 Concurrency: on SQLite claims run in ``BEGIN IMMEDIATE`` transactions, one at a time; on
@@ -21,8 +23,8 @@ once against the tables (``db/queries/assignments.py``) and run as ``Prepared`` 
 (``db/prepared.py``): compiled once per dialect, executed on the driver's cursor, rows
 returned as small named tuples. On PostgreSQL, where each statement is a round trip that
 costs the server more than the statement costs the database, the whole claim is one call of
-the function ``qistas_take`` (migration 0024), which runs the same steps in the same order
-under the same locks; the statements below are SQLite's claim, and the exam's.
+the function ``qistas_take`` (migrations 0024 and 0027), which runs the same steps in the same
+order under the same locks; the statements below are SQLite's claim, and the exam's.
 """
 
 from __future__ import annotations
@@ -43,10 +45,17 @@ from qistas.domain import active_learning, audit, pay, predictions
 from qistas.domain import gold as gold_rules
 from qistas.errors import Conflict, Forbidden, NotFound
 
+# Expired leases a claim gives back before it looks for a task (all the rest when it finds none).
+SWEPT_PER_CLAIM = 100
 
-def expire_leases(session: Session, *, project_id: int, now: datetime) -> int:
-    """Mark the project's expired leases and give their slots back to their tasks."""
-    rows = queries.STALE[locks_claimed_rows(session)].all(session, project_id=project_id, now=now)
+
+def expire_leases(session: Session, *, project_id: int, now: datetime, limit: int | None = None) -> int:
+    """Mark the project's expired leases (the ``limit`` that ran out first; None: all) and give
+    their slots back to their tasks."""
+    locked = locks_claimed_rows(session)
+    everyone = None if locked else -1  # LIMIT NULL on PostgreSQL, LIMIT -1 on SQLite
+    rows = queries.STALE[locked].all(session, project_id=project_id, now=now,
+                                     limit=everyone if limit is None else limit)
     if not rows:
         return 0
     session.execute(
@@ -146,6 +155,16 @@ def claim_by_statements(
         served = claim_gold(session, project=project, annotator=annotator, now=now, lease_seconds=lease_seconds)
         if served is not None:
             return served
+    claimed = _claim_open(session, project=project, annotator=annotator, now=now, lease_seconds=lease_seconds)
+    if claimed is None and expire_leases(session, project_id=project.id, now=now):
+        # Nothing open, but expired leases past the first sweep held slots: look again.
+        claimed = _claim_open(session, project=project, annotator=annotator, now=now, lease_seconds=lease_seconds)
+    return claimed
+
+
+def _claim_open(session: Session, *, project: Project, annotator: User, now: datetime,
+                lease_seconds: int) -> tuple[Lease, WorkTask] | None:
+    """Lease the first open task of the project the annotator never had: started ones first."""
     locked = locks_claimed_rows(session)
     params = {"project_id": project.id, "annotator_id": annotator.id}
     ranked = active_learning.serves_ranked(project.active_learning)
@@ -171,7 +190,8 @@ def claim_in_database(
     params = {"project_id": project.id, "annotator_id": annotator.id, "now": now,
               "expires_at": now + timedelta(seconds=lease_seconds),
               "ranked": active_learning.serves_ranked(project.active_learning), "gold": gold[0],
-              "gold_on_probation": gold[1], "annotator_key": _int4(annotator.id), "project_key": _int4(project.id)}
+              "gold_on_probation": gold[1], "annotator_key": _int4(annotator.id), "project_key": _int4(project.id),
+              "sweep": SWEPT_PER_CLAIM}
     if events is None:
         taken = queries.TAKE.first(session, **params)
     else:
@@ -197,7 +217,7 @@ def lease_in_hand(
     (PostgreSQL), sweep its expired leases, and give back the live lease the annotator holds
     there, if any."""
     lock_claims(session, project_id=project.id, annotator_id=annotator.id)
-    expire_leases(session, project_id=project.id, now=now)
+    expire_leases(session, project_id=project.id, now=now, limit=SWEPT_PER_CLAIM)
     held = active_lease(session, project_id=project.id, annotator_id=annotator.id, now=now)
     if held is None:
         return None

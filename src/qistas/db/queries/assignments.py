@@ -84,12 +84,14 @@ CLAIMER_LOCK: Prepared[_Locked] = Prepared(
     select(func.pg_advisory_xact_lock(bindparam("annotator_key"), bindparam("project_key")).label("done")), _Locked
 )
 
+# The project's expired leases, those that ran out first; ``limit`` None (PostgreSQL) or -1
+# (SQLite): all of them.
 STALE: dict[bool, Prepared[_Ids]] = locked_variants(
     select(_leases.id, _leases.task_id).where(
         _leases.project_id == bindparam("project_id"),
         _leases.status == LeaseStatus.ACTIVE,
         _leases.expires_at <= bindparam("now"),
-    ),
+    ).order_by(_leases.expires_at).limit(bindparam("limit", type_=Integer)),
     _Ids,
 )
 # Locked: a lease being submitted in another transaction right now must not be handed back
@@ -235,16 +237,17 @@ class Taken(NamedTuple):
 
 # PostgreSQL: the whole claim (``domain.assignments.claim``: advisory lock, sweep, held lease,
 # standing, gold, the started-first claim, slot and lease) in one round trip, by the function
-# of migration 0024. The server draws whether to serve gold (``gold``: in good standing,
-# ``gold_on_probation``: on probation); the function reads the standing and picks.
+# of migration 0024 with its sweep bounded by 0027 (``sweep``: ``SWEPT_PER_CLAIM``). The server
+# draws whether to serve gold (``gold``: in good standing, ``gold_on_probation``: on
+# probation); the function reads the standing and picks.
 TAKE = Prepared(
     text("SELECT * FROM qistas_take(:project_id, :annotator_id, :now, :expires_at, :ranked, :gold, "
-         ":gold_on_probation, :annotator_key, :project_key)")
+         ":gold_on_probation, :annotator_key, :project_key, :sweep)")
     .bindparams(bindparam("project_id", type_=BigInteger), bindparam("annotator_id", type_=BigInteger),
                 bindparam("now", type_=UTCDateTime), bindparam("expires_at", type_=UTCDateTime),
                 bindparam("ranked", type_=Boolean), bindparam("gold", type_=Boolean),
                 bindparam("gold_on_probation", type_=Boolean), bindparam("annotator_key", type_=Integer),
-                bindparam("project_key", type_=Integer))
+                bindparam("project_key", type_=Integer), bindparam("sweep", type_=Integer))
     .columns(outcome=String, lease_id=BigInteger, task_id=BigInteger, lease_status=String, expires_at=UTCDateTime,
              created_at=UTCDateTime, seen_at=UTCDateTime, active_ms=Integer, task_status=String, data=JSONType),
     Taken,
