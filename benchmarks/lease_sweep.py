@@ -1,4 +1,5 @@
-"""The first takes after an outage: what a take costs when many leases have run out at once.
+"""The first takes after an outage: what a take costs when many leases have run out at once
+(or, with ``--live``, while they are all still held: every started task full).
 
 A project of N tasks, each leased to one of N annotators (redundancy 1, every slot taken), and
 then the server is gone for longer than the lease time: every lease has expired when the next
@@ -7,7 +8,7 @@ take comes. Times that take, then the next ones (each by an annotator of their o
 transaction of its own, and counts the expired leases left unswept after each. Each of
 ``--repeat`` runs builds a project of its own.
 
-    python benchmarks/lease_sweep.py [--database-url URL] [--leases N] [--takes K] [--repeat R]
+    python benchmarks/lease_sweep.py [--database-url URL] [--leases N] [--takes K] [--repeat R] [--live]
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from pathlib import Path
 LEASE = 600
 
 
-def build(url: str, n: int, takes: int, run: int) -> tuple[int, list[int]]:
-    """The project, its N expired leases, and the annotators who take next."""
-    from sqlalchemy import insert, select, update
+def build(url: str, n: int, takes: int, run: int, live: bool) -> tuple[int, list[int]]:
+    """The project, its N leases (expired unless ``live``), and the annotators who take next."""
+    from sqlalchemy import insert, select, text, update
 
     from qistas.db.engine import Database
     from qistas.db.migrate import upgrade
@@ -33,7 +34,7 @@ def build(url: str, n: int, takes: int, run: int) -> tuple[int, list[int]]:
 
     upgrade(url)
     db = Database.from_url(url)
-    leased = datetime.now(UTC) - timedelta(seconds=2 * LEASE)
+    leased = datetime.now(UTC) - timedelta(seconds=10 if live else 2 * LEASE)
     with db.writer.begin() as session:
         org = users.create_org(session, name=f"Sweep {run}", slug=f"sweep-{run}")
         owner = users.create_user(session, email=f"owner@sweep-{run}.test", role="owner", org_id=org.id)
@@ -55,6 +56,9 @@ def build(url: str, n: int, takes: int, run: int) -> tuple[int, list[int]]:
         for low in range(0, n, 10_000):
             session.execute(update(Task).where(Task.id.in_(tasks[low:low + 10_000])).values(n_claimed=1))
         project_id = project.id
+    if db.engine.dialect.name == "postgresql":  # what autovacuum does to a table written this much
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text("VACUUM ANALYZE tasks, assignments"))
     db.dispose()
     return project_id, people[n:]
 
@@ -91,13 +95,15 @@ def main() -> None:
     parser.add_argument("--leases", type=int, default=20_000, help="leases expired when the takes come")
     parser.add_argument("--takes", type=int, default=20, help="takes timed one after another")
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--live", action="store_true", help="the leases still held when the takes come")
     args = parser.parse_args()
     folder = tempfile.TemporaryDirectory()
     url = args.database_url or f"sqlite:///{Path(folder.name) / 'sweep.db'}"
     for run in range(args.repeat):
         began = time.perf_counter()
-        project_id, takers = build(url, args.leases, args.takes, run)
-        print(f"built {args.leases:,} expired leases in {time.perf_counter() - began:.1f}s", flush=True)
+        project_id, takers = build(url, args.leases, args.takes, run, args.live)
+        kind = "live" if args.live else "expired"
+        print(f"built {args.leases:,} {kind} leases in {time.perf_counter() - began:.1f}s", flush=True)
         found = takes_after_outage(url, project_id, takers)
         rest = [ms for ms, _ in found[1:]]
         print(f"{url.split(':')[0]:<10} first take {found[0][0]:8.1f} ms ({found[0][1]:,} expired left)  "

@@ -174,7 +174,7 @@ class Batch(Base):
 
 # A partial index's condition; queries that want the index spell it with the same literals
 # (a bound parameter would not prove they match).
-TASK_IN_FLIGHT = text("status = 'pending' AND n_claimed > 0")
+TASK_IN_FLIGHT = text("status = 'pending' AND n_claimed > 0 AND n_claimed < required")
 TASK_UNSTARTED = text("status = 'pending' AND n_claimed = 0")
 TASK_COMPLETED = text("completed_at IS NOT NULL")
 
@@ -185,8 +185,9 @@ class Task(Base):
         UniqueConstraint("project_id", "unique_id"),
         # Serves "next task" queries: open tasks of a project, unstarted ones in import order.
         Index("ix_tasks_claim", "project_id", "status", "n_claimed", "id"),
-        # The tasks in flight (started, still open), in import order: the claim looks there
-        # first, and must not walk past every completed task to find them.
+        # The tasks in flight (started, still open) with a free slot, in import order: the claim
+        # looks there first, and must not walk past every completed task, nor every full one
+        # (all its slots leased), to find them.
         Index("ix_tasks_in_flight", "project_id", "id", postgresql_where=TASK_IN_FLIGHT, sqlite_where=TASK_IN_FLIGHT),
         # Serves exports of "changes since a cursor": completion order. Partial, as the next: a
         # claim's UPDATE writes an entry in every index whose condition its new row meets.

@@ -192,7 +192,8 @@ def _candidates() -> Any:
 
 # Finish what is open: regular tasks with a free slot, already started first, then the rest,
 # each in import order. The started ones are found through their partial index (its condition
-# written as literals), the rest through ix_tasks_claim.
+# written as literals: on PostgreSQL those with a free slot; SQLite plans a range of
+# ix_tasks_claim it then sorts), the rest through ix_tasks_claim.
 NEXT = [
     locked_variants(
         _candidates().where(_tasks.is_gold.is_(False), _tasks.n_claimed < _tasks.required, started)
