@@ -10,6 +10,7 @@ import pytest
 from playwright.sync_api import Page
 
 from qistas.db.engine import Database
+from qistas.web.pages import console
 from tests.conftest import LiveServer
 from tests.factories import client_for, new_user
 from tests.web.conftest import People, click_and_wait, sign_in
@@ -18,7 +19,8 @@ pytestmark = pytest.mark.sqlite_only
 
 
 def test_owner_creates_uploads_watches_and_exports(page: Page, people: People, server: LiveServer,
-                                                   database: Database, tmp_path: Path) -> None:
+                                                   database: Database, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     sign_in(page, people.owner_email)
     click_and_wait(page, "#new-project")
     page.fill("input[name=name]", "Sentiment مشاعر")
@@ -76,6 +78,13 @@ def test_owner_creates_uploads_watches_and_exports(page: Page, people: People, s
     names = page.locator("#annotators tbody td:first-child").all_text_contents()
     assert len(names) == 2 and all(n.startswith("annotator-") for n in names)
     assert "crowd.test" not in page.content()  # pseudonyms only
+    assert page.locator("#people-more").count() == 0
+    monkeypatch.setattr(console, "PEOPLE_LISTED", 1)  # a large workforce: the page lists the first
+    page.reload()
+    assert page.locator("#annotators tbody tr").count() == 1
+    assert page.text_content("#people-more").strip() == \
+        "Listed: the 1 of 2 annotators with the most of the latest answers."
+    monkeypatch.undo()
 
     click_and_wait(page, "#browse-tasks")
     assert page.locator("#task-table tbody tr").count() == 4

@@ -153,6 +153,10 @@ def create_project(request: Request, user: PageUser, form: CheckedForm, db: Db) 
 
 # --- a project ---------------------------------------------------------------------------------
 
+# Annotators listed on a project's page, those with the most answers first.
+PEOPLE_LISTED = 100
+
+
 @router.get("/console/projects/{project_id}", response_class=HTMLResponse)
 def project_page(project_id: PageId, request: Request, user: PageUser, db: Db, settings: AppSettings) -> HTMLResponse:
     t = translator(request)
@@ -176,9 +180,12 @@ def project_page(project_id: PageId, request: Request, user: PageUser, db: Db, s
     data = read_then_record(db, user, work)
     project, stats, found = data["project"], data["stats"], data["insights"]
     models = data["models"]  # people and models in two tables, a model by its name
+    # The people with the most of the latest answers (insights' sample), at most PEOPLE_LISTED:
+    # a large workforce put tens of thousands of rows on the page.
+    humans = [r for r in found.annotators if r.annotator_id not in models]
     people = [{"name": pseudonym(secret, project.id, r.annotator_id), "annotations": r.annotations,
                "median_seconds": r.median_seconds, "agreement": r.agreement}
-              for r in found.annotators if r.annotator_id not in models]
+              for r in humans[:PEOPLE_LISTED]]
     machines = [{"name": models[r.annotator_id], "annotations": r.annotations, "agreement": r.agreement}
                 for r in found.annotators if r.annotator_id in models]
     status_names: dict[str, str] = {s: t("status." + s) for s in TaskStatus}
@@ -194,7 +201,8 @@ def project_page(project_id: PageId, request: Request, user: PageUser, db: Db, s
         "corrections": _corrections_chart(data["review"], t),
     }
     return render(request, "console_project.html", title=isolate(project.name), project=project, stats=stats,
-                  insights=found, people=people, machines=machines, svg=svg, error_strings=script_strings(t),
+                  insights=found, people=people, people_total=len(humans), machines=machines, svg=svg,
+                  error_strings=script_strings(t),
                   review=data["review"],
                   policy=parse_policy(project.review_policy), reopen_choices=REOPEN, to_review=data["to_review"])
 
