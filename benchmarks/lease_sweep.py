@@ -6,7 +6,8 @@ then the server is gone for longer than the lease time: every lease has expired 
 take comes. Times that take, then the next ones (each by an annotator of their own), through
 ``domain.assignments.claim`` as the API's take runs it (PostgreSQL: ``qistas_take``), each in a
 transaction of its own, and counts the expired leases left unswept after each. Each of
-``--repeat`` runs builds a project of its own.
+``--repeat`` runs builds a project of its own (on PostgreSQL vacuumed and analyzed after the
+build, as autovacuum would have done to tables written this much).
 
     python benchmarks/lease_sweep.py [--database-url URL] [--leases N] [--takes K] [--repeat R] [--live]
 """
