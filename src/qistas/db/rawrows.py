@@ -13,6 +13,8 @@ processing turned off and convert the raw values with the cheapest call each dia
   ``micros`` reads a column of them as numbers (microseconds since the epoch) for arithmetic
   on every row at once: SQLite's text parsed by numpy, PostgreSQL's made by the database
   (``instant``), with no ``datetime`` per value (numpy converts those at a microsecond each).
+- JSON read as text on both (``CAST(... AS TEXT)``) where most values repeat (the answers of a
+  classification project): ``DecodedTexts`` decodes each distinct text once.
 """
 
 from __future__ import annotations
@@ -81,3 +83,12 @@ class RawValues:
         if self.text_values:
             return np.array(values, dtype="datetime64[us]").astype(np.int64)
         return np.array(values, dtype=np.int64)
+
+
+class DecodedTexts(dict[str | None, Any]):
+    """JSON texts (None for SQL NULL) decoded on first use, once per distinct text; the values
+    are shared between the texts' occurrences, so callers must not change them."""
+
+    def __missing__(self, text: str | None) -> Any:
+        value = self[text] = None if text is None else jsontext.loads(text)
+        return value

@@ -33,10 +33,9 @@ import numpy as np
 from sqlalchemy import Text, cast, select, update
 from sqlalchemy.orm import Session
 
-from qistas import jsontext
 from qistas.db.enums import BatchStatus, LeaseStatus, ReviewStatus, Role, TaskStatus
 from qistas.db.models import Annotation, Assignment, Batch, Project, Task, User, WorkerStats
-from qistas.db.rawrows import RawValues
+from qistas.db.rawrows import DecodedTexts, RawValues
 from qistas.domain import audit, gold
 from qistas.domain.annotations import settle
 from qistas.domain.assignments import release_all
@@ -110,10 +109,11 @@ def _read(session: Session, projects: Sequence[Project]) -> _Rows:
         *found, strict=True)
     codes: dict[str, int] = {}  # canonical key -> code, in the order the answers first give them
     code_of: dict[str | None, int] = {}  # the database's text -> code
+    decoded = DecodedTexts()
 
     def code(text: str | None) -> int:
         if text not in code_of:
-            code_of[text] = codes.setdefault(_key(None if text is None else jsontext.loads(text)), len(codes))
+            code_of[text] = codes.setdefault(_key(decoded[text]), len(codes))
         return code_of[text]
 
     gold_codes: list[int] = []

@@ -10,9 +10,9 @@ import numpy as np
 from sqlalchemy import Text, cast, func, select
 from sqlalchemy.orm import Session
 
-from qistas import jsontext
 from qistas.db.enums import TaskStatus
 from qistas.db.models import Annotation, Project, QualityModel, Task, WorkerStats
+from qistas.db.rawrows import DecodedTexts
 from qistas.domain import gold as gold_rules
 from qistas.domain import model_annotators, predictions
 from qistas.domain.insights import SAMPLE
@@ -26,19 +26,11 @@ BELOW_TARGET_LISTED = 100
 @dataclass(frozen=True)
 class _Answers:
     """Every kept answer of the project, the latest first, read raw: the answers as the
-    database's JSON text, decoded once per distinct text (``_Texts``), not once per answer."""
+    database's JSON text, decoded once per distinct text (``DecodedTexts``), not once per answer."""
 
     task_ids: np.ndarray
     annotator_ids: np.ndarray
     texts: list[str]
-
-
-class _Texts(dict[str | None, Any]):
-    """JSON texts decoded on first use."""
-
-    def __missing__(self, text: str | None) -> Any:
-        value = self[text] = None if text is None else jsontext.loads(text)
-        return value
 
 
 def _answers(session: Session, project: Project) -> _Answers:
@@ -51,7 +43,7 @@ def _answers(session: Session, project: Project) -> _Answers:
     return _Answers(np.array(task_ids, dtype=np.int64), np.array(annotator_ids, dtype=np.int64), list(texts))
 
 
-def _category_codes(texts: Sequence[str | None], decoded: _Texts, spec: Spec, task_type: TaskType[Any],
+def _category_codes(texts: Sequence[str | None], decoded: DecodedTexts, spec: Spec, task_type: TaskType[Any],
                     index: dict[str, int]) -> np.ndarray:
     """Each text's category as its index in ``index`` (-1 for none): the type's ``category``
     called once per distinct text."""
@@ -73,7 +65,7 @@ def _specific_agreement(table: np.ndarray) -> np.ndarray:
         return np.where(involved > 0, agree / np.maximum(involved, 1), np.nan)
 
 
-def _category_section(answers: _Answers, responses: dict[int, str], decoded: _Texts, spec: Spec,
+def _category_section(answers: _Answers, responses: dict[int, str], decoded: DecodedTexts, spec: Spec,
                       task_type: TaskType[Any]) -> dict[str, Any]:
     """Agreement per category, Fleiss' kappa and the confusion matrix, for types with categories."""
     labels = task_type.categories(spec)
@@ -104,7 +96,7 @@ def _category_section(answers: _Answers, responses: dict[int, str], decoded: _Te
     }
 
 
-def _agreement_with_results(answers: _Answers, count: int, responses: dict[int, str], decoded: _Texts, spec: Spec,
+def _agreement_with_results(answers: _Answers, count: int, responses: dict[int, str], decoded: DecodedTexts, spec: Spec,
                             task_type: TaskType[Any]) -> dict[int, float]:
     """Each annotator's mean per-answer score (the task type's) against the completed results,
     over the first ``count`` answers."""
@@ -148,7 +140,7 @@ def project_quality(session: Session, *, project: Project, pseudonym: Callable[[
         select(Task.id, cast(Task.response, Text))
         .where(Task.project_id == project.id, Task.status == TaskStatus.COMPLETED)
     ).all())
-    decoded = _Texts()
+    decoded = DecodedTexts()
     # The type's score can cost tens of microseconds an answer (box matching): the latest
     # answers only, as the console's insights do.
     agreement = _agreement_with_results(answers, SAMPLE, responses, decoded, spec, task_type)

@@ -308,9 +308,11 @@ class FraudDetector(BaseEstimator):
         index = np.full(W, -1)
         index[workers] = np.arange(workers.size)
         mine = index[by] >= 0
-        # Each such worker's gold answers (task column -> answer + 1), and their wrong ones as
-        # (task, answer) cells: their product counts the wrong answers two workers share.
-        gave = sparse.csr_matrix((said[mine] + 1, (index[by[mine]], at[mine])), shape=(workers.size, tasks.size))
+        # Which gold tasks each such worker answered (a row of sorted task columns each), and
+        # their wrong answers as (task, answer) cells: their product counts the wrong answers
+        # two workers share.
+        answered = sparse.csr_matrix((np.ones(int(mine.sum()), dtype=np.int8), (index[by[mine]], at[mine])),
+                                     shape=(workers.size, tasks.size))
         mine &= wrong
         erred = sparse.csr_matrix((np.ones(int(mine.sum()), dtype=np.int32),
                                    (index[by[mine]], at[mine] * K + said[mine])), shape=(workers.size, tasks.size * K))
@@ -324,8 +326,9 @@ class FraudDetector(BaseEstimator):
             for x_, y_, count in sorted(zip(x[keep].tolist(), y[keep].tolist(), shared.data[keep].tolist(),
                                             strict=True)):
                 i, j = int(workers[x_]), int(workers[y_])
-                row_i, row_j = gave.getrow(x_), gave.getrow(y_)
-                both = np.intersect1d(row_i.indices, row_j.indices)  # the gold tasks both answered
+                both = np.intersect1d(answered.indices[answered.indptr[x_]:answered.indptr[x_ + 1]],
+                                      answered.indices[answered.indptr[y_]:answered.indptr[y_ + 1]],
+                                      assume_unique=True)  # the gold tasks both answered
                 g_t = truth[both]
                 conf_i, conf_j = confusion.of(i), confusion.of(j)
                 # P(both give the same wrong answer | truth) = sum over wrong l of pi_i(l|g) pi_j(l|g)
