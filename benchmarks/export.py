@@ -48,7 +48,7 @@ def build(url: str, n_tasks: int, per_task: int, *, spec: dict[str, Any] | None 
     single-label classification unless ``spec`` and ``rows`` (data, answers, result) say otherwise.
     ``annotators``: a workforce of that many, each task answered by ``per_task`` of them drawn at
     random (default: the same ``per_task`` annotators answer every task)."""
-    from sqlalchemy import insert, select, text
+    from sqlalchemy import func, insert, select, text
 
     from qistas.db.engine import Database
     from qistas.db.migrate import upgrade
@@ -71,16 +71,21 @@ def build(url: str, n_tasks: int, per_task: int, *, spec: dict[str, Any] | None 
             task=spec or {"type": "classification", "labels": LABELS, "text_field": "text"})
         project_id = project.id
     start = datetime(2026, 1, 1, tzinfo=UTC)
-    next_annotation = 1
+    # Ids after those already there (a server's database, as benchmarks/fairness.py fills one).
+    with db.engine.connect() as conn:
+        task_base = conn.execute(select(func.coalesce(func.max(Task.id), 0))).scalar_one()
+        next_annotation = 1 + max(conn.execute(select(func.coalesce(func.max(Assignment.id), 0))).scalar_one(),
+                                  conn.execute(select(func.coalesce(func.max(Annotation.id), 0))).scalar_one())
     counts: Counter[int] = Counter()
     for first in range(1, n_tasks + 1, CHUNK):
         ids = range(first, min(first + CHUNK, n_tasks + 1))
         tasks, leases, answers = [], [], []
-        for task_id in ids:
-            at = start + timedelta(seconds=task_id)
-            data, votes, winner = rows(rng, task_id, per_task)
+        for number in ids:
+            task_id = task_base + number
+            at = start + timedelta(seconds=number)
+            data, votes, winner = rows(rng, number, per_task)
             tasks.append({
-                "id": task_id, "project_id": project_id, "unique_id": f"row-{task_id}",
+                "id": task_id, "project_id": project_id, "unique_id": f"row-{number}",
                 "data": data, "metadata": {"source": "bench"}, "is_gold": False, "status": "completed",
                 "required": per_task, "n_claimed": per_task, "n_annotations": per_task, "response": winner,
                 "confidence": votes.count(winner) / per_task, "method": "majority_vote", "below_target": False,
@@ -107,7 +112,11 @@ def build(url: str, n_tasks: int, per_task: int, *, spec: dict[str, Any] | None 
     if db.engine.dialect.name == "postgresql":
         # The statistics autovacuum's ANALYZE would have a minute after such a load: without
         # them the planner guesses a few rows per project and sorts the whole export on disk.
+        # The ids were given here: each sequence moved past them, for the rows made after.
         with db.engine.connect() as conn:
+            for table in ("tasks", "assignments", "annotations"):
+                conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                                  f"(SELECT max(id) FROM {table}))"))
             conn.execute(text("ANALYZE tasks, assignments, annotations"))
             conn.commit()
     db.dispose()

@@ -8,6 +8,8 @@ against a real ``qistas serve``, first alone, then while tenant B, on the same s
   exports   starts 10 export jobs of a 100,000-task project
   clients   sends 16 clients at full speed (reads of its own tasks, and imports of 100 rows)
   logins    has 8 anonymous clients post wrong passwords to the sign-in page
+  reports   has 2 clients read the quality report and the fraud signals of a project of
+            --report-tasks completed tasks (4 answers each), one after another
 
 Printed for each: A's annotations per second and its share of A alone, A's cycle
 p50/p95/p99, A's errors, and what B got done. The aim (docs/benchmarks.md): A keeps at least
@@ -50,7 +52,7 @@ from annotate_loop import (
     triple,
 )
 
-SCENARIOS = ("alone", "import", "bigimport", "exports", "clients", "logins")
+SCENARIOS = ("alone", "import", "bigimport", "exports", "clients", "logins", "reports")
 
 
 @dataclass
@@ -96,9 +98,11 @@ def big_jsonl(megabytes: int) -> str:
 
 
 def start_pressure(kind: str, server: Server, stop: threading.Event, pressure: Pressure,
-                   import_rows: int, big_import_mb: int) -> list[threading.Thread]:
+                   import_rows: int, big_import_mb: int, db_url: str, report_tasks: int) -> list[threading.Thread]:
     if kind == "alone":
         return []
+    if kind == "reports":
+        return _reports(server, db_url, report_tasks, stop, pressure)
     owner, project_id, _ = new_project(server, 0)
     if kind == "bigimport":
         path = big_jsonl(big_import_mb)
@@ -160,6 +164,29 @@ def start_pressure(kind: str, server: Server, stop: threading.Event, pressure: P
     raise ValueError(kind)
 
 
+def _reports(server: Server, db_url: str, n_tasks: int, stop: threading.Event,
+             pressure: Pressure) -> list[threading.Thread]:
+    """B's project of ``n_tasks`` completed tasks inserted in bulk (as ``export.py`` builds
+    one), then 2 clients reading its quality report and fraud signals in turn."""
+    from export import build
+    from sqlalchemy import create_engine, text
+
+    project_id = build(db_url, n_tasks, 4)
+    engine = create_engine(db_url)
+    with engine.connect() as conn:
+        owner_id = conn.execute(text("SELECT id FROM users WHERE email = 'owner@bench.test'")).scalar_one()
+    engine.dispose()
+    with api(server) as admin:
+        token = check(admin.post(f"/users/{owner_id}/tokens"))["token"]
+    clients = [api(server, token) for _ in range(2)]
+
+    def report(n: int) -> None:
+        response = clients[n].get(f"/projects/{project_id}/{('quality', 'fraud')[pressure.done % 2]}")
+        pressure.add(response.status_code, response.status_code == 200)
+
+    return _repeat(stop, 2, report)
+
+
 @dataclass
 class Row:
     backend: str
@@ -172,14 +199,15 @@ class Row:
 
 
 def measure(backend: str, admin_url: str | None, scenario: str, k: int, n_tasks: int, seconds: float,
-            workers: int, import_rows: int, big_import_mb: int) -> Row:
+            workers: int, import_rows: int, big_import_mb: int, report_tasks: int) -> Row:
     with fresh_database(backend, admin_url) as db_url, serve(db_url, workers) as server:
         owner, project_id, tokens = new_project(server, k)
         with closing(owner):
             check(owner.post(f"/projects/{project_id}/tasks", content=jsonl(n_tasks),
                              headers={"Content-Type": "application/x-ndjson"}))
         stop, pressure = threading.Event(), Pressure()
-        threads = start_pressure(scenario, server, stop, pressure, import_rows, big_import_mb)
+        threads = start_pressure(scenario, server, stop, pressure, import_rows, big_import_mb,
+                                 db_url or f"sqlite:///{server.home}/qistas.db", report_tasks)
         time.sleep(0.5 if threads or scenario == "exports" else 0)  # B is under way when A starts
         out = run_clients(server.url, project_id, tokens, seconds, "classification")
         stop.set()
@@ -210,6 +238,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each run")
     parser.add_argument("--import-rows", type=int, default=150_000, help="rows of each of B's imports")
     parser.add_argument("--big-import-mb", type=int, default=1024, help="size of B's one big import (MB)")
+    parser.add_argument("--report-tasks", type=int, default=50_000,
+                        help="completed tasks of the project whose reports B reads")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated: " + ", ".join(SCENARIOS))
     parser.add_argument("--postgres", default=os.environ.get("QISTAS_BENCH_POSTGRES_URL", DEFAULT_POSTGRES),
                         help="PostgreSQL server URL (a fresh database is made on it); 'none' to skip")
@@ -217,6 +247,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.quick:
         args.tasks, args.seconds, args.import_rows, args.big_import_mb = 2000, 6.0, 30_000, 100
+        args.report_tasks = 10_000
     # the server takes B's big import (the default limit is 512 MB)
     os.environ.setdefault("QISTAS_MAX_UPLOAD_BYTES", str(max(512, 2 * args.big_import_mb) * 1024 * 1024))
     scenarios = [s for s in args.scenarios.split(",") if s]
@@ -227,7 +258,7 @@ def main() -> int:
     for backend in backends:
         for scenario in scenarios:
             rows.append(measure(backend, args.postgres, scenario, args.clients, args.tasks, args.seconds,
-                                DEFAULT_WORKERS[backend], args.import_rows, args.big_import_mb))
+                                DEFAULT_WORKERS[backend], args.import_rows, args.big_import_mb, args.report_tasks))
             print_table(rows[-1:], args.clients, args.seconds)
     print_table(rows, args.clients, args.seconds)
     return 1 if any(sum(r.errors.values()) for r in rows) else 0

@@ -94,6 +94,19 @@ class Settings(BaseSettings):
         "least this many bytes goes to an import process (`QISTAS_IMPORT_PROCESSES`); smaller ones, which take "
         "a fraction of a second, are checked in the server's threads.",
     )
+    report_processes: int = Field(
+        default=1, ge=0, le=32,
+        description="Processes of each server that read a large project's quality report and fraud signals "
+        "(`QISTAS_REPORT_PROCESS_MIN_ANSWERS`), at a lower CPU priority, so that the annotation loop in the server "
+        "keeps its pace while they are computed; more such reports at once wait for one. 0: every report is read "
+        "in the server's own threads.",
+    )
+    report_process_min_answers: int = Field(
+        default=20_000, ge=0,
+        description="A project with at least this many answers (rejected ones included) has its quality report "
+        "and fraud signals read by a report process (`QISTAS_REPORT_PROCESSES`); a smaller project's, which take "
+        "a fraction of a second, are read in the server's threads.",
+    )
     keepalive_requests: int = Field(
         default=50, ge=0, le=1_000_000,
         description="With `qistas serve --workers` above 1: a client's kept-alive connection is closed after about "

@@ -9,20 +9,17 @@ bigimport``). Here the whole import runs in a process of its own, which the oper
 schedules beside the server's, so the server's interpreter only waits for the answer.
 
 ``api.import_processes`` keeps a pool of these processes (``QISTAS_IMPORT_PROCESSES``), started
-with ``spawn`` (a fresh interpreter: no copy of the server's threads, locks or connections), and
-sends each job (``FileImport``) as plain values: the path of the spooled body, its format, the
-import's plan (read by the server) and who sends it. The process lowers its CPU priority
-(nice 10, ``NICE``) before it imports anything of the server. Not the lowest: it writes the
-import in short transactions, and on SQLite a process holding the write lock must not wait for
-CPU while the annotation loop waits for it. The transactions are the route's (``staged_imports``):
-a process that dies leaves an import its server's recovery finishes or undoes.
+with ``spawn`` (``helper_process``), and sends each job (``FileImport``) as plain values: the
+path of the spooled body, its format, the import's plan (read by the server) and who sends it.
+The process lowers its CPU priority (nice 10, ``NICE``) before it imports anything of the
+server. Not the lowest: it writes the import in short transactions, and on SQLite a process
+holding the write lock must not wait for CPU while the annotation loop waits for it. The
+transactions are the route's (``staged_imports``): a process that dies leaves an import its
+server's recovery finishes or undoes.
 """
 
 from __future__ import annotations
 
-import os
-import threading
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -33,8 +30,6 @@ if TYPE_CHECKING:
 
 PROCESS_NAME = "qistas-import"  # its name in ps and /proc/<pid>/comm
 NICE = 10
-
-_databases: dict[str, Database] = {}
 
 
 @dataclass(frozen=True)
@@ -52,19 +47,12 @@ class FileImport:
 
 
 def prepare(nice: int = NICE, log_format: str = "text", log_level: str = "warning") -> None:
-    """Each process's start: its name and priority first, then logging like the server's, and
-    a watch on the server: the process ends within a tenth of a second of its server's end,
-    however it ended (``kill -9`` included), so an import whose sender is gone stops where it
-    is, and the next server's recovery finishes or undoes it as it would have in the server."""
-    from qistas.priority import lower_priority
+    """Each process's start (``helper_process.prepare``): an import whose sender is gone stops
+    where it is, and the next server's recovery finishes or undoes it as it would have in the
+    server."""
+    from qistas import helper_process
 
-    lower_priority(PROCESS_NAME, nice)
-    threading.Thread(target=_end_with, args=(os.getppid(),), name="server-watch", daemon=True).start()
-    import logging.config
-
-    from qistas.logs import logging_config
-
-    logging.config.dictConfig(logging_config(log_format=log_format, level=log_level))
+    helper_process.prepare(PROCESS_NAME, nice, log_format, log_level)
 
 
 def run(job: FileImport) -> ImportResult:
@@ -99,26 +87,10 @@ def run(job: FileImport) -> ImportResult:
                                             checked=checked, before_commit=still_allowed)
 
 
-def _end_with(server: int) -> None:
-    while os.getppid() == server:
-        time.sleep(0.1)
-    os._exit(1)
-
-
 def _database(url: str) -> Database:
-    """One engine per database for the life of the process."""
-    from sqlalchemy import event
+    from qistas import helper_process
 
-    from qistas.db.engine import Database
-
-    if url not in _databases:
-        if url.startswith("sqlite"):
-            db = Database.from_url(url)
-            event.listen(db.engine, "connect", _checkpoint_often)
-        else:
-            db = Database.from_url(url, pool_size=1, max_overflow=1)
-        _databases[url] = db
-    return _databases[url]
+    return helper_process.database(url, on_sqlite_connect=_checkpoint_often)
 
 
 def _checkpoint_often(dbapi_connection: Any, _record: Any) -> None:

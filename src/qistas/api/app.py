@@ -18,6 +18,7 @@ from qistas.api.idempotency import Idempotency, idempotent_paths
 from qistas.api.import_processes import ImportProcesses
 from qistas.api.limits import BodyLimit
 from qistas.api.metrics import Metrics
+from qistas.api.report_processes import ReportProcesses
 from qistas.api.requests import RequestContext
 from qistas.api.routes import (
     accounts,
@@ -97,6 +98,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         yield
         workers.stop()
         _app.state.import_processes.close()
+        _app.state.report_processes.close()
         _app.state.media_store.close()
         if database is None:  # we made it, we close it
             db.dispose()
@@ -119,6 +121,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.metrics = process_metrics
     app.state.media_store = store_for(settings)
     app.state.import_processes = ImportProcesses(settings)
+    app.state.report_processes = ReportProcesses(settings)
     errors.install(app)
     # The annotation loop's router first: a request is matched against routes in order, and
     # its paths overlap no other router's. It has no GET, so it goes without KnownQuery (one

@@ -39,6 +39,11 @@ class Read:
 def read_then_record(db: Database, actor: User, work: Callable[[Session], tuple[T, Read]]) -> T:
     """``work``'s report, read in a read transaction, after its ``Read`` is recorded."""
     found, event = read(db, work)
+    record_read(db, actor, event)
+    return found
+
+
+def record_read(db: Database, actor: User, event: Read) -> None:
+    """``event`` recorded in a short write transaction of its own."""
     write(db, lambda session: audit.record(session, actor=actor, action=event.action, object_type=event.object_type,
                                            object_id=event.object_id, org_id=event.org_id, details=event.details))
-    return found

@@ -459,6 +459,12 @@ def _answers_given() -> Any:
     return select(WorkerStats.project_id, func.sum(WorkerStats.n_annotations)).group_by(WorkerStats.project_id)
 
 
+def answers_given(session: Session, *, project_id: int) -> int:
+    """The project's answers given so far, rejected ones included (``_answers_given``)."""
+    found = session.execute(_answers_given().where(WorkerStats.project_id == project_id)).first()
+    return int(found[1]) if found is not None else 0
+
+
 def projects_due_for_refit(db: Database, *, project_id: int | None = None) -> list[int]:
     """Projects (or the one project) whose answers grew enough since their last fit: the
     answers given now against those given when it was fitted, rejected ones counted in both

@@ -4,41 +4,39 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from sqlalchemy.orm import Session
 
 from qistas.api.deps import Actor, AppSettings, Db, Id
-from qistas.api.recorded_reads import Read, read_then_record
+from qistas.api.report_processes import read_project_report
 from qistas.api.schemas.fraud import FraudAction, FraudActionRead, FraudAnnotatorRead, FraudReport
 from qistas.db.models import Project
 from qistas.db.types import utcnow
 from qistas.db.unit_of_work import write
 from qistas.domain import fraud, gold
 from qistas.domain.security import pseudonyms
-from qistas.policies import ensure_customer_access, ensure_fraud_manager, is_admin
+from qistas.policies import ensure_fraud_manager, is_admin
+from qistas.report_process import ProjectReport
 
 router = APIRouter(tags=["quality"])
 
 
 @router.get("/projects/{project_id}/fraud", response_model=FraudReport)
-def fraud_report(
-    project_id: Id, actor: Actor, db: Db, settings: AppSettings,
+async def fraud_report(
+    project_id: Id, request: Request, actor: Actor, db: Db, settings: AppSettings,
     min_seconds: Annotated[float | None, Query(ge=0, le=3600, description="the speed floor; default: a quarter "
                                                "of the project's median time per answer")] = None,
 ) -> FraudReport:
     """Each annotator's fraud and low-effort signals in the project, and the flags they raise."""
-
-    def work(session: Session) -> tuple[FraudReport, Read]:
-        project = ensure_customer_access(actor, session.get(Project, project_id))
-        name = pseudonyms(settings.secret_key or "", project.id)
-        found, detector = fraud.detect(session, projects=[project], min_seconds=min_seconds)
-        return FraudReport(project_id=project.id, floor_seconds=round(fraud.floor_of(detector), 3), annotators=[
-            FraudAnnotatorRead(annotator=name(a.annotator_id), answers=a.answers, signals=a.signals, flags=a.flags,
-                               copies=[name(other) for other in a.copies], status=a.status, reason=a.reason,
-                               blocked=a.blocked)
-            for a in found]), Read("fraud.read", "project", project.id, project.org_id)
-
-    return read_then_record(db, actor, work)
+    secret = settings.secret_key or ""
+    found, floor = await read_project_report(
+        request, db, actor, ProjectReport("fraud", project_id, secret, min_seconds=min_seconds), "fraud.read")
+    name = pseudonyms(secret, project_id)
+    return FraudReport(project_id=project_id, floor_seconds=round(floor, 3), annotators=[
+        FraudAnnotatorRead(annotator=name(a.annotator_id), answers=a.answers, signals=a.signals, flags=a.flags,
+                           copies=[name(other) for other in a.copies], status=a.status, reason=a.reason,
+                           blocked=a.blocked)
+        for a in found])
 
 
 @router.post("/projects/{project_id}/annotators/{annotator}/{action}", response_model=FraudActionRead)

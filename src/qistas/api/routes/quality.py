@@ -4,38 +4,35 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import Field
 from sqlalchemy.orm import Session
 
 from qistas.api.deps import MAX_ID, Actor, AppSettings, Db, Id
 from qistas.api.recorded_reads import Read, read_then_record
+from qistas.api.report_processes import read_project_report
 from qistas.api.schemas import Incoming
 from qistas.api.schemas.reviews import AnswerCount, LabelErrorPage, LikelyErrorRead
 from qistas.db.enums import Role
 from qistas.db.models import Project, User
 from qistas.db.unit_of_work import write
-from qistas.domain import audit, gold, label_errors, quality, quality_report, reviews
+from qistas.domain import audit, gold, label_errors, quality, quality_report
 from qistas.domain.security import pseudonyms
 from qistas.errors import NotFound
 from qistas.policies import ensure_customer_access, is_admin, require_admin
+from qistas.report_process import ProjectReport
 
 router = APIRouter(tags=["quality"])
 
 
 @router.get("/projects/{project_id}/quality")
-def project_quality(project_id: Id, actor: Actor, db: Db, settings: AppSettings) -> dict[str, Any]:
+async def project_quality(project_id: Id, request: Request, actor: Actor, db: Db,
+                          settings: AppSettings) -> dict[str, Any]:
     """Annotators (pseudonymous) with gold accuracy and modelled skill, agreement per label,
     the confusion matrix, and tasks that ended below the confidence target."""
-
-    def work(session: Session) -> tuple[dict[str, Any], Read]:
-        project = ensure_customer_access(actor, session.get(Project, project_id))
-        name = pseudonyms(settings.secret_key or "", project.id)
-        report = quality_report.project_quality(session, project=project, pseudonym=name)
-        report["review"] = reviews.report(session, project=project, name=name)
-        return report, Read("quality.read", "project", project.id, project.org_id)
-
-    return read_then_record(db, actor, work)
+    report: dict[str, Any] = await read_project_report(
+        request, db, actor, ProjectReport("quality", project_id, settings.secret_key or ""), "quality.read")
+    return report
 
 
 @router.get("/projects/{project_id}/label-errors", response_model=LabelErrorPage)

@@ -248,8 +248,9 @@ async def import_tasks(
             # A large body: checked and written by an import process (qistas.import_process)
             url = db.engine.url.render_as_string(hide_password=False)
             with _named(stream) as path:
-                moved = await processes.run(FileImport(settings=settings, database_url=url, path=path, format=fmt,
-                                                       plan=plan, org_id=org_id, actor_id=actor.id))
+                moved = await processes.import_file(FileImport(settings=settings, database_url=url, path=path,
+                                                               format=fmt, plan=plan, org_id=org_id,
+                                                               actor_id=actor.id))
             done = ImportRead(created=moved.created, duplicates=moved.duplicates, media=0)
             await run_in_threadpool(refresh_statistics, db.engine, "tasks", rows_added=done.created)
             return done

@@ -1,0 +1,59 @@
+"""The server's report processes (``qistas.report_process``): a pool started at the first
+report of a large project and kept until the server stops (``api.helper_processes``)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from functools import partial
+from typing import Any
+
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from qistas import report_process
+from qistas.api.helper_processes import HelperProcesses
+from qistas.api.recorded_reads import Read, record_read
+from qistas.config import Settings
+from qistas.db.engine import Database
+from qistas.db.models import Project, User
+from qistas.db.unit_of_work import read
+from qistas.domain import quality
+from qistas.policies import ensure_customer_access
+
+
+class ReportProcesses(HelperProcesses):
+    """``QISTAS_REPORT_PROCESSES`` processes, for projects of ``QISTAS_REPORT_PROCESS_MIN_ANSWERS``
+    answers or more."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings, size=settings.report_processes, prepare=report_process.prepare,
+                         nice=report_process.NICE, lost="the report stopped before it was done, as its process "
+                                                        "ended: ask for it again")
+
+    def takes(self, answers: int) -> bool:
+        """Whether the report of a project of ``answers`` answers is read by a report process."""
+        return self.open and answers >= self.settings.report_process_min_answers
+
+    async def read(self, db: Database, job: report_process.ProjectReport, *, answers: int) -> Any:
+        """``job``'s report: by a report process for a large project, else in a thread here."""
+        if self.takes(answers):
+            url = db.engine.url.render_as_string(hide_password=False)
+            return await self.run(report_process.run, replace(job, database_url=url))
+        return await run_in_threadpool(read, db, partial(report_process.read_report, job=job))
+
+
+async def read_project_report(request: Request, db: Database, actor: User, job: report_process.ProjectReport,
+                              action: str) -> Any:
+    """``job``'s report for ``actor``: the project's access checked, the report read (by a
+    report process for a large project), then its reading recorded as ``action``."""
+
+    def readable(session: Session) -> tuple[int, int]:
+        project = ensure_customer_access(actor, session.get(Project, job.project_id))
+        return project.org_id, quality.answers_given(session, project_id=project.id)
+
+    org_id, answers = await run_in_threadpool(read, db, readable)
+    processes: ReportProcesses = request.app.state.report_processes
+    found = await processes.read(db, job, answers=answers)
+    await run_in_threadpool(record_read, db, actor, Read(action, "project", job.project_id, org_id))
+    return found
