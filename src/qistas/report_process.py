@@ -42,9 +42,18 @@ class ProjectReport:
 
 
 def prepare(nice: int = NICE, log_format: str = "text", log_level: str = "warning") -> None:
+    """Each process's start (``helper_process.prepare``), then the reports' modules imported
+    and, as the server does once started, set aside from the garbage collector's passes."""
+    import gc
+
     from qistas import helper_process
 
     helper_process.prepare(PROCESS_NAME, nice, log_format, log_level)
+    from qistas.db import models  # noqa: F401
+    from qistas.domain import fraud, quality_report, reviews  # noqa: F401
+
+    gc.collect()
+    gc.freeze()
 
 
 def read_report(session: Session, job: ProjectReport) -> Any:
