@@ -10,6 +10,7 @@ against a real ``qistas serve``, first alone, then while tenant B, on the same s
   logins    has 8 anonymous clients post wrong passwords to the sign-in page
   reports   has 2 clients read the quality report and the fraud signals of a project of
             --report-tasks completed tasks (4 answers each), one after another
+  refits    has 1 client ask for refits of such a project's worker model, one after another
 
 Printed for each: A's annotations per second and its share of A alone, A's cycle
 p50/p95/p99, A's errors, and what B got done. The aim (docs/benchmarks.md): A keeps at least
@@ -52,7 +53,7 @@ from annotate_loop import (
     triple,
 )
 
-SCENARIOS = ("alone", "import", "bigimport", "exports", "clients", "logins", "reports")
+SCENARIOS = ("alone", "import", "bigimport", "exports", "clients", "logins", "reports", "refits")
 
 
 @dataclass
@@ -101,8 +102,8 @@ def start_pressure(kind: str, server: Server, stop: threading.Event, pressure: P
                    import_rows: int, big_import_mb: int, db_url: str, report_tasks: int) -> list[threading.Thread]:
     if kind == "alone":
         return []
-    if kind == "reports":
-        return _reports(server, db_url, report_tasks, stop, pressure)
+    if kind in ("reports", "refits"):
+        return _reports(server, db_url, report_tasks, stop, pressure, refits=kind == "refits")
     owner, project_id, _ = new_project(server, 0)
     if kind == "bigimport":
         path = big_jsonl(big_import_mb)
@@ -164,10 +165,11 @@ def start_pressure(kind: str, server: Server, stop: threading.Event, pressure: P
     raise ValueError(kind)
 
 
-def _reports(server: Server, db_url: str, n_tasks: int, stop: threading.Event,
-             pressure: Pressure) -> list[threading.Thread]:
+def _reports(server: Server, db_url: str, n_tasks: int, stop: threading.Event, pressure: Pressure, *,
+             refits: bool) -> list[threading.Thread]:
     """B's project of ``n_tasks`` completed tasks inserted in bulk (as ``export.py`` builds
-    one), then 2 clients reading its quality report and fraud signals in turn."""
+    one), then 2 clients reading its quality report and fraud signals in turn, or (``refits``)
+    one client asking for refits."""
     from export import build
     from sqlalchemy import create_engine, text
 
@@ -181,10 +183,13 @@ def _reports(server: Server, db_url: str, n_tasks: int, stop: threading.Event,
     clients = [api(server, token) for _ in range(2)]
 
     def report(n: int) -> None:
-        response = clients[n].get(f"/projects/{project_id}/{('quality', 'fraud')[pressure.done % 2]}")
+        if refits:
+            response = clients[n].post(f"/projects/{project_id}/quality/refit")
+        else:
+            response = clients[n].get(f"/projects/{project_id}/{('quality', 'fraud')[pressure.done % 2]}")
         pressure.add(response.status_code, response.status_code == 200)
 
-    return _repeat(stop, 2, report)
+    return _repeat(stop, 1 if refits else 2, report)
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """The report process: a large project's quality report and fraud signals, read beside the
-server.
+server, and its worker model refitted there on request.
 
 Each reads every answer of its project and works on them in Python and numpy: 1.5–3 s for
 400,000 answers (``benchmarks/reports.py``). In a thread of the server it held the interpreter
@@ -16,6 +16,11 @@ answers or more; a smaller project's report, a fraction of a second, is read in 
 threads by the same function (``read_report``). The server checks the reader's access before
 and records the reading in the audit log after; the process only reads, in one read
 transaction, and returns plain values. It holds no lock anyone waits on.
+
+A refit on request (``POST /projects/{id}/quality/refit``, ``Refit``) reads every answer too,
+fits for seconds to minutes (47–69 s for a million answers) and writes the re-scored tasks a
+chunk per transaction under the project's refit lease (``quality.refit``): the same function in
+the same process pool, so that it does not hold the server's interpreter for as long.
 """
 
 from __future__ import annotations
@@ -25,6 +30,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
+
+    from qistas.db.engine import Database
+    from qistas.domain.quality import RefitResult
 
 PROCESS_NAME = "qistas-report"  # its name in ps and /proc/<pid>/comm
 NICE = 10
@@ -41,6 +49,16 @@ class ProjectReport:
     database_url: str = ""  # set for a report process
 
 
+@dataclass(frozen=True)
+class Refit:
+    """A refit of a project's worker model asked for by a user whose access the server has checked."""
+
+    project_id: int
+    lease_seconds: float
+    sample_answers: int
+    database_url: str = ""  # set for a report process
+
+
 def prepare(nice: int = NICE, log_format: str = "text", log_level: str = "warning") -> None:
     """Each process's start (``helper_process.prepare``), then the reports' modules imported
     and, as the server does once started, set aside from the garbage collector's passes."""
@@ -50,7 +68,7 @@ def prepare(nice: int = NICE, log_format: str = "text", log_level: str = "warnin
 
     helper_process.prepare(PROCESS_NAME, nice, log_format, log_level)
     from qistas.db import models  # noqa: F401
-    from qistas.domain import fraud, quality_report, reviews  # noqa: F401
+    from qistas.domain import fraud, quality, quality_report, reviews  # noqa: F401
 
     gc.collect()
     gc.freeze()
@@ -84,3 +102,18 @@ def run(job: ProjectReport) -> Any:
     from qistas.db.unit_of_work import read
 
     return read(helper_process.database(job.database_url), partial(read_report, job=job))
+
+
+def refit_on(db: Database, job: Refit) -> RefitResult | None:
+    """``quality.refit`` of the job's project (``RefitRunning`` while another process refits it)."""
+    from qistas.domain import quality
+
+    return quality.refit(db, project_id=job.project_id, lease_seconds=job.lease_seconds,
+                         sample_answers=job.sample_answers)
+
+
+def refit(job: Refit) -> RefitResult | None:
+    """In a report process: ``refit_on`` its database."""
+    from qistas import helper_process
+
+    return refit_on(helper_process.database(job.database_url), job)

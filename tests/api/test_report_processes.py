@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from qistas import report_process
 from qistas.db.models import AuditEvent
 from qistas.db.unit_of_work import read
+from qistas.domain import leases
 from qistas.domain.security import pseudonyms
 from qistas.report_process import ProjectReport
 from tests.api.conftest import World, make_world
@@ -79,6 +80,26 @@ def test_another_tenants_project_is_not_found_before_any_report_is_read(world: W
         error_of(world.rival.owner.get(f"/projects/{project_id}/{kind}"), 404)
     error_of(world.tenant.owner.get("/projects/999999999/quality"), 404)
     assert (_events(world, "quality.read"), _events(world, "fraud.read")) == before
+
+
+def test_a_refit_on_request_runs_in_the_report_process(world: World) -> None:
+    """``POST .../quality/refit`` of a large project fits and writes in the report process; the
+    project's refit lease held elsewhere is a 409 raised there, and nothing is fitted."""
+    project_id = _answered(world.tenant)
+    before = _events(world, "quality.refit")
+    with leases.held(world.database, f"refit:{project_id}", seconds=60) as lease:
+        assert lease is not None
+        busy = error_of(world.tenant.owner.post(f"/projects/{project_id}/quality/refit"), 409)
+        assert "refit of this project is running" in busy["message"]
+    assert world.tenant.owner.get(f"/projects/{project_id}/quality").json()["fitted_at"] is None
+    refit = world.tenant.owner.post(f"/projects/{project_id}/quality/refit")
+    assert refit.status_code == 200, refit.text
+    assert refit.json()["answers"] == 30 and refit.json()["workers"] == 3 and refit.json()["method"]
+    assert children_named(os.getpid(), report_process.PROCESS_NAME)
+    fitted = world.tenant.owner.get(f"/projects/{project_id}/quality").json()
+    assert fitted["method"] == refit.json()["method"] and fitted["fitted_at"] is not None
+    assert _events(world, "quality.refit") == before + 1
+    error_of(world.rival.owner.post(f"/projects/{project_id}/quality/refit"), 404)
 
 
 def test_a_report_whose_process_ended_is_refused_and_the_next_is_read(world: World) -> None:

@@ -1,5 +1,5 @@
 """The server's report processes (``qistas.report_process``): a pool started at the first
-report of a large project and kept until the server stops (``api.helper_processes``)."""
+report or refit of a large project and kept until the server stops (``api.helper_processes``)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from qistas.db.engine import Database
 from qistas.db.models import Project, User
 from qistas.db.unit_of_work import read
 from qistas.domain import quality
+from qistas.domain.quality import RefitResult
 from qistas.policies import ensure_customer_access
 
 
@@ -42,17 +43,30 @@ class ReportProcesses(HelperProcesses):
             return await self.run(report_process.run, replace(job, database_url=url))
         return await run_in_threadpool(read, db, partial(report_process.read_report, job=job))
 
+    async def refit(self, db: Database, job: report_process.Refit, *, answers: int) -> RefitResult | None:
+        """``job``'s refit: by a report process for a large project, else in a thread here."""
+        if self.takes(answers):
+            url = db.engine.url.render_as_string(hide_password=False)
+            return await self.run(report_process.refit, replace(job, database_url=url))
+        return await run_in_threadpool(report_process.refit_on, db, job)
+
+
+async def project_of(db: Database, actor: User, project_id: int) -> tuple[int, int]:
+    """The project's organization and answers given, once ``actor`` is found to have access."""
+
+    def readable(session: Session) -> tuple[int, int]:
+        project = ensure_customer_access(actor, session.get(Project, project_id))
+        return project.org_id, quality.answers_given(session, project_id=project.id)
+
+    found: tuple[int, int] = await run_in_threadpool(read, db, readable)
+    return found
+
 
 async def read_project_report(request: Request, db: Database, actor: User, job: report_process.ProjectReport,
                               action: str) -> Any:
     """``job``'s report for ``actor``: the project's access checked, the report read (by a
     report process for a large project), then its reading recorded as ``action``."""
-
-    def readable(session: Session) -> tuple[int, int]:
-        project = ensure_customer_access(actor, session.get(Project, job.project_id))
-        return project.org_id, quality.answers_given(session, project_id=project.id)
-
-    org_id, answers = await run_in_threadpool(read, db, readable)
+    org_id, answers = await project_of(db, actor, job.project_id)
     processes: ReportProcesses = request.app.state.report_processes
     found = await processes.read(db, job, answers=answers)
     await run_in_threadpool(record_read, db, actor, Read(action, "project", job.project_id, org_id))

@@ -7,20 +7,21 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import Field
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from qistas.api.deps import MAX_ID, Actor, AppSettings, Db, Id
 from qistas.api.recorded_reads import Read, read_then_record
-from qistas.api.report_processes import read_project_report
+from qistas.api.report_processes import ReportProcesses, project_of, read_project_report
 from qistas.api.schemas import Incoming
 from qistas.api.schemas.reviews import AnswerCount, LabelErrorPage, LikelyErrorRead
 from qistas.db.enums import Role
 from qistas.db.models import Project, User
 from qistas.db.unit_of_work import write
-from qistas.domain import audit, gold, label_errors, quality, quality_report
+from qistas.domain import audit, gold, label_errors, quality_report
 from qistas.domain.security import pseudonyms
 from qistas.errors import NotFound
 from qistas.policies import ensure_customer_access, is_admin, require_admin
-from qistas.report_process import ProjectReport
+from qistas.report_process import ProjectReport, Refit
 
 router = APIRouter(tags=["quality"])
 
@@ -56,16 +57,17 @@ def likely_label_errors(
 
 
 @router.post("/projects/{project_id}/quality/refit")
-def refit(project_id: Id, actor: Actor, db: Db, settings: AppSettings) -> dict[str, Any]:
+async def refit(project_id: Id, request: Request, actor: Actor, db: Db, settings: AppSettings) -> dict[str, Any]:
     """Fit the worker model now and re-score completed tasks; returns what changed (409 while
     another process is refitting the project)."""
-    with db.reader() as session:
-        project = ensure_customer_access(actor, session.get(Project, project_id))
-    result = quality.refit(db, project_id=project_id, lease_seconds=settings.job_lease_seconds,
-                           sample_answers=settings.refit_sample_answers)
+    org_id, answers = await project_of(db, actor, project_id)
+    processes: ReportProcesses = request.app.state.report_processes
+    result = await processes.refit(db, Refit(project_id, settings.job_lease_seconds, settings.refit_sample_answers),
+                                   answers=answers)
     changed = len(result.changed) if result is not None else 0
-    write(db, lambda session: audit.record(session, actor=actor, action="quality.refit", object_type="project",
-                                           object_id=project.id, org_id=project.org_id, details={"changed": changed}))
+    await run_in_threadpool(write, db, lambda session: audit.record(
+        session, actor=actor, action="quality.refit", object_type="project", object_id=project_id, org_id=org_id,
+        details={"changed": changed}))
     if result is None:
         return {"method": None, "answers": 0, "workers": 0, "changed": 0, "changed_task_ids": []}
     return {"method": result.method, "answers": result.n_answers, "workers": result.n_workers,
