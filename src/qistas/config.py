@@ -96,16 +96,16 @@ class Settings(BaseSettings):
     )
     report_processes: int = Field(
         default=1, ge=0, le=32,
-        description="Processes of each server that read a large project's quality report and fraud signals "
-        "(`QISTAS_REPORT_PROCESS_MIN_ANSWERS`), at a lower CPU priority, so that the annotation loop in the server "
-        "keeps its pace while they are computed; more such reports at once wait for one. 0: every report is read "
-        "in the server's own threads.",
+        description="Processes of each server that read a large project's quality report and fraud signals, and "
+        "refit its worker model on request (`QISTAS_REPORT_PROCESS_MIN_ANSWERS`), at a lower CPU priority, so that "
+        "the annotation loop in the server keeps its pace meanwhile; more at once wait for one. 0: all of them in "
+        "the server's own threads.",
     )
     report_process_min_answers: int = Field(
         default=20_000, ge=0,
         description="A project with at least this many answers (rejected ones included) has its quality report "
-        "and fraud signals read by a report process (`QISTAS_REPORT_PROCESSES`); a smaller project's, which take "
-        "a fraction of a second, are read in the server's threads.",
+        "and fraud signals read, and its refits on request run, by a report process (`QISTAS_REPORT_PROCESSES`); a "
+        "smaller project's, which take a fraction of a second, in the server's threads.",
     )
     keepalive_requests: int = Field(
         default=50, ge=0, le=1_000_000,
