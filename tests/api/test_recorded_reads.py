@@ -7,17 +7,17 @@ report takes."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from qistas.db.engine import Database
 from qistas.db.models import AuditEvent
 from tests.conftest import LiveServer
 from tests.factories import Tenant, label_everything, new_user
+from tests.sqlite_trace import written_during
 
 PASSWORD = "correct horse battery staple"
 
@@ -25,37 +25,6 @@ pytestmark = pytest.mark.sqlite_only  # the write lock taken up front (BEGIN IMM
 
 # A report's own reads: any of these inside a write transaction holds the lock for the report.
 REPORT_TABLES = re.compile(r"\b(FROM|JOIN)\s+(annotations|tasks|worker_stats|pay_entries|assignments|reviews)\b")
-
-
-def _written_during(database: Database, call: Callable[[], Any]) -> list[str]:
-    """The statements SQLite ran in write transactions (``BEGIN IMMEDIATE`` to its end) on the
-    connections checked out while ``call`` runs, as SQLite itself traces them."""
-    log: list[tuple[int, str]] = []
-    traced: list[Any] = []
-
-    def trace(dbapi_connection: Any, *_: Any) -> None:
-        key = id(dbapi_connection)
-        dbapi_connection.set_trace_callback(lambda sql: log.append((key, sql)))
-        traced.append(dbapi_connection)
-
-    event.listen(database.engine, "checkout", trace)
-    try:
-        call()
-    finally:
-        event.remove(database.engine, "checkout", trace)
-        for connection in traced:
-            connection.set_trace_callback(None)
-    writing: dict[int, bool] = {}
-    written = []
-    for key, sql in log:
-        head = sql.lstrip().upper()
-        if head.startswith("BEGIN"):
-            writing[key] = head.startswith("BEGIN IMMEDIATE")
-        elif head.startswith(("COMMIT", "ROLLBACK")):
-            writing[key] = False
-        elif writing.get(key):
-            written.append(sql)
-    return written
 
 
 def _events(database: Database, action: str) -> int:
@@ -77,7 +46,7 @@ def test_a_report_is_read_outside_the_write_lock_and_its_reading_recorded(
     label_everything(tenant, pid, lambda data, index: {"label": "positive" if index % 3 else "negative"}, workers=2)
     before = _events(database, action)
     found: list[Any] = []
-    written = _written_during(database, lambda: found.append(tenant.owner.get(path.format(pid=pid))))
+    written = written_during(database, lambda: found.append(tenant.owner.get(path.format(pid=pid))))
     assert found[0].status_code == 200, found[0].text
     assert _events(database, action) == before + 1  # recorded, once
     assert written and not [s for s in written if REPORT_TABLES.search(s)], written
@@ -101,7 +70,7 @@ def test_the_consoles_reports_are_read_outside_the_write_lock(
                                             "next": ""}).status_code == 303
         before = _events(database, action)
         found: list[Any] = []
-        written = _written_during(database, lambda: found.append(browser.get(path.format(pid=pid))))
+        written = written_during(database, lambda: found.append(browser.get(path.format(pid=pid))))
     assert found[0].status_code == 200, found[0].text[:500]
     assert _events(database, action) == before + 1
     assert written and not [s for s in written if REPORT_TABLES.search(s)], written

@@ -5,6 +5,7 @@ gold tasks clamped, rejected answers left out and tasks only a model answered sk
 from __future__ import annotations
 
 import random
+import re
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -16,9 +17,11 @@ from qistas.db.enums import Role
 from qistas.db.models import Annotation, Assignment, Project, Task, User
 from qistas.domain import projects, quality, users
 from qistas.domain.tasktypes import parse_spec, type_of
+from tests.sqlite_trace import written_during
 
 LABELS = ["cat", "dog", "bird"]
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
+TASKS = re.compile(r"\b(FROM|UPDATE|JOIN)\s+tasks\b")
 
 
 def _build(database: Database, n_tasks: int = 120) -> int:
@@ -116,3 +119,21 @@ def test_refit_rescores_in_chunks_and_stores_the_same_model(database: Database,
     unchanged = [r for r in rows if r.id not in position]
     assert unchanged and all(r.confidence == 0.5 for r in unchanged)  # the model's own tasks: untouched
     assert sorted(found.changed) == found.changed and len(np.unique(found.changed)) == len(found.changed)
+
+
+@pytest.mark.sqlite_only
+def test_a_refit_that_changes_nothing_writes_no_task(database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A refit compares each chunk's results with what is stored before it opens a write
+    transaction: one that finds every result as stored takes SQLite's write lock, which the
+    annotation loop waits for, for its lease and its model only, never for a task."""
+    pid = _build(database)
+    monkeypatch.setattr(quality, "REFIT_WRITE_CHUNK", 10)
+    first: list[quality.RefitResult | None] = []
+    written = written_during(database, lambda: first.append(quality.refit(database, project_id=pid)))
+    assert first[0] is not None and first[0].changed
+    assert [s for s in written if TASKS.search(s)]  # the changed tasks were loaded and written
+    again: list[quality.RefitResult | None] = []
+    written = written_during(database, lambda: again.append(quality.refit(database, project_id=pid)))
+    assert again[0] is not None and again[0].changed == []
+    assert written and not [s for s in written if TASKS.search(s)], written
+    assert [s for s in written if "quality_models" in s]  # the model, stored again

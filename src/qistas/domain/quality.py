@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import func, or_, select
+from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
 from qistas.db.engine import Database
@@ -337,7 +338,7 @@ def _fit(db: Database, project_id: int, sample_answers: int) -> _Fit | None:
 _REVIEWERS_OWN = (ReviewStatus.ACCEPTED, ReviewStatus.CORRECTED)
 
 
-def _rescorable(task: Task) -> bool:
+def _rescorable(task: Task | Row[Any]) -> bool:
     """Whether a refit may change the task's result (checked again in the transaction that
     writes it: a reviewer may have accepted it since its id was read)."""
     return task.status == TaskStatus.COMPLETED and not task.is_gold and task.review_status not in _REVIEWERS_OWN
@@ -366,13 +367,33 @@ def _store_model(session: Session, *, project_id: int, method: str, params: dict
     model.n_annotations = n_given
 
 
+def _as_stored(task: Task | Row[Any], result: TaskResult, method: str) -> bool:
+    """Whether the task (or a row of its columns) holds ``result`` as a refit would write it."""
+    return (task.response, task.confidence, task.method, task.needs_review, task.details) == (
+        result.response, float(result.confidence), method, result.needs_review, dict(result.extra) or None)
+
+
+def _to_write(db: Database, decided: dict[int, TaskResult], method: str) -> dict[int, TaskResult]:
+    """Of ``decided``, the tasks a refit may change whose stored result differs, read with no
+    write transaction open: a chunk whose every result is as stored (all of them, in a refit
+    that changes nothing) opens none, and the write transaction of the others loads only the
+    tasks that change (``_write_result`` checks each again there)."""
+    if not decided:
+        return decided
+    with db.reader() as session:
+        stored = session.execute(
+            select(Task.id, Task.status, Task.is_gold, Task.review_status, Task.response, Task.confidence,
+                   Task.method, Task.needs_review, Task.details).where(Task.id.in_(sorted(decided)))).all()
+    return {row.id: decided[row.id] for row in stored
+            if _rescorable(row) and not _as_stored(row, decided[row.id], method)}
+
+
 def _write_result(session: Session, *, task: Task, result: TaskResult, method: str) -> bool:
     """Store a refit's result for one task; True when its answer changed (and is announced,
     as ``result.changed``, in this same transaction). Not flushed."""
-    details, confidence = dict(result.extra) or None, float(result.confidence)
-    if (task.response, task.confidence, task.method, task.needs_review, task.details) == (
-            result.response, confidence, method, result.needs_review, details):
+    if _as_stored(task, result, method):
         return False  # as stored: nothing to write, nothing to announce
+    details, confidence = dict(result.extra) or None, float(result.confidence)
     task.needs_review, task.details = result.needs_review, details
     return results.change_result(session, task=task, response=result.response, confidence=confidence,
                                  method=method, flush=False)
@@ -382,9 +403,10 @@ def _refit(db: Database, *, project_id: int, lease: leases.Lease,
            sample_answers: int = REFIT_SAMPLE_ANSWERS) -> RefitResult | None:
     """Fit the project's worker model and re-score its completed tasks (under ``lease``).
 
-    The completed tasks are re-scored ``REFIT_WRITE_CHUNK`` at a time, each chunk decided with
-    no transaction open and written in a short transaction of its own that still holds the
-    lease, so annotators never wait on a long refit's writes; the model is stored after the last
+    The completed tasks are re-scored ``REFIT_WRITE_CHUNK`` at a time, each chunk decided and
+    compared with what is stored with no write transaction open, and what changes written in a
+    short transaction of its own that still holds the lease, so annotators never wait on a long
+    refit's writes; the model is stored after the last
     chunk, so a refit cut short leaves the project due for the next. Returns None for a project
     with no answers yet, or when the lease was lost (the process that took it over writes the fit).
     """
@@ -397,7 +419,7 @@ def _refit(db: Database, *, project_id: int, lease: leases.Lease,
         completed = _rescorable_ids(session, project_id)
     changed: list[int] = []
     for start in range(0, len(completed), REFIT_WRITE_CHUNK):
-        decided = decide([int(t) for t in completed[start:start + REFIT_WRITE_CHUNK]])
+        decided = _to_write(db, decide([int(t) for t in completed[start:start + REFIT_WRITE_CHUNK]]), method)
         if not decided:
             continue
         with db.writer.begin() as session:
