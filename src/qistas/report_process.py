@@ -20,7 +20,7 @@ transaction, and returns plain values. It holds no lock anyone waits on.
 A refit on request (``POST /projects/{id}/quality/refit``, ``Refit``) reads every answer too,
 fits for seconds to minutes (47–69 s for a million answers) and writes the re-scored tasks a
 chunk per transaction under the project's refit lease (``quality.refit``): the same function in
-the same process pool, so that it does not hold the server's interpreter for as long.
+the same process pool, so that it does not hold the server's interpreter while it runs.
 """
 
 from __future__ import annotations
