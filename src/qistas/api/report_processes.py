@@ -3,6 +3,7 @@ report or refit of a large project and kept until the server stops (``api.helper
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -38,17 +39,23 @@ class ReportProcesses(HelperProcesses):
 
     async def read(self, db: Database, job: report_process.ProjectReport, *, answers: int) -> Any:
         """``job``'s report: by a report process for a large project, else in a thread here."""
-        if self.takes(answers):
-            url = db.engine.url.render_as_string(hide_password=False)
-            return await self.run(report_process.run, replace(job, database_url=url))
-        return await run_in_threadpool(read, db, partial(report_process.read_report, job=job))
+        return await self._either(db, job, answers, report_process.run,
+                                  partial(read, db, partial(report_process.read_report, job=job)))
 
     async def refit(self, db: Database, job: report_process.Refit, *, answers: int) -> RefitResult | None:
         """``job``'s refit: by a report process for a large project, else in a thread here."""
+        found: RefitResult | None = await self._either(db, job, answers, report_process.refit,
+                                                       partial(report_process.refit_on, db, job))
+        return found
+
+    async def _either(self, db: Database, job: Any, answers: int, in_process: Callable[[Any], Any],
+                      here: Callable[[], Any]) -> Any:
+        """``in_process(job)`` in a report process, given the database's URL, for a project of
+        ``answers`` answers it takes; else ``here()`` in a thread."""
         if self.takes(answers):
-            url = db.engine.url.render_as_string(hide_password=False)
-            return await self.run(report_process.refit, replace(job, database_url=url))
-        return await run_in_threadpool(report_process.refit_on, db, job)
+            return await self.run(in_process, replace(job, database_url=db.engine.url.render_as_string(
+                hide_password=False)))
+        return await run_in_threadpool(here)
 
 
 async def project_of(db: Database, actor: User, project_id: int) -> tuple[int, int]:
