@@ -12,6 +12,8 @@ against a real ``qistas serve``, first alone, then while tenant B, on the same s
             --report-tasks completed tasks (4 answers each), one after another
   refits    has 1 client ask for refits of such a project's worker model, one after another
             (the first one, which re-scores every task, before A starts)
+  rescores  the same, the first refit asked for as A starts: its writes of every task's new
+            result (confidences and answers) while A annotates
 
 Printed for each: A's annotations per second and its share of A alone, A's cycle
 p50/p95/p99, A's errors, and what B got done. The aim (docs/benchmarks.md): A keeps at least
@@ -54,7 +56,7 @@ from annotate_loop import (
     triple,
 )
 
-SCENARIOS = ("alone", "import", "bigimport", "exports", "clients", "logins", "reports", "refits")
+SCENARIOS = ("alone", "import", "bigimport", "exports", "clients", "logins", "reports", "refits", "rescores")
 
 
 @dataclass
@@ -103,8 +105,9 @@ def start_pressure(kind: str, server: Server, stop: threading.Event, pressure: P
                    import_rows: int, big_import_mb: int, db_url: str, report_tasks: int) -> list[threading.Thread]:
     if kind == "alone":
         return []
-    if kind in ("reports", "refits"):
-        return _reports(server, db_url, report_tasks, stop, pressure, refits=kind == "refits")
+    if kind in ("reports", "refits", "rescores"):
+        return _reports(server, db_url, report_tasks, stop, pressure, refits=kind != "reports",
+                        first_before=kind == "refits")
     owner, project_id, _ = new_project(server, 0)
     if kind == "bigimport":
         path = big_jsonl(big_import_mb)
@@ -167,10 +170,11 @@ def start_pressure(kind: str, server: Server, stop: threading.Event, pressure: P
 
 
 def _reports(server: Server, db_url: str, n_tasks: int, stop: threading.Event, pressure: Pressure, *,
-             refits: bool) -> list[threading.Thread]:
+             refits: bool, first_before: bool) -> list[threading.Thread]:
     """B's project of ``n_tasks`` completed tasks inserted in bulk (as ``export.py`` builds
     one), then 2 clients reading its quality report and fraud signals in turn, or (``refits``)
-    one client asking for refits (the first, which re-scores every task, done before A starts)."""
+    one client asking for refits (the first, which re-scores every task, done before A starts
+    when ``first_before``)."""
     from export import build
     from sqlalchemy import create_engine, text
 
@@ -182,7 +186,7 @@ def _reports(server: Server, db_url: str, n_tasks: int, stop: threading.Event, p
     with api(server) as admin:
         token = check(admin.post(f"/users/{owner_id}/tokens"))["token"]
     clients = [api(server, token) for _ in range(2)]
-    if refits:
+    if refits and first_before:
         check(clients[0].post(f"/projects/{project_id}/quality/refit"), 200)
 
     def report(n: int) -> None:

@@ -10,8 +10,9 @@ from sqlalchemy import bindparam, inspect, select, update
 from sqlalchemy.exc import IntegrityError, InvalidRequestError
 
 from qistas.db.engine import Database
-from qistas.db.models import Assignment, Task, table
+from qistas.db.models import Assignment, Project, Task, table
 from qistas.db.prepared import Prepared, Rowcount, insert_of, select_entity
+from qistas.db.queries.quality import RESCORE
 from qistas.domain import imports, projects, users
 
 _tasks = table(Task).c
@@ -75,6 +76,34 @@ def test_values_round_trip_and_literals_in_the_statement_are_in_its_sql(database
         assert "'active'" in compiled.sql and "active" not in compiled.literals.values()
         orm = session.get(Assignment, made.id)
         assert orm is not None and (orm.status, orm.expires_at) == ("expired", made.expires_at)
+
+
+def test_runs_converted_before_the_transaction_are_run_in_one_call(database: Database) -> None:
+    """``converted`` encodes each run's values (JSON here) with no transaction open; ``run_many``
+    runs them all in the transaction, and what they wrote reads back as the ORM reads it."""
+    project_id, task_id, _ = make_task(database)
+    with database.writer.begin() as session:
+        imports.import_tasks(session, project=session.get_one(Project, project_id), rows=[(2, {"data": {"text": "b"}})])
+        other = session.scalars(select(Task.id).where(Task.project_id == project_id, Task.id != task_id)).one()
+    dialect = database.engine.dialect
+    values = [{"task_id": task_id, "response": {"label": "a", "note": ARABIC}, "confidence": 0.75, "method": "ds",
+               "needs_review": True, "details": {"p": [0.75, 0.25]}},
+              {"task_id": other, "response": {"label": "b"}, "confidence": 0.5, "method": "ds", "needs_review": False,
+               "details": None}]
+    runs = [RESCORE.converted(dialect, v) for v in values]
+    assert all(run.dialect == dialect.name for run in runs)
+    with database.writer.begin() as session:
+        RESCORE.run_many(session, runs)
+        RESCORE.run_many(session, [])  # nothing to run: no call of the driver
+    with database.reader() as session:
+        for v in values:
+            task = session.get_one(Task, v["task_id"])
+            assert (task.response, task.confidence, task.method, task.needs_review, task.details) == (
+                v["response"], v["confidence"], v["method"], v["needs_review"], v["details"])
+    elsewhere = "postgresql" if dialect.name == "sqlite" else "sqlite"
+    runs[0] = type(runs[0])(elsewhere, runs[0].arguments)
+    with pytest.raises(ValueError, match="another dialect"), database.writer.begin() as session:
+        RESCORE.run_many(session, runs)
 
 
 def test_a_driver_error_is_sqlalchemys_and_the_transaction_rolls_back(database: Database) -> None:

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import insert, select
 
 from qistas.db.engine import Database
-from qistas.db.enums import Role
+from qistas.db.enums import ReviewStatus, Role
 from qistas.db.models import Annotation, Assignment, Project, Task, User
 from qistas.domain import projects, quality, users
 from qistas.domain.tasktypes import parse_spec, type_of
@@ -137,3 +137,38 @@ def test_a_refit_that_changes_nothing_writes_no_task(database: Database, monkeyp
     assert again[0] is not None and again[0].changed == []
     assert written and not [s for s in written if TASKS.search(s)], written
     assert [s for s in written if "quality_models" in s]  # the model, stored again
+
+
+def test_a_task_changed_after_the_comparison_is_written_as_it_then_is(database: Database) -> None:
+    """A refit compares a chunk's results with the stored ones before its write transaction
+    opens; in it, each task is read again. One a reviewer accepted meanwhile keeps the reviewer's
+    result; one whose answers settled it again is written as the refit decides and the change
+    of its answer is counted (and announced) against what it then held."""
+    pid = _build(database)
+    fit = quality._fit(database, pid, quality.REFIT_SAMPLE_ANSWERS)
+    assert fit is not None
+    method = quality.method_name(fit.estimator)
+    with database.reader() as session:
+        ids = [int(t) for t in quality._rescorable_ids(session, pid)]
+    planned = quality._to_write(database, quality._fitted_results(fit)(ids), method)
+    same_answer = [t for t, plan in planned.items() if not plan.moved]
+    assert len(same_answer) >= 2
+    accepted, settled = same_answer[0], same_answer[1]
+    with database.writer.begin() as session:
+        session.get_one(Task, accepted).review_status = ReviewStatus.ACCEPTED
+        task = session.get_one(Task, settled)
+        before = planned[settled].result.response
+        task.response = {"label": next(label for label in LABELS if label != before["label"])}
+    with database.writer.begin() as session:
+        changed = quality._write_chunk(session, project_id=pid, planned=planned, method=method)
+    with database.reader() as session:
+        rows = {r.id: r for r in session.execute(select(Task.id, Task.response, Task.confidence, Task.method)
+                                                 .where(Task.project_id == pid))}
+    assert (rows[accepted].confidence, rows[accepted].method) == (0.5, "x")  # the reviewer's, untouched
+    assert rows[settled].response == before and rows[settled].method == method
+    assert settled in changed and accepted not in changed
+    assert changed == sorted(changed) and set(changed) == {settled} | {t for t, p in planned.items() if p.moved}
+    for task_id, plan in planned.items():
+        if task_id != accepted:
+            assert rows[task_id].response == plan.result.response
+            assert rows[task_id].confidence == pytest.approx(float(plan.result.confidence))

@@ -68,6 +68,14 @@ class _Compiled:
     readers: list[tuple[int, Processor]] | None = None
 
 
+@dataclass(frozen=True)
+class Converted:
+    """One run's parameters, converted for a dialect's driver (``Prepared.converted``)."""
+
+    dialect: str
+    arguments: Sequence[Any] | dict[str, Any]
+
+
 class Prepared(Generic[R]):
     """One Core statement, run as ``Prepared.all(session, **params)`` and the like.
 
@@ -112,25 +120,33 @@ class Prepared(Generic[R]):
                 readers.append((position, read))
         return readers
 
-    def _cursor(self, session: Session, params: dict[str, Any]) -> tuple[Any, _Compiled]:
+    def _for(self, session: Session) -> tuple[Any, _Compiled]:
         driver, dialect = _driver_connection(session)
         compiled = self._compiled.get(dialect.name)
         if compiled is None:
             compiled = self._compiled[dialect.name] = self._compile(dialect)
+        return driver, compiled
+
+    @staticmethod
+    def _arguments(compiled: _Compiled, params: dict[str, Any]) -> Sequence[Any] | dict[str, Any]:
         values = {**compiled.literals, **params} if compiled.literals else params  # params: this call's own dict
         for name, process in compiled.binders.items():
             if name in values:
                 values[name] = process(values[name])
-        arguments: Sequence[Any] | dict[str, Any] = values
         if compiled.positional is not None:
-            arguments = [values[name] for name in compiled.positional]
+            return [values[name] for name in compiled.positional]
+        return values
+
+    def _cursor(self, session: Session, params: dict[str, Any]) -> tuple[Any, _Compiled]:
+        driver, compiled = self._for(session)
+        arguments = self._arguments(compiled, params)
         cursor = driver.cursor()
-        error = dialect.loaded_dbapi.Error
+        error = compiled.dialect.loaded_dbapi.Error
         try:
             cursor.execute(compiled.sql, arguments)
         except error as exc:
             cursor.close()
-            raise DBAPIError.instance(compiled.sql, arguments, exc, error, dialect=dialect) from exc
+            raise DBAPIError.instance(compiled.sql, arguments, exc, error, dialect=compiled.dialect) from exc
         if compiled.readers is None and cursor.description is not None:
             compiled.readers = self._readers(compiled, cursor.description)
         return cursor, compiled
@@ -163,6 +179,32 @@ class Prepared(Generic[R]):
         cursor, _ = self._cursor(session, params)
         try:
             return int(cursor.rowcount)
+        finally:
+            cursor.close()
+
+    def converted(self, dialect: Dialect, params: dict[str, Any]) -> Converted:
+        """One run's parameters converted for ``dialect``'s driver, for ``run_many``: the
+        conversions (JSON encoded, say) made before a transaction opens rather than in it."""
+        compiled = self._compiled.get(dialect.name)
+        if compiled is None:
+            compiled = self._compiled[dialect.name] = self._compile(dialect)
+        return Converted(dialect.name, self._arguments(compiled, dict(params)))
+
+    def run_many(self, session: Session, runs: Sequence[Converted]) -> None:
+        """Execute a statement that returns no rows once for each of ``runs`` (``converted``
+        for the session's dialect), in one call of the driver (``executemany``)."""
+        if not runs:
+            return
+        driver, compiled = self._for(session)
+        if any(run.dialect != compiled.dialect.name for run in runs):
+            raise ValueError(f"parameters converted for another dialect than {compiled.dialect.name}")
+        arguments = [run.arguments for run in runs]
+        cursor = driver.cursor()
+        error = compiled.dialect.loaded_dbapi.Error
+        try:
+            cursor.executemany(compiled.sql, arguments)
+        except error as exc:
+            raise DBAPIError.instance(compiled.sql, arguments, exc, error, dialect=compiled.dialect) from exc
         finally:
             cursor.close()
 

@@ -49,6 +49,13 @@ def _batch_body(session: Session, batch: Batch) -> dict[str, Any]:
     return {"id": batch.id, "name": batch.name, "status": batch.status, "counts": counts}
 
 
+def listened(session: Session, *, project_id: int, event: str) -> bool:
+    """Whether an active webhook of the project listens to ``event``: for a task's event other
+    than ``task.completed`` (which also goes to the task's callback), whether ``enqueue`` would
+    write anything."""
+    return any(event in hook.events for hook in queries.ACTIVE_HOOKS.all(session, project_id=project_id))
+
+
 def enqueue(
     session: Session,
     *,
