@@ -3,7 +3,9 @@
 Builds a throw-away SQLite database (or fills --database-url, e.g. PostgreSQL) with N
 answers (N/4 completed tasks x 4 annotators, Core bulk inserts as in benchmarks/export.py),
 then runs ``quality.refit`` in a fresh process ``--repeat`` times and reports each run's wall
-and CPU time and peak memory (that process's maximum RSS, VmHWM, above its RSS at start);
+and CPU time, peak memory (that process's maximum RSS, VmHWM, above its RSS at start) and its
+write transactions (how many, their time together, the median and the longest: on SQLite every
+other writer waits while one is open);
 first, the time of the background loop's look for the projects due for a refit.
 ``--task-type``: single-label classification (the default, fitted on integer arrays), or
 ``boxes`` / ``rating``, whose aggregators take structured answers.
@@ -22,6 +24,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +77,7 @@ def run_one(url: str, project_id: int) -> None:
 
     baseline = peak_rss_mb()
     db = Database.from_url(url)
+    writes = _timed_writes(db)
     began, cpu = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
     found = quality.refit(db, project_id=project_id)
     after = resource.getrusage(resource.RUSAGE_SELF)
@@ -80,8 +85,27 @@ def run_one(url: str, project_id: int) -> None:
     print(json.dumps({"seconds": time.perf_counter() - began,
                       "cpu_seconds": after.ru_utime + after.ru_stime - cpu.ru_utime - cpu.ru_stime,
                       "answers": found.n_answers, "changed": len(found.changed), "method": found.method,
-                      "peak_rss_mb": peak_rss_mb(), "baseline_rss_mb": baseline}))
+                      "peak_rss_mb": peak_rss_mb(), "baseline_rss_mb": baseline,
+                      "writes": len(writes), "write_seconds": sum(writes),
+                      "longest_write_ms": 1000 * max(writes, default=0.0),
+                      "median_write_ms": 1000 * sorted(writes)[len(writes) // 2] if writes else 0.0}))
     db.dispose()
+
+
+def _timed_writes(db: Any) -> list[float]:
+    """The seconds of each write transaction of ``db`` from now on, begin to commit: on SQLite
+    what every other writer of the database (the annotation loop) may wait for."""
+    begin, spans = db.writer.begin, []
+
+    @contextmanager
+    def timed() -> Iterator[Any]:
+        began = time.perf_counter()
+        with begin() as session:
+            yield session
+        spans.append(time.perf_counter() - began)
+
+    db.writer.begin = timed
+    return spans
 
 
 def due_check_ms(url: str) -> float:
@@ -129,7 +153,9 @@ def main() -> None:
                 r = json.loads(child.stdout.strip().splitlines()[-1])
                 print(f"refit {r['answers']:>10,} answers  {r['seconds']:7.1f}s  cpu {r['cpu_seconds']:7.1f}s  "
                       f"peak RSS {r['peak_rss_mb']:.0f} MB (start {r['baseline_rss_mb']:.0f} MB)  "
-                      f"{r['changed']:,} changed  {r['method']}", flush=True)
+                      f"{r['changed']:,} changed  {r['method']}  write transactions: {r['writes']:,}, "
+                      f"{r['write_seconds']:.2f}s, median {r['median_write_ms']:.0f} ms, "
+                      f"longest {r['longest_write_ms']:.0f} ms", flush=True)
 
 
 if __name__ == "__main__":
