@@ -423,7 +423,8 @@ def _write_chunk(session: Session, *, project_id: int, planned: dict[int, _Plann
     query = select(*_STORED).where(Task.id.in_(sorted(planned))).order_by(Task.id)
     if locks_claimed_rows(session):
         query = query.with_for_update()
-    listened = outbox.listened(session, project_id=project_id, event="result.changed")
+    listened = any(plan.moved for plan in planned.values()) and outbox.listened(
+        session, project_id=project_id, event="result.changed")
     as_read: list[Converted] = []
     changed: list[int] = []
     again: list[int] = []
