@@ -47,12 +47,14 @@ class FileImport:
 
 
 def prepare(nice: int = NICE, log_format: str = "text", log_level: str = "warning") -> None:
-    """Each process's start (``helper_process.prepare``): an import whose sender is gone stops
-    where it is, and the next server's recovery finishes or undoes it as it would have in the
-    server."""
+    """Each process's start (``helper_process.prepare``, the import's modules imported): an
+    import whose sender is gone stops where it is, and the next server's recovery finishes or
+    undoes it as it would have in the server."""
     from qistas import helper_process
 
-    helper_process.prepare(PROCESS_NAME, nice, log_format, log_level)
+    helper_process.prepare(PROCESS_NAME, nice, log_format, log_level, modules=(
+        "qistas.db.models", "qistas.db.unit_of_work", "qistas.domain.destinations", "qistas.domain.imports",
+        "qistas.domain.projects", "qistas.domain.quotas", "qistas.domain.staged_imports", "qistas.policies"))
 
 
 def run(job: FileImport) -> ImportResult:

@@ -60,18 +60,12 @@ class Refit:
 
 
 def prepare(nice: int = NICE, log_format: str = "text", log_level: str = "warning") -> None:
-    """Each process's start (``helper_process.prepare``), then the reports' modules imported
-    and, as the server does once started, set aside from the garbage collector's passes."""
-    import gc
-
+    """Each process's start (``helper_process.prepare``), the reports' modules imported."""
     from qistas import helper_process
 
-    helper_process.prepare(PROCESS_NAME, nice, log_format, log_level)
-    from qistas.db import models  # noqa: F401
-    from qistas.domain import fraud, quality, quality_report, reviews  # noqa: F401
-
-    gc.collect()
-    gc.freeze()
+    helper_process.prepare(PROCESS_NAME, nice, log_format, log_level, modules=(
+        "qistas.db.models", "qistas.domain.fraud", "qistas.domain.quality", "qistas.domain.quality_report",
+        "qistas.domain.reviews"))
 
 
 def read_report(session: Session, job: ProjectReport) -> Any:
