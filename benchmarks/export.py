@@ -5,9 +5,12 @@ data with Core bulk inserts, then runs each export in a fresh process and report
 time and peak memory (maximum RSS of that process). ``--quick`` uses 25k tasks.
 
     python benchmarks/export.py [--quick] [--tasks N] [--formats jsonl,csv,parquet] [--repeat N] [--write-docs]
+    python benchmarks/export.py --database-url URL --project ID --formats jsonl [--unfrozen]
     python benchmarks/export.py --database-url URL --project ID --explain [--repeat N]
 
 ``--database-url URL --project ID`` exports an existing project instead of building one.
+Each export's process sets what it loaded aside from the garbage collector (``gc.freeze``), as
+the worker process that runs export jobs does; ``--unfrozen`` leaves it to the collector's passes.
 """
 
 from __future__ import annotations
@@ -168,7 +171,8 @@ def explain(url: str, project_id: int, repeat: int) -> None:
     db.dispose()
 
 
-def run_one(url: str, project_id: int, fmt: str, out: str, readers: int = 1, records_only: bool = False) -> None:
+def run_one(url: str, project_id: int, fmt: str, out: str, readers: int = 1, records_only: bool = False,
+            frozen: bool = True) -> None:
     """In a child process: export to ``out``; print time, size and peak RSS as JSON."""
     from qistas.db.engine import Database
     from qistas.db.models import Project
@@ -187,8 +191,9 @@ def run_one(url: str, project_id: int, fmt: str, out: str, readers: int = 1, rec
     db = Database.from_url(url)
     # As the worker process that runs export jobs does once started (qistas.cli.worker): what is
     # loaded lives as long as the process, set aside from the collector's full passes.
-    gc.collect()
-    gc.freeze()
+    if frozen:
+        gc.collect()
+        gc.freeze()
     began, cpu, machine = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF), busy_cpu_seconds()
     rows = 0
     with db.reader() as session, open(out, "wb") as handle:
@@ -277,11 +282,13 @@ def main() -> None:
                         help="PostgreSQL: encode the records in Python instead of the lines the database builds")
     parser.add_argument("--explain", action="store_true",
                         help="PostgreSQL, with --project: the lines' statement under EXPLAIN ANALYZE, --repeat times")
+    parser.add_argument("--unfrozen", action="store_true",
+                        help="no gc.freeze in the child process (the worker process before it froze)")
     parser.add_argument("--run-one", nargs=4, metavar=("URL", "PROJECT", "FORMAT", "OUT"), help=argparse.SUPPRESS)
     args, _unknown = parser.parse_known_args()  # make bench passes its own arguments to every script
     if args.run_one:
         url, project, fmt, out = args.run_one
-        run_one(url, int(project), fmt, out, args.readers, args.records)
+        run_one(url, int(project), fmt, out, args.readers, args.records, frozen=not args.unfrozen)
         return
     if args.explain:
         assert args.database_url and args.project is not None, "--explain reads an existing project"
@@ -301,7 +308,8 @@ def main() -> None:
         for fmt in [f for f in args.formats.split(",") for _ in range(args.repeat)]:
             out = f"{tmp}/export.{fmt}"
             child = subprocess.run([sys.executable, __file__, "--run-one", url, str(project_id), fmt, out,
-                                    "--readers", str(args.readers), *(["--records"] if args.records else [])],
+                                    "--readers", str(args.readers), *(["--records"] if args.records else []),
+                                    *(["--unfrozen"] if args.unfrozen else [])],
                                    check=True, capture_output=True, text=True)
             result = json.loads(child.stdout.strip().splitlines()[-1])
             found.append(result)

@@ -26,8 +26,9 @@ def prepare(name: str, nice: int, log_format: str = "text", log_level: str = "wa
     a watch on the server: the process ends within a tenth of a second of its server's end,
     however it ended (``kill -9`` included), so work whose sender is gone stops where it is.
     Then the ``modules`` its jobs use are imported and, as a server process does once started,
-    what is loaded is set aside from the garbage collector's full passes (``gc.freeze``): walked
-    again and again while a job makes objects by the million, they cost a fifth of the time."""
+    what is loaded is set aside from the garbage collector's full passes (``gc.freeze``), which
+    otherwise walk it again while a job makes objects by the million (a fifth of an export's
+    time in the worker process; for imports no difference was measured: docs/benchmarks.md)."""
     import gc
     import importlib
 

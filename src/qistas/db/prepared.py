@@ -120,12 +120,15 @@ class Prepared(Generic[R]):
                 readers.append((position, read))
         return readers
 
-    def _for(self, session: Session) -> tuple[Any, _Compiled]:
-        driver, dialect = _driver_connection(session)
+    def _compiled_for(self, dialect: Dialect) -> _Compiled:
         compiled = self._compiled.get(dialect.name)
         if compiled is None:
             compiled = self._compiled[dialect.name] = self._compile(dialect)
-        return driver, compiled
+        return compiled
+
+    def _for(self, session: Session) -> tuple[Any, _Compiled]:
+        driver, dialect = _driver_connection(session)
+        return driver, self._compiled_for(dialect)
 
     @staticmethod
     def _arguments(compiled: _Compiled, params: dict[str, Any]) -> Sequence[Any] | dict[str, Any]:
@@ -185,10 +188,7 @@ class Prepared(Generic[R]):
     def converted(self, dialect: Dialect, params: dict[str, Any]) -> Converted:
         """One run's parameters converted for ``dialect``'s driver, for ``run_many``: the
         conversions (JSON encoded, say) made before a transaction opens rather than in it."""
-        compiled = self._compiled.get(dialect.name)
-        if compiled is None:
-            compiled = self._compiled[dialect.name] = self._compile(dialect)
-        return Converted(dialect.name, self._arguments(compiled, dict(params)))
+        return Converted(dialect.name, self._arguments(self._compiled_for(dialect), dict(params)))
 
     def run_many(self, session: Session, runs: Sequence[Converted]) -> None:
         """Execute a statement that returns no rows once for each of ``runs`` (``converted``

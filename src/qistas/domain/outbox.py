@@ -49,11 +49,17 @@ def _batch_body(session: Session, batch: Batch) -> dict[str, Any]:
     return {"id": batch.id, "name": batch.name, "status": batch.status, "counts": counts}
 
 
+def _hooks_for(session: Session, *, project_id: int, event: str) -> list[tuple[str, int | None, str]]:
+    """The project's active webhooks subscribed to ``event``, as ``enqueue``'s destinations."""
+    return [("webhook", hook.id, hook.url) for hook in queries.ACTIVE_HOOKS.all(session, project_id=project_id)
+            if event in hook.events]
+
+
 def listened(session: Session, *, project_id: int, event: str) -> bool:
     """Whether an active webhook of the project listens to ``event``: for a task's event other
     than ``task.completed`` (which also goes to the task's callback), whether ``enqueue`` would
     write anything."""
-    return any(event in hook.events for hook in queries.ACTIVE_HOOKS.all(session, project_id=project_id))
+    return bool(_hooks_for(session, project_id=project_id, event=event))
 
 
 def enqueue(
@@ -77,11 +83,7 @@ def enqueue(
         callback = task.callback_url if event == "task.completed" else None
     else:
         raise ValueError("enqueue needs a task or a batch")
-    destinations: list[tuple[str, int | None, str]] = [
-        ("webhook", hook.id, hook.url)
-        for hook in queries.ACTIVE_HOOKS.all(session, project_id=project_id)
-        if event in hook.events
-    ]
+    destinations = _hooks_for(session, project_id=project_id, event=event)
     if callback:
         destinations.append(("batch_callback" if batch is not None else "task_callback", None, callback))
     if not destinations:

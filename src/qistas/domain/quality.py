@@ -401,7 +401,7 @@ def _to_write(db: Database, decided: dict[int, TaskResult], method: str) -> dict
     with db.reader() as session:
         stored = session.execute(select(*_STORED).where(Task.id.in_(sorted(decided)))).all()
     dialect = db.engine.dialect
-    return {row.id: _Planned(row, result, plain_response(row.response) != plain_response(result.response),
+    return {row.id: _Planned(row, result, results.answer_changed(row.response, result.response),
                              queries.RESCORE.converted(dialect, {
                                  "task_id": row.id, "response": result.response,
                                  "confidence": float(result.confidence), "method": method,
@@ -417,8 +417,8 @@ def _write_chunk(session: Session, *, project_id: int, planned: dict[int, _Plann
     a few milliseconds for a thousand; a task changed since (a reviewer accepted it, a late
     answer settled it again) or whose changed answer a webhook awaits is loaded and written
     through ``_write_result``, which checks it again and announces the change. On SQLite the
-    writer's lock is held for this transaction: the loading and flushing of every task of the
-    chunk took 140 ms of CPU per thousand, in a process at a lower priority than the loop's.
+    writer's lock is held for this transaction: loading and flushing every task of the chunk
+    through the ORM held it 110-130 ms per thousand (``benchmarks/refit.py``), now about 20.
     """
     query = select(*_STORED).where(Task.id.in_(sorted(planned))).order_by(Task.id)
     if locks_claimed_rows(session):

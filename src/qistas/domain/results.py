@@ -74,6 +74,12 @@ def _after(position: tuple[datetime, int]) -> Any:
     return or_(Task.completed_at > at, and_(Task.completed_at == at, Task.id > task_id))
 
 
+def answer_changed(previous: Any, response: Any) -> bool:
+    """Whether a new result changes the answer itself, not only its per-part confidences (what
+    ``result.changed`` announces)."""
+    return bool(plain_response(previous) != plain_response(response))
+
+
 def change_result(session: Session, *, task: Task, response: Any, confidence: float | None,
                   method: str | None, flush: bool = True) -> bool:
     """Replace a completed task's result (e.g. after a refit of the quality model).
@@ -86,7 +92,7 @@ def change_result(session: Session, *, task: Task, response: Any, confidence: fl
     task.response, task.confidence, task.method = response, confidence, method
     if flush:
         session.flush()
-    if task.status != TaskStatus.COMPLETED or plain_response(previous) == plain_response(response):
+    if task.status != TaskStatus.COMPLETED or not answer_changed(previous, response):
         return False
     outbox.enqueue(session, event="result.changed", task=task, previous=previous)
     return True
