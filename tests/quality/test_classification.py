@@ -198,6 +198,12 @@ def test_convergence_warning_when_n_iter_too_small(sim):
         warnings.simplefilter("error")
         est = DawidSkene().fit(sim.tasks, sim.workers, sim.labels)
     assert est.converged_ and est.n_iter_ < 100
+    quiet = DawidSkene(n_iter=1)
+    quiet.warns_unconverged = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        quiet.fit(sim.tasks, sim.workers, sim.labels)
+    assert quiet.converged_ is False
 
 
 def test_em_log_likelihood_does_not_decrease(sim):

@@ -132,3 +132,15 @@ def test_deterministic_and_validates():
                 {"se_rule": -1.0}, {"candidates": ["MACE", "MACE"]}):
         with pytest.raises(ValueError):
             _fit(AutoClassifier(**bad), sim)
+
+
+def test_the_selection_sets_no_warnings_filter(monkeypatch):
+    # Refits run in threads of a server; warnings.catch_warnings swaps the filters of the
+    # whole process and is not thread-safe, so the candidates are fitted quiet instead.
+    def refused(*_args, **_kwargs):
+        raise AssertionError("warnings.catch_warnings used")
+
+    sim = simulate_classification(400, 15, 3, 3, random_state=2)
+    monkeypatch.setattr("warnings.catch_warnings", refused)
+    auto = _fit(AutoClassifier(), sim)
+    assert auto.chosen_ in ("MajorityVote", "OneCoinDawidSkene", "MACE", "DawidSkene")

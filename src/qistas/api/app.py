@@ -148,6 +148,13 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     web.install(app, db)
 
+    # FastAPI builds a route's parameters on the route's first use, and silences a warning of
+    # pydantic's around each build with warnings.catch_warnings, which is process-wide and not
+    # thread-safe. Built later in a server thread while another thread left such a block, the
+    # warning escaped as an error (a server started in a thread failed). Built here, by the
+    # thread that makes the app, once.
+    for _context in iter_route_contexts(app.routes):
+        pass
     return app
 
 

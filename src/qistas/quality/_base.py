@@ -189,6 +189,11 @@ class EMClassifier(BaseClassifier):
 
     n_iter: int
     tol: float
+    #: Whether a run that stops at ``n_iter`` warns (:class:`ConvergenceWarning`). Off for
+    #: a model fitted as a candidate among others (:class:`~qistas.quality.selection.AutoClassifier`):
+    #: a warnings filter set around it would be process-wide and not thread-safe, and refits
+    #: run in threads of a server.
+    warns_unconverged: bool = True
 
     def _validate_params(self) -> None:
         check_n_iter(self.n_iter)
@@ -211,7 +216,7 @@ class EMClassifier(BaseClassifier):
                 self.converged_ = True
                 break
             previous = loglik
-        if not self.converged_:
+        if not self.converged_ and self.warns_unconverged:
             warnings.warn(
                 f"{type(self).__name__} did not converge in {self.n_iter} iterations "
                 f"(tol={self.tol}); raise n_iter or tol",

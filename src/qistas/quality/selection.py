@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ._base import BaseClassifier, best_labels
+from ._base import BaseClassifier, EMClassifier, best_labels
 from ._sparse import AnswerMatrix
-from ._validation import Answers, ConvergenceWarning
+from ._validation import Answers
 from .classification import DawidSkene, OneCoinDawidSkene, one_coin_confusions
 from .mace import MACE
 
@@ -43,12 +42,20 @@ class _SharedAccuracy(OneCoinDawidSkene):
         return one_coin_confusions(skills, self.n_labels_)
 
 
-_FACTORIES: dict[str, Callable[[], BaseClassifier]] = {
+_FACTORIES: dict[str, Callable[[], EMClassifier]] = {
     "MajorityVote": _SharedAccuracy,
     "OneCoinDawidSkene": OneCoinDawidSkene,
     "MACE": MACE,
     "DawidSkene": DawidSkene,
 }
+
+
+def _candidate(name: str) -> EMClassifier:
+    """A fresh candidate model that does not warn when it stops unconverged: the
+    selection scores what it reached either way."""
+    est = _FACTORIES[name]()
+    est.warns_unconverged = False
+    return est
 
 
 class AutoClassifier(BaseClassifier):
@@ -138,11 +145,9 @@ class AutoClassifier(BaseClassifier):
             alive = self._gold_veto(gold_hits, names)
             self.dropped_ = [c for c in names if c not in alive]
         self.chosen_ = self._one_se(per_task, alive)
-        est = _FACTORIES[self.chosen_]()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            est.fit(data.tasks, data.workers, data.labels, n_labels=data.n_labels,
-                    n_tasks=data.n_tasks, n_workers=data.n_workers, gold=gold)
+        est = _candidate(self.chosen_)
+        est.fit(data.tasks, data.workers, data.labels, n_labels=data.n_labels,
+                n_tasks=data.n_tasks, n_workers=data.n_workers, gold=gold)
         self.estimator_ = est
         self.confusions_ = np.asarray(est.confusions_)  # type: ignore[attr-defined]
         self.priors_ = np.asarray(est.priors_)  # type: ignore[attr-defined]
@@ -166,11 +171,9 @@ class AutoClassifier(BaseClassifier):
             g = None if gold is None else np.where(fold == f, -1, gold)
             cols = np.flatnonzero((fold == f) & known)
             for c in names:
-                est = _FACTORIES[c]()
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", ConvergenceWarning)
-                    est.fit(train.tasks, train.workers, train.labels, n_labels=data.n_labels,
-                            n_tasks=data.n_tasks, n_workers=data.n_workers, gold=g)
+                est = _candidate(c)
+                est.fit(train.tasks, train.workers, train.labels, n_labels=data.n_labels,
+                        n_tasks=data.n_tasks, n_workers=data.n_workers, gold=g)
                 joint, agree = _heldout(matrix, test, est)
                 per_task[c] += np.bincount(test.tasks, weights=agree, minlength=data.n_tasks)
                 if cols.size and gold is not None:
