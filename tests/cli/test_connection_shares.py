@@ -156,11 +156,13 @@ def test_connections_that_all_landed_on_one_process_spread_over_both(db_url: str
                 assert _eventually(lambda: _connections_by_worker(port) == {stopped: 0, running: 8})
             finally:
                 os.kill(stopped, signal.SIGCONT)
-            closes, deadline = 0, time.monotonic() + 30
-            while _connections_by_worker(port) != {stopped: 4, running: 4} and time.monotonic() < deadline:
+            # A connection let go comes back wherever the kernel hands it, to the crowded process
+            # again as often as not: on a busy machine the spreading can take many rounds.
+            closes, deadline = 0, time.monotonic() + 90
+            while (held := _connections_by_worker(port)) != {stopped: 4, running: 4} and time.monotonic() < deadline:
                 closes += _round(clients)  # a crowded process lets a connection go every 0.1 s
                 time.sleep(0.01)
-            assert _connections_by_worker(port) == {stopped: 4, running: 4}
+            assert held == {stopped: 4, running: 4}
             assert closes >= 4  # more where a client came back to the crowded one and was moved again
             time.sleep(2 * MOVE_INTERVAL_SECONDS)
             assert _round(clients) == 0  # settled
