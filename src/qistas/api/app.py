@@ -109,8 +109,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         title="Qistas",
         version=__version__,
         description="A self-hosted data engine for AI training data.",
-        openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=None,  # served from the package, see api/docs.py
+        openapi_url=None,  # the document and its page: api/docs.py
+        docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
     )

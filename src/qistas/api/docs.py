@@ -7,11 +7,13 @@ inline script is needed and the strict ``script-src 'self'`` policy stays.
 
 from __future__ import annotations
 
+import threading
 from importlib.resources import files
 
 from fastapi import FastAPI
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 
 ASSETS = str(files("fastapi_offline") / "static")
 
@@ -34,7 +36,24 @@ PAGE = """<!doctype html>
 
 
 def install(app: FastAPI, prefix: str) -> None:
-    """``{prefix}/docs``: Swagger UI over ``{prefix}/openapi.json``."""
+    """``{prefix}/openapi.json``, and ``{prefix}/docs``: Swagger UI over it.
+
+    FastAPI builds the document on its first request, in the request's coroutine: a third of
+    a second of the interpreter during which the process's event loop, and every take and
+    submit it serves, waited. Here it is built in a thread, one build at a time (FastAPI sets
+    a process-wide warnings filter around each part, which two threads at once would undo),
+    and kept by FastAPI for the next requests."""
+    building = threading.Lock()
+
+    def document() -> JSONResponse:
+        with building:
+            return JSONResponse(app.openapi())
+
+    @app.get(f"{prefix}/openapi.json", include_in_schema=False)
+    async def openapi_document() -> JSONResponse:
+        response: JSONResponse = await run_in_threadpool(document)
+        return response
+
     app.mount(f"{prefix}/docs/assets", StaticFiles(directory=ASSETS), name="api-docs-assets")
     page = PAGE.format(prefix=prefix)
 
