@@ -1,8 +1,8 @@
 """What the first request for the OpenAPI document costs the other requests of its process.
 
-``qistas serve`` (one process) on a fresh SQLite database; one client asks ``/healthz`` every
-5 ms, and after a second another asks ``/api/v1/openapi.json`` once (its first request: the
-document is built then). Printed, per run: the document's first fetch, and the longest health
+``qistas serve`` (one process) on a fresh SQLite database (``annotate_loop.serve``); one client
+asks ``/healthz`` every 5 ms, and after a second another asks ``/api/v1/openapi.json`` once (its
+first request: the document is built then). Printed, per run: the document's first fetch, and the longest health
 answer before it and from it on. While the document is built, a server that built it on its
 event loop answered nobody else.
 
@@ -12,49 +12,21 @@ event loop answered nobody else.
 from __future__ import annotations
 
 import argparse
-import os
-import socket
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 
 import httpx
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from annotate_loop import serve
 
 
 def one_run() -> tuple[float, float, float]:
     """The document's first fetch, and the longest health answer before and from it (ms)."""
-    home = tempfile.mkdtemp()
-    env = {**os.environ, "QISTAS_DATABASE_URL": f"sqlite:///{home}/qistas.db", "QISTAS_HOME": home,
-           "QISTAS_SECRET_KEY": "benchmark-secret-key-" + "x" * 24}
-    subprocess.run([sys.executable, "-c", "from qistas.cli import main; main()", "migrate"], env=env, check=True,
-                   capture_output=True)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, "-c", "from qistas.cli import main; main()", "serve", "--port",
-                               str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(base + "/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+    with serve(None, 1) as server:
         answers: list[float] = []
         stop = threading.Event()
 
         def ping() -> None:
-            with httpx.Client(base_url=base) as client:
+            with httpx.Client(base_url=server.url) as client:
                 while not stop.is_set():
                     began = time.perf_counter()
                     client.get("/healthz")
@@ -66,15 +38,12 @@ def one_run() -> tuple[float, float, float]:
         time.sleep(1)
         before = len(answers)
         began = time.perf_counter()
-        assert httpx.get(base + "/api/v1/openapi.json", timeout=60).status_code == 200
+        assert httpx.get(server.url + "/api/v1/openapi.json", timeout=60).status_code == 200
         fetch = (time.perf_counter() - began) * 1000
         time.sleep(0.5)
         stop.set()
         pinging.join()
         return fetch, max(answers[:before]), max(answers[before:])
-    finally:
-        server.terminate()
-        server.wait()
 
 
 def main() -> None:

@@ -13,7 +13,6 @@ from importlib.resources import files
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from starlette.concurrency import run_in_threadpool
 
 ASSETS = str(files("fastapi_offline") / "static")
 
@@ -45,14 +44,10 @@ def install(app: FastAPI, prefix: str) -> None:
     and kept by FastAPI for the next requests."""
     building = threading.Lock()
 
-    def document() -> JSONResponse:
+    @app.get(f"{prefix}/openapi.json", include_in_schema=False)
+    def openapi_document() -> JSONResponse:  # a plain function: run in the thread pool
         with building:
             return JSONResponse(app.openapi())
-
-    @app.get(f"{prefix}/openapi.json", include_in_schema=False)
-    async def openapi_document() -> JSONResponse:
-        response: JSONResponse = await run_in_threadpool(document)
-        return response
 
     app.mount(f"{prefix}/docs/assets", StaticFiles(directory=ASSETS), name="api-docs-assets")
     page = PAGE.format(prefix=prefix)
