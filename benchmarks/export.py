@@ -47,11 +47,12 @@ def classification_rows(rng: random.Random, task_id: int, per_task: int) -> tupl
 
 def build(url: str, n_tasks: int, per_task: int, *, spec: dict[str, Any] | None = None,
           rows: Callable[[random.Random, int, int], tuple[dict[str, Any], list[Any], Any]] = classification_rows,
-          annotators: int | None = None) -> int:
+          annotators: int | None = None, org: str = "bench") -> int:
     """A project of ``n_tasks`` completed tasks with ``per_task`` answers each, inserted in bulk:
     single-label classification unless ``spec`` and ``rows`` (data, answers, result) say otherwise.
     ``annotators``: a workforce of that many, each task answered by ``per_task`` of them drawn at
-    random (default: the same ``per_task`` annotators answer every task)."""
+    random (default: the same ``per_task`` annotators answer every task). ``org``: the slug of the
+    organization made for it, whose owner is ``owner@<org>.test`` and annotators ``w<n>@<org>.test``."""
     from sqlalchemy import func, insert, select, text
 
     from qistas.db.engine import Database
@@ -63,15 +64,15 @@ def build(url: str, n_tasks: int, per_task: int, *, spec: dict[str, Any] | None 
     db = Database.from_url(url)
     rng = random.Random(7)
     with db.writer.begin() as session:
-        org = users.create_org(session, name="Bench", slug="bench")
-        owner = users.create_user(session, email="owner@bench.test", role="owner", org_id=org.id)
-        workers = [users.create_user(session, email=f"w{i}@bench.test", role="annotator").id for i in range(per_task)]
+        made = users.create_org(session, name=org.title(), slug=org)
+        owner = users.create_user(session, email=f"owner@{org}.test", role="owner", org_id=made.id)
+        workers = [users.create_user(session, email=f"w{i}@{org}.test", role="annotator").id for i in range(per_task)]
         if annotators is not None and annotators > per_task:
-            session.execute(insert(User), [{"email": f"w{i}@bench.test", "role": "annotator"}
+            session.execute(insert(User), [{"email": f"w{i}@{org}.test", "role": "annotator"}
                                            for i in range(per_task, annotators)])
             workers = list(session.scalars(select(User.id).where(User.role == "annotator").order_by(User.id)))
         project = projects.create_project(
-            session, org_id=org.id, actor=owner, name="bench", redundancy={"min": per_task, "max": per_task},
+            session, org_id=made.id, actor=owner, name="bench", redundancy={"min": per_task, "max": per_task},
             task=spec or {"type": "classification", "labels": LABELS, "text_field": "text"})
         project_id = project.id
     start = datetime(2026, 1, 1, tzinfo=UTC)

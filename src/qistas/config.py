@@ -86,7 +86,7 @@ class Settings(BaseSettings):
         default=1, ge=0, le=32,
         description="Processes of each server that parse, check and store large task imports, at a lower CPU "
         "priority, so that the annotation loop in the server keeps its pace while they run; more large imports "
-        "at once wait for one. 0: every import is checked in the server's own threads.",
+        "at once wait for one, in turns by organization. 0: every import is checked in the server's own threads.",
     )
     import_process_min_bytes: int = Field(
         default=1024 * 1024, ge=0,
@@ -98,7 +98,8 @@ class Settings(BaseSettings):
         default=1, ge=0, le=32,
         description="Processes of each server that read a large project's quality report and fraud signals, and "
         "refit its worker model on request (`QISTAS_REPORT_PROCESS_MIN_ANSWERS`), at a lower CPU priority, so that "
-        "the annotation loop in the server keeps its pace meanwhile; more at once wait for one. 0: all of them in "
+        "the annotation loop in the server keeps its pace meanwhile; more at once wait for one, in turns by "
+        "organization. 0: all of them in "
         "the server's own threads.",
     )
     report_process_min_answers: int = Field(

@@ -27,4 +27,4 @@ class ImportProcesses(HelperProcesses):
         return self.open and size >= self.settings.import_process_min_bytes
 
     async def import_file(self, job: import_process.FileImport) -> ImportResult:
-        return await self.run(import_process.run, job)
+        return await self.run(import_process.run, job, org_id=job.org_id)

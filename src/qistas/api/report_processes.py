@@ -37,24 +37,27 @@ class ReportProcesses(HelperProcesses):
         """Whether the report of a project of ``answers`` answers is read by a report process."""
         return self.open and answers >= self.settings.report_process_min_answers
 
-    async def read(self, db: Database, job: report_process.ProjectReport, *, answers: int) -> Any:
-        """``job``'s report: by a report process for a large project, else in a thread here."""
-        return await self._either(db, job, answers, report_process.run,
+    async def read(self, db: Database, job: report_process.ProjectReport, *, org_id: int, answers: int) -> Any:
+        """``job``'s report: by a report process for a large project, in ``org_id``'s turn, else
+        in a thread here."""
+        return await self._either(db, job, org_id, answers, report_process.run,
                                   partial(read, db, partial(report_process.read_report, job=job)))
 
-    async def refit(self, db: Database, job: report_process.Refit, *, answers: int) -> RefitResult | None:
-        """``job``'s refit: by a report process for a large project, else in a thread here."""
-        found: RefitResult | None = await self._either(db, job, answers, report_process.refit,
+    async def refit(self, db: Database, job: report_process.Refit, *, org_id: int,
+                    answers: int) -> RefitResult | None:
+        """``job``'s refit: by a report process for a large project, in ``org_id``'s turn, else
+        in a thread here."""
+        found: RefitResult | None = await self._either(db, job, org_id, answers, report_process.refit,
                                                        partial(report_process.refit_on, db, job))
         return found
 
-    async def _either(self, db: Database, job: Any, answers: int, in_process: Callable[[Any], Any],
+    async def _either(self, db: Database, job: Any, org_id: int, answers: int, in_process: Callable[[Any], Any],
                       here: Callable[[], Any]) -> Any:
         """``in_process(job)`` in a report process, given the database's URL, for a project of
         ``answers`` answers it takes; else ``here()`` in a thread."""
         if self.takes(answers):
             return await self.run(in_process, replace(job, database_url=db.engine.url.render_as_string(
-                hide_password=False)))
+                hide_password=False)), org_id=org_id)
         return await run_in_threadpool(here)
 
 
@@ -75,6 +78,6 @@ async def read_project_report(request: Request, db: Database, actor: User, job: 
     report process for a large project), then its reading recorded as ``action``."""
     org_id, answers = await project_of(db, actor, job.project_id)
     processes: ReportProcesses = request.app.state.report_processes
-    found = await processes.read(db, job, answers=answers)
+    found = await processes.read(db, job, org_id=org_id, answers=answers)
     await run_in_threadpool(record_read, db, actor, Read(action, "project", job.project_id, org_id))
     return found

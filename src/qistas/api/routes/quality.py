@@ -63,7 +63,7 @@ async def refit(project_id: Id, request: Request, actor: Actor, db: Db, settings
     org_id, answers = await project_of(db, actor, project_id)
     processes: ReportProcesses = request.app.state.report_processes
     result = await processes.refit(db, Refit(project_id, settings.job_lease_seconds, settings.refit_sample_answers),
-                                   answers=answers)
+                                   org_id=org_id, answers=answers)
     changed = len(result.changed) if result is not None else 0
     await run_in_threadpool(write, db, lambda session: audit.record(
         session, actor=actor, action="quality.refit", object_type="project", object_id=project_id, org_id=org_id,
