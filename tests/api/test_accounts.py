@@ -49,7 +49,7 @@ def test_owner_creates_people_of_their_own_org(world: World) -> None:
     named = world.tenant.owner.post("/users", json={"email": "ann2@acme.test", "role": "annotator", "org": "acme"})
     assert named.status_code == 201, named.text
     assert named.json()["org"] == "acme"
-    listed = {u["email"] for u in world.tenant.owner.get("/users").json()}
+    listed = {u["email"] for u in world.tenant.owner.get("/users").json()["items"]}
     assert {"owner@acme.test", "new.member@acme.test", "ann2@acme.test"} <= listed
     assert not any(email.endswith("globex.test") or "crowd" in email for email in listed)
 
@@ -61,8 +61,50 @@ def test_admin_creates_users_anywhere(world: World) -> None:
     assert crowd.status_code == 201 and crowd.json()["org"] is None
     admin = world.admin.post("/users", json={"email": "op2@instance.test", "role": "admin"})
     assert admin.status_code == 201 and admin.json()["role"] == "admin"
-    everyone = {u["email"] for u in world.admin.get("/users").json()}
+    everyone = {u["email"] for u in world.admin.get("/users", params={"limit": 1000}).json()["items"]}
     assert {"boss@globex.test", "crowd9@crowd.test", "owner@acme.test"} <= everyone
+
+
+def _all_pages(client: httpx.Client, **params: object) -> list[dict[str, object]]:
+    found, after = [], None
+    while True:
+        page = client.get("/users", params={**params, **({"after": after} if after is not None else {})})
+        assert page.status_code == 200, page.text
+        found.extend(page.json()["items"])
+        after = page.json()["next"]
+        if after is None:
+            return found
+
+
+def test_users_are_listed_a_page_at_a_time(world: World) -> None:
+    for n in range(5):
+        made = world.tenant.owner.post("/users", json={"email": f"Paged{n}@Acme.test", "role": "annotator",
+                                                        "org": "acme"})
+        assert made.status_code == 201, made.text
+    whole = world.tenant.owner.get("/users", params={"limit": 1000}).json()
+    assert whole["next"] is None
+    paged = _all_pages(world.tenant.owner, limit=2)
+    assert paged == whole["items"]  # the same users, in the same (id) order, none twice
+    assert [u["id"] for u in paged] == sorted(u["id"] for u in paged)
+    assert {u["org"] for u in paged} == {"acme"}  # an owner's pages hold their organization only
+    first = world.tenant.owner.get("/users", params={"limit": 2}).json()
+    assert len(first["items"]) == 2 and first["next"] == first["items"][-1]["id"]
+    # Found by a part of the address, in any case; a wildcard of SQL's LIKE is a plain character.
+    found = _all_pages(world.tenant.owner, email="PAGED", limit=2)
+    assert sorted(u["email"] for u in found) == [f"paged{n}@acme.test" for n in range(5)]
+    assert world.tenant.owner.get("/users", params={"email": "paged_%"}).json() == {"items": [], "next": None}
+    assert _all_pages(world.admin, email="paged3@") == [u for u in paged if u["email"] == "paged3@acme.test"]
+    # Another tenant's owner finds none of them.
+    assert world.rival.owner.get("/users", params={"email": "paged"}).json()["items"] == []
+
+
+def test_a_page_of_users_out_of_bounds_is_refused(world: World) -> None:
+    assert field_of(world.admin.get("/users", params={"limit": 0})) == "limit"
+    assert field_of(world.admin.get("/users", params={"after": -1})) == "after"
+    assert field_of(world.admin.get("/users", params={"email": ""})) == "email"
+    assert field_of(world.admin.get("/users", params={"email": "x" * 321})) == "email"
+    capped = world.admin.get("/users", params={"limit": 10**6})
+    assert capped.status_code == 200 and len(capped.json()["items"]) <= 1000
 
 
 def test_wrong_role_creating_users_is_403(world: World) -> None:

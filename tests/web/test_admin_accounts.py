@@ -77,3 +77,32 @@ def test_the_user_page_in_arabic(page: Page, people: People) -> None:
     assert "الحالة" in page.text_content("#person")
     assert page.text_content("#token-form h2") == "رمز جديد"
     assert "Status" not in page.content()
+
+
+def test_the_users_are_shown_a_page_at_a_time_and_found_by_email(page: Page, people: People) -> None:
+    for n in range(120):
+        made = people.admin.post("/users", json={"email": f"pager-{n:03}@crowd.test", "role": "annotator"})
+        assert made.status_code == 201, made.text
+    sign_in(page, people.admin_email)
+    page.goto("/admin/users")
+    page.fill("#user-search-email", "PAGER-")
+    page.focus("#user-search button")
+    press_and_wait(page, "Enter")
+    first = page.locator("#users tbody tr a").all_text_contents()
+    assert first == [f"pager-{n:03}@crowd.test" for n in range(100)]
+    assert page.locator("#users-first").count() == 0
+    page.focus("#users-next")
+    press_and_wait(page, "Enter")
+    rest = page.locator("#users tbody tr a").all_text_contents()
+    assert rest == [f"pager-{n:03}@crowd.test" for n in range(100, 120)]
+    assert page.locator("#users-next").count() == 0
+    page.focus("#users-first")
+    press_and_wait(page, "Enter")
+    assert page.locator("#users tbody tr").count() == 100
+    assert page.input_value("#user-search-email") == "PAGER-"
+
+    page.goto("/lang/ar?next=/admin/users?email=no-such-person")
+    assert page.get_attribute("html", "dir") == "rtl"
+    assert page.text_content("#no-users") == "لا يوجد مستخدم مطابق."
+    assert page.locator("#users tbody tr").count() == 0
+    assert page.goto("/admin/users?after=-1").status == 404  # a malformed address: nothing is there

@@ -52,8 +52,9 @@ def slugs_of(session: Session, *, org_ids: set[int]) -> dict[int, str]:
     return dict(session.execute(select(Organization.id, Organization.slug).where(Organization.id.in_(org_ids))).all())
 
 
-def org_slugs(session: Session, *, limit: int = 20) -> list[str]:
-    """The first organizations' slugs, in order (for an operator's hint)."""
+def org_slugs(session: Session, *, limit: int | None = 20) -> list[str]:
+    """The first organizations' slugs, in order (for an operator's hint; ``limit`` None: all of
+    them, for an admin's choice of one)."""
     return list(session.scalars(select(Organization.slug).order_by(Organization.slug).limit(limit)))
 
 
@@ -117,6 +118,31 @@ def create_token(session: Session, *, user: User, name: str = "", scope: str = T
                          expires_at=expires_at))
     session.flush()
     return token
+
+
+def user_page(session: Session, *, org_id: int | None, after: int | None, limit: int,
+              email: str | None = None) -> list[tuple[User, str | None]]:
+    """Up to ``limit`` users with their organization's slug, in id order after ``after``: those of
+    organization ``org_id``, or everyone's (None, for an admin); with ``email``, only those whose
+    address holds it, in any case."""
+    query = (select(User, Organization.slug).outerjoin(Organization, Organization.id == User.org_id)
+             .order_by(User.id).limit(limit))
+    if org_id is not None:
+        query = query.where(User.org_id == org_id)
+    if after is not None:
+        query = query.where(User.id > after)
+    if email:
+        query = query.where(func.lower(User.email).contains(email.lower(), autoescape=True))
+    return [(user, slug) for user, slug in session.execute(query)]
+
+
+def unrevoked_tokens(session: Session, *, user_ids: list[int]) -> dict[int, int]:
+    """How many tokens that are not revoked each of these users holds (absent: none)."""
+    if not user_ids:
+        return {}
+    return dict(session.execute(
+        select(ApiToken.user_id, func.count()).where(ApiToken.user_id.in_(user_ids), ApiToken.revoked_at.is_(None))
+        .group_by(ApiToken.user_id)).all())
 
 
 def list_tokens(session: Session, *, user: User) -> list[ApiToken]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from qistas.api.deps import Actor, AppSettings, Db, Id
+from qistas.api.deps import Actor, After, AppSettings, Db, Id, Limit
 from qistas.api.idempotency import IDEMPOTENT
 from qistas.api.schemas.accounts import (
     Deactivated,
@@ -20,6 +22,7 @@ from qistas.api.schemas.accounts import (
     TokenRead,
     UserCreate,
     UserCreated,
+    UserPage,
     UserRead,
 )
 from qistas.config import Settings
@@ -43,8 +46,12 @@ router = APIRouter(tags=["accounts"])
 
 def user_read(session: Session, user: User) -> UserRead:
     org = session.get(Organization, user.org_id) if user.org_id else None
-    return UserRead(id=user.id, email=user.email, role=user.role, org=org.slug if org else None,
-                    is_reviewer=user.is_reviewer, is_active=user.is_active)
+    return _listed(user, org.slug if org else None)
+
+
+def _listed(user: User, org: str | None) -> UserRead:
+    return UserRead(id=user.id, email=user.email, role=user.role, org=org, is_reviewer=user.is_reviewer,
+                    is_active=user.is_active)
 
 
 def token_info(token: ApiToken) -> TokenInfo:
@@ -98,14 +105,20 @@ def create_user(body: UserCreate, actor: Actor, db: Db) -> UserCreated:
     return write(db, work)
 
 
-@router.get("/users", response_model=list[UserRead])
-def list_users(actor: Actor, db: Db) -> list[UserRead]:
+@router.get("/users", response_model=UserPage)
+def list_users(
+    actor: Actor, db: Db, limit: Limit, after: After = None,
+    email: Annotated[str | None, Query(min_length=1, max_length=320,
+                                       description="only users whose email address holds this, in any case")] = None,
+) -> UserPage:
+    """Users a page at a time, in id order: an admin's, everyone; an owner's, their organization's."""
+    if actor.role != Role.ADMIN:
+        ensure_may_create_user(actor, role=Role.MEMBER, org_id=actor.org_id)
     with db.reader() as session:
-        query = select(User).order_by(User.id)
-        if actor.role != Role.ADMIN:
-            ensure_may_create_user(actor, role=Role.MEMBER, org_id=actor.org_id)
-            query = query.where(User.org_id == actor.org_id)
-        return [user_read(session, u) for u in session.scalars(query)]
+        page = users.user_page(session, org_id=None if actor.role == Role.ADMIN else actor.org_id, after=after,
+                               limit=limit, email=email)
+    return UserPage(items=[_listed(user, slug) for user, slug in page],
+                    next=page[-1][0].id if len(page) == limit else None)
 
 
 @router.get("/users/me/tokens", response_model=list[TokenInfo])

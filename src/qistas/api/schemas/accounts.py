@@ -37,6 +37,11 @@ class UserRead(BaseModel):
     is_active: bool = True
 
 
+class UserPage(BaseModel):
+    items: list[UserRead]
+    next: int | None = Field(description="pass as `after` for the next page; null at the end")
+
+
 class UserCreated(UserRead):
     sign_in_link: str | None = Field(
         default=None, description="for an account made without a password: a single-use path (under the "

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from qistas.api.deps import Db
+from qistas.api.deps import MAX_ID, Db
 from qistas.db.enums import Role, TokenScope
-from qistas.db.models import ApiToken, Organization, User
+from qistas.db.models import Organization, User
 from qistas.db.types import utcnow
 from qistas.db.unit_of_work import read, write
 from qistas.domain import audit, sign_in, users
@@ -29,6 +30,7 @@ from qistas.web.messages import describe
 from qistas.web.pages.common import CheckedForm, PageId, PageUser, form_str, render, translator
 
 router = APIRouter(include_in_schema=False)
+USERS_PAGE = 100  # users a page of /admin/users shows
 
 
 @router.get("/admin")
@@ -72,34 +74,39 @@ def create_org(request: Request, user: PageUser, form: CheckedForm, db: Db) -> R
 
 def _users_page(request: Request, user: User, db: Db, error: str | None = None, status: int = 200,
                 token: dict[str, Any] | None = None, values: dict[str, str] | None = None,
-                link: dict[str, Any] | None = None) -> HTMLResponse:
+                link: dict[str, Any] | None = None, after: int | None = None, email: str = "") -> HTMLResponse:
     if user.role != Role.ADMIN:
         ensure_may_create_user(user, role=Role.MEMBER, org_id=user.org_id)
 
     def work(session: Session) -> dict[str, Any]:
-        query = select(User, Organization.slug).outerjoin(Organization, Organization.id == User.org_id)
-        if user.role != Role.ADMIN:
-            query = query.where(User.org_id == user.org_id)
-        tokens = dict(session.execute(
-            select(ApiToken.user_id, func.count()).where(ApiToken.revoked_at.is_(None)).group_by(ApiToken.user_id)
-        ).all())
+        page = users.user_page(session, org_id=None if user.role == Role.ADMIN else user.org_id, after=after,
+                               limit=USERS_PAGE, email=email or None)
+        tokens = users.unrevoked_tokens(session, user_ids=[u.id for u, _ in page])
         people = [{"id": u.id, "email": u.email, "role": u.role, "org": slug, "tokens": tokens.get(u.id, 0),
-                   "active": u.is_active} for u, slug in session.execute(query.order_by(User.id))]
-        orgs = []
-        if user.role == Role.ADMIN:
-            orgs = list(session.scalars(select(Organization.slug).order_by(Organization.slug)))
+                   "active": u.is_active} for u, slug in page]
+        orgs = users.org_slugs(session, limit=None) if user.role == Role.ADMIN else []
         return {"people": people, "orgs": orgs}
 
     found = read(db, work)
+    people = found["people"]
     roles = ACCOUNT_ROLES if user.role == Role.ADMIN else (Role.OWNER, Role.MEMBER, Role.ANNOTATOR)
+    search = {"email": email} if email else {}
+    following = (f"/admin/users?{urlencode({**search, 'after': people[-1]['id']})}"
+                 if len(people) == USERS_PAGE else None)
+    first = f"/admin/users?{urlencode(search)}".rstrip("?") if after is not None else None
     return render(request, "admin_users.html", status=status, title=translator(request)("users.title"),
-                  people=found["people"], orgs=found["orgs"], roles=roles, error=error, token=token,
-                  values=values or {"role": Role.ANNOTATOR}, link=link)
+                  people=people, orgs=found["orgs"], roles=roles, error=error, token=token,
+                  values=values or {"role": Role.ANNOTATOR}, link=link, email=email, following=following,
+                  first=first)
 
 
 @router.get("/admin/users", response_class=HTMLResponse)
-def users_page(request: Request, user: PageUser, db: Db) -> HTMLResponse:
-    return _users_page(request, user, db)
+def users_page(request: Request, user: PageUser, db: Db,
+               after: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
+               email: Annotated[str, Query(max_length=320)] = "") -> HTMLResponse:
+    """The users an admin (everyone) or owner (their organization) sees, a page at a time, in id
+    order; ``email``: those whose address holds it, in any case."""
+    return _users_page(request, user, db, after=after, email=email.strip())
 
 
 @router.post("/admin/users", response_class=HTMLResponse)
