@@ -156,7 +156,7 @@ def test_pool_managers_manage_their_pool_only(world: World) -> None:
     with client_for(world.server.url, manager_token) as manager:
         assert [p["id"] for p in manager.get("/pools").json()] == [mine["id"]]
         assert manager.put(f"/pools/{mine['id']}/members/{worker}", json={}).status_code == 204
-        members = manager.get(f"/pools/{mine['id']}/members").json()
+        members = manager.get(f"/pools/{mine['id']}/members").json()["items"]
         assert {m["user_id"] for m in members} == {manager_user.id, worker}
         assert skills(manager, worker, ("language", "ar-LB", 3)).status_code == 200
         # Another pool, a user outside their pools, naming a manager: refused, nothing written.
@@ -212,7 +212,7 @@ def test_csv_import_of_annotators(world: World) -> None:
     done = world.admin.post(url, content=CSV_OK.encode(), headers=headers)
     assert done.status_code == 201, done.text
     assert done.json() == {"rows": 2, "created": 2}
-    members = {m["email"]: m for m in world.admin.get(f"/pools/{dialects['id']}/members").json()}
+    members = {m["email"]: m for m in world.admin.get(f"/pools/{dialects['id']}/members").json()["items"]}
     assert members["badr@dialects.test"]["skills"] == [{"kind": "language", "tag": "ar-MA", "level": 3}]
     assert {"kind": "domain", "tag": "medical", "level": 2} in members["amal@dialects.test"]["skills"]
     with world.database.reader() as session:
@@ -237,3 +237,27 @@ def test_bad_routing_is_422_and_changes_nothing(world: World) -> None:
     error_of(tenant.owner.patch(f"/projects/{pid}", json={"routing": {"pools": [MISSING]}}), 404)
     assert tenant.owner.get(f"/projects/{pid}").json()["routing"] == {"pools": [], "all": [], "any": [], "exams": []}
     take_if_any(tenant.annotators[0], pid)  # still open to everyone: no tasks, no error
+
+
+def test_a_pools_members_are_listed_a_page_at_a_time(world: World) -> None:
+    url = f"/pools/{pool(world.admin, 'Paged crowd', 'vendor')['id']}/members/import"
+    rows = "".join(f"paged{n}@pagedcrowd.test,,\n" for n in range(7))
+    done = world.admin.post(url, content=("email,skills,manager\n" + rows).encode(),
+                            headers={"content-type": "text/csv"})
+    assert done.status_code == 201, done.text
+    members = url.removesuffix("/import")
+    whole = world.admin.get(members, params={"limit": 1000}).json()
+    assert len(whole["items"]) == 7 and whole["next"] is None
+    paged, after = [], None
+    while True:
+        page = world.admin.get(members, params={"limit": 3, **({"after": after} if after is not None else {})}).json()
+        paged += page["items"]
+        after = page["next"]
+        if after is None:
+            break
+    assert paged == whole["items"]  # the same members in user id order, none twice
+    found = world.admin.get(members, params={"email": "PAGED3@"}).json()
+    assert [m["email"] for m in found["items"]] == ["paged3@pagedcrowd.test"] and found["next"] is None
+    assert world.admin.get(members, params={"email": "paged%"}).json()["items"] == []  # no wildcard
+    assert field_of(world.admin.get(members, params={"limit": 0})) == "limit"
+    assert field_of(world.admin.get(members, params={"email": ""})) == "email"

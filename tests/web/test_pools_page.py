@@ -122,3 +122,36 @@ def test_pools_are_for_their_people(page: Page, people: People, database: Databa
     worker = user_named(database, "worker@acme.test")
     expect(page.locator(f"#member-{worker.id}")).to_be_visible()
     assert page.goto(f"/console/pools/{theirs_id}").status == 404  # type: ignore[union-attr]
+
+
+def test_a_large_pool_shows_its_members_a_page_at_a_time(page: Page, people: People, database: Database,
+                                                         tmp_path: Path) -> None:
+    sign_in(page, people.owner_email, next_path="/console")
+    click_and_wait(page, "#nav-pools")
+    page.fill("#name", "Big team")
+    page.select_option("#kind", "team")
+    click_and_wait(page, "#pool-submit")
+    address = page.url
+    crowd = tmp_path / "crowd.csv"
+    crowd.write_text("email,skills,manager\n" + "".join(f"member-{n:03}@acme.test,,no\n" for n in range(130)))
+    page.set_input_files("#csv", str(crowd))
+    click_and_wait(page, "#import-submit")
+    emails = [f"member-{n:03}@acme.test" for n in range(130)]
+    expect(page.locator("#member-list tbody tr")).to_have_count(100)
+    assert page.locator("#member-list tbody td:first-child bdi").all_text_contents() == emails[:100]
+    page.focus("#members-next")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert page.locator("#member-list tbody td:first-child bdi").all_text_contents() == emails[100:]
+    assert page.locator("#members-next").count() == 0
+    click_and_wait(page, "#members-first")
+    expect(page.locator("#member-list tbody tr")).to_have_count(100)
+
+    page.fill("#member-search-email", "MEMBER-12")
+    page.focus("#member-search button")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert page.locator("#member-list tbody td:first-child bdi").all_text_contents() == emails[120:130]
+    assert page.locator("#members-next, #members-first").count() == 0
+    page.goto(address + "?email=nobody-here")
+    expect(page.locator("#no-members")).to_have_text("No user matches.")

@@ -253,9 +253,17 @@ class Member:
     skills: dict[str, int]
 
 
-def members(session: Session, *, pool: Pool) -> list[Member]:
-    rows = session.execute(select(User, PoolMember.is_manager).join(PoolMember, PoolMember.user_id == User.id)
-                           .where(PoolMember.pool_id == pool.id).order_by(User.id)).all()
+def members(session: Session, *, pool: Pool, after: int | None = None, limit: int | None = None,
+            email: str | None = None) -> list[Member]:
+    """The pool's members in user id order: up to ``limit`` after user ``after``; with ``email``,
+    only those whose address holds it, in any case."""
+    query = (select(User, PoolMember.is_manager).join(PoolMember, PoolMember.user_id == User.id)
+             .where(PoolMember.pool_id == pool.id).order_by(User.id).limit(limit))
+    if after is not None:
+        query = query.where(User.id > after)
+    if email:
+        query = query.where(func.lower(User.email).contains(email.lower(), autoescape=True))
+    rows = session.execute(query).all()
     return [Member(user.id, user.email, bool(is_manager), dict((user.work_profile or {}).get("skills") or {}))
             for user, is_manager in rows]
 

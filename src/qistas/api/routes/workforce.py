@@ -6,13 +6,16 @@ managers that pool only. Another tenant's pool, or one outside the actor's reach
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from qistas.api.deps import Actor, Db, Id
+from qistas.api.deps import Actor, After, Db, Id, Limit
 from qistas.api.schemas.workforce import (
     ExamTakenRead,
+    MemberPage,
     MemberPut,
     MemberRead,
     MembersImported,
@@ -78,12 +81,19 @@ def get_pool(pool_id: Id, actor: Actor, db: Db) -> PoolRead:
         return pool_read(session, ensure_pool_visible(actor, pool, manages=manages))
 
 
-@router.get("/pools/{pool_id}/members", response_model=list[MemberRead])
-def list_members(pool_id: Id, actor: Actor, db: Db) -> list[MemberRead]:
+@router.get("/pools/{pool_id}/members", response_model=MemberPage)
+def list_members(
+    pool_id: Id, actor: Actor, db: Db, limit: Limit, after: After = None,
+    email: Annotated[str | None, Query(min_length=1, max_length=320,
+                                       description="only members whose email address holds this, in any case")] = None,
+) -> MemberPage:
+    """The pool's members a page at a time, in user id order."""
     with db.reader() as session:
         pool = workforce.managed_pool(session, actor=actor, pool_id=pool_id)
-        return [MemberRead(user_id=m.user_id, email=m.email, manager=m.is_manager,
-                           skills=workforce.skills_list(m.skills)) for m in workforce.members(session, pool=pool)]
+        page = workforce.members(session, pool=pool, after=after, limit=limit, email=email)
+    return MemberPage(items=[MemberRead(user_id=m.user_id, email=m.email, manager=m.is_manager,
+                                        skills=workforce.skills_list(m.skills)) for m in page],
+                      next=page[-1].user_id if len(page) == limit else None)
 
 
 @router.put("/pools/{pool_id}/members/{user_id}", status_code=204)

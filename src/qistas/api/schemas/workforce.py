@@ -37,6 +37,11 @@ class MemberRead(BaseModel):
     skills: list[dict[str, Any]] = Field(description=SKILLS)
 
 
+class MemberPage(BaseModel):
+    items: list[MemberRead]
+    next: int | None = Field(description="pass as `after` for the next page; null at the end")
+
+
 class SkillsPut(Incoming):
     skills: list[Any] = Field(description=SKILLS)
 

@@ -7,15 +7,16 @@ every change is audited with ``"via": "console"``."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from qistas.api.deps import Db
+from qistas.api.deps import MAX_ID, Db
 from qistas.db.enums import Role
 from qistas.db.models import Pool, User
 from qistas.db.unit_of_work import read, write
@@ -26,6 +27,7 @@ from qistas.web.pages.common import CheckedForm, PageId, PageUser, form_str, ren
 from qistas.web.pages.forms import submit
 
 router = APIRouter(include_in_schema=False)
+MEMBERS_PAGE = 100  # members a pool's page shows
 VIA = "console"
 MAX_CSV_BYTES = 5_000_000
 
@@ -79,23 +81,36 @@ def create_pool(request: Request, user: PageUser, form: CheckedForm, db: Db) -> 
 
 
 def _pool_page(request: Request, user: User, db: Db, pool_id: int, *, values: dict[str, str] | None = None,
-               errors: dict[str, str] | None = None, status: int = 200, notice: str | None = None) -> HTMLResponse:
+               errors: dict[str, str] | None = None, status: int = 200, notice: str | None = None,
+               after: int | None = None, email: str = "") -> HTMLResponse:
     def work(session: Session) -> dict[str, Any]:
         pool = workforce.managed_pool(session, actor=user, pool_id=pool_id)
+        page = workforce.members(session, pool=pool, after=after, limit=MEMBERS_PAGE, email=email or None)
         return {"pool": {"id": pool.id, "name": pool.name, "kind": pool.kind},
                 "members": [{"user_id": m.user_id, "email": m.email, "manager": m.is_manager,
                              "skills": "; ".join(f"{key}={level}" for key, level in sorted(m.skills.items()))}
-                            for m in workforce.members(session, pool=pool)]}
+                            for m in page]}
 
     found = read(db, work)
+    members = found["members"]
+    search = {"email": email} if email else {}
+    address = f"/console/pools/{pool_id}"
+    following = (f"{address}?{urlencode({**search, 'after': members[-1]['user_id']})}#members"
+                 if len(members) == MEMBERS_PAGE else None)
+    first = f"{address}?{urlencode(search)}#members".replace("?#", "#") if after is not None else None
     return render(request, "console_pool.html", status=status, title=found["pool"]["name"], **found,
                   may_name_managers=is_admin(user) or user.role == Role.OWNER, values=values or {},
-                  errors=errors or {}, notice=notice)
+                  errors=errors or {}, notice=notice, email=email, following=following, first=first,
+                  searching=bool(email) or after is not None)
 
 
 @router.get("/console/pools/{pool_id}", response_class=HTMLResponse)
-def pool_page(pool_id: PageId, request: Request, user: PageUser, db: Db) -> HTMLResponse:
-    return _pool_page(request, user, db, pool_id)
+def pool_page(pool_id: PageId, request: Request, user: PageUser, db: Db,
+              after: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
+              email: Annotated[str, Query(max_length=320)] = "") -> HTMLResponse:
+    """The pool and its members, a page at a time in user id order; ``email``: the members whose
+    address holds it, in any case."""
+    return _pool_page(request, user, db, pool_id, after=after, email=email.strip())
 
 
 @router.post("/console/pools/{pool_id}/members", response_class=HTMLResponse)
