@@ -64,9 +64,10 @@ def sit(client: httpx.Client, pid: int, right: int, seen: list[str] | None = Non
 
 
 def attempts(client: httpx.Client, pid: int) -> list[dict[str, Any]]:
-    response = client.get(f"/projects/{pid}/exam/attempts")
+    response = client.get(f"/projects/{pid}/exam/attempts", params={"limit": 1000})
     assert response.status_code == 200, response.text
-    return response.json()  # type: ignore[no-any-return]
+    assert response.json()["next"] is None
+    return response.json()["items"]  # type: ignore[no-any-return]
 
 
 def test_an_exam_is_sat_scored_and_admits_to_the_projects_requiring_it(world: World) -> None:
@@ -112,6 +113,10 @@ def test_an_exam_is_sat_scored_and_admits_to_the_projects_requiring_it(world: Wo
     everyone = attempts(tenant.owner, pid)
     assert [a["status"] for a in everyone] == ["passed", "failed"]
     assert all(a["annotator"].startswith("annotator-") for a in everyone)
+    first_page = tenant.owner.get(f"/projects/{pid}/exam/attempts", params={"limit": 1}).json()
+    assert first_page["items"] == everyone[:1] and first_page["next"] == everyone[0]["id"]
+    rest = tenant.owner.get(f"/projects/{pid}/exam/attempts", params={"limit": 1, "after": first_page["next"]})
+    assert rest.json()["items"] == everyone[1:]  # a page at a time, oldest first
     events = tenant.owner.get("/audit", params={"object_type": "exam_attempt", "limit": 500}).json()["items"]
     mine = {e["object_id"]: e for e in events}
     assert mine[first["id"]]["action"] == "exam.pass" and mine[sit_fail["id"]]["action"] == "exam.fail"

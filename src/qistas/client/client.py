@@ -286,8 +286,15 @@ class Project:
 
     def attempts(self) -> list[dict[str, Any]]:
         """Your attempts at the exam (to its organization: everyone's, pseudonymous), with the
-        score and the verdict once finished."""
-        return self._client.request("GET", f"/projects/{self.id}/exam/attempts").json()
+        score and the verdict once finished; read a page at a time."""
+        found: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"limit": 1000}
+        while True:
+            page = self._client.request("GET", f"/projects/{self.id}/exam/attempts", params=params).json()
+            found.extend(page["items"])
+            if page["next"] is None:
+                return found
+            params["after"] = page["next"]
 
     # -- annotator side ---------------------------------------------------------------------
 

@@ -155,10 +155,16 @@ def attempts_of(session: Session, *, user_id: int, project_id: int | None = None
     return list(session.scalars(query.order_by(ExamAttempt.project_id, ExamAttempt.number)))
 
 
-def attempts_at(session: Session, *, project_id: int) -> list[ExamAttempt]:
-    """Every attempt at an exam, oldest first (its organization's view)."""
-    return list(session.scalars(select(ExamAttempt).where(ExamAttempt.project_id == project_id)
-                                .order_by(ExamAttempt.id)))
+def attempts_at(session: Session, *, project_id: int, after: int | None = None, limit: int | None = None,
+                annotator_id: int | None = None) -> list[ExamAttempt]:
+    """The attempts at an exam, oldest first: up to ``limit`` after attempt ``after``; everyone's
+    (its organization's view), or ``annotator_id``'s."""
+    query = select(ExamAttempt).where(ExamAttempt.project_id == project_id).order_by(ExamAttempt.id).limit(limit)
+    if annotator_id is not None:
+        query = query.where(ExamAttempt.annotator_id == annotator_id)
+    if after is not None:
+        query = query.where(ExamAttempt.id > after)
+    return list(session.scalars(query))
 
 
 def open_attempt(session: Session, *, project_id: int, annotator_id: int, lock: bool = False) -> ExamAttempt | None:

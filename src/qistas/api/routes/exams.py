@@ -10,8 +10,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from sqlalchemy.orm import Session
 
-from qistas.api.deps import Actor, AppSettings, Credentials, Db, Id, actor_in
-from qistas.api.schemas.exams import AttemptRead, ExamPut, ExamRead
+from qistas.api.deps import Actor, After, AppSettings, Credentials, Db, Id, Limit, actor_in
+from qistas.api.schemas.exams import AttemptPage, AttemptRead, ExamPut, ExamRead
 from qistas.db.enums import Role
 from qistas.db.models import ExamAttempt, Project, User
 from qistas.db.types import utcnow
@@ -83,17 +83,22 @@ def start_attempt(project_id: Id, request: Credentials, db: Db) -> Response:
     return write(db, work)
 
 
-@router.get("/projects/{project_id}/exam/attempts", response_model=list[AttemptRead])
-def list_attempts(project_id: Id, actor: Actor, db: Db, settings: AppSettings) -> list[AttemptRead]:
-    """An annotator's own attempts; to the exam's organization, everyone's (pseudonymous)."""
-    def work(session: Session) -> list[AttemptRead]:
+@router.get("/projects/{project_id}/exam/attempts", response_model=AttemptPage)
+def list_attempts(project_id: Id, actor: Actor, db: Db, settings: AppSettings, limit: Limit,
+                  after: After = None) -> AttemptPage:
+    """An annotator's own attempts; to the exam's organization, everyone's (pseudonymous): a page
+    at a time, oldest first."""
+    def work(session: Session) -> AttemptPage:
         project = ensure_project_visible(actor, session.get(Project, project_id))
         exams.exam_of(project)
         if actor.role == Role.ANNOTATOR:
-            return [attempt_read(a) for a in exams.attempts_of(session, user_id=actor.id, project_id=project.id)]
-        project = ensure_customer_access(actor, project)
-        secret = settings.secret_key or ""
-        return [attempt_read(a, pseudonym(secret, project.id, a.annotator_id))
-                for a in exams.attempts_at(session, project_id=project.id)]
+            page = exams.attempts_at(session, project_id=project.id, after=after, limit=limit, annotator_id=actor.id)
+            items = [attempt_read(a) for a in page]
+        else:
+            project = ensure_customer_access(actor, project)
+            secret = settings.secret_key or ""
+            page = exams.attempts_at(session, project_id=project.id, after=after, limit=limit)
+            items = [attempt_read(a, pseudonym(secret, project.id, a.annotator_id)) for a in page]
+        return AttemptPage(items=items, next=page[-1].id if len(page) == limit else None)
 
     return read(db, work)

@@ -46,3 +46,8 @@ class AttemptRead(BaseModel):
     finished_at: datetime | None
     annotator: str | None = Field(description="the annotator's pseudonym in the exam's project (the "
                                               "organization's view; null to the annotator)")
+
+
+class AttemptPage(BaseModel):
+    items: list[AttemptRead]
+    next: int | None = Field(description="pass as `after` for the next page; null at the end")
