@@ -7,7 +7,8 @@ oldest waiting job of the organization with the fewest jobs in the processes, an
 organization served longest ago. So the jobs one organization has queued never stand before
 another organization's, however many it sends (each of its requests is one job, up to its
 in-flight cap, ``QISTAS_MAX_REQUESTS_IN_FLIGHT_PER_ORG``: half the server's threads by default);
-with one process, another organization's job waits for the job running when it came, no more.
+with one process, another organization's job waits for the job running when it came and, at
+most, one job of each other organization waiting.
 A process that dies (killed, out of memory) fails its own job with 503 and the next job starts
 a new pool.
 """
@@ -161,7 +162,6 @@ class HelperProcesses:
                     job.loop.call_soon_threadsafe(job.resolve, Unavailable("the server is stopping"))
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
-
 
 
 class _Waiting:

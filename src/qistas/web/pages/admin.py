@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
-from urllib.parse import urlencode
+from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from qistas.api.deps import MAX_ID, Db
+from qistas.api.deps import Db
 from qistas.db.enums import Role, TokenScope
 from qistas.db.models import Organization, User
 from qistas.db.types import utcnow
@@ -27,7 +26,17 @@ from qistas.policies import (
     require_admin,
 )
 from qistas.web.messages import describe
-from qistas.web.pages.common import CheckedForm, PageId, PageUser, form_str, render, translator
+from qistas.web.pages.common import (
+    CheckedForm,
+    PageAfter,
+    PageEmail,
+    PageId,
+    PageUser,
+    form_str,
+    page_links,
+    render,
+    translator,
+)
 
 router = APIRouter(include_in_schema=False)
 USERS_PAGE = 100  # users a page of /admin/users shows
@@ -90,10 +99,8 @@ def _users_page(request: Request, user: User, db: Db, error: str | None = None, 
     found = read(db, work)
     people = found["people"]
     roles = ACCOUNT_ROLES if user.role == Role.ADMIN else (Role.OWNER, Role.MEMBER, Role.ANNOTATOR)
-    search = {"email": email} if email else {}
-    following = (f"/admin/users?{urlencode({**search, 'after': people[-1]['id']})}"
-                 if len(people) == USERS_PAGE else None)
-    first = f"/admin/users?{urlencode(search)}".rstrip("?") if after is not None else None
+    following, first = page_links("/admin/users", email=email, after=after, shown=[p["id"] for p in people],
+                                  size=USERS_PAGE)
     return render(request, "admin_users.html", status=status, title=translator(request)("users.title"),
                   people=people, orgs=found["orgs"], roles=roles, error=error, token=token,
                   values=values or {"role": Role.ANNOTATOR}, link=link, email=email, following=following,
@@ -101,9 +108,8 @@ def _users_page(request: Request, user: User, db: Db, error: str | None = None, 
 
 
 @router.get("/admin/users", response_class=HTMLResponse)
-def users_page(request: Request, user: PageUser, db: Db,
-               after: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
-               email: Annotated[str, Query(max_length=320)] = "") -> HTMLResponse:
+def users_page(request: Request, user: PageUser, db: Db, after: PageAfter = None,
+               email: PageEmail = "") -> HTMLResponse:
     """The users an admin (everyone) or owner (their organization) sees, a page at a time, in id
     order; ``email``: those whose address holds it, in any case."""
     return _users_page(request, user, db, after=after, email=email.strip())

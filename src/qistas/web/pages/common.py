@@ -5,8 +5,9 @@ from __future__ import annotations
 import hmac
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import AfterValidator
@@ -35,6 +36,21 @@ def _existing_id(value: int) -> int:
 
 
 PageId = Annotated[int, AfterValidator(_existing_id)]
+# A list page's position and search: the id its page starts after, and a part of an email address.
+PageAfter = Annotated[int | None, Query(ge=0, le=MAX_ID)]
+PageEmail = Annotated[str, Query(max_length=320)]
+
+
+def page_links(address: str, *, email: str, after: int | None, shown: list[int], size: int,
+               fragment: str = "") -> tuple[str | None, str | None]:
+    """The next and the first page's addresses of a list shown ``size`` at a time in id order,
+    now the ``shown`` ids after ``after`` (None: from the start), searched for ``email``; None
+    where there is no such page (the last page has no next, the first no first)."""
+    search = {"email": email} if email else {}
+    following = (f"{address}?{urlencode({**search, 'after': shown[-1]})}{fragment}"
+                 if len(shown) == size else None)
+    first = f"{address}{'?' + urlencode(search) if search else ''}{fragment}" if after is not None else None
+    return following, first
 
 
 class LoginRequired(Exception):

@@ -7,23 +7,32 @@ every change is audited with ``"via": "console"``."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
-from urllib.parse import urlencode
+from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from qistas.api.deps import MAX_ID, Db
+from qistas.api.deps import Db
 from qistas.db.enums import Role
 from qistas.db.models import Pool, User
 from qistas.db.unit_of_work import read, write
 from qistas.domain import users, workforce
 from qistas.errors import Invalid
 from qistas.policies import ensure_may_create_pool, ensure_may_name_managers, ensure_org_reachable, is_admin
-from qistas.web.pages.common import CheckedForm, PageId, PageUser, form_str, render, translator
+from qistas.web.pages.common import (
+    CheckedForm,
+    PageAfter,
+    PageEmail,
+    PageId,
+    PageUser,
+    form_str,
+    page_links,
+    render,
+    translator,
+)
 from qistas.web.pages.forms import submit
 
 router = APIRouter(include_in_schema=False)
@@ -93,11 +102,8 @@ def _pool_page(request: Request, user: User, db: Db, pool_id: int, *, values: di
 
     found = read(db, work)
     members = found["members"]
-    search = {"email": email} if email else {}
-    address = f"/console/pools/{pool_id}"
-    following = (f"{address}?{urlencode({**search, 'after': members[-1]['user_id']})}#members"
-                 if len(members) == MEMBERS_PAGE else None)
-    first = f"{address}?{urlencode(search)}#members".replace("?#", "#") if after is not None else None
+    following, first = page_links(f"/console/pools/{pool_id}", email=email, after=after,
+                                  shown=[m["user_id"] for m in members], size=MEMBERS_PAGE, fragment="#members")
     return render(request, "console_pool.html", status=status, title=found["pool"]["name"], **found,
                   may_name_managers=is_admin(user) or user.role == Role.OWNER, values=values or {},
                   errors=errors or {}, notice=notice, email=email, following=following, first=first,
@@ -105,9 +111,8 @@ def _pool_page(request: Request, user: User, db: Db, pool_id: int, *, values: di
 
 
 @router.get("/console/pools/{pool_id}", response_class=HTMLResponse)
-def pool_page(pool_id: PageId, request: Request, user: PageUser, db: Db,
-              after: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
-              email: Annotated[str, Query(max_length=320)] = "") -> HTMLResponse:
+def pool_page(pool_id: PageId, request: Request, user: PageUser, db: Db, after: PageAfter = None,
+              email: PageEmail = "") -> HTMLResponse:
     """The pool and its members, a page at a time in user id order; ``email``: the members whose
     address holds it, in any case."""
     return _pool_page(request, user, db, pool_id, after=after, email=email.strip())
