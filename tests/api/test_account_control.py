@@ -65,7 +65,7 @@ def test_a_read_token_only_reads_and_is_refused_403_on_its_own_objects(world: Wo
         # Another tenant's object, with a request the scope allows: 404, like a missing one.
         rival_id = me_id(world.rival.owner)
         assert error_of(reader.get(f"/users/{rival_id}/tokens"), 404)["message"] == "user not found"
-        assert world.tenant.owner.get(f"/projects/{project['id']}/batches").json() == []
+        assert world.tenant.owner.get(f"/projects/{project['id']}/batches").json()["items"] == []
 
 
 def test_an_annotate_token_works_the_loop_and_nothing_else(world: World) -> None:

@@ -11,7 +11,7 @@ from qistas.db.enums import LeaseStatus, TaskStatus
 from qistas.db.models import Assignment, Task
 from qistas.domain.imports import CHUNK
 from tests.api.conftest import World
-from tests.api.helpers import count_tasks, error_of, nothing_left, stats, submit, take
+from tests.api.helpers import count_tasks, error_of, field_of, nothing_left, stats, submit, take
 from tests.factories import Tenant
 
 
@@ -39,12 +39,36 @@ def test_create_read_and_list(world: World, project: int) -> None:
                      "callback_url": "https://93.184.215.14/qistas", "counts": {},
                      "created_at": batch["created_at"]}
     assert tenant.member.get(f"/batches/{batch['id']}").json() == batch
-    assert tenant.owner.get(f"/projects/{project}/batches").json() == [batch]
+    assert tenant.owner.get(f"/projects/{project}/batches").json() == {"items": [batch], "next": None}
     duplicate = tenant.owner.post(f"/projects/{project}/batches", json={"name": "week 1"})
     assert error_of(duplicate, 409)["details"] == {"field": "name"}
     error_of(tenant.owner.post(f"/projects/{project}/batches", json={"name": ""}), 422)
     error_of(tenant.owner.post(f"/projects/{project}/batches", json={"name": "   "}), 422)
     error_of(tenant.owner.post(f"/batches/{batch['id']}/explode"), 404)
+
+
+def test_batches_are_listed_a_page_at_a_time_with_their_counts(world: World, project: int) -> None:
+    tenant = world.tenant
+    made = [_batch(tenant, project, f"day {n}") for n in range(5)]
+    tenant.add_tasks(project, [{"data": {"text": f"{n}-{k}"}, "batch": f"day {n}"} for n in (1, 3) for k in range(n)])
+    assert tenant.owner.post(f"/batches/{made[3]['id']}/cancel").status_code == 200
+    whole = tenant.owner.get(f"/projects/{project}/batches", params={"limit": 1000}).json()
+    assert whole["next"] is None
+    assert [b["id"] for b in whole["items"]] == [b["id"] for b in made]
+    assert [b["counts"] for b in whole["items"]] == [{}, {"pending": 1}, {}, {"canceled": 3}, {}]
+    paged, after = [], None
+    while True:
+        page = tenant.owner.get(f"/projects/{project}/batches",
+                                params={"limit": 2, **({"after": after} if after is not None else {})}).json()
+        paged += page["items"]
+        after = page["next"]
+        if after is None:
+            break
+    assert paged == whole["items"]  # each batch once, with the counts read for its page
+    for one in whole["items"]:
+        assert tenant.owner.get(f"/batches/{one['id']}").json()["counts"] == one["counts"]
+    assert field_of(tenant.owner.get(f"/projects/{project}/batches", params={"after": -1})) == "after"
+    error_of(world.rival.owner.get(f"/projects/{project}/batches"), 404)
 
 
 def test_staging_tasks_are_served_only_after_finalize(world: World, project: int) -> None:

@@ -42,7 +42,7 @@ def _existing(world: World) -> dict[str, Any]:
     owner = world.tenant.owner
     pid = owner.get("/projects").json()[0]["id"]
     task = owner.get(f"/projects/{pid}/tasks").json()["items"][0]
-    batch = owner.get(f"/projects/{pid}/batches").json()[0]
+    batch = owner.get(f"/projects/{pid}/batches").json()["items"][0]
     with world.database.reader() as session:
         me = users.get_user_by_email(session, email="owner@acme.test", org_slug="acme").id
     return {"project_id": pid, "task_id": task["id"], "batch_id": batch["id"], "user_id": me,

@@ -228,7 +228,7 @@ def test_other_creating_posts_take_the_key(world: World) -> None:
     batch_key = _key()
     batches = [owner.post(f"/projects/{pid}/batches", json={"name": "b"}, headers={"Idempotency-Key": batch_key})
                for _ in range(2)]
-    assert batches[0].json() == batches[1].json() and len(owner.get(f"/projects/{pid}/batches").json()) == 1
+    assert batches[0].json() == batches[1].json() and len(owner.get(f"/projects/{pid}/batches").json()["items"]) == 1
     world.tenant.add_tasks(pid, [{"data": {"prompt": "t"}, "unique_id": "t1"}])
     answers_key = _key()
     rows = [{"task": "t1", "annotator": "vendor-1", "answer": {"text": "done"}}]

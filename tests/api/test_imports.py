@@ -292,7 +292,7 @@ def test_batches_named_in_rows(world: World, project: int) -> None:
     owner = world.tenant.owner
     for name in ("open", "done", "dropped"):
         assert owner.post(f"/projects/{project}/batches", json={"name": name}).status_code == 201
-    batches = {b["name"]: b["id"] for b in owner.get(f"/projects/{project}/batches").json()}
+    batches = {b["name"]: b["id"] for b in owner.get(f"/projects/{project}/batches").json()["items"]}
     assert _created(owner.post(f"/projects/{project}/tasks", json=[{"data": {"text": "x"}, "batch": "done"}]))
     assert owner.post(f"/batches/{batches['dropped']}/cancel").status_code == 200
     # Complete "done": finalize, then annotate its only task.

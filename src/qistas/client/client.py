@@ -187,7 +187,15 @@ class Project:
         return parse(Batch, self._client.request("POST", f"/projects/{self.id}/batches", json=body).json())
 
     def batches(self) -> list[Batch]:
-        return [parse(Batch, b) for b in self._client.request("GET", f"/projects/{self.id}/batches").json()]
+        """Every batch of the project, read a page at a time."""
+        found: list[Batch] = []
+        params: dict[str, Any] = {"limit": 1000}
+        while True:
+            page = self._client.request("GET", f"/projects/{self.id}/batches", params=params).json()
+            found.extend(parse(Batch, b) for b in page["items"])
+            if page["next"] is None:
+                return found
+            params["after"] = page["next"]
 
     def finalize_batch(self, batch_id: int) -> Batch:
         """staging → in_progress: its tasks are served to annotators."""

@@ -259,15 +259,30 @@ def get_batch(session: Session, *, batch_id: int, actor: User) -> tuple[Batch, P
     return batch, ensure_customer_access_to(actor, session.get(Project, batch.project_id), what="batch")
 
 
-def list_batches(session: Session, *, project: Project) -> list[Batch]:
-    return list(session.scalars(select(Batch).where(Batch.project_id == project.id).order_by(Batch.id)))
+def list_batches(session: Session, *, project: Project, after: int | None = None,
+                 limit: int | None = None) -> list[Batch]:
+    """The project's batches in id order: up to ``limit`` after batch ``after``."""
+    query = select(Batch).where(Batch.project_id == project.id).order_by(Batch.id).limit(limit)
+    if after is not None:
+        query = query.where(Batch.id > after)
+    return list(session.scalars(query))
 
 
 def batch_counts(session: Session, *, batch_id: int) -> dict[str, int]:
-    rows = session.execute(
-        select(Task.status, func.count()).where(Task.batch_id == batch_id).group_by(Task.status)
-    )
-    return {status: count for status, count in rows}
+    return batch_counts_of(session, batch_ids=[batch_id]).get(batch_id, {})
+
+
+def batch_counts_of(session: Session, *, batch_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Each batch's tasks counted by status (a batch without tasks is absent), in one query."""
+    if not batch_ids:
+        return {}
+    found: dict[int, dict[str, int]] = {}
+    rows = session.execute(select(Task.batch_id, Task.status, func.count()).where(Task.batch_id.in_(batch_ids))
+                           .group_by(Task.batch_id, Task.status))
+    for batch_id, status, count in rows:
+        if batch_id is not None:  # it is one of batch_ids; the column's type allows none
+            found.setdefault(batch_id, {})[status] = count
+    return found
 
 
 def change_batch(session: Session, *, batch: Batch, action: str) -> Batch:

@@ -7,11 +7,12 @@ from typing import Any
 from fastapi import APIRouter
 from sqlalchemy.orm import Session
 
-from qistas.api.deps import Actor, AppSettings, Db, Id
+from qistas.api.deps import Actor, After, AppSettings, Db, Id, Limit
 from qistas.api.idempotency import IDEMPOTENT
 from qistas.api.recorded_reads import Read, read_then_record
 from qistas.api.schemas.projects import (
     BatchCreate,
+    BatchPage,
     BatchRead,
     ProjectCreate,
     ProjectRead,
@@ -60,9 +61,12 @@ def project_view(session: Session, actor: User, project: Project) -> ProjectRead
 
 
 def batch_read(session: Session, batch: Batch) -> BatchRead:
+    return _batch_read(batch, projects.batch_counts(session, batch_id=batch.id))
+
+
+def _batch_read(batch: Batch, counts: dict[str, int]) -> BatchRead:
     return BatchRead(id=batch.id, project_id=batch.project_id, name=batch.name, status=batch.status,
-                     callback_url=batch.callback_url, counts=projects.batch_counts(session, batch_id=batch.id),
-                     created_at=batch.created_at)
+                     callback_url=batch.callback_url, counts=counts, created_at=batch.created_at)
 
 
 @router.post("/projects", status_code=201, response_model=ProjectRead, dependencies=[IDEMPOTENT])
@@ -135,14 +139,17 @@ def create_batch(project_id: Id, body: BatchCreate, actor: Actor, db: Db, settin
     return write(db, work)
 
 
-@router.get("/projects/{project_id}/batches", response_model=list[BatchRead])
-def list_batches(project_id: Id, actor: Actor, db: Db) -> list[BatchRead]:
-    def work(session: Session) -> list[BatchRead]:
+@router.get("/projects/{project_id}/batches", response_model=BatchPage)
+def list_batches(project_id: Id, actor: Actor, db: Db, limit: Limit, after: After = None) -> BatchPage:
+    """The project's batches a page at a time, in id order, each with its tasks counted by status."""
+    def work(session: Session) -> BatchPage:
         project = ensure_customer_access(actor, session.get(Project, project_id))
-        found = [batch_read(session, b) for b in projects.list_batches(session, project=project)]
+        page = projects.list_batches(session, project=project, after=after, limit=limit)
+        counts = projects.batch_counts_of(session, batch_ids=[b.id for b in page])
         audit.record(session, actor=actor, action="batches.read", object_type="project", object_id=project.id,
-                     org_id=project.org_id, details={"count": len(found)})
-        return found
+                     org_id=project.org_id, details={"count": len(page)})
+        return BatchPage(items=[_batch_read(b, counts.get(b.id, {})) for b in page],
+                         next=page[-1].id if len(page) == limit else None)
 
     return write(db, work)
 

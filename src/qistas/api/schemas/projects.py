@@ -125,3 +125,8 @@ class BatchRead(BaseModel):
     callback_url: str | None
     counts: dict[str, int]
     created_at: datetime
+
+
+class BatchPage(BaseModel):
+    items: list[BatchRead]
+    next: int | None = Field(description="pass as `after` for the next page; null at the end")
