@@ -35,16 +35,7 @@ class Users:
     def list(self, *, email: str | None = None, page_size: int = 1000) -> list[User]:
         """Every user you may see (an admin, all; an owner, their organization's), read a page at
         a time; ``email``: only those whose address holds it, in any case."""
-        found: list[User] = []
-        params: dict[str, Any] = {"limit": page_size}
-        if email is not None:
-            params["email"] = email
-        while True:
-            page = self._client.request("GET", "/users", params=params).json()
-            found.extend(parse(User, u) for u in page["items"])
-            if page["next"] is None:
-                return found
-            params["after"] = page["next"]
+        return [parse(User, u) for u in self._client.pages("/users", page_size=page_size, email=email)]
 
     def me(self) -> User:
         return parse(User, self._client.request("GET", "/me").json())

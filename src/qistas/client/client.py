@@ -61,6 +61,19 @@ class Client:
         self.model_endpoints = ModelEndpoints(self)
         self.pay = Pay(self)
 
+    def pages(self, path: str, *, page_size: int = 1000, after: int | None = None,
+              **params: Any) -> Iterator[dict[str, Any]]:
+        """The items of a list the server answers a page at a time (``{"items","next"}``), from
+        after ``after``, following ``next`` until the end; ``params``: the list's filters (None
+        ones left out)."""
+        query = {"limit": page_size, **{k: v for k, v in params.items() if v is not None}}
+        while True:
+            page = self.request("GET", path, params=query if after is None else {**query, "after": after}).json()
+            yield from page["items"]
+            if page["next"] is None:
+                return
+            after = page["next"]
+
     def request(self, method: str, path: str, *, retry: bool | None = None, **kwargs: Any) -> httpx.Response:
         """Send a request; safe ones (GET, or ``retry=True``) are retried on 5xx and lost
         connections, and every one is sent again after a 429 ``too_many_requests`` (see the class)."""
@@ -188,14 +201,7 @@ class Project:
 
     def batches(self) -> list[Batch]:
         """Every batch of the project, read a page at a time."""
-        found: list[Batch] = []
-        params: dict[str, Any] = {"limit": 1000}
-        while True:
-            page = self._client.request("GET", f"/projects/{self.id}/batches", params=params).json()
-            found.extend(parse(Batch, b) for b in page["items"])
-            if page["next"] is None:
-                return found
-            params["after"] = page["next"]
+        return [parse(Batch, b) for b in self._client.pages(f"/projects/{self.id}/batches")]
 
     def finalize_batch(self, batch_id: int) -> Batch:
         """staging → in_progress: its tasks are served to annotators."""
@@ -216,16 +222,8 @@ class Project:
         return self._results_by_id(after, page_size)
 
     def _results_by_id(self, after: int | None, page_size: int) -> Iterator[Result]:
-        while True:
-            params: dict[str, Any] = {"limit": page_size}
-            if after is not None:
-                params["after"] = after
-            page = self._client.request("GET", f"/projects/{self.id}/results", params=params).json()
-            for item in page["items"]:
-                yield parse(Result, item)
-            if page["next"] is None:
-                return
-            after = page["next"]
+        for item in self._client.pages(f"/projects/{self.id}/results", page_size=page_size, after=after):
+            yield parse(Result, item)
 
     def export(self, *, format: str = "jsonl", path: str | Path, completed: bool = False,
                min_confidence: float | None = None, batch: str | None = None, since: str | None = None,
@@ -295,14 +293,7 @@ class Project:
     def attempts(self) -> list[dict[str, Any]]:
         """Your attempts at the exam (to its organization: everyone's, pseudonymous), with the
         score and the verdict once finished; read a page at a time."""
-        found: list[dict[str, Any]] = []
-        params: dict[str, Any] = {"limit": 1000}
-        while True:
-            page = self._client.request("GET", f"/projects/{self.id}/exam/attempts", params=params).json()
-            found.extend(page["items"])
-            if page["next"] is None:
-                return found
-            params["after"] = page["next"]
+        return list(self._client.pages(f"/projects/{self.id}/exam/attempts"))
 
     # -- annotator side ---------------------------------------------------------------------
 
@@ -412,15 +403,4 @@ class Tasks:
         return created
 
     def list(self, *, status: str | None = None, page_size: int = 1000) -> Iterator[dict[str, Any]]:
-        after: int | None = None
-        while True:
-            params: dict[str, Any] = {"limit": page_size}
-            if status:
-                params["status"] = status
-            if after is not None:
-                params["after"] = after
-            page = self._client.request("GET", f"/projects/{self._project_id}/tasks", params=params).json()
-            yield from page["items"]
-            if page["next"] is None:
-                return
-            after = page["next"]
+        return self._client.pages(f"/projects/{self._project_id}/tasks", page_size=page_size, status=status or None)
