@@ -86,8 +86,9 @@ async function startExam() {
 }
 
 async function examOver() {
-  const { status, data } = await api("GET", `/projects/${boot.project}/exam/attempts`);
-  const last = status === 200 ? data.filter((a) => a.status !== "open").pop() : null;
+  // An annotator's own attempts, a few at most (the exam's max_attempts): one page.
+  const { status, data } = await api("GET", `/projects/${boot.project}/exam/attempts?limit=1000`);
+  const last = status === 200 ? data.items.filter((a) => a.status !== "open").pop() : null;
   boot.exam.open = false;
   if (last) boot.exam.last = { score: last.score, passed: last.passed };
   showExam();
