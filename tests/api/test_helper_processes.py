@@ -36,7 +36,9 @@ def _run(test: Callable[[HelperProcesses], Awaitable[None]], *, size: int = 1) -
 async def _queued(processes: HelperProcesses, jobs: list[tuple[str, int, float]],
                   done: list[str]) -> dict[str, asyncio.Task[float]]:
     """Each job (name, organization, seconds) sent in this order, one event-loop turn apart,
-    its name added to ``done`` when it ends."""
+    its name added to ``done`` when it ends; the processes started first (a job of organization
+    0), so that none of them waits for a process's start."""
+    await asyncio.gather(*(processes.run(_sleep, 0, org_id=0) for _ in range(processes.size)))
 
     async def one(name: str, org_id: int, seconds: float) -> float:
         found = await processes.run(_sleep, seconds, org_id=org_id)
@@ -52,7 +54,6 @@ async def _queued(processes: HelperProcesses, jobs: list[tuple[str, int, float]]
 
 def test_an_organization_with_jobs_queued_does_not_stand_before_another() -> None:
     async def test(processes: HelperProcesses) -> None:
-        await processes.run(_sleep, 0, org_id=1)  # the process started
         done: list[str] = []
         tasks = await _queued(processes, [("a1", 1, 0.4), ("a2", 1, 0.05), ("a3", 1, 0.05), ("a4", 1, 0.05),
                                           ("b1", 2, 0.05), ("b2", 2, 0.05), ("c1", 3, 0.05)], done)
@@ -67,7 +68,6 @@ def test_an_organization_with_jobs_queued_does_not_stand_before_another() -> Non
 
 def test_a_free_process_goes_to_the_organization_with_fewer_jobs_in_the_processes() -> None:
     async def test(processes: HelperProcesses) -> None:
-        await asyncio.gather(processes.run(_sleep, 0.3, org_id=1), processes.run(_sleep, 0.3, org_id=2))
         done: list[str] = []
         tasks = await _queued(processes, [("b1", 2, 1.0), ("a1", 1, 0.3), ("b2", 2, 0.05), ("a2", 1, 0.05)], done)
         await asyncio.wait_for(asyncio.gather(*tasks.values()), 30)
@@ -80,7 +80,6 @@ def test_a_free_process_goes_to_the_organization_with_fewer_jobs_in_the_processe
 
 def test_a_job_canceled_while_it_waits_leaves_the_line() -> None:
     async def test(processes: HelperProcesses) -> None:
-        await processes.run(_sleep, 0, org_id=1)
         done: list[str] = []
         tasks = await _queued(processes, [("a1", 1, 0.3), ("a2", 1, 5), ("b1", 2, 0.05)], done)
         tasks["a2"].cancel()
@@ -96,7 +95,6 @@ def test_a_job_canceled_while_it_waits_leaves_the_line() -> None:
 
 def test_a_job_whose_turn_comes_as_it_is_canceled_hands_the_process_on() -> None:
     async def test(processes: HelperProcesses) -> None:
-        await processes.run(_sleep, 0, org_id=1)
         done: list[str] = []
         tasks = await _queued(processes, [("a1", 1, 0.2), ("a2", 1, 5), ("b1", 2, 0.05)], done)
         time.sleep(0.6)  # the event loop held while a1 ends and the process is given to a2
@@ -113,7 +111,6 @@ def test_a_job_whose_turn_comes_as_it_is_canceled_hands_the_process_on() -> None
 
 def test_the_jobs_waiting_as_the_server_stops_are_refused() -> None:
     async def test(processes: HelperProcesses) -> None:
-        await processes.run(_sleep, 0, org_id=1)
         done: list[str] = []
         tasks = await _queued(processes, [("a1", 1, 0.3), ("a2", 1, 0.05), ("b1", 2, 0.05)], done)
         processes.close()
