@@ -38,7 +38,8 @@ class Reading:
 
 def _token(server: Server, email: str) -> str:
     with api(server) as admin:
-        found = next(u for u in check(admin.get("/users"), 200) if u["email"] == email)
+        page = check(admin.get("/users", params={"email": email}), 200)
+        found = next(u for u in page["items"] if u["email"] == email)
         return str(check(admin.post(f"/users/{found['id']}/tokens"))["token"])
 
 
