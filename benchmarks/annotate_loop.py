@@ -275,6 +275,62 @@ def cpu_seconds(pids: list[int]) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_split(pids: list[int]) -> tuple[float, float]:
+    """User and system CPU seconds of these processes so far."""
+    user = system = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            user, system = user + int(fields[11]), system + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    tick = os.sysconf("SC_CLK_TCK")
+    return user / tick, system / tick
+
+
+def postgres_cpu(postmaster: int | None, leave_out: tuple[int, ...] = ()) -> tuple[float, float]:
+    """User and system CPU seconds of a cluster so far: its processes, and those that exited (the
+    postmaster's reaped children: a connection's backend ends with it)."""
+    if postmaster is None:
+        return 0.0, 0.0
+    user, system = cpu_split([pid for pid in process_tree(postmaster) if pid not in leave_out])
+    try:
+        with open(f"/proc/{postmaster}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        tick = os.sysconf("SC_CLK_TCK")
+        user, system = user + int(fields[13]) / tick, system + int(fields[14]) / tick
+    except (OSError, IndexError, ValueError):
+        pass
+    return user, system
+
+
+def postmaster_of(db_url: str) -> int | None:
+    """The pid of the PostgreSQL server behind ``db_url`` when it runs on this machine (the parent
+    of this connection's backend), else None."""
+    engine = create_engine(sqlalchemy_url(db_url))
+    try:
+        with engine.connect() as connection:
+            backend = int(connection.execute(text("SELECT pg_backend_pid()")).scalar_one())
+        with open(f"/proc/{backend}/stat") as handle:
+            parent = int(handle.read().rsplit(")", 1)[1].split()[1])
+        with open(f"/proc/{parent}/cmdline", "rb") as handle:
+            return parent if b"postgres" in handle.read() else None
+    except (OSError, IndexError, ValueError):
+        return None
+    finally:
+        engine.dispose()
+
+
+def cpu_list(spec: str) -> list[int]:
+    """'0-3,8' -> [0, 1, 2, 3, 8]: CPU numbers as taskset writes them."""
+    cpus: list[int] = []
+    for part in spec.split(","):
+        first, _, last = part.partition("-")
+        cpus += range(int(first), int(last or first) + 1)
+    return cpus
+
+
 def rss_mb(pids: list[int]) -> float:
     total = 0
     for pid in pids:
@@ -301,7 +357,8 @@ class Server:
 
 
 @contextmanager
-def serve(db_url: str | None, workers: int) -> Iterator[Server]:
+def serve(db_url: str | None, workers: int, cpus: list[int] | None = None) -> Iterator[Server]:
+    """``qistas serve --workers N`` on a fresh home; ``cpus``: its processes kept on these CPUs."""
     with tempfile.TemporaryDirectory(prefix="qistas-bench-") as home:
         env = {**os.environ, "QISTAS_HOME": home, "QISTAS_SECRET_KEY": secrets.token_urlsafe(40)}
         if db_url:
@@ -312,7 +369,8 @@ def serve(db_url: str | None, workers: int) -> Iterator[Server]:
         port = free_port()
         log = open(Path(home) / "server.log", "wb")  # noqa: SIM115 - closed below
         proc = subprocess.Popen([*QISTAS, "serve", "--port", str(port), "--workers", str(workers)],
-                                env=env, stdout=log, stderr=subprocess.STDOUT)
+                                env=env, stdout=log, stderr=subprocess.STDOUT,
+                                preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
         server = Server(f"http://127.0.0.1:{port}", home, proc, token)
         try:
             deadline = time.monotonic() + 60
@@ -593,6 +651,10 @@ class LoopResult:
     # included in server_cpu_ms, and the training passes it finished during the run.
     trainer_cpu_ms: float = 0.0
     passes: int = 0
+    # PostgreSQL's CPU per annotation (its processes, the cluster's background ones included) when
+    # it runs on this machine; None on SQLite or a database elsewhere.
+    database_cpu_ms: float | None = None
+    server_cpus: str = ""  # the CPUs the server's processes were kept on (--server-cpus)
 
 
 def trainer_pids(pids: list[int]) -> list[int]:
@@ -641,12 +703,15 @@ def annotate_loop(backend: str, admin_url: str | None, k: int, n_tasks: int, sec
                   kind: str = "classification", inhouse: bool = False,
                   review: dict[str, Any] | None = None, predictions: bool = False,
                   routing: bool = False, media: bool = False, fetch: bool = False,
-                  active_learning: bool = False, client_processes: int = 1) -> LoopResult:
+                  active_learning: bool = False, client_processes: int = 1,
+                  server_cpus: list[int] | None = None) -> LoopResult:
     """One run; ``media``: the tasks come with their images (a zip import), so each lease
-    carries a signed URL; ``fetch``: each annotator also GETs it, as the annotation page does."""
+    carries a signed URL; ``fetch``: each annotator also GETs it, as the annotation page does;
+    ``server_cpus``: the server's processes on the first ``workers`` of these CPUs, one each."""
     if (media or fetch) and kind not in MEDIA_FIELD:
         raise ValueError(f"--media needs a task type that shows a file: {', '.join(MEDIA_FIELD)}")
-    with fresh_database(backend, admin_url) as db_url, serve(db_url, workers) as server:
+    pinned = server_cpus[:workers] if server_cpus else None
+    with fresh_database(backend, admin_url) as db_url, serve(db_url, workers, pinned) as server:
         owner, project_id, tokens = new_project(server, k, kind, inhouse, review,
                                                 {"mode": "always"} if predictions else None,
                                                 {"enabled": True, "random_share": 0.1} if active_learning else None)
@@ -670,8 +735,11 @@ def annotate_loop(backend: str, admin_url: str | None, k: int, n_tasks: int, sec
         tree = process_tree(server.proc.pid)
         cpu_before, trainer_before = cpu_seconds(tree), cpu_seconds(trainer_pids(tree))
         passes_before = active_passes(url, project_id)
+        postmaster = postmaster_of(db_url) if db_url else None
+        database_before = sum(postgres_cpu(postmaster))
         with sampler, other_writer(url, writer_every):
             out = run_clients(server.url, project_id, tokens, seconds, kind, fetch, client_processes)
+        database_cpu = sum(postgres_cpu(postmaster)) - database_before
         tree = process_tree(server.proc.pid)
         server_cpu = cpu_seconds(tree) - cpu_before
         trainer_cpu = cpu_seconds(trainer_pids(tree)) - trainer_before
@@ -690,7 +758,9 @@ def annotate_loop(backend: str, admin_url: str | None, k: int, n_tasks: int, sec
                       triple(out["media"]) if fetch else None,
                       out["media_bytes"] / max(1, len(out["media"])) / 1000 if fetch else 0.0,
                       "fetch" if fetch else "media" if media else "",
-                      1000 * trainer_cpu / max(1, out["annotations"]), passes)
+                      1000 * trainer_cpu / max(1, out["annotations"]), passes,
+                      1000 * database_cpu / max(1, out["annotations"]) if postmaster else None,
+                      ",".join(map(str, pinned)) if pinned else "")
 
 
 def active_passes(db_url: str, project_id: int) -> int:
@@ -777,21 +847,27 @@ def fairness_ratio(means: tuple[float, float]) -> float:
 def print_loop_table(rows: list[LoopResult], n_tasks: int, seconds: float) -> None:
     print(f"\nAnnotation loop: {n_tasks} tasks, redundancy 3, at most {seconds:.0f} s per run")
     print("| database | type | workers | K | annotations | ann/s | cycle p50/p95/p99 ms | take p50/p95/p99 ms | "
-          "submit p50/p95/p99 ms | errors | violations | peak RSS MB | CPU ms/ann server+client | fairness |")
-    print("|---|---|---:|---:|---:|---:|---|---|---|---:|---:|---:|---:|---:|")
+          "submit p50/p95/p99 ms | errors | violations | peak RSS MB | CPU ms/ann server+client | fairness | "
+          "database CPU ms/ann |")
+    print("|---|---|---:|---:|---:|---:|---|---|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         errors = sum(r.errors.values())
         kind = r.kind + (f" ({r.variant})" if r.variant else "")
         print(f"| {r.backend} | {kind} | {r.workers} | {r.k} | {r.annotations} | {r.rate:.0f} | {ms(r.cycle)} | "
               f"{ms(r.take)} | "
               f"{ms(r.submit)} | {errors}{' ' + json.dumps(r.errors) if errors else ''} | {r.violations} | "
-              f"{r.peak_rss_mb:.0f} | {r.server_cpu_ms:.1f}+{r.client_cpu_ms:.1f} | {fairness_ratio(r.fairness):.2f} |")
+              f"{r.peak_rss_mb:.0f} | {r.server_cpu_ms:.1f}+{r.client_cpu_ms:.1f} | {fairness_ratio(r.fairness):.2f} | "
+              f"{'–' if r.database_cpu_ms is None else f'{r.database_cpu_ms:.1f}'} |")
     for r in rows:
         if r.passes:
             print(f"Active learning, {r.backend} K={r.k}: {r.passes} training passes during the run; the training "
                   f"process used {r.trainer_cpu_ms:.1f} of the server's {r.server_cpu_ms:.1f} CPU ms per annotation")
     print("\nEach annotator's mean cycle, fastest to slowest (ms): "
           + "; ".join(f"{r.backend} workers={r.workers} K={r.k} {ms(r.fairness).replace('/', '–')}" for r in rows))
+    pinned = [r for r in rows if r.server_cpus]
+    if pinned:
+        print("The server's processes on CPUs: " + "; ".join(f"{r.backend} workers={r.workers} K={r.k} "
+                                                             f"{r.server_cpus}" for r in pinned))
     fetched = [r for r in rows if r.media is not None]
     if fetched:
         print("Signed image GET p50/p95/p99 ms (mean KB): "
@@ -847,6 +923,9 @@ def main() -> int:
     parser.add_argument("--client-processes", type=int, default=1,
                         help="load-generator processes, the annotators dealt out between them (one drives "
                              "about 1,500-3,000 requests/s on one core; use more on a many-core machine)")
+    parser.add_argument("--server-cpus", type=cpu_list, metavar="LIST",
+                        help="keep the server's N processes on the first N of these CPUs, one each (e.g. 0-7; "
+                             "run the rest under taskset on the others: servers measured on cores of their own)")
     parser.add_argument("--client-run", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client_run:
@@ -874,7 +953,8 @@ def main() -> int:
                 loops.append(annotate_loop(backend, args.postgres, k, args.tasks, args.seconds, workers,
                                            args.profile, args.other_writer, kind, args.inhouse, args.review,
                                            args.predictions, args.routing, args.media or args.fetch_media,
-                                           args.fetch_media, args.active_learning, args.client_processes))
+                                           args.fetch_media, args.active_learning, args.client_processes,
+                                           args.server_cpus))
                 print_loop_table(loops[-1:], args.tasks, args.seconds)
         if not args.skip_bulk and sizes:
             bulks += bulk(backend, args.postgres, sizes, counts[0])

@@ -71,6 +71,7 @@ from annotate_loop import (
     fresh_database,
     jsonl,
     new_project,
+    postgres_cpu,
     process_tree,
     run_clients,
     serve,
@@ -82,36 +83,6 @@ from psycopg import _connection_base
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: its tests' cluster
 from tests import throwaway_postgres  # noqa: E402
-
-
-def cpu_split(pids: list[int]) -> tuple[float, float]:
-    """User and system CPU seconds of these processes so far."""
-    user = system = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-            user, system = user + int(fields[11]), system + int(fields[12])
-        except (OSError, IndexError, ValueError):
-            pass
-    tick = os.sysconf("SC_CLK_TCK")
-    return user / tick, system / tick
-
-
-def postgres_cpu(postmaster: int | None, leave_out: tuple[int, ...] = ()) -> tuple[float, float]:
-    """User and system CPU seconds of a cluster so far: its processes, and those that exited (the
-    postmaster's reaped children: a connection's backend ends with it)."""
-    if postmaster is None:
-        return 0.0, 0.0
-    user, system = cpu_split([pid for pid in process_tree(postmaster) if pid not in leave_out])
-    try:
-        with open(f"/proc/{postmaster}/stat") as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()
-        tick = os.sysconf("SC_CLK_TCK")
-        user, system = user + int(fields[13]) / tick, system + int(fields[14]) / tick
-    except (OSError, IndexError, ValueError):
-        pass
-    return user, system
 
 
 def load_average() -> str:

@@ -10,13 +10,14 @@
 # and summary.txt (every step's tables, as they come: a step cut short leaves the ones before).
 # PLAN: `full` (the default: the curve 1..16 processes, fairness and p99 at several K with 4 and
 # 16, the thread pool against the event loop, commits flushed, the commit ceiling), `rest` (what
-# comes after the curve: the thread pool at 16, commits flushed, the ceiling) or `quick` (small,
-# to try this script). Run from the repository root; as root, the clusters run as `postgres`.
+# comes after the curve: the thread pool at 16, commits flushed, the ceiling), `cores` (the curve
+# with the servers on cores of their own, half the machine, the database and the clients on the
+# other half; the thread pool below saturation at 4 and 16) or `quick` (small, to try this script). Run from the repository root; as root, the clusters run as `postgres`.
 set -u
 wheels=${1:?WHEELS}
 out=${2:?OUT}
 plan=${3:-full}
-case $plan in full | rest | quick) ;; *) echo "PLAN: full, rest or quick, not $plan" >&2; exit 2 ;; esac
+case $plan in full | rest | cores | quick) ;; *) echo "PLAN: full, rest, cores or quick, not $plan" >&2; exit 2 ;; esac
 mkdir -p "$out"
 summary=$out/summary.txt
 py=${PYTHON:-python3}
@@ -51,29 +52,32 @@ bindir=$("$py" -c "from tests.throwaway_postgres import binaries; print(binaries
 [ -n "$bindir" ] || { say "no PostgreSQL binaries"; exit 1; }
 say "== PostgreSQL: $("$bindir/postgres" --version)"
 
-# step NAME SECONDS [-c SETTING | VAR=VALUE ...] -- [sqlite] ARGS: one annotate_loop.py invocation,
-# within SECONDS, on SQLite or against a throwaway cluster (fsync off unless `-c fsync=on`), with
-# VAR=VALUE in its environment; its last table and its verdict appended to the summary
+# step NAME SECONDS [-c SETTING | -p CPUS | VAR=VALUE ...] -- [sqlite] ARGS: one annotate_loop.py
+# invocation, within SECONDS, on SQLite or against a throwaway cluster (fsync off unless
+# `-c fsync=on`), with VAR=VALUE in its environment, the cluster and the clients kept on CPUS with
+# `-p` (the servers too, unless ARGS say --server-cpus); its last table and its verdict appended
+# to the summary
 step() {
     local name=$1 limit=$2
     shift 2
-    local envs=() cluster=(-c max_connections=1000)  # 16-24 processes' pools
+    local envs=() cluster=(-c max_connections=1000) pin=()  # 16-24 processes' pools
     while [ "$1" != -- ]; do
         case $1 in
             -c) cluster+=(-c "$2"); shift 2 ;;
+            -p) pin=(taskset -c "$2"); shift 2 ;;
             *) envs+=("$1"); shift ;;
         esac
     done
     shift
     [ "${1:-}" != sqlite ] || cluster=()
     say ""
-    say "== $name: ${envs[*]:-} ${cluster[*]:-} $* | load $(cut -d' ' -f1-3 /proc/loadavg) | $(date -u +%H:%M:%S)"
+    say "== $name: ${pin[*]:-} ${envs[*]:-} ${cluster[*]:-} $* | load $(cut -d' ' -f1-3 /proc/loadavg) | $(date -u +%H:%M:%S)"
     if [ "${1:-}" = sqlite ]; then
         shift
-        env "${envs[@]}" timeout "$limit" "$py" benchmarks/annotate_loop.py --only sqlite "$@" \
+        env "${envs[@]}" timeout "$limit" "${pin[@]}" "$py" benchmarks/annotate_loop.py --only sqlite "$@" \
             > "$out/$name.log" 2>&1
     else
-        env "${envs[@]}" timeout "$limit" "$py" -m tests.throwaway_postgres "${cluster[@]}" sh -c \
+        env "${envs[@]}" timeout "$limit" "${pin[@]}" "$py" -m tests.throwaway_postgres "${cluster[@]}" sh -c \
             "exec $py benchmarks/annotate_loop.py --postgres \"\$QISTAS_TEST_POSTGRES_URL\" --only postgresql $*" \
             > "$out/$name.log" 2>&1
     fi
@@ -105,6 +109,26 @@ if [ "$plan" = quick ]; then
 fi
 s=10
 t=20000
+if [ "$plan" = cores ]; then
+    command -v taskset > /dev/null || { say "the cores plan needs taskset (util-linux)"; exit 1; }
+    half=$((cores / 2))
+    # the curve with the servers on CPUs 0..half-1, a process each (--server-cpus), the cluster and
+    # the clients on the others: how the servers scale when nothing else takes their cores
+    for w in $(printf '%s\n' 1 2 4 $((half * 3 / 4)) $half | awk -v h=$half '$1 >= 1 && $1 <= h && !seen[$1]++'); do
+        k=$((w * 16 > 32 ? w * 16 : 32))
+        step "own-cores-w$w" 120 -p "$half-$((cores - 1))" QISTAS_POSTGRES_INLINE_LOOP=on -- --workers $w \
+            --clients $k --seconds $s --tasks $t $loop --server-cpus "0-$((half - 1))"
+    done
+    # 16 processes on the whole machine (the curve's top): what the database spends there
+    step pg-w16 100 QISTAS_POSTGRES_INLINE_LOOP=on -- --workers 16 --clients 256 --seconds $s --tasks $t $loop
+    # the thread pool (a database on another machine) below saturation, with 4 and 16 processes
+    step pool-w4-k 120 QISTAS_POSTGRES_INLINE_LOOP=off -- --workers 4 --clients 16,32 --seconds $s --tasks $t $loop
+    step pool-w16-k 150 QISTAS_POSTGRES_INLINE_LOOP=off -- --workers 16 --clients 32,64,128 --seconds $s \
+        --tasks $t $loop
+    say ""
+    say "== done $(date -u +%H:%M:%S)"
+    exit 0
+fi
 if [ "$plan" = full ]; then
     # SQLite's one process: the CPU per answer that PostgreSQL's is held against
     step sqlite-1 90 -- sqlite --workers 1 --clients 32 --seconds $s --tasks $t $loop
