@@ -231,12 +231,13 @@ def run_one(url: str, project_id: int, fmt: str, out: str, readers: int = 1, rec
                       "peak_rss_mb": peak_rss_mb(), "baseline_rss_mb": baseline}))
 
 
-def table(found: list[dict[str, float]], n_tasks: int, per_task: int, backend: str) -> str:
+def table(found: list[dict[str, float]], n_tasks: int, per_task: int, backend: str, readers: int = 1) -> str:
     lines = [
         "## Exports",
         "",
         f"`python benchmarks/export.py` ({'`--quick`, ' if n_tasks < 250_000 else ''}{n_tasks:,} tasks x {per_task} "
-        f"annotations = {n_tasks * per_task:,} annotations, {backend}, each export in a fresh process; "
+        f"annotations = {n_tasks * per_task:,} annotations, {backend}, each export in a fresh process"
+        f"{f' with {readers} readers' if readers > 1 else ''}; "
         "peak memory is that process's maximum RSS, VmHWM).",
         "",
         "| format | time (s) | tasks/s | annotations/s | file (MB) | peak RSS (MB) |",
@@ -322,7 +323,9 @@ def main() -> None:
                      if result["import_seconds"] > 0.01 else ""), flush=True)
             os.unlink(out)
     backend = "PostgreSQL" if url.startswith("postgres") else "SQLite"
-    section = table(found, n_tasks, args.per_task, backend)
+    if args.project is not None and found:  # an existing project: the size is what was exported
+        n_tasks = int(found[0]["rows"])
+    section = table(found, n_tasks, args.per_task, backend, args.readers)
     print()
     print(section)
     if args.write_docs:

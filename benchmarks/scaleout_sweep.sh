@@ -12,12 +12,15 @@
 # 16, the thread pool against the event loop, commits flushed, the commit ceiling), `rest` (what
 # comes after the curve: the thread pool at 16, commits flushed, the ceiling), `cores` (the curve
 # with the servers on cores of their own, half the machine, the database and the clients on the
-# other half; the thread pool below saturation at 4 and 16) or `quick` (small, to try this script). Run from the repository root; as root, the clusters run as `postgres`.
+# other half; the thread pool below saturation at 4 and 16), `exports` (jsonl and parquet of 100,000
+# and 250,000 tasks by 1 to 8 readers) or `quick` (small, to try this script). Run from the repository root; as root, the clusters run as `postgres`.
 set -u
 wheels=${1:?WHEELS}
 out=${2:?OUT}
 plan=${3:-full}
-case $plan in full | rest | cores | quick) ;; *) echo "PLAN: full, rest, cores or quick, not $plan" >&2; exit 2 ;; esac
+case $plan in full | rest | cores | exports | quick) ;;
+    *) echo "PLAN: full, rest, cores, exports or quick, not $plan" >&2; exit 2 ;;
+esac
 mkdir -p "$out"
 summary=$out/summary.txt
 py=${PYTHON:-python3}
@@ -89,6 +92,27 @@ step() {
     [ $rc = 0 ] || { say "rc $rc"; tail -5 "$out/$name.log" | tee -a "$summary"; }
 }
 
+# exports NAME SECONDS TASKS REPEAT: a project of TASKS tasks of 4 answers built on a throwaway
+# cluster, then exported as jsonl and parquet REPEAT times each by 1, 2, 4 and 8 readers
+# (QISTAS_EXPORT_READERS), each export in a fresh process; its lines appended to the summary
+exports() {
+    local name=$1 limit=$2 tasks=$3 repeat=$4
+    say ""
+    say "== $name: $tasks tasks, jsonl and parquet, $repeat each | load $(cut -d' ' -f1-3 /proc/loadavg) |" \
+        "$(date -u +%H:%M:%S)"
+    timeout "$limit" "$py" -m tests.throwaway_postgres sh -c "
+        u=postgresql+psycopg://\${QISTAS_TEST_POSTGRES_URL#postgresql://}
+        $py benchmarks/export.py --tasks $tasks --repeat 0 --database-url \"\$u\" || exit 1
+        for r in 1 2 4 8; do
+            echo readers \$r
+            $py benchmarks/export.py --database-url \"\$u\" --project 1 --formats jsonl,parquet --repeat $repeat \
+                --readers \$r || exit 1
+        done" > "$out/$name.log" 2>&1
+    local rc=$?
+    grep -E "^(inserted|readers|jsonl |parquet )" "$out/$name.log" | tee -a "$summary"
+    [ $rc = 0 ] || { say "rc $rc"; tail -5 "$out/$name.log" | tee -a "$summary"; }
+}
+
 # database ARGS: pg_cost.py (its own cluster, commits flushed): the database's side
 database() {
     say ""
@@ -109,6 +133,13 @@ if [ "$plan" = quick ]; then
 fi
 s=10
 t=20000
+if [ "$plan" = exports ]; then
+    exports export-100k 150 100000 2
+    exports export-250k 240 250000 1
+    say ""
+    say "== done $(date -u +%H:%M:%S)"
+    exit 0
+fi
 if [ "$plan" = cores ]; then
     command -v taskset > /dev/null || { say "the cores plan needs taskset (util-linux)"; exit 1; }
     half=$((cores / 2))
