@@ -5,8 +5,9 @@ when one is reachable) and each K, a fresh ``qistas serve --workers N`` is start
 are imported (redundancy min = max = 3) and K annotator clients loop take -> submit for a
 fixed time. Printed: annotations per second, p50/p95/p99 latency of a cycle and of each
 request, the fastest and slowest annotator's mean cycle, errors (any status other than
-2xx), invariant violations found in the database afterwards, and the server's peak memory
-(all its processes). The same harness times
+2xx), invariant violations found in the database afterwards, the server's peak memory
+(all its processes), its CPU per answer and, when PostgreSQL runs on this machine, the
+database's (``--server-cpus`` keeps the server on CPUs of its own). The same harness times
 importing 10k and 100k tasks (JSONL upload) and exporting them (JSONL and CSV).
 
 The clients run in a separate process on asyncio with a minimal HTTP/1.1 client (one

@@ -12,8 +12,9 @@
 # 16, the thread pool against the event loop, commits flushed, the commit ceiling), `rest` (what
 # comes after the curve: the thread pool at 16, commits flushed, the ceiling), `cores` (the curve
 # with the servers on cores of their own, half the machine, the database and the clients on the
-# other half; the thread pool below saturation at 4 and 16), `exports` (jsonl and parquet of 100,000
-# and 250,000 tasks by 1 to 8 readers) or `quick` (small, to try this script). Run from the repository root; as root, the clusters run as `postgres`.
+# other half; the thread pool below saturation at 4 and 16), `exports` (jsonl and parquet of
+# 100,000 and 250,000 tasks by 1 to 8 readers) or `quick` (small, to try this script). Run from
+# the repository root; as root, the clusters run as `postgres`.
 set -u
 wheels=${1:?WHEELS}
 out=${2:?OUT}
