@@ -62,6 +62,10 @@ SPECS = {
 }
 # The types whose tasks show a file: the data field that names it (``--media``).
 MEDIA_FIELD = {"boxes": "image"}
+# The loop's server, unless the environment says otherwise: its annotators answer without a
+# pause, one alone hundreds of requests a second, past the per-token limit that a person's pace
+# never nears (100/s): raised, the limiter still running.
+LOOP_SETTINGS = {"QISTAS_RATE_LIMIT_PER_TOKEN": "100000"}
 
 
 def answer_of(kind: str, n: int) -> dict[str, Any]:
@@ -358,10 +362,12 @@ class Server:
 
 
 @contextmanager
-def serve(db_url: str | None, workers: int, cpus: list[int] | None = None) -> Iterator[Server]:
-    """``qistas serve --workers N`` on a fresh home; ``cpus``: its processes kept on these CPUs."""
+def serve(db_url: str | None, workers: int, cpus: list[int] | None = None,
+          defaults: dict[str, str] | None = None) -> Iterator[Server]:
+    """``qistas serve --workers N`` on a fresh home; ``cpus``: its processes kept on these CPUs;
+    ``defaults``: settings for it where the environment has none."""
     with tempfile.TemporaryDirectory(prefix="qistas-bench-") as home:
-        env = {**os.environ, "QISTAS_HOME": home, "QISTAS_SECRET_KEY": secrets.token_urlsafe(40)}
+        env = {**(defaults or {}), **os.environ, "QISTAS_HOME": home, "QISTAS_SECRET_KEY": secrets.token_urlsafe(40)}
         if db_url:
             env["QISTAS_DATABASE_URL"] = db_url
         made = subprocess.run([*QISTAS, "users", "create", "admin@bench.test", "--role", "admin", "--token"],
@@ -434,6 +440,26 @@ def databases(postgres: str, only: str | None) -> list[str]:
         found = [b for b in found if b == only]
     print(f"machine: {os.cpu_count()} cores; python {sys.version.split()[0]}", flush=True)
     return found
+
+
+@contextmanager
+def delayed(url: str, delay_ms: float | None) -> Iterator[str]:
+    """``url``, or, with ``delay_ms``, a URL of the same database through ``_delay_proxy.py``, which
+    holds each of its replies back that long: a database across a network, on this machine."""
+    if not delay_ms:
+        yield url
+        return
+    parsed = make_url(url)
+    proxy = subprocess.Popen([sys.executable, str(Path(__file__).with_name("_delay_proxy.py")), "--to",
+                              f"{parsed.host or '127.0.0.1'}:{parsed.port or 5432}", "--delay-ms", str(delay_ms)],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert proxy.stdout is not None
+        port = int(proxy.stdout.readline())
+        yield parsed.set(host="127.0.0.1", port=port).render_as_string(hide_password=False)
+    finally:
+        proxy.terminate()
+        proxy.wait()
 
 
 def postgres_reachable(url: str) -> bool:
@@ -712,7 +738,7 @@ def annotate_loop(backend: str, admin_url: str | None, k: int, n_tasks: int, sec
     if (media or fetch) and kind not in MEDIA_FIELD:
         raise ValueError(f"--media needs a task type that shows a file: {', '.join(MEDIA_FIELD)}")
     pinned = server_cpus[:workers] if server_cpus else None
-    with fresh_database(backend, admin_url) as db_url, serve(db_url, workers, pinned) as server:
+    with fresh_database(backend, admin_url) as db_url, serve(db_url, workers, pinned, LOOP_SETTINGS) as server:
         owner, project_id, tokens = new_project(server, k, kind, inhouse, review,
                                                 {"mode": "always"} if predictions else None,
                                                 {"enabled": True, "random_share": 0.1} if active_learning else None)
@@ -927,6 +953,9 @@ def main() -> int:
     parser.add_argument("--server-cpus", type=cpu_list, metavar="LIST",
                         help="keep the server's N processes on the first N of these CPUs, one each (e.g. 0-7; "
                              "run the rest under taskset on the others: servers measured on cores of their own)")
+    parser.add_argument("--delay-ms", type=float, metavar="MS",
+                        help="PostgreSQL through _delay_proxy.py, each of its replies held back MS: a database on "
+                             "another machine (its own CPU is neither the server's nor the database's)")
     parser.add_argument("--client-run", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client_run:
@@ -939,9 +968,15 @@ def main() -> int:
         os.environ.setdefault("QISTAS_ACTIVE_LEARNING_EVERY", "20")
     if args.quick:
         args.tasks, args.seconds, args.clients, args.import_sizes = 300, 4.0, "1,8", "10000"
+    with delayed(args.postgres, args.delay_ms if args.postgres != "none" else None) as postgres:
+        return measure(args, postgres)
+
+
+def measure(args: argparse.Namespace, postgres: str) -> int:
+    """Every run the arguments ask for, against ``postgres`` (and SQLite); its tables printed."""
     ks = [int(k) for k in args.clients.split(",")]
     sizes = [int(s) for s in args.import_sizes.split(",") if s]
-    backends = databases(args.postgres, args.only)
+    backends = databases(postgres, args.only)
     loops: list[LoopResult] = []
     bulks: list[BulkResult] = []
     sweep = [int(w) for w in args.workers.split(",")] if args.workers else None
@@ -951,14 +986,14 @@ def main() -> int:
         runs = [(kinds[0], k) for k in ks] + [(kind, max(ks)) for kind in kinds[1:]]
         for workers in counts:
             for kind, k in runs:
-                loops.append(annotate_loop(backend, args.postgres, k, args.tasks, args.seconds, workers,
+                loops.append(annotate_loop(backend, postgres, k, args.tasks, args.seconds, workers,
                                            args.profile, args.other_writer, kind, args.inhouse, args.review,
                                            args.predictions, args.routing, args.media or args.fetch_media,
                                            args.fetch_media, args.active_learning, args.client_processes,
                                            args.server_cpus))
                 print_loop_table(loops[-1:], args.tasks, args.seconds)
         if not args.skip_bulk and sizes:
-            bulks += bulk(backend, args.postgres, sizes, counts[0])
+            bulks += bulk(backend, postgres, sizes, counts[0])
     print_loop_table(loops, args.tasks, args.seconds)
     if bulks:
         print_bulk_table(bulks)
