@@ -267,19 +267,6 @@ def process_tree(root: int) -> list[int]:
     return found
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time of these processes so far."""
-    ticks = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-            ticks += int(fields[11]) + int(fields[12])
-        except (OSError, IndexError, ValueError):
-            pass
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
 def cpu_split(pids: list[int]) -> tuple[float, float]:
     """User and system CPU seconds of these processes so far."""
     user = system = 0
@@ -292,6 +279,11 @@ def cpu_split(pids: list[int]) -> tuple[float, float]:
             pass
     tick = os.sysconf("SC_CLK_TCK")
     return user / tick, system / tick
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes so far."""
+    return sum(cpu_split(pids))
 
 
 def postgres_cpu(postmaster: int | None, leave_out: tuple[int, ...] = ()) -> tuple[float, float]:
@@ -444,22 +436,22 @@ def databases(postgres: str, only: str | None) -> list[str]:
 
 @contextmanager
 def delayed(url: str, delay_ms: float | None) -> Iterator[str]:
-    """``url``, or, with ``delay_ms``, a URL of the same database through ``_delay_proxy.py``, which
-    holds each of its replies back that long: a database across a network, on this machine."""
+    """``url``, or, with ``delay_ms``, a URL of the same database through a forwarder in this
+    process (``tests/forwarder.py``) that holds each of its replies back that long: a database
+    across a network, on this machine. The forwarder's CPU is in none of the tables' columns."""
     if not delay_ms:
         yield url
         return
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: its tests' forwarder
+    from tests.forwarder import Forwarder
+
     parsed = make_url(url)
-    proxy = subprocess.Popen([sys.executable, str(Path(__file__).with_name("_delay_proxy.py")), "--to",
-                              f"{parsed.host or '127.0.0.1'}:{parsed.port or 5432}", "--delay-ms", str(delay_ms)],
-                             stdout=subprocess.PIPE, text=True)
+    forwarder = Forwarder((parsed.host or "127.0.0.1", parsed.port or 5432), delay=delay_ms / 1000)
+    forwarder.open()
     try:
-        assert proxy.stdout is not None
-        port = int(proxy.stdout.readline())
-        yield parsed.set(host="127.0.0.1", port=port).render_as_string(hide_password=False)
+        yield parsed.set(host="127.0.0.1", port=forwarder.port).render_as_string(hide_password=False)
     finally:
-        proxy.terminate()
-        proxy.wait()
+        forwarder.shut()
 
 
 def postgres_reachable(url: str) -> bool:
@@ -954,8 +946,8 @@ def main() -> int:
                         help="keep the server's N processes on the first N of these CPUs, one each (e.g. 0-7; "
                              "run the rest under taskset on the others: servers measured on cores of their own)")
     parser.add_argument("--delay-ms", type=float, metavar="MS",
-                        help="PostgreSQL through _delay_proxy.py, each of its replies held back MS: a database on "
-                             "another machine (its own CPU is neither the server's nor the database's)")
+                        help="PostgreSQL through a forwarder that holds each of its replies back MS: a database on "
+                             "another machine (the forwarder's CPU is neither the server's nor the database's)")
     parser.add_argument("--client-run", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client_run:
